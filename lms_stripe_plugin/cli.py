@@ -1,0 +1,50 @@
+"""``flask lms-stripe …``: database migrations, failed-event replay, reconciliation with Stripe."""
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from . import migrate
+
+lms_stripe_cli = AppGroup("lms-stripe", help="Payments with Stripe (lms-stripe-plugin).")
+db_cli = AppGroup("db", help="The plugin's tables (its own Alembic history).")
+events_cli = AppGroup("events", help="Stored Stripe webhook events.")
+lms_stripe_cli.add_command(db_cli)
+lms_stripe_cli.add_command(events_cli)
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Create or update the plugin's tables."""
+    migrate.upgrade(revision)
+    click.echo(f"lms-stripe tables at {revision}.")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Step the plugin's tables back (``base`` removes them)."""
+    migrate.downgrade(revision)
+    click.echo(f"lms-stripe tables at {revision}.")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    migrate.current()
+
+
+@events_cli.command("replay")
+@click.option("--limit", default=500, show_default=True)
+def events_replay(limit: int) -> None:
+    """Handle again the stored events whose handling failed."""
+    from .webhooks import replay_failed
+
+    results = replay_failed(current_app.extensions["lms_stripe"], limit=limit)
+    for event_id, outcome in results:
+        click.echo(f"{event_id}: {outcome.message}")
+    failed = sum(1 for _id, outcome in results if outcome.status >= 400)
+    click.echo(f"{len(results)} replayed, {failed} still failing.")
+    if failed:
+        raise SystemExit(1)

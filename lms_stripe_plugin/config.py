@@ -1,0 +1,65 @@
+"""Configuration keys and their defaults. Every key starts with ``LMS_STRIPE_``."""
+from __future__ import annotations
+
+DEFAULTS: dict[str, object] = {
+    # Where the blueprint is mounted.
+    "LMS_STRIPE_URL_PREFIX": "/payments",
+    # Settings that, when set here, take precedence over the admin page (None = use the page).
+    "LMS_STRIPE_ENABLED": None,
+    "LMS_STRIPE_PUBLISHABLE_KEY": None,
+    "LMS_STRIPE_SECRET_KEY": None,
+    "LMS_STRIPE_WEBHOOK_SECRETS": None,  # a string, or a list/tuple (rotation)
+    "LMS_STRIPE_DEFAULT_CURRENCY": None,
+    "LMS_STRIPE_DEFAULT_VAT_RATE": None,
+    "LMS_STRIPE_VOUCHERS_ENABLED": None,
+    "LMS_STRIPE_WALLETS_ENABLED": None,
+    "LMS_STRIPE_KLARNA_ENABLED": None,
+    "LMS_STRIPE_KLARNA_MINIMUM": None,  # minor units of the default currency
+    "LMS_STRIPE_SEPA_DEBIT_ENABLED": None,
+    "LMS_STRIPE_AUTOMATIC_TAX": None,
+    "LMS_STRIPE_TERMS_URL": None,
+    # Stripe API base address: None for Stripe itself, or the sandbox's URL.
+    "LMS_STRIPE_API_BASE": None,
+    "LMS_STRIPE_TIMEOUT": 20,
+    "LMS_STRIPE_MAX_NETWORK_RETRIES": 2,
+    "LMS_STRIPE_WEBHOOK_TOLERANCE": 300,
+    # Key for encrypting secrets at rest; derived from SECRET_KEY when unset.
+    "LMS_STRIPE_ENCRYPTION_KEY": None,
+    # Fee table for the "what the school receives" estimate: (percent as a string, fixed minor units, currency).
+    "LMS_STRIPE_FEES": {
+        "card": {"percent": "1.5", "fixed": 25, "currency": "EUR"},
+        "klarna": {"percent": "4.9", "fixed": 40, "currency": "EUR"},
+    },
+    # Template the plugin's pages extend; a host sets its own layout (it must define block "content").
+    "LMS_STRIPE_BASE_TEMPLATE": "lms_stripe/base.html",
+    # Country used for the Stripe tax rates the plugin creates.
+    "LMS_STRIPE_TAX_COUNTRY": "FR",
+    # Checkout sessions expire after this many seconds (Stripe accepts 30 minutes to 24 hours).
+    "LMS_STRIPE_CHECKOUT_EXPIRY": 3600,
+    # Revoke access when a dispute is opened.
+    "LMS_STRIPE_REVOKE_ON_DISPUTE": True,
+    # Page size of the admin lists.
+    "LMS_STRIPE_PAGE_SIZE": 50,
+}
+
+#: Settings an administrator edits on the page, and the config key that overrides each.
+OVERRIDES: dict[str, str] = {
+    "enabled": "LMS_STRIPE_ENABLED",
+    "publishable_key": "LMS_STRIPE_PUBLISHABLE_KEY",
+    "secret_key": "LMS_STRIPE_SECRET_KEY",
+    "webhook_secrets": "LMS_STRIPE_WEBHOOK_SECRETS",
+    "default_currency": "LMS_STRIPE_DEFAULT_CURRENCY",
+    "default_vat_rate": "LMS_STRIPE_DEFAULT_VAT_RATE",
+    "vouchers_enabled": "LMS_STRIPE_VOUCHERS_ENABLED",
+    "wallets_enabled": "LMS_STRIPE_WALLETS_ENABLED",
+    "klarna_enabled": "LMS_STRIPE_KLARNA_ENABLED",
+    "klarna_minimum": "LMS_STRIPE_KLARNA_MINIMUM",
+    "sepa_debit_enabled": "LMS_STRIPE_SEPA_DEBIT_ENABLED",
+    "automatic_tax": "LMS_STRIPE_AUTOMATIC_TAX",
+    "terms_url": "LMS_STRIPE_TERMS_URL",
+}
+
+
+def apply_defaults(config) -> None:
+    for key, value in DEFAULTS.items():
+        config.setdefault(key, value)

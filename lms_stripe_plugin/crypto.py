@@ -1,0 +1,46 @@
+"""Encryption of secrets at rest (Stripe keys, webhook secrets) with Fernet."""
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography.fernet import Fernet, InvalidToken
+from flask import current_app
+
+from .errors import ConfigurationError
+
+
+def _fernet() -> Fernet:
+    key = current_app.config.get("LMS_STRIPE_ENCRYPTION_KEY")
+    if key:
+        return Fernet(key)
+    secret = current_app.config.get("SECRET_KEY")
+    if not secret:
+        raise ConfigurationError(
+            "Set SECRET_KEY (or LMS_STRIPE_ENCRYPTION_KEY) so that Stripe secrets can be encrypted at rest."
+        )
+    material = secret.encode() if isinstance(secret, str) else secret
+    digest = hashlib.sha256(b"lms-stripe-plugin/secrets\0" + material).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def encrypt(value: str) -> str:
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken as err:
+        raise ConfigurationError(
+            "A stored Stripe secret cannot be decrypted: SECRET_KEY or LMS_STRIPE_ENCRYPTION_KEY changed. "
+            "Enter the keys again on the payment settings page."
+        ) from err
+
+
+def mask(secret: str | None) -> str:
+    """``sk_test_…4242``: enough to recognise a key, never enough to use it."""
+    if not secret:
+        return ""
+    prefix = secret[: secret.find("_", 3) + 1] if secret.count("_") >= 2 else secret[:3]
+    return f"{prefix}…{secret[-4:]}"

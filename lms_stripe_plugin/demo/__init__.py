@@ -1,0 +1,55 @@
+"""A small reference LMS that sells its courses with lms-stripe-plugin, through the public host contract only.
+
+    python -m lms_stripe_plugin.demo          # the demo with the offline Stripe sandbox
+    create_app({"SQLALCHEMY_DATABASE_URI": ...})  # for tests
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from lms_stripe_plugin import StripePayments, migrate
+
+from .host import DemoHost
+from .models import db
+from .seed import seed
+from .views import bp
+
+#: Keys of the offline sandbox (test mode). Real Stripe keys switch the sandbox off.
+SANDBOX_KEYS = {
+    "publishable_key": "pk_test_sandbox_demo",
+    "secret_key": "sk_test_sandbox_demo",
+    "webhook_secret": "whsec_sandbox_demo",
+}
+
+
+def default_config(instance_path: str) -> dict:
+    return {
+        "SECRET_KEY": os.environ.get("DEMO_SECRET_KEY", "demo-only-secret-key-change-me"),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get(
+            "DEMO_DATABASE_URL", "sqlite:///" + str(Path(instance_path) / "demo.sqlite")),
+        "DEMO_USER_SWITCHER": True,
+        "DEMO_SEED": True,
+        "LMS_STRIPE_BASE_TEMPLATE": "demo/layout.html",
+        "LMS_STRIPE_API_BASE": os.environ.get("LMS_STRIPE_API_BASE"),
+        "DEMO_TERMS_URL": None,
+    }
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The demo app; ``config`` overrides the defaults (database URI, sandbox URL, …)."""
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(default_config(app.instance_path))
+    app.config.update(config or {})
+    db.init_app(app)
+    StripePayments(app, db=db, host=DemoHost())
+    app.register_blueprint(bp)
+    with app.app_context():
+        db.create_all()
+        migrate.upgrade()
+        if app.config["DEMO_SEED"]:
+            seed(app)
+    return app

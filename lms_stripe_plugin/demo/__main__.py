@@ -1,0 +1,46 @@
+"""``python -m lms_stripe_plugin.demo``: the demo LMS on http://127.0.0.1:5000 with the offline Stripe sandbox."""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the demo LMS with lms-stripe-plugin.")
+    parser.add_argument("--host", default=os.environ.get("DEMO_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "5000")))
+    parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("DEMO_SANDBOX_PORT", "12111")))
+    args = parser.parse_args()
+
+    from . import SANDBOX_KEYS, create_app
+
+    base = f"http://{args.host}:{args.port}"
+    config = {"DEMO_TERMS_URL": f"{base}/terms"}
+    if not os.environ.get("DEMO_DATABASE_URL"):
+        # The sandbox keeps its objects in memory: start the demo's database afresh with it.
+        database = Path(tempfile.gettempdir()) / "lms-stripe-demo.sqlite"
+        database.unlink(missing_ok=True)
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
+    sandbox = None
+    if not os.environ.get("LMS_STRIPE_API_BASE"):
+        from lms_stripe_plugin.sandbox import SandboxServer
+
+        sandbox = SandboxServer(port=args.sandbox_port, host=args.host, webhook_url=f"{base}/payments/webhook",
+                                webhook_secret=SANDBOX_KEYS["webhook_secret"])
+        sandbox.start()
+        config["LMS_STRIPE_API_BASE"] = sandbox.url
+    app = create_app(config)
+    print(f" * Demo LMS: {base}/catalog  (switch users at the top right)")
+    if sandbox is not None:
+        print(f" * Offline Stripe sandbox: {sandbox.url}  (card 4242 4242 4242 4242 pays)")
+    try:
+        app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The demo's implementation of `lms_stripe_plugin.Host`."""
+from __future__ import annotations
+
+from flask import session as web_session, url_for
+
+from lms_stripe_plugin.i18n import normalize_locale
+
+from .models import Course, Enrollment, User, db
+
+
+class DemoHost:
+    def current_user(self):
+        user_id = web_session.get("user_id")
+        return db.session.get(User, user_id) if user_id else None
+
+    def get_user(self, user_id: str):
+        return db.session.get(User, int(user_id)) if str(user_id).isdigit() else None
+
+    def get_course(self, course_id: str):
+        return db.session.get(Course, int(course_id)) if str(course_id).isdigit() else None
+
+    def user_id(self, user) -> str:
+        return str(user.id)
+
+    def course_id(self, course) -> str:
+        return str(course.id)
+
+    def course_title(self, course) -> str:
+        return course.title
+
+    def course_url(self, course) -> str:
+        return url_for("demo.course", course_id=course.id)
+
+    def user_email(self, user) -> str:
+        return user.email
+
+    def user_display_name(self, user) -> str:
+        return user.name
+
+    def user_audience(self, user) -> str:
+        return user.audience
+
+    def can_purchase(self, user, course) -> bool:
+        return user.role == "learner" or user.role == "admin"
+
+    def can_manage_payments(self, user) -> bool:
+        return user.role == "admin"
+
+    def can_enroll_others(self, user, course) -> bool:
+        return user.role in ("admin", "manager")
+
+    def is_enrolled(self, user, course) -> bool:
+        return db.session.query(Enrollment.id).filter_by(user_id=user.id, course_id=course.id).first() is not None
+
+    def enroll(self, user, course) -> None:
+        if not self.is_enrolled(user, course):
+            db.session.add(Enrollment(user_id=user.id, course_id=course.id))
+
+    def unenroll(self, user, course) -> None:
+        db.session.query(Enrollment).filter_by(user_id=user.id, course_id=course.id).delete()
+
+    def get_locale(self) -> str:
+        from flask import has_request_context, request
+
+        if not has_request_context():
+            return "en"
+        chosen = web_session.get("lang")
+        return chosen or normalize_locale(request.accept_languages.best_match(["fr", "en"]) or "en")

@@ -1,0 +1,36 @@
+"""The demo LMS's own tables: users, courses, enrollments."""
+from __future__ import annotations
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import Mapped, mapped_column
+
+db = SQLAlchemy()
+
+
+class User(db.Model):
+    __tablename__ = "demo_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(db.String(64), unique=True)
+    name: Mapped[str] = mapped_column(db.String(128))
+    email: Mapped[str] = mapped_column(db.String(255))
+    role: Mapped[str] = mapped_column(db.String(16), default="learner")  # admin | manager | learner
+    audience: Mapped[str] = mapped_column(db.String(16), default="public")  # internal | partner | public
+
+
+class Course(db.Model):
+    __tablename__ = "demo_courses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(db.String(255))
+    description: Mapped[str] = mapped_column(db.Text, default="")
+
+
+class Enrollment(db.Model):
+    __tablename__ = "demo_enrollments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(db.ForeignKey("demo_users.id"))
+    course_id: Mapped[int] = mapped_column(db.ForeignKey("demo_courses.id"))
+
+    __table_args__ = (db.UniqueConstraint("user_id", "course_id"),)

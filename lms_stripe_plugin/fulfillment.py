@@ -1,0 +1,139 @@
+"""Fulfilment: one idempotent function that brings a purchase in line with its Checkout Session.
+
+Called from the webhook and from the success page, in any order, any number of times, concurrently.
+Doubles are prevented by the database: state changes are conditional UPDATEs (only one caller wins the
+transition and enrolls), invoices are unique by Stripe id and by purchase.
+"""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import audit, signals
+from .errors import NotFound, PaymentsError
+from .invoices import record_invoice
+from .models import Customer, Purchase, utcnow
+from .txn import after_commit
+
+
+class SessionMismatch(PaymentsError):
+    """A Checkout Session claims a purchase, learner or course that does not match our records."""
+
+    status_code = 400
+
+
+def claimed_purchase_id(checkout_session: dict) -> int:
+    metadata = checkout_session.get("metadata") or {}
+    raw = metadata.get("lms_purchase_id")
+    reference = checkout_session.get("client_reference_id")
+    if not raw or not str(raw).isdigit() or reference != f"lms-purchase-{raw}":
+        raise SessionMismatch(f"Checkout Session {checkout_session.get('id')} does not name one of our purchases.")
+    return int(raw)
+
+
+def _check_claim(purchase: Purchase | None, cs: dict) -> Purchase:
+    metadata = cs.get("metadata") or {}
+    if purchase is None:
+        raise NotFound(f"No purchase matches Checkout Session {cs.get('id')}.")
+    mismatches = [
+        name for name, ours, theirs in (
+            ("user", purchase.user_id, metadata.get("lms_user_id")),
+            ("course", purchase.course_id, metadata.get("lms_course_id")),
+            ("currency", purchase.currency.lower(), (cs.get("currency") or "").lower()),
+            ("amount", purchase.amount, cs.get("amount_subtotal")),
+        ) if ours != theirs
+    ]
+    if purchase.stripe_checkout_session_id not in (None, cs.get("id")):
+        mismatches.append("session")
+    if mismatches:
+        raise SessionMismatch(
+            f"Checkout Session {cs.get('id')} does not match purchase {purchase.id} ({', '.join(mismatches)}).")
+    return purchase
+
+
+def sync_checkout_session(state, cs: dict) -> Purchase:
+    """Apply a Checkout Session, as Stripe returns it (``invoice`` and ``payment_intent`` expanded if possible)."""
+    session = state.session
+    purchase = _check_claim(session.get(Purchase, claimed_purchase_id(cs)), cs)
+    if purchase.stripe_checkout_session_id is None:
+        purchase.stripe_checkout_session_id = cs["id"]  # our commit after Stripe's answer was lost
+    _remember_customer(session, purchase, cs)
+    status, payment = cs.get("status"), cs.get("payment_status")
+    if status == "expired":
+        _transition(state, purchase, ("open",), "expired")
+    elif status == "complete" and payment in ("paid", "no_payment_required"):
+        _mark_paid(state, purchase, cs)
+    elif status == "complete" and _payment_failed(cs):
+        _mark_failed(state, purchase, cs)
+    elif status == "complete":
+        _transition(state, purchase, ("open",), "processing")
+    session.commit()
+    session.refresh(purchase)
+    return purchase
+
+
+def _transition(state, purchase: Purchase, from_states: tuple[str, ...], to_state: str, **values) -> bool:
+    """Move the purchase to ``to_state`` if it is in one of ``from_states``; True for the one caller that did."""
+    result = state.session.execute(
+        update(Purchase).where(Purchase.id == purchase.id, Purchase.status.in_(from_states))
+        .values(status=to_state, **values).execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _mark_paid(state, purchase: Purchase, cs: dict) -> None:
+    session, host = state.session, state.host
+    payment_intent = _id(cs.get("payment_intent"))
+    won = _transition(state, purchase, ("open", "processing"), "paid", paid_at=utcnow(),
+                      amount_paid=cs.get("amount_total"), stripe_payment_intent_id=payment_intent,
+                      stripe_customer_id=_id(cs.get("customer")))
+    if won:
+        user, course = host.get_user(purchase.user_id), host.get_course(purchase.course_id)
+        if user is None or course is None:
+            raise NotFound(f"Purchase {purchase.id}: the host no longer knows its user or course.")
+        host.enroll(user, course)
+        audit.record(session, "paid", user_id=purchase.user_id, course_id=purchase.course_id,
+                     purchase_id=purchase.id, amount=cs.get("amount_total"), currency=purchase.currency,
+                     checkout_session=cs.get("id"))
+        after_commit(session, lambda: signals.purchase_completed.send(
+            current_app._get_current_object(), purchase=purchase, user_id=purchase.user_id,
+            course_id=purchase.course_id))
+    invoice = cs.get("invoice")
+    if isinstance(invoice, dict):
+        record_invoice(state, invoice, purchase)
+
+
+def _payment_failed(cs: dict) -> bool:
+    intent = cs.get("payment_intent")
+    return isinstance(intent, dict) and intent.get("status") in ("requires_payment_method", "canceled")
+
+
+def _mark_failed(state, purchase: Purchase, cs: dict) -> None:
+    intent = cs.get("payment_intent") or {}
+    error = (intent.get("last_payment_error") or {}).get("message") or "The payment failed."
+    if _transition(state, purchase, ("open", "processing"), "failed", failure_reason=error):
+        audit.record(state.session, "payment_failed", user_id=purchase.user_id, course_id=purchase.course_id,
+                     purchase_id=purchase.id, reason=error)
+        after_commit(state.session, lambda: signals.payment_failed.send(
+            current_app._get_current_object(), purchase=purchase, reason=error))
+
+
+def _remember_customer(session, purchase: Purchase, cs: dict) -> None:
+    customer = _id(cs.get("customer"))
+    if not customer:
+        return
+    exists = session.scalar(select(Customer.id).where(
+        (Customer.stripe_customer_id == customer) |
+        ((Customer.user_id == purchase.user_id) & (Customer.livemode == purchase.livemode))))
+    if exists:
+        return
+    try:
+        with session.begin_nested():
+            session.add(Customer(user_id=purchase.user_id, livemode=purchase.livemode, stripe_customer_id=customer))
+    except IntegrityError:
+        pass  # stored by a concurrent fulfilment
+
+
+def _id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value

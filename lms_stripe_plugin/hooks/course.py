@@ -1,0 +1,104 @@
+"""``lms.course.settings_form``, ``lms.course.settings_saved`` and ``lms.course.detail_rendering``."""
+from __future__ import annotations
+
+from flask import url_for
+from marshmallow import ValidationError
+
+from .. import pricing, settings as payment_settings
+from ..host import AUDIENCES, audience_allows
+from ..rendering import render_fragment
+from ..schemas import PRICING_PREFIX, CoursePricingSchema, first_errors
+from ._state import plugin_state
+
+
+def settings_form(sender, course, form=None, errors=None, **_):
+    """The pricing section of the course settings form, with the saved (or just submitted) values."""
+    state = plugin_state(sender)
+    if state is None:
+        return None
+    course_id = state.host.course_id(course)
+    offer = pricing.get_offer(state.session, course_id)
+    current = payment_settings.load(state.session)
+    values = _form_values(offer, current, form)
+    breakdown = None
+    if offer is not None and offer.price is not None:
+        breakdown = pricing.breakdown(offer.price, offer.vat_rate)
+    return render_fragment(
+        "lms_stripe/course_settings.html", values=values, errors=errors or {}, prefix=PRICING_PREFIX,
+        audiences=AUDIENCES, breakdown=breakdown, settings=current,
+        preview_url=url_for("lms_stripe.pricing_preview"),
+    )
+
+
+def _form_values(offer, current, form) -> dict:
+    if form is not None:
+        return {name: form.get(PRICING_PREFIX + name, "") for name in CoursePricingSchema.NAMES}
+    if offer is None:
+        return {"paid": "", "price": "", "currency": current.default_currency,
+                "vat_rate": _rate_text(current.default_vat_rate), "audience": "public", "on_sale": "on"}
+    price = offer.price
+    return {
+        "paid": "on" if offer.is_paid else "",
+        "price": str(price.major) if price else "",
+        "currency": offer.currency or current.default_currency,
+        "vat_rate": _rate_text(offer.vat_rate),
+        "audience": offer.audience,
+        "on_sale": "on" if offer.on_sale else "",
+    }
+
+
+def _rate_text(basis_points: int) -> str:
+    whole, cents = divmod(basis_points, 100)
+    return f"{whole}" if not cents else f"{whole}.{cents:02d}".rstrip("0")
+
+
+def settings_saved(sender, course, form, **_):
+    """Validate and store the pricing; answer a dict of field errors (nothing stored) or None."""
+    state = plugin_state(sender)
+    if state is None:
+        return None
+    try:
+        data = CoursePricingSchema().load_form(form)
+    except ValidationError as err:
+        return {PRICING_PREFIX + name: message for name, message in first_errors(err.messages).items()}
+    actor = state.host.current_user()
+    pricing.save_offer(state.session, state.host.course_id(course), data,
+                       actor_id=state.host.user_id(actor) if actor is not None else None)
+    return None
+
+
+def detail_rendering(sender, course, user, **_):
+    """Price and Buy button, or "Enrolled" / "Pending payment", for the course page."""
+    state = plugin_state(sender)
+    if state is None:
+        return None
+    host = state.host
+    course_id = host.course_id(course)
+    offer = pricing.get_offer(state.session, course_id)
+    if offer is None or offer.price is None:
+        return render_fragment("lms_stripe/course_detail.html", offer=None, status="free")
+    status = _detail_status(state, offer, course, user)
+    return render_fragment(
+        "lms_stripe/course_detail.html", offer=offer, status=status,
+        checkout_url=url_for("lms_stripe.checkout", course_id=course_id),
+    )
+
+
+def _detail_status(state, offer, course, user) -> str:
+    from ..checkout import live_purchase
+
+    host = state.host
+    if user is None:
+        return "sign_in"
+    if host.is_enrolled(user, course):
+        return "enrolled"
+    purchase = live_purchase(state.session, host.user_id(user), offer.course_id)
+    if purchase is not None and purchase.status in ("processing", "paid"):
+        return "pending"
+    if not payment_settings.load(state.session).active:
+        return "unavailable"
+    if not offer.on_sale:
+        return "not_on_sale"
+    if not (audience_allows(offer.audience, host.user_audience(user)) and host.can_purchase(user, course)):
+        return "not_for_you"
+    return "resume" if purchase is not None else "buy"

@@ -1,0 +1,117 @@
+"""The host contract: the `Host` protocol the LMS implements, and the names of the signals it sends.
+
+Signals are blinker *named* signals, so the host sends them without importing the plugin::
+
+    from blinker import signal
+    results = signal("lms.catalog.rendering").send(current_app._get_current_object(),
+                                                   courses=courses, user=user)
+
+Users and courses are the host's own objects; the plugin only ever stores their ids as strings.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from .errors import HostContractError
+
+COURSE_SETTINGS_FORM = "lms.course.settings_form"
+COURSE_SETTINGS_SAVED = "lms.course.settings_saved"
+CATALOG_RENDERING = "lms.catalog.rendering"
+CATALOG_FILTERING = "lms.catalog.filtering"
+COURSE_DETAIL_RENDERING = "lms.course.detail_rendering"
+ENROLLMENT_REQUESTED = "lms.enrollment.requested"
+
+HOST_SIGNALS = (
+    COURSE_SETTINGS_FORM,
+    COURSE_SETTINGS_SAVED,
+    CATALOG_RENDERING,
+    CATALOG_FILTERING,
+    COURSE_DETAIL_RENDERING,
+    ENROLLMENT_REQUESTED,
+)
+
+#: Audiences a course can be sold to, narrowest first.
+AUDIENCES = ("internal", "partner", "public")
+
+
+@runtime_checkable
+class Host(Protocol):
+    """What the plugin needs from the LMS. Every method is required."""
+
+    def current_user(self) -> Any | None:
+        """The signed-in user of this request, or None."""
+
+    def get_user(self, user_id: str) -> Any | None:
+        """The user with this id, or None."""
+
+    def get_course(self, course_id: str) -> Any | None:
+        """The course with this id, or None."""
+
+    def user_id(self, user: Any) -> str:
+        """A user's id, as a string."""
+
+    def course_id(self, course: Any) -> str:
+        """A course's id, as a string."""
+
+    def course_title(self, course: Any) -> str:
+        """The course title shown to learners and printed on the invoice."""
+
+    def course_url(self, course: Any) -> str:
+        """The absolute or root-relative URL of the course page."""
+
+    def user_email(self, user: Any) -> str:
+        """The user's email address (sent to Stripe as the customer's)."""
+
+    def user_display_name(self, user: Any) -> str:
+        """The user's name as shown to administrators."""
+
+    def user_audience(self, user: Any) -> str:
+        """Which audience the user belongs to: "internal", "partner" or "public"."""
+
+    def can_purchase(self, user: Any, course: Any) -> bool:
+        """The host's own perimeter check: may this user buy this course at all?"""
+
+    def can_manage_payments(self, user: Any) -> bool:
+        """Is the user an administrator of payments (settings, invoices, cancellations)?"""
+
+    def can_enroll_others(self, user: Any, course: Any) -> bool:
+        """May the user enroll other people in this course from the back office?"""
+
+    def is_enrolled(self, user: Any, course: Any) -> bool:
+        """Is the user enrolled in the course?"""
+
+    def enroll(self, user: Any, course: Any) -> None:
+        """Enroll the user. Called after payment; must not send ``lms.enrollment.requested``; idempotent."""
+
+    def unenroll(self, user: Any, course: Any) -> None:
+        """Remove the user's access to the course; idempotent."""
+
+    def get_locale(self) -> str:
+        """The locale of the current request, e.g. "fr" or "en"."""
+
+
+REQUIRED_METHODS = tuple(
+    name for name, value in vars(Host).items() if callable(value) and not name.startswith("_")
+)
+
+
+def check_host(host: object) -> None:
+    """Raise `HostContractError` naming every `Host` method the adapter lacks."""
+    if host is None:
+        raise HostContractError(
+            "StripePayments needs a host adapter: pass host=... implementing lms_stripe_plugin.Host."
+        )
+    missing = [name for name in REQUIRED_METHODS if not callable(getattr(host, name, None))]
+    if missing:
+        raise HostContractError(
+            f"The host adapter {type(host).__name__} does not implement "
+            f"{', '.join(missing)} of lms_stripe_plugin.Host; add "
+            f"{'this method' if len(missing) == 1 else 'these methods'}."
+        )
+
+
+def audience_allows(course_audience: str, user_audience: str) -> bool:
+    """A course for an audience is open to that audience and the narrower ones (internal ⊂ partner ⊂ public)."""
+    if course_audience not in AUDIENCES or user_audience not in AUDIENCES:
+        return False
+    return AUDIENCES.index(user_audience) <= AUDIENCES.index(course_audience)

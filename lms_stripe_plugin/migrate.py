@@ -1,0 +1,29 @@
+"""Alembic, pointed at the plugin's own migrations and version table, on the host's database."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "lms_stripe_alembic_version"
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def upgrade(revision: str = "head") -> None:
+    """Bring the plugin's tables to ``revision`` (needs an app context)."""
+    command.upgrade(alembic_config(), revision)
+
+
+def downgrade(revision: str = "-1") -> None:
+    command.downgrade(alembic_config(), revision)
+
+
+def current() -> None:
+    command.current(alembic_config(), verbose=True)

@@ -1,0 +1,303 @@
+"""The plugin's tables (prefix ``lms_stripe_``). Host ids are opaque strings, never foreign keys.
+
+The models have their own metadata, so the host's ``db.create_all()`` and migrations never touch them;
+they are used through the host's Flask-SQLAlchemy session.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .money import Money
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: sa.DateTime(timezone=True)}
+
+
+HostId = sa.String(64)
+StripeId = sa.String(255)
+
+
+class Settings(Base):
+    """The payment settings an administrator enters; one row (id 1)."""
+
+    __tablename__ = "lms_stripe_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    publishable_key: Mapped[str | None] = mapped_column(sa.String(255))
+    secret_key_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    webhook_secrets_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    default_currency: Mapped[str] = mapped_column(sa.String(3), default="EUR")
+    default_vat_rate: Mapped[int] = mapped_column(default=2000)  # basis points
+    vouchers_enabled: Mapped[bool] = mapped_column(default=False)
+    wallets_enabled: Mapped[bool] = mapped_column(default=True)
+    klarna_enabled: Mapped[bool] = mapped_column(default=False)
+    klarna_minimum: Mapped[int | None] = mapped_column(sa.BigInteger)  # minor units, default currency
+    sepa_debit_enabled: Mapped[bool] = mapped_column(default=False)
+    automatic_tax: Mapped[bool] = mapped_column(default=False)
+    terms_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    updated_at: Mapped[datetime | None]
+    updated_by: Mapped[str | None] = mapped_column(HostId)
+
+
+class CourseOffer(Base):
+    """How a course is sold: price (tax-inclusive), VAT rate, audience, on sale or not."""
+
+    __tablename__ = "lms_stripe_course_offers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[str] = mapped_column(HostId, unique=True)
+    is_paid: Mapped[bool] = mapped_column(default=False)
+    amount: Mapped[int | None] = mapped_column(sa.BigInteger)  # gross, minor units
+    currency: Mapped[str | None] = mapped_column(sa.String(3))
+    vat_rate: Mapped[int] = mapped_column(default=0)  # basis points
+    audience: Mapped[str] = mapped_column(sa.String(16), default="public")
+    on_sale: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
+        sa.CheckConstraint("audience IN ('internal', 'partner', 'public')", name="audience_known"),
+        sa.CheckConstraint("NOT is_paid OR (amount IS NOT NULL AND currency IS NOT NULL)", name="paid_priced"),
+    )
+
+    @property
+    def price(self) -> Money | None:
+        return Money(self.amount, self.currency) if self.is_paid and self.amount else None
+
+
+class Customer(Base):
+    """A learner's Stripe customer, created once by their first checkout."""
+
+    __tablename__ = "lms_stripe_customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(HostId)
+    livemode: Mapped[bool] = mapped_column(default=False)
+    stripe_customer_id: Mapped[str] = mapped_column(StripeId, unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "livemode", name="uq_lms_stripe_customers_user_mode"),)
+
+
+class TaxRate(Base):
+    """An inclusive Stripe Tax Rate per (rate, country, mode), created once and remembered."""
+
+    __tablename__ = "lms_stripe_tax_rates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rate: Mapped[int]  # basis points
+    country: Mapped[str] = mapped_column(sa.String(2))
+    livemode: Mapped[bool] = mapped_column(default=False)
+    stripe_tax_rate_id: Mapped[str] = mapped_column(StripeId, unique=True)
+
+    __table_args__ = (
+        sa.UniqueConstraint("rate", "country", "livemode", name="uq_lms_stripe_tax_rates_rate_country_mode"),
+    )
+
+
+#: Purchase states. "open": checkout session created; "processing": paid by a delayed method, not settled.
+PURCHASE_STATES = ("open", "processing", "paid", "failed", "expired", "cancelled")
+#: States in which a purchase blocks another one for the same learner and course.
+LIVE_PURCHASE_STATES = ("open", "processing", "paid")
+
+
+class Purchase(Base):
+    """One attempt by a learner to buy a course, from checkout click to paid (or not)."""
+
+    __tablename__ = "lms_stripe_purchases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(HostId, index=True)
+    course_id: Mapped[str] = mapped_column(HostId, index=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="open")
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # gross shown to the learner, minor units
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    vat_rate: Mapped[int] = mapped_column(default=0)
+    amount_paid: Mapped[int | None] = mapped_column(sa.BigInteger)  # after vouchers, from Stripe
+    amount_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    checkout_url: Mapped[str | None] = mapped_column(sa.Text)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(StripeId, index=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(StripeId)
+    livemode: Mapped[bool] = mapped_column(default=False)
+    failure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    disputed: Mapped[bool] = mapped_column(default=False)
+    dispute_status: Mapped[str | None] = mapped_column(sa.String(32))
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+
+    invoice: Mapped["Invoice | None"] = relationship(back_populates="purchase", uselist=False)
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('open', 'processing', 'paid', 'failed', 'expired', 'cancelled')", name="status_known"
+        ),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        # At most one live purchase per learner and course: no double payment, one open session.
+        sa.Index(
+            "uq_lms_stripe_purchases_live",
+            "user_id",
+            "course_id",
+            unique=True,
+            sqlite_where=sa.text("status IN ('open', 'processing', 'paid')"),
+            postgresql_where=sa.text("status IN ('open', 'processing', 'paid')"),
+        ),
+    )
+
+    @property
+    def price(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class Invoice(Base):
+    """Our record of a Stripe invoice (Stripe numbers it and renders its PDF)."""
+
+    __tablename__ = "lms_stripe_invoices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(StripeId, unique=True)
+    purchase_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), unique=True)
+    number: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    user_id: Mapped[str] = mapped_column(HostId, index=True)
+    course_id: Mapped[str] = mapped_column(HostId, index=True)
+    user_email: Mapped[str | None] = mapped_column(sa.String(320), index=True)
+    user_name: Mapped[str | None] = mapped_column(sa.String(255))
+    course_title: Mapped[str | None] = mapped_column(sa.String(500))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    net: Mapped[int] = mapped_column(sa.BigInteger)
+    vat: Mapped[int] = mapped_column(sa.BigInteger)
+    gross: Mapped[int] = mapped_column(sa.BigInteger)
+    amount_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    status: Mapped[str] = mapped_column(sa.String(24), default="paid")
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    pdf_url: Mapped[str | None] = mapped_column(sa.Text)
+    hosted_url: Mapped[str | None] = mapped_column(sa.Text)
+    credit_note_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    credit_note_number: Mapped[str | None] = mapped_column(sa.String(64))
+    credit_note_pdf_url: Mapped[str | None] = mapped_column(sa.Text)
+    cancelled_at: Mapped[datetime | None]
+
+    purchase: Mapped[Purchase] = relationship(back_populates="invoice")
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('paid', 'partially_refunded', 'refund_pending', 'cancelled')", name="status_known"
+        ),
+        sa.CheckConstraint("net + vat = gross", name="amounts_add_up"),
+    )
+
+
+class Refund(Base):
+    """A refund we asked Stripe for (or that Stripe told us of), and where it stands."""
+
+    __tablename__ = "lms_stripe_refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), index=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    stripe_credit_note_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(16), default="requested")
+    full: Mapped[bool] = mapped_column(default=False)
+    revoke_access: Mapped[bool] = mapped_column(default=False)
+    origin: Mapped[str] = mapped_column(sa.String(16), default="admin")  # admin | dashboard
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    failure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    actor_id: Mapped[str | None] = mapped_column(HostId)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    purchase: Mapped[Purchase] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('requested', 'pending', 'succeeded', 'failed', 'canceled')", name="status_known"
+        ),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+
+class Dispute(Base):
+    __tablename__ = "lms_stripe_disputes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(StripeId, unique=True)
+    purchase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Event(Base):
+    """A Stripe webhook event, stored once by id before it is handled."""
+
+    __tablename__ = "lms_stripe_events"
+
+    id: Mapped[str] = mapped_column(StripeId, primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(128), index=True)
+    livemode: Mapped[bool] = mapped_column(default=False)
+    payload: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16), default="received", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('received', 'processed', 'failed', 'ignored')", name="status_known"),
+    )
+
+
+class FreeEnrollment(Base):
+    """An enrollment into a paid course made from the back office: no charge, no invoice."""
+
+    __tablename__ = "lms_stripe_free_enrollments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(HostId, index=True)
+    course_id: Mapped[str] = mapped_column(HostId, index=True)
+    actor_id: Mapped[str] = mapped_column(HostId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One payment action, who did it and when."""
+
+    __tablename__ = "lms_stripe_audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(sa.String(48), index=True)
+    actor_id: Mapped[str | None] = mapped_column(HostId)  # None: Stripe or the system
+    user_id: Mapped[str | None] = mapped_column(HostId, index=True)
+    course_id: Mapped[str | None] = mapped_column(HostId)
+    purchase_id: Mapped[int | None] = mapped_column(sa.Integer)
+    details: Mapped[str | None] = mapped_column(sa.Text)  # JSON
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+ALL_TABLES = Base.metadata.sorted_tables

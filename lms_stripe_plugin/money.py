@@ -1,0 +1,190 @@
+"""Money as integer minor units with an ISO 4217 code: parsing, Stripe's currency rules, VAT, formatting."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from babel.numbers import format_currency
+
+#: Currencies Stripe charges in (presentment currencies).
+STRIPE_CURRENCIES = frozenset(
+    """usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd
+    cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd hkd
+    hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd lsl mad mdl mga
+    mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron
+    rsd rub rwf sar sbd scr sek sgd shp sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx uyu uzs
+    vnd vuv wst xaf xcd xof xpf yer zar zmw""".upper().split()
+)
+ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
+THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
+#: Stripe takes ISK as a two-decimal amount that must be a whole number of krónur.
+WHOLE_UNITS_ONLY = frozenset({"ISK"})
+#: Stripe's minimum charge, in minor units, for the common currencies (others: 1 minor unit).
+MINIMUM_CHARGE = {"USD": 50, "EUR": 50, "GBP": 30, "CHF": 50, "CAD": 50, "AUD": 50, "JPY": 50,
+                  "DKK": 250, "SEK": 300, "NOK": 300, "PLN": 200, "CZK": 1500, "HUF": 17500}
+#: Stripe's maximum amount for one charge (eight digits of minor units).
+MAXIMUM_CHARGE = 99_999_999
+
+_SPACES = re.compile(r"[\s\u00a0\u202f'’_]")
+
+
+class MoneyError(ValueError):
+    """Text or an amount that is not valid money. ``code`` and ``params`` let callers translate it."""
+
+    def __init__(self, message: str, code: str = "invalid", **params):
+        super().__init__(message)
+        self.code = code
+        self.params = params
+
+
+def normalize_currency(code: str) -> str:
+    code = (code or "").strip().upper()
+    if code not in STRIPE_CURRENCIES:
+        raise MoneyError(f"Unknown or unsupported currency: {code or '(empty)'}.", "currency")
+    return code
+
+
+def exponent(currency: str) -> int:
+    """Number of decimals in Stripe's minor unit for this currency."""
+    currency = currency.upper()
+    if currency in ZERO_DECIMAL:
+        return 0
+    if currency in THREE_DECIMAL:
+        return 3
+    return 2
+
+
+@dataclass(frozen=True, order=True)
+class Money:
+    """An amount in minor units of a currency, as Stripe counts them."""
+
+    amount: int
+    currency: str
+
+    def __post_init__(self):
+        if not isinstance(self.amount, int) or isinstance(self.amount, bool):
+            raise TypeError("Money.amount must be an int of minor units")
+        object.__setattr__(self, "currency", self.currency.upper())
+
+    @property
+    def major(self) -> Decimal:
+        return Decimal(self.amount).scaleb(-exponent(self.currency))
+
+    def format(self, locale: str = "en") -> str:
+        """Format for a locale: ``49,90 €`` in French, ``€49.90`` in English."""
+        return format_currency(self.major, self.currency, locale=locale)
+
+    def __add__(self, other: "Money") -> "Money":
+        self._same_currency(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: "Money") -> "Money":
+        self._same_currency(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def _same_currency(self, other: "Money") -> None:
+        if other.currency != self.currency:
+            raise MoneyError(f"Cannot mix {self.currency} and {other.currency}.", "mixed")
+
+
+def _to_decimal(text: str, digits: int) -> Decimal:
+    cleaned = _SPACES.sub("", text or "")
+    if not cleaned:
+        raise MoneyError("Enter an amount.", "empty")
+    if not re.fullmatch(r"[0-9.,]+", cleaned) or not cleaned[0].isdigit():
+        raise MoneyError(f"“{text}” is not an amount: use digits, with a comma or a point for decimals.", "syntax")
+    if "," in cleaned and "." in cleaned:
+        decimal_sep = "," if cleaned.rfind(",") > cleaned.rfind(".") else "."
+    else:
+        decimal_sep = _single_separator_role(cleaned, digits)
+    whole, _, frac = cleaned.rpartition(decimal_sep) if decimal_sep else (cleaned, "", "")
+    if not decimal_sep:
+        whole, frac = cleaned, ""
+    groups = re.split(r"[.,]", whole)
+    if len(groups) > 1 and (not groups[0] or any(len(g) != 3 for g in groups[1:])):
+        raise MoneyError(f"“{text}” has misplaced thousands separators.", "syntax")
+    if decimal_sep and not frac:
+        raise MoneyError(f"“{text}” ends with a separator.", "syntax")
+    try:
+        return Decimal("".join(groups) + ("." + frac if frac else ""))
+    except InvalidOperation as err:  # pragma: no cover - the regex above prevents it
+        raise MoneyError(f"“{text}” is not an amount.", "syntax") from err
+
+
+def _single_separator_role(cleaned: str, digits: int) -> str | None:
+    """With one kind of separator: is it the decimal separator (returned) or thousands (None)?"""
+    sep = "," if "," in cleaned else "." if "." in cleaned else None
+    if sep is None:
+        return None
+    if cleaned.count(sep) > 1:
+        return None
+    after = len(cleaned) - cleaned.index(sep) - 1
+    if after == 3 and digits < 3:
+        return None
+    return sep
+
+
+def parse_money(text: str, currency: str) -> Money:
+    """Parse an amount as an administrator types it ("49,90", "49.90", "1 234,50") into Money.
+
+    Raises `MoneyError` with a message for the form when the text is not a valid price in that currency.
+    """
+    currency = normalize_currency(currency)
+    digits = exponent(currency)
+    value = _to_decimal(text, digits)
+    if value != value.quantize(Decimal(1).scaleb(-digits)):
+        raise MoneyError(f"{currency} allows at most {digits} decimals.", "decimals", digits=digits)
+    money = Money(int(value.scaleb(digits)), currency)
+    check_chargeable(money)
+    return money
+
+
+def check_chargeable(money: Money) -> None:
+    """Raise `MoneyError` unless Stripe can charge exactly this amount."""
+    currency, amount = money.currency, money.amount
+    minimum = MINIMUM_CHARGE.get(currency, 1)
+    if amount < minimum:
+        raise MoneyError(f"The amount must be at least {Money(minimum, currency).format('en')}.", "minimum",
+                         limit=Money(minimum, currency))
+    if amount > MAXIMUM_CHARGE:
+        raise MoneyError(f"The amount must be at most {Money(MAXIMUM_CHARGE, currency).format('en')}.", "maximum",
+                         limit=Money(MAXIMUM_CHARGE, currency))
+    if currency in THREE_DECIMAL and amount % 10:
+        raise MoneyError(f"Stripe charges {currency} in multiples of 0.010.", "step", step=Money(10, currency))
+    if currency in WHOLE_UNITS_ONLY and amount % 100:
+        raise MoneyError(f"Stripe charges {currency} in whole units.", "step", step=Money(100, currency))
+
+
+# VAT rates are stored in basis points (2000 = 20 %, 550 = 5.5 %) so that they stay integers.
+
+def parse_rate(text: str) -> int:
+    """Parse a VAT rate typed as "20", "5,5" or "5.5 %" into basis points."""
+    cleaned = _SPACES.sub("", str(text or "")).rstrip("%").replace(",", ".")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation as err:
+        raise MoneyError(f"“{text}” is not a rate.", "syntax") from err
+    if not value.is_finite() or value < 0 or value >= 100:
+        raise MoneyError("A VAT rate is between 0 and 100 %.", "range")
+    if value != value.quantize(Decimal("0.01")):
+        raise MoneyError("A VAT rate has at most two decimals.", "decimals")
+    return int(value * 100)
+
+
+def format_rate(basis_points: int, locale: str = "en") -> str:
+    from babel.numbers import format_decimal
+
+    return format_decimal(Decimal(basis_points) / 100, locale=locale) + " %"
+
+
+def vat_split(gross: Money, rate_bp: int) -> tuple[Money, Money]:
+    """Split a tax-inclusive price into (net, VAT); net + VAT == gross exactly."""
+    net = (Decimal(gross.amount) * 10000 / (10000 + rate_bp)).quantize(Decimal(1), ROUND_HALF_UP)
+    net_money = Money(int(net), gross.currency)
+    return net_money, gross - net_money
+
+
+def percent_of(money: Money, percent: Decimal) -> Money:
+    return Money(int((Decimal(money.amount) * percent / 100).quantize(Decimal(1), ROUND_HALF_UP)),
+                 money.currency)

@@ -1,0 +1,74 @@
+"""Course offers: how a course is sold, its VAT breakdown and what the school receives after fees."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import select
+
+from . import audit
+from .models import CourseOffer
+from .money import Money, percent_of, vat_split
+
+
+def get_offer(session, course_id: str) -> CourseOffer | None:
+    return session.scalar(select(CourseOffer).where(CourseOffer.course_id == course_id))
+
+
+def offers_for(session, course_ids) -> dict[str, CourseOffer]:
+    ids = [str(c) for c in course_ids]
+    if not ids:
+        return {}
+    rows = session.scalars(select(CourseOffer).where(CourseOffer.course_id.in_(ids)))
+    return {row.course_id: row for row in rows}
+
+
+def save_offer(session, course_id: str, data: dict, *, actor_id: str | None) -> CourseOffer:
+    """Store a validated offer (from `CoursePricingSchema`) in one transaction."""
+    offer = get_offer(session, course_id) or CourseOffer(course_id=course_id)
+    offer.is_paid = data["is_paid"]
+    if data["is_paid"]:
+        offer.amount, offer.currency = data["amount"], data["currency"]
+        offer.vat_rate, offer.audience, offer.on_sale = data["vat_rate"], data["audience"], data["on_sale"]
+    session.add(offer)
+    audit.record(session, "course_pricing_changed", actor_id=actor_id, course_id=course_id,
+                 paid=offer.is_paid, amount=offer.amount, currency=offer.currency, vat_rate=offer.vat_rate,
+                 audience=offer.audience, on_sale=offer.on_sale)
+    session.commit()
+    return offer
+
+
+@dataclass(frozen=True)
+class FeeEstimate:
+    method: str
+    fee: Money
+    received: Money
+    extra_fixed: Money | None  # a fixed fee in another currency, not deducted
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    gross: Money
+    net: Money
+    vat: Money
+    vat_rate: int
+    fees: tuple[FeeEstimate, ...]
+
+
+def breakdown(gross: Money, vat_rate: int) -> Breakdown:
+    """Net, VAT and gross of a tax-inclusive price, and what the school receives per payment method."""
+    net, vat = vat_split(gross, vat_rate)
+    fees = tuple(_fee(method, gross, table) for method, table in current_app.config["LMS_STRIPE_FEES"].items())
+    return Breakdown(gross=gross, net=net, vat=vat, vat_rate=vat_rate, fees=fees)
+
+
+def _fee(method: str, gross: Money, table: dict) -> FeeEstimate:
+    fee = percent_of(gross, Decimal(str(table["percent"])))
+    fixed = Money(int(table["fixed"]), table.get("currency", gross.currency))
+    extra = None
+    if fixed.currency == gross.currency:
+        fee = fee + fixed
+    else:
+        extra = fixed
+    return FeeEstimate(method=method, fee=fee, received=gross - fee, extra_fixed=extra)

@@ -1,0 +1,116 @@
+"""Payment settings: the administrator's page merged with app config (config wins)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from flask import current_app, g, has_request_context
+
+from . import audit, crypto
+from .config import OVERRIDES
+from .models import Settings, utcnow
+
+
+@dataclass
+class EffectiveSettings:
+    """The settings in force, with where each came from. Secrets are held decrypted, never rendered."""
+
+    enabled: bool = False
+    publishable_key: str | None = None
+    secret_key: str | None = None
+    webhook_secrets: list[str] = field(default_factory=list)
+    default_currency: str = "EUR"
+    default_vat_rate: int = 2000
+    vouchers_enabled: bool = False
+    wallets_enabled: bool = True
+    klarna_enabled: bool = False
+    klarna_minimum: int | None = None
+    sepa_debit_enabled: bool = False
+    automatic_tax: bool = False
+    terms_url: str | None = None
+    overridden: frozenset[str] = frozenset()
+
+    @property
+    def livemode(self) -> bool:
+        return bool(self.secret_key and "_live_" in self.secret_key)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.publishable_key and self.secret_key and self.webhook_secrets)
+
+    @property
+    def active(self) -> bool:
+        """Payments are on and Stripe is configured: learners can buy."""
+        return self.enabled and self.configured
+
+
+def _from_row(row: Settings | None) -> dict:
+    if row is None:
+        return {}
+    values = {name: getattr(row, name) for name in (
+        "enabled", "publishable_key", "default_currency", "default_vat_rate", "vouchers_enabled",
+        "wallets_enabled", "klarna_enabled", "klarna_minimum", "sepa_debit_enabled", "automatic_tax",
+        "terms_url")}
+    values["secret_key"] = crypto.decrypt(row.secret_key_encrypted) if row.secret_key_encrypted else None
+    values["webhook_secrets"] = (
+        json.loads(crypto.decrypt(row.webhook_secrets_encrypted)) if row.webhook_secrets_encrypted else []
+    )
+    return values
+
+
+def _from_config(config) -> dict:
+    values = {}
+    for name, key in OVERRIDES.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        if name == "webhook_secrets" and isinstance(value, str):
+            value = [value]
+        if name == "default_currency":
+            value = value.upper()
+        values[name] = list(value) if name == "webhook_secrets" else value
+    return values
+
+
+def load(session) -> EffectiveSettings:
+    """The settings in force; one query per request (cached on ``g``)."""
+    if has_request_context() and "lms_stripe_settings" in g:
+        return g.lms_stripe_settings
+    row = session.get(Settings, 1)
+    values = {k: v for k, v in _from_row(row).items() if v is not None}
+    overrides = _from_config(current_app.config)
+    values.update(overrides)
+    settings = EffectiveSettings(**values, overridden=frozenset(overrides))
+    if has_request_context():
+        g.lms_stripe_settings = settings
+    return settings
+
+
+def forget_cached() -> None:
+    if has_request_context():
+        g.pop("lms_stripe_settings", None)
+
+
+def save(session, data: dict, *, actor_id: str | None) -> Settings:
+    """Store validated settings (from `SettingsSchema`) in one transaction and log the change.
+
+    Secrets absent from ``data`` keep their stored value; secrets are encrypted before they are stored.
+    """
+    row = session.get(Settings, 1) or Settings(id=1)
+    changed = []
+    for name, value in data.items():
+        if name == "secret_key":
+            row.secret_key_encrypted = crypto.encrypt(value)
+        elif name == "webhook_secrets":
+            row.webhook_secrets_encrypted = crypto.encrypt(json.dumps(value))
+        elif getattr(row, name) == value:
+            continue
+        else:
+            setattr(row, name, value)
+        changed.append(name)
+    row.updated_at, row.updated_by = utcnow(), actor_id
+    session.add(row)
+    audit.record(session, "settings_changed", actor_id=actor_id, fields=sorted(changed))
+    session.commit()
+    forget_cached()
+    return row

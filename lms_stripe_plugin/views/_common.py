@@ -1,0 +1,104 @@
+"""What every view shares: who is asking, CSRF, error pages and security headers."""
+from __future__ import annotations
+
+import logging
+
+from flask import abort, current_app, jsonify, request
+from flask_wtf.csrf import CSRFError, validate_csrf
+from werkzeug.exceptions import HTTPException
+from wtforms.validators import ValidationError as CSRFValidationError
+
+from ..errors import PaymentsError
+from ..i18n import gettext as _
+from ..rendering import render
+
+log = logging.getLogger(__name__)
+
+#: Views that take no CSRF token (Stripe signs them instead).
+CSRF_EXEMPT = {"lms_stripe.webhook"}
+MAX_FORM_BYTES = 64 * 1024
+
+
+def state():
+    return current_app.extensions["lms_stripe"]
+
+
+def current_user():
+    return state().host.current_user()
+
+
+def require_user():
+    user = current_user()
+    if user is None:
+        abort(401)
+    return user
+
+
+def require_admin():
+    user = require_user()
+    if not state().host.can_manage_payments(user):
+        abort(403)
+    return user
+
+
+def actor_id(user) -> str | None:
+    return state().host.user_id(user) if user is not None else None
+
+
+def wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return request.is_json or (best == "application/json" and request.accept_mimetypes[best] >
+                               request.accept_mimetypes["text/html"])
+
+
+def error_response(status: int, message: str, *, errors: dict | None = None):
+    if wants_json():
+        body = {"error": {"status": status, "message": message}}
+        if errors:
+            body["error"]["fields"] = errors
+        return jsonify(body), status
+    return render("lms_stripe/error.html", status=status, message=message), status
+
+
+_HTTP_MESSAGES = {
+    400: lambda: _("The request could not be understood."),
+    401: lambda: _("Sign in to continue."),
+    403: lambda: _("You are not allowed to do this."),
+    404: lambda: _("This page does not exist, or is not yours."),
+    405: lambda: _("This action is not available this way."),
+    413: lambda: _("The request is too large."),
+    415: lambda: _("This content type is not accepted."),
+}
+
+
+def install(bp) -> None:
+    @bp.before_request
+    def _check_request():
+        if request.content_length and request.content_length > MAX_FORM_BYTES and \
+                request.endpoint not in CSRF_EXEMPT:
+            abort(413)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.endpoint not in CSRF_EXEMPT:
+            token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken")
+            try:
+                validate_csrf(token)
+            except (CSRFValidationError, CSRFError):
+                return error_response(400, _("This form has expired or was not sent from this site: "
+                                             "reload the page and try again."))
+        return None
+
+    @bp.after_request
+    def _security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @bp.errorhandler(PaymentsError)
+    def _payments_error(err: PaymentsError):
+        return error_response(err.status_code, err.message)
+
+    @bp.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        message = _HTTP_MESSAGES.get(err.code, lambda: err.description)()
+        return error_response(err.code or 500, message)

@@ -1,0 +1,95 @@
+"""The learner's purchase: the course's payment page, the Buy click, and Stripe's return pages."""
+from __future__ import annotations
+
+from flask import abort, redirect, request
+
+from .. import checkout, pricing, settings as payment_settings
+from ..errors import NotPurchasable, PaymentsError
+from ..fulfillment import SessionMismatch, sync_checkout_session
+from ..models import Purchase
+from ..rendering import render
+from ..webhooks import EXPAND_SESSION
+from ._common import require_user, state
+
+
+def register(bp) -> None:
+    bp.add_url_rule("/courses/<course_id>", "course_payment", course_payment)
+    bp.add_url_rule("/checkout/<course_id>", "checkout", start, methods=["POST"])
+    bp.add_url_rule("/checkout/success", "checkout_success", success)
+    bp.add_url_rule("/checkout/cancel/<int:purchase_id>", "checkout_cancel", cancel)
+
+
+def _course_or_404(course_id: str):
+    course = state().host.get_course(course_id) if len(course_id) <= 64 else None
+    if course is None:
+        abort(404)
+    return course
+
+
+def course_payment(course_id: str):
+    """The payment page a paid course's enrollment refusal points to: price, what is included, Buy."""
+    user = require_user()
+    course = _course_or_404(course_id)
+    st = state()
+    offer = pricing.get_offer(st.session, course_id)
+    settings = payment_settings.load(st.session)
+    refusal = None
+    try:
+        checkout.check_purchasable(st, user, course, settings, offer)
+    except NotPurchasable as err:
+        refusal = err.message
+    breakdown = pricing.breakdown(offer.price, offer.vat_rate) if offer and offer.price else None
+    return render("lms_stripe/course_payment.html", course=course, title=st.host.course_title(course),
+                  course_url=st.host.course_url(course), offer=offer, breakdown=breakdown, refusal=refusal,
+                  course_id=course_id, settings=settings)
+
+
+def start(course_id: str):
+    user = require_user()
+    course = _course_or_404(course_id)
+    try:
+        url = checkout.start_checkout(state(), user, course)
+    except NotPurchasable as err:
+        return render("lms_stripe/refused.html", message=err.message, course_url=state().host.course_url(course)), 409
+    return redirect(url, code=303)
+
+
+def success():
+    """Stripe's return: fulfil now if the webhook has not yet, then show the course or "processing"."""
+    user = require_user()
+    st = state()
+    session_id = request.args.get("session_id", "")
+    if not session_id.startswith("cs_") or len(session_id) > 255:
+        abort(404)
+    purchase = st.session.query(Purchase).filter_by(stripe_checkout_session_id=session_id).one_or_none()
+    if purchase is None or purchase.user_id != st.host.user_id(user):
+        abort(404)
+    if purchase.status in ("open", "processing"):
+        purchase = _fulfil(st, session_id) or purchase
+    course = st.host.get_course(purchase.course_id)
+    return render("lms_stripe/success.html", purchase=purchase, course=course,
+                  course_url=st.host.course_url(course) if course is not None else None,
+                  title=st.host.course_title(course) if course is not None else purchase.course_id)
+
+
+def _fulfil(st, session_id: str):
+    settings = payment_settings.load(st.session)
+    try:
+        cs = st.gateway.retrieve_checkout_session(session_id, api_key=settings.secret_key, expand=EXPAND_SESSION)
+        return sync_checkout_session(st, cs)
+    except SessionMismatch:
+        abort(404)
+    except PaymentsError:
+        st.session.rollback()
+        return None  # Stripe unreachable: the webhook will fulfil; the page says "processing"
+
+
+def cancel(purchase_id: int):
+    user = require_user()
+    st = state()
+    purchase = st.session.get(Purchase, purchase_id)
+    if purchase is None or purchase.user_id != st.host.user_id(user):
+        abort(404)
+    course = st.host.get_course(purchase.course_id)
+    return render("lms_stripe/cancelled.html", course_url=st.host.course_url(course) if course else None,
+                  title=st.host.course_title(course) if course else purchase.course_id)

@@ -1,0 +1,103 @@
+"""Invoices: "My invoices" for learners, "Invoices" for administrators (filters, totals, CSV)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask import Response, abort, current_app, redirect, request, url_for
+
+from .. import invoices as service
+from ..i18n import gettext as _
+from ..models import Invoice
+from ..money import Money
+from ..rendering import render
+from ._common import error_response, require_admin, require_user, state
+
+
+def register(bp) -> None:
+    bp.add_url_rule("/invoices", "my_invoices", my_invoices)
+    bp.add_url_rule("/invoices/<int:invoice_id>/pdf", "invoice_pdf", invoice_pdf)
+    bp.add_url_rule("/admin/invoices", "admin_invoices", admin_invoices)
+    bp.add_url_rule("/admin/invoices.csv", "admin_invoices_csv", admin_invoices_csv)
+
+
+def my_invoices():
+    user = require_user()
+    st = state()
+    rows = service.learner_invoices(st.session, st.host.user_id(user))
+    return render("lms_stripe/my_invoices.html", invoices=rows)
+
+
+def invoice_pdf(invoice_id: int):
+    """Redirect to the invoice's PDF at Stripe: only for its learner or a payments administrator."""
+    user = require_user()
+    st = state()
+    invoice = st.session.get(Invoice, invoice_id)
+    if invoice is None or (invoice.user_id != st.host.user_id(user) and not st.host.can_manage_payments(user)):
+        abort(404)
+    if not invoice.pdf_url:
+        return error_response(404, _("Stripe has not produced this invoice's PDF yet: try again in a minute."))
+    return redirect(invoice.pdf_url)
+
+
+def _parse_filter(args) -> tuple[service.InvoiceFilter, dict]:
+    errors = {}
+
+    def day(name):
+        raw = (args.get(name) or "").strip()
+        if not raw:
+            return None
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            errors[name] = _("Use a date like 2026-01-31.")
+            return None
+
+    def text(name, limit=200):
+        raw = (args.get(name) or "").strip()
+        if len(raw) > limit:
+            errors[name] = _("At most %(n)s characters.", n=limit)
+            return None
+        return raw or None
+
+    status = text("status")
+    if status and status not in ("paid", "partially_refunded", "refund_pending", "cancelled"):
+        errors["status"] = _("Unknown status.")
+        status = None
+    flt = service.InvoiceFilter(status=status, course_id=text("course", 64), user_id=text("learner", 64),
+                                date_from=day("from"), date_to=day("to"), q=text("q"))
+    return flt, errors
+
+
+def _parse_cursor(raw: str | None):
+    if not raw:
+        return None
+    try:
+        stamp, _sep, ident = raw.rpartition("_")
+        return datetime.fromisoformat(stamp), int(ident)
+    except ValueError:
+        abort(400)
+
+
+def admin_invoices():
+    require_admin()
+    st = state()
+    flt, errors = _parse_filter(request.args)
+    limit = current_app.config["LMS_STRIPE_PAGE_SIZE"]
+    rows, more = service.admin_page(st.session, flt, after=_parse_cursor(request.args.get("after")), limit=limit)
+    next_cursor = f"{rows[-1].issued_at.isoformat()}_{rows[-1].id}" if more and rows else None
+    args = {k: v for k, v in request.args.items() if k != "after"}
+    return render("lms_stripe/admin/invoices.html", invoices=rows, totals=service.totals(st.session, flt),
+                  errors=errors, args=args, next_url=url_for("lms_stripe.admin_invoices", after=next_cursor, **args)
+                  if next_cursor else None, csv_url=url_for("lms_stripe.admin_invoices_csv", **args),
+                  first_url=url_for("lms_stripe.admin_invoices", **args) if request.args.get("after") else None), \
+        (400 if errors else 200)
+
+
+def admin_invoices_csv():
+    require_admin()
+    flt, errors = _parse_filter(request.args)
+    if errors:
+        return error_response(400, "; ".join(errors.values()))
+    body = service.export_csv(state().session, flt, lambda amount, currency: str(Money(int(amount or 0), currency).major))
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=invoices.csv"})

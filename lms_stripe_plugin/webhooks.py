@@ -1,0 +1,124 @@
+"""Stripe webhooks: verify, store once by id, handle in one transaction, keep failures for replay.
+
+Handlers are small functions in a dispatch table. They re-read state (our rows or Stripe's object)
+rather than trusting the order in which events arrive, so running one twice changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from . import settings as payment_settings
+from .fulfillment import sync_checkout_session
+from .invoices import sync_invoice
+from .models import Event, utcnow
+
+log = logging.getLogger(__name__)
+
+EXPAND_SESSION = ("invoice", "payment_intent")
+
+
+def refresh_checkout_session(state, obj: dict, event: dict) -> None:
+    settings = payment_settings.load(state.session)
+    cs = state.gateway.retrieve_checkout_session(obj["id"], api_key=settings.secret_key, expand=EXPAND_SESSION)
+    if (cs.get("metadata") or {}).get("lms_purchase_id") is None:
+        return  # a session another integration created on the same account
+    sync_checkout_session(state, cs)
+
+
+def refresh_invoice(state, obj: dict, event: dict) -> None:
+    if (obj.get("metadata") or {}).get("lms_purchase_id") is None:
+        return
+    settings = payment_settings.load(state.session)
+    sync_invoice(state, state.gateway.retrieve_invoice(obj["id"], api_key=settings.secret_key))
+
+
+HANDLERS: dict[str, Callable] = {
+    "checkout.session.completed": refresh_checkout_session,
+    "checkout.session.async_payment_succeeded": refresh_checkout_session,
+    "checkout.session.async_payment_failed": refresh_checkout_session,
+    "checkout.session.expired": refresh_checkout_session,
+    "invoice.finalized": refresh_invoice,
+    "invoice.paid": refresh_invoice,
+}
+
+
+def register_handler(event_type: str, handler: Callable) -> None:
+    HANDLERS[event_type] = handler
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    message: str
+
+
+def receive(state, payload: bytes, signature: str | None) -> Outcome:
+    """Verify and handle one delivery. Raises `WebhookSignatureError` (400) before anything is stored."""
+    settings = payment_settings.load(state.session)
+    event = state.gateway.verify_event(payload, signature, settings.webhook_secrets,
+                                       current_app.config["LMS_STRIPE_WEBHOOK_TOLERANCE"])
+    row = _store(state.session, event, payload)
+    if row.status in ("processed", "ignored"):
+        return Outcome(200, "already handled")
+    return handle(state, row, event)
+
+
+def _store(session, event: dict, payload: bytes) -> Event:
+    row = session.get(Event, event["id"])
+    if row is not None:
+        return row
+    row = Event(id=event["id"], type=event["type"], livemode=bool(event.get("livemode")),
+                payload=payload.decode("utf-8"), status="received")
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()  # the same event, delivered concurrently
+        row = session.get(Event, event["id"])
+    return row
+
+
+def handle(state, row: Event, event: dict | None = None) -> Outcome:
+    """Run the handler of a stored event; its writes and the event's new status commit together."""
+    session = state.session
+    event = event or json.loads(row.payload)
+    handler = HANDLERS.get(row.type)
+    row.attempts += 1
+    if handler is None:
+        row.status, row.processed_at = "ignored", utcnow()
+        session.commit()
+        return Outcome(200, "ignored")
+    row.status, row.processed_at, row.error = "processed", utcnow(), None
+    try:
+        handler(state, event["data"]["object"], event)
+        session.commit()
+    except Exception as err:  # noqa: BLE001 - any failure is kept on the event for replay
+        session.rollback()
+        log.exception("Stripe event %s (%s) failed", row.id, row.type)
+        _mark_failed(session, row.id, err)
+        return Outcome(500, "handler failed")
+    return Outcome(200, "handled")
+
+
+def _mark_failed(session, event_id: str, err: Exception) -> None:
+    row = session.get(Event, event_id)
+    row.status = "failed"
+    row.attempts += 1
+    row.error = "".join(traceback.format_exception(err))[-8000:]
+    session.commit()
+
+
+def replay_failed(state, *, limit: int = 500) -> list[tuple[str, Outcome]]:
+    """Handle again every stored event whose handling failed (``flask lms-stripe events replay``)."""
+    from sqlalchemy import select
+
+    ids = state.session.scalars(select(Event.id).where(Event.status.in_(("failed", "received")))
+                                .order_by(Event.received_at).limit(limit)).all()
+    return [(event_id, handle(state, state.session.get(Event, event_id))) for event_id in ids]
