@@ -42,5 +42,5 @@ def mask(secret: str | None) -> str:
     """``sk_test_…4242``: enough to recognise a key, never enough to use it."""
     if not secret:
         return ""
-    prefix = secret[: secret.find("_", 3) + 1] if secret.count("_") >= 2 else secret[:3]
+    prefix = secret[: secret.rfind("_", 0, 9) + 1]  # sk_test_, rk_live_, whsec_
     return f"{prefix}…{secret[-4:]}"

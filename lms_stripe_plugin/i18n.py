@@ -13,7 +13,7 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import LazyProxy, Translations
-from flask import current_app, g, has_app_context, has_request_context
+from flask import current_app, has_app_context, has_request_context, request
 
 TRANSLATIONS_DIR = Path(__file__).parent / "translations"
 LOCALES = ("en", "fr")
@@ -42,12 +42,12 @@ def current_locale() -> str:
     """The host's locale for this request, reduced to a language the plugin ships."""
     if not has_app_context():
         return DEFAULT_LOCALE
-    if has_request_context() and "lms_stripe_locale" in g:
-        return g.lms_stripe_locale
+    if has_request_context() and "lms_stripe.locale" in request.environ:
+        return request.environ["lms_stripe.locale"]
     ext = current_app.extensions.get("lms_stripe")
     locale = normalize_locale(ext.host.get_locale() if ext else None)
     if has_request_context():
-        g.lms_stripe_locale = locale
+        request.environ["lms_stripe.locale"] = locale
     return locale
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from flask import current_app, g, has_request_context
+from flask import current_app, has_request_context, request
 
 from . import audit, crypto
 from .config import OVERRIDES
 from .models import Settings, utcnow
+
+
+#: Per-request cache (the request environ, not `g`, which may outlive a request).
+_CACHE = "lms_stripe.settings"
 
 
 @dataclass
@@ -73,22 +77,22 @@ def _from_config(config) -> dict:
 
 
 def load(session) -> EffectiveSettings:
-    """The settings in force; one query per request (cached on ``g``)."""
-    if has_request_context() and "lms_stripe_settings" in g:
-        return g.lms_stripe_settings
+    """The settings in force; one query per request."""
+    if has_request_context() and _CACHE in request.environ:
+        return request.environ[_CACHE]
     row = session.get(Settings, 1)
     values = {k: v for k, v in _from_row(row).items() if v is not None}
     overrides = _from_config(current_app.config)
     values.update(overrides)
     settings = EffectiveSettings(**values, overridden=frozenset(overrides))
     if has_request_context():
-        g.lms_stripe_settings = settings
+        request.environ[_CACHE] = settings
     return settings
 
 
 def forget_cached() -> None:
     if has_request_context():
-        g.pop("lms_stripe_settings", None)
+        request.environ.pop(_CACHE, None)
 
 
 def save(session, data: dict, *, actor_id: str | None) -> Settings:

@@ -1,0 +1,253 @@
+"""The host contract, driven from the minimal host: every signal and what the plugin answers."""
+import re
+
+import pytest
+import responses
+from blinker import signal
+from markupsafe import Markup
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from lms_stripe_plugin.backoffice import EnrollmentDecision
+from lms_stripe_plugin.models import AuditEntry, CourseOffer, FreeEnrollment, Purchase
+
+from .conftest import as_user
+
+
+def send(app, name, **kwargs):
+    """The plugin's one answer to a host signal (None when it has no opinion)."""
+    answers = [value for receiver, value in signal(name).send(app, **kwargs)
+               if receiver.__module__.startswith("lms_stripe_plugin")]
+    assert len(answers) == 1, answers
+    return answers[0]
+
+
+def pricing_form(**fields):
+    base = {"paid": "on", "price": "49,90", "currency": "EUR", "vat_rate": "20", "audience": "public", "on_sale": "on"}
+    base.update(fields)
+    return MultiDict({f"lms_stripe-{k}": v for k, v in base.items() if v is not None})
+
+
+# -- lms.course.settings_form / settings_saved -----------------------------------------------------
+
+def test_settings_form_shows_the_pricing_section_with_defaults(app, lessons, people):
+    with app.test_request_context(headers=as_user("adm")):
+        html = send(app, "lms.course.settings_form", course=lessons["c1"])
+    assert isinstance(html, Markup)
+    assert 'name="lms_stripe-price"' in html and 'name="lms_stripe-audience"' in html
+    assert 'value="EUR"' in html and 'value="20"' in html
+
+
+def test_saving_a_price_persists_the_offer_and_shows_the_breakdown(app, db, lessons, people):
+    with app.test_request_context(headers=as_user("adm")):
+        assert send(app, "lms.course.settings_saved", course=lessons["c1"], form=pricing_form(price="1 234,50")) is None
+        html = send(app, "lms.course.settings_form", course=lessons["c1"])
+    offer = db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == "c1"))
+    assert (offer.is_paid, offer.amount, offer.currency, offer.vat_rate, offer.audience, offer.on_sale) == \
+        (True, 123450, "EUR", 2000, "public", True)
+    text = re.sub(r"\s+", " ", str(html))
+    assert "€1,028.75" in text and "€205.75" in text and "€1,234.50" in text  # net, VAT, gross
+    assert "€1,215.73" in text  # after the card fee: 1.5 % + 0.25 EUR
+    assert "€1,173.61" in text  # after Klarna: 4.9 % + 0.40 EUR
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "course_pricing_changed")).actor_id == "adm"
+
+
+def test_zero_decimal_currency_price(app, db, lessons, people):
+    with app.test_request_context(headers=as_user("adm")):
+        assert send(app, "lms.course.settings_saved", course=lessons["c4"],
+                    form=pricing_form(price="8000", currency="jpy", vat_rate="10")) is None
+    offer = db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == "c4"))
+    assert (offer.amount, offer.currency) == (8000, "JPY")
+
+
+@pytest.mark.parametrize("fields, field, text", [
+    ({"price": ""}, "price", "Required"),
+    ({"price": "abc"}, "price", "49,90"),
+    ({"price": "-3"}, "price", "49,90"),
+    ({"price": "0,10"}, "price", "minimum"),
+    ({"price": "49,9012"}, "price", "at most 2 decimals"),
+    ({"price": "1000000000"}, "price", "maximum"),
+    ({"price": "80,5", "currency": "JPY"}, "price", "no decimals"),
+    ({"currency": "ZZZ"}, "currency", "three-letter"),
+    ({"currency": ""}, "currency", "three-letter"),
+    ({"vat_rate": "abc"}, "vat_rate", "between 0 and 100"),
+    ({"vat_rate": "150"}, "vat_rate", "between 0 and 100"),
+    ({"vat_rate": None}, "vat_rate", "Required"),
+    ({"audience": "everyone"}, "audience", "internal, partner or public"),
+    ({"on_sale": "perhaps"}, "on_sale", "Tick"),
+    ({"paid": "maybe"}, "paid", "Tick"),
+    ({"price": "x" * 500}, "price", "At most"),
+])
+def test_bad_pricing_comes_back_as_field_errors_and_nothing_is_saved(app, db, lessons, people, fields, field, text):
+    with app.test_request_context(headers=as_user("adm")):
+        errors = send(app, "lms.course.settings_saved", course=lessons["c1"], form=pricing_form(**fields))
+        html = send(app, "lms.course.settings_form", course=lessons["c1"], form=pricing_form(**fields), errors=errors)
+    key = f"lms_stripe-{field}"
+    assert key in errors and text in errors[key]
+    assert f'id="{key}-error"' in html
+    assert db.session.scalar(select(CourseOffer)) is None
+
+
+def test_unticking_paid_makes_the_course_free(app, db, priced, people):
+    with app.test_request_context(headers=as_user("adm")):
+        assert send(app, "lms.course.settings_saved", course=priced["c1"], form=MultiDict({})) is None
+    assert db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == "c1")).is_paid is False
+
+
+def test_pricing_preview_uses_the_same_rules(client, people):
+    ok = client.get("/payments/admin/pricing-preview?price=49,90&currency=EUR&vat_rate=20", headers=as_user("adm"))
+    assert ok.status_code == 200 and ok.json["net"] == 4158 and ok.json["vat"] == 832
+    bad = client.get("/payments/admin/pricing-preview?price=4x&currency=EUR&vat_rate=20", headers=as_user("adm"))
+    assert bad.status_code == 400 and "49,90" in bad.json["error"]["message"]
+    assert client.get("/payments/admin/pricing-preview?price=1", headers=as_user("u1")).status_code == 403
+
+
+# -- lms.catalog.rendering / filtering -------------------------------------------------------------
+
+@pytest.mark.parametrize("locale, c1, c4", [("fr", "49,90\u00a0€", "8\u202f000\u00a0JPY"), ("en", "€49.90", "¥8,000")])
+def test_catalog_labels_follow_the_host_locale(app, host, priced, people, locale, c1, c4):
+    host.locale = locale
+    with app.test_request_context(headers=as_user("u1")):
+        deco = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["u1"])
+    assert c1 in deco.labels["c1"]
+    assert c4.replace("JPY", "") in deco.labels["c4"] or c4 in deco.labels["c4"]
+    assert ("Gratuit" if locale == "fr" else "Free") in deco.labels["c3"]
+    assert 'name="price_max"' in deco.filter_widget
+
+
+def test_catalog_marks_purchased_courses(app, db, priced, people):
+    db.session.add(Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR"))
+    db.session.commit()
+    with app.test_request_context():
+        deco = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["u1"])
+    assert "Purchased" in deco.labels["c1"] and "€129.00" in deco.labels["c2"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    ({}, ["c1", "c2", "c3", "c4"]),
+    ({"price": "free"}, ["c3"]),
+    ({"price": "paid"}, ["c1", "c2", "c4"]),
+    ({"price_max": "50"}, ["c1", "c3"]),
+    ({"price_max": "129"}, ["c1", "c2", "c3"]),
+    ({"price": "paid", "price_max": "49,90"}, ["c1"]),
+    ({"price_max": "abc"}, ["c1", "c2", "c3", "c4"]),
+    ({"price": "nonsense"}, ["c1", "c2", "c3", "c4"]),
+])
+def test_price_filter(app, priced, args, expected):
+    with app.test_request_context():
+        kept = send(app, "lms.catalog.filtering", courses=list(priced.values()), args=MultiDict(args))
+    assert [c.id for c in kept] == expected
+
+
+def test_catalog_rendering_costs_at_most_two_queries_whatever_the_size(app, db, lessons, people):
+    from sqlalchemy import event
+
+    from .minimal_host import Lesson
+
+    many = [Lesson(id=f"m{i}", title=f"Course {i}") for i in range(300)]
+    db.session.add_all(many)
+    db.session.commit()
+    many = db.session.query(Lesson).all()  # loaded by the host before it sends the signal
+    user = people["u1"]
+    assert user.email  # loaded too
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        with app.test_request_context():
+            deco = send(app, "lms.catalog.rendering", courses=many, user=user)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len(statements) <= 2, statements
+    assert len(deco.labels) == len(many) == 304
+
+
+# -- lms.course.detail_rendering ---------------------------------------------------------------------
+
+def _detail(app, course, user):
+    with app.test_request_context():
+        return re.search(r'data-status="([a-z_]+)"', send(app, "lms.course.detail_rendering", course=course, user=user)).group(1)
+
+
+def test_detail_states(app, db, host, priced, people, configured):
+    assert _detail(app, priced["c3"], people["u1"]) == "free"
+    assert _detail(app, priced["c1"], None) == "sign_in"
+    assert _detail(app, priced["c1"], people["u1"]) == "buy"
+    assert _detail(app, priced["c2"], people["u1"]) == "not_for_you"  # partner course
+    assert _detail(app, priced["c2"], people["par"]) == "buy"
+    assert _detail(app, priced["c2"], people["emp"]) == "buy"  # internal users reach partner courses
+    assert _detail(app, priced["c4"], people["par"]) == "not_for_you"  # internal course
+    assert _detail(app, priced["c1"], people["blk"]) == "not_for_you"  # host perimeter
+    host.enroll(people["u2"], priced["c1"])
+    db.session.commit()
+    assert _detail(app, priced["c1"], people["u2"]) == "enrolled"
+    db.session.add(Purchase(user_id="u1", course_id="c1", status="processing", amount=4990, currency="EUR"))
+    db.session.commit()
+    assert _detail(app, priced["c1"], people["u1"]) == "pending"
+
+
+def test_detail_shows_the_price_and_a_csrf_protected_buy_form(app, priced, people, configured):
+    with app.test_request_context():
+        html = send(app, "lms.course.detail_rendering", course=priced["c1"], user=people["u1"])
+    assert "€49.90" in html and 'action="/payments/checkout/c1"' in html and 'name="csrf_token"' in html
+
+
+def test_detail_when_payments_are_off_or_not_on_sale(app, db, priced, people):
+    assert _detail(app, priced["c1"], people["u1"]) == "unavailable"
+    db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == "c1")).on_sale = False
+    db.session.commit()
+    from lms_stripe_plugin import settings as payment_settings
+    from .conftest import KEYS
+
+    payment_settings.save(db.session, {"enabled": True, **KEYS}, actor_id="adm")
+    assert _detail(app, priced["c1"], people["u1"]) == "not_on_sale"
+
+
+# -- lms.enrollment.requested ------------------------------------------------------------------------
+
+def test_self_enrollment_in_a_paid_course_is_refused_with_the_payment_page(app, priced, people):
+    with app.test_request_context():
+        decision = send(app, "lms.enrollment.requested", course=priced["c1"], user=people["u1"],
+                        actor=people["u1"], source="self")
+    assert isinstance(decision, EnrollmentDecision)
+    assert not decision.allowed and decision.reason == "payment_required"
+    assert decision.checkout_url == "/payments/courses/c1"
+
+
+def test_free_courses_get_no_opinion(app, priced, people):
+    with app.test_request_context():
+        answers = [v for _r, v in signal("lms.enrollment.requested").send(
+            app, course=priced["c3"], user=people["u1"], actor=people["u1"], source="self")]
+    assert answers == [None]
+
+
+def test_a_paid_learner_may_enroll(app, db, priced, people):
+    db.session.add(Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR"))
+    db.session.commit()
+    with app.test_request_context():
+        decision = send(app, "lms.enrollment.requested", course=priced["c1"], user=people["u1"],
+                        actor=people["u1"], source="self")
+    assert decision.allowed
+
+
+@pytest.mark.parametrize("actor", ["mgr", "adm"])
+def test_backoffice_enrollment_is_free_recorded_and_calls_no_stripe(app, db, priced, people, signals, actor):
+    with responses.RequestsMock() as stripe_http, app.test_request_context():
+        decision = send(app, "lms.enrollment.requested", course=priced["c1"], user=people["u1"],
+                        actor=people[actor], source="backoffice")
+        assert len(stripe_http.calls) == 0
+    assert decision.allowed and decision.reason == "free_enrollment"
+    row = db.session.scalar(select(FreeEnrollment))
+    assert (row.user_id, row.course_id, row.actor_id) == ("u1", "c1", actor)
+    assert db.session.scalar(select(Purchase)) is None
+    assert signals["free_enrollment_recorded"][0]["enrollment"].id == row.id
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "free_enrollment")).actor_id == actor
+
+
+@pytest.mark.parametrize("actor", ["u2", None])
+def test_backoffice_enrollment_by_someone_without_the_right_is_refused(app, db, priced, people, actor):
+    with app.test_request_context():
+        decision = send(app, "lms.enrollment.requested", course=priced["c1"], user=people["u1"],
+                        actor=people.get(actor), source="backoffice")
+    assert not decision.allowed and decision.reason == "not_allowed"
+    assert db.session.scalar(select(FreeEnrollment)) is None

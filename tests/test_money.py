@@ -1,0 +1,96 @@
+from decimal import Decimal
+
+import pytest
+
+from lms_stripe_plugin.money import (Money, MoneyError, check_chargeable, exponent, format_rate, parse_money,
+                                     parse_rate, vat_split)
+
+
+@pytest.mark.parametrize("text, amount", [
+    ("49,90", 4990), ("49.90", 4990), ("1 234,50", 123450), ("1\u00a0234,50", 123450), ("1\u202f234,50", 123450),
+    ("1,234.50", 123450), ("1.234,50", 123450), ("1234", 123400), ("1,234", 123400), ("1.234", 123400),
+    ("49,9", 4990), ("0,50", 50), ("  12  ", 1200), ("10 000", 1000000),
+])
+def test_parse_euro_amounts_as_admins_type_them(text, amount):
+    assert parse_money(text, "EUR") == Money(amount, "EUR")
+
+
+def test_zero_decimal_currency_has_no_minor_unit():
+    assert exponent("JPY") == 0
+    assert parse_money("8000", "jpy") == Money(8000, "JPY")
+    assert parse_money("8 000", "JPY") == Money(8000, "JPY")
+    with pytest.raises(MoneyError) as err:
+        parse_money("80,50", "JPY")
+    assert err.value.code == "decimals"
+
+
+def test_three_decimal_currencies_follow_stripe_rounding():
+    assert exponent("KWD") == 3
+    assert parse_money("12,340", "KWD") == Money(12340, "KWD")
+    with pytest.raises(MoneyError) as err:
+        parse_money("12,345", "KWD")
+    assert err.value.code == "step"
+
+
+def test_isk_is_charged_in_whole_units_of_two_decimal_amounts():
+    assert parse_money("1000", "ISK") == Money(100000, "ISK")
+    with pytest.raises(MoneyError):
+        check_chargeable(Money(100050, "ISK"))
+
+
+@pytest.mark.parametrize("text, code", [
+    ("", "empty"), ("abc", "syntax"), ("-5", "syntax"), ("12,3,4", "syntax"), ("1e5", "syntax"), ("12.", "syntax"),
+    ("1,23,456", "syntax"), ("0,10", "minimum"), ("0", "minimum"), ("1000000000", "maximum"), ("49,9051", "decimals"),
+    ("NaN", "syntax"), ("１２", "syntax"), ("49€", "syntax"),
+])
+def test_bad_amounts_are_refused_with_a_code(text, code):
+    with pytest.raises(MoneyError) as err:
+        parse_money(text, "EUR")
+    assert err.value.code == code
+
+
+def test_unknown_currency_is_refused():
+    with pytest.raises(MoneyError) as err:
+        parse_money("10", "XYZ")
+    assert err.value.code == "currency"
+
+
+def test_formatting_follows_the_locale():
+    price = Money(4990, "EUR")
+    assert price.format("fr") == "49,90\u00a0€"
+    assert price.format("en") == "€49.90"
+    assert Money(8000, "JPY").format("en") == "¥8,000"
+    assert Money(123450, "EUR").format("fr") == "1\u202f234,50\u00a0€"
+
+
+def test_money_refuses_floats_and_mixed_currencies():
+    with pytest.raises(TypeError):
+        Money(49.9, "EUR")
+    with pytest.raises(MoneyError):
+        Money(1, "EUR") + Money(1, "USD")
+    assert Money(4990, "eur").major == Decimal("49.90")
+
+
+@pytest.mark.parametrize("gross, rate, net, vat", [
+    (4990, 2000, 4158, 832), (12000, 2000, 10000, 2000), (1000, 550, 948, 52), (8000, 1000, 7273, 727), (50, 0, 50, 0),
+])
+def test_vat_split_of_a_tax_inclusive_price_adds_up(gross, rate, net, vat):
+    n, v = vat_split(Money(gross, "EUR"), rate)
+    assert (n.amount, v.amount) == (net, vat)
+    assert n.amount + v.amount == gross
+
+
+@pytest.mark.parametrize("text, bp", [("20", 2000), ("5,5", 550), ("5.5 %", 550), ("0", 0), ("2.10", 210)])
+def test_vat_rates_parse_to_basis_points(text, bp):
+    assert parse_rate(text) == bp
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-1", "100", "5.555", "inf", "nan"])
+def test_bad_vat_rates_are_refused(text):
+    with pytest.raises(MoneyError):
+        parse_rate(text)
+
+
+def test_format_rate_per_locale():
+    assert format_rate(550, "fr") == "5,5 %"
+    assert format_rate(2000, "en") == "20 %"

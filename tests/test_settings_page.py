@@ -1,0 +1,135 @@
+import re
+
+import pytest
+from sqlalchemy import select
+
+from lms_stripe_plugin import settings as payment_settings
+from lms_stripe_plugin.models import AuditEntry, Settings
+
+from .conftest import KEYS, as_user
+
+URL = "/payments/admin/settings"
+
+
+def _csrf(client, user="adm"):
+    page = client.get(URL, headers=as_user(user)).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def _post(client, token, **fields):
+    data = {"csrf_token": token, "default_currency": "EUR", "default_vat_rate": "20", **fields}
+    return client.post(URL, data=data, headers=as_user("adm"))
+
+
+@pytest.fixture
+def token(client, people):
+    return _csrf(client)
+
+
+def test_only_administrators_reach_the_page(client, people):
+    assert client.get(URL).status_code == 401
+    assert client.get(URL, headers=as_user("u1")).status_code == 403
+    assert client.get(URL, headers=as_user("mgr")).status_code == 403
+    assert client.get(URL, headers=as_user("adm")).status_code == 200
+
+
+def test_post_without_csrf_token_is_refused_and_nothing_saved(client, people, db):
+    response = client.post(URL, data={"default_currency": "USD", "default_vat_rate": "5"}, headers=as_user("adm"))
+    assert response.status_code == 400
+    assert "expired" in response.get_data(as_text=True)
+    assert db.session.get(Settings, 1) is None
+
+
+def test_saving_valid_settings_encrypts_secrets_and_logs_the_change(client, token, db):
+    response = _post(client, token, enabled="on", publishable_key=KEYS["publishable_key"],
+                     secret_key=KEYS["secret_key"], webhook_secrets="whsec_first123456\nwhsec_second12345",
+                     vouchers_enabled="on", klarna_enabled="on", klarna_minimum="100", terms_url="https://school.test/cgv",
+                     default_currency="usd", default_vat_rate="5,5")
+    assert response.status_code == 302
+    row = db.session.get(Settings, 1)
+    assert row.enabled and row.default_currency == "USD" and row.default_vat_rate == 550
+    assert row.klarna_minimum == 10000 and row.terms_url == "https://school.test/cgv"
+    assert KEYS["secret_key"] not in row.secret_key_encrypted and "whsec_" not in row.webhook_secrets_encrypted
+    payment_settings.forget_cached()
+    loaded = payment_settings.load(db.session)
+    assert loaded.secret_key == KEYS["secret_key"] and loaded.webhook_secrets == ["whsec_first123456", "whsec_second12345"]
+    assert loaded.active
+    audit = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "settings_changed")).all()
+    assert audit and audit[-1].actor_id == "adm" and "secret_key" in audit[-1].details
+
+
+def test_secrets_are_shown_masked_never_rendered_back(client, token, db):
+    _post(client, token, publishable_key=KEYS["publishable_key"], secret_key=KEYS["secret_key"],
+          webhook_secrets="whsec_testsecret123456")
+    page = client.get(URL, headers=as_user("adm")).get_data(as_text=True)
+    assert KEYS["secret_key"] not in page and "whsec_testsecret123456" not in page
+    assert "sk_test_…ijkl" in page and "whsec_…3456" in page
+
+
+def test_blank_secrets_keep_the_stored_ones(client, token, db):
+    _post(client, token, publishable_key=KEYS["publishable_key"], secret_key=KEYS["secret_key"],
+          webhook_secrets="whsec_testsecret123456")
+    _post(client, token, publishable_key=KEYS["publishable_key"], secret_key="", webhook_secrets="  ", enabled="on")
+    payment_settings.forget_cached()
+    loaded = payment_settings.load(db.session)
+    assert loaded.secret_key == KEYS["secret_key"] and loaded.enabled
+
+
+@pytest.mark.parametrize("fields, field, message", [
+    ({"publishable_key": "sk_test_51Abcdefghijkl"}, "publishable_key", "pk_test_"),
+    ({"publishable_key": "pk_51Abcdefghijkl"}, "publishable_key", "pk_test_"),
+    ({"secret_key": "pk_test_51Abcdefghijkl"}, "secret_key", "sk_test_"),
+    ({"secret_key": "sk_test_x"}, "secret_key", "sk_test_"),
+    ({"webhook_secrets": "secret"}, "webhook_secrets", "whsec_"),
+    ({"webhook_secrets": "\n".join(f"whsec_abcdefgh{i}" for i in range(6))}, "webhook_secrets", "At most 5"),
+    ({"default_currency": "EURO"}, "default_currency", "three-letter"),
+    ({"default_currency": ""}, "default_currency", "three-letter"),
+    ({"default_vat_rate": "abc"}, "default_vat_rate", "between 0 and 100"),
+    ({"default_vat_rate": "120"}, "default_vat_rate", "between 0 and 100"),
+    ({"klarna_minimum": "beaucoup"}, "klarna_minimum", "49,90"),
+    ({"klarna_minimum": "0,01"}, "klarna_minimum", "minimum"),
+    ({"terms_url": "javascript:alert(1)"}, "terms_url", "https://"),
+    ({"terms_url": "x" * 3000}, "terms_url", "At most"),
+    ({"enabled": "maybe"}, "enabled", "Tick"),
+    ({"enabled": "on"}, "enabled", "before enabling"),
+    ({"publishable_key": "pk_live_51Abcdefghijkl", "secret_key": "sk_test_51Abcdefghijkl"}, "secret_key", "both be test"),
+])
+def test_bad_input_comes_back_per_field_and_nothing_is_saved(client, token, db, fields, field, message):
+    response = _post(client, token, **fields)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    error = re.search(rf'id="{field}-error" role="alert">([^<]*)<', page)
+    assert error and message in error.group(1).replace("&#39;", "'")
+    assert db.session.get(Settings, 1) is None
+
+
+def test_mixing_a_live_secret_with_a_stored_test_key_is_refused(client, token, db):
+    _post(client, token, publishable_key=KEYS["publishable_key"])
+    response = _post(client, token, secret_key="sk_live_51Abcdefghijkl")
+    assert response.status_code == 400 and "both be test" in response.get_data(as_text=True)
+
+
+def test_config_values_take_precedence_and_the_page_says_so(app, client, token, db):
+    app.config["LMS_STRIPE_DEFAULT_CURRENCY"] = "chf"
+    app.config["LMS_STRIPE_SECRET_KEY"] = "sk_test_fromconfig1234"
+    page = client.get(URL, headers=as_user("adm")).get_data(as_text=True)
+    assert page.count("takes precedence") == 2
+    assert "sk_test_fromconfig1234" not in page
+    _post(client, token, default_currency="USD", secret_key="sk_test_51Abcdefghijkl")
+    payment_settings.forget_cached()
+    loaded = payment_settings.load(db.session)
+    assert loaded.default_currency == "CHF" and loaded.secret_key == "sk_test_fromconfig1234"
+    assert {"default_currency", "secret_key"} <= loaded.overridden
+
+
+def test_secrets_are_never_logged(client, token, caplog):
+    caplog.set_level("DEBUG")
+    _post(client, token, secret_key=KEYS["secret_key"], publishable_key=KEYS["publishable_key"],
+          webhook_secrets="whsec_testsecret123456")
+    assert KEYS["secret_key"] not in caplog.text and "whsec_testsecret123456" not in caplog.text
+
+
+def test_security_headers_on_plugin_pages(client, people):
+    response = client.get(URL, headers=as_user("adm"))
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
