@@ -64,6 +64,9 @@ class StripeGateway:
     def retrieve_refund(self, refund_id: str, *, api_key: str) -> dict:
         return self._call(self.v1.refunds.retrieve, refund_id, api_key=api_key)
 
+    def retrieve_dispute(self, dispute_id: str, *, api_key: str) -> dict:
+        return self._call(self.v1.disputes.retrieve, dispute_id, api_key=api_key)
+
     def create_credit_note(self, params: dict, *, api_key: str, idempotency_key: str) -> dict:
         return self._call(self.v1.credit_notes.create, params, api_key=api_key, idempotency_key=idempotency_key)
 

@@ -201,7 +201,8 @@ class Invoice(Base):
 
     __table_args__ = (
         sa.CheckConstraint(
-            "status IN ('paid', 'partially_refunded', 'refund_pending', 'cancelled')", name="status_known"
+            "status IN ('paid', 'partially_refunded', 'refund_pending', 'refund_failed', 'cancelled')",
+            name="status_known"
         ),
         sa.CheckConstraint("net + vat = gross", name="amounts_add_up"),
     )
@@ -236,6 +237,14 @@ class Refund(Base):
             "status IN ('requested', 'pending', 'succeeded', 'failed', 'canceled')", name="status_known"
         ),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
+        # One refund asked by an administrator at a time per purchase: two clicks never refund twice.
+        sa.Index(
+            "uq_lms_stripe_refunds_in_flight",
+            "purchase_id",
+            unique=True,
+            sqlite_where=sa.text("status IN ('requested', 'pending') AND origin = 'admin'"),
+            postgresql_where=sa.text("status IN ('requested', 'pending') AND origin = 'admin'"),
+        ),
     )
 
 

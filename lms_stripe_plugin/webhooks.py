@@ -16,7 +16,9 @@ from sqlalchemy.exc import IntegrityError
 
 from . import settings as payment_settings
 from .fulfillment import sync_checkout_session
+from .disputes import sync_dispute
 from .invoices import sync_invoice
+from .refunds import purchase_for_payment_intent, sync_refund
 from .models import Event, utcnow
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,24 @@ def refresh_invoice(state, obj: dict, event: dict) -> None:
     sync_invoice(state, state.gateway.retrieve_invoice(obj["id"], api_key=settings.secret_key))
 
 
+def refresh_refund(state, obj: dict, event: dict) -> None:
+    settings = payment_settings.load(state.session)
+    sync_refund(state, state.gateway.retrieve_refund(obj["id"], api_key=settings.secret_key))
+
+
+def refresh_charge_refunds(state, obj: dict, event: dict) -> None:
+    if purchase_for_payment_intent(state.session, obj.get("payment_intent")) is None:
+        return
+    settings = payment_settings.load(state.session)
+    for stripe_refund in state.gateway.list_all("refunds", {"charge": obj["id"]}, api_key=settings.secret_key):
+        sync_refund(state, stripe_refund)
+
+
+def refresh_dispute(state, obj: dict, event: dict) -> None:
+    settings = payment_settings.load(state.session)
+    sync_dispute(state, state.gateway.retrieve_dispute(obj["id"], api_key=settings.secret_key))
+
+
 HANDLERS: dict[str, Callable] = {
     "checkout.session.completed": refresh_checkout_session,
     "checkout.session.async_payment_succeeded": refresh_checkout_session,
@@ -46,6 +66,14 @@ HANDLERS: dict[str, Callable] = {
     "checkout.session.expired": refresh_checkout_session,
     "invoice.finalized": refresh_invoice,
     "invoice.paid": refresh_invoice,
+    "refund.created": refresh_refund,
+    "refund.updated": refresh_refund,
+    "refund.failed": refresh_refund,
+    "charge.refund.updated": refresh_refund,
+    "charge.refunded": refresh_charge_refunds,
+    "charge.dispute.created": refresh_dispute,
+    "charge.dispute.updated": refresh_dispute,
+    "charge.dispute.closed": refresh_dispute,
 }
 
 

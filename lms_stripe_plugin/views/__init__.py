@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Blueprint
 
-from . import _common, admin, checkout, invoices, webhook
+from . import _common, admin, admin_payments, checkout, invoices, webhook
 
 TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates")
 
@@ -13,6 +13,6 @@ TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates")
 def create_blueprint() -> Blueprint:
     bp = Blueprint("lms_stripe", __name__, template_folder=TEMPLATES)
     _common.install(bp)
-    for module in (admin, checkout, invoices, webhook):
+    for module in (admin, admin_payments, checkout, invoices, webhook):
         module.register(bp)
     return bp

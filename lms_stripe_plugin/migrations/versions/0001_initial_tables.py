@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 01:54:34.488635
+Create Date: 2026-11-22 01:58:30.121153
 """
 from alembic import op
 import sqlalchemy as sa
@@ -188,7 +188,7 @@ def upgrade() -> None:
     sa.Column('credit_note_number', sa.String(length=64), nullable=True),
     sa.Column('credit_note_pdf_url', sa.Text(), nullable=True),
     sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("status IN ('paid', 'partially_refunded', 'refund_pending', 'cancelled')", name=op.f('ck_lms_stripe_invoices_status_known')),
+    sa.CheckConstraint("status IN ('paid', 'partially_refunded', 'refund_pending', 'refund_failed', 'cancelled')", name=op.f('ck_lms_stripe_invoices_status_known')),
     sa.CheckConstraint('net + vat = gross', name=op.f('ck_lms_stripe_invoices_amounts_add_up')),
     sa.ForeignKeyConstraint(['purchase_id'], ['lms_stripe_purchases.id'], name=op.f('fk_lms_stripe_invoices_purchase_id_lms_stripe_purchases')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_lms_stripe_invoices')),
@@ -230,11 +230,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('lms_stripe_refunds', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_lms_stripe_refunds_purchase_id'), ['purchase_id'], unique=False)
+        batch_op.create_index('uq_lms_stripe_refunds_in_flight', ['purchase_id'], unique=True, sqlite_where=sa.text("status IN ('requested', 'pending') AND origin = 'admin'"), postgresql_where=sa.text("status IN ('requested', 'pending') AND origin = 'admin'"))
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('lms_stripe_refunds', schema=None) as batch_op:
+        batch_op.drop_index('uq_lms_stripe_refunds_in_flight', sqlite_where=sa.text("status IN ('requested', 'pending') AND origin = 'admin'"), postgresql_where=sa.text("status IN ('requested', 'pending') AND origin = 'admin'"))
         batch_op.drop_index(batch_op.f('ix_lms_stripe_refunds_purchase_id'))
 
     op.drop_table('lms_stripe_refunds')

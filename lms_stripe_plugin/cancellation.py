@@ -1,0 +1,167 @@
+"""Administrators cancel a purchase (credit note + full refund + access revoked) or refund part of it.
+
+Each request is first written as a "requested" refund row whose id gives the idempotency key; the row is
+reused if the administrator retries after Stripe could not be reached, so a retry can never refund twice.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from . import audit, settings as payment_settings
+from .errors import GatewayError, PaymentsError
+from .i18n import gettext as _
+from .models import Invoice, Refund
+from .refunds import revoke_access, sync_refund
+
+RETRY_PREFIX = "lms-refund-retry-"
+
+
+class RefundRefused(PaymentsError):
+    status_code = 409
+
+
+def refundable(invoice: Invoice, session) -> int:
+    """What can still be refunded: paid, minus refunded, minus refunds in flight."""
+    in_flight = session.scalars(select(Refund.amount).where(
+        Refund.purchase_id == invoice.purchase_id, Refund.status.in_(("requested", "pending")))).all()
+    return max(0, invoice.gross - invoice.amount_refunded - sum(in_flight))
+
+
+def cancel_invoice(state, invoice: Invoice, *, actor_id: str, reason: str | None) -> Refund:
+    """Credit note for the whole remaining amount, with its refund; access revoked at once."""
+    return _refund(state, invoice, amount=None, revoke=True, actor_id=actor_id, reason=reason)
+
+
+def refund_part(state, invoice: Invoice, *, amount: int, revoke: bool, actor_id: str, reason: str | None) -> Refund:
+    return _refund(state, invoice, amount=amount, revoke=revoke, actor_id=actor_id, reason=reason)
+
+
+def _refund(state, invoice: Invoice, *, amount: int | None, revoke: bool, actor_id: str, reason: str | None) -> Refund:
+    session = state.session
+    refund = _pending_request(session, invoice) or _new_request(state, invoice, amount, revoke, actor_id, reason)
+    settings = payment_settings.load(session)
+    params = {"invoice": invoice.stripe_invoice_id, "amount": refund.amount, "refund_amount": refund.amount,
+              "reason": "order_change", "metadata": {"lms_refund_id": str(refund.id)}}
+    if reason:
+        params["memo"] = reason[:500]
+    try:
+        credit_note = state.gateway.create_credit_note(params, api_key=settings.secret_key,
+                                                       idempotency_key=refund.idempotency_key)
+    except GatewayError as err:
+        _gateway_failed(session, refund, err)
+        raise
+    _apply_credit_note(state, invoice, refund, credit_note, settings)
+    session.commit()
+    return refund
+
+
+def _pending_request(session, invoice: Invoice) -> Refund | None:
+    """A request that Stripe never confirmed (unreachable): retried with its own idempotency key."""
+    return session.scalar(select(Refund).where(Refund.purchase_id == invoice.purchase_id, Refund.origin == "admin",
+                                               Refund.status == "requested", Refund.stripe_credit_note_id.is_(None),
+                                               Refund.idempotency_key.not_like(f"{RETRY_PREFIX}%")))
+
+
+def _new_request(state, invoice, amount, revoke, actor_id, reason) -> Refund:
+    session = state.session
+    if invoice.status == "cancelled" or (amount is None and invoice.purchase.status != "paid"):
+        raise RefundRefused(_("This invoice is already cancelled."))
+    remaining = refundable(invoice, session)
+    if remaining <= 0:
+        raise RefundRefused(_("Nothing is left to refund on this invoice, or a refund is in progress."))
+    if amount is not None and not 0 < amount <= remaining:
+        raise RefundRefused(_("The amount must be between 0 and what remains refundable."))
+    refund = Refund(purchase_id=invoice.purchase_id, amount=amount or remaining, currency=invoice.currency,
+                    status="requested", full=amount is None or amount == invoice.gross - invoice.amount_refunded,
+                    revoke_access=revoke, origin="admin", reason=reason, actor_id=actor_id,
+                    idempotency_key="pending")
+    session.add(refund)
+    try:
+        session.flush()
+        refund.idempotency_key = f"lms-refund-{refund.id}"
+        audit.record(session, "refund_requested", actor_id=actor_id, user_id=invoice.user_id,
+                     course_id=invoice.course_id, purchase_id=invoice.purchase_id, amount=refund.amount,
+                     full=refund.full, revoke_access=revoke, reason=reason)
+        session.commit()
+    except IntegrityError:
+        session.rollback()  # another administrator's refund of this purchase is in flight
+        raise RefundRefused(_("Another refund of this purchase is in progress: wait for it to finish."))
+    return refund
+
+
+def _gateway_failed(session, refund: Refund, err: GatewayError) -> None:
+    """Unreachable: nothing marked, the request kept for a safe retry. Refused: the request fails."""
+    if err.retryable:
+        session.rollback()
+        return
+    refund.status, refund.failure_reason = "failed", err.message
+    audit.record(session, "refund_failed", actor_id=refund.actor_id, purchase_id=refund.purchase_id,
+                 amount=refund.amount, reason=err.message)
+    session.commit()
+
+
+def _apply_credit_note(state, invoice: Invoice, refund: Refund, credit_note: dict, settings) -> None:
+    session = state.session
+    refund.stripe_credit_note_id = credit_note["id"]
+    if refund.full:
+        invoice.credit_note_id = credit_note["id"]
+        invoice.credit_note_number = credit_note.get("number")
+        invoice.credit_note_pdf_url = credit_note.get("pdf")
+        invoice.status = "refund_pending"
+    refund.status = "pending"
+    stripe_refunds = credit_note.get("refunds") or []
+    if stripe_refunds:
+        refund_id = stripe_refunds[0].get("refund")
+        refund_id = refund_id.get("id") if isinstance(refund_id, dict) else refund_id
+        sync_refund(state, state.gateway.retrieve_refund(refund_id, api_key=settings.secret_key), refund=refund)
+    if refund.revoke_access and refund.status != "failed":
+        revoke_access(state, invoice.purchase, reason="cancelled" if refund.full else "refund",
+                      actor_id=refund.actor_id)
+
+
+def retry_refund(state, failed: Refund, *, actor_id: str) -> Refund:
+    """Refund again, through Stripe's refunds API, what a failed refund did not return."""
+    session = state.session
+    if failed.status != "failed":
+        raise RefundRefused(_("Only a failed refund can be retried."))
+    purchase = failed.purchase
+    if not purchase.stripe_payment_intent_id:
+        raise RefundRefused(_("This purchase has no Stripe payment to refund."))
+    retry = _pending_retry(session, purchase.id) or _new_retry(session, failed, actor_id)
+    settings = payment_settings.load(session)
+    try:
+        created = state.gateway.create_refund(
+            {"payment_intent": purchase.stripe_payment_intent_id, "amount": retry.amount,
+             "metadata": {"lms_refund_id": str(retry.id)}}, api_key=settings.secret_key,
+            idempotency_key=retry.idempotency_key)
+    except GatewayError as err:
+        _gateway_failed(session, retry, err)
+        raise
+    sync_refund(state, created, refund=retry)
+    session.commit()
+    return retry
+
+
+def _pending_retry(session, purchase_id: int) -> Refund | None:
+    return session.scalar(select(Refund).where(Refund.purchase_id == purchase_id, Refund.status == "requested",
+                                               Refund.idempotency_key.like(f"{RETRY_PREFIX}%"),
+                                               Refund.stripe_refund_id.is_(None)))
+
+
+def _new_retry(session, failed: Refund, actor_id: str) -> Refund:
+    retry = Refund(purchase_id=failed.purchase_id, amount=failed.amount, currency=failed.currency,
+                   status="requested", full=failed.full, revoke_access=failed.revoke_access, origin="admin",
+                   reason=failed.reason, actor_id=actor_id, idempotency_key="pending")
+    session.add(retry)
+    try:
+        session.flush()
+        retry.idempotency_key = f"{RETRY_PREFIX}{retry.id}"
+        failed.status = "canceled"  # superseded by the retry, kept for the record
+        audit.record(session, "refund_retried", actor_id=actor_id, purchase_id=failed.purchase_id,
+                     amount=retry.amount, failed_refund=failed.id)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise RefundRefused(_("Another refund of this purchase is in progress: wait for it to finish."))
+    return retry

@@ -1,0 +1,151 @@
+"""Refund states, driven by Stripe's answers and events: requested → pending → succeeded, or failed.
+
+A refund Stripe has not confirmed is never counted as refunded. Whoever started it (an administrator
+here, or someone in the Stripe dashboard), its success is applied once: the refund row's transition to
+"succeeded" is a conditional UPDATE, and only the caller that made it adds the amount.
+"""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from . import audit, signals
+from .models import Invoice, Purchase, Refund
+from .txn import after_commit
+
+STRIPE_TO_OURS = {"pending": "pending", "requires_action": "pending", "succeeded": "succeeded",
+                  "failed": "failed", "canceled": "failed"}
+
+
+def purchase_for_payment_intent(session, payment_intent: str | None) -> Purchase | None:
+    if not payment_intent:
+        return None
+    return session.scalar(select(Purchase).where(Purchase.stripe_payment_intent_id == payment_intent))
+
+
+def sync_refund(state, stripe_refund: dict, *, refund: Refund | None = None) -> Refund | None:
+    """Bring our refund row (created if Stripe's dashboard made the refund) in line with Stripe's refund."""
+    session = state.session
+    refund = refund or session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_refund["id"]))
+    if refund is None:
+        refund = _dashboard_refund(session, stripe_refund)
+        if refund is None:
+            return None  # not a payment of ours
+    if refund.stripe_refund_id is None:
+        refund.stripe_refund_id = stripe_refund["id"]
+    status = STRIPE_TO_OURS.get(stripe_refund.get("status"), "pending")
+    if status == "succeeded":
+        _succeeded(state, refund)
+    elif status == "failed":
+        reason = stripe_refund.get("failure_reason") or stripe_refund.get("status")
+        _failed(state, refund, _failure_text(reason))
+    elif refund.status == "requested":
+        refund.status = "pending"
+        _set_invoice_status(session, refund.purchase, "refund_pending")
+    return refund
+
+
+def _dashboard_refund(session, stripe_refund: dict) -> Refund | None:
+    purchase = purchase_for_payment_intent(session, stripe_refund.get("payment_intent"))
+    if purchase is None:
+        return None
+    refund = Refund(purchase=purchase, stripe_refund_id=stripe_refund["id"], amount=int(stripe_refund["amount"]),
+                    currency=stripe_refund["currency"].upper(), status="requested", origin="dashboard",
+                    full=int(stripe_refund["amount"]) >= (purchase.amount_paid or purchase.amount) - purchase.amount_refunded,
+                    revoke_access=True, idempotency_key=f"stripe-{stripe_refund['id']}",
+                    reason=stripe_refund.get("reason"))
+    session.add(refund)
+    session.flush()
+    audit.record(session, "refund_requested", user_id=purchase.user_id, course_id=purchase.course_id,
+                 purchase_id=purchase.id, amount=refund.amount, origin="dashboard", refund=stripe_refund["id"])
+    return refund
+
+
+def _transition(session, refund: Refund, from_states, to_state: str, **values) -> bool:
+    result = session.execute(update(Refund).where(Refund.id == refund.id, Refund.status.in_(from_states))
+                             .values(status=to_state, **values).execution_options(synchronize_session=False))
+    if result.rowcount == 1:
+        refund.status = to_state
+        for key, value in values.items():
+            setattr(refund, key, value)
+        return True
+    return False
+
+
+def _succeeded(state, refund: Refund) -> None:
+    session = state.session
+    if not _transition(session, refund, ("requested", "pending", "failed"), "succeeded", failure_reason=None):
+        return
+    purchase = refund.purchase
+    session.execute(update(Purchase).where(Purchase.id == purchase.id)
+                    .values(amount_refunded=Purchase.amount_refunded + refund.amount)
+                    .execution_options(synchronize_session=False))
+    session.execute(update(Invoice).where(Invoice.purchase_id == purchase.id)
+                    .values(amount_refunded=Invoice.amount_refunded + refund.amount)
+                    .execution_options(synchronize_session=False))
+    session.refresh(purchase)
+    audit.record(session, "refund_succeeded", user_id=purchase.user_id, course_id=purchase.course_id,
+                 purchase_id=purchase.id, amount=refund.amount, refund=refund.stripe_refund_id, origin=refund.origin)
+    fully = purchase.amount_refunded >= (purchase.amount_paid or purchase.amount)
+    if fully or refund.full:
+        _set_invoice_status(session, purchase, "cancelled")
+    else:
+        _set_invoice_status(session, purchase, "partially_refunded")
+    if refund.revoke_access and (fully or refund.full or refund.origin == "admin"):
+        revoke_access(state, purchase, reason="refund", actor_id=refund.actor_id)
+
+
+def _failed(state, refund: Refund, reason: str) -> None:
+    session = state.session
+    if not _transition(session, refund, ("requested", "pending"), "failed", failure_reason=reason):
+        return
+    purchase = refund.purchase
+    _set_invoice_status(session, purchase, "refund_failed")
+    audit.record(session, "refund_failed", user_id=purchase.user_id, course_id=purchase.course_id,
+                 purchase_id=purchase.id, amount=refund.amount, reason=reason, refund=refund.stripe_refund_id)
+    after_commit(session, lambda: signals.refund_failed.send(current_app._get_current_object(), refund=refund,
+                                                             reason=reason))
+
+
+def _set_invoice_status(session, purchase: Purchase, status: str) -> None:
+    invoice = session.scalar(select(Invoice).where(Invoice.purchase_id == purchase.id))
+    if invoice is None or invoice.status == "cancelled":
+        return
+    invoice.status = status
+
+
+def revoke_access(state, purchase: Purchase, *, reason: str, actor_id: str | None = None) -> bool:
+    """Cancel the purchase and remove the learner's access, once; the learner may buy again later."""
+    from .models import utcnow
+
+    session, host = state.session, state.host
+    result = session.execute(update(Purchase).where(Purchase.id == purchase.id, Purchase.status == "paid")
+                             .values(status="cancelled", cancelled_at=utcnow())
+                             .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return False
+    session.refresh(purchase)
+    user, course = host.get_user(purchase.user_id), host.get_course(purchase.course_id)
+    if user is not None and course is not None:
+        host.unenroll(user, course)
+    invoice = session.scalar(select(Invoice).where(Invoice.purchase_id == purchase.id))
+    audit.record(session, "access_revoked", actor_id=actor_id, user_id=purchase.user_id,
+                 course_id=purchase.course_id, purchase_id=purchase.id, reason=reason)
+    app = current_app._get_current_object()
+    after_commit(session, lambda: (
+        signals.purchase_cancelled.send(app, purchase=purchase, invoice=invoice, actor_id=actor_id, reason=reason),
+        signals.access_revoked.send(app, user_id=purchase.user_id, course_id=purchase.course_id, reason=reason)))
+    return True
+
+
+def _failure_text(code: str | None) -> str:
+    from .i18n import gettext as _
+
+    texts = {
+        "expired_or_canceled_card": _("The card has expired or was cancelled."),
+        "lost_or_stolen_card": _("The card was reported lost or stolen."),
+        "insufficient_funds": _("The Stripe balance is insufficient for this refund."),
+        "declined": _("The card issuer declined the refund."),
+        "canceled": _("The refund was cancelled."),
+    }
+    return texts.get(code or "", _("Stripe could not refund this payment (%(code)s).", code=code or "unknown"))
