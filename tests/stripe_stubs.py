@@ -1,0 +1,74 @@
+"""Stubs of Stripe's HTTP API for `responses`, with payloads shaped like Stripe's example objects.
+
+The real SDK builds every request (the gateway is never mocked); tests read what it sent with `form_body`.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import responses
+
+from .conftest import STRIPE, form_body, stripe_object
+
+
+def checkout_session(purchase_id: int, *, user_id="u1", course_id="c1", amount=4990, currency="eur",
+                     status="open", payment_status="unpaid", session_id=None, invoice=None, payment_intent=None,
+                     customer=None, amount_total=None) -> dict:
+    """A Checkout Session as Stripe returns it for one of our purchases."""
+    session_id = session_id or f"cs_test_{purchase_id:04d}"
+    metadata = {"lms_purchase_id": str(purchase_id), "lms_user_id": user_id, "lms_course_id": course_id}
+    return stripe_object(
+        "checkout_session", id=session_id, url=f"https://checkout.stripe.com/c/pay/{session_id}",
+        client_reference_id=f"lms-purchase-{purchase_id}", metadata=metadata, amount_subtotal=amount,
+        amount_total=amount if amount_total is None else amount_total, currency=currency, status=status,
+        payment_status=payment_status, invoice=invoice, payment_intent=payment_intent, customer=customer, mode="payment")
+
+
+def invoice(purchase_id: int, *, invoice_id="in_test_1", number="ABC-0001", total=4990, tax=832, currency="eur",
+            customer_email="lea@example.com") -> dict:
+    metadata = {"lms_purchase_id": str(purchase_id)}
+    return stripe_object(
+        "invoice", id=invoice_id, number=number, total=total, amount_paid=total, currency=currency, status="paid",
+        metadata=metadata, customer_email=customer_email, invoice_pdf=f"https://pay.stripe.com/invoice/{invoice_id}/pdf",
+        hosted_invoice_url=f"https://invoice.stripe.com/i/{invoice_id}",
+        total_taxes=[{"amount": tax, "tax_behavior": "inclusive", "taxability_reason": "standard_rated",
+                      "taxable_amount": total - tax, "type": "tax_rate_details",
+                      "tax_rate_details": {"tax_rate": "txr_test_20"}}],
+        status_transitions={"finalized_at": 1767225600, "paid_at": 1767225600, "marked_uncollectible_at": None,
+                            "voided_at": None})
+
+
+def payment_intent(pi_id="pi_test_1", status="succeeded", error=None) -> dict:
+    return stripe_object("payment_intent", id=pi_id, status=status, last_payment_error=error)
+
+
+def event(event_type: str, obj: dict, event_id: str = "evt_test_1") -> dict:
+    return stripe_object("event", id=event_id, type=event_type, data={"object": obj}, api_version="2026-10-28.endive")
+
+
+def stub_create_session(mock, session: dict, status=200):
+    return mock.add(responses.POST, f"{STRIPE}/v1/checkout/sessions", json=session, status=status)
+
+
+def stub_retrieve_session(mock, session: dict):
+    return mock.add(responses.GET, re.compile(rf"{STRIPE}/v1/checkout/sessions/{session['id']}(\?.*)?$"), json=session)
+
+
+def stub_tax_rate(mock, tax_rate_id="txr_test_20", percentage=20):
+    return mock.add(responses.POST, f"{STRIPE}/v1/tax_rates",
+                    json=stripe_object("tax_rate", id=tax_rate_id, percentage=percentage, inclusive=True))
+
+
+def stripe_error(mock, method, url, status, error_type, message, code=None):
+    body = {"error": {"type": error_type, "message": message, "code": code}}
+    return mock.add(method, url if isinstance(url, re.Pattern) else f"{STRIPE}{url}", json=body, status=status)
+
+
+def sent(call) -> dict:
+    """The form fields of one recorded call."""
+    return form_body(call.request)
+
+
+__all__ = ["checkout_session", "invoice", "payment_intent", "event", "stub_create_session", "stub_retrieve_session",
+           "stub_tax_rate", "stripe_error", "sent", "json"]
