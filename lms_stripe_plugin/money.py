@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from babel.numbers import format_currency
@@ -73,7 +74,7 @@ class Money:
 
     def format(self, locale: str = "en") -> str:
         """Format for a locale: ``49,90 €`` in French, ``€49.90`` in English."""
-        return format_currency(self.major, self.currency, locale=locale)
+        return _format(self.amount, self.currency, locale)
 
     def __add__(self, other: "Money") -> "Money":
         self._same_currency(other)
@@ -86,6 +87,12 @@ class Money:
     def _same_currency(self, other: "Money") -> None:
         if other.currency != self.currency:
             raise MoneyError(f"Cannot mix {self.currency} and {other.currency}.", "mixed")
+
+
+@lru_cache(maxsize=4096)
+def _format(amount: int, currency: str, locale: str) -> str:
+    # Memoised: a catalog shows the same few prices on every page.
+    return format_currency(Decimal(amount).scaleb(-exponent(currency)), currency, locale=locale)
 
 
 def _to_decimal(text: str, digits: int) -> Decimal:

@@ -4,11 +4,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import request
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .. import catalog, settings as payment_settings
+from ..i18n import current_locale, gettext as _
+from ..money import Money
 from ..rendering import render_fragment
 from ._state import plugin_state
+
+
+def _labels(ids, found, locale: str) -> dict[str, Markup]:
+    """Price labels, built from fixed patterns rather than a template per course: a catalog page shows
+    hundreds, and a template render per course would cost more than the host's whole page."""
+    free = Markup('<span class="badge ok lms-stripe-price" data-price="free">%s</span>') % _("Free")
+    purchased = escape(_("Purchased"))
+    labels = {}
+    for course_id in ids:
+        offer, status = found.get(course_id, (None, None))
+        if offer is None or not offer.is_paid or not offer.amount:
+            labels[course_id] = free
+        elif status == "paid":
+            labels[course_id] = Markup(f'<span class="badge ok lms-stripe-price" data-price="{int(offer.amount)}">'
+                                       f'{purchased}</span>')
+        else:
+            # amount is an int and currency a validated ISO code: only the formatted price needs escaping.
+            price = escape(Money(offer.amount, offer.currency).format(locale))
+            labels[course_id] = Markup(f'<span class="badge lms-stripe-price" data-price="{int(offer.amount)}" '
+                                       f'data-currency="{escape(offer.currency)}">{price}</span>')
+    return labels
 
 
 @dataclass
@@ -32,10 +55,7 @@ def rendering(sender, courses, user=None, **_):
     user_id = host.user_id(user) if user is not None else None
     current = payment_settings.load(state.session)
     found = catalog.offers_with_ownership(state.session, ids, user_id)
-    labels = {}
-    for course_id in ids:
-        offer, status = found.get(course_id, (None, None))
-        labels[course_id] = render_fragment("lms_stripe/catalog_label.html", offer=offer, status=status)
+    labels = _labels(ids, found, current_locale())
     price_filter = catalog.parse_filter(request.args, current.default_currency)
     widget = render_fragment("lms_stripe/catalog_filter.html", price_filter=price_filter, args=request.args,
                              currency=current.default_currency)
@@ -51,6 +71,9 @@ def filtering(sender, courses, args, **_):
     price_filter = catalog.parse_filter(args, payment_settings.load(state.session).default_currency)
     if not price_filter.active:
         return courses
-    offers = catalog.offers_with_ownership(state.session, [state.host.course_id(c) for c in courses], None)
-    return [course for course in courses
-            if catalog.matches(offers.get(state.host.course_id(course), (None, None))[0], price_filter)]
+    host = state.host
+    user = host.current_user()
+    ids = [host.course_id(course) for course in courses]
+    offers = catalog.offers_with_ownership(state.session, ids, host.user_id(user) if user is not None else None)
+    return [course for course, course_id in zip(courses, ids)
+            if catalog.matches(offers.get(course_id, (None, None))[0], price_filter)]
