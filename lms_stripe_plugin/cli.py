@@ -48,3 +48,21 @@ def events_replay(limit: int) -> None:
     click.echo(f"{len(results)} replayed, {failed} still failing.")
     if failed:
         raise SystemExit(1)
+
+
+@lms_stripe_cli.command("reconcile")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Start of the period (default: 30 days ago).")
+@click.option("--dry-run", is_flag=True, help="Report what would be repaired, change nothing.")
+def reconcile_command(since, dry_run: bool) -> None:
+    """Compare Stripe's sessions, invoices, refunds and disputes with our tables, and repair."""
+    from datetime import datetime, timedelta, timezone
+
+    from .reconcile import reconcile
+
+    since = (since.replace(tzinfo=timezone.utc) if since else datetime.now(timezone.utc) - timedelta(days=30))
+    report = reconcile(current_app.extensions["lms_stripe"], since=since, dry_run=dry_run)
+    for line in report.lines(dry_run):
+        click.echo(line)
+    if any(f.error for f in report.findings):
+        raise SystemExit(1)
