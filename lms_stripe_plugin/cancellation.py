@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from . import audit, settings as payment_settings
 from .errors import GatewayError, PaymentsError
-from .i18n import gettext as _
+from .i18n import current_locale, gettext as _
+from .money import Money
 from .models import Invoice, Refund
 from .refunds import revoke_access, sync_refund
 
@@ -71,7 +72,8 @@ def _new_request(state, invoice, amount, revoke, actor_id, reason) -> Refund:
     if remaining <= 0:
         raise RefundRefused(_("Nothing is left to refund on this invoice, or a refund is in progress."))
     if amount is not None and not 0 < amount <= remaining:
-        raise RefundRefused(_("The amount must be between 0 and what remains refundable."))
+        raise RefundRefused(_("The amount must be more than 0 and at most %(max)s.",
+                              max=Money(remaining, invoice.currency).format(current_locale())))
     refund = Refund(purchase_id=invoice.purchase_id, amount=amount or remaining, currency=invoice.currency,
                     status="requested", full=amount is None or amount == invoice.gross - invoice.amount_refunded,
                     revoke_access=revoke, origin="admin", reason=reason, actor_id=actor_id,

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import stripe
 
+from .i18n import gettext as _
 from .errors import CardDeclined, ConfigurationError, GatewayError, NotFound, WebhookSignatureError
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class StripeGateway:
 
     def _call(self, method, *args, api_key: str, idempotency_key: str | None = None, raw: bool = False) -> Any:
         if not api_key:
-            raise ConfigurationError("Stripe's secret key is not set: enter it on the payment settings page.")
+            raise ConfigurationError(_("Stripe's secret key is not set: enter it on the payment settings page."))
         options: dict = {"api_key": api_key}
         if idempotency_key:
             options["idempotency_key"] = idempotency_key
@@ -136,14 +137,14 @@ def _translate(err: stripe.StripeError) -> Exception:
     code = getattr(err, "code", None)
     log.warning("Stripe error %s (%s): %s", type(err).__name__, code, err)
     if isinstance(err, stripe.CardError):
-        return CardDeclined(message or "The card was declined.", code=code)
+        return CardDeclined(message or _("The card was declined."), code=code)
     if isinstance(err, stripe.AuthenticationError | stripe.PermissionError):
         return ConfigurationError(
-            "Stripe refused the API key: check the secret key on the payment settings page.", code=code)
+            _("Stripe refused the API key: check the secret key on the payment settings page."), code=code)
     if isinstance(err, stripe.InvalidRequestError) and code == "resource_missing":
-        return NotFound(message or "Stripe does not know this object.", code=code)
+        return NotFound(message or _("Stripe does not know this object."), code=code)
     if isinstance(err, stripe.InvalidRequestError | stripe.IdempotencyError):
-        return GatewayError(f"Stripe refused the request: {message}", code=code, retryable=False)
+        return GatewayError(_("Stripe refused the request: %(message)s", message=message), code=code, retryable=False)
     if isinstance(err, stripe.RateLimitError):
-        return GatewayError("Stripe is busy right now: try again in a minute.", code=code)
-    return GatewayError("Stripe could not be reached: nothing was changed, try again in a moment.", code=code)
+        return GatewayError(_("Stripe is busy right now: try again in a minute."), code=code)
+    return GatewayError(_("Stripe could not be reached: nothing was changed, try again in a moment."), code=code)

@@ -37,8 +37,7 @@ def sync_refund(state, stripe_refund: dict, *, refund: Refund | None = None) -> 
     if status == "succeeded":
         _succeeded(state, refund)
     elif status == "failed":
-        reason = stripe_refund.get("failure_reason") or stripe_refund.get("status")
-        _failed(state, refund, _failure_text(reason))
+        _failed(state, refund, stripe_refund.get("failure_reason") or stripe_refund.get("status"))
     elif refund.status == "requested":
         refund.status = "pending"
         _set_invoice_status(session, refund.purchase, "refund_pending")
@@ -104,7 +103,7 @@ def _failed(state, refund: Refund, reason: str) -> None:
     audit.record(session, "refund_failed", user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, amount=refund.amount, reason=reason, refund=refund.stripe_refund_id)
     after_commit(session, lambda: signals.refund_failed.send(current_app._get_current_object(), refund=refund,
-                                                             reason=reason))
+                                                             reason=failure_text(reason)))
 
 
 def _set_invoice_status(session, purchase: Purchase, status: str) -> None:
@@ -138,7 +137,8 @@ def revoke_access(state, purchase: Purchase, *, reason: str, actor_id: str | Non
     return True
 
 
-def _failure_text(code: str | None) -> str:
+def failure_text(reason: str | None) -> str:
+    """Why a refund failed, in the reader's language: Stripe's failure codes are stored, not sentences."""
     from .i18n import gettext as _
 
     texts = {
@@ -147,5 +147,8 @@ def _failure_text(code: str | None) -> str:
         "insufficient_funds": _("The Stripe balance is insufficient for this refund."),
         "declined": _("The card issuer declined the refund."),
         "canceled": _("The refund was cancelled."),
+        "unknown": _("Stripe could not refund this payment."),
     }
-    return texts.get(code or "", _("Stripe could not refund this payment (%(code)s).", code=code or "unknown"))
+    if reason and " " in reason:
+        return reason  # a message Stripe wrote for a refused request
+    return texts.get(reason or "unknown", _("Stripe could not refund this payment (%(code)s).", code=reason))

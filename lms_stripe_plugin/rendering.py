@@ -7,6 +7,7 @@ from markupsafe import Markup
 
 from .i18n import current_locale, gettext, ngettext
 from .money import Money, format_rate
+from .refunds import failure_text
 
 
 def format_money(amount: int | None, currency: str | None) -> str:
@@ -25,6 +26,7 @@ def template_context() -> dict:
         "locale": current_locale(),
         "csrf_token": generate_csrf,
         "lms_stripe_base": current_app.config["LMS_STRIPE_BASE_TEMPLATE"],
+        "refund_failure": failure_text,
     }
 
 

@@ -7,7 +7,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_sche
 from werkzeug.datastructures import MultiDict
 
 from .host import AUDIENCES
-from .i18n import current_locale, gettext as _
+from .i18n import current_locale, gettext as _, ngettext
 from .money import MoneyError, normalize_currency, parse_money, parse_rate
 
 MAX_TEXT = 2048
@@ -261,7 +261,8 @@ def money_message(err: MoneyError, currency: str) -> str:
     if err.code == "decimals":
         if err.params.get("digits") == 0:
             return _("%(currency)s has no decimals: enter a whole amount.", currency=currency)
-        return _("%(currency)s takes at most %(digits)s decimals.", currency=currency, digits=err.params["digits"])
+        return ngettext("%(currency)s takes at most %(num)s decimal.", "%(currency)s takes at most %(num)s decimals.",
+                        err.params["digits"], currency=currency)
     if err.code == "minimum":
         return _("Stripe's minimum for %(currency)s is %(limit)s.", currency=currency,
                  limit=err.params["limit"].format(locale))
@@ -272,7 +273,7 @@ def money_message(err: MoneyError, currency: str) -> str:
                  step=err.params["step"].format(locale))
     if err.code == "empty":
         return _("Enter a price.")
-    return _("Enter a price such as 49,90 or 1 234.50.")
+    return _("Enter a price such as 49,90 or 1 234,50.")
 
 
 def first_errors(messages: dict) -> dict[str, str]:

@@ -35,6 +35,8 @@ def default_config(instance_path: str) -> dict:
         "LMS_STRIPE_BASE_TEMPLATE": "demo/layout.html",
         "LMS_STRIPE_API_BASE": os.environ.get("LMS_STRIPE_API_BASE"),
         "DEMO_TERMS_URL": None,
+        # With the sandbox, payments start enabled with its keys; False leaves them for the admin to enter.
+        "DEMO_ENABLE_PAYMENTS": True,
     }
 
 

@@ -1,0 +1,71 @@
+"""The demo LMS and the Stripe sandbox served on loopback ports, and Debian's Chromium driven by Playwright."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+CHROMIUM = os.environ.get("LMS_STRIPE_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
+    pytest.skip(f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)", allow_module_level=True)
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+class _Late:
+    """A WSGI app set after its server is bound (the sandbox needs the app's port, the app the sandbox's)."""
+
+    app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    from lms_stripe_plugin.demo import SANDBOX_KEYS, create_app
+    from lms_stripe_plugin.sandbox import SandboxServer
+
+    late = _Late()
+    server = make_server("127.0.0.1", 0, late, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    sandbox = SandboxServer(webhook_url=f"{base}/payments/webhook", webhook_secret=SANDBOX_KEYS["webhook_secret"],
+                            webhook_retry_backoff=0.2).start()
+    database = tmp_path_factory.mktemp("browser") / "demo.sqlite"
+    late.app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "LMS_STRIPE_API_BASE": sandbox.url,
+                           "DEMO_ENABLE_PAYMENTS": False, "DEMO_TERMS_URL": f"{base}/terms"})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"base": base, "app": late.app, "sandbox": sandbox}
+    server.shutdown()
+    sandbox.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, locale="en-GB", accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
