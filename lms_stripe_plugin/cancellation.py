@@ -46,6 +46,7 @@ def _refund(state, invoice: Invoice, *, amount: int | None, revoke: bool, actor_
               "reason": "order_change", "metadata": {"lms_refund_id": str(refund.id)}}
     if reason:
         params["memo"] = reason[:500]
+    session.commit()  # hold no transaction open across the network call
     try:
         credit_note = state.gateway.create_credit_note(params, api_key=settings.secret_key,
                                                        idempotency_key=refund.idempotency_key)

@@ -63,6 +63,7 @@ def start_checkout(state, user, course) -> str:
     if purchase.checkout_url:
         return purchase.checkout_url
     params = _session_params(state, settings, purchase, user, course)
+    session.commit()  # hold no transaction open across the network call
     created = state.gateway.create_checkout_session(
         params, api_key=settings.secret_key, idempotency_key=f"lms-checkout-{purchase.id}")
     purchase.stripe_checkout_session_id, purchase.checkout_url = created["id"], created["url"]

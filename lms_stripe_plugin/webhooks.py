@@ -118,14 +118,14 @@ def handle(state, row: Event, event: dict | None = None) -> Outcome:
     session = state.session
     event = event or json.loads(row.payload)
     handler = HANDLERS.get(row.type)
-    row.attempts += 1
     if handler is None:
-        row.status, row.processed_at = "ignored", utcnow()
+        row.status, row.processed_at, row.attempts = "ignored", utcnow(), row.attempts + 1
         session.commit()
         return Outcome(200, "ignored")
-    row.status, row.processed_at, row.error = "processed", utcnow(), None
+    session.commit()  # handlers start by reading Stripe: no transaction is held across that call
     try:
         handler(state, event["data"]["object"], event)
+        row.status, row.processed_at, row.error, row.attempts = "processed", utcnow(), None, row.attempts + 1
         session.commit()
     except Exception as err:  # noqa: BLE001 - any failure is kept on the event for replay
         session.rollback()

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy import event
 
 from lms_stripe_plugin import StripePayments, migrate
 
@@ -40,14 +41,34 @@ def default_config(instance_path: str) -> dict:
     }
 
 
+def _immediate_transactions(engine) -> None:
+    """SQLite: take the write lock when a transaction begins.
+
+    SQLite's default (deferred) transactions fail at once when two of them both try to upgrade a read lock
+    to a write lock, as a webhook and a page can in a threaded server; immediate ones wait their turn.
+    """
+    @event.listens_for(engine, "connect")
+    def _autocommit_driver(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def create_app(config: dict | None = None) -> Flask:
     """The demo app; ``config`` overrides the defaults (database URI, sandbox URL, …)."""
     app = Flask(__name__, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(default_config(app.instance_path))
     app.config.update(config or {})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
     db.init_app(app)
     StripePayments(app, db=db, host=DemoHost())
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _immediate_transactions(db.engine)
     app.register_blueprint(bp)
     with app.app_context():
         db.create_all()
