@@ -13,7 +13,7 @@ from .errors import GatewayError, PaymentsError
 from .i18n import current_locale, gettext as _
 from .money import Money
 from .models import Invoice, Refund
-from .refunds import revoke_access, sync_refund
+from .refunds import revoke_access, set_invoice_status, sync_refund, transition_refund
 
 RETRY_PREFIX = "lms-refund-retry-"
 
@@ -106,13 +106,16 @@ def _gateway_failed(session, refund: Refund, err: GatewayError) -> None:
 
 def _apply_credit_note(state, invoice: Invoice, refund: Refund, credit_note: dict, settings) -> None:
     session = state.session
+    # The refund's webhooks may have been handled while we waited for Stripe: work on fresh rows.
+    session.refresh(refund, with_for_update=True)
+    session.refresh(invoice, with_for_update=True)
     refund.stripe_credit_note_id = credit_note["id"]
     if refund.full:
         invoice.credit_note_id = credit_note["id"]
         invoice.credit_note_number = credit_note.get("number")
         invoice.credit_note_pdf_url = credit_note.get("pdf")
-        invoice.status = "refund_pending"
-    refund.status = "pending"
+    if transition_refund(session, refund, ("requested",), "pending"):
+        set_invoice_status(session, invoice.purchase, "refund_pending")
     stripe_refunds = credit_note.get("refunds") or []
     if stripe_refunds:
         refund_id = stripe_refunds[0].get("refund")

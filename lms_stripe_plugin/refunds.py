@@ -31,6 +31,7 @@ def sync_refund(state, stripe_refund: dict, *, refund: Refund | None = None) -> 
         refund = _dashboard_refund(session, stripe_refund)
         if refund is None:
             return None  # not a payment of ours
+    session.refresh(refund, with_for_update=True)  # another request may have moved it since we read it
     if refund.stripe_refund_id is None:
         refund.stripe_refund_id = stripe_refund["id"]
     status = STRIPE_TO_OURS.get(stripe_refund.get("status"), "pending")
@@ -38,19 +39,26 @@ def sync_refund(state, stripe_refund: dict, *, refund: Refund | None = None) -> 
         _succeeded(state, refund)
     elif status == "failed":
         _failed(state, refund, stripe_refund.get("failure_reason") or stripe_refund.get("status"))
-    elif refund.status == "requested":
-        refund.status = "pending"
-        _set_invoice_status(session, refund.purchase, "refund_pending")
+    elif transition_refund(session, refund, ("requested",), "pending"):
+        set_invoice_status(session, refund.purchase, "refund_pending")
     return refund
 
 
 def _dashboard_refund(session, stripe_refund: dict) -> Refund | None:
+    """Our row for a refund we have no id for: an administrator's request whose answer was lost (same
+    purchase and amount, not yet confirmed), or else a refund made in the Stripe dashboard."""
     purchase = purchase_for_payment_intent(session, stripe_refund.get("payment_intent"))
     if purchase is None:
         return None
-    refund = Refund(purchase=purchase, stripe_refund_id=stripe_refund["id"], amount=int(stripe_refund["amount"]),
+    amount = int(stripe_refund["amount"])
+    unconfirmed = session.scalar(select(Refund).where(
+        Refund.purchase_id == purchase.id, Refund.origin == "admin", Refund.status == "requested",
+        Refund.stripe_refund_id.is_(None), Refund.amount == amount).order_by(Refund.id))
+    if unconfirmed is not None:
+        return unconfirmed
+    refund = Refund(purchase=purchase, stripe_refund_id=stripe_refund["id"], amount=amount,
                     currency=stripe_refund["currency"].upper(), status="requested", origin="dashboard",
-                    full=int(stripe_refund["amount"]) >= (purchase.amount_paid or purchase.amount) - purchase.amount_refunded,
+                    full=amount >= (purchase.amount_paid or purchase.amount) - purchase.amount_refunded,
                     revoke_access=True, idempotency_key=f"stripe-{stripe_refund['id']}",
                     reason=stripe_refund.get("reason"))
     session.add(refund)
@@ -60,7 +68,7 @@ def _dashboard_refund(session, stripe_refund: dict) -> Refund | None:
     return refund
 
 
-def _transition(session, refund: Refund, from_states, to_state: str, **values) -> bool:
+def transition_refund(session, refund: Refund, from_states, to_state: str, **values) -> bool:
     result = session.execute(update(Refund).where(Refund.id == refund.id, Refund.status.in_(from_states))
                              .values(status=to_state, **values).execution_options(synchronize_session=False))
     if result.rowcount == 1:
@@ -73,7 +81,7 @@ def _transition(session, refund: Refund, from_states, to_state: str, **values) -
 
 def _succeeded(state, refund: Refund) -> None:
     session = state.session
-    if not _transition(session, refund, ("requested", "pending", "failed"), "succeeded", failure_reason=None):
+    if not transition_refund(session, refund, ("requested", "pending", "failed"), "succeeded", failure_reason=None):
         return
     purchase = refund.purchase
     session.execute(update(Purchase).where(Purchase.id == purchase.id)
@@ -87,30 +95,29 @@ def _succeeded(state, refund: Refund) -> None:
                  purchase_id=purchase.id, amount=refund.amount, refund=refund.stripe_refund_id, origin=refund.origin)
     fully = purchase.amount_refunded >= (purchase.amount_paid or purchase.amount)
     if fully or refund.full:
-        _set_invoice_status(session, purchase, "cancelled")
+        set_invoice_status(session, purchase, "cancelled")
     else:
-        _set_invoice_status(session, purchase, "partially_refunded")
+        set_invoice_status(session, purchase, "partially_refunded")
     if refund.revoke_access and (fully or refund.full or refund.origin == "admin"):
         revoke_access(state, purchase, reason="refund", actor_id=refund.actor_id)
 
 
 def _failed(state, refund: Refund, reason: str) -> None:
     session = state.session
-    if not _transition(session, refund, ("requested", "pending"), "failed", failure_reason=reason):
+    if not transition_refund(session, refund, ("requested", "pending"), "failed", failure_reason=reason):
         return
     purchase = refund.purchase
-    _set_invoice_status(session, purchase, "refund_failed")
+    set_invoice_status(session, purchase, "refund_failed")
     audit.record(session, "refund_failed", user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, amount=refund.amount, reason=reason, refund=refund.stripe_refund_id)
     after_commit(session, lambda: signals.refund_failed.send(current_app._get_current_object(), refund=refund,
                                                              reason=failure_text(reason)))
 
 
-def _set_invoice_status(session, purchase: Purchase, status: str) -> None:
-    invoice = session.scalar(select(Invoice).where(Invoice.purchase_id == purchase.id))
-    if invoice is None or invoice.status == "cancelled":
-        return
-    invoice.status = status
+def set_invoice_status(session, purchase: Purchase, status: str) -> None:
+    """Set the invoice's status unless it is already cancelled (a conditional write, never a stale one)."""
+    session.execute(update(Invoice).where(Invoice.purchase_id == purchase.id, Invoice.status != "cancelled")
+                    .values(status=status).execution_options(synchronize_session="fetch"))
 
 
 def revoke_access(state, purchase: Purchase, *, reason: str, actor_id: str | None = None) -> bool:

@@ -1,0 +1,94 @@
+"""The minimal host wired to the offline sandbox through the real SDK; webhooks delivered into the app."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from lms_stripe_plugin import settings as payment_settings
+from lms_stripe_plugin.sandbox import SandboxServer
+
+from ..conftest import KEYS, as_user
+
+SECRET = KEYS["webhook_secrets"][0]
+
+
+class Sink:
+    """Delivers the sandbox's signed events into the app's webhook through a test client."""
+
+    def __init__(self):
+        self.app = None
+        self.drop = False  # True: deliveries are lost (a webhook endpoint down)
+        self.statuses: list[int] = []
+
+    def __call__(self, payload: bytes, headers: dict) -> int:
+        if self.drop or self.app is None:
+            return 503
+        with self.app.app_context():
+            response = self.app.test_client().post("/payments/webhook", data=payload, headers=headers,
+                                                   content_type="application/json")
+        self.statuses.append(response.status_code)
+        return response.status_code
+
+
+@pytest.fixture(scope="session")
+def _sink():
+    return Sink()
+
+
+@pytest.fixture(scope="session")
+def sandbox(_sink):
+    with SandboxServer(webhook_sink=_sink, webhook_secret=SECRET, webhook_retry_backoff=0.05,
+                       webhook_max_attempts=3) as server:
+        yield server
+
+
+@pytest.fixture
+def stripe_app(app, db, sandbox, _sink, people, priced):
+    """The test app pointed at the sandbox, payments enabled, a clean sandbox."""
+    from lms_stripe_plugin.gateway import StripeGateway
+
+    requests.post(f"{sandbox.url}/_sandbox/reset", timeout=5)
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    app.config.update(LMS_STRIPE_API_BASE=sandbox.url, LMS_STRIPE_TIMEOUT=2)
+    app.extensions["lms_stripe"].gateway = StripeGateway.from_config(app.config)
+    payment_settings.save(db.session, {"enabled": True, "publishable_key": KEYS["publishable_key"],
+                                       "secret_key": "sk_test_sandbox_e2e", "webhook_secrets": [SECRET],
+                                       "vouchers_enabled": True, "sepa_debit_enabled": True}, actor_id="adm")
+    _sink.app, _sink.drop = app, False
+    _sink.statuses.clear()
+    yield app
+    sandbox.state.wait_for_deliveries(10)
+    _sink.app = None
+
+
+@pytest.fixture
+def sink(_sink):
+    return _sink
+
+
+def csrf(client, user: str, path: str = "/payments/courses/c1") -> str:
+    page = client.get(path, headers=as_user(user)).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def start_checkout(client, user: str, course: str):
+    """Click Buy; returns (response, checkout session id or None)."""
+    response = client.post(f"/payments/checkout/{course}", data={"csrf_token": csrf(client, user, f"/payments/courses/{course}")},
+                           headers=as_user(user))
+    location = response.headers.get("Location", "")
+    return response, (location.rstrip("/").split("/")[-1] if response.status_code == 303 else None)
+
+
+def pay(sandbox, session_id: str, card: str = "4242424242424242", **extra):
+    response = requests.post(f"{sandbox.url}/_sandbox/checkout/sessions/{session_id}/pay",
+                             json={"card": card, "method": "card", "terms_accepted": True, **extra}, timeout=10)
+    sandbox.state.wait_for_deliveries(10)
+    return response
+
+
+def fault(sandbox, path: str, kind: str, *, method: str = "POST", times: int = 1, **extra):
+    response = requests.post(f"{sandbox.url}/_sandbox/faults",
+                             json={"method": method, "path": path, "kind": kind, "times": times, **extra}, timeout=5)
+    assert response.status_code in (200, 201), response.text
