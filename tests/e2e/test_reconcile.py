@@ -1,0 +1,102 @@
+"""`flask lms-stripe reconcile`: what lost webhooks and crashes between Stripe's answer and our commit
+left behind is found from Stripe's lists and repaired; a dry run changes nothing."""
+from datetime import datetime, timezone
+
+import requests
+from sqlalchemy import func, select
+
+from lms_stripe_plugin.models import Dispute, Invoice, Purchase, Refund
+from lms_stripe_plugin.reconcile import reconcile
+
+from ..conftest import as_user
+from .conftest import csrf, fault, pay, start_checkout
+
+SINCE = "2000-01-01"
+
+
+def _run(app, *args):
+    result = app.test_cli_runner().invoke(args=["lms-stripe", "reconcile", "--since", SINCE, *args])
+    return result
+
+
+def _state(db):
+    db.session.expire_all()
+    return (db.session.scalar(select(Purchase.status)), db.session.scalar(select(func.count()).select_from(Invoice)))
+
+
+def test_lost_webhooks_dry_run_then_repair_then_nothing_left(stripe_app, client, db, sandbox, sink, host):
+    sink.drop = True
+    _response, session_id = start_checkout(client, "u1", "c1")
+    pay(sandbox, session_id)
+    assert _state(db) == ("open", 0)
+    dry = _run(stripe_app, "--dry-run")
+    assert dry.exit_code == 0 and "paid at Stripe, open here" in dry.output and "would repair" in dry.output
+    assert _state(db) == ("open", 0) and host.calls == []
+    repaired = _run(stripe_app)
+    assert repaired.exit_code == 0 and "repaired" in repaired.output, repaired.output
+    assert _state(db) == ("paid", 1) and host.calls == [("enroll", "u1", "c1")]
+    again = _run(stripe_app)
+    assert "0 finding(s)" in again.output and host.calls == [("enroll", "u1", "c1")]
+
+
+def test_session_created_but_never_recorded_is_linked(stripe_app, client, db, sandbox):
+    fault(sandbox, "/v1/checkout/sessions", "timeout", timeout_seconds=4, after=True)
+    start_checkout(client, "u1", "c1")
+    assert db.session.scalar(select(Purchase.stripe_checkout_session_id)) is None
+    report = reconcile(stripe_app.extensions["lms_stripe"], since=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    assert [f.problem for f in report.findings] == ["session not recorded on its purchase"]
+    db.session.expire_all()
+    assert db.session.scalar(select(Purchase.stripe_checkout_session_id)).startswith("cs_")
+
+
+def test_cancel_whose_answer_and_webhooks_were_lost_is_completed(stripe_app, client, db, sandbox, sink, host):
+    _response, session_id = start_checkout(client, "u1", "c1")
+    pay(sandbox, session_id)
+    invoice = db.session.scalar(select(Invoice))
+    token = csrf(client, "adm", f"/payments/admin/invoices/{invoice.id}/cancel")
+    sink.drop = True
+    fault(sandbox, "/v1/credit_notes", "timeout", timeout_seconds=4, after=True)
+    client.post(f"/payments/admin/invoices/{invoice.id}/cancel", data={"csrf_token": token}, headers=as_user("adm"))
+    db.session.expire_all()
+    assert db.session.get(Invoice, invoice.id).status == "paid"
+    result = _run(stripe_app)
+    assert "refund not recorded" in result.output and result.exit_code == 0, result.output
+    db.session.expire_all()
+    assert db.session.get(Invoice, invoice.id).status == "cancelled"
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 1  # matched to the admin's request
+    assert host.calls.count(("unenroll", "u1", "c1")) == 1
+
+
+def test_dashboard_refund_and_dispute_with_lost_webhooks(stripe_app, client, db, sandbox, sink):
+    _response, session_id = start_checkout(client, "u1", "c1")
+    pay(sandbox, session_id)
+    sink.drop = True
+    charge = sandbox.state.all("charge")[0]["id"]
+    requests.post(f"{sandbox.url}/_sandbox/charges/{charge}/refund", json={"amount": 990}, timeout=5)
+    requests.post(f"{sandbox.url}/_sandbox/charges/{charge}/dispute", timeout=5)
+    sandbox.state.wait_for_deliveries(10)
+    result = _run(stripe_app)
+    assert "refund not recorded" in result.output and "dispute not recorded" in result.output
+    db.session.expire_all()
+    assert db.session.scalar(select(Invoice.amount_refunded)) == 990
+    assert db.session.scalar(select(func.count()).select_from(Dispute)) == 1
+    assert db.session.scalar(select(Purchase.disputed)) is True
+    assert "0 finding(s)" in _run(stripe_app).output
+
+
+def test_default_period_and_bad_date(stripe_app):
+    assert _run(stripe_app).exit_code == 0
+    bad = stripe_app.test_cli_runner().invoke(args=["lms-stripe", "reconcile", "--since", "yesterday"])
+    assert bad.exit_code == 2 and "since" in bad.output.lower()
+
+
+def test_events_replay_handles_failed_events_again(stripe_app, client, db, sandbox, sink):
+    _response, session_id = start_checkout(client, "u1", "c1")
+    fault(sandbox, f"/v1/checkout/sessions/{session_id}", "500", method="GET", times=20)
+    pay(sandbox, session_id)
+    sandbox.state.wait_for_deliveries(15)
+    assert _state(db)[0] == "open"
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    result = stripe_app.test_cli_runner().invoke(args=["lms-stripe", "events", "replay"])
+    assert "0 still failing" in result.output, result.output
+    assert _state(db) == ("paid", 1)
