@@ -46,7 +46,17 @@ def _detail_context(invoice: Invoice) -> dict:
     history = session.scalars(select(AuditEntry).where(AuditEntry.purchase_id == invoice.purchase_id)
                               .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())).all()
     return {"invoice": invoice, "purchase": invoice.purchase, "refunds": refunds, "disputes": disputes,
-            "history": history, "refundable": cancellation.refundable(invoice, session)}
+            "history": history, "refundable": cancellation.refundable(invoice, session),
+            "names": _display_names({entry.actor_id for entry in history} | {r.actor_id for r in refunds})}
+
+
+def _display_names(user_ids) -> dict[str, str]:
+    host = state().host
+    names = {}
+    for user_id in filter(None, user_ids):
+        user = host.get_user(user_id)
+        names[user_id] = host.user_display_name(user) if user is not None else user_id
+    return names
 
 
 def invoice_detail(invoice_id: int):
