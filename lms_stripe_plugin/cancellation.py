@@ -94,8 +94,9 @@ def _new_request(state, invoice, amount, revoke, actor_id, reason) -> Refund:
 
 
 def _gateway_failed(session, refund: Refund, err: GatewayError) -> None:
-    """Unreachable: nothing marked, the request kept for a safe retry. Refused: the request fails."""
-    if err.retryable:
+    """Unreachable: nothing marked, the request kept for a safe retry with its key. Refused, or a server
+    error Stripe keeps as this key's answer: the request fails, and a new attempt gets a new key."""
+    if err.retryable and not err.answered:
         session.rollback()
         return
     refund.status, refund.failure_reason = "failed", err.message

@@ -9,17 +9,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app, url_for
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, pricing, settings as payment_settings
-from .errors import NotPurchasable
+from .errors import GatewayError, NotPurchasable, PaymentsError
 from .host import audience_allows
 from .i18n import current_locale, gettext as _
 from .models import LIVE_PURCHASE_STATES, Customer, Purchase, TaxRate, utcnow
 
 #: An open session is reused only if it stays valid at least this long.
 REUSE_MARGIN = timedelta(minutes=5)
+STRIPE_MIN_EXPIRY = timedelta(minutes=30)
 KLARNA_CURRENCIES = frozenset("AUD CAD CHF CZK DKK EUR GBP NOK NZD PLN RON SEK USD".split())
 
 
@@ -59,13 +60,18 @@ def start_checkout(state, user, course) -> str:
     settings = payment_settings.load(session)
     offer = pricing.get_offer(session, course_id)
     check_purchasable(state, user, course, settings, offer)
-    purchase = _reusable_or_new(session, user_id, course_id, offer, settings)
+    purchase = _reusable_or_new(state, user_id, course_id, offer, settings)
     if purchase.checkout_url:
         return purchase.checkout_url
     params = _session_params(state, settings, purchase, user, course)
     session.commit()  # hold no transaction open across the network call
-    created = state.gateway.create_checkout_session(
-        params, api_key=settings.secret_key, idempotency_key=f"lms-checkout-{purchase.id}")
+    try:
+        created = state.gateway.create_checkout_session(
+            params, api_key=settings.secret_key, idempotency_key=f"lms-checkout-{purchase.id}")
+    except GatewayError as err:
+        if err.answered or not err.retryable:
+            _give_up(session, purchase, err)  # this key's answer is final: the next click starts afresh
+        raise
     purchase.stripe_checkout_session_id, purchase.checkout_url = created["id"], created["url"]
     audit.record(session, "checkout_started", actor_id=user_id, user_id=user_id, course_id=course_id,
                  purchase_id=purchase.id, checkout_session=created["id"])
@@ -73,22 +79,52 @@ def start_checkout(state, user, course) -> str:
     return purchase.checkout_url
 
 
-def _reusable_or_new(session, user_id, course_id, offer, settings) -> Purchase:
+def check_not_bought(session, user_id: str, course_id: str) -> None:
+    """Raise `NotPurchasable` when the learner's payment for the course is done or under way."""
+    purchase = live_purchase(session, user_id, course_id)
+    if purchase is not None and purchase.status == "paid":
+        raise NotPurchasable(_("You have already bought this course."))
+    if purchase is not None and purchase.status == "processing":
+        raise NotPurchasable(_("Your payment for this course is processing: you will be enrolled as soon as it "
+                               "is confirmed."))
+
+
+def _reusable_or_new(state, user_id, course_id, offer, settings) -> Purchase:
+    session = state.session
+    check_not_bought(session, user_id, course_id)
     purchase = live_purchase(session, user_id, course_id)
     if purchase is not None:
-        if purchase.status in ("processing", "paid"):
-            raise NotPurchasable(_("You have already bought this course."))
         if _still_usable(purchase, offer):
             return purchase
-        purchase.status = "expired"
-        session.commit()
+        _replace(state, purchase, settings)
     return _insert_purchase(session, user_id, course_id, offer, settings)
 
 
 def _still_usable(purchase: Purchase, offer) -> bool:
     same_offer = (purchase.amount, purchase.currency, purchase.vat_rate) == (offer.amount, offer.currency,
                                                                              offer.vat_rate)
-    return same_offer and _aware(purchase.expires_at) > utcnow() + REUSE_MARGIN
+    # A session still to create must expire at least 30 minutes ahead (Stripe's minimum).
+    margin = REUSE_MARGIN if purchase.checkout_url else STRIPE_MIN_EXPIRY + REUSE_MARGIN
+    return same_offer and _aware(purchase.expires_at) > utcnow() + margin
+
+
+def _give_up(session, purchase: Purchase, err) -> None:
+    session.rollback()
+    session.execute(update(Purchase).where(Purchase.id == purchase.id, Purchase.status == "open")
+                    .values(status="failed", failure_reason=err.message))
+    session.commit()
+
+
+def _replace(state, purchase: Purchase, settings) -> None:
+    """Retire an open purchase; its session, if any, is expired at Stripe so that an old tab cannot pay it."""
+    session = state.session
+    purchase.status = "expired"
+    session.commit()
+    if purchase.stripe_checkout_session_id:
+        try:
+            state.gateway.expire_checkout_session(purchase.stripe_checkout_session_id, api_key=settings.secret_key)
+        except PaymentsError:
+            pass  # already expired or complete; if paid meanwhile, fulfilment still honours it
 
 
 def _insert_purchase(session, user_id, course_id, offer, settings) -> Purchase:

@@ -53,9 +53,13 @@ class GatewayError(PaymentsError):
 
     status_code = 502
 
-    def __init__(self, message: str, *, code: str | None = None, retryable: bool = True):
+    def __init__(self, message: str, *, code: str | None = None, retryable: bool = True,
+                 answered: bool = False):
         super().__init__(message, code=code)
         self.retryable = retryable
+        #: Stripe answered with a server error: it keeps that answer for the idempotency key, so a retry
+        #: needs a new key (no answer at all, or 429, is retried with the same key).
+        self.answered = answered
 
 
 class CardDeclined(GatewayError):

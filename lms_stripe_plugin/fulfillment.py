@@ -84,10 +84,13 @@ def _transition(state, purchase: Purchase, from_states: tuple[str, ...], to_stat
 
 def _mark_paid(state, purchase: Purchase, cs: dict) -> None:
     session, host = state.session, state.host
-    payment_intent = _id(cs.get("payment_intent"))
-    won = _transition(state, purchase, ("open", "processing"), "paid", paid_at=utcnow(),
-                      amount_paid=cs.get("amount_total"), stripe_payment_intent_id=payment_intent,
-                      stripe_customer_id=_id(cs.get("customer")))
+    paid = {"paid_at": utcnow(), "amount_paid": cs.get("amount_total"),
+            "stripe_payment_intent_id": _id(cs.get("payment_intent")), "stripe_customer_id": _id(cs.get("customer"))}
+    won = _transition(state, purchase, ("open", "processing"), "paid", **paid)
+    if not won:
+        session.refresh(purchase)
+        if purchase.status == "expired":
+            won = _paid_after_replacement(state, purchase, cs, paid)
     if won:
         user, course = host.get_user(purchase.user_id), host.get_course(purchase.course_id)
         if user is None or course is None:
@@ -102,6 +105,45 @@ def _mark_paid(state, purchase: Purchase, cs: dict) -> None:
     invoice = cs.get("invoice")
     if isinstance(invoice, dict):
         record_invoice(state, invoice, purchase)
+
+
+def _paid_after_replacement(state, purchase: Purchase, cs: dict, paid: dict) -> bool:
+    """The learner paid a session we had retired (an old tab). Honour it: retire the newer open purchase;
+    if the course is already paid by another purchase, this payment is a duplicate and is refunded."""
+    session = state.session
+    newer = session.scalar(select(Purchase).where(
+        Purchase.user_id == purchase.user_id, Purchase.course_id == purchase.course_id, Purchase.id != purchase.id,
+        Purchase.status.in_(("open", "processing", "paid"))).with_for_update())
+    if newer is not None and newer.status == "open":
+        _transition(state, newer, ("open",), "expired")
+    elif newer is not None:
+        _refund_duplicate(state, purchase, cs, paid)
+        return False
+    return _transition(state, purchase, ("expired",), "paid", **paid)
+
+
+def _refund_duplicate(state, purchase: Purchase, cs: dict, paid: dict) -> None:
+    from . import settings as payment_settings
+    from .models import Refund
+
+    if not _transition(state, purchase, ("expired",), "cancelled", cancelled_at=utcnow(), **paid):
+        return
+    amount = int(cs.get("amount_total") or purchase.amount)
+    refund = Refund(purchase_id=purchase.id, amount=amount, currency=purchase.currency, status="requested",
+                    full=True, revoke_access=False, origin="system", reason="duplicate payment",
+                    idempotency_key=f"lms-duplicate-{purchase.id}")
+    state.session.add(refund)
+    state.session.flush()
+    audit.record(state.session, "duplicate_payment_refunded", user_id=purchase.user_id, course_id=purchase.course_id,
+                 purchase_id=purchase.id, amount=amount)
+    settings = payment_settings.load(state.session)
+    created = state.gateway.create_refund(
+        {"payment_intent": paid["stripe_payment_intent_id"], "amount": amount, "reason": "duplicate",
+         "metadata": {"lms_refund_id": str(refund.id)}}, api_key=settings.secret_key,
+        idempotency_key=refund.idempotency_key)
+    from .refunds import sync_refund
+
+    sync_refund(state, created, refund=refund)
 
 
 def _payment_failed(cs: dict) -> bool:

@@ -147,4 +147,7 @@ def _translate(err: stripe.StripeError) -> Exception:
         return GatewayError(_("Stripe refused the request: %(message)s", message=message), code=code, retryable=False)
     if isinstance(err, stripe.RateLimitError):
         return GatewayError(_("Stripe is busy right now: try again in a minute."), code=code)
+    if isinstance(err, stripe.APIError) and not isinstance(err, stripe.APIConnectionError):
+        return GatewayError(_("Stripe could not be reached: nothing was changed, try again in a moment."),
+                            code=code, answered=True)
     return GatewayError(_("Stripe could not be reached: nothing was changed, try again in a moment."), code=code)

@@ -51,18 +51,18 @@ def current_locale() -> str:
     return locale
 
 
-def gettext(message: str, **variables) -> str:
-    text = _translations(current_locale()).gettext(message)
+def gettext(msgid: str, /, **variables) -> str:
+    text = _translations(current_locale()).gettext(msgid)
     return text % variables if variables else text
 
 
-def ngettext(singular: str, plural: str, n: int, **variables) -> str:
+def ngettext(singular: str, plural: str, n: int, /, **variables) -> str:
     variables.setdefault("num", n)
     return _translations(current_locale()).ngettext(singular, plural, n) % variables
 
 
-def lazy_gettext(message: str, **variables) -> LazyProxy:
-    return LazyProxy(gettext, message, enable_cache=False, **variables)
+def lazy_gettext(msgid: str, /, **variables) -> LazyProxy:
+    return LazyProxy(gettext, msgid, enable_cache=False, **variables)
 
 
 _ = gettext

@@ -36,6 +36,7 @@ def course_payment(course_id: str):
     refusal = None
     try:
         checkout.check_purchasable(st, user, course, settings, offer)
+        checkout.check_not_bought(st.session, st.host.user_id(user), course_id)
     except NotPurchasable as err:
         refusal = err.message
     breakdown = pricing.breakdown(offer.price, offer.vat_rate) if offer and offer.price else None

@@ -13,6 +13,9 @@ from ..rendering import render
 from ._common import error_response, require_admin, require_user, state
 
 
+INVOICE_STATES = ("paid", "partially_refunded", "refund_pending", "refund_failed", "cancelled")
+
+
 def register(bp) -> None:
     bp.add_url_rule("/invoices", "my_invoices", my_invoices)
     bp.add_url_rule("/invoices/<int:invoice_id>/pdf", "invoice_pdf", invoice_pdf)
@@ -60,7 +63,7 @@ def _parse_filter(args) -> tuple[service.InvoiceFilter, dict]:
         return raw or None
 
     status = text("status")
-    if status and status not in ("paid", "partially_refunded", "refund_pending", "cancelled"):
+    if status and status not in INVOICE_STATES:
         errors["status"] = _("Unknown status.")
         status = None
     flt = service.InvoiceFilter(status=status, course_id=text("course", 64), user_id=text("learner", 64),

@@ -1,0 +1,301 @@
+"""Invoices: "My invoices" and the PDF for learners; the administrators' list, filters, pages, totals, CSV."""
+import csv
+import html
+import io
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import responses
+from sqlalchemy import select
+
+from lms_stripe_plugin.invoices import CSV_COLUMNS
+from lms_stripe_plugin.models import Invoice, Purchase
+
+from lms_stripe_plugin.testing import post_webhook
+
+from .conftest import KEYS, STRIPE, as_user
+from .stripe_stubs import checkout_session, event, invoice
+
+ADMIN_LIST = "/payments/admin/invoices"
+ADMIN_CSV = "/payments/admin/invoices.csv"
+
+
+def _at(day: str, hour: int = 10) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=timezone.utc)
+
+
+def _invoice(db, number, *, user_id="u1", course_id=None, issued_at, gross=4990, vat=832, currency="EUR",
+             status="paid", refunded=0, email=None, name=None, title=None, pdf=True) -> Invoice:
+    """A paid purchase and its invoice, written directly (each purchase is for its own course unless told)."""
+    course_id = course_id or f"k-{number}"
+    purchase = Purchase(user_id=user_id, course_id=course_id, amount=gross, currency=currency, amount_paid=gross,
+                        status="cancelled" if status == "cancelled" else "paid", paid_at=issued_at)
+    db.session.add(purchase)
+    db.session.flush()
+    record = Invoice(
+        stripe_invoice_id=f"in_{number}", purchase_id=purchase.id, number=number, user_id=user_id,
+        course_id=course_id, user_email=email or f"{user_id}@example.com", user_name=name or user_id,
+        course_title=title or f"Course {course_id}", currency=currency, gross=gross, vat=vat, net=gross - vat,
+        amount_refunded=refunded, status=status, issued_at=issued_at,
+        pdf_url=f"https://pay.stripe.com/invoice/in_{number}/pdf" if pdf else None)
+    db.session.add(record)
+    db.session.commit()
+    return record
+
+
+@pytest.fixture
+def invoices(db, people):
+    """Five invoices of four learners, two currencies and several statuses, oldest first."""
+    rows = [
+        _invoice(db, "INV-001", user_id="u1", course_id="c1", issued_at=_at("2026-01-05"),
+                 email="lea@example.com", name="Léa", title="Python basics"),
+        _invoice(db, "INV-002", user_id="u2", course_id="c1", issued_at=_at("2026-01-20"), status="cancelled",
+                 refunded=4990, email="sam@example.com", name="Sam", title="Python basics"),
+        _invoice(db, "INV-003", user_id="u2", course_id="c2", issued_at=_at("2026-02-10"), gross=12900, vat=2150,
+                 status="partially_refunded", refunded=1000, email="sam@example.com", name="Sam",
+                 title="Flask advanced"),
+        _invoice(db, "JP-004", user_id="emp", course_id="c4", issued_at=_at("2026-03-01"), gross=8000, vat=727,
+                 currency="JPY", email="emp@example.com", name="Emma Employee", title="Japan trip"),
+        _invoice(db, "INV-005", user_id="par", course_id="c2", issued_at=_at("2026-03-15"), gross=12900, vat=2150,
+                 status="refund_failed", email="par@example.com", name="Paul Partner", title="Flask advanced"),
+    ]
+    return {row.number: row for row in rows}
+
+
+def _listed(page: str) -> list[str]:
+    """The invoice numbers of the admin list, in the order shown."""
+    table = page.split('<table class="invoices">', 1)
+    return re.findall(r"<tr>\s*<td>([^<]+)</td>", table[1]) if len(table) == 2 else []
+
+
+def _older_link(page: str) -> str | None:
+    found = re.search(r'<a class="button secondary" href="([^"]+)">Older', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def _admin(client, query="", user="adm"):
+    return client.get(f"{ADMIN_LIST}{query}", headers=as_user(user))
+
+
+# -- My invoices ------------------------------------------------------------------------------------------------
+
+def test_my_invoices_lists_only_the_learners_own(client, invoices):
+    page = client.get("/payments/invoices", headers=as_user("u2"))
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "INV-003" in text and "INV-002" in text
+    assert text.index("INV-003") < text.index("INV-002")  # newest first
+    assert "INV-001" not in text and "JP-004" not in text and "INV-005" not in text
+    assert "€129.00" in text and f'href="/payments/invoices/{invoices["INV-003"].id}/pdf"' in text
+
+    own = client.get("/payments/invoices", headers=as_user("u1")).get_data(as_text=True)
+    assert "INV-001" in own and "€49.90" in own and "Python basics" in own and "INV-002" not in own
+
+
+def test_my_invoices_when_there_are_none(client, invoices):
+    page = client.get("/payments/invoices", headers=as_user("mgr")).get_data(as_text=True)
+    assert "You have no invoices yet." in page and "INV-" not in page
+
+
+def test_my_invoices_needs_a_signed_in_user(client, invoices):
+    assert client.get("/payments/invoices").status_code == 401
+
+
+@pytest.mark.parametrize("user, status", [("u1", 302), ("adm", 302), ("u2", 404), ("mgr", 404), (None, 401)])
+def test_the_pdf_is_for_its_learner_and_administrators(client, invoices, user, status):
+    record = invoices["INV-001"]
+    response = client.get(f"/payments/invoices/{record.id}/pdf", headers=as_user(user) if user else {})
+    assert response.status_code == status
+    if status == 302:
+        assert response.headers["Location"] == "https://pay.stripe.com/invoice/in_INV-001/pdf"
+    else:
+        assert "pay.stripe.com" not in response.get_data(as_text=True)
+
+
+def test_an_unknown_invoice_pdf_is_not_found(client, invoices):
+    assert client.get("/payments/invoices/999999/pdf", headers=as_user("adm")).status_code == 404
+
+
+def test_a_pdf_stripe_has_not_produced_yet(client, db, people):
+    record = _invoice(db, "INV-NOPDF", issued_at=_at("2026-01-05"), pdf=False)
+    response = client.get(f"/payments/invoices/{record.id}/pdf", headers=as_user("u1"))
+    assert response.status_code == 404
+    assert "has not produced this invoice" in html.unescape(response.get_data(as_text=True))
+
+
+# -- the administrators' list -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", [ADMIN_LIST, ADMIN_CSV])
+def test_only_administrators_see_every_invoice(client, invoices, url):
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers=as_user("u1")).status_code == 403
+    assert client.get(url, headers=as_user("mgr")).status_code == 403
+    assert client.get(url, headers=as_user("adm")).status_code == 200
+
+
+def test_the_list_shows_every_invoice_newest_first_with_totals_per_currency(client, invoices):
+    response = _admin(client)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert _listed(page) == ["INV-005", "JP-004", "INV-003", "INV-002", "INV-001"]
+    totals = page.split('<table class="totals">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>([A-Z]{3})</td>(.*?)</tr>", totals)
+    cells = {currency: re.findall(r'<td class="num">([^<]*)</td>', rest) for currency, rest in rows}
+    # count, net, VAT, gross, refunded
+    assert cells == {"EUR": ["4", "€298.16", "€59.64", "€357.80", "€59.90"],
+                     "JPY": ["1", "¥7,273", "¥727", "¥8,000", "¥0"]}
+    assert "Léa" in page and "lea@example.com" in page and "Python basics" in page
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("?status=cancelled", ["INV-002"]),
+    ("?status=partially_refunded", ["INV-003"]),
+    ("?status=paid", ["JP-004", "INV-001"]),
+    ("?status=refund_failed", ["INV-005"]),  # the invoices that need an administrator
+    ("?course=c1", ["INV-002", "INV-001"]),
+    ("?learner=u2", ["INV-003", "INV-002"]),
+    ("?from=2026-02-01", ["INV-005", "JP-004", "INV-003"]),
+    ("?to=2026-01-20", ["INV-002", "INV-001"]),  # the end date is included
+    ("?from=2026-01-06&to=2026-02-10", ["INV-003", "INV-002"]),
+    ("?q=jp-00", ["JP-004"]),
+    ("?q=SAM@example", ["INV-003", "INV-002"]),
+    ("?q=INV-001", ["INV-001"]),
+    ("?q=nobody", []),
+    ("?course=c2&learner=par", ["INV-005"]),
+    ("?status=&course=&q=", ["INV-005", "JP-004", "INV-003", "INV-002", "INV-001"]),
+])
+def test_filters(client, invoices, query, expected):
+    response = _admin(client, query)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200, re.findall(r'<p class="error" role="alert">([^<]*)</p>', page)
+    assert _listed(page) == expected
+
+
+def test_totals_follow_the_filters(client, invoices):
+    page = _admin(client, "?learner=u2").get_data(as_text=True)
+    totals = page.split('<table class="totals">', 1)[1].split("</table>", 1)[0]
+    assert "<tr><td>EUR</td><td class=\"num\">2</td>" in totals and "€178.90" in totals and "JPY" not in totals
+
+
+@pytest.mark.parametrize("query, message", [
+    ("?from=31/01/2026", "Use a date like 2026-01-31."),
+    ("?to=2026-13-01", "Use a date like 2026-01-31."),
+    ("?status=bogus", "Unknown status."),
+    ("?q=" + "x" * 201, "At most 200 characters."),
+    ("?course=" + "c" * 65, "At most 64 characters."),
+])
+def test_bad_filters_are_400_with_a_message(client, invoices, query, message):
+    response = _admin(client, query)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    csv_response = client.get(f"{ADMIN_CSV}{query}", headers=as_user("adm"))
+    assert csv_response.status_code == 400 and message in csv_response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "2026-01-01T00:00:00_x", "_12", "notadate_5"])
+def test_a_bad_cursor_is_400(client, invoices, cursor):
+    assert _admin(client, f"?after={cursor}").status_code == 400
+
+
+def _walk(client, first_url):
+    """Follow the "Older" links from the first page; the numbers seen on each page."""
+    pages, url = [], first_url
+    while url:
+        response = client.get(url, headers=as_user("adm"))
+        assert response.status_code == 200
+        page = response.get_data(as_text=True)
+        pages.append(_listed(page))
+        if len(pages) > 1:
+            assert "« Newest" in page
+        url = _older_link(page)
+        assert len(pages) < 20, "pagination does not end"
+    return pages
+
+
+def test_keyset_pagination_shows_every_invoice_once_newest_first(app, client, db, people):
+    app.config["LMS_STRIPE_PAGE_SIZE"] = 2
+    start = _at("2026-01-01")
+    for n, hours in enumerate([5, 1, 4, 2, 3]):  # inserted out of date order
+        _invoice(db, f"N-{n}", issued_at=start + timedelta(hours=hours, microseconds=n * 1000))
+    pages = _walk(client, ADMIN_LIST)
+    assert pages == [["N-0", "N-2"], ["N-4", "N-3"], ["N-1"]]
+    first = _admin(client).get_data(as_text=True)
+    assert '<td class="num">5</td>' in first  # totals cover every page
+
+
+def test_keyset_pagination_with_invoices_issued_at_the_same_moment(app, client, db, people):
+    app.config["LMS_STRIPE_PAGE_SIZE"] = 2
+    same = _at("2026-02-01")
+    for n in range(5):
+        _invoice(db, f"S-{n}", issued_at=same if n in (1, 2, 3) else same + timedelta(days=n - 2))
+    seen = [number for page in _walk(client, ADMIN_LIST) for number in page]
+    assert seen == ["S-4", "S-3", "S-2", "S-1", "S-0"]
+
+
+def test_pagination_keeps_the_filters(app, client, invoices):
+    app.config["LMS_STRIPE_PAGE_SIZE"] = 1
+    assert _walk(client, f"{ADMIN_LIST}?course=c1") == [["INV-002"], ["INV-001"]]
+
+
+# -- CSV ---------------------------------------------------------------------------------------------------------
+
+def _csv(client, query=""):
+    response = client.get(f"{ADMIN_CSV}{query}", headers=as_user("adm"))
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == "attachment; filename=invoices.csv"
+    return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_csv_export_has_a_header_and_amounts_in_major_units(client, invoices):
+    rows = _csv(client)
+    assert rows[0] == list(CSV_COLUMNS)
+    by_number = {row[0]: dict(zip(CSV_COLUMNS, row)) for row in rows[1:]}
+    assert [row[0] for row in rows[1:]] == ["INV-005", "JP-004", "INV-003", "INV-002", "INV-001"]
+    lea = by_number["INV-001"]
+    assert lea["issued_at"].startswith("2026-01-05T10:00:00")
+    assert {k: v for k, v in lea.items() if k != "issued_at"} == {
+        "number": "INV-001", "status": "paid", "user_email": "lea@example.com", "user_name": "Léa",
+        "course_title": "Python basics", "currency": "EUR", "net": "41.58", "vat": "8.32", "gross": "49.90",
+        "amount_refunded": "0.00", "stripe_invoice_id": "in_INV-001", "credit_note_number": ""}
+    assert (by_number["JP-004"]["net"], by_number["JP-004"]["vat"], by_number["JP-004"]["gross"]) == \
+        ("7273", "727", "8000")
+    assert by_number["INV-003"]["amount_refunded"] == "10.00"
+
+
+def test_csv_export_follows_the_filters(client, invoices):
+    assert [row[0] for row in _csv(client, "?learner=u2")[1:]] == ["INV-003", "INV-002"]
+    assert _csv(client, "?q=nobody") == [list(CSV_COLUMNS)]
+
+
+def test_csv_export_neutralises_formulas(client, db, people):
+    _invoice(db, "=1+1", issued_at=_at("2026-01-05"), email="@SUM(1+1)*cmd|' /C calc'!A0@evil.test",
+             name="-2+3+cmd", title='=HYPERLINK("http://evil.test","Click")')
+    [header, row] = _csv(client)
+    cells = dict(zip(header, row))
+    assert cells["number"] == "'=1+1"
+    assert cells["course_title"] == "'=HYPERLINK(\"http://evil.test\",\"Click\")"
+    assert cells["user_email"] == "'@SUM(1+1)*cmd|' /C calc'!A0@evil.test"
+    assert cells["user_name"] == "'-2+3+cmd"
+    assert cells["gross"] == "49.90"  # numbers are left alone
+
+
+def test_the_invoice_recorded_by_fulfilment_is_the_learners_to_download(client, db, people, priced, configured,
+                                                                        stripe_http):
+    purchase = Purchase(user_id="u1", course_id="c1", status="open", amount=4990, currency="EUR", vat_rate=2000)
+    db.session.add(purchase)
+    db.session.flush()
+    purchase.stripe_checkout_session_id = session_id = f"cs_test_{purchase.id:04d}"
+    db.session.commit()
+    paid = checkout_session(purchase.id, status="complete", payment_status="paid", invoice=invoice(purchase.id))
+    stripe_http.add(responses.GET, re.compile(rf"{STRIPE}/v1/checkout/sessions/{session_id}(\?.*)?$"), json=paid)
+    assert post_webhook(client, event("checkout.session.completed", paid), KEYS["webhook_secrets"][0]).status_code == 200
+
+    mine = client.get("/payments/invoices", headers=as_user("u1")).get_data(as_text=True)
+    assert "ABC-0001" in mine and "€49.90" in mine and "Python basics" in mine
+    [record] = db.session.scalars(select(Invoice)).all()
+    pdf = client.get(f"/payments/invoices/{record.id}/pdf", headers=as_user("u1"))
+    assert pdf.status_code == 302 and pdf.headers["Location"] == "https://pay.stripe.com/invoice/in_test_1/pdf"
+    assert client.get(f"/payments/invoices/{record.id}/pdf", headers=as_user("u2")).status_code == 404
+    assert _listed(_admin(client, "?q=abc-0001").get_data(as_text=True)) == ["ABC-0001"]

@@ -1,0 +1,259 @@
+"""``POST /payments/webhook``: signatures, storing each event once, failures kept for replay, any order."""
+import json
+import re
+import time
+from datetime import timedelta
+
+import pytest
+import responses
+from sqlalchemy import func, select
+
+from lms_stripe_plugin import settings as payment_settings
+from lms_stripe_plugin.models import Event, Invoice, Purchase, utcnow
+from lms_stripe_plugin.testing import post_webhook, sign_payload
+
+from .conftest import KEYS, STRIPE
+from .stripe_stubs import checkout_session, event, invoice, payment_intent, stripe_error
+
+SECRET = KEYS["webhook_secrets"][0]
+
+
+def _open_purchase(db, user_id="u1", course_id="c1", amount=4990, currency="EUR") -> Purchase:
+    purchase = Purchase(user_id=user_id, course_id=course_id, status="open", amount=amount, currency=currency,
+                        vat_rate=2000, expires_at=utcnow() + timedelta(hours=1))
+    db.session.add(purchase)
+    db.session.flush()
+    purchase.stripe_checkout_session_id = f"cs_test_{purchase.id:04d}"
+    purchase.checkout_url = f"https://checkout.stripe.com/c/pay/cs_test_{purchase.id:04d}"
+    db.session.commit()
+    return purchase
+
+
+def _paid_session(purchase: Purchase, **changes) -> dict:
+    fields = {"status": "complete", "payment_status": "paid", "invoice": invoice(purchase.id),
+              "payment_intent": payment_intent(), "customer": "cus_test_lea", **changes}
+    return checkout_session(purchase.id, **fields)
+
+
+def _serve(mock, url_pattern: str, obj: dict):
+    """Stripe's GET of one object, answering whatever ``obj`` holds at the time of the call."""
+    holder = {"obj": obj}
+    mock.add_callback(responses.GET, re.compile(rf"{STRIPE}{url_pattern}(\?.*)?$"),
+                      callback=lambda request: (200, {}, json.dumps(holder["obj"])), content_type="application/json")
+    return holder
+
+
+def _serve_session(mock, cs: dict):
+    return _serve(mock, f"/v1/checkout/sessions/{cs['id']}", cs)
+
+
+def _events(db):
+    return db.session.scalars(select(Event).order_by(Event.received_at)).all()
+
+
+def _event_row(db, event_id):
+    db.session.expire_all()
+    return db.session.get(Event, event_id)
+
+
+def _completed(purchase, event_id="evt_test_1"):
+    return event("checkout.session.completed", checkout_session(purchase.id, status="complete",
+                                                                 payment_status="paid"), event_id)
+
+
+@pytest.fixture
+def purchase(db, people, priced, configured):
+    return _open_purchase(db)
+
+
+# -- signatures ------------------------------------------------------------------------------------------
+
+def test_a_signed_event_is_stored_and_handled(client, db, host, purchase, stripe_http):
+    _serve_session(stripe_http, _paid_session(purchase))
+    response = post_webhook(client, _completed(purchase), SECRET)
+    assert response.status_code == 200 and response.json == {"status": "handled"}
+    row = _event_row(db, "evt_test_1")
+    assert (row.type, row.status, row.attempts, row.error) == ("checkout.session.completed", "processed", 1, None)
+    assert json.loads(row.payload)["id"] == "evt_test_1"
+    assert db.session.get(Purchase, purchase.id).status == "paid"
+    assert host.calls == [("enroll", "u1", "c1")]
+
+
+def test_missing_signature_is_refused_and_nothing_stored(client, db, purchase, stripe_http):
+    body = json.dumps(_completed(purchase)).encode()
+    response = client.post("/payments/webhook", data=body, content_type="application/json")
+    assert response.status_code == 400 and "Missing" in response.json["error"]["message"]
+    assert _events(db) == [] and len(stripe_http.calls) == 0
+
+
+@pytest.mark.parametrize("secret, age", [("whsec_someoneelse12345", 0), (SECRET, 400), (SECRET, 301)])
+def test_wrong_or_stale_signature_is_refused_and_nothing_stored(client, db, purchase, stripe_http, secret, age):
+    response = post_webhook(client, _completed(purchase), secret, timestamp=int(time.time()) - age)
+    assert response.status_code == 400
+    assert "signature" in response.json["error"]["message"]
+    assert _events(db) == [] and len(stripe_http.calls) == 0
+    assert db.session.get(Purchase, purchase.id).status == "open"
+
+
+def test_a_signature_for_another_body_is_refused(client, db, purchase, stripe_http):
+    genuine = json.dumps(_completed(purchase)).encode()
+    forged = json.dumps(_completed(purchase, event_id="evt_forged")).encode()
+    response = client.post("/payments/webhook", data=forged, content_type="application/json",
+                           headers={"Stripe-Signature": sign_payload(genuine, SECRET)})
+    assert response.status_code == 400 and _events(db) == []
+
+
+def test_a_recent_signature_within_the_tolerance_is_accepted(client, db, purchase, stripe_http):
+    _serve_session(stripe_http, _paid_session(purchase))
+    response = post_webhook(client, _completed(purchase), SECRET, timestamp=int(time.time()) - 250)
+    assert response.status_code == 200
+
+
+def test_a_second_signing_secret_is_accepted_during_rotation(client, db, purchase, stripe_http):
+    payment_settings.save(db.session, {"webhook_secrets": [SECRET, "whsec_rotatednewsecret1"]}, actor_id="adm")
+    _serve_session(stripe_http, _paid_session(purchase))
+    assert post_webhook(client, _completed(purchase), "whsec_rotatednewsecret1").status_code == 200
+    assert post_webhook(client, _completed(purchase, "evt_test_2"), SECRET).status_code == 200
+    assert [row.status for row in _events(db)] == ["processed", "processed"]
+
+
+def test_no_signing_secret_configured_is_a_configuration_error(client, db, people, priced, stripe_http):
+    response = post_webhook(client, {"id": "evt_test_1", "type": "checkout.session.completed"}, SECRET)
+    assert response.status_code == 503 and "signing secret" in response.json["error"]["message"]
+    assert _events(db) == []
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"id": 12, "type": "x"}', b'"evt"'])
+def test_malformed_bodies_are_refused(client, db, purchase, stripe_http, body):
+    response = post_webhook(client, body, SECRET)
+    assert response.status_code == 400
+    assert _events(db) == []
+
+
+def test_an_oversized_body_is_refused(client, db, purchase, stripe_http):
+    big = _completed(purchase)
+    big["padding"] = "x" * (600 * 1024)
+    response = post_webhook(client, big, SECRET)
+    assert response.status_code == 413
+    assert _events(db) == [] and len(stripe_http.calls) == 0
+
+
+def test_the_webhook_needs_no_csrf_token(client, db, purchase, stripe_http):
+    _serve_session(stripe_http, _paid_session(purchase))
+    response = post_webhook(client, _completed(purchase), SECRET)  # no csrf_token, no session cookie
+    assert response.status_code == 200
+
+
+# -- once, and failures kept for Stripe's retries ----------------------------------------------------------------
+
+def test_an_event_already_processed_is_acknowledged_without_handling_it_again(client, db, host, purchase,
+                                                                               stripe_http, signals):
+    _serve_session(stripe_http, _paid_session(purchase))
+    assert post_webhook(client, _completed(purchase), SECRET).status_code == 200
+    calls = len(stripe_http.calls)
+    again = post_webhook(client, _completed(purchase), SECRET)
+    assert again.status_code == 200 and again.json == {"status": "already handled"}
+    assert len(stripe_http.calls) == calls
+    assert len(_events(db)) == 1 and _event_row(db, "evt_test_1").attempts == 1
+    assert host.calls == [("enroll", "u1", "c1")] and len(signals["purchase_completed"]) == 1
+
+
+def test_a_failed_handler_answers_500_keeps_the_error_and_succeeds_when_stripe_retries(client, db, host, purchase,
+                                                                                      stripe_http):
+    url = re.compile(rf"{STRIPE}/v1/checkout/sessions/cs_test_{purchase.id:04d}(\?.*)?$")
+    stripe_error(stripe_http, responses.GET, url, 500, "api_error", "An unknown error occurred")
+    response = post_webhook(client, _completed(purchase), SECRET)
+    assert response.status_code == 500
+    row = _event_row(db, "evt_test_1")
+    assert row.status == "failed" and row.attempts == 1
+    assert "GatewayError" in row.error and "Stripe could not be reached" in row.error
+    assert db.session.get(Purchase, purchase.id).status == "open" and host.calls == []
+
+    stripe_http.reset()
+    _serve_session(stripe_http, _paid_session(purchase))
+    retry = post_webhook(client, _completed(purchase), SECRET)
+    assert retry.status_code == 200
+    row = _event_row(db, "evt_test_1")
+    assert (row.status, row.attempts, row.error) == ("processed", 2, None)
+    assert db.session.get(Purchase, purchase.id).status == "paid"
+    assert host.calls == [("enroll", "u1", "c1")]
+
+
+def test_unknown_event_types_are_acknowledged_and_ignored(client, db, purchase, stripe_http):
+    response = post_webhook(client, event("customer.created", {"id": "cus_x", "object": "customer"}), SECRET)
+    assert response.status_code == 200 and response.json == {"status": "ignored"}
+    assert _event_row(db, "evt_test_1").status == "ignored"
+    again = post_webhook(client, event("customer.created", {"id": "cus_x", "object": "customer"}), SECRET)
+    assert again.status_code == 200 and again.json == {"status": "already handled"}
+    assert len(stripe_http.calls) == 0
+
+
+def test_a_session_of_another_integration_is_left_alone(client, db, purchase, stripe_http):
+    foreign = dict(checkout_session(999, session_id="cs_test_foreign", status="complete", payment_status="paid"),
+                   metadata={}, client_reference_id=None)
+    _serve_session(stripe_http, foreign)
+    response = post_webhook(client, event("checkout.session.completed", foreign), SECRET)
+    assert response.status_code == 200 and _event_row(db, "evt_test_1").status == "processed"
+    assert db.session.get(Purchase, purchase.id).status == "open"
+
+
+# -- order does not matter --------------------------------------------------------------------------------------
+
+def _state(db, host, signals):
+    db.session.expire_all()
+    purchase = db.session.scalar(select(Purchase))
+    invoices = db.session.scalars(select(Invoice)).all()
+    return (purchase.status, [(i.stripe_invoice_id, i.number, i.gross, i.vat, i.purchase_id) for i in invoices],
+            list(host.calls), len(signals.get("purchase_completed", [])), len(signals.get("invoice_issued", [])),
+            sorted(row.status for row in _events(db)))
+
+
+@pytest.mark.parametrize("order", [("completed", "invoice"), ("invoice", "completed")])
+def test_out_of_order_events_end_in_the_same_state(client, db, host, purchase, stripe_http, signals, order):
+    stripe_invoice = invoice(purchase.id)
+    _serve_session(stripe_http, _paid_session(purchase, invoice=stripe_invoice))
+    _serve(stripe_http, f"/v1/invoices/{stripe_invoice['id']}", stripe_invoice)
+    deliveries = {"completed": _completed(purchase, "evt_completed"),
+                  "invoice": event("invoice.paid", stripe_invoice, "evt_invoice")}
+    for name in order:
+        assert post_webhook(client, deliveries[name], SECRET).status_code == 200
+    assert _state(db, host, signals) == (
+        "paid", [("in_test_1", "ABC-0001", 4990, 832, purchase.id)], [("enroll", "u1", "c1")], 1, 1,
+        ["processed", "processed"])
+
+
+def test_invoice_events_of_other_integrations_are_not_fetched(client, db, purchase, stripe_http):
+    foreign = dict(invoice(purchase.id), metadata={})
+    assert post_webhook(client, event("invoice.paid", foreign), SECRET).status_code == 200
+    assert len(stripe_http.calls) == 0 and db.session.scalar(select(func.count()).select_from(Invoice)) == 0
+
+
+# -- replay ------------------------------------------------------------------------------------------------------
+
+def test_cli_replays_failed_events(app, client, db, host, purchase, stripe_http):
+    url = re.compile(rf"{STRIPE}/v1/checkout/sessions/cs_test_{purchase.id:04d}(\?.*)?$")
+    stripe_error(stripe_http, responses.GET, url, 503, "api_error", "Service unavailable")
+    assert post_webhook(client, _completed(purchase), SECRET).status_code == 500
+    ignored = event("customer.created", {"id": "cus_x", "object": "customer"}, "evt_ignored")
+    assert post_webhook(client, ignored, SECRET).status_code == 200
+
+    still_down = app.test_cli_runner().invoke(args=["lms-stripe", "events", "replay"])
+    assert still_down.exit_code == 1
+    assert "evt_test_1: handler failed" in still_down.output and "1 replayed, 1 still failing." in still_down.output
+    assert _event_row(db, "evt_test_1").status == "failed"
+
+    stripe_http.reset()
+    _serve_session(stripe_http, _paid_session(purchase))
+    result = app.test_cli_runner().invoke(args=["lms-stripe", "events", "replay"])
+    assert result.exit_code == 0, result.output
+    assert "evt_test_1: handled" in result.output and "1 replayed, 0 still failing." in result.output
+    assert _event_row(db, "evt_test_1").status == "processed"
+    assert _event_row(db, "evt_ignored").status == "ignored"
+    db.session.expire_all()
+    assert db.session.get(Purchase, purchase.id).status == "paid" and host.calls == [("enroll", "u1", "c1")]
+    assert db.session.scalar(select(func.count()).select_from(Invoice)) == 1
+
+    calls = len(stripe_http.calls)
+    nothing = app.test_cli_runner().invoke(args=["lms-stripe", "events", "replay"])
+    assert nothing.exit_code == 0 and "0 replayed, 0 still failing." in nothing.output
+    assert len(stripe_http.calls) == calls
