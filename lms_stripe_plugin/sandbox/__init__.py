@@ -1,0 +1,99 @@
+"""Offline stand-in for Stripe's test mode.
+
+A separate Flask app that the official ``stripe`` SDK reaches through its base address,
+exactly as it reaches Stripe. Production code never imports it, and it imports nothing
+from the rest of the plugin::
+
+    from lms_stripe_plugin.sandbox import SandboxServer
+    with SandboxServer(deliver_async=False, webhook_sink=sink) as server:
+        client = stripe.StripeClient("sk_test_sandbox", base_addresses={"api": server.url})
+        session = client.v1.checkout.sessions.create(params={...})
+
+Run it standalone with ``python -m lms_stripe_plugin.sandbox --port 12111 --webhook-url URL
+--webhook-secret whsec_...``.
+
+Public API
+----------
+``create_app(*, webhook_url=None, webhook_secret="whsec_sandbox", webhook_sink=None,
+public_url=None, delayed_settle_seconds=None, deliver_async=True, webhook_retry_backoff=0.5,
+webhook_max_attempts=5, refund_failure_seconds=1.0)`` returns the Flask app; its
+:class:`SandboxState` is ``app.extensions["stripe_sandbox"]`` (``wait_for_deliveries(timeout)``,
+``deliveries``, ``all(object_type)``, ``get(id)``, ``advance_clock(seconds)``, ``reset()``).
+``SandboxServer(port=0, host="127.0.0.1", **create_app_kwargs)`` serves it from a thread
+(``start()``, ``url``, ``app``, ``state``, ``stop()``, context manager).
+``sign_payload(payload, secret, timestamp=None)`` makes a ``Stripe-Signature`` value.
+
+Stripe API (``/v1``, form-encoded, ``Authorization: Bearer sk_test_...``)
+--------------------------------------------------------------------------
+customers, tax_rates, coupons, promotion_codes (create, retrieve, list); checkout/sessions
+(create, retrieve, list, ``/expire``, ``/line_items``); invoices, invoice_payments,
+payment_intents, charges, disputes, events (retrieve, list); refunds and credit_notes (create,
+retrieve, list). ``Idempotency-Key`` replays the first 2xx answer (``Idempotent-Replayed: true``);
+the same key with other parameters is a 400 ``idempotency_error``. Checkout accepts both
+``payment_method_types`` and the 2026 API's ``allowed_payment_method_types`` (card, klarna,
+sepa_debit). Seeded promotion codes: ``WELCOME10`` (10 % off) and ``HALF`` (50 % off).
+
+Events of a card payment, in order: ``customer.created`` (when Checkout creates the customer),
+``payment_intent.succeeded``, ``charge.succeeded``, ``invoice.created``, ``invoice.finalized``,
+``invoice.paid`` (with ``invoice_creation``), ``checkout.session.completed``. A SEPA debit fires
+``payment_intent.processing``, ``charge.pending`` and ``checkout.session.completed`` at once, then
+``checkout.session.async_payment_succeeded`` or ``..._failed`` when settled. ``automatic_tax`` is
+accepted but computes no tax: only ``tax_rates`` do. ``session.url`` is null once the session is
+complete or expired, as on Stripe.
+
+Hosted checkout page: ``GET/POST /c/pay/{session_id}``
+-------------------------------------------------------
+Stable element ids (form field names in brackets):
+
+- ``#checkout-form`` -- the form; ``#pay`` -- the Pay button (``action=pay``)
+- ``#email`` (``email``) -- read-only when the session already knows the email
+- ``input[name=method][value=card|klarna|sepa_debit]`` -- ids ``#method-card``,
+  ``#method-klarna``, ``#method-sepa_debit``; only the session's methods are shown
+- ``#card-number`` (``card_number``), ``#card-expiry`` (``card_expiry``, ``MM / YY``),
+  ``#card-cvc`` (``card_cvc``) -- inside ``#card-fields``
+- ``#iban`` (``iban``) -- inside ``#sepa-fields``; ``#klarna-fields`` holds Klarna's note
+- ``#billing-name`` (``billing_name``)
+- ``#promo-code`` (``promotion_code``), ``#apply-promo`` (``action=apply_promo``),
+  ``#remove-promo`` (``action=remove_promo``), ``#promo-error``, ``#promo-applied``
+  -- only when ``allow_promotion_codes``
+- ``#terms`` (``terms=accepted``) with ``#terms-text`` -- only when
+  ``consent_collection[terms_of_service]=required``
+- ``#payment-error`` -- decline and validation messages; ``#back`` -- link to ``cancel_url``
+- ``#total-amount``, ``#subtotal-amount``, ``#discount-amount``, ``#tax-amount``, ``.line-item``
+- closed sessions show ``#message`` ("This checkout session has expired." and similar)
+
+Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 "Your card was declined.";
+4000 0000 0000 9995 "Your card has insufficient funds."; 4000 0000 0000 0259 pays then is
+disputed; 4000 0000 0000 5126 pays but refunds on it fail later. SEPA: DE89370400440532013000
+settles, DE62370400440532013001 fails at settlement. Klarna pays at once.
+
+Other pages: ``/i/{invoice}`` (``#invoice-number``, ``#download-pdf``),
+``/files/invoices/{id}.pdf``, ``/files/credit_notes/{id}.pdf``, ``/receipts/{charge}``.
+
+Control endpoints (``/_sandbox``, JSON, no auth)
+-------------------------------------------------
+``POST /reset``; ``GET /state``; ``POST /checkout/sessions/{id}/pay`` ``{"card", "method",
+"promotion_code", "email", "name", "iban", "expiry", "cvc", "terms_accepted"}`` (402 on
+decline); ``POST /checkout/sessions/{id}/settle`` ``{"outcome": "succeeded"|"failed"}``;
+``POST /charges/{id}/refund`` ``{"amount"}``; ``POST /charges/{id}/dispute``;
+``POST /disputes/{id}/close`` ``{"outcome": "won"|"lost"}``; ``POST /refunds/{id}/fail``
+``{"reason"}``; ``POST /clock/advance`` ``{"seconds"}``; ``POST /events/{id}/resend``;
+``GET /deliveries``; ``POST|GET|DELETE /faults`` with ``{"method", "path", "kind":
+"500"|"429"|"timeout"|"connection"|"card_error", "times", "timeout_seconds", "after"}``.
+"""
+
+from .app import create_app
+from .payments import PaymentAttempt
+from .server import SandboxServer
+from .state import API_VERSION, SandboxState
+from .webhooks import DeliveryAttempt, sign_payload
+
+__all__ = [
+    "API_VERSION",
+    "DeliveryAttempt",
+    "PaymentAttempt",
+    "SandboxServer",
+    "SandboxState",
+    "create_app",
+    "sign_payload",
+]

@@ -1,0 +1,326 @@
+"""The Stripe HTTP API under ``/v1``: authentication, idempotency, fault injection and the endpoints."""
+
+from __future__ import annotations
+
+import fnmatch
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from . import billing, checkout, refunds, resources
+from .errors import StripeError, invalid_param, unrecognized_url
+from .faults import Fault, fault_error
+from .idempotency import SavedResponse, fingerprint_of
+from .ids import request_id
+from .listing import expand, list_envelope, paginate
+from .params import Params, parse_pairs
+from .state import API_VERSION, SandboxState
+
+bp = Blueprint("stripe_sandbox_api", __name__, url_prefix="/v1")
+
+_PAGING = {"created", "ending_before", "limit", "starting_after"}
+
+# Collection -> (object type, list filters {param: field}, real Stripe filters the sandbox lacks).
+COLLECTIONS: dict[str, tuple[str, dict[str, str], set[str]]] = {
+    "customers": ("customer", {"email": "email"}, {"test_clock"}),
+    "tax_rates": ("tax_rate", {"active": "active", "inclusive": "inclusive"}, set()),
+    "invoices": ("invoice", {"customer": "customer", "status": "status"},
+                 {"collection_method", "customer_account", "due_date", "subscription"}),
+    "invoice_payments": ("invoice_payment", {"invoice": "invoice", "status": "status"}, {"payment"}),
+    "payment_intents": ("payment_intent", {"customer": "customer"}, {"customer_account"}),
+    "charges": ("charge", {"customer": "customer", "payment_intent": "payment_intent"}, {"transfer_group"}),
+    "refunds": ("refund", {"charge": "charge", "payment_intent": "payment_intent"}, set()),
+    "credit_notes": ("credit_note", {"invoice": "invoice", "customer": "customer"}, {"customer_account"}),
+    "disputes": ("dispute", {"charge": "charge", "payment_intent": "payment_intent"}, set()),
+    "coupons": ("coupon", {}, set()),
+    "promotion_codes": ("promotion_code", {"code": "code", "customer": "customer", "active": "active"},
+                        {"coupon", "customer_account"}),
+    "products": ("product", {"active": "active"}, {"ids", "shippable", "url"}),
+    "prices": ("price", {"active": "active", "currency": "currency", "product": "product"},
+               {"lookup_keys", "recurring", "type"}),
+}
+
+
+def _state() -> SandboxState:
+    return current_app.extensions["stripe_sandbox"]
+
+
+def _params() -> Params:
+    return Params(g.stripe_params)
+
+
+def base_url(state: SandboxState) -> str:
+    """The address put into ``url``, ``invoice_pdf`` and similar fields."""
+    return (state.config.public_url or request.host_url).rstrip("/")
+
+
+# -- request pipeline ------------------------------------------------------------------------
+
+
+@bp.before_request
+def _before() -> Response | None:
+    state = _state()
+    g.stripe_request = {"id": request_id(), "idempotency_key": request.headers.get("Idempotency-Key")}
+    fault = state.faults.take(request.method, request.path)
+    if fault is not None:
+        response = _apply_fault(state, fault)
+        if response is not None:
+            return response
+    g.api_key = _authenticate()
+    g.stripe_params = parse_pairs([*request.args.items(multi=True), *request.form.items(multi=True)])
+    return _begin_idempotency(state)
+
+
+def _apply_fault(state: SandboxState, fault: Fault) -> Response | None:
+    if fault.kind == "connection":
+        return _drop_connection()
+    if fault.kind == "timeout" and fault.after:
+        g.stall_after = fault.timeout_seconds  # carry the request out, hold back the answer
+        return None
+    if fault.kind == "timeout":
+        state.stop_event.wait(fault.timeout_seconds)
+    raise fault_error(fault)
+
+
+def _drop_connection() -> Response:
+    sock = request.environ.get("werkzeug.socket")
+    if sock is None:  # no real socket (test client): the closest thing is an aborted call
+        raise ConnectionAbortedError("The Stripe sandbox dropped the connection (injected fault).")
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    # Never reaches the client: the socket is already shut.
+    return Response(status=500)
+
+
+def _authenticate() -> str:
+    header = request.headers.get("Authorization", "")
+    key = header[7:].strip() if header.startswith("Bearer ") else None
+    if key is None and request.authorization is not None:
+        key = request.authorization.username  # curl -u sk_test_...:
+    if not key:
+        raise StripeError(
+            "You did not provide an API key. You need to provide your API key in the Authorization header, "
+            "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api"
+            "#authentication for details, or we can help at https://support.stripe.com/.", status=401)
+    if not key.startswith(("sk_test_", "rk_test_")) or len(key) <= 8:
+        raise StripeError(f"Invalid API Key provided: {_mask(key)}", status=401, code="api_key_invalid")
+    return key
+
+
+def _mask(key: str) -> str:
+    if len(key) <= 12:
+        return "*" * len(key)
+    return key[:8] + "*" * (len(key) - 12) + key[-4:]
+
+
+def _begin_idempotency(state: SandboxState) -> Response | None:
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key:
+        return None
+    if len(key) > 255:
+        raise invalid_param(None, "Idempotency-Key must be at most 255 characters long.")
+    scope, endpoint = (g.api_key, key), f"{request.method} {request.path}"
+    saved = state.idempotency.begin(scope, endpoint, fingerprint_of(g.stripe_params))
+    if saved is not None:
+        response = Response(saved.body, status=saved.status, mimetype="application/json")
+        response.headers["Idempotent-Replayed"] = "true"
+        response.headers["Original-Request"] = saved.request_id
+        return response
+    g.idempotency = (scope, endpoint, fingerprint_of(g.stripe_params))
+    return None
+
+
+@bp.after_request
+def _after(response: Response) -> Response:
+    state = _state()
+    response.headers["Request-Id"] = g.stripe_request["id"]
+    response.headers["Stripe-Version"] = request.headers.get("Stripe-Version", API_VERSION)
+    pending = g.pop("idempotency", None)
+    if pending is not None:
+        scope, endpoint, fingerprint = pending
+        if 200 <= response.status_code < 300:
+            saved = SavedResponse(endpoint, fingerprint, response.status_code, response.get_data(),
+                                  g.stripe_request["id"])
+            state.idempotency.save(scope, saved)
+        else:
+            state.idempotency.release(scope)
+    stall = g.pop("stall_after", None)
+    if stall:
+        state.stop_event.wait(stall)
+    return response
+
+
+@bp.teardown_request
+def _teardown(_exc: BaseException | None) -> None:
+    pending = g.pop("idempotency", None)
+    if pending is not None:
+        _state().idempotency.release(pending[0])
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _respond(obj: dict[str, Any], include: Callable[[dict[str, Any], list[str]], None] | None = None) -> Response:
+    state = _state()
+    paths = _params().strings("expand")
+    with state.lock:
+        body = state.render(obj)
+        if include is not None:
+            include(body, paths)
+        return jsonify(expand(state, body, paths))
+
+
+def _list(items: list[dict[str, Any]], filters: dict[str, str], known: set[str] = frozenset()) -> Response:
+    state = _state()
+    params = _params()
+    params.reject_unknown(_PAGING | set(filters), known)
+    with state.lock:
+        body = paginate(state, items, params, request.path, filters)
+        return jsonify(expand(state, body, params.strings("expand")))
+
+
+def _only_expand() -> None:
+    _params().reject_unknown(set())
+
+
+# -- creation endpoints --------------------------------------------------------------------------
+
+
+@bp.post("/customers")
+def create_customer() -> Response:
+    return _respond(resources.create_customer(_state(), _params()))
+
+
+@bp.post("/tax_rates")
+def create_tax_rate() -> Response:
+    return _respond(resources.create_tax_rate(_state(), _params()))
+
+
+@bp.post("/coupons")
+def create_coupon() -> Response:
+    return _respond(resources.create_coupon(_state(), _params()))
+
+
+@bp.post("/promotion_codes")
+def create_promotion_code() -> Response:
+    return _respond(resources.create_promotion_code(_state(), _params()))
+
+
+@bp.post("/refunds")
+def create_refund() -> Response:
+    return _respond(refunds.create_refund_from_params(_state(), _params()))
+
+
+@bp.post("/credit_notes")
+def create_credit_note() -> Response:
+    return _respond(billing.create_credit_note(_state(), _params()))
+
+
+# -- checkout sessions ---------------------------------------------------------------------------
+
+
+def _include_line_items(session: dict[str, Any]) -> Callable[[dict[str, Any], list[str]], None]:
+    def include(body: dict[str, Any], paths: list[str]) -> None:
+        if any(path.split(".")[0] == "line_items" for path in paths):
+            items = checkout.line_item_objects(_state(), session)
+            body["line_items"] = list_envelope(items, f"/v1/checkout/sessions/{session['id']}/line_items")
+
+    return include
+
+
+@bp.post("/checkout/sessions")
+def create_session() -> Response:
+    state = _state()
+    session = checkout.create_session(state, _params(), base_url(state))
+    return _respond(session, _include_line_items(session))
+
+
+@bp.get("/checkout/sessions")
+def list_sessions() -> Response:
+    state = _state()
+    checkout.sweep_expired_sessions(state)
+    filters = {"customer": "customer", "payment_intent": "payment_intent", "status": "status"}
+    return _list(state.all("checkout.session"), filters, checkout.LIST_KNOWN)
+
+
+@bp.get("/checkout/sessions/<session_id>")
+def retrieve_session(session_id: str) -> Response:
+    _only_expand()
+    session = checkout.checked_session(_state(), session_id)
+    return _respond(session, _include_line_items(session))
+
+
+@bp.post("/checkout/sessions/<session_id>/expire")
+def expire_session(session_id: str) -> Response:
+    _only_expand()
+    session = checkout.expire_session(_state(), session_id)
+    return _respond(session, _include_line_items(session))
+
+
+@bp.get("/checkout/sessions/<session_id>/line_items")
+def session_line_items(session_id: str) -> Response:
+    session = checkout.checked_session(_state(), session_id)
+    return _list(checkout.line_item_objects(_state(), session), {})
+
+
+@bp.get("/invoices/<invoice_id>/lines")
+def invoice_lines(invoice_id: str) -> Response:
+    invoice = _state().require(invoice_id, "invoice")
+    return _list(invoice["lines"]["data"], {})
+
+
+@bp.get("/credit_notes/<note_id>/lines")
+def credit_note_lines(note_id: str) -> Response:
+    note = _state().require(note_id, "credit_note")
+    return _list(note["lines"]["data"], {})
+
+
+@bp.get("/charges/<charge_id>/refunds")
+def charge_refunds(charge_id: str) -> Response:
+    charge = _state().require(charge_id, "charge")
+    return _list([r for r in _state().all("refund") if r["charge"] == charge["id"]], {})
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+@bp.get("/events")
+def list_events() -> Response:
+    params = _params()
+    events = _state().all("event")
+    wanted_type, wanted_types = params.string("type"), params.strings("types")
+    if wanted_type:
+        events = [e for e in events if fnmatch.fnmatchcase(e["type"], wanted_type)]
+    if wanted_types:
+        events = [e for e in events if e["type"] in wanted_types]
+    g.stripe_params = {k: v for k, v in g.stripe_params.items() if k not in ("type", "types")}
+    return _list(events, {}, {"delivery_success"})
+
+
+# -- generic retrieve and list -----------------------------------------------------------------------
+
+
+@bp.get("/<collection>")
+def list_collection(collection: str) -> Response:
+    if collection not in COLLECTIONS:
+        raise unrecognized_url(request.method, request.path)
+    object_type, filters, known = COLLECTIONS[collection]
+    return _list(_state().all(object_type), filters, known)
+
+
+@bp.get("/<collection>/<object_id>")
+def retrieve(collection: str, object_id: str) -> Response:
+    object_type = "event" if collection == "events" else COLLECTIONS.get(collection, (None,))[0]
+    if object_type is None:
+        raise unrecognized_url(request.method, request.path)
+    _only_expand()
+    return _respond(_state().require(object_id, object_type))
+
+
+@bp.route("/<path:_rest>", methods=["GET", "POST", "DELETE", "PUT", "PATCH"])
+def unknown(_rest: str) -> Response:
+    raise unrecognized_url(request.method, request.path)

@@ -1,0 +1,77 @@
+"""The sandbox's own Flask application."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from . import api, control, hosted
+from .errors import StripeError, unrecognized_url
+from .state import SandboxConfig, SandboxState
+from .webhooks import WebhookSink
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    *,
+    webhook_url: str | None = None,
+    webhook_secret: str = "whsec_sandbox",
+    webhook_sink: WebhookSink | None = None,
+    public_url: str | None = None,
+    delayed_settle_seconds: float | None = None,
+    deliver_async: bool = True,
+    webhook_retry_backoff: float = 0.5,
+    webhook_max_attempts: int = 5,
+    refund_failure_seconds: float = 1.0,
+) -> Flask:
+    """Build a sandbox app; its :class:`SandboxState` is ``app.extensions["stripe_sandbox"]``.
+
+    ``webhook_sink(payload, headers) -> status`` replaces the HTTP POST to ``webhook_url``.
+    ``public_url`` is the base of ``session.url`` and document links (default: the request's
+    host URL). ``delayed_settle_seconds`` settles SEPA debits automatically after that delay.
+    ``deliver_async=False`` delivers webhooks before each request answers (for tests).
+    The remaining arguments tune webhook retries and how long a refund on card
+    4000 0000 0000 5126 stays pending before it fails.
+    """
+    app = Flask(__name__, template_folder="templates")
+    config = SandboxConfig(
+        webhook_url=webhook_url, webhook_secret=webhook_secret, webhook_sink=webhook_sink, public_url=public_url,
+        delayed_settle_seconds=delayed_settle_seconds, deliver_async=deliver_async,
+        webhook_retry_backoff=webhook_retry_backoff, webhook_max_attempts=webhook_max_attempts,
+        refund_failure_seconds=refund_failure_seconds,
+    )
+    state = SandboxState(config)
+    app.extensions["stripe_sandbox"] = state
+    app.register_blueprint(api.bp)
+    app.register_blueprint(control.bp)
+    app.register_blueprint(hosted.bp)
+    app.register_error_handler(StripeError, _stripe_error)
+    app.register_error_handler(404, _not_found)
+    app.register_error_handler(405, _not_found)
+    app.register_error_handler(Exception, _unexpected)
+    # Synchronous webhook delivery happens here, after every lock taken by the request is released.
+    app.teardown_request(lambda _exc: state.flush_deliveries())
+    return app
+
+
+def _stripe_error(error: StripeError) -> Response:
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
+
+
+def _unexpected(error: Exception) -> Response | HTTPException:
+    if isinstance(error, HTTPException):
+        return error
+    # A bug in the sandbox still answers in Stripe's shape, so SDK clients raise APIError.
+    log.exception("Stripe sandbox failed on %s %s", request.method, request.path)
+    return _stripe_error(StripeError(f"The Stripe sandbox failed: {type(error).__name__}: {error}",
+                                     status=500, type="api_error"))
+
+
+def _not_found(_error: Exception) -> Response:
+    return _stripe_error(unrecognized_url(request.method, request.path))

@@ -1,0 +1,232 @@
+"""What a learner's browser sees: the hosted checkout page, invoice pages, PDFs and receipts."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request
+from markupsafe import Markup, escape
+
+from . import pdf
+from .amounts import format_amount
+from .checkout import apply_promotion_code, checked_session, priced_lines, remove_promotion_code
+from .errors import StripeError
+from .payments import PaymentAttempt, pay_session, success_redirect
+from .state import SandboxState
+
+bp = Blueprint("stripe_sandbox_hosted", __name__)
+
+METHOD_LABELS = {
+    "card": ("Card", "Visa, Mastercard, American Express, Apple Pay and Google Pay"),
+    "klarna": ("Klarna", "Pay in instalments"),
+    "sepa_debit": ("SEPA Direct Debit", "Paid from your bank account; takes a few days to confirm"),
+}
+
+
+_MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+
+
+def custom_text_html(text: str) -> Markup:
+    """Custom text as Checkout shows it: escaped, with Markdown links ``[label](https://...)`` as links."""
+    escaped = str(escape(text))
+    return Markup(_MARKDOWN_LINK.sub(r'<a href="\2" target="_blank" rel="noopener">\1</a>', escaped))
+
+
+def _state() -> SandboxState:
+    return current_app.extensions["stripe_sandbox"]
+
+
+def _message(title: str, message: str, status: int = 200, link: tuple[str, str] | None = None) -> tuple[str, int]:
+    return render_template("message.html", title=title, message=message, link=link), status
+
+
+# -- checkout page ------------------------------------------------------------------------------
+
+
+@bp.get("/c/pay/<session_id>")
+def checkout_page(session_id: str) -> Any:
+    """The payment page of an open session, or a message when it is no longer open."""
+    state = _state()
+    session = state.get(session_id, "checkout.session")
+    if session is None:
+        return _message("Not found", "This checkout session does not exist.", 404)
+    checked_session(state, session_id)
+    if session["status"] != "open":
+        return _closed_page(state, session)
+    return _render_checkout(state, session, {}, status=200)
+
+
+@bp.post("/c/pay/<session_id>")
+def submit_checkout(session_id: str) -> Any:
+    """Apply or remove a promotion code, or pay; redirects to ``success_url`` once paid."""
+    state = _state()
+    session = state.get(session_id, "checkout.session")
+    if session is None:
+        return _message("Not found", "This checkout session does not exist.", 404)
+    checked_session(state, session_id)
+    if session["status"] != "open":
+        return _closed_page(state, session, status=400)
+    form = request.form
+    action = form.get("action", "pay")
+    try:
+        if action == "apply_promo":
+            apply_promotion_code(state, session, form.get("promotion_code", ""))
+            return _render_checkout(state, session, form, status=200)
+        if action == "remove_promo":
+            remove_promotion_code(state, session)
+            return _render_checkout(state, session, {**form, "promotion_code": ""}, status=200)
+        pay_session(state, session_id, attempt_from_form(form))
+    except StripeError as error:
+        return _show_error(state, session, form, error)
+    return redirect(success_redirect(state, session), code=303)
+
+
+def attempt_from_form(form: Any) -> PaymentAttempt:
+    """Read the checkout form's fields (see the package docstring for their names)."""
+    return PaymentAttempt(
+        method=form.get("method", "card"), card_number=form.get("card_number", ""),
+        card_expiry=form.get("card_expiry", ""), card_cvc=form.get("card_cvc", ""), iban=form.get("iban", ""),
+        email=form.get("email"), name=(form.get("billing_name") or "").strip() or None,
+        promotion_code=form.get("promotion_code"),
+        terms_accepted=form.get("terms") in ("accepted", "on", "true", "1"),
+    )
+
+
+def _show_error(state: SandboxState, session: dict[str, Any], form: Any, error: StripeError) -> Any:
+    if session["status"] != "open":
+        return _closed_page(state, session, status=400)
+    if error.param == "promotion_code":
+        return _render_checkout(state, session, form, status=400, promo_error=error.message)
+    status = 402 if error.type == "card_error" else 400
+    return _render_checkout(state, session, form, status=status, error=error.message)
+
+
+def _closed_page(state: SandboxState, session: dict[str, Any], status: int = 200) -> Any:
+    if session["status"] == "expired":
+        link = ("← Back", session["cancel_url"]) if session["cancel_url"] else None
+        return _message("Session expired", "This checkout session has expired.", status, link)
+    return _message("Payment complete", "This checkout session is already complete.", status,
+                    ("Continue", success_redirect(state, session)))
+
+
+def _render_checkout(state: SandboxState, session: dict[str, Any], form: Any, *, status: int,
+                     error: str | None = None, promo_error: str | None = None) -> Any:
+    with state.lock:
+        context = _checkout_context(state, session, form)
+    return render_template("checkout.html", error=error, promo_error=promo_error, **context), status
+
+
+def _checkout_context(state: SandboxState, session: dict[str, Any], form: Any) -> dict[str, Any]:
+    currency = session["currency"]
+    private = state.private[session["id"]]
+    customer = state.get(session["customer"], "customer") or {}
+    promo = state.get(private.get("promotion_code_id"), "promotion_code")
+    methods = [(m, *METHOD_LABELS[m]) for m in session["payment_method_types"]]
+    consent = session["consent_collection"] or {}
+    terms = (session["custom_text"].get("terms_of_service_acceptance") or {}).get("message")
+    return {
+        "session": session, "lines": _display_lines(state, session), "money": lambda a: format_amount(a, currency),
+        "methods": methods, "selected_method": form.get("method") or methods[0][0],
+        "fixed_email": customer.get("email") or session["customer_email"], "form": form,
+        "promo_allowed": bool(session["allow_promotion_codes"]), "promo_code": promo["code"] if promo else None,
+        "discount_label": _discount_label(state, private), "terms_required": consent.get("terms_of_service") == "required",
+        "terms_text": custom_text_html(terms or "I agree to the Terms of Service."),
+    }
+
+
+def _display_lines(state: SandboxState, session: dict[str, Any]) -> list[dict[str, Any]]:
+    lines = []
+    for line, priced in zip(state.private[session["id"]]["lines"], priced_lines(state, session)):
+        lines.append({"name": line["name"], "description": line["description"], "quantity": line["quantity"],
+                      "amount": priced.subtotal,
+                      "inclusive_tax": any(s.rate.get("inclusive") for s in priced.taxes)})
+    return lines
+
+
+def _discount_label(state: SandboxState, private: dict[str, Any]) -> str | None:
+    coupon = state.get(private.get("coupon_id"), "coupon")
+    if coupon is None:
+        return None
+    if coupon["percent_off"] is not None:
+        return f"{coupon['percent_off']:g}% off"
+    return coupon["name"] or "Discount"
+
+
+@bp.get("/c/complete/<session_id>")
+def complete_page(session_id: str) -> Any:
+    """Shown after paying when the session has no ``success_url``."""
+    session = _state().get(session_id, "checkout.session")
+    if session is None:
+        return _message("Not found", "This checkout session does not exist.", 404)
+    return _message("Thank you", f"Payment status: {session['payment_status']}.")
+
+
+# -- invoices, credit notes and receipts ------------------------------------------------------------
+
+
+def _rates(state: SandboxState, documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    ids = {t["tax_rate_details"]["tax_rate"] for d in documents for t in d["total_taxes"] or []}
+    return {rate_id: state.get(rate_id) for rate_id in ids if state.get(rate_id)}
+
+
+def _finalized_invoice(state: SandboxState, invoice_id: str) -> dict[str, Any] | None:
+    invoice = state.get(invoice_id, "invoice")
+    return invoice if invoice is not None and invoice["number"] else None
+
+
+@bp.get("/files/invoices/<invoice_id>.pdf")
+def invoice_file(invoice_id: str) -> Any:
+    """The invoice PDF linked from ``invoice_pdf``."""
+    state = _state()
+    with state.lock:
+        invoice = _finalized_invoice(state, invoice_id)
+        if invoice is None:
+            return _message("Not found", "This invoice does not exist.", 404)
+        body = pdf.invoice_pdf(state.render(invoice), _rates(state, [invoice]))
+    return _pdf_response(body, f"{invoice['number']}.pdf")
+
+
+@bp.get("/files/credit_notes/<note_id>.pdf")
+def credit_note_file(note_id: str) -> Any:
+    """The credit note PDF linked from ``pdf``."""
+    state = _state()
+    with state.lock:
+        note = state.get(note_id, "credit_note")
+        if note is None:
+            return _message("Not found", "This credit note does not exist.", 404)
+        invoice = state.require(note["invoice"], "invoice")
+        body = pdf.credit_note_pdf(state.render(note), state.render(invoice), _rates(state, [note]))
+    return _pdf_response(body, f"{note['number']}.pdf")
+
+
+def _pdf_response(body: bytes, filename: str) -> Response:
+    response = Response(body, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+@bp.get("/i/<invoice_id>")
+def invoice_page(invoice_id: str) -> Any:
+    """The hosted invoice page linked from ``hosted_invoice_url``."""
+    state = _state()
+    with state.lock:
+        invoice = _finalized_invoice(state, invoice_id)
+        if invoice is None:
+            return _message("Not found", "This invoice does not exist.", 404)
+        notes = [n for n in state.all("credit_note") if n["invoice"] == invoice_id]
+        context = {"invoice": state.render(invoice), "credit_notes": [state.render(n) for n in reversed(notes)],
+                   "money": lambda a: format_amount(a, invoice["currency"])}
+    return render_template("invoice.html", **context)
+
+
+@bp.get("/receipts/<charge_id>")
+def receipt_page(charge_id: str) -> Any:
+    """The receipt linked from a charge's ``receipt_url``."""
+    state = _state()
+    charge = state.get(charge_id, "charge")
+    if charge is None:
+        return _message("Not found", "This receipt does not exist.", 404)
+    money = format_amount(charge["amount"], charge["currency"])
+    refunded = format_amount(charge["amount_refunded"], charge["currency"])
+    return _message("Receipt", f"Payment {charge_id}: {money}, status {charge['status']}, refunded {refunded}.")

@@ -1,0 +1,242 @@
+"""All sandbox objects in memory, the sandbox clock, and event emission."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import g, has_request_context
+
+from .errors import resource_missing
+from .faults import FaultRegistry
+from .idempotency import IdempotencyStore
+from .ids import new_id
+from .scheduler import Scheduler
+from .webhooks import Deliverer, DeliveryAttempt, WebhookSink
+
+API_VERSION = "2026-10-28.endive"
+
+# How Stripe names each object type in "No such ..." messages.
+OBJECT_LABELS = {
+    "checkout.session": "checkout.session",
+    "customer": "customer",
+    "tax_rate": "tax rate",
+    "invoice": "invoice",
+    "invoice_payment": "invoice payment",
+    "payment_intent": "payment_intent",
+    "charge": "charge",
+    "refund": "refund",
+    "credit_note": "credit note",
+    "dispute": "dispute",
+    "event": "event",
+    "coupon": "coupon",
+    "promotion_code": "promotion code",
+    "product": "product",
+    "price": "price",
+}
+
+
+@dataclass
+class SandboxConfig:
+    """Settings given to :func:`create_app`."""
+
+    webhook_url: str | None = None
+    webhook_secret: str = "whsec_sandbox"
+    webhook_sink: WebhookSink | None = None
+    public_url: str | None = None
+    delayed_settle_seconds: float | None = None
+    deliver_async: bool = True
+    webhook_retry_backoff: float = 0.5
+    webhook_max_attempts: int = 5
+    refund_failure_seconds: float = 1.0
+
+
+class SandboxState:
+    """Every object of one sandbox, guarded by :attr:`lock` (re-entrant).
+
+    Objects are Stripe-shaped dicts keyed by id; :attr:`private` keeps what Stripe
+    would know but not show (the test card used, line details, ...).
+    """
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.lock = threading.RLock()
+        self.stop_event = threading.Event()
+        self.faults = FaultRegistry()
+        self.idempotency = IdempotencyStore()
+        self.deliverer = Deliverer(
+            url=self.config.webhook_url, secret=self.config.webhook_secret, sink=self.config.webhook_sink,
+            asynchronous=self.config.deliver_async, backoff=self.config.webhook_retry_backoff,
+            max_attempts=self.config.webhook_max_attempts, stop_event=self.stop_event,
+        )
+        self.scheduler = Scheduler(self.now_float, self.stop_event, after_task=self.flush_deliveries)
+        self._reset_data()
+
+    def _reset_data(self) -> None:
+        # Imported here because resources.py builds on this module.
+        from .resources import seed_promotion_codes
+
+        with self.lock:
+            self.objects: dict[str, dict[str, Any]] = {}
+            self.private: dict[str, dict[str, Any]] = {}
+            self._order: dict[str, int] = {}
+            self._seq = itertools.count(1)
+            self._invoice_numbers = itertools.count(1)
+            self._clock_offset = 0.0
+            seed_promotion_codes(self)
+
+    # -- clock ---------------------------------------------------------------
+
+    def now_float(self) -> float:
+        """Sandbox time in seconds (wall clock plus every advance)."""
+        return time.time() + self._clock_offset
+
+    def now(self) -> int:
+        """Sandbox time as a Unix timestamp, as in ``created`` fields."""
+        return int(self.now_float())
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the sandbox clock forward, then expire sessions and run tasks that came due."""
+        from .checkout import sweep_expired_sessions  # checkout.py builds on this module
+
+        with self.lock:
+            self._clock_offset += float(seconds)
+            sweep_expired_sessions(self)
+        self.scheduler.run_due()
+        self.flush_deliveries()
+
+    # -- objects -------------------------------------------------------------
+
+    def add(self, obj: dict[str, Any], private: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store a new object (and its sandbox-only details)."""
+        with self.lock:
+            self.objects[obj["id"]] = obj
+            self.private[obj["id"]] = private or {}
+            self._order[obj["id"]] = next(self._seq)
+        return obj
+
+    def get(self, object_id: Any, object_type: str | None = None) -> dict[str, Any] | None:
+        """The stored object with this id (of this type), or None."""
+        if not isinstance(object_id, str):
+            return None
+        obj = self.objects.get(object_id)
+        if obj is None or (object_type and obj.get("object") != object_type):
+            return None
+        return obj
+
+    def require(self, object_id: Any, object_type: str, *, param: str = "id", status: int = 404) -> dict[str, Any]:
+        """The object, or Stripe's ``resource_missing`` error."""
+        obj = self.get(object_id, object_type)
+        if obj is None:
+            label = OBJECT_LABELS.get(object_type, object_type)
+            raise resource_missing(label, str(object_id), param=param, status=status)
+        return obj
+
+    def all(self, object_type: str) -> list[dict[str, Any]]:
+        """Objects of a type, newest first (the order of Stripe's lists)."""
+        with self.lock:
+            found = [o for o in self.objects.values() if o.get("object") == object_type]
+            return sorted(found, key=lambda o: self._order[o["id"]], reverse=True)
+
+    def render(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A copy safe to serialise outside the lock."""
+        with self.lock:
+            return copy.deepcopy(obj)
+
+    def counts(self) -> dict[str, int]:
+        """Number of objects of each type."""
+        with self.lock:
+            return dict(Counter(o["object"] for o in self.objects.values()))
+
+    def next_invoice_number(self) -> str:
+        """Sequential invoice numbers: SBX-0001, SBX-0002, ..."""
+        with self.lock:
+            return f"SBX-{next(self._invoice_numbers):04d}"
+
+    # -- events --------------------------------------------------------------
+
+    def emit(self, event_type: str, obj: dict[str, Any], previous_attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record an event carrying a snapshot of ``obj`` and queue its delivery."""
+        with self.lock:
+            data: dict[str, Any] = {"object": copy.deepcopy(obj)}
+            if previous_attributes:
+                data["previous_attributes"] = copy.deepcopy(previous_attributes)
+            event = {
+                "id": new_id("evt"), "object": "event", "api_version": API_VERSION,
+                "created": self.now(), "data": data, "livemode": False,
+                "pending_webhooks": 1 if self.deliverer.enabled else 0,
+                "request": _request_info(), "type": event_type,
+            }
+            self.add(event)
+            self.deliverer.enqueue(event["id"], event_type, event_payload(event))
+            return event
+
+    def resend(self, event: dict[str, Any]) -> None:
+        """Queue another delivery of an existing event."""
+        self.deliverer.enqueue(event["id"], event["type"], event_payload(event))
+
+    # -- deliveries and lifecycle ---------------------------------------------
+
+    def flush_deliveries(self) -> None:
+        """Deliver queued events now when delivering synchronously (no-op otherwise)."""
+        self.deliverer.flush()
+
+    def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
+        """Block until every queued webhook was delivered or gave up; False on timeout."""
+        return self.deliverer.wait(timeout)
+
+    @property
+    def deliveries(self) -> list[DeliveryAttempt]:
+        """Every webhook delivery attempt (event id, attempt number, status code)."""
+        return self.deliverer.attempts
+
+    def schedule(self, delay_seconds: float, task: Callable[[], None]) -> None:
+        """Run ``task`` after ``delay_seconds`` of sandbox time."""
+        self.scheduler.schedule(delay_seconds, task)
+
+    def reset(self) -> None:
+        """Empty the sandbox, keeping its settings and the seeded promotion codes."""
+        with self.lock:
+            self.scheduler.clear()
+            self.deliverer.clear()
+            self.faults.clear()
+            self.idempotency.clear()
+            self._reset_data()
+
+    def close(self) -> None:
+        """Stop background threads and wake stalled requests."""
+        self.stop_event.set()
+        self.scheduler.close()
+        self.deliverer.close()
+
+
+def locked(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an operation ``function(state, ...)`` while holding the state lock."""
+
+    @functools.wraps(function)
+    def wrapper(state: SandboxState, *args: Any, **kwargs: Any) -> Any:
+        with state.lock:
+            return function(state, *args, **kwargs)
+
+    return wrapper
+
+
+def event_payload(event: dict[str, Any]) -> bytes:
+    """The webhook body of an event (pretty-printed JSON, as Stripe sends it)."""
+    return json.dumps(event, indent=2, sort_keys=True).encode()
+
+
+def _request_info() -> dict[str, Any]:
+    if has_request_context():
+        info = g.get("stripe_request")
+        if info:
+            return dict(info)
+    return {"id": None, "idempotency_key": None}
