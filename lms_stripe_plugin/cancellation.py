@@ -13,7 +13,7 @@ from .errors import GatewayError, PaymentsError
 from .i18n import current_locale, gettext as _
 from .money import Money
 from .models import Invoice, Refund
-from .refunds import revoke_access, set_invoice_status, sync_refund, transition_refund
+from .refunds import STRIPE_TO_OURS, revoke_access, set_invoice_status, sync_refund, transition_refund
 
 RETRY_PREFIX = "lms-refund-retry-"
 
@@ -23,10 +23,20 @@ class RefundRefused(PaymentsError):
 
 
 def refundable(invoice: Invoice, session) -> int:
-    """What can still be refunded: paid, minus refunded, minus refunds in flight."""
+    """What can still be refunded: paid, minus refunded, minus refunds Stripe has under way. A request
+    Stripe never confirmed is not under way: asking again retries it with its own key."""
     in_flight = session.scalars(select(Refund.amount).where(
-        Refund.purchase_id == invoice.purchase_id, Refund.status.in_(("requested", "pending")))).all()
+        Refund.purchase_id == invoice.purchase_id, Refund.status.in_(("requested", "pending")),
+        (Refund.stripe_refund_id.is_not(None)) | (Refund.stripe_credit_note_id.is_not(None)))).all()
     return max(0, invoice.gross - invoice.amount_refunded - sum(in_flight))
+
+
+def unconfirmed_request(session, invoice: Invoice) -> Refund | None:
+    """A credit note request that Stripe never confirmed (unreachable at the time)."""
+    return session.scalar(select(Refund).where(Refund.purchase_id == invoice.purchase_id, Refund.origin == "admin",
+                                               Refund.status == "requested", Refund.stripe_credit_note_id.is_(None),
+                                               Refund.stripe_refund_id.is_(None),
+                                               Refund.idempotency_key.not_like(f"{RETRY_PREFIX}%")))
 
 
 def cancel_invoice(state, invoice: Invoice, *, actor_id: str, reason: str | None) -> Refund:
@@ -40,7 +50,8 @@ def refund_part(state, invoice: Invoice, *, amount: int, revoke: bool, actor_id:
 
 def _refund(state, invoice: Invoice, *, amount: int | None, revoke: bool, actor_id: str, reason: str | None) -> Refund:
     session = state.session
-    refund = _pending_request(session, invoice) or _new_request(state, invoice, amount, revoke, actor_id, reason)
+    refund = _matching_request(session, invoice, amount) or _new_request(state, invoice, amount, revoke, actor_id,
+                                                                         reason)
     settings = payment_settings.load(session)
     params = {"invoice": invoice.stripe_invoice_id, "amount": refund.amount, "refund_amount": refund.amount,
               "reason": "order_change", "metadata": {"lms_refund_id": str(refund.id)}}
@@ -58,11 +69,17 @@ def _refund(state, invoice: Invoice, *, amount: int | None, revoke: bool, actor_
     return refund
 
 
-def _pending_request(session, invoice: Invoice) -> Refund | None:
-    """A request that Stripe never confirmed (unreachable): retried with its own idempotency key."""
-    return session.scalar(select(Refund).where(Refund.purchase_id == invoice.purchase_id, Refund.origin == "admin",
-                                               Refund.status == "requested", Refund.stripe_credit_note_id.is_(None),
-                                               Refund.idempotency_key.not_like(f"{RETRY_PREFIX}%")))
+def _matching_request(session, invoice: Invoice, amount: int | None) -> Refund | None:
+    """An unconfirmed request for the same thing is retried with its own idempotency key; another request
+    waits until that one is settled (repeating it, or reconciliation, settles it)."""
+    pending = unconfirmed_request(session, invoice)
+    if pending is None:
+        return None
+    if (amount is None and pending.full) or (amount is not None and not pending.full and amount == pending.amount):
+        return pending
+    raise RefundRefused(_("An earlier request of %(amount)s was not confirmed by Stripe: repeat that request "
+                          "first, it is retried safely.",
+                          amount=Money(pending.amount, pending.currency).format(current_locale())))
 
 
 def _new_request(state, invoice, amount, revoke, actor_id, reason) -> Refund:
@@ -117,14 +134,24 @@ def _apply_credit_note(state, invoice: Invoice, refund: Refund, credit_note: dic
         invoice.credit_note_pdf_url = credit_note.get("pdf")
     if transition_refund(session, refund, ("requested",), "pending"):
         set_invoice_status(session, invoice.purchase, "refund_pending")
-    stripe_refunds = credit_note.get("refunds") or []
-    if stripe_refunds:
-        refund_id = stripe_refunds[0].get("refund")
-        refund_id = refund_id.get("id") if isinstance(refund_id, dict) else refund_id
-        sync_refund(state, state.gateway.retrieve_refund(refund_id, api_key=settings.secret_key), refund=refund)
-    if refund.revoke_access and refund.status != "failed":
+    stripe_refund = _credit_note_refund(state, credit_note, settings)
+    refused_now = stripe_refund is not None and STRIPE_TO_OURS.get(stripe_refund.get("status")) == "failed"
+    if refund.revoke_access and not refused_now:
+        # Revoked now, as the administrator decided; a learner whose refund Stripe refuses outright keeps
+        # access until a retried refund goes through.
         revoke_access(state, invoice.purchase, reason="cancelled" if refund.full else "refund",
                       actor_id=refund.actor_id)
+    if stripe_refund is not None:
+        sync_refund(state, stripe_refund, refund=refund)
+
+
+def _credit_note_refund(state, credit_note: dict, settings) -> dict | None:
+    stripe_refunds = credit_note.get("refunds") or []
+    if not stripe_refunds:
+        return None
+    refund_id = stripe_refunds[0].get("refund")
+    refund_id = refund_id.get("id") if isinstance(refund_id, dict) else refund_id
+    return state.gateway.retrieve_refund(refund_id, api_key=settings.secret_key)
 
 
 def retry_refund(state, failed: Refund, *, actor_id: str) -> Refund:
@@ -145,6 +172,8 @@ def retry_refund(state, failed: Refund, *, actor_id: str) -> Refund:
     except GatewayError as err:
         _gateway_failed(session, retry, err)
         raise
+    session.refresh(failed)
+    failed.status = "canceled"  # replaced by the retry, kept for the record
     sync_refund(state, created, refund=retry)
     session.commit()
     return retry
@@ -164,7 +193,6 @@ def _new_retry(session, failed: Refund, actor_id: str) -> Refund:
     try:
         session.flush()
         retry.idempotency_key = f"{RETRY_PREFIX}{retry.id}"
-        failed.status = "canceled"  # superseded by the retry, kept for the record
         audit.record(session, "refund_retried", actor_id=actor_id, purchase_id=failed.purchase_id,
                      amount=retry.amount, failed_refund=failed.id)
         session.commit()

@@ -132,7 +132,7 @@ def _single_separator_role(cleaned: str, digits: int) -> str | None:
     return sep
 
 
-def parse_money(text: str, currency: str) -> Money:
+def parse_money(text: str, currency: str, *, minimum: bool = True) -> Money:
     """Parse an amount as an administrator types it ("49,90", "49.90", "1 234,50") into Money.
 
     Raises `MoneyError` with a message for the form when the text is not a valid price in that currency.
@@ -143,14 +143,14 @@ def parse_money(text: str, currency: str) -> Money:
     if value != value.quantize(Decimal(1).scaleb(-digits)):
         raise MoneyError(f"{currency} allows at most {digits} decimals.", "decimals", digits=digits)
     money = Money(int(value.scaleb(digits)), currency)
-    check_chargeable(money)
+    check_chargeable(money, minimum=minimum)
     return money
 
 
-def check_chargeable(money: Money) -> None:
-    """Raise `MoneyError` unless Stripe can charge exactly this amount."""
+def check_chargeable(money: Money, *, minimum: bool = True) -> None:
+    """Raise `MoneyError` unless Stripe can charge (or, without ``minimum``, refund) exactly this amount."""
     currency, amount = money.currency, money.amount
-    minimum = MINIMUM_CHARGE.get(currency, 1)
+    minimum = MINIMUM_CHARGE.get(currency, 1) if minimum else 1
     if amount < minimum:
         raise MoneyError(f"The amount must be at least {Money(minimum, currency).format('en')}.", "minimum",
                          limit=Money(minimum, currency))

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from . import audit, signals
-from .models import Invoice, Purchase, Refund
+from .models import Invoice, Purchase, Refund, utcnow
 from .txn import after_commit
 
 STRIPE_TO_OURS = {"pending": "pending", "requires_action": "pending", "succeeded": "succeeded",
@@ -116,14 +116,15 @@ def _failed(state, refund: Refund, reason: str) -> None:
 
 def set_invoice_status(session, purchase: Purchase, status: str) -> None:
     """Set the invoice's status unless it is already cancelled (a conditional write, never a stale one)."""
+    values = {"status": status}
+    if status == "cancelled":
+        values["cancelled_at"] = utcnow()
     session.execute(update(Invoice).where(Invoice.purchase_id == purchase.id, Invoice.status != "cancelled")
-                    .values(status=status).execution_options(synchronize_session="fetch"))
+                    .values(**values).execution_options(synchronize_session="fetch"))
 
 
 def revoke_access(state, purchase: Purchase, *, reason: str, actor_id: str | None = None) -> bool:
     """Cancel the purchase and remove the learner's access, once; the learner may buy again later."""
-    from .models import utcnow
-
     session, host = state.session, state.host
     result = session.execute(update(Purchase).where(Purchase.id == purchase.id, Purchase.status == "paid")
                              .values(status="cancelled", cancelled_at=utcnow())

@@ -47,6 +47,7 @@ def _detail_context(invoice: Invoice) -> dict:
                               .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())).all()
     return {"invoice": invoice, "purchase": invoice.purchase, "refunds": refunds, "disputes": disputes,
             "history": history, "refundable": cancellation.refundable(invoice, session),
+            "unconfirmed": cancellation.unconfirmed_request(session, invoice),
             "names": _display_names({entry.actor_id for entry in history} | {r.actor_id for r in refunds})}
 
 
@@ -79,13 +80,13 @@ def cancel(invoice_id: int):
         reason, error = _reason()
         if error is None:
             try:
-                cancellation.cancel_invoice(state(), invoice, actor_id=actor_id(user), reason=reason)
+                refund = cancellation.cancel_invoice(state(), invoice, actor_id=actor_id(user), reason=reason)
             except cancellation.RefundRefused as err:
                 error = err.message
             except GatewayError as err:
                 error = _stripe_problem(err)
             else:
-                flash(_("The purchase is cancelled: the credit note is issued and the refund is on its way."), "success")
+                _flash_outcome(refund)
                 return redirect(url_for("lms_stripe.admin_invoice", invoice_id=invoice.id))
     context = _detail_context(_invoice_or_404(invoice_id))
     return render("lms_stripe/admin/cancel.html", error=error, **context), 409 if error else 200
@@ -101,7 +102,7 @@ def refund(invoice_id: int):
         revoke = request.form.get("revoke_access") in ("on", "1", "true")
         if error is None:
             try:
-                amount = parse_money(amount_text, invoice.currency).amount
+                amount = parse_money(amount_text, invoice.currency, minimum=False).amount  # no refund minimum
                 cancellation.refund_part(state(), invoice, amount=amount, revoke=revoke, actor_id=actor_id(user),
                                          reason=reason)
             except MoneyError as err:
@@ -135,6 +136,18 @@ def retry(refund_id: int):
         flash(_("The refund is requested from Stripe again."), "success")
     return redirect(url_for("lms_stripe.admin_invoice", invoice_id=invoice.id) if invoice else
                     url_for("lms_stripe.admin_invoices"))
+
+
+def _flash_outcome(refund: Refund) -> None:
+    from ..refunds import failure_text
+
+    if refund.status == "succeeded":
+        flash(_("The purchase is cancelled: the credit note is issued and the learner is refunded."), "success")
+    elif refund.status == "failed":
+        flash(_("The credit note is issued and access revoked, but Stripe could not refund: %(reason)s "
+                "Retry the refund below.", reason=failure_text(refund.failure_reason)), "error")
+    else:
+        flash(_("The purchase is cancelled: the credit note is issued and the refund is on its way."), "success")
 
 
 def _stripe_problem(err: GatewayError) -> str:

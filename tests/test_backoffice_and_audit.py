@@ -1,0 +1,301 @@
+"""Back-office enrollments (free, recorded), the audit log (every payment action, its actor and time, filters,
+keyset pagination), and who may reach the administrators' payment actions."""
+import html
+import re
+from datetime import datetime, timezone
+
+import pytest
+import responses
+from blinker import signal
+
+from lms_stripe_plugin import audit
+from lms_stripe_plugin.models import AuditEntry, FreeEnrollment, Invoice, Purchase, Refund
+
+from .conftest import as_user
+from .refund_support import (credit_note, csrf, dispute, enrolled, paid_purchase, purchase_and_invoice, refund,
+                             refunds_of, rows, send_event, stub_create_refund, stub_credit_note, stub_get_dispute,
+                             stub_get_refund, text)
+from .stripe_stubs import (checkout_session, invoice as stripe_invoice, stub_create_session, stub_retrieve_session,
+                           stub_tax_rate)
+
+
+def send(app, name, **kwargs):
+    """The plugin's one answer to a host signal."""
+    answers = [value for receiver, value in signal(name).send(app, **kwargs)
+               if receiver.__module__.startswith("lms_stripe_plugin")]
+    assert len(answers) == 1, answers
+    return answers[0]
+
+
+def backoffice_enroll(app, people, lessons, *, user="u2", course="c1", actor="mgr"):
+    with app.test_request_context(headers=as_user(actor)):
+        return send(app, "lms.enrollment.requested", course=lessons[course], user=people[user],
+                    actor=people[actor], source="backoffice")
+
+
+_ROW = re.compile(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</td><td>([a-z_]+)</td><td>([^<]*)</td>"
+                  r"<td>([^<]*)</td><td>([^<]*)</td>")
+_OLDER = re.compile(r'<a class="button secondary" href="([^"]+)">Older')
+
+
+def audit_rows(response) -> list[tuple[str, str, str, str, str]]:
+    """(when, action, actor, learner, course) of each row of the audit log page."""
+    assert response.status_code == 200
+    return [tuple(html.unescape(v) for v in row) for row in _ROW.findall(response.get_data(as_text=True))]
+
+
+def older_link(response) -> str | None:
+    found = _OLDER.search(response.get_data(as_text=True))
+    return html.unescape(found.group(1)) if found else None
+
+
+# -- back-office enrollments -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("actor", ["mgr", "adm"])
+def test_a_backoffice_enrollment_is_free_recorded_and_listed(app, client, db, people, priced, configured, stripe_http,
+                                                             signals, actor):
+    decision = backoffice_enroll(app, people, priced, actor=actor)
+
+    assert decision.allowed and decision.reason == "free_enrollment"
+    assert len(stripe_http.calls) == 0
+    (row,) = rows(db, FreeEnrollment)
+    assert (row.user_id, row.course_id, row.actor_id) == ("u2", "c1", actor)
+    assert rows(db, Purchase) == [] and rows(db, Invoice) == []
+    assert [s["enrollment"].id for s in signals["free_enrollment_recorded"]] == [row.id]
+
+    page = client.get("/payments/admin/free-enrollments", headers=as_user("adm"))
+    assert page.status_code == 200
+    names = {"mgr": "Max Manager", "adm": "Ada Admin"}
+    assert f"<td>Sam</td><td>Python basics</td><td>{names[actor]}</td>" in page.get_data(as_text=True)
+    (entry,) = rows(db, AuditEntry, AuditEntry.action == "free_enrollment")
+    assert (entry.actor_id, entry.user_id, entry.course_id) == (actor, "u2", "c1")
+
+
+def test_a_backoffice_enrollment_asked_by_a_learner_is_refused(app, client, db, people, priced, configured,
+                                                              stripe_http, signals):
+    decision = backoffice_enroll(app, people, priced, actor="u1")
+
+    assert not decision.allowed and decision.reason == "not_allowed"
+    assert rows(db, FreeEnrollment) == [] and len(stripe_http.calls) == 0
+    assert "free_enrollment_recorded" not in signals
+    assert rows(db, AuditEntry, AuditEntry.action == "free_enrollment") == []
+    assert "None yet." in text(client.get("/payments/admin/free-enrollments", headers=as_user("adm")))
+
+
+def test_a_backoffice_enrollment_into_a_free_course_is_not_recorded(app, db, people, priced, configured):
+    assert backoffice_enroll(app, people, priced, course="c3") is None
+    assert rows(db, FreeEnrollment) == []
+
+
+# -- the audit log ---------------------------------------------------------------------------------
+
+def _buy_through_checkout(client, db, stripe_http) -> int:
+    """Léa buys c1: the Buy click (checkout started), then Stripe's checkout.session.completed (paid, invoice)."""
+    stub_tax_rate(stripe_http)
+    stub_create_session(stripe_http, checkout_session(0, session_id="cs_test_audit"))
+    token = csrf(client, "/payments/courses/c1", user="u1")
+    assert client.post("/payments/checkout/c1", data={"csrf_token": token}, headers=as_user("u1")).status_code == 303
+    (purchase,) = rows(db, Purchase)
+    done = checkout_session(purchase.id, session_id="cs_test_audit", status="complete", payment_status="paid",
+                            invoice=stripe_invoice(purchase.id), payment_intent="pi_test_1", customer="cus_test_1")
+    stub_retrieve_session(stripe_http, done)
+    assert send_event(client, "checkout.session.completed", done, "evt_paid").status_code == 200
+    return purchase.id
+
+
+def test_the_audit_log_lists_every_payment_action_with_its_actor_and_time(app, client, db, host, people, priced,
+                                                                          configured, stripe_http):
+    purchase_id = _buy_through_checkout(client, db, stripe_http)
+    (invoice,) = rows(db, Invoice)
+    assert enrolled(host)
+
+    # A partial refund whose refund fails, retried; then the cancellation of the rest.
+    stub_credit_note(stripe_http, credit_note(amount=1000, refund_id="re_part"))
+    stub_get_refund(stripe_http, refund(refund_id="re_part", amount=1000, status="failed",
+                                        failure_reason="lost_or_stolen_card"))
+    token = csrf(client, f"/payments/admin/invoices/{invoice.id}/refund")
+    assert client.post(f"/payments/admin/invoices/{invoice.id}/refund", data={"csrf_token": token, "amount": "10,00"},
+                       headers=as_user("adm")).status_code == 302
+    (failed,) = refunds_of(db, purchase_id)
+    stub_create_refund(stripe_http, refund(refund_id="re_retry", amount=1000))
+    assert client.post(f"/payments/admin/refunds/{failed.id}/retry", data={"csrf_token": token},
+                       headers=as_user("adm")).status_code == 302
+    stripe_http.replace(responses.POST, "https://api.stripe.com/v1/credit_notes",
+                        json=credit_note(cn_id="cn_test_2", amount=3990, refund_id="re_rest", number="ABC-0001-CN-02"))
+    stub_get_refund(stripe_http, refund(refund_id="re_rest", amount=3990))
+    assert client.post(f"/payments/admin/invoices/{invoice.id}/cancel", data={"csrf_token": token},
+                       headers=as_user("adm")).status_code == 302
+    # A dispute, and a free enrollment from the back office.
+    stub_get_dispute(stripe_http, dispute())
+    assert send_event(client, "charge.dispute.created", dispute(), "evt_dispute").status_code == 200
+    backoffice_enroll(app, people, priced, user="u2", course="c2", actor="mgr")
+
+    found = audit_rows(client.get("/payments/admin/audit", headers=as_user("adm")))
+
+    actors: dict[str, set] = {}
+    for _when, action, actor, _learner, _course in found:
+        actors.setdefault(action, set()).add(actor)
+    system = "Stripe / system"
+    assert actors == {
+        "settings_changed": {"adm"}, "course_pricing_changed": {"adm"}, "checkout_started": {"u1"},
+        "paid": {system}, "invoice_issued": {system}, "refund_requested": {"adm"}, "refund_failed": {system},
+        "refund_retried": {"adm"}, "refund_succeeded": {system}, "access_revoked": {"adm"},
+        "dispute_opened": {system}, "free_enrollment": {"mgr"},
+    }
+    by_action = {action: (learner, course) for _when, action, _actor, learner, course in found}
+    assert by_action["checkout_started"] == ("u1", "c1") and by_action["access_revoked"] == ("u1", "c1")
+    assert by_action["free_enrollment"] == ("u2", "c2")
+    assert len(found) == len(rows(db, AuditEntry))
+    newest_first = [action for _when, action, *_rest in found]
+    assert newest_first[0] == "free_enrollment"
+    assert newest_first == [e.action for e in sorted(rows(db, AuditEntry), key=lambda e: e.id, reverse=True)]
+    stamps = [when for when, *_rest in found]
+    assert stamps == sorted(stamps, reverse=True)
+
+
+@pytest.fixture
+def history(db, people):
+    """Four audit entries on known days (UTC), oldest first."""
+    spec = [
+        ("paid", None, "u1", "c1", datetime(2026, 1, 10, 23, 59, 59, tzinfo=timezone.utc)),
+        ("refund_requested", "adm", "u1", "c1", datetime(2026, 1, 11, 0, 0, 0, tzinfo=timezone.utc)),
+        ("free_enrollment", "mgr", "u2", "c2", datetime(2026, 1, 12, 12, 0, 0, tzinfo=timezone.utc)),
+        ("settings_changed", "adm", None, None, datetime(2026, 1, 13, 8, 30, 0, tzinfo=timezone.utc)),
+    ]
+    for action, actor, user, course, when in spec:
+        entry = audit.record(db.session, action, actor_id=actor, user_id=user, course_id=course)
+        entry.created_at = when
+    db.session.commit()
+    return [action for action, *_rest in spec]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("", ["settings_changed", "free_enrollment", "refund_requested", "paid"]),
+    ("action=refund_requested", ["refund_requested"]),
+    ("action=no_such_action", ["settings_changed", "free_enrollment", "refund_requested", "paid"]),
+    ("actor=adm", ["settings_changed", "refund_requested"]),
+    ("learner=u1", ["refund_requested", "paid"]),
+    ("course=c2", ["free_enrollment"]),
+    ("from=2026-01-11", ["settings_changed", "free_enrollment", "refund_requested"]),
+    ("to=2026-01-10", ["paid"]),
+    ("from=2026-01-11&to=2026-01-12", ["free_enrollment", "refund_requested"]),
+    ("from=2026-01-11&to=2026-01-11&learner=u1", ["refund_requested"]),
+    ("action=paid&actor=adm", []),
+    ("from=yesterday", ["settings_changed", "free_enrollment", "refund_requested", "paid"]),
+])
+def test_the_audit_log_filters(client, history, query, expected):
+    response = client.get(f"/payments/admin/audit?{query}", headers=as_user("adm"))
+    assert [action for _when, action, *_rest in audit_rows(response)] == expected
+    if not expected:
+        assert "Nothing recorded." in text(response)
+
+
+def test_the_audit_log_shows_the_time_and_keeps_the_filters_in_the_form(client, history):
+    response = client.get("/payments/admin/audit?actor=mgr&from=2026-01-12", headers=as_user("adm"))
+    assert audit_rows(response) == [("2026-01-12 12:00:00", "free_enrollment", "mgr", "u2", "c2")]
+    body = response.get_data(as_text=True)
+    assert 'name="actor" size="8" value="mgr"' in body and 'name="from" value="2026-01-12"' in body
+
+
+def test_the_audit_log_pages_with_the_older_link(app, client, db, people):
+    app.config["LMS_STRIPE_PAGE_SIZE"] = 2
+    for number in range(5):
+        audit.record(db.session, "paid" if number % 2 == 0 else "refund_requested", user_id=f"u{number}")
+    db.session.commit()
+    expected = [e.user_id for e in sorted(rows(db, AuditEntry), key=lambda e: e.id, reverse=True)]
+
+    pages, url = [], "/payments/admin/audit"
+    while url:
+        response = client.get(url, headers=as_user("adm"))
+        pages.append([learner for _when, _action, _actor, learner, _course in audit_rows(response)])
+        url = older_link(response)
+        assert len(pages) < 10
+
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [learner for page in pages for learner in page] == expected
+
+    filtered, url = [], "/payments/admin/audit?action=paid"
+    while url:
+        response = client.get(url, headers=as_user("adm"))
+        filtered.append([action for _when, action, *_rest in audit_rows(response)])
+        url = older_link(response)
+        assert url is None or "action=paid" in url
+    assert filtered == [["paid", "paid"], ["paid"]]
+
+
+# -- who may act -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def targets(db, host, people, priced, configured):
+    """A paid invoice and a failed refund of it: the ids the administrators' URLs take."""
+    purchase_id, invoice_id = paid_purchase(db, host)
+    failed = Refund(purchase_id=purchase_id, amount=4990, currency="EUR", status="failed", full=True,
+                    revoke_access=True, origin="admin", actor_id="adm", idempotency_key="lms-refund-test-failed",
+                    failure_reason="declined")
+    db.session.add(failed)
+    db.session.commit()
+    return {"purchase": purchase_id, "invoice": invoice_id, "refund": failed.id}
+
+
+ADMIN_PAGES = ["/payments/admin/invoices/{invoice}", "/payments/admin/invoices/{invoice}/cancel",
+               "/payments/admin/invoices/{invoice}/refund", "/payments/admin/audit",
+               "/payments/admin/free-enrollments"]
+ADMIN_ACTIONS = ["/payments/admin/invoices/{invoice}/cancel", "/payments/admin/invoices/{invoice}/refund",
+                 "/payments/admin/refunds/{refund}/retry"]
+FORM = {"amount": "10,00", "reason": "Not allowed", "revoke_access": "on"}
+
+
+def _unchanged(db, host, targets):
+    purchase, invoice = purchase_and_invoice(db, targets["purchase"])
+    assert (purchase.status, purchase.amount_refunded) == ("paid", 0)
+    assert (invoice.status, invoice.amount_refunded) == ("paid", 0)
+    assert [(r.id, r.status) for r in refunds_of(db, targets["purchase"])] == [(targets["refund"], "failed")]
+    assert enrolled(host)
+
+
+@pytest.mark.parametrize("user", ["u1", "mgr"])
+@pytest.mark.parametrize("url", ADMIN_PAGES)
+def test_learners_and_managers_may_not_open_the_payment_administration(client, targets, stripe_http, user, url):
+    response = client.get(url.format(**targets), headers=as_user(user))
+    assert response.status_code == 403
+    assert len(stripe_http.calls) == 0
+
+
+@pytest.mark.parametrize("user", ["u1", "mgr"])
+@pytest.mark.parametrize("url", ADMIN_ACTIONS)
+def test_learners_and_managers_may_not_cancel_refund_or_retry(client, db, host, targets, stripe_http, signals, user,
+                                                              url):
+    token = csrf(client, f"/payments/admin/invoices/{targets['invoice']}/cancel")  # a valid token of this session
+    response = client.post(url.format(**targets), data={"csrf_token": token, **FORM}, headers=as_user(user))
+    assert response.status_code == 403
+    assert len(stripe_http.calls) == 0 and signals == {}
+    _unchanged(db, host, targets)
+
+
+@pytest.mark.parametrize("url", ADMIN_PAGES)
+def test_signed_out_visitors_are_asked_to_sign_in(client, targets, url):
+    assert client.get(url.format(**targets)).status_code == 401
+
+
+@pytest.mark.parametrize("url", ADMIN_ACTIONS)
+def test_signed_out_posts_are_asked_to_sign_in(client, db, host, targets, stripe_http, url):
+    token = csrf(client, f"/payments/admin/invoices/{targets['invoice']}/cancel")
+    assert client.post(url.format(**targets), data={"csrf_token": token, **FORM}).status_code == 401
+    assert len(stripe_http.calls) == 0
+    _unchanged(db, host, targets)
+
+
+@pytest.mark.parametrize("token", [None, "", "forged-token"])
+@pytest.mark.parametrize("url", ADMIN_ACTIONS)
+def test_posts_without_a_valid_csrf_token_are_refused_before_anything_happens(client, db, host, targets, stripe_http,
+                                                                             signals, url, token):
+    stub_credit_note(stripe_http, credit_note())
+    stub_get_refund(stripe_http, refund())
+    stub_create_refund(stripe_http, refund(refund_id="re_test_2"))
+    data = dict(FORM) if token is None else {"csrf_token": token, **FORM}
+
+    response = client.post(url.format(**targets), data=data, headers=as_user("adm"))
+
+    assert response.status_code == 400 and "This form has expired" in text(response)
+    assert len(stripe_http.calls) == 0 and signals == {}
+    _unchanged(db, host, targets)

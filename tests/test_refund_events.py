@@ -1,0 +1,326 @@
+"""Refunds and disputes Stripe tells us about through webhooks: made in the Stripe dashboard, or the later
+fate of a refund an administrator asked for. Every event is delivered twice and in different orders; the
+handlers re-read the object from Stripe, so the outcome never depends on the order."""
+import pytest
+from sqlalchemy import select
+
+from lms_stripe_plugin.models import AuditEntry, Dispute, Event, Refund
+
+from .conftest import as_user
+from .refund_support import (calls, charge, credit_note, csrf, dispute, enrolled, paid_purchase,
+                             purchase_and_invoice, refund, refunds_of, replace_get_dispute, replace_get_refund, rows,
+                             send_event, stub_create_refund, stub_credit_note, stub_get_dispute, stub_get_refund,
+                             stub_list_refunds, text, unenrolls)
+
+
+@pytest.fixture
+def paid(db, host, people, priced, configured):
+    """Léa (u1) bought "Python basics" (c1) for 49.90 EUR with payment intent pi_test_1."""
+    return paid_purchase(db, host)
+
+
+def deliver(client, deliveries):
+    """Deliver (type, object, event id) triples in order; every delivery is acknowledged with a 2xx."""
+    for event_type, obj, event_id in deliveries:
+        response = send_event(client, event_type, obj, event_id)
+        assert response.status_code == 200, (event_type, event_id, response.get_json())
+
+
+def count(signals, name):
+    return len(signals.get(name, []))
+
+
+def audit_actions(db, action):
+    return rows(db, AuditEntry, AuditEntry.action == action)
+
+
+def admin_cancel(client, invoice_id):
+    url = f"/payments/admin/invoices/{invoice_id}/cancel"
+    token = csrf(client, url)
+    response = client.post(url, data={"csrf_token": token, "reason": "Asked by the learner"}, headers=as_user("adm"))
+    assert response.status_code == 302
+    return response
+
+
+# -- refunds made in the Stripe dashboard ----------------------------------------------------------
+
+FULL = refund(refund_id="re_dash_1", amount=4990, reason="requested_by_customer")
+
+
+def _orders(obj, charge_obj):
+    created = ("refund.created", obj, "evt_refund_created")
+    refunded = ("charge.refunded", charge_obj, "evt_charge_refunded")
+    updated = ("refund.updated", obj, "evt_refund_updated")
+    charge_refund_updated = ("charge.refund.updated", obj, "evt_charge_refund_updated")
+    return {
+        "refund.created first": [created, created, refunded, refunded, updated, charge_refund_updated],
+        "charge.refunded first": [refunded, refunded, created, updated, created, charge_refund_updated],
+        "updates before creation": [charge_refund_updated, updated, refunded, created, refunded, updated],
+    }
+
+
+@pytest.mark.parametrize("order", list(_orders(FULL, charge())))
+def test_a_full_refund_from_the_dashboard_cancels_the_invoice_and_revokes_access_once(client, db, host, paid,
+                                                                                       stripe_http, signals, order):
+    purchase_id, invoice_id = paid
+    stub_get_refund(stripe_http, FULL)
+    stub_list_refunds(stripe_http, [FULL])
+
+    deliver(client, _orders(FULL, charge())[order])
+
+    (row,) = refunds_of(db, purchase_id)
+    assert (row.origin, row.status, row.amount, row.stripe_refund_id, row.full) == \
+        ("dashboard", "succeeded", 4990, "re_dash_1", True)
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert (invoice.status, invoice.amount_refunded) == ("cancelled", 4990)
+    assert (purchase.status, purchase.amount_refunded) == ("cancelled", 4990)
+    assert not enrolled(host) and unenrolls(host) == 1
+    assert count(signals, "purchase_cancelled") == 1 and count(signals, "access_revoked") == 1
+    assert len(audit_actions(db, "refund_succeeded")) == 1 and len(audit_actions(db, "access_revoked")) == 1
+    assert {e.status for e in rows(db, Event)} == {"processed"} and len(rows(db, Event)) == 4
+    list_call = calls(stripe_http, "GET", "/v1/refunds")[0]
+    assert "charge=ch_test_1" in list_call.request.url
+
+    shown = text(client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm")))
+    assert "Cancelled" in shown and "Stripe dashboard" in shown and "Revoked" in shown
+
+
+@pytest.mark.parametrize("order", list(_orders(refund(refund_id="re_dash_1", amount=1000), charge())))
+def test_a_partial_refund_from_the_dashboard_is_recorded_and_access_is_kept(client, db, host, paid, stripe_http,
+                                                                             signals, order):
+    purchase_id, invoice_id = paid
+    partial = refund(refund_id="re_dash_1", amount=1000)
+    stub_get_refund(stripe_http, partial)
+    stub_list_refunds(stripe_http, [partial])
+
+    deliver(client, _orders(partial, charge(amount_refunded=1000))[order])
+
+    (row,) = refunds_of(db, purchase_id)
+    assert (row.origin, row.status, row.amount, row.full) == ("dashboard", "succeeded", 1000, False)
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert (invoice.status, invoice.amount_refunded) == ("partially_refunded", 1000)
+    assert (purchase.status, purchase.amount_refunded) == ("paid", 1000)
+    assert enrolled(host) and unenrolls(host) == 0 and signals == {}
+    assert "Partially refunded (€10.00)" in text(client.get(f"/payments/admin/invoices/{invoice_id}",
+                                                            headers=as_user("adm")))
+    assert "Partially refunded (€10.00)" in text(client.get("/payments/invoices", headers=as_user("u1")))
+
+
+def test_dashboard_refunds_adding_up_to_the_total_cancel_the_purchase(client, db, host, paid, stripe_http, signals):
+    purchase_id, _invoice_id = paid
+    first = refund(refund_id="re_dash_1", amount=1000)
+    rest = refund(refund_id="re_dash_2", amount=3990)
+    stub_get_refund(stripe_http, first)
+    stub_get_refund(stripe_http, rest)
+    stub_list_refunds(stripe_http, [rest, first])
+
+    deliver(client, [("refund.created", first, "evt_1"), ("charge.refunded", charge(), "evt_2"),
+                     ("refund.created", rest, "evt_3"), ("charge.refunded", charge(), "evt_2")])
+
+    assert sorted(r.amount for r in refunds_of(db, purchase_id)) == [1000, 3990]
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert (invoice.status, invoice.amount_refunded) == ("cancelled", 4990)
+    assert purchase.status == "cancelled" and purchase.amount_refunded == 4990
+    assert unenrolls(host) == 1 and count(signals, "access_revoked") == 1
+
+
+def test_a_pending_dashboard_refund_is_refund_pending_until_it_succeeds(client, db, host, paid, stripe_http,
+                                                                        signals):
+    purchase_id, invoice_id = paid
+    pending = refund(refund_id="re_dash_1", status="pending")
+    stub_get_refund(stripe_http, pending)
+
+    deliver(client, [("refund.created", pending, "evt_1"), ("refund.created", pending, "evt_1")])
+
+    (row,) = refunds_of(db, purchase_id)
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert row.status == "pending"
+    assert invoice.status == "refund_pending" and invoice.amount_refunded == 0 and purchase.amount_refunded == 0
+    assert "Refund pending" in text(client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm")))
+
+    done = refund(refund_id="re_dash_1", status="succeeded")
+    replace_get_refund(stripe_http, done)
+    deliver(client, [("refund.updated", done, "evt_2"), ("refund.updated", done, "evt_3")])
+
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert invoice.status == "cancelled" and invoice.amount_refunded == 4990
+    assert not enrolled(host) and unenrolls(host) == 1 and count(signals, "purchase_cancelled") == 1
+
+
+def test_events_of_another_integrations_payments_are_acknowledged_and_ignored(client, db, host, paid, stripe_http,
+                                                                             signals):
+    purchase_id, _invoice_id = paid
+    foreign = refund(refund_id="re_other", payment_intent="pi_other")
+    stub_get_refund(stripe_http, foreign)
+    stub_get_dispute(stripe_http, dispute(dispute_id="dp_other", payment_intent="pi_other"))
+
+    deliver(client, [("refund.created", foreign, "evt_1"),
+                     ("charge.refunded", charge(payment_intent="pi_other"), "evt_2"),
+                     ("charge.dispute.created", dispute(dispute_id="dp_other", payment_intent="pi_other"), "evt_3")])
+
+    assert rows(db, Refund) == [] and rows(db, Dispute) == []
+    assert calls(stripe_http, "GET", "/v1/refunds") == []  # the charge is not ours: its refunds are not listed
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert (invoice.status, purchase.status, purchase.disputed) == ("paid", "paid", False)
+    assert enrolled(host) and signals == {}
+
+
+# -- what happens after an administrator's cancellation --------------------------------------------
+
+def test_events_of_an_administrators_cancellation_change_nothing_more(client, db, host, paid, stripe_http, signals):
+    purchase_id, invoice_id = paid
+    stub_credit_note(stripe_http, credit_note())
+    stub_get_refund(stripe_http, refund())
+    stub_list_refunds(stripe_http, [refund()])
+    admin_cancel(client, invoice_id)
+
+    deliver(client, [("charge.refunded", charge(), "evt_1"), ("refund.created", refund(), "evt_2"),
+                     ("refund.updated", refund(), "evt_3"), ("refund.created", refund(), "evt_2")])
+
+    (row,) = refunds_of(db, purchase_id)
+    assert (row.origin, row.status, row.stripe_refund_id) == ("admin", "succeeded", "re_test_1")
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert invoice.amount_refunded == 4990 and purchase.amount_refunded == 4990 and invoice.status == "cancelled"
+    assert unenrolls(host) == 1 and count(signals, "purchase_cancelled") == 1 and count(signals, "access_revoked") == 1
+
+
+@pytest.mark.parametrize("event_type", ["refund.failed", "refund.updated", "charge.refund.updated"])
+def test_a_refund_that_fails_later_is_marked_failed_and_can_be_retried(client, db, host, paid, stripe_http, signals,
+                                                                      event_type):
+    purchase_id, invoice_id = paid
+    stub_credit_note(stripe_http, credit_note())
+    stub_get_refund(stripe_http, refund(status="pending"))
+    admin_cancel(client, invoice_id)
+    failed = refund(status="failed", failure_reason="expired_or_canceled_card")
+    replace_get_refund(stripe_http, failed)
+
+    deliver(client, [(event_type, failed, "evt_failed_1"), (event_type, failed, "evt_failed_1"),
+                     ("refund.updated", failed, "evt_failed_2")])
+
+    (row,) = refunds_of(db, purchase_id)
+    assert row.status == "failed" and "expired" in row.failure_reason  # Stripe's code, or its text
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert invoice.status == "refund_failed" and invoice.amount_refunded == 0 and purchase.amount_refunded == 0
+    (failed_signal,) = signals["refund_failed"]
+    assert failed_signal["refund"].id == row.id and failed_signal["reason"] == "The card has expired or was cancelled."
+    page = client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm"))
+    body, shown = page.get_data(as_text=True), text(page)
+    assert "The card has expired or was cancelled." in shown and "Retry the refund" in shown
+    assert 'class="badge ok">Refunded' not in body and "Cancelled" not in shown
+    assert len(audit_actions(db, "refund_failed")) == 1
+
+    stub_create_refund(stripe_http, refund(refund_id="re_test_2", status="succeeded"))
+    token = csrf(client, f"/payments/admin/invoices/{invoice_id}")
+    assert client.post(f"/payments/admin/refunds/{row.id}/retry", data={"csrf_token": token},
+                       headers=as_user("adm")).status_code == 302
+
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert invoice.status == "cancelled" and invoice.amount_refunded == 4990
+    assert unenrolls(host) == 1 and count(signals, "purchase_cancelled") == 1 and count(signals, "refund_failed") == 1
+
+
+def test_a_stale_pending_answer_never_undoes_a_refund_already_counted(client, db, paid, stripe_http):
+    """A late, stale "pending" answer does not move a succeeded refund back."""
+    purchase_id, invoice_id = paid
+    stub_credit_note(stripe_http, credit_note())
+    stub_get_refund(stripe_http, refund())
+    admin_cancel(client, invoice_id)
+    replace_get_refund(stripe_http, refund(status="pending"))
+
+    deliver(client, [("refund.updated", refund(status="pending"), "evt_stale")])
+
+    (row,) = refunds_of(db, purchase_id)
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert row.status == "succeeded" and invoice.status == "cancelled" and invoice.amount_refunded == 4990
+
+
+# -- disputes --------------------------------------------------------------------------------------
+
+OPENED = dispute(status="needs_response")
+
+
+@pytest.mark.parametrize("deliveries", [
+    [("charge.dispute.created", OPENED, "evt_d1"), ("charge.dispute.created", OPENED, "evt_d1"),
+     ("charge.dispute.updated", OPENED, "evt_d2")],
+    [("charge.dispute.updated", OPENED, "evt_d2"), ("charge.dispute.created", OPENED, "evt_d1"),
+     ("charge.dispute.updated", OPENED, "evt_d2")],
+], ids=["created first", "updated first"])
+def test_a_dispute_revokes_access_and_flags_the_purchase(client, db, host, paid, stripe_http, signals, deliveries):
+    purchase_id, invoice_id = paid
+    stub_get_dispute(stripe_http, OPENED)
+
+    deliver(client, deliveries)
+
+    (row,) = rows(db, Dispute)
+    assert (row.stripe_dispute_id, row.purchase_id, row.amount, row.currency, row.status, row.reason) == \
+        ("dp_test_1", purchase_id, 4990, "EUR", "needs_response", "fraudulent")
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert purchase.disputed and purchase.dispute_status == "needs_response"
+    assert purchase.status == "cancelled" and not enrolled(host) and unenrolls(host) == 1
+    assert [s["reason"] for s in signals["access_revoked"]] == ["dispute"]
+    assert count(signals, "purchase_cancelled") == 1
+    assert len(audit_actions(db, "dispute_opened")) == 1
+    assert invoice.status == "paid" and invoice.amount_refunded == 0  # a dispute is not a refund
+    listing = text(client.get("/payments/admin/invoices", headers=as_user("adm")))
+    assert "Disputed" in listing
+    shown = text(client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm")))
+    assert "dp_test_1" in shown and "needs_response" in shown and "fraudulent" in shown and "Revoked" in shown
+
+
+def test_the_admin_invoice_page_flags_a_disputed_purchase(client, db, paid, stripe_http):
+    _purchase_id, invoice_id = paid
+    stub_get_dispute(stripe_http, OPENED)
+    deliver(client, [("charge.dispute.created", OPENED, "evt_d1")])
+
+    shown = text(client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm")))
+
+    assert "Disputed" in shown
+
+
+def test_a_dispute_keeps_access_when_revocation_on_dispute_is_off(app, client, db, host, paid, stripe_http, signals):
+    app.config["LMS_STRIPE_REVOKE_ON_DISPUTE"] = False
+    purchase_id, _invoice_id = paid
+    stub_get_dispute(stripe_http, OPENED)
+
+    deliver(client, [("charge.dispute.created", OPENED, "evt_d1"), ("charge.dispute.updated", OPENED, "evt_d2")])
+
+    purchase, _invoice = purchase_and_invoice(db, purchase_id)
+    assert purchase.disputed and purchase.status == "paid"
+    assert enrolled(host) and unenrolls(host) == 0 and signals == {}
+    assert len(rows(db, Dispute)) == 1
+
+
+@pytest.mark.parametrize("outcome, label", [("won", "Won"), ("lost", "Lost")])
+def test_a_closed_dispute_restores_nothing_and_shows_its_outcome(client, db, host, paid, stripe_http, signals,
+                                                                outcome, label):
+    purchase_id, invoice_id = paid
+    stub_get_dispute(stripe_http, OPENED)
+    deliver(client, [("charge.dispute.created", OPENED, "evt_d1")])
+    closed = dispute(status=outcome)
+    replace_get_dispute(stripe_http, closed)
+
+    deliver(client, [("charge.dispute.closed", closed, "evt_d3"), ("charge.dispute.closed", closed, "evt_d3"),
+                     ("charge.dispute.updated", closed, "evt_d4")])
+
+    (row,) = rows(db, Dispute)
+    purchase, _invoice = purchase_and_invoice(db, purchase_id)
+    assert row.status == outcome and purchase.dispute_status == outcome and purchase.disputed
+    assert purchase.status == "cancelled" and not enrolled(host)
+    assert host.calls.count(("enroll", "u1", "c1")) == 1 and unenrolls(host) == 1
+    assert count(signals, "access_revoked") == 1
+    page = client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm"))
+    assert f'class="badge {"ok" if outcome == "won" else "bad"}">{label}</span>' in page.get_data(as_text=True)
+
+
+def test_a_dispute_first_seen_closed_is_recorded_once(client, db, host, paid, stripe_http):
+    """The closing event arrives before the opening one: whatever the order, one dispute, its latest status."""
+    purchase_id, _invoice_id = paid
+    won = dispute(status="won")
+    stub_get_dispute(stripe_http, won)
+
+    deliver(client, [("charge.dispute.closed", won, "evt_d3"), ("charge.dispute.created", OPENED, "evt_d1")])
+
+    (row,) = rows(db, Dispute)
+    assert row.status == "won"
+    assert db.session.scalar(select(AuditEntry.id).where(AuditEntry.action == "dispute_opened")) is not None
+    assert unenrolls(host) == 1
