@@ -3,16 +3,17 @@ from __future__ import annotations
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from . import audit
 from .models import Dispute, Purchase
-from .refunds import purchase_for_payment_intent, revoke_access
+from .refunds import purchase_for_payment, revoke_access
 
 
 def sync_dispute(state, stripe_dispute: dict) -> Dispute | None:
     """Record or update a dispute; a new one revokes access if LMS_STRIPE_REVOKE_ON_DISPUTE (default)."""
     session = state.session
-    purchase = purchase_for_payment_intent(session, stripe_dispute.get("payment_intent"))
+    purchase = purchase_for_payment(state, stripe_dispute.get("payment_intent"))
     if purchase is None:
         return None
     dispute = session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute["id"]))
@@ -21,8 +22,13 @@ def sync_dispute(state, stripe_dispute: dict) -> Dispute | None:
         dispute = Dispute(stripe_dispute_id=stripe_dispute["id"], purchase_id=purchase.id,
                           amount=int(stripe_dispute["amount"]), currency=stripe_dispute["currency"].upper(),
                           status=stripe_dispute["status"], reason=stripe_dispute.get("reason"))
-        session.add(dispute)
-    else:
+        try:
+            with session.begin_nested():
+                session.add(dispute)
+        except IntegrityError:  # recorded meanwhile by a concurrent event: update that one
+            dispute = session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute["id"]))
+            created = False
+    if not created:
         dispute.status = stripe_dispute["status"]
     _flag(session, purchase, dispute, created)
     if created and current_app.config["LMS_STRIPE_REVOKE_ON_DISPUTE"]:

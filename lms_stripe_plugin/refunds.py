@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from . import audit, signals
 from .models import Invoice, Purchase, Refund, utcnow
@@ -23,12 +24,33 @@ def purchase_for_payment_intent(session, payment_intent: str | None) -> Purchase
     return session.scalar(select(Purchase).where(Purchase.stripe_payment_intent_id == payment_intent))
 
 
+def purchase_for_payment(state, payment_intent: str | None) -> Purchase | None:
+    """Our purchase paid by this PaymentIntent, fulfilled first if its refund or dispute arrives before
+    its payment was recorded (events come in any order); None if the payment is not ours."""
+    purchase = purchase_for_payment_intent(state.session, payment_intent)
+    if purchase is not None or not payment_intent:
+        return purchase
+    from . import settings as payment_settings
+    from .fulfillment import sync_checkout_session
+
+    settings = payment_settings.load(state.session)
+    intent = state.gateway.retrieve_payment_intent(payment_intent, api_key=settings.secret_key)
+    raw = (intent.get("metadata") or {}).get("lms_purchase_id")
+    purchase = state.session.get(Purchase, int(raw)) if raw and str(raw).isdigit() else None
+    if purchase is None or not purchase.stripe_checkout_session_id:
+        return None
+    checkout_session = state.gateway.retrieve_checkout_session(
+        purchase.stripe_checkout_session_id, api_key=settings.secret_key, expand=("invoice", "payment_intent"))
+    sync_checkout_session(state, checkout_session)
+    return purchase_for_payment_intent(state.session, payment_intent)
+
+
 def sync_refund(state, stripe_refund: dict, *, refund: Refund | None = None) -> Refund | None:
     """Bring our refund row (created if Stripe's dashboard made the refund) in line with Stripe's refund."""
     session = state.session
     refund = refund or session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_refund["id"]))
     if refund is None:
-        refund = _dashboard_refund(session, stripe_refund)
+        refund = _dashboard_refund(state, stripe_refund)
         if refund is None:
             return None  # not a payment of ours
     session.refresh(refund, with_for_update=True)  # another request may have moved it since we read it
@@ -44,10 +66,11 @@ def sync_refund(state, stripe_refund: dict, *, refund: Refund | None = None) -> 
     return refund
 
 
-def _dashboard_refund(session, stripe_refund: dict) -> Refund | None:
+def _dashboard_refund(state, stripe_refund: dict) -> Refund | None:
     """Our row for a refund we have no id for: an administrator's request whose answer was lost (same
     purchase and amount, not yet confirmed), or else a refund made in the Stripe dashboard."""
-    purchase = purchase_for_payment_intent(session, stripe_refund.get("payment_intent"))
+    session = state.session
+    purchase = purchase_for_payment(state, stripe_refund.get("payment_intent"))
     if purchase is None:
         return None
     amount = int(stripe_refund["amount"])
@@ -61,8 +84,11 @@ def _dashboard_refund(session, stripe_refund: dict) -> Refund | None:
                     full=amount >= (purchase.amount_paid or purchase.amount) - purchase.amount_refunded,
                     revoke_access=True, idempotency_key=f"stripe-{stripe_refund['id']}",
                     reason=stripe_refund.get("reason"))
-    session.add(refund)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(refund)
+    except IntegrityError:  # the same refund, recorded meanwhile by a concurrent event
+        return session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_refund["id"]))
     audit.record(session, "refund_requested", user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, amount=refund.amount, origin="dashboard", refund=stripe_refund["id"])
     return refund

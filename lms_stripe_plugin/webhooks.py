@@ -18,7 +18,7 @@ from . import settings as payment_settings
 from .fulfillment import sync_checkout_session
 from .disputes import sync_dispute
 from .invoices import sync_invoice
-from .refunds import purchase_for_payment_intent, sync_refund
+from .refunds import purchase_for_payment, sync_refund
 from .models import Event, utcnow
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def refresh_refund(state, obj: dict, event: dict) -> None:
 
 
 def refresh_charge_refunds(state, obj: dict, event: dict) -> None:
-    if purchase_for_payment_intent(state.session, obj.get("payment_intent")) is None:
+    if purchase_for_payment(state, obj.get("payment_intent")) is None:
         return
     settings = payment_settings.load(state.session)
     for stripe_refund in state.gateway.list_all("refunds", {"charge": obj["id"]}, api_key=settings.secret_key):

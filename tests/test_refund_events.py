@@ -1,12 +1,15 @@
 """Refunds and disputes Stripe tells us about through webhooks: made in the Stripe dashboard, or the later
 fate of a refund an administrator asked for. Every event is delivered twice and in different orders; the
 handlers re-read the object from Stripe, so the outcome never depends on the order."""
+import re
+
 import pytest
+import responses
 from sqlalchemy import select
 
 from lms_stripe_plugin.models import AuditEntry, Dispute, Event, Refund
 
-from .conftest import as_user
+from .conftest import as_user, stripe_object
 from .refund_support import (calls, charge, credit_note, csrf, dispute, enrolled, paid_purchase,
                              purchase_and_invoice, refund, refunds_of, replace_get_dispute, replace_get_refund, rows,
                              send_event, stub_create_refund, stub_credit_note, stub_get_dispute, stub_get_refund,
@@ -153,6 +156,9 @@ def test_events_of_another_integrations_payments_are_acknowledged_and_ignored(cl
     foreign = refund(refund_id="re_other", payment_intent="pi_other")
     stub_get_refund(stripe_http, foreign)
     stub_get_dispute(stripe_http, dispute(dispute_id="dp_other", payment_intent="pi_other"))
+    # Unknown here, the payment is looked up at Stripe: its metadata names no purchase of ours.
+    stripe_http.add(responses.GET, re.compile(r"https://api\.stripe\.com/v1/payment_intents/pi_other(\?.*)?$"),
+                    json=stripe_object("payment_intent", id="pi_other", metadata={"order": "shop-42"}))
 
     deliver(client, [("refund.created", foreign, "evt_1"),
                      ("charge.refunded", charge(payment_intent="pi_other"), "evt_2"),
