@@ -71,8 +71,9 @@ class StripePayments:
 
     @staticmethod
     def _setup_blueprint(app: Flask) -> None:
-        from .views import create_blueprint
+        from .views import IdConverter, create_blueprint
 
+        app.url_map.converters.setdefault("lms_id", IdConverter)
         app.register_blueprint(create_blueprint(), url_prefix=app.config["LMS_STRIPE_URL_PREFIX"])
 
     @staticmethod

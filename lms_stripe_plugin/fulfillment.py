@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from . import audit, signals
 from .errors import NotFound, PaymentsError
 from .invoices import record_invoice
-from .models import Customer, Purchase, utcnow
+from .models import Customer, Purchase, parse_row_id, utcnow
 from .txn import after_commit
 
 
@@ -26,10 +26,10 @@ class SessionMismatch(PaymentsError):
 def claimed_purchase_id(checkout_session: dict) -> int:
     metadata = checkout_session.get("metadata") or {}
     raw = metadata.get("lms_purchase_id")
-    reference = checkout_session.get("client_reference_id")
-    if not raw or not str(raw).isdigit() or reference != f"lms-purchase-{raw}":
+    purchase_id = parse_row_id(raw)
+    if purchase_id is None or checkout_session.get("client_reference_id") != f"lms-purchase-{raw}":
         raise SessionMismatch(f"Checkout Session {checkout_session.get('id')} does not name one of our purchases.")
-    return int(raw)
+    return purchase_id
 
 
 def _check_claim(purchase: Purchase | None, cs: dict) -> Purchase:

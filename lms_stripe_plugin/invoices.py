@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from . import audit, signals
 from .errors import PaymentsError
-from .models import Invoice, Purchase
+from .models import Invoice, Purchase, parse_row_id
 from .txn import after_commit
 
 
@@ -30,8 +30,8 @@ def _timestamp(value) -> datetime | None:
 
 
 def purchase_of_invoice(session, invoice: dict) -> Purchase | None:
-    raw = (invoice.get("metadata") or {}).get("lms_purchase_id")
-    return session.get(Purchase, int(raw)) if raw and str(raw).isdigit() else None
+    purchase_id = parse_row_id((invoice.get("metadata") or {}).get("lms_purchase_id"))
+    return session.get(Purchase, purchase_id) if purchase_id is not None else None
 
 
 def record_invoice(state, invoice: dict, purchase: Purchase) -> Invoice:

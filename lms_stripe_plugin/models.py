@@ -5,6 +5,7 @@ they are used through the host's Flask-SQLAlchemy session.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -19,6 +20,12 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def parse_row_id(raw) -> int | None:
+    """One of our integer ids as written in Stripe metadata, or None if it cannot be one."""
+    text = str(raw) if raw is not None else ""
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
 
 
 def utcnow() -> datetime:
@@ -278,7 +285,8 @@ class Event(Base):
     processed_at: Mapped[datetime | None]
 
     __table_args__ = (
-        sa.CheckConstraint("status IN ('received', 'processed', 'failed', 'ignored')", name="status_known"),
+        sa.CheckConstraint("status IN ('received', 'processed', 'failed', 'ignored', 'rejected')",
+                           name="status_known"),
     )
 
 

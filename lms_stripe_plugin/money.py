@@ -140,6 +140,9 @@ def parse_money(text: str, currency: str, *, minimum: bool = True) -> Money:
     currency = normalize_currency(currency)
     digits = exponent(currency)
     value = _to_decimal(text, digits)
+    if value.adjusted() > 12:  # far beyond any charge; also keeps the arithmetic below within precision
+        raise MoneyError(f"The amount must be at most {Money(MAXIMUM_CHARGE, currency).format('en')}.", "maximum",
+                         limit=Money(MAXIMUM_CHARGE, currency))
     if value != value.quantize(Decimal(1).scaleb(-digits)):
         raise MoneyError(f"{currency} allows at most {digits} decimals.", "decimals", digits=digits)
     money = Money(int(value.scaleb(digits)), currency)

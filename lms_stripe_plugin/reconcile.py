@@ -16,7 +16,7 @@ from .disputes import sync_dispute
 from .errors import PaymentsError
 from .fulfillment import sync_checkout_session
 from .invoices import purchase_of_invoice, record_invoice
-from .models import Dispute, Invoice, Purchase, Refund
+from .models import Dispute, Invoice, Purchase, Refund, parse_row_id
 from .refunds import STRIPE_TO_OURS, purchase_for_payment_intent, sync_refund
 from .webhooks import EXPAND_SESSION
 
@@ -80,10 +80,10 @@ def _apply(state, finding: Finding, repair, obj: dict) -> None:
 # -- checkout sessions --------------------------------------------------------------------------------
 
 def _session_problem(state, cs: dict) -> str | None:
-    raw = (cs.get("metadata") or {}).get("lms_purchase_id")
-    if not raw or not str(raw).isdigit():
+    purchase_id = parse_row_id((cs.get("metadata") or {}).get("lms_purchase_id"))
+    if purchase_id is None:
         return None
-    purchase = state.session.get(Purchase, int(raw))
+    purchase = state.session.get(Purchase, purchase_id)
     if purchase is None:
         return "names a purchase we do not have"
     paid = cs.get("status") == "complete" and cs.get("payment_status") in ("paid", "no_payment_required")

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, signals
-from .models import Invoice, Purchase, Refund, utcnow
+from .models import Invoice, Purchase, Refund, parse_row_id, utcnow
 from .txn import after_commit
 
 STRIPE_TO_OURS = {"pending": "pending", "requires_action": "pending", "succeeded": "succeeded",
@@ -35,8 +35,8 @@ def purchase_for_payment(state, payment_intent: str | None) -> Purchase | None:
 
     settings = payment_settings.load(state.session)
     intent = state.gateway.retrieve_payment_intent(payment_intent, api_key=settings.secret_key)
-    raw = (intent.get("metadata") or {}).get("lms_purchase_id")
-    purchase = state.session.get(Purchase, int(raw)) if raw and str(raw).isdigit() else None
+    purchase_id = parse_row_id((intent.get("metadata") or {}).get("lms_purchase_id"))
+    purchase = state.session.get(Purchase, purchase_id) if purchase_id is not None else None
     if purchase is None or not purchase.stripe_checkout_session_id:
         return None
     checkout_session = state.gateway.retrieve_checkout_session(

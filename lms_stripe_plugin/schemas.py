@@ -73,7 +73,10 @@ class Url(Text):
         value = super()._deserialize(value, attr, data, **kwargs)
         if value is None:
             return None
-        parsed = urlparse(value)
+        try:
+            parsed = urlparse(value)
+        except ValueError:
+            raise ValidationError(_("Enter a full web address starting with https://."))
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValidationError(_("Enter a full web address starting with https://."))
         return value

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from . import settings as payment_settings
-from .fulfillment import sync_checkout_session
+from .fulfillment import SessionMismatch, sync_checkout_session
 from .disputes import sync_dispute
 from .invoices import sync_invoice
 from .refunds import purchase_for_payment, sync_refund
@@ -93,7 +93,7 @@ def receive(state, payload: bytes, signature: str | None) -> Outcome:
     event = state.gateway.verify_event(payload, signature, settings.webhook_secrets,
                                        current_app.config["LMS_STRIPE_WEBHOOK_TOLERANCE"])
     row = _store(state.session, event, payload)
-    if row.status in ("processed", "ignored"):
+    if row.status in ("processed", "ignored", "rejected"):
         return Outcome(200, "already handled")
     return handle(state, row, event)
 
@@ -127,17 +127,24 @@ def handle(state, row: Event, event: dict | None = None) -> Outcome:
         handler(state, event["data"]["object"], event)
         row.status, row.processed_at, row.error, row.attempts = "processed", utcnow(), None, row.attempts + 1
         session.commit()
+    except SessionMismatch as err:
+        # Signed by Stripe but claiming a purchase it does not pay: nothing was done, and a retry
+        # would not change that, so it is acknowledged and kept for the administrators.
+        session.rollback()
+        log.warning("Stripe event %s rejected: %s", row.id, err.message)
+        _mark(session, row.id, "rejected", err)
+        return Outcome(200, "rejected")
     except Exception as err:  # noqa: BLE001 - any failure is kept on the event for replay
         session.rollback()
         log.exception("Stripe event %s (%s) failed", row.id, row.type)
-        _mark_failed(session, row.id, err)
+        _mark(session, row.id, "failed", err)
         return Outcome(500, "handler failed")
     return Outcome(200, "handled")
 
 
-def _mark_failed(session, event_id: str, err: Exception) -> None:
+def _mark(session, event_id: str, status: str, err: Exception) -> None:
     row = session.get(Event, event_id)
-    row.status = "failed"
+    row.status = status
     row.attempts += 1
     row.error = "".join(traceback.format_exception(err))[-8000:]
     session.commit()

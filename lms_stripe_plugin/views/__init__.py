@@ -4,10 +4,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint
+from werkzeug.routing import BaseConverter
 
 from . import _common, admin, admin_payments, checkout, invoices, webhook
 
 TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates")
+
+
+class IdConverter(BaseConverter):
+    """One of the plugin's row ids in a URL: 1 to 9 digits (anything else is not a route of ours)."""
+
+    regex = r"[0-9]{1,9}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value) -> str:
+        return str(int(value))
 
 
 def create_blueprint() -> Blueprint:

@@ -14,8 +14,8 @@ from ..rendering import render
 
 log = logging.getLogger(__name__)
 
-#: Views that take no CSRF token (Stripe signs them instead).
-CSRF_EXEMPT = {"lms_stripe.webhook"}
+#: Views that take no CSRF token: Stripe signs the webhook; `unrouted` only answers 404 or 405.
+CSRF_EXEMPT = {"lms_stripe.webhook", "lms_stripe.unrouted"}
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -71,12 +71,41 @@ _HTTP_MESSAGES = {
 }
 
 
+def _has_control_characters(values) -> bool:
+    return any("\x00" in value or any(ord(c) < 32 and c not in "\t\r\n" for c in value) for value in values)
+
+
+def _unrouted(rest: str = ""):
+    """Under the plugin's prefix, a URL no view takes gets the plugin's own error page (405 if another
+    method would have matched), with its security headers, rather than the bare routing error."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in ("GET", "POST"):
+        if method == request.method:
+            continue
+        try:
+            endpoint, _args = adapter.match(method=method)
+        except HTTPException:
+            continue
+        if endpoint != "lms_stripe.unrouted":
+            abort(405)
+    abort(404)
+
+
 def install(bp) -> None:
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    bp.add_url_rule("/", "unrouted", _unrouted, methods=methods)
+    bp.add_url_rule("/<path:rest>", "unrouted", _unrouted, methods=methods)
+
     @bp.before_request
     def _check_request():
         if request.content_length and request.content_length > MAX_FORM_BYTES and \
                 request.endpoint not in CSRF_EXEMPT:
             abort(413)
+        if _has_control_characters([request.path, *request.args.keys(), *request.args.values()]):
+            return error_response(400, _("The address contains characters that are not allowed."))
+        if request.method == "POST" and request.endpoint not in CSRF_EXEMPT and \
+                any("\x00" in value for value in request.form.values()):
+            return error_response(400, _("The form contains characters that are not allowed."))
         if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.endpoint not in CSRF_EXEMPT:
             token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken")
             try:

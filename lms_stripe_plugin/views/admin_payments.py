@@ -17,16 +17,18 @@ from ..schemas import money_message
 from ._common import actor_id, require_admin, state
 
 MAX_REASON = 500
+MAX_ID = 2**31 - 1
+AUDIT_FILTERS = ("action", "actor", "learner", "course", "from", "to")
 AUDIT_ACTIONS = ("checkout_started", "paid", "payment_failed", "invoice_issued", "refund_requested",
                  "refund_succeeded", "refund_failed", "refund_retried", "access_revoked", "dispute_opened",
                  "dispute_updated", "free_enrollment", "settings_changed", "course_pricing_changed")
 
 
 def register(bp) -> None:
-    bp.add_url_rule("/admin/invoices/<int:invoice_id>", "admin_invoice", invoice_detail)
-    bp.add_url_rule("/admin/invoices/<int:invoice_id>/cancel", "admin_cancel", cancel, methods=["GET", "POST"])
-    bp.add_url_rule("/admin/invoices/<int:invoice_id>/refund", "admin_refund", refund, methods=["GET", "POST"])
-    bp.add_url_rule("/admin/refunds/<int:refund_id>/retry", "admin_retry_refund", retry, methods=["POST"])
+    bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>", "admin_invoice", invoice_detail)
+    bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>/cancel", "admin_cancel", cancel, methods=["GET", "POST"])
+    bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>/refund", "admin_refund", refund, methods=["GET", "POST"])
+    bp.add_url_rule("/admin/refunds/<lms_id:refund_id>/retry", "admin_retry_refund", retry, methods=["POST"])
     bp.add_url_rule("/admin/audit", "admin_audit", audit_log)
     bp.add_url_rule("/admin/free-enrollments", "admin_free_enrollments", free_enrollments)
 
@@ -174,13 +176,13 @@ def audit_log():
     if end:
         query = query.where(AuditEntry.created_at < datetime.combine(end + timedelta(days=1), time.min, timezone.utc))
     after = args.get("after", type=int)
-    if after:
+    if after and 0 < after <= MAX_ID:
         query = query.where(AuditEntry.id < after)
     limit = current_app.config["LMS_STRIPE_PAGE_SIZE"]
     rows = state().session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    keep = {k: v for k, v in args.items() if k != "after"}
+    keep = {k: v for k, v in args.items() if k in AUDIT_FILTERS}
     return render("lms_stripe/admin/audit.html", entries=[(e, json.loads(e.details) if e.details else {}) for e in rows],
                   actions=AUDIT_ACTIONS, args=keep,
                   next_url=url_for("lms_stripe.admin_audit", after=rows[-1].id, **keep) if more and rows else None)

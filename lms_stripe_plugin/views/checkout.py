@@ -16,7 +16,7 @@ def register(bp) -> None:
     bp.add_url_rule("/courses/<course_id>", "course_payment", course_payment)
     bp.add_url_rule("/checkout/<course_id>", "checkout", start, methods=["POST"])
     bp.add_url_rule("/checkout/success", "checkout_success", success)
-    bp.add_url_rule("/checkout/cancel/<int:purchase_id>", "checkout_cancel", cancel)
+    bp.add_url_rule("/checkout/cancel/<lms_id:purchase_id>", "checkout_cancel", cancel)
 
 
 def _course_or_404(course_id: str):

@@ -13,12 +13,13 @@ from ..rendering import render
 from ._common import error_response, require_admin, require_user, state
 
 
+FILTER_NAMES = ("status", "course", "learner", "from", "to", "q")
 INVOICE_STATES = ("paid", "partially_refunded", "refund_pending", "refund_failed", "cancelled")
 
 
 def register(bp) -> None:
     bp.add_url_rule("/invoices", "my_invoices", my_invoices)
-    bp.add_url_rule("/invoices/<int:invoice_id>/pdf", "invoice_pdf", invoice_pdf)
+    bp.add_url_rule("/invoices/<lms_id:invoice_id>/pdf", "invoice_pdf", invoice_pdf)
     bp.add_url_rule("/admin/invoices", "admin_invoices", admin_invoices)
     bp.add_url_rule("/admin/invoices.csv", "admin_invoices_csv", admin_invoices_csv)
 
@@ -76,9 +77,12 @@ def _parse_cursor(raw: str | None):
         return None
     try:
         stamp, _sep, ident = raw.rpartition("_")
-        return datetime.fromisoformat(stamp), int(ident)
+        cursor = datetime.fromisoformat(stamp), int(ident)
     except ValueError:
         abort(400)
+    if not 0 < cursor[1] < 2**31:
+        abort(400)
+    return cursor
 
 
 def admin_invoices():
@@ -88,7 +92,7 @@ def admin_invoices():
     limit = current_app.config["LMS_STRIPE_PAGE_SIZE"]
     rows, more = service.admin_page(st.session, flt, after=_parse_cursor(request.args.get("after")), limit=limit)
     next_cursor = f"{rows[-1].issued_at.isoformat()}_{rows[-1].id}" if more and rows else None
-    args = {k: v for k, v in request.args.items() if k != "after"}
+    args = {k: v for k, v in request.args.items() if k in FILTER_NAMES}
     return render("lms_stripe/admin/invoices.html", invoices=rows, totals=service.totals(st.session, flt),
                   errors=errors, args=args, next_url=url_for("lms_stripe.admin_invoices", after=next_cursor, **args)
                   if next_cursor else None, csv_url=url_for("lms_stripe.admin_invoices_csv", **args),

@@ -67,7 +67,7 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("status IN ('received', 'processed', 'failed', 'ignored')", name=op.f('ck_lms_stripe_events_status_known')),
+    sa.CheckConstraint("status IN ('received', 'processed', 'failed', 'ignored', 'rejected')", name=op.f('ck_lms_stripe_events_status_known')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_lms_stripe_events'))
     )
     with op.batch_alter_table('lms_stripe_events', schema=None) as batch_op:
