@@ -47,6 +47,29 @@ def event(event_type: str, obj: dict, event_id: str = "evt_test_1") -> dict:
     return stripe_object("event", id=event_id, type=event_type, data={"object": obj}, api_version="2026-10-28.endive")
 
 
+def open_purchase(db, user_id="u1", course_id="c1", amount=4990, currency="EUR"):
+    """An open purchase with its Checkout Session, as a Buy click leaves it."""
+    from datetime import timedelta
+
+    from lms_stripe_plugin.models import Purchase, utcnow
+
+    purchase = Purchase(user_id=user_id, course_id=course_id, status="open", amount=amount, currency=currency,
+                        vat_rate=2000, expires_at=utcnow() + timedelta(hours=1))
+    db.session.add(purchase)
+    db.session.flush()
+    purchase.stripe_checkout_session_id = f"cs_test_{purchase.id:04d}"
+    purchase.checkout_url = f"https://checkout.stripe.com/c/pay/cs_test_{purchase.id:04d}"
+    db.session.commit()
+    return purchase
+
+
+def paid_session(purchase, **changes) -> dict:
+    """The purchase's Checkout Session, paid unless told otherwise, with invoice and payment intent expanded."""
+    fields = {"status": "complete", "payment_status": "paid", "invoice": invoice(purchase.id),
+              "payment_intent": payment_intent(), "customer": "cus_test_lea", **changes}
+    return checkout_session(purchase.id, **fields)
+
+
 def stub_create_session(mock, session: dict, status=200):
     return mock.add(responses.POST, f"{STRIPE}/v1/checkout/sessions", json=session, status=status)
 
@@ -70,5 +93,5 @@ def sent(call) -> dict:
     return form_body(call.request)
 
 
-__all__ = ["checkout_session", "invoice", "payment_intent", "event", "stub_create_session", "stub_retrieve_session",
+__all__ = ["open_purchase", "paid_session", "checkout_session", "invoice", "payment_intent", "event", "stub_create_session", "stub_retrieve_session",
            "stub_tax_rate", "stripe_error", "sent", "json"]

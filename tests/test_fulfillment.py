@@ -15,27 +15,13 @@ from lms_stripe_plugin.testing import post_webhook
 
 from .conftest import KEYS, STRIPE, as_user
 from .minimal_host import Seat
-from .stripe_stubs import checkout_session, event, invoice, payment_intent
+from .stripe_stubs import checkout_session, event, invoice, open_purchase, paid_session, payment_intent
 
 SECRET = KEYS["webhook_secrets"][0]
 
 
-def _open_purchase(db, user_id="u1", course_id="c1", amount=4990, currency="EUR") -> Purchase:
-    purchase = Purchase(user_id=user_id, course_id=course_id, status="open", amount=amount, currency=currency,
-                        vat_rate=2000, expires_at=utcnow() + timedelta(hours=1))
-    db.session.add(purchase)
-    db.session.flush()
-    purchase.stripe_checkout_session_id = f"cs_test_{purchase.id:04d}"
-    purchase.checkout_url = f"https://checkout.stripe.com/c/pay/cs_test_{purchase.id:04d}"
-    db.session.commit()
-    return purchase
-
-
-def _session(purchase: Purchase, **changes) -> dict:
-    """The purchase's Checkout Session, paid unless told otherwise, with invoice and payment intent expanded."""
-    fields = {"status": "complete", "payment_status": "paid", "invoice": invoice(purchase.id),
-              "payment_intent": payment_intent(), "customer": "cus_test_lea", **changes}
-    return checkout_session(purchase.id, **fields)
+_open_purchase = open_purchase
+_session = paid_session
 
 
 class StripeSession:

@@ -2,37 +2,23 @@
 import json
 import re
 import time
-from datetime import timedelta
 
 import pytest
 import responses
 from sqlalchemy import func, select
 
 from lms_stripe_plugin import settings as payment_settings
-from lms_stripe_plugin.models import Event, Invoice, Purchase, utcnow
+from lms_stripe_plugin.models import Event, Invoice, Purchase
 from lms_stripe_plugin.testing import post_webhook, sign_payload
 
 from .conftest import KEYS, STRIPE
-from .stripe_stubs import checkout_session, event, invoice, payment_intent, stripe_error
+from .stripe_stubs import checkout_session, event, invoice, open_purchase, paid_session, stripe_error
 
 SECRET = KEYS["webhook_secrets"][0]
 
 
-def _open_purchase(db, user_id="u1", course_id="c1", amount=4990, currency="EUR") -> Purchase:
-    purchase = Purchase(user_id=user_id, course_id=course_id, status="open", amount=amount, currency=currency,
-                        vat_rate=2000, expires_at=utcnow() + timedelta(hours=1))
-    db.session.add(purchase)
-    db.session.flush()
-    purchase.stripe_checkout_session_id = f"cs_test_{purchase.id:04d}"
-    purchase.checkout_url = f"https://checkout.stripe.com/c/pay/cs_test_{purchase.id:04d}"
-    db.session.commit()
-    return purchase
-
-
-def _paid_session(purchase: Purchase, **changes) -> dict:
-    fields = {"status": "complete", "payment_status": "paid", "invoice": invoice(purchase.id),
-              "payment_intent": payment_intent(), "customer": "cus_test_lea", **changes}
-    return checkout_session(purchase.id, **fields)
+_open_purchase = open_purchase
+_paid_session = paid_session
 
 
 def _serve(mock, url_pattern: str, obj: dict):

@@ -1,6 +1,4 @@
 """Whole purchases through the real SDK against the sandbox: nothing stubbed between the plugin and 'Stripe'."""
-import re
-
 import requests
 from sqlalchemy import func, select
 

@@ -1,7 +1,6 @@
 """Stripe failing (5xx, 429, timeouts, dropped connections, card errors) while the plugin talks to it:
 a clear message, nothing half-written, and a retry that is safe because it sends the same idempotency key."""
 import pytest
-import requests
 from sqlalchemy import func, select
 
 from lms_stripe_plugin.models import Event, Invoice, Purchase, Refund
