@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from flask import request
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from .. import catalog, settings as payment_settings
 from ..i18n import current_locale, gettext as _
@@ -16,22 +17,34 @@ from ._state import plugin_state
 def _labels(ids, found, locale: str) -> dict[str, Markup]:
     """Price labels, built from fixed patterns rather than a template per course: a catalog page shows
     hundreds, and a template render per course would cost more than the host's whole page."""
-    free = Markup('<span class="badge ok lms-stripe-price" data-price="free">%s</span>') % _("Free")
-    purchased = escape(_("Purchased"))
+    free, purchased = _free_label(_("Free")), _("Purchased")
     labels = {}
     for course_id in ids:
         offer, status = found.get(course_id, (None, None))
         if offer is None or not offer.is_paid or not offer.amount:
             labels[course_id] = free
         elif status == "paid":
-            labels[course_id] = Markup(f'<span class="badge ok lms-stripe-price" data-price="{int(offer.amount)}">'
-                                       f'{purchased}</span>')
+            labels[course_id] = _purchased_label(offer.amount, purchased)
         else:
-            # amount is an int and currency a validated ISO code: only the formatted price needs escaping.
-            price = escape(Money(offer.amount, offer.currency).format(locale))
-            labels[course_id] = Markup(f'<span class="badge lms-stripe-price" data-price="{int(offer.amount)}" '
-                                       f'data-currency="{escape(offer.currency)}">{price}</span>')
+            labels[course_id] = _price_label(offer.amount, offer.currency, locale)
     return labels
+
+
+@lru_cache(maxsize=8)
+def _free_label(text: str) -> Markup:
+    return Markup('<span class="badge ok lms-stripe-price" data-price="free">%s</span>') % text
+
+
+@lru_cache(maxsize=4096)
+def _purchased_label(amount: int, text: str) -> Markup:
+    return Markup('<span class="badge ok lms-stripe-price" data-price="%d">%s</span>') % (amount, text)
+
+
+@lru_cache(maxsize=4096)
+def _price_label(amount: int, currency: str, locale: str) -> Markup:
+    # Memoised: a catalog shows the same prices on every page.
+    return Markup('<span class="badge lms-stripe-price" data-price="%d" data-currency="%s">%s</span>') % (
+        amount, currency, Money(amount, currency).format(locale))
 
 
 @dataclass
