@@ -11,8 +11,8 @@ from typing import Any, Iterator
 
 import stripe
 
-from .i18n import gettext as _
 from .errors import CardDeclined, ConfigurationError, GatewayError, NotFound, WebhookSignatureError
+from .i18n import gettext as _
 
 log = logging.getLogger(__name__)
 

@@ -141,8 +141,6 @@ class SettingsSchema(Schema):
         for name in list(data):
             if name in locked or (name in self.SECRETS and not (data[name] or "").strip()):
                 del data[name]
-        if "publishable_key" in data and not (data["publishable_key"] or "").strip():
-            data["publishable_key"] = ""
         return self.load(data, partial=tuple(locked))
 
     @validates_schema

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from flask import current_app
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import settings as payment_settings
@@ -152,8 +153,6 @@ def _mark(session, event_id: str, status: str, err: Exception) -> None:
 
 def replay_failed(state, *, limit: int = 500) -> list[tuple[str, Outcome]]:
     """Handle again every stored event whose handling failed (``flask lms-stripe events replay``)."""
-    from sqlalchemy import select
-
     ids = state.session.scalars(select(Event.id).where(Event.status.in_(("failed", "received")))
                                 .order_by(Event.received_at).limit(limit)).all()
     return [(event_id, handle(state, state.session.get(Event, event_id))) for event_id in ids]

@@ -5,6 +5,7 @@ from flask import url_for
 from marshmallow import ValidationError
 
 from .. import pricing, settings as payment_settings
+from ..checkout import live_purchase
 from ..host import AUDIENCES, audience_allows
 from ..rendering import render_fragment
 from ..schemas import PRICING_PREFIX, CoursePricingSchema, first_errors
@@ -85,8 +86,6 @@ def detail_rendering(sender, course, user, **_):
 
 
 def _detail_status(state, offer, course, user) -> str:
-    from ..checkout import live_purchase
-
     host = state.host
     if user is None:
         return "sign_in"
