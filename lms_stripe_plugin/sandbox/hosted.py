@@ -44,29 +44,32 @@ def _message(title: str, message: str, status: int = 200, link: tuple[str, str] 
 # -- checkout page ------------------------------------------------------------------------------
 
 
+def _open_session(state, session_id: str, closed_status: int) -> tuple[dict | None, Any]:
+    """The session if it is open, else (None, the page to show instead)."""
+    session = state.get(session_id, "checkout.session")
+    if session is None:
+        return None, _message("Not found", "This checkout session does not exist.", 404)
+    checked_session(state, session_id)
+    if session["status"] != "open":
+        return None, _closed_page(state, session, status=closed_status)
+    return session, None
+
+
 @bp.get("/c/pay/<session_id>")
 def checkout_page(session_id: str) -> Any:
     """The payment page of an open session, or a message when it is no longer open."""
     state = _state()
-    session = state.get(session_id, "checkout.session")
-    if session is None:
-        return _message("Not found", "This checkout session does not exist.", 404)
-    checked_session(state, session_id)
-    if session["status"] != "open":
-        return _closed_page(state, session)
-    return _render_checkout(state, session, {}, status=200)
+    session, page = _open_session(state, session_id, 200)
+    return page if session is None else _render_checkout(state, session, {}, status=200)
 
 
 @bp.post("/c/pay/<session_id>")
 def submit_checkout(session_id: str) -> Any:
     """Apply or remove a promotion code, or pay; redirects to ``success_url`` once paid."""
     state = _state()
-    session = state.get(session_id, "checkout.session")
+    session, page = _open_session(state, session_id, 400)
     if session is None:
-        return _message("Not found", "This checkout session does not exist.", 404)
-    checked_session(state, session_id)
-    if session["status"] != "open":
-        return _closed_page(state, session, status=400)
+        return page
     form = request.form
     action = form.get("action", "pay")
     try:
