@@ -13,7 +13,8 @@ from .errors import GatewayError, PaymentsError
 from .i18n import current_locale, gettext as _
 from .money import Money
 from .models import Invoice, Refund
-from .refunds import STRIPE_TO_OURS, revoke_access, set_invoice_status, sync_refund, transition_refund
+from .refunds import STRIPE_TO_OURS, revoke_access, set_invoice_status, sync_refund
+from .txn import transition
 
 RETRY_PREFIX = "lms-refund-retry-"
 
@@ -132,7 +133,7 @@ def _apply_credit_note(state, invoice: Invoice, refund: Refund, credit_note: dic
         invoice.credit_note_id = credit_note["id"]
         invoice.credit_note_number = credit_note.get("number")
         invoice.credit_note_pdf_url = credit_note.get("pdf")
-    if transition_refund(session, refund, ("requested",), "pending"):
+    if transition(session, refund, ("requested",), "pending"):
         set_invoice_status(session, invoice.purchase, "refund_pending")
     stripe_refund = _credit_note_refund(state, credit_note, settings)
     refused_now = stripe_refund is not None and STRIPE_TO_OURS.get(stripe_refund.get("status")) == "failed"

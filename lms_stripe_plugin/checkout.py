@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app, url_for
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, pricing, settings as payment_settings
@@ -17,6 +17,7 @@ from .errors import GatewayError, NotPurchasable, PaymentsError
 from .host import audience_allows
 from .i18n import current_locale, gettext as _
 from .models import LIVE_PURCHASE_STATES, Customer, Purchase, TaxRate, utcnow
+from .txn import transition
 
 #: An open session is reused only if it stays valid at least this long.
 REUSE_MARGIN = timedelta(minutes=5)
@@ -110,8 +111,7 @@ def _still_usable(purchase: Purchase, offer) -> bool:
 
 def _give_up(session, purchase: Purchase, err) -> None:
     session.rollback()
-    session.execute(update(Purchase).where(Purchase.id == purchase.id, Purchase.status == "open")
-                    .values(status="failed", failure_reason=err.message))
+    transition(session, purchase, ("open",), "failed", failure_reason=err.message)
     session.commit()
 
 

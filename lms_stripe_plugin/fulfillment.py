@@ -7,14 +7,14 @@ transition and enrolls), invoices are unique by Stripe id and by purchase.
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, signals
 from .errors import NotFound, PaymentsError
 from .invoices import record_invoice
 from .models import Customer, Purchase, parse_row_id, utcnow
-from .txn import after_commit
+from .txn import after_commit, transition
 
 
 class SessionMismatch(PaymentsError):
@@ -74,12 +74,7 @@ def sync_checkout_session(state, cs: dict) -> Purchase:
 
 
 def _transition(state, purchase: Purchase, from_states: tuple[str, ...], to_state: str, **values) -> bool:
-    """Move the purchase to ``to_state`` if it is in one of ``from_states``; True for the one caller that did."""
-    result = state.session.execute(
-        update(Purchase).where(Purchase.id == purchase.id, Purchase.status.in_(from_states))
-        .values(status=to_state, **values).execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+    return transition(state.session, purchase, from_states, to_state, **values)
 
 
 def _mark_paid(state, purchase: Purchase, cs: dict) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import audit, signals
 from .models import Invoice, Purchase, Refund, parse_row_id, utcnow
-from .txn import after_commit
+from .txn import after_commit, transition
 
 STRIPE_TO_OURS = {"pending": "pending", "requires_action": "pending", "succeeded": "succeeded",
                   "failed": "failed", "canceled": "failed"}
@@ -61,7 +61,7 @@ def sync_refund(state, stripe_refund: dict, *, refund: Refund | None = None) -> 
         _succeeded(state, refund)
     elif status == "failed":
         _failed(state, refund, stripe_refund.get("failure_reason") or stripe_refund.get("status"))
-    elif transition_refund(session, refund, ("requested",), "pending"):
+    elif transition(session, refund, ("requested",), "pending"):
         set_invoice_status(session, refund.purchase, "refund_pending")
     return refund
 
@@ -94,20 +94,9 @@ def _dashboard_refund(state, stripe_refund: dict) -> Refund | None:
     return refund
 
 
-def transition_refund(session, refund: Refund, from_states, to_state: str, **values) -> bool:
-    result = session.execute(update(Refund).where(Refund.id == refund.id, Refund.status.in_(from_states))
-                             .values(status=to_state, **values).execution_options(synchronize_session=False))
-    if result.rowcount == 1:
-        refund.status = to_state
-        for key, value in values.items():
-            setattr(refund, key, value)
-        return True
-    return False
-
-
 def _succeeded(state, refund: Refund) -> None:
     session = state.session
-    if not transition_refund(session, refund, ("requested", "pending", "failed"), "succeeded", failure_reason=None):
+    if not transition(session, refund, ("requested", "pending", "failed"), "succeeded", failure_reason=None):
         return
     purchase = refund.purchase
     session.execute(update(Purchase).where(Purchase.id == purchase.id)
@@ -130,7 +119,7 @@ def _succeeded(state, refund: Refund) -> None:
 
 def _failed(state, refund: Refund, reason: str) -> None:
     session = state.session
-    if not transition_refund(session, refund, ("requested", "pending"), "failed", failure_reason=reason):
+    if not transition(session, refund, ("requested", "pending"), "failed", failure_reason=reason):
         return
     purchase = refund.purchase
     set_invoice_status(session, purchase, "refund_failed")
@@ -152,10 +141,7 @@ def set_invoice_status(session, purchase: Purchase, status: str) -> None:
 def revoke_access(state, purchase: Purchase, *, reason: str, actor_id: str | None = None) -> bool:
     """Cancel the purchase and remove the learner's access, once; the learner may buy again later."""
     session, host = state.session, state.host
-    result = session.execute(update(Purchase).where(Purchase.id == purchase.id, Purchase.status == "paid")
-                             .values(status="cancelled", cancelled_at=utcnow())
-                             .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    if not transition(session, purchase, ("paid",), "cancelled", cancelled_at=utcnow()):
         return False
     session.refresh(purchase)
     user, course = host.get_user(purchase.user_id), host.get_course(purchase.course_id)

@@ -3,14 +3,31 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 _KEY = "lms_stripe_after_commit"
 
 
 def _real(session) -> Session:
     return session() if hasattr(session, "registry") else session  # a scoped_session is called
+
+
+def transition(session, row, from_states, to_state: str, **values) -> bool:
+    """Move ``row`` to status ``to_state`` if the database still has it in one of ``from_states``.
+
+    A conditional UPDATE, so of concurrent callers exactly one wins (True) and does what follows the
+    transition (enroll, count a refund…); the row in memory is updated without being marked dirty.
+    """
+    model = type(row)
+    result = session.execute(update(model).where(model.id == row.id, model.status.in_(tuple(from_states)))
+                             .values(status=to_state, **values).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return False
+    for key, value in {"status": to_state, **values}.items():
+        set_committed_value(row, key, value)
+    return True
 
 
 def after_commit(session, callback: Callable[[], None]) -> None:
