@@ -73,6 +73,20 @@ def sync_checkout_session(state, cs: dict) -> Purchase:
     return purchase
 
 
+#: What fulfilment needs expanded when it reads a Checkout Session from Stripe.
+EXPAND_SESSION = ("invoice", "payment_intent")
+
+
+def fulfil_from_stripe(state, session_id: str) -> Purchase:
+    """Read the Checkout Session from Stripe (never trusting a copy) and apply it."""
+    from . import settings as payment_settings
+
+    settings = payment_settings.load(state.session)
+    checkout_session = state.gateway.retrieve_checkout_session(session_id, api_key=settings.secret_key,
+                                                               expand=EXPAND_SESSION)
+    return sync_checkout_session(state, checkout_session)
+
+
 def _transition(state, purchase: Purchase, from_states: tuple[str, ...], to_state: str, **values) -> bool:
     return transition(state.session, purchase, from_states, to_state, **values)
 

@@ -14,11 +14,10 @@ from sqlalchemy import select
 from . import settings as payment_settings
 from .disputes import sync_dispute
 from .errors import PaymentsError
-from .fulfillment import sync_checkout_session
+from .fulfillment import fulfil_from_stripe
 from .invoices import purchase_of_invoice, record_invoice
 from .models import Dispute, Invoice, Purchase, Refund, parse_row_id
 from .refunds import STRIPE_TO_OURS, purchase_for_payment_intent, sync_refund
-from .webhooks import EXPAND_SESSION
 
 
 @dataclass
@@ -99,9 +98,7 @@ def _session_problem(state, cs: dict) -> str | None:
 
 
 def _repair_session(state, cs: dict) -> None:
-    settings = payment_settings.load(state.session)
-    fresh = state.gateway.retrieve_checkout_session(cs["id"], api_key=settings.secret_key, expand=EXPAND_SESSION)
-    sync_checkout_session(state, fresh)
+    fulfil_from_stripe(state, cs["id"])
 
 
 # -- invoices ------------------------------------------------------------------------------------------

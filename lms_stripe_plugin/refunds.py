@@ -31,7 +31,7 @@ def purchase_for_payment(state, payment_intent: str | None) -> Purchase | None:
     if purchase is not None or not payment_intent:
         return purchase
     from . import settings as payment_settings
-    from .fulfillment import sync_checkout_session
+    from .fulfillment import fulfil_from_stripe
 
     settings = payment_settings.load(state.session)
     intent = state.gateway.retrieve_payment_intent(payment_intent, api_key=settings.secret_key)
@@ -39,9 +39,7 @@ def purchase_for_payment(state, payment_intent: str | None) -> Purchase | None:
     purchase = state.session.get(Purchase, purchase_id) if purchase_id is not None else None
     if purchase is None or not purchase.stripe_checkout_session_id:
         return None
-    checkout_session = state.gateway.retrieve_checkout_session(
-        purchase.stripe_checkout_session_id, api_key=settings.secret_key, expand=("invoice", "payment_intent"))
-    sync_checkout_session(state, checkout_session)
+    fulfil_from_stripe(state, purchase.stripe_checkout_session_id)
     return purchase_for_payment_intent(state.session, payment_intent)
 
 

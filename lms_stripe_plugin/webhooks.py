@@ -16,16 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import settings as payment_settings
-from .fulfillment import SessionMismatch, sync_checkout_session
+from .fulfillment import EXPAND_SESSION, SessionMismatch, sync_checkout_session
 from .disputes import sync_dispute
 from .invoices import sync_invoice
 from .refunds import purchase_for_payment, sync_refund
 from .models import Event, utcnow
 
 log = logging.getLogger(__name__)
-
-EXPAND_SESSION = ("invoice", "payment_intent")
-
 
 def refresh_checkout_session(state, obj: dict, event: dict) -> None:
     settings = payment_settings.load(state.session)

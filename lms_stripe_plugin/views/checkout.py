@@ -5,10 +5,9 @@ from flask import abort, redirect, request
 
 from .. import checkout, pricing, settings as payment_settings
 from ..errors import NotPurchasable, PaymentsError
-from ..fulfillment import SessionMismatch, sync_checkout_session
+from ..fulfillment import SessionMismatch, fulfil_from_stripe
 from ..models import Purchase
 from ..rendering import render
-from ..webhooks import EXPAND_SESSION
 from ._common import require_user, state
 
 
@@ -74,10 +73,8 @@ def success():
 
 
 def _fulfil(st, session_id: str):
-    settings = payment_settings.load(st.session)
     try:
-        cs = st.gateway.retrieve_checkout_session(session_id, api_key=settings.secret_key, expand=EXPAND_SESSION)
-        return sync_checkout_session(st, cs)
+        return fulfil_from_stripe(st, session_id)
     except SessionMismatch:
         abort(404)
     except PaymentsError:
