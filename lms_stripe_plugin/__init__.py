@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
@@ -31,6 +31,10 @@ class PluginState:
     db: Any
     host: Host
     gateway: Any
+    #: The catalog's paid offers at one revision (see `catalog.prices`).
+    catalog_snapshot: Any = None
+    #: Rendered price filter forms (see `hooks.catalog`).
+    filter_widgets: dict = field(default_factory=dict)
 
     @property
     def session(self):

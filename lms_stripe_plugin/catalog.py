@@ -1,14 +1,17 @@
 """What the catalog shows of prices, and the price filter."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from flask import has_request_context, request
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import and_, null, select
+from flask import has_request_context, request
+from markupsafe import Markup
+from sqlalchemy import and_, bindparam, null, select, update
+from sqlalchemy.exc import IntegrityError
 
-from .models import LIVE_PURCHASE_STATES, CourseOffer, Purchase
+from .models import LIVE_PURCHASE_STATES, CourseOffer, Purchase, Settings
 from .money import Money, MoneyError, parse_money
 
 
@@ -41,66 +44,174 @@ def parse_filter(args, default_currency: str) -> PriceFilter:
     return PriceFilter(kind=kind, max_amount=money.amount, currency=money.currency)
 
 
-_CACHE = "lms_stripe.catalog_offers"
-
-
-def offers_with_ownership(session, course_ids, user_id: str | None) -> dict[str, tuple["OfferRow", str | None]]:
-    """Each course's offer and the user's live purchase status, in one query per request.
-
-    Filtering then rendering the same catalog in one request reuses what the first call loaded.
-    """
-    ids = [str(c) for c in course_ids]
-    cache = request.environ.get(_CACHE) if has_request_context() else None
-    if cache is not None and cache["user_id"] == user_id and cache["ids"].issuperset(ids):
-        return {i: cache["rows"][i] for i in ids if i in cache["rows"]}
-    rows = _load(session, ids, user_id)
-    if has_request_context():
-        request.environ[_CACHE] = {"user_id": user_id, "ids": set(ids), "rows": rows}
-    return rows
-
-
 class OfferRow(NamedTuple):
-    """What the catalog needs of an offer (plain rows: a catalog page loads hundreds of them)."""
+    """What the catalog needs of a paid offer (plain rows: a catalog page shows hundreds of them)."""
 
     course_id: str
-    is_paid: bool
-    amount: int | None
-    currency: str | None
-    audience: str
-    on_sale: bool
+    amount: int
+    currency: str
+
+
+@dataclass
+class _Snapshot:
+    """Every paid offer of the catalog at one revision, and their labels per locale, kept per app."""
+
+    revision: int
+    offers: dict[str, OfferRow]
+    labels: dict[str, dict[str, Markup]] = field(default_factory=dict)
+
+
+class Prices(NamedTuple):
+    """The catalog's paid offers, and the live purchase status of the user's courses."""
+
+    snapshot: _Snapshot
+    statuses: dict[str, str]
 
     @property
-    def price(self) -> Money | None:
-        return Money(self.amount, self.currency) if self.is_paid and self.amount else None
+    def offers(self) -> dict[str, OfferRow]:
+        return self.snapshot.offers
 
 
-_COLUMNS = (CourseOffer.course_id, CourseOffer.is_paid, CourseOffer.amount, CourseOffer.currency,
-            CourseOffer.audience, CourseOffer.on_sale)
+_REQUEST_CACHE = "lms_stripe.catalog_prices"
+#: Locales whose labels a snapshot keeps (the host's locales; a bound, not a limit anyone should reach).
+_MAX_LOCALES = 32
 
 
-#: Above this many courses, read every paid offer rather than list the ids in the query (cheaper).
-_IN_LIMIT = 200
+def prices(state, revision: int, user_id: str | None) -> Prices:
+    """The paid offers of the whole catalog and the user's live purchases, in at most one query.
+
+    The offers are kept per app while ``revision`` (the settings row's ``catalog_revision``, given a new
+    value by every offer change in the same transaction) is unchanged; then only the user's purchases are
+    read. When it has changed, one query reads the offers and the user's purchases together. Filtering
+    then rendering the same catalog in one request reuses what the first call read.
+    """
+    cached = request.environ.get(_REQUEST_CACHE) if has_request_context() else None
+    if cached is not None and cached[0] == (revision, user_id):
+        return cached[1]
+    snapshot = state.catalog_snapshot
+    if snapshot is not None and snapshot.revision == revision:
+        statuses = _statuses(state.session, user_id) if user_id is not None else {}
+    else:
+        offers, statuses = _load(state.session, user_id)
+        snapshot = state.catalog_snapshot = _Snapshot(revision, offers)
+    result = Prices(snapshot, statuses)
+    if has_request_context():
+        request.environ[_REQUEST_CACHE] = ((revision, user_id), result)
+    return result
 
 
-def _load(session, ids: list[str], user_id: str | None) -> dict[str, tuple[OfferRow, str | None]]:
-    if not ids:
-        return {}
+def forget_cached() -> None:
+    """Drop this request's copy (after a change of offers in the same request)."""
+    if has_request_context():
+        request.environ.pop(_REQUEST_CACHE, None)
+
+
+def raise_revision(session) -> None:
+    """Mark every cached catalog price stale, in the caller's transaction: call it with each offer change.
+
+    The revision is a new random value rather than a count, so that a settings row deleted and created
+    again can never bring back a revision some process still holds.
+    """
+    revision = secrets.randbits(62)
+    bump = (update(Settings).where(Settings.id == 1).values(catalog_revision=revision)
+            .execution_options(synchronize_session=False))
+    if session.execute(bump).rowcount:
+        return
+    try:
+        with session.begin_nested():
+            session.add(Settings(id=1, catalog_revision=revision))
+    except IntegrityError:  # another transaction created the row meanwhile
+        session.execute(bump)
+
+
+def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, str]]:
+    paid = and_(CourseOffer.is_paid.is_(True), CourseOffer.amount.is_not(None))
     if user_id is None:
-        query = select(*_COLUMNS, null())
+        query = select(*_COLUMNS, null()).where(paid)
     else:
-        join = and_(Purchase.course_id == CourseOffer.course_id, Purchase.user_id == user_id,
-                    Purchase.status.in_(LIVE_PURCHASE_STATES))
-        query = select(*_COLUMNS, Purchase.status).outerjoin(Purchase, join)
-    if len(ids) <= _IN_LIMIT:
-        query = query.where(CourseOffer.course_id.in_(ids))
-    else:
-        query = query.where(CourseOffer.is_paid.is_(True))
-    wanted = set(ids)
-    return {row[0]: (OfferRow(*row[:6]), row[6]) for row in session.execute(query) if row[0] in wanted}
+        query = select(*_COLUMNS, Purchase.status).outerjoin(Purchase, _live_purchase(user_id)).where(paid)
+    offers, statuses = {}, {}
+    for course_id, amount, currency, status in session.execute(query):
+        offers[course_id] = OfferRow(course_id, amount, currency)
+        if status is not None:
+            statuses[course_id] = status
+    return offers, statuses
 
 
-def matches(offer: "OfferRow | None", price_filter: PriceFilter) -> bool:
-    paid = bool(offer and offer.is_paid and offer.amount)
+#: Read on every catalog page a signed-in user opens: built once (SQLAlchemy caches its SQL).
+_STATUSES = select(Purchase.course_id, Purchase.status).where(
+    Purchase.user_id == bindparam("user_id"), Purchase.status.in_(LIVE_PURCHASE_STATES))
+
+
+def _statuses(session, user_id: str) -> dict[str, str]:
+    return dict(session.connection().execute(_STATUSES, {"user_id": user_id}).all())
+
+
+def _live_purchase(user_id: str):
+    return and_(Purchase.course_id == CourseOffer.course_id, Purchase.user_id == user_id,
+                Purchase.status.in_(LIVE_PURCHASE_STATES))
+
+
+_COLUMNS = (CourseOffer.course_id, CourseOffer.amount, CourseOffer.currency)
+
+
+_dict_get = dict.get
+
+
+class CatalogLabels(dict):
+    """Course id → price label. Look labels up by key: ``labels[course.id]`` takes the course id as the
+    host stores it or as its string; a course without a price gets the "Free" label."""
+
+    __slots__ = ("free",)
+
+    def __init__(self, paid: dict[str, Markup], free: Markup):
+        super().__init__(paid)
+        self.free = free
+
+    def __missing__(self, key) -> Markup:
+        return _dict_get(self, str(key), self.free)
+
+    def get(self, key, default=None) -> Markup:
+        """The course's label; ``default`` is never needed, as every course has one."""
+        return self[key]
+
+
+def labels(prices_: Prices, locale: str, free_text: str, purchased_text: str) -> CatalogLabels:
+    """Every course's label for ``locale``: its price, "Purchased" once the user has paid, or "Free"."""
+    snapshot = prices_.snapshot
+    paid = snapshot.labels.get(locale)
+    if paid is None:
+        paid = {course_id: _price_label(offer.amount, offer.currency, locale)
+                for course_id, offer in snapshot.offers.items()}
+        if len(snapshot.labels) < _MAX_LOCALES:
+            snapshot.labels[locale] = paid
+    result = CatalogLabels(paid, _free_label(free_text))
+    for course_id, status in prices_.statuses.items():
+        offer = snapshot.offers.get(course_id)
+        if status == "paid" and offer is not None:
+            result[course_id] = _purchased_label(offer.amount, purchased_text)
+    return result
+
+
+@lru_cache(maxsize=64)
+def _free_label(text: str) -> Markup:
+    return Markup('<span class="badge ok lms-stripe-price" data-price="free">%s</span>') % text
+
+
+@lru_cache(maxsize=4096)
+def _purchased_label(amount: int, text: str) -> Markup:
+    return Markup('<span class="badge ok lms-stripe-price" data-price="%d">%s</span>') % (amount, text)
+
+
+@lru_cache(maxsize=4096)
+def _price_label(amount: int, currency: str, locale: str) -> Markup:
+    return Markup('<span class="badge lms-stripe-price" data-price="%d" data-currency="%s">%s</span>') % (
+        amount, currency, Money(amount, currency).format(locale))
+
+
+def matches(offer: OfferRow | None, price_filter: PriceFilter) -> bool:
+    """Whether a course with this paid offer (None: free) passes the filter."""
+    paid = offer is not None
     if price_filter.kind == "free" and paid:
         return False
     if price_filter.kind == "paid" and not paid:

@@ -62,6 +62,8 @@ class Settings(Base):
     terms_url: Mapped[str | None] = mapped_column(sa.String(2048))
     updated_at: Mapped[datetime | None]
     updated_by: Mapped[str | None] = mapped_column(HostId)
+    #: A new value at every change of a course offer: the catalog's cached prices hold while it does not change.
+    catalog_revision: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
 
 
 class CourseOffer(Base):

@@ -7,7 +7,7 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import select
 
-from . import audit
+from . import audit, catalog, settings as payment_settings
 from .models import CourseOffer
 from .money import Money, percent_of, vat_split
 
@@ -35,7 +35,10 @@ def save_offer(session, course_id: str, data: dict, *, actor_id: str | None) -> 
     audit.record(session, "course_pricing_changed", actor_id=actor_id, course_id=course_id,
                  paid=offer.is_paid, amount=offer.amount, currency=offer.currency, vat_rate=offer.vat_rate,
                  audience=offer.audience, on_sale=offer.on_sale)
+    catalog.raise_revision(session)
     session.commit()
+    payment_settings.forget_cached()
+    catalog.forget_cached()
     return offer
 
 

@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass, field
 
 from flask import current_app, has_request_context, request
+from sqlalchemy import select
 
 from . import audit, crypto
 from .config import OVERRIDES
@@ -33,6 +34,7 @@ class EffectiveSettings:
     automatic_tax: bool = False
     terms_url: str | None = None
     overridden: frozenset[str] = frozenset()
+    catalog_revision: int = 0
 
     @property
     def livemode(self) -> bool:
@@ -48,13 +50,18 @@ class EffectiveSettings:
         return self.enabled and self.configured
 
 
-def _from_row(row: Settings | None) -> dict:
+_PLAIN = ("enabled", "publishable_key", "default_currency", "default_vat_rate", "vouchers_enabled",
+          "wallets_enabled", "klarna_enabled", "klarna_minimum", "sepa_debit_enabled", "automatic_tax",
+          "terms_url", "catalog_revision")
+#: The settings row, read on every page that shows prices: built once (SQLAlchemy caches its SQL).
+_ROW = select(*(getattr(Settings, name) for name in _PLAIN), Settings.secret_key_encrypted,
+              Settings.webhook_secrets_encrypted).where(Settings.id == 1)
+
+
+def _from_row(row) -> dict:
     if row is None:
         return {}
-    values = {name: getattr(row, name) for name in (
-        "enabled", "publishable_key", "default_currency", "default_vat_rate", "vouchers_enabled",
-        "wallets_enabled", "klarna_enabled", "klarna_minimum", "sepa_debit_enabled", "automatic_tax",
-        "terms_url")}
+    values = {name: getattr(row, name) for name in _PLAIN}
     values["secret_key"] = crypto.decrypt(row.secret_key_encrypted) if row.secret_key_encrypted else None
     values["webhook_secrets"] = (
         json.loads(crypto.decrypt(row.webhook_secrets_encrypted)) if row.webhook_secrets_encrypted else []
@@ -80,7 +87,7 @@ def load(session) -> EffectiveSettings:
     """The settings in force; one query per request."""
     if has_request_context() and _CACHE in request.environ:
         return request.environ[_CACHE]
-    row = session.get(Settings, 1)
+    row = session.connection().execute(_ROW).first()  # plain columns: no ORM layer needed
     values = {k: v for k, v in _from_row(row).items() if v is not None}
     overrides = _from_config(current_app.config)
     values.update(overrides)

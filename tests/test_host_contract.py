@@ -1,17 +1,18 @@
 """The host contract, driven from the minimal host: every signal and what the plugin answers."""
 import re
+from contextlib import contextmanager
 
 import pytest
 import responses
 from blinker import signal
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import event, select
 from werkzeug.datastructures import MultiDict
 
 from lms_stripe_plugin.backoffice import EnrollmentDecision
 from lms_stripe_plugin.models import AuditEntry, CourseOffer, FreeEnrollment, Purchase
 
-from .conftest import as_user
+from .conftest import ON_POSTGRES, as_user
 
 
 def send(app, name, **kwargs):
@@ -139,27 +140,160 @@ def test_price_filter(app, priced, args, expected):
     assert [c.id for c in kept] == expected
 
 
-def test_catalog_rendering_costs_at_most_two_queries_whatever_the_size(app, db, lessons, people):
-    from sqlalchemy import event
-
-    from .minimal_host import Lesson
-
-    many = [Lesson(id=f"m{i}", title=f"Course {i}") for i in range(300)]
-    db.session.add_all(many)
-    db.session.commit()
-    many = db.session.query(Lesson).all()  # loaded by the host before it sends the signal
-    user = people["u1"]
-    assert user.email  # loaded too
+@contextmanager
+def sql_statements(db):
+    """The SQL statements run inside the block."""
     statements = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(db.engine, "before_cursor_execute", listener)
     try:
-        with app.test_request_context():
-            deco = send(app, "lms.catalog.rendering", courses=many, user=user)
+        yield statements
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
+
+
+def _render(app, courses, user):
+    with app.test_request_context():
+        return send(app, "lms.catalog.rendering", courses=courses, user=user)
+
+
+def test_catalog_rendering_costs_at_most_two_queries_whatever_the_size(app, db, priced, people):
+    from .minimal_host import Lesson
+
+    db.session.add_all(Lesson(id=f"m{i}", title=f"Course {i}") for i in range(300))
+    db.session.commit()
+    many = db.session.query(Lesson).all()  # loaded by the host before it sends the signal
+    user = people["u1"]
+    assert user.email  # loaded too
+    with sql_statements(db) as statements:
+        deco = _render(app, many, user)
     assert len(statements) <= 2, statements
-    assert len(deco.labels) == len(many) == 304
+    assert len(many) == 304
+    assert all("Free" in deco.labels[c.id] for c in many if c.id.startswith("m"))
+    assert "€49.90" in deco.labels["c1"] and "€129.00" in deco.labels["c2"] and "Free" in deco.labels["c3"]
+
+
+def test_catalog_prices_are_read_once_then_only_the_users_purchases(app, db, priced, people):
+    courses = list(priced.values())
+    _render(app, courses, people["u1"])  # reads the offers
+    with sql_statements(db) as signed_in:
+        deco = _render(app, courses, people["u1"])
+    with sql_statements(db) as anonymous:
+        _render(app, courses, None)
+    assert len(signed_in) == 2 and "lms_stripe_purchases" in signed_in[1]
+    assert "lms_stripe_course_offers" not in " ".join(signed_in + anonymous)
+    assert len(anonymous) == 1 and "lms_stripe_settings" in anonymous[0]
+    assert "€49.90" in deco.labels["c1"]
+
+
+def test_a_price_change_shows_at_once(app, db, priced, people):
+    from lms_stripe_plugin.pricing import save_offer
+
+    courses = list(priced.values())
+    assert "€49.90" in _render(app, courses, people["u1"]).labels["c1"]
+    save_offer(db.session, "c1", {"is_paid": True, "amount": 5900, "currency": "EUR", "vat_rate": 2000,
+                                  "audience": "public", "on_sale": True}, actor_id="adm")
+    save_offer(db.session, "c2", {"is_paid": False}, actor_id="adm")
+    assert people["u1"].email  # the host reloads its user after the commit
+    with sql_statements(db) as statements:
+        labels = _render(app, courses, people["u1"]).labels
+    assert "€59.00" in labels["c1"] and "Free" in labels["c2"] and "¥8,000" in labels["c4"]
+    assert len(statements) == 2, "\n".join(statements)
+
+
+def test_a_price_changed_by_another_process_shows_at_once(app, db, priced, people):
+    """Two apps on one database stand for two worker processes."""
+    from lms_stripe_plugin.pricing import save_offer
+
+    from .minimal_host import create_host_app
+
+    courses = list(priced.values())
+    assert "€49.90" in _render(app, courses, people["u1"]).labels["c1"]
+    other, _host = create_host_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"]})
+    with other.app_context():
+        save_offer(db.session, "c1", {"is_paid": True, "amount": 3900, "currency": "EUR", "vat_rate": 2000,
+                                      "audience": "public", "on_sale": True}, actor_id="adm")
+        db.session.remove()
+    db.session.expire_all()
+    assert "€39.00" in _render(app, courses, people["u1"]).labels["c1"]
+
+
+def test_a_price_change_without_a_settings_row_creates_it(app, db, lessons):
+    from lms_stripe_plugin.models import Settings
+    from lms_stripe_plugin.pricing import save_offer
+
+    assert db.session.get(Settings, 1) is None
+    save_offer(db.session, "c1", {"is_paid": True, "amount": 4990, "currency": "EUR", "vat_rate": 2000,
+                                  "audience": "public", "on_sale": True}, actor_id="adm")
+    first = db.session.get(Settings, 1).catalog_revision
+    save_offer(db.session, "c1", {"is_paid": False}, actor_id="adm")
+    assert first != 0 and db.session.get(Settings, 1).catalog_revision not in (0, first)
+    assert "Free" in _render(app, list(lessons.values()), None).labels["c1"]
+
+
+def test_labels_take_the_hosts_own_course_ids():
+    from lms_stripe_plugin.catalog import CatalogLabels
+
+    labels = CatalogLabels({"7": Markup("<b>7 €</b>")}, Markup("<i>Free</i>"))
+    assert labels[7] == labels["7"] == labels.get(7, "") == labels.get("7") == Markup("<b>7 €</b>")
+    assert labels[8] == labels["8"] == labels.get("8", "") == Markup("<i>Free</i>")
+    assert "8" not in labels  # a lookup does not add the course
+
+
+def test_the_filter_form_follows_the_query_string_and_the_locale(app, host, priced, people):
+    def widget(query):
+        with app.test_request_context("/catalog" + query):
+            return send(app, "lms.catalog.rendering", courses=list(priced.values()), user=None).filter_widget
+
+    first = widget("?price_max=20&topic=python")
+    assert 'value="20"' in first and 'name="topic" value="python"' in first
+    assert widget("?price_max=20&topic=python") == first  # kept, and the same
+    free = widget("?price=free")
+    assert 'value="free" selected' in free and 'value="20"' not in free and "topic" not in free
+    host.locale = "fr"
+    assert "Cours gratuits" in widget("?price=free")
+    assert widget("?price_max=abc").count('role="alert"') == 1
+
+
+def test_the_filter_form_is_not_kept_while_templates_reload(app, priced):
+    app.jinja_env.auto_reload = True
+    with app.test_request_context("/catalog"):
+        send(app, "lms.catalog.rendering", courses=list(priced.values()), user=None)
+    assert app.extensions["lms_stripe"].filter_widgets == {}
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="two transactions racing to create the settings row need PostgreSQL")
+def test_two_first_price_changes_at_once_both_succeed(app, db, lessons):
+    """Two admins price their first courses at the same moment: both offers are saved, one settings row."""
+    import threading
+    import time
+
+    from sqlalchemy.orm import Session
+
+    from lms_stripe_plugin import catalog
+    from lms_stripe_plugin.models import Settings
+
+    first, second = Session(db.engine), Session(db.engine)
+    catalog.raise_revision(first)  # creates the row, not committed yet
+    failures = []
+
+    def other_admin():
+        try:
+            catalog.raise_revision(second)  # finds no row, then waits on the first insert, then updates
+            second.commit()
+        except Exception as err:  # noqa: BLE001 - reported below
+            failures.append(err)
+
+    thread = threading.Thread(target=other_admin)
+    thread.start()
+    time.sleep(0.5)
+    first.commit()
+    thread.join(10)
+    first.close()
+    second.close()
+    assert failures == [] and not thread.is_alive()
+    db.session.expire_all()
+    assert db.session.query(Settings).count() == 1 and db.session.get(Settings, 1).catalog_revision != 0
 
 
 # -- lms.course.detail_rendering ---------------------------------------------------------------------
