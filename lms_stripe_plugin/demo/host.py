@@ -1,7 +1,7 @@
 """The demo's implementation of `lms_stripe_plugin.Host`."""
 from __future__ import annotations
 
-from flask import session as web_session, url_for
+from flask import g, session as web_session, url_for
 
 from lms_stripe_plugin.i18n import normalize_locale
 
@@ -10,8 +10,14 @@ from .models import Course, Enrollment, User, db
 
 class DemoHost:
     def current_user(self):
+        """The signed-in user, loaded once per request (as Flask-Login does)."""
         user_id = web_session.get("user_id")
-        return db.session.get(User, user_id) if user_id else None
+        cached = g.get("demo_user")
+        if cached is not None and cached[0] == user_id:
+            return cached[1]
+        user = db.session.get(User, user_id) if user_id else None
+        g.demo_user = (user_id, user)
+        return user
 
     def get_user(self, user_id: str):
         return db.session.get(User, int(user_id)) if str(user_id).isdigit() else None

@@ -57,7 +57,8 @@ def index():
 def catalog():
     courses = db.session.query(Course).order_by(Course.id).all()
     for filtered in _send("lms.catalog.filtering", courses=courses, args=request.args):
-        courses = [c for c in courses if c in filtered]
+        kept = {id(c) for c in filtered}
+        courses = [c for c in courses if id(c) in kept]
     user = host.current_user()
     decorations = _send("lms.catalog.rendering", courses=courses, user=user)
     enrolled = set()
