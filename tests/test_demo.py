@@ -97,3 +97,19 @@ def test_learners_cannot_reach_the_backoffice_or_admin_pages(demo):
 def test_user_switcher_is_development_only(tmp_path):
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'd.sqlite'}", "DEMO_USER_SWITCHER": False})
     assert app.test_client().get("/demo/login/admin").status_code == 404
+
+
+def test_the_demo_speaks_french_too(demo):
+    from lms_stripe_plugin.demo.text import TEXT
+
+    assert set(TEXT["fr"]) == set(TEXT["en"])
+    client = demo.test_client()
+    _login(client, "manager")
+    client.get("/demo/lang/fr")
+    page = client.get("/backoffice/enroll").get_data(as_text=True)
+    assert "Back-office : inscrire des membres" in page and "Inscriptions" in page and "enroll members" not in page
+    token = _csrf(page)
+    members = [u.id for u in db.session.query(User).filter_by(username="learner")]
+    client.post("/backoffice/enroll", data={"csrf_token": token, "course_id": 3, "user_ids": members})
+    assert "1 membre(s) inscrit(s) à « Workplace safety », gratuitement." in client.get("/catalog").get_data(as_text=True)
+    assert "Aucun cours ne correspond." in client.get("/catalog?price=paid&price_max=0,01").get_data(as_text=True)

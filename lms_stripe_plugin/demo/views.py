@@ -9,16 +9,14 @@ from wtforms.validators import ValidationError
 
 from .host import DemoHost
 from .models import Course, Enrollment, User, db
+from .text import TEXT, text
 
 bp = Blueprint("demo", __name__, template_folder="templates")
 host = DemoHost()
 
-TEXT = {
-    "en": {"catalog": "Catalog", "invoices": "My invoices", "admin": "Payments", "backoffice": "Back office",
-           "signed_in": "Signed in as", "switch": "Switch user"},
-    "fr": {"catalog": "Catalogue", "invoices": "Mes factures", "admin": "Paiements", "backoffice": "Back-office",
-           "signed_in": "Connecté·e en tant que", "switch": "Changer d'utilisateur"},
-}
+def t(key: str, **values) -> str:
+    """The demo's text in the request's language."""
+    return text(host.get_locale(), key, **values)
 
 
 def _send(name, **kwargs):
@@ -30,13 +28,14 @@ def _send(name, **kwargs):
 def _layout_context():
     lang = host.get_locale() if request else "en"
     return {"demo_user": host.current_user(), "demo_text": TEXT.get(lang, TEXT["en"]), "demo_lang": lang,
+            "demo_t": lambda key, **values: text(lang, key, **values),
             "demo_users": db.session.query(User).order_by(User.id).all(), "demo_csrf": generate_csrf}
 
 
 def _require_user():
     user = host.current_user()
     if user is None:
-        flash("Choose a user first (top right).", "error")
+        flash(t("choose_user"), "error")
         abort(redirect(url_for("demo.catalog")))
     return user
 
@@ -45,7 +44,7 @@ def _check_csrf():
     try:
         validate_csrf(request.form.get("csrf_token"))
     except ValidationError:
-        abort(400, "The form expired: reload the page.")
+        abort(400, t("form_expired"))
 
 
 @bp.route("/")
@@ -87,7 +86,7 @@ def enroll(course_id: int):
             return redirect(decision.checkout_url or url_for("demo.course", course_id=course_id))
     host.enroll(user, course)
     db.session.commit()
-    flash("You are enrolled.", "success")
+    flash(t("enrolled"), "success")
     return redirect(url_for("demo.course", course_id=course_id))
 
 
@@ -103,14 +102,14 @@ def course_settings(course_id: int):
         form = request.form
         title = form.get("title", "").strip()
         if not title or len(title) > 255:
-            errors["title"] = "Enter a title (at most 255 characters)."
+            errors["title"] = t("title_needed")
         else:
             for answer in _send("lms.course.settings_saved", course=course, form=form):
                 errors.update(answer)
         if not errors:
             course.title, course.description = title, form.get("description", "")
             db.session.commit()
-            flash("Course saved.", "success")
+            flash(t("saved"), "success")
             return redirect(url_for("demo.course_settings", course_id=course_id))
         db.session.rollback()
     fragments = _send("lms.course.settings_form", course=course, form=form, errors=errors)
@@ -131,7 +130,7 @@ def backoffice():
         chosen = [db.session.get(User, uid) for uid in request.form.getlist("user_ids", type=int)]
         chosen = [member for member in chosen if member is not None]
         if course is None or not chosen:
-            flash("Choose a course and at least one member.", "error")
+            flash(t("choose_course_members"), "error")
         else:
             _enroll_members(user, course, chosen)
         return redirect(url_for("demo.backoffice"))
@@ -151,7 +150,7 @@ def _enroll_members(actor, course, members) -> None:
         done += 1
     db.session.commit()
     if done:
-        flash(f"{done} member(s) enrolled in “{course.title}”, free of charge.", "success")
+        flash(t("members_enrolled", count=done, title=course.title), "success")
 
 
 @bp.route("/demo/login/<username>")

@@ -1,0 +1,49 @@
+"""The demo LMS's own texts, in English and French (the plugin's texts come from the plugin)."""
+from __future__ import annotations
+
+TEXT = {
+    "en": {
+        "catalog": "Catalog", "invoices": "My invoices", "admin": "Payments", "backoffice": "Back office",
+        "signed_in": "Signed in as", "switch": "Switch user",
+        "no_match": "No course matches.",
+        "enroll_members": "Back office: enroll members", "course": "Course", "members": "Members",
+        "member": "Member", "enrollments": "Enrollments", "enroll": "Enroll",
+        "backoffice_help": "Back-office enrollments are free: no charge, no invoice.",
+        "has_access": "You have access to this course.", "course_settings": "Course settings",
+        "settings_of": "Settings · %(title)s", "fix_fields": "Some fields need your attention; nothing was saved.",
+        "title": "Title", "description": "Description", "save": "Save", "back": "Back",
+        "terms": "Terms of sale",
+        "terms_text": "Demo terms of sale: courses are sold tax-inclusive; you may cancel within 14 days.",
+        "choose_user": "Choose a user first (top right).", "form_expired": "The form expired: reload the page.",
+        "enrolled": "You are enrolled.", "saved": "Course saved.",
+        "title_needed": "Enter a title (at most 255 characters).",
+        "choose_course_members": "Choose a course and at least one member.",
+        "members_enrolled": "%(count)d member(s) enrolled in “%(title)s”, free of charge.",
+    },
+    "fr": {
+        "catalog": "Catalogue", "invoices": "Mes factures", "admin": "Paiements", "backoffice": "Back-office",
+        "signed_in": "Connecté·e en tant que", "switch": "Changer d'utilisateur",
+        "no_match": "Aucun cours ne correspond.",
+        "enroll_members": "Back-office : inscrire des membres", "course": "Cours", "members": "Membres",
+        "member": "Membre", "enrollments": "Inscriptions", "enroll": "S'inscrire",
+        "backoffice_help": "Les inscriptions par le back-office sont gratuites : ni paiement, ni facture.",
+        "has_access": "Vous avez accès à ce cours.", "course_settings": "Paramètres du cours",
+        "settings_of": "Paramètres · %(title)s",
+        "fix_fields": "Certains champs sont à corriger ; rien n'a été enregistré.",
+        "title": "Titre", "description": "Description", "save": "Enregistrer", "back": "Retour",
+        "terms": "Conditions générales de vente",
+        "terms_text": "CGV de démonstration : les cours sont vendus TTC ; vous pouvez annuler sous 14 jours.",
+        "choose_user": "Choisissez d'abord un utilisateur (en haut à droite).",
+        "form_expired": "Le formulaire a expiré : rechargez la page.",
+        "enrolled": "Vous êtes inscrit·e.", "saved": "Cours enregistré.",
+        "title_needed": "Saisissez un titre (255 caractères au plus).",
+        "choose_course_members": "Choisissez un cours et au moins un membre.",
+        "members_enrolled": "%(count)d membre(s) inscrit(s) à « %(title)s », gratuitement.",
+    },
+}
+
+
+def text(lang: str, key: str, **values) -> str:
+    """The demo's text ``key`` in ``lang`` (English when the language is unknown)."""
+    template = TEXT.get(lang, TEXT["en"])[key]
+    return template % values if values else template
