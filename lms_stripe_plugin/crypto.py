@@ -46,6 +46,11 @@ def _decrypt(key: bytes | str, token: str) -> str:
     return Fernet(key).decrypt(token.encode()).decode()
 
 
+def forget_decrypted() -> None:
+    """Drop the kept plaintexts (after the secrets change, so that replaced ones leave memory)."""
+    _decrypt.cache_clear()
+
+
 def mask(secret: str | None) -> str:
     """``sk_test_…4242``: enough to recognise a key, never enough to use it."""
     if not secret:

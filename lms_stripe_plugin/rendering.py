@@ -1,7 +1,7 @@
 """Rendering helpers: templates get the plugin's translations, money formatting and CSRF token."""
 from __future__ import annotations
 
-from flask import current_app, render_template
+from flask import current_app, render_template, request
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
@@ -36,4 +36,10 @@ def render(template: str, **context) -> str:
 
 
 def render_fragment(template: str, **context) -> Markup:
-    return Markup(render(template, **context))
+    """Render a fragment the host embeds in its own page (course detail, price filter, pricing form).
+
+    Only the plugin's context is given (and ``request``): the host's context processors already run for
+    the page around it, and running them again for each fragment would repeat their work (and queries).
+    """
+    source = current_app.jinja_env.get_or_select_template(template)
+    return Markup(source.render(**template_context(), request=request, **context))

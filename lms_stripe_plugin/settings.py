@@ -87,7 +87,7 @@ def load(session) -> EffectiveSettings:
     """The settings in force; one query per request."""
     if has_request_context() and _CACHE in request.environ:
         return request.environ[_CACHE]
-    row = session.connection().execute(_ROW).first()  # plain columns: no ORM layer needed
+    row = session.execute(_ROW).first()
     values = {k: v for k, v in _from_row(row).items() if v is not None}
     overrides = _from_config(current_app.config)
     values.update(overrides)
@@ -124,4 +124,5 @@ def save(session, data: dict, *, actor_id: str | None) -> Settings:
     audit.record(session, "settings_changed", actor_id=actor_id, fields=sorted(changed))
     session.commit()
     forget_cached()
+    crypto.forget_decrypted()
     return row

@@ -133,3 +133,15 @@ def test_security_headers_on_plugin_pages(client, people):
     response = client.get(URL, headers=as_user("adm"))
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_replaced_secrets_leave_the_decryption_cache(app, db):
+    from lms_stripe_plugin import crypto
+
+    with app.test_request_context():
+        payment_settings.save(db.session, dict(KEYS), actor_id="adm")
+        assert payment_settings.load(db.session).secret_key == KEYS["secret_key"]
+        assert crypto._decrypt.cache_info().currsize > 0
+        payment_settings.save(db.session, {"secret_key": "sk_test_51Replacement"}, actor_id="adm")
+        assert crypto._decrypt.cache_info().currsize == 0
+        assert payment_settings.load(db.session).secret_key == "sk_test_51Replacement"
