@@ -41,7 +41,7 @@ PAGE = """<!doctype html><html><body><h1>Catalog</h1>
 {% for deco in decorations %}{{ deco.filter_widget }}{% endfor %}
 <div class="grid">{% for course in courses %}
 <div class="card"><h3><a href="/courses/{{ course.id }}">{{ course.title }}</a></h3>
-<p>{{ course.description }}</p><p>{% for deco in decorations %}{{ deco.labels[course.id] }}{% endfor %}</p>
+<p>{{ course.description }}</p><p>{% for deco in decorations %}{{ deco.course_labels[course] }}{% endfor %}</p>
 </div>{% endfor %}</div></body></html>"""
 
 #: A shop taking payments: its secrets are stored (encrypted) and read with the settings.

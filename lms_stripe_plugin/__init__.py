@@ -34,7 +34,7 @@ class PluginState:
     #: The catalog's paid offers at one revision (see `catalog.prices`).
     catalog_snapshot: Any = None
     #: Rendered price filter forms (see `hooks.catalog`).
-    filter_widgets: dict = field(default_factory=dict)
+    filter_forms: dict = field(default_factory=dict)
 
     @property
     def session(self):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
@@ -59,6 +60,10 @@ class _Snapshot:
     revision: int
     offers: dict[str, OfferRow]
     labels: dict[str, dict[str, Markup]] = field(default_factory=dict)
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    def fresh(self, revision: int) -> bool:
+        return self.revision == revision and time.monotonic() - self.loaded_at < SNAPSHOT_SECONDS
 
 
 class Prices(NamedTuple):
@@ -73,6 +78,9 @@ class Prices(NamedTuple):
 
 
 _REQUEST_CACHE = "lms_stripe.catalog_prices"
+#: A snapshot is read again after this long even if the revision holds: a backstop for offers changed
+#: without `raise_revision` (a script writing to the table, a worker of an older version during a deploy).
+SNAPSHOT_SECONDS = 300
 #: Locales whose labels a snapshot keeps (the host's locales; a bound, not a limit anyone should reach).
 _MAX_LOCALES = 32
 
@@ -89,7 +97,7 @@ def prices(state, revision: int, user_id: str | None) -> Prices:
     if cached is not None and cached[0] == (revision, user_id):
         return cached[1]
     snapshot = state.catalog_snapshot
-    if snapshot is not None and snapshot.revision == revision:
+    if revision and snapshot is not None and snapshot.fresh(revision):  # 0: no settings row yet, never kept
         statuses = _statuses(state.session, user_id) if user_id is not None else {}
     else:
         offers, statuses = _load(state.session, user_id)
@@ -121,7 +129,8 @@ def raise_revision(session) -> None:
         with session.begin_nested():
             session.add(Settings(id=1, catalog_revision=revision))
     except IntegrityError:  # another transaction created the row meanwhile
-        session.execute(bump)
+        if not session.execute(bump).rowcount:  # not visible to this transaction (repeatable read)
+            raise RuntimeError("The payment settings row was created by a concurrent transaction: try again.")
 
 
 def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, str]]:
@@ -144,7 +153,7 @@ _STATUSES = select(Purchase.course_id, Purchase.status).where(
 
 
 def _statuses(session, user_id: str) -> dict[str, str]:
-    return dict(session.connection().execute(_STATUSES, {"user_id": user_id}).all())
+    return dict(session.execute(_STATUSES, {"user_id": user_id}).all())
 
 
 def _live_purchase(user_id: str):
@@ -159,38 +168,51 @@ _dict_get = dict.get
 
 
 class CatalogLabels(dict):
-    """Course id → price label. Look labels up by key: ``labels[course.id]`` takes the course id as the
-    host stores it or as its string; a course without a price gets the "Free" label."""
+    """Course id (as ``Host.course_id`` gives it) → price label, for the courses of one page.
 
-    __slots__ = ("free",)
+    ``labels[key]`` also takes any key whose ``str()`` is the id, such as the host's own integer id; a key
+    that is no course of the page gives an empty label."""
 
-    def __init__(self, paid: dict[str, Markup], free: Markup):
-        super().__init__(paid)
-        self.free = free
+    __slots__ = ()
 
-    def __missing__(self, key) -> Markup:
-        return _dict_get(self, str(key), self.free)
+    def __missing__(self, key) -> str:
+        return _dict_get(self, str(key), "") if not isinstance(key, str) else ""
 
-    def get(self, key, default=None) -> Markup:
-        """The course's label; ``default`` is never needed, as every course has one."""
-        return self[key]
+    def get(self, key, default=None):
+        found = _dict_get(self, key, _NOTHING)
+        if found is _NOTHING and not isinstance(key, str):
+            found = _dict_get(self, str(key), _NOTHING)
+        return default if found is _NOTHING else found
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key) or (not isinstance(key, str) and dict.__contains__(self, str(key)))
 
 
-def labels(prices_: Prices, locale: str, free_text: str, purchased_text: str) -> CatalogLabels:
-    """Every course's label for ``locale``: its price, "Purchased" once the user has paid, or "Free"."""
+_NOTHING = object()
+
+
+def labels(prices_: Prices, courses, course_id, locale: str, free_text: str,
+           purchased_text: str) -> tuple[CatalogLabels, dict]:
+    """The label of each course for ``locale`` (its price, "Purchased" once the user has paid, or "Free"),
+    keyed by ``course_id(course)``, and the same labels keyed by the course objects themselves."""
     snapshot = prices_.snapshot
     paid = snapshot.labels.get(locale)
     if paid is None:
-        paid = {course_id: _price_label(offer.amount, offer.currency, locale)
-                for course_id, offer in snapshot.offers.items()}
+        paid = {key: _price_label(offer.amount, offer.currency, locale) for key, offer in snapshot.offers.items()}
         if len(snapshot.labels) < _MAX_LOCALES:
             snapshot.labels[locale] = paid
-    result = CatalogLabels(paid, _free_label(free_text))
-    for course_id, status in prices_.statuses.items():
-        offer = snapshot.offers.get(course_id)
-        if status == "paid" and offer is not None:
-            result[course_id] = _purchased_label(offer.amount, purchased_text)
-    return result
+    purchased = {key: _purchased_label(snapshot.offers[key].amount, purchased_text)
+                 for key, status in prices_.statuses.items() if status == "paid" and key in snapshot.offers}
+    free, label_of = _free_label(free_text), ({**paid, **purchased} if purchased else paid).get
+    by_id, by_course = CatalogLabels(), {}
+    for course in courses:
+        key = course_id(course)
+        label = by_id[key] = label_of(key, free)
+        try:
+            by_course[course] = label
+        except TypeError:  # an unhashable course object: its label is found by id only
+            pass
+    return by_id, by_course
 
 
 @lru_cache(maxsize=64)

@@ -6,6 +6,7 @@ they are used through the host's Flask-SQLAlchemy session.
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -63,7 +64,8 @@ class Settings(Base):
     updated_at: Mapped[datetime | None]
     updated_by: Mapped[str | None] = mapped_column(HostId)
     #: A new value at every change of a course offer: the catalog's cached prices hold while it does not change.
-    catalog_revision: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    catalog_revision: Mapped[int] = mapped_column(sa.BigInteger, default=lambda: secrets.randbits(62),
+                                                  server_default="0")
 
 
 class CourseOffer(Base):

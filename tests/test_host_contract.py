@@ -169,7 +169,7 @@ def test_catalog_rendering_costs_at_most_two_queries_whatever_the_size(app, db, 
         deco = _render(app, many, user)
     assert len(statements) <= 2, statements
     assert len(many) == 304
-    assert all("Free" in deco.labels[c.id] for c in many if c.id.startswith("m"))
+    assert all("Free" in deco.labels[c.id] for c in many if c.id.startswith("m")) and len(deco.labels) == 304
     assert "€49.90" in deco.labels["c1"] and "€129.00" in deco.labels["c2"] and "Free" in deco.labels["c3"]
 
 
@@ -194,11 +194,11 @@ def test_a_price_change_shows_at_once(app, db, priced, people):
     save_offer(db.session, "c1", {"is_paid": True, "amount": 5900, "currency": "EUR", "vat_rate": 2000,
                                   "audience": "public", "on_sale": True}, actor_id="adm")
     save_offer(db.session, "c2", {"is_paid": False}, actor_id="adm")
-    assert people["u1"].email  # the host reloads its user after the commit
     with sql_statements(db) as statements:
         labels = _render(app, courses, people["u1"]).labels
     assert "€59.00" in labels["c1"] and "Free" in labels["c2"] and "¥8,000" in labels["c4"]
-    assert len(statements) == 2, "\n".join(statements)
+    plugin = [statement for statement in statements if "lms_stripe_" in statement]  # the host reloads its own
+    assert len(plugin) == 2, "\n".join(plugin)
 
 
 def test_a_price_changed_by_another_process_shows_at_once(app, db, priced, people):
@@ -231,13 +231,62 @@ def test_a_price_change_without_a_settings_row_creates_it(app, db, lessons):
     assert "Free" in _render(app, list(lessons.values()), None).labels["c1"]
 
 
+def test_labels_of_unhashable_courses_are_found_by_id(app, host, people):
+    """A host may send its courses as plain dicts: their labels are then looked up by id only."""
+    host.course_id = lambda course: course["id"]
+    deco = _render(app, [{"id": "c1"}, {"id": "c3"}], people["u1"])
+    assert "Free" in deco.labels["c1"] and deco.course_labels == {}
+
+
 def test_labels_take_the_hosts_own_course_ids():
     from lms_stripe_plugin.catalog import CatalogLabels
 
-    labels = CatalogLabels({"7": Markup("<b>7 €</b>")}, Markup("<i>Free</i>"))
+    labels = CatalogLabels({"7": Markup("<b>7 €</b>"), "8": Markup("<i>Free</i>")})
     assert labels[7] == labels["7"] == labels.get(7, "") == labels.get("7") == Markup("<b>7 €</b>")
-    assert labels[8] == labels["8"] == labels.get("8", "") == Markup("<i>Free</i>")
-    assert "8" not in labels  # a lookup does not add the course
+    assert labels[8] == labels.get("8", "") == Markup("<i>Free</i>")
+    assert 7 in labels and "8" in labels and 9 not in labels
+    assert labels[9] == labels["9"] == "" and labels.get(9, "?") == "?" and labels.get("9") is None
+    assert 9 not in labels  # a lookup does not add the course
+
+
+def test_labels_cover_exactly_the_courses_of_the_page(app, priced, people):
+    """Prices of courses the host does not show (another audience's, say) are not handed to it."""
+    deco = _render(app, [priced["c1"], priced["c3"]], people["u1"])
+    assert set(deco.labels) == {"c1", "c3"}
+    assert "€49.90" in deco.labels["c1"] and "Free" in deco.labels["c3"] and deco.labels["c2"] == ""
+    assert deco.course_labels == {priced["c1"]: deco.labels["c1"], priced["c3"]: deco.labels["c3"]}
+
+
+def test_purchased_shows_for_its_buyer_only_once_the_prices_are_kept(app, db, priced, people):
+    courses = list(priced.values())
+    _render(app, courses, people["u2"])  # the offers are now kept
+    db.session.add(Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR"))
+    db.session.add(Purchase(user_id="u1", course_id="c2", status="open", amount=12900, currency="EUR"))
+    db.session.commit()
+    assert people["u1"].email and people["u2"].email
+    with sql_statements(db) as statements:
+        decoration = _render(app, courses, people["u1"])
+    mine, theirs = decoration.labels, _render(app, courses, people["u2"]).labels
+    assert "lms_stripe_course_offers" not in " ".join(statements)
+    assert "Purchased" in mine["c1"] and "€129.00" in mine["c2"]  # an open checkout is no purchase yet
+    assert decoration.course_labels[priced["c1"]] == mine["c1"]
+    assert "€49.90" in theirs["c1"] and "Purchased" not in theirs["c1"]
+
+
+def test_prices_written_around_the_plugin_show_after_the_snapshot_age(app, db, priced, people, monkeypatch):
+    """A script that updates the offers table directly does not change the revision: the snapshot's age
+    is the backstop."""
+    from sqlalchemy import text
+
+    from lms_stripe_plugin import catalog
+
+    courses = list(priced.values())
+    assert "€49.90" in _render(app, courses, None).labels["c1"]
+    db.session.execute(text("UPDATE lms_stripe_course_offers SET amount = 4500 WHERE course_id = 'c1'"))
+    db.session.commit()
+    assert "€49.90" in _render(app, courses, None).labels["c1"]  # kept: the revision did not change
+    monkeypatch.setattr(catalog, "SNAPSHOT_SECONDS", 0)
+    assert "€45.00" in _render(app, courses, None).labels["c1"]
 
 
 def test_the_filter_form_follows_the_query_string_and_the_locale(app, host, priced, people):
@@ -247,7 +296,6 @@ def test_the_filter_form_follows_the_query_string_and_the_locale(app, host, pric
 
     first = widget("?price_max=20&topic=python")
     assert 'value="20"' in first and 'name="topic" value="python"' in first
-    assert widget("?price_max=20&topic=python") == first  # kept, and the same
     free = widget("?price=free")
     assert 'value="free" selected' in free and 'value="20"' not in free and "topic" not in free
     host.locale = "fr"
@@ -255,11 +303,49 @@ def test_the_filter_form_follows_the_query_string_and_the_locale(app, host, pric
     assert widget("?price_max=abc").count('role="alert"') == 1
 
 
+def test_the_plugins_filter_form_is_kept_and_holds_nothing_personal(app, client, priced, people):
+    def form(user):
+        with app.test_request_context("/catalog?price_max=20", headers=as_user(user)):
+            return send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people[user]).filter_widget
+
+    first = form("u1")
+    assert form("u2") is first and "csrf" not in first and 'value="20"' in first
+    assert len(app.extensions["lms_stripe"].filter_forms) == 1
+
+
+def test_a_hosts_override_of_the_filter_form_is_rendered_every_time(app, priced, people):
+    """An override may show per-user things (a token, a name): it is never kept and shared."""
+    from jinja2 import ChoiceLoader, DictLoader
+
+    renders = iter(range(1, 100))
+    app.jinja_env.globals["personal"] = lambda: next(renders)  # stands for a token or a user's name
+    app.jinja_loader = ChoiceLoader([
+        DictLoader({"lms_stripe/catalog_filter.html": "<form>{{ personal() }}</form>"}), app.jinja_loader])
+    app.jinja_env.cache.clear()
+    forms = []
+    for _round in range(2):
+        with app.test_request_context("/catalog"):
+            forms.append(send(app, "lms.catalog.rendering", courses=list(priced.values()), user=None).filter_widget)
+    assert forms == ["<form>1</form>", "<form>2</form>"]
+    assert app.extensions["lms_stripe"].filter_forms == {}
+
+
 def test_the_filter_form_is_not_kept_while_templates_reload(app, priced):
     app.jinja_env.auto_reload = True
     with app.test_request_context("/catalog"):
         send(app, "lms.catalog.rendering", courses=list(priced.values()), user=None)
-    assert app.extensions["lms_stripe"].filter_widgets == {}
+    assert app.extensions["lms_stripe"].filter_forms == {}
+
+
+def test_fragments_do_not_run_the_hosts_context_processors_again(app, priced, people, configured):
+    """The host's page runs its context processors once; the plugin's fragments inside it must not repeat
+    them (a host's processor may query the database)."""
+    calls = []
+    app.context_processor(lambda: calls.append(1) or {})
+    with app.test_request_context("/catalog?price_max=50"):
+        deco = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["u1"])
+        detail = send(app, "lms.course.detail_rendering", course=priced["c1"], user=people["u1"])
+    assert calls == [] and 'value="50"' in deco.filter_widget and "csrf_token" in detail
 
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="two transactions racing to create the settings row need PostgreSQL")

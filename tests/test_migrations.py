@@ -79,3 +79,21 @@ def test_the_host_tables_are_left_alone(fresh_app):
         _run(fresh_app, "upgrade")
         _run(fresh_app, "downgrade", "base")
         assert "host_people" in sa.inspect(db.engine).get_table_names()
+
+
+def test_upgrading_a_shop_gives_its_catalog_a_revision_of_its_own(fresh_app):
+    from lms_stripe_plugin import migrate
+
+    with fresh_app.app_context():
+        migrate.upgrade("0001")
+        engine = fresh_app.extensions["lms_stripe"].db.engine
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO lms_stripe_settings (id, enabled, default_currency, default_vat_rate, vouchers_enabled, "
+                "wallets_enabled, klarna_enabled, sepa_debit_enabled, automatic_tax) "
+                "VALUES (1, true, 'EUR', 2000, false, true, false, false, false)"))
+        migrate.upgrade()
+        with engine.connect() as conn:
+            revision = conn.execute(sa.text("SELECT catalog_revision FROM lms_stripe_settings")).scalar_one()
+        assert revision != 0
+        _run(fresh_app, "downgrade", "base")

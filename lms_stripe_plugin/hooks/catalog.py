@@ -1,8 +1,10 @@
 """``lms.catalog.rendering`` and ``lms.catalog.filtering``."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flask import current_app, request
 from markupsafe import Markup
@@ -15,47 +17,58 @@ from ._state import plugin_state
 
 @dataclass
 class CatalogDecoration:
-    """The plugin's answer to ``lms.catalog.rendering``.
+    """The plugin's answer to ``lms.catalog.rendering``: each course's HTML price label ("49,90 €", "Free",
+    "Purchased"), and the price filter form to show above the list.
 
-    ``labels`` gives each course's HTML price label ("49,90 €", "Free", "Purchased"): ``labels[course.id]``,
-    with the host's own id or its string; ``filter_widget`` is the price filter form to show above the list.
+    ``course_labels[course]`` takes the course objects the host sent (the quickest lookup in a template);
+    ``labels[course_id]`` takes what ``Host.course_id`` returns, or any key whose ``str()`` is that.
     """
 
     labels: Mapping[str, Markup] = field(default_factory=dict)
     filter_widget: Markup = Markup("")
+    course_labels: Mapping[object, Markup] = field(default_factory=dict)
 
 
-def rendering(sender, courses, user=None, **_kwargs):  # noqa: ARG001 - the labels cover every course
+def rendering(sender, courses, user=None, **_kwargs):
     state = plugin_state(sender)
     if state is None:
         return None
+    host = state.host
     current = payment_settings.load(state.session)
-    user_id = state.host.user_id(user) if user is not None else None
+    user_id = host.user_id(user) if user is not None else None
     prices = catalog.prices(state, current.catalog_revision, user_id)
-    labels = catalog.labels(prices, current_locale(), _("Free"), _("Purchased"))
-    return CatalogDecoration(labels=labels, filter_widget=_filter_widget(state, current.default_currency))
+    labels, course_labels = catalog.labels(prices, courses, host.course_id, current_locale(), _("Free"),
+                                           _("Purchased"))
+    widget = _filter_form(state, current.default_currency)
+    return CatalogDecoration(labels=labels, filter_widget=widget, course_labels=course_labels)
 
 
-#: Rendered filter forms kept per app (the same few on most catalog pages), at most this many.
-_WIDGETS_KEPT = 128
+_FILTER_TEMPLATE = "lms_stripe/catalog_filter.html"
+_OWN_TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates") + os.sep
+#: Rendered price filter forms kept per app, at most this many (most pages show the same few).
+_FORMS_KEPT = 128
 
 
-def _filter_widget(state, currency: str) -> Markup:
-    """The price filter form for this request's query string, rendered once per locale, currency and query.
+def _filter_form(state, currency: str) -> Markup:
+    """The price filter form for this request's query string.
 
-    Not kept when Flask reloads templates (development), so that an edited template shows at once."""
+    The plugin's own form is a GET form with nothing personal in it, so it is rendered once per locale,
+    currency and query string and kept. A host's override of the template may hold anything, so it is
+    rendered every time, as is any form while Flask reloads templates (development)."""
     args = request.args
+    env = current_app.jinja_env
+    template = env.get_or_select_template(_FILTER_TEMPLATE)
+    keep = not env.auto_reload and (template.filename or "").startswith(_OWN_TEMPLATES)
     key = (current_locale(), currency, tuple(args.items(multi=True)))
-    widget = state.filter_widgets.get(key)
-    if widget is None:
-        price_filter = catalog.parse_filter(args, currency)
-        widget = render_fragment("lms_stripe/catalog_filter.html", price_filter=price_filter, args=args,
-                                 currency=currency)
-        if not current_app.jinja_env.auto_reload:
-            if len(state.filter_widgets) >= _WIDGETS_KEPT:
-                state.filter_widgets.clear()
-            state.filter_widgets[key] = widget
-    return widget
+    form = state.filter_forms.get(key) if keep else None
+    if form is None:
+        form = render_fragment(_FILTER_TEMPLATE, price_filter=catalog.parse_filter(args, currency), args=args,
+                               currency=currency)
+        if keep:
+            if len(state.filter_forms) >= _FORMS_KEPT:
+                state.filter_forms.clear()
+            state.filter_forms[key] = form
+    return form
 
 
 def filtering(sender, courses, args, **_kwargs):
