@@ -140,7 +140,9 @@ def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, 
     else:
         query = select(*_COLUMNS, Purchase.status).outerjoin(Purchase, _live_purchase(user_id)).where(paid)
     offers, statuses = {}, {}
-    for course_id, amount, currency, status in session.execute(query):
+    with session.no_autoflush:
+        rows = session.execute(query).all()
+    for course_id, amount, currency, status in rows:
         offers[course_id] = OfferRow(course_id, amount, currency)
         if status is not None:
             statuses[course_id] = status
@@ -153,7 +155,8 @@ _STATUSES = select(Purchase.course_id, Purchase.status).where(
 
 
 def _statuses(session, user_id: str) -> dict[str, str]:
-    return dict(session.execute(_STATUSES, {"user_id": user_id}).all())
+    with session.no_autoflush:
+        return dict(session.execute(_STATUSES, {"user_id": user_id}).all())
 
 
 def _live_purchase(user_id: str):
@@ -188,11 +191,25 @@ class CatalogLabels(dict):
         return dict.__contains__(self, key) or (not isinstance(key, str) and dict.__contains__(self, str(key)))
 
 
+class CourseLabels(dict):
+    """Course object → price label, for the course objects the host sent; another object standing for one
+    of those courses (loaded again, say) is found through its id."""
+
+    __slots__ = ("_by_id", "_course_id")
+
+    def __init__(self, by_id: CatalogLabels, course_id):
+        super().__init__()
+        self._by_id, self._course_id = by_id, course_id
+
+    def __missing__(self, course) -> str:
+        return self._by_id[self._course_id(course)]
+
+
 _NOTHING = object()
 
 
 def labels(prices_: Prices, courses, course_id, locale: str, free_text: str,
-           purchased_text: str) -> tuple[CatalogLabels, dict]:
+           purchased_text: str) -> tuple[CatalogLabels, CourseLabels]:
     """The label of each course for ``locale`` (its price, "Purchased" once the user has paid, or "Free"),
     keyed by ``course_id(course)``, and the same labels keyed by the course objects themselves."""
     snapshot = prices_.snapshot
@@ -204,14 +221,17 @@ def labels(prices_: Prices, courses, course_id, locale: str, free_text: str,
     purchased = {key: _purchased_label(snapshot.offers[key].amount, purchased_text)
                  for key, status in prices_.statuses.items() if status == "paid" and key in snapshot.offers}
     free, label_of = _free_label(free_text), ({**paid, **purchased} if purchased else paid).get
-    by_id, by_course = CatalogLabels(), {}
+    by_id = CatalogLabels()
+    by_course = CourseLabels(by_id, course_id)
     for course in courses:
         key = course_id(course)
+        if type(key) is not str:  # the contract says a string; take what a host gives
+            key = str(key)
         label = by_id[key] = label_of(key, free)
         try:
             by_course[course] = label
         except TypeError:  # an unhashable course object: its label is found by id only
-            pass
+            continue
     return by_id, by_course
 
 

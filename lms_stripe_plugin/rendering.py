@@ -1,6 +1,9 @@
 """Rendering helpers: templates get the plugin's translations, money formatting and CSRF token."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from flask import current_app, render_template, request
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
@@ -35,11 +38,22 @@ def render(template: str, **context) -> str:
     return render_template(template, **template_context(), **context)
 
 
+#: The plugin's own templates (a host may override any of them with a file of its own).
+OWN_TEMPLATES = str(Path(__file__).resolve().parent / "templates") + os.sep
+
+
+def is_own(template) -> bool:
+    return (template.filename or "").startswith(OWN_TEMPLATES)
+
+
 def render_fragment(template: str, **context) -> Markup:
     """Render a fragment the host embeds in its own page (course detail, price filter, pricing form).
 
-    Only the plugin's context is given (and ``request``): the host's context processors already run for
-    the page around it, and running them again for each fragment would repeat their work (and queries).
+    The plugin's own fragments get the plugin's context only (and ``request``): the host's context
+    processors already ran for the page around them, and running them again for each fragment would
+    repeat their work (and queries). A host's override is rendered as the host's templates are.
     """
     source = current_app.jinja_env.get_or_select_template(template)
+    if not is_own(source):
+        return Markup(render(template, **context))
     return Markup(source.render(**template_context(), request=request, **context))

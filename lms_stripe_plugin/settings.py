@@ -87,7 +87,8 @@ def load(session) -> EffectiveSettings:
     """The settings in force; one query per request."""
     if has_request_context() and _CACHE in request.environ:
         return request.environ[_CACHE]
-    row = session.execute(_ROW).first()
+    with session.no_autoflush:  # a read: the host's pending changes are not the plugin's to flush
+        row = session.execute(_ROW).first()
     values = {k: v for k, v in _from_row(row).items() if v is not None}
     overrides = _from_config(current_app.config)
     values.update(overrides)

@@ -231,11 +231,57 @@ def test_a_price_change_without_a_settings_row_creates_it(app, db, lessons):
     assert "Free" in _render(app, list(lessons.values()), None).labels["c1"]
 
 
-def test_labels_of_unhashable_courses_are_found_by_id(app, host, people):
+def test_labels_of_unhashable_courses_are_found_by_id(app, host, priced, people):
     """A host may send its courses as plain dicts: their labels are then looked up by id only."""
     host.course_id = lambda course: course["id"]
     deco = _render(app, [{"id": "c1"}, {"id": "c3"}], people["u1"])
-    assert "Free" in deco.labels["c1"] and deco.course_labels == {}
+    assert "€49.90" in deco.labels["c1"] and "Free" in deco.labels["c3"] and dict(deco.course_labels) == {}
+
+
+def test_labels_when_the_host_gives_ids_that_are_not_strings(app, host, priced, people):
+    class Ident:
+        def __init__(self, value):
+            self.value = value
+
+        def __str__(self):
+            return self.value
+
+    host.course_id = lambda course: Ident(course.id)
+    deco = _render(app, list(priced.values()), people["u1"])
+    assert "€49.90" in deco.labels["c1"] and "€49.90" in deco.course_labels[priced["c1"]]
+
+
+def test_course_labels_find_another_object_for_the_same_course(app, priced, people):
+    from .minimal_host import Lesson
+
+    deco = _render(app, list(priced.values()), people["u1"])
+    copy = Lesson(id="c1", title="Python basics")  # the same course, loaded again by the host
+    assert copy is not priced["c1"] and deco.course_labels[copy] == deco.labels["c1"]
+
+
+def test_a_hosts_override_of_a_fragment_gets_the_hosts_context(app, priced, people, configured):
+    from jinja2 import ChoiceLoader, DictLoader
+
+    app.context_processor(lambda: {"school_name": "École Test"})
+    app.jinja_loader = ChoiceLoader([
+        DictLoader({"lms_stripe/course_detail.html": "<div>{{ school_name }} {{ money(4990, 'EUR') }}</div>"}),
+        app.jinja_loader])
+    app.jinja_env.cache.clear()
+    with app.test_request_context("/courses/c1"):
+        detail = send(app, "lms.course.detail_rendering", course=priced["c1"], user=people["u1"])
+    assert detail == "<div>École Test €49.90</div>"
+
+
+def test_the_catalog_does_not_flush_the_hosts_pending_changes(app, db, priced, people):
+    """A host re-rendering its page with an invalid object pending must not get its error from the plugin."""
+    from .minimal_host import Lesson
+
+    user, courses = people["u1"], list(priced.values())
+    for _round in ("offers read", "offers kept"):
+        assert user.email and all(course.title for course in courses)  # loaded, as a host's page has them
+        db.session.add(Lesson(id="c1", title="A duplicate the host has not saved"))
+        assert "€49.90" in _render(app, courses, user).labels["c1"]
+        db.session.rollback()
 
 
 def test_labels_take_the_hosts_own_course_ids():

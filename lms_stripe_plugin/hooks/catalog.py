@@ -1,17 +1,15 @@
 """``lms.catalog.rendering`` and ``lms.catalog.filtering``."""
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flask import current_app, request
 from markupsafe import Markup
 
 from .. import catalog, settings as payment_settings
 from ..i18n import current_locale, gettext as _
-from ..rendering import render_fragment
+from ..rendering import is_own, render_fragment
 from ._state import plugin_state
 
 
@@ -44,7 +42,6 @@ def rendering(sender, courses, user=None, **_kwargs):
 
 
 _FILTER_TEMPLATE = "lms_stripe/catalog_filter.html"
-_OWN_TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates") + os.sep
 #: Rendered price filter forms kept per app, at most this many (most pages show the same few).
 _FORMS_KEPT = 128
 
@@ -58,7 +55,7 @@ def _filter_form(state, currency: str) -> Markup:
     args = request.args
     env = current_app.jinja_env
     template = env.get_or_select_template(_FILTER_TEMPLATE)
-    keep = not env.auto_reload and (template.filename or "").startswith(_OWN_TEMPLATES)
+    keep = not env.auto_reload and is_own(template)
     key = (current_locale(), currency, tuple(args.items(multi=True)))
     form = state.filter_forms.get(key) if keep else None
     if form is None:
