@@ -138,7 +138,8 @@ def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, 
     if user_id is None:
         query = select(*_COLUMNS, null()).where(paid)
     else:
-        query = select(*_COLUMNS, Purchase.status).outerjoin(Purchase, _live_purchase(user_id)).where(paid)
+        query = (select(*_COLUMNS, Purchase.status).where(paid)
+                 .outerjoin(Purchase, and_(Purchase.course_id == CourseOffer.course_id, _live(user_id))))
     offers, statuses = {}, {}
     with session.no_autoflush:
         rows = session.execute(query).all()
@@ -149,19 +150,18 @@ def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, 
     return offers, statuses
 
 
+def _live(user_id):
+    """The user's live purchases (open, processing or paid)."""
+    return and_(Purchase.user_id == user_id, Purchase.status.in_(LIVE_PURCHASE_STATES))
+
+
 #: Read on every catalog page a signed-in user opens: built once (SQLAlchemy caches its SQL).
-_STATUSES = select(Purchase.course_id, Purchase.status).where(
-    Purchase.user_id == bindparam("user_id"), Purchase.status.in_(LIVE_PURCHASE_STATES))
+_STATUSES = select(Purchase.course_id, Purchase.status).where(_live(bindparam("user_id")))
 
 
 def _statuses(session, user_id: str) -> dict[str, str]:
     with session.no_autoflush:
         return dict(session.execute(_STATUSES, {"user_id": user_id}).all())
-
-
-def _live_purchase(user_id: str):
-    return and_(Purchase.course_id == CourseOffer.course_id, Purchase.user_id == user_id,
-                Purchase.status.in_(LIVE_PURCHASE_STATES))
 
 
 _COLUMNS = (CourseOffer.course_id, CourseOffer.amount, CourseOffer.currency)
@@ -208,6 +208,13 @@ class CourseLabels(dict):
 _NOTHING = object()
 
 
+def course_key(course_id, course) -> str:
+    """``course_id(course)`` as the plugin's tables store it: the contract says a string; take what a host
+    gives."""
+    key = course_id(course)
+    return key if type(key) is str else str(key)
+
+
 def labels(prices_: Prices, courses, course_id, locale: str, free_text: str,
            purchased_text: str) -> tuple[CatalogLabels, CourseLabels]:
     """The label of each course for ``locale`` (its price, "Purchased" once the user has paid, or "Free"),
@@ -224,9 +231,7 @@ def labels(prices_: Prices, courses, course_id, locale: str, free_text: str,
     by_id = CatalogLabels()
     by_course = CourseLabels(by_id, course_id)
     for course in courses:
-        key = course_id(course)
-        if type(key) is not str:  # the contract says a string; take what a host gives
-            key = str(key)
+        key = course_key(course_id, course)
         label = by_id[key] = label_of(key, free)
         try:
             by_course[course] = label

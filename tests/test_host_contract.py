@@ -249,6 +249,9 @@ def test_labels_when_the_host_gives_ids_that_are_not_strings(app, host, priced, 
     host.course_id = lambda course: Ident(course.id)
     deco = _render(app, list(priced.values()), people["u1"])
     assert "€49.90" in deco.labels["c1"] and "€49.90" in deco.course_labels[priced["c1"]]
+    with app.test_request_context("/catalog?price=paid"):
+        kept = send(app, "lms.catalog.filtering", courses=list(priced.values()), args=MultiDict({"price": "paid"}))
+    assert [c.id for c in kept] == ["c1", "c2", "c4"]
 
 
 def test_course_labels_find_another_object_for_the_same_course(app, priced, people):

@@ -73,13 +73,14 @@ def filtering(sender, courses, args, **_kwargs):
     state = plugin_state(sender)
     if state is None:
         return None
-    if not (args.get("price") or args.get("price_max")):  # no filter: nothing to read
-        return courses if isinstance(courses, list) else list(courses)
-    current = payment_settings.load(state.session)
-    price_filter = catalog.parse_filter(args, current.default_currency)
-    if not price_filter.active:
+    price_filter = None
+    if args.get("price") or args.get("price_max"):  # else nothing to read
+        current = payment_settings.load(state.session)
+        price_filter = catalog.parse_filter(args, current.default_currency)
+    if price_filter is None or not price_filter.active:
         return courses if isinstance(courses, list) else list(courses)
     host = state.host
     user = host.current_user()
     offers = catalog.prices(state, current.catalog_revision, host.user_id(user) if user is not None else None).offers
-    return [course for course in courses if catalog.matches(offers.get(host.course_id(course)), price_filter)]
+    return [course for course in courses
+            if catalog.matches(offers.get(catalog.course_key(host.course_id, course)), price_filter)]
