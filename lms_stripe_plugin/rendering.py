@@ -33,7 +33,7 @@ def template_context() -> dict:
     }
 
 
-def render(template: str, **context) -> str:
+def render(template, **context) -> str:
     """Render one of the plugin's templates (``lms_stripe/...``), overridable by the host."""
     return render_template(template, **template_context(), **context)
 
@@ -46,14 +46,15 @@ def is_own(template) -> bool:
     return (template.filename or "").startswith(OWN_TEMPLATES)
 
 
-def render_fragment(template: str, **context) -> Markup:
+def render_fragment(template, **context) -> Markup:
     """Render a fragment the host embeds in its own page (course detail, price filter, pricing form).
 
     The plugin's own fragments get the plugin's context only (and ``request``): the host's context
     processors already ran for the page around them, and running them again for each fragment would
     repeat their work (and queries). A host's override is rendered as the host's templates are.
+    ``template`` is a name, or a template already looked up.
     """
     source = current_app.jinja_env.get_or_select_template(template)
     if not is_own(source):
-        return Markup(render(template, **context))
+        return Markup(render(source, **context))
     return Markup(source.render(**template_context(), request=request, **context))

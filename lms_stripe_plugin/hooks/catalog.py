@@ -59,7 +59,7 @@ def _filter_form(state, currency: str) -> Markup:
     key = (current_locale(), currency, tuple(args.items(multi=True)))
     form = state.filter_forms.get(key) if keep else None
     if form is None:
-        form = render_fragment(_FILTER_TEMPLATE, price_filter=catalog.parse_filter(args, currency), args=args,
+        form = render_fragment(template, price_filter=catalog.parse_filter(args, currency), args=args,
                                currency=currency)
         if keep:
             if len(state.filter_forms) >= _FORMS_KEPT:
