@@ -166,6 +166,24 @@ def pay(control: Callable[..., requests.Response]) -> Callable[..., requests.Res
 
 
 @pytest.fixture
+def pay_on(make_client: Callable[..., stripe.StripeClient],
+           session_params: Callable[..., dict[str, Any]]) -> Callable[..., tuple[stripe.StripeClient, str]]:
+    """On a sandbox server of a test's own (its own options): create a session and pay it with ``body``
+    (the control endpoint's JSON). Returns that server's client and the session id. The session has no
+    tax rate: the ``vat`` fixture's rate lives on the default server."""
+
+    def run(server: Any, **body: Any) -> tuple[stripe.StripeClient, str]:
+        client = make_client(server.url)
+        params = session_params()
+        params["line_items"][0].pop("tax_rates")
+        session = client.v1.checkout.sessions.create(params=params)
+        requests.post(f"{server.url}/_sandbox/checkout/sessions/{session.id}/pay", json=body, timeout=10)
+        return client, session.id
+
+    return run
+
+
+@pytest.fixture
 def paid_session(client: stripe.StripeClient, create_session: Callable[..., Any],
                  pay: Callable[..., requests.Response]) -> Callable[..., Any]:
     """Create and pay a session; returns it with invoice and payment intent (and charge) expanded."""

@@ -263,28 +263,18 @@ def test_invalid_iban_is_refused(create_session, pay):
     assert response.status_code == 400 and response.json()["error"]["message"] == "Your IBAN is invalid."
 
 
-def test_sepa_debit_settles_automatically_after_delay(session_params, wait_until, make_client):
+def test_sepa_debit_settles_automatically_after_delay(pay_on, wait_until):
     with SandboxServer(deliver_async=False, delayed_settle_seconds=0.2) as server:
-        client = make_client(server.url)
-        params = session_params()
-        params["line_items"][0].pop("tax_rates")
-        session = client.v1.checkout.sessions.create(params=params)
-        requests.post(f"{server.url}/_sandbox/checkout/sessions/{session.id}/pay", json={"method": "sepa_debit"},
-                      timeout=10)
-        assert wait_until(lambda: client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid", 10)
+        client, session_id = pay_on(server, method="sepa_debit")
+        assert wait_until(lambda: client.v1.checkout.sessions.retrieve(session_id).payment_status == "paid", 10)
 
 
-def test_sepa_debit_settles_when_the_clock_passes_the_delay(session_params, make_client):
+def test_sepa_debit_settles_when_the_clock_passes_the_delay(pay_on):
     with SandboxServer(deliver_async=False, delayed_settle_seconds=3 * 24 * 3600) as server:
-        client = make_client(server.url)
-        params = session_params()
-        params["line_items"][0].pop("tax_rates")
-        session = client.v1.checkout.sessions.create(params=params)
-        requests.post(f"{server.url}/_sandbox/checkout/sessions/{session.id}/pay", json={"method": "sepa_debit"},
-                      timeout=10)
-        assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "unpaid"
+        client, session_id = pay_on(server, method="sepa_debit")
+        assert client.v1.checkout.sessions.retrieve(session_id).payment_status == "unpaid"
         requests.post(f"{server.url}/_sandbox/clock/advance", json={"seconds": 3 * 24 * 3600}, timeout=10)
-        assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
+        assert client.v1.checkout.sessions.retrieve(session_id).payment_status == "paid"
 
 
 def test_expire_through_the_api(create_session, client, webhooks, pay):

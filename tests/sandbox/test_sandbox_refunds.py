@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import requests
 import stripe
 
 from lms_stripe_plugin.sandbox import SandboxServer
@@ -109,15 +108,10 @@ def test_refund_on_card_5126_goes_pending_then_fails(paid_session, client, contr
     assert webhooks.events[-3]["data"]["previous_attributes"]["status"] == "pending"
 
 
-def test_refund_on_card_5126_fails_by_itself_after_the_delay(session_params, make_client, wait_until):
+def test_refund_on_card_5126_fails_by_itself_after_the_delay(pay_on, wait_until):
     with SandboxServer(deliver_async=False, refund_failure_seconds=0.2) as server:
-        client = make_client(server.url)
-        params = session_params()
-        params["line_items"][0].pop("tax_rates")
-        session = client.v1.checkout.sessions.create(params=params)
-        requests.post(f"{server.url}/_sandbox/checkout/sessions/{session.id}/pay",
-                      json={"card": "4000000000005126"}, timeout=10)
-        intent = client.v1.checkout.sessions.retrieve(session.id).payment_intent
+        client, session_id = pay_on(server, card="4000000000005126")
+        intent = client.v1.checkout.sessions.retrieve(session_id).payment_intent
         refund = client.v1.refunds.create(params={"payment_intent": intent})
         assert wait_until(lambda: client.v1.refunds.retrieve(refund.id).status == "failed", 10)
 
