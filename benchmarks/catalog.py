@@ -34,8 +34,8 @@ from sqlalchemy import event  # noqa: E402
 from sqlalchemy.orm import Mapped, mapped_column  # noqa: E402
 
 from lms_stripe_plugin import StripePayments, migrate  # noqa: E402
-from lms_stripe_plugin import settings as payment_settings  # noqa: E402
-from lms_stripe_plugin.pricing import save_offer  # noqa: E402
+from lms_stripe_plugin.accounts import settings as payment_settings  # noqa: E402
+from lms_stripe_plugin.shop.offers import save_offer  # noqa: E402
 
 PAGE = """<!doctype html><html><body><h1>Catalog</h1>
 {% for deco in decorations %}{{ deco.filter_widget }}{% endfor %}
@@ -55,6 +55,7 @@ def price_half(db, course_ids) -> None:
         save_offer(db.session, str(course_id), {"is_paid": True, "amount": 1000 + course_id, "currency": "EUR",
                                                 "vat_rate": 2000, "audience": "public", "on_sale": True},
                    actor_id=None)
+        db.session.commit()
 
 
 def build_bare(with_plugin: bool, courses: int):
@@ -111,6 +112,7 @@ def build_bare(with_plugin: bool, courses: int):
             migrate.upgrade()
             price_half(db, list(range(1, courses + 1)))
             payment_settings.save(db.session, SHOP, actor_id=None)
+            db.session.commit()
     return app, db, app.test_client()
 
 
@@ -127,6 +129,7 @@ def build_demo(with_plugin: bool, courses: int):
         seeded = {int(offer_id) for offer_id in _priced_ids(db)}
         price_half(db, [c for (c,) in db.session.query(Course.id).order_by(Course.id) if c not in seeded])
         payment_settings.save(db.session, SHOP, actor_id=None)
+        db.session.commit()
     if not with_plugin:  # the hooks find no plugin for this app and answer nothing
         app.extensions["lms_stripe (off)"] = app.extensions.pop("lms_stripe")
     client = app.test_client()
@@ -135,7 +138,7 @@ def build_demo(with_plugin: bool, courses: int):
 
 
 def _priced_ids(db):
-    from lms_stripe_plugin.models import CourseOffer
+    from lms_stripe_plugin.core.models import CourseOffer
 
     return [course_id for (course_id,) in db.session.query(CourseOffer.course_id)]
 

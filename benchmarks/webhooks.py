@@ -31,7 +31,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from lms_stripe_plugin.demo import SANDBOX_KEYS, create_app  # noqa: E402
 from lms_stripe_plugin.demo.models import User, db  # noqa: E402
-from lms_stripe_plugin.models import Customer, Purchase  # noqa: E402
+from lms_stripe_plugin.core.models import Customer, Purchase  # noqa: E402
 from lms_stripe_plugin.sandbox import SandboxServer  # noqa: E402
 from lms_stripe_plugin.sandbox.state import event_payload  # noqa: E402
 from lms_stripe_plugin.testing import sign_payload  # noqa: E402

@@ -1,11 +1,15 @@
 """``flask lms-stripe …``: database migrations, failed-event replay, reconciliation with Stripe."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
 from . import migrate
+from .sync.reconcile import reconcile
+from .sync.webhooks import replay_failed
 
 lms_stripe_cli = AppGroup("lms-stripe", help="Payments with Stripe (lms-stripe-plugin).")
 db_cli = AppGroup("db", help="The plugin's tables (its own Alembic history).")
@@ -39,8 +43,6 @@ def db_current() -> None:
 @click.option("--limit", default=500, show_default=True)
 def events_replay(limit: int) -> None:
     """Handle again the stored events whose handling failed."""
-    from .webhooks import replay_failed
-
     results = replay_failed(current_app.extensions["lms_stripe"], limit=limit)
     for event_id, outcome in results:
         click.echo(f"{event_id}: {outcome.message}")
@@ -56,10 +58,6 @@ def events_replay(limit: int) -> None:
 @click.option("--dry-run", is_flag=True, help="Report what would be repaired, change nothing.")
 def reconcile_command(since, dry_run: bool) -> None:
     """Compare Stripe's sessions, invoices, refunds and disputes with our tables, and repair."""
-    from datetime import datetime, timedelta, timezone
-
-    from .reconcile import reconcile
-
     since = (since.replace(tzinfo=timezone.utc) if since else datetime.now(timezone.utc) - timedelta(days=30))
     report = reconcile(current_app.extensions["lms_stripe"], since=since, dry_run=dry_run)
     for line in report.lines(dry_run):

@@ -1,4 +1,5 @@
-"""Alembic, pointed at the plugin's own migrations and version table, on the host's database."""
+"""The plugin's tables: Alembic, pointed at the plugin's own migrations and version table, on the host's
+database. ``flask lms-stripe db upgrade`` runs `upgrade`; a host that migrates from code calls it itself."""
 from __future__ import annotations
 
 from pathlib import Path

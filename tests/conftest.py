@@ -14,8 +14,9 @@ import pytest
 import responses
 import sqlalchemy as sa
 
-from lms_stripe_plugin import migrate, settings as payment_settings, signals as plugin_signals
-from lms_stripe_plugin.models import Base
+from lms_stripe_plugin import migrate, signals as plugin_signals
+from lms_stripe_plugin.accounts import settings as payment_settings
+from lms_stripe_plugin.core.models import Base
 
 from .minimal_host import Lesson, Person, create_host_app, db as host_db
 
@@ -136,19 +137,21 @@ def stripe_http():
 def configured(app, db):
     """Payments enabled with test keys."""
     payment_settings.save(db.session, {"enabled": True, **KEYS}, actor_id="adm")
+    db.session.commit()
     return payment_settings.load(db.session)
 
 
 @pytest.fixture
 def priced(db, lessons):
     """c1: 49.90 EUR public, c2: 129.00 EUR partner, c3: free, c4: 8000 JPY internal."""
-    from lms_stripe_plugin.pricing import save_offer
+    from lms_stripe_plugin.shop.offers import save_offer
 
     for course_id, amount, currency, audience in (("c1", 4990, "EUR", "public"), ("c2", 12900, "EUR", "partner"),
                                                   ("c4", 8000, "JPY", "internal")):
         save_offer(db.session, course_id, {"is_paid": True, "amount": amount, "currency": currency,
                                            "vat_rate": 2000 if currency == "EUR" else 1000, "audience": audience,
                                            "on_sale": True}, actor_id="adm")
+        db.session.commit()
     return lessons
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import responses
 from sqlalchemy import select
 
-from lms_stripe_plugin.models import Invoice, Purchase, Refund
+from lms_stripe_plugin.core.models import Invoice, Purchase, Refund
 from lms_stripe_plugin.testing import post_webhook
 
 from .conftest import KEYS, STRIPE, as_user, form_body, stripe_object

@@ -51,7 +51,7 @@ def open_purchase(db, user_id="u1", course_id="c1", amount=4990, currency="EUR")
     """An open purchase with its Checkout Session, as a Buy click leaves it."""
     from datetime import timedelta
 
-    from lms_stripe_plugin.models import Purchase, utcnow
+    from lms_stripe_plugin.core.models import Purchase, utcnow
 
     purchase = Purchase(user_id=user_id, course_id=course_id, status="open", amount=amount, currency=currency,
                         vat_rate=2000, expires_at=utcnow() + timedelta(hours=1))

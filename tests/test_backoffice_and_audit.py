@@ -8,8 +8,8 @@ import pytest
 import responses
 from blinker import signal
 
-from lms_stripe_plugin import audit
-from lms_stripe_plugin.models import AuditEntry, FreeEnrollment, Invoice, Purchase, Refund
+from lms_stripe_plugin.core import audit
+from lms_stripe_plugin.core.models import AuditEntry, FreeEnrollment, Invoice, Purchase, Refund
 
 from .conftest import as_user
 from .refund_support import (credit_note, csrf, dispute, enrolled, paid_purchase, purchase_and_invoice, refund,
@@ -28,12 +28,20 @@ def send(app, name, **kwargs):
 
 
 def backoffice_enroll(app, people, lessons, *, user="u2", course="c1", actor="mgr"):
+    """What a host's back office does: ask the plugin, enroll when allowed, and commit (or roll back)."""
+    session = app.extensions["lms_stripe"].session
     with app.test_request_context(headers=as_user(actor)):
-        return send(app, "lms.enrollment.requested", course=lessons[course], user=people[user],
-                    actor=people[actor], source="backoffice")
+        decision = send(app, "lms.enrollment.requested", course=lessons[course], user=people[user],
+                        actor=people[actor], source="backoffice")
+        if decision is None or decision.allowed:
+            app.config["TEST_HOST"].enroll(people[user], lessons[course])
+            session.commit()
+        else:
+            session.rollback()
+        return decision
 
 
-_ROW = re.compile(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</td><td>([a-z_]+)</td><td>([^<]*)</td>"
+_ROW = re.compile(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</td><td data-action=\"([a-z_]+)\">[^<]*</td><td>([^<]*)</td>"
                   r"<td>([^<]*)</td><td>([^<]*)</td>")
 _OLDER = re.compile(r'<a class="button secondary" href="([^"]+)">Older')
 

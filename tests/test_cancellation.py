@@ -6,7 +6,7 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from lms_stripe_plugin.models import AuditEntry, Invoice, Purchase, Refund
+from lms_stripe_plugin.core.models import AuditEntry, Invoice, Purchase, Refund
 
 from .conftest import as_user
 from .refund_support import (calls, credit_note, csrf, enrolled, idempotency_key, paid_purchase,
@@ -384,7 +384,7 @@ def test_retrying_a_failed_refund_refunds_through_the_payment_intent_with_a_new_
     assert params["payment_intent"] == "pi_test_1" and params["amount"] == "4990"
     old, retry = refunds_of(db, purchase_id)
     assert idempotency_key(call) == f"lms-refund-retry-{retry.id}" != old.idempotency_key
-    assert old.status == "canceled" and (retry.status, retry.stripe_refund_id) == ("succeeded", "re_test_2")
+    assert old.status == "replaced" and (retry.status, retry.stripe_refund_id) == ("succeeded", "re_test_2")
     purchase, invoice = purchase_and_invoice(db, purchase_id)
     assert invoice.status == "cancelled" and invoice.amount_refunded == 4990 and purchase.amount_refunded == 4990
     assert purchase.status == "cancelled" and not enrolled(host) and unenrolls(host) == 1

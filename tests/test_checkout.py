@@ -9,9 +9,9 @@ import pytest
 import responses
 from sqlalchemy import func, select
 
-from lms_stripe_plugin import settings as payment_settings
-from lms_stripe_plugin.models import CourseOffer, Customer, Purchase, TaxRate, utcnow
-from lms_stripe_plugin.pricing import save_offer
+from lms_stripe_plugin.accounts import settings as payment_settings
+from lms_stripe_plugin.core.models import CourseOffer, Customer, Purchase, TaxRate, utcnow
+from lms_stripe_plugin.shop.offers import save_offer
 
 from .conftest import STRIPE, as_user, form_body
 from .stripe_stubs import checkout_session, stripe_error, stub_retrieve_session, stub_tax_rate
@@ -75,6 +75,7 @@ def _methods(sent: dict) -> list[str]:
 
 def _save_settings(db, **values):
     payment_settings.save(db.session, values, actor_id="adm")
+    db.session.commit()
 
 
 @pytest.fixture
@@ -358,6 +359,7 @@ def test_an_open_purchase_at_an_old_price_is_replaced(client, db, token, stripe_
     def new_price(_purchase):
         save_offer(db.session, "c1", {"is_paid": True, "amount": 5990, "currency": "EUR", "vat_rate": 2000,
                                       "audience": "public", "on_sale": True}, actor_id="adm")
+        db.session.commit()
 
     old, purchases, keys = _first_purchase_then(client, db, token, stripe_ok, new_price)
     assert [(p.status, p.amount) for p in purchases] == [("expired", 4990), ("open", 5990)]

@@ -5,7 +5,7 @@ import pytest
 
 from lms_stripe_plugin.demo import create_app
 from lms_stripe_plugin.demo.models import Course, Enrollment, User, db
-from lms_stripe_plugin.models import CourseOffer, FreeEnrollment
+from lms_stripe_plugin.core.models import CourseOffer, FreeEnrollment
 
 
 @pytest.fixture

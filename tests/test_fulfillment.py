@@ -9,8 +9,8 @@ import responses
 from blinker import signal
 from sqlalchemy import func, select
 
-from lms_stripe_plugin.fulfillment import sync_checkout_session
-from lms_stripe_plugin.models import Customer, Event, Invoice, Purchase, utcnow
+from lms_stripe_plugin.shop.fulfilment import sync_checkout_session
+from lms_stripe_plugin.core.models import Customer, Event, Invoice, Purchase, utcnow
 from lms_stripe_plugin.testing import post_webhook
 
 from .conftest import KEYS, STRIPE, as_user
@@ -117,6 +117,7 @@ def test_every_path_many_times_still_fulfils_once(app, client, db, host, purchas
                         SECRET).status_code == 200
     for _ in range(3):
         sync_checkout_session(app.extensions["lms_stripe"], stripe.cs)
+        db.session.commit()
     _assert_fulfilled_once(db, host, signals, purchase)
 
 

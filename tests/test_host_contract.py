@@ -9,8 +9,8 @@ from markupsafe import Markup
 from sqlalchemy import event, select
 from werkzeug.datastructures import MultiDict
 
-from lms_stripe_plugin.backoffice import EnrollmentDecision
-from lms_stripe_plugin.models import AuditEntry, CourseOffer, FreeEnrollment, Purchase
+from lms_stripe_plugin.shop.enrollment import EnrollmentDecision
+from lms_stripe_plugin.core.models import AuditEntry, CourseOffer, FreeEnrollment, Purchase
 
 from .conftest import ON_POSTGRES, as_user
 
@@ -187,13 +187,15 @@ def test_catalog_prices_are_read_once_then_only_the_users_purchases(app, db, pri
 
 
 def test_a_price_change_shows_at_once(app, db, priced, people):
-    from lms_stripe_plugin.pricing import save_offer
+    from lms_stripe_plugin.shop.offers import save_offer
 
     courses = list(priced.values())
     assert "€49.90" in _render(app, courses, people["u1"]).labels["c1"]
     save_offer(db.session, "c1", {"is_paid": True, "amount": 5900, "currency": "EUR", "vat_rate": 2000,
                                   "audience": "public", "on_sale": True}, actor_id="adm")
+    db.session.commit()
     save_offer(db.session, "c2", {"is_paid": False}, actor_id="adm")
+    db.session.commit()
     with sql_statements(db) as statements:
         labels = _render(app, courses, people["u1"]).labels
     assert "€59.00" in labels["c1"] and "Free" in labels["c2"] and "¥8,000" in labels["c4"]
@@ -203,7 +205,7 @@ def test_a_price_change_shows_at_once(app, db, priced, people):
 
 def test_a_price_changed_by_another_process_shows_at_once(app, db, priced, people):
     """Two apps on one database stand for two worker processes."""
-    from lms_stripe_plugin.pricing import save_offer
+    from lms_stripe_plugin.shop.offers import save_offer
 
     from .minimal_host import create_host_app
 
@@ -213,20 +215,23 @@ def test_a_price_changed_by_another_process_shows_at_once(app, db, priced, peopl
     with other.app_context():
         save_offer(db.session, "c1", {"is_paid": True, "amount": 3900, "currency": "EUR", "vat_rate": 2000,
                                       "audience": "public", "on_sale": True}, actor_id="adm")
+        db.session.commit()
         db.session.remove()
     db.session.expire_all()
     assert "€39.00" in _render(app, courses, people["u1"]).labels["c1"]
 
 
 def test_a_price_change_without_a_settings_row_creates_it(app, db, lessons):
-    from lms_stripe_plugin.models import Settings
-    from lms_stripe_plugin.pricing import save_offer
+    from lms_stripe_plugin.core.models import Settings
+    from lms_stripe_plugin.shop.offers import save_offer
 
     assert db.session.get(Settings, 1) is None
     save_offer(db.session, "c1", {"is_paid": True, "amount": 4990, "currency": "EUR", "vat_rate": 2000,
                                   "audience": "public", "on_sale": True}, actor_id="adm")
+    db.session.commit()
     first = db.session.get(Settings, 1).catalog_revision
     save_offer(db.session, "c1", {"is_paid": False}, actor_id="adm")
+    db.session.commit()
     assert first != 0 and db.session.get(Settings, 1).catalog_revision not in (0, first)
     assert "Free" in _render(app, list(lessons.values()), None).labels["c1"]
 
@@ -288,7 +293,7 @@ def test_the_catalog_does_not_flush_the_hosts_pending_changes(app, db, priced, p
 
 
 def test_labels_take_the_hosts_own_course_ids():
-    from lms_stripe_plugin.catalog import CatalogLabels
+    from lms_stripe_plugin.shop.catalog import CatalogLabels
 
     labels = CatalogLabels({"7": Markup("<b>7 €</b>"), "8": Markup("<i>Free</i>")})
     assert labels[7] == labels["7"] == labels.get(7, "") == labels.get("7") == Markup("<b>7 €</b>")
@@ -327,7 +332,7 @@ def test_prices_written_around_the_plugin_show_after_the_snapshot_age(app, db, p
     is the backstop."""
     from sqlalchemy import text
 
-    from lms_stripe_plugin import catalog
+    from lms_stripe_plugin.shop import catalog
 
     courses = list(priced.values())
     assert "€49.90" in _render(app, courses, None).labels["c1"]
@@ -405,8 +410,8 @@ def test_two_first_price_changes_at_once_both_succeed(app, db, lessons):
 
     from sqlalchemy.orm import Session
 
-    from lms_stripe_plugin import catalog
-    from lms_stripe_plugin.models import Settings
+    from lms_stripe_plugin.shop import catalog
+    from lms_stripe_plugin.core.models import Settings
 
     first, second = Session(db.engine), Session(db.engine)
     catalog.raise_revision(first)  # creates the row, not committed yet
@@ -465,10 +470,11 @@ def test_detail_when_payments_are_off_or_not_on_sale(app, db, priced, people):
     assert _detail(app, priced["c1"], people["u1"]) == "unavailable"
     db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == "c1")).on_sale = False
     db.session.commit()
-    from lms_stripe_plugin import settings as payment_settings
+    from lms_stripe_plugin.accounts import settings as payment_settings
     from .conftest import KEYS
 
     payment_settings.save(db.session, {"enabled": True, **KEYS}, actor_id="adm")
+    db.session.commit()
     assert _detail(app, priced["c1"], people["u1"]) == "not_on_sale"
 
 
@@ -505,6 +511,8 @@ def test_backoffice_enrollment_is_free_recorded_and_calls_no_stripe(app, db, pri
         decision = send(app, "lms.enrollment.requested", course=priced["c1"], user=people["u1"],
                         actor=people[actor], source="backoffice")
         assert len(stripe_http.calls) == 0
+        assert "free_enrollment_recorded" not in signals  # not before the host's commit
+        db.session.commit()  # the host enrolls, then commits its transaction and the plugin's rows
     assert decision.allowed and decision.reason == "free_enrollment"
     row = db.session.scalar(select(FreeEnrollment))
     assert (row.user_id, row.course_id, row.actor_id) == ("u1", "c1", actor)

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings, strategies a
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from lms_stripe_plugin.models import (AuditEntry, CourseOffer, Customer, Event, Invoice, Purchase, Refund,
+from lms_stripe_plugin.core.models import (AuditEntry, CourseOffer, Customer, Event, Invoice, Purchase, Refund,
                                       Settings, utcnow)
 from lms_stripe_plugin.money import MoneyError, parse_money
 from lms_stripe_plugin.testing import sign_payload

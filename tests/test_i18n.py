@@ -5,7 +5,7 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from lms_stripe_plugin.i18n import normalize_locale
+from lms_stripe_plugin.core.i18n import normalize_locale
 
 from .conftest import as_user
 

@@ -9,8 +9,8 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from lms_stripe_plugin.invoices import CSV_COLUMNS
-from lms_stripe_plugin.models import Invoice, Purchase
+from lms_stripe_plugin.billing.listing import CSV_COLUMNS
+from lms_stripe_plugin.core.models import Invoice, Purchase
 
 from lms_stripe_plugin.testing import post_webhook
 

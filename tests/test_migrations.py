@@ -6,7 +6,7 @@ from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
 from lms_stripe_plugin.migrate import VERSION_TABLE
-from lms_stripe_plugin.models import Base
+from lms_stripe_plugin.core.models import Base
 
 from .conftest import DATABASE_URL
 from .minimal_host import create_host_app

@@ -7,7 +7,7 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from lms_stripe_plugin.models import AuditEntry, Dispute, Event, Refund
+from lms_stripe_plugin.core.models import AuditEntry, Dispute, Event, Refund
 
 from .conftest import as_user, stripe_object
 from .refund_support import (calls, charge, credit_note, csrf, dispute, enrolled, paid_purchase,

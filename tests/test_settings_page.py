@@ -3,8 +3,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from lms_stripe_plugin import settings as payment_settings
-from lms_stripe_plugin.models import AuditEntry, Settings
+from lms_stripe_plugin.accounts import settings as payment_settings
+from lms_stripe_plugin.core.models import AuditEntry, Settings
 
 from .conftest import KEYS, as_user
 
@@ -136,12 +136,14 @@ def test_security_headers_on_plugin_pages(client, people):
 
 
 def test_replaced_secrets_leave_the_decryption_cache(app, db):
-    from lms_stripe_plugin import crypto
+    from lms_stripe_plugin.core import crypto
 
     with app.test_request_context():
         payment_settings.save(db.session, dict(KEYS), actor_id="adm")
+        db.session.commit()
         assert payment_settings.load(db.session).secret_key == KEYS["secret_key"]
         assert crypto._decrypt.cache_info().currsize > 0
         payment_settings.save(db.session, {"secret_key": "sk_test_51Replacement"}, actor_id="adm")
+        db.session.commit()
         assert crypto._decrypt.cache_info().currsize == 0
         assert payment_settings.load(db.session).secret_key == "sk_test_51Replacement"

@@ -7,8 +7,8 @@ import pytest
 import responses
 from sqlalchemy import func, select
 
-from lms_stripe_plugin import settings as payment_settings
-from lms_stripe_plugin.models import Event, Invoice, Purchase
+from lms_stripe_plugin.accounts import settings as payment_settings
+from lms_stripe_plugin.core.models import Event, Invoice, Purchase
 from lms_stripe_plugin.testing import post_webhook, sign_payload
 
 from .conftest import KEYS, STRIPE
@@ -97,6 +97,7 @@ def test_a_recent_signature_within_the_tolerance_is_accepted(client, db, purchas
 
 def test_a_second_signing_secret_is_accepted_during_rotation(client, db, purchase, stripe_http):
     payment_settings.save(db.session, {"webhook_secrets": [SECRET, "whsec_rotatednewsecret1"]}, actor_id="adm")
+    db.session.commit()
     _serve_session(stripe_http, _paid_session(purchase))
     assert post_webhook(client, _completed(purchase), "whsec_rotatednewsecret1").status_code == 200
     assert post_webhook(client, _completed(purchase, "evt_test_2"), SECRET).status_code == 200

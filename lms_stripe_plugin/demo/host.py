@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import g, session as web_session, url_for
 
-from lms_stripe_plugin.i18n import normalize_locale
+from lms_stripe_plugin.core.i18n import normalize_locale
 
 from .models import Course, Enrollment, User, db
 

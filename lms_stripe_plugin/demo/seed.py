@@ -1,8 +1,8 @@
 """Demo data: an administrator, a manager, learners in each audience, free and paid courses."""
 from __future__ import annotations
 
-from lms_stripe_plugin import settings as payment_settings
-from lms_stripe_plugin.pricing import save_offer
+from lms_stripe_plugin.accounts import settings as payment_settings
+from lms_stripe_plugin.shop.offers import save_offer
 
 from .models import Course, User, db
 
@@ -44,6 +44,7 @@ def seed(app) -> None:
             save_offer(db.session, str(course.id), {"is_paid": True, "amount": amount, "currency": currency,
                                                     "vat_rate": vat, "audience": audience, "on_sale": True},
                        actor_id=None)
+            db.session.commit()
     if app.config.get("LMS_STRIPE_API_BASE") and app.config.get("DEMO_ENABLE_PAYMENTS", True):
         from . import SANDBOX_KEYS
 
@@ -53,3 +54,4 @@ def seed(app) -> None:
             "vouchers_enabled": True, "klarna_enabled": True, "klarna_minimum": 10000,
             "sepa_debit_enabled": True, "terms_url": app.config.get("DEMO_TERMS_URL"),
         }, actor_id=None)
+        db.session.commit()

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from flask import current_app, request
 from markupsafe import Markup
 
-from .. import catalog, settings as payment_settings
-from ..i18n import current_locale, gettext as _
-from ..rendering import is_own, render_fragment
+from ..accounts import settings as payment_settings
+from ..core.i18n import current_locale, gettext as _
+from ..shop import catalog
+from ..web.rendering import is_own, render_fragment
 from ._state import plugin_state
 
 

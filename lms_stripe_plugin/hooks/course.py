@@ -4,11 +4,13 @@ from __future__ import annotations
 from flask import url_for
 from marshmallow import ValidationError
 
-from .. import pricing, settings as payment_settings
-from ..checkout import live_purchase
+from ..accounts import settings as payment_settings
+from ..core.enums import PurchaseStatus
 from ..host import AUDIENCES, audience_allows
-from ..rendering import render_fragment
-from ..schemas import PRICING_PREFIX, CoursePricingSchema, first_errors
+from ..shop import offers
+from ..shop.checkout import live_purchase
+from ..web.forms import PRICING_PREFIX, CoursePricingSchema, first_errors
+from ..web.rendering import render_fragment
 from ._state import plugin_state
 
 
@@ -18,12 +20,12 @@ def settings_form(sender, course, form=None, errors=None, **_):
     if state is None:
         return None
     course_id = state.host.course_id(course)
-    offer = pricing.get_offer(state.session, course_id)
+    offer = offers.get_offer(state.session, course_id)
     current = payment_settings.load(state.session)
     values = _form_values(offer, current, form)
     breakdown = None
     if offer is not None and offer.price is not None:
-        breakdown = pricing.breakdown(offer.price, offer.vat_rate)
+        breakdown = offers.breakdown(offer.price, offer.vat_rate)
     return render_fragment(
         "lms_stripe/course_settings.html", values=values, errors=errors or {}, prefix=PRICING_PREFIX,
         audiences=AUDIENCES, breakdown=breakdown, settings=current,
@@ -54,7 +56,8 @@ def _rate_text(basis_points: int) -> str:
 
 
 def settings_saved(sender, course, form, **_):
-    """Validate and store the pricing; answer a dict of field errors (nothing stored) or None."""
+    """Validate and store the pricing in the host's transaction (the host's commit saves it with the
+    course); answer a dict of field errors (nothing stored) or None."""
     state = plugin_state(sender)
     if state is None:
         return None
@@ -63,7 +66,7 @@ def settings_saved(sender, course, form, **_):
     except ValidationError as err:
         return {PRICING_PREFIX + name: message for name, message in first_errors(err.messages).items()}
     actor = state.host.current_user()
-    pricing.save_offer(state.session, state.host.course_id(course), data,
+    offers.save_offer(state.session, state.host.course_id(course), data,
                        actor_id=state.host.user_id(actor) if actor is not None else None)
     return None
 
@@ -75,7 +78,7 @@ def detail_rendering(sender, course, user, **_):
         return None
     host = state.host
     course_id = host.course_id(course)
-    offer = pricing.get_offer(state.session, course_id)
+    offer = offers.get_offer(state.session, course_id)
     if offer is None or offer.price is None:
         return render_fragment("lms_stripe/course_detail.html", offer=None, status="free")
     status = _detail_status(state, offer, course, user)
@@ -92,7 +95,7 @@ def _detail_status(state, offer, course, user) -> str:
     if host.is_enrolled(user, course):
         return "enrolled"
     purchase = live_purchase(state.session, host.user_id(user), offer.course_id)
-    if purchase is not None and purchase.status in ("processing", "paid"):
+    if purchase is not None and purchase.status in (PurchaseStatus.PROCESSING, PurchaseStatus.PAID):
         return "pending"
     if not payment_settings.load(state.session).active:
         return "unavailable"

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import url_for
 
-from .. import backoffice, pricing
-from ..backoffice import EnrollmentDecision
-from ..i18n import gettext as _
+from ..core.i18n import gettext as _
+from ..shop import enrollment, offers
+from ..shop.enrollment import EnrollmentDecision
 from ._state import plugin_state
 
 
@@ -15,13 +15,13 @@ def requested(sender, course, user, actor=None, source="self", **_kw):
         return None
     host, session = state.host, state.session
     course_id = host.course_id(course)
-    offer = pricing.get_offer(session, course_id)
+    offer = offers.get_offer(session, course_id)
     if offer is None or offer.price is None:
         return None  # free course: no opinion
     user_id = host.user_id(user)
     if source == "backoffice":
         return _backoffice(state, course, course_id, user_id, actor)
-    if backoffice.has_paid(session, user_id, course_id):
+    if enrollment.has_paid(session, user_id, course_id):
         return EnrollmentDecision(allowed=True, reason="purchased")
     return EnrollmentDecision(
         allowed=False, reason="payment_required",
@@ -35,6 +35,6 @@ def _backoffice(state, course, course_id, user_id, actor):
     if actor is None or not host.can_enroll_others(actor, course):
         return EnrollmentDecision(allowed=False, reason="not_allowed",
                                   message=_("You may not enroll other people in this course."))
-    backoffice.record_free_enrollment(state.session, user_id=user_id, course_id=course_id,
+    enrollment.record_free_enrollment(state.session, user_id=user_id, course_id=course_id,
                                       actor_id=host.user_id(actor))
     return EnrollmentDecision(allowed=True, reason="free_enrollment")

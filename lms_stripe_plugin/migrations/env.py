@@ -5,7 +5,7 @@ from alembic import context
 from flask import current_app
 
 from lms_stripe_plugin.migrate import VERSION_TABLE
-from lms_stripe_plugin.models import Base
+from lms_stripe_plugin.core.models import Base
 
 
 def _only_plugin_tables(name, type_, parent_names):

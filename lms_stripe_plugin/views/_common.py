@@ -1,26 +1,46 @@
-"""What every view shares: who is asking, CSRF, error pages and security headers."""
+"""What every view shares: who is asking, its transaction, CSRF, error pages and security headers."""
 from __future__ import annotations
 
 import logging
+from typing import Callable, TypeVar
 
 from flask import abort, current_app, jsonify, request
 from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError as CSRFValidationError
 
+from ..core.i18n import gettext as _
+from ..core.state import PluginState
 from ..errors import PaymentsError
-from ..i18n import gettext as _
-from ..rendering import render
+from ..web.rendering import render
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Views that take no CSRF token: Stripe signs the webhook; `unrouted` only answers 404 or 405.
 CSRF_EXEMPT = {"lms_stripe.webhook", "lms_stripe.unrouted"}
 MAX_FORM_BYTES = 64 * 1024
 
 
-def state():
+def state() -> PluginState:
     return current_app.extensions["lms_stripe"]
+
+
+def step(service: Callable[..., T], *args, **kwargs) -> T:
+    """Run one step of the request's work and commit it: a view owns its transactions, services never
+    commit. A step that calls Stripe calls it before writing; when it raises one of the plugin's errors,
+    what it recorded of the refusal (a request marked failed) is committed too; anything else rolls back."""
+    session = state().session
+    try:
+        result = service(*args, **kwargs)
+    except PaymentsError:
+        session.commit()
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+    return result
 
 
 def current_user():
@@ -39,6 +59,26 @@ def require_admin():
     if not state().host.can_manage_payments(user):
         abort(403)
     return user
+
+
+def display_names(user_ids) -> dict[str, str]:
+    """The host's names of these users (their id for one the host no longer knows)."""
+    host = state().host
+    names = {}
+    for user_id in filter(None, user_ids):
+        user = host.get_user(user_id)
+        names[user_id] = host.user_display_name(user) if user is not None else user_id
+    return names
+
+
+def course_titles(course_ids) -> dict[str, str]:
+    """The host's titles of these courses (their id for one the host no longer knows)."""
+    host = state().host
+    titles = {}
+    for course_id in filter(None, course_ids):
+        course = host.get_course(course_id)
+        titles[course_id] = host.course_title(course) if course is not None else course_id
+    return titles
 
 
 def actor_id(user) -> str | None:

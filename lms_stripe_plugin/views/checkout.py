@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from flask import abort, redirect, request
 
-from .. import checkout, pricing, settings as payment_settings
+from ..accounts import settings as payment_settings
+from ..core.enums import PurchaseStatus
+from ..core.models import Purchase
 from ..errors import NotPurchasable, PaymentsError
-from ..fulfillment import SessionMismatch, fulfil_from_stripe
-from ..models import Purchase
-from ..rendering import render
-from ._common import require_user, state
+from ..shop import checkout, offers
+from ..shop.fulfilment import SessionMismatch, fulfil_from_stripe
+from ..web.rendering import render
+from ._common import require_user, state, step
 
 
 def register(bp) -> None:
@@ -30,7 +32,7 @@ def course_payment(course_id: str):
     user = require_user()
     course = _course_or_404(course_id)
     st = state()
-    offer = pricing.get_offer(st.session, course_id)
+    offer = offers.get_offer(st.session, course_id)
     settings = payment_settings.load(st.session)
     refusal = None
     try:
@@ -38,7 +40,7 @@ def course_payment(course_id: str):
         checkout.check_not_bought(st.session, st.host.user_id(user), course_id)
     except NotPurchasable as err:
         refusal = err.message
-    breakdown = pricing.breakdown(offer.price, offer.vat_rate) if offer and offer.price else None
+    breakdown = offers.breakdown(offer.price, offer.vat_rate) if offer and offer.price else None
     return render("lms_stripe/course_payment.html", course=course, title=st.host.course_title(course),
                   course_url=st.host.course_url(course), offer=offer, breakdown=breakdown, refusal=refusal,
                   course_id=course_id, settings=settings)
@@ -48,7 +50,8 @@ def start(course_id: str):
     user = require_user()
     course = _course_or_404(course_id)
     try:
-        url = checkout.start_checkout(state(), user, course)
+        plan = step(checkout.reserve, state(), user, course)
+        url = plan.url or step(checkout.open_session, state(), plan)
     except NotPurchasable as err:
         return render("lms_stripe/refused.html", message=err.message, course_url=state().host.course_url(course)), 409
     return redirect(url, code=303)
@@ -64,22 +67,26 @@ def success():
     purchase = st.session.query(Purchase).filter_by(stripe_checkout_session_id=session_id).one_or_none()
     if purchase is None or purchase.user_id != st.host.user_id(user):
         abort(404)
-    if purchase.status in ("open", "processing"):
-        purchase = _fulfil(st, session_id) or purchase
+    if purchase.status in (PurchaseStatus.OPEN, PurchaseStatus.PROCESSING):
+        purchase = _fulfil(st, session_id, purchase.id) or purchase
     course = st.host.get_course(purchase.course_id)
     return render("lms_stripe/success.html", purchase=purchase, course=course,
                   course_url=st.host.course_url(course) if course is not None else None,
                   title=st.host.course_title(course) if course is not None else purchase.course_id)
 
 
-def _fulfil(st, session_id: str):
+def _fulfil(st, session_id: str, purchase_id: int):
     try:
-        return fulfil_from_stripe(st, session_id)
+        st.session.commit()  # end this request's reads: no transaction is held across the call to Stripe
+        fulfil_from_stripe(st, session_id)
+        st.session.commit()
     except SessionMismatch:
+        st.session.rollback()
         abort(404)
     except PaymentsError:
         st.session.rollback()
         return None  # Stripe unreachable: the webhook will fulfil; the page says "processing"
+    return st.session.get(Purchase, purchase_id)
 
 
 def cancel(purchase_id: int):

@@ -1,20 +1,22 @@
-"""Invoices: "My invoices" for learners, "Invoices" for administrators (filters, totals, CSV)."""
+"""Invoices: "My invoices" for learners; "Invoices" for administrators (filters, totals, CSV, one invoice's
+page with its refunds, disputes and history)."""
 from __future__ import annotations
 
 from datetime import date, datetime
 
 from flask import Response, abort, current_app, redirect, request, url_for
 
-from .. import invoices as service
-from ..i18n import gettext as _
-from ..models import Invoice
+from ..billing import listing
+from ..core import audit
+from ..core.enums import InvoiceStatus
+from ..core.i18n import gettext as _
+from ..core.models import Invoice
 from ..money import Money
-from ..rendering import render
-from ._common import error_response, require_admin, require_user, state
-
+from ..refunds import cancellation, disputes, lifecycle
+from ..web.rendering import render
+from ._common import display_names, error_response, require_admin, require_user, state
 
 FILTER_NAMES = ("status", "course", "learner", "from", "to", "q")
-INVOICE_STATES = ("paid", "partially_refunded", "refund_pending", "refund_failed", "cancelled")
 
 
 def register(bp) -> None:
@@ -22,13 +24,38 @@ def register(bp) -> None:
     bp.add_url_rule("/invoices/<lms_id:invoice_id>/pdf", "invoice_pdf", invoice_pdf)
     bp.add_url_rule("/admin/invoices", "admin_invoices", admin_invoices)
     bp.add_url_rule("/admin/invoices.csv", "admin_invoices_csv", admin_invoices_csv)
+    bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>", "admin_invoice", invoice_detail)
 
 
 def my_invoices():
     user = require_user()
     st = state()
-    rows = service.learner_invoices(st.session, st.host.user_id(user))
+    rows = listing.learner_invoices(st.session, st.host.user_id(user))
     return render("lms_stripe/my_invoices.html", invoices=rows)
+
+
+def invoice_or_404(invoice_id: int) -> Invoice:
+    invoice = state().session.get(Invoice, invoice_id)
+    if invoice is None:
+        abort(404)
+    return invoice
+
+
+def invoice_context(invoice: Invoice) -> dict:
+    """What the invoice page (and its cancel and refund forms) show."""
+    session = state().session
+    refunds = lifecycle.refunds_of(session, invoice.purchase_id)
+    history = audit.purchase_history(session, invoice.purchase_id)
+    return {"invoice": invoice, "purchase": invoice.purchase, "refunds": refunds,
+            "disputes": disputes.disputes_of(session, invoice.purchase_id), "history": history,
+            "refundable": cancellation.refundable(invoice, session),
+            "unconfirmed": cancellation.unconfirmed_request(session, invoice),
+            "names": display_names({entry.actor_id for entry in history} | {r.actor_id for r in refunds})}
+
+
+def invoice_detail(invoice_id: int):
+    require_admin()
+    return render("lms_stripe/admin/invoice.html", **invoice_context(invoice_or_404(invoice_id)))
 
 
 def invoice_pdf(invoice_id: int):
@@ -43,7 +70,7 @@ def invoice_pdf(invoice_id: int):
     return redirect(invoice.pdf_url)
 
 
-def _parse_filter(args) -> tuple[service.InvoiceFilter, dict]:
+def _parse_filter(args) -> tuple[listing.InvoiceFilter, dict]:
     errors = {}
 
     def day(name):
@@ -64,10 +91,10 @@ def _parse_filter(args) -> tuple[service.InvoiceFilter, dict]:
         return raw or None
 
     status = text("status")
-    if status and status not in INVOICE_STATES:
+    if status and status not in InvoiceStatus.values():
         errors["status"] = _("Unknown status.")
         status = None
-    flt = service.InvoiceFilter(status=status, course_id=text("course", 64), user_id=text("learner", 64),
+    flt = listing.InvoiceFilter(status=InvoiceStatus(status) if status else None, course_id=text("course", 64), user_id=text("learner", 64),
                                 date_from=day("from"), date_to=day("to"), q=text("q"))
     return flt, errors
 
@@ -90,10 +117,10 @@ def admin_invoices():
     st = state()
     flt, errors = _parse_filter(request.args)
     limit = current_app.config["LMS_STRIPE_PAGE_SIZE"]
-    rows, more = service.admin_page(st.session, flt, after=_parse_cursor(request.args.get("after")), limit=limit)
+    rows, more = listing.admin_page(st.session, flt, after=_parse_cursor(request.args.get("after")), limit=limit)
     next_cursor = f"{rows[-1].issued_at.isoformat()}_{rows[-1].id}" if more and rows else None
     args = {k: v for k, v in request.args.items() if k in FILTER_NAMES}
-    return render("lms_stripe/admin/invoices.html", invoices=rows, totals=service.totals(st.session, flt),
+    return render("lms_stripe/admin/invoices.html", invoices=rows, statuses=list(InvoiceStatus), totals=listing.totals(st.session, flt),
                   errors=errors, args=args, next_url=url_for("lms_stripe.admin_invoices", after=next_cursor, **args)
                   if next_cursor else None, csv_url=url_for("lms_stripe.admin_invoices_csv", **args),
                   first_url=url_for("lms_stripe.admin_invoices", **args) if request.args.get("after") else None), \
@@ -105,6 +132,6 @@ def admin_invoices_csv():
     flt, errors = _parse_filter(request.args)
     if errors:
         return error_response(400, "; ".join(errors.values()))
-    body = service.export_csv(state().session, flt, lambda amount, currency: str(Money(int(amount or 0), currency).major))
+    body = listing.export_csv(state().session, flt, lambda amount, currency: str(Money(int(amount or 0), currency).major))
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=invoices.csv"})

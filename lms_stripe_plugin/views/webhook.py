@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from .. import webhooks
+from ..sync import webhooks
 from ..errors import PaymentsError
 from ._common import state
 

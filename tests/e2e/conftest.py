@@ -6,7 +6,7 @@ import re
 import pytest
 import requests
 
-from lms_stripe_plugin import settings as payment_settings
+from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.sandbox import SandboxServer
 
 from ..conftest import KEYS, as_user
@@ -56,6 +56,7 @@ def stripe_app(app, db, sandbox, _sink, people, priced):
     payment_settings.save(db.session, {"enabled": True, "publishable_key": KEYS["publishable_key"],
                                        "secret_key": "sk_test_sandbox_e2e", "webhook_secrets": [SECRET],
                                        "vouchers_enabled": True, "sepa_debit_enabled": True}, actor_id="adm")
+    db.session.commit()
     _sink.app, _sink.drop = app, False
     _sink.statuses.clear()
     yield app

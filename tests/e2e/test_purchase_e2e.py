@@ -2,7 +2,7 @@
 import requests
 from sqlalchemy import func, select
 
-from lms_stripe_plugin.models import Customer, Event, Invoice, Purchase, Refund, TaxRate
+from lms_stripe_plugin.core.models import Customer, Event, Invoice, Purchase, Refund, TaxRate
 
 from ..conftest import as_user
 from .conftest import csrf, pay, start_checkout

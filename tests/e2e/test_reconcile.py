@@ -5,8 +5,8 @@ from datetime import datetime, timezone
 import requests
 from sqlalchemy import func, select
 
-from lms_stripe_plugin.models import Dispute, Invoice, Purchase, Refund
-from lms_stripe_plugin.reconcile import reconcile
+from lms_stripe_plugin.core.models import Dispute, Invoice, Purchase, Refund
+from lms_stripe_plugin.sync.reconcile import reconcile
 
 from ..conftest import as_user
 from .conftest import csrf, fault, pay, start_checkout

@@ -3,7 +3,7 @@ a clear message, nothing half-written, and a retry that is safe because it sends
 import pytest
 from sqlalchemy import func, select
 
-from lms_stripe_plugin.models import Event, Invoice, Purchase, Refund
+from lms_stripe_plugin.core.models import Event, Invoice, Purchase, Refund
 
 from ..conftest import as_user
 from .conftest import csrf, fault, pay, start_checkout

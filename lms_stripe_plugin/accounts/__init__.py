@@ -1,0 +1,1 @@
+"""The school's account with Stripe: the payment settings (keys, methods, defaults)."""

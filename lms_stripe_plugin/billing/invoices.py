@@ -1,0 +1,79 @@
+"""Our records of Stripe's invoices: recorded when Stripe issues them, refreshed by its events."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import signals
+from ..core import audit
+from ..core.enums import AuditAction, InvoiceStatus, PurchaseStatus
+from ..core.models import Invoice, Purchase, parse_row_id
+from ..core.txn import after_commit
+from ..errors import PaymentsError
+
+
+def invoice_taxes(invoice: dict) -> int:
+    """The tax amount of a Stripe invoice (``total_taxes`` since 2025, ``total_tax_amounts`` before)."""
+    taxes = invoice.get("total_taxes")
+    if taxes is None:
+        taxes = invoice.get("total_tax_amounts") or []
+    return sum(int(t.get("amount") or 0) for t in taxes)
+
+
+def _timestamp(value) -> datetime | None:
+    return datetime.fromtimestamp(int(value), timezone.utc) if value else None
+
+
+def purchase_of_invoice(session, invoice: dict) -> Purchase | None:
+    purchase_id = parse_row_id((invoice.get("metadata") or {}).get("lms_purchase_id"))
+    return session.get(Purchase, purchase_id) if purchase_id is not None else None
+
+
+def record_invoice(state, invoice: dict, purchase: Purchase) -> Invoice:
+    """Insert or refresh our record of a Stripe invoice for a paid purchase (idempotent)."""
+    session, host = state.session, state.host
+    existing = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]))
+    if existing is not None:
+        _refresh(existing, invoice)
+        return existing
+    if (invoice.get("metadata") or {}).get("lms_purchase_id") not in (None, str(purchase.id)):
+        raise PaymentsError(f"Invoice {invoice['id']} belongs to another purchase.")
+    gross, vat = int(invoice.get("total") or 0), invoice_taxes(invoice)
+    user = host.get_user(purchase.user_id)
+    course = host.get_course(purchase.course_id)
+    record = Invoice(
+        stripe_invoice_id=invoice["id"], purchase_id=purchase.id, user_id=purchase.user_id,
+        course_id=purchase.course_id, currency=(invoice.get("currency") or purchase.currency).upper(),
+        gross=gross, vat=vat, net=gross - vat, status=InvoiceStatus.PAID,
+        user_email=invoice.get("customer_email") or (host.user_email(user) if user is not None else None),
+        user_name=host.user_display_name(user) if user is not None else invoice.get("customer_name"),
+        course_title=host.course_title(course) if course is not None else invoice.get("description"),
+        issued_at=_timestamp((invoice.get("status_transitions") or {}).get("finalized_at") or invoice.get("created")),
+    )
+    _refresh(record, invoice)
+    try:
+        with session.begin_nested():
+            session.add(record)
+    except IntegrityError:
+        return session.scalar(select(Invoice).where(Invoice.purchase_id == purchase.id))
+    audit.record(session, AuditAction.INVOICE_ISSUED, user_id=purchase.user_id, course_id=purchase.course_id,
+                 purchase_id=purchase.id, invoice=invoice["id"], number=record.number)
+    after_commit(session, lambda: signals.invoice_issued.send(current_app._get_current_object(), invoice=record))
+    return record
+
+
+def _refresh(record: Invoice, invoice: dict) -> None:
+    record.number = invoice.get("number") or record.number
+    record.pdf_url = invoice.get("invoice_pdf") or record.pdf_url
+    record.hosted_url = invoice.get("hosted_invoice_url") or record.hosted_url
+
+
+def sync_invoice(state, invoice: dict) -> Invoice | None:
+    """Handle an invoice event: record it if it belongs to one of our paid purchases."""
+    purchase = purchase_of_invoice(state.session, invoice)
+    if purchase is None or purchase.status not in (PurchaseStatus.PAID, PurchaseStatus.CANCELLED):
+        return None  # fulfilment records it once the purchase is paid
+    return record_invoice(state, invoice, purchase)

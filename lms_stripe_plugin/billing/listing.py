@@ -1,0 +1,102 @@
+"""The invoice lists learners and administrators see: filters, keyset pages, totals, CSV export."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from ..core.enums import InvoiceStatus
+from ..core.models import Invoice
+
+
+def learner_invoices(session, user_id: str) -> list[Invoice]:
+    return session.scalars(select(Invoice).where(Invoice.user_id == user_id)
+                           .order_by(Invoice.issued_at.desc(), Invoice.id.desc())).all()
+
+
+def learner_invoice(session, user_id: str, invoice_id: int) -> Invoice | None:
+    """The learner's own invoice, or None (another learner's id is not found, not forbidden)."""
+    return session.scalar(select(Invoice).where(Invoice.id == invoice_id, Invoice.user_id == user_id))
+
+
+@dataclass(frozen=True)
+class InvoiceFilter:
+    status: InvoiceStatus | None = None
+    course_id: str | None = None
+    user_id: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    q: str | None = None
+
+    def conditions(self) -> list:
+        cond = []
+        if self.status:
+            cond.append(Invoice.status == self.status)
+        if self.course_id:
+            cond.append(Invoice.course_id == self.course_id)
+        if self.user_id:
+            cond.append(Invoice.user_id == self.user_id)
+        if self.date_from:
+            cond.append(Invoice.issued_at >= datetime.combine(self.date_from, time.min, timezone.utc))
+        if self.date_to:
+            cond.append(Invoice.issued_at < datetime.combine(self.date_to + timedelta(days=1), time.min, timezone.utc))
+        if self.q:
+            pattern = f"%{self.q.lower()}%"
+            cond.append(or_(func.lower(Invoice.number).like(pattern), func.lower(Invoice.user_email).like(pattern)))
+        return cond
+
+
+def admin_page(session, flt: InvoiceFilter, *, after: tuple[datetime, int] | None, limit: int):
+    """One page of invoices, newest first, continuing after the (issued_at, id) cursor (keyset pagination)."""
+    query = select(Invoice).where(*flt.conditions())
+    if after is not None:
+        issued, last_id = after
+        query = query.where(or_(Invoice.issued_at < issued, and_(Invoice.issued_at == issued, Invoice.id < last_id)))
+    query = query.options(selectinload(Invoice.purchase)).order_by(Invoice.issued_at.desc(), Invoice.id.desc())
+    rows = session.scalars(query.limit(limit + 1)).all()
+    return rows[:limit], len(rows) > limit
+
+
+def totals(session, flt: InvoiceFilter) -> list[tuple[str, int, int, int, int, int]]:
+    """(currency, count, net, vat, gross, refunded) per currency for the filtered invoices."""
+    query = (select(Invoice.currency, func.count(), func.sum(Invoice.net), func.sum(Invoice.vat),
+                    func.sum(Invoice.gross), func.sum(Invoice.amount_refunded))
+             .where(*flt.conditions()).group_by(Invoice.currency).order_by(Invoice.currency))
+    return [tuple(row) for row in session.execute(query)]
+
+
+CSV_COLUMNS = ("number", "issued_at", "status", "user_email", "user_name", "course_title", "currency",
+               "net", "vat", "gross", "amount_refunded", "stripe_invoice_id", "credit_note_number")
+
+
+def export_csv(session, flt: InvoiceFilter, fmt_amount) -> str:
+    """CSV of the filtered invoices; amounts in major units as text (``fmt_amount(amount, currency)``)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    query = select(Invoice).where(*flt.conditions()).order_by(Invoice.issued_at.desc(), Invoice.id.desc())
+    for inv in session.scalars(query).yield_per(500):
+        row = [getattr(inv, name) for name in CSV_COLUMNS]
+        for index in (7, 8, 9, 10):
+            row[index] = fmt_amount(row[index], inv.currency)
+        row[1] = inv.issued_at.isoformat() if inv.issued_at else ""
+        writer.writerow([_csv_safe(value) for value in row])
+    return out.getvalue()
+
+
+def _csv_safe(value) -> str:
+    """Neutralise spreadsheet formulas in text cells (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text) else text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

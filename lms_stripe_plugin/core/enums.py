@@ -1,0 +1,165 @@
+"""Every status and audit action the plugin stores, one list each, with its label in the reader's language.
+
+The values are what the database holds (and what the check constraints of the migrations list); a model
+column typed with one of these enums loads its members, so code and templates compare with the enum, never
+with a bare string. One spelling: "cancelled", as in the rest of the plugin's words.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .i18n import N_, gettext
+
+
+class Labelled(StrEnum):
+    """A stored value with a translatable label (``member.label``, in the current locale)."""
+
+    @property
+    def label(self) -> str:
+        return gettext(_LABELS[type(self)][self])
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(member.value for member in cls)
+
+
+class PurchaseStatus(Labelled):
+    """"open": a Checkout Session exists; "processing": paid by a delayed method (SEPA), not settled."""
+
+    OPEN = "open"
+    PROCESSING = "processing"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+#: States in which a purchase blocks another one for the same learner and course.
+LIVE_PURCHASE = (PurchaseStatus.OPEN, PurchaseStatus.PROCESSING, PurchaseStatus.PAID)
+
+
+class InvoiceStatus(Labelled):
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUND_PENDING = "refund_pending"
+    REFUND_FAILED = "refund_failed"
+    CANCELLED = "cancelled"
+
+
+class RefundStatus(Labelled):
+    """"replaced": a failed refund that a retry replaced, kept for the record."""
+
+    REQUESTED = "requested"
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REPLACED = "replaced"
+
+
+class RefundOrigin(Labelled):
+    """Who asked for the refund: an administrator here, someone in Stripe's dashboard, or the plugin itself
+    (a duplicate payment)."""
+
+    ADMIN = "admin"
+    DASHBOARD = "dashboard"
+    SYSTEM = "system"
+
+
+class EventStatus(Labelled):
+    """A stored Stripe event: "rejected" ones are signed but unusable, and are never handled again."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    IGNORED = "ignored"
+    REJECTED = "rejected"
+
+
+#: Events that are done with: a new delivery of them is acknowledged without handling it again.
+SETTLED_EVENT = (EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.REJECTED)
+
+
+class AccessReason(Labelled):
+    """Why a learner's access to a paid course was revoked (the ``reason`` of ``access_revoked``)."""
+
+    CANCELLED = "cancelled"
+    REFUND = "refund"
+    DISPUTE = "dispute"
+
+
+class AuditAction(Labelled):
+    CHECKOUT_STARTED = "checkout_started"
+    PAID = "paid"
+    PAYMENT_FAILED = "payment_failed"
+    INVOICE_ISSUED = "invoice_issued"
+    REFUND_REQUESTED = "refund_requested"
+    REFUND_SUCCEEDED = "refund_succeeded"
+    REFUND_FAILED = "refund_failed"
+    REFUND_RETRIED = "refund_retried"
+    DUPLICATE_PAYMENT_REFUNDED = "duplicate_payment_refunded"
+    ACCESS_REVOKED = "access_revoked"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_UPDATED = "dispute_updated"
+    FREE_ENROLLMENT = "free_enrollment"
+    SETTINGS_CHANGED = "settings_changed"
+    COURSE_PRICING_CHANGED = "course_pricing_changed"
+
+
+_LABELS: dict[type, dict] = {
+    PurchaseStatus: {
+        PurchaseStatus.OPEN: N_("Awaiting payment"),
+        PurchaseStatus.PROCESSING: N_("Payment processing"),
+        PurchaseStatus.PAID: N_("Paid"),
+        PurchaseStatus.FAILED: N_("Payment failed"),
+        PurchaseStatus.EXPIRED: N_("Expired"),
+        PurchaseStatus.CANCELLED: N_("Cancelled"),
+    },
+    InvoiceStatus: {
+        InvoiceStatus.PAID: N_("Paid"),
+        InvoiceStatus.PARTIALLY_REFUNDED: N_("Partially refunded"),
+        InvoiceStatus.REFUND_PENDING: N_("Refund pending"),
+        InvoiceStatus.REFUND_FAILED: N_("Refund failed"),
+        InvoiceStatus.CANCELLED: N_("Cancelled"),
+    },
+    RefundStatus: {
+        RefundStatus.REQUESTED: N_("Requested, not confirmed by Stripe"),
+        RefundStatus.PENDING: N_("Refund pending"),
+        RefundStatus.SUCCEEDED: N_("Refunded"),
+        RefundStatus.FAILED: N_("Refund failed"),
+        RefundStatus.REPLACED: N_("Replaced by a retry"),
+    },
+    RefundOrigin: {
+        RefundOrigin.ADMIN: N_("Administrator"),
+        RefundOrigin.DASHBOARD: N_("Stripe dashboard"),
+        RefundOrigin.SYSTEM: N_("Automatic (duplicate payment)"),
+    },
+    EventStatus: {
+        EventStatus.RECEIVED: N_("Received"),
+        EventStatus.PROCESSED: N_("Handled"),
+        EventStatus.FAILED: N_("Failed"),
+        EventStatus.IGNORED: N_("Ignored"),
+        EventStatus.REJECTED: N_("Rejected"),
+    },
+    AccessReason: {
+        AccessReason.CANCELLED: N_("Purchase cancelled"),
+        AccessReason.REFUND: N_("Refunded"),
+        AccessReason.DISPUTE: N_("Payment disputed"),
+    },
+    AuditAction: {
+        AuditAction.CHECKOUT_STARTED: N_("Checkout started"),
+        AuditAction.PAID: N_("Paid"),
+        AuditAction.PAYMENT_FAILED: N_("Payment failed"),
+        AuditAction.INVOICE_ISSUED: N_("Invoice issued"),
+        AuditAction.REFUND_REQUESTED: N_("Refund requested"),
+        AuditAction.REFUND_SUCCEEDED: N_("Refund succeeded"),
+        AuditAction.REFUND_FAILED: N_("Refund failed"),
+        AuditAction.REFUND_RETRIED: N_("Refund retried"),
+        AuditAction.DUPLICATE_PAYMENT_REFUNDED: N_("Duplicate payment refunded"),
+        AuditAction.ACCESS_REVOKED: N_("Access revoked"),
+        AuditAction.DISPUTE_OPENED: N_("Dispute opened"),
+        AuditAction.DISPUTE_UPDATED: N_("Dispute updated"),
+        AuditAction.FREE_ENROLLMENT: N_("Free enrollment"),
+        AuditAction.SETTINGS_CHANGED: N_("Payment settings changed"),
+        AuditAction.COURSE_PRICING_CHANGED: N_("Course pricing changed"),
+    },
+}

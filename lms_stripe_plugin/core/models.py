@@ -1,0 +1,344 @@
+"""The plugin's tables (prefix ``lms_stripe_``). Host ids are opaque strings, never foreign keys.
+
+The models have their own metadata, so the host's ``db.create_all()`` and migrations never touch them;
+they are used through the host's Flask-SQLAlchemy session.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timezone
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ..money import Money
+from .enums import (LIVE_PURCHASE, AuditAction, EventStatus, InvoiceStatus, PurchaseStatus, RefundOrigin,
+                    RefundStatus)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def parse_row_id(raw) -> int | None:
+    """One of our integer ids as written in Stripe metadata, or None if it cannot be one."""
+    text = str(raw) if raw is not None else ""
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: sa.DateTime(timezone=True)}
+
+
+HostId = sa.String(64)
+StripeId = sa.String(255)
+
+
+class EnumText(sa.types.TypeDecorator):
+    """A `StrEnum` stored as its value in a VARCHAR: rows load as enum members, so code compares with the
+    enum. A value this version does not know (written by a newer one during a deploy) loads as text."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int):
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        try:
+            return self.enum(value)
+        except ValueError:
+            return value
+
+
+def one_of(column: str, values) -> str:
+    """The SQL condition "column IN (…values)" of a check constraint or a partial index."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+class Settings(Base):
+    """The payment settings an administrator enters; one row (id 1)."""
+
+    __tablename__ = "lms_stripe_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    publishable_key: Mapped[str | None] = mapped_column(sa.String(255))
+    secret_key_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    webhook_secrets_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    default_currency: Mapped[str] = mapped_column(sa.String(3), default="EUR")
+    default_vat_rate: Mapped[int] = mapped_column(default=2000)  # basis points
+    vouchers_enabled: Mapped[bool] = mapped_column(default=False)
+    wallets_enabled: Mapped[bool] = mapped_column(default=True)
+    klarna_enabled: Mapped[bool] = mapped_column(default=False)
+    klarna_minimum: Mapped[int | None] = mapped_column(sa.BigInteger)  # minor units, default currency
+    sepa_debit_enabled: Mapped[bool] = mapped_column(default=False)
+    automatic_tax: Mapped[bool] = mapped_column(default=False)
+    terms_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    updated_at: Mapped[datetime | None]
+    updated_by: Mapped[str | None] = mapped_column(HostId)
+    #: A new value at every change of a course offer: the catalog's cached prices hold while it does not change.
+    catalog_revision: Mapped[int] = mapped_column(sa.BigInteger, default=lambda: secrets.randbits(62),
+                                                  server_default="0")
+
+
+class CourseOffer(Base):
+    """How a course is sold: price (tax-inclusive), VAT rate, audience, on sale or not."""
+
+    __tablename__ = "lms_stripe_course_offers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[str] = mapped_column(HostId, unique=True)
+    is_paid: Mapped[bool] = mapped_column(default=False)
+    amount: Mapped[int | None] = mapped_column(sa.BigInteger)  # gross, minor units
+    currency: Mapped[str | None] = mapped_column(sa.String(3))
+    vat_rate: Mapped[int] = mapped_column(default=0)  # basis points
+    audience: Mapped[str] = mapped_column(sa.String(16), default="public")
+    on_sale: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
+        sa.CheckConstraint("audience IN ('internal', 'partner', 'public')", name="audience_known"),
+        sa.CheckConstraint("NOT is_paid OR (amount IS NOT NULL AND currency IS NOT NULL)", name="paid_priced"),
+    )
+
+    @property
+    def price(self) -> Money | None:
+        return Money(self.amount, self.currency) if self.is_paid and self.amount else None
+
+
+class Customer(Base):
+    """A learner's Stripe customer, created once by their first checkout."""
+
+    __tablename__ = "lms_stripe_customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(HostId)
+    livemode: Mapped[bool] = mapped_column(default=False)
+    stripe_customer_id: Mapped[str] = mapped_column(StripeId, unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "livemode", name="uq_lms_stripe_customers_user_mode"),)
+
+
+class TaxRate(Base):
+    """An inclusive Stripe Tax Rate per (rate, country, mode), created once and remembered."""
+
+    __tablename__ = "lms_stripe_tax_rates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rate: Mapped[int]  # basis points
+    country: Mapped[str] = mapped_column(sa.String(2))
+    livemode: Mapped[bool] = mapped_column(default=False)
+    stripe_tax_rate_id: Mapped[str] = mapped_column(StripeId, unique=True)
+
+    __table_args__ = (
+        sa.UniqueConstraint("rate", "country", "livemode", name="uq_lms_stripe_tax_rates_rate_country_mode"),
+    )
+
+
+class Purchase(Base):
+    """One attempt by a learner to buy a course, from checkout click to paid (or not)."""
+
+    __tablename__ = "lms_stripe_purchases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(HostId, index=True)
+    course_id: Mapped[str] = mapped_column(HostId, index=True)
+    status: Mapped[PurchaseStatus] = mapped_column(EnumText(PurchaseStatus, 16), default=PurchaseStatus.OPEN)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # gross shown to the learner, minor units
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    vat_rate: Mapped[int] = mapped_column(default=0)
+    amount_paid: Mapped[int | None] = mapped_column(sa.BigInteger)  # after vouchers, from Stripe
+    amount_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    checkout_url: Mapped[str | None] = mapped_column(sa.Text)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(StripeId, index=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(StripeId)
+    livemode: Mapped[bool] = mapped_column(default=False)
+    failure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    disputed: Mapped[bool] = mapped_column(default=False)
+    dispute_status: Mapped[str | None] = mapped_column(sa.String(32))
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+
+    invoice: Mapped["Invoice | None"] = relationship(back_populates="purchase", uselist=False)
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", PurchaseStatus), name="status_known"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        # At most one live purchase per learner and course: no double payment, one open session.
+        sa.Index(
+            "uq_lms_stripe_purchases_live",
+            "user_id",
+            "course_id",
+            unique=True,
+            sqlite_where=sa.text(one_of("status", LIVE_PURCHASE)),
+            postgresql_where=sa.text(one_of("status", LIVE_PURCHASE)),
+        ),
+    )
+
+    @property
+    def price(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class Invoice(Base):
+    """Our record of a Stripe invoice (Stripe numbers it and renders its PDF)."""
+
+    __tablename__ = "lms_stripe_invoices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(StripeId, unique=True)
+    purchase_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), unique=True)
+    number: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    user_id: Mapped[str] = mapped_column(HostId, index=True)
+    course_id: Mapped[str] = mapped_column(HostId, index=True)
+    user_email: Mapped[str | None] = mapped_column(sa.String(320), index=True)
+    user_name: Mapped[str | None] = mapped_column(sa.String(255))
+    course_title: Mapped[str | None] = mapped_column(sa.String(500))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    net: Mapped[int] = mapped_column(sa.BigInteger)
+    vat: Mapped[int] = mapped_column(sa.BigInteger)
+    gross: Mapped[int] = mapped_column(sa.BigInteger)
+    amount_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    status: Mapped[InvoiceStatus] = mapped_column(EnumText(InvoiceStatus, 24), default=InvoiceStatus.PAID)
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    pdf_url: Mapped[str | None] = mapped_column(sa.Text)
+    hosted_url: Mapped[str | None] = mapped_column(sa.Text)
+    credit_note_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    credit_note_number: Mapped[str | None] = mapped_column(sa.String(64))
+    credit_note_pdf_url: Mapped[str | None] = mapped_column(sa.Text)
+    cancelled_at: Mapped[datetime | None]
+
+    purchase: Mapped[Purchase] = relationship(back_populates="invoice")
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", InvoiceStatus), name="status_known"),
+        sa.CheckConstraint("net + vat = gross", name="amounts_add_up"),
+    )
+
+
+_REFUND_IN_FLIGHT = (one_of("status", (RefundStatus.REQUESTED, RefundStatus.PENDING))
+                     + f" AND origin = '{RefundOrigin.ADMIN}'")
+
+
+class Refund(Base):
+    """A refund we asked Stripe for (or that Stripe told us of), and where it stands."""
+
+    __tablename__ = "lms_stripe_refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), index=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    stripe_credit_note_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[RefundStatus] = mapped_column(EnumText(RefundStatus, 16), default=RefundStatus.REQUESTED)
+    full: Mapped[bool] = mapped_column(default=False)
+    revoke_access: Mapped[bool] = mapped_column(default=False)
+    origin: Mapped[RefundOrigin] = mapped_column(EnumText(RefundOrigin, 16), default=RefundOrigin.ADMIN)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    failure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    actor_id: Mapped[str | None] = mapped_column(HostId)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    purchase: Mapped[Purchase] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", RefundStatus), name="status_known"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        # One refund asked by an administrator at a time per purchase: two clicks never refund twice.
+        sa.Index(
+            "uq_lms_stripe_refunds_in_flight",
+            "purchase_id",
+            unique=True,
+            sqlite_where=sa.text(_REFUND_IN_FLIGHT),
+            postgresql_where=sa.text(_REFUND_IN_FLIGHT),
+        ),
+    )
+
+
+class Dispute(Base):
+    __tablename__ = "lms_stripe_disputes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(StripeId, unique=True)
+    purchase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Event(Base):
+    """A Stripe webhook event, stored once by id before it is handled."""
+
+    __tablename__ = "lms_stripe_events"
+
+    id: Mapped[str] = mapped_column(StripeId, primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(128), index=True)
+    livemode: Mapped[bool] = mapped_column(default=False)
+    payload: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[EventStatus] = mapped_column(EnumText(EventStatus, 16), default=EventStatus.RECEIVED,
+                                                index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", EventStatus), name="status_known"),
+    )
+
+
+class FreeEnrollment(Base):
+    """An enrollment into a paid course made from the back office: no charge, no invoice."""
+
+    __tablename__ = "lms_stripe_free_enrollments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(HostId, index=True)
+    course_id: Mapped[str] = mapped_column(HostId, index=True)
+    actor_id: Mapped[str] = mapped_column(HostId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One payment action, who did it and when."""
+
+    __tablename__ = "lms_stripe_audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[AuditAction] = mapped_column(EnumText(AuditAction, 48), index=True)
+    actor_id: Mapped[str | None] = mapped_column(HostId)  # None: Stripe or the system
+    user_id: Mapped[str | None] = mapped_column(HostId, index=True)
+    course_id: Mapped[str | None] = mapped_column(HostId)
+    purchase_id: Mapped[int | None] = mapped_column(sa.Integer)
+    details: Mapped[str | None] = mapped_column(sa.Text)  # JSON
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+

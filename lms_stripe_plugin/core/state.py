@@ -1,0 +1,36 @@
+"""What the plugin keeps per app, in ``app.extensions["lms_stripe"]``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from flask import current_app
+from flask_sqlalchemy import SQLAlchemy
+from markupsafe import Markup
+
+from ..host import Host
+
+if TYPE_CHECKING:  # types only: the kernel imports nothing of the layers above it
+    from ..gateway import StripeGateway
+    from ..shop.catalog import Snapshot
+
+
+@dataclass
+class PluginState:
+    db: SQLAlchemy
+    host: Host
+    gateway: StripeGateway
+    #: The catalog's paid offers at one revision (see `shop.catalog.prices`).
+    catalog_snapshot: Snapshot | None = None
+    #: Rendered price filter forms, by locale, currency and query string (see `hooks.catalog`).
+    filter_forms: dict[tuple, Markup] = field(default_factory=dict)
+
+    @property
+    def session(self):
+        """The host's Flask-SQLAlchemy session: the plugin's rows join the host's transactions."""
+        return self.db.session
+
+
+def plugin_state() -> PluginState:
+    """The state of the current app (inside an app context)."""
+    return current_app.extensions["lms_stripe"]

@@ -1,0 +1,45 @@
+"""The Flask extension: `StripePayments`."""
+from __future__ import annotations
+
+from flask import Flask
+
+from . import hooks
+from .cli import lms_stripe_cli
+from .config import apply_defaults
+from .core.state import PluginState
+from .errors import ConfigurationError
+from .gateway import StripeGateway
+from .host import Host, check_host
+from .views import IdConverter, create_blueprint
+
+
+class StripePayments:
+    """The Flask extension. One instance may serve several apps; each app has its own state."""
+
+    def __init__(self, app: Flask | None = None, *, db=None, host: Host | None = None):
+        self.db = db
+        self.host = host
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, *, db=None, host: Host | None = None) -> None:
+        """Register the plugin on ``app``. Touches neither the database nor Stripe."""
+        if "lms_stripe" in app.extensions:
+            raise RuntimeError(
+                "StripePayments is already registered on this app: call init_app once per app "
+                "(use one StripePayments(...) and call init_app(app) for each further app)."
+            )
+        db, host = db or self.db, host or self.host
+        if db is None:
+            raise ConfigurationError("StripePayments needs the host's Flask-SQLAlchemy object: pass db=...")
+        check_host(host)
+        apply_defaults(app.config)
+        app.extensions["lms_stripe"] = PluginState(db=db, host=host, gateway=StripeGateway.from_config(app.config))
+        self._setup_blueprint(app)
+        hooks.connect()
+        app.cli.add_command(lms_stripe_cli)
+
+    @staticmethod
+    def _setup_blueprint(app: Flask) -> None:
+        app.url_map.converters.setdefault("lms_id", IdConverter)
+        app.register_blueprint(create_blueprint(), url_prefix=app.config["LMS_STRIPE_URL_PREFIX"])

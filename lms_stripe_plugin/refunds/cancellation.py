@@ -1,0 +1,241 @@
+"""Administrators cancel a purchase (credit note + full refund + access revoked) or refund part of it.
+
+Two steps, each in a transaction of the caller's. `request_cancel`, `request_part` and `request_retry`
+check and write a "requested" refund row, whose id gives the idempotency key, and return a `RefundPlan`;
+`send` calls Stripe first (no transaction is held across the call) and then applies its answer. A request
+Stripe never confirmed is reused if the administrator repeats it, so a retry can never refund twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..accounts import settings as payment_settings
+from ..core import audit
+from ..core.enums import AccessReason, AuditAction, InvoiceStatus, PurchaseStatus, RefundOrigin, RefundStatus
+from ..core.i18n import current_locale, gettext as _
+from ..core.models import Invoice, Refund
+from ..core.txn import transition
+from ..errors import GatewayError, PaymentsError
+from ..money import Money
+from .access import revoke_access, set_invoice_status
+from .lifecycle import STRIPE_TO_OURS, sync_refund
+
+RETRY_PREFIX = "lms-refund-retry-"
+_IN_FLIGHT = (RefundStatus.REQUESTED, RefundStatus.PENDING)
+
+
+class RefundRefused(PaymentsError):
+    status_code = 409
+
+
+@dataclass(frozen=True)
+class RefundPlan:
+    """The Stripe call for one refund row, as plain values: a credit note (with its refund) for an
+    invoice, or a refund through the Refunds API (a retry, a duplicate payment)."""
+
+    refund_id: int
+    kind: Literal["credit_note", "refund"]
+    params: dict[str, Any]
+    idempotency_key: str
+    replaces: int | None = None  # the failed refund a retry replaces
+
+
+def refundable(invoice: Invoice, session) -> int:
+    """What can still be refunded: paid, minus refunded, minus refunds Stripe has under way. A request
+    Stripe never confirmed is not under way: asking again retries it with its own key."""
+    in_flight = session.scalars(select(Refund.amount).where(
+        Refund.purchase_id == invoice.purchase_id, Refund.status.in_(_IN_FLIGHT),
+        (Refund.stripe_refund_id.is_not(None)) | (Refund.stripe_credit_note_id.is_not(None)))).all()
+    return max(0, invoice.gross - invoice.amount_refunded - sum(in_flight))
+
+
+def unconfirmed_request(session, invoice: Invoice) -> Refund | None:
+    """A credit note request that Stripe never confirmed (unreachable at the time)."""
+    return session.scalar(select(Refund).where(
+        Refund.purchase_id == invoice.purchase_id, Refund.origin == RefundOrigin.ADMIN,
+        Refund.status == RefundStatus.REQUESTED, Refund.stripe_credit_note_id.is_(None),
+        Refund.stripe_refund_id.is_(None), Refund.idempotency_key.not_like(f"{RETRY_PREFIX}%")))
+
+
+def request_cancel(state, invoice: Invoice, *, actor_id: str, reason: str | None) -> RefundPlan:
+    """Plan a credit note for the whole remaining amount, with its refund; access is revoked with it."""
+    return _request(state, invoice, amount=None, revoke=True, actor_id=actor_id, reason=reason)
+
+
+def request_part(state, invoice: Invoice, *, amount: int, revoke: bool, actor_id: str,
+                 reason: str | None) -> RefundPlan:
+    """Plan a credit note with a refund of ``amount`` (minor units)."""
+    return _request(state, invoice, amount=amount, revoke=revoke, actor_id=actor_id, reason=reason)
+
+
+def _request(state, invoice: Invoice, *, amount: int | None, revoke: bool, actor_id: str,
+             reason: str | None) -> RefundPlan:
+    session = state.session
+    refund = _matching_request(session, invoice, amount) or _new_request(session, invoice, amount, revoke,
+                                                                         actor_id, reason)
+    params = {"invoice": invoice.stripe_invoice_id, "amount": refund.amount, "refund_amount": refund.amount,
+              "reason": "order_change", "metadata": {"lms_refund_id": str(refund.id)}}
+    if reason:
+        params["memo"] = reason[:500]
+    return RefundPlan(refund.id, "credit_note", params, refund.idempotency_key)
+
+
+def _matching_request(session, invoice: Invoice, amount: int | None) -> Refund | None:
+    """An unconfirmed request for the same thing is retried with its own idempotency key; another request
+    waits until that one is settled (repeating it, or reconciliation, settles it)."""
+    pending = unconfirmed_request(session, invoice)
+    if pending is None:
+        return None
+    if (amount is None and pending.full) or (amount is not None and not pending.full and amount == pending.amount):
+        return pending
+    raise RefundRefused(_("An earlier request of %(amount)s was not confirmed by Stripe: repeat that request "
+                          "first, it is retried safely.",
+                          amount=Money(pending.amount, pending.currency).format(current_locale())))
+
+
+def _new_request(session, invoice: Invoice, amount, revoke, actor_id, reason) -> Refund:
+    if invoice.status == InvoiceStatus.CANCELLED or (amount is None and invoice.purchase.status != PurchaseStatus.PAID):
+        raise RefundRefused(_("This invoice is already cancelled."))
+    remaining = refundable(invoice, session)
+    if remaining <= 0:
+        raise RefundRefused(_("Nothing is left to refund on this invoice, or a refund is in progress."))
+    if amount is not None and not 0 < amount <= remaining:
+        raise RefundRefused(_("The amount must be more than 0 and at most %(max)s.",
+                              max=Money(remaining, invoice.currency).format(current_locale())))
+    refund = Refund(purchase_id=invoice.purchase_id, amount=amount or remaining, currency=invoice.currency,
+                    status=RefundStatus.REQUESTED,
+                    full=amount is None or amount == invoice.gross - invoice.amount_refunded,
+                    revoke_access=revoke, origin=RefundOrigin.ADMIN, reason=reason, actor_id=actor_id,
+                    idempotency_key="pending")
+    _insert(session, refund, "lms-refund-")
+    audit.record(session, AuditAction.REFUND_REQUESTED, actor_id=actor_id, user_id=invoice.user_id,
+                 course_id=invoice.course_id, purchase_id=invoice.purchase_id, amount=refund.amount,
+                 full=refund.full, revoke_access=revoke, reason=reason)
+    return refund
+
+
+def _insert(session, refund: Refund, key_prefix: str) -> None:
+    """Insert a refund request; its id gives its idempotency key. One administrator's request at a time per
+    purchase (a partial unique index): a second one is refused, never sent."""
+    try:
+        with session.begin_nested():
+            session.add(refund)
+            session.flush()
+            refund.idempotency_key = f"{key_prefix}{refund.id}"
+    except IntegrityError:
+        raise RefundRefused(_("Another refund of this purchase is in progress: wait for it to finish.")) from None
+
+
+def request_retry(state, failed: Refund, *, actor_id: str) -> RefundPlan:
+    """Plan refunding again, through Stripe's Refunds API, what a failed refund did not return."""
+    session = state.session
+    if failed.status != RefundStatus.FAILED:
+        raise RefundRefused(_("Only a failed refund can be retried."))
+    purchase = failed.purchase
+    if not purchase.stripe_payment_intent_id:
+        raise RefundRefused(_("This purchase has no Stripe payment to refund."))
+    retry = _pending_retry(session, purchase.id) or _new_retry(session, failed, actor_id)
+    return refund_plan(retry, purchase.stripe_payment_intent_id, replaces=failed.id)
+
+
+def refund_plan(refund: Refund, payment_intent: str, *, replaces: int | None = None) -> RefundPlan:
+    """The Refunds API call for a refund row (``replaces``: the failed refund it retries)."""
+    params: dict[str, Any] = {"payment_intent": payment_intent, "amount": refund.amount,
+                              "metadata": {"lms_refund_id": str(refund.id)}}
+    if refund.origin == RefundOrigin.SYSTEM:
+        params["reason"] = "duplicate"
+    return RefundPlan(refund.id, "refund", params, refund.idempotency_key, replaces=replaces)
+
+
+def _pending_retry(session, purchase_id: int) -> Refund | None:
+    return session.scalar(select(Refund).where(Refund.purchase_id == purchase_id,
+                                               Refund.status == RefundStatus.REQUESTED,
+                                               Refund.idempotency_key.like(f"{RETRY_PREFIX}%"),
+                                               Refund.stripe_refund_id.is_(None)))
+
+
+def _new_retry(session, failed: Refund, actor_id: str) -> Refund:
+    retry = Refund(purchase_id=failed.purchase_id, amount=failed.amount, currency=failed.currency,
+                   status=RefundStatus.REQUESTED, full=failed.full, revoke_access=failed.revoke_access,
+                   origin=RefundOrigin.ADMIN, reason=failed.reason, actor_id=actor_id, idempotency_key="pending")
+    _insert(session, retry, RETRY_PREFIX)
+    audit.record(session, AuditAction.REFUND_RETRIED, actor_id=actor_id, purchase_id=failed.purchase_id,
+                 amount=retry.amount, failed_refund=failed.id)
+    return retry
+
+
+# -- the call to Stripe ------------------------------------------------------------------------------
+
+
+def send(state, plan: RefundPlan) -> Refund:
+    """Make the planned call to Stripe, then apply its answer. Stripe unreachable: nothing is written, and
+    repeating the request retries it with its key. Refused, or a server error Stripe keeps as this key's
+    answer: the request is marked failed (a new attempt gets a new key)."""
+    settings = payment_settings.load(state.session)
+    create = state.gateway.create_credit_note if plan.kind == "credit_note" else state.gateway.create_refund
+    try:
+        created = create(plan.params, api_key=settings.secret_key, idempotency_key=plan.idempotency_key)
+    except GatewayError as err:
+        _gateway_failed(state.session, plan.refund_id, err)
+        raise
+    if plan.kind == "refund":
+        return _apply_refund(state, plan, created)
+    # The credit note is made: if reading its refund fails, repeating the request finds it by its key.
+    stripe_refund = _credit_note_refund(state, created, settings)
+    return _apply_credit_note(state, plan.refund_id, created, stripe_refund)
+
+
+def _gateway_failed(session, refund_id: int, err: GatewayError) -> None:
+    if err.retryable and not err.answered:
+        return
+    refund = session.get(Refund, refund_id)
+    if transition(session, refund, (RefundStatus.REQUESTED,), RefundStatus.FAILED, failure_reason=err.message):
+        audit.record(session, AuditAction.REFUND_FAILED, actor_id=refund.actor_id, purchase_id=refund.purchase_id,
+                     amount=refund.amount, reason=err.message)
+
+
+def _apply_refund(state, plan: RefundPlan, created: dict) -> Refund:
+    session = state.session
+    refund = session.get(Refund, plan.refund_id)
+    if plan.replaces is not None:
+        failed = session.get(Refund, plan.replaces)
+        transition(session, failed, (RefundStatus.FAILED,), RefundStatus.REPLACED)  # kept for the record
+    sync_refund(state, created, refund=refund)
+    return refund
+
+
+def _apply_credit_note(state, refund_id: int, credit_note: dict, stripe_refund: dict | None) -> Refund:
+    session = state.session
+    # The refund's webhooks may have been handled while we waited for Stripe: work on fresh rows.
+    refund = session.get(Refund, refund_id, with_for_update=True, populate_existing=True)
+    invoice = session.scalar(select(Invoice).where(Invoice.purchase_id == refund.purchase_id)
+                             .with_for_update().execution_options(populate_existing=True))
+    refund.stripe_credit_note_id = credit_note["id"]
+    if refund.full:
+        invoice.credit_note_id = credit_note["id"]
+        invoice.credit_note_number = credit_note.get("number")
+        invoice.credit_note_pdf_url = credit_note.get("pdf")
+    if transition(session, refund, (RefundStatus.REQUESTED,), RefundStatus.PENDING):
+        set_invoice_status(session, invoice.purchase, InvoiceStatus.REFUND_PENDING)
+    refused_now = stripe_refund is not None and STRIPE_TO_OURS.get(stripe_refund.get("status")) == RefundStatus.FAILED
+    if refund.revoke_access and not refused_now:
+        # Revoked now, as the administrator decided; a learner whose refund Stripe refuses outright keeps
+        # access until a retried refund goes through.
+        reason = AccessReason.CANCELLED if refund.full else AccessReason.REFUND
+        revoke_access(state, invoice.purchase, reason=reason, actor_id=refund.actor_id)
+    if stripe_refund is not None:
+        sync_refund(state, stripe_refund, refund=refund)
+    return refund
+
+
+def _credit_note_refund(state, credit_note: dict, settings) -> dict | None:
+    stripe_refunds = credit_note.get("refunds") or []
+    if not stripe_refunds:
+        return None
+    refund_id = stripe_refunds[0].get("refund")
+    refund_id = refund_id.get("id") if isinstance(refund_id, dict) else refund_id
+    return state.gateway.retrieve_refund(refund_id, api_key=settings.secret_key)

@@ -1,0 +1,142 @@
+"""Refund states, driven by Stripe's answers and events: requested → pending → succeeded, or failed.
+
+A refund Stripe has not confirmed is never counted as refunded. Whoever started it (an administrator
+here, or someone in the Stripe dashboard), its success is applied once: the refund row's transition to
+"succeeded" is a conditional UPDATE, and only the caller that made it adds the amount.
+"""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import signals
+from ..core import audit
+from ..core.enums import AccessReason, AuditAction, InvoiceStatus, RefundOrigin, RefundStatus
+from ..core.i18n import gettext as _
+from ..core.models import Invoice, Purchase, Refund
+from ..core.txn import after_commit, transition
+from .access import revoke_access, set_invoice_status
+
+#: Stripe's refund statuses, in ours.
+STRIPE_TO_OURS = {"pending": RefundStatus.PENDING, "requires_action": RefundStatus.PENDING,
+                  "succeeded": RefundStatus.SUCCEEDED, "failed": RefundStatus.FAILED,
+                  "canceled": RefundStatus.FAILED}
+
+
+def purchase_for_payment_intent(session, payment_intent: str | None) -> Purchase | None:
+    """Our purchase paid by this PaymentIntent, if its payment is recorded."""
+    if not payment_intent:
+        return None
+    return session.scalar(select(Purchase).where(Purchase.stripe_payment_intent_id == payment_intent))
+
+
+def refunds_of(session, purchase_id: int) -> list[Refund]:
+    """A purchase's refunds, newest first."""
+    return list(session.scalars(select(Refund).where(Refund.purchase_id == purchase_id)
+                                .order_by(Refund.created_at.desc(), Refund.id.desc())))
+
+
+def sync_refund(state, stripe_refund: dict, *, refund: Refund | None = None,
+                purchase: Purchase | None = None) -> Refund | None:
+    """Bring our refund row in line with Stripe's refund. A refund we have no row for was made in Stripe's
+    dashboard (or its answer to us was lost): it is recorded against ``purchase``, by default the purchase
+    its PaymentIntent paid; None when the payment is not ours."""
+    session = state.session
+    refund = refund or session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_refund["id"]))
+    if refund is None:
+        purchase = purchase or purchase_for_payment_intent(session, stripe_refund.get("payment_intent"))
+        refund = _dashboard_refund(state, stripe_refund, purchase) if purchase is not None else None
+        if refund is None:
+            return None
+    session.refresh(refund, with_for_update=True)  # another request may have moved it since we read it
+    if refund.stripe_refund_id is None:
+        refund.stripe_refund_id = stripe_refund["id"]
+    status = STRIPE_TO_OURS.get(stripe_refund.get("status"), RefundStatus.PENDING)
+    if status == RefundStatus.SUCCEEDED:
+        _succeeded(state, refund)
+    elif status == RefundStatus.FAILED:
+        _failed(state, refund, stripe_refund.get("failure_reason") or stripe_refund.get("status"))
+    elif transition(session, refund, (RefundStatus.REQUESTED,), RefundStatus.PENDING):
+        set_invoice_status(session, refund.purchase, InvoiceStatus.REFUND_PENDING)
+    return refund
+
+
+def _dashboard_refund(state, stripe_refund: dict, purchase: Purchase) -> Refund | None:
+    """Our row for a refund we have no id for: an administrator's request whose answer was lost (same
+    purchase and amount, not yet confirmed), or else a refund made in the Stripe dashboard."""
+    session = state.session
+    amount = int(stripe_refund["amount"])
+    unconfirmed = session.scalar(select(Refund).where(
+        Refund.purchase_id == purchase.id, Refund.origin == RefundOrigin.ADMIN,
+        Refund.status == RefundStatus.REQUESTED, Refund.stripe_refund_id.is_(None),
+        Refund.amount == amount).order_by(Refund.id))
+    if unconfirmed is not None:
+        return unconfirmed
+    refund = Refund(purchase=purchase, stripe_refund_id=stripe_refund["id"], amount=amount,
+                    currency=stripe_refund["currency"].upper(), status=RefundStatus.REQUESTED,
+                    origin=RefundOrigin.DASHBOARD,
+                    full=amount >= (purchase.amount_paid or purchase.amount) - purchase.amount_refunded,
+                    revoke_access=True, idempotency_key=f"stripe-{stripe_refund['id']}",
+                    reason=stripe_refund.get("reason"))
+    try:
+        with session.begin_nested():
+            session.add(refund)
+    except IntegrityError:  # the same refund, recorded meanwhile by a concurrent event
+        return session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_refund["id"]))
+    audit.record(session, AuditAction.REFUND_REQUESTED, user_id=purchase.user_id, course_id=purchase.course_id,
+                 purchase_id=purchase.id, amount=refund.amount, origin=RefundOrigin.DASHBOARD,
+                 refund=stripe_refund["id"])
+    return refund
+
+
+def _succeeded(state, refund: Refund) -> None:
+    session = state.session
+    if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.FAILED),
+                      RefundStatus.SUCCEEDED, failure_reason=None):
+        return
+    purchase = refund.purchase
+    session.execute(update(Purchase).where(Purchase.id == purchase.id)
+                    .values(amount_refunded=Purchase.amount_refunded + refund.amount)
+                    .execution_options(synchronize_session=False))
+    session.execute(update(Invoice).where(Invoice.purchase_id == purchase.id)
+                    .values(amount_refunded=Invoice.amount_refunded + refund.amount)
+                    .execution_options(synchronize_session=False))
+    session.refresh(purchase)
+    audit.record(session, AuditAction.REFUND_SUCCEEDED, user_id=purchase.user_id, course_id=purchase.course_id,
+                 purchase_id=purchase.id, amount=refund.amount, refund=refund.stripe_refund_id, origin=refund.origin)
+    fully = purchase.amount_refunded >= (purchase.amount_paid or purchase.amount)
+    if fully or refund.full:
+        set_invoice_status(session, purchase, InvoiceStatus.CANCELLED)
+    else:
+        set_invoice_status(session, purchase, InvoiceStatus.PARTIALLY_REFUNDED)
+    if refund.revoke_access and (fully or refund.full or refund.origin == RefundOrigin.ADMIN):
+        revoke_access(state, purchase, reason=AccessReason.REFUND, actor_id=refund.actor_id)
+
+
+def _failed(state, refund: Refund, reason: str) -> None:
+    session = state.session
+    if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING), RefundStatus.FAILED,
+                      failure_reason=reason):
+        return
+    purchase = refund.purchase
+    set_invoice_status(session, purchase, InvoiceStatus.REFUND_FAILED)
+    audit.record(session, AuditAction.REFUND_FAILED, user_id=purchase.user_id, course_id=purchase.course_id,
+                 purchase_id=purchase.id, amount=refund.amount, reason=reason, refund=refund.stripe_refund_id)
+    after_commit(session, lambda: signals.refund_failed.send(current_app._get_current_object(), refund=refund,
+                                                             reason=failure_text(reason)))
+
+
+def failure_text(reason: str | None) -> str:
+    """Why a refund failed, in the reader's language: Stripe's failure codes are stored, not sentences."""
+    texts = {
+        "expired_or_canceled_card": _("The card has expired or was cancelled."),
+        "lost_or_stolen_card": _("The card was reported lost or stolen."),
+        "insufficient_funds": _("The Stripe balance is insufficient for this refund."),
+        "declined": _("The card issuer declined the refund."),
+        "canceled": _("The refund was cancelled."),
+        "unknown": _("Stripe could not refund this payment."),
+    }
+    if reason and " " in reason:
+        return reason  # a message Stripe wrote for a refused request
+    return texts.get(reason or "unknown", _("Stripe could not refund this payment (%(code)s).", code=reason))

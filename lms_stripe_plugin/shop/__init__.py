@@ -1,0 +1,1 @@
+"""Selling courses: offers and prices, the catalog, checkout, fulfilment, and the enrollment gate."""

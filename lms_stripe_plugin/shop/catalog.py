@@ -1,0 +1,270 @@
+"""What the catalog shows of prices, and the price filter."""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
+
+from flask import has_request_context, request
+from markupsafe import Markup
+from sqlalchemy import and_, bindparam, null, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..core.enums import LIVE_PURCHASE, PurchaseStatus
+from ..core.models import CourseOffer, Purchase, Settings
+from ..money import Money, MoneyError, parse_money
+
+
+@dataclass(frozen=True)
+class PriceFilter:
+    kind: str | None = None  # None (all), "free", "paid"
+    max_amount: int | None = None  # minor units, in `currency`
+    currency: str | None = None
+    error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.kind or self.max_amount is not None)
+
+
+def parse_filter(args, default_currency: str) -> PriceFilter:
+    """Read ``price`` (free / paid) and ``price_max`` (an amount) from the query string."""
+    kind = (args.get("price") or "").strip().lower() or None
+    if kind not in (None, "free", "paid"):
+        kind = None
+    raw_max = (args.get("price_max") or "").strip()
+    if not raw_max:
+        return PriceFilter(kind=kind)
+    try:
+        money = parse_money(raw_max, default_currency)
+    except MoneyError as err:
+        if err.code == "minimum":
+            return PriceFilter(kind=kind, max_amount=0, currency=default_currency)
+        return PriceFilter(kind=kind, error=str(err))
+    return PriceFilter(kind=kind, max_amount=money.amount, currency=money.currency)
+
+
+class OfferRow(NamedTuple):
+    """What the catalog needs of a paid offer (plain rows: a catalog page shows hundreds of them)."""
+
+    course_id: str
+    amount: int
+    currency: str
+
+
+@dataclass
+class Snapshot:
+    """Every paid offer of the catalog at one revision, and their labels per locale, kept per app."""
+
+    revision: int
+    offers: dict[str, OfferRow]
+    labels: dict[str, dict[str, Markup]] = field(default_factory=dict)
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    def fresh(self, revision: int) -> bool:
+        return self.revision == revision and time.monotonic() - self.loaded_at < SNAPSHOT_SECONDS
+
+
+class Prices(NamedTuple):
+    """The catalog's paid offers, and the live purchase status of the user's courses."""
+
+    snapshot: Snapshot
+    statuses: dict[str, str]
+
+    @property
+    def offers(self) -> dict[str, OfferRow]:
+        return self.snapshot.offers
+
+
+_REQUEST_CACHE = "lms_stripe.catalog_prices"
+#: A snapshot is read again after this long even if the revision holds: a backstop for offers changed
+#: without `raise_revision` (a script writing to the table, a worker of an older version during a deploy).
+SNAPSHOT_SECONDS = 300
+#: Locales whose labels a snapshot keeps (the host's locales; a bound, not a limit anyone should reach).
+_MAX_LOCALES = 32
+
+
+def prices(state, revision: int, user_id: str | None) -> Prices:
+    """The paid offers of the whole catalog and the user's live purchases, in at most one query.
+
+    The offers are kept per app while ``revision`` (the settings row's ``catalog_revision``, given a new
+    value by every offer change in the same transaction) is unchanged; then only the user's purchases are
+    read. When it has changed, one query reads the offers and the user's purchases together. Filtering
+    then rendering the same catalog in one request reuses what the first call read.
+    """
+    cached = request.environ.get(_REQUEST_CACHE) if has_request_context() else None
+    if cached is not None and cached[0] == (revision, user_id):
+        return cached[1]
+    snapshot = state.catalog_snapshot
+    if revision and snapshot is not None and snapshot.fresh(revision):  # 0: no settings row yet, never kept
+        statuses = _statuses(state.session, user_id) if user_id is not None else {}
+    else:
+        offers, statuses = _load(state.session, user_id)
+        snapshot = state.catalog_snapshot = Snapshot(revision, offers)
+    result = Prices(snapshot, statuses)
+    if has_request_context():
+        request.environ[_REQUEST_CACHE] = ((revision, user_id), result)
+    return result
+
+
+def forget_cached() -> None:
+    """Drop this request's copy (after a change of offers in the same request)."""
+    if has_request_context():
+        request.environ.pop(_REQUEST_CACHE, None)
+
+
+def raise_revision(session) -> None:
+    """Mark every cached catalog price stale, in the caller's transaction: call it with each offer change.
+
+    The revision is a new random value rather than a count, so that a settings row deleted and created
+    again can never bring back a revision some process still holds.
+    """
+    revision = secrets.randbits(62)
+    bump = (update(Settings).where(Settings.id == 1).values(catalog_revision=revision)
+            .execution_options(synchronize_session=False))
+    if session.execute(bump).rowcount:
+        return
+    try:
+        with session.begin_nested():
+            session.add(Settings(id=1, catalog_revision=revision))
+    except IntegrityError:  # another transaction created the row meanwhile
+        if not session.execute(bump).rowcount:  # not visible to this transaction (repeatable read)
+            raise RuntimeError("The payment settings row was created by a concurrent transaction: try again.")
+
+
+def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, str]]:
+    paid = and_(CourseOffer.is_paid.is_(True), CourseOffer.amount.is_not(None))
+    if user_id is None:
+        query = select(*_COLUMNS, null()).where(paid)
+    else:
+        query = (select(*_COLUMNS, Purchase.status).where(paid)
+                 .outerjoin(Purchase, and_(Purchase.course_id == CourseOffer.course_id, _live(user_id))))
+    offers, statuses = {}, {}
+    with session.no_autoflush:
+        rows = session.execute(query).all()
+    for course_id, amount, currency, status in rows:
+        offers[course_id] = OfferRow(course_id, amount, currency)
+        if status is not None:
+            statuses[course_id] = status
+    return offers, statuses
+
+
+def _live(user_id):
+    """The user's live purchases (open, processing or paid)."""
+    return and_(Purchase.user_id == user_id, Purchase.status.in_(LIVE_PURCHASE))
+
+
+#: Read on every catalog page a signed-in user opens: built once (SQLAlchemy caches its SQL).
+_STATUSES = select(Purchase.course_id, Purchase.status).where(_live(bindparam("user_id")))
+
+
+def _statuses(session, user_id: str) -> dict[str, str]:
+    with session.no_autoflush:
+        return dict(session.execute(_STATUSES, {"user_id": user_id}).all())
+
+
+_COLUMNS = (CourseOffer.course_id, CourseOffer.amount, CourseOffer.currency)
+
+
+_dict_get = dict.get
+
+
+class CatalogLabels(dict):
+    """Course id (as ``Host.course_id`` gives it) → price label, for the courses of one page.
+
+    ``labels[key]`` also takes any key whose ``str()`` is the id, such as the host's own integer id; a key
+    that is no course of the page gives an empty label."""
+
+    __slots__ = ()
+
+    def __missing__(self, key) -> str:
+        return _dict_get(self, str(key), "") if not isinstance(key, str) else ""
+
+    def get(self, key, default=None):
+        found = _dict_get(self, key, _NOTHING)
+        if found is _NOTHING and not isinstance(key, str):
+            found = _dict_get(self, str(key), _NOTHING)
+        return default if found is _NOTHING else found
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key) or (not isinstance(key, str) and dict.__contains__(self, str(key)))
+
+
+class CourseLabels(dict):
+    """Course object → price label, for the course objects the host sent; another object standing for one
+    of those courses (loaded again, say) is found through its id."""
+
+    __slots__ = ("_by_id", "_course_id")
+
+    def __init__(self, by_id: CatalogLabels, course_id):
+        super().__init__()
+        self._by_id, self._course_id = by_id, course_id
+
+    def __missing__(self, course) -> str:
+        return self._by_id[self._course_id(course)]
+
+
+_NOTHING = object()
+
+
+def course_key(course_id, course) -> str:
+    """``course_id(course)`` as the plugin's tables store it: the contract says a string; take what a host
+    gives."""
+    key = course_id(course)
+    return key if type(key) is str else str(key)
+
+
+def labels(prices_: Prices, courses, course_id, locale: str, free_text: str,
+           purchased_text: str) -> tuple[CatalogLabels, CourseLabels]:
+    """The label of each course for ``locale`` (its price, "Purchased" once the user has paid, or "Free"),
+    keyed by ``course_id(course)``, and the same labels keyed by the course objects themselves."""
+    snapshot = prices_.snapshot
+    paid = snapshot.labels.get(locale)
+    if paid is None:
+        paid = {key: _price_label(offer.amount, offer.currency, locale) for key, offer in snapshot.offers.items()}
+        if len(snapshot.labels) < _MAX_LOCALES:
+            snapshot.labels[locale] = paid
+    purchased = {key: _purchased_label(snapshot.offers[key].amount, purchased_text)
+                 for key, status in prices_.statuses.items()
+                 if status == PurchaseStatus.PAID and key in snapshot.offers}
+    free, label_of = _free_label(free_text), ({**paid, **purchased} if purchased else paid).get
+    by_id = CatalogLabels()
+    by_course = CourseLabels(by_id, course_id)
+    for course in courses:
+        key = course_key(course_id, course)
+        label = by_id[key] = label_of(key, free)
+        try:
+            by_course[course] = label
+        except TypeError:  # an unhashable course object: its label is found by id only
+            continue
+    return by_id, by_course
+
+
+@lru_cache(maxsize=64)
+def _free_label(text: str) -> Markup:
+    return Markup('<span class="badge ok lms-stripe-price" data-price="free">%s</span>') % text
+
+
+@lru_cache(maxsize=4096)
+def _purchased_label(amount: int, text: str) -> Markup:
+    return Markup('<span class="badge ok lms-stripe-price" data-price="%d">%s</span>') % (amount, text)
+
+
+@lru_cache(maxsize=4096)
+def _price_label(amount: int, currency: str, locale: str) -> Markup:
+    return Markup('<span class="badge lms-stripe-price" data-price="%d" data-currency="%s">%s</span>') % (
+        amount, currency, Money(amount, currency).format(locale))
+
+
+def matches(offer: OfferRow | None, price_filter: PriceFilter) -> bool:
+    """Whether a course with this paid offer (None: free) passes the filter."""
+    paid = offer is not None
+    if price_filter.kind == "free" and paid:
+        return False
+    if price_filter.kind == "paid" and not paid:
+        return False
+    if price_filter.max_amount is not None and paid:
+        return offer.currency == price_filter.currency and offer.amount <= price_filter.max_amount
+    return True

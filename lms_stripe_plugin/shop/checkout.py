@@ -1,0 +1,274 @@
+"""Starting a purchase: refusals, the purchase row, and the Stripe Checkout Session.
+
+The browser sends a course id only; every amount comes from our tables. A click costs one Stripe call
+for a returning learner (the customer and the tax rate are remembered), none when the learner's open
+session for the course can be reused (double click, back button).
+
+Two steps, each in a transaction of the caller's (the view commits after each): `reserve` reads and
+writes our rows and plans the session; `open_session` calls Stripe first (no transaction is held across
+the call) and then records Stripe's answer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from flask import current_app, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..accounts import settings as payment_settings
+from ..core import audit
+from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus
+from ..core.i18n import current_locale, gettext as _
+from ..core.models import Customer, Purchase, TaxRate, utcnow
+from ..core.txn import after_commit, transition
+from ..errors import GatewayError, NotPurchasable, PaymentsError
+from ..host import audience_allows
+from . import offers
+
+#: An open session is reused only if it stays valid at least this long.
+REUSE_MARGIN = timedelta(minutes=5)
+STRIPE_MIN_EXPIRY = timedelta(minutes=30)
+KLARNA_CURRENCIES = frozenset("AUD CAD CHF CZK DKK EUR GBP NOK NZD PLN RON SEK USD".split())
+
+
+def live_purchase(session, user_id: str, course_id: str) -> Purchase | None:
+    return session.scalar(select(Purchase).where(Purchase.user_id == user_id, Purchase.course_id == course_id,
+                                                 Purchase.status.in_(LIVE_PURCHASE)))
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def check_purchasable(state, user, course, settings, offer) -> None:
+    """Raise `NotPurchasable` with a message for the learner when this user cannot buy this course."""
+    host = state.host
+    if not settings.active:
+        raise NotPurchasable(_("Online payment is not available at the moment."))
+    if offer is None or offer.price is None:
+        raise NotPurchasable(_("This course is free: enroll from the course page."))
+    if not offer.on_sale:
+        raise NotPurchasable(_("This course is not on sale."))
+    if not (audience_allows(offer.audience, host.user_audience(user)) and host.can_purchase(user, course)):
+        raise NotPurchasable(_("This course is not available for purchase with your account."))
+    if host.is_enrolled(user, course):
+        raise NotPurchasable(_("You are already enrolled in this course."))
+
+
+def check_not_bought(session, user_id: str, course_id: str) -> None:
+    """Raise `NotPurchasable` when the learner's payment for the course is done or under way."""
+    purchase = live_purchase(session, user_id, course_id)
+    if purchase is not None and purchase.status == PurchaseStatus.PAID:
+        raise NotPurchasable(_("You have already bought this course."))
+    if purchase is not None and purchase.status == PurchaseStatus.PROCESSING:
+        raise NotPurchasable(_("Your payment for this course is processing: you will be enrolled as soon as it "
+                               "is confirmed."))
+
+
+@dataclass(frozen=True)
+class CheckoutPlan:
+    """What `open_session` needs, as plain values: it runs after the caller's commit, and calls Stripe
+    before touching the database."""
+
+    purchase_id: int
+    user_id: str
+    course_id: str
+    url: str | None  # the open session's page, when it can be reused
+    params: dict[str, Any]
+    tax_rate: dict[str, Any] | None = None  # a Stripe tax rate to create first, and where it goes
+
+
+def reserve(state, user, course) -> CheckoutPlan:
+    """Check the learner may buy, then reuse their open purchase of the course or write a new one."""
+    session, host = state.session, state.host
+    user_id, course_id = host.user_id(user), host.course_id(course)
+    settings = payment_settings.load(session)
+    offer = offers.get_offer(session, course_id)
+    check_purchasable(state, user, course, settings, offer)
+    check_not_bought(session, user_id, course_id)
+    purchase = live_purchase(session, user_id, course_id)
+    if purchase is None or not _still_usable(purchase, offer):
+        if purchase is not None:
+            _retire(state, purchase, settings)
+        purchase = _insert_purchase(session, user_id, course_id, offer, settings)
+    return _plan(state, settings, purchase, user, course)
+
+
+def open_session(state, plan: CheckoutPlan) -> str:
+    """Create the Checkout Session at Stripe (and the VAT rate it needs, if new), then record it."""
+    settings = payment_settings.load(state.session)
+    params, created_rate = plan.params, None
+    try:
+        if plan.tax_rate is not None:
+            created_rate = _create_tax_rate(state, settings, plan.tax_rate)
+            params = _with_tax_rate(params, created_rate["id"])
+        created = state.gateway.create_checkout_session(params, api_key=settings.secret_key,
+                                                        idempotency_key=f"lms-checkout-{plan.purchase_id}")
+    except GatewayError as err:
+        _remember_tax_rate(state, settings, plan, created_rate)
+        if err.answered or not err.retryable:
+            _give_up(state.session, plan.purchase_id, err)  # this key's answer is final: start afresh
+        raise
+    _remember_tax_rate(state, settings, plan, created_rate)
+    purchase = state.session.get(Purchase, plan.purchase_id)
+    purchase.stripe_checkout_session_id, purchase.checkout_url = created["id"], created["url"]
+    audit.record(state.session, AuditAction.CHECKOUT_STARTED, actor_id=plan.user_id, user_id=plan.user_id,
+                 course_id=plan.course_id, purchase_id=plan.purchase_id, checkout_session=created["id"])
+    return created["url"]
+
+
+def _still_usable(purchase: Purchase, offer) -> bool:
+    same_offer = (purchase.amount, purchase.currency, purchase.vat_rate) == (offer.amount, offer.currency,
+                                                                             offer.vat_rate)
+    # A session still to create must expire at least 30 minutes ahead (Stripe's minimum).
+    margin = REUSE_MARGIN if purchase.checkout_url else STRIPE_MIN_EXPIRY + REUSE_MARGIN
+    return same_offer and _aware(purchase.expires_at) > utcnow() + margin
+
+
+def _give_up(session, purchase_id: int, err: PaymentsError) -> None:
+    purchase = session.get(Purchase, purchase_id)
+    transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.FAILED, failure_reason=err.message)
+
+
+def _retire(state, purchase: Purchase, settings) -> None:
+    """Retire an open purchase; once that is committed, its session (if any) is expired at Stripe, so
+    that an old tab cannot pay it."""
+    transition(state.session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.EXPIRED)
+    session_id, gateway, api_key = purchase.stripe_checkout_session_id, state.gateway, settings.secret_key
+    if session_id:
+        after_commit(state.session, lambda: _expire_quietly(gateway, session_id, api_key))
+
+
+def _expire_quietly(gateway, session_id: str, api_key: str | None) -> None:
+    try:
+        gateway.expire_checkout_session(session_id, api_key=api_key)
+    except PaymentsError:
+        pass  # already expired or complete; if paid meanwhile, fulfilment still honours it
+
+
+def _insert_purchase(session, user_id, course_id, offer, settings) -> Purchase:
+    expiry = current_app.config["LMS_STRIPE_CHECKOUT_EXPIRY"]
+    purchase = Purchase(user_id=user_id, course_id=course_id, status=PurchaseStatus.OPEN, amount=offer.amount,
+                        currency=offer.currency, vat_rate=offer.vat_rate, livemode=settings.livemode,
+                        expires_at=(utcnow() + timedelta(seconds=expiry)).replace(microsecond=0))
+    try:
+        with session.begin_nested():
+            session.add(purchase)
+    except IntegrityError:
+        # Another click of the same learner got there first: use its purchase (same idempotency key).
+        purchase = live_purchase(session, user_id, course_id)
+        if purchase is None or purchase.status != PurchaseStatus.OPEN:
+            raise NotPurchasable(_("You have already bought this course."))
+    return purchase
+
+
+def _plan(state, settings, purchase: Purchase, user, course) -> CheckoutPlan:
+    plan = CheckoutPlan(purchase_id=purchase.id, user_id=purchase.user_id, course_id=purchase.course_id,
+                        url=purchase.checkout_url, params={})
+    if purchase.checkout_url:
+        return plan
+    params = _session_params(state, settings, purchase, user, course)
+    tax_rate = None
+    if not settings.automatic_tax and purchase.vat_rate:
+        known = _known_tax_rate(state.session, settings, purchase.vat_rate)
+        if known:
+            params = _with_tax_rate(params, known)
+        else:
+            tax_rate = {"rate": purchase.vat_rate, "country": current_app.config["LMS_STRIPE_TAX_COUNTRY"]}
+    return replace(plan, params=params, tax_rate=tax_rate)
+
+
+def _session_params(state, settings, purchase: Purchase, user, course) -> dict:
+    host = state.host
+    metadata = {"lms_purchase_id": str(purchase.id), "lms_user_id": purchase.user_id,
+                "lms_course_id": purchase.course_id}
+    title = host.course_title(course)[:250]
+    line = {
+        "quantity": 1,
+        "price_data": {"currency": purchase.currency.lower(), "unit_amount": purchase.amount,
+                       "tax_behavior": "inclusive",
+                       "product_data": {"name": title, "metadata": {"lms_course_id": purchase.course_id}}},
+    }
+    params = {
+        "mode": "payment",
+        "line_items": [line],
+        "invoice_creation": {"enabled": True, "invoice_data": {"description": title, "metadata": metadata}},
+        "payment_intent_data": {"metadata": metadata},
+        "payment_method_types": payment_methods(settings, purchase),
+        "client_reference_id": f"lms-purchase-{purchase.id}",
+        "metadata": metadata,
+        "locale": current_locale(),
+        "expires_at": int(_aware(purchase.expires_at).timestamp()),
+        "success_url": url_for("lms_stripe.checkout_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": url_for("lms_stripe.checkout_cancel", purchase_id=purchase.id, _external=True),
+    }
+    if settings.automatic_tax:
+        params["automatic_tax"] = {"enabled": True}
+    _add_customer(state.session, host, settings, purchase, user, params)
+    if settings.vouchers_enabled:
+        params["allow_promotion_codes"] = True
+    if settings.terms_url:
+        params["consent_collection"] = {"terms_of_service": "required"}
+        params["custom_text"] = {"terms_of_service_acceptance": {
+            "message": _("I accept the [terms of sale](%(url)s).", url=settings.terms_url)}}
+    return params
+
+
+def payment_methods(settings, purchase: Purchase) -> list[str]:
+    """Card always (Apple Pay and Google Pay ride on it); Klarna from its minimum; SEPA in euros."""
+    methods = ["card"]
+    if settings.klarna_enabled and purchase.currency in KLARNA_CURRENCIES:
+        minimum = settings.klarna_minimum
+        if minimum is None or (purchase.currency == settings.default_currency and purchase.amount >= minimum):
+            methods.append("klarna")
+    if settings.sepa_debit_enabled and purchase.currency == "EUR":
+        methods.append("sepa_debit")
+    return methods
+
+
+def _with_tax_rate(params: dict, tax_rate_id: str) -> dict:
+    line = {**params["line_items"][0], "tax_rates": [tax_rate_id]}
+    return {**params, "line_items": [line]}
+
+
+def _known_tax_rate(session, settings, rate: int) -> str | None:
+    country = current_app.config["LMS_STRIPE_TAX_COUNTRY"]
+    return session.scalar(select(TaxRate.stripe_tax_rate_id).where(
+        TaxRate.rate == rate, TaxRate.country == country, TaxRate.livemode == settings.livemode))
+
+
+def _create_tax_rate(state, settings, wanted: dict) -> dict:
+    """The inclusive Stripe Tax Rate for a VAT rate, created once (its key makes a second creation return
+    the same rate)."""
+    rate, country = wanted["rate"], wanted["country"]
+    percentage = f"{rate // 100}.{rate % 100:02d}"
+    return state.gateway.create_tax_rate(
+        {"display_name": "VAT", "percentage": percentage, "inclusive": True, "country": country,
+         "description": f"VAT {percentage} % ({country})", "tax_type": "vat"},
+        api_key=settings.secret_key, idempotency_key=f"lms-tax-rate-{country}-{rate}-{int(settings.livemode)}")
+
+
+def _remember_tax_rate(state, settings, plan: CheckoutPlan, created: dict | None) -> None:
+    if created is None or plan.tax_rate is None:
+        return
+    try:
+        with state.session.begin_nested():
+            state.session.add(TaxRate(rate=plan.tax_rate["rate"], country=plan.tax_rate["country"],
+                                      livemode=settings.livemode, stripe_tax_rate_id=created["id"]))
+    except IntegrityError:
+        pass  # a concurrent checkout stored the same rate (same idempotency key, same id)
+
+
+def _add_customer(session, host, settings, purchase: Purchase, user, params: dict) -> None:
+    customer = session.scalar(select(Customer.stripe_customer_id).where(
+        Customer.user_id == purchase.user_id, Customer.livemode == settings.livemode))
+    if customer:
+        params["customer"] = customer
+    else:
+        params["customer_creation"] = "always"
+        params["customer_email"] = host.user_email(user)

@@ -1,0 +1,181 @@
+"""Fulfilment: one idempotent function that brings a purchase in line with its Checkout Session.
+
+Called from the webhook and from the success page, in any order, any number of times, concurrently.
+Doubles are prevented by the database: state changes are conditional UPDATEs (only one caller wins the
+transition and enrolls), invoices are unique by Stripe id and by purchase.
+"""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import signals
+from ..accounts import settings as payment_settings
+from ..billing.invoices import record_invoice
+from ..core import audit, jobs
+from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus, RefundOrigin, RefundStatus
+from ..core.models import Customer, Purchase, Refund, parse_row_id, utcnow
+from ..core.txn import after_commit, transition
+from ..errors import NotFound, PaymentsError
+from ..refunds.cancellation import refund_plan, send
+
+
+class SessionMismatch(PaymentsError):
+    """A Checkout Session claims a purchase, learner or course that does not match our records."""
+
+    status_code = 400
+
+
+def claimed_purchase_id(checkout_session: dict) -> int:
+    metadata = checkout_session.get("metadata") or {}
+    raw = metadata.get("lms_purchase_id")
+    purchase_id = parse_row_id(raw)
+    if purchase_id is None or checkout_session.get("client_reference_id") != f"lms-purchase-{raw}":
+        raise SessionMismatch(f"Checkout Session {checkout_session.get('id')} does not name one of our purchases.")
+    return purchase_id
+
+
+def _check_claim(purchase: Purchase | None, cs: dict) -> Purchase:
+    metadata = cs.get("metadata") or {}
+    if purchase is None:
+        raise NotFound(f"No purchase matches Checkout Session {cs.get('id')}.")
+    mismatches = [
+        name for name, ours, theirs in (
+            ("user", purchase.user_id, metadata.get("lms_user_id")),
+            ("course", purchase.course_id, metadata.get("lms_course_id")),
+            ("currency", purchase.currency.lower(), (cs.get("currency") or "").lower()),
+            ("amount", purchase.amount, cs.get("amount_subtotal")),
+        ) if ours != theirs
+    ]
+    if purchase.stripe_checkout_session_id not in (None, cs.get("id")):
+        mismatches.append("session")
+    if mismatches:
+        raise SessionMismatch(
+            f"Checkout Session {cs.get('id')} does not match purchase {purchase.id} ({', '.join(mismatches)}).")
+    return purchase
+
+
+def sync_checkout_session(state, cs: dict) -> Purchase:
+    """Apply a Checkout Session, as Stripe returns it (``invoice`` and ``payment_intent`` expanded if possible),
+    in the caller's transaction."""
+    session = state.session
+    purchase = _check_claim(session.get(Purchase, claimed_purchase_id(cs)), cs)
+    if purchase.stripe_checkout_session_id is None:
+        purchase.stripe_checkout_session_id = cs["id"]  # our commit after Stripe's answer was lost
+    _remember_customer(session, purchase, cs)
+    status, payment = cs.get("status"), cs.get("payment_status")
+    if status == "expired":
+        transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.EXPIRED)
+    elif status == "complete" and payment in ("paid", "no_payment_required"):
+        _mark_paid(state, purchase, cs)
+    elif status == "complete" and _payment_failed(cs):
+        _mark_failed(state, purchase, cs)
+    elif status == "complete":
+        transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.PROCESSING)
+    return purchase
+
+
+#: What fulfilment needs expanded when it reads a Checkout Session from Stripe.
+EXPAND_SESSION = ("invoice", "payment_intent")
+
+
+def fulfil_from_stripe(state, session_id: str) -> Purchase:
+    """Read the Checkout Session from Stripe (never trusting a copy) and apply it."""
+    settings = payment_settings.load(state.session)
+    checkout_session = state.gateway.retrieve_checkout_session(session_id, api_key=settings.secret_key,
+                                                               expand=EXPAND_SESSION)
+    return sync_checkout_session(state, checkout_session)
+
+
+def _mark_paid(state, purchase: Purchase, cs: dict) -> None:
+    session, host = state.session, state.host
+    paid = {"paid_at": utcnow(), "amount_paid": cs.get("amount_total"),
+            "stripe_payment_intent_id": _id(cs.get("payment_intent")), "stripe_customer_id": _id(cs.get("customer"))}
+    won = transition(session, purchase, (PurchaseStatus.OPEN, PurchaseStatus.PROCESSING), PurchaseStatus.PAID,
+                     **paid)
+    if not won:
+        session.refresh(purchase)
+        if purchase.status == PurchaseStatus.EXPIRED:
+            won = _paid_after_replacement(state, purchase, cs, paid)
+    if won:
+        user, course = host.get_user(purchase.user_id), host.get_course(purchase.course_id)
+        if user is None or course is None:
+            raise NotFound(f"Purchase {purchase.id}: the host no longer knows its user or course.")
+        host.enroll(user, course)
+        audit.record(session, AuditAction.PAID, user_id=purchase.user_id, course_id=purchase.course_id,
+                     purchase_id=purchase.id, amount=cs.get("amount_total"), currency=purchase.currency,
+                     checkout_session=cs.get("id"))
+        after_commit(session, lambda: signals.purchase_completed.send(
+            current_app._get_current_object(), purchase=purchase, user_id=purchase.user_id,
+            course_id=purchase.course_id))
+    invoice = cs.get("invoice")
+    if isinstance(invoice, dict):
+        record_invoice(state, invoice, purchase)
+
+
+def _paid_after_replacement(state, purchase: Purchase, cs: dict, paid: dict) -> bool:
+    """The learner paid a session we had retired (an old tab). Honour it: retire the newer open purchase;
+    if the course is already paid by another purchase, this payment is a duplicate and is refunded."""
+    session = state.session
+    newer = session.scalar(select(Purchase).where(
+        Purchase.user_id == purchase.user_id, Purchase.course_id == purchase.course_id, Purchase.id != purchase.id,
+        Purchase.status.in_(LIVE_PURCHASE)).with_for_update())
+    if newer is not None and newer.status == PurchaseStatus.OPEN:
+        transition(session, newer, (PurchaseStatus.OPEN,), PurchaseStatus.EXPIRED)
+    elif newer is not None:
+        _refund_duplicate(state, purchase, cs, paid)
+        return False
+    return transition(session, purchase, (PurchaseStatus.EXPIRED,), PurchaseStatus.PAID, **paid)
+
+
+def _refund_duplicate(state, purchase: Purchase, cs: dict, paid: dict) -> None:
+    """Record the refund of a payment for a course already paid; Stripe is asked once this commits."""
+    if not transition(state.session, purchase, (PurchaseStatus.EXPIRED,), PurchaseStatus.CANCELLED,
+                      cancelled_at=utcnow(), **paid):
+        return
+    amount = int(cs.get("amount_total") or purchase.amount)
+    refund = Refund(purchase_id=purchase.id, amount=amount, currency=purchase.currency,
+                    status=RefundStatus.REQUESTED, full=True, revoke_access=False, origin=RefundOrigin.SYSTEM,
+                    reason="duplicate payment", idempotency_key=f"lms-duplicate-{purchase.id}")
+    state.session.add(refund)
+    state.session.flush()
+    audit.record(state.session, AuditAction.DUPLICATE_PAYMENT_REFUNDED, user_id=purchase.user_id,
+                 course_id=purchase.course_id, purchase_id=purchase.id, amount=amount)
+    jobs.defer(state.session, send, refund_plan(refund, paid["stripe_payment_intent_id"]))
+
+
+def _payment_failed(cs: dict) -> bool:
+    intent = cs.get("payment_intent")
+    return isinstance(intent, dict) and intent.get("status") in ("requires_payment_method", "canceled")
+
+
+def _mark_failed(state, purchase: Purchase, cs: dict) -> None:
+    intent = cs.get("payment_intent") or {}
+    error = (intent.get("last_payment_error") or {}).get("message") or "The payment failed."
+    if transition(state.session, purchase, (PurchaseStatus.OPEN, PurchaseStatus.PROCESSING),
+                  PurchaseStatus.FAILED, failure_reason=error):
+        audit.record(state.session, AuditAction.PAYMENT_FAILED, user_id=purchase.user_id, course_id=purchase.course_id,
+                     purchase_id=purchase.id, reason=error)
+        after_commit(state.session, lambda: signals.payment_failed.send(
+            current_app._get_current_object(), purchase=purchase, reason=error))
+
+
+def _remember_customer(session, purchase: Purchase, cs: dict) -> None:
+    customer = _id(cs.get("customer"))
+    if not customer:
+        return
+    exists = session.scalar(select(Customer.id).where(
+        (Customer.stripe_customer_id == customer) |
+        ((Customer.user_id == purchase.user_id) & (Customer.livemode == purchase.livemode))))
+    if exists:
+        return
+    try:
+        with session.begin_nested():
+            session.add(Customer(user_id=purchase.user_id, livemode=purchase.livemode, stripe_customer_id=customer))
+    except IntegrityError:
+        pass  # stored by a concurrent fulfilment
+
+
+def _id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value

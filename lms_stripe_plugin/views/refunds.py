@@ -1,0 +1,120 @@
+"""Administrators cancel a purchase, refund part of it, or retry a refund that failed."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, request, url_for
+
+from ..core.enums import RefundStatus
+from ..core.i18n import gettext as _
+from ..core.models import Refund
+from ..errors import GatewayError
+from ..money import MoneyError, parse_money
+from ..refunds import cancellation
+from ..refunds.lifecycle import failure_text
+from ..web.forms import money_message
+from ..web.rendering import render
+from ._common import actor_id, require_admin, state, step
+from .invoices import invoice_context, invoice_or_404
+
+MAX_REASON = 500
+
+
+def register(bp) -> None:
+    bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>/cancel", "admin_cancel", cancel, methods=["GET", "POST"])
+    bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>/refund", "admin_refund", refund, methods=["GET", "POST"])
+    bp.add_url_rule("/admin/refunds/<lms_id:refund_id>/retry", "admin_retry_refund", retry, methods=["POST"])
+
+
+def _reason() -> tuple[str | None, str | None]:
+    reason = (request.form.get("reason") or "").strip()
+    if len(reason) > MAX_REASON:
+        return None, _("At most %(n)s characters.", n=MAX_REASON)
+    return reason or None, None
+
+
+def _request_and_send(request_step, *args, **kwargs) -> Refund:
+    """The refund request is committed first, so that Stripe's answer, however it ends, finds it."""
+    plan = step(request_step, state(), *args, **kwargs)
+    return step(cancellation.send, state(), plan)
+
+
+def cancel(invoice_id: int):
+    user = require_admin()
+    invoice = invoice_or_404(invoice_id)
+    error = None
+    if request.method == "POST":
+        reason, error = _reason()
+        if error is None:
+            try:
+                refund = _request_and_send(cancellation.request_cancel, invoice, actor_id=actor_id(user),
+                                           reason=reason)
+            except cancellation.RefundRefused as err:
+                error = err.message
+            except GatewayError as err:
+                error = _stripe_problem(err)
+            else:
+                _flash_outcome(refund)
+                return redirect(url_for("lms_stripe.admin_invoice", invoice_id=invoice_id))
+    context = invoice_context(invoice_or_404(invoice_id))
+    return render("lms_stripe/admin/cancel.html", error=error, **context), 409 if error else 200
+
+
+def refund(invoice_id: int):
+    user = require_admin()
+    invoice = invoice_or_404(invoice_id)
+    error, amount_text = None, ""
+    if request.method == "POST":
+        amount_text = (request.form.get("amount") or "").strip()[:32]
+        reason, error = _reason()
+        revoke = request.form.get("revoke_access") in ("on", "1", "true")
+        if error is None:
+            try:
+                amount = parse_money(amount_text, invoice.currency, minimum=False).amount  # no refund minimum
+                _request_and_send(cancellation.request_part, invoice, amount=amount, revoke=revoke,
+                                  actor_id=actor_id(user), reason=reason)
+            except MoneyError as err:
+                error = money_message(err, invoice.currency)
+            except cancellation.RefundRefused as err:
+                error = err.message
+            except GatewayError as err:
+                error = _stripe_problem(err)
+            else:
+                flash(_("The refund is requested from Stripe."), "success")
+                return redirect(url_for("lms_stripe.admin_invoice", invoice_id=invoice_id))
+    context = invoice_context(invoice_or_404(invoice_id))
+    return render("lms_stripe/admin/refund.html", error=error, amount_text=amount_text, **context), \
+        400 if error else 200
+
+
+def retry(refund_id: int):
+    user = require_admin()
+    st = state()
+    failed = st.session.get(Refund, refund_id)
+    if failed is None:
+        abort(404)
+    invoice_id = failed.purchase.invoice.id if failed.purchase.invoice is not None else None
+    try:
+        _request_and_send(cancellation.request_retry, failed, actor_id=actor_id(user))
+    except cancellation.RefundRefused as err:
+        flash(err.message, "error")
+    except GatewayError as err:
+        flash(_stripe_problem(err), "error")
+    else:
+        flash(_("The refund is requested from Stripe again."), "success")
+    return redirect(url_for("lms_stripe.admin_invoice", invoice_id=invoice_id) if invoice_id else
+                    url_for("lms_stripe.admin_invoices"))
+
+
+def _flash_outcome(refund: Refund) -> None:
+    if refund.status == RefundStatus.SUCCEEDED:
+        flash(_("The purchase is cancelled: the credit note is issued and the learner is refunded."), "success")
+    elif refund.status == RefundStatus.FAILED:
+        flash(_("The credit note is issued and access revoked, but Stripe could not refund: %(reason)s "
+                "Retry the refund below.", reason=failure_text(refund.failure_reason)), "error")
+    else:
+        flash(_("The purchase is cancelled: the credit note is issued and the refund is on its way."), "success")
+
+
+def _stripe_problem(err: GatewayError) -> str:
+    if err.retryable:
+        return _("Stripe could not be reached: nothing was changed. Try again in a moment.")
+    return _("Stripe refused the refund: %(reason)s", reason=err.message)

@@ -1,0 +1,87 @@
+"""Administrators' pages of the school's account: payment settings, and the course form's pricing preview."""
+from __future__ import annotations
+
+from flask import flash, jsonify, redirect, request, url_for
+from marshmallow import ValidationError
+
+from ..accounts import settings as payment_settings
+from ..core.i18n import gettext as _
+from ..money import Money, MoneyError, normalize_currency, parse_money, parse_rate
+from ..shop import offers
+from ..web.forms import SettingsSchema, first_errors, money_message
+from ..web.rendering import render
+from ._common import actor_id, require_admin, state, step
+
+
+def register(bp) -> None:
+    bp.add_url_rule("/admin/", "admin_home", admin_home)
+    bp.add_url_rule("/admin/settings", "admin_settings", admin_settings, methods=["GET", "POST"])
+    bp.add_url_rule("/admin/pricing-preview", "pricing_preview", pricing_preview)
+
+
+def admin_home():
+    require_admin()
+    return redirect(url_for("lms_stripe.admin_settings"))
+
+
+def admin_settings():
+    user = require_admin()
+    session = state().session
+    current = payment_settings.load(session)
+    errors, submitted = {}, None
+    if request.method == "POST":
+        submitted = request.form
+        try:
+            data = SettingsSchema(stored=current).load_form(request.form, locked=current.overridden)
+        except ValidationError as err:
+            errors = first_errors(err.messages)
+        else:
+            step(payment_settings.save, session, data, actor_id=actor_id(user))
+            flash(_("Payment settings saved."), "success")
+            return redirect(url_for("lms_stripe.admin_settings"))
+    status = 400 if errors else 200
+    return render("lms_stripe/admin/settings.html", settings=current, errors=errors,
+                  form=_form_values(current, submitted), masked=_masked(current)), status
+
+
+def _form_values(current, submitted) -> dict:
+    """What the page's fields show: the submitted text after an error, else the stored values."""
+    if submitted is not None:
+        values = {name: submitted.get(name, "") for name in SettingsSchema.FIELDS if name not in SettingsSchema.SECRETS}
+        for name in ("enabled", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "sepa_debit_enabled",
+                     "automatic_tax"):
+            values[name] = bool(submitted.get(name))
+        return values
+    return {
+        "enabled": current.enabled, "publishable_key": current.publishable_key or "",
+        "default_currency": current.default_currency,
+        "default_vat_rate": f"{current.default_vat_rate / 100:g}",
+        "vouchers_enabled": current.vouchers_enabled, "wallets_enabled": current.wallets_enabled,
+        "klarna_enabled": current.klarna_enabled, "sepa_debit_enabled": current.sepa_debit_enabled,
+        "automatic_tax": current.automatic_tax,
+        "klarna_minimum": str(Money(current.klarna_minimum, current.default_currency).major)
+        if current.klarna_minimum else "",
+        "terms_url": current.terms_url or "",
+    }
+
+
+def _masked(current) -> dict:
+    return {
+        "secret_key": payment_settings.mask(current.secret_key),
+        "webhook_secrets": [payment_settings.mask(secret) for secret in current.webhook_secrets],
+    }
+
+
+def pricing_preview():
+    """Net / VAT / gross and fee estimates for the course form, as JSON (same rules as saving)."""
+    require_admin()
+    try:
+        currency = normalize_currency(request.args.get("currency", ""))
+        gross = parse_money(request.args.get("price", ""), currency)
+        rate = parse_rate(request.args.get("vat_rate", ""))
+    except MoneyError as err:
+        return jsonify({"error": {"message": money_message(err, request.args.get("currency", "").upper())}}), 400
+    result = offers.breakdown(gross, rate)
+    html = render("lms_stripe/_breakdown.html", breakdown=result)
+    return jsonify({"gross": result.gross.amount, "net": result.net.amount, "vat": result.vat.amount,
+                    "currency": currency, "html": html})

@@ -1,0 +1,287 @@
+"""Marshmallow schemas for every input the plugin accepts. Messages are translated at validation time."""
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+from werkzeug.datastructures import MultiDict
+
+from ..core.i18n import current_locale, gettext as _, ngettext
+from ..host import AUDIENCES
+from ..money import MoneyError, normalize_currency, parse_money, parse_rate
+
+MAX_TEXT = 2048
+
+
+class Checkbox(fields.Field):
+    """An HTML checkbox: absent or empty is False."""
+
+    TRUE = {"on", "1", "true", "yes", "y"}
+    FALSE = {"", "0", "off", "false", "no", "n"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = str(value).strip().lower()
+        if text in self.TRUE:
+            return True
+        if text in self.FALSE:
+            return False
+        raise ValidationError(_("Tick or untick this box."))
+
+
+class Text(fields.String):
+    """A trimmed single-line string of bounded length; blank becomes None."""
+
+    def __init__(self, max_length: int = 255, **kwargs):
+        super().__init__(**kwargs)
+        self.max_length = max_length
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError(_("Enter text."))
+        value = value.strip()
+        if len(value) > self.max_length:
+            raise ValidationError(_("At most %(n)s characters.", n=self.max_length))
+        if any(ord(c) < 32 for c in value):
+            raise ValidationError(_("Remove the control characters."))
+        return value or None
+
+
+class Currency(Text):
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return normalize_currency(value or "")
+        except MoneyError:
+            raise ValidationError(_("Choose a currency Stripe supports, as a three-letter code (EUR, USD, JPY…)."))
+
+
+class Rate(Text):
+    """A VAT rate typed as "20" or "5,5", loaded as basis points."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if value is None:
+            raise ValidationError(_("Enter a VAT rate, 0 if none applies."))
+        try:
+            return parse_rate(value)
+        except MoneyError:
+            raise ValidationError(_("Enter a VAT rate between 0 and 100, such as 20 or 5.5."))
+
+
+class Url(Text):
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if value is None:
+            return None
+        try:
+            parsed = urlparse(value)
+        except ValueError:
+            raise ValidationError(_("Enter a full web address starting with https://."))
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValidationError(_("Enter a full web address starting with https://."))
+        return value
+
+
+def form_to_dict(form: MultiDict, names, prefix: str = "") -> dict:
+    """The named fields of a submitted form (one value each), without the prefix."""
+    return {name: form.get(prefix + name) for name in names if prefix + name in form}
+
+
+# -- Payment settings -----------------------------------------------------------------------------
+
+def _key_mode(key: str) -> str | None:
+    for mode in ("test", "live"):
+        if f"_{mode}_" in key:
+            return mode
+    return None
+
+
+def _check_key(key: str | None, prefixes: tuple[str, ...], message: str) -> None:
+    if key is None:
+        return
+    if not key.startswith(prefixes) or _key_mode(key) is None or len(key) < 12 or " " in key:
+        raise ValidationError(message)
+
+
+class SettingsSchema(Schema):
+    """The payment settings page. ``stored`` (the settings in force) is used for cross-field checks."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    enabled = Checkbox(load_default=False)
+    publishable_key = Text(max_length=255)
+    secret_key = Text(max_length=255)
+    webhook_secrets = fields.String()
+    default_currency = Currency(required=True)
+    default_vat_rate = Rate(required=True)
+    vouchers_enabled = Checkbox(load_default=False)
+    wallets_enabled = Checkbox(load_default=False)
+    klarna_enabled = Checkbox(load_default=False)
+    klarna_minimum = Text(max_length=32)
+    sepa_debit_enabled = Checkbox(load_default=False)
+    automatic_tax = Checkbox(load_default=False)
+    terms_url = Url(max_length=MAX_TEXT)
+
+    FIELDS = ("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
+              "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
+              "sepa_debit_enabled", "automatic_tax", "terms_url")
+    SECRETS = ("secret_key", "webhook_secrets")
+
+    def __init__(self, *, stored=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stored = stored
+
+    def load_form(self, form: MultiDict, *, locked: frozenset[str] = frozenset()) -> dict:
+        """Load the page's form; fields set in app config (``locked``) and blank secrets are left out."""
+        data = form_to_dict(form, self.FIELDS)
+        for name in self.FIELDS:
+            if name not in data and self.fields[name].load_default is False:
+                data[name] = ""
+        for name in list(data):
+            if name in locked or (name in self.SECRETS and not (data[name] or "").strip()):
+                del data[name]
+        return self.load(data, partial=tuple(locked))
+
+    @validates_schema
+    def _check(self, data, **kwargs):
+        errors = {}
+        for name, check in (("publishable_key", self._check_publishable), ("secret_key", self._check_secret),
+                            ("webhook_secrets", self._check_webhook_secrets),
+                            ("klarna_minimum", self._check_klarna_minimum)):
+            if name in data:
+                try:
+                    data[name] = check(data[name], data)
+                except ValidationError as err:
+                    errors[name] = err.messages
+        if not errors:
+            errors.update(self._check_combination(data))
+        if errors:
+            raise ValidationError(errors)
+
+    def _check_publishable(self, value, data):
+        _check_key(value, ("pk_",), _("A publishable key starts with pk_test_ or pk_live_."))
+        return value
+
+    def _check_secret(self, value, data):
+        _check_key(value, ("sk_", "rk_"),
+                   _("A secret key starts with sk_test_ or sk_live_ (a restricted key with rk_test_ or rk_live_)."))
+        return value
+
+    def _check_webhook_secrets(self, value, data):
+        secrets = [line.strip() for line in (value or "").splitlines() if line.strip()]
+        if not secrets:
+            return None
+        if len(secrets) > 5:
+            raise ValidationError(_("At most 5 signing secrets."))
+        for secret in secrets:
+            if not secret.startswith("whsec_") or len(secret) < 12 or " " in secret or len(secret) > 255:
+                raise ValidationError(_("A webhook signing secret starts with whsec_ (one per line)."))
+        return secrets
+
+    def _check_klarna_minimum(self, value, data):
+        if not value:
+            return None
+        currency = data.get("default_currency") or getattr(self.stored, "default_currency", "EUR")
+        try:
+            return parse_money(value, currency).amount
+        except MoneyError as err:
+            raise ValidationError(money_message(err, currency)) from err
+
+    def _merged(self, data, name):
+        if name in data and data[name] is not None:
+            return data[name]
+        return getattr(self.stored, name, None) if self.stored is not None else None
+
+    def _check_combination(self, data) -> dict:
+        errors = {}
+        publishable, secret = self._merged(data, "publishable_key"), self._merged(data, "secret_key")
+        if publishable and secret and _key_mode(publishable) != _key_mode(secret):
+            errors["secret_key"] = [_("The publishable key and the secret key must both be test keys or both live keys.")]
+        if data.get("enabled"):
+            missing = [name for name in ("publishable_key", "secret_key", "webhook_secrets")
+                       if not self._merged(data, name)]
+            if missing:
+                errors["enabled"] = [_("Enter the publishable key, the secret key and the webhook signing secret before enabling payments.")]
+        return errors
+
+
+# -- Course pricing ---------------------------------------------------------------------------------
+
+PRICING_PREFIX = "lms_stripe-"
+
+
+class CoursePricingSchema(Schema):
+    """The pricing section of the host's course settings form (fields prefixed ``lms_stripe-``)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    is_paid = Checkbox(load_default=False, data_key="paid")
+    price = Text(max_length=32)
+    currency = Currency()
+    vat_rate = Rate()
+    audience = Text(max_length=16)
+    on_sale = Checkbox(load_default=False)
+
+    NAMES = ("paid", "price", "currency", "vat_rate", "audience", "on_sale")
+
+    def load_form(self, form: MultiDict) -> dict:
+        data = form_to_dict(form, self.NAMES, PRICING_PREFIX)
+        paid = str(data.get("paid") or "").strip().lower()
+        if paid not in Checkbox.TRUE:
+            if paid not in Checkbox.FALSE:
+                raise ValidationError({"paid": [_("Tick or untick this box.")]})
+            return {"is_paid": False}
+        data.setdefault("on_sale", "")
+        return self.load(data)
+
+    @validates_schema
+    def _check(self, data, **kwargs):
+        if not data.get("is_paid"):
+            return
+        errors = {}
+        for name in ("price", "currency", "vat_rate"):
+            if data.get(name) is None:
+                errors[name] = [_("Required for a paid course.")]
+        audience = data.get("audience")
+        if audience not in AUDIENCES:
+            errors["audience"] = [_("Choose internal, partner or public.")]
+        if "price" not in errors and "currency" not in errors:
+            try:
+                data["amount"] = parse_money(data["price"], data["currency"]).amount
+            except MoneyError as err:
+                errors["price"] = [money_message(err, data["currency"])]
+        if errors:
+            raise ValidationError(errors)
+
+
+def money_message(err: MoneyError, currency: str) -> str:
+    """A translated message for a price that `parse_money` refused."""
+    locale = current_locale()
+    if err.code == "decimals":
+        if err.params.get("digits") == 0:
+            return _("%(currency)s has no decimals: enter a whole amount.", currency=currency)
+        return ngettext("%(currency)s takes at most %(num)s decimal.", "%(currency)s takes at most %(num)s decimals.",
+                        err.params["digits"], currency=currency)
+    if err.code == "minimum":
+        return _("Stripe's minimum for %(currency)s is %(limit)s.", currency=currency,
+                 limit=err.params["limit"].format(locale))
+    if err.code == "maximum":
+        return _("Stripe's maximum for one payment is %(limit)s.", limit=err.params["limit"].format(locale))
+    if err.code == "step":
+        return _("Stripe charges %(currency)s in steps of %(step)s: round the amount.", currency=currency,
+                 step=err.params["step"].format(locale))
+    if err.code == "empty":
+        return _("Enter a price.")
+    return _("Enter a price such as 49,90 or 1 234,50.")
+
+
+def first_errors(messages: dict) -> dict[str, str]:
+    """Marshmallow's error dict reduced to one message per field, for forms."""
+    out = {}
+    for name, value in messages.items():
+        while isinstance(value, (list, dict)):
+            value = next(iter(value.values() if isinstance(value, dict) else value), "")
+        out[name] = str(value)
+    return out

@@ -1,0 +1,66 @@
+"""Rendering helpers: templates get the plugin's translations, money formatting and CSRF token."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import current_app, render_template, request
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
+
+from ..core.i18n import current_locale, gettext, ngettext
+from ..money import Money, format_rate
+from ..refunds.lifecycle import failure_text
+
+
+def format_money(amount: int | None, currency: str | None) -> str:
+    if amount is None or not currency:
+        return ""
+    return Money(int(amount), currency).format(current_locale())
+
+
+def template_context() -> dict:
+    return {
+        "_": gettext,
+        "gettext": gettext,
+        "ngettext": ngettext,
+        "money": format_money,
+        "rate": lambda bp: format_rate(bp, current_locale()),
+        "locale": current_locale(),
+        "csrf_token": generate_csrf,
+        "lms_stripe_base": current_app.config["LMS_STRIPE_BASE_TEMPLATE"],
+        "refund_failure": failure_text,
+        "label": _label,
+    }
+
+
+def _label(value) -> str:
+    """A stored status or action in the reader's language (as stored, if this version does not know it)."""
+    return getattr(value, "label", value)
+
+
+def render(template, **context) -> str:
+    """Render one of the plugin's templates (``lms_stripe/...``), overridable by the host."""
+    return render_template(template, **template_context(), **context)
+
+
+#: The plugin's own templates (a host may override any of them with a file of its own).
+OWN_TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates") + os.sep
+
+
+def is_own(template) -> bool:
+    return (template.filename or "").startswith(OWN_TEMPLATES)
+
+
+def render_fragment(template, **context) -> Markup:
+    """Render a fragment the host embeds in its own page (course detail, price filter, pricing form).
+
+    The plugin's own fragments get the plugin's context only (and ``request``): the host's context
+    processors already ran for the page around them, and running them again for each fragment would
+    repeat their work (and queries). A host's override is rendered as the host's templates are.
+    ``template`` is a name, or a template already looked up.
+    """
+    source = current_app.jinja_env.get_or_select_template(template)
+    if not is_own(source):
+        return Markup(render(source, **context))
+    return Markup(source.render(**template_context(), request=request, **context))
