@@ -18,12 +18,15 @@ STRIPE_CURRENCIES = frozenset(
     vnd vuv wst xaf xcd xof xpf yer zar zmw""".upper().split()
 )
 ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
+#: Stripe charges these in multiples of 10 minor units (the last of the three digits is 0).
 THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
 #: Stripe takes ISK as a two-decimal amount that must be a whole number of krónur.
 WHOLE_UNITS_ONLY = frozenset({"ISK"})
-#: Stripe's minimum charge, in minor units, for the common currencies (others: 1 minor unit).
-MINIMUM_CHARGE = {"USD": 50, "EUR": 50, "GBP": 30, "CHF": 50, "CAD": 50, "AUD": 50, "JPY": 50,
-                  "DKK": 250, "SEK": 300, "NOK": 300, "PLN": 200, "CZK": 1500, "HUF": 17500}
+#: Stripe's minimum charge in minor units, from "Minimum and maximum charge amounts" (docs.stripe.com/currencies).
+#: Stripe lists it per settlement currency; a currency not listed here is taken down to one step.
+MINIMUM_CHARGE = {"USD": 50, "AED": 200, "AUD": 50, "BGN": 100, "BRL": 50, "CAD": 50, "CHF": 50, "CZK": 1500,
+                  "DKK": 250, "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500, "INR": 50, "JPY": 50, "MXN": 1000,
+                  "MYR": 200, "NOK": 300, "NZD": 50, "PLN": 200, "RON": 200, "SEK": 300, "SGD": 50, "THB": 1000}
 #: Stripe's maximum amount for one charge (eight digits of minor units).
 MAXIMUM_CHARGE = 99_999_999
 
@@ -40,10 +43,12 @@ class MoneyError(ValueError):
 
 
 def normalize_currency(code: str) -> str:
-    code = (code or "").strip().upper()
-    if code not in STRIPE_CURRENCIES:
-        raise MoneyError(f"Unknown or unsupported currency: {code or '(empty)'}.", "currency")
-    return code
+    """The upper-case ISO code, or `MoneyError` ``currency`` unless Stripe charges in it."""
+    normalized = (code or "").strip().upper()
+    if normalized not in STRIPE_CURRENCIES:
+        raise MoneyError(f"Unknown or unsupported currency: {normalized or '(empty)'}.", "currency",
+                         currency=code or "")
+    return normalized
 
 
 def exponent(currency: str) -> int:
@@ -86,7 +91,8 @@ class Money:
 
     def _same_currency(self, other: "Money") -> None:
         if other.currency != self.currency:
-            raise MoneyError(f"Cannot mix {self.currency} and {other.currency}.", "mixed")
+            raise MoneyError(f"Cannot mix {self.currency} and {other.currency}.", "mixed",
+                             currencies=(self.currency, other.currency))
 
 
 @lru_cache(maxsize=4096)
@@ -141,8 +147,8 @@ def parse_money(text: str, currency: str, *, minimum: bool = True) -> Money:
     digits = exponent(currency)
     value = _to_decimal(text, digits)
     if value.adjusted() > 12:  # far beyond any charge; also keeps the arithmetic below within precision
-        raise MoneyError(f"The amount must be at most {Money(MAXIMUM_CHARGE, currency).format('en')}.", "maximum",
-                         limit=Money(MAXIMUM_CHARGE, currency))
+        high = maximum_amount(currency)
+        raise MoneyError(f"The amount must be at most {high.format('en')}.", "maximum", limit=high)
     if value != value.quantize(Decimal(1).scaleb(-digits)):
         raise MoneyError(f"{currency} allows at most {digits} decimals.", "decimals", digits=digits)
     money = Money(int(value.scaleb(digits)), currency)
@@ -150,20 +156,48 @@ def parse_money(text: str, currency: str, *, minimum: bool = True) -> Money:
     return money
 
 
-def check_chargeable(money: Money, *, minimum: bool = True) -> None:
-    """Raise `MoneyError` unless Stripe can charge (or, without ``minimum``, refund) exactly this amount."""
-    currency, amount = money.currency, money.amount
-    minimum = MINIMUM_CHARGE.get(currency, 1) if minimum else 1
-    if amount < minimum:
-        raise MoneyError(f"The amount must be at least {Money(minimum, currency).format('en')}.", "minimum",
-                         limit=Money(minimum, currency))
-    if amount > MAXIMUM_CHARGE:
-        raise MoneyError(f"The amount must be at most {Money(MAXIMUM_CHARGE, currency).format('en')}.", "maximum",
-                         limit=Money(MAXIMUM_CHARGE, currency))
-    if currency in THREE_DECIMAL and amount % 10:
-        raise MoneyError(f"Stripe charges {currency} in multiples of 0.010.", "step", step=Money(10, currency))
-    if currency in WHOLE_UNITS_ONLY and amount % 100:
-        raise MoneyError(f"Stripe charges {currency} in whole units.", "step", step=Money(100, currency))
+# --- Stripe's rules -------------------------------------------------------------------------------------------------
+
+def amount_step(currency: str) -> int:
+    """The minor units Stripe charges this currency in multiples of: 10 for KWD and the like, 100 for ISK, else 1."""
+    currency = currency.upper()
+    if currency in THREE_DECIMAL:
+        return 10
+    if currency in WHOLE_UNITS_ONLY:
+        return 100
+    return 1
+
+
+def minimum_amount(currency: str, *, charge: bool = True) -> Money:
+    """The smallest amount accepted: Stripe's minimum charge rounded up to a step, or one step for a refund."""
+    currency = currency.upper()
+    step = amount_step(currency)
+    floor = MINIMUM_CHARGE.get(currency, 1) if charge else 1
+    return Money(-(-floor // step) * step, currency)
+
+
+def maximum_amount(currency: str) -> Money:
+    """The largest amount accepted: Stripe's maximum rounded down to a step."""
+    step = amount_step(currency)
+    return Money(MAXIMUM_CHARGE // step * step, currency.upper())
+
+
+def check_chargeable(money: Money, *, minimum: bool = True, locale: str = "en") -> None:
+    """Raise `MoneyError` unless Stripe can charge (or, without ``minimum``, refund) exactly this amount.
+
+    ``locale`` only formats the amounts named in the message.
+    """
+    low, high = minimum_amount(money.currency, charge=minimum), maximum_amount(money.currency)
+    if money.amount < low.amount:
+        raise MoneyError(f"The amount must be at least {low.format(locale)}.", "minimum", limit=low)
+    if money.amount > high.amount:
+        raise MoneyError(f"The amount must be at most {high.format(locale)}.", "maximum", limit=high)
+    step = amount_step(money.currency)
+    if money.amount % step:
+        example = Money(max(money.amount // step * step, low.amount), money.currency)
+        rule = "are whole" if money.currency in WHOLE_UNITS_ONLY else "end in 0"
+        raise MoneyError(f"{money.currency} amounts {rule}: {example.format(locale)}.", "step",
+                         step=Money(step, money.currency), example=example)
 
 
 # VAT rates are stored in basis points (2000 = 20 %, 550 = 5.5 %) so that they stay integers.

@@ -2,8 +2,9 @@ from decimal import Decimal
 
 import pytest
 
-from lms_stripe_plugin.money import (Money, MoneyError, check_chargeable, exponent, format_rate, parse_money,
-                                     parse_rate, vat_split)
+from lms_stripe_plugin.money import (MAXIMUM_CHARGE, MINIMUM_CHARGE, Money, MoneyError, amount_step, check_chargeable,
+                                     exponent, format_rate, maximum_amount, minimum_amount, parse_money, parse_rate,
+                                     vat_split)
 
 
 @pytest.mark.parametrize("text, amount", [
@@ -52,7 +53,44 @@ def test_bad_amounts_are_refused_with_a_code(text, code):
 def test_unknown_currency_is_refused():
     with pytest.raises(MoneyError) as err:
         parse_money("10", "XYZ")
-    assert err.value.code == "currency"
+    assert (err.value.code, err.value.params) == ("currency", {"currency": "XYZ"})
+
+
+def test_zero_kwd_names_a_minimum_that_is_itself_accepted():
+    with pytest.raises(MoneyError) as err:
+        parse_money("0", "KWD")
+    assert (err.value.code, err.value.params["limit"]) == ("minimum", Money(10, "KWD"))
+    assert "KWD0.010" in str(err.value)
+    check_chargeable(err.value.params["limit"])
+
+
+def test_minimum_charges_follow_stripes_table():
+    assert {c: MINIMUM_CHARGE[c] for c in ("USD", "EUR", "GBP", "HKD", "HUF", "JPY", "MXN", "THB")} == {
+        "USD": 50, "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500, "JPY": 50, "MXN": 1000, "THB": 1000}
+    assert minimum_amount("KWD") == Money(10, "KWD") and minimum_amount("ISK") == Money(100, "ISK")
+    assert minimum_amount("EUR", charge=False) == Money(1, "EUR")
+    assert minimum_amount("KWD", charge=False) == Money(10, "KWD")
+
+
+def test_limits_are_accepted_amounts():
+    for currency in ("EUR", "JPY", "KWD", "ISK", "HUF", "BHD"):
+        refund_floor = minimum_amount(currency, charge=False)
+        for money in (minimum_amount(currency), refund_floor, maximum_amount(currency)):
+            check_chargeable(money, minimum=money != refund_floor)
+            assert money.amount % amount_step(currency) == 0
+    assert maximum_amount("KWD") == Money(99999990, "KWD") and maximum_amount("EUR").amount == MAXIMUM_CHARGE
+
+
+def test_check_chargeable_names_accepted_amounts():
+    with pytest.raises(MoneyError) as err:
+        check_chargeable(Money(12345, "KWD"))
+    assert err.value.params == {"step": Money(10, "KWD"), "example": Money(12340, "KWD")}
+    with pytest.raises(MoneyError) as err:
+        check_chargeable(Money(100050, "ISK"))
+    assert err.value.params == {"step": Money(100, "ISK"), "example": Money(100000, "ISK")}
+    with pytest.raises(MoneyError) as err:
+        check_chargeable(Money(5, "KWD"), minimum=False)
+    assert (err.value.code, err.value.params["limit"]) == ("minimum", Money(10, "KWD"))
 
 
 def test_formatting_follows_the_locale():
@@ -66,8 +104,9 @@ def test_formatting_follows_the_locale():
 def test_money_refuses_floats_and_mixed_currencies():
     with pytest.raises(TypeError):
         Money(49.9, "EUR")
-    with pytest.raises(MoneyError):
+    with pytest.raises(MoneyError) as err:
         Money(1, "EUR") + Money(1, "USD")
+    assert (err.value.code, err.value.params) == ("mixed", {"currencies": ("EUR", "USD")})
     assert Money(4990, "eur").major == Decimal("49.90")
 
 
