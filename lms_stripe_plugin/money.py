@@ -1,12 +1,14 @@
 """Money as integer minor units with an ISO 4217 code: parsing, Stripe's currency rules, VAT, formatting."""
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 
-from babel.numbers import format_currency
+from babel import Locale
+from babel.numbers import format_decimal, get_currency_precision
 
 #: Currencies Stripe charges in (presentment currencies).
 STRIPE_CURRENCIES = frozenset(
@@ -78,8 +80,8 @@ class Money:
         return Decimal(self.amount).scaleb(-exponent(self.currency))
 
     def format(self, locale: str = "en") -> str:
-        """Format for a locale: ``49,90 €`` in French, ``€49.90`` in English."""
-        return _format(self.amount, self.currency, locale)
+        """Format for a locale: ``49,90 €`` in French, ``€49.90`` in English, ``12,340 KWD``, ``¥8,000``."""
+        return _format(self.amount, self.currency, str(locale))
 
     def __add__(self, other: "Money") -> "Money":
         self._same_currency(other)
@@ -95,10 +97,55 @@ class Money:
                              currencies=(self.currency, other.currency))
 
 
+# --- Formatting -----------------------------------------------------------------------------------------------------
+
+def _shown_digits(amount: int, currency: str) -> int:
+    """Decimals to show: the currency's, or fewer where the locale data shows whole units (ISK, HUF) and the amount
+    is whole. Never fewer than the amount needs: a display never rounds money."""
+    digits = exponent(currency)
+    whole = min(get_currency_precision(currency), digits)
+    return whole if amount % 10 ** (digits - whole) == 0 else digits
+
+
+@lru_cache(maxsize=256)
+def _babel_locale(locale: str) -> Locale:
+    """Babel's locale for "fr", "fr_CH" or "fr-CH"."""
+    return Locale.parse(str(locale).replace("-", "_"))
+
+
 @lru_cache(maxsize=4096)
 def _format(amount: int, currency: str, locale: str) -> str:
     # Memoised: a catalog shows the same few prices on every page.
-    return format_currency(Decimal(amount).scaleb(-exponent(currency)), currency, locale=locale)
+    babel_locale = _babel_locale(locale)
+    pattern = copy.copy(babel_locale.currency_formats["standard"])
+    digits = _shown_digits(amount, currency)
+    pattern.frac_prec = (digits, digits)  # Stripe's exponent, not the locale data's (HUF, IDR… show cents there)
+    return pattern.apply(Decimal(amount).scaleb(-exponent(currency)), babel_locale, currency=currency,
+                         currency_digits=False)
+
+
+def format_amount_input(money: Money, locale: str) -> str:
+    """The text a form field is prefilled with: "129,00" in French, "129.00" in English, "8000" for JPY.
+
+    No currency symbol and no grouping, so that `parse_money` reads it back identically.
+    """
+    digits = _shown_digits(money.amount, money.currency)
+    pattern = "0" + ("." + "0" * digits if digits else "")
+    value = Decimal(money.amount).scaleb(-exponent(money.currency))
+    return format_decimal(value, format=pattern, locale=_babel_locale(locale))
+
+
+def example_amount(currency: str, locale: str) -> str:
+    """An accepted amount written for ``locale``, for placeholders and help texts: "49,90", "49.90", "5000" (JPY),
+    "12,340" (KWD in French)."""
+    return format_amount_input(_example(normalize_currency(currency)), locale)
+
+
+def _example(currency: str) -> Money:
+    amount = 500000 if currency in WHOLE_UNITS_ONLY else {0: 5000, 2: 4990, 3: 12340}[exponent(currency)]
+    while amount < minimum_amount(currency).amount:  # HUF: 49,90 is below Stripe's 175 Ft
+        amount *= 10
+    return Money(amount, currency)
 
 
 def _to_decimal(text: str, digits: int) -> Decimal:
@@ -196,7 +243,7 @@ def check_chargeable(money: Money, *, minimum: bool = True, locale: str = "en") 
     if money.amount % step:
         example = Money(max(money.amount // step * step, low.amount), money.currency)
         rule = "are whole" if money.currency in WHOLE_UNITS_ONLY else "end in 0"
-        raise MoneyError(f"{money.currency} amounts {rule}: {example.format(locale)}.", "step",
+        raise MoneyError(f"{money.currency} amounts {rule}: {format_amount_input(example, locale)}.", "step",
                          step=Money(step, money.currency), example=example)
 
 
@@ -217,9 +264,8 @@ def parse_rate(text: str) -> int:
 
 
 def format_rate(basis_points: int, locale: str = "en") -> str:
-    from babel.numbers import format_decimal
-
-    return format_decimal(Decimal(basis_points) / 100, locale=locale) + " %"
+    """A rate as the locale writes it: "5,5 %" in French, "5.5 %" in English."""
+    return format_decimal(Decimal(basis_points) / 100, locale=_babel_locale(locale)) + " %"
 
 
 def vat_split(gross: Money, rate_bp: int) -> tuple[Money, Money]:

@@ -3,8 +3,10 @@ from decimal import Decimal
 import pytest
 
 from lms_stripe_plugin.money import (MAXIMUM_CHARGE, MINIMUM_CHARGE, Money, MoneyError, amount_step, check_chargeable,
-                                     exponent, format_rate, maximum_amount, minimum_amount, parse_money, parse_rate,
-                                     vat_split)
+                                     example_amount, exponent, format_amount_input, format_rate, maximum_amount,
+                                     minimum_amount, parse_money, parse_rate, vat_split)
+
+NNBSP, NBSP = "\u202f", "\u00a0"
 
 
 @pytest.mark.parametrize("text, amount", [
@@ -85,6 +87,7 @@ def test_check_chargeable_names_accepted_amounts():
     with pytest.raises(MoneyError) as err:
         check_chargeable(Money(12345, "KWD"))
     assert err.value.params == {"step": Money(10, "KWD"), "example": Money(12340, "KWD")}
+    assert str(err.value) == "KWD amounts end in 0: 12.340."
     with pytest.raises(MoneyError) as err:
         check_chargeable(Money(100050, "ISK"))
     assert err.value.params == {"step": Money(100, "ISK"), "example": Money(100000, "ISK")}
@@ -99,6 +102,38 @@ def test_formatting_follows_the_locale():
     assert price.format("en") == "€49.90"
     assert Money(8000, "JPY").format("en") == "¥8,000"
     assert Money(123450, "EUR").format("fr") == "1\u202f234,50\u00a0€"
+
+
+def test_three_decimal_currencies_show_three_decimals_and_zero_decimal_ones_none():
+    assert Money(12340, "KWD").format("fr") == f"12,340{NBSP}KWD"
+    assert Money(12340, "KWD").format("en") == "KWD12.340"
+    assert Money(8000, "JPY").format("fr") == f"8{NNBSP}000{NBSP}JPY"
+
+
+def test_formatting_never_rounds_minor_units_away():
+    assert Money(123456, "HUF").format("fr") == f"1{NNBSP}234,56{NBSP}HUF"
+    assert Money(123400, "HUF").format("fr") == f"1{NNBSP}234{NBSP}HUF"
+    assert Money(100000, "ISK").format("en") == "ISK1,000"
+    assert Money(100050, "ISK").format("en") == "ISK1,000.50"
+
+
+@pytest.mark.parametrize("money, locale, text", [
+    (Money(12900, "EUR"), "fr", "129,00"), (Money(12900, "EUR"), "en", "129.00"), (Money(12340, "KWD"), "fr", "12,340"),
+    (Money(8000, "JPY"), "fr", "8000"), (Money(123450, "EUR"), "fr", "1234,50"), (Money(123450, "EUR"), "en", "1234.50"),
+    (Money(100000, "ISK"), "fr", "1000"), (Money(4990, "EUR"), "fr_CH", "49,90"), (Money(4990, "EUR"), "de_CH", "49.90"),
+    (Money(4990, "EUR"), "fr-FR", "49,90"),
+])
+def test_form_fields_are_prefilled_without_symbol_or_grouping(money, locale, text):
+    assert format_amount_input(money, locale) == text
+
+
+@pytest.mark.parametrize("currency, locale, text", [
+    ("EUR", "fr", "49,90"), ("EUR", "en", "49.90"), ("JPY", "fr", "5000"), ("KWD", "fr", "12,340"),
+    ("KWD", "en", "12.340"), ("ISK", "fr", "5000"), ("HUF", "fr", "499"),
+])
+def test_example_amounts_are_accepted(currency, locale, text):
+    assert example_amount(currency, locale) == text
+    check_chargeable(Money(int(Decimal(text.replace(",", ".")).scaleb(exponent(currency))), currency))
 
 
 def test_money_refuses_floats_and_mixed_currencies():
