@@ -55,13 +55,14 @@ Error codes (`MoneyError.code`, with `MoneyError.params` for the UI, which trans
 ``currency``   a currency Stripe does not charge in. ``currency``: str, as given.
 ``mixed``      arithmetic on two currencies. ``currencies``: tuple of the two codes.
 ``range``      (rates) not between 0 and 100 %. No params.
+Rates also use ``empty``, ``syntax`` (``example``: str) and ``decimals`` (``digits``: 2).
 """
 from __future__ import annotations
 
 import copy
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from babel import Locale
@@ -421,22 +422,36 @@ def _syntax(text, currency: str, locale: str, suggestions=(), minimum: bool = Tr
 # --- VAT rates ------------------------------------------------------------------------------------------------------
 # Rates are stored in basis points (2000 = 20 %, 550 = 5.5 %) so that they stay integers.
 
-def parse_rate(text: str) -> int:
-    """Parse a VAT rate typed as "20", "5,5" or "5.5 %" into basis points."""
-    cleaned = re.sub(r"[\s\u00a0\u202f'’_]", "", str(text or "")).rstrip("%").replace(",", ".")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation as err:
-        raise MoneyError(f"“{text}” is not a rate.", "syntax") from err
-    if not value.is_finite() or value < 0 or value >= 100:
+_RATE = re.compile(r"([0-9]+)(?:[.,]([0-9]+))?")
+
+
+def parse_rate(text: str, *, locale: str) -> int:
+    """Read a VAT rate ("20", "5,5", "5.5 %") into basis points.
+
+    Rates are never grouped and stay below 100, so a single point or comma followed by one or two digits can only
+    be a decimal separator: both are read as one in every locale ("5.5" in French is 5,5 %, from a numeric keypad).
+    Three or more decimals are refused rather than read: "5,500" could be a grouping in English.
+    ``locale`` writes the example in error messages.
+    """
+    cleaned = _INVISIBLE.sub("", str(text or "")).strip()
+    cleaned = cleaned.removesuffix("%").rstrip(" \u00a0\u202f")
+    example = format_rate(550, locale)
+    if not cleaned:
+        raise MoneyError("Enter a VAT rate, 0 if none applies.", "empty")
+    match = _RATE.fullmatch(cleaned)
+    if not match:
+        raise MoneyError(f"“{text}” is not a rate: write it like {example}.", "syntax", example=example)
+    whole, fraction = match[1], match[2] or ""
+    if len(fraction) > 2:
+        raise MoneyError("A VAT rate has at most two decimals.", "decimals", digits=2)
+    value = Decimal(f"{whole}.{fraction or 0}")
+    if value >= 100:
         raise MoneyError("A VAT rate is between 0 and 100 %.", "range")
-    if value != value.quantize(Decimal("0.01")):
-        raise MoneyError("A VAT rate has at most two decimals.", "decimals")
     return int(value * 100)
 
 
 def format_rate(basis_points: int, locale: str = "en") -> str:
-    """A rate as the locale writes it: "5,5 %" in French, "5.5 %" in English."""
+    """A rate as the locale writes it: "5,5 %" in French, "5.5 %" in English; `parse_rate` reads it back."""
     return format_decimal(Decimal(basis_points) / 100, locale=_babel_locale(locale)) + " %"
 
 

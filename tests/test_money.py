@@ -260,6 +260,8 @@ def test_mixing_currencies():
 def test_the_locale_is_required():
     with pytest.raises(TypeError):
         parse_money("10", "EUR")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        parse_rate("20")  # type: ignore[call-arg]
 
 
 # --- Stripe's rules -------------------------------------------------------------------------------------------------
@@ -341,20 +343,33 @@ def test_example_amounts_are_accepted(currency, locale, text):
 
 # --- Rates ----------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, bp", [("20", 2000), ("5,5", 550), ("5.5 %", 550), ("0", 0), ("2.10", 210)])
-def test_vat_rates_parse_to_basis_points(text, bp):
-    assert parse_rate(text) == bp
+@pytest.mark.parametrize("locale", ["fr", "en"])
+@pytest.mark.parametrize("text, bp", [
+    ("20", 2000), ("5,5", 550), ("5.5", 550), ("5.5 %", 550), (f"5,5{NBSP}%", 550), ("0", 0), ("2.10", 210),
+    ("19,6%", 1960), (" 7 ", 700),
+])
+def test_vat_rates_parse_to_basis_points(locale, text, bp):
+    assert parse_rate(text, locale=locale) == bp
 
 
-@pytest.mark.parametrize("text", ["", "abc", "-1", "100", "5.555", "inf", "nan"])
-def test_bad_vat_rates_are_refused(text):
-    with pytest.raises(MoneyError):
-        parse_rate(text)
+@pytest.mark.parametrize("locale", ["fr", "en"])
+@pytest.mark.parametrize("text, code", [
+    ("", "empty"), ("%", "empty"), ("abc", "syntax"), ("-1", "syntax"), ("inf", "syntax"), ("nan", "syntax"),
+    ("1 000", "syntax"), ("5,5,5", "syntax"), ("5.", "syntax"), ("100", "range"), ("250", "range"),
+    ("5.555", "decimals"), ("5,500", "decimals"), ("1,000", "decimals"),
+])
+def test_bad_vat_rates_are_refused(locale, text, code):
+    with pytest.raises(MoneyError) as err:
+        parse_rate(text, locale=locale)
+    assert err.value.code == code
 
 
-def test_format_rate_per_locale():
+def test_format_rate_per_locale_reads_back():
     assert format_rate(550, "fr") == "5,5 %"
     assert format_rate(2000, "en") == "20 %"
+    for locale in ("fr", "en", "de_DE", "fr_CH"):
+        for bp in (0, 550, 1960, 2000, 9999):
+            assert parse_rate(format_rate(bp, locale), locale=locale) == bp
 
 
 # --- Arithmetic -----------------------------------------------------------------------------------------------------
