@@ -289,16 +289,15 @@ def _numbers(locale: str) -> _Numbers:
 @lru_cache(maxsize=1024)
 def _symbols(currency: str, locale: str) -> frozenset:
     """What may stand for ``currency`` in typed text: its code and its symbol in this locale and in English."""
-    numbers = _numbers(locale)
-    return frozenset({currency.casefold(), get_currency_symbol(currency, numbers.locale).casefold(),
-                      get_currency_symbol(currency, "en").casefold()})
+    symbols = {currency, get_currency_symbol(currency, _babel_locale(locale)), get_currency_symbol(currency, "en")}
+    return frozenset(_INVISIBLE.sub("", symbol).strip().casefold() for symbol in symbols)
 
 
 @lru_cache(maxsize=256)
 def _known_symbols(locale: str) -> frozenset:
     """Every currency symbol or code of this locale and of English, to tell a wrong symbol from other text."""
     names = set(_babel_locale(locale).currency_symbols.values()) | set(_babel_locale("en").currency_symbols.values())
-    return frozenset({name.casefold() for name in names} | {code.casefold() for code in STRIPE_CURRENCIES})
+    return frozenset({_INVISIBLE.sub("", name).strip().casefold() for name in names | STRIPE_CURRENCIES})
 
 
 # --- Reading amounts ------------------------------------------------------------------------------------------------

@@ -102,6 +102,13 @@ def test_other_locales_read_with_their_own_symbols(locale, text, amount):
     assert parse_money(text, "EUR", locale=locale) == eur(amount)
 
 
+@pytest.mark.parametrize("locale", ["ar", "hi", "nl", "pt_BR", "es", "it", "ru", "pl", "en_IN", "de_CH", "fr_CA"])
+@pytest.mark.parametrize("money", [kwd(1234560), eur(4990), Money(123456, "JPY"), Money(100000, "ISK")])
+def test_what_any_locale_shows_reads_back(locale, money):
+    assert parse_money(money.format(locale), money.currency, locale=locale) == money
+    assert parse_money(format_amount_input(money, locale), money.currency, locale=locale) == money
+
+
 # --- Ambiguity ------------------------------------------------------------------------------------------------------
 
 def test_a_lone_point_in_french_is_refused_with_both_readings():
