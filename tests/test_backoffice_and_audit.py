@@ -122,7 +122,7 @@ def test_the_audit_log_lists_every_payment_action_with_its_actor_and_time(app, c
     stub_get_refund(stripe_http, refund(refund_id="re_part", amount=1000, status="failed",
                                         failure_reason="lost_or_stolen_card"))
     token = csrf(client, f"/payments/admin/invoices/{invoice.id}/refund")
-    assert client.post(f"/payments/admin/invoices/{invoice.id}/refund", data={"csrf_token": token, "amount": "10,00"},
+    assert client.post(f"/payments/admin/invoices/{invoice.id}/refund", data={"csrf_token": token, "amount": "10.00"},
                        headers=as_user("adm")).status_code == 302
     (failed,) = refunds_of(db, purchase_id)
     stub_create_refund(stripe_http, refund(refund_id="re_retry", amount=1000))
@@ -250,7 +250,7 @@ ADMIN_PAGES = ["/payments/admin/invoices/{invoice}", "/payments/admin/invoices/{
                "/payments/admin/free-enrollments"]
 ADMIN_ACTIONS = ["/payments/admin/invoices/{invoice}/cancel", "/payments/admin/invoices/{invoice}/refund",
                  "/payments/admin/refunds/{refund}/retry"]
-FORM = {"amount": "10,00", "reason": "Not allowed", "revoke_access": "on"}
+FORM = {"amount": "10.00", "reason": "Not allowed", "revoke_access": "on"}
 
 
 def _unchanged(db, host, targets):

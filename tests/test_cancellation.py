@@ -296,7 +296,7 @@ def test_after_an_unconfirmed_cancellation_a_partial_refund_never_refunds_the_wh
                         json=credit_note(amount=1000, refund_id="re_test_2"))
     stub_get_refund(stripe_http, refund(refund_id="re_test_2", amount=1000))
 
-    partial_refund(client, invoice_id, "10,00")
+    partial_refund(client, invoice_id, "10.00")
 
     later = calls(stripe_http, "POST", "/v1/credit_notes")[1:]
     assert [sent(call)["amount"] for call in later] in ([], ["1000"])
@@ -455,7 +455,7 @@ def test_a_partial_refund_is_recorded_and_access_is_kept(client, db, host, paid,
     stub_credit_note(stripe_http, credit_note(amount=1000))
     stub_get_refund(stripe_http, refund(amount=1000))
 
-    response = partial_refund(client, invoice_id, "10,00", reason="Late start")
+    response = partial_refund(client, invoice_id, "10.00", reason="Late start")
 
     assert response.status_code == 302
     (call,) = calls(stripe_http, "POST", "/v1/credit_notes")
@@ -481,7 +481,7 @@ def test_a_partial_refund_can_also_revoke_access(client, db, host, paid, stripe_
     stub_credit_note(stripe_http, credit_note(amount=1000))
     stub_get_refund(stripe_http, refund(amount=1000))
 
-    assert partial_refund(client, invoice_id, "10,00", revoke=True).status_code == 302
+    assert partial_refund(client, invoice_id, "10.00", revoke=True).status_code == 302
 
     purchase, invoice = purchase_and_invoice(db, purchase_id)
     assert (invoice.status, invoice.amount_refunded) == ("partially_refunded", 1000)
@@ -493,9 +493,9 @@ def test_partial_refunds_up_to_the_total(client, db, host, paid, stripe_http):
     purchase_id, invoice_id = paid
     stub_credit_note(stripe_http, credit_note(amount=1000))
     stub_get_refund(stripe_http, refund(amount=1000))
-    assert partial_refund(client, invoice_id, "10,00").status_code == 302
+    assert partial_refund(client, invoice_id, "10.00").status_code == 302
 
-    over = partial_refund(client, invoice_id, "39,91")
+    over = partial_refund(client, invoice_id, "39.91")
     assert over.status_code == 400 and "€39.90" in amount_error(over)
     assert len(calls(stripe_http, "POST", "/v1/credit_notes")) == 1
 
@@ -503,7 +503,7 @@ def test_partial_refunds_up_to_the_total(client, db, host, paid, stripe_http):
                         json=credit_note(cn_id="cn_test_2", amount=3990, refund_id="re_test_2",
                                          number="ABC-0001-CN-02"))
     stub_get_refund(stripe_http, refund(refund_id="re_test_2", amount=3990))
-    assert partial_refund(client, invoice_id, "39,90").status_code == 302
+    assert partial_refund(client, invoice_id, "39.90").status_code == 302
 
     keys = [idempotency_key(call) for call in calls(stripe_http, "POST", "/v1/credit_notes")]
     assert len(set(keys)) == 2
@@ -514,7 +514,7 @@ def test_partial_refunds_up_to_the_total(client, db, host, paid, stripe_http):
                                                        headers=as_user("adm")))
 
 
-@pytest.mark.parametrize("amount", ["49,91", "100", "abc", "", "0", "-5", "10,001", "1e3"])
+@pytest.mark.parametrize("amount", ["49.91", "100", "abc", "", "0", "-5", "10,001", "1e3"])
 def test_a_bad_or_excessive_amount_is_refused_without_calling_stripe(client, db, host, paid, stripe_http, amount):
     purchase_id, invoice_id = paid
     response = partial_refund(client, invoice_id, amount)
@@ -530,7 +530,7 @@ def test_a_small_partial_refund_below_the_minimum_charge_is_accepted(client, db,
     stub_credit_note(stripe_http, credit_note(amount=30))
     stub_get_refund(stripe_http, refund(amount=30))
 
-    response = partial_refund(client, invoice_id, "0,30")
+    response = partial_refund(client, invoice_id, "0.30")
 
     assert response.status_code == 302, text(response)
     assert sent(calls(stripe_http, "POST", "/v1/credit_notes")[0])["refund_amount"] == "30"
@@ -542,10 +542,10 @@ def test_a_partial_refund_while_another_is_pending_is_refused(client, db, paid, 
     purchase_id, invoice_id = paid
     stub_credit_note(stripe_http, credit_note(amount=1000))
     stub_get_refund(stripe_http, refund(amount=1000, status="pending"))
-    assert partial_refund(client, invoice_id, "10,00").status_code == 302
+    assert partial_refund(client, invoice_id, "10.00").status_code == 302
     before = len(stripe_http.calls)
 
-    second = partial_refund(client, invoice_id, "5,00")
+    second = partial_refund(client, invoice_id, "5.00")
 
     assert second.status_code == 400 and len(stripe_http.calls) == before
     assert [r.status for r in refunds_of(db, purchase_id)] == ["pending"]

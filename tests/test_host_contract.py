@@ -24,7 +24,7 @@ def send(app, name, **kwargs):
 
 
 def pricing_form(**fields):
-    base = {"paid": "on", "price": "49,90", "currency": "EUR", "vat_rate": "20", "audience": "public", "on_sale": "on"}
+    base = {"paid": "on", "price": "49.90", "currency": "EUR", "vat_rate": "20", "audience": "public", "on_sale": "on"}
     base.update(fields)
     return MultiDict({f"lms_stripe-{k}": v for k, v in base.items() if v is not None})
 
@@ -41,7 +41,7 @@ def test_settings_form_shows_the_pricing_section_with_defaults(app, lessons, peo
 
 def test_saving_a_price_persists_the_offer_and_shows_the_breakdown(app, db, lessons, people):
     with app.test_request_context(headers=as_user("adm")):
-        assert send(app, "lms.course.settings_saved", course=lessons["c1"], form=pricing_form(price="1 234,50")) is None
+        assert send(app, "lms.course.settings_saved", course=lessons["c1"], form=pricing_form(price="1,234.50")) is None
         html = send(app, "lms.course.settings_form", course=lessons["c1"])
     offer = db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == "c1"))
     assert (offer.is_paid, offer.amount, offer.currency, offer.vat_rate, offer.audience, offer.on_sale) == \
@@ -63,12 +63,12 @@ def test_zero_decimal_currency_price(app, db, lessons, people):
 
 @pytest.mark.parametrize("fields, field, text", [
     ({"price": ""}, "price", "Required"),
-    ({"price": "abc"}, "price", "49,90"),
-    ({"price": "-3"}, "price", "49,90"),
-    ({"price": "0,10"}, "price", "minimum"),
-    ({"price": "49,9012"}, "price", "at most 2 decimals"),
+    ({"price": "abc"}, "price", "49.90"),
+    ({"price": "-3"}, "price", "49.90"),
+    ({"price": "0.10"}, "price", "minimum"),
+    ({"price": "49.9012"}, "price", "at most 2 decimals"),
     ({"price": "1000000000"}, "price", "maximum"),
-    ({"price": "80,5", "currency": "JPY"}, "price", "no decimals"),
+    ({"price": "80.5", "currency": "JPY"}, "price", "no decimals"),
     ({"currency": "ZZZ"}, "currency", "three-letter"),
     ({"currency": ""}, "currency", "three-letter"),
     ({"vat_rate": "abc"}, "vat_rate", "between 0 and 100"),
@@ -89,6 +89,26 @@ def test_bad_pricing_comes_back_as_field_errors_and_nothing_is_saved(app, db, le
     assert db.session.scalar(select(CourseOffer)) is None
 
 
+@pytest.mark.parametrize("locale, typed, saved, error", [
+    ("fr", "1 234,50", 123450, None),
+    ("fr", "1.234,50", 123450, None),
+    ("fr", "19,999", None, "au plus 2 décimales"),
+    ("fr", "1.234", None, "de deux façons"),
+    ("en", "1,234.50", 123450, None),
+    ("en", "19,999", 1999900, None),
+    ("en", "0,500", None, "Write the amount like 49.90"),
+])
+def test_prices_are_read_in_the_administrators_locale(app, db, host, lessons, people, locale, typed, saved, error):
+    host.locale = locale
+    with app.test_request_context(headers=as_user("adm")):
+        errors = send(app, "lms.course.settings_saved", course=lessons["c1"], form=pricing_form(price=typed))
+    offer = db.session.scalar(select(CourseOffer))
+    if error is None:
+        assert errors is None and offer.amount == saved
+    else:
+        assert error in errors["lms_stripe-price"] and offer is None
+
+
 def test_unticking_paid_makes_the_course_free(app, db, priced, people):
     with app.test_request_context(headers=as_user("adm")):
         assert send(app, "lms.course.settings_saved", course=priced["c1"], form=MultiDict({})) is None
@@ -96,10 +116,10 @@ def test_unticking_paid_makes_the_course_free(app, db, priced, people):
 
 
 def test_pricing_preview_uses_the_same_rules(client, people):
-    ok = client.get("/payments/admin/pricing-preview?price=49,90&currency=EUR&vat_rate=20", headers=as_user("adm"))
+    ok = client.get("/payments/admin/pricing-preview?price=49.90&currency=EUR&vat_rate=20", headers=as_user("adm"))
     assert ok.status_code == 200 and ok.json["net"] == 4158 and ok.json["vat"] == 832
     bad = client.get("/payments/admin/pricing-preview?price=4x&currency=EUR&vat_rate=20", headers=as_user("adm"))
-    assert bad.status_code == 400 and "49,90" in bad.json["error"]["message"]
+    assert bad.status_code == 400 and "49.90" in bad.json["error"]["message"]
     assert client.get("/payments/admin/pricing-preview?price=1", headers=as_user("u1")).status_code == 403
 
 
@@ -130,7 +150,7 @@ def test_catalog_marks_purchased_courses(app, db, priced, people):
     ({"price": "paid"}, ["c1", "c2", "c4"]),
     ({"price_max": "50"}, ["c1", "c3"]),
     ({"price_max": "129"}, ["c1", "c2", "c3"]),
-    ({"price": "paid", "price_max": "49,90"}, ["c1"]),
+    ({"price": "paid", "price_max": "49.90"}, ["c1"]),
     ({"price_max": "abc"}, ["c1", "c2", "c3", "c4"]),
     ({"price": "nonsense"}, ["c1", "c2", "c3", "c4"]),
 ])

@@ -415,7 +415,7 @@ def _refund_reaches_stripe(form: dict, gross: int) -> bool:
     if len((first(form.get("reason")) or "").strip()) > 500:
         return False
     try:
-        amount = parse_money((first(form.get("amount")) or "").strip()[:32], "EUR").amount
+        amount = parse_money((first(form.get("amount")) or "").strip()[:32], "EUR", locale="en", minimum=False).amount
     except (MoneyError, ArithmeticError):
         return False
     return 0 < amount <= gross
@@ -837,7 +837,7 @@ def _pages(invoices, token, failed_refund):
         ("GET", "/payments/admin/settings", "u1", None, 403),
         ("GET", "/payments/admin/settings", None, None, 401),
         ("GET", "/payments/admin/", "adm", None, 302),
-        ("GET", "/payments/admin/pricing-preview?price=49,90&currency=EUR&vat_rate=20", "adm", None, 200),
+        ("GET", "/payments/admin/pricing-preview?price=49.90&currency=EUR&vat_rate=20", "adm", None, 200),
         ("GET", "/payments/admin/pricing-preview?price=x&currency=EUR&vat_rate=20", "adm", None, 400),
         ("GET", "/payments/admin/invoices", "adm", None, 200),
         ("GET", "/payments/admin/invoices?from=yesterday", "adm", None, 400),

@@ -44,7 +44,7 @@ def test_saving_valid_settings_encrypts_secrets_and_logs_the_change(client, toke
     response = _post(client, token, enabled="on", publishable_key=KEYS["publishable_key"],
                      secret_key=KEYS["secret_key"], webhook_secrets="whsec_first123456\nwhsec_second12345",
                      vouchers_enabled="on", klarna_enabled="on", klarna_minimum="100", terms_url="https://school.test/cgv",
-                     default_currency="usd", default_vat_rate="5,5")
+                     default_currency="usd", default_vat_rate="5.5")
     assert response.status_code == 302
     row = db.session.get(Settings, 1)
     assert row.enabled and row.default_currency == "USD" and row.default_vat_rate == 550
@@ -86,8 +86,8 @@ def test_blank_secrets_keep_the_stored_ones(client, token, db):
     ({"default_currency": ""}, "default_currency", "three-letter"),
     ({"default_vat_rate": "abc"}, "default_vat_rate", "between 0 and 100"),
     ({"default_vat_rate": "120"}, "default_vat_rate", "between 0 and 100"),
-    ({"klarna_minimum": "beaucoup"}, "klarna_minimum", "49,90"),
-    ({"klarna_minimum": "0,01"}, "klarna_minimum", "minimum"),
+    ({"klarna_minimum": "beaucoup"}, "klarna_minimum", "49.90"),
+    ({"klarna_minimum": "0.01"}, "klarna_minimum", "minimum"),
     ({"terms_url": "javascript:alert(1)"}, "terms_url", "https://"),
     ({"terms_url": "x" * 3000}, "terms_url", "At most"),
     ({"enabled": "maybe"}, "enabled", "Tick"),

@@ -19,7 +19,7 @@ def send(app, name, **kwargs):
 
 
 def pricing_form(**fields):
-    base = {"paid": "on", "price": "49,90", "currency": "EUR", "vat_rate": "20", "audience": "public", "on_sale": "on"}
+    base = {"paid": "on", "price": "49.90", "currency": "EUR", "vat_rate": "20", "audience": "public", "on_sale": "on"}
     base.update(fields)
     return MultiDict({f"lms_stripe-{k}": v for k, v in base.items() if v is not None})
 

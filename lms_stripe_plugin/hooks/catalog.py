@@ -60,7 +60,8 @@ def _filter_form(state, currency: str) -> Markup:
     key = (current_locale(), currency, tuple(args.items(multi=True)))
     form = state.filter_forms.get(key) if keep else None
     if form is None:
-        form = render_fragment(template, price_filter=catalog.parse_filter(args, currency), args=args,
+        price_filter = catalog.parse_filter(args, currency, current_locale())
+        form = render_fragment(template, price_filter=price_filter, args=args,
                                currency=currency)
         if keep:
             if len(state.filter_forms) >= _FORMS_KEPT:
@@ -77,7 +78,7 @@ def filtering(sender, courses, args, **_kwargs):
     price_filter = None
     if args.get("price") or args.get("price_max"):  # else nothing to read
         current = payment_settings.load(state.session)
-        price_filter = catalog.parse_filter(args, current.default_currency)
+        price_filter = catalog.parse_filter(args, current.default_currency, current_locale())
     if price_filter is None or not price_filter.active:
         return courses if isinstance(courses, list) else list(courses)
     host = state.host

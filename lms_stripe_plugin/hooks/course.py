@@ -9,7 +9,7 @@ from ..core.enums import PurchaseStatus
 from ..host import AUDIENCES, audience_allows
 from ..shop import offers
 from ..shop.checkout import live_purchase
-from ..web.forms import PRICING_PREFIX, CoursePricingSchema, first_errors
+from ..web.forms import PRICING_PREFIX, CoursePricingSchema, amount_input, first_errors, format_rate_input
 from ..web.rendering import render_fragment
 from ._state import plugin_state
 
@@ -38,21 +38,15 @@ def _form_values(offer, current, form) -> dict:
         return {name: form.get(PRICING_PREFIX + name, "") for name in CoursePricingSchema.NAMES}
     if offer is None:
         return {"paid": "", "price": "", "currency": current.default_currency,
-                "vat_rate": _rate_text(current.default_vat_rate), "audience": "public", "on_sale": "on"}
-    price = offer.price
+                "vat_rate": format_rate_input(current.default_vat_rate), "audience": "public", "on_sale": "on"}
     return {
         "paid": "on" if offer.is_paid else "",
-        "price": str(price.major) if price else "",
+        "price": amount_input(offer.amount, offer.currency) if offer.price else "",
         "currency": offer.currency or current.default_currency,
-        "vat_rate": _rate_text(offer.vat_rate),
+        "vat_rate": format_rate_input(offer.vat_rate),
         "audience": offer.audience,
         "on_sale": "on" if offer.on_sale else "",
     }
-
-
-def _rate_text(basis_points: int) -> str:
-    whole, cents = divmod(basis_points, 100)
-    return f"{whole}" if not cents else f"{whole}.{cents:02d}".rstrip("0")
 
 
 def settings_saved(sender, course, form, **_):

@@ -29,8 +29,9 @@ class PriceFilter:
         return bool(self.kind or self.max_amount is not None)
 
 
-def parse_filter(args, default_currency: str) -> PriceFilter:
-    """Read ``price`` (free / paid) and ``price_max`` (an amount) from the query string."""
+def parse_filter(args, default_currency: str, locale: str) -> PriceFilter:
+    """Read ``price`` (free / paid) and ``price_max`` (an amount, in the reader's ``locale``) from the query
+    string."""
     kind = (args.get("price") or "").strip().lower() or None
     if kind not in (None, "free", "paid"):
         kind = None
@@ -38,7 +39,7 @@ def parse_filter(args, default_currency: str) -> PriceFilter:
     if not raw_max:
         return PriceFilter(kind=kind)
     try:
-        money = parse_money(raw_max, default_currency)
+        money = parse_money(raw_max, default_currency, locale=locale)
     except MoneyError as err:
         if err.code == "minimum":
             return PriceFilter(kind=kind, max_amount=0, currency=default_currency)

@@ -7,10 +7,10 @@ from ..core.enums import RefundStatus
 from ..core.i18n import gettext as _
 from ..core.models import Refund
 from ..errors import GatewayError
-from ..money import MoneyError, parse_money
+from ..money import MoneyError
 from ..refunds import cancellation
 from ..refunds.lifecycle import failure_text
-from ..web.forms import money_message
+from ..web.forms import money_message, read_amount
 from ..web.rendering import render
 from ._common import actor_id, require_admin, state, step
 from .invoices import invoice_context, invoice_or_404
@@ -68,7 +68,7 @@ def refund(invoice_id: int):
         revoke = request.form.get("revoke_access") in ("on", "1", "true")
         if error is None:
             try:
-                amount = parse_money(amount_text, invoice.currency, minimum=False).amount  # no refund minimum
+                amount = read_amount(amount_text, invoice.currency, minimum=False).amount  # no refund minimum
                 _request_and_send(cancellation.request_part, invoice, amount=amount, revoke=revoke,
                                   actor_id=actor_id(user), reason=reason)
             except MoneyError as err:

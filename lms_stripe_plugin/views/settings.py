@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from flask import flash, jsonify, redirect, request, url_for
 from marshmallow import ValidationError
+from werkzeug.datastructures import MultiDict
 
 from ..accounts import settings as payment_settings
 from ..core.i18n import gettext as _
-from ..money import Money, MoneyError, normalize_currency, parse_money, parse_rate
+from ..money import Money
 from ..shop import offers
-from ..web.forms import SettingsSchema, first_errors, money_message
+from ..web.forms import (PRICING_PREFIX, CoursePricingSchema, SettingsSchema, amount_input, first_errors,
+                         format_rate_input)
 from ..web.rendering import render
 from ._common import actor_id, require_admin, state, step
 
@@ -55,12 +57,11 @@ def _form_values(current, submitted) -> dict:
     return {
         "enabled": current.enabled, "publishable_key": current.publishable_key or "",
         "default_currency": current.default_currency,
-        "default_vat_rate": f"{current.default_vat_rate / 100:g}",
+        "default_vat_rate": format_rate_input(current.default_vat_rate),
         "vouchers_enabled": current.vouchers_enabled, "wallets_enabled": current.wallets_enabled,
         "klarna_enabled": current.klarna_enabled, "sepa_debit_enabled": current.sepa_debit_enabled,
         "automatic_tax": current.automatic_tax,
-        "klarna_minimum": str(Money(current.klarna_minimum, current.default_currency).major)
-        if current.klarna_minimum else "",
+        "klarna_minimum": amount_input(current.klarna_minimum, current.default_currency),
         "terms_url": current.terms_url or "",
     }
 
@@ -73,15 +74,18 @@ def _masked(current) -> dict:
 
 
 def pricing_preview():
-    """Net / VAT / gross and fee estimates for the course form, as JSON (same rules as saving)."""
+    """Net / VAT / gross and fee estimates for the course form, as JSON: the course form's own schema reads
+    the fields, so the preview refuses what saving would refuse, and names the field at fault."""
     require_admin()
+    form = MultiDict({PRICING_PREFIX + name: request.args.get(name, "") for name in ("price", "currency", "vat_rate")})
+    form.update({PRICING_PREFIX + "paid": "on", PRICING_PREFIX + "audience": "public"})
     try:
-        currency = normalize_currency(request.args.get("currency", ""))
-        gross = parse_money(request.args.get("price", ""), currency)
-        rate = parse_rate(request.args.get("vat_rate", ""))
-    except MoneyError as err:
-        return jsonify({"error": {"message": money_message(err, request.args.get("currency", "").upper())}}), 400
-    result = offers.breakdown(gross, rate)
+        data = CoursePricingSchema().load_form(form)
+    except ValidationError as err:
+        fields = first_errors(err.messages)
+        name = next(name for name in ("price", "currency", "vat_rate") if name in fields)
+        return jsonify({"error": {"message": fields[name], "field": name, "fields": fields}}), 400
+    result = offers.breakdown(Money(data["amount"], data["currency"]), data["vat_rate"])
     html = render("lms_stripe/_breakdown.html", breakdown=result)
     return jsonify({"gross": result.gross.amount, "net": result.net.amount, "vat": result.vat.amount,
-                    "currency": currency, "html": html})
+                    "currency": data["currency"], "html": html})

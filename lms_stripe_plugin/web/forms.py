@@ -1,14 +1,18 @@
 """Marshmallow schemas for every input the plugin accepts. Messages are translated at validation time."""
 from __future__ import annotations
 
+from decimal import Decimal
 from urllib.parse import urlparse
+
+from babel.numbers import format_decimal
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 from werkzeug.datastructures import MultiDict
 
 from ..core.i18n import current_locale, gettext as _, ngettext
 from ..host import AUDIENCES
-from ..money import MoneyError, normalize_currency, parse_money, parse_rate
+from ..money import (Money, MoneyError, example_amount, format_amount_input, normalize_currency, parse_money,
+                     parse_rate)
 
 MAX_TEXT = 2048
 
@@ -63,9 +67,10 @@ class Rate(Text):
         if value is None:
             raise ValidationError(_("Enter a VAT rate, 0 if none applies."))
         try:
-            return parse_rate(value)
+            return parse_rate(value, locale=current_locale())
         except MoneyError:
-            raise ValidationError(_("Enter a VAT rate between 0 and 100, such as 20 or 5.5."))
+            raise ValidationError(_("Enter a VAT rate between 0 and 100, such as 20 or %(example)s.",
+                                    example=format_rate_input(550)))
 
 
 class Url(Text):
@@ -80,6 +85,23 @@ class Url(Text):
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValidationError(_("Enter a full web address starting with https://."))
         return value
+
+
+def read_amount(text: str, currency: str, *, minimum: bool = True) -> Money:
+    """An amount a person typed, read in their locale (`money.parse_money`); `MoneyError` if refused."""
+    return parse_money(text, currency, locale=current_locale(), minimum=minimum)
+
+
+def amount_input(amount: int | None, currency: str | None) -> str:
+    """How a form field shows a stored amount for the reader's locale ("129,00" in French)."""
+    if amount is None or not currency:
+        return ""
+    return format_amount_input(Money(int(amount), currency), current_locale())
+
+
+def format_rate_input(basis_points: int) -> str:
+    """How a form field shows a VAT rate for the reader's locale ("5,5" in French, "5.5" in English)."""
+    return format_decimal(Decimal(basis_points) / 100, locale=current_locale(), group_separator=False)
 
 
 def form_to_dict(form: MultiDict, names, prefix: str = "") -> dict:
@@ -184,7 +206,7 @@ class SettingsSchema(Schema):
             return None
         currency = data.get("default_currency") or getattr(self.stored, "default_currency", "EUR")
         try:
-            return parse_money(value, currency).amount
+            return read_amount(value, currency).amount
         except MoneyError as err:
             raise ValidationError(money_message(err, currency)) from err
 
@@ -249,7 +271,7 @@ class CoursePricingSchema(Schema):
             errors["audience"] = [_("Choose internal, partner or public.")]
         if "price" not in errors and "currency" not in errors:
             try:
-                data["amount"] = parse_money(data["price"], data["currency"]).amount
+                data["amount"] = read_amount(data["price"], data["currency"]).amount
             except MoneyError as err:
                 errors["price"] = [money_message(err, data["currency"])]
         if errors:
@@ -257,24 +279,43 @@ class CoursePricingSchema(Schema):
 
 
 def money_message(err: MoneyError, currency: str) -> str:
-    """A translated message for a price that `parse_money` refused."""
+    """A translated message for an amount that `money.parse_money` refused (its ``code`` and ``params``)."""
     locale = current_locale()
+    params = err.params
     if err.code == "decimals":
-        if err.params.get("digits") == 0:
+        if params.get("digits") == 0:
             return _("%(currency)s has no decimals: enter a whole amount.", currency=currency)
         return ngettext("%(currency)s takes at most %(num)s decimal.", "%(currency)s takes at most %(num)s decimals.",
-                        err.params["digits"], currency=currency)
+                        params["digits"], currency=currency)
     if err.code == "minimum":
         return _("Stripe's minimum for %(currency)s is %(limit)s.", currency=currency,
-                 limit=err.params["limit"].format(locale))
+                 limit=params["limit"].format(locale))
     if err.code == "maximum":
-        return _("Stripe's maximum for one payment is %(limit)s.", limit=err.params["limit"].format(locale))
+        return _("Stripe's maximum for one payment is %(limit)s.", limit=params["limit"].format(locale))
     if err.code == "step":
-        return _("Stripe charges %(currency)s in steps of %(step)s: round the amount.", currency=currency,
-                 step=err.params["step"].format(locale))
+        return _("%(currency)s amounts are charged in steps of %(step)s, such as %(example)s.", currency=currency,
+                 step=params["step"].format(locale), example=format_amount_input(params["example"], locale))
+    if err.code == "ambiguous":
+        return _readings(_("This amount can be read two ways:"), params.get("readings") or (), locale)
+    if err.code == "symbol":
+        return _("“%(symbol)s” is not the symbol of %(currency)s.", symbol=params.get("symbol", ""), currency=currency)
     if err.code == "empty":
-        return _("Enter a price.")
-    return _("Enter a price such as 49,90 or 1 234,50.")
+        return _("Enter an amount.")
+    if err.code == "currency":
+        return _("Choose a currency Stripe supports, as a three-letter code (EUR, USD, JPY…).")
+    example = example_amount(currency, locale)
+    if err.code == "syntax" and params.get("suggestions"):
+        return _readings(_("Write the amount like %(example)s.", example=example), params["suggestions"], locale)
+    return _("Write the amount like %(example)s.", example=example)
+
+
+def _readings(lead: str, readings, locale: str) -> str:
+    shown = [_("%(amount)s (type %(typed)s)", amount=money.format(locale), typed=format_amount_input(money, locale))
+             for money in readings]
+    if not shown:
+        return lead
+    return " ".join([lead, _(" or ").join(shown) + "."]) if len(shown) > 1 else \
+        " ".join([lead, _("did you mean %(reading)s?", reading=shown[0])])
 
 
 def first_errors(messages: dict) -> dict[str, str]:

@@ -56,7 +56,7 @@ def test_enable_price_buy_decline_cancel_buy_again_and_free_enrollment(live, pag
     # ... and prices a free course at 19,90 € for the public.
     page.goto(f"{base}/courses/3/settings")
     page.check("#lms_stripe-paid")
-    page.fill("#lms_stripe-price", "19,90")
+    page.fill("#lms_stripe-price", "19.90")
     page.select_option("#lms_stripe-audience", "public")
     expect(page.locator("#lms-stripe-breakdown")).to_contain_text("€16.58")  # net, updated as the admin types
     shot(page, "02-admin-course-pricing")
