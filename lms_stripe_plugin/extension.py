@@ -32,7 +32,7 @@ class StripePayments:
         db, host = db or self.db, host or self.host
         if db is None:
             raise ConfigurationError("StripePayments needs the host's Flask-SQLAlchemy object: pass db=...")
-        check_host(host)
+        host = check_host(host)
         apply_defaults(app.config)
         app.extensions["lms_stripe"] = PluginState(db=db, host=host, gateway=StripeGateway.from_config(app.config))
         self._setup_blueprint(app)

@@ -95,8 +95,8 @@ REQUIRED_METHODS = tuple(
 )
 
 
-def check_host(host: object) -> None:
-    """Raise `HostContractError` naming every `Host` method the adapter lacks."""
+def check_host(host: Any) -> Host:
+    """The adapter, once checked: raise `HostContractError` naming every `Host` method it lacks."""
     if host is None:
         raise HostContractError(
             "StripePayments needs a host adapter: pass host=... implementing lms_stripe_plugin.Host."
@@ -108,6 +108,7 @@ def check_host(host: object) -> None:
             f"{', '.join(missing)} of lms_stripe_plugin.Host; add "
             f"{'this method' if len(missing) == 1 else 'these methods'}."
         )
+    return host
 
 
 def audience_allows(course_audience: str, user_audience: str) -> bool:

@@ -394,8 +394,9 @@ def _valid(value: Decimal, decimals: int, currency: str, locale: str, minimum: b
 def _refuse_ambiguous(reading: _Reading, text: str, currency: str, locale: str, minimum: bool) -> None:
     """Raise ``ambiguous`` with the readings that are valid amounts, or the locale reading's own error if none is."""
     candidates = ((reading.value, reading.decimals), (reading.other, reading.other_decimals))
-    readings = tuple(m for m in (_valid(v, d, currency, locale, minimum) for v, d in candidates) if m is not None)
-    if not readings:
+    readings = tuple(m for m in (_valid(v, d, currency, locale, minimum) for v, d in candidates if v is not None)
+                     if m is not None)
+    if not readings and reading.value is not None:
         _to_money(reading.value, reading.decimals, currency, locale, minimum)  # raises: no reading is an amount
     amounts = " or ".join(m.format(locale) for m in readings)
     writings = " or ".join(format_amount_input(m, locale) for m in readings)

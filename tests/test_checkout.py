@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.core.models import CourseOffer, Customer, Purchase, TaxRate, utcnow
+from lms_stripe_plugin.gateway.client import API_VERSION
 from lms_stripe_plugin.shop.offers import save_offer
 
 from .conftest import STRIPE, as_user, form_body
@@ -70,7 +71,7 @@ def _purchases(db, **where):
 
 
 def _methods(sent: dict) -> list[str]:
-    return [sent[key] for key in sorted(k for k in sent if k.startswith("payment_method_types["))]
+    return [sent[key] for key in sorted(k for k in sent if k.startswith("allowed_payment_method_types["))]
 
 
 def _save_settings(db, **values):
@@ -196,7 +197,7 @@ def test_first_purchase_sends_our_price_and_everything_stripe_needs(client, db, 
 
     [tax_call] = _tax_calls(stripe_ok)
     tax = form_body(tax_call.request)
-    assert tax == {"display_name": "VAT", "percentage": "20.00", "inclusive": "true", "country": "FR",
+    assert tax == {"display_name": "VAT", "percentage": "20.0", "inclusive": "true", "country": "FR",
                    "description": "VAT 20.00 % (FR)", "tax_type": "vat"}
     assert tax_call.request.headers["Idempotency-Key"] == "lms-tax-rate-FR-2000-0"
 
@@ -247,7 +248,7 @@ def test_zero_decimal_currency_is_sent_as_is(client, token, stripe_http):
     stub_tax_rate(stripe_http, tax_rate_id="txr_test_10", percentage=10)
     _serve_sessions(stripe_http, amount=8000, currency="jpy")
     assert _buy(client, token, course="c4", user="emp").status_code == 303
-    assert form_body(_tax_calls(stripe_http)[0].request)["percentage"] == "10.00"
+    assert form_body(_tax_calls(stripe_http)[0].request)["percentage"] == "10.0"
     sent = form_body(_session_calls(stripe_http)[0].request)
     assert (sent["line_items[0][price_data][unit_amount]"], sent["line_items[0][price_data][currency]"]) == \
         ("8000", "jpy")
@@ -261,6 +262,27 @@ def test_automatic_tax_replaces_our_tax_rate(client, db, token, stripe_http):
     assert not _tax_calls(stripe_http)
     sent = form_body(_session_calls(stripe_http)[0].request)
     assert sent["automatic_tax[enabled]"] == "true" and "line_items[0][tax_rates][0]" not in sent
+
+
+def test_automatic_tax_collects_the_address_of_a_returning_learner(client, db, token, stripe_http):
+    """Stripe refuses a session for a known customer without an address unless Checkout may save the one it
+    collects (customer_tax_location_invalid)."""
+    _save_settings(db, automatic_tax=True)
+    db.session.add(Customer(user_id="u1", stripe_customer_id="cus_test_lea"))
+    db.session.commit()
+    _serve_sessions(stripe_http)
+    assert _buy(client, token, user="u1").status_code == 303
+    sent = form_body(_session_calls(stripe_http)[0].request)
+    assert sent["customer"] == "cus_test_lea" and sent["customer_update[address]"] == "auto"
+    assert sent["billing_address_collection"] == "required"
+
+
+def test_every_request_names_the_pinned_api_version_and_no_parameter_it_lacks(client, token, stripe_ok):
+    assert _buy(client, token).status_code == 303
+    for call in stripe_ok.calls:
+        assert call.request.headers["Stripe-Version"] == API_VERSION == "2026-10-28.endive"
+    sent = form_body(_session_calls(stripe_ok)[0].request)
+    assert not any(key.startswith("payment_method_types") for key in sent)
 
 
 def test_promotion_codes_only_when_vouchers_are_on(client, db, token, stripe_ok):

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..core.state import PluginState
 from .. import signals
 from ..core import audit
 from ..core.enums import AuditAction, InvoiceStatus, PurchaseStatus
 from ..core.models import Invoice, Purchase, parse_row_id
-from ..core.txn import after_commit
+from ..core.txn import send_after_commit
 from ..errors import PaymentsError
 
 
@@ -32,7 +32,7 @@ def purchase_of_invoice(session, invoice: dict) -> Purchase | None:
     return session.get(Purchase, purchase_id) if purchase_id is not None else None
 
 
-def record_invoice(state, invoice: dict, purchase: Purchase) -> Invoice:
+def record_invoice(state: PluginState, invoice: dict, purchase: Purchase) -> Invoice:
     """Insert or refresh our record of a Stripe invoice for a paid purchase (idempotent)."""
     session, host = state.session, state.host
     existing = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]))
@@ -61,7 +61,7 @@ def record_invoice(state, invoice: dict, purchase: Purchase) -> Invoice:
         return session.scalar(select(Invoice).where(Invoice.purchase_id == purchase.id))
     audit.record(session, AuditAction.INVOICE_ISSUED, user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, invoice=invoice["id"], number=record.number)
-    after_commit(session, lambda: signals.invoice_issued.send(current_app._get_current_object(), invoice=record))
+    send_after_commit(session, signals.invoice_issued, invoice=record)
     return record
 
 
@@ -71,7 +71,7 @@ def _refresh(record: Invoice, invoice: dict) -> None:
     record.hosted_url = invoice.get("hosted_invoice_url") or record.hosted_url
 
 
-def sync_invoice(state, invoice: dict) -> Invoice | None:
+def sync_invoice(state: PluginState, invoice: dict) -> Invoice | None:
     """Handle an invoice event: record it if it belongs to one of our paid purchases."""
     purchase = purchase_of_invoice(state.session, invoice)
     if purchase is None or purchase.status not in (PurchaseStatus.PAID, PurchaseStatus.CANCELLED):

@@ -10,19 +10,24 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from flask import Flask, current_app
+from flask import Flask
 
+from .state import this_app
 from .txn import after_commit
 
 log = logging.getLogger(__name__)
 
-Job = Callable[..., None]
+Job = Callable[..., Any]
 
 
 def defer(session, job: Job, *args: Any) -> None:
     """Run ``job(state, *args)`` in a transaction of its own after the current one commits."""
-    app = current_app._get_current_object()
-    after_commit(session, lambda: run(app, job, *args))
+    app = this_app()
+
+    def start() -> None:
+        run(app, job, *args)
+
+    after_commit(session, start)
 
 
 def run(app: Flask, job: Job, *args: Any) -> bool:

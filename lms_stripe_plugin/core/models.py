@@ -122,7 +122,7 @@ class CourseOffer(Base):
 
     @property
     def price(self) -> Money | None:
-        return Money(self.amount, self.currency) if self.is_paid and self.amount else None
+        return Money(self.amount, self.currency) if self.is_paid and self.amount and self.currency else None
 
 
 class Customer(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
 from markupsafe import Markup
 
@@ -29,6 +29,11 @@ class PluginState:
     def session(self):
         """The host's Flask-SQLAlchemy session: the plugin's rows join the host's transactions."""
         return self.db.session
+
+
+def this_app() -> Flask:
+    """The real app behind ``current_app`` (a sender of signals, a target of follow-up work)."""
+    return current_app._get_current_object()  # type: ignore[attr-defined]
 
 
 def plugin_state() -> PluginState:

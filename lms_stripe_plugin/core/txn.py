@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from blinker import NamedSignal
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+
+from .state import this_app
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,16 @@ def transition(session, row, from_states, to_state, **values) -> bool:
     for key, value in {"status": to_state, **values}.items():
         set_committed_value(row, key, value)
     return True
+
+
+def send_after_commit(session, signal: NamedSignal, **kwargs: Any) -> None:
+    """Send one of the plugin's signals, with the app as sender, once the transaction has committed."""
+    app = this_app()
+
+    def send() -> None:
+        signal.send(app, **kwargs)
+
+    after_commit(session, send)
 
 
 def after_commit(session, callback: Callable[[], None]) -> None:

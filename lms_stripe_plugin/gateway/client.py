@@ -1,20 +1,28 @@
 """The only module that talks to Stripe: one `stripe.StripeClient` per app, errors translated once.
 
-Every method returns plain dicts (Stripe's JSON), so that services never handle SDK objects. Every call
-that creates something takes an idempotency key derived from one of our rows.
+Every request names the API version the plugin is written for (`API_VERSION`), and every request's
+parameters are the SDK's typed params (its ``*Params`` TypedDicts), so that mypy checks what is sent
+against the pinned API. Every method returns plain dicts (Stripe's JSON), so that services never handle
+SDK objects. Every call that creates something takes an idempotency key derived from one of our rows.
 """
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import stripe
 
-from ..errors import CardDeclined, ConfigurationError, GatewayError, NotFound, WebhookSignatureError
 from ..core.i18n import gettext as _
+from ..errors import CardDeclined, ConfigurationError, GatewayError, NotFound, WebhookSignatureError
+from .types import (CreditNoteCreateParams, DisputeListParams, InvoiceListParams, RefundCreateParams,
+                    RefundListParams, SessionCreateParams, SessionListParams, TaxRateCreateParams)
 
 log = logging.getLogger(__name__)
+
+#: The Stripe API version the plugin is written for, sent with every request. The SDK's major version
+#: (pinned in pyproject.toml) carries the typed params of this version.
+API_VERSION = "2026-10-28.endive"
 
 #: Placeholder key of the shared client; every request passes the key in force (settings page or config).
 _UNSET_KEY = "sk_unset"
@@ -29,7 +37,8 @@ class StripeGateway:
         base = config.get("LMS_STRIPE_API_BASE")
         client = stripe.StripeClient(
             config.get("LMS_STRIPE_SECRET_KEY") or _UNSET_KEY,
-            base_addresses={"api": base.rstrip("/")} if base else None,
+            stripe_version=API_VERSION,
+            base_addresses={"api": base.rstrip("/")} if base else {},
             http_client=stripe.RequestsClient(timeout=config["LMS_STRIPE_TIMEOUT"]),
             max_network_retries=config["LMS_STRIPE_MAX_NETWORK_RETRIES"],
         )
@@ -41,45 +50,55 @@ class StripeGateway:
 
     # -- calls ---------------------------------------------------------------------------------------
 
-    def create_tax_rate(self, params: dict, *, api_key: str, idempotency_key: str) -> dict:
-        return self._call(self.v1.tax_rates.create, params, api_key=api_key, idempotency_key=idempotency_key)
+    def create_tax_rate(self, params: TaxRateCreateParams, *, api_key: str | None, idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.tax_rates.create(params, o), api_key, idempotency_key)
 
-    def create_checkout_session(self, params: dict, *, api_key: str, idempotency_key: str) -> dict:
-        return self._call(self.v1.checkout.sessions.create, params, api_key=api_key,
-                          idempotency_key=idempotency_key)
+    def create_checkout_session(self, params: SessionCreateParams, *, api_key: str | None,
+                                idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.checkout.sessions.create(params, o), api_key, idempotency_key)
 
-    def retrieve_checkout_session(self, session_id: str, *, api_key: str, expand=()) -> dict:
-        return self._call(self.v1.checkout.sessions.retrieve, session_id, {"expand": list(expand)} if expand else None,
-                          api_key=api_key)
+    def retrieve_checkout_session(self, session_id: str, *, api_key: str | None, expand=()) -> dict:
+        return self._call(lambda o: self.v1.checkout.sessions.retrieve(session_id, {"expand": list(expand)}, o),
+                          api_key)
 
-    def expire_checkout_session(self, session_id: str, *, api_key: str) -> dict:
-        return self._call(self.v1.checkout.sessions.expire, session_id, api_key=api_key)
+    def expire_checkout_session(self, session_id: str, *, api_key: str | None) -> dict:
+        return self._call(lambda o: self.v1.checkout.sessions.expire(session_id, None, o), api_key)
 
-    def retrieve_invoice(self, invoice_id: str, *, api_key: str) -> dict:
-        return self._call(self.v1.invoices.retrieve, invoice_id, api_key=api_key)
+    def retrieve_invoice(self, invoice_id: str, *, api_key: str | None) -> dict:
+        return self._call(lambda o: self.v1.invoices.retrieve(invoice_id, None, o), api_key)
 
-    def retrieve_payment_intent(self, payment_intent_id: str, *, api_key: str) -> dict:
-        return self._call(self.v1.payment_intents.retrieve, payment_intent_id, {"expand": ["latest_charge"]},
-                          api_key=api_key)
+    def retrieve_payment_intent(self, payment_intent_id: str, *, api_key: str | None) -> dict:
+        return self._call(lambda o: self.v1.payment_intents.retrieve(payment_intent_id,
+                                                                      {"expand": ["latest_charge"]}, o), api_key)
 
-    def retrieve_refund(self, refund_id: str, *, api_key: str) -> dict:
-        return self._call(self.v1.refunds.retrieve, refund_id, api_key=api_key)
+    def retrieve_refund(self, refund_id: str, *, api_key: str | None) -> dict:
+        return self._call(lambda o: self.v1.refunds.retrieve(refund_id, None, o), api_key)
 
-    def retrieve_dispute(self, dispute_id: str, *, api_key: str) -> dict:
-        return self._call(self.v1.disputes.retrieve, dispute_id, api_key=api_key)
+    def retrieve_dispute(self, dispute_id: str, *, api_key: str | None) -> dict:
+        return self._call(lambda o: self.v1.disputes.retrieve(dispute_id, None, o), api_key)
 
-    def create_credit_note(self, params: dict, *, api_key: str, idempotency_key: str) -> dict:
-        return self._call(self.v1.credit_notes.create, params, api_key=api_key, idempotency_key=idempotency_key)
+    def create_credit_note(self, params: CreditNoteCreateParams, *, api_key: str | None,
+                           idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.credit_notes.create(params, o), api_key, idempotency_key)
 
-    def create_refund(self, params: dict, *, api_key: str, idempotency_key: str) -> dict:
-        return self._call(self.v1.refunds.create, params, api_key=api_key, idempotency_key=idempotency_key)
+    def create_refund(self, params: RefundCreateParams, *, api_key: str | None, idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.refunds.create(params, o), api_key, idempotency_key)
 
-    def list_all(self, resource: str, params: dict, *, api_key: str) -> Iterator[dict]:
-        """Every object of a list endpoint (``checkout.sessions``, ``invoices``, ``refunds``, ``disputes``)."""
-        service = self.v1
-        for part in resource.split("."):
-            service = getattr(service, part)
-        page = self._call(service.list, {"limit": 100, **params}, api_key=api_key, raw=True)
+    def list_checkout_sessions(self, params: SessionListParams, *, api_key: str | None) -> Iterator[dict]:
+        return self._every(lambda o: self.v1.checkout.sessions.list(params, o), api_key)
+
+    def list_invoices(self, params: InvoiceListParams, *, api_key: str | None) -> Iterator[dict]:
+        return self._every(lambda o: self.v1.invoices.list(params, o), api_key)
+
+    def list_refunds(self, params: RefundListParams, *, api_key: str | None) -> Iterator[dict]:
+        return self._every(lambda o: self.v1.refunds.list(params, o), api_key)
+
+    def list_disputes(self, params: DisputeListParams, *, api_key: str | None) -> Iterator[dict]:
+        return self._every(lambda o: self.v1.disputes.list(params, o), api_key)
+
+    def _every(self, first_page: Callable[[Any], Any], api_key: str | None) -> Iterator[dict]:
+        """Every object of a list, page after page (ask for ``limit`` 100 to make fewer calls)."""
+        page = self._call(first_page, api_key, raw=True)
         try:
             for item in page.auto_paging_iter():
                 yield item.to_dict()
@@ -107,15 +126,15 @@ class StripeGateway:
 
     # -- plumbing ------------------------------------------------------------------------------------
 
-    def _call(self, method, *args, api_key: str, idempotency_key: str | None = None, raw: bool = False) -> Any:
+    def _call(self, request: Callable[[Any], Any], api_key: str | None, idempotency_key: str | None = None,
+              raw: bool = False) -> Any:
         if not api_key:
             raise ConfigurationError(_("Stripe's secret key is not set: enter it on the payment settings page."))
         options: dict = {"api_key": api_key}
         if idempotency_key:
             options["idempotency_key"] = idempotency_key
-        args = tuple(a for a in args if a is not None)
         try:
-            result = method(*args, options=options)
+            result = request(options)
         except stripe.StripeError as err:
             raise _translate(err) from err
         return result if raw else result.to_dict()

@@ -5,12 +5,14 @@ two apps in one process keep their own configuration.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from blinker import signal
 
 from .. import host as contract
 from . import catalog, course, enrollment
 
-_RECEIVERS = {
+_RECEIVERS: dict[str, Callable[..., Any]] = {
     contract.COURSE_SETTINGS_FORM: course.settings_form,
     contract.COURSE_SETTINGS_SAVED: course.settings_saved,
     contract.CATALOG_RENDERING: catalog.rendering,

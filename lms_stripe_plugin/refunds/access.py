@@ -1,14 +1,14 @@
 """A learner's access to a paid course, and the invoice status that follows refunds."""
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy import select, update
 
+from ..core.state import PluginState
 from .. import signals
 from ..core import audit
 from ..core.enums import AccessReason, AuditAction, InvoiceStatus, PurchaseStatus
 from ..core.models import Invoice, Purchase, utcnow
-from ..core.txn import after_commit, transition
+from ..core.txn import send_after_commit, transition
 
 
 def set_invoice_status(session, purchase: Purchase, status: InvoiceStatus) -> None:
@@ -20,7 +20,7 @@ def set_invoice_status(session, purchase: Purchase, status: InvoiceStatus) -> No
                     .values(**values).execution_options(synchronize_session="fetch"))
 
 
-def revoke_access(state, purchase: Purchase, *, reason: AccessReason, actor_id: str | None = None) -> bool:
+def revoke_access(state: PluginState, purchase: Purchase, *, reason: AccessReason, actor_id: str | None = None) -> bool:
     """Cancel the purchase and remove the learner's access, once; the learner may buy again later."""
     session, host = state.session, state.host
     if not transition(session, purchase, (PurchaseStatus.PAID,), PurchaseStatus.CANCELLED, cancelled_at=utcnow()):
@@ -32,8 +32,8 @@ def revoke_access(state, purchase: Purchase, *, reason: AccessReason, actor_id: 
     invoice = session.scalar(select(Invoice).where(Invoice.purchase_id == purchase.id))
     audit.record(session, AuditAction.ACCESS_REVOKED, actor_id=actor_id, user_id=purchase.user_id,
                  course_id=purchase.course_id, purchase_id=purchase.id, reason=reason)
-    app = current_app._get_current_object()
-    after_commit(session, lambda: (
-        signals.purchase_cancelled.send(app, purchase=purchase, invoice=invoice, actor_id=actor_id, reason=reason),
-        signals.access_revoked.send(app, user_id=purchase.user_id, course_id=purchase.course_id, reason=reason)))
+    send_after_commit(session, signals.purchase_cancelled, purchase=purchase, invoice=invoice, actor_id=actor_id,
+                      reason=reason)
+    send_after_commit(session, signals.access_revoked, user_id=purchase.user_id, course_id=purchase.course_id,
+                      reason=reason)
     return True

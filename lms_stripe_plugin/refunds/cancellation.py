@@ -8,11 +8,11 @@ Stripe never confirmed is reused if the administrator repeats it, so a retry can
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..core.state import PluginState
 from ..accounts import settings as payment_settings
 from ..core import audit
 from ..core.enums import AccessReason, AuditAction, InvoiceStatus, PurchaseStatus, RefundOrigin, RefundStatus
@@ -20,9 +20,10 @@ from ..core.i18n import current_locale, gettext as _
 from ..core.models import Invoice, Refund
 from ..core.txn import transition
 from ..errors import GatewayError, PaymentsError
+from ..gateway.types import CreditNoteCreateParams, RefundCreateParams
 from ..money import Money
 from .access import revoke_access, set_invoice_status
-from .lifecycle import STRIPE_TO_OURS, sync_refund
+from .lifecycle import status_of, sync_refund
 
 RETRY_PREFIX = "lms-refund-retry-"
 _IN_FLIGHT = (RefundStatus.REQUESTED, RefundStatus.PENDING)
@@ -35,12 +36,12 @@ class RefundRefused(PaymentsError):
 @dataclass(frozen=True)
 class RefundPlan:
     """The Stripe call for one refund row, as plain values: a credit note (with its refund) for an
-    invoice, or a refund through the Refunds API (a retry, a duplicate payment)."""
+    invoice, or else a refund through the Refunds API (a retry, a duplicate payment)."""
 
     refund_id: int
-    kind: Literal["credit_note", "refund"]
-    params: dict[str, Any]
     idempotency_key: str
+    credit_note: CreditNoteCreateParams | None = None
+    refund: RefundCreateParams | None = None
     replaces: int | None = None  # the failed refund a retry replaces
 
 
@@ -61,27 +62,28 @@ def unconfirmed_request(session, invoice: Invoice) -> Refund | None:
         Refund.stripe_refund_id.is_(None), Refund.idempotency_key.not_like(f"{RETRY_PREFIX}%")))
 
 
-def request_cancel(state, invoice: Invoice, *, actor_id: str, reason: str | None) -> RefundPlan:
+def request_cancel(state: PluginState, invoice: Invoice, *, actor_id: str, reason: str | None) -> RefundPlan:
     """Plan a credit note for the whole remaining amount, with its refund; access is revoked with it."""
     return _request(state, invoice, amount=None, revoke=True, actor_id=actor_id, reason=reason)
 
 
-def request_part(state, invoice: Invoice, *, amount: int, revoke: bool, actor_id: str,
+def request_part(state: PluginState, invoice: Invoice, *, amount: int, revoke: bool, actor_id: str,
                  reason: str | None) -> RefundPlan:
     """Plan a credit note with a refund of ``amount`` (minor units)."""
     return _request(state, invoice, amount=amount, revoke=revoke, actor_id=actor_id, reason=reason)
 
 
-def _request(state, invoice: Invoice, *, amount: int | None, revoke: bool, actor_id: str,
+def _request(state: PluginState, invoice: Invoice, *, amount: int | None, revoke: bool, actor_id: str,
              reason: str | None) -> RefundPlan:
     session = state.session
     refund = _matching_request(session, invoice, amount) or _new_request(session, invoice, amount, revoke,
                                                                          actor_id, reason)
-    params = {"invoice": invoice.stripe_invoice_id, "amount": refund.amount, "refund_amount": refund.amount,
-              "reason": "order_change", "metadata": {"lms_refund_id": str(refund.id)}}
+    params: CreditNoteCreateParams = {
+        "invoice": invoice.stripe_invoice_id, "amount": refund.amount, "refund_amount": refund.amount,
+        "reason": "order_change", "metadata": {"lms_refund_id": str(refund.id)}}
     if reason:
         params["memo"] = reason[:500]
-    return RefundPlan(refund.id, "credit_note", params, refund.idempotency_key)
+    return RefundPlan(refund.id, refund.idempotency_key, credit_note=params)
 
 
 def _matching_request(session, invoice: Invoice, amount: int | None) -> Refund | None:
@@ -130,7 +132,7 @@ def _insert(session, refund: Refund, key_prefix: str) -> None:
         raise RefundRefused(_("Another refund of this purchase is in progress: wait for it to finish.")) from None
 
 
-def request_retry(state, failed: Refund, *, actor_id: str) -> RefundPlan:
+def request_retry(state: PluginState, failed: Refund, *, actor_id: str) -> RefundPlan:
     """Plan refunding again, through Stripe's Refunds API, what a failed refund did not return."""
     session = state.session
     if failed.status != RefundStatus.FAILED:
@@ -144,11 +146,11 @@ def request_retry(state, failed: Refund, *, actor_id: str) -> RefundPlan:
 
 def refund_plan(refund: Refund, payment_intent: str, *, replaces: int | None = None) -> RefundPlan:
     """The Refunds API call for a refund row (``replaces``: the failed refund it retries)."""
-    params: dict[str, Any] = {"payment_intent": payment_intent, "amount": refund.amount,
-                              "metadata": {"lms_refund_id": str(refund.id)}}
+    params: RefundCreateParams = {"payment_intent": payment_intent, "amount": refund.amount,
+                                  "metadata": {"lms_refund_id": str(refund.id)}}
     if refund.origin == RefundOrigin.SYSTEM:
         params["reason"] = "duplicate"
-    return RefundPlan(refund.id, "refund", params, refund.idempotency_key, replaces=replaces)
+    return RefundPlan(refund.id, refund.idempotency_key, refund=params, replaces=replaces)
 
 
 def _pending_retry(session, purchase_id: int) -> Refund | None:
@@ -171,18 +173,21 @@ def _new_retry(session, failed: Refund, actor_id: str) -> Refund:
 # -- the call to Stripe ------------------------------------------------------------------------------
 
 
-def send(state, plan: RefundPlan) -> Refund:
+def send(state: PluginState, plan: RefundPlan) -> Refund:
     """Make the planned call to Stripe, then apply its answer. Stripe unreachable: nothing is written, and
     repeating the request retries it with its key. Refused, or a server error Stripe keeps as this key's
     answer: the request is marked failed (a new attempt gets a new key)."""
     settings = payment_settings.load(state.session)
-    create = state.gateway.create_credit_note if plan.kind == "credit_note" else state.gateway.create_refund
+    gateway, key = state.gateway, plan.idempotency_key
     try:
-        created = create(plan.params, api_key=settings.secret_key, idempotency_key=plan.idempotency_key)
+        if plan.credit_note is not None:
+            created = gateway.create_credit_note(plan.credit_note, api_key=settings.secret_key, idempotency_key=key)
+        elif plan.refund is not None:
+            created = gateway.create_refund(plan.refund, api_key=settings.secret_key, idempotency_key=key)
     except GatewayError as err:
         _gateway_failed(state.session, plan.refund_id, err)
         raise
-    if plan.kind == "refund":
+    if plan.credit_note is None:
         return _apply_refund(state, plan, created)
     # The credit note is made: if reading its refund fails, repeating the request finds it by its key.
     stripe_refund = _credit_note_refund(state, created, settings)
@@ -198,7 +203,7 @@ def _gateway_failed(session, refund_id: int, err: GatewayError) -> None:
                      amount=refund.amount, reason=err.message)
 
 
-def _apply_refund(state, plan: RefundPlan, created: dict) -> Refund:
+def _apply_refund(state: PluginState, plan: RefundPlan, created: dict) -> Refund:
     session = state.session
     refund = session.get(Refund, plan.refund_id)
     if plan.replaces is not None:
@@ -208,7 +213,7 @@ def _apply_refund(state, plan: RefundPlan, created: dict) -> Refund:
     return refund
 
 
-def _apply_credit_note(state, refund_id: int, credit_note: dict, stripe_refund: dict | None) -> Refund:
+def _apply_credit_note(state: PluginState, refund_id: int, credit_note: dict, stripe_refund: dict | None) -> Refund:
     session = state.session
     # The refund's webhooks may have been handled while we waited for Stripe: work on fresh rows.
     refund = session.get(Refund, refund_id, with_for_update=True, populate_existing=True)
@@ -221,7 +226,7 @@ def _apply_credit_note(state, refund_id: int, credit_note: dict, stripe_refund: 
         invoice.credit_note_pdf_url = credit_note.get("pdf")
     if transition(session, refund, (RefundStatus.REQUESTED,), RefundStatus.PENDING):
         set_invoice_status(session, invoice.purchase, InvoiceStatus.REFUND_PENDING)
-    refused_now = stripe_refund is not None and STRIPE_TO_OURS.get(stripe_refund.get("status")) == RefundStatus.FAILED
+    refused_now = stripe_refund is not None and status_of(stripe_refund) == RefundStatus.FAILED
     if refund.revoke_access and not refused_now:
         # Revoked now, as the administrator decided; a learner whose refund Stripe refuses outright keeps
         # access until a retried refund goes through.
@@ -232,10 +237,12 @@ def _apply_credit_note(state, refund_id: int, credit_note: dict, stripe_refund: 
     return refund
 
 
-def _credit_note_refund(state, credit_note: dict, settings) -> dict | None:
+def _credit_note_refund(state: PluginState, credit_note: dict, settings) -> dict | None:
     stripe_refunds = credit_note.get("refunds") or []
     if not stripe_refunds:
         return None
     refund_id = stripe_refunds[0].get("refund")
     refund_id = refund_id.get("id") if isinstance(refund_id, dict) else refund_id
+    if not refund_id:
+        return None
     return state.gateway.retrieve_refund(refund_id, api_key=settings.secret_key)

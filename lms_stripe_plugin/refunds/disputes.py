@@ -5,6 +5,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..core.state import PluginState
 from ..core import audit
 from ..core.enums import AccessReason, AuditAction
 from ..core.models import Dispute, Purchase
@@ -16,7 +17,7 @@ def disputes_of(session, purchase_id: int) -> list[Dispute]:
     return list(session.scalars(select(Dispute).where(Dispute.purchase_id == purchase_id).order_by(Dispute.id)))
 
 
-def sync_dispute(state, stripe_dispute: dict, *, purchase: Purchase | None = None) -> Dispute | None:
+def sync_dispute(state: PluginState, stripe_dispute: dict, *, purchase: Purchase | None = None) -> Dispute | None:
     """Record or update a dispute of ``purchase`` (by default the purchase its PaymentIntent paid); a new
     one revokes access if LMS_STRIPE_REVOKE_ON_DISPUTE (default). None when the payment is not ours."""
     session = state.session

@@ -6,22 +6,27 @@ here, or someone in the Stripe dashboard), its success is applied once: the refu
 """
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..core.state import PluginState
 from .. import signals
 from ..core import audit
 from ..core.enums import AccessReason, AuditAction, InvoiceStatus, RefundOrigin, RefundStatus
 from ..core.i18n import gettext as _
 from ..core.models import Invoice, Purchase, Refund
-from ..core.txn import after_commit, transition
+from ..core.txn import send_after_commit, transition
 from .access import revoke_access, set_invoice_status
 
 #: Stripe's refund statuses, in ours.
 STRIPE_TO_OURS = {"pending": RefundStatus.PENDING, "requires_action": RefundStatus.PENDING,
                   "succeeded": RefundStatus.SUCCEEDED, "failed": RefundStatus.FAILED,
                   "canceled": RefundStatus.FAILED}
+
+
+def status_of(stripe_refund: dict) -> RefundStatus:
+    """A Stripe refund's status in ours (an unknown one is still pending)."""
+    return STRIPE_TO_OURS.get(stripe_refund.get("status") or "", RefundStatus.PENDING)
 
 
 def purchase_for_payment_intent(session, payment_intent: str | None) -> Purchase | None:
@@ -37,7 +42,7 @@ def refunds_of(session, purchase_id: int) -> list[Refund]:
                                 .order_by(Refund.created_at.desc(), Refund.id.desc())))
 
 
-def sync_refund(state, stripe_refund: dict, *, refund: Refund | None = None,
+def sync_refund(state: PluginState, stripe_refund: dict, *, refund: Refund | None = None,
                 purchase: Purchase | None = None) -> Refund | None:
     """Bring our refund row in line with Stripe's refund. A refund we have no row for was made in Stripe's
     dashboard (or its answer to us was lost): it is recorded against ``purchase``, by default the purchase
@@ -52,17 +57,17 @@ def sync_refund(state, stripe_refund: dict, *, refund: Refund | None = None,
     session.refresh(refund, with_for_update=True)  # another request may have moved it since we read it
     if refund.stripe_refund_id is None:
         refund.stripe_refund_id = stripe_refund["id"]
-    status = STRIPE_TO_OURS.get(stripe_refund.get("status"), RefundStatus.PENDING)
+    status = status_of(stripe_refund)
     if status == RefundStatus.SUCCEEDED:
         _succeeded(state, refund)
     elif status == RefundStatus.FAILED:
-        _failed(state, refund, stripe_refund.get("failure_reason") or stripe_refund.get("status"))
+        _failed(state, refund, stripe_refund.get("failure_reason") or stripe_refund.get("status") or "unknown")
     elif transition(session, refund, (RefundStatus.REQUESTED,), RefundStatus.PENDING):
         set_invoice_status(session, refund.purchase, InvoiceStatus.REFUND_PENDING)
     return refund
 
 
-def _dashboard_refund(state, stripe_refund: dict, purchase: Purchase) -> Refund | None:
+def _dashboard_refund(state: PluginState, stripe_refund: dict, purchase: Purchase) -> Refund | None:
     """Our row for a refund we have no id for: an administrator's request whose answer was lost (same
     purchase and amount, not yet confirmed), or else a refund made in the Stripe dashboard."""
     session = state.session
@@ -90,7 +95,7 @@ def _dashboard_refund(state, stripe_refund: dict, purchase: Purchase) -> Refund 
     return refund
 
 
-def _succeeded(state, refund: Refund) -> None:
+def _succeeded(state: PluginState, refund: Refund) -> None:
     session = state.session
     if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.FAILED),
                       RefundStatus.SUCCEEDED, failure_reason=None):
@@ -114,7 +119,7 @@ def _succeeded(state, refund: Refund) -> None:
         revoke_access(state, purchase, reason=AccessReason.REFUND, actor_id=refund.actor_id)
 
 
-def _failed(state, refund: Refund, reason: str) -> None:
+def _failed(state: PluginState, refund: Refund, reason: str) -> None:
     session = state.session
     if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING), RefundStatus.FAILED,
                       failure_reason=reason):
@@ -123,8 +128,7 @@ def _failed(state, refund: Refund, reason: str) -> None:
     set_invoice_status(session, purchase, InvoiceStatus.REFUND_FAILED)
     audit.record(session, AuditAction.REFUND_FAILED, user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, amount=refund.amount, reason=reason, refund=refund.stripe_refund_id)
-    after_commit(session, lambda: signals.refund_failed.send(current_app._get_current_object(), refund=refund,
-                                                             reason=failure_text(reason)))
+    send_after_commit(session, signals.refund_failed, refund=refund, reason=failure_text(reason))
 
 
 def failure_text(reason: str | None) -> str:

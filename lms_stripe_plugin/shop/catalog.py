@@ -5,13 +5,14 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from flask import has_request_context, request
 from markupsafe import Markup
 from sqlalchemy import and_, bindparam, null, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..core.state import PluginState
 from ..core.enums import LIVE_PURCHASE, PurchaseStatus
 from ..core.models import CourseOffer, Purchase, Settings
 from ..money import Money, MoneyError, parse_money
@@ -87,7 +88,7 @@ SNAPSHOT_SECONDS = 300
 _MAX_LOCALES = 32
 
 
-def prices(state, revision: int, user_id: str | None) -> Prices:
+def prices(state: PluginState, revision: int, user_id: str | None) -> Prices:
     """The paid offers of the whole catalog and the user's live purchases, in at most one query.
 
     The offers are kept per app while ``revision`` (the settings row's ``catalog_revision``, given a new
@@ -137,6 +138,7 @@ def raise_revision(session) -> None:
 
 def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, str]]:
     paid = and_(CourseOffer.is_paid.is_(True), CourseOffer.amount.is_not(None))
+    query: Any
     if user_id is None:
         query = select(*_COLUMNS, null()).where(paid)
     else:
@@ -261,11 +263,10 @@ def _price_label(amount: int, currency: str, locale: str) -> Markup:
 
 def matches(offer: OfferRow | None, price_filter: PriceFilter) -> bool:
     """Whether a course with this paid offer (None: free) passes the filter."""
-    paid = offer is not None
-    if price_filter.kind == "free" and paid:
+    if offer is None:
+        return price_filter.kind != "paid"
+    if price_filter.kind == "free":
         return False
-    if price_filter.kind == "paid" and not paid:
-        return False
-    if price_filter.max_amount is not None and paid:
+    if price_filter.max_amount is not None:
         return offer.currency == price_filter.currency and offer.amount <= price_filter.max_amount
     return True

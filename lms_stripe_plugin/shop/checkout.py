@@ -10,14 +10,17 @@ the call) and then records Stripe's answer.
 """
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal, cast
 
 from flask import current_app, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..core.state import PluginState
 from ..accounts import settings as payment_settings
 from ..core import audit
 from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus
@@ -25,6 +28,7 @@ from ..core.i18n import current_locale, gettext as _
 from ..core.models import Customer, Purchase, TaxRate, utcnow
 from ..core.txn import after_commit, transition
 from ..errors import GatewayError, NotPurchasable, PaymentsError
+from ..gateway.types import SessionCreateParams, SessionCreateParamsLineItem
 from ..host import audience_allows
 from . import offers
 
@@ -39,13 +43,13 @@ def live_purchase(session, user_id: str, course_id: str) -> Purchase | None:
                                                  Purchase.status.in_(LIVE_PURCHASE)))
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment
+def _expiry(purchase: Purchase) -> datetime:
+    """When the purchase's session expires (one without an expiry is past it)."""
+    moment = purchase.expires_at or datetime.min
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
-def check_purchasable(state, user, course, settings, offer) -> None:
+def check_purchasable(state: PluginState, user, course, settings, offer) -> None:
     """Raise `NotPurchasable` with a message for the learner when this user cannot buy this course."""
     host = state.host
     if not settings.active:
@@ -71,6 +75,12 @@ def check_not_bought(session, user_id: str, course_id: str) -> None:
 
 
 @dataclass(frozen=True)
+class TaxRateWanted:
+    rate: int  # basis points
+    country: str
+
+
+@dataclass(frozen=True)
 class CheckoutPlan:
     """What `open_session` needs, as plain values: it runs after the caller's commit, and calls Stripe
     before touching the database."""
@@ -79,11 +89,11 @@ class CheckoutPlan:
     user_id: str
     course_id: str
     url: str | None  # the open session's page, when it can be reused
-    params: dict[str, Any]
-    tax_rate: dict[str, Any] | None = None  # a Stripe tax rate to create first, and where it goes
+    params: SessionCreateParams
+    tax_rate: TaxRateWanted | None = None  # a Stripe tax rate to create first
 
 
-def reserve(state, user, course) -> CheckoutPlan:
+def reserve(state: PluginState, user, course) -> CheckoutPlan:
     """Check the learner may buy, then reuse their open purchase of the course or write a new one."""
     session, host = state.session, state.host
     user_id, course_id = host.user_id(user), host.course_id(course)
@@ -99,7 +109,7 @@ def reserve(state, user, course) -> CheckoutPlan:
     return _plan(state, settings, purchase, user, course)
 
 
-def open_session(state, plan: CheckoutPlan) -> str:
+def open_session(state: PluginState, plan: CheckoutPlan) -> str:
     """Create the Checkout Session at Stripe (and the VAT rate it needs, if new), then record it."""
     settings = payment_settings.load(state.session)
     params, created_rate = plan.params, None
@@ -127,7 +137,7 @@ def _still_usable(purchase: Purchase, offer) -> bool:
                                                                              offer.vat_rate)
     # A session still to create must expire at least 30 minutes ahead (Stripe's minimum).
     margin = REUSE_MARGIN if purchase.checkout_url else STRIPE_MIN_EXPIRY + REUSE_MARGIN
-    return same_offer and _aware(purchase.expires_at) > utcnow() + margin
+    return same_offer and _expiry(purchase) > utcnow() + margin
 
 
 def _give_up(session, purchase_id: int, err: PaymentsError) -> None:
@@ -135,7 +145,7 @@ def _give_up(session, purchase_id: int, err: PaymentsError) -> None:
     transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.FAILED, failure_reason=err.message)
 
 
-def _retire(state, purchase: Purchase, settings) -> None:
+def _retire(state: PluginState, purchase: Purchase, settings) -> None:
     """Retire an open purchase; once that is committed, its session (if any) is expired at Stripe, so
     that an old tab cannot pay it."""
     transition(state.session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.EXPIRED)
@@ -161,13 +171,14 @@ def _insert_purchase(session, user_id, course_id, offer, settings) -> Purchase:
             session.add(purchase)
     except IntegrityError:
         # Another click of the same learner got there first: use its purchase (same idempotency key).
-        purchase = live_purchase(session, user_id, course_id)
-        if purchase is None or purchase.status != PurchaseStatus.OPEN:
+        other = live_purchase(session, user_id, course_id)
+        if other is None or other.status != PurchaseStatus.OPEN:
             raise NotPurchasable(_("You have already bought this course."))
+        return other
     return purchase
 
 
-def _plan(state, settings, purchase: Purchase, user, course) -> CheckoutPlan:
+def _plan(state: PluginState, settings, purchase: Purchase, user, course) -> CheckoutPlan:
     plan = CheckoutPlan(purchase_id=purchase.id, user_id=purchase.user_id, course_id=purchase.course_id,
                         url=purchase.checkout_url, params={})
     if purchase.checkout_url:
@@ -179,37 +190,41 @@ def _plan(state, settings, purchase: Purchase, user, course) -> CheckoutPlan:
         if known:
             params = _with_tax_rate(params, known)
         else:
-            tax_rate = {"rate": purchase.vat_rate, "country": current_app.config["LMS_STRIPE_TAX_COUNTRY"]}
+            tax_rate = TaxRateWanted(purchase.vat_rate, current_app.config["LMS_STRIPE_TAX_COUNTRY"])
     return replace(plan, params=params, tax_rate=tax_rate)
 
 
-def _session_params(state, settings, purchase: Purchase, user, course) -> dict:
+def _session_params(state: PluginState, settings, purchase: Purchase, user, course) -> SessionCreateParams:
     host = state.host
     metadata = {"lms_purchase_id": str(purchase.id), "lms_user_id": purchase.user_id,
                 "lms_course_id": purchase.course_id}
     title = host.course_title(course)[:250]
-    line = {
+    line: SessionCreateParamsLineItem = {
         "quantity": 1,
         "price_data": {"currency": purchase.currency.lower(), "unit_amount": purchase.amount,
                        "tax_behavior": "inclusive",
                        "product_data": {"name": title, "metadata": {"lms_course_id": purchase.course_id}}},
     }
-    params = {
+    params: SessionCreateParams = {
         "mode": "payment",
         "line_items": [line],
         "invoice_creation": {"enabled": True, "invoice_data": {"description": title, "metadata": metadata}},
         "payment_intent_data": {"metadata": metadata},
-        "payment_method_types": payment_methods(settings, purchase),
+        "allowed_payment_method_types": [*payment_methods(settings, purchase)],
         "client_reference_id": f"lms-purchase-{purchase.id}",
         "metadata": metadata,
-        "locale": current_locale(),
-        "expires_at": int(_aware(purchase.expires_at).timestamp()),
+        "locale": cast(Any, current_locale()),  # "en" or "fr", both Stripe Checkout locales
+        "expires_at": int(_expiry(purchase).timestamp()),
         "success_url": url_for("lms_stripe.checkout_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": url_for("lms_stripe.checkout_cancel", purchase_id=purchase.id, _external=True),
     }
-    if settings.automatic_tax:
-        params["automatic_tax"] = {"enabled": True}
     _add_customer(state.session, host, settings, purchase, user, params)
+    if settings.automatic_tax:
+        # Stripe Tax needs the buyer's address: Checkout collects it, and saves it on a known customer.
+        params["automatic_tax"] = {"enabled": True}
+        params["billing_address_collection"] = "required"
+        if "customer" in params:
+            params["customer_update"] = {"address": "auto"}
     if settings.vouchers_enabled:
         params["allow_promotion_codes"] = True
     if settings.terms_url:
@@ -219,9 +234,15 @@ def _session_params(state, settings, purchase: Purchase, user, course) -> dict:
     return params
 
 
-def payment_methods(settings, purchase: Purchase) -> list[str]:
-    """Card always (Apple Pay and Google Pay ride on it); Klarna from its minimum; SEPA in euros."""
-    methods = ["card"]
+PaymentMethod = Literal["card", "klarna", "sepa_debit"]
+
+
+def payment_methods(settings, purchase: Purchase) -> list[PaymentMethod]:
+    """Card always (Apple Pay and Google Pay ride on it); Klarna from its minimum; SEPA in euros.
+
+    Sent as ``allowed_payment_method_types``: a filter on the methods Stripe finds eligible for the
+    session, the parameter of the pinned API (it has no ``payment_method_types`` on Checkout Sessions)."""
+    methods: list[PaymentMethod] = ["card"]
     if settings.klarna_enabled and purchase.currency in KLARNA_CURRENCIES:
         minimum = settings.klarna_minimum
         if minimum is None or (purchase.currency == settings.default_currency and purchase.amount >= minimum):
@@ -231,9 +252,12 @@ def payment_methods(settings, purchase: Purchase) -> list[str]:
     return methods
 
 
-def _with_tax_rate(params: dict, tax_rate_id: str) -> dict:
-    line = {**params["line_items"][0], "tax_rates": [tax_rate_id]}
-    return {**params, "line_items": [line]}
+def _with_tax_rate(params: SessionCreateParams, tax_rate_id: str) -> SessionCreateParams:
+    line = copy(params["line_items"][0])
+    line["tax_rates"] = [tax_rate_id]
+    with_rate = copy(params)
+    with_rate["line_items"] = [line]
+    return with_rate
 
 
 def _known_tax_rate(session, settings, rate: int) -> str | None:
@@ -242,29 +266,29 @@ def _known_tax_rate(session, settings, rate: int) -> str | None:
         TaxRate.rate == rate, TaxRate.country == country, TaxRate.livemode == settings.livemode))
 
 
-def _create_tax_rate(state, settings, wanted: dict) -> dict:
+def _create_tax_rate(state: PluginState, settings, wanted: TaxRateWanted) -> dict:
     """The inclusive Stripe Tax Rate for a VAT rate, created once (its key makes a second creation return
     the same rate)."""
-    rate, country = wanted["rate"], wanted["country"]
-    percentage = f"{rate // 100}.{rate % 100:02d}"
+    rate, country = wanted.rate, wanted.country
+    percentage = Decimal(rate).scaleb(-2)  # basis points: 550 is 5.5 %
     return state.gateway.create_tax_rate(
-        {"display_name": "VAT", "percentage": percentage, "inclusive": True, "country": country,
-         "description": f"VAT {percentage} % ({country})", "tax_type": "vat"},
+        {"display_name": "VAT", "percentage": float(percentage), "inclusive": True, "country": country,
+         "description": f"VAT {percentage:f} % ({country})", "tax_type": "vat"},
         api_key=settings.secret_key, idempotency_key=f"lms-tax-rate-{country}-{rate}-{int(settings.livemode)}")
 
 
-def _remember_tax_rate(state, settings, plan: CheckoutPlan, created: dict | None) -> None:
+def _remember_tax_rate(state: PluginState, settings, plan: CheckoutPlan, created: dict | None) -> None:
     if created is None or plan.tax_rate is None:
         return
     try:
         with state.session.begin_nested():
-            state.session.add(TaxRate(rate=plan.tax_rate["rate"], country=plan.tax_rate["country"],
+            state.session.add(TaxRate(rate=plan.tax_rate.rate, country=plan.tax_rate.country,
                                       livemode=settings.livemode, stripe_tax_rate_id=created["id"]))
     except IntegrityError:
         pass  # a concurrent checkout stored the same rate (same idempotency key, same id)
 
 
-def _add_customer(session, host, settings, purchase: Purchase, user, params: dict) -> None:
+def _add_customer(session, host, settings, purchase: Purchase, user, params: SessionCreateParams) -> None:
     customer = session.scalar(select(Customer.stripe_customer_id).where(
         Customer.user_id == purchase.user_id, Customer.livemode == settings.livemode))
     if customer:

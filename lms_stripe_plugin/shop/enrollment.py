@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import select
 
 from .. import signals
 from ..core import audit
 from ..core.enums import AuditAction, PurchaseStatus
 from ..core.models import FreeEnrollment, Purchase
-from ..core.txn import after_commit
+from ..core.txn import send_after_commit
 
 
 @dataclass(frozen=True)
@@ -36,8 +35,7 @@ def record_free_enrollment(session, *, user_id: str, course_id: str, actor_id: s
     enrollment = FreeEnrollment(user_id=user_id, course_id=course_id, actor_id=actor_id)
     session.add(enrollment)
     audit.record(session, AuditAction.FREE_ENROLLMENT, actor_id=actor_id, user_id=user_id, course_id=course_id)
-    app = current_app._get_current_object()
-    after_commit(session, lambda: signals.free_enrollment_recorded.send(app, enrollment=enrollment))
+    send_after_commit(session, signals.free_enrollment_recorded, enrollment=enrollment)
     return enrollment
 
 

@@ -6,17 +6,17 @@ transition and enrolls), invoices are unique by Stripe id and by purchase.
 """
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..core.state import PluginState
 from .. import signals
 from ..accounts import settings as payment_settings
 from ..billing.invoices import record_invoice
 from ..core import audit, jobs
 from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus, RefundOrigin, RefundStatus
 from ..core.models import Customer, Purchase, Refund, parse_row_id, utcnow
-from ..core.txn import after_commit, transition
+from ..core.txn import send_after_commit, transition
 from ..errors import NotFound, PaymentsError
 from ..refunds.cancellation import refund_plan, send
 
@@ -56,7 +56,7 @@ def _check_claim(purchase: Purchase | None, cs: dict) -> Purchase:
     return purchase
 
 
-def sync_checkout_session(state, cs: dict) -> Purchase:
+def sync_checkout_session(state: PluginState, cs: dict) -> Purchase:
     """Apply a Checkout Session, as Stripe returns it (``invoice`` and ``payment_intent`` expanded if possible),
     in the caller's transaction."""
     session = state.session
@@ -80,7 +80,7 @@ def sync_checkout_session(state, cs: dict) -> Purchase:
 EXPAND_SESSION = ("invoice", "payment_intent")
 
 
-def fulfil_from_stripe(state, session_id: str) -> Purchase:
+def fulfil_from_stripe(state: PluginState, session_id: str) -> Purchase:
     """Read the Checkout Session from Stripe (never trusting a copy) and apply it."""
     settings = payment_settings.load(state.session)
     checkout_session = state.gateway.retrieve_checkout_session(session_id, api_key=settings.secret_key,
@@ -88,7 +88,7 @@ def fulfil_from_stripe(state, session_id: str) -> Purchase:
     return sync_checkout_session(state, checkout_session)
 
 
-def _mark_paid(state, purchase: Purchase, cs: dict) -> None:
+def _mark_paid(state: PluginState, purchase: Purchase, cs: dict) -> None:
     session, host = state.session, state.host
     paid = {"paid_at": utcnow(), "amount_paid": cs.get("amount_total"),
             "stripe_payment_intent_id": _id(cs.get("payment_intent")), "stripe_customer_id": _id(cs.get("customer"))}
@@ -106,15 +106,14 @@ def _mark_paid(state, purchase: Purchase, cs: dict) -> None:
         audit.record(session, AuditAction.PAID, user_id=purchase.user_id, course_id=purchase.course_id,
                      purchase_id=purchase.id, amount=cs.get("amount_total"), currency=purchase.currency,
                      checkout_session=cs.get("id"))
-        after_commit(session, lambda: signals.purchase_completed.send(
-            current_app._get_current_object(), purchase=purchase, user_id=purchase.user_id,
-            course_id=purchase.course_id))
+        send_after_commit(session, signals.purchase_completed, purchase=purchase, user_id=purchase.user_id,
+                          course_id=purchase.course_id)
     invoice = cs.get("invoice")
     if isinstance(invoice, dict):
         record_invoice(state, invoice, purchase)
 
 
-def _paid_after_replacement(state, purchase: Purchase, cs: dict, paid: dict) -> bool:
+def _paid_after_replacement(state: PluginState, purchase: Purchase, cs: dict, paid: dict) -> bool:
     """The learner paid a session we had retired (an old tab). Honour it: retire the newer open purchase;
     if the course is already paid by another purchase, this payment is a duplicate and is refunded."""
     session = state.session
@@ -129,7 +128,7 @@ def _paid_after_replacement(state, purchase: Purchase, cs: dict, paid: dict) -> 
     return transition(session, purchase, (PurchaseStatus.EXPIRED,), PurchaseStatus.PAID, **paid)
 
 
-def _refund_duplicate(state, purchase: Purchase, cs: dict, paid: dict) -> None:
+def _refund_duplicate(state: PluginState, purchase: Purchase, cs: dict, paid: dict) -> None:
     """Record the refund of a payment for a course already paid; Stripe is asked once this commits."""
     if not transition(state.session, purchase, (PurchaseStatus.EXPIRED,), PurchaseStatus.CANCELLED,
                       cancelled_at=utcnow(), **paid):
@@ -150,15 +149,14 @@ def _payment_failed(cs: dict) -> bool:
     return isinstance(intent, dict) and intent.get("status") in ("requires_payment_method", "canceled")
 
 
-def _mark_failed(state, purchase: Purchase, cs: dict) -> None:
+def _mark_failed(state: PluginState, purchase: Purchase, cs: dict) -> None:
     intent = cs.get("payment_intent") or {}
     error = (intent.get("last_payment_error") or {}).get("message") or "The payment failed."
     if transition(state.session, purchase, (PurchaseStatus.OPEN, PurchaseStatus.PROCESSING),
                   PurchaseStatus.FAILED, failure_reason=error):
         audit.record(state.session, AuditAction.PAYMENT_FAILED, user_id=purchase.user_id, course_id=purchase.course_id,
                      purchase_id=purchase.id, reason=error)
-        after_commit(state.session, lambda: signals.payment_failed.send(
-            current_app._get_current_object(), purchase=purchase, reason=error))
+        send_after_commit(state.session, signals.payment_failed, purchase=purchase, reason=error)
 
 
 def _remember_customer(session, purchase: Purchase, cs: dict) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..core.state import PluginState
 from ..accounts import settings as payment_settings
 from ..billing.invoices import sync_invoice
 from ..core.models import Purchase, parse_row_id
@@ -19,7 +20,7 @@ from ..shop.fulfilment import EXPAND_SESSION, fulfil_from_stripe, sync_checkout_
 Handler = Callable[[Any, dict, dict], None]
 
 
-def refresh_checkout_session(state, obj: dict, event: dict) -> None:
+def refresh_checkout_session(state: PluginState, obj: dict, event: dict) -> None:
     settings = payment_settings.load(state.session)
     cs = state.gateway.retrieve_checkout_session(obj["id"], api_key=settings.secret_key, expand=EXPAND_SESSION)
     if (cs.get("metadata") or {}).get("lms_purchase_id") is None:
@@ -27,31 +28,31 @@ def refresh_checkout_session(state, obj: dict, event: dict) -> None:
     sync_checkout_session(state, cs)
 
 
-def refresh_invoice(state, obj: dict, event: dict) -> None:
+def refresh_invoice(state: PluginState, obj: dict, event: dict) -> None:
     if (obj.get("metadata") or {}).get("lms_purchase_id") is None:
         return
     settings = payment_settings.load(state.session)
     sync_invoice(state, state.gateway.retrieve_invoice(obj["id"], api_key=settings.secret_key))
 
 
-def refresh_refund(state, obj: dict, event: dict) -> None:
+def refresh_refund(state: PluginState, obj: dict, event: dict) -> None:
     settings = payment_settings.load(state.session)
     stripe_refund = state.gateway.retrieve_refund(obj["id"], api_key=settings.secret_key)
     sync_refund(state, stripe_refund, purchase=purchase_paid_by(state, stripe_refund.get("payment_intent")))
 
 
-def refresh_charge_refunds(state, obj: dict, event: dict) -> None:
+def refresh_charge_refunds(state: PluginState, obj: dict, event: dict) -> None:
     payer = find_payer(state, obj.get("payment_intent"))
     if payer is None:
         return  # not a payment of ours
     settings = payment_settings.load(state.session)
-    stripe_refunds = list(state.gateway.list_all("refunds", {"charge": obj["id"]}, api_key=settings.secret_key))
+    stripe_refunds = list(state.gateway.list_refunds({"charge": obj["id"], "limit": 100}, api_key=settings.secret_key))
     purchase = payer.purchase(state)
     for stripe_refund in stripe_refunds:
         sync_refund(state, stripe_refund, purchase=purchase)
 
 
-def refresh_dispute(state, obj: dict, event: dict) -> None:
+def refresh_dispute(state: PluginState, obj: dict, event: dict) -> None:
     settings = payment_settings.load(state.session)
     dispute = state.gateway.retrieve_dispute(obj["id"], api_key=settings.secret_key)
     purchase = purchase_paid_by(state, dispute.get("payment_intent"))
@@ -70,13 +71,13 @@ class Payer:
 
     def purchase(self, state) -> Purchase | None:
         """The purchase, its payment recorded first if need be (reads the session from Stripe, then writes)."""
-        if self.recorded is not None:
+        if self.recorded is not None or self.session_to_fulfil is None:
             return self.recorded
         fulfil_from_stripe(state, self.session_to_fulfil)
         return purchase_for_payment_intent(state.session, self.payment_intent)
 
 
-def find_payer(state, payment_intent: str | None) -> Payer | None:
+def find_payer(state: PluginState, payment_intent: str | None) -> Payer | None:
     """The `Payer` of a PaymentIntent, reading it from Stripe only if we have not recorded its payment;
     None if the payment is not ours. Writes nothing."""
     if not payment_intent:
@@ -93,7 +94,7 @@ def find_payer(state, payment_intent: str | None) -> Payer | None:
     return Payer(payment_intent, session_to_fulfil=purchase.stripe_checkout_session_id)
 
 
-def purchase_paid_by(state, payment_intent: str | None) -> Purchase | None:
+def purchase_paid_by(state: PluginState, payment_intent: str | None) -> Purchase | None:
     """Our purchase paid by this PaymentIntent (fulfilled first if need be); None if the payment is not ours."""
     payer = find_payer(state, payment_intent)
     return payer.purchase(state) if payer is not None else None

@@ -7,17 +7,19 @@ webhooks arrive, changes nothing the second time. Each repair is a unit of work 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime
 
 from sqlalchemy import select
 
+from ..core.state import PluginState
 from ..accounts import settings as payment_settings
 from ..billing.invoices import purchase_of_invoice, record_invoice
 from ..core.enums import PurchaseStatus, RefundStatus
 from ..core.models import Dispute, Invoice, Purchase, Refund, parse_row_id
 from ..errors import PaymentsError
 from ..refunds.disputes import sync_dispute
-from ..refunds.lifecycle import STRIPE_TO_OURS, purchase_for_payment_intent, sync_refund
+from ..refunds.lifecycle import purchase_for_payment_intent, status_of, sync_refund
 from ..shop.fulfilment import fulfil_from_stripe
 
 
@@ -45,17 +47,19 @@ class Report:
         return out
 
 
-def reconcile(state, *, since: datetime, dry_run: bool = False) -> Report:
+def reconcile(state: PluginState, *, since: datetime, dry_run: bool = False) -> Report:
     """Compare Stripe's objects created since ``since`` with our tables; repair unless ``dry_run``."""
     settings = payment_settings.load(state.session)
-    created = {"created[gte]": int(since.timestamp())}
+    # The four list endpoints take the same filter by creation time and page size.
+    created: Any = {"created": {"gte": int(since.timestamp())}, "limit": 100}
     report = Report()
-    steps = (("checkout_session", "checkout.sessions", _session_problem, _repair_session),
-             ("invoice", "invoices", _invoice_problem, _repair_invoice),
-             ("refund", "refunds", _refund_problem, _repair_refund),
-             ("dispute", "disputes", _dispute_problem, _repair_dispute))
-    for kind, resource, problem_of, repair in steps:
-        for obj in state.gateway.list_all(resource, created, api_key=settings.secret_key):
+    gateway = state.gateway
+    steps = (("checkout_session", gateway.list_checkout_sessions, _session_problem, _repair_session),
+             ("invoice", gateway.list_invoices, _invoice_problem, _repair_invoice),
+             ("refund", gateway.list_refunds, _refund_problem, _repair_refund),
+             ("dispute", gateway.list_disputes, _dispute_problem, _repair_dispute))
+    for kind, list_objects, problem_of, repair in steps:
+        for obj in list_objects(created, api_key=settings.secret_key):
             report.checked[kind] += 1
             problem = problem_of(state, obj)
             if problem is None:
@@ -67,7 +71,7 @@ def reconcile(state, *, since: datetime, dry_run: bool = False) -> Report:
     return report
 
 
-def _apply(state, finding: Finding, repair, obj: dict) -> None:
+def _apply(state: PluginState, finding: Finding, repair, obj: dict) -> None:
     try:
         repair(state, obj)
         state.session.commit()
@@ -79,7 +83,7 @@ def _apply(state, finding: Finding, repair, obj: dict) -> None:
 
 # -- checkout sessions --------------------------------------------------------------------------------
 
-def _session_problem(state, cs: dict) -> str | None:
+def _session_problem(state: PluginState, cs: dict) -> str | None:
     purchase_id = parse_row_id((cs.get("metadata") or {}).get("lms_purchase_id"))
     if purchase_id is None:
         return None
@@ -98,13 +102,13 @@ def _session_problem(state, cs: dict) -> str | None:
     return None
 
 
-def _repair_session(state, cs: dict) -> None:
+def _repair_session(state: PluginState, cs: dict) -> None:
     fulfil_from_stripe(state, cs["id"])
 
 
 # -- invoices ------------------------------------------------------------------------------------------
 
-def _invoice_problem(state, invoice: dict) -> str | None:
+def _invoice_problem(state: PluginState, invoice: dict) -> str | None:
     purchase = purchase_of_invoice(state.session, invoice)
     if purchase is None or purchase.status not in (PurchaseStatus.PAID, PurchaseStatus.CANCELLED) or \
             invoice.get("status") != "paid":
@@ -113,29 +117,31 @@ def _invoice_problem(state, invoice: dict) -> str | None:
     return None if exists else "paid invoice not recorded"
 
 
-def _repair_invoice(state, invoice: dict) -> None:
-    record_invoice(state, invoice, purchase_of_invoice(state.session, invoice))
+def _repair_invoice(state: PluginState, invoice: dict) -> None:
+    purchase = purchase_of_invoice(state.session, invoice)
+    if purchase is not None:
+        record_invoice(state, invoice, purchase)
 
 
 # -- refunds and disputes ---------------------------------------------------------------------------------
 
-def _refund_problem(state, stripe_refund: dict) -> str | None:
+def _refund_problem(state: PluginState, stripe_refund: dict) -> str | None:
     if purchase_for_payment_intent(state.session, stripe_refund.get("payment_intent")) is None:
         return None
     ours = state.session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_refund["id"]))
     if ours is None:
         return "refund not recorded"
-    expected = STRIPE_TO_OURS.get(stripe_refund.get("status"), RefundStatus.PENDING)
+    expected = status_of(stripe_refund)
     if ours.status != expected and not (ours.status == RefundStatus.REPLACED and expected == RefundStatus.FAILED):
         return f"{expected} at Stripe, {ours.status} here"
     return None
 
 
-def _repair_refund(state, stripe_refund: dict) -> None:
+def _repair_refund(state: PluginState, stripe_refund: dict) -> None:
     sync_refund(state, stripe_refund)
 
 
-def _dispute_problem(state, dispute: dict) -> str | None:
+def _dispute_problem(state: PluginState, dispute: dict) -> str | None:
     if purchase_for_payment_intent(state.session, dispute.get("payment_intent")) is None:
         return None
     ours = state.session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == dispute["id"]))
@@ -144,5 +150,5 @@ def _dispute_problem(state, dispute: dict) -> str | None:
     return None if ours.status == dispute.get("status") else f"{dispute.get('status')} at Stripe, {ours.status} here"
 
 
-def _repair_dispute(state, dispute: dict) -> None:
+def _repair_dispute(state: PluginState, dispute: dict) -> None:
     sync_dispute(state, dispute)

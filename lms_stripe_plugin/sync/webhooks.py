@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..core.state import PluginState
 from ..accounts import settings as payment_settings
 from ..core.enums import SETTLED_EVENT, EventStatus
 from ..core.models import Event, utcnow
@@ -30,7 +31,7 @@ class Outcome:
     message: str
 
 
-def receive(state, payload: bytes, signature: str | None) -> Outcome:
+def receive(state: PluginState, payload: bytes, signature: str | None) -> Outcome:
     """Verify and handle one delivery. Raises `WebhookSignatureError` (400) before anything is stored."""
     settings = payment_settings.load(state.session)
     event = state.gateway.verify_event(payload, signature, settings.webhook_secrets,
@@ -56,7 +57,7 @@ def _store(session, event: dict, payload: bytes) -> Event:
     return row
 
 
-def handle(state, row: Event, event: dict | None = None) -> Outcome:
+def handle(state: PluginState, row: Event, event: dict | None = None) -> Outcome:
     """Run the handler of a stored event; its writes and the event's new status commit together."""
     session = state.session
     event = event or json.loads(row.payload)
@@ -94,7 +95,7 @@ def _mark(session, event_id: str, status: EventStatus, err: Exception) -> None:
     session.commit()
 
 
-def replay_failed(state, *, limit: int = 500) -> list[tuple[str, Outcome]]:
+def replay_failed(state: PluginState, *, limit: int = 500) -> list[tuple[str, Outcome]]:
     """Handle again every stored event whose handling failed (``flask lms-stripe events replay``)."""
     ids = state.session.scalars(select(Event.id).where(Event.status.in_((EventStatus.FAILED, EventStatus.RECEIVED)))
                                 .order_by(Event.received_at).limit(limit)).all()

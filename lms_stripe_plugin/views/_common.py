@@ -169,5 +169,6 @@ def install(bp) -> None:
 
     @bp.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
-        message = _HTTP_MESSAGES.get(err.code, lambda: err.description)()
-        return error_response(err.code or 500, message)
+        code = err.code or 500
+        explain = _HTTP_MESSAGES.get(code)
+        return error_response(code, explain() if explain else err.description or "")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from flask import current_app, request, url_for
 
@@ -41,7 +42,7 @@ def audit_log():
     after = args.get("after", type=int)
     rows, more = audit.page(state().session, _filter(args), before_id=after if after and 0 < after <= MAX_ID else None,
                             limit=current_app.config["LMS_STRIPE_PAGE_SIZE"])
-    keep = {k: v for k, v in args.items() if k in AUDIT_FILTERS}
+    keep: dict[str, Any] = {k: v for k, v in args.items() if k in AUDIT_FILTERS}
     return render("lms_stripe/admin/audit.html", entries=[(e, audit.details(e)) for e in rows],
                   actions=list(AuditAction), args=keep,
                   next_url=url_for("lms_stripe.admin_audit", after=rows[-1].id, **keep) if more and rows else None)

@@ -3,6 +3,7 @@ page with its refunds, disputes and history)."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from flask import Response, abort, current_app, redirect, request, url_for
 
@@ -119,10 +120,11 @@ def admin_invoices():
     limit = current_app.config["LMS_STRIPE_PAGE_SIZE"]
     rows, more = listing.admin_page(st.session, flt, after=_parse_cursor(request.args.get("after")), limit=limit)
     next_cursor = f"{rows[-1].issued_at.isoformat()}_{rows[-1].id}" if more and rows else None
-    args = {k: v for k, v in request.args.items() if k in FILTER_NAMES}
-    return render("lms_stripe/admin/invoices.html", invoices=rows, statuses=list(InvoiceStatus), totals=listing.totals(st.session, flt),
-                  errors=errors, args=args, next_url=url_for("lms_stripe.admin_invoices", after=next_cursor, **args)
-                  if next_cursor else None, csv_url=url_for("lms_stripe.admin_invoices_csv", **args),
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k in FILTER_NAMES}
+    return render("lms_stripe/admin/invoices.html", invoices=rows, statuses=list(InvoiceStatus),
+                  totals=listing.totals(st.session, flt), errors=errors, args=args,
+                  next_url=url_for("lms_stripe.admin_invoices", after=next_cursor, **args) if next_cursor else None,
+                  csv_url=url_for("lms_stripe.admin_invoices_csv", **args),
                   first_url=url_for("lms_stripe.admin_invoices", **args) if request.args.get("after") else None), \
         (400 if errors else 200)
 

@@ -318,10 +318,11 @@ def _readings(lead: str, readings, locale: str) -> str:
         " ".join([lead, _("did you mean %(reading)s?", reading=shown[0])])
 
 
-def first_errors(messages: dict) -> dict[str, str]:
-    """Marshmallow's error dict reduced to one message per field, for forms."""
+def first_errors(messages: dict | list) -> dict[str, str]:
+    """Marshmallow's error dict reduced to one message per field, for forms (errors not tied to a field,
+    which marshmallow gives as a list, under "_schema")."""
     out = {}
-    for name, value in messages.items():
+    for name, value in (messages.items() if isinstance(messages, dict) else [("_schema", messages)]):
         while isinstance(value, (list, dict)):
             value = next(iter(value.values() if isinstance(value, dict) else value), "")
         out[name] = str(value)
