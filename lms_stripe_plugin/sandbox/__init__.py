@@ -29,9 +29,18 @@ customers, tax_rates, coupons, promotion_codes (create, retrieve, list); checkou
 (create, retrieve, list, ``/expire``, ``/line_items``); invoices, invoice_payments,
 payment_intents, charges, disputes, events (retrieve, list); refunds and credit_notes (create,
 retrieve, list). ``Idempotency-Key`` replays the first 2xx answer (``Idempotent-Replayed: true``);
-the same key with other parameters is a 400 ``idempotency_error``. Checkout accepts both
-``payment_method_types`` and the 2026 API's ``allowed_payment_method_types`` (card, klarna,
-sepa_debit). Seeded promotion codes: ``WELCOME10`` (10 % off) and ``HALF`` (50 % off).
+the same key with other parameters is a 400 ``idempotency_error``.
+
+Every request is checked against the installed SDK's typed params for that endpoint
+(``stripe.params...*Params``, walked at import time; see ``schema.py``) before the endpoint
+runs, with Stripe's answers: ``parameter_unknown`` for a name the pinned API does not have
+(``payment_method_types`` on Checkout: the 2026 API has ``allowed_payment_method_types``),
+``parameter_missing``, ``parameter_invalid_empty`` (``""`` where the API cannot unset),
+``parameter_invalid_integer``, and ``Invalid boolean: ...`` / ``Invalid <param>: must be one of
+...`` (no code) for booleans and enums. A real parameter the sandbox does not model is a 400
+``parameter_unsupported``. Checkout offers card, klarna and sepa_debit; without
+``allowed_payment_method_types`` it offers card. Seeded promotion codes: ``WELCOME10`` (10 % off)
+and ``HALF`` (50 % off).
 
 Events of a card payment, in order: ``customer.created`` (when Checkout creates the customer),
 ``payment_intent.succeeded``, ``charge.succeeded``, ``invoice.created``, ``invoice.finalized``,

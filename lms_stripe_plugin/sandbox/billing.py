@@ -181,7 +181,7 @@ def _pay(state: SandboxState, invoice: dict[str, Any], intent: dict[str, Any] | 
 @locked
 def create_credit_note(state: SandboxState, params: Params) -> dict[str, Any]:
     """``POST /v1/credit_notes`` against a paid invoice; ``refund_amount`` refunds the invoice's payment."""
-    params.reject_unknown(CREDIT_NOTE_PARAMS, {"refunds", "shipping_cost"})
+    params.reject_unimplemented(CREDIT_NOTE_PARAMS)
     invoice = state.require(params.string("invoice", required=True), "invoice", param="invoice", status=400)
     if invoice["status"] != "paid":
         raise invalid_param("invoice", "The Stripe sandbox issues credit notes only for paid invoices.")
@@ -241,8 +241,8 @@ def _line_from_gross(state: SandboxState, invoice_line: dict[str, Any], gross: i
 
 
 def _explicit_line(state: SandboxState, invoice: dict[str, Any], line: Params) -> dict[str, Any]:
-    line.reject_unknown({"type", "invoice_line_item", "amount", "quantity", "description", "unit_amount",
-                         "metadata"}, {"discount_amounts", "tax_amounts", "tax_rates", "unit_amount_decimal"})
+    line.reject_unimplemented({"type", "invoice_line_item", "amount", "quantity", "description", "unit_amount",
+                               "metadata"})
     kind = line.string("type", required=True, choices=("invoice_line_item", "custom_line_item"))
     if kind == "custom_line_item":
         quantity = line.integer("quantity", default=1, minimum=1)

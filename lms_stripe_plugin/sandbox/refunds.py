@@ -29,7 +29,7 @@ _ACTIVE = ("pending", "requires_action", "succeeded")
 @locked
 def create_refund_from_params(state: SandboxState, params: Params) -> dict[str, Any]:
     """``POST /v1/refunds`` with ``payment_intent`` or ``charge``."""
-    params.reject_unknown(REFUND_PARAMS)
+    params.reject_unimplemented(REFUND_PARAMS)
     charge = _target_charge(state, params)
     amount = params.integer("amount", minimum=1)
     reason = params.string("reason", choices=REFUND_REASONS)

@@ -128,7 +128,7 @@ def session_params(vat: stripe.TaxRate) -> Callable[..., dict[str, Any]]:
                 "custom_fields": [{"name": "Order", "value": "12"}],
             }},
             "allow_promotion_codes": True,
-            "payment_method_types": ["card", "klarna", "sepa_debit"],
+            "allowed_payment_method_types": ["card", "klarna", "sepa_debit"],
             "customer_creation": "always",
             "customer_email": "learner@example.com",
             "locale": "en",

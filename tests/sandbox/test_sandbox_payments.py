@@ -119,7 +119,7 @@ def test_hosted_page_shows_a_usable_checkout(create_session, sandbox):
 
 
 def test_hosted_page_only_offers_the_sessions_methods(create_session):
-    session = create_session(payment_method_types=["card"], allow_promotion_codes=None, consent_collection=None)
+    session = create_session(allowed_payment_method_types=["card"], allow_promotion_codes=None, consent_collection=None)
     markup = requests.get(session.url, timeout=10).text
     assert 'value="klarna"' not in markup and 'id="iban"' not in markup
     assert 'id="promo-code"' not in markup and 'id="terms"' not in markup
