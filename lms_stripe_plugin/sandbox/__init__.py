@@ -28,8 +28,12 @@ Stripe API (``/v1``, form-encoded, ``Authorization: Bearer sk_test_...``)
 customers, tax_rates, coupons, promotion_codes (create, retrieve, list); checkout/sessions
 (create, retrieve, list, ``/expire``, ``/line_items``); invoices, invoice_payments,
 payment_intents, charges, disputes, events (retrieve, list); refunds and credit_notes (create,
-retrieve, list). ``Idempotency-Key`` replays the first 2xx answer (``Idempotent-Replayed: true``);
-the same key with other parameters is a 400 ``idempotency_error``.
+retrieve, list). ``Idempotency-Key`` (per account) keeps the first answer of a request whose
+endpoint began to run, whatever its status (2xx, 4xx, 5xx), and replays it
+(``Idempotent-Replayed: true``; a kept 5xx carries ``Stripe-Should-Retry: false``). Requests
+refused before the endpoint ran (authentication, parameter validation, a key in use: 409) keep
+nothing. Keys expire after 24 hours of sandbox time; the same key with another endpoint or other
+parameters is a 400 ``idempotency_error``.
 
 Every request is checked against the installed SDK's typed params for that endpoint
 (``stripe.params...*Params``, walked at import time; see ``schema.py``) before the endpoint
@@ -88,7 +92,9 @@ decline); ``POST /checkout/sessions/{id}/settle`` ``{"outcome": "succeeded"|"fai
 ``POST /disputes/{id}/close`` ``{"outcome": "won"|"lost"}``; ``POST /refunds/{id}/fail``
 ``{"reason"}``; ``POST /clock/advance`` ``{"seconds"}``; ``POST /events/{id}/resend``;
 ``GET /deliveries``; ``POST|GET|DELETE /faults`` with ``{"method", "path", "kind":
-"500"|"429"|"timeout"|"connection"|"card_error", "times", "timeout_seconds", "after"}``.
+"500"|"429"|"timeout"|"connection"|"card_error", "times", "timeout_seconds", "after"}``
+(``after`` with ``timeout`` or ``500``: the request is carried out, then its answer is held back
+or replaced by a 500 that its idempotency key keeps).
 """
 
 from .app import create_app

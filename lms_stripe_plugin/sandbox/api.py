@@ -95,6 +95,9 @@ def _apply_fault(state: SandboxState, fault: Fault) -> Response | None:
     if fault.kind == "timeout" and fault.after:
         g.stall_after = fault.timeout_seconds  # carry the request out, hold back the answer
         return None
+    if fault.kind == "500" and fault.after:
+        g.fail_after = fault_error(fault)  # carry the request out, answer a 500 (kept for the key)
+        return None
     if fault.kind == "timeout":
         state.stop_event.wait(fault.timeout_seconds)
     raise fault_error(fault)
@@ -136,18 +139,31 @@ def _mask(key: str) -> str:
 def _begin_idempotency(state: SandboxState) -> Response | None:
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or not key:
-        return None
+        return None  # Stripe ignores keys on GET and DELETE
     if len(key) > 255:
         raise invalid_param(None, "Idempotency-Key must be at most 255 characters long.")
-    scope, endpoint = (g.api_key, key), f"{request.method} {request.path}"
+    # Keys belong to an account (all its API keys share them), not to one API key.
+    scope, endpoint = (request.headers.get("Stripe-Account", ""), key), f"{request.method} {request.path}"
     saved = state.idempotency.begin(scope, endpoint, fingerprint_of(g.stripe_params))
     if saved is not None:
-        response = Response(saved.body, status=saved.status, mimetype="application/json")
-        response.headers["Idempotent-Replayed"] = "true"
-        response.headers["Original-Request"] = saved.request_id
-        return response
+        return _replay(saved)
     g.idempotency = (scope, endpoint, fingerprint_of(g.stripe_params))
     return None
+
+
+def _replay(saved: SavedResponse) -> Response:
+    response = Response(saved.body, status=saved.status, mimetype="application/json")
+    response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Original-Request"] = saved.request_id
+    _no_retry_if_saved(response)
+    return response
+
+
+def _no_retry_if_saved(response: Response) -> None:
+    # A saved 5xx is replayed as it is, so a retry cannot help: Stripe says so with this header,
+    # which the SDKs obey (stripe-python's _should_retry).
+    if response.status_code >= 500:
+        response.headers["Stripe-Should-Retry"] = "false"
 
 
 @bp.after_request
@@ -155,18 +171,26 @@ def _after(response: Response) -> Response:
     state = _state()
     response.headers["Request-Id"] = g.stripe_request["id"]
     response.headers["Stripe-Version"] = request.headers.get("Stripe-Version", API_VERSION)
+    failure = g.pop("fail_after", None)
+    if failure is not None:
+        response = _stripe_error_response(failure, response)
     pending = g.pop("idempotency", None)
     if pending is not None:
+        # The endpoint ran: its answer is kept for the key whatever its status, as Stripe does.
         scope, endpoint, fingerprint = pending
-        if 200 <= response.status_code < 300:
-            saved = SavedResponse(endpoint, fingerprint, response.status_code, response.get_data(),
-                                  g.stripe_request["id"])
-            state.idempotency.save(scope, saved)
-        else:
-            state.idempotency.release(scope)
+        saved = SavedResponse(endpoint, fingerprint, response.status_code, response.get_data(), g.stripe_request["id"])
+        state.idempotency.save(scope, saved)
+        _no_retry_if_saved(response)
     stall = g.pop("stall_after", None)
     if stall:
         state.stop_event.wait(stall)
+    return response
+
+
+def _stripe_error_response(error: StripeError, replaced: Response) -> Response:
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    response.headers.update({k: v for k, v in replaced.headers.items() if k in ("Request-Id", "Stripe-Version")})
     return response
 
 

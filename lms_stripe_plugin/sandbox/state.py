@@ -71,7 +71,7 @@ class SandboxState:
         self.lock = threading.RLock()
         self.stop_event = threading.Event()
         self.faults = FaultRegistry()
-        self.idempotency = IdempotencyStore()
+        self.idempotency = IdempotencyStore(self.now_float)
         self.deliverer = Deliverer(
             url=self.config.webhook_url, secret=self.config.webhook_secret, sink=self.config.webhook_sink,
             asynchronous=self.config.deliver_async, backoff=self.config.webhook_retry_backoff,
