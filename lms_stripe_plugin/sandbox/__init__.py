@@ -16,7 +16,9 @@ Public API
 ----------
 ``create_app(*, webhook_url=None, webhook_secret="whsec_sandbox", webhook_sink=None,
 public_url=None, delayed_settle_seconds=None, deliver_async=True, webhook_retry_backoff=0.5,
-webhook_max_attempts=5, refund_failure_seconds=1.0)`` returns the Flask app; its
+webhook_max_attempts=5, refund_failure_seconds=1.0, webhook_shuffle=False, webhook_concurrency=1,
+webhook_shuffle_seed=None)`` returns the Flask app (``webhook_shuffle`` delivers the events of
+each request in random order, ``webhook_concurrency`` delivers that many at once); its
 :class:`SandboxState` is ``app.extensions["stripe_sandbox"]`` (``wait_for_deliveries(timeout)``,
 ``deliveries``, ``all(object_type)``, ``get(id)``, ``advance_clock(seconds)``, ``reset()``).
 ``SandboxServer(port=0, host="127.0.0.1", **create_app_kwargs)`` serves it from a thread
@@ -28,7 +30,7 @@ Stripe API (``/v1``, form-encoded, ``Authorization: Bearer sk_test_...``)
 customers, tax_rates, coupons, promotion_codes (create, retrieve, list); checkout/sessions
 (create, retrieve, list, ``/expire``, ``/line_items``); invoices, invoice_payments,
 payment_intents, charges, disputes, events (retrieve, list); refunds and credit_notes (create,
-retrieve, list). ``Idempotency-Key`` (per account) keeps the first answer of a request whose
+retrieve, list); disputes (update with ``evidence``/``submit``, ``/close``). ``Idempotency-Key`` (per account) keeps the first answer of a request whose
 endpoint began to run, whatever its status (2xx, 4xx, 5xx), and replays it
 (``Idempotent-Replayed: true``; a kept 5xx carries ``Stripe-Should-Retry: false``). Requests
 refused before the endpoint ran (authentication, parameter validation, a key in use: 409) keep
@@ -46,11 +48,16 @@ runs, with Stripe's answers: ``parameter_unknown`` for a name the pinned API doe
 ``allowed_payment_method_types`` it offers card. Seeded promotion codes: ``WELCOME10`` (10 % off)
 and ``HALF`` (50 % off).
 
-Events of a card payment, in order: ``customer.created`` (when Checkout creates the customer),
-``payment_intent.succeeded``, ``charge.succeeded``, ``invoice.created``, ``invoice.finalized``,
-``invoice.paid`` (with ``invoice_creation``), ``checkout.session.completed``. A SEPA debit fires
+Only event types of the pinned API are emitted (the SDK's ``enabled_events`` list). Events of a
+card payment, in order of creation: ``customer.created`` (when Checkout creates the customer),
+``payment_intent.created``, ``payment_intent.succeeded``, ``charge.succeeded``, then with
+``invoice_creation`` ``invoice.created``, ``invoice.finalized``, ``invoice_payment.paid``,
+``invoice.paid``, ``invoice.payment_succeeded``; then ``checkout.session.completed`` and
+``charge.updated`` (the balance transaction). A SEPA debit fires ``payment_intent.created``,
 ``payment_intent.processing``, ``charge.pending`` and ``checkout.session.completed`` at once, then
-``checkout.session.async_payment_succeeded`` or ``..._failed`` when settled. ``automatic_tax`` is
+``checkout.session.async_payment_succeeded`` or ``..._failed`` when settled. Disputes:
+``charge.dispute.created`` and ``.funds_withdrawn``; ``charge.dispute.updated`` on each update;
+``charge.dispute.closed`` (and ``.funds_reinstated`` when won). ``automatic_tax`` is
 accepted but computes no tax: only ``tax_rates`` do. ``session.url`` is null once the session is
 complete or expired, as on Stripe.
 

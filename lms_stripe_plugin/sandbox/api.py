@@ -325,6 +325,20 @@ def charge_refunds(charge_id: str) -> Response:
     return _list([r for r in _state().all("refund") if r["charge"] == charge["id"]], {})
 
 
+# -- disputes ----------------------------------------------------------------------------------
+
+
+@bp.post("/disputes/<dispute_id>")
+def update_dispute(dispute_id: str) -> Response:
+    return _respond(refunds.update_dispute(_state(), dispute_id, _params()))
+
+
+@bp.post("/disputes/<dispute_id>/close")
+def close_dispute(dispute_id: str) -> Response:
+    _only_expand()
+    return _respond(refunds.close_dispute(_state(), dispute_id, "lost"))
+
+
 # -- events ------------------------------------------------------------------------------------
 
 

@@ -169,10 +169,13 @@ def _pay(state: SandboxState, invoice: dict[str, Any], intent: dict[str, Any] | 
         }
         state.add(payment)
         invoice["payments"]["data"] = [state.render(payment)]
+        state.emit("invoice_payment.paid", payment)
     invoice.update(status="paid", amount_paid=invoice["total"], amount_remaining=0, attempted=True,
                    attempt_count=1 if intent else 0)
     invoice["status_transitions"]["paid_at"] = now
-    state.emit("invoice.paid", invoice, {"status": "open", "amount_paid": 0, "amount_remaining": invoice["total"]})
+    previous = {"status": "open", "amount_paid": 0, "amount_remaining": invoice["total"]}
+    state.emit("invoice.paid", invoice, previous)
+    state.emit("invoice.payment_succeeded", invoice, previous)
 
 
 # -- credit notes ----------------------------------------------------------------------------

@@ -233,8 +233,10 @@ def _ensure_customer(state: SandboxState, session: dict[str, Any], email: str, n
 def _ensure_intent(state: SandboxState, session: dict[str, Any], payment: Payment | None) -> dict[str, Any]:
     intent = state.get(session["payment_intent"], "payment_intent")
     if intent is None:
+        # Checkout creates the PaymentIntent when the customer submits the page, not with the session.
         intent = state.add(_intent_object(state, session))
         session["payment_intent"] = intent["id"]
+        state.emit("payment_intent.created", intent)
     intent.update(amount=session["amount_total"], customer=session["customer"])
     if payment is not None:
         intent["payment_method"] = new_id("pm")
@@ -293,13 +295,18 @@ def _new_charge(state: SandboxState, session: dict[str, Any], intent: dict[str, 
 
 def _mark_succeeded(state: SandboxState, intent: dict[str, Any], charge: dict[str, Any]) -> None:
     charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"],
-                  balance_transaction=new_id("txn"),
                   outcome={"advice_code": None, "network_advice_code": None, "network_decline_code": None,
                            "network_status": "approved_by_network", "reason": None, "risk_level": "normal",
                            "risk_score": 20, "seller_message": "Payment complete.", "type": "authorized"})
     intent.update(status="succeeded", amount_received=intent["amount"], last_payment_error=None, processing=None)
     state.emit("payment_intent.succeeded", intent)
     state.emit("charge.succeeded", charge)
+
+
+def _settle_balance(state: SandboxState, charge: dict[str, Any]) -> None:
+    """The balance transaction comes after the charge succeeded, announced by ``charge.updated``."""
+    charge["balance_transaction"] = new_id("txn")
+    state.emit("charge.updated", charge, {"balance_transaction": None})
 
 
 def _mark_failed(state: SandboxState, intent: dict[str, Any], charge: dict[str, Any],
@@ -341,6 +348,7 @@ def _complete_now(state: SandboxState, session: dict[str, Any], email: str, atte
     _create_invoice_if_enabled(state, session, intent)
     _redeem_discount(state, session)
     state.emit("checkout.session.completed", session)
+    _settle_balance(state, charge)
     if payment.card is not None and payment.card.dispute:
         open_dispute(state, charge)
     return session
@@ -418,6 +426,7 @@ def settle_session(state: SandboxState, session_id: str, outcome: str | None = N
         session["payment_status"] = "paid"
         _create_invoice_if_enabled(state, session, intent)
         state.emit("checkout.session.async_payment_succeeded", session, {"payment_status": "unpaid"})
+        _settle_balance(state, charge)
     else:
         failure = ("insufficient_funds", None, "The customer's account has insufficient funds to cover this payment.")
         _mark_failed(state, intent, charge, failure, "invalid_request_error")

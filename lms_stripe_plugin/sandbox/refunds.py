@@ -168,6 +168,9 @@ def open_dispute(state: SandboxState, charge: dict[str, Any], reason: str = "fra
     state.add(dispute)
     charge["disputed"] = True
     state.emit("charge.dispute.created", dispute)
+    # A card dispute takes the disputed amount (and the fee) from the balance at once.
+    dispute["balance_transactions"] = [new_id("txn")]
+    state.emit("charge.dispute.funds_withdrawn", dispute)
     return dispute
 
 
@@ -202,9 +205,41 @@ def _empty_evidence() -> dict[str, Any]:
     return {**{key: None for key in keys}, "enhanced_evidence": {}}
 
 
+DISPUTE_UPDATE_PARAMS = {"evidence", "metadata", "submit"}
+
+
+@locked
+def update_dispute(state: SandboxState, dispute_id: str, params: Params) -> dict[str, Any]:
+    """``POST /v1/disputes/{id}``: add evidence; ``submit=true`` sends it and the dispute goes under review."""
+    params.reject_unimplemented(DISPUTE_UPDATE_PARAMS)
+    dispute = state.require(dispute_id, "dispute")
+    if dispute["status"] not in ("needs_response", "warning_needs_response"):
+        raise invalid_param(None, f"This dispute is {dispute['status']} and can no longer be updated.")
+    previous = {"evidence": dict(dispute["evidence"]), "status": dispute["status"],
+                "evidence_details": dict(dispute["evidence_details"]), "metadata": dict(dispute["metadata"])}
+    evidence = params.sub("evidence")
+    evidence.reject_unimplemented(key for key in dispute["evidence"] if key != "enhanced_evidence")
+    dispute["evidence"].update({key: evidence.string(key) for key in evidence.data})
+    dispute["metadata"] = {**dispute["metadata"], **params.metadata()}
+    dispute["evidence_details"]["has_evidence"] = any(v for k, v in dispute["evidence"].items() if k != "enhanced_evidence")
+    if params.boolean("submit", default=False):
+        dispute["status"] = "under_review"
+        dispute["evidence_details"]["submission_count"] += 1
+    state.emit("charge.dispute.updated", dispute, _changed(previous, dispute))
+    return dispute
+
+
+def _changed(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in previous.items() if current[key] != value}
+
+
 @locked
 def close_dispute(state: SandboxState, dispute_id: str, outcome: str) -> dict[str, Any]:
-    """Close an open dispute as ``won`` or ``lost`` (``charge.dispute.closed``)."""
+    """Close an open dispute as ``won`` or ``lost`` (``charge.dispute.closed``).
+
+    A won dispute gives the funds back (``charge.dispute.funds_reinstated``). ``POST
+    /v1/disputes/{id}/close`` is the merchant accepting the loss.
+    """
     dispute = state.require(dispute_id, "dispute")
     if outcome not in ("won", "lost"):
         raise invalid_param("outcome", "outcome must be `won` or `lost`.")
@@ -214,4 +249,7 @@ def close_dispute(state: SandboxState, dispute_id: str, outcome: str) -> dict[st
     dispute["status"] = outcome
     dispute["is_charge_refundable"] = False
     state.emit("charge.dispute.closed", dispute, previous)
+    if outcome == "won":
+        dispute["balance_transactions"].append(new_id("txn"))
+        state.emit("charge.dispute.funds_reinstated", dispute)
     return dispute

@@ -276,6 +276,8 @@ _NESTED = {
     ("GET", "/v1/invoices/{id}/lines"): stripe.params.InvoiceLineItemListParams,
     ("GET", "/v1/credit_notes/{id}/lines"): stripe.params.CreditNoteLineItemListParams,
     ("GET", "/v1/charges/{id}/refunds"): stripe.params.ChargeListRefundsParams,
+    ("POST", "/v1/disputes/{id}"): stripe.params.DisputeUpdateParams,
+    ("POST", "/v1/disputes/{id}/close"): stripe.params.DisputeCloseParams,
 }
 
 
@@ -291,6 +293,16 @@ def _endpoint_classes() -> dict[tuple[str, str], type]:
 
 ENDPOINT_PARAMS: dict[tuple[str, str], type] = _endpoint_classes()
 SCHEMAS: dict[tuple[str, str], Obj] = {key: schema_of(cls) for key, cls in ENDPOINT_PARAMS.items()}
+
+
+def _event_types() -> frozenset[str]:
+    enabled = schema_of(stripe.params.WebhookEndpointCreateParams).fields["enabled_events"]
+    assert isinstance(enabled, Array) and isinstance(enabled.item, Scalar) and enabled.item.enum
+    return frozenset(enabled.item.enum) - {"*"}
+
+
+# Every v1 event type of the pinned API: what a webhook endpoint can subscribe to.
+EVENT_TYPES = _event_types()
 
 
 def endpoint_schema(method: str, path_template: str) -> Obj | None:

@@ -271,7 +271,8 @@ def test_events_can_be_listed_by_type_and_retrieved(client, create_session, pay)
     event = client.v1.events.retrieve(events.data[0].id)
     assert event.data.object.id == session.id and event.api_version == "2026-10-28.endive"
     wildcard = client.v1.events.list(params={"type": "invoice.*", "limit": 100})
-    assert {e.type for e in wildcard.data} == {"invoice.created", "invoice.finalized", "invoice.paid"}
+    assert {e.type for e in wildcard.data} == {"invoice.created", "invoice.finalized", "invoice.paid",
+                                               "invoice.payment_succeeded"}
 
 
 def test_automatic_tax_is_accepted_without_computing_tax(client, session_params):

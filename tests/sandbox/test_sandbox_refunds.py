@@ -145,8 +145,9 @@ def test_fail_refund_control_endpoint(paid_session, control, client, webhooks):
 def test_card_0259_is_disputed_after_paying(paid_session, client, control, webhooks):
     charge = paid_session(card="4000000000000259").payment_intent.latest_charge
 
-    assert webhooks.types()[-2:] == ["checkout.session.completed", "charge.dispute.created"]
-    dispute = webhooks.events[-1]["data"]["object"]
+    assert webhooks.types()[-4:] == ["checkout.session.completed", "charge.updated", "charge.dispute.created",
+                                     "charge.dispute.funds_withdrawn"]
+    dispute = webhooks.events[-2]["data"]["object"]
     assert dispute["charge"] == charge.id and dispute["status"] == "needs_response"
     assert client.v1.charges.retrieve(charge.id).disputed is True
     assert [d.id for d in client.v1.disputes.list(params={"charge": charge.id}).data] == [dispute["id"]]
@@ -165,9 +166,10 @@ def test_dispute_control_endpoint(paid_session, control, client, webhooks):
     dispute = control(f"/charges/{charge.id}/dispute").json()
 
     assert dispute["id"].startswith("dp_") and dispute["amount"] == 11900
-    assert webhooks.types()[-1] == "charge.dispute.created"
+    assert webhooks.types()[-2:] == ["charge.dispute.created", "charge.dispute.funds_withdrawn"]
     assert control(f"/charges/{charge.id}/dispute").status_code == 400
     won = control(f"/disputes/{dispute['id']}/close", {"outcome": "won"}).json()
-    assert won["status"] == "won" and webhooks.events[-1]["data"]["previous_attributes"]["status"] == "needs_response"
+    assert won["status"] == "won" and webhooks.events[-2]["data"]["previous_attributes"]["status"] == "needs_response"
+    assert webhooks.types()[-2:] == ["charge.dispute.closed", "charge.dispute.funds_reinstated"]
     created_after = client.v1.disputes.list(params={"created": {"gte": dispute["created"]}}).data
     assert [d.id for d in created_after] == [dispute["id"]]
