@@ -57,7 +57,11 @@ card payment, in order of creation: ``customer.created`` (when Checkout creates 
 ``payment_intent.processing``, ``charge.pending`` and ``checkout.session.completed`` at once, then
 ``checkout.session.async_payment_succeeded`` or ``..._failed`` when settled. Disputes:
 ``charge.dispute.created`` and ``.funds_withdrawn``; ``charge.dispute.updated`` on each update;
-``charge.dispute.closed`` (and ``.funds_reinstated`` when won). ``automatic_tax`` is
+``charge.dispute.closed`` (and ``.funds_reinstated`` when won). Currency rules (docs.stripe.com/currencies): a Checkout total above 0 and
+below Stripe's minimum charge (EUR 0.50, GBP 0.30, JPY 50, ...) is a 400 ``amount_too_small``;
+in three-decimal currencies (BHD, JOD, KWD, OMR, TND) unit amounts, refunds and credit note
+amounts must end in 0 (400 ``invalid_charge_amount``) and discounts round to tens; amounts are
+shown with their currency's decimals (``12.340 KWD``, ``¥5,000``). ``automatic_tax`` is
 accepted but computes no tax: only ``tax_rates`` do. ``session.url`` is null once the session is
 complete or expired, as on Stripe.
 

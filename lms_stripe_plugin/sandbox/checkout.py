@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .amounts import PricedLine, price_lines
+from .amounts import PricedLine, check_minimum, check_step, price_lines, step
 from .errors import StripeError, invalid_param, missing_param
 from .ids import checkout_session_id, new_id
 from .params import Params
@@ -52,6 +52,7 @@ def create_session(state: SandboxState, params: Params, base_url: str) -> dict[s
     _create_catalog(state, lines, currency)
     state.add(session, private)
     refresh_amounts(state, session)
+    check_minimum(session["amount_total"], currency)
     return session
 
 
@@ -109,7 +110,9 @@ def _from_price_data(state: SandboxState, data: Params) -> dict[str, Any]:
     data.reject_unimplemented({"currency", "product", "product_data", "tax_behavior", "unit_amount",
                                "unit_amount_decimal"})
     currency = data.string("currency", required=True).lower()
-    line = {"price_id": None, "product_id": None, "currency": currency, "unit_amount": _unit_amount(data),
+    unit_amount = _unit_amount(data)
+    check_step(unit_amount, currency, data.name("unit_amount"))
+    line = {"price_id": None, "product_id": None, "currency": currency, "unit_amount": unit_amount,
             "tax_behavior": data.string("tax_behavior", default="unspecified",
                                         choices=("exclusive", "inclusive", "unspecified"))}
     if data.has("product"):
@@ -351,7 +354,7 @@ def priced_lines(state: SandboxState, session: dict[str, Any]) -> list[PricedLin
     coupon = state.get(private.get("coupon_id"), "coupon")
     lines = [{"unit_amount": line["unit_amount"], "quantity": line["quantity"],
               "rates": [state.get(rate_id) for rate_id in line["tax_rate_ids"]]} for line in private["lines"]]
-    return price_lines(lines, coupon)
+    return price_lines(lines, coupon, step(session["currency"]))
 
 
 def refresh_amounts(state: SandboxState, session: dict[str, Any]) -> list[PricedLine]:

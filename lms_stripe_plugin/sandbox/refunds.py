@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .amounts import format_amount
+from .amounts import check_step, format_amount
 from .errors import StripeError, invalid_param
 from .ids import new_id
 from .listing import list_envelope
@@ -68,6 +68,7 @@ def check_refundable(state: SandboxState, charge: dict[str, Any], amount: int | 
         raise invalid_param(None, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
     if amount is None:
         return remaining
+    check_step(amount, charge["currency"], param)
     if amount > remaining:
         raise invalid_param(param, (
             f"Refund amount ({format_amount(amount, charge['currency'])}) is greater than unrefunded amount on "
