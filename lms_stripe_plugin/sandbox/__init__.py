@@ -88,7 +88,12 @@ Stable element ids (form field names in brackets):
 
 Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 "Your card was declined.";
 4000 0000 0000 9995 "Your card has insufficient funds."; 4000 0000 0000 0259 pays then is
-disputed; 4000 0000 0000 5126 pays but refunds on it fail later. SEPA: DE89370400440532013000
+disputed; refunds on 4000 0000 0000 7726 start ``pending`` (``pending_reason: processing``) and
+succeed later, refunds on 4000 0000 0000 5126 start ``succeeded`` and fail later
+(``refund.updated``, ``refund.failed``, ``charge.refund.updated``) after
+``refund_failure_seconds`` of sandbox time. A refund of a SEPA debit that has not settled is
+``pending`` (``pending_reason: charge_pending``) until the debit settles (then ``succeeded``) or
+fails (then ``canceled``). SEPA: DE89370400440532013000
 settles, DE62370400440532013001 fails at settlement. Klarna pays at once.
 
 Other pages: ``/i/{invoice}`` (``#invoice-number``, ``#download-pdf``),

@@ -37,8 +37,8 @@ def create_app(
     host URL). ``delayed_settle_seconds`` settles SEPA debits automatically after that delay.
     ``deliver_async=False`` delivers webhooks before each request answers (for tests).
     ``webhook_retry_backoff`` and ``webhook_max_attempts`` tune webhook retries;
-    ``refund_failure_seconds`` is how long a refund on card 4000 0000 0000 5126 stays
-    ``succeeded`` before it fails. ``webhook_shuffle`` delivers the events of each request in
+    ``refund_failure_seconds`` is how long refunds on test cards 4000 0000 0000 5126 and 7726
+    wait before they fail or succeed. ``webhook_shuffle`` delivers the events of each request in
     random order (``webhook_shuffle_seed`` to repeat an order) and ``webhook_concurrency``
     delivers that many at once: Stripe guarantees neither order nor one-at-a-time delivery.
     """

@@ -11,7 +11,7 @@ from .billing import create_session_invoice
 from .checkout import apply_promotion_code, checked_session
 from .errors import StripeError, card_error, invalid_param
 from .ids import new_id, random_string
-from .refunds import open_dispute
+from .refunds import open_dispute, settle_pending_refunds
 from .resources import NULL_ADDRESS, customer_object, fingerprint, valid_email
 from .state import SandboxState, locked
 
@@ -25,7 +25,7 @@ class TestCard:
     country: str = "US"
     decline: tuple[str, str | None, str] | None = None  # (code, decline_code, message)
     dispute: bool = False
-    refund_fails: bool = False
+    refunds: str = "succeed"  # or "pending_then_succeed", "succeed_then_fail" (see refunds.py)
 
 
 def _declined(code: str, decline_code: str | None, message: str) -> TestCard:
@@ -47,7 +47,8 @@ TEST_CARDS = {
     "4000000000000119": _declined("processing_error", "processing_error",
                                   "An error occurred while processing your card. Try again in a little bit."),
     "4000000000000259": TestCard("visa", dispute=True),
-    "4000000000005126": TestCard("visa", refund_fails=True),
+    "4000000000007726": TestCard("visa", refunds="pending_then_succeed"),
+    "4000000000005126": TestCard("visa", refunds="succeed_then_fail"),
 }
 LIVE_CARD = _declined(
     "card_declined", "test_mode_live_card",
@@ -287,8 +288,8 @@ def _new_charge(state: SandboxState, session: dict[str, Any], intent: dict[str, 
         "review": None, "shipping": None, "source": None, "source_transfer": None, "statement_descriptor": None,
         "statement_descriptor_suffix": None, "status": "pending", "transfer_data": None, "transfer_group": None,
     }
-    refund_fails = bool(payment.card and payment.card.refund_fails)
-    state.add(charge, {"refund_fails": refund_fails, "session": session["id"], "base_url": base_url})
+    refunds = payment.card.refunds if payment.card else "succeed"
+    state.add(charge, {"refunds": refunds, "session": session["id"], "base_url": base_url})
     intent["latest_charge"] = charge_id
     return charge
 
@@ -423,6 +424,7 @@ def settle_session(state: SandboxState, session_id: str, outcome: str | None = N
     charge = state.require(intent["latest_charge"], "charge")
     if outcome == "succeeded":
         _mark_succeeded(state, intent, charge)
+        settle_pending_refunds(state, charge, succeeded=True)
         session["payment_status"] = "paid"
         _create_invoice_if_enabled(state, session, intent)
         state.emit("checkout.session.async_payment_succeeded", session, {"payment_status": "unpaid"})
@@ -430,6 +432,7 @@ def settle_session(state: SandboxState, session_id: str, outcome: str | None = N
     else:
         failure = ("insufficient_funds", None, "The customer's account has insufficient funds to cover this payment.")
         _mark_failed(state, intent, charge, failure, "invalid_request_error")
+        settle_pending_refunds(state, charge, succeeded=False)
         state.emit("checkout.session.async_payment_failed", session)
     return session
 

@@ -56,7 +56,7 @@ def _target_charge(state: SandboxState, params: Params) -> dict[str, Any]:
 
 def check_refundable(state: SandboxState, charge: dict[str, Any], amount: int | None, param: str = "amount") -> int:
     """The amount to refund (all that is left when None), or the error Stripe gives."""
-    if charge["status"] != "succeeded":
+    if charge["status"] != "succeeded" and not _unsettled_debit(charge):
         raise invalid_param(None, f"Charge {charge['id']} has not succeeded and cannot be refunded.",
                             code="charge_not_refundable")
     dispute = _open_dispute_of(state, charge)
@@ -76,22 +76,48 @@ def check_refundable(state: SandboxState, charge: dict[str, Any], amount: int | 
     return amount
 
 
+def _unsettled_debit(charge: dict[str, Any]) -> bool:
+    return charge["status"] == "pending" and charge["payment_method_details"]["type"] == "sepa_debit"
+
+
 @locked
 def create_refund(state: SandboxState, charge: dict[str, Any], amount: int | None, reason: str | None = None,
                   metadata: dict[str, str] | None = None, param: str = "amount") -> dict[str, Any]:
-    """Refund part or all of a charge, firing ``refund.created``, ``charge.refunded``, ``charge.refund.updated``."""
+    """Refund part or all of a charge, firing ``refund.created``, ``charge.refunded``, ``charge.refund.updated``.
+
+    Stripe's test cards (docs.stripe.com/testing#refunds) decide what happens next:
+    4000 0000 0000 7726 refunds start ``pending`` and succeed later; 4000 0000 0000 5126
+    refunds start ``succeeded`` and fail later (``refund.failed``). A refund of a SEPA debit
+    that has not settled stays ``pending`` (``pending_reason: charge_pending``) until it does.
+    """
     amount = check_refundable(state, charge, amount, param)
-    fails_later = state.private[charge["id"]].get("refund_fails", False)
-    refund = _refund_object(state, charge, amount, reason, metadata or {}, "pending" if fails_later else "succeeded")
+    behaviour = state.private[charge["id"]].get("refunds", "succeed")
+    status, pending_reason = _initial_status(charge, behaviour)
+    refund = _refund_object(state, charge, amount, reason, metadata or {}, status)
+    refund["pending_reason"] = pending_reason
     state.add(refund)
     previous = sync_charge(state, charge)
     state.emit("refund.created", refund)
     state.emit("charge.refunded", charge, previous)
     state.emit("charge.refund.updated", refund)
-    if fails_later:
-        refund_id = refund["id"]
-        state.schedule(state.config.refund_failure_seconds, lambda: _fail_quietly(state, refund_id))
+    _schedule_outcome(state, refund["id"], behaviour if pending_reason != "charge_pending" else "succeed")
     return refund
+
+
+def _initial_status(charge: dict[str, Any], behaviour: str) -> tuple[str, str | None]:
+    if _unsettled_debit(charge):
+        return "pending", "charge_pending"
+    if behaviour == "pending_then_succeed":
+        return "pending", "processing"
+    return "succeeded", None
+
+
+def _schedule_outcome(state: SandboxState, refund_id: str, behaviour: str) -> None:
+    delay = state.config.refund_failure_seconds
+    if behaviour == "succeed_then_fail":
+        state.schedule(delay, lambda: _quietly(fail_refund, state, refund_id, "expired_or_canceled_card"))
+    elif behaviour == "pending_then_succeed":
+        state.schedule(delay, lambda: _quietly(succeed_refund, state, refund_id))
 
 
 def _refund_object(state: SandboxState, charge: dict[str, Any], amount: int, reason: str | None,
@@ -140,10 +166,44 @@ def fail_refund(state: SandboxState, refund_id: str, reason: str = "expired_or_c
     return refund
 
 
-def _fail_quietly(state: SandboxState, refund_id: str) -> None:
-    """Scheduled failure of a refund on card 4000 0000 0000 5126 (skipped if already failed or reset)."""
+@locked
+def succeed_refund(state: SandboxState, refund_id: str) -> dict[str, Any]:
+    """A pending refund goes through (``refund.updated``, ``charge.refund.updated``)."""
+    refund = state.require(refund_id, "refund")
+    if refund["status"] != "pending":
+        raise invalid_param(None, f"Refund {refund_id} is {refund['status']}; only pending refunds can succeed.")
+    previous = {"status": "pending", "pending_reason": refund["pending_reason"]}
+    refund.update(status="succeeded", pending_reason=None)
+    sync_charge(state, state.require(refund["charge"], "charge"))
+    state.emit("refund.updated", refund, previous)
+    state.emit("charge.refund.updated", refund, previous)
+    return refund
+
+
+@locked
+def settle_pending_refunds(state: SandboxState, charge: dict[str, Any], *, succeeded: bool) -> None:
+    """Refunds waiting for a debit to settle go through with it, or are canceled when it fails.
+
+    Stripe's docs do not say what becomes of such a refund when the debit fails; there is
+    nothing left to return, and ``canceled`` is the refund status for that.
+    """
+    for refund in state.all("refund"):
+        if refund["charge"] != charge["id"] or refund["pending_reason"] != "charge_pending":
+            continue
+        if succeeded:
+            succeed_refund(state, refund["id"])
+            continue
+        previous = {"status": "pending", "pending_reason": "charge_pending"}
+        refund.update(status="canceled", pending_reason=None)
+        sync_charge(state, charge)
+        state.emit("refund.updated", refund, previous)
+        state.emit("charge.refund.updated", refund, previous)
+
+
+def _quietly(operation: Any, state: SandboxState, refund_id: str, *args: Any) -> None:
+    """Scheduled change of a refund: skipped when a test already changed it or reset the sandbox."""
     try:
-        fail_refund(state, refund_id, "expired_or_canceled_card")
+        operation(state, refund_id, *args)
     except StripeError:
         pass
 
