@@ -61,8 +61,13 @@ card payment, in order of creation: ``customer.created`` (when Checkout creates 
 below Stripe's minimum charge (EUR 0.50, GBP 0.30, JPY 50, ...) is a 400 ``amount_too_small``;
 in three-decimal currencies (BHD, JOD, KWD, OMR, TND) unit amounts, refunds and credit note
 amounts must end in 0 (400 ``invalid_charge_amount``) and discounts round to tens; amounts are
-shown with their currency's decimals (``12.340 KWD``, ``¥5,000``). ``automatic_tax`` is
-accepted but computes no tax: only ``tax_rates`` do. ``session.url`` is null once the session is
+shown with their currency's decimals (``12.340 KWD``, ``¥5,000``). Account rules: ``consent_collection[terms_of_service]=required`` is refused unless the account
+has terms of service (``create_app(terms_of_service_url=...)`` or ``POST /_sandbox/account``).
+``automatic_tax[enabled]=true`` taxes with the EU VAT standard rate of the customer's country
+(no tax outside the EU table; ``taxes.py``); a Customer without address is a 400
+``customer_tax_location_invalid`` unless ``customer_update[address]=auto``, and then (or for a
+guest) the page asks for the country (``requires_location_inputs``). Klarna is refused below its
+minimum (EUR 1.00 or equivalent) and when the currency is not that of the customer's country. ``session.url`` is null once the session is
 complete or expired, as on Stripe.
 
 Hosted checkout page: ``GET/POST /c/pay/{session_id}``
@@ -76,7 +81,8 @@ Stable element ids (form field names in brackets):
 - ``#card-number`` (``card_number``), ``#card-expiry`` (``card_expiry``, ``MM / YY``),
   ``#card-cvc`` (``card_cvc``) -- inside ``#card-fields``
 - ``#iban`` (``iban``) -- inside ``#sepa-fields``; ``#klarna-fields`` holds Klarna's note
-- ``#billing-name`` (``billing_name``)
+- ``#billing-name`` (``billing_name``); ``#billing-country`` (``billing_country``, two letters) when
+  automatic tax needs the customer's location or Klarna is offered
 - ``#promo-code`` (``promotion_code``), ``#apply-promo`` (``action=apply_promo``),
   ``#remove-promo`` (``action=remove_promo``), ``#promo-error``, ``#promo-applied``
   -- only when ``allow_promotion_codes``
@@ -101,9 +107,9 @@ Other pages: ``/i/{invoice}`` (``#invoice-number``, ``#download-pdf``),
 
 Control endpoints (``/_sandbox``, JSON, no auth)
 -------------------------------------------------
-``POST /reset``; ``GET /state``; ``POST /checkout/sessions/{id}/pay`` ``{"card", "method",
-"promotion_code", "email", "name", "iban", "expiry", "cvc", "terms_accepted"}`` (402 on
-decline); ``POST /checkout/sessions/{id}/settle`` ``{"outcome": "succeeded"|"failed"}``;
+``POST /reset``; ``GET /state``; ``GET|POST /account`` ``{"terms_of_service_url"}``;
+``POST /checkout/sessions/{id}/pay`` ``{"card", "method", "promotion_code", "email", "name",
+"iban", "expiry", "cvc", "terms_accepted", "country"}`` (402 on decline); ``POST /checkout/sessions/{id}/settle`` ``{"outcome": "succeeded"|"failed"}``;
 ``POST /charges/{id}/refund`` ``{"amount"}``; ``POST /charges/{id}/dispute``;
 ``POST /disputes/{id}/close`` ``{"outcome": "won"|"lost"}``; ``POST /refunds/{id}/fail``
 ``{"reason"}``; ``POST /clock/advance`` ``{"seconds"}``; ``POST /events/{id}/resend``;

@@ -29,6 +29,7 @@ def create_app(
     webhook_shuffle: bool = False,
     webhook_concurrency: int = 1,
     webhook_shuffle_seed: int | None = None,
+    terms_of_service_url: str | None = None,
 ) -> Flask:
     """Build a sandbox app; its :class:`SandboxState` is ``app.extensions["stripe_sandbox"]``.
 
@@ -41,6 +42,8 @@ def create_app(
     wait before they fail or succeed. ``webhook_shuffle`` delivers the events of each request in
     random order (``webhook_shuffle_seed`` to repeat an order) and ``webhook_concurrency``
     delivers that many at once: Stripe guarantees neither order nor one-at-a-time delivery.
+    ``terms_of_service_url`` is the account's terms of service (Dashboard, public details):
+    without it Checkout refuses ``consent_collection[terms_of_service]=required``.
     """
     app = Flask(__name__, template_folder="templates")
     config = SandboxConfig(
@@ -49,6 +52,7 @@ def create_app(
         webhook_retry_backoff=webhook_retry_backoff, webhook_max_attempts=webhook_max_attempts,
         refund_failure_seconds=refund_failure_seconds,
         delivery_order=DeliveryOrder(webhook_shuffle, webhook_concurrency, webhook_shuffle_seed),
+        terms_of_service_url=terms_of_service_url,
     )
     state = SandboxState(config)
     app.extensions["stripe_sandbox"] = state

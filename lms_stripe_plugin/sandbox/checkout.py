@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .amounts import PricedLine, check_minimum, check_step, price_lines, step
+from .amounts import PricedLine, check_minimum, check_step, format_amount, price_lines, step
 from .errors import StripeError, invalid_param, missing_param
 from .ids import checkout_session_id, new_id
 from .params import Params
 from .resources import find_promotion_code, price_object, product_object, usable_coupon, valid_email
 from .state import SandboxState, locked
+from .taxes import KLARNA_MINIMUM, automatic_rate, customer_country, tax_location_invalid
 
 SUPPORTED_METHODS = ("card", "klarna", "sepa_debit")
 # Currencies each supported method accepts (card takes all).
@@ -48,12 +49,61 @@ def create_session(state: SandboxState, params: Params, base_url: str) -> dict[s
         "discount_id": new_id("di"), "payment_intent_data": _payment_intent_data(params.sub("payment_intent_data")),
     }
     session = _session_object(state, params, session_id, currency, base_url)
+    _check_terms(state, session)
     _initial_discount(state, params, session, private)
+    _setup_automatic_tax(state, params, session, private)
     _create_catalog(state, lines, currency)
     state.add(session, private)
     refresh_amounts(state, session)
     check_minimum(session["amount_total"], currency)
+    _check_klarna_minimum(session)
     return session
+
+
+def _check_terms(state: SandboxState, session: dict[str, Any]) -> None:
+    consent = session["consent_collection"] or {}
+    if consent.get("terms_of_service") == "required" and not state.config.terms_of_service_url:
+        raise invalid_param("consent_collection[terms_of_service]", (
+            "You cannot collect consent to your terms of service unless a URL is set in the Stripe Dashboard. "
+            "Update your public business details with a terms of service URL."))
+
+
+def _setup_automatic_tax(state: SandboxState, params: Params, session: dict[str, Any],
+                         private: dict[str, Any]) -> None:
+    """Stripe Tax needs the customer's location: from the Customer, or entered on the page."""
+    update = params.sub("customer_update")
+    if update.data and not session["customer"]:
+        raise invalid_param("customer_update", "customer_update can only be used with customer.")
+    private["save_address"] = update.string("address") == "auto"
+    if not session["automatic_tax"]["enabled"]:
+        return
+    customer = state.get(session["customer"], "customer")
+    country = customer_country(customer)
+    if customer is not None and country is None and not private["save_address"]:
+        raise tax_location_invalid()
+    private["tax_country"] = country
+    session["automatic_tax"]["status"] = "complete" if country else "requires_location_inputs"
+
+
+def set_tax_location(state: SandboxState, session: dict[str, Any], country: str) -> None:
+    """The address entered on the page decides the automatic tax (and is saved when asked)."""
+    private = state.private[session["id"]]
+    private["tax_country"] = country.upper()
+    session["automatic_tax"]["status"] = "complete"
+    customer = state.get(session["customer"], "customer")
+    if customer is not None and private.get("save_address"):
+        customer["address"] = {**(customer.get("address") or {}), "country": country.upper()}
+    refresh_amounts(state, session)
+
+
+def _check_klarna_minimum(session: dict[str, Any]) -> None:
+    if "klarna" not in session["payment_method_types"]:
+        return
+    minimum = KLARNA_MINIMUM.get(session["currency"], 0)
+    if session["amount_total"] < minimum:
+        index = session["payment_method_types"].index("klarna")
+        raise invalid_param(f"allowed_payment_method_types[{index}]", (
+            f"Klarna cannot be used for amounts below {format_amount(minimum, session['currency'])}."))
 
 
 def _check_mode(params: Params) -> None:
@@ -219,8 +269,7 @@ def _session_object(state: SandboxState, params: Params, session_id: str, curren
 
 
 def _automatic_tax(automatic_tax: Params) -> dict[str, Any]:
-    # Accepted so that integrations offering Stripe Tax can run here, but no tax is computed for it:
-    # only tax_rates on line items produce taxes in the sandbox.
+    # Stripe Tax as the sandbox models it: EU VAT standard rates by the customer's country (taxes.py).
     automatic_tax.reject_unimplemented({"enabled", "liability"})
     enabled = automatic_tax.boolean("enabled", required=bool(automatic_tax.data), default=False)
     if not enabled:
@@ -353,8 +402,14 @@ def priced_lines(state: SandboxState, session: dict[str, Any]) -> list[PricedLin
     private = state.private[session["id"]]
     coupon = state.get(private.get("coupon_id"), "coupon")
     lines = [{"unit_amount": line["unit_amount"], "quantity": line["quantity"],
-              "rates": [state.get(rate_id) for rate_id in line["tax_rate_ids"]]} for line in private["lines"]]
+              "rates": [state.get(rate_id) for rate_id in line["tax_rate_ids"]] + _automatic(state, private, line)}
+             for line in private["lines"]]
     return price_lines(lines, coupon, step(session["currency"]))
+
+
+def _automatic(state: SandboxState, private: dict[str, Any], line: dict[str, Any]) -> list[dict[str, Any]]:
+    rate = automatic_rate(state, private.get("tax_country"), line["tax_behavior"] == "inclusive")
+    return [rate] if rate is not None else []
 
 
 def refresh_amounts(state: SandboxState, session: dict[str, Any]) -> list[PricedLine]:

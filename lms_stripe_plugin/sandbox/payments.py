@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .billing import create_session_invoice
-from .checkout import apply_promotion_code, checked_session
+from .checkout import apply_promotion_code, checked_session, set_tax_location
 from .errors import StripeError, card_error, invalid_param
 from .ids import new_id, random_string
 from .refunds import open_dispute, settle_pending_refunds
 from .resources import NULL_ADDRESS, customer_object, fingerprint, valid_email
 from .state import SandboxState, locked
+from .taxes import KLARNA_CURRENCY_BY_COUNTRY, customer_country
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class PaymentAttempt:
     name: str | None = None
     promotion_code: str | None = None
     terms_accepted: bool = False
+    country: str | None = None  # of the billing address entered on the page
 
 
 @dataclass
@@ -96,11 +98,12 @@ def pay_session(state: SandboxState, session_id: str, attempt: PaymentAttempt) -
     email = _payer_email(state, session, attempt)
     if attempt.promotion_code and attempt.promotion_code.strip():
         apply_promotion_code(state, session, attempt.promotion_code)
+    _locate(state, session, attempt)
     if session["amount_total"] == 0:
         return _complete_free(state, session, email, attempt)
     if attempt.method == "sepa_debit":
         return _start_debit(state, session, email, attempt, _read_iban(state, attempt.iban))
-    payment = _read_card(state, attempt) if attempt.method == "card" else _klarna(attempt)
+    payment = _read_card(state, attempt) if attempt.method == "card" else _klarna(state, session, attempt)
     if payment.card is not None and payment.card.decline:
         _record_decline(state, session, email, attempt, payment)
         code, decline_code, message = payment.card.decline
@@ -192,8 +195,23 @@ def _card_details(card: TestCard, number: str, month: int, year: int) -> dict[st
     }
 
 
-def _klarna(attempt: PaymentAttempt) -> Payment:
-    details = {"klarna": {"payer_details": {"address": {"country": "DE"}},
+def _locate(state: SandboxState, session: dict[str, Any], attempt: PaymentAttempt) -> None:
+    if session["automatic_tax"]["status"] != "requires_location_inputs":
+        return
+    country = (attempt.country or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise invalid_param("billing_country", "Your country is required to calculate tax.",
+                            code="customer_tax_location_invalid")
+    set_tax_location(state, session, country)
+
+
+def _klarna(state: SandboxState, session: dict[str, Any], attempt: PaymentAttempt) -> Payment:
+    customer = state.get(session["customer"], "customer")
+    country = (attempt.country or "").strip().upper() or customer_country(customer) or "DE"
+    if KLARNA_CURRENCY_BY_COUNTRY.get(country) != session["currency"]:
+        raise invalid_param("method", f"Klarna is not available to customers in {country} paying in "
+                                      f"{session['currency'].upper()}.", code="payment_method_unavailable")
+    details = {"klarna": {"payer_details": {"address": {"country": country}},
                           "payment_method_category": "pay_in_installments", "preferred_locale": "en-DE"},
                "type": "klarna"}
     return Payment("klarna", details)

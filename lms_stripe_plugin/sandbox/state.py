@@ -58,6 +58,7 @@ class SandboxConfig:
     webhook_retry_backoff: float = 0.5
     webhook_max_attempts: int = 5
     refund_failure_seconds: float = 1.0
+    terms_of_service_url: str | None = None
     delivery_order: DeliveryOrder = field(default_factory=DeliveryOrder)
 
 

@@ -273,11 +273,3 @@ def test_events_can_be_listed_by_type_and_retrieved(client, create_session, pay)
     wildcard = client.v1.events.list(params={"type": "invoice.*", "limit": 100})
     assert {e.type for e in wildcard.data} == {"invoice.created", "invoice.finalized", "invoice.paid",
                                                "invoice.payment_succeeded"}
-
-
-def test_automatic_tax_is_accepted_without_computing_tax(client, session_params):
-    params = session_params(automatic_tax={"enabled": True})
-    params["line_items"][0].pop("tax_rates")
-    session = client.v1.checkout.sessions.create(params=params)
-    assert session.automatic_tax.enabled is True and session.automatic_tax.status == "complete"
-    assert session.total_details.amount_tax == 0 and session.amount_total == 11900
