@@ -16,7 +16,9 @@ Public API
 ----------
 ``create_app(*, webhook_url=None, webhook_secret="whsec_sandbox", webhook_sink=None,
 public_url=None, delayed_settle_seconds=None, deliver_async=True, webhook_retry_backoff=0.5,
-webhook_max_attempts=5, refund_failure_seconds=1.0)`` returns the Flask app; its
+webhook_max_attempts=5, refund_failure_seconds=1.0, webhook_shuffle=False, webhook_concurrency=1,
+webhook_shuffle_seed=None)`` returns the Flask app (``webhook_shuffle`` delivers the events of
+each request in random order, ``webhook_concurrency`` delivers that many at once); its
 :class:`SandboxState` is ``app.extensions["stripe_sandbox"]`` (``wait_for_deliveries(timeout)``,
 ``deliveries``, ``all(object_type)``, ``get(id)``, ``advance_clock(seconds)``, ``reset()``).
 ``SandboxServer(port=0, host="127.0.0.1", **create_app_kwargs)`` serves it from a thread
@@ -28,17 +30,44 @@ Stripe API (``/v1``, form-encoded, ``Authorization: Bearer sk_test_...``)
 customers, tax_rates, coupons, promotion_codes (create, retrieve, list); checkout/sessions
 (create, retrieve, list, ``/expire``, ``/line_items``); invoices, invoice_payments,
 payment_intents, charges, disputes, events (retrieve, list); refunds and credit_notes (create,
-retrieve, list). ``Idempotency-Key`` replays the first 2xx answer (``Idempotent-Replayed: true``);
-the same key with other parameters is a 400 ``idempotency_error``. Checkout accepts both
-``payment_method_types`` and the 2026 API's ``allowed_payment_method_types`` (card, klarna,
-sepa_debit). Seeded promotion codes: ``WELCOME10`` (10 % off) and ``HALF`` (50 % off).
+retrieve, list); disputes (update with ``evidence``/``submit``, ``/close``). ``Idempotency-Key`` (per account) keeps the first answer of a request whose
+endpoint began to run, whatever its status (2xx, 4xx, 5xx), and replays it
+(``Idempotent-Replayed: true``; a kept 5xx carries ``Stripe-Should-Retry: false``). Requests
+refused before the endpoint ran (authentication, parameter validation, a key in use: 409) keep
+nothing. Keys expire after 24 hours of sandbox time; the same key with another endpoint or other
+parameters is a 400 ``idempotency_error``.
 
-Events of a card payment, in order: ``customer.created`` (when Checkout creates the customer),
-``payment_intent.succeeded``, ``charge.succeeded``, ``invoice.created``, ``invoice.finalized``,
-``invoice.paid`` (with ``invoice_creation``), ``checkout.session.completed``. A SEPA debit fires
+Every request is checked against the installed SDK's typed params for that endpoint
+(``stripe.params...*Params``, walked at import time; see ``schema.py``) before the endpoint
+runs, with Stripe's answers: ``parameter_unknown`` for a name the pinned API does not have
+(``payment_method_types`` on Checkout: the 2026 API has ``allowed_payment_method_types``),
+``parameter_missing``, ``parameter_invalid_empty`` (``""`` where the API cannot unset),
+``parameter_invalid_integer``, and ``Invalid boolean: ...`` / ``Invalid <param>: must be one of
+...`` (no code) for booleans and enums. A real parameter the sandbox does not model is a 400
+``parameter_unsupported``. Checkout offers card, klarna and sepa_debit; without
+``allowed_payment_method_types`` it offers card. Seeded promotion codes: ``WELCOME10`` (10 % off)
+and ``HALF`` (50 % off).
+
+Only event types of the pinned API are emitted (the SDK's ``enabled_events`` list). Events of a
+card payment, in order of creation: ``customer.created`` (when Checkout creates the customer),
+``payment_intent.created``, ``payment_intent.succeeded``, ``charge.succeeded``, then with
+``invoice_creation`` ``invoice.created``, ``invoice.finalized``, ``invoice_payment.paid``,
+``invoice.paid``, ``invoice.payment_succeeded``; then ``checkout.session.completed`` and
+``charge.updated`` (the balance transaction). A SEPA debit fires ``payment_intent.created``,
 ``payment_intent.processing``, ``charge.pending`` and ``checkout.session.completed`` at once, then
-``checkout.session.async_payment_succeeded`` or ``..._failed`` when settled. ``automatic_tax`` is
-accepted but computes no tax: only ``tax_rates`` do. ``session.url`` is null once the session is
+``checkout.session.async_payment_succeeded`` or ``..._failed`` when settled. Disputes:
+``charge.dispute.created`` and ``.funds_withdrawn``; ``charge.dispute.updated`` on each update;
+``charge.dispute.closed`` (and ``.funds_reinstated`` when won). Currency rules (docs.stripe.com/currencies): a Checkout total above 0 and
+below Stripe's minimum charge (EUR 0.50, GBP 0.30, JPY 50, ...) is a 400 ``amount_too_small``;
+in three-decimal currencies (BHD, JOD, KWD, OMR, TND) unit amounts, refunds and credit note
+amounts must end in 0 (400 ``invalid_charge_amount``) and discounts round to tens; amounts are
+shown with their currency's decimals (``12.340 KWD``, ``¥5,000``). Account rules: ``consent_collection[terms_of_service]=required`` is refused unless the account
+has terms of service (``create_app(terms_of_service_url=...)`` or ``POST /_sandbox/account``).
+``automatic_tax[enabled]=true`` taxes with the EU VAT standard rate of the customer's country
+(no tax outside the EU table; ``taxes.py``); a Customer without address is a 400
+``customer_tax_location_invalid`` unless ``customer_update[address]=auto``, and then (or for a
+guest) the page asks for the country (``requires_location_inputs``). Klarna is refused below its
+minimum (EUR 1.00 or equivalent) and when the currency is not that of the customer's country. ``session.url`` is null once the session is
 complete or expired, as on Stripe.
 
 Hosted checkout page: ``GET/POST /c/pay/{session_id}``
@@ -52,7 +81,8 @@ Stable element ids (form field names in brackets):
 - ``#card-number`` (``card_number``), ``#card-expiry`` (``card_expiry``, ``MM / YY``),
   ``#card-cvc`` (``card_cvc``) -- inside ``#card-fields``
 - ``#iban`` (``iban``) -- inside ``#sepa-fields``; ``#klarna-fields`` holds Klarna's note
-- ``#billing-name`` (``billing_name``)
+- ``#billing-name`` (``billing_name``); ``#billing-country`` (``billing_country``, two letters) when
+  automatic tax needs the customer's location or Klarna is offered
 - ``#promo-code`` (``promotion_code``), ``#apply-promo`` (``action=apply_promo``),
   ``#remove-promo`` (``action=remove_promo``), ``#promo-error``, ``#promo-applied``
   -- only when ``allow_promotion_codes``
@@ -64,7 +94,12 @@ Stable element ids (form field names in brackets):
 
 Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 "Your card was declined.";
 4000 0000 0000 9995 "Your card has insufficient funds."; 4000 0000 0000 0259 pays then is
-disputed; 4000 0000 0000 5126 pays but refunds on it fail later. SEPA: DE89370400440532013000
+disputed; refunds on 4000 0000 0000 7726 start ``pending`` (``pending_reason: processing``) and
+succeed later, refunds on 4000 0000 0000 5126 start ``succeeded`` and fail later
+(``refund.updated``, ``refund.failed``, ``charge.refund.updated``) after
+``refund_failure_seconds`` of sandbox time. A refund of a SEPA debit that has not settled is
+``pending`` (``pending_reason: charge_pending``) until the debit settles (then ``succeeded``) or
+fails (then ``canceled``). SEPA: DE89370400440532013000
 settles, DE62370400440532013001 fails at settlement. Klarna pays at once.
 
 Other pages: ``/i/{invoice}`` (``#invoice-number``, ``#download-pdf``),
@@ -72,14 +107,16 @@ Other pages: ``/i/{invoice}`` (``#invoice-number``, ``#download-pdf``),
 
 Control endpoints (``/_sandbox``, JSON, no auth)
 -------------------------------------------------
-``POST /reset``; ``GET /state``; ``POST /checkout/sessions/{id}/pay`` ``{"card", "method",
-"promotion_code", "email", "name", "iban", "expiry", "cvc", "terms_accepted"}`` (402 on
-decline); ``POST /checkout/sessions/{id}/settle`` ``{"outcome": "succeeded"|"failed"}``;
+``POST /reset``; ``GET /state``; ``GET|POST /account`` ``{"terms_of_service_url"}``;
+``POST /checkout/sessions/{id}/pay`` ``{"card", "method", "promotion_code", "email", "name",
+"iban", "expiry", "cvc", "terms_accepted", "country"}`` (402 on decline); ``POST /checkout/sessions/{id}/settle`` ``{"outcome": "succeeded"|"failed"}``;
 ``POST /charges/{id}/refund`` ``{"amount"}``; ``POST /charges/{id}/dispute``;
 ``POST /disputes/{id}/close`` ``{"outcome": "won"|"lost"}``; ``POST /refunds/{id}/fail``
 ``{"reason"}``; ``POST /clock/advance`` ``{"seconds"}``; ``POST /events/{id}/resend``;
 ``GET /deliveries``; ``POST|GET|DELETE /faults`` with ``{"method", "path", "kind":
-"500"|"429"|"timeout"|"connection"|"card_error", "times", "timeout_seconds", "after"}``.
+"500"|"429"|"timeout"|"connection"|"card_error", "times", "timeout_seconds", "after"}``
+(``after`` with ``timeout`` or ``500``: the request is carried out, then its answer is held back
+or replaced by a 500 that its idempotency key keeps).
 """
 
 from .app import create_app

@@ -16,30 +16,28 @@ from .idempotency import SavedResponse, fingerprint_of
 from .ids import request_id
 from .listing import expand, list_envelope, paginate
 from .params import Params, parse_pairs
+from .schema import endpoint_schema, validate
 from .state import API_VERSION, SandboxState
 
 bp = Blueprint("stripe_sandbox_api", __name__, url_prefix="/v1")
 
 _PAGING = {"created", "ending_before", "limit", "starting_after"}
 
-# Collection -> (object type, list filters {param: field}, real Stripe filters the sandbox lacks).
-COLLECTIONS: dict[str, tuple[str, dict[str, str], set[str]]] = {
-    "customers": ("customer", {"email": "email"}, {"test_clock"}),
-    "tax_rates": ("tax_rate", {"active": "active", "inclusive": "inclusive"}, set()),
-    "invoices": ("invoice", {"customer": "customer", "status": "status"},
-                 {"collection_method", "customer_account", "due_date", "subscription"}),
-    "invoice_payments": ("invoice_payment", {"invoice": "invoice", "status": "status"}, {"payment"}),
-    "payment_intents": ("payment_intent", {"customer": "customer"}, {"customer_account"}),
-    "charges": ("charge", {"customer": "customer", "payment_intent": "payment_intent"}, {"transfer_group"}),
-    "refunds": ("refund", {"charge": "charge", "payment_intent": "payment_intent"}, set()),
-    "credit_notes": ("credit_note", {"invoice": "invoice", "customer": "customer"}, {"customer_account"}),
-    "disputes": ("dispute", {"charge": "charge", "payment_intent": "payment_intent"}, set()),
-    "coupons": ("coupon", {}, set()),
-    "promotion_codes": ("promotion_code", {"code": "code", "customer": "customer", "active": "active"},
-                        {"coupon", "customer_account"}),
-    "products": ("product", {"active": "active"}, {"ids", "shippable", "url"}),
-    "prices": ("price", {"active": "active", "currency": "currency", "product": "product"},
-               {"lookup_keys", "recurring", "type"}),
+# Collection -> (object type, the list filters the sandbox implements {param: field}).
+COLLECTIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "customers": ("customer", {"email": "email"}),
+    "tax_rates": ("tax_rate", {"active": "active", "inclusive": "inclusive"}),
+    "invoices": ("invoice", {"customer": "customer", "status": "status"}),
+    "invoice_payments": ("invoice_payment", {"invoice": "invoice", "status": "status"}),
+    "payment_intents": ("payment_intent", {"customer": "customer"}),
+    "charges": ("charge", {"customer": "customer", "payment_intent": "payment_intent"}),
+    "refunds": ("refund", {"charge": "charge", "payment_intent": "payment_intent"}),
+    "credit_notes": ("credit_note", {"invoice": "invoice", "customer": "customer"}),
+    "disputes": ("dispute", {"charge": "charge", "payment_intent": "payment_intent"}),
+    "coupons": ("coupon", {}),
+    "promotion_codes": ("promotion_code", {"code": "code", "customer": "customer", "active": "active"}),
+    "products": ("product", {"active": "active"}),
+    "prices": ("price", {"active": "active", "currency": "currency", "product": "product"}),
 }
 
 
@@ -70,7 +68,25 @@ def _before() -> Response | None:
             return response
     g.api_key = _authenticate()
     g.stripe_params = parse_pairs([*request.args.items(multi=True), *request.form.items(multi=True)])
+    _check_params()
     return _begin_idempotency(state)
+
+
+def _check_params() -> None:
+    """Refuse what the pinned API refuses, before the endpoint runs (so nothing is kept for an idempotency key)."""
+    schema = endpoint_schema(request.method, _path_template())
+    if schema is not None:
+        validate(schema, g.stripe_params)
+
+
+def _path_template() -> str:
+    """``/v1/customers/{id}`` for ``/v1/customers/cus_123``: the key of :data:`schema.SCHEMAS`."""
+    if request.url_rule is None:
+        return request.path
+    template = request.url_rule.rule
+    for name, value in (request.view_args or {}).items():
+        template = template.replace(f"<{name}>", value if name == "collection" else "{id}")
+    return template
 
 
 def _apply_fault(state: SandboxState, fault: Fault) -> Response | None:
@@ -78,6 +94,9 @@ def _apply_fault(state: SandboxState, fault: Fault) -> Response | None:
         return _drop_connection()
     if fault.kind == "timeout" and fault.after:
         g.stall_after = fault.timeout_seconds  # carry the request out, hold back the answer
+        return None
+    if fault.kind == "500" and fault.after:
+        g.fail_after = fault_error(fault)  # carry the request out, answer a 500 (kept for the key)
         return None
     if fault.kind == "timeout":
         state.stop_event.wait(fault.timeout_seconds)
@@ -120,18 +139,31 @@ def _mask(key: str) -> str:
 def _begin_idempotency(state: SandboxState) -> Response | None:
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or not key:
-        return None
+        return None  # Stripe ignores keys on GET and DELETE
     if len(key) > 255:
         raise invalid_param(None, "Idempotency-Key must be at most 255 characters long.")
-    scope, endpoint = (g.api_key, key), f"{request.method} {request.path}"
+    # Keys belong to an account (all its API keys share them), not to one API key.
+    scope, endpoint = (request.headers.get("Stripe-Account", ""), key), f"{request.method} {request.path}"
     saved = state.idempotency.begin(scope, endpoint, fingerprint_of(g.stripe_params))
     if saved is not None:
-        response = Response(saved.body, status=saved.status, mimetype="application/json")
-        response.headers["Idempotent-Replayed"] = "true"
-        response.headers["Original-Request"] = saved.request_id
-        return response
+        return _replay(saved)
     g.idempotency = (scope, endpoint, fingerprint_of(g.stripe_params))
     return None
+
+
+def _replay(saved: SavedResponse) -> Response:
+    response = Response(saved.body, status=saved.status, mimetype="application/json")
+    response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Original-Request"] = saved.request_id
+    _no_retry_if_saved(response)
+    return response
+
+
+def _no_retry_if_saved(response: Response) -> None:
+    # A saved 5xx is replayed as it is, so a retry cannot help: Stripe says so with this header,
+    # which the SDKs obey (stripe-python's _should_retry).
+    if response.status_code >= 500:
+        response.headers["Stripe-Should-Retry"] = "false"
 
 
 @bp.after_request
@@ -139,18 +171,26 @@ def _after(response: Response) -> Response:
     state = _state()
     response.headers["Request-Id"] = g.stripe_request["id"]
     response.headers["Stripe-Version"] = request.headers.get("Stripe-Version", API_VERSION)
+    failure = g.pop("fail_after", None)
+    if failure is not None:
+        response = _stripe_error_response(failure, response)
     pending = g.pop("idempotency", None)
     if pending is not None:
+        # The endpoint ran: its answer is kept for the key whatever its status, as Stripe does.
         scope, endpoint, fingerprint = pending
-        if 200 <= response.status_code < 300:
-            saved = SavedResponse(endpoint, fingerprint, response.status_code, response.get_data(),
-                                  g.stripe_request["id"])
-            state.idempotency.save(scope, saved)
-        else:
-            state.idempotency.release(scope)
+        saved = SavedResponse(endpoint, fingerprint, response.status_code, response.get_data(), g.stripe_request["id"])
+        state.idempotency.save(scope, saved)
+        _no_retry_if_saved(response)
     stall = g.pop("stall_after", None)
     if stall:
         state.stop_event.wait(stall)
+    return response
+
+
+def _stripe_error_response(error: StripeError, replaced: Response) -> Response:
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    response.headers.update({k: v for k, v in replaced.headers.items() if k in ("Request-Id", "Stripe-Version")})
     return response
 
 
@@ -174,17 +214,17 @@ def _respond(obj: dict[str, Any], include: Callable[[dict[str, Any], list[str]],
         return jsonify(expand(state, body, paths))
 
 
-def _list(items: list[dict[str, Any]], filters: dict[str, str], known: set[str] = frozenset()) -> Response:
+def _list(items: list[dict[str, Any]], filters: dict[str, str]) -> Response:
     state = _state()
     params = _params()
-    params.reject_unknown(_PAGING | set(filters), known)
+    params.reject_unimplemented(_PAGING | set(filters))
     with state.lock:
         body = paginate(state, items, params, request.path, filters)
         return jsonify(expand(state, body, params.strings("expand")))
 
 
 def _only_expand() -> None:
-    _params().reject_unknown(set())
+    _params().reject_unimplemented(set())
 
 
 # -- creation endpoints --------------------------------------------------------------------------
@@ -244,7 +284,7 @@ def list_sessions() -> Response:
     state = _state()
     checkout.sweep_expired_sessions(state)
     filters = {"customer": "customer", "payment_intent": "payment_intent", "status": "status"}
-    return _list(state.all("checkout.session"), filters, checkout.LIST_KNOWN)
+    return _list(state.all("checkout.session"), filters)
 
 
 @bp.get("/checkout/sessions/<session_id>")
@@ -285,6 +325,20 @@ def charge_refunds(charge_id: str) -> Response:
     return _list([r for r in _state().all("refund") if r["charge"] == charge["id"]], {})
 
 
+# -- disputes ----------------------------------------------------------------------------------
+
+
+@bp.post("/disputes/<dispute_id>")
+def update_dispute(dispute_id: str) -> Response:
+    return _respond(refunds.update_dispute(_state(), dispute_id, _params()))
+
+
+@bp.post("/disputes/<dispute_id>/close")
+def close_dispute(dispute_id: str) -> Response:
+    _only_expand()
+    return _respond(refunds.close_dispute(_state(), dispute_id, "lost"))
+
+
 # -- events ------------------------------------------------------------------------------------
 
 
@@ -298,7 +352,7 @@ def list_events() -> Response:
     if wanted_types:
         events = [e for e in events if e["type"] in wanted_types]
     g.stripe_params = {k: v for k, v in g.stripe_params.items() if k not in ("type", "types")}
-    return _list(events, {}, {"delivery_success"})
+    return _list(events, {})
 
 
 # -- generic retrieve and list -----------------------------------------------------------------------
@@ -308,8 +362,8 @@ def list_events() -> Response:
 def list_collection(collection: str) -> Response:
     if collection not in COLLECTIONS:
         raise unrecognized_url(request.method, request.path)
-    object_type, filters, known = COLLECTIONS[collection]
-    return _list(_state().all(object_type), filters, known)
+    object_type, filters = COLLECTIONS[collection]
+    return _list(_state().all(object_type), filters)
 
 
 @bp.get("/<collection>/<object_id>")

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 from . import api, control, hosted
 from .errors import StripeError, unrecognized_url
 from .state import SandboxConfig, SandboxState
-from .webhooks import WebhookSink
+from .webhooks import DeliveryOrder, WebhookSink
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,10 @@ def create_app(
     webhook_retry_backoff: float = 0.5,
     webhook_max_attempts: int = 5,
     refund_failure_seconds: float = 1.0,
+    webhook_shuffle: bool = False,
+    webhook_concurrency: int = 1,
+    webhook_shuffle_seed: int | None = None,
+    terms_of_service_url: str | None = None,
 ) -> Flask:
     """Build a sandbox app; its :class:`SandboxState` is ``app.extensions["stripe_sandbox"]``.
 
@@ -33,8 +37,13 @@ def create_app(
     ``public_url`` is the base of ``session.url`` and document links (default: the request's
     host URL). ``delayed_settle_seconds`` settles SEPA debits automatically after that delay.
     ``deliver_async=False`` delivers webhooks before each request answers (for tests).
-    The remaining arguments tune webhook retries and how long a refund on card
-    4000 0000 0000 5126 stays pending before it fails.
+    ``webhook_retry_backoff`` and ``webhook_max_attempts`` tune webhook retries;
+    ``refund_failure_seconds`` is how long refunds on test cards 4000 0000 0000 5126 and 7726
+    wait before they fail or succeed. ``webhook_shuffle`` delivers the events of each request in
+    random order (``webhook_shuffle_seed`` to repeat an order) and ``webhook_concurrency``
+    delivers that many at once: Stripe guarantees neither order nor one-at-a-time delivery.
+    ``terms_of_service_url`` is the account's terms of service (Dashboard, public details):
+    without it Checkout refuses ``consent_collection[terms_of_service]=required``.
     """
     app = Flask(__name__, template_folder="templates")
     config = SandboxConfig(
@@ -42,6 +51,8 @@ def create_app(
         delayed_settle_seconds=delayed_settle_seconds, deliver_async=deliver_async,
         webhook_retry_backoff=webhook_retry_backoff, webhook_max_attempts=webhook_max_attempts,
         refund_failure_seconds=refund_failure_seconds,
+        delivery_order=DeliveryOrder(webhook_shuffle, webhook_concurrency, webhook_shuffle_seed),
+        terms_of_service_url=terms_of_service_url,
     )
     state = SandboxState(config)
     app.extensions["stripe_sandbox"] = state

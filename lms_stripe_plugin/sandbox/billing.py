@@ -6,7 +6,7 @@ from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
-from .amounts import PricedLine, TaxShare, format_amount, line_taxes, round_half_up
+from .amounts import PricedLine, TaxShare, check_step, format_amount, line_taxes, round_half_up, step
 from .checkout import discount_object, priced_lines
 from .errors import invalid_param, missing_param
 from .ids import new_id
@@ -169,10 +169,13 @@ def _pay(state: SandboxState, invoice: dict[str, Any], intent: dict[str, Any] | 
         }
         state.add(payment)
         invoice["payments"]["data"] = [state.render(payment)]
+        state.emit("invoice_payment.paid", payment)
     invoice.update(status="paid", amount_paid=invoice["total"], amount_remaining=0, attempted=True,
                    attempt_count=1 if intent else 0)
     invoice["status_transitions"]["paid_at"] = now
-    state.emit("invoice.paid", invoice, {"status": "open", "amount_paid": 0, "amount_remaining": invoice["total"]})
+    previous = {"status": "open", "amount_paid": 0, "amount_remaining": invoice["total"]}
+    state.emit("invoice.paid", invoice, previous)
+    state.emit("invoice.payment_succeeded", invoice, previous)
 
 
 # -- credit notes ----------------------------------------------------------------------------
@@ -181,7 +184,7 @@ def _pay(state: SandboxState, invoice: dict[str, Any], intent: dict[str, Any] | 
 @locked
 def create_credit_note(state: SandboxState, params: Params) -> dict[str, Any]:
     """``POST /v1/credit_notes`` against a paid invoice; ``refund_amount`` refunds the invoice's payment."""
-    params.reject_unknown(CREDIT_NOTE_PARAMS, {"refunds", "shipping_cost"})
+    params.reject_unimplemented(CREDIT_NOTE_PARAMS)
     invoice = state.require(params.string("invoice", required=True), "invoice", param="invoice", status=400)
     if invoice["status"] != "paid":
         raise invalid_param("invoice", "The Stripe sandbox issues credit notes only for paid invoices.")
@@ -209,7 +212,9 @@ def _credit_lines(state: SandboxState, invoice: dict[str, Any], params: Params) 
     if params.objects("lines"):
         return [_explicit_line(state, invoice, line) for line in params.objects("lines")], "lines"
     if params.has("amount"):
-        return _spread(state, invoice, params.integer("amount", minimum=1)), "amount"
+        amount = params.integer("amount", minimum=1)
+        check_step(amount, invoice["currency"], "amount")
+        return _spread(state, invoice, amount), "amount"
     allocated = sum(params.integer(key, minimum=0, default=0) or 0
                     for key in ("refund_amount", "credit_amount", "out_of_band_amount"))
     if allocated <= 0:
@@ -226,7 +231,8 @@ def _spread(state: SandboxState, invoice: dict[str, Any], gross: int) -> list[di
     invoice_lines = invoice["lines"]["data"]
     weights = [line["amount"] - sum(d["amount"] for d in line["discount_amounts"]) for line in invoice_lines]
     total_weight = sum(weights) or 1
-    shares = [gross * w // total_weight for w in weights]
+    unit = step(invoice["currency"])
+    shares = [gross * w // total_weight // unit * unit for w in weights]
     shares[-1] += gross - sum(shares)
     return [_line_from_gross(state, line, share) for line, share in zip(invoice_lines, shares)]
 
@@ -241,12 +247,13 @@ def _line_from_gross(state: SandboxState, invoice_line: dict[str, Any], gross: i
 
 
 def _explicit_line(state: SandboxState, invoice: dict[str, Any], line: Params) -> dict[str, Any]:
-    line.reject_unknown({"type", "invoice_line_item", "amount", "quantity", "description", "unit_amount",
-                         "metadata"}, {"discount_amounts", "tax_amounts", "tax_rates", "unit_amount_decimal"})
+    line.reject_unimplemented({"type", "invoice_line_item", "amount", "quantity", "description", "unit_amount",
+                               "metadata"})
     kind = line.string("type", required=True, choices=("invoice_line_item", "custom_line_item"))
     if kind == "custom_line_item":
         quantity = line.integer("quantity", default=1, minimum=1)
         unit_amount = line.integer("unit_amount", required=True, minimum=0)
+        check_step(unit_amount, invoice["currency"], line.name("unit_amount"))
         return _credit_line(line.string("description", required=True), unit_amount * quantity, quantity, [], None,
                             unit_amount=unit_amount)
     item_id = line.string("invoice_line_item", required=True)
@@ -255,6 +262,7 @@ def _explicit_line(state: SandboxState, invoice: dict[str, Any], line: Params) -
         raise invalid_param(line.name("invoice_line_item"), f"No such invoice line item: '{item_id}'")
     quantity = line.integer("quantity", minimum=1, maximum=invoice_line["quantity"])
     amount = line.integer("amount", minimum=0)
+    check_step(amount, invoice["currency"], line.name("amount"))
     if amount is None:
         amount = invoice_line["amount"] * (quantity or invoice_line["quantity"]) // invoice_line["quantity"]
     return _credit_line(invoice_line["description"], amount, quantity or invoice_line["quantity"],
@@ -280,6 +288,8 @@ def _allocation(params: Params, total: int, currency: str) -> tuple[int, int, in
     refund = params.integer("refund_amount", minimum=0, default=0)
     credit = params.integer("credit_amount", minimum=0, default=0)
     out_of_band = params.integer("out_of_band_amount", minimum=0, default=0)
+    for key, amount in (("refund_amount", refund), ("credit_amount", credit), ("out_of_band_amount", out_of_band)):
+        check_step(amount, currency, key)
     if refund + credit + out_of_band == 0:
         return 0, total, 0  # nothing said: credit the customer's balance, like Stripe
     if refund + credit + out_of_band != total:

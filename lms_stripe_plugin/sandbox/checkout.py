@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .amounts import PricedLine, price_lines
+from .amounts import PricedLine, check_minimum, check_step, format_amount, price_lines, step
 from .errors import StripeError, invalid_param, missing_param
 from .ids import checkout_session_id, new_id
 from .params import Params
 from .resources import find_promotion_code, price_object, product_object, usable_coupon, valid_email
 from .state import SandboxState, locked
+from .taxes import KLARNA_MINIMUM, automatic_rate, customer_country, tax_location_invalid
 
 SUPPORTED_METHODS = ("card", "klarna", "sepa_debit")
 # Currencies each supported method accepts (card takes all).
@@ -17,17 +18,12 @@ METHOD_CURRENCIES = {
     "sepa_debit": {"eur"},
     "klarna": {"aud", "cad", "chf", "czk", "dkk", "eur", "gbp", "nok", "nzd", "pln", "ron", "sek", "usd"},
 }
-LOCALES = (
-    "auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil", "fr", "fr-CA",
-    "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl", "pl", "pt", "pt-BR", "ro", "ru",
-    "sk", "sl", "sv", "th", "tr", "vi", "zh", "zh-HK", "zh-TW",
-)
 SESSION_PARAMS = {
     "allow_promotion_codes", "allowed_payment_method_types", "automatic_tax", "cancel_url",
     "client_reference_id", "consent_collection", "currency", "custom_text", "customer",
     "customer_creation", "customer_email", "discounts", "excluded_payment_method_types", "expires_at",
     "invoice_creation", "line_items", "locale", "metadata", "mode", "payment_intent_data",
-    "payment_method_types", "success_url", "ui_mode",
+    "success_url", "ui_mode",
     # Accepted and ignored: they change only how the real page looks or what it asks for.
     "adaptive_pricing", "after_expiration", "billing_address_collection", "branding_settings",
     "custom_fields", "customer_update", "integration_identifier", "managed_payments", "name_collection",
@@ -35,11 +31,6 @@ SESSION_PARAMS = {
     "phone_number_collection", "redirect_on_completion", "return_url", "saved_payment_method_options",
     "shipping_address_collection", "submit_type", "tax_id_collection", "wallet_options",
 }
-SESSION_UNSUPPORTED = {
-    "customer_account", "optional_items", "payment_method_collection", "payment_method_data",
-    "setup_intent_data", "shipping_options", "subscription_data",
-}
-LIST_KNOWN = {"customer_account", "customer_details", "payment_link", "subscription"}
 
 
 # -- creation ------------------------------------------------------------------
@@ -48,7 +39,7 @@ LIST_KNOWN = {"customer_account", "customer_details", "payment_link", "subscript
 @locked
 def create_session(state: SandboxState, params: Params, base_url: str) -> dict[str, Any]:
     """``POST /v1/checkout/sessions`` (payment mode, hosted page)."""
-    params.reject_unknown(SESSION_PARAMS, SESSION_UNSUPPORTED)
+    params.reject_unimplemented(SESSION_PARAMS)
     _check_mode(params)
     lines = [_parse_line(state, item) for item in _line_items(params)]
     currency = _currency(params, lines)
@@ -58,11 +49,61 @@ def create_session(state: SandboxState, params: Params, base_url: str) -> dict[s
         "discount_id": new_id("di"), "payment_intent_data": _payment_intent_data(params.sub("payment_intent_data")),
     }
     session = _session_object(state, params, session_id, currency, base_url)
+    _check_terms(state, session)
     _initial_discount(state, params, session, private)
+    _setup_automatic_tax(state, params, session, private)
     _create_catalog(state, lines, currency)
     state.add(session, private)
     refresh_amounts(state, session)
+    check_minimum(session["amount_total"], currency)
+    _check_klarna_minimum(session)
     return session
+
+
+def _check_terms(state: SandboxState, session: dict[str, Any]) -> None:
+    consent = session["consent_collection"] or {}
+    if consent.get("terms_of_service") == "required" and not state.config.terms_of_service_url:
+        raise invalid_param("consent_collection[terms_of_service]", (
+            "You cannot collect consent to your terms of service unless a URL is set in the Stripe Dashboard. "
+            "Update your public business details with a terms of service URL."))
+
+
+def _setup_automatic_tax(state: SandboxState, params: Params, session: dict[str, Any],
+                         private: dict[str, Any]) -> None:
+    """Stripe Tax needs the customer's location: from the Customer, or entered on the page."""
+    update = params.sub("customer_update")
+    if update.data and not session["customer"]:
+        raise invalid_param("customer_update", "customer_update can only be used with customer.")
+    private["save_address"] = update.string("address") == "auto"
+    if not session["automatic_tax"]["enabled"]:
+        return
+    customer = state.get(session["customer"], "customer")
+    country = customer_country(customer)
+    if customer is not None and country is None and not private["save_address"]:
+        raise tax_location_invalid()
+    private["tax_country"] = country
+    session["automatic_tax"]["status"] = "complete" if country else "requires_location_inputs"
+
+
+def set_tax_location(state: SandboxState, session: dict[str, Any], country: str) -> None:
+    """The address entered on the page decides the automatic tax (and is saved when asked)."""
+    private = state.private[session["id"]]
+    private["tax_country"] = country.upper()
+    session["automatic_tax"]["status"] = "complete"
+    customer = state.get(session["customer"], "customer")
+    if customer is not None and private.get("save_address"):
+        customer["address"] = {**(customer.get("address") or {}), "country": country.upper()}
+    refresh_amounts(state, session)
+
+
+def _check_klarna_minimum(session: dict[str, Any]) -> None:
+    if "klarna" not in session["payment_method_types"]:
+        return
+    minimum = KLARNA_MINIMUM.get(session["currency"], 0)
+    if session["amount_total"] < minimum:
+        index = session["payment_method_types"].index("klarna")
+        raise invalid_param(f"allowed_payment_method_types[{index}]", (
+            f"Klarna cannot be used for amounts below {format_amount(minimum, session['currency'])}."))
 
 
 def _check_mode(params: Params) -> None:
@@ -84,8 +125,7 @@ def _line_items(params: Params) -> list[Params]:
 
 
 def _parse_line(state: SandboxState, item: Params) -> dict[str, Any]:
-    item.reject_unknown({"price", "price_data", "quantity", "tax_rates", "metadata"},
-                        {"adjustable_quantity", "dynamic_tax_rates"})
+    item.reject_unimplemented({"price", "price_data", "quantity", "tax_rates", "metadata"})
     if item.has("price") == bool(item.sub("price_data").data):
         raise invalid_param(item.name("price"), "You must specify either `price` or `price_data` in each line item.")
     line = _from_price(state, item) if item.has("price") else _from_price_data(state, item.sub("price_data"))
@@ -117,10 +157,12 @@ def _from_price(state: SandboxState, item: Params) -> dict[str, Any]:
 
 
 def _from_price_data(state: SandboxState, data: Params) -> dict[str, Any]:
-    data.reject_unknown({"currency", "product", "product_data", "tax_behavior", "unit_amount", "unit_amount_decimal"},
-                        {"recurring"})
+    data.reject_unimplemented({"currency", "product", "product_data", "tax_behavior", "unit_amount",
+                               "unit_amount_decimal"})
     currency = data.string("currency", required=True).lower()
-    line = {"price_id": None, "product_id": None, "currency": currency, "unit_amount": _unit_amount(data),
+    unit_amount = _unit_amount(data)
+    check_step(unit_amount, currency, data.name("unit_amount"))
+    line = {"price_id": None, "product_id": None, "currency": currency, "unit_amount": unit_amount,
             "tax_behavior": data.string("tax_behavior", default="unspecified",
                                         choices=("exclusive", "inclusive", "unspecified"))}
     if data.has("product"):
@@ -131,7 +173,7 @@ def _from_price_data(state: SandboxState, data: Params) -> dict[str, Any]:
     product_data = data.sub("product_data")
     if not product_data.data:
         raise missing_param(data.name("product_data"))
-    product_data.reject_unknown({"name", "description", "metadata", "images", "tax_code", "unit_label", "tax_details"})
+    product_data.reject_unimplemented({"name", "description", "metadata", "images", "tax_code", "unit_label", "tax_details"})
     line.update(name=product_data.string("name", required=True, max_length=250),
                 description=product_data.string("description", max_length=40000),
                 product_metadata=product_data.metadata())
@@ -175,11 +217,8 @@ def _create_catalog(state: SandboxState, lines: list[dict[str, Any]], currency: 
 
 
 def _payment_intent_data(data: Params) -> dict[str, Any]:
-    data.reject_unknown(
-        {"description", "metadata", "receipt_email", "statement_descriptor", "statement_descriptor_suffix",
-         "setup_future_usage"},
-        {"application_fee_amount", "capture_method", "on_behalf_of", "shipping", "transfer_data", "transfer_group"},
-    )
+    data.reject_unimplemented({"description", "metadata", "receipt_email", "statement_descriptor",
+                               "statement_descriptor_suffix", "setup_future_usage"})
     return {
         "description": data.string("description", max_length=1000),
         "metadata": data.metadata(),
@@ -213,7 +252,7 @@ def _session_object(state: SandboxState, params: Params, session_id: str, curren
         "discounts": [], "excluded_payment_method_types": params.strings("excluded_payment_method_types"),
         "expires_at": _expires_at(state, params), "integration_identifier": None, "invoice": None,
         "invoice_creation": _invoice_creation(params.sub("invoice_creation")), "livemode": False,
-        "locale": params.string("locale", choices=LOCALES), "managed_payments": None,
+        "locale": params.string("locale"), "managed_payments": None,
         "metadata": params.metadata(), "mode": "payment", "name_collection": None, "optional_items": None,
         "origin_context": None, "payment_intent": None, "payment_link": None,
         "payment_method_collection": "if_required", "payment_method_configuration_details": None,
@@ -230,9 +269,8 @@ def _session_object(state: SandboxState, params: Params, session_id: str, curren
 
 
 def _automatic_tax(automatic_tax: Params) -> dict[str, Any]:
-    # Accepted so that integrations offering Stripe Tax can run here, but no tax is computed for it:
-    # only tax_rates on line items produce taxes in the sandbox.
-    automatic_tax.reject_unknown({"enabled", "liability"})
+    # Stripe Tax as the sandbox models it: EU VAT standard rates by the customer's country (taxes.py).
+    automatic_tax.reject_unimplemented({"enabled", "liability"})
     enabled = automatic_tax.boolean("enabled", required=bool(automatic_tax.data), default=False)
     if not enabled:
         return {"enabled": False, "liability": None, "provider": None, "status": None}
@@ -263,12 +301,10 @@ def _customer_fields(state: SandboxState, params: Params) -> tuple[str | None, s
 
 
 def _payment_methods(params: Params, currency: str) -> list[str]:
-    listed, allowed = params.strings("payment_method_types"), params.strings("allowed_payment_method_types")
-    if listed and allowed:
-        raise invalid_param("payment_method_types", "You may only specify one of these parameters: "
-                            "allowed_payment_method_types, payment_method_types.")
-    key = "payment_method_types" if listed else "allowed_payment_method_types"
-    methods = list(dict.fromkeys(listed or allowed or ["card"]))
+    # Without ``allowed_payment_method_types`` Stripe offers the methods turned on in the Dashboard;
+    # the sandbox's Dashboard has only cards turned on.
+    key = "allowed_payment_method_types"
+    methods = list(dict.fromkeys(params.strings(key) or ["card"]))
     for index, method in enumerate(methods):
         _check_method(f"{key}[{index}]", method, currency)
     excluded = set(params.strings("excluded_payment_method_types"))
@@ -306,7 +342,7 @@ def _consent_collection(params: Params) -> dict[str, Any] | None:
     consent = params.sub("consent_collection")
     if not consent.data:
         return None
-    consent.reject_unknown({"terms_of_service", "promotions", "payment_method_reuse_agreement"})
+    consent.reject_unimplemented({"terms_of_service", "promotions", "payment_method_reuse_agreement"})
     return {
         "payment_method_reuse_agreement": None,
         "promotions": consent.string("promotions", choices=("auto", "none")),
@@ -315,7 +351,7 @@ def _consent_collection(params: Params) -> dict[str, Any] | None:
 
 
 def _custom_text(custom: Params) -> dict[str, Any]:
-    custom.reject_unknown({"after_submit", "shipping_address", "submit", "terms_of_service_acceptance"})
+    custom.reject_unimplemented({"after_submit", "shipping_address", "submit", "terms_of_service_acceptance"})
     text: dict[str, Any] = {}
     for key in ("after_submit", "shipping_address", "submit", "terms_of_service_acceptance"):
         message = custom.sub(key).string("message", max_length=1200)
@@ -326,7 +362,7 @@ def _custom_text(custom: Params) -> dict[str, Any]:
 def _invoice_creation(creation: Params) -> dict[str, Any]:
     enabled = creation.boolean("enabled", required=bool(creation.data), default=False)
     data = creation.sub("invoice_data")
-    data.reject_unknown({"account_tax_ids", "custom_fields", "description", "footer", "issuer", "metadata",
+    data.reject_unimplemented({"account_tax_ids", "custom_fields", "description", "footer", "issuer", "metadata",
                          "rendering_options"})
     fields = [{"name": f.string("name", required=True, max_length=40), "value": f.string("value", required=True,
                                                                                          max_length=140)}
@@ -347,7 +383,7 @@ def _initial_discount(state: SandboxState, params: Params, session: dict[str, An
     if len(discounts) > 1:
         raise invalid_param("discounts", "You may only specify one discount.")
     entry = discounts[0]
-    entry.reject_unknown({"coupon", "promotion_code"})
+    entry.reject_unimplemented({"coupon", "promotion_code"})
     if entry.has("promotion_code"):
         promo = state.require(entry.string("promotion_code"), "promotion_code", param=entry.name("promotion_code"), status=400)
         private.update(promotion_code_id=promo["id"], coupon_id=promo["promotion"]["coupon"])
@@ -366,8 +402,14 @@ def priced_lines(state: SandboxState, session: dict[str, Any]) -> list[PricedLin
     private = state.private[session["id"]]
     coupon = state.get(private.get("coupon_id"), "coupon")
     lines = [{"unit_amount": line["unit_amount"], "quantity": line["quantity"],
-              "rates": [state.get(rate_id) for rate_id in line["tax_rate_ids"]]} for line in private["lines"]]
-    return price_lines(lines, coupon)
+              "rates": [state.get(rate_id) for rate_id in line["tax_rate_ids"]] + _automatic(state, private, line)}
+             for line in private["lines"]]
+    return price_lines(lines, coupon, step(session["currency"]))
+
+
+def _automatic(state: SandboxState, private: dict[str, Any], line: dict[str, Any]) -> list[dict[str, Any]]:
+    rate = automatic_rate(state, private.get("tax_country"), line["tax_behavior"] == "inclusive")
+    return [rate] if rate is not None else []
 
 
 def refresh_amounts(state: SandboxState, session: dict[str, Any]) -> list[PricedLine]:

@@ -69,7 +69,21 @@ def attempt_from_json(body: dict[str, Any]) -> PaymentAttempt:
         name=body.get("name"),
         promotion_code=body.get("promotion_code"),
         terms_accepted=bool(body.get("terms_accepted", True)),
+        country=body.get("country"),
     )
+
+
+@bp.route("/account", methods=["GET", "POST"])
+def account() -> Response:
+    """The account's settings: ``{"terms_of_service_url": "https://..." | null}`` sets them."""
+    state = _state()
+    body = _body()
+    if request.method == "POST" and "terms_of_service_url" in body:
+        url = body["terms_of_service_url"]
+        if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise invalid_param("terms_of_service_url", "terms_of_service_url must be an http(s) URL or null.")
+        state.config.terms_of_service_url = url
+    return jsonify({"terms_of_service_url": state.config.terms_of_service_url})
 
 
 @bp.post("/checkout/sessions/<session_id>/settle")

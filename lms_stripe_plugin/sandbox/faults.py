@@ -18,7 +18,10 @@ class Fault:
 
     ``path`` is an exact path or a shell pattern (``/v1/checkout/sessions/*``); ``method``
     may be ``*``. A ``timeout`` stalls ``timeout_seconds``; with ``after`` the request is
-    carried out first and only its answer is held back.
+    carried out first and only its answer is held back. A ``500`` fails before the endpoint
+    begins (nothing is kept for an idempotency key, so a retry carries the request out); with
+    ``after`` the endpoint runs and its answer is replaced by a 500 that the key keeps and
+    replays, as Stripe does for a 500 raised while the endpoint executed.
     """
 
     kind: str

@@ -93,6 +93,7 @@ def attempt_from_form(form: Any) -> PaymentAttempt:
         email=form.get("email"), name=(form.get("billing_name") or "").strip() or None,
         promotion_code=form.get("promotion_code"),
         terms_accepted=form.get("terms") in ("accepted", "on", "true", "1"),
+        country=(form.get("billing_country") or "").strip() or None,
     )
 
 
@@ -135,6 +136,8 @@ def _checkout_context(state: SandboxState, session: dict[str, Any], form: Any) -
         "promo_allowed": bool(session["allow_promotion_codes"]), "promo_code": promo["code"] if promo else None,
         "discount_label": _discount_label(state, private), "terms_required": consent.get("terms_of_service") == "required",
         "terms_text": custom_text_html(terms or "I agree to the Terms of Service."),
+        "collect_country": session["automatic_tax"]["status"] == "requires_location_inputs"
+        or "klarna" in session["payment_method_types"],
     }
 
 

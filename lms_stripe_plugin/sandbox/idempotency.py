@@ -1,30 +1,49 @@
-"""Idempotency keys: the same key with the same request replays the first answer."""
+"""Idempotency keys, as Stripe's "Idempotent requests" page describes them for API v1.
+
+- Stripe saves the status code and body of the first request made with a key once the
+  endpoint has begun to execute, whatever the outcome: 2xx, 4xx and 5xx alike. Retries with
+  the key get that saved answer back (``Idempotent-Replayed: true``), 500 included.
+- Nothing is saved when the parameters fail validation or when another request with the key
+  is still running (409): no endpoint began, so the request can be retried.
+- A key is compared with the endpoint and parameters it was first used with; any difference
+  is a 400 ``idempotency_error``.
+- Keys may be pruned once they are 24 hours old; a key reused after that is a new request.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import StripeError
 
+# Stripe prunes keys once they are at least 24 hours old.
+KEY_LIFETIME_SECONDS = 24 * 3600
+
 
 @dataclass(frozen=True)
 class SavedResponse:
-    """The first successful answer given for an idempotency key."""
+    """The answer given the first time a key was used, and when (sandbox time)."""
 
     endpoint: str
     fingerprint: str
     status: int
     body: bytes
     request_id: str
+    saved_at: float = 0.0
 
 
 class IdempotencyStore:
-    """Saved answers and in-flight requests, per API key and idempotency key."""
+    """Saved answers and in-flight requests, per account and idempotency key.
 
-    def __init__(self) -> None:
+    ``clock`` is the sandbox clock, so that ``advance_clock`` ages keys too.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._saved: dict[tuple[str, str], SavedResponse] = {}
         self._in_flight: dict[tuple[str, str], str] = {}
@@ -36,7 +55,7 @@ class IdempotencyStore:
         request, and a 409 when a request with the key is still running.
         """
         with self._lock:
-            saved = self._saved.get(scope)
+            saved = self._live(scope)
             if saved is not None:
                 _check_same_request(scope[1], saved, endpoint, fingerprint)
                 return saved
@@ -45,14 +64,22 @@ class IdempotencyStore:
             self._in_flight[scope] = fingerprint
             return None
 
+    def _live(self, scope: tuple[str, str]) -> SavedResponse | None:
+        saved = self._saved.get(scope)
+        if saved is not None and self._clock() - saved.saved_at >= KEY_LIFETIME_SECONDS:
+            del self._saved[scope]
+            return None
+        return saved
+
     def save(self, scope: tuple[str, str], response: SavedResponse) -> None:
-        """Keep a successful answer for later replays."""
+        """Keep the answer of a request whose endpoint ran, stamped with the sandbox time."""
         with self._lock:
-            self._saved[scope] = response
+            self._saved[scope] = SavedResponse(response.endpoint, response.fingerprint, response.status,
+                                               response.body, response.request_id, self._clock())
             self._in_flight.pop(scope, None)
 
     def release(self, scope: tuple[str, str]) -> None:
-        """Forget an in-flight mark (the request ended without a saved answer)."""
+        """Forget an in-flight mark (the request ended without an answer to keep)."""
         with self._lock:
             self._in_flight.pop(scope, None)
 

@@ -65,7 +65,7 @@ def filter_created(items: list[dict[str, Any]], params: Params) -> list[dict[str
         exact = params.integer("created")
         return [item for item in items if item["created"] == exact]
     bounds = params.sub("created")
-    bounds.reject_unknown(_RANGE_KEYS)
+    bounds.reject_unimplemented(_RANGE_KEYS)
     limits = {key: bounds.integer(key) for key in _RANGE_KEYS}
     return [item for item in items if _in_range(item["created"], limits)]
 

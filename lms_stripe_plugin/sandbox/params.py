@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .errors import invalid_param, missing_param, unknown_param, unsupported_param
+from .errors import invalid_param, missing_param, unsupported_param
 
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 
@@ -79,15 +79,16 @@ class Params:
         """The value as parsed, without conversion."""
         return self.data.get(key, default)
 
-    def reject_unknown(self, allowed: Iterable[str], known: Iterable[str] = ()) -> None:
-        """Refuse keys outside ``allowed``; keys in ``known`` are real but unimplemented."""
-        allowed_set, known_set = set(allowed) | {"expand"}, set(known)
+    def reject_unimplemented(self, implemented: Iterable[str]) -> None:
+        """Refuse keys outside ``implemented`` as parameters the sandbox does not support.
+
+        Names the API does not have at all were already refused as ``parameter_unknown``
+        by :func:`schema.validate`, so what is left here is real but not modelled.
+        """
+        implemented_set = set(implemented) | {"expand"}
         for key in self.data:
-            if key in allowed_set:
-                continue
-            if key in known_set:
+            if key not in implemented_set:
                 raise unsupported_param(self.name(key))
-            raise unknown_param(self.name(key))
 
     def sub(self, key: str) -> Params:
         """The nested object under ``key`` (empty when absent)."""

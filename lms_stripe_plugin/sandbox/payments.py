@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .billing import create_session_invoice
-from .checkout import apply_promotion_code, checked_session
+from .checkout import apply_promotion_code, checked_session, set_tax_location
 from .errors import StripeError, card_error, invalid_param
 from .ids import new_id, random_string
-from .refunds import open_dispute
+from .refunds import open_dispute, settle_pending_refunds
 from .resources import NULL_ADDRESS, customer_object, fingerprint, valid_email
 from .state import SandboxState, locked
+from .taxes import KLARNA_CURRENCY_BY_COUNTRY, customer_country
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class TestCard:
     country: str = "US"
     decline: tuple[str, str | None, str] | None = None  # (code, decline_code, message)
     dispute: bool = False
-    refund_fails: bool = False
+    refunds: str = "succeed"  # or "pending_then_succeed", "succeed_then_fail" (see refunds.py)
 
 
 def _declined(code: str, decline_code: str | None, message: str) -> TestCard:
@@ -47,7 +48,8 @@ TEST_CARDS = {
     "4000000000000119": _declined("processing_error", "processing_error",
                                   "An error occurred while processing your card. Try again in a little bit."),
     "4000000000000259": TestCard("visa", dispute=True),
-    "4000000000005126": TestCard("visa", refund_fails=True),
+    "4000000000007726": TestCard("visa", refunds="pending_then_succeed"),
+    "4000000000005126": TestCard("visa", refunds="succeed_then_fail"),
 }
 LIVE_CARD = _declined(
     "card_declined", "test_mode_live_card",
@@ -72,6 +74,7 @@ class PaymentAttempt:
     name: str | None = None
     promotion_code: str | None = None
     terms_accepted: bool = False
+    country: str | None = None  # of the billing address entered on the page
 
 
 @dataclass
@@ -95,11 +98,12 @@ def pay_session(state: SandboxState, session_id: str, attempt: PaymentAttempt) -
     email = _payer_email(state, session, attempt)
     if attempt.promotion_code and attempt.promotion_code.strip():
         apply_promotion_code(state, session, attempt.promotion_code)
+    _locate(state, session, attempt)
     if session["amount_total"] == 0:
         return _complete_free(state, session, email, attempt)
     if attempt.method == "sepa_debit":
         return _start_debit(state, session, email, attempt, _read_iban(state, attempt.iban))
-    payment = _read_card(state, attempt) if attempt.method == "card" else _klarna(attempt)
+    payment = _read_card(state, attempt) if attempt.method == "card" else _klarna(state, session, attempt)
     if payment.card is not None and payment.card.decline:
         _record_decline(state, session, email, attempt, payment)
         code, decline_code, message = payment.card.decline
@@ -191,8 +195,23 @@ def _card_details(card: TestCard, number: str, month: int, year: int) -> dict[st
     }
 
 
-def _klarna(attempt: PaymentAttempt) -> Payment:
-    details = {"klarna": {"payer_details": {"address": {"country": "DE"}},
+def _locate(state: SandboxState, session: dict[str, Any], attempt: PaymentAttempt) -> None:
+    if session["automatic_tax"]["status"] != "requires_location_inputs":
+        return
+    country = (attempt.country or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise invalid_param("billing_country", "Your country is required to calculate tax.",
+                            code="customer_tax_location_invalid")
+    set_tax_location(state, session, country)
+
+
+def _klarna(state: SandboxState, session: dict[str, Any], attempt: PaymentAttempt) -> Payment:
+    customer = state.get(session["customer"], "customer")
+    country = (attempt.country or "").strip().upper() or customer_country(customer) or "DE"
+    if KLARNA_CURRENCY_BY_COUNTRY.get(country) != session["currency"]:
+        raise invalid_param("method", f"Klarna is not available to customers in {country} paying in "
+                                      f"{session['currency'].upper()}.", code="payment_method_unavailable")
+    details = {"klarna": {"payer_details": {"address": {"country": country}},
                           "payment_method_category": "pay_in_installments", "preferred_locale": "en-DE"},
                "type": "klarna"}
     return Payment("klarna", details)
@@ -233,8 +252,10 @@ def _ensure_customer(state: SandboxState, session: dict[str, Any], email: str, n
 def _ensure_intent(state: SandboxState, session: dict[str, Any], payment: Payment | None) -> dict[str, Any]:
     intent = state.get(session["payment_intent"], "payment_intent")
     if intent is None:
+        # Checkout creates the PaymentIntent when the customer submits the page, not with the session.
         intent = state.add(_intent_object(state, session))
         session["payment_intent"] = intent["id"]
+        state.emit("payment_intent.created", intent)
     intent.update(amount=session["amount_total"], customer=session["customer"])
     if payment is not None:
         intent["payment_method"] = new_id("pm")
@@ -285,21 +306,26 @@ def _new_charge(state: SandboxState, session: dict[str, Any], intent: dict[str, 
         "review": None, "shipping": None, "source": None, "source_transfer": None, "statement_descriptor": None,
         "statement_descriptor_suffix": None, "status": "pending", "transfer_data": None, "transfer_group": None,
     }
-    refund_fails = bool(payment.card and payment.card.refund_fails)
-    state.add(charge, {"refund_fails": refund_fails, "session": session["id"], "base_url": base_url})
+    refunds = payment.card.refunds if payment.card else "succeed"
+    state.add(charge, {"refunds": refunds, "session": session["id"], "base_url": base_url})
     intent["latest_charge"] = charge_id
     return charge
 
 
 def _mark_succeeded(state: SandboxState, intent: dict[str, Any], charge: dict[str, Any]) -> None:
     charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"],
-                  balance_transaction=new_id("txn"),
                   outcome={"advice_code": None, "network_advice_code": None, "network_decline_code": None,
                            "network_status": "approved_by_network", "reason": None, "risk_level": "normal",
                            "risk_score": 20, "seller_message": "Payment complete.", "type": "authorized"})
     intent.update(status="succeeded", amount_received=intent["amount"], last_payment_error=None, processing=None)
     state.emit("payment_intent.succeeded", intent)
     state.emit("charge.succeeded", charge)
+
+
+def _settle_balance(state: SandboxState, charge: dict[str, Any]) -> None:
+    """The balance transaction comes after the charge succeeded, announced by ``charge.updated``."""
+    charge["balance_transaction"] = new_id("txn")
+    state.emit("charge.updated", charge, {"balance_transaction": None})
 
 
 def _mark_failed(state: SandboxState, intent: dict[str, Any], charge: dict[str, Any],
@@ -341,6 +367,7 @@ def _complete_now(state: SandboxState, session: dict[str, Any], email: str, atte
     _create_invoice_if_enabled(state, session, intent)
     _redeem_discount(state, session)
     state.emit("checkout.session.completed", session)
+    _settle_balance(state, charge)
     if payment.card is not None and payment.card.dispute:
         open_dispute(state, charge)
     return session
@@ -415,12 +442,15 @@ def settle_session(state: SandboxState, session_id: str, outcome: str | None = N
     charge = state.require(intent["latest_charge"], "charge")
     if outcome == "succeeded":
         _mark_succeeded(state, intent, charge)
+        settle_pending_refunds(state, charge, succeeded=True)
         session["payment_status"] = "paid"
         _create_invoice_if_enabled(state, session, intent)
         state.emit("checkout.session.async_payment_succeeded", session, {"payment_status": "unpaid"})
+        _settle_balance(state, charge)
     else:
         failure = ("insufficient_funds", None, "The customer's account has insufficient funds to cover this payment.")
         _mark_failed(state, intent, charge, failure, "invalid_request_error")
+        settle_pending_refunds(state, charge, succeeded=False)
         state.emit("checkout.session.async_payment_failed", session)
     return session
 

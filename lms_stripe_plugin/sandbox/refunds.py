@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .amounts import format_amount
+from .amounts import check_step, format_amount
 from .errors import StripeError, invalid_param
 from .ids import new_id
 from .listing import list_envelope
@@ -29,7 +29,7 @@ _ACTIVE = ("pending", "requires_action", "succeeded")
 @locked
 def create_refund_from_params(state: SandboxState, params: Params) -> dict[str, Any]:
     """``POST /v1/refunds`` with ``payment_intent`` or ``charge``."""
-    params.reject_unknown(REFUND_PARAMS)
+    params.reject_unimplemented(REFUND_PARAMS)
     charge = _target_charge(state, params)
     amount = params.integer("amount", minimum=1)
     reason = params.string("reason", choices=REFUND_REASONS)
@@ -56,7 +56,7 @@ def _target_charge(state: SandboxState, params: Params) -> dict[str, Any]:
 
 def check_refundable(state: SandboxState, charge: dict[str, Any], amount: int | None, param: str = "amount") -> int:
     """The amount to refund (all that is left when None), or the error Stripe gives."""
-    if charge["status"] != "succeeded":
+    if charge["status"] != "succeeded" and not _unsettled_debit(charge):
         raise invalid_param(None, f"Charge {charge['id']} has not succeeded and cannot be refunded.",
                             code="charge_not_refundable")
     dispute = _open_dispute_of(state, charge)
@@ -68,6 +68,7 @@ def check_refundable(state: SandboxState, charge: dict[str, Any], amount: int | 
         raise invalid_param(None, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
     if amount is None:
         return remaining
+    check_step(amount, charge["currency"], param)
     if amount > remaining:
         raise invalid_param(param, (
             f"Refund amount ({format_amount(amount, charge['currency'])}) is greater than unrefunded amount on "
@@ -75,22 +76,48 @@ def check_refundable(state: SandboxState, charge: dict[str, Any], amount: int | 
     return amount
 
 
+def _unsettled_debit(charge: dict[str, Any]) -> bool:
+    return charge["status"] == "pending" and charge["payment_method_details"]["type"] == "sepa_debit"
+
+
 @locked
 def create_refund(state: SandboxState, charge: dict[str, Any], amount: int | None, reason: str | None = None,
                   metadata: dict[str, str] | None = None, param: str = "amount") -> dict[str, Any]:
-    """Refund part or all of a charge, firing ``refund.created``, ``charge.refunded``, ``charge.refund.updated``."""
+    """Refund part or all of a charge, firing ``refund.created``, ``charge.refunded``, ``charge.refund.updated``.
+
+    Stripe's test cards (docs.stripe.com/testing#refunds) decide what happens next:
+    4000 0000 0000 7726 refunds start ``pending`` and succeed later; 4000 0000 0000 5126
+    refunds start ``succeeded`` and fail later (``refund.failed``). A refund of a SEPA debit
+    that has not settled stays ``pending`` (``pending_reason: charge_pending``) until it does.
+    """
     amount = check_refundable(state, charge, amount, param)
-    fails_later = state.private[charge["id"]].get("refund_fails", False)
-    refund = _refund_object(state, charge, amount, reason, metadata or {}, "pending" if fails_later else "succeeded")
+    behaviour = state.private[charge["id"]].get("refunds", "succeed")
+    status, pending_reason = _initial_status(charge, behaviour)
+    refund = _refund_object(state, charge, amount, reason, metadata or {}, status)
+    refund["pending_reason"] = pending_reason
     state.add(refund)
     previous = sync_charge(state, charge)
     state.emit("refund.created", refund)
     state.emit("charge.refunded", charge, previous)
     state.emit("charge.refund.updated", refund)
-    if fails_later:
-        refund_id = refund["id"]
-        state.schedule(state.config.refund_failure_seconds, lambda: _fail_quietly(state, refund_id))
+    _schedule_outcome(state, refund["id"], behaviour if pending_reason != "charge_pending" else "succeed")
     return refund
+
+
+def _initial_status(charge: dict[str, Any], behaviour: str) -> tuple[str, str | None]:
+    if _unsettled_debit(charge):
+        return "pending", "charge_pending"
+    if behaviour == "pending_then_succeed":
+        return "pending", "processing"
+    return "succeeded", None
+
+
+def _schedule_outcome(state: SandboxState, refund_id: str, behaviour: str) -> None:
+    delay = state.config.refund_failure_seconds
+    if behaviour == "succeed_then_fail":
+        state.schedule(delay, lambda: _quietly(fail_refund, state, refund_id, "expired_or_canceled_card"))
+    elif behaviour == "pending_then_succeed":
+        state.schedule(delay, lambda: _quietly(succeed_refund, state, refund_id))
 
 
 def _refund_object(state: SandboxState, charge: dict[str, Any], amount: int, reason: str | None,
@@ -139,10 +166,44 @@ def fail_refund(state: SandboxState, refund_id: str, reason: str = "expired_or_c
     return refund
 
 
-def _fail_quietly(state: SandboxState, refund_id: str) -> None:
-    """Scheduled failure of a refund on card 4000 0000 0000 5126 (skipped if already failed or reset)."""
+@locked
+def succeed_refund(state: SandboxState, refund_id: str) -> dict[str, Any]:
+    """A pending refund goes through (``refund.updated``, ``charge.refund.updated``)."""
+    refund = state.require(refund_id, "refund")
+    if refund["status"] != "pending":
+        raise invalid_param(None, f"Refund {refund_id} is {refund['status']}; only pending refunds can succeed.")
+    previous = {"status": "pending", "pending_reason": refund["pending_reason"]}
+    refund.update(status="succeeded", pending_reason=None)
+    sync_charge(state, state.require(refund["charge"], "charge"))
+    state.emit("refund.updated", refund, previous)
+    state.emit("charge.refund.updated", refund, previous)
+    return refund
+
+
+@locked
+def settle_pending_refunds(state: SandboxState, charge: dict[str, Any], *, succeeded: bool) -> None:
+    """Refunds waiting for a debit to settle go through with it, or are canceled when it fails.
+
+    Stripe's docs do not say what becomes of such a refund when the debit fails; there is
+    nothing left to return, and ``canceled`` is the refund status for that.
+    """
+    for refund in state.all("refund"):
+        if refund["charge"] != charge["id"] or refund["pending_reason"] != "charge_pending":
+            continue
+        if succeeded:
+            succeed_refund(state, refund["id"])
+            continue
+        previous = {"status": "pending", "pending_reason": "charge_pending"}
+        refund.update(status="canceled", pending_reason=None)
+        sync_charge(state, charge)
+        state.emit("refund.updated", refund, previous)
+        state.emit("charge.refund.updated", refund, previous)
+
+
+def _quietly(operation: Any, state: SandboxState, refund_id: str, *args: Any) -> None:
+    """Scheduled change of a refund: skipped when a test already changed it or reset the sandbox."""
     try:
-        fail_refund(state, refund_id, "expired_or_canceled_card")
+        operation(state, refund_id, *args)
     except StripeError:
         pass
 
@@ -168,6 +229,9 @@ def open_dispute(state: SandboxState, charge: dict[str, Any], reason: str = "fra
     state.add(dispute)
     charge["disputed"] = True
     state.emit("charge.dispute.created", dispute)
+    # A card dispute takes the disputed amount (and the fee) from the balance at once.
+    dispute["balance_transactions"] = [new_id("txn")]
+    state.emit("charge.dispute.funds_withdrawn", dispute)
     return dispute
 
 
@@ -202,9 +266,41 @@ def _empty_evidence() -> dict[str, Any]:
     return {**{key: None for key in keys}, "enhanced_evidence": {}}
 
 
+DISPUTE_UPDATE_PARAMS = {"evidence", "metadata", "submit"}
+
+
+@locked
+def update_dispute(state: SandboxState, dispute_id: str, params: Params) -> dict[str, Any]:
+    """``POST /v1/disputes/{id}``: add evidence; ``submit=true`` sends it and the dispute goes under review."""
+    params.reject_unimplemented(DISPUTE_UPDATE_PARAMS)
+    dispute = state.require(dispute_id, "dispute")
+    if dispute["status"] not in ("needs_response", "warning_needs_response"):
+        raise invalid_param(None, f"This dispute is {dispute['status']} and can no longer be updated.")
+    previous = {"evidence": dict(dispute["evidence"]), "status": dispute["status"],
+                "evidence_details": dict(dispute["evidence_details"]), "metadata": dict(dispute["metadata"])}
+    evidence = params.sub("evidence")
+    evidence.reject_unimplemented(key for key in dispute["evidence"] if key != "enhanced_evidence")
+    dispute["evidence"].update({key: evidence.string(key) for key in evidence.data})
+    dispute["metadata"] = {**dispute["metadata"], **params.metadata()}
+    dispute["evidence_details"]["has_evidence"] = any(v for k, v in dispute["evidence"].items() if k != "enhanced_evidence")
+    if params.boolean("submit", default=False):
+        dispute["status"] = "under_review"
+        dispute["evidence_details"]["submission_count"] += 1
+    state.emit("charge.dispute.updated", dispute, _changed(previous, dispute))
+    return dispute
+
+
+def _changed(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in previous.items() if current[key] != value}
+
+
 @locked
 def close_dispute(state: SandboxState, dispute_id: str, outcome: str) -> dict[str, Any]:
-    """Close an open dispute as ``won`` or ``lost`` (``charge.dispute.closed``)."""
+    """Close an open dispute as ``won`` or ``lost`` (``charge.dispute.closed``).
+
+    A won dispute gives the funds back (``charge.dispute.funds_reinstated``). ``POST
+    /v1/disputes/{id}/close`` is the merchant accepting the loss.
+    """
     dispute = state.require(dispute_id, "dispute")
     if outcome not in ("won", "lost"):
         raise invalid_param("outcome", "outcome must be `won` or `lost`.")
@@ -214,4 +310,7 @@ def close_dispute(state: SandboxState, dispute_id: str, outcome: str) -> dict[st
     dispute["status"] = outcome
     dispute["is_charge_refundable"] = False
     state.emit("charge.dispute.closed", dispute, previous)
+    if outcome == "won":
+        dispute["balance_transactions"].append(new_id("txn"))
+        state.emit("charge.dispute.funds_reinstated", dispute)
     return dispute

@@ -10,7 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import g, has_request_context
@@ -20,7 +20,8 @@ from .faults import FaultRegistry
 from .idempotency import IdempotencyStore
 from .ids import new_id
 from .scheduler import Scheduler
-from .webhooks import Deliverer, DeliveryAttempt, WebhookSink
+from .schema import EVENT_TYPES
+from .webhooks import Deliverer, DeliveryAttempt, DeliveryOrder, WebhookSink
 
 API_VERSION = "2026-10-28.endive"
 
@@ -57,6 +58,8 @@ class SandboxConfig:
     webhook_retry_backoff: float = 0.5
     webhook_max_attempts: int = 5
     refund_failure_seconds: float = 1.0
+    terms_of_service_url: str | None = None
+    delivery_order: DeliveryOrder = field(default_factory=DeliveryOrder)
 
 
 class SandboxState:
@@ -71,11 +74,12 @@ class SandboxState:
         self.lock = threading.RLock()
         self.stop_event = threading.Event()
         self.faults = FaultRegistry()
-        self.idempotency = IdempotencyStore()
+        self.idempotency = IdempotencyStore(self.now_float)
         self.deliverer = Deliverer(
             url=self.config.webhook_url, secret=self.config.webhook_secret, sink=self.config.webhook_sink,
             asynchronous=self.config.deliver_async, backoff=self.config.webhook_retry_backoff,
             max_attempts=self.config.webhook_max_attempts, stop_event=self.stop_event,
+            order=self.config.delivery_order,
         )
         self.scheduler = Scheduler(self.now_float, self.stop_event, after_task=self.flush_deliveries)
         self._reset_data()
@@ -165,6 +169,8 @@ class SandboxState:
 
     def emit(self, event_type: str, obj: dict[str, Any], previous_attributes: dict[str, Any] | None = None) -> dict[str, Any]:
         """Record an event carrying a snapshot of ``obj`` and queue its delivery."""
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"{event_type} is not an event type of API {API_VERSION}.")
         with self.lock:
             data: dict[str, Any] = {"object": copy.deepcopy(obj)}
             if previous_attributes:

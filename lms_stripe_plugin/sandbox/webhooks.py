@@ -1,4 +1,4 @@
-"""Webhook signing and delivery, with retries, in order of event creation."""
+"""Webhook signing and delivery, with retries: in order of creation, or shuffled and concurrent when asked."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import collections
 import hashlib
 import hmac
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -53,25 +54,46 @@ class _Delivery:
     payload: bytes
 
 
+@dataclass(frozen=True)
+class DeliveryOrder:
+    """How deliveries are ordered: Stripe does not guarantee the order of events.
+
+    ``shuffle`` delivers the events of one request (or scheduled task) in random order
+    (``seed`` makes it repeatable); ``concurrency`` is how many deliveries run at once.
+    """
+
+    shuffle: bool = False
+    concurrency: int = 1
+    seed: int | None = None
+
+
 class Deliverer:
     """Queue of event payloads delivered to a URL or a sink.
 
-    Asynchronous mode delivers from one daemon thread, one event after the other;
-    synchronous mode delivers when :meth:`flush` is called (the app calls it at the
-    end of every request, outside the state lock).
+    Asynchronous mode delivers from ``order.concurrency`` daemon threads; synchronous
+    mode delivers when :meth:`flush` is called (the app calls it at the end of every
+    request, outside the state lock), with as many threads. By default events go out
+    one at a time in order of creation. When shuffling, the events a request emits are
+    held until it ends (:meth:`flush`) and then queued in random order.
     """
 
     def __init__(self, *, url: str | None, secret: str, sink: WebhookSink | None, asynchronous: bool,
-                 backoff: float, max_attempts: int, stop_event: threading.Event) -> None:
+                 backoff: float, max_attempts: int, stop_event: threading.Event,
+                 order: DeliveryOrder | None = None) -> None:
         self.url, self.secret, self.sink = url, secret, sink
         self.asynchronous = asynchronous
         self.backoff, self.max_attempts = backoff, max_attempts
+        self.order = order or DeliveryOrder()
+        if self.order.concurrency < 1:
+            raise ValueError("webhook_concurrency must be at least 1.")
+        self._random = random.Random(self.order.seed)
         self._stop = stop_event
         self._cond = threading.Condition()
         self._queue: collections.deque[_Delivery] = collections.deque()
+        self._held: list[_Delivery] = []
         self._busy = 0
         self._attempts: list[DeliveryAttempt] = []
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._flushing = threading.local()
 
     @property
@@ -84,9 +106,22 @@ class Deliverer:
         if not self.enabled:
             return
         with self._cond:
-            self._queue.append(_Delivery(event_id, event_type, payload))
+            delivery = _Delivery(event_id, event_type, payload)
+            if self.order.shuffle:
+                self._held.append(delivery)
+                return
+            self._queue.append(delivery)
             if self.asynchronous:
-                self._ensure_thread()
+                self._ensure_threads()
+            self._cond.notify_all()
+
+    def _release_held(self) -> None:
+        with self._cond:
+            held, self._held = self._held, []
+            self._random.shuffle(held)
+            self._queue.extend(held)
+            if held and self.asynchronous:
+                self._ensure_threads()
             self._cond.notify_all()
 
     @property
@@ -96,27 +131,42 @@ class Deliverer:
             return list(self._attempts)
 
     def pending(self) -> int:
-        """Deliveries queued or under way."""
+        """Deliveries held, queued or under way."""
         with self._cond:
-            return len(self._queue) + self._busy
+            return len(self._held) + len(self._queue) + self._busy
 
     def flush(self) -> None:
-        """Synchronous mode: deliver everything queued, in the calling thread."""
+        """Release held events; in synchronous mode deliver everything queued before returning."""
+        self._release_held()
         if self.asynchronous or getattr(self._flushing, "active", False):
             return  # a sink that calls back into the sandbox must not re-enter delivery
         self._flushing.active = True
         try:
-            while (item := self._take(block=False)) is not None:
-                self._deliver_and_release(item)
+            if self.order.concurrency == 1:
+                self._drain()
+            else:
+                self._drain_concurrently()
         finally:
             self._flushing.active = False
+
+    def _drain(self) -> None:
+        while (item := self._take(block=False)) is not None:
+            self._deliver_and_release(item)
+
+    def _drain_concurrently(self) -> None:
+        workers = [threading.Thread(target=self._drain, name="stripe-sandbox-webhooks-flush", daemon=True)
+                   for _ in range(self.order.concurrency)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
 
     def wait(self, timeout: float) -> bool:
         """Wait until nothing is queued or under way; False on timeout."""
         self.flush()
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._busy:
+            while self._held or self._queue or self._busy:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -126,6 +176,7 @@ class Deliverer:
     def clear(self) -> None:
         """Drop queued deliveries and the attempt log (sandbox reset)."""
         with self._cond:
+            self._held.clear()
             self._queue.clear()
             self._attempts.clear()
 
@@ -133,13 +184,15 @@ class Deliverer:
         """Wake and end the worker (the stop event must already be set)."""
         with self._cond:
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="stripe-sandbox-webhooks", daemon=True)
-            self._thread.start()
+    def _ensure_threads(self) -> None:
+        self._threads = [t for t in self._threads if t.is_alive()]
+        while len(self._threads) < self.order.concurrency:
+            thread = threading.Thread(target=self._loop, name="stripe-sandbox-webhooks", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -77,9 +77,11 @@ def webhooks() -> WebhookRecorder:
 
 @pytest.fixture
 def sandbox(webhooks: WebhookRecorder) -> Iterator[SandboxServer]:
-    """Synchronous webhook delivery into ``webhooks``; 5126 refunds fail only when the clock is advanced."""
+    """Synchronous webhook delivery into ``webhooks``; 5126 refunds fail only when the clock is advanced;
+    the account has terms of service (the sessions of ``session_params`` ask for consent to them)."""
     server = SandboxServer(deliver_async=False, webhook_sink=webhooks, webhook_secret=WEBHOOK_SECRET,
-                           webhook_retry_backoff=0.01, refund_failure_seconds=3600)
+                           webhook_retry_backoff=0.01, refund_failure_seconds=3600,
+                           terms_of_service_url="https://lms.example/terms")
     server.start()
     yield server
     server.stop()
@@ -128,7 +130,7 @@ def session_params(vat: stripe.TaxRate) -> Callable[..., dict[str, Any]]:
                 "custom_fields": [{"name": "Order", "value": "12"}],
             }},
             "allow_promotion_codes": True,
-            "payment_method_types": ["card", "klarna", "sepa_debit"],
+            "allowed_payment_method_types": ["card", "klarna", "sepa_debit"],
             "customer_creation": "always",
             "customer_email": "learner@example.com",
             "locale": "en",
@@ -170,11 +172,12 @@ def pay_on(make_client: Callable[..., stripe.StripeClient],
            session_params: Callable[..., dict[str, Any]]) -> Callable[..., tuple[stripe.StripeClient, str]]:
     """On a sandbox server of a test's own (its own options): create a session and pay it with ``body``
     (the control endpoint's JSON). Returns that server's client and the session id. The session has no
-    tax rate: the ``vat`` fixture's rate lives on the default server."""
+    tax rate (the ``vat`` fixture's rate lives on the default server) and asks for no consent to terms
+    (that server may have none)."""
 
     def run(server: Any, **body: Any) -> tuple[stripe.StripeClient, str]:
         client = make_client(server.url)
-        params = session_params()
+        params = session_params(consent_collection=None, custom_text=None)
         params["line_items"][0].pop("tax_rates")
         session = client.v1.checkout.sessions.create(params=params)
         requests.post(f"{server.url}/_sandbox/checkout/sessions/{session.id}/pay", json=body, timeout=10)

@@ -17,8 +17,9 @@ CARD_FORM = {"email": "learner@example.com", "method": "card", "card_number": "4
              "card_expiry": "12 / 34", "card_cvc": "123", "billing_name": "Ada Lovelace", "terms": "accepted",
              "action": "pay"}
 
-PAYMENT_EVENTS = ["customer.created", "payment_intent.succeeded", "charge.succeeded", "invoice.created",
-                  "invoice.finalized", "invoice.paid", "checkout.session.completed"]
+PAYMENT_EVENTS = ["customer.created", "payment_intent.created", "payment_intent.succeeded", "charge.succeeded",
+                  "invoice.created", "invoice.finalized", "invoice_payment.paid", "invoice.paid",
+                  "invoice.payment_succeeded", "checkout.session.completed", "charge.updated"]
 
 
 def _types_since(webhooks, first_type="customer.created"):
@@ -82,7 +83,7 @@ def test_events_fire_in_order_and_webhooks_verify(paid_session, webhooks, client
     for payload, headers in webhooks.calls:
         event = stripe.Webhook.construct_event(payload, headers["Stripe-Signature"], webhook_secret)
         assert event.livemode is False and event.api_version == "2026-10-28.endive"
-    completed = webhooks.events[-1]
+    completed = next(e for e in webhooks.events if e["type"] == "checkout.session.completed")
     assert completed["id"].startswith("evt_") and completed["object"] == "event"
     body = completed["data"]["object"]
     assert body["id"] == session.id and body["invoice"] == session.invoice.id  # not expanded
@@ -119,7 +120,7 @@ def test_hosted_page_shows_a_usable_checkout(create_session, sandbox):
 
 
 def test_hosted_page_only_offers_the_sessions_methods(create_session):
-    session = create_session(payment_method_types=["card"], allow_promotion_codes=None, consent_collection=None)
+    session = create_session(allowed_payment_method_types=["card"], allow_promotion_codes=None, consent_collection=None)
     markup = requests.get(session.url, timeout=10).text
     assert 'value="klarna"' not in markup and 'id="iban"' not in markup
     assert 'id="promo-code"' not in markup and 'id="terms"' not in markup
@@ -241,8 +242,10 @@ def test_sepa_debit_settles_later(create_session, pay, control, client, webhooks
     settled = control(f"/checkout/sessions/{session.id}/settle", {"outcome": "succeeded"}).json()
     assert settled["payment_status"] == "paid" and settled["invoice"].startswith("in_")
     assert client.v1.payment_intents.retrieve(submitted["payment_intent"]).status == "succeeded"
-    assert webhooks.types()[-4:] == ["invoice.created", "invoice.finalized", "invoice.paid",
-                                     "checkout.session.async_payment_succeeded"]
+    assert webhooks.types()[-9:] == ["payment_intent.succeeded", "charge.succeeded", "invoice.created",
+                                     "invoice.finalized", "invoice_payment.paid", "invoice.paid",
+                                     "invoice.payment_succeeded", "checkout.session.async_payment_succeeded",
+                                     "charge.updated"]
     again = control(f"/checkout/sessions/{session.id}/settle", {"outcome": "succeeded"})
     assert again.status_code == 400
 

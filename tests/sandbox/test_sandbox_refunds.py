@@ -93,11 +93,11 @@ def test_refund_needs_a_target(client):
     assert raised.value.code == "resource_missing" and raised.value.param == "charge"
 
 
-def test_refund_on_card_5126_goes_pending_then_fails(paid_session, client, control, webhooks):
+def test_refund_on_card_5126_succeeds_then_fails(paid_session, client, control, webhooks):
     intent = paid_session(card="4000000000005126").payment_intent
     refund = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 5000})
 
-    assert refund.status == "pending"
+    assert refund.status == "succeeded"  # docs.stripe.com/testing#refunds: starts succeeded, fails later
     assert client.v1.charges.retrieve(intent.latest_charge.id).amount_refunded == 5000
     control("/clock/advance", {"seconds": 3601})
 
@@ -105,7 +105,37 @@ def test_refund_on_card_5126_goes_pending_then_fails(paid_session, client, contr
     assert failed.status == "failed" and failed.failure_reason == "expired_or_canceled_card"
     assert client.v1.charges.retrieve(intent.latest_charge.id).amount_refunded == 0
     assert webhooks.types()[-3:] == ["refund.updated", "refund.failed", "charge.refund.updated"]
-    assert webhooks.events[-3]["data"]["previous_attributes"]["status"] == "pending"
+    assert webhooks.events[-3]["data"]["previous_attributes"]["status"] == "succeeded"
+
+
+def test_refund_on_card_7726_is_pending_then_succeeds(paid_session, client, control, webhooks):
+    intent = paid_session(card="4000000000007726").payment_intent
+    refund = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 5000})
+
+    assert (refund.status, refund.pending_reason) == ("pending", "processing")
+    assert client.v1.charges.retrieve(intent.latest_charge.id).amount_refunded == 5000
+    control("/clock/advance", {"seconds": 3601})
+
+    done = client.v1.refunds.retrieve(refund.id)
+    assert (done.status, done.pending_reason) == ("succeeded", None)
+    assert webhooks.types()[-2:] == ["refund.updated", "charge.refund.updated"]
+    assert webhooks.events[-2]["data"]["previous_attributes"] == {"status": "pending", "pending_reason": "processing"}
+
+
+@pytest.mark.parametrize("outcome, final", [("succeeded", "succeeded"), ("failed", "canceled")])
+def test_refund_of_an_unsettled_sepa_debit_waits_for_the_debit(create_session, pay, control, client, webhooks,
+                                                               outcome, final):
+    session = create_session()
+    intent_id = pay(session.id, method="sepa_debit").json()["session"]["payment_intent"]
+    charge = client.v1.payment_intents.retrieve(intent_id).latest_charge
+    refund = client.v1.refunds.create(params={"charge": charge, "amount": 1000})
+    assert (refund.status, refund.pending_reason) == ("pending", "charge_pending")
+
+    control(f"/checkout/sessions/{session.id}/settle", {"outcome": outcome})
+    settled = client.v1.refunds.retrieve(refund.id)
+    assert (settled.status, settled.pending_reason) == (final, None)
+    updated = [e for e in webhooks.events if e["type"] == "refund.updated"]
+    assert updated[-1]["data"]["previous_attributes"]["pending_reason"] == "charge_pending"
 
 
 def test_refund_on_card_5126_fails_by_itself_after_the_delay(pay_on, wait_until):
@@ -145,8 +175,9 @@ def test_fail_refund_control_endpoint(paid_session, control, client, webhooks):
 def test_card_0259_is_disputed_after_paying(paid_session, client, control, webhooks):
     charge = paid_session(card="4000000000000259").payment_intent.latest_charge
 
-    assert webhooks.types()[-2:] == ["checkout.session.completed", "charge.dispute.created"]
-    dispute = webhooks.events[-1]["data"]["object"]
+    assert webhooks.types()[-4:] == ["checkout.session.completed", "charge.updated", "charge.dispute.created",
+                                     "charge.dispute.funds_withdrawn"]
+    dispute = webhooks.events[-2]["data"]["object"]
     assert dispute["charge"] == charge.id and dispute["status"] == "needs_response"
     assert client.v1.charges.retrieve(charge.id).disputed is True
     assert [d.id for d in client.v1.disputes.list(params={"charge": charge.id}).data] == [dispute["id"]]
@@ -165,9 +196,10 @@ def test_dispute_control_endpoint(paid_session, control, client, webhooks):
     dispute = control(f"/charges/{charge.id}/dispute").json()
 
     assert dispute["id"].startswith("dp_") and dispute["amount"] == 11900
-    assert webhooks.types()[-1] == "charge.dispute.created"
+    assert webhooks.types()[-2:] == ["charge.dispute.created", "charge.dispute.funds_withdrawn"]
     assert control(f"/charges/{charge.id}/dispute").status_code == 400
     won = control(f"/disputes/{dispute['id']}/close", {"outcome": "won"}).json()
-    assert won["status"] == "won" and webhooks.events[-1]["data"]["previous_attributes"]["status"] == "needs_response"
+    assert won["status"] == "won" and webhooks.events[-2]["data"]["previous_attributes"]["status"] == "needs_response"
+    assert webhooks.types()[-2:] == ["charge.dispute.closed", "charge.dispute.funds_reinstated"]
     created_after = client.v1.disputes.list(params={"created": {"gte": dispute["created"]}}).data
     assert [d.id for d in created_after] == [dispute["id"]]
