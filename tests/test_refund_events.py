@@ -330,3 +330,57 @@ def test_a_dispute_first_seen_closed_is_recorded_once(client, db, host, paid, st
     assert row.status == "won"
     assert db.session.scalar(select(AuditEntry.id).where(AuditEntry.action == "dispute_opened")) is not None
     assert unenrolls(host) == 1
+
+
+# -- a refund that succeeds, then fails (Stripe's test card 4000 0000 0000 5126) --------------------------
+
+def _cancelled_then_failed(client, db, paid, stripe_http):
+    purchase_id, invoice_id = paid
+    stub_credit_note(stripe_http, credit_note())
+    stub_get_refund(stripe_http, refund(status="succeeded"))
+    admin_cancel(client, invoice_id)
+    replace_get_refund(stripe_http, refund(status="failed", failure_reason="expired_or_canceled_card"))
+    deliver(client, [("refund.failed", refund(status="failed"), "evt_refund_failed"),
+                     ("refund.updated", refund(status="failed"), "evt_refund_updated")])
+    return purchase_id, invoice_id
+
+
+def test_a_refund_that_fails_after_succeeding_is_no_longer_counted(client, db, host, paid, stripe_http, signals):
+    purchase_id, invoice_id = _cancelled_then_failed(client, db, paid, stripe_http)
+
+    (row,) = refunds_of(db, purchase_id)
+    assert (row.status, row.failure_reason) == ("failed", "expired_or_canceled_card")
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert (invoice.status, invoice.amount_refunded, purchase.amount_refunded) == ("refund_failed", 0, 0)
+    assert count(signals, "refund_failed") == 1
+    page = text(client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm")))
+    assert "Refund failed" in page and "Retry the refund" in page and "Restore the learner" in page
+    listed = text(client.get("/payments/admin/invoices?status=refund_failed", headers=as_user("adm")))
+    assert invoice.number in listed
+
+
+def test_a_late_refund_success_never_brings_a_failed_refund_back(client, db, paid, stripe_http):
+    purchase_id, _invoice_id = _cancelled_then_failed(client, db, paid, stripe_http)
+    replace_get_refund(stripe_http, refund(status="succeeded"))  # an old snapshot, or a stale read
+    deliver(client, [("refund.updated", refund(status="succeeded"), "evt_refund_updated_late")])
+    (row,) = refunds_of(db, purchase_id)
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert row.status == "failed" and (invoice.amount_refunded, purchase.amount_refunded) == (0, 0)
+
+
+def test_the_administrator_can_restore_the_access_of_a_learner_whose_refund_failed(client, db, host, paid,
+                                                                                  stripe_http):
+    purchase_id, invoice_id = _cancelled_then_failed(client, db, paid, stripe_http)
+    assert not enrolled(host)
+    url = f"/payments/admin/invoices/{invoice_id}/restore-access"
+    token = csrf(client, f"/payments/admin/invoices/{invoice_id}")
+
+    assert client.post(url, data={"csrf_token": token}, headers=as_user("u1")).status_code == 403
+    response = client.post(url, data={"csrf_token": token}, headers=as_user("adm"))
+
+    assert response.status_code == 302 and enrolled(host)
+    purchase, _invoice = purchase_and_invoice(db, purchase_id)
+    assert purchase.status == "paid"
+    assert [e.actor_id for e in audit_actions(db, "access_restored")] == ["adm"]
+    again = client.post(url, data={"csrf_token": token}, headers=as_user("adm"), follow_redirects=True)
+    assert "not revoked" in text(again) and len(audit_actions(db, "access_restored")) == 1

@@ -98,6 +98,7 @@ class AuditAction(Labelled):
     REFUND_RETRIED = "refund_retried"
     DUPLICATE_PAYMENT_REFUNDED = "duplicate_payment_refunded"
     ACCESS_REVOKED = "access_revoked"
+    ACCESS_RESTORED = "access_restored"
     DISPUTE_OPENED = "dispute_opened"
     DISPUTE_UPDATED = "dispute_updated"
     FREE_ENROLLMENT = "free_enrollment"
@@ -156,6 +157,7 @@ _LABELS: dict[type, dict] = {
         AuditAction.REFUND_RETRIED: N_("Refund retried"),
         AuditAction.DUPLICATE_PAYMENT_REFUNDED: N_("Duplicate payment refunded"),
         AuditAction.ACCESS_REVOKED: N_("Access revoked"),
+        AuditAction.ACCESS_RESTORED: N_("Access restored"),
         AuditAction.DISPUTE_OPENED: N_("Dispute opened"),
         AuditAction.DISPUTE_UPDATED: N_("Dispute updated"),
         AuditAction.FREE_ENROLLMENT: N_("Free enrollment"),

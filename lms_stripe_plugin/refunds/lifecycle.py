@@ -95,19 +95,25 @@ def _dashboard_refund(state: PluginState, stripe_refund: dict, purchase: Purchas
     return refund
 
 
-def _succeeded(state: PluginState, refund: Refund) -> None:
-    session = state.session
-    if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.FAILED),
-                      RefundStatus.SUCCEEDED, failure_reason=None):
-        return
-    purchase = refund.purchase
+def _count_refunded(session, purchase: Purchase, amount: int) -> None:
+    """Add ``amount`` (negative: take it back) to what the purchase and its invoice count as refunded."""
     session.execute(update(Purchase).where(Purchase.id == purchase.id)
-                    .values(amount_refunded=Purchase.amount_refunded + refund.amount)
+                    .values(amount_refunded=Purchase.amount_refunded + amount)
                     .execution_options(synchronize_session=False))
     session.execute(update(Invoice).where(Invoice.purchase_id == purchase.id)
-                    .values(amount_refunded=Invoice.amount_refunded + refund.amount)
+                    .values(amount_refunded=Invoice.amount_refunded + amount)
                     .execution_options(synchronize_session=False))
     session.refresh(purchase)
+
+
+def _succeeded(state: PluginState, refund: Refund) -> None:
+    session = state.session
+    # Never from "failed": a refund Stripe reports failed does not succeed later (a retry is a new refund).
+    if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING), RefundStatus.SUCCEEDED,
+                      failure_reason=None):
+        return
+    purchase = refund.purchase
+    _count_refunded(session, purchase, refund.amount)
     audit.record(session, AuditAction.REFUND_SUCCEEDED, user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, amount=refund.amount, refund=refund.stripe_refund_id, origin=refund.origin)
     fully = purchase.amount_refunded >= (purchase.amount_paid or purchase.amount)
@@ -120,12 +126,18 @@ def _succeeded(state: PluginState, refund: Refund) -> None:
 
 
 def _failed(state: PluginState, refund: Refund, reason: str) -> None:
+    """A refund that failed, including one that had succeeded: Stripe documents refunds that succeed and
+    fail days later (test card 4000 0000 0000 5126), the money back on our balance. It is then no longer
+    counted as refunded, and the invoice, even cancelled, says the refund failed."""
     session = state.session
-    if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING), RefundStatus.FAILED,
-                      failure_reason=reason):
+    had_succeeded = refund.status == RefundStatus.SUCCEEDED  # the row was just read again, locked
+    if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SUCCEEDED),
+                      RefundStatus.FAILED, failure_reason=reason):
         return
     purchase = refund.purchase
-    set_invoice_status(session, purchase, InvoiceStatus.REFUND_FAILED)
+    if had_succeeded:
+        _count_refunded(session, purchase, -refund.amount)
+    set_invoice_status(session, purchase, InvoiceStatus.REFUND_FAILED, even_if_cancelled=had_succeeded)
     audit.record(session, AuditAction.REFUND_FAILED, user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, amount=refund.amount, reason=reason, refund=refund.stripe_refund_id)
     send_after_commit(session, signals.refund_failed, refund=refund, reason=failure_text(reason))

@@ -8,7 +8,7 @@ from ..core.i18n import gettext as _
 from ..core.models import Refund
 from ..errors import GatewayError
 from ..money import MoneyError
-from ..refunds import cancellation
+from ..refunds import access, cancellation
 from ..refunds.lifecycle import failure_text
 from ..web.forms import money_message, read_amount
 from ..web.rendering import render
@@ -22,6 +22,8 @@ def register(bp) -> None:
     bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>/cancel", "admin_cancel", cancel, methods=["GET", "POST"])
     bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>/refund", "admin_refund", refund, methods=["GET", "POST"])
     bp.add_url_rule("/admin/refunds/<lms_id:refund_id>/retry", "admin_retry_refund", retry, methods=["POST"])
+    bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>/restore-access", "admin_restore_access", restore,
+                    methods=["POST"])
 
 
 def _reason() -> tuple[str | None, str | None]:
@@ -102,6 +104,19 @@ def retry(refund_id: int):
         flash(_("The refund is requested from Stripe again."), "success")
     return redirect(url_for("lms_stripe.admin_invoice", invoice_id=invoice_id) if invoice_id else
                     url_for("lms_stripe.admin_invoices"))
+
+
+def restore(invoice_id: int):
+    """Give the learner their access back (after a cancellation whose refund failed)."""
+    user = require_admin()
+    invoice = invoice_or_404(invoice_id)
+    try:
+        step(access.restore_access, state(), invoice.purchase, actor_id=actor_id(user))
+    except access.AccessNotRestored as err:
+        flash(err.message, "error")
+    else:
+        flash(_("The learner's access is restored."), "success")
+    return redirect(url_for("lms_stripe.admin_invoice", invoice_id=invoice_id))
 
 
 def _flash_outcome(refund: Refund) -> None:
