@@ -27,8 +27,10 @@ def main() -> None:
     if not os.environ.get("LMS_STRIPE_API_BASE"):
         from lms_stripe_plugin.sandbox import SandboxServer
 
+        # The sandbox's account has the school's terms of sale in its public details, as Stripe asks of an
+        # account whose Checkout collects consent to them.
         sandbox = SandboxServer(port=args.sandbox_port, host=args.host, webhook_url=f"{base}/payments/webhook",
-                                webhook_secret=SANDBOX_KEYS["webhook_secret"])
+                                webhook_secret=SANDBOX_KEYS["webhook_secret"], terms_of_service_url=config["DEMO_TERMS_URL"])
         sandbox.start()
         config["LMS_STRIPE_API_BASE"] = sandbox.url
     app = create_app(config)

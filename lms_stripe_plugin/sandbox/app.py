@@ -8,7 +8,9 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import api, control, hosted
+from .checkout import sweep_expired_sessions
 from .errors import StripeError, unrecognized_url
+from .resources import seed_promotion_codes
 from .state import SandboxConfig, SandboxState
 from .webhooks import DeliveryOrder, WebhookSink
 
@@ -54,7 +56,7 @@ def create_app(
         delivery_order=DeliveryOrder(webhook_shuffle, webhook_concurrency, webhook_shuffle_seed),
         terms_of_service_url=terms_of_service_url,
     )
-    state = SandboxState(config)
+    state = SandboxState(config, seed=seed_promotion_codes, on_clock=sweep_expired_sessions)
     app.extensions["stripe_sandbox"] = state
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)

@@ -69,8 +69,14 @@ class SandboxState:
     would know but not show (the test card used, line details, ...).
     """
 
-    def __init__(self, config: SandboxConfig | None = None) -> None:
+    def __init__(self, config: SandboxConfig | None = None, *,
+                 seed: Callable[[SandboxState], None] | None = None,
+                 on_clock: Callable[[SandboxState], None] | None = None) -> None:
+        """``seed`` fills a new or reset sandbox (the promotion codes); ``on_clock`` runs when the clock is
+        advanced (expiring sessions). The modules that define them build on this one, so they are given."""
         self.config = config or SandboxConfig()
+        self._seed = seed or (lambda _state: None)
+        self._on_clock = on_clock or (lambda _state: None)
         self.lock = threading.RLock()
         self.stop_event = threading.Event()
         self.faults = FaultRegistry()
@@ -85,9 +91,6 @@ class SandboxState:
         self._reset_data()
 
     def _reset_data(self) -> None:
-        # Imported here because resources.py builds on this module.
-        from .resources import seed_promotion_codes
-
         with self.lock:
             self.objects: dict[str, dict[str, Any]] = {}
             self.private: dict[str, dict[str, Any]] = {}
@@ -95,7 +98,7 @@ class SandboxState:
             self._seq = itertools.count(1)
             self._invoice_numbers = itertools.count(1)
             self._clock_offset = 0.0
-            seed_promotion_codes(self)
+            self._seed(self)
 
     # -- clock ---------------------------------------------------------------
 
@@ -109,11 +112,9 @@ class SandboxState:
 
     def advance_clock(self, seconds: float) -> None:
         """Move the sandbox clock forward, then expire sessions and run tasks that came due."""
-        from .checkout import sweep_expired_sessions  # checkout.py builds on this module
-
         with self.lock:
             self._clock_offset += float(seconds)
-            sweep_expired_sessions(self)
+            self._on_clock(self)
         self.scheduler.run_due()
         self.flush_deliveries()
 

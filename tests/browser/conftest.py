@@ -36,7 +36,7 @@ def live(tmp_path_factory):
     server = make_server("127.0.0.1", 0, late, threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
     sandbox = SandboxServer(webhook_url=f"{base}/payments/webhook", webhook_secret=SANDBOX_KEYS["webhook_secret"],
-                            webhook_retry_backoff=0.2).start()
+                            webhook_retry_backoff=0.2, terms_of_service_url=f"{base}/terms").start()
     database = tmp_path_factory.mktemp("browser") / "demo.sqlite"
     late.app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "LMS_STRIPE_API_BASE": sandbox.url,
                            "DEMO_ENABLE_PAYMENTS": False, "DEMO_TERMS_URL": f"{base}/terms"})
