@@ -8,6 +8,7 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
 from .host import DemoHost
+from .inputs import same_site_path, same_site_path_of_url
 from .models import Course, Enrollment, User, db
 from .text import TEXT, text
 
@@ -159,8 +160,7 @@ def login(username: str):
         abort(404)
     user = db.session.query(User).filter_by(username=username).one_or_none() or abort(404)
     session["user_id"] = user.id
-    target = request.args.get("next", "")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("demo.catalog"))
+    return redirect(same_site_path(request.args.get("next")) or url_for("demo.catalog"))
 
 
 @bp.route("/demo/logout")
@@ -173,7 +173,7 @@ def logout():
 def set_lang(lang: str):
     if lang in ("en", "fr"):
         session["lang"] = lang
-    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url) else url_for("demo.catalog"))
+    return redirect(same_site_path_of_url(request.referrer, request.host_url) or url_for("demo.catalog"))
 
 
 @bp.route("/terms")
