@@ -5,6 +5,7 @@ from flask import g, session as web_session, url_for
 
 from lms_stripe_plugin.i18n import normalize_locale
 
+from .inputs import parse_id
 from .models import Course, Enrollment, User, db
 
 
@@ -20,10 +21,14 @@ class DemoHost:
         return user
 
     def get_user(self, user_id: str):
-        return db.session.get(User, int(user_id)) if str(user_id).isdigit() else None
+        """The user whose id is ``user_id`` written plainly ("42"); None for "042" or "٤٢", as for no such id."""
+        number = parse_id(user_id)
+        return db.session.get(User, number) if number is not None else None
 
     def get_course(self, course_id: str):
-        return db.session.get(Course, int(course_id)) if str(course_id).isdigit() else None
+        """The course whose id is ``course_id`` written plainly; the plugin keys its offers by this string."""
+        number = parse_id(course_id)
+        return db.session.get(Course, number) if number is not None else None
 
     def user_id(self, user) -> str:
         return str(user.id)

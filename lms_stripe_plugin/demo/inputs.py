@@ -1,8 +1,46 @@
-"""What the demo accepts from a request before using it: redirect targets."""
+"""What the demo accepts from a request before using it: row ids and redirect targets."""
 from __future__ import annotations
 
+import re
 import unicodedata
 from urllib.parse import urlsplit, urlunsplit
+
+from werkzeug.routing import BaseConverter, ValidationError
+
+#: The largest id the demo's tables hold (a 32-bit INTEGER, as in PostgreSQL; SQLite stops at 2**63 - 1).
+MAX_ID = 2**31 - 1
+_ID = r"[1-9][0-9]{0,9}"
+
+
+def parse_id(value) -> int | None:
+    """``value`` as a row id if it is one written plainly ("42"), else None.
+
+    Only ASCII digits without a leading zero, 1 to `MAX_ID`: ``int()`` also reads "01", " 1" and
+    "١" (an Arabic-Indic digit) as 1, and the plugin keys its rows by the id *string*, so "01" would be
+    course 1 to the demo but a course without a price to the plugin.
+    """
+    if not isinstance(value, str) or not re.fullmatch(_ID, value):
+        return None
+    number = int(value)
+    return number if number <= MAX_ID else None
+
+
+class IdConverter(BaseConverter):
+    """A row id in a URL (``<demo_id:course_id>``): `parse_id`'s plain ids only, anything else is a 404.
+
+    Werkzeug's ``int`` converter matches ``\\d+``, which takes "01" and "١" and ids larger than the database's.
+    """
+
+    regex = _ID
+
+    def to_python(self, value: str) -> int:
+        number = parse_id(value)
+        if number is None:
+            raise ValidationError()
+        return number
+
+    def to_url(self, value) -> str:
+        return str(int(value))
 
 
 def same_site_path(target: str | None) -> str | None:

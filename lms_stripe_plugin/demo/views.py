@@ -8,12 +8,15 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
 from .host import DemoHost
-from .inputs import same_site_path, same_site_path_of_url
+from .inputs import IdConverter, same_site_path, same_site_path_of_url
 from .models import Course, Enrollment, User, db
 from .text import TEXT, text
 
 bp = Blueprint("demo", __name__, template_folder="templates")
 host = DemoHost()
+# Registered before the routes below are added: they use it.
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("demo_id", IdConverter))
+
 
 def t(key: str, **values) -> str:
     """The demo's text in the request's language."""
@@ -67,7 +70,7 @@ def catalog():
     return render_template("demo/catalog.html", courses=courses, decorations=decorations, enrolled=enrolled)
 
 
-@bp.route("/courses/<int:course_id>")
+@bp.route("/courses/<demo_id:course_id>")
 def course(course_id: int):
     course = db.session.get(Course, course_id) or abort(404)
     user = host.current_user()
@@ -76,7 +79,7 @@ def course(course_id: int):
     return render_template("demo/course.html", course=course, fragments=fragments, enrolled=enrolled)
 
 
-@bp.route("/courses/<int:course_id>/enroll", methods=["POST"])
+@bp.route("/courses/<demo_id:course_id>/enroll", methods=["POST"])
 def enroll(course_id: int):
     _check_csrf()
     user = _require_user()
@@ -91,7 +94,7 @@ def enroll(course_id: int):
     return redirect(url_for("demo.course", course_id=course_id))
 
 
-@bp.route("/courses/<int:course_id>/settings", methods=["GET", "POST"])
+@bp.route("/courses/<demo_id:course_id>/settings", methods=["GET", "POST"])
 def course_settings(course_id: int):
     user = _require_user()
     if user.role != "admin":
@@ -127,8 +130,8 @@ def backoffice():
     members = db.session.query(User).order_by(User.name).all()
     if request.method == "POST":
         _check_csrf()
-        course = db.session.get(Course, request.form.get("course_id", type=int) or 0)
-        chosen = [db.session.get(User, uid) for uid in request.form.getlist("user_ids", type=int)]
+        course = host.get_course(request.form.get("course_id"))
+        chosen = [host.get_user(uid) for uid in request.form.getlist("user_ids")]
         chosen = [member for member in chosen if member is not None]
         if course is None or not chosen:
             flash(t("choose_course_members"), "error")
