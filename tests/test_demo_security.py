@@ -90,3 +90,8 @@ def test_backoffice_takes_only_plain_ids_for_the_course_and_members(demo):
                                                            "user_ids": [user_id]})
         assert response.status_code == 302
         assert db.session.query(Enrollment).count() == 0
+
+
+def test_session_cookie_is_same_site_lax_and_hidden_from_scripts(demo):
+    cookie = demo.test_client().get("/demo/login/learner").headers["Set-Cookie"]
+    assert "; SameSite=Lax" in cookie and "; HttpOnly" in cookie and "; Secure" not in cookie

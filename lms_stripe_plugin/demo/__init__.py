@@ -29,6 +29,10 @@ SANDBOX_KEYS = {
 def default_config(instance_path: str) -> dict:
     return {
         "SECRET_KEY": os.environ.get("DEMO_SECRET_KEY", "demo-only-secret-key-change-me"),
+        # The session cookie is not sent with cross-site POSTs nor readable from scripts. Served over
+        # https, the host also sets SESSION_COOKIE_SECURE=True (the demo runs on plain http locally).
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
         "SQLALCHEMY_DATABASE_URI": os.environ.get(
             "DEMO_DATABASE_URL", "sqlite:///" + str(Path(instance_path) / "demo.sqlite")),
         "DEMO_USER_SWITCHER": True,
