@@ -1,4 +1,4 @@
-"""What the demo accepts from a request before using it: row ids and redirect targets."""
+"""What the demo accepts from a request before using it: row ids, one-line texts and redirect targets."""
 from __future__ import annotations
 
 import re
@@ -74,6 +74,17 @@ def same_site_path_of_url(url: str | None, host_url: str) -> str | None:
     if (parts.scheme.lower(), parts.netloc.lower()) != (here.scheme.lower(), here.netloc.lower()):
         return None
     return same_site_path(urlunsplit(("", "", parts.path or "/", parts.query, "")))
+
+
+def clean_text(value: str | None, max_length: int) -> str | None:
+    """``value`` stripped ("" if absent); None if longer than ``max_length`` or with a control character.
+
+    Nobody types one in a one-line field, and PostgreSQL refuses NUL in text.
+    """
+    text = (value or "").strip()
+    if len(text) > max_length or _has_control_character(text):
+        return None
+    return text
 
 
 def _has_control_character(value: str) -> bool:

@@ -13,6 +13,8 @@ USERS = [
     ("employee", "Eric Employee", "employee@demo.test", "learner", "internal"),
     ("partner", "Paula Partner", "partner@demo.test", "learner", "partner"),
 ]
+#: The usernames above: one account per role and audience, offered by the user switcher.
+ROLE_USERNAMES = tuple(username for username, *_rest in USERS)
 
 COURSES = [
     # title, description, (amount, currency, vat basis points, audience) or None for free

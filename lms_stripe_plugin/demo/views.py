@@ -7,13 +7,16 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
+from . import members
 from .host import DemoHost
-from .inputs import IdConverter, same_site_path, same_site_path_of_url
+from .inputs import IdConverter, clean_text, parse_id, same_site_path, same_site_path_of_url
 from .models import Course, Enrollment, User, db
 from .text import TEXT, text
 
 bp = Blueprint("demo", __name__, template_folder="templates")
 host = DemoHost()
+#: Members one back-office submit may choose, and the longest search for them.
+MAX_CHOSEN, MAX_SEARCH = 200, 100
 # Registered before the routes below are added: they use it.
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("demo_id", IdConverter))
 
@@ -33,7 +36,12 @@ def _layout_context():
     lang = host.get_locale() if request else "en"
     return {"demo_user": host.current_user(), "demo_text": TEXT.get(lang, TEXT["en"]), "demo_lang": lang,
             "demo_t": lambda key, **values: text(lang, key, **values),
-            "demo_users": db.session.query(User).order_by(User.id).all(), "demo_csrf": generate_csrf}
+            "demo_users": _switcher_users(), "demo_csrf": generate_csrf}
+
+
+def _switcher_users() -> list:
+    """The role accounts to switch to (a bounded query: every page runs it), none when the switcher is off."""
+    return members.role_accounts() if current_app.config.get("DEMO_USER_SWITCHER") else []
 
 
 def _require_user():
@@ -123,28 +131,59 @@ def course_settings(course_id: int):
 
 @bp.route("/backoffice/enroll", methods=["GET", "POST"])
 def backoffice():
+    """Free enrollments: find members by a search (a bounded list), choose some, enroll them in a course.
+
+    The form's Search button posts it back with its choices, so that members found by several searches
+    can be enrolled at once; its Enroll button enrolls them.
+    """
     user = _require_user()
     courses = db.session.query(Course).order_by(Course.id).all()
     if not any(host.can_enroll_others(user, c) for c in courses):
         abort(403)
-    members = db.session.query(User).order_by(User.name).all()
+    values = request.args
     if request.method == "POST":
         _check_csrf()
-        course = host.get_course(request.form.get("course_id"))
-        chosen = [host.get_user(uid) for uid in request.form.getlist("user_ids")]
-        chosen = [member for member in chosen if member is not None]
-        if course is None or not chosen:
-            flash(t("choose_course_members"), "error")
-        else:
-            _enroll_members(user, course, chosen)
-        return redirect(url_for("demo.backoffice"))
-    enrollments = db.session.query(Enrollment, User, Course).join(User).join(Course).order_by(Enrollment.id.desc()).all()
-    return render_template("demo/backoffice.html", courses=courses, members=members, enrollments=enrollments)
+        values = request.form
+    search_text = _search_text(values.get("q"))
+    course = host.get_course(values.get("course_id"))
+    chosen = members.by_ids(_chosen_ids(values.getlist("user_ids")))
+    if request.method == "POST" and "search" not in values:
+        return _enroll_chosen(user, course, chosen)
+    found = members.search(search_text)
+    chosen_ids = {member.id for member in chosen}
+    listed = chosen + [member for member in found if member.id not in chosen_ids]
+    return render_template("demo/backoffice.html", courses=courses, course=course, members=listed,
+                           chosen_ids=chosen_ids, search_text=search_text, more=len(found) >= members.SHOWN,
+                           shown=members.SHOWN, enrollments=members.latest_enrollments(),
+                           latest=members.LATEST_ENROLLMENTS)
 
 
-def _enroll_members(actor, course, members) -> None:
+def _search_text(value: str | None) -> str:
+    cleaned = clean_text(value, MAX_SEARCH)
+    if cleaned is None:
+        abort(400, t("search_invalid", count=MAX_SEARCH))
+    return cleaned
+
+
+def _chosen_ids(values: list[str]) -> list[int]:
+    if len(values) > MAX_CHOSEN:
+        abort(400, t("too_many_members", count=MAX_CHOSEN))
+    return [number for number in map(parse_id, values) if number is not None]
+
+
+def _enroll_chosen(actor, course, chosen):
+    if course is None or not chosen:
+        flash(t("choose_course_members"), "error")
+    elif not host.can_enroll_others(actor, course):
+        abort(403)
+    else:
+        _enroll_members(actor, course, chosen)
+    return redirect(url_for("demo.backoffice"))
+
+
+def _enroll_members(actor, course, chosen) -> None:
     done = 0
-    for member in members:
+    for member in chosen:
         decisions = _send("lms.enrollment.requested", course=course, user=member, actor=actor, source="backoffice")
         refused = [d for d in decisions if not d.allowed]
         if refused:
