@@ -1,4 +1,4 @@
-"""What the demo accepts from a request before using it: row ids, one-line texts and redirect targets."""
+"""What the demo accepts from a request before using it: row ids, typed texts and redirect targets."""
 from __future__ import annotations
 
 import re
@@ -76,16 +76,16 @@ def same_site_path_of_url(url: str | None, host_url: str) -> str | None:
     return same_site_path(urlunsplit(("", "", parts.path or "/", parts.query, "")))
 
 
-def clean_text(value: str | None, max_length: int) -> str | None:
+def clean_text(value: str | None, max_length: int, *, multiline: bool = False) -> str | None:
     """``value`` stripped ("" if absent); None if longer than ``max_length`` or with a control character.
 
-    Nobody types one in a one-line field, and PostgreSQL refuses NUL in text.
+    Nobody types one (a ``multiline`` text keeps its tabs and line breaks), and PostgreSQL refuses NUL.
     """
     text = (value or "").strip()
-    if len(text) > max_length or _has_control_character(text):
+    if len(text) > max_length or _has_control_character(text, allowed="\t\r\n" if multiline else ""):
         return None
     return text
 
 
-def _has_control_character(value: str) -> bool:
-    return any(unicodedata.category(char) == "Cc" for char in value)
+def _has_control_character(value: str, allowed: str = "") -> bool:
+    return any(unicodedata.category(char) == "Cc" and char not in allowed for char in value)

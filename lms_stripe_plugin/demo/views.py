@@ -17,6 +17,10 @@ bp = Blueprint("demo", __name__, template_folder="templates")
 host = DemoHost()
 #: Members one back-office submit may choose, and the longest search for them.
 MAX_CHOSEN, MAX_SEARCH = 200, 100
+#: The longest course title (its column's length) and description.
+MAX_TITLE, MAX_DESCRIPTION = 255, 10_000
+#: The longest username (its column's length).
+MAX_USERNAME = 64
 # Registered before the routes below are added: they use it.
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("demo_id", IdConverter))
 
@@ -112,14 +116,12 @@ def course_settings(course_id: int):
     if request.method == "POST":
         _check_csrf()
         form = request.form
-        title = form.get("title", "").strip()
-        if not title or len(title) > 255:
-            errors["title"] = t("title_needed")
-        else:
+        fields, errors = _course_fields(form)
+        if not errors:
             for answer in _send("lms.course.settings_saved", course=course, form=form):
                 errors.update(answer)
         if not errors:
-            course.title, course.description = title, form.get("description", "")
+            course.title, course.description = fields["title"], fields["description"]
             db.session.commit()
             flash(t("saved"), "success")
             return redirect(url_for("demo.course_settings", course_id=course_id))
@@ -127,6 +129,18 @@ def course_settings(course_id: int):
     fragments = _send("lms.course.settings_form", course=course, form=form, errors=errors)
     return render_template("demo/course_settings.html", course=course, fragments=fragments, errors=errors,
                            form=form), 400 if errors else 200
+
+
+def _course_fields(form) -> tuple[dict, dict]:
+    """The course's own fields from its settings form, and their errors."""
+    title = clean_text(form.get("title"), MAX_TITLE)
+    description = clean_text(form.get("description"), MAX_DESCRIPTION, multiline=True)
+    errors = {}
+    if not title:
+        errors["title"] = t("title_needed", count=MAX_TITLE)
+    if description is None:
+        errors["description"] = t("description_invalid", count=MAX_DESCRIPTION)
+    return {"title": title, "description": description}, errors
 
 
 @bp.route("/backoffice/enroll", methods=["GET", "POST"])
@@ -200,6 +214,7 @@ def _enroll_members(actor, course, chosen) -> None:
 def login(username: str):
     if not current_app.config.get("DEMO_USER_SWITCHER"):
         abort(404)
+    username = clean_text(username, MAX_USERNAME) or abort(404)
     user = db.session.query(User).filter_by(username=username).one_or_none() or abort(404)
     session["user_id"] = user.id
     return redirect(same_site_path(request.args.get("next")) or url_for("demo.catalog"))
