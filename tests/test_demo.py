@@ -1,11 +1,15 @@
 """The demo LMS: it runs, seeds every kind of user and course, and uses the plugin through the host contract."""
 import re
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import event, insert
 
 from lms_stripe_plugin.demo import create_app
+from lms_stripe_plugin.demo.members import LATEST_ENROLLMENTS, SHOWN
 from lms_stripe_plugin.demo.models import Course, Enrollment, User, db
 from lms_stripe_plugin.core.models import CourseOffer, FreeEnrollment
+from lms_stripe_plugin.demo.seed import ROLE_USERNAMES
 
 
 @pytest.fixture
@@ -114,3 +118,126 @@ def test_the_demo_speaks_french_too(demo):
     client.post("/backoffice/enroll", data={"csrf_token": token, "course_id": 3, "user_ids": members})
     assert "1 membre(s) inscrit(s) à « Workplace safety », gratuitement." in client.get("/catalog").get_data(as_text=True)
     assert "Aucun cours ne correspond." in client.get("/catalog?price=paid&price_max=0,01").get_data(as_text=True)
+
+
+def _add_members(count: int) -> None:
+    if not count:
+        return
+    db.session.execute(insert(User), [{"username": f"member{i:05}", "name": f"Member {i:05}", "role": "learner",
+                                       "email": f"member{i:05}@demo.test", "audience": "public"}
+                                      for i in range(count)])
+    db.session.commit()
+
+
+@contextmanager
+def _reads():
+    """The SQL statements run and the users loaded meanwhile (from rows, not from the session's identity map)."""
+    statements, users = [], []
+
+    def on_execute(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    def on_load(user, _context):
+        users.append(user)
+
+    db.session.expunge_all()
+    event.listen(db.engine, "before_cursor_execute", on_execute)
+    event.listen(User, "load", on_load)
+    try:
+        yield statements, users
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_execute)
+        event.remove(User, "load", on_load)
+
+
+def _options(page: str, select_id: str) -> list[str]:
+    select = re.search(rf'<select id="{select_id}".*?</select>', page, re.S).group(0)
+    return re.findall(r"<option value=\"([^\"]+)\"", select)
+
+
+@pytest.mark.parametrize("username", [None, "learner", "admin"])
+def test_pages_load_the_switcher_s_role_accounts_only_however_many_users(demo, username):
+    client = demo.test_client()
+    if username:
+        _login(client, username)
+    counts = []
+    for added in (0, 2000):
+        _add_members(added)
+        for url in ("/catalog", "/courses/1"):
+            client.get(url)  # caches warm
+            with _reads() as (statements, users):
+                page = client.get(url).get_data(as_text=True)
+            assert len(users) <= len(ROLE_USERNAMES) + 1  # + the signed-in user
+            assert len(_options(page, "demo-user")) == len(ROLE_USERNAMES)
+            counts.append(len(statements))
+    assert counts[:2] == counts[2:]  # as many queries with 2,005 users as with 5
+
+
+def test_switcher_off_loads_no_user_list(tmp_path):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'd.sqlite'}", "DEMO_USER_SWITCHER": False,
+                      "LMS_STRIPE_API_BASE": "http://127.0.0.1:9"})
+    with app.app_context(), _reads() as (_statements, users):
+        page = app.test_client().get("/catalog").get_data(as_text=True)
+    assert 'id="demo-user"' not in page and users == []
+
+
+def test_backoffice_lists_a_bounded_number_of_members_and_enrollments(demo):
+    _add_members(2000)
+    db.session.execute(insert(Enrollment), [{"user_id": user_id, "course_id": 3} for user_id in range(6, 106)])
+    db.session.commit()
+    client = demo.test_client()
+    _login(client, "manager")
+    with _reads() as (_statements, users):
+        page = client.get("/backoffice/enroll").get_data(as_text=True)
+    assert len(_options(page, "user_ids")) == SHOWN
+    assert "Only the first 50 matches are listed" in page
+    assert page.count("<td>Workplace safety</td>") == LATEST_ENROLLMENTS
+    assert len(users) <= SHOWN + LATEST_ENROLLMENTS + len(ROLE_USERNAMES) + 1
+
+
+def test_backoffice_search_finds_members_by_name_email_or_username(demo):
+    _add_members(2000)
+    client = demo.test_client()
+    _login(client, "manager")
+    ids = {u.username: str(u.id) for u in db.session.query(User).filter(User.username.like("member0199%"))}
+    for text in ("Member 01999", "MEMBER01999@DEMO", "member01999"):
+        assert _options(client.get("/backoffice/enroll", query_string={"q": text}).get_data(as_text=True),
+                        "user_ids") == [ids["member01999"]]
+    found = _options(client.get("/backoffice/enroll?q=Member+0199").get_data(as_text=True), "user_ids")
+    assert sorted(found) == sorted(ids.values())
+    for wildcard in ("%", "_", "\\"):  # LIKE's wildcards and escape are plain characters
+        assert _options(client.get("/backoffice/enroll", query_string={"q": wildcard}).get_data(as_text=True),
+                        "user_ids") == []
+
+
+def test_backoffice_keeps_members_chosen_across_searches_and_enrolls_them(demo):
+    _add_members(2000)
+    client = demo.test_client()
+    _login(client, "manager")
+    token = _csrf(client.get("/backoffice/enroll").get_data(as_text=True))
+    first, second = (str(db.session.query(User).filter_by(username=name).one().id)
+                     for name in ("member00007", "member01500"))
+    page = client.post("/backoffice/enroll", data={"csrf_token": token, "course_id": "3", "user_ids": [first],
+                                                   "q": "Member 01500", "search": "Search"})
+    assert page.status_code == 200
+    page = page.get_data(as_text=True)
+    assert _options(page, "user_ids") == [first, second]
+    assert f'<option value="{first}" selected>' in page and f'<option value="{second}">' in page
+    assert '<option value="3" selected>' in page
+    assert db.session.query(Enrollment).count() == 0
+    response = client.post("/backoffice/enroll", data={"csrf_token": token, "course_id": "3",
+                                                       "user_ids": [first, second], "q": "Member 01500"})
+    assert response.status_code == 302
+    assert {e.user_id for e in db.session.query(Enrollment).filter_by(course_id=3)} == {int(first), int(second)}
+
+
+def test_backoffice_refuses_too_many_members_or_a_bad_search(demo):
+    client = demo.test_client()
+    _login(client, "manager")
+    token = _csrf(client.get("/backoffice/enroll").get_data(as_text=True))
+    too_many = client.post("/backoffice/enroll", data={"csrf_token": token, "course_id": "3",
+                                                       "user_ids": [str(i) for i in range(1, 202)]})
+    assert too_many.status_code == 400 and "at most 200 members" in too_many.get_data(as_text=True)
+    for text in ("x" * 101, "a\x00b", "a\x1bb"):
+        assert client.get("/backoffice/enroll", query_string={"q": text}).status_code == 400
+    assert db.session.query(Enrollment).count() == 0

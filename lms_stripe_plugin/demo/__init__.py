@@ -15,20 +15,21 @@ from lms_stripe_plugin import StripePayments, migrate
 
 from .host import DemoHost
 from .models import db
+from .sandbox_keys import SANDBOX_KEYS
 from .seed import seed
 from .views import bp
 
-#: Keys of the offline sandbox (test mode). Real Stripe keys switch the sandbox off.
-SANDBOX_KEYS = {
-    "publishable_key": "pk_test_sandbox_demo",
-    "secret_key": "sk_test_sandbox_demo",
-    "webhook_secret": "whsec_sandbox_demo",
-}
+__all__ = ["SANDBOX_KEYS", "create_app", "default_config"]
+
 
 
 def default_config(instance_path: str) -> dict:
     return {
         "SECRET_KEY": os.environ.get("DEMO_SECRET_KEY", "demo-only-secret-key-change-me"),
+        # The session cookie is not sent with cross-site POSTs nor readable from scripts. Served over
+        # https, the host also sets SESSION_COOKIE_SECURE=True (the demo runs on plain http locally).
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
         "SQLALCHEMY_DATABASE_URI": os.environ.get(
             "DEMO_DATABASE_URL", "sqlite:///" + str(Path(instance_path) / "demo.sqlite")),
         "DEMO_USER_SWITCHER": True,

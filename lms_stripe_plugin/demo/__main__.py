@@ -6,6 +6,11 @@ import os
 import tempfile
 from pathlib import Path
 
+from lms_stripe_plugin.sandbox import SandboxServer
+
+from . import create_app
+from .sandbox_keys import SANDBOX_KEYS
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the demo LMS with lms-stripe-plugin.")
@@ -13,9 +18,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "5000")))
     parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("DEMO_SANDBOX_PORT", "12111")))
     args = parser.parse_args()
-
-    from . import SANDBOX_KEYS, create_app
-
     base = f"http://{args.host}:{args.port}"
     config = {"DEMO_TERMS_URL": f"{base}/terms"}
     if not os.environ.get("DEMO_DATABASE_URL"):
@@ -25,8 +27,6 @@ def main() -> None:
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
     sandbox = None
     if not os.environ.get("LMS_STRIPE_API_BASE"):
-        from lms_stripe_plugin.sandbox import SandboxServer
-
         # The sandbox's account has the school's terms of sale in its public details, as Stripe asks of an
         # account whose Checkout collects consent to them.
         sandbox = SandboxServer(port=args.sandbox_port, host=args.host, webhook_url=f"{base}/payments/webhook",

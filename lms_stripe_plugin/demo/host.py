@@ -1,10 +1,9 @@
 """The demo's implementation of `lms_stripe_plugin.Host`."""
 from __future__ import annotations
 
-from flask import g, session as web_session, url_for
+from flask import g, has_request_context, request, session as web_session, url_for
 
-from lms_stripe_plugin.core.i18n import normalize_locale
-
+from .inputs import parse_id
 from .models import Course, Enrollment, User, db
 
 
@@ -20,10 +19,14 @@ class DemoHost:
         return user
 
     def get_user(self, user_id: str):
-        return db.session.get(User, int(user_id)) if str(user_id).isdigit() else None
+        """The user whose id is ``user_id`` written plainly ("42"); None for "042" or "٤٢", as for no such id."""
+        number = parse_id(user_id)
+        return db.session.get(User, number) if number is not None else None
 
     def get_course(self, course_id: str):
-        return db.session.get(Course, int(course_id)) if str(course_id).isdigit() else None
+        """The course whose id is ``course_id`` written plainly; the plugin keys its offers by this string."""
+        number = parse_id(course_id)
+        return db.session.get(Course, number) if number is not None else None
 
     def user_id(self, user) -> str:
         return str(user.id)
@@ -66,9 +69,7 @@ class DemoHost:
         db.session.query(Enrollment).filter_by(user_id=user.id, course_id=course.id).delete()
 
     def get_locale(self) -> str:
-        from flask import has_request_context, request
-
         if not has_request_context():
             return "en"
         chosen = web_session.get("lang")
-        return chosen or normalize_locale(request.accept_languages.best_match(["fr", "en"]) or "en")
+        return chosen or request.accept_languages.best_match(["fr", "en"]) or "en"

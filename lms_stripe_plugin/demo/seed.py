@@ -1,10 +1,13 @@
 """Demo data: an administrator, a manager, learners in each audience, free and paid courses."""
 from __future__ import annotations
 
+from blinker import signal
+from werkzeug.datastructures import MultiDict
+
 from lms_stripe_plugin.accounts import settings as payment_settings
-from lms_stripe_plugin.shop.offers import save_offer
 
 from .models import Course, User, db
+from .sandbox_keys import SANDBOX_KEYS
 
 USERS = [
     ("admin", "Alice Admin", "admin@demo.test", "admin", "internal"),
@@ -13,16 +16,18 @@ USERS = [
     ("employee", "Eric Employee", "employee@demo.test", "learner", "internal"),
     ("partner", "Paula Partner", "partner@demo.test", "learner", "partner"),
 ]
+#: The usernames above: one account per role and audience, offered by the user switcher.
+ROLE_USERNAMES = tuple(username for username, *_rest in USERS)
 
 COURSES = [
-    # title, description, (amount, currency, vat basis points, audience) or None for free
-    ("Python for beginners", "Variables, loops and functions, step by step.", (4990, "EUR", 2000, "public")),
-    ("Advanced Flask", "Blueprints, extensions and testing.", (12900, "EUR", 2000, "public")),
+    # title, description, (price as an administrator types it in English, currency, VAT %, audience) or None
+    ("Python for beginners", "Variables, loops and functions, step by step.", ("49.90", "EUR", "20", "public")),
+    ("Advanced Flask", "Blueprints, extensions and testing.", ("129.00", "EUR", "20", "public")),
     ("Workplace safety", "Mandatory training for every employee.", None),
-    ("Partner onboarding", "Selling and supporting our products.", (29900, "EUR", 2000, "partner")),
-    ("Internal leadership program", "For managers and future managers.", (59000, "EUR", 2000, "internal")),
-    ("Japanese business etiquette", "Meetings, gifts and emails in Japan.", (8000, "JPY", 1000, "public")),
-    ("Data privacy essentials", "GDPR in practice.", (1990, "USD", 0, "public")),
+    ("Partner onboarding", "Selling and supporting our products.", ("299.00", "EUR", "20", "partner")),
+    ("Internal leadership program", "For managers and future managers.", ("590.00", "EUR", "20", "internal")),
+    ("Japanese business etiquette", "Meetings, gifts and emails in Japan.", ("8000", "JPY", "10", "public")),
+    ("Data privacy essentials", "GDPR in practice.", ("19.90", "USD", "0", "public")),
     ("Welcome to the platform", "A free tour.", None),
 ]
 
@@ -40,14 +45,10 @@ def seed(app) -> None:
     db.session.commit()
     for course, (_title, _description, offer) in zip(courses, COURSES):
         if offer:
-            amount, currency, vat, audience = offer
-            save_offer(db.session, str(course.id), {"is_paid": True, "amount": amount, "currency": currency,
-                                                    "vat_rate": vat, "audience": audience, "on_sale": True},
-                       actor_id=None)
-            db.session.commit()
+            _price(app, course, *offer)
+    db.session.commit()
     if app.config.get("LMS_STRIPE_API_BASE") and app.config.get("DEMO_ENABLE_PAYMENTS", True):
-        from . import SANDBOX_KEYS
-
+        # The settings an administrator enters on the plugin's payment settings page.
         payment_settings.save(db.session, {
             "enabled": True, "publishable_key": SANDBOX_KEYS["publishable_key"],
             "secret_key": SANDBOX_KEYS["secret_key"], "webhook_secrets": [SANDBOX_KEYS["webhook_secret"]],
@@ -55,3 +56,14 @@ def seed(app) -> None:
             "sepa_debit_enabled": True, "terms_url": app.config.get("DEMO_TERMS_URL"),
         }, actor_id=None)
         db.session.commit()
+
+
+def _price(app, course, price: str, currency: str, vat_rate: str, audience: str) -> None:
+    """Price a course as the course settings page does: through the plugin's answer to its form."""
+    form = MultiDict({"lms_stripe-paid": "on", "lms_stripe-price": price, "lms_stripe-currency": currency,
+                      "lms_stripe-vat_rate": vat_rate, "lms_stripe-audience": audience, "lms_stripe-on_sale": "on"})
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        refused = [answer for _receiver, answer in signal("lms.course.settings_saved").send(app, course=course, form=form)
+                   if answer]
+    if refused:
+        raise RuntimeError(f"The demo's price of {course.title} is refused: {refused}")

@@ -16,9 +16,17 @@ TEXT = {
         "terms_text": "Demo terms of sale: courses are sold tax-inclusive; you may cancel within 14 days.",
         "choose_user": "Choose a user first (top right).", "form_expired": "The form expired: reload the page.",
         "enrolled": "You are enrolled.", "saved": "Course saved.",
-        "title_needed": "Enter a title (at most 255 characters).",
+        "title_needed": "Enter a title of at most %(count)d characters, without control characters.",
+        "description_invalid": "At most %(count)d characters, without control characters other than tabs "
+                               "and line breaks.",
         "choose_course_members": "Choose a course and at least one member.",
         "members_enrolled": "%(count)d member(s) enrolled in “%(title)s”, free of charge.",
+        "search_members": "Find members", "search": "Search", "search_help": "By name, email or username.",
+        "members_shown": "Only the first %(count)d matches are listed: search to find the others; "
+                         "the members you chose stay chosen.",
+        "search_invalid": "Search with at most %(count)d characters, without control characters.",
+        "too_many_members": "Choose at most %(count)d members at once.",
+        "latest_enrollments": "The %(count)d latest are listed.",
     },
     "fr": {
         "catalog": "Catalogue", "invoices": "Mes factures", "admin": "Paiements", "backoffice": "Back-office",
@@ -36,9 +44,18 @@ TEXT = {
         "choose_user": "Choisissez d'abord un utilisateur (en haut à droite).",
         "form_expired": "Le formulaire a expiré : rechargez la page.",
         "enrolled": "Vous êtes inscrit·e.", "saved": "Cours enregistré.",
-        "title_needed": "Saisissez un titre (255 caractères au plus).",
+        "title_needed": "Saisissez un titre de %(count)d caractères au plus, sans caractère de contrôle.",
+        "description_invalid": "%(count)d caractères au plus, sans caractère de contrôle autre que les "
+                               "tabulations et les retours à la ligne.",
         "choose_course_members": "Choisissez un cours et au moins un membre.",
         "members_enrolled": "%(count)d membre(s) inscrit(s) à « %(title)s », gratuitement.",
+        "search_members": "Chercher des membres", "search": "Chercher",
+        "search_help": "Par nom, e-mail ou identifiant.",
+        "members_shown": "Seuls les %(count)d premiers résultats sont listés : cherchez pour trouver les autres ; "
+                         "les membres choisis le restent.",
+        "search_invalid": "Cherchez avec %(count)d caractères au plus, sans caractère de contrôle.",
+        "too_many_members": "Choisissez au plus %(count)d membres à la fois.",
+        "latest_enrollments": "Les %(count)d dernières sont listées.",
     },
 }
 

@@ -7,12 +7,23 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
+from . import members
 from .host import DemoHost
+from .inputs import IdConverter, clean_text, parse_id, same_site_path, same_site_path_of_url
 from .models import Course, Enrollment, User, db
 from .text import TEXT, text
 
 bp = Blueprint("demo", __name__, template_folder="templates")
 host = DemoHost()
+#: Members one back-office submit may choose, and the longest search for them.
+MAX_CHOSEN, MAX_SEARCH = 200, 100
+#: The longest course title (its column's length) and description.
+MAX_TITLE, MAX_DESCRIPTION = 255, 10_000
+#: The longest username (its column's length).
+MAX_USERNAME = 64
+# Registered before the routes below are added: they use it.
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("demo_id", IdConverter))
+
 
 def t(key: str, **values) -> str:
     """The demo's text in the request's language."""
@@ -29,7 +40,12 @@ def _layout_context():
     lang = host.get_locale() if request else "en"
     return {"demo_user": host.current_user(), "demo_text": TEXT.get(lang, TEXT["en"]), "demo_lang": lang,
             "demo_t": lambda key, **values: text(lang, key, **values),
-            "demo_users": db.session.query(User).order_by(User.id).all(), "demo_csrf": generate_csrf}
+            "demo_users": _switcher_users(), "demo_csrf": generate_csrf}
+
+
+def _switcher_users() -> list:
+    """The role accounts to switch to (a bounded query: every page runs it), none when the switcher is off."""
+    return members.role_accounts() if current_app.config.get("DEMO_USER_SWITCHER") else []
 
 
 def _require_user():
@@ -66,7 +82,7 @@ def catalog():
     return render_template("demo/catalog.html", courses=courses, decorations=decorations, enrolled=enrolled)
 
 
-@bp.route("/courses/<int:course_id>")
+@bp.route("/courses/<demo_id:course_id>")
 def course(course_id: int):
     course = db.session.get(Course, course_id) or abort(404)
     user = host.current_user()
@@ -75,7 +91,7 @@ def course(course_id: int):
     return render_template("demo/course.html", course=course, fragments=fragments, enrolled=enrolled)
 
 
-@bp.route("/courses/<int:course_id>/enroll", methods=["POST"])
+@bp.route("/courses/<demo_id:course_id>/enroll", methods=["POST"])
 def enroll(course_id: int):
     _check_csrf()
     user = _require_user()
@@ -90,7 +106,7 @@ def enroll(course_id: int):
     return redirect(url_for("demo.course", course_id=course_id))
 
 
-@bp.route("/courses/<int:course_id>/settings", methods=["GET", "POST"])
+@bp.route("/courses/<demo_id:course_id>/settings", methods=["GET", "POST"])
 def course_settings(course_id: int):
     user = _require_user()
     if user.role != "admin":
@@ -100,14 +116,12 @@ def course_settings(course_id: int):
     if request.method == "POST":
         _check_csrf()
         form = request.form
-        title = form.get("title", "").strip()
-        if not title or len(title) > 255:
-            errors["title"] = t("title_needed")
-        else:
+        fields, errors = _course_fields(form)
+        if not errors:
             for answer in _send("lms.course.settings_saved", course=course, form=form):
                 errors.update(answer)
         if not errors:
-            course.title, course.description = title, form.get("description", "")
+            course.title, course.description = fields["title"], fields["description"]
             db.session.commit()
             flash(t("saved"), "success")
             return redirect(url_for("demo.course_settings", course_id=course_id))
@@ -117,30 +131,73 @@ def course_settings(course_id: int):
                            form=form), 400 if errors else 200
 
 
+def _course_fields(form) -> tuple[dict, dict]:
+    """The course's own fields from its settings form, and their errors."""
+    title = clean_text(form.get("title"), MAX_TITLE)
+    description = clean_text(form.get("description"), MAX_DESCRIPTION, multiline=True)
+    errors = {}
+    if not title:
+        errors["title"] = t("title_needed", count=MAX_TITLE)
+    if description is None:
+        errors["description"] = t("description_invalid", count=MAX_DESCRIPTION)
+    return {"title": title, "description": description}, errors
+
+
 @bp.route("/backoffice/enroll", methods=["GET", "POST"])
 def backoffice():
+    """Free enrollments: find members by a search (a bounded list), choose some, enroll them in a course.
+
+    The form's Search button posts it back with its choices, so that members found by several searches
+    can be enrolled at once; its Enroll button enrolls them.
+    """
     user = _require_user()
     courses = db.session.query(Course).order_by(Course.id).all()
     if not any(host.can_enroll_others(user, c) for c in courses):
         abort(403)
-    members = db.session.query(User).order_by(User.name).all()
+    values = request.args
     if request.method == "POST":
         _check_csrf()
-        course = db.session.get(Course, request.form.get("course_id", type=int) or 0)
-        chosen = [db.session.get(User, uid) for uid in request.form.getlist("user_ids", type=int)]
-        chosen = [member for member in chosen if member is not None]
-        if course is None or not chosen:
-            flash(t("choose_course_members"), "error")
-        else:
-            _enroll_members(user, course, chosen)
-        return redirect(url_for("demo.backoffice"))
-    enrollments = db.session.query(Enrollment, User, Course).join(User).join(Course).order_by(Enrollment.id.desc()).all()
-    return render_template("demo/backoffice.html", courses=courses, members=members, enrollments=enrollments)
+        values = request.form
+    search_text = _search_text(values.get("q"))
+    course = host.get_course(values.get("course_id"))
+    chosen = members.by_ids(_chosen_ids(values.getlist("user_ids")))
+    if request.method == "POST" and "search" not in values:
+        return _enroll_chosen(user, course, chosen)
+    found = members.search(search_text)
+    chosen_ids = {member.id for member in chosen}
+    listed = chosen + [member for member in found if member.id not in chosen_ids]
+    return render_template("demo/backoffice.html", courses=courses, course=course, members=listed,
+                           chosen_ids=chosen_ids, search_text=search_text, more=len(found) >= members.SHOWN,
+                           shown=members.SHOWN, enrollments=members.latest_enrollments(),
+                           latest=members.LATEST_ENROLLMENTS)
 
 
-def _enroll_members(actor, course, members) -> None:
+def _search_text(value: str | None) -> str:
+    cleaned = clean_text(value, MAX_SEARCH)
+    if cleaned is None:
+        abort(400, t("search_invalid", count=MAX_SEARCH))
+    return cleaned
+
+
+def _chosen_ids(values: list[str]) -> list[int]:
+    if len(values) > MAX_CHOSEN:
+        abort(400, t("too_many_members", count=MAX_CHOSEN))
+    return [number for number in map(parse_id, values) if number is not None]
+
+
+def _enroll_chosen(actor, course, chosen):
+    if course is None or not chosen:
+        flash(t("choose_course_members"), "error")
+    elif not host.can_enroll_others(actor, course):
+        abort(403)
+    else:
+        _enroll_members(actor, course, chosen)
+    return redirect(url_for("demo.backoffice"))
+
+
+def _enroll_members(actor, course, chosen) -> None:
     done = 0
-    for member in members:
+    for member in chosen:
         decisions = _send("lms.enrollment.requested", course=course, user=member, actor=actor, source="backoffice")
         refused = [d for d in decisions if not d.allowed]
         if refused:
@@ -157,10 +214,10 @@ def _enroll_members(actor, course, members) -> None:
 def login(username: str):
     if not current_app.config.get("DEMO_USER_SWITCHER"):
         abort(404)
+    username = clean_text(username, MAX_USERNAME) or abort(404)
     user = db.session.query(User).filter_by(username=username).one_or_none() or abort(404)
     session["user_id"] = user.id
-    target = request.args.get("next", "")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("demo.catalog"))
+    return redirect(same_site_path(request.args.get("next")) or url_for("demo.catalog"))
 
 
 @bp.route("/demo/logout")
@@ -173,7 +230,7 @@ def logout():
 def set_lang(lang: str):
     if lang in ("en", "fr"):
         session["lang"] = lang
-    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url) else url_for("demo.catalog"))
+    return redirect(same_site_path_of_url(request.referrer, request.host_url) or url_for("demo.catalog"))
 
 
 @bp.route("/terms")
