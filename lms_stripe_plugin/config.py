@@ -4,6 +4,9 @@ from __future__ import annotations
 DEFAULTS: dict[str, object] = {
     # Where the blueprint is mounted.
     "LMS_STRIPE_URL_PREFIX": "/payments",
+    # Where people reach the LMS (https://lms.example.org): the base of every address sent to Stripe or put
+    # in a message. Without it, SERVER_NAME; never the request's Host header.
+    "LMS_STRIPE_PUBLIC_URL": None,
     # Settings that, when set here, take precedence over the admin page (None = use the page).
     "LMS_STRIPE_ENABLED": None,
     "LMS_STRIPE_PUBLISHABLE_KEY": None,

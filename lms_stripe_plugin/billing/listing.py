@@ -89,9 +89,20 @@ def export_csv(session, flt: InvoiceFilter, fmt_amount) -> str:
 
 
 def _csv_safe(value) -> str:
-    """Neutralise spreadsheet formulas in text cells (CSV injection)."""
+    """Neutralise spreadsheet formulas in text cells (CSV injection): a cell whose first character, once
+    leading spaces and control characters are skipped (spreadsheets skip them too), starts a formula is
+    prefixed with a quote. Numbers (amounts) are left as they are."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text) else text
+    if _is_number(text):
+        return text
+    first = next((c for c in text if not (c.isspace() or ord(c) < 32)), "")
+    if first in _FORMULA or text[:1] in ("\t", "\r", "\n"):
+        return "'" + text
+    return text
+
+
+#: What starts a formula in a spreadsheet.
+_FORMULA = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")  # and their full-width forms
 
 
 def _is_number(text: str) -> bool:
@@ -99,4 +110,4 @@ def _is_number(text: str) -> bool:
         float(text)
     except ValueError:
         return False
-    return True
+    return text.strip() == text and text[:1] not in ("+",) and text.lower() not in ("nan", "inf", "-inf", "infinity")

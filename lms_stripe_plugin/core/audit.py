@@ -23,6 +23,12 @@ def record(session, action: AuditAction, *, actor_id: str | None = None, user_id
     return entry
 
 
+def recorded(session, action: AuditAction, purchase_id: int) -> bool:
+    """Whether this action was recorded for this purchase."""
+    return session.scalar(select(AuditEntry.id).where(AuditEntry.action == action,
+                                                      AuditEntry.purchase_id == purchase_id).limit(1)) is not None
+
+
 def details(entry: AuditEntry) -> dict:
     return json.loads(entry.details) if entry.details else {}
 

@@ -89,7 +89,9 @@ class AccessReason(Labelled):
 
 class AuditAction(Labelled):
     CHECKOUT_STARTED = "checkout_started"
+    CHECKOUT_WITHDRAWN = "checkout_withdrawn"
     PAID = "paid"
+    PAID_AFTER_WITHDRAWAL = "paid_after_withdrawal"
     PAYMENT_FAILED = "payment_failed"
     INVOICE_ISSUED = "invoice_issued"
     REFUND_REQUESTED = "refund_requested"
@@ -148,7 +150,9 @@ _LABELS: dict[type, dict] = {
     },
     AuditAction: {
         AuditAction.CHECKOUT_STARTED: N_("Checkout started"),
+        AuditAction.CHECKOUT_WITHDRAWN: N_("Checkout withdrawn: the course's offer changed"),
         AuditAction.PAID: N_("Paid"),
+        AuditAction.PAID_AFTER_WITHDRAWAL: N_("Paid after the offer changed, at the price of the checkout"),
         AuditAction.PAYMENT_FAILED: N_("Payment failed"),
         AuditAction.INVOICE_ISSUED: N_("Invoice issued"),
         AuditAction.REFUND_REQUESTED: N_("Refund requested"),

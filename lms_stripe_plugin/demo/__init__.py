@@ -36,6 +36,8 @@ def default_config(instance_path: str) -> dict:
         "DEMO_SEED": True,
         "LMS_STRIPE_BASE_TEMPLATE": "demo/layout.html",
         "LMS_STRIPE_API_BASE": os.environ.get("LMS_STRIPE_API_BASE"),
+        # Where visitors reach the demo: the addresses sent to Stripe are built on it, never on a Host header.
+        "LMS_STRIPE_PUBLIC_URL": os.environ.get("DEMO_PUBLIC_URL", "http://127.0.0.1:5000"),
         "DEMO_TERMS_URL": None,
         # With the sandbox, payments start enabled with its keys; False leaves them for the admin to enter.
         "DEMO_ENABLE_PAYMENTS": True,

@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("DEMO_SANDBOX_PORT", "12111")))
     args = parser.parse_args()
     base = f"http://{args.host}:{args.port}"
-    config = {"DEMO_TERMS_URL": f"{base}/terms"}
+    config = {"DEMO_TERMS_URL": f"{base}/terms", "LMS_STRIPE_PUBLIC_URL": os.environ.get("DEMO_PUBLIC_URL", base)}
     if not os.environ.get("DEMO_DATABASE_URL"):
         # The sandbox keeps its objects in memory: start the demo's database afresh with it.
         database = Path(tempfile.gettempdir()) / "lms-stripe-demo.sqlite"

@@ -31,10 +31,17 @@ def requested(sender, course, user, actor=None, source="self", **_kw):
 
 
 def _backoffice(state, course, course_id, user_id, actor):
+    """A back-office enrollment is free. Of someone else, by whoever `Host.can_enroll_others` allows; of
+    oneself, only by a payments administrator (who could give the course away anyway): a manager does not
+    take a paid course for free by enrolling himself."""
     host = state.host
     if actor is None or not host.can_enroll_others(actor, course):
         return EnrollmentDecision(allowed=False, reason="not_allowed",
                                   message=_("You may not enroll other people in this course."))
+    if host.user_id(actor) == user_id and not host.can_manage_payments(actor):
+        return EnrollmentDecision(allowed=False, reason="not_allowed",
+                                  message=_("You may not enroll yourself for free in a paid course: buy it, or ask "
+                                            "a payments administrator."))
     enrollment.record_free_enrollment(state.session, user_id=user_id, course_id=course_id,
                                       actor_id=host.user_id(actor))
     return EnrollmentDecision(allowed=True, reason="free_enrollment")

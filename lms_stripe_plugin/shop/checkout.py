@@ -16,17 +16,18 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Literal, cast
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
 from ..accounts import settings as payment_settings
-from ..core import audit
+from ..core import audit, jobs
 from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import Customer, Purchase, TaxRate, utcnow
-from ..core.txn import after_commit, transition
+from ..core.txn import transition
+from ..core.urls import public_url
 from ..errors import GatewayError, NotPurchasable, PaymentsError
 from ..gateway.types import SessionCreateParams, SessionCreateParamsLineItem
 from ..host import audience_allows
@@ -149,16 +150,8 @@ def _retire(state: PluginState, purchase: Purchase, settings) -> None:
     """Retire an open purchase; once that is committed, its session (if any) is expired at Stripe, so
     that an old tab cannot pay it."""
     transition(state.session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.EXPIRED)
-    session_id, gateway, api_key = purchase.stripe_checkout_session_id, state.gateway, settings.secret_key
-    if session_id:
-        after_commit(state.session, lambda: _expire_quietly(gateway, session_id, api_key))
-
-
-def _expire_quietly(gateway, session_id: str, api_key: str | None) -> None:
-    try:
-        gateway.expire_checkout_session(session_id, api_key=api_key)
-    except PaymentsError:
-        pass  # already expired or complete; if paid meanwhile, fulfilment still honours it
+    if purchase.stripe_checkout_session_id:
+        jobs.defer(state.session, offers.expire_checkout_sessions, [purchase.stripe_checkout_session_id])
 
 
 def _insert_purchase(session, user_id, course_id, offer, settings) -> Purchase:
@@ -215,8 +208,8 @@ def _session_params(state: PluginState, settings, purchase: Purchase, user, cour
         "metadata": metadata,
         "locale": cast(Any, current_locale()),  # "en" or "fr", both Stripe Checkout locales
         "expires_at": int(_expiry(purchase).timestamp()),
-        "success_url": url_for("lms_stripe.checkout_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
-        "cancel_url": url_for("lms_stripe.checkout_cancel", purchase_id=purchase.id, _external=True),
+        "success_url": public_url("lms_stripe.checkout_success") + "?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": public_url("lms_stripe.checkout_cancel", purchase_id=purchase.id),
     }
     _add_customer(state.session, host, settings, purchase, user, params)
     if settings.automatic_tax:

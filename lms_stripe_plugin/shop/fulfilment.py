@@ -125,7 +125,12 @@ def _paid_after_replacement(state: PluginState, purchase: Purchase, cs: dict, pa
     elif newer is not None:
         _refund_duplicate(state, purchase, cs, paid)
         return False
-    return transition(session, purchase, (PurchaseStatus.EXPIRED,), PurchaseStatus.PAID, **paid)
+    won = transition(session, purchase, (PurchaseStatus.EXPIRED,), PurchaseStatus.PAID, **paid)
+    if won and audit.recorded(session, AuditAction.CHECKOUT_WITHDRAWN, purchase.id):
+        # Paid in the moment before Stripe expired it: honoured at the price paid, and shown as such.
+        audit.record(session, AuditAction.PAID_AFTER_WITHDRAWAL, user_id=purchase.user_id,
+                     course_id=purchase.course_id, purchase_id=purchase.id, amount=cs.get("amount_total"))
+    return won
 
 
 def _refund_duplicate(state: PluginState, purchase: Purchase, cs: dict, paid: dict) -> None:

@@ -8,9 +8,12 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..accounts import settings as payment_settings
-from ..core import audit
-from ..core.enums import AuditAction
-from ..core.models import CourseOffer
+from ..core import audit, jobs
+from ..core.enums import AuditAction, PurchaseStatus
+from ..core.models import CourseOffer, Purchase
+from ..core.state import PluginState
+from ..core.txn import transition
+from ..errors import PaymentsError
 from ..money import Money, percent_of, vat_split
 from . import catalog
 
@@ -23,6 +26,7 @@ def save_offer(session, course_id: str, data: dict, *, actor_id: str | None) -> 
     """Store a validated offer (from `CoursePricingSchema`) in the caller's transaction: from the host's
     course form, the host's commit saves it with the course, and a refused save leaves nothing."""
     offer = get_offer(session, course_id) or CourseOffer(course_id=course_id)
+    before = _terms(offer)
     offer.is_paid = data["is_paid"]
     if data["is_paid"]:
         offer.amount, offer.currency = data["amount"], data["currency"]
@@ -32,10 +36,45 @@ def save_offer(session, course_id: str, data: dict, *, actor_id: str | None) -> 
                  paid=offer.is_paid, amount=offer.amount, currency=offer.currency, vat_rate=offer.vat_rate,
                  audience=offer.audience, on_sale=offer.on_sale)
     session.flush()  # the offer is read back by this request's pages before the commit
+    if _terms(offer) != before:
+        withdraw_open_checkouts(session, course_id)
     catalog.raise_revision(session)
     payment_settings.forget_cached()
     catalog.forget_cached()
     return offer
+
+
+def _terms(offer: CourseOffer) -> tuple:
+    """What a learner's open checkout was made for: any change of it withdraws open checkouts."""
+    return (offer.is_paid, offer.amount, offer.currency, offer.vat_rate, offer.audience, offer.on_sale)
+
+
+def withdraw_open_checkouts(session, course_id: str) -> None:
+    """The course's offer changed: its open purchases are retired, and once that is committed their Checkout
+    Sessions are expired at Stripe (one call each), so that a tab opened before cannot pay the old terms.
+    A session paid anyway, in the moment before it expired, is honoured at the price paid (see fulfilment)."""
+    open_ones = session.scalars(select(Purchase).where(Purchase.course_id == course_id,
+                                                       Purchase.status == PurchaseStatus.OPEN)).all()
+    expiring = []
+    for purchase in open_ones:
+        if transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.EXPIRED):
+            audit.record(session, AuditAction.CHECKOUT_WITHDRAWN, user_id=purchase.user_id, course_id=course_id,
+                         purchase_id=purchase.id, checkout_session=purchase.stripe_checkout_session_id)
+            if purchase.stripe_checkout_session_id:
+                expiring.append(purchase.stripe_checkout_session_id)
+    if expiring:
+        jobs.defer(session, expire_checkout_sessions, expiring)
+
+
+def expire_checkout_sessions(state: PluginState, session_ids: list[str]) -> None:
+    """Expire Checkout Sessions at Stripe; one already expired or complete is left as it is (if it was paid,
+    fulfilment still honours it)."""
+    settings = payment_settings.load(state.session)
+    for session_id in session_ids:
+        try:
+            state.gateway.expire_checkout_session(session_id, api_key=settings.secret_key)
+        except PaymentsError:
+            continue
 
 
 @dataclass(frozen=True)

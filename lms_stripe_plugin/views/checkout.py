@@ -67,7 +67,8 @@ def success():
     purchase = st.session.query(Purchase).filter_by(stripe_checkout_session_id=session_id).one_or_none()
     if purchase is None or purchase.user_id != st.host.user_id(user):
         abort(404)
-    if purchase.status in (PurchaseStatus.OPEN, PurchaseStatus.PROCESSING):
+    if purchase.status in (PurchaseStatus.OPEN, PurchaseStatus.PROCESSING, PurchaseStatus.EXPIRED):
+        # Expired too: the learner may have paid a session retired meanwhile (an old tab, a changed offer).
         purchase = _fulfil(st, session_id, purchase.id) or purchase
     course = st.host.get_course(purchase.course_id)
     return render("lms_stripe/success.html", purchase=purchase, course=course,
@@ -96,5 +97,6 @@ def cancel(purchase_id: int):
     if purchase is None or purchase.user_id != st.host.user_id(user):
         abort(404)
     course = st.host.get_course(purchase.course_id)
-    return render("lms_stripe/cancelled.html", course_url=st.host.course_url(course) if course else None,
+    return render("lms_stripe/cancelled.html", status=purchase.status,
+                  course_url=st.host.course_url(course) if course else None,
                   title=st.host.course_title(course) if course else purchase.course_id)

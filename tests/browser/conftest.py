@@ -39,6 +39,7 @@ def live(tmp_path_factory):
                             webhook_retry_backoff=0.2, terms_of_service_url=f"{base}/terms").start()
     database = tmp_path_factory.mktemp("browser") / "demo.sqlite"
     late.app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "LMS_STRIPE_API_BASE": sandbox.url,
+                           "LMS_STRIPE_PUBLIC_URL": base,
                            "DEMO_ENABLE_PAYMENTS": False, "DEMO_TERMS_URL": f"{base}/terms"})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -15,6 +15,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -134,6 +135,7 @@ class Stack:
         self.log_path: Path | None = None
         self._log_file = None
         self._schema_created = False
+        self.killed_workers: list[int] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -201,6 +203,14 @@ class Stack:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"gunicorn did not answer within {self.start_timeout} s:\n{self.log_tail()}")
+
+    def kill_a_worker(self) -> None:
+        """SIGKILL one gunicorn worker, as the kernel's OOM killer or a crash would; gunicorn starts another."""
+        workers = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout.split()
+        if not workers:
+            raise RuntimeError("gunicorn has no worker to kill")
+        os.kill(int(workers[0]), signal.SIGKILL)
+        self.killed_workers.append(int(workers[0]))
 
     def _stop_gunicorn(self) -> None:
         if self.process is None:
@@ -538,9 +548,10 @@ class ScenarioResult:
 
 
 def run_scenario(stack: Stack, *, payments: int, threads: int = 16, side_threads: int = 4, seed: int = 20260,
-                 buyers: int = 8) -> ScenarioResult:
+                 buyers: int = 8, kill_a_worker_at: float | None = None) -> ScenarioResult:
     """Learners buy and pay, a few are refunded from the dashboard, then every event is delivered 2-3 times,
-    shuffled, from ``threads`` threads while ``side_threads`` open the learners' success pages."""
+    shuffled, from ``threads`` threads while ``side_threads`` open the learners' success pages (and, at
+    ``kill_a_worker_at`` of the deliveries, one gunicorn worker is killed with SIGKILL)."""
     rng = random.Random(seed)
     started = time.monotonic()
     courses = stack.paid_courses()
@@ -584,10 +595,12 @@ def run_scenario(stack: Stack, *, payments: int, threads: int = 16, side_threads
         def visit() -> None:
             tab = browsers[payment.username].clone()
             try:
-                response = tab.get(f"/payments/checkout/success?session_id={payment.session_id}")
-                status = response.status_code
-            except requests.RequestException as err:
-                status = type(err).__name__
+                for attempt in range(2):  # a learner whose page failed to load (a worker killed) reloads it
+                    try:
+                        status = tab.get(f"/payments/checkout/success?session_id={payment.session_id}").status_code
+                        break
+                    except requests.RequestException as err:
+                        status = type(err).__name__
             finally:
                 tab.close()
             with result_lock:
@@ -597,6 +610,8 @@ def run_scenario(stack: Stack, *, payments: int, threads: int = 16, side_threads
         return visit
 
     side_tasks = [(rng.random(), success_page(p)) for p in made]
+    if kill_a_worker_at is not None:
+        side_tasks.append((kill_a_worker_at, stack.kill_a_worker))
     stats_holder.append(DeliveryStats())  # the pages' counters, merged below
     stats = deliver_all(stack, plan, threads=threads, side_tasks=side_tasks, side_threads=side_threads)
     stats.success_pages = stats_holder[0].success_pages

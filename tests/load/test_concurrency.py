@@ -24,6 +24,16 @@ def test_webhook_storm_keeps_the_books(stack, load_payments):
     assert result.problems == []
 
 
+def test_a_worker_killed_in_the_storm_loses_and_doubles_nothing(stack, load_payments):
+    """A worker dies (SIGKILL) with requests in flight: Stripe retries what was not answered, and every
+    transaction the dead worker held is rolled back by PostgreSQL, so the books still balance."""
+    result = run_scenario(stack, payments=max(20, load_payments // 2), threads=16, side_threads=4,
+                          kill_a_worker_at=0.3)
+    print_figures("a worker killed during the webhook storm", result.figures, result.problems)
+    assert len(stack.killed_workers) == 1
+    assert result.problems == []
+
+
 def test_simultaneous_buy_clicks_make_one_purchase_and_one_session(stack):
     figures, problems = concurrent_checkout(stack, clicks=10)
     print_figures("10 simultaneous Buy clicks", figures, problems)
