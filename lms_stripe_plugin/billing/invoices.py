@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from ..core.state import PluginState
 from .. import signals
 from ..core import audit
-from ..core.enums import AuditAction, InvoiceStatus, PurchaseStatus
+from ..core.enums import AuditAction, InvoiceSource, InvoiceStatus, PurchaseStatus
 from ..core.models import Invoice, Purchase, parse_row_id
 from ..core.txn import send_after_commit
 from ..errors import PaymentsError
@@ -47,7 +47,9 @@ def record_invoice(state: PluginState, invoice: dict, purchase: Purchase) -> Inv
     record = Invoice(
         stripe_invoice_id=invoice["id"], purchase_id=purchase.id, user_id=purchase.user_id,
         course_id=purchase.course_id, currency=(invoice.get("currency") or purchase.currency).upper(),
-        gross=gross, vat=vat, net=gross - vat, status=InvoiceStatus.PAID,
+        gross=gross, vat=vat, net=gross - vat, status=InvoiceStatus.PAID, source=InvoiceSource.CHECKOUT,
+        amount_paid=int(invoice.get("amount_paid") or gross), amount_remaining=0,
+        stripe_customer_id=_id(invoice.get("customer")),
         user_email=invoice.get("customer_email") or (host.user_email(user) if user is not None else None),
         user_name=host.user_display_name(user) if user is not None else invoice.get("customer_name"),
         course_title=host.course_title(course) if course is not None else invoice.get("description"),
@@ -77,3 +79,8 @@ def sync_invoice(state: PluginState, invoice: dict) -> Invoice | None:
     if purchase is None or purchase.status not in (PurchaseStatus.PAID, PurchaseStatus.CANCELLED):
         return None  # fulfilment records it once the purchase is paid
     return record_invoice(state, invoice, purchase)
+
+
+def _id(value) -> str | None:
+    """A Stripe id, whether the field holds it or the object it names (expanded)."""
+    return value.get("id") if isinstance(value, dict) else value

@@ -39,11 +39,62 @@ LIVE_PURCHASE = (PurchaseStatus.OPEN, PurchaseStatus.PROCESSING, PurchaseStatus.
 
 
 class InvoiceStatus(Labelled):
+    """"issuing": written here, not yet finalized at Stripe; "open": finalized, an amount remains."""
+
+    ISSUING = "issuing"
+    OPEN = "open"
     PAID = "paid"
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUND_PENDING = "refund_pending"
     REFUND_FAILED = "refund_failed"
     CANCELLED = "cancelled"
+    VOID = "void"
+
+
+#: Invoices that may still be paid.
+PAYABLE_INVOICE = (InvoiceStatus.OPEN,)
+
+
+class InvoiceSource(Labelled):
+    """Where an invoice comes from: a Checkout purchase, or an administrator."""
+
+    CHECKOUT = "checkout"
+    ADMIN = "admin"
+
+
+class PaymentRequestStatus(Labelled):
+    """A request for (part of) what an invoice owes. "Partly paid", "overdue" and "delivery failed" are read
+    from its amounts, due date and messages."""
+
+    OPEN = "open"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+
+
+class AttemptStatus(Labelled):
+    """One Pay click of a payment request: its Checkout Session, then its payment attached to the invoice."""
+
+    OPEN = "open"
+    PROCESSING = "processing"
+    PAID = "paid"
+    ATTACHED = "attached"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+#: Attempts that block another one for the same request (one Checkout Session at a time).
+LIVE_ATTEMPT = (AttemptStatus.OPEN, AttemptStatus.PROCESSING)
+
+
+class Channel(Labelled):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class MessageStatus(Labelled):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
 
 
 class RefundStatus(Labelled):
@@ -106,6 +157,13 @@ class AuditAction(Labelled):
     FREE_ENROLLMENT = "free_enrollment"
     SETTINGS_CHANGED = "settings_changed"
     COURSE_PRICING_CHANGED = "course_pricing_changed"
+    INVOICE_CREATED = "invoice_created"
+    PAYMENT_REQUESTED = "payment_requested"
+    PAYMENT_REQUEST_RESENT = "payment_request_resent"
+    PAYMENT_REQUEST_CANCELLED = "payment_request_cancelled"
+    PAYMENT_RECEIVED = "payment_received"
+    REMINDER_SENT = "reminder_sent"
+    MESSAGE_FAILED = "message_failed"
 
 
 _LABELS: dict[type, dict] = {
@@ -118,11 +176,37 @@ _LABELS: dict[type, dict] = {
         PurchaseStatus.CANCELLED: N_("Cancelled"),
     },
     InvoiceStatus: {
+        InvoiceStatus.ISSUING: N_("Being issued"),
+        InvoiceStatus.OPEN: N_("Awaiting payment"),
         InvoiceStatus.PAID: N_("Paid"),
         InvoiceStatus.PARTIALLY_REFUNDED: N_("Partially refunded"),
         InvoiceStatus.REFUND_PENDING: N_("Refund pending"),
         InvoiceStatus.REFUND_FAILED: N_("Refund failed"),
         InvoiceStatus.CANCELLED: N_("Cancelled"),
+        InvoiceStatus.VOID: N_("Void"),
+    },
+    InvoiceSource: {
+        InvoiceSource.CHECKOUT: N_("Online purchase"),
+        InvoiceSource.ADMIN: N_("Issued by an administrator"),
+    },
+    PaymentRequestStatus: {
+        PaymentRequestStatus.OPEN: N_("Awaiting payment"),
+        PaymentRequestStatus.PAID: N_("Paid"),
+        PaymentRequestStatus.CANCELLED: N_("Cancelled"),
+    },
+    AttemptStatus: {
+        AttemptStatus.OPEN: N_("Checkout open"),
+        AttemptStatus.PROCESSING: N_("Payment processing"),
+        AttemptStatus.PAID: N_("Paid"),
+        AttemptStatus.ATTACHED: N_("Paid and credited to the invoice"),
+        AttemptStatus.FAILED: N_("Payment failed"),
+        AttemptStatus.EXPIRED: N_("Expired"),
+    },
+    Channel: {Channel.EMAIL: N_("E-mail"), Channel.SMS: N_("SMS")},
+    MessageStatus: {
+        MessageStatus.PENDING: N_("Waiting to be sent"),
+        MessageStatus.SENT: N_("Sent"),
+        MessageStatus.FAILED: N_("Delivery failed"),
     },
     RefundStatus: {
         RefundStatus.REQUESTED: N_("Requested, not confirmed by Stripe"),
@@ -167,5 +251,12 @@ _LABELS: dict[type, dict] = {
         AuditAction.FREE_ENROLLMENT: N_("Free enrollment"),
         AuditAction.SETTINGS_CHANGED: N_("Payment settings changed"),
         AuditAction.COURSE_PRICING_CHANGED: N_("Course pricing changed"),
+        AuditAction.INVOICE_CREATED: N_("Invoice created"),
+        AuditAction.PAYMENT_REQUESTED: N_("Payment requested"),
+        AuditAction.PAYMENT_REQUEST_RESENT: N_("Payment request sent again"),
+        AuditAction.PAYMENT_REQUEST_CANCELLED: N_("Payment request cancelled"),
+        AuditAction.PAYMENT_RECEIVED: N_("Payment received"),
+        AuditAction.REMINDER_SENT: N_("Reminder sent"),
+        AuditAction.MESSAGE_FAILED: N_("Message not delivered"),
     },
 }

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..money import Money
-from .enums import (LIVE_PURCHASE, AuditAction, EventStatus, InvoiceStatus, PurchaseStatus, RefundOrigin,
-                    RefundStatus)
+from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, Channel, EventStatus, InvoiceSource,
+                    InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -97,6 +97,15 @@ class Settings(Base):
     #: A new value at every change of a course offer: the catalog's cached prices hold while it does not change.
     catalog_revision: Mapped[int] = mapped_column(sa.BigInteger, default=lambda: secrets.randbits(62),
                                                   server_default="0")
+    #: The school's name in messages to learners.
+    school_name: Mapped[str | None] = mapped_column(sa.String(255))
+    #: Learners may pay less than a payment request asks, from this amount (minor units, default currency).
+    partial_payments_enabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    partial_minimum: Mapped[int | None] = mapped_column(sa.BigInteger)
+    #: Reminders of payment requests: days relative to the due date ("-3,1,7"), how many at most, channels.
+    reminder_days: Mapped[str] = mapped_column(sa.String(64), default="-3,1,7", server_default="-3,1,7")
+    reminder_max: Mapped[int] = mapped_column(default=3, server_default="3")
+    reminder_sms: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class CourseOffer(Base):
@@ -209,11 +218,16 @@ class Invoice(Base):
     __tablename__ = "lms_stripe_invoices"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    stripe_invoice_id: Mapped[str] = mapped_column(StripeId, unique=True)
-    purchase_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), unique=True)
+    #: None while an administrator's invoice is being issued (written here first, then created at Stripe).
+    stripe_invoice_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    #: The Checkout purchase it comes from; None for an invoice an administrator created.
+    purchase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), unique=True)
+    source: Mapped[InvoiceSource] = mapped_column(EnumText(InvoiceSource, 16), default=InvoiceSource.CHECKOUT,
+                                                  server_default=InvoiceSource.CHECKOUT.value)
     number: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     user_id: Mapped[str] = mapped_column(HostId, index=True)
-    course_id: Mapped[str] = mapped_column(HostId, index=True)
+    #: The course it sells (a Checkout purchase, or an administrator's invoice whose first line is a course).
+    course_id: Mapped[str | None] = mapped_column(HostId, index=True)
     user_email: Mapped[str | None] = mapped_column(sa.String(320), index=True)
     user_name: Mapped[str | None] = mapped_column(sa.String(255))
     course_title: Mapped[str | None] = mapped_column(sa.String(500))
@@ -222,8 +236,14 @@ class Invoice(Base):
     vat: Mapped[int] = mapped_column(sa.BigInteger)
     gross: Mapped[int] = mapped_column(sa.BigInteger)
     amount_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    #: What Stripe says was paid and remains (its invoice's amount_paid and amount_remaining).
+    amount_paid: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    amount_remaining: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     status: Mapped[InvoiceStatus] = mapped_column(EnumText(InvoiceStatus, 24), default=InvoiceStatus.PAID)
     issued_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    due_at: Mapped[datetime | None]
+    stripe_customer_id: Mapped[str | None] = mapped_column(StripeId)
+    created_by: Mapped[str | None] = mapped_column(HostId)
     pdf_url: Mapped[str | None] = mapped_column(sa.Text)
     hosted_url: Mapped[str | None] = mapped_column(sa.Text)
     credit_note_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
@@ -231,11 +251,160 @@ class Invoice(Base):
     credit_note_pdf_url: Mapped[str | None] = mapped_column(sa.Text)
     cancelled_at: Mapped[datetime | None]
 
-    purchase: Mapped[Purchase] = relationship(back_populates="invoice")
+    purchase: Mapped[Purchase | None] = relationship(back_populates="invoice")
+    lines: Mapped[list["InvoiceLine"]] = relationship(order_by="InvoiceLine.position", back_populates="invoice")
 
     __table_args__ = (
         sa.CheckConstraint(one_of("status", InvoiceStatus), name="status_known"),
         sa.CheckConstraint("net + vat = gross", name="amounts_add_up"),
+        sa.CheckConstraint("amount_paid >= 0 AND amount_remaining >= 0", name="amounts_not_negative"),
+    )
+
+
+class InvoiceLine(Base):
+    """A line of an administrator's invoice: a course of the catalog or free text, tax-inclusive."""
+
+    __tablename__ = "lms_stripe_invoice_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_invoices.id"), index=True)
+    position: Mapped[int]
+    description: Mapped[str] = mapped_column(sa.String(500))
+    course_id: Mapped[str | None] = mapped_column(HostId)
+    gross: Mapped[int] = mapped_column(sa.BigInteger)  # tax-inclusive, minor units
+    vat_rate: Mapped[int]  # basis points
+    net: Mapped[int] = mapped_column(sa.BigInteger)
+    vat: Mapped[int] = mapped_column(sa.BigInteger)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+    __table_args__ = (
+        sa.UniqueConstraint("invoice_id", "position", name="uq_lms_stripe_invoice_lines_position"),
+        sa.CheckConstraint("gross > 0 AND net + vat = gross", name="amounts_add_up"),
+    )
+
+
+class PaymentRequest(Base):
+    """A request that a learner pay (part of) what an invoice owes, sent by e-mail or SMS with a link to our
+    own page. Its token is random; only its SHA-256 is stored."""
+
+    __tablename__ = "lms_stripe_payment_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_invoices.id"), index=True)
+    user_id: Mapped[str] = mapped_column(HostId, index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # asked, minor units
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount_paid: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    status: Mapped[PaymentRequestStatus] = mapped_column(EnumText(PaymentRequestStatus, 16),
+                                                         default=PaymentRequestStatus.OPEN, index=True)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    send_email: Mapped[bool] = mapped_column(default=True)
+    send_sms: Mapped[bool] = mapped_column(default=False)
+    #: The learner may pay less than asked, from this amount (None: the whole amount asked).
+    partial_minimum: Mapped[int | None] = mapped_column(sa.BigInteger)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_by: Mapped[str | None] = mapped_column(HostId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    paid_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+
+    invoice: Mapped[Invoice] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", PaymentRequestStatus), name="status_known"),
+        sa.CheckConstraint("amount > 0 AND amount_paid >= 0", name="amounts_positive"),
+    )
+
+
+class PaymentAttempt(Base):
+    """One Pay click on a payment request's page: a Checkout Session for an amount, whose payment is then
+    attached to the Stripe invoice."""
+
+    __tablename__ = "lms_stripe_payment_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_payment_requests.id"), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[AttemptStatus] = mapped_column(EnumText(AttemptStatus, 16), default=AttemptStatus.OPEN)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    checkout_url: Mapped[str | None] = mapped_column(sa.Text)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(StripeId, index=True)
+    expires_at: Mapped[datetime | None]
+    failure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    attached_at: Mapped[datetime | None]
+
+    request: Mapped[PaymentRequest] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", AttemptStatus), name="status_known"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        # One Checkout Session at a time per request: a second click reuses it.
+        sa.Index("uq_lms_stripe_payment_attempts_live", "request_id", unique=True,
+                 sqlite_where=sa.text(one_of("status", LIVE_ATTEMPT)),
+                 postgresql_where=sa.text(one_of("status", LIVE_ATTEMPT))),
+    )
+
+
+class InvoicePayment(Base):
+    """A payment Stripe credited to one of our invoices (its invoice_payment object)."""
+
+    __tablename__ = "lms_stripe_invoice_payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_invoices.id"), index=True)
+    stripe_invoice_payment_id: Mapped[str] = mapped_column(StripeId, unique=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(StripeId, index=True)
+    attempt_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_payment_attempts.id"))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(16))  # Stripe's: open, paid, canceled
+    paid_at: Mapped[datetime | None]
+
+
+class Reminder(Base):
+    """One reminder step of a payment request, written before anything is sent: the unique row makes two
+    runs of the reminders, even on two machines, send it once."""
+
+    __tablename__ = "lms_stripe_reminders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_payment_requests.id"))
+    step: Mapped[int]  # days relative to the due date
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("request_id", "step", name="uq_lms_stripe_reminders_request_step"),)
+
+
+class Message(Base):
+    """An e-mail or SMS to a learner, and whether it was delivered: kept, shown, and retried if it failed."""
+
+    __tablename__ = "lms_stripe_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_payment_requests.id"), index=True)
+    reminder_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_reminders.id"))
+    channel: Mapped[Channel] = mapped_column(EnumText(Channel, 8))
+    recipient: Mapped[str] = mapped_column(sa.String(320))
+    subject: Mapped[str] = mapped_column(sa.String(500))
+    body: Mapped[str] = mapped_column(sa.Text)
+    html: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[MessageStatus] = mapped_column(EnumText(MessageStatus, 16), default=MessageStatus.PENDING,
+                                                  index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    #: One message per purpose: a request's sending, a reminder step, a resend (with its own key).
+    idempotency_key: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", MessageStatus), name="status_known"),
+        sa.CheckConstraint(one_of("channel", Channel), name="channel_known"),
     )
 
 

@@ -76,6 +76,8 @@ def request_part(state: PluginState, invoice: Invoice, *, amount: int, revoke: b
 def _request(state: PluginState, invoice: Invoice, *, amount: int | None, revoke: bool, actor_id: str,
              reason: str | None) -> RefundPlan:
     session = state.session
+    if invoice.purchase is None or invoice.stripe_invoice_id is None:
+        raise RefundRefused(_("Only the invoice of an online purchase is cancelled and refunded here."))
     refund = _matching_request(session, invoice, amount) or _new_request(session, invoice, amount, revoke,
                                                                          actor_id, reason)
     params: CreditNoteCreateParams = {
@@ -100,7 +102,8 @@ def _matching_request(session, invoice: Invoice, amount: int | None) -> Refund |
 
 
 def _new_request(session, invoice: Invoice, amount, revoke, actor_id, reason) -> Refund:
-    if invoice.status == InvoiceStatus.CANCELLED or (amount is None and invoice.purchase.status != PurchaseStatus.PAID):
+    paid = invoice.purchase is not None and invoice.purchase.status == PurchaseStatus.PAID
+    if invoice.status == InvoiceStatus.CANCELLED or (amount is None and not paid):
         raise RefundRefused(_("This invoice is already cancelled."))
     remaining = refundable(invoice, session)
     if remaining <= 0:

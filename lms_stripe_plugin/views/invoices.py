@@ -45,10 +45,11 @@ def invoice_or_404(invoice_id: int) -> Invoice:
 def invoice_context(invoice: Invoice) -> dict:
     """What the invoice page (and its cancel and refund forms) show."""
     session = state().session
-    refunds = lifecycle.refunds_of(session, invoice.purchase_id)
-    history = audit.purchase_history(session, invoice.purchase_id)
+    purchase_id = invoice.purchase_id
+    refunds = lifecycle.refunds_of(session, purchase_id) if purchase_id else []
+    history = audit.purchase_history(session, purchase_id) if purchase_id else []
     return {"invoice": invoice, "purchase": invoice.purchase, "refunds": refunds,
-            "disputes": disputes.disputes_of(session, invoice.purchase_id), "history": history,
+            "disputes": disputes.disputes_of(session, purchase_id) if purchase_id else [], "history": history,
             "refundable": cancellation.refundable(invoice, session),
             "unconfirmed": cancellation.unconfirmed_request(session, invoice),
             "names": display_names({entry.actor_id for entry in history} | {r.actor_id for r in refunds})}
