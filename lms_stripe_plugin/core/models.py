@@ -300,6 +300,8 @@ class PaymentRequest(Base):
                                                          default=PaymentRequestStatus.OPEN, index=True)
     due_at: Mapped[datetime] = mapped_column(index=True)
     message: Mapped[str | None] = mapped_column(sa.Text)
+    #: The language of its messages and page ("fr", "en"): the learner's, as the host knows it.
+    locale: Mapped[str] = mapped_column(sa.String(8), default="en")
     send_email: Mapped[bool] = mapped_column(default=True)
     send_sms: Mapped[bool] = mapped_column(default=False)
     #: The learner may pay less than asked, from this amount (None: the whole amount asked).

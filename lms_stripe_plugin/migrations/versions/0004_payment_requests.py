@@ -47,6 +47,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('message', sa.Text(), nullable=True),
+    sa.Column('locale', sa.String(length=8), nullable=False),
     sa.Column('send_email', sa.Boolean(), nullable=False),
     sa.Column('send_sms', sa.Boolean(), nullable=False),
     sa.Column('partial_minimum', sa.BigInteger(), nullable=True),
