@@ -285,8 +285,8 @@ class InvoiceLine(Base):
 
 
 class PaymentRequest(Base):
-    """A request that a learner pay (part of) what an invoice owes, sent by e-mail or SMS with a link to our
-    own page. Its token is random; only its SHA-256 is stored."""
+    """A request that a learner pay (part of) what an invoice owes, sent by e-mail or SMS with links to our
+    own page (`RequestLink`)."""
 
     __tablename__ = "lms_stripe_payment_requests"
 
@@ -306,7 +306,6 @@ class PaymentRequest(Base):
     send_sms: Mapped[bool] = mapped_column(default=False)
     #: The learner may pay less than asked, from this amount (None: the whole amount asked).
     partial_minimum: Mapped[int | None] = mapped_column(sa.BigInteger)
-    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_by: Mapped[str | None] = mapped_column(HostId)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     paid_at: Mapped[datetime | None]
@@ -318,6 +317,18 @@ class PaymentRequest(Base):
         sa.CheckConstraint(one_of("status", PaymentRequestStatus), name="status_known"),
         sa.CheckConstraint("amount > 0 AND amount_paid >= 0", name="amounts_positive"),
     )
+
+
+class RequestLink(Base):
+    """A link to a payment request's page, one per message sent: a random token, of which only the SHA-256
+    is stored, so that the database alone opens no page. Every link of a request works while it is open."""
+
+    __tablename__ = "lms_stripe_request_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_payment_requests.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class PaymentAttempt(Base):

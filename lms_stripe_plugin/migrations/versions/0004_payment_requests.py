@@ -51,7 +51,6 @@ def upgrade() -> None:
     sa.Column('send_email', sa.Boolean(), nullable=False),
     sa.Column('send_sms', sa.Boolean(), nullable=False),
     sa.Column('partial_minimum', sa.BigInteger(), nullable=True),
-    sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('created_by', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('paid_at', sa.DateTime(timezone=True), nullable=True),
@@ -59,8 +58,7 @@ def upgrade() -> None:
     sa.CheckConstraint("status IN ('open', 'paid', 'cancelled')", name=op.f('ck_lms_stripe_payment_requests_status_known')),
     sa.CheckConstraint('amount > 0 AND amount_paid >= 0', name=op.f('ck_lms_stripe_payment_requests_amounts_positive')),
     sa.ForeignKeyConstraint(['invoice_id'], ['lms_stripe_invoices.id'], name=op.f('fk_lms_stripe_payment_requests_invoice_id_lms_stripe_invoices')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_lms_stripe_payment_requests')),
-    sa.UniqueConstraint('token_hash', name=op.f('uq_lms_stripe_payment_requests_token_hash'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lms_stripe_payment_requests'))
     )
     with op.batch_alter_table('lms_stripe_payment_requests', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_lms_stripe_payment_requests_created_at'), ['created_at'], unique=False)
@@ -68,6 +66,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_lms_stripe_payment_requests_invoice_id'), ['invoice_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_lms_stripe_payment_requests_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_lms_stripe_payment_requests_user_id'), ['user_id'], unique=False)
+
+    op.create_table('lms_stripe_request_links',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('request_id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['request_id'], ['lms_stripe_payment_requests.id'], name=op.f('fk_lms_stripe_request_links_request_id_lms_stripe_payment_requests')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lms_stripe_request_links')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_lms_stripe_request_links_token_hash'))
+    )
+    with op.batch_alter_table('lms_stripe_request_links', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_lms_stripe_request_links_request_id'), ['request_id'], unique=False)
 
     op.create_table('lms_stripe_payment_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -193,6 +203,7 @@ def downgrade() -> None:
     op.drop_table('lms_stripe_invoice_payments')
     op.drop_table('lms_stripe_reminders')
     op.drop_table('lms_stripe_payment_attempts')
+    op.drop_table('lms_stripe_request_links')
     op.drop_table('lms_stripe_payment_requests')
     op.drop_table('lms_stripe_invoice_lines')
     # The release before this one knows only the invoices of Checkout purchases.
