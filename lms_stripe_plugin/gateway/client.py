@@ -15,8 +15,10 @@ import stripe
 
 from ..core.i18n import gettext as _
 from ..errors import CardDeclined, ConfigurationError, GatewayError, NotFound, WebhookSignatureError
-from .types import (CreditNoteCreateParams, DisputeListParams, InvoiceListParams, RefundCreateParams,
-                    RefundListParams, SessionCreateParams, SessionListParams, TaxRateCreateParams)
+from .types import (CreditNoteCreateParams, CustomerCreateParams, DisputeListParams, InvoiceAddLinesParams,
+                    InvoiceAttachPaymentParams, InvoiceCreateParams, InvoiceListParams, InvoicePaymentListParams,
+                    RefundCreateParams, RefundListParams, SessionCreateParams, SessionListParams,
+                    TaxRateCreateParams)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,33 @@ class StripeGateway:
 
     def create_refund(self, params: RefundCreateParams, *, api_key: str | None, idempotency_key: str) -> dict:
         return self._call(lambda o: self.v1.refunds.create(params, o), api_key, idempotency_key)
+
+    # -- invoices an administrator creates, and the payments attached to them --------------------------
+
+    def create_customer(self, params: CustomerCreateParams, *, api_key: str | None, idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.customers.create(params, o), api_key, idempotency_key)
+
+    def create_invoice(self, params: InvoiceCreateParams, *, api_key: str | None, idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.invoices.create(params, o), api_key, idempotency_key)
+
+    def add_invoice_lines(self, invoice_id: str, params: InvoiceAddLinesParams, *, api_key: str | None,
+                          idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.invoices.add_lines(invoice_id, params, o), api_key, idempotency_key)
+
+    def finalize_invoice(self, invoice_id: str, *, api_key: str | None, idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.invoices.finalize_invoice(invoice_id, {"auto_advance": False}, o),
+                          api_key, idempotency_key)
+
+    def void_invoice(self, invoice_id: str, *, api_key: str | None, idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.invoices.void_invoice(invoice_id, None, o), api_key, idempotency_key)
+
+    def attach_payment(self, invoice_id: str, params: InvoiceAttachPaymentParams, *, api_key: str | None,
+                       idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.invoices.attach_payment(invoice_id, params, o), api_key,
+                          idempotency_key)
+
+    def list_invoice_payments(self, params: InvoicePaymentListParams, *, api_key: str | None) -> Iterator[dict]:
+        return self._every(lambda o: self.v1.invoice_payments.list(params, o), api_key)
 
     def list_checkout_sessions(self, params: SessionListParams, *, api_key: str | None) -> Iterator[dict]:
         return self._every(lambda o: self.v1.checkout.sessions.list(params, o), api_key)

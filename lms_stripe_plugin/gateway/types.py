@@ -1,10 +1,14 @@
 """The SDK's typed request params that services build, re-exported so that only the boundary imports
 ``stripe``: mypy checks each request against the pinned API version's parameters."""
-from stripe.params import (CreditNoteCreateParams, DisputeListParams, InvoiceListParams, RefundCreateParams,
-                           RefundListParams, TaxRateCreateParams)
+from stripe.params import (CreditNoteCreateParams, CustomerCreateParams, DisputeListParams, InvoiceAddLinesParams,
+                           InvoiceAddLinesParamsLine, InvoiceAttachPaymentParams, InvoiceCreateParams,
+                           InvoiceListParams, InvoicePaymentListParams, RefundCreateParams, RefundListParams,
+                           TaxRateCreateParams)
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItem, SessionListParams
 
 __all__ = [
-    "CreditNoteCreateParams", "DisputeListParams", "InvoiceListParams", "RefundCreateParams", "RefundListParams",
-    "SessionCreateParams", "SessionCreateParamsLineItem", "SessionListParams", "TaxRateCreateParams",
+    "CreditNoteCreateParams", "CustomerCreateParams", "DisputeListParams", "InvoiceAddLinesParams",
+    "InvoiceAddLinesParamsLine", "InvoiceAttachPaymentParams", "InvoiceCreateParams", "InvoiceListParams",
+    "InvoicePaymentListParams", "RefundCreateParams", "RefundListParams", "SessionCreateParams",
+    "SessionCreateParamsLineItem", "SessionListParams", "TaxRateCreateParams",
 ]

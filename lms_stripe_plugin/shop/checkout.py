@@ -13,7 +13,6 @@ from __future__ import annotations
 from copy import copy
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any, Literal, cast
 
 from flask import current_app
@@ -25,12 +24,13 @@ from ..accounts import settings as payment_settings
 from ..core import audit, jobs
 from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus
 from ..core.i18n import current_locale, gettext as _
-from ..core.models import Customer, Purchase, TaxRate, utcnow
+from ..core.models import Customer, Purchase, utcnow
 from ..core.txn import transition
 from ..core.urls import public_url
 from ..errors import GatewayError, NotPurchasable, PaymentsError
 from ..gateway.types import SessionCreateParams, SessionCreateParamsLineItem
 from ..host import audience_allows
+from ..billing import taxes
 from . import offers
 
 #: An open session is reused only if it stays valid at least this long.
@@ -76,12 +76,6 @@ def check_not_bought(session, user_id: str, course_id: str) -> None:
 
 
 @dataclass(frozen=True)
-class TaxRateWanted:
-    rate: int  # basis points
-    country: str
-
-
-@dataclass(frozen=True)
 class CheckoutPlan:
     """What `open_session` needs, as plain values: it runs after the caller's commit, and calls Stripe
     before touching the database."""
@@ -91,7 +85,7 @@ class CheckoutPlan:
     course_id: str
     url: str | None  # the open session's page, when it can be reused
     params: SessionCreateParams
-    tax_rate: TaxRateWanted | None = None  # a Stripe tax rate to create first
+    tax_rate: taxes.TaxRateWanted | None = None  # a Stripe tax rate to create first
 
 
 def reserve(state: PluginState, user, course) -> CheckoutPlan:
@@ -116,8 +110,8 @@ def open_session(state: PluginState, plan: CheckoutPlan) -> str:
     params, created_rate = plan.params, None
     try:
         if plan.tax_rate is not None:
-            created_rate = _create_tax_rate(state, settings, plan.tax_rate)
-            params = _with_tax_rate(params, created_rate["id"])
+            created_rate = taxes.create(state, settings, plan.tax_rate)
+            params = _with_tax_rate(params, created_rate)
         created = state.gateway.create_checkout_session(params, api_key=settings.secret_key,
                                                         idempotency_key=f"lms-checkout-{plan.purchase_id}")
     except GatewayError as err:
@@ -179,11 +173,12 @@ def _plan(state: PluginState, settings, purchase: Purchase, user, course) -> Che
     params = _session_params(state, settings, purchase, user, course)
     tax_rate = None
     if not settings.automatic_tax and purchase.vat_rate:
-        known = _known_tax_rate(state.session, settings, purchase.vat_rate)
+        rate = taxes.wanted(purchase.vat_rate)
+        known = taxes.known(state.session, rate, livemode=settings.livemode)
         if known:
             params = _with_tax_rate(params, known)
         else:
-            tax_rate = TaxRateWanted(purchase.vat_rate, current_app.config["LMS_STRIPE_TAX_COUNTRY"])
+            tax_rate = rate
     return replace(plan, params=params, tax_rate=tax_rate)
 
 
@@ -253,32 +248,9 @@ def _with_tax_rate(params: SessionCreateParams, tax_rate_id: str) -> SessionCrea
     return with_rate
 
 
-def _known_tax_rate(session, settings, rate: int) -> str | None:
-    country = current_app.config["LMS_STRIPE_TAX_COUNTRY"]
-    return session.scalar(select(TaxRate.stripe_tax_rate_id).where(
-        TaxRate.rate == rate, TaxRate.country == country, TaxRate.livemode == settings.livemode))
-
-
-def _create_tax_rate(state: PluginState, settings, wanted: TaxRateWanted) -> dict:
-    """The inclusive Stripe Tax Rate for a VAT rate, created once (its key makes a second creation return
-    the same rate)."""
-    rate, country = wanted.rate, wanted.country
-    percentage = Decimal(rate).scaleb(-2)  # basis points: 550 is 5.5 %
-    return state.gateway.create_tax_rate(
-        {"display_name": "VAT", "percentage": float(percentage), "inclusive": True, "country": country,
-         "description": f"VAT {percentage:f} % ({country})", "tax_type": "vat"},
-        api_key=settings.secret_key, idempotency_key=f"lms-tax-rate-{country}-{rate}-{int(settings.livemode)}")
-
-
-def _remember_tax_rate(state: PluginState, settings, plan: CheckoutPlan, created: dict | None) -> None:
-    if created is None or plan.tax_rate is None:
-        return
-    try:
-        with state.session.begin_nested():
-            state.session.add(TaxRate(rate=plan.tax_rate.rate, country=plan.tax_rate.country,
-                                      livemode=settings.livemode, stripe_tax_rate_id=created["id"]))
-    except IntegrityError:
-        pass  # a concurrent checkout stored the same rate (same idempotency key, same id)
+def _remember_tax_rate(state: PluginState, settings, plan: CheckoutPlan, created: str | None) -> None:
+    if created is not None and plan.tax_rate is not None:
+        taxes.remember(state.session, plan.tax_rate, created, livemode=settings.livemode)
 
 
 def _add_customer(session, host, settings, purchase: Purchase, user, params: SessionCreateParams) -> None:
