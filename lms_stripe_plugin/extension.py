@@ -11,6 +11,7 @@ from .errors import ConfigurationError
 from .gateway import StripeGateway
 from .host import Host, check_host
 from .views import IdConverter, create_blueprint
+from .views._common import exempt_webhook_from_host_csrf
 
 
 class StripePayments:
@@ -43,3 +44,4 @@ class StripePayments:
     def _setup_blueprint(app: Flask) -> None:
         app.url_map.converters.setdefault("lms_id", IdConverter)
         app.register_blueprint(create_blueprint(), url_prefix=app.config["LMS_STRIPE_URL_PREFIX"])
+        exempt_webhook_from_host_csrf(app)  # CSRFProtect registered before the plugin; else at the first delivery
