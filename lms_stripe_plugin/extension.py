@@ -6,6 +6,7 @@ from flask import Flask
 from . import hooks
 from .cli import lms_stripe_cli
 from .config import apply_defaults
+from .core import crypto
 from .core.state import PluginState
 from .errors import ConfigurationError
 from .gateway import StripeGateway
@@ -35,6 +36,7 @@ class StripePayments:
             raise ConfigurationError("StripePayments needs the host's Flask-SQLAlchemy object: pass db=...")
         host = check_host(host)
         apply_defaults(app.config)
+        crypto.check_keys(app.config)
         app.extensions["lms_stripe"] = PluginState(db=db, host=host, gateway=StripeGateway.from_config(app.config))
         self._setup_blueprint(app)
         hooks.connect()

@@ -67,9 +67,11 @@ def _form_values(current, submitted) -> dict:
 
 
 def _masked(current) -> dict:
+    """The secrets in force as the page shows them (masked); none for a stored one that cannot be read."""
     return {
-        "secret_key": payment_settings.mask(current.secret_key),
-        "webhook_secrets": [payment_settings.mask(secret) for secret in current.webhook_secrets],
+        "secret_key": payment_settings.mask(current.secret_key) if current.has("secret_key") else "",
+        "webhook_secrets": [payment_settings.mask(secret) for secret in current.webhook_secrets]
+        if current.has("webhook_secrets") else [],
     }
 
 

@@ -211,9 +211,16 @@ class SettingsSchema(Schema):
             raise ValidationError(money_message(err, currency)) from err
 
     def _merged(self, data, name):
+        """The value the field will have once saved: the one entered, else the one in force (a stored
+        secret that cannot be read counts as none)."""
         if name in data and data[name] is not None:
             return data[name]
-        return getattr(self.stored, name, None) if self.stored is not None else None
+        if self.stored is None or name in self._unreadable():
+            return None
+        return getattr(self.stored, name, None)
+
+    def _unreadable(self) -> frozenset[str]:
+        return getattr(self.stored, "unreadable", frozenset())
 
     def _check_combination(self, data) -> dict:
         errors = {}
@@ -225,7 +232,15 @@ class SettingsSchema(Schema):
                        if not self._merged(data, name)]
             if missing:
                 errors["enabled"] = [_("Enter the publishable key, the secret key and the webhook signing secret before enabling payments.")]
+            for name in set(missing) & self._unreadable():
+                errors.setdefault(name, []).append(_UNREADABLE[name]())
         return errors
+
+
+_UNREADABLE = {
+    "secret_key": lambda: _("The stored secret key cannot be read: enter it again to enable payments."),
+    "webhook_secrets": lambda: _("The stored signing secrets cannot be read: enter them again to enable payments."),
+}
 
 
 # -- Course pricing ---------------------------------------------------------------------------------
