@@ -1,7 +1,6 @@
 """What every view shares: who is asking, its transaction, CSRF, error pages and security headers."""
 from __future__ import annotations
 
-import logging
 from typing import Callable, TypeVar
 
 from flask import abort, current_app, jsonify, request
@@ -10,11 +9,12 @@ from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError as CSRFValidationError
 
 from ..core.i18n import gettext as _
+from ..core.logs import get_logger
 from ..core.state import PluginState
 from ..errors import PaymentsError
 from ..web.rendering import render
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 T = TypeVar("T")
 
 WEBHOOK = "lms_stripe.webhook"
