@@ -109,12 +109,26 @@ def test_the_page_takes_one_new_secret_and_still_flags_the_other(rotated, client
     assert "it cannot be read" not in text and "they cannot be read: enter them again" in text
 
 
-def test_enabling_with_a_secret_that_cannot_be_read_says_so(rotated, client, db):
+def test_saving_with_payments_on_says_they_are_off_and_why(rotated, client, db):
+    response = client.post(URL, headers=as_user("adm"), follow_redirects=True, data={
+        "csrf_token": _csrf(client), "enabled": "on", "publishable_key": KEYS["publishable_key"],
+        "default_currency": "USD", "default_vat_rate": "20"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and _reload(db).default_currency == "USD"
+    assert ("Payment settings saved, but payments are off: the stored secret key cannot be read (enter it again); "
+            "the stored webhook signing secrets cannot be read (enter them again).") in text
+
+
+def test_turning_payments_on_with_a_secret_that_cannot_be_read_says_so(rotated, client, db):
+    payment_settings.save(db.session, {"enabled": False}, actor_id="adm")
+    db.session.commit()
     response = client.post(URL, headers=as_user("adm"), data={
-        "csrf_token": _csrf(client), "enabled": "on", "default_currency": "EUR", "default_vat_rate": "20"})
+        "csrf_token": _csrf(client), "enabled": "on", "publishable_key": KEYS["publishable_key"],
+        "default_currency": "EUR", "default_vat_rate": "20"})
     assert response.status_code == 400
-    assert "cannot be read" in re.search(r'id="secret_key-error" role="alert">([^<]*)<',
-                                         response.get_data(as_text=True)).group(1)
+    text = response.get_data(as_text=True)
+    assert "cannot be read" in re.search(r'id="secret_key-error" role="alert">([^<]*)<', text).group(1)
+    assert "cannot be read" in re.search(r'id="webhook_secrets-error" role="alert">([^<]*)<', text).group(1)
 
 
 def test_a_purchase_is_refused_with_a_message_not_a_500(rotated, client, db):

@@ -97,6 +97,21 @@ class EffectiveSettings:
         """Payments are on and Stripe is configured: learners can buy."""
         return self.enabled and self.configured
 
+    def blockers(self) -> list[str]:
+        """Why learners cannot buy, in words for the settings page (none when they can)."""
+        reasons = []
+        if not self.enabled:
+            reasons.append(_("online payment is turned off in the application's configuration")
+                           if "enabled" in self.overridden else _("online payment is turned off"))
+        if not self.publishable_key:
+            reasons.append(_("the publishable key is missing"))
+        for name in ("secret_key", "webhook_secrets"):
+            if name in self.unreadable:
+                reasons.append(_UNREADABLE_REASON[name]())
+            elif not self.has(name):
+                reasons.append(_MISSING_REASON[name]())
+        return reasons
+
     def _secret(self, name: str):
         if name in self.config_secrets:
             return self.config_secrets[name]
@@ -128,6 +143,15 @@ _UNREADABLE = {
     "webhook_secrets": lambda: _("The stored webhook signing secrets cannot be read: the encryption keys changed "
                                  "(SECRET_KEY or LMS_STRIPE_ENCRYPTION_KEYS). Enter them again on the payment "
                                  "settings page, or keep the old key among those that decrypt."),
+}
+
+_UNREADABLE_REASON = {
+    "secret_key": lambda: _("the stored secret key cannot be read (enter it again)"),
+    "webhook_secrets": lambda: _("the stored webhook signing secrets cannot be read (enter them again)"),
+}
+_MISSING_REASON = {
+    "secret_key": lambda: _("the secret key is missing"),
+    "webhook_secrets": lambda: _("the webhook signing secret is missing"),
 }
 
 _PLAIN = ("enabled", "publishable_key", "default_currency", "default_vat_rate", "vouchers_enabled",
