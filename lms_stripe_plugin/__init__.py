@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from . import signals
 from .errors import (CardDeclined, ConfigurationError, Forbidden, GatewayError, HostContractError,
-                     NotFound, NotPurchasable, PaymentsError, ValidationFailed, WebhookSignatureError)
+                     NotFound, NotPurchasable, PaymentsError, UnreadableSecret, ValidationFailed,
+                     WebhookSignatureError)
 from .extension import StripePayments
 from .host import AUDIENCES, HOST_SIGNALS, Host
 from .money import Money
@@ -15,5 +16,5 @@ from .money import Money
 __all__ = [
     "StripePayments", "Host", "Money", "signals", "AUDIENCES", "HOST_SIGNALS",
     "PaymentsError", "ConfigurationError", "HostContractError", "GatewayError", "CardDeclined",
-    "NotPurchasable", "NotFound", "Forbidden", "ValidationFailed", "WebhookSignatureError",
+    "NotPurchasable", "NotFound", "Forbidden", "ValidationFailed", "WebhookSignatureError", "UnreadableSecret",
 ]

@@ -1,4 +1,5 @@
-"""``flask lms-stripe …``: database migrations, failed-event replay, reconciliation with Stripe."""
+"""``flask lms-stripe …``: database migrations, failed-event replay, reconciliation with Stripe, secrets at
+rest."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -8,14 +9,17 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import migrate
+from .accounts import settings as payment_settings
 from .sync.reconcile import reconcile
 from .sync.webhooks import replay_failed
 
 lms_stripe_cli = AppGroup("lms-stripe", help="Payments with Stripe (lms-stripe-plugin).")
 db_cli = AppGroup("db", help="The plugin's tables (its own Alembic history).")
 events_cli = AppGroup("events", help="Stored Stripe webhook events.")
+secrets_cli = AppGroup("secrets", help="The Stripe secrets stored encrypted.")
 lms_stripe_cli.add_command(db_cli)
 lms_stripe_cli.add_command(events_cli)
+lms_stripe_cli.add_command(secrets_cli)
 
 
 @db_cli.command("upgrade")
@@ -49,6 +53,26 @@ def events_replay(limit: int) -> None:
     failed = sum(1 for _id, outcome in results if outcome.status >= 400)
     click.echo(f"{len(results)} replayed, {failed} still failing.")
     if failed:
+        raise SystemExit(1)
+
+
+@secrets_cli.command("rotate")
+def secrets_rotate() -> None:
+    """Encrypt the stored secrets again with the first encryption key (after putting a new key first in
+    LMS_STRIPE_ENCRYPTION_KEYS, or moving the old SECRET_KEY to SECRET_KEY_FALLBACKS); then the old key can
+    be removed. Exits 1 if a secret cannot be read with any key."""
+    session = current_app.extensions["lms_stripe"].session
+    try:
+        outcomes = payment_settings.rotate_secrets(session)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    for name, outcome in outcomes.items():
+        click.echo(f"{name}: {outcome.value}")
+    if not outcomes:
+        click.echo("No secret is stored.")
+    if payment_settings.SecretState.UNREADABLE in outcomes.values():
         raise SystemExit(1)
 
 

@@ -26,7 +26,13 @@ DEFAULTS: dict[str, object] = {
     "LMS_STRIPE_TIMEOUT": 20,
     "LMS_STRIPE_MAX_NETWORK_RETRIES": 2,
     "LMS_STRIPE_WEBHOOK_TOLERANCE": 300,
-    # Key for encrypting secrets at rest; derived from SECRET_KEY when unset.
+    # Level of the Stripe SDK's logger ("stripe"), whose INFO and DEBUG lines carry request bodies and so
+    # learners' e-mail addresses. None: WARNING, unless the host set a level on that logger itself.
+    "LMS_STRIPE_SDK_LOG_LEVEL": None,
+    # Fernet keys for the secrets at rest, newest first (a list, or one string separated by commas), then
+    # one more key; after them, keys derived from SECRET_KEY and SECRET_KEY_FALLBACKS. The first of all
+    # encrypts, every one decrypts (core.crypto).
+    "LMS_STRIPE_ENCRYPTION_KEYS": None,
     "LMS_STRIPE_ENCRYPTION_KEY": None,
     # Fee table for the "what the school receives" estimate: (percent as a string, fixed minor units, currency).
     "LMS_STRIPE_FEES": {

@@ -20,6 +20,11 @@ class ConfigurationError(PaymentsError):
     status_code = 503
 
 
+class UnreadableSecret(ConfigurationError):
+    """A stored secret that none of the encryption keys decrypts (the keys changed without the old one kept):
+    it must be entered again, or the old key added back to the keys that decrypt."""
+
+
 class HostContractError(ConfigurationError, RuntimeError):
     """The host adapter does not implement the `Host` protocol."""
 

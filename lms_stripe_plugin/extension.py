@@ -6,11 +6,14 @@ from flask import Flask
 from . import hooks
 from .cli import lms_stripe_cli
 from .config import apply_defaults
+from .core import crypto
 from .core.state import PluginState
 from .errors import ConfigurationError
 from .gateway import StripeGateway
+from .gateway.sdk_logging import quiet_sdk_logger
 from .host import Host, check_host
 from .views import IdConverter, create_blueprint
+from .views._common import exempt_webhook_from_host_csrf
 
 
 class StripePayments:
@@ -33,13 +36,20 @@ class StripePayments:
         if db is None:
             raise ConfigurationError("StripePayments needs the host's Flask-SQLAlchemy object: pass db=...")
         host = check_host(host)
-        apply_defaults(app.config)
+        self._setup_config(app)
         app.extensions["lms_stripe"] = PluginState(db=db, host=host, gateway=StripeGateway.from_config(app.config))
         self._setup_blueprint(app)
         hooks.connect()
         app.cli.add_command(lms_stripe_cli)
 
     @staticmethod
+    def _setup_config(app: Flask) -> None:
+        apply_defaults(app.config)
+        crypto.check_keys(app.config)  # a malformed encryption key fails here, not on a page
+        quiet_sdk_logger(app.config["LMS_STRIPE_SDK_LOG_LEVEL"])
+
+    @staticmethod
     def _setup_blueprint(app: Flask) -> None:
         app.url_map.converters.setdefault("lms_id", IdConverter)
         app.register_blueprint(create_blueprint(), url_prefix=app.config["LMS_STRIPE_URL_PREFIX"])
+        exempt_webhook_from_host_csrf(app)  # CSRFProtect registered before the plugin; else at the first delivery

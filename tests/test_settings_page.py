@@ -147,3 +147,68 @@ def test_replaced_secrets_leave_the_decryption_cache(app, db):
         db.session.commit()
         assert crypto._decrypt.cache_info().currsize == 0
         assert payment_settings.load(db.session).secret_key == "sk_test_51Replacement"
+
+
+# -- settings that cannot mislead ------------------------------------------------------------------------------
+
+def _field_errors(response) -> dict[str, str]:
+    page = response.get_data(as_text=True).replace("&#39;", "'")
+    return dict(re.findall(r'id="(\w+)-error" role="alert">([^<]*)<', page))
+
+
+def test_every_error_shows_at_once(client, token, db):
+    response = _post(client, token, publishable_key="pk_live_51Abcdefghijkl", secret_key="sk_test_51Abcdefghijkl",
+                     webhook_secrets="secret", klarna_minimum="beaucoup", default_currency="EURO",
+                     terms_url="javascript:alert(1)")
+    assert response.status_code == 400
+    errors = _field_errors(response)
+    assert "three-letter" in errors["default_currency"] and "https://" in errors["terms_url"]
+    assert "whsec_" in errors["webhook_secrets"] and "49.90" in errors["klarna_minimum"]
+    assert "both be test" in errors["secret_key"]
+    assert db.session.get(Settings, 1) is None
+
+
+def test_turning_payments_on_names_each_missing_key(client, token, db):
+    _post(client, token, publishable_key=KEYS["publishable_key"])
+    errors = _field_errors(_post(client, token, enabled="on", publishable_key=KEYS["publishable_key"],
+                                 default_vat_rate="abc"))
+    assert "before enabling" in errors["enabled"] and "between 0 and 100" in errors["default_vat_rate"]
+    assert errors["secret_key"] == errors["webhook_secrets"] == "Required to enable payments."
+    assert "publishable_key" not in errors
+
+
+def test_a_malformed_key_is_not_also_called_missing(client, token):
+    errors = _field_errors(_post(client, token, enabled="on", publishable_key="pk_51Abcdefghijkl"))
+    assert "pk_test_" in errors["publishable_key"] and "Required" not in errors["publishable_key"]
+
+
+def test_clearing_a_key_while_payments_are_on_saves_and_says_they_are_now_off(client, token, db, configured):
+    response = _post(client, token, enabled="on", publishable_key="")
+    assert response.status_code == 302
+    payment_settings.forget_cached()
+    assert payment_settings.load(db.session).publishable_key is None
+    page = client.get(URL, headers=as_user("adm")).get_data(as_text=True)
+    assert "Payment settings saved. Payments are now off: the publishable key is missing." in page
+    assert "Learners cannot buy paid courses now: the publishable key is missing." in page
+
+
+def test_payments_enabled_in_the_config_and_a_key_cleared_says_they_are_off(app, client, token, db, configured):
+    app.config["LMS_STRIPE_ENABLED"] = True
+    assert _post(client, token, publishable_key="").status_code == 302
+    page = client.get(URL, headers=as_user("adm")).get_data(as_text=True)
+    assert "Payments are now off: the publishable key is missing." in page
+
+
+def test_turning_payments_off_says_so_on_the_page(client, token, db, configured):
+    assert _post(client, token, publishable_key=KEYS["publishable_key"]).status_code == 302
+    page = client.get(URL, headers=as_user("adm")).get_data(as_text=True)
+    assert "Payments are now off: online payment is turned off." in page
+    assert "Learners cannot buy paid courses now: online payment is turned off." in page
+    assert "Payments are now off" not in client.get(URL, headers=as_user("adm")).get_data(as_text=True)
+
+
+def test_a_save_that_leaves_payments_on_says_nothing_more(client, token, db, configured):
+    _post(client, token, enabled="on", publishable_key=KEYS["publishable_key"], default_currency="USD")
+    page = client.get(URL, headers=as_user("adm")).get_data(as_text=True)
+    assert "Payment settings saved." in page and "payments are off" not in page.lower()
+    assert "Learners can buy paid courses." in page

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from flask import current_app, has_request_context, request
 from sqlalchemy import select
@@ -10,22 +11,40 @@ from sqlalchemy import select
 from ..config import OVERRIDES
 from ..core import audit, crypto
 from ..core.enums import AuditAction
+from ..core.i18n import gettext as _
 from ..core.models import Settings, utcnow
 from ..core.txn import after_commit
+from ..errors import ConfigurationError, UnreadableSecret
 
 
 #: Per-request cache (the request environ, not `g`, which may outlive a request).
 _CACHE = "lms_stripe.settings"
 
 
+#: The settings held encrypted, with their column.
+SECRETS = {"secret_key": "secret_key_encrypted", "webhook_secrets": "webhook_secrets_encrypted"}
+
+
+class SecretState(StrEnum):
+    """What re-encrypting a stored secret with the first encryption key did."""
+
+    REENCRYPTED = "re-encrypted with the first key"
+    CURRENT = "already under the first key"
+    UNREADABLE = "cannot be read with any key: enter it again on the payment settings page"
+
+
 @dataclass
 class EffectiveSettings:
-    """The settings in force, with where each came from. Secrets are held decrypted, never rendered."""
+    """The settings in force, with where each came from.
+
+    A secret set in the app config is used as it is, and the stored one is then never decrypted. A stored
+    secret is decrypted when first asked for: pages that need none (the catalog, the admin lists) never
+    decrypt one, and one that cannot be decrypted fails only what needs it, with `UnreadableSecret`.
+    Secrets are never rendered, nor shown by ``repr``.
+    """
 
     enabled: bool = False
     publishable_key: str | None = None
-    secret_key: str | None = None
-    webhook_secrets: list[str] = field(default_factory=list)
     default_currency: str = "EUR"
     default_vat_rate: int = 2000
     vouchers_enabled: bool = False
@@ -37,38 +56,110 @@ class EffectiveSettings:
     terms_url: str | None = None
     overridden: frozenset[str] = frozenset()
     catalog_revision: int = 0
+    #: Secrets set in the app config, in clear.
+    config_secrets: dict = field(default_factory=dict, repr=False)
+    #: Stored secrets the config does not override, encrypted.
+    stored_secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    _opened: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def secret_key(self) -> str | None:
+        """The secret key in force; `UnreadableSecret` (saying what to do) if the stored one cannot be read."""
+        return self._secret("secret_key")
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        """The webhook signing secrets in force; `UnreadableSecret` if the stored ones cannot be read."""
+        return list(self._secret("webhook_secrets") or [])
+
+    def has(self, name: str) -> bool:
+        """The secret ``name`` is set and can be read."""
+        try:
+            return bool(self._secret(name))
+        except ConfigurationError:
+            return False
+
+    @property
+    def unreadable(self) -> frozenset[str]:
+        """The stored secrets in force that cannot be decrypted: they must be entered again."""
+        return frozenset(name for name in self.stored_secrets if not self.has(name))
 
     @property
     def livemode(self) -> bool:
-        return bool(self.secret_key and "_live_" in self.secret_key)
+        return self.has("secret_key") and "_live_" in (self.secret_key or "")
 
     @property
     def configured(self) -> bool:
-        return bool(self.publishable_key and self.secret_key and self.webhook_secrets)
+        return bool(self.publishable_key and self.has("secret_key") and self.has("webhook_secrets"))
 
     @property
     def active(self) -> bool:
         """Payments are on and Stripe is configured: learners can buy."""
         return self.enabled and self.configured
 
+    def blockers(self) -> list[str]:
+        """Why learners cannot buy, in words for the settings page (none when they can)."""
+        reasons = []
+        if not self.enabled:
+            reasons.append(_("online payment is turned off in the application's configuration")
+                           if "enabled" in self.overridden else _("online payment is turned off"))
+        if not self.publishable_key:
+            reasons.append(_("the publishable key is missing"))
+        for name in ("secret_key", "webhook_secrets"):
+            if name in self.unreadable:
+                reasons.append(_UNREADABLE_REASON[name]())
+            elif not self.has(name):
+                reasons.append(_MISSING_REASON[name]())
+        return reasons
+
+    def _secret(self, name: str):
+        if name in self.config_secrets:
+            return self.config_secrets[name]
+        if name not in self._opened:  # decrypted once per request, whatever the outcome
+            self._opened[name] = self._open(name)
+        opened = self._opened[name]
+        if isinstance(opened, ConfigurationError):
+            raise opened
+        return opened
+
+    def _open(self, name: str):
+        """The stored secret decrypted, or the error that says why it cannot be."""
+        token = self.stored_secrets.get(name)
+        if not token:
+            return None
+        try:
+            text = crypto.decrypt(token)
+        except UnreadableSecret:
+            return UnreadableSecret(_UNREADABLE[name]())
+        except ConfigurationError as err:  # no key at all, or a malformed one: the message names it
+            return err
+        return json.loads(text) if name == "webhook_secrets" else text
+
+
+_UNREADABLE = {
+    "secret_key": lambda: _("The stored Stripe secret key cannot be read: the encryption keys changed (SECRET_KEY "
+                            "or LMS_STRIPE_ENCRYPTION_KEYS). Enter it again on the payment settings page, or keep "
+                            "the old key among those that decrypt."),
+    "webhook_secrets": lambda: _("The stored webhook signing secrets cannot be read: the encryption keys changed "
+                                 "(SECRET_KEY or LMS_STRIPE_ENCRYPTION_KEYS). Enter them again on the payment "
+                                 "settings page, or keep the old key among those that decrypt."),
+}
+
+_UNREADABLE_REASON = {
+    "secret_key": lambda: _("the stored secret key cannot be read (enter it again)"),
+    "webhook_secrets": lambda: _("the stored webhook signing secrets cannot be read (enter them again)"),
+}
+_MISSING_REASON = {
+    "secret_key": lambda: _("the secret key is missing"),
+    "webhook_secrets": lambda: _("the webhook signing secret is missing"),
+}
 
 _PLAIN = ("enabled", "publishable_key", "default_currency", "default_vat_rate", "vouchers_enabled",
           "wallets_enabled", "klarna_enabled", "klarna_minimum", "sepa_debit_enabled", "automatic_tax",
           "terms_url", "catalog_revision")
 #: The settings row, read on every page that shows prices: built once (SQLAlchemy caches its SQL).
-_ROW = select(*(getattr(Settings, name) for name in _PLAIN), Settings.secret_key_encrypted,
-              Settings.webhook_secrets_encrypted).where(Settings.id == 1)
-
-
-def _from_row(row) -> dict:
-    if row is None:
-        return {}
-    values = {name: getattr(row, name) for name in _PLAIN}
-    values["secret_key"] = crypto.decrypt(row.secret_key_encrypted) if row.secret_key_encrypted else None
-    values["webhook_secrets"] = (
-        json.loads(crypto.decrypt(row.webhook_secrets_encrypted)) if row.webhook_secrets_encrypted else []
-    )
-    return values
+_ROW = select(*(getattr(Settings, name) for name in _PLAIN),
+              *(getattr(Settings, column) for column in SECRETS.values())).where(Settings.id == 1)
 
 
 def _from_config(config) -> dict:
@@ -86,15 +177,20 @@ def _from_config(config) -> dict:
 
 
 def load(session) -> EffectiveSettings:
-    """The settings in force; one query per request."""
+    """The settings in force; one query per request. Secrets set in the app config win, and the stored
+    ones they override are not even read."""
     if has_request_context() and _CACHE in request.environ:
         return request.environ[_CACHE]
     with session.no_autoflush:  # a read: the host's pending changes are not the plugin's to flush
         row = session.execute(_ROW).first()
-    values = {k: v for k, v in _from_row(row).items() if v is not None}
     overrides = _from_config(current_app.config)
-    values.update(overrides)
-    settings = EffectiveSettings(**values, overridden=frozenset(overrides))
+    values = {name: getattr(row, name) for name in _PLAIN if getattr(row, name) is not None} if row else {}
+    values.update({name: value for name, value in overrides.items() if name not in SECRETS})
+    config_secrets = {name: value for name, value in overrides.items() if name in SECRETS}
+    stored = {name: getattr(row, column) for name, column in SECRETS.items()
+              if row is not None and getattr(row, column) and name not in config_secrets}
+    settings = EffectiveSettings(**values, overridden=frozenset(overrides), config_secrets=config_secrets,
+                                 stored_secrets=stored)
     if has_request_context():
         request.environ[_CACHE] = settings
     return settings
@@ -113,7 +209,9 @@ def forget_cached() -> None:
 def save(session, data: dict, *, actor_id: str | None) -> Settings:
     """Store validated settings (from `SettingsSchema`) and log the change, in the caller's transaction.
 
-    Secrets absent from ``data`` keep their stored value; secrets are encrypted before they are stored.
+    Secrets absent from ``data`` keep their stored value, moved to the first encryption key if an older one
+    encrypts it (unless the app config overrides it: that one is not decrypted); secrets are encrypted
+    before they are stored.
     """
     row = session.get(Settings, 1) or Settings(id=1)
     changed = []
@@ -127,9 +225,54 @@ def save(session, data: dict, *, actor_id: str | None) -> Settings:
         else:
             setattr(row, name, value)
         changed.append(name)
+    kept = [name for name in SECRETS if name not in data and name not in _from_config(current_app.config)]
+    moved = _names(reencrypt(row, kept), SecretState.REENCRYPTED)
     row.updated_at, row.updated_by = utcnow(), actor_id
     session.add(row)
-    audit.record(session, AuditAction.SETTINGS_CHANGED, actor_id=actor_id, fields=sorted(changed))
+    if moved:
+        audit.record(session, AuditAction.SETTINGS_CHANGED, actor_id=actor_id, fields=sorted(changed),
+                     reencrypted=moved)
+    else:
+        audit.record(session, AuditAction.SETTINGS_CHANGED, actor_id=actor_id, fields=sorted(changed))
     forget_cached()
     after_commit(session, crypto.forget_decrypted)  # replaced secrets leave memory once replaced for good
     return row
+
+
+def reencrypt(row: Settings, names) -> dict[str, SecretState]:
+    """Encrypt the stored secrets ``names`` of ``row`` again with the first encryption key, where an older
+    key encrypts them; what happened to each one stored."""
+    outcomes = {}
+    for name in names:
+        column = SECRETS[name]
+        token = getattr(row, column)
+        if not token:
+            continue
+        try:
+            fresh = crypto.rotate(token)
+        except UnreadableSecret:
+            outcomes[name] = SecretState.UNREADABLE
+            continue
+        if fresh is not None:
+            setattr(row, column, fresh)
+        outcomes[name] = SecretState.CURRENT if fresh is None else SecretState.REENCRYPTED
+    return outcomes
+
+
+def rotate_secrets(session) -> dict[str, SecretState]:
+    """``flask lms-stripe secrets rotate``: every stored secret under the first encryption key, in the
+    caller's transaction (the command commits)."""
+    row = session.get(Settings, 1)
+    if row is None:
+        return {}
+    outcomes = reencrypt(row, SECRETS)
+    moved = _names(outcomes, SecretState.REENCRYPTED)
+    if moved:
+        audit.record(session, AuditAction.SETTINGS_CHANGED, actor_id=None, fields=[], reencrypted=moved)
+        after_commit(session, crypto.forget_decrypted)
+    forget_cached()
+    return outcomes
+
+
+def _names(outcomes: dict[str, SecretState], state: SecretState) -> list[str]:
+    return sorted(name for name, outcome in outcomes.items() if outcome == state)

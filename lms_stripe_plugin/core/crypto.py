@@ -1,49 +1,127 @@
-"""Encryption of secrets at rest (Stripe keys, webhook secrets) with Fernet."""
+"""Encryption of secrets at rest (Stripe keys, webhook secrets) with Fernet.
+
+The keys form one list, in this order: ``LMS_STRIPE_ENCRYPTION_KEYS`` (newest first),
+``LMS_STRIPE_ENCRYPTION_KEY``, then keys derived from ``SECRET_KEY`` and from each of Flask's
+``SECRET_KEY_FALLBACKS``. The first encrypts; every one decrypts (`MultiFernet`). A host rotates by putting
+a new key first, or by moving its old ``SECRET_KEY`` to ``SECRET_KEY_FALLBACKS``; the stored secrets move to
+the new key when the settings are next saved, or with ``flask lms-stripe secrets rotate``.
+"""
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from functools import lru_cache
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, UnreadableSecret
+
+#: The config keys that list Fernet keys, in the order they are tried.
+KEY_SETTINGS = ("LMS_STRIPE_ENCRYPTION_KEYS", "LMS_STRIPE_ENCRYPTION_KEY")
+_SEPARATORS = re.compile(r"[\s,]+")
 
 
-def _key() -> bytes | str:
-    key = current_app.config.get("LMS_STRIPE_ENCRYPTION_KEY")
-    if key:
-        return key
-    secret = current_app.config.get("SECRET_KEY")
-    if not secret:
+def keys(config) -> tuple[bytes, ...]:
+    """Every encryption key, the one that encrypts first. `ConfigurationError` names a malformed key."""
+    explicit = tuple(tuple(_listed(config.get(name))) for name in KEY_SETTINGS)
+    secrets = (config.get("SECRET_KEY"), *(config.get("SECRET_KEY_FALLBACKS") or ()))
+    return _keys(explicit, tuple(_as_bytes(secret) for secret in secrets if secret))
+
+
+def check_keys(config) -> None:
+    """Raise `ConfigurationError` if a configured Fernet key is malformed (at ``init_app``, so that a typo
+    fails at start-up rather than on the first page that needs a secret)."""
+    for name, listed in zip(KEY_SETTINGS, (_listed(config.get(name)) for name in KEY_SETTINGS)):
+        for position, key in enumerate(listed, 1):
+            _checked(key, name, position)
+
+
+@lru_cache(maxsize=8)
+def _keys(explicit: tuple[tuple[bytes, ...], ...], secrets: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    found = [_checked(key, name, position)
+             for name, listed in zip(KEY_SETTINGS, explicit) for position, key in enumerate(listed, 1)]
+    found += [_derive(secret) for secret in secrets]
+    if not found:
         raise ConfigurationError(
-            "Set SECRET_KEY (or LMS_STRIPE_ENCRYPTION_KEY) so that Stripe secrets can be encrypted at rest."
+            "Set SECRET_KEY (or LMS_STRIPE_ENCRYPTION_KEYS) so that Stripe secrets can be encrypted at rest."
         )
-    material = secret.encode() if isinstance(secret, str) else secret
-    digest = hashlib.sha256(b"lms-stripe-plugin/secrets\0" + material).digest()
+    return tuple(dict.fromkeys(found))  # without repeats, in order
+
+
+def _listed(value) -> list[bytes]:
+    """A config value as a list of keys: a list, or one string of keys separated by commas or spaces."""
+    if not value:
+        return []
+    if isinstance(value, (str, bytes)):
+        text = value.decode() if isinstance(value, bytes) else value
+        return [part.encode() for part in _SEPARATORS.split(text) if part]
+    return [_as_bytes(item) for item in value]
+
+
+def _as_bytes(value) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _checked(key: bytes, name: str, position: int) -> bytes:
+    try:
+        Fernet(key)
+    except (ValueError, TypeError) as err:
+        raise ConfigurationError(
+            f"{name}: key {position} is not a Fernet key (32 bytes, URL-safe base64). Generate one with "
+            "`python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`."
+        ) from err
+    return key
+
+
+def _derive(secret: bytes) -> bytes:
+    digest = hashlib.sha256(b"lms-stripe-plugin/secrets\0" + secret).digest()
     return base64.urlsafe_b64encode(digest)
 
 
+@lru_cache(maxsize=8)
+def _fernet(all_keys: tuple[bytes, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(key) for key in all_keys])
+
+
 def encrypt(value: str) -> str:
-    return Fernet(_key()).encrypt(value.encode()).decode()
+    """``value`` encrypted with the first key."""
+    return _fernet(keys(current_app.config)).encrypt(value.encode()).decode()
 
 
 def decrypt(token: str) -> str:
-    """The secret in ``token``. The settings are read on every page that shows prices, so the few stored
-    secrets are decrypted once per key and kept, as the app's config keeps its own."""
+    """The secret in ``token``; `UnreadableSecret` if no key decrypts it. The settings are read on many
+    pages, so the few stored secrets are decrypted once per key list and kept, as the app's config keeps
+    its own."""
     try:
-        return _decrypt(_key(), token)
+        return _decrypt(keys(current_app.config), token)
     except InvalidToken as err:
-        raise ConfigurationError(
-            "A stored Stripe secret cannot be decrypted: SECRET_KEY or LMS_STRIPE_ENCRYPTION_KEY changed. "
-            "Enter the keys again on the payment settings page."
+        raise UnreadableSecret(
+            "A stored Stripe secret cannot be decrypted with any encryption key: SECRET_KEY or "
+            "LMS_STRIPE_ENCRYPTION_KEYS changed. Enter the secret again on the payment settings page, or add "
+            "the old key to LMS_STRIPE_ENCRYPTION_KEYS (or the old SECRET_KEY to SECRET_KEY_FALLBACKS)."
         ) from err
 
 
 @lru_cache(maxsize=16)
-def _decrypt(key: bytes | str, token: str) -> str:
-    return Fernet(key).decrypt(token.encode()).decode()
+def _decrypt(all_keys: tuple[bytes, ...], token: str) -> str:
+    return _fernet(all_keys).decrypt(token.encode()).decode()
+
+
+def rotate(token: str) -> str | None:
+    """``token`` encrypted again with the first key, or None when the first key already encrypts it;
+    `UnreadableSecret` if no key decrypts it."""
+    all_keys = keys(current_app.config)
+    try:
+        Fernet(all_keys[0]).decrypt(token.encode())
+        return None
+    except InvalidToken:
+        pass
+    try:
+        return _fernet(all_keys).rotate(token.encode()).decode()
+    except InvalidToken as err:
+        raise UnreadableSecret("A stored Stripe secret cannot be decrypted with any encryption key.") from err
 
 
 def forget_decrypted() -> None:

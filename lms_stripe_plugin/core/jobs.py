@@ -7,15 +7,15 @@ that work: it commits it, or rolls it back and logs; what was recorded stays for
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable
 
 from flask import Flask
 
+from .logs import get_logger
 from .state import this_app
 from .txn import after_commit
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 Job = Callable[..., Any]
 

@@ -7,7 +7,6 @@ on the session the work runs in, and dropped if that transaction rolls back.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable
 
 from blinker import NamedSignal
@@ -15,9 +14,10 @@ from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .logs import get_logger
 from .state import this_app
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _KEY = "lms_stripe_after_commit"
 

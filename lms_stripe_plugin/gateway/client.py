@@ -8,19 +8,19 @@ SDK objects. Every call that creates something takes an idempotency key derived 
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, Callable, Iterator
 
 import stripe
 
 from ..core.i18n import gettext as _
+from ..core.logs import get_logger
 from ..errors import CardDeclined, ConfigurationError, GatewayError, NotFound, WebhookSignatureError
 from .types import (CreditNoteCreateParams, CustomerCreateParams, DisputeListParams, InvoiceAddLinesParams,
                     InvoiceAttachPaymentParams, InvoiceCreateParams, InvoiceListParams, InvoicePaymentListParams,
                     RefundCreateParams, RefundListParams, SessionCreateParams, SessionListParams,
                     TaxRateCreateParams)
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: The Stripe API version the plugin is written for, sent with every request. The SDK's major version
 #: (pinned in pyproject.toml) carries the typed params of this version.

@@ -7,7 +7,6 @@ and the failure is kept on the event.
 from __future__ import annotations
 
 import json
-import logging
 import traceback
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..core.logs import get_logger
 from ..core.state import PluginState
 from ..accounts import settings as payment_settings
 from ..core.enums import SETTLED_EVENT, EventStatus
@@ -22,7 +22,7 @@ from ..core.models import Event, utcnow
 from ..shop.fulfilment import SessionMismatch
 from .handlers import HANDLERS
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """What every view shares: who is asking, its transaction, CSRF, error pages and security headers."""
 from __future__ import annotations
 
-import logging
 from typing import Callable, TypeVar
 
 from flask import abort, current_app, jsonify, request
@@ -10,15 +9,17 @@ from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError as CSRFValidationError
 
 from ..core.i18n import gettext as _
+from ..core.logs import get_logger
 from ..core.state import PluginState
 from ..errors import PaymentsError
 from ..web.rendering import render
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 T = TypeVar("T")
 
+WEBHOOK = "lms_stripe.webhook"
 #: Views that take no CSRF token: Stripe signs the webhook; `unrouted` only answers 404 or 405.
-CSRF_EXEMPT = {"lms_stripe.webhook", "lms_stripe.unrouted"}
+CSRF_EXEMPT = {WEBHOOK, "lms_stripe.unrouted"}
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -131,10 +132,27 @@ def _unrouted(rest: str = ""):
     abort(404)
 
 
+def exempt_webhook_from_host_csrf(app) -> None:
+    """Exempt Stripe's webhook, and only it, from the host's Flask-WTF ``CSRFProtect`` if it has one:
+    Stripe signs its deliveries and sends no CSRF token, so the host's check would refuse every one (the
+    plugin's other views check their tokens themselves, and stay under the host's check too)."""
+    csrf = app.extensions.get("csrf")
+    view = app.view_functions.get(WEBHOOK)
+    if csrf is not None and view is not None and callable(getattr(csrf, "exempt", None)):
+        csrf.exempt(view)  # a set of view names: idempotent
+
+
 def install(bp) -> None:
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     bp.add_url_rule("/", "unrouted", _unrouted, methods=methods)
     bp.add_url_rule("/<path:rest>", "unrouted", _unrouted, methods=methods)
+
+    @bp.url_value_preprocessor
+    def _exempt_webhook(endpoint, _values):
+        # For a host that registers CSRFProtect after the plugin. Its check is an app-wide before_request,
+        # which runs before any of the blueprint's; the blueprint's URL value preprocessors run earlier.
+        if endpoint == WEBHOOK:
+            exempt_webhook_from_host_csrf(current_app)
 
     @bp.before_request
     def _check_request():

@@ -9,8 +9,8 @@ from ..accounts import settings as payment_settings
 from ..core.i18n import gettext as _
 from ..money import Money
 from ..shop import offers
-from ..web.forms import (PRICING_PREFIX, CoursePricingSchema, SettingsSchema, amount_input, first_errors,
-                         format_rate_input)
+from ..web.forms import (PRICING_PREFIX, CoursePricingSchema, SettingsSchema, all_errors, amount_input,
+                         first_errors, format_rate_input)
 from ..web.rendering import render
 from ._common import actor_id, require_admin, state, step
 
@@ -36,14 +36,25 @@ def admin_settings():
         try:
             data = SettingsSchema(stored=current).load_form(request.form, locked=current.overridden)
         except ValidationError as err:
-            errors = first_errors(err.messages)
+            errors = all_errors(err.messages)
         else:
             step(payment_settings.save, session, data, actor_id=actor_id(user))
-            flash(_("Payment settings saved."), "success")
+            flash(*_saved_message(current, payment_settings.load(session)))
             return redirect(url_for("lms_stripe.admin_settings"))
     status = 400 if errors else 200
     return render("lms_stripe/admin/settings.html", settings=current, errors=errors,
                   form=_form_values(current, submitted), masked=_masked(current)), status
+
+
+def _saved_message(before, after) -> tuple[str, str]:
+    """The message after a save, and its category: it says in words when payments are off, and why, unless
+    the administrator turned them off with payments already off."""
+    if after.active or not (after.enabled or before.active):
+        return _("Payment settings saved."), "success"
+    reasons = "; ".join(after.blockers())
+    if before.active:
+        return _("Payment settings saved. Payments are now off: %(reasons)s.", reasons=reasons), "error"
+    return _("Payment settings saved, but payments are off: %(reasons)s.", reasons=reasons), "error"
 
 
 def _form_values(current, submitted) -> dict:
@@ -67,9 +78,11 @@ def _form_values(current, submitted) -> dict:
 
 
 def _masked(current) -> dict:
+    """The secrets in force as the page shows them (masked); none for a stored one that cannot be read."""
     return {
-        "secret_key": payment_settings.mask(current.secret_key),
-        "webhook_secrets": [payment_settings.mask(secret) for secret in current.webhook_secrets],
+        "secret_key": payment_settings.mask(current.secret_key) if current.has("secret_key") else "",
+        "webhook_secrets": [payment_settings.mask(secret) for secret in current.webhook_secrets]
+        if current.has("webhook_secrets") else [],
     }
 
 

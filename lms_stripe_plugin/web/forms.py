@@ -165,9 +165,12 @@ class SettingsSchema(Schema):
                 del data[name]
         return self.load(data, partial=tuple(locked))
 
-    @validates_schema
-    def _check(self, data, **kwargs):
-        errors = {}
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _check(self, data, original_data, **kwargs):
+        """The checks of the secrets and of the fields read together. They run even when some fields were
+        refused, so that the page shows every error at once; a field refused is left out of them."""
+        errors: dict[str, list | dict] = {}
+        refused = {name for name in original_data if name not in data}
         for name, check in (("publishable_key", self._check_publishable), ("secret_key", self._check_secret),
                             ("webhook_secrets", self._check_webhook_secrets),
                             ("klarna_minimum", self._check_klarna_minimum)):
@@ -176,8 +179,9 @@ class SettingsSchema(Schema):
                     data[name] = check(data[name], data)
                 except ValidationError as err:
                     errors[name] = err.messages
-        if not errors:
-            errors.update(self._check_combination(data))
+                    refused.add(name)
+        for name, messages in self._check_combination(data, refused).items():
+            errors[name] = [*errors.get(name, []), *messages]
         if errors:
             raise ValidationError(errors)
 
@@ -211,21 +215,41 @@ class SettingsSchema(Schema):
             raise ValidationError(money_message(err, currency)) from err
 
     def _merged(self, data, name):
-        if name in data and data[name] is not None:
+        """The value the field will have once saved: the one entered (a cleared field is None), else the one
+        in force (a secret left blank keeps it; a stored secret that cannot be read counts as none)."""
+        if name in data:
             return data[name]
-        return getattr(self.stored, name, None) if self.stored is not None else None
+        if self.stored is None or name in self._unreadable():
+            return None
+        return getattr(self.stored, name, None)
 
-    def _check_combination(self, data) -> dict:
-        errors = {}
+    def _unreadable(self) -> frozenset[str]:
+        return getattr(self.stored, "unreadable", frozenset())
+
+    def _check_combination(self, data, refused: set[str]) -> dict[str, list]:
+        errors: dict[str, list] = {}
         publishable, secret = self._merged(data, "publishable_key"), self._merged(data, "secret_key")
-        if publishable and secret and _key_mode(publishable) != _key_mode(secret):
+        if publishable and secret and not {"publishable_key", "secret_key"} & refused and \
+                _key_mode(publishable) != _key_mode(secret):
             errors["secret_key"] = [_("The publishable key and the secret key must both be test keys or both live keys.")]
-        if data.get("enabled"):
-            missing = [name for name in ("publishable_key", "secret_key", "webhook_secrets")
-                       if not self._merged(data, name)]
+        if data.get("enabled") and not getattr(self.stored, "enabled", False):
+            # Turning payments on needs the three keys. Once on, a key may be cleared (a leaked one, say):
+            # the page then saves and says that payments are off, and why.
+            missing = [name for name in STRIPE_KEYS if name not in refused and not self._merged(data, name)]
             if missing:
                 errors["enabled"] = [_("Enter the publishable key, the secret key and the webhook signing secret before enabling payments.")]
+            for name in missing:
+                errors[name] = [_UNREADABLE[name]() if name in self._unreadable() else _("Required to enable payments.")]
         return errors
+
+
+#: What learners' payments need.
+STRIPE_KEYS = ("publishable_key", "secret_key", "webhook_secrets")
+
+_UNREADABLE = {
+    "secret_key": lambda: _("The stored secret key cannot be read: enter it again to enable payments."),
+    "webhook_secrets": lambda: _("The stored signing secrets cannot be read: enter them again to enable payments."),
+}
 
 
 # -- Course pricing ---------------------------------------------------------------------------------
@@ -316,6 +340,23 @@ def _readings(lead: str, readings, locale: str) -> str:
         return lead
     return " ".join([lead, _(" or ").join(shown) + "."]) if len(shown) > 1 else \
         " ".join([lead, _("did you mean %(reading)s?", reading=shown[0])])
+
+
+def all_errors(messages: dict | list) -> dict[str, str]:
+    """Marshmallow's error dict as one line per field holding each of its messages, for forms that show
+    every error at once (errors not tied to a field under "_schema")."""
+    out = {}
+    for name, value in (messages.items() if isinstance(messages, dict) else [("_schema", messages)]):
+        out[name] = " ".join(str(message) for message in _flat(value))
+    return out
+
+
+def _flat(value) -> list:
+    if isinstance(value, dict):
+        return [message for item in value.values() for message in _flat(item)]
+    if isinstance(value, (list, tuple)):
+        return [message for item in value for message in _flat(item)]
+    return [value]
 
 
 def first_errors(messages: dict | list) -> dict[str, str]:
