@@ -56,6 +56,12 @@ class EffectiveSettings:
     terms_url: str | None = None
     overridden: frozenset[str] = frozenset()
     catalog_revision: int = 0
+    school_name: str | None = None
+    partial_payments_enabled: bool = False
+    partial_minimum: int | None = None  # minor units of the default currency
+    reminder_days: str = "-3,1,7"  # days relative to a request's due date
+    reminder_max: int = 3
+    reminder_sms: bool = False
     #: Secrets set in the app config, in clear.
     config_secrets: dict = field(default_factory=dict, repr=False)
     #: Stored secrets the config does not override, encrypted.
@@ -156,7 +162,8 @@ _MISSING_REASON = {
 
 _PLAIN = ("enabled", "publishable_key", "default_currency", "default_vat_rate", "vouchers_enabled",
           "wallets_enabled", "klarna_enabled", "klarna_minimum", "sepa_debit_enabled", "automatic_tax",
-          "terms_url", "catalog_revision")
+          "terms_url", "catalog_revision", "school_name", "partial_payments_enabled", "partial_minimum",
+          "reminder_days", "reminder_max", "reminder_sms")
 #: The settings row, read on every page that shows prices: built once (SQLAlchemy caches its SQL).
 _ROW = select(*(getattr(Settings, name) for name in _PLAIN),
               *(getattr(Settings, column) for column in SECRETS.values())).where(Settings.id == 1)

@@ -9,13 +9,22 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from ..core.enums import InvoiceStatus
-from ..core.models import Invoice
+from ..core.enums import InvoiceStatus, MessageStatus, PaymentRequestStatus
+from ..core.models import Invoice, InvoicePayment, Message, PaymentRequest
+from ..money import Money
 
 
 def learner_invoices(session, user_id: str) -> list[Invoice]:
     return session.scalars(select(Invoice).where(Invoice.user_id == user_id)
                            .order_by(Invoice.issued_at.desc(), Invoice.id.desc())).all()
+
+
+def learner_requests(session, user_id: str) -> list[PaymentRequest]:
+    """What the learner is asked to pay: their open payment requests, the soonest due first."""
+    return list(session.scalars(select(PaymentRequest).where(PaymentRequest.user_id == user_id,
+                                                             PaymentRequest.status == PaymentRequestStatus.OPEN)
+                                .options(selectinload(PaymentRequest.invoice))
+                                .order_by(PaymentRequest.due_at, PaymentRequest.id)))
 
 
 def learner_invoice(session, user_id: str, invoice_id: int) -> Invoice | None:
@@ -111,3 +120,112 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return text.strip() == text and text[:1] not in ("+",) and text.lower() not in ("nan", "inf", "-inf", "infinity")
+
+
+# -- payment requests, for administrators ------------------------------------------------------------------
+
+#: The statuses administrators filter requests on: stored ones, and those read from amounts, due dates and
+#: messages.
+REQUEST_STATES = ("open", "partly_paid", "overdue", "paid", "cancelled", "delivery_failed")
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    status: str | None = None
+    user_id: str | None = None
+    invoice_number: str | None = None
+
+    NAMES = ("status", "learner", "invoice")
+
+    @classmethod
+    def from_args(cls, args) -> "RequestFilter":
+        status = (args.get("status") or "").strip()
+        return cls(status=status if status in REQUEST_STATES else None,
+                   user_id=(args.get("learner") or "").strip()[:64] or None,
+                   invoice_number=(args.get("invoice") or "").strip()[:64] or None)
+
+    def conditions(self) -> list:
+        cond: list = []
+        if self.user_id:
+            cond.append(PaymentRequest.user_id == self.user_id)
+        if self.invoice_number:
+            cond.append(PaymentRequest.invoice_id.in_(select(Invoice.id).where(Invoice.number == self.invoice_number)))
+        if self.status:
+            cond.append(_STATE_CONDITIONS[self.status]())
+        return cond
+
+
+def _failed_message():
+    return PaymentRequest.id.in_(select(Message.request_id).where(Message.status == MessageStatus.FAILED))
+
+
+_STATE_CONDITIONS = {
+    "open": lambda: and_(PaymentRequest.status == PaymentRequestStatus.OPEN, PaymentRequest.amount_paid == 0),
+    "partly_paid": lambda: and_(PaymentRequest.status == PaymentRequestStatus.OPEN, PaymentRequest.amount_paid > 0),
+    "overdue": lambda: and_(PaymentRequest.status == PaymentRequestStatus.OPEN,
+                            PaymentRequest.due_at < datetime.now(timezone.utc)),
+    "paid": lambda: PaymentRequest.status == PaymentRequestStatus.PAID,
+    "cancelled": lambda: PaymentRequest.status == PaymentRequestStatus.CANCELLED,
+    "delivery_failed": _failed_message,
+}
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request as the administrators' list shows it."""
+
+    request: PaymentRequest
+    delivery_failed: bool
+
+    @property
+    def state(self) -> str:
+        req = self.request
+        if req.status != PaymentRequestStatus.OPEN:
+            return str(req.status)
+        due = req.due_at if req.due_at.tzinfo else req.due_at.replace(tzinfo=timezone.utc)
+        if due < datetime.now(timezone.utc):
+            return "overdue"
+        return "partly_paid" if req.amount_paid else "open"
+
+
+def invoice_requests(session, invoice_id: int) -> list[RequestView]:
+    """An invoice's payment requests, newest first."""
+    rows = list(session.scalars(select(PaymentRequest).where(PaymentRequest.invoice_id == invoice_id)
+                                .order_by(PaymentRequest.id.desc())))
+    failed = set(session.scalars(select(Message.request_id).where(
+        Message.request_id.in_([r.id for r in rows]), Message.status == MessageStatus.FAILED)))
+    return [RequestView(r, r.id in failed) for r in rows]
+
+
+def invoice_payments(session, invoice_id: int) -> list[InvoicePayment]:
+    """The payments Stripe credited to an invoice (not its own default payment)."""
+    return list(session.scalars(select(InvoicePayment).where(InvoicePayment.invoice_id == invoice_id)
+                                .order_by(InvoicePayment.id)))
+
+
+def admin_requests(session, flt: RequestFilter, *, before_id: int | None, limit: int) -> tuple[list[RequestView], bool]:
+    """One page of requests, newest first, older than ``before_id``; and whether more follow."""
+    query = select(PaymentRequest).where(*flt.conditions()).options(selectinload(PaymentRequest.invoice))
+    if before_id:
+        query = query.where(PaymentRequest.id < before_id)
+    rows = list(session.scalars(query.order_by(PaymentRequest.id.desc()).limit(limit + 1)))
+    failed = set(session.scalars(select(Message.request_id).where(
+        Message.request_id.in_([r.id for r in rows]), Message.status == MessageStatus.FAILED)))
+    return [RequestView(r, r.id in failed) for r in rows[:limit]], len(rows) > limit
+
+
+REQUEST_CSV_COLUMNS = ("request", "invoice", "learner", "currency", "asked", "paid", "due", "status", "created")
+
+
+def requests_csv(session, flt: RequestFilter) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(REQUEST_CSV_COLUMNS)
+    query = (select(PaymentRequest).where(*flt.conditions()).options(selectinload(PaymentRequest.invoice))
+             .order_by(PaymentRequest.id.desc()))
+    for req in session.scalars(query).yield_per(500):
+        row = [req.id, req.invoice.number or req.invoice_id, req.invoice.user_name or req.user_id, req.currency,
+               str(Money(req.amount, req.currency).major), str(Money(req.amount_paid, req.currency).major),
+               req.due_at.date().isoformat(), RequestView(req, False).state, req.created_at.isoformat()]
+        writer.writerow([_csv_safe(value) for value in row])
+    return out.getvalue()

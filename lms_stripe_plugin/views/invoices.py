@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, abort, current_app, redirect, request, url_for
 
 from ..billing import listing
+from ..billing.issuing import payable
 from ..core import audit
 from ..core.enums import InvoiceStatus
 from ..core.i18n import gettext as _
@@ -48,7 +49,9 @@ def invoice_context(invoice: Invoice) -> dict:
     purchase_id = invoice.purchase_id
     refunds = lifecycle.refunds_of(session, purchase_id) if purchase_id else []
     history = audit.purchase_history(session, purchase_id) if purchase_id else []
-    return {"invoice": invoice, "purchase": invoice.purchase, "refunds": refunds,
+    return {"invoice": invoice, "purchase": invoice.purchase, "refunds": refunds, "lines": invoice.lines,
+            "requests": listing.invoice_requests(session, invoice.id), "payments": listing.invoice_payments(session, invoice.id),
+            "can_request": payable(invoice),
             "disputes": disputes.disputes_of(session, purchase_id) if purchase_id else [], "history": history,
             "refundable": cancellation.refundable(invoice, session),
             "unconfirmed": cancellation.unconfirmed_request(session, invoice),

@@ -2,21 +2,34 @@
 from __future__ import annotations
 
 import os
+from datetime import date, datetime
 from pathlib import Path
+
+from babel.dates import format_date
 
 from flask import current_app, render_template, request
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from ..core.i18n import current_locale, gettext, ngettext
+from ..core.models import utcnow
 from ..money import Money, format_rate
 from ..refunds.lifecycle import failure_text
+from .forms import amount_input
 
 
 def format_money(amount: int | None, currency: str | None) -> str:
     if amount is None or not currency:
         return ""
     return Money(int(amount), currency).format(current_locale())
+
+
+def format_day(moment: datetime | date | None) -> str:
+    """A date as the reader's locale writes it ("2 déc. 2026", "Dec 2, 2026")."""
+    if moment is None:
+        return ""
+    return format_date(moment.date() if isinstance(moment, datetime) else moment, format="medium",
+                       locale=current_locale())
 
 
 def template_context() -> dict:
@@ -26,6 +39,9 @@ def template_context() -> dict:
         "ngettext": ngettext,
         "money": format_money,
         "rate": lambda bp: format_rate(bp, current_locale()),
+        "date": format_day,
+        "amount_input": amount_input,
+        "now": utcnow(),
         "locale": current_locale(),
         "csrf_token": generate_csrf,
         "lms_stripe_base": current_app.config["LMS_STRIPE_BASE_TEMPLATE"],

@@ -1,0 +1,350 @@
+"""Paying a payment request: the Pay click makes one Checkout Session for the amount, and its payment is then
+attached to the Stripe invoice (Stripe's partial payments on invoices), whose events move our amounts.
+
+A click is two steps, each in a transaction of the caller's: `reserve` checks the amount and writes the
+attempt (or reuses the open one), `open_session` calls Stripe first and then records the session. Once
+Stripe says the session is paid (its webhook, or the learner's return), `sync_session` records it and defers
+`attach` until that commits: attaching is a call to Stripe, made after the writes, with its own key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..accounts import settings as payment_settings
+from ..core import audit, jobs
+from ..core.enums import LIVE_ATTEMPT, AttemptStatus, AuditAction, InvoiceStatus, PaymentRequestStatus
+from ..core.i18n import current_locale, gettext as _
+from ..core.models import Invoice, InvoicePayment, PaymentAttempt, PaymentRequest, parse_row_id, utcnow
+from ..core.state import PluginState
+from ..core.txn import transition
+from ..errors import GatewayError, NotPurchasable, PaymentsError
+from ..gateway.types import SessionCreateParams
+from ..money import Money, minimum_amount
+from . import issuing
+
+REUSE_MARGIN = timedelta(minutes=5)
+
+
+class NotPayable(NotPurchasable):
+    """This request cannot be paid now (paid, cancelled, an amount out of its limits…)."""
+
+
+def remaining(request: PaymentRequest) -> int:
+    """What the request still asks: its amount minus what was paid, never more than the invoice owes."""
+    return max(0, min(request.amount - request.amount_paid, request.invoice.amount_remaining))
+
+
+def overdue(request: PaymentRequest) -> bool:
+    """An open request past its due date."""
+    due = request.due_at if request.due_at.tzinfo is not None else request.due_at.replace(tzinfo=timezone.utc)
+    return request.status == PaymentRequestStatus.OPEN and due < utcnow()
+
+
+def limits(request: PaymentRequest) -> tuple[int, int]:
+    """The smallest and largest amount the learner may pay now (equal unless partial payments are on)."""
+    most = remaining(request)
+    if request.partial_minimum is None:
+        return most, most
+    least = max(request.partial_minimum, minimum_amount(request.currency).amount)
+    return min(least, most), most
+
+
+def check_payable(request: PaymentRequest, amount: int) -> None:
+    """Raise `NotPayable` with a message for the learner unless ``amount`` may be paid now."""
+    if request.status == PaymentRequestStatus.CANCELLED:
+        raise NotPayable(_("This payment request was cancelled: there is nothing to pay."))
+    if request.status == PaymentRequestStatus.PAID or remaining(request) <= 0:
+        raise NotPayable(_("This payment request is paid: there is nothing left to pay."))
+    if request.invoice.status != InvoiceStatus.OPEN:
+        raise NotPayable(_("This invoice cannot be paid any more."))
+    least, most = limits(request)
+    locale = current_locale()
+    if amount > most:
+        raise NotPayable(_("The amount must be at most %(max)s.", max=Money(most, request.currency).format(locale)))
+    if amount < least:
+        raise NotPayable(_("The amount must be at least %(min)s.", min=Money(least, request.currency).format(locale)))
+
+
+@dataclass(frozen=True)
+class PayPlan:
+    attempt_id: int
+    request_id: int
+    url: str | None  # the open session's page, when it can be reused
+    params: SessionCreateParams
+
+
+def live_attempt(session, request_id: int) -> PaymentAttempt | None:
+    return session.scalar(select(PaymentAttempt).where(PaymentAttempt.request_id == request_id,
+                                                       PaymentAttempt.status.in_(LIVE_ATTEMPT)))
+
+
+def reserve(state: PluginState, request: PaymentRequest, amount: int, *, return_url: str) -> PayPlan:
+    """Check the amount, then reuse the open attempt for it or write a new one. ``return_url`` is the page
+    the learner comes back to (the pay page of their link, or My payments)."""
+    session = state.session
+    current = live_attempt(session, request.id)
+    if current is not None and current.status == AttemptStatus.PROCESSING:
+        raise NotPayable(_("Your payment is processing: it will be credited as soon as it is confirmed."))
+    check_payable(request, amount)
+    if current is not None and current.amount == amount and _still_open(current):
+        return PayPlan(current.id, request.id, current.checkout_url, {})
+    if current is not None:
+        retire(state, current)
+    attempt = _insert(state, request, amount)
+    return PayPlan(attempt.id, request.id, None, _session_params(state, request, attempt, return_url))
+
+
+def _still_open(attempt: PaymentAttempt) -> bool:
+    expires = attempt.expires_at
+    if expires is not None and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=timezone.utc)
+    return bool(attempt.checkout_url) and expires is not None and expires > utcnow() + REUSE_MARGIN
+
+
+def retire(state: PluginState, attempt: PaymentAttempt) -> None:
+    """Close an open attempt; once that is committed, its Checkout Session is expired at Stripe."""
+    transition(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.EXPIRED)
+    if attempt.stripe_checkout_session_id:
+        jobs.defer(state.session, expire_sessions, [attempt.stripe_checkout_session_id])
+
+
+def expire_sessions(state: PluginState, session_ids: list[str]) -> None:
+    settings = payment_settings.load(state.session)
+    for session_id in session_ids:
+        try:
+            state.gateway.expire_checkout_session(session_id, api_key=settings.secret_key)
+        except PaymentsError:
+            continue  # already expired or complete: if it was paid, its payment is still attached
+
+
+def _insert(state: PluginState, request: PaymentRequest, amount: int) -> PaymentAttempt:
+    expiry = current_app.config["LMS_STRIPE_CHECKOUT_EXPIRY"]
+    attempt = PaymentAttempt(request_id=request.id, amount=amount, currency=request.currency,
+                             status=AttemptStatus.OPEN,
+                             expires_at=(utcnow() + timedelta(seconds=expiry)).replace(microsecond=0))
+    try:
+        with state.session.begin_nested():
+            state.session.add(attempt)
+    except IntegrityError:
+        raise NotPayable(_("A payment of this request is already under way: reload the page.")) from None
+    return attempt
+
+
+def _session_params(state: PluginState, request: PaymentRequest, attempt: PaymentAttempt,
+                    return_url: str) -> SessionCreateParams:
+    invoice = request.invoice
+    settings = payment_settings.load(state.session)
+    metadata = {"lms_attempt_id": str(attempt.id), "lms_request_id": str(request.id),
+                "lms_invoice_id": str(invoice.id), "lms_user_id": request.user_id}
+    label = _("Payment of invoice %(number)s", number=invoice.number or invoice.id)
+    params: SessionCreateParams = {
+        "mode": "payment",
+        "customer": invoice.stripe_customer_id or "",
+        "line_items": [{"quantity": 1, "price_data": {
+            "currency": request.currency.lower(), "unit_amount": attempt.amount,
+            "product_data": {"name": label[:250], "metadata": {"lms_invoice_id": str(invoice.id)}}}}],
+        "payment_intent_data": {"metadata": metadata, "description": label[:1000]},
+        "metadata": metadata,
+        "client_reference_id": f"lms-attempt-{attempt.id}",
+        "allowed_payment_method_types": ["card", "sepa_debit"] if settings.sepa_debit_enabled and
+        request.currency == "EUR" else ["card"],
+        "locale": "fr" if current_locale() == "fr" else "en",
+        "expires_at": int(attempt.expires_at.timestamp()) if attempt.expires_at else 0,
+        "success_url": _with_query(return_url, "session_id={CHECKOUT_SESSION_ID}"),
+        "cancel_url": return_url,
+    }
+    return params
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def open_session(state: PluginState, plan: PayPlan) -> str:
+    """Create the attempt's Checkout Session at Stripe, then record it."""
+    settings = payment_settings.load(state.session)
+    try:
+        created = state.gateway.create_checkout_session(
+            plan.params, api_key=settings.secret_key, idempotency_key=f"lms-request-{plan.request_id}-{plan.attempt_id}")
+    except GatewayError as err:
+        if err.answered or not err.retryable:
+            attempt = state.session.get(PaymentAttempt, plan.attempt_id)
+            transition(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.FAILED,
+                       failure_reason=err.message)
+        raise
+    attempt = state.session.get(PaymentAttempt, plan.attempt_id)
+    attempt.stripe_checkout_session_id, attempt.checkout_url = created["id"], created["url"]
+    return created["url"]
+
+
+# -- after Stripe says the session is paid ---------------------------------------------------------------
+
+
+def attempt_of_session(session, cs: dict) -> PaymentAttempt | None:
+    """Our attempt paid by this Checkout Session, if the session is one of ours for a payment request."""
+    metadata = cs.get("metadata") or {}
+    attempt_id = parse_row_id(metadata.get("lms_attempt_id"))
+    if attempt_id is None or cs.get("client_reference_id") != f"lms-attempt-{metadata.get('lms_attempt_id')}":
+        return None
+    attempt = session.get(PaymentAttempt, attempt_id)
+    if attempt is None or attempt.stripe_checkout_session_id not in (None, cs.get("id")):
+        return None
+    return attempt
+
+
+def sync_session(state: PluginState, cs: dict) -> PaymentAttempt | None:
+    """Apply a Checkout Session of a Pay attempt: paid (or processing, a SEPA debit) defers attaching its
+    payment to the invoice; expired or failed closes the attempt."""
+    session = state.session
+    attempt = attempt_of_session(session, cs)
+    if attempt is None:
+        return None
+    if attempt.stripe_checkout_session_id is None:
+        attempt.stripe_checkout_session_id = cs["id"]  # our commit after Stripe's answer was lost
+    intent = cs.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, dict) else intent
+    status, payment = cs.get("status"), cs.get("payment_status")
+    if status == "expired":
+        transition(session, attempt, (AttemptStatus.OPEN,), AttemptStatus.EXPIRED)
+    elif status == "complete" and payment == "paid":
+        if transition(session, attempt, (AttemptStatus.OPEN, AttemptStatus.PROCESSING, AttemptStatus.EXPIRED),
+                      AttemptStatus.PAID, paid_at=utcnow(), stripe_payment_intent_id=intent_id):
+            _attach_later(state, attempt)
+    elif status == "complete" and _failed(cs):
+        transition(session, attempt, (AttemptStatus.OPEN, AttemptStatus.PROCESSING), AttemptStatus.FAILED,
+                   failure_reason=((intent or {}).get("last_payment_error") or {}).get("message"))
+    elif status == "complete":
+        if transition(session, attempt, (AttemptStatus.OPEN,), AttemptStatus.PROCESSING,
+                      stripe_payment_intent_id=intent_id):
+            _attach_later(state, attempt)  # Stripe credits it when the debit succeeds
+    return attempt
+
+
+def _failed(cs: dict) -> bool:
+    intent = cs.get("payment_intent")
+    return isinstance(intent, dict) and intent.get("status") in ("requires_payment_method", "canceled")
+
+
+@dataclass(frozen=True)
+class AttachPlan:
+    attempt_id: int
+    stripe_invoice_id: str
+    payment_intent: str
+
+
+def _attach_later(state: PluginState, attempt: PaymentAttempt) -> None:
+    invoice = attempt.request.invoice
+    if invoice.stripe_invoice_id and attempt.stripe_payment_intent_id:
+        jobs.defer(state.session, attach, attach_plan(attempt))
+
+
+def attach_plan(attempt: PaymentAttempt) -> AttachPlan:
+    return AttachPlan(attempt.id, attempt.request.invoice.stripe_invoice_id or "",
+                      attempt.stripe_payment_intent_id or "")
+
+
+def attach(state: PluginState, plan: AttachPlan) -> None:
+    """Attach an attempt's payment to the Stripe invoice (once: its key), then apply the invoice Stripe
+    returns. Follow-up work: a failure leaves the attempt unattached, for reconciliation to find."""
+    settings = payment_settings.load(state.session)
+    updated = state.gateway.attach_payment(plan.stripe_invoice_id, {"payment_intent": plan.payment_intent,
+                                                                    "expand": ["payments"]},
+                                           api_key=settings.secret_key,
+                                           idempotency_key=f"lms-attach-{plan.attempt_id}")
+    attempt = state.session.get(PaymentAttempt, plan.attempt_id)
+    if attempt.attached_at is None:
+        attempt.attached_at = utcnow()
+        transition(state.session, attempt, (AttemptStatus.PAID,), AttemptStatus.ATTACHED)
+    apply_invoice(state, updated)
+
+
+def apply_invoice(state: PluginState, stripe_invoice: dict) -> Invoice | None:
+    """Bring one of our invoices in line with Stripe's (its amounts paid and remaining, its status), and
+    its payments when the invoice carries them."""
+    invoice = _our_invoice(state.session, stripe_invoice)
+    if invoice is None:
+        return None
+    issuing.apply_stripe_invoice(state, invoice, stripe_invoice)
+    for payment in ((stripe_invoice.get("payments") or {}).get("data") or []):
+        apply_invoice_payment(state, payment, invoice=invoice)
+    return invoice
+
+
+def _our_invoice(session, stripe_invoice: dict) -> Invoice | None:
+    found = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice.get("id")))
+    if found is not None:
+        return found
+    invoice_id = parse_row_id((stripe_invoice.get("metadata") or {}).get("lms_invoice_id"))
+    return session.get(Invoice, invoice_id) if invoice_id is not None else None
+
+
+def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice | None = None) -> None:
+    """Record a payment Stripe credited to one of our invoices; the first time it is paid, credit the
+    payment request it pays (once: a conditional write of its row)."""
+    session = state.session
+    if payment.get("is_default"):
+        return  # Stripe's own payment of the whole remainder: not a payment until it is paid by someone
+    invoice = invoice or _invoice_of_payment(session, payment)
+    if invoice is None:
+        return
+    row = _payment_row(session, invoice, payment)
+    if payment.get("status") == "paid" and row.status != "paid":
+        row.status, row.paid_at = "paid", _timestamp((payment.get("status_transitions") or {}).get("paid_at"))
+        row.amount = int(payment.get("amount_paid") or payment.get("amount_requested") or row.amount)
+        session.flush()
+        _credit_request(state, row)
+    elif payment.get("status") == "canceled" and row.status == "open":
+        row.status = "canceled"
+
+
+def _invoice_of_payment(session, payment: dict) -> Invoice | None:
+    stripe_invoice = payment.get("invoice")
+    invoice_id = stripe_invoice.get("id") if isinstance(stripe_invoice, dict) else stripe_invoice
+    return session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice_id)) if invoice_id else None
+
+
+def _payment_row(session, invoice: Invoice, payment: dict) -> InvoicePayment:
+    row = session.scalar(select(InvoicePayment).where(InvoicePayment.stripe_invoice_payment_id == payment["id"])
+                         .with_for_update())
+    if row is not None:
+        return row
+    intent = (payment.get("payment") or {}).get("payment_intent")
+    intent = intent.get("id") if isinstance(intent, dict) else intent
+    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.stripe_payment_intent_id == intent)) \
+        if intent else None
+    row = InvoicePayment(invoice_id=invoice.id, stripe_invoice_payment_id=payment["id"],
+                         stripe_payment_intent_id=intent, attempt_id=attempt.id if attempt else None,
+                         amount=int(payment.get("amount_requested") or 0), currency=invoice.currency,
+                         status="open")
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # recorded meanwhile by a concurrent event
+        return session.scalar(select(InvoicePayment).where(
+            InvoicePayment.stripe_invoice_payment_id == payment["id"]).with_for_update())
+    return row
+
+
+def _credit_request(state: PluginState, row: InvoicePayment) -> None:
+    session = state.session
+    attempt = session.get(PaymentAttempt, row.attempt_id) if row.attempt_id else None
+    if attempt is None:
+        return  # a payment made otherwise (the hosted invoice page, the dashboard): the invoice counts it
+    request = attempt.request
+    session.execute(update(PaymentRequest).where(PaymentRequest.id == request.id)
+                    .values(amount_paid=PaymentRequest.amount_paid + row.amount)
+                    .execution_options(synchronize_session=False))
+    session.refresh(request)
+    if request.amount_paid >= request.amount:
+        transition(session, request, (PaymentRequestStatus.OPEN,), PaymentRequestStatus.PAID, paid_at=utcnow())
+    audit.record(session, AuditAction.PAYMENT_RECEIVED, user_id=request.user_id, invoice=request.invoice_id,
+                 request=request.id, amount=row.amount, currency=row.currency)
+
+
+def _timestamp(value) -> datetime | None:
+    return datetime.fromtimestamp(int(value), timezone.utc) if value else utcnow()
