@@ -11,6 +11,15 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "lms_stripe_alembic_version"
 
 
+def for_dialect(dialect_name: str):
+    """Alembic's ``include_object``: a schema object made only for another database (``ddl_if``, such as a
+    PostgreSQL trigram index) is not expected on this one."""
+    def include(obj, name, type_, reflected, compare_to) -> bool:
+        only_for = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
+        return only_for is None or only_for == dialect_name
+    return include
+
+
 def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

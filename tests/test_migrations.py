@@ -5,7 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
-from lms_stripe_plugin.migrate import VERSION_TABLE
+from lms_stripe_plugin.migrate import VERSION_TABLE, for_dialect
 from lms_stripe_plugin.core.models import Base
 
 from .conftest import DATABASE_URL
@@ -43,6 +43,7 @@ def _diff(app):
     with db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={
             "version_table": VERSION_TABLE, "compare_type": True,
+            "include_object": for_dialect(conn.dialect.name),
             "include_name": lambda name, type_, parents: type_ != "table" or name.startswith("lms_stripe_")})
         return compare_metadata(context, Base.metadata)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from alembic import context
 from flask import current_app
 
-from lms_stripe_plugin.migrate import VERSION_TABLE
+from lms_stripe_plugin.migrate import VERSION_TABLE, for_dialect
 from lms_stripe_plugin.core.models import Base
 
 
@@ -20,6 +20,7 @@ def run_migrations_online() -> None:
             target_metadata=Base.metadata,
             version_table=VERSION_TABLE,
             include_name=_only_plugin_tables,
+            include_object=for_dialect(connection.dialect.name),
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from flask import Response, abort, current_app, redirect, request, url_for
+from flask import Response, abort, current_app, redirect, request, stream_with_context, url_for
 
 from ..billing import listing
 from ..billing.issuing import payable
@@ -13,7 +13,6 @@ from ..core import audit
 from ..core.enums import InvoiceStatus
 from ..core.i18n import gettext as _
 from ..core.models import Invoice
-from ..money import Money
 from ..refunds import cancellation, disputes, lifecycle
 from ..web.rendering import render
 from ._common import display_names, error_response, require_admin, require_user, state
@@ -26,6 +25,7 @@ def register(bp) -> None:
     bp.add_url_rule("/invoices/<lms_id:invoice_id>/pdf", "invoice_pdf", invoice_pdf)
     bp.add_url_rule("/admin/invoices", "admin_invoices", admin_invoices)
     bp.add_url_rule("/admin/invoices.csv", "admin_invoices_csv", admin_invoices_csv)
+    bp.add_url_rule("/admin/invoices/totals", "admin_invoice_totals", admin_invoice_totals)
     bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>", "admin_invoice", invoice_detail)
 
 
@@ -126,11 +126,22 @@ def admin_invoices():
     next_cursor = f"{rows[-1].issued_at.isoformat()}_{rows[-1].id}" if more and rows else None
     args: dict[str, Any] = {k: v for k, v in request.args.items() if k in FILTER_NAMES}
     return render("lms_stripe/admin/invoices.html", invoices=rows, statuses=list(InvoiceStatus),
-                  totals=listing.totals(st.session, flt), errors=errors, args=args,
+                  totals_url=url_for("lms_stripe.admin_invoice_totals", **args), errors=errors, args=args,
                   next_url=url_for("lms_stripe.admin_invoices", after=next_cursor, **args) if next_cursor else None,
                   csv_url=url_for("lms_stripe.admin_invoices_csv", **args),
                   first_url=url_for("lms_stripe.admin_invoices", **args) if request.args.get("after") else None), \
         (400 if errors else 200)
+
+
+def admin_invoice_totals():
+    """Totals per currency of the filtered invoices: asked for, not computed with every page of the list."""
+    require_admin()
+    flt, errors = _parse_filter(request.args)
+    if errors:
+        return error_response(400, "; ".join(errors.values()))
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k in FILTER_NAMES}
+    return render("lms_stripe/admin/invoice_totals.html", totals=listing.totals(state().session, flt), args=args,
+                  list_url=url_for("lms_stripe.admin_invoices", **args))
 
 
 def admin_invoices_csv():
@@ -138,6 +149,5 @@ def admin_invoices_csv():
     flt, errors = _parse_filter(request.args)
     if errors:
         return error_response(400, "; ".join(errors.values()))
-    body = listing.export_csv(state().session, flt, lambda amount, currency: str(Money(int(amount or 0), currency).major))
-    return Response(body, mimetype="text/csv",
+    return Response(stream_with_context(listing.export_csv(state().session, flt)), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=invoices.csv"})
