@@ -53,6 +53,7 @@ def _tables(app):
             if name.startswith("lms_stripe_")}
 
 
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
 def test_upgrade_creates_exactly_the_models_schema_and_downgrade_removes_it(fresh_app):
     with fresh_app.app_context():
         assert "at head" in _run(fresh_app, "upgrade")

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator
 
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, tuple_
 from sqlalchemy.orm import selectinload
 
 from ..core.enums import InvoiceStatus, MessageStatus, PaymentRequestStatus
@@ -42,7 +43,7 @@ class InvoiceFilter:
     date_to: date | None = None
     q: str | None = None
 
-    def conditions(self) -> list:
+    def conditions(self, dialect: str = "") -> list:
         cond = []
         if self.status:
             cond.append(Invoice.status == self.status)
@@ -55,13 +56,38 @@ class InvoiceFilter:
         if self.date_to:
             cond.append(Invoice.issued_at < datetime.combine(self.date_to + timedelta(days=1), time.min, timezone.utc))
         if self.q:
-            # A substring of the number, the e-mail address or the learner's name, whatever the case; on
-            # PostgreSQL each is served by a trigram index (migration 0005).
-            cond.append(or_(*(column.icontains(self.q, autoescape=True) for column in _SEARCHED)))
+            cond.append(search(self.q, dialect))
         return cond
 
 
-_SEARCHED = (Invoice.number, Invoice.user_email, Invoice.user_name)
+def search(q: str, dialect: str):
+    """What the administrators' search box finds, each case served by an index on PostgreSQL (migration
+    0005): an e-mail address or its start ("lea@", "lea@example.org"); an invoice or credit note number or its
+    start ("INV-0042", "ABC-00"), for text with a digit and no space; otherwise the start of each word of the
+    learner's name ("mart", "léa mar"), or the start of an e-mail address. Whatever the case."""
+    text = q.strip()
+    email = func.lower(Invoice.user_email).startswith(text.lower(), autoescape=True)
+    if "@" in text:
+        return email
+    if any(c.isdigit() for c in text) and " " not in text:
+        return func.upper(Invoice.number).startswith(text.upper(), autoescape=True)
+    words = re.findall(r"\w+", text.lower())
+    if not words:
+        return email
+    named: ColumnElement[bool]
+    if dialect == "postgresql":
+        query = " & ".join(f"{word}:*" for word in words)
+        vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Invoice.user_name, ""))
+        named = vector.op("@@")(func.to_tsquery(literal_column("'simple'::regconfig"), query))
+    else:
+        named = and_(*(func.lower(Invoice.user_name).contains(word, autoescape=True) for word in words))
+    return or_(named, email)
+
+
+def _dialect(session) -> str:
+    return session.get_bind().dialect.name
+
+
 #: Newest first: the order of the composite indexes (issued_at, id), (status, issued_at, id)…
 _NEWEST_FIRST = (Invoice.issued_at.desc(), Invoice.id.desc())
 
@@ -69,7 +95,7 @@ _NEWEST_FIRST = (Invoice.issued_at.desc(), Invoice.id.desc())
 def admin_page(session, flt: InvoiceFilter, *, after: tuple[datetime, int] | None, limit: int):
     """One page of invoices, newest first, continuing after the (issued_at, id) cursor: a keyset page that
     reads from the composite index where the cursor left off, however deep."""
-    query = select(Invoice).where(*flt.conditions())
+    query = select(Invoice).where(*flt.conditions(_dialect(session)))
     if after is not None:
         query = query.where(tuple_(Invoice.issued_at, Invoice.id) < tuple_(*after))
     query = query.options(selectinload(Invoice.purchase)).order_by(*_NEWEST_FIRST)
@@ -81,7 +107,7 @@ def totals(session, flt: InvoiceFilter) -> list[tuple[str, int, int, int, int, i
     """(currency, count, net, vat, gross, refunded) per currency for the filtered invoices."""
     query = (select(Invoice.currency, func.count(), func.sum(Invoice.net), func.sum(Invoice.vat),
                     func.sum(Invoice.gross), func.sum(Invoice.amount_refunded))
-             .where(*flt.conditions()).group_by(Invoice.currency).order_by(Invoice.currency))
+             .where(*flt.conditions(_dialect(session))).group_by(Invoice.currency).order_by(Invoice.currency))
     return [tuple(row) for row in session.execute(query)]
 
 
@@ -100,7 +126,7 @@ def export_csv(session, flt: InvoiceFilter) -> Iterator[str]:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     columns = [getattr(Invoice, name) for name in CSV_COLUMNS]
-    query = (select(*columns).where(*flt.conditions()).order_by(*_NEWEST_FIRST)
+    query = (select(*columns).where(*flt.conditions(_dialect(session))).order_by(*_NEWEST_FIRST)
              .execution_options(yield_per=CSV_BATCH))
     for count, row in enumerate(session.execute(query), start=1):
         writer.writerow([_csv_safe(value) for value in _csv_row(row)])

@@ -68,12 +68,6 @@ class EnumText(sa.types.TypeDecorator):
             return value
 
 
-def _trigram_index(table: str, column: str) -> sa.Index:
-    """A trigram index (PostgreSQL only): ILIKE '%…%' on the column is served by it."""
-    return sa.Index(f"ix_{table}_{column}_trgm", column, postgresql_using="gin",
-                    postgresql_ops={column: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
-
-
 def one_of(column: str, values) -> str:
     """The SQL condition "column IN (…values)" of a check constraint or a partial index."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
@@ -269,8 +263,15 @@ class Invoice(Base):
         sa.Index("ix_lms_stripe_invoices_status_issued", "status", "issued_at", "id"),
         sa.Index("ix_lms_stripe_invoices_course_issued", "course_id", "issued_at", "id"),
         sa.Index("ix_lms_stripe_invoices_user_issued", "user_id", "issued_at", "id"),
-        # Searching a part of a number, an e-mail address or a name (PostgreSQL's pg_trgm).
-        *(_trigram_index("lms_stripe_invoices", column) for column in ("number", "user_email", "user_name")),
+        # The search (see billing.listing): the start of a number or an e-mail address, the start of each
+        # word of a name. On PostgreSQL, indexes made for those; elsewhere, scans.
+        sa.Index("ix_lms_stripe_invoices_number_prefix", sa.func.upper(sa.text("number")),
+                 postgresql_ops={"upper": "text_pattern_ops"}).ddl_if(dialect="postgresql"),
+        sa.Index("ix_lms_stripe_invoices_email_prefix", sa.func.lower(sa.text("user_email")),
+                 postgresql_ops={"lower": "text_pattern_ops"}).ddl_if(dialect="postgresql"),
+        sa.Index("ix_lms_stripe_invoices_name_words", sa.func.to_tsvector(sa.text("'simple'::regconfig"),
+                                                                          sa.text("coalesce(user_name, '')")),
+                 postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
 
 

@@ -1,5 +1,6 @@
 """the administrators' invoice list at scale: composite indexes that match its keyset cursor under each
-filter, and trigram indexes for searching a part of a number, an e-mail address or a name (PostgreSQL)
+filter, and, on PostgreSQL, indexes for its search (the start of a number or an e-mail address, the start of
+each word of a learner's name)
 
 Revision ID: 0005
 Revises: 0004
@@ -20,7 +21,12 @@ _COMPOSITE = (('ix_lms_stripe_invoices_issued', ['issued_at', 'id']),
               ('ix_lms_stripe_invoices_status_issued', ['status', 'issued_at', 'id']),
               ('ix_lms_stripe_invoices_course_issued', ['course_id', 'issued_at', 'id']),
               ('ix_lms_stripe_invoices_user_issued', ['user_id', 'issued_at', 'id']))
-_SEARCHED = ('number', 'user_email', 'user_name')
+_SEARCH = (
+    'CREATE INDEX ix_lms_stripe_invoices_number_prefix ON lms_stripe_invoices (upper(number) text_pattern_ops)',
+    'CREATE INDEX ix_lms_stripe_invoices_email_prefix ON lms_stripe_invoices (lower(user_email) text_pattern_ops)',
+    "CREATE INDEX ix_lms_stripe_invoices_name_words ON lms_stripe_invoices "
+    "USING gin (to_tsvector('simple'::regconfig, coalesce(user_name, '')))",
+)
 
 
 def upgrade() -> None:
@@ -29,17 +35,15 @@ def upgrade() -> None:
     for name, _column in _SINGLE:  # the composite indexes lead with these columns
         op.drop_index(name, table_name=_TABLE)
     if op.get_bind().dialect.name == 'postgresql':
-        # A trusted extension since PostgreSQL 13: the database's owner may create it.
-        op.execute('CREATE EXTENSION IF NOT EXISTS pg_trgm')
-        for column in _SEARCHED:
-            op.create_index(f'ix_{_TABLE}_{column}_trgm', _TABLE, [column], postgresql_using='gin',
-                            postgresql_ops={column: 'gin_trgm_ops'})
+        for statement in _SEARCH:
+            op.execute(statement)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
-        for column in _SEARCHED:
-            op.drop_index(f'ix_{_TABLE}_{column}_trgm', table_name=_TABLE)
+        for name in ('ix_lms_stripe_invoices_number_prefix', 'ix_lms_stripe_invoices_email_prefix',
+                     'ix_lms_stripe_invoices_name_words'):
+            op.drop_index(name, table_name=_TABLE)
     for name, column in _SINGLE:
         op.create_index(name, _TABLE, [column])
     for name, _columns in _COMPOSITE:
