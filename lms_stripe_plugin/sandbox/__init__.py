@@ -27,10 +27,13 @@ each request in random order, ``webhook_concurrency`` delivers that many at once
 
 Stripe API (``/v1``, form-encoded, ``Authorization: Bearer sk_test_...``)
 --------------------------------------------------------------------------
-customers, tax_rates, coupons, promotion_codes (create, retrieve, list); checkout/sessions
-(create, retrieve, list, ``/expire``, ``/line_items``); invoices, invoice_payments,
-payment_intents, charges, disputes, events (retrieve, list); refunds and credit_notes (create,
-retrieve, list); disputes (update with ``evidence``/``submit``, ``/close``). ``Idempotency-Key`` (per account) keeps the first answer of a request whose
+customers (create, update, retrieve, list); tax_rates, coupons, promotion_codes (create, retrieve,
+list); checkout/sessions (create, retrieve, list, ``/expire``, ``/line_items``); invoices (create,
+retrieve, list, ``/lines``, ``/add_lines``, ``/finalize``, ``/send``, ``/void``,
+``/mark_uncollectible``, ``/attach_payment``); invoiceitems (create, retrieve, list);
+invoice_payments, payment_intents, charges, disputes, events (retrieve, list); refunds and
+credit_notes (create, retrieve, list); disputes (update with ``evidence``/``submit``, ``/close``).
+``Idempotency-Key`` (per account) keeps the first answer of a request whose
 endpoint began to run, whatever its status (2xx, 4xx, 5xx), and replays it
 (``Idempotent-Replayed: true``; a kept 5xx carries ``Stripe-Should-Retry: false``). Requests
 refused before the endpoint ran (authentication, parameter validation, a key in use: 409) keep
@@ -70,6 +73,74 @@ guest) the page asks for the country (``requires_location_inputs``). Klarna is r
 minimum (EUR 1.00 or equivalent) and when the currency is not that of the customer's country. ``session.url`` is null once the session is
 complete or expired, as on Stripe.
 
+Customers and invoices (payment requests)
+-----------------------------------------
+Customers take ``email`` (512 characters), ``name`` (256), ``phone`` (20), ``address`` (``country``
+two letters: Stripe's "Country '...' is unknown"), ``preferred_locales`` (language tags such as
+``fr-FR``), ``balance``, ``invoice_prefix`` and ``invoice_settings`` (``custom_fields``, ``footer``,
+``rendering_options[amount_tax_display]``, the defaults of their invoices). ``POST
+/v1/customers/{id}`` changes what is sent and fires ``customer.updated`` with the previous values;
+metadata keys sent empty are removed, ``address=""`` unsets the address.
+
+``POST /v1/invoices`` makes a draft (``invoice.created``) with ``collection_method=send_invoice``
+only (the sandbox keeps no payment method to charge) and ``days_until_due`` (due that many days
+after creation) or a future ``due_date``; ``currency`` defaults to the customer's, else ``eur``
+(the account is German); ``description`` (1500), ``footer``, ``custom_fields`` (4 at most, name 40,
+value 140), ``metadata``, ``auto_advance`` (default false), ``default_tax_rates``,
+``effective_at``, ``rendering`` (``amount_tax_display``, ``pdf[page_size]``) and
+``pending_invoice_items_behavior`` (``include`` takes the customer's pending invoice items).
+Lines come from ``/add_lines`` (``lines[]`` with ``amount`` + ``description``, ``price_data``
+with ``product`` or ``product_data``, ``pricing[price]`` or a pending ``invoice_item``;
+``quantity``, ``tax_rates`` (``""``: none, absent: the invoice's defaults), ``metadata``,
+``period``; ``invoice_metadata``) or ``POST /v1/invoiceitems`` (``customer``, ``invoice`` or
+pending, ``amount`` + ``currency``, ``price_data`` with an existing ``product``, ``pricing``,
+``unit_amount_decimal``, ``quantity``, ``tax_rates``, ``tax_behavior``). Each line is an invoice
+item (``invoiceitem.created``, then ``invoice.updated``); only drafts take lines
+(``invoice_not_editable``), 250 at most. Taxes are computed line by line: an inclusive tax rate's
+tax is ``amount - round_half_up(amount / (1 + rate))`` (300.00 TTC at 20 %: 250.00 + 50.00), exclusive
+rates add to the total; ``subtotal``, ``subtotal_excluding_tax``, ``total``,
+``total_excluding_tax``, ``total_taxes`` and each line's ``taxes`` follow. Negative amounts
+(credits), discounts and automatic tax on invoices are not modelled (``parameter_unsupported``).
+
+``/finalize`` numbers the invoice from the account's sequence (``SBX-0001``, shared with
+Checkout's invoices), sets ``hosted_invoice_url``, ``invoice_pdf``, ``status_transitions.finalized_at``
+and status ``open``, applies the customer's balance (``starting_balance``, ``ending_balance``,
+``amount_due``; ``customer.updated``) and opens the default payment: a PaymentIntent for
+``amount_remaining`` (``payment_intent.created``, ``confirmation_secret``) and an
+``invoice_payment`` with ``is_default`` kept at ``amount_remaining`` and canceled (its
+PaymentIntent too) once nothing remains or the invoice is void. An invoice with 0 to pay is
+``paid`` at once. ``/send`` fires ``invoice.sent`` and e-mails nobody, as test mode does (a draft is
+finalized first; the customer needs an email). ``/void`` and ``/mark_uncollectible`` fire
+``invoice.voided`` / ``invoice.marked_uncollectible``; void is refused while a payment other than
+the default one is ``open`` or ``paid``, mark_uncollectible while one is ``open``.
+An open invoice still open at its due date fires ``invoice.overdue`` once, 0 days after it is due
+(the account's automations), on the sandbox clock (``advance_clock``); ``invoice.will_be_due``
+is not sent.
+
+``/attach_payment`` with ``payment_intent`` (``payment_record`` is not modelled) attaches a
+PaymentIntent of the invoice's customer and currency, for at most ``amount_remaining`` (more:
+``amount_too_large``), not canceled, not already attached to an invoice (attachments are
+permanent: there is no detach in this API version) and not from a Checkout Session with
+``invoice_creation``; an open or uncollectible invoice only. A succeeded PaymentIntent is credited
+at once: its ``invoice_payment`` is ``paid`` (``invoice_payment.paid``), ``amount_paid`` goes up
+and ``amount_remaining`` down (``invoice.updated`` with ``previous_attributes``); at 0 the invoice is
+``paid`` (``status_transitions.paid_at``, ``invoice.paid``, ``invoice.payment_succeeded``). A
+PaymentIntent not yet succeeded (a SEPA debit processing, a declined card the learner may try
+again) stays ``open`` and is credited when it succeeds; it is ``canceled`` when its debit fails at
+settlement or its Checkout Session expires (no v1 event says so). ``GET /v1/invoice_payments``
+filters on ``invoice``, ``status`` and ``payment[type]`` with ``payment[payment_intent]``; the
+invoice's ``payments`` appear only with ``expand[]=payments``. A Checkout Session to collect part
+of an invoice has ``customer``, one ``price_data`` line in the invoice's currency and no
+``invoice_creation``; its PaymentIntent carries ``payment_intent_data[metadata]``.
+
+Credit notes take open and paid invoices: the credit first lowers ``amount_remaining`` and
+``amount_due`` (``pre_payment_amount``; an open invoice credited down to 0 becomes ``paid`` with
+``invoice.paid``), the rest (``post_payment_amount``) is refunded (``refund_amount``: the most
+recently paid payments first; or ``refunds[]`` linking refunds of the invoice's payments),
+credited to the customer's balance (``credit_amount``, the default) or out of band; type
+``pre_payment``, ``post_payment`` or ``mixed``. Refunds made through ``/v1/refunds`` and on no
+credit note are taken off what can still be credited.
+
 Hosted checkout page: ``GET/POST /c/pay/{session_id}``
 -------------------------------------------------------
 Stable element ids (form field names in brackets):
@@ -102,8 +173,14 @@ succeed later, refunds on 4000 0000 0000 5126 start ``succeeded`` and fail later
 fails (then ``canceled``). SEPA: DE89370400440532013000
 settles, DE62370400440532013001 fails at settlement. Klarna pays at once.
 
-Other pages: ``/i/{invoice}`` (``#invoice-number``, ``#download-pdf``),
-``/files/invoices/{id}.pdf``, ``/files/credit_notes/{id}.pdf``, ``/receipts/{charge}``.
+Other pages: ``/i/{invoice}``, the hosted invoice page (``#invoice-number``, ``#invoice-status``,
+``#invoice-total``, ``#due-date``, ``.invoice-line``, ``.tax-row`` (one per tax rate, "TVA 20 %
+(included)"), ``#net-amount``, ``#amount-paid``, ``#amount-remaining``, ``#credited-amount``,
+``.invoice-payment`` with ``data-status`` (the payments other than the default one),
+``#credit-notes``, ``#download-pdf``; ``lang`` from the customer's first preferred locale; it takes
+no payment); ``/files/invoices/{id}.pdf`` (the same: lines, VAT per rate, amount paid and
+remaining, payments, in the currency's decimals); ``/files/credit_notes/{id}.pdf``;
+``/receipts/{charge}``.
 
 Control endpoints (``/_sandbox``, JSON, no auth)
 -------------------------------------------------

@@ -9,12 +9,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from . import billing, checkout, refunds, resources
+from . import checkout, credit_notes, invoices, refunds, resources
 from .errors import StripeError, invalid_param, unrecognized_url
 from .faults import Fault, fault_error
 from .idempotency import SavedResponse, fingerprint_of
 from .ids import request_id
-from .listing import expand, list_envelope, paginate
+from .listing import expand, filter_range, list_envelope, paginate
 from .params import Params, parse_pairs
 from .schema import endpoint_schema, validate
 from .state import API_VERSION, SandboxState
@@ -29,6 +29,7 @@ COLLECTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "tax_rates": ("tax_rate", {"active": "active", "inclusive": "inclusive"}),
     "invoices": ("invoice", {"customer": "customer", "status": "status"}),
     "invoice_payments": ("invoice_payment", {"invoice": "invoice", "status": "status"}),
+    "invoiceitems": ("invoiceitem", {"customer": "customer", "invoice": "invoice"}),
     "payment_intents": ("payment_intent", {"customer": "customer"}),
     "charges": ("charge", {"customer": "customer", "payment_intent": "payment_intent"}),
     "refunds": ("refund", {"charge": "charge", "payment_intent": "payment_intent"}),
@@ -235,6 +236,11 @@ def create_customer() -> Response:
     return _respond(resources.create_customer(_state(), _params()))
 
 
+@bp.post("/customers/<customer_id>")
+def update_customer(customer_id: str) -> Response:
+    return _respond(resources.update_customer(_state(), customer_id, _params()))
+
+
 @bp.post("/tax_rates")
 def create_tax_rate() -> Response:
     return _respond(resources.create_tax_rate(_state(), _params()))
@@ -257,7 +263,78 @@ def create_refund() -> Response:
 
 @bp.post("/credit_notes")
 def create_credit_note() -> Response:
-    return _respond(billing.create_credit_note(_state(), _params()))
+    return _respond(credit_notes.create_credit_note(_state(), _params()))
+
+
+# -- invoices ------------------------------------------------------------------------------------
+
+
+@bp.post("/invoices")
+def create_invoice() -> Response:
+    state = _state()
+    return _respond(invoices.create_invoice(state, _params(), base_url(state)))
+
+
+@bp.get("/invoices")
+def list_invoices() -> Response:
+    params = _params()
+    items = filter_range(_state().all("invoice"), params, "due_date")
+    g.stripe_params = {k: v for k, v in g.stripe_params.items() if k != "due_date"}
+    return _list(items, {"customer": "customer", "status": "status", "collection_method": "collection_method"})
+
+
+@bp.post("/invoices/<invoice_id>/add_lines")
+def add_invoice_lines(invoice_id: str) -> Response:
+    return _respond(invoices.add_lines(_state(), invoice_id, _params()))
+
+
+@bp.post("/invoices/<invoice_id>/finalize")
+def finalize_invoice(invoice_id: str) -> Response:
+    return _respond(invoices.finalize_invoice(_state(), invoice_id, _params()))
+
+
+@bp.post("/invoices/<invoice_id>/send")
+def send_invoice(invoice_id: str) -> Response:
+    _only_expand()
+    return _respond(invoices.send_invoice(_state(), invoice_id))
+
+
+@bp.post("/invoices/<invoice_id>/void")
+def void_invoice(invoice_id: str) -> Response:
+    _only_expand()
+    return _respond(invoices.void_invoice(_state(), invoice_id))
+
+
+@bp.post("/invoices/<invoice_id>/mark_uncollectible")
+def mark_invoice_uncollectible(invoice_id: str) -> Response:
+    _only_expand()
+    return _respond(invoices.mark_uncollectible(_state(), invoice_id))
+
+
+@bp.post("/invoices/<invoice_id>/attach_payment")
+def attach_invoice_payment(invoice_id: str) -> Response:
+    return _respond(invoices.attach_payment(_state(), invoice_id, _params()))
+
+
+@bp.post("/invoiceitems")
+def create_invoice_item() -> Response:
+    return _respond(invoices.create_invoice_item(_state(), _params()))
+
+
+@bp.get("/invoice_payments")
+def list_invoice_payments() -> Response:
+    """Filters ``invoice``, ``status`` and ``payment[type]`` with ``payment[payment_intent]``."""
+    params = _params()
+    items = _state().all("invoice_payment")
+    payment = params.sub("payment")
+    if payment.data:
+        payment.reject_unimplemented({"type", "payment_intent"})
+        kind = payment.string("type", required=True, choices=("payment_intent", "payment_record"))
+        items = [p for p in items if p["payment"]["type"] == kind]
+        if payment.has("payment_intent"):
+            items = [p for p in items if p["payment"].get("payment_intent") == payment.string("payment_intent")]
+    g.stripe_params = {k: v for k, v in g.stripe_params.items() if k != "payment"}
+    return _list(items, {"invoice": "invoice", "status": "status"})
 
 
 # -- checkout sessions ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 from .amounts import PricedLine, check_minimum, check_step, format_amount, price_lines, step
 from .errors import StripeError, invalid_param, missing_param
 from .ids import checkout_session_id, new_id
+from .invoice_payments import intent_ended_unpaid
 from .params import Params
 from .resources import find_promotion_code, price_object, product_object, usable_coupon, valid_email
 from .state import SandboxState, locked
@@ -520,6 +521,7 @@ def _expire(state: SandboxState, session: dict[str, Any]) -> None:
         # Checkout cancels the PaymentIntent of an abandoned session.
         intent.update(status="canceled", canceled_at=state.now(), cancellation_reason="abandoned")
         state.emit("payment_intent.canceled", intent, {"status": "requires_payment_method"})
+        intent_ended_unpaid(state, intent)
     state.emit("checkout.session.expired", session, previous)
 
 

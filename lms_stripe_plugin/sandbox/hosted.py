@@ -181,6 +181,24 @@ def _finalized_invoice(state: SandboxState, invoice_id: str) -> dict[str, Any] |
     return invoice if invoice is not None and invoice["number"] else None
 
 
+def _received(state: SandboxState, invoice_id: str) -> list[dict[str, Any]]:
+    """The payments received or awaited on an invoice (its default payment aside), oldest first."""
+    payments = [p for p in state.all("invoice_payment") if p["invoice"] == invoice_id and not p["is_default"]]
+    return [state.render(p) for p in reversed(payments)]
+
+
+def tax_rows(invoice: dict[str, Any], rates: dict[str, dict[str, Any]]) -> list[tuple[str, int]]:
+    """One row per tax rate: ``("TVA 20 % (included)", 5000)``."""
+    rows = []
+    for tax in invoice["total_taxes"] or []:
+        rate = rates.get(tax["tax_rate_details"]["tax_rate"]) or {}
+        name = rate.get("display_name") or "Tax"
+        percentage = f" {rate['percentage']:g} %" if rate.get("percentage") is not None else ""
+        included = " (included)" if tax["tax_behavior"] == "inclusive" else ""
+        rows.append((f"{name}{percentage}{included}", tax["amount"]))
+    return rows
+
+
 @bp.get("/files/invoices/<invoice_id>.pdf")
 def invoice_file(invoice_id: str) -> Any:
     """The invoice PDF linked from ``invoice_pdf``."""
@@ -189,7 +207,7 @@ def invoice_file(invoice_id: str) -> Any:
         invoice = _finalized_invoice(state, invoice_id)
         if invoice is None:
             return _message("Not found", "This invoice does not exist.", 404)
-        body = pdf.invoice_pdf(state.render(invoice), _rates(state, [invoice]))
+        body = pdf.invoice_pdf(state.render(invoice), _rates(state, [invoice]), _received(state, invoice_id))
     return _pdf_response(body, f"{invoice['number']}.pdf")
 
 
@@ -214,15 +232,18 @@ def _pdf_response(body: bytes, filename: str) -> Response:
 
 @bp.get("/i/<invoice_id>")
 def invoice_page(invoice_id: str) -> Any:
-    """The hosted invoice page linked from ``hosted_invoice_url``."""
+    """The hosted invoice page linked from ``hosted_invoice_url``: lines, taxes, what was paid and what remains."""
     state = _state()
     with state.lock:
         invoice = _finalized_invoice(state, invoice_id)
         if invoice is None:
             return _message("Not found", "This invoice does not exist.", 404)
         notes = [n for n in state.all("credit_note") if n["invoice"] == invoice_id]
+        customer = state.get(invoice["customer"], "customer") or {}
         context = {"invoice": state.render(invoice), "credit_notes": [state.render(n) for n in reversed(notes)],
-                   "money": lambda a: format_amount(a, invoice["currency"])}
+                   "payments": _received(state, invoice_id), "taxes": tax_rows(invoice, _rates(state, [invoice])),
+                   "money": lambda a: format_amount(a, invoice["currency"]), "date": pdf.date_text,
+                   "lang": (customer.get("preferred_locales") or ["en"])[0]}
     return render_template("invoice.html", **context)
 
 

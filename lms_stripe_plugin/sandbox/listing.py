@@ -58,16 +58,21 @@ def _index_of(items: list[dict[str, Any]], object_id: str, param: str) -> int:
 
 def filter_created(items: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]:
     """Apply ``created=T`` or ``created[gt|gte|lt|lte]=T``."""
-    created = params.raw("created")
-    if created in (None, ""):
+    return filter_range(items, params, "created")
+
+
+def filter_range(items: list[dict[str, Any]], params: Params, key: str) -> list[dict[str, Any]]:
+    """Apply ``key=T`` or ``key[gt|gte|lt|lte]=T`` to a timestamp field (``created``, ``due_date``)."""
+    wanted = params.raw(key)
+    if wanted in (None, ""):
         return items
-    if not isinstance(created, dict):
-        exact = params.integer("created")
-        return [item for item in items if item["created"] == exact]
-    bounds = params.sub("created")
+    if not isinstance(wanted, dict):
+        exact = params.integer(key)
+        return [item for item in items if item[key] == exact]
+    bounds = params.sub(key)
     bounds.reject_unimplemented(_RANGE_KEYS)
-    limits = {key: bounds.integer(key) for key in _RANGE_KEYS}
-    return [item for item in items if _in_range(item["created"], limits)]
+    limits = {bound: bounds.integer(bound) for bound in _RANGE_KEYS}
+    return [item for item in items if item[key] is not None and _in_range(item[key], limits)]
 
 
 def _in_range(value: int, limits: dict[str, int | None]) -> bool:
@@ -98,6 +103,8 @@ def _expand(state: SandboxState, node: Any, parts: list[str], path: str) -> None
             _expand(state, item, parts, path)
         return
     head, rest = parts[0], parts[1:]
+    if isinstance(node, dict) and node.get("object") == "invoice" and head == "payments" and head not in node:
+        node["payments"] = _invoice_payments(state, node["id"])  # includable: only there when expanded
     if not isinstance(node, dict) or head not in node:
         raise _not_expandable(path)
     value = node[head]
@@ -109,6 +116,11 @@ def _expand(state: SandboxState, node: Any, parts: list[str], path: str) -> None
     elif value is not None and not isinstance(value, (dict, list)):
         raise _not_expandable(path)
     _expand(state, value, rest, path)
+
+
+def _invoice_payments(state: SandboxState, invoice_id: str) -> dict[str, Any]:
+    payments = [state.render(p) for p in state.all("invoice_payment") if p["invoice"] == invoice_id]
+    return {**list_envelope(payments, f"/v1/invoice_payments?invoice={invoice_id}"), "total_count": len(payments)}
 
 
 def _not_expandable(path: str) -> StripeError:

@@ -12,7 +12,8 @@ from .checkout import apply_promotion_code, checked_session, set_tax_location
 from .errors import StripeError, card_error, invalid_param
 from .ids import new_id, random_string
 from .refunds import open_dispute, settle_pending_refunds
-from .resources import NULL_ADDRESS, customer_object, fingerprint, valid_email
+from .invoice_payments import intent_ended_unpaid, intent_succeeded
+from .resources import NULL_ADDRESS, customer_object, fingerprint, payment_intent_object, valid_email
 from .state import SandboxState, locked
 from .taxes import KLARNA_CURRENCY_BY_COUNTRY, customer_country
 
@@ -265,23 +266,13 @@ def _ensure_intent(state: SandboxState, session: dict[str, Any], payment: Paymen
 
 def _intent_object(state: SandboxState, session: dict[str, Any]) -> dict[str, Any]:
     data = state.private[session["id"]]["payment_intent_data"]
-    intent_id = new_id("pi")
-    return {
-        "id": intent_id, "object": "payment_intent", "amount": session["amount_total"], "amount_capturable": 0,
-        "amount_details": {"tip": {}}, "amount_received": 0, "application": None, "application_fee_amount": None,
-        "automatic_payment_methods": None, "canceled_at": None, "cancellation_reason": None,
-        "capture_method": "automatic_async", "client_secret": f"{intent_id}_secret_{random_string(25)}",
-        "confirmation_method": "automatic", "created": state.now(), "currency": session["currency"],
-        "customer": session["customer"], "customer_account": None, "description": data["description"],
-        "excluded_payment_method_types": None, "last_payment_error": None, "latest_charge": None,
-        "livemode": False, "metadata": dict(data["metadata"]), "next_action": None, "on_behalf_of": None,
-        "payment_method": None, "payment_method_configuration_details": None, "payment_method_options": {},
-        "payment_method_types": list(session["payment_method_types"]), "processing": None,
-        "receipt_email": data["receipt_email"], "review": None, "setup_future_usage": data["setup_future_usage"],
-        "shipping": None, "source": None, "statement_descriptor": data["statement_descriptor"],
-        "statement_descriptor_suffix": data["statement_descriptor_suffix"], "status": "requires_payment_method",
-        "transfer_data": None, "transfer_group": None,
-    }
+    return payment_intent_object(
+        state, amount=session["amount_total"], currency=session["currency"], customer=session["customer"],
+        payment_method_types=session["payment_method_types"], description=data["description"],
+        metadata=data["metadata"], receipt_email=data["receipt_email"], setup_future_usage=data["setup_future_usage"],
+        statement_descriptor=data["statement_descriptor"],
+        statement_descriptor_suffix=data["statement_descriptor_suffix"],
+    )
 
 
 def _new_charge(state: SandboxState, session: dict[str, Any], intent: dict[str, Any], payment: Payment,
@@ -320,6 +311,8 @@ def _mark_succeeded(state: SandboxState, intent: dict[str, Any], charge: dict[st
     intent.update(status="succeeded", amount_received=intent["amount"], last_payment_error=None, processing=None)
     state.emit("payment_intent.succeeded", intent)
     state.emit("charge.succeeded", charge)
+    # A PaymentIntent attached to an invoice before it succeeded is credited now (attach_payment).
+    intent_succeeded(state, intent)
 
 
 def _settle_balance(state: SandboxState, charge: dict[str, Any]) -> None:
@@ -451,6 +444,7 @@ def settle_session(state: SandboxState, session_id: str, outcome: str | None = N
         failure = ("insufficient_funds", None, "The customer's account has insufficient funds to cover this payment.")
         _mark_failed(state, intent, charge, failure, "invalid_request_error")
         settle_pending_refunds(state, charge, succeeded=False)
+        intent_ended_unpaid(state, intent)
         state.emit("checkout.session.async_payment_failed", session)
     return session
 

@@ -88,6 +88,11 @@ class _Page:
         self.y -= points
 
 
+def date_text(timestamp: int | None) -> str:
+    """A date as ``2026-05-04`` (UTC), or ``-``."""
+    return _date(timestamp)
+
+
 def _date(timestamp: int | None) -> str:
     if not timestamp:
         return "-"
@@ -101,14 +106,17 @@ def _vat_label(taxes: list[dict[str, Any]], rates: dict[str, dict[str, Any]]) ->
     return f"VAT ({names})" if names else "VAT"
 
 
-def invoice_pdf(invoice: dict[str, Any], rates: dict[str, dict[str, Any]]) -> bytes:
-    """The PDF of a finalized invoice; ``rates`` maps tax rate ids to tax rates."""
+def invoice_pdf(invoice: dict[str, Any], rates: dict[str, dict[str, Any]],
+                payments: list[dict[str, Any]] | None = None) -> bytes:
+    """The PDF of a finalized invoice; ``rates`` maps tax rate ids to tax rates, ``payments`` are its received ones."""
     currency = invoice["currency"]
     page = _Page()
     page.text("Stripe sandbox - test mode", size=9, step=24)
     page.text("Invoice", size=20, bold=True, step=30)
     page.text(f"Invoice number: {invoice['number']}")
-    page.text(f"Date of issue: {_date(invoice['status_transitions']['finalized_at'] or invoice['created'])}")
+    page.text(f"Date of issue: {_date(invoice['effective_at'] or invoice['status_transitions']['finalized_at'] or invoice['created'])}")
+    if invoice["due_date"]:
+        page.text(f"Date due: {_date(invoice['due_date'])}")
     page.text(f"Date paid: {_date(invoice['status_transitions']['paid_at'])}")
     page.text(f"Billed to: {invoice['customer_name'] or ''} {invoice['customer_email'] or ''}".strip())
     if invoice["description"]:
@@ -118,7 +126,17 @@ def invoice_pdf(invoice: dict[str, Any], rates: dict[str, dict[str, Any]]) -> by
     page.gap()
     _line_table(page, invoice["lines"]["data"], currency)
     _totals(page, invoice, rates, currency)
-    page.text(f"Amount paid: {format_amount(invoice['amount_paid'], currency)}", bold=True)
+    if invoice["pre_payment_credit_notes_amount"]:
+        page.row([(300, "Credit notes"), (420, format_amount(-invoice["pre_payment_credit_notes_amount"], currency))])
+    page.row([(300, "Amount paid"), (420, format_amount(invoice["amount_paid"], currency))], bold=True)
+    page.row([(300, "Amount remaining"), (420, format_amount(invoice["amount_remaining"], currency))], bold=True)
+    if payments:
+        page.gap()
+        page.text("Payments", bold=True)
+        for payment in payments:
+            when = _date(payment["status_transitions"]["paid_at"] or payment["created"])
+            page.row([(50, when), (160, payment["status"]),
+                      (420, format_amount(payment["amount_paid"] or payment["amount_requested"], currency))])
     if invoice["footer"]:
         page.gap()
         page.text(invoice["footer"], size=9)
@@ -136,9 +154,13 @@ def _line_table(page: _Page, lines: list[dict[str, Any]], currency: str) -> None
 
 
 def _totals(page: _Page, document: dict[str, Any], rates: dict[str, dict[str, Any]], currency: str) -> None:
-    tax = sum(t["amount"] for t in document["total_taxes"] or [])
     page.row([(300, "Net"), (420, format_amount(document["total_excluding_tax"], currency))])
-    page.row([(300, _vat_label(document["total_taxes"] or [], rates)), (420, format_amount(tax, currency))])
+    taxes = document["total_taxes"] or []
+    if not taxes:
+        page.row([(300, _vat_label([], rates)), (420, format_amount(0, currency))])
+    for tax in taxes:
+        included = " incl." if tax["tax_behavior"] == "inclusive" else ""
+        page.row([(300, _vat_label([tax], rates) + included), (420, format_amount(tax["amount"], currency))])
     page.row([(300, "Gross total"), (420, format_amount(document["total"], currency))], bold=True)
     page.row([(300, "Currency"), (420, currency.upper())])
     page.gap()

@@ -16,8 +16,16 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 CUSTOMER_PARAMS = {
     "address", "balance", "business_name", "description", "email", "individual_name",
-    "invoice_prefix", "metadata", "name", "phone", "preferred_locales", "tax_exempt",
+    "invoice_prefix", "invoice_settings", "metadata", "name", "phone", "preferred_locales", "tax_exempt",
 }
+CUSTOMER_UPDATE_PARAMS = CUSTOMER_PARAMS | {"next_invoice_sequence"}
+# Lengths from Stripe's API reference ("This may be up to 512 characters", ...).
+_CUSTOMER_LIMITS = {"email": 512, "name": 256, "phone": 20, "description": 5000, "business_name": 150,
+                    "individual_name": 150}
+# A language tag such as ``fr``, ``fr-FR`` or ``zh-Hant-TW``. Stripe's list of accepted locales is not
+# published with the API; the sandbox checks the shape only.
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
+_INVOICE_PREFIX = re.compile(r"^[A-Z0-9]{1,12}$")
 TAX_RATE_PARAMS = {
     "active", "country", "description", "display_name", "inclusive", "jurisdiction", "metadata",
     "percentage", "state", "tax_type",
@@ -51,40 +59,148 @@ def customer_object(state: SandboxState, *, email: str | None, name: str | None 
         "description": fields.get("description"), "discount": None, "email": email,
         "individual_name": fields.get("individual_name"),
         "invoice_prefix": fields.get("invoice_prefix") or random_string(8, "0123456789ABCDEF"),
-        "invoice_settings": {"custom_fields": None, "default_payment_method": None, "footer": None,
-                             "rendering_options": None},
+        "invoice_settings": fields.get("invoice_settings") or empty_invoice_settings(),
         "livemode": False, "metadata": metadata or {}, "name": name, "next_invoice_sequence": 1,
         "phone": fields.get("phone"), "preferred_locales": fields.get("preferred_locales", []),
         "shipping": None, "tax_exempt": fields.get("tax_exempt", "none"), "test_clock": None,
     }
 
 
+def empty_invoice_settings() -> dict[str, Any]:
+    """A customer's ``invoice_settings`` when nothing was set."""
+    return {"custom_fields": None, "default_payment_method": None, "footer": None, "rendering_options": None}
+
+
 @locked
 def create_customer(state: SandboxState, params: Params) -> dict[str, Any]:
     """``POST /v1/customers``."""
     params.reject_unimplemented(CUSTOMER_PARAMS)
-    email = params.string("email", max_length=512)
-    if email is not None and not valid_email(email):
-        raise invalid_param("email", f"Invalid email address: {email}", code="email_invalid")
-    customer = customer_object(
-        state, email=email, name=params.string("name", max_length=256), metadata=params.metadata(),
-        description=params.string("description"), phone=params.string("phone"),
-        address=_address(params.sub("address")), balance=params.integer("balance", default=0),
-        business_name=params.string("business_name"), individual_name=params.string("individual_name"),
-        invoice_prefix=params.string("invoice_prefix", max_length=12),
-        preferred_locales=params.strings("preferred_locales"),
-        tax_exempt=params.string("tax_exempt", default="none", choices=("exempt", "none", "reverse")),
-    )
+    fields = {key: reader(params) for key, reader in _CUSTOMER_FIELDS.items() if key in params.data}
+    email = fields.pop("email", None)
+    name = fields.pop("name", None)
+    metadata = fields.pop("metadata", None)
+    customer = customer_object(state, email=email, name=name, metadata=metadata, **fields)
     state.add(customer)
     state.emit("customer.created", customer)
     return customer
+
+
+@locked
+def update_customer(state: SandboxState, customer_id: str, params: Params) -> dict[str, Any]:
+    """``POST /v1/customers/{id}``: changes what is sent, fires ``customer.updated`` with the previous values.
+
+    ``metadata`` is merged (a key sent empty is removed, ``metadata=""`` empties it), as everywhere
+    in Stripe's API; ``address=""``, ``business_name=""`` and ``individual_name=""`` unset them.
+    """
+    params.reject_unimplemented(CUSTOMER_UPDATE_PARAMS)
+    customer = state.require(customer_id, "customer")
+    changes = {key: reader(params) for key, reader in _CUSTOMER_FIELDS.items() if key in params.data}
+    if "metadata" in changes:
+        changes["metadata"] = merged_metadata(customer["metadata"], params)
+    if "invoice_settings" in changes:
+        changes["invoice_settings"] = {**customer["invoice_settings"], **_sent_invoice_settings(params)}
+    if "next_invoice_sequence" in params.data:
+        changes["next_invoice_sequence"] = params.integer("next_invoice_sequence", minimum=1)
+    previous = {key: customer[key] for key, value in changes.items() if customer[key] != value}
+    customer.update(changes)
+    if previous:
+        state.emit("customer.updated", customer, previous)
+    return customer
+
+
+def merged_metadata(current: dict[str, str], params: Params, key: str = "metadata") -> dict[str, str]:
+    """Stripe's metadata update: sent keys replace, keys sent empty go, ``metadata=""`` clears all."""
+    if params.raw(key) == "":
+        return {}
+    sent = params.raw(key) or {}
+    params.metadata(key)  # Stripe's limits on keys and values
+    merged = {**current, **sent}
+    return {k: v for k, v in merged.items() if v != ""}
+
+
+def _email(params: Params) -> str | None:
+    email = params.string("email", max_length=_CUSTOMER_LIMITS["email"])
+    if email is not None and not valid_email(email):
+        raise invalid_param("email", f"Invalid email address: {email}", code="email_invalid")
+    return email
+
+
+def _limited(key: str) -> Any:
+    return lambda params: params.string(key, max_length=_CUSTOMER_LIMITS[key]) or None
+
+
+def _preferred_locales(params: Params) -> list[str]:
+    locales = params.strings("preferred_locales")
+    for index, locale in enumerate(locales):
+        if not _LOCALE.match(locale):
+            raise invalid_param(f"preferred_locales[{index}]", f"Invalid locale: {locale}")
+    return locales
+
+
+def _invoice_prefix(params: Params) -> str | None:
+    prefix = params.string("invoice_prefix")
+    if prefix is not None and not _INVOICE_PREFIX.match(prefix):
+        raise invalid_param("invoice_prefix", "Invoice prefix must be 1-12 uppercase letters or numbers.")
+    return prefix
+
+
+def _sent_invoice_settings(params: Params) -> dict[str, Any]:
+    settings = params.sub("invoice_settings")
+    settings.reject_unimplemented({"custom_fields", "footer", "rendering_options"})
+    sent: dict[str, Any] = {}
+    if "custom_fields" in settings.data:
+        sent["custom_fields"] = custom_fields(settings, "custom_fields") or None
+    if "footer" in settings.data:
+        sent["footer"] = settings.string("footer", max_length=5000) or None
+    if "rendering_options" in settings.data:
+        options = settings.sub("rendering_options")
+        options.reject_unimplemented({"amount_tax_display"})
+        display = options.string("amount_tax_display", choices=("", "exclude_tax", "include_inclusive_tax"))
+        sent["rendering_options"] = {"amount_tax_display": display or None, "template": None} if options.data else None
+    return sent
+
+
+def custom_fields(params: Params, key: str) -> list[dict[str, str]]:
+    """``custom_fields``: at most 4, each a name of up to 40 characters and a value of up to 140."""
+    fields = params.objects(key)
+    if len(fields) > 4:
+        raise invalid_param(params.name(key), f"You can have at most 4 custom fields (got {len(fields)}).")
+    return [{"name": f.string("name", required=True, max_length=40), "value": f.string("value", required=True,
+                                                                                       max_length=140)}
+            for f in fields]
+
+
+_CUSTOMER_FIELDS: dict[str, Any] = {
+    "email": _email,
+    "name": _limited("name"),
+    "phone": _limited("phone"),
+    "description": _limited("description"),
+    "business_name": _limited("business_name"),
+    "individual_name": _limited("individual_name"),
+    "address": lambda params: _address(params.sub("address")),
+    "balance": lambda params: params.integer("balance", default=0),
+    "invoice_prefix": _invoice_prefix,
+    "invoice_settings": lambda params: {**empty_invoice_settings(), **_sent_invoice_settings(params)},
+    "metadata": lambda params: params.metadata(),
+    "preferred_locales": _preferred_locales,
+    "tax_exempt": lambda params: params.string("tax_exempt", default="none", choices=("exempt", "none", "reverse")),
+}
 
 
 def _address(params: Params) -> dict[str, Any] | None:
     if not params.data:
         return None
     params.reject_unimplemented(NULL_ADDRESS)
-    return {key: params.string(key) for key in NULL_ADDRESS}
+    address = {key: params.string(key, max_length=5000) for key in NULL_ADDRESS}
+    country = address["country"]
+    if country is not None:
+        if not re.fullmatch(r"[A-Za-z]{2}", country):
+            raise invalid_param(params.name("country"), (
+                f"Country '{country}' is unknown. Try using a 2-character alphanumeric country code instead, "
+                "such as 'US', 'EG', or 'GB'. A full list of country codes is available at "
+                "https://stripe.com/docs/api#country_codes"))
+        address["country"] = country.upper()
+    return address
 
 
 # -- tax rates -----------------------------------------------------------------
@@ -277,6 +393,31 @@ def price_object(state: SandboxState, product_id: str, currency: str, unit_amoun
         "tax_behavior": tax_behavior, "tiers_mode": None, "transform_quantity": None, "type": "one_time",
         "unit_amount": unit_amount, "unit_amount_decimal": str(unit_amount),
     }
+
+
+def payment_intent_object(state: SandboxState, *, amount: int, currency: str, customer: str | None,
+                          payment_method_types: list[str], description: str | None = None,
+                          metadata: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+    """A PaymentIntent waiting for a payment method, shaped like Stripe's (API 2026: no ``invoice`` field)."""
+    intent_id = new_id("pi")
+    intent = {
+        "id": intent_id, "object": "payment_intent", "amount": amount, "amount_capturable": 0,
+        "amount_details": {"tip": {}}, "amount_received": 0, "application": None, "application_fee_amount": None,
+        "automatic_payment_methods": None, "canceled_at": None, "cancellation_reason": None,
+        "capture_method": "automatic_async", "client_secret": f"{intent_id}_secret_{random_string(25)}",
+        "confirmation_method": "automatic", "created": state.now(), "currency": currency,
+        "customer": customer, "customer_account": None, "description": description,
+        "excluded_payment_method_types": None, "last_payment_error": None, "latest_charge": None,
+        "livemode": False, "metadata": dict(metadata or {}), "next_action": None, "on_behalf_of": None,
+        "payment_method": None, "payment_method_configuration_details": None, "payment_method_options": {},
+        "payment_method_types": list(payment_method_types), "processing": None,
+        "receipt_email": None, "review": None, "setup_future_usage": None,
+        "shipping": None, "source": None, "statement_descriptor": None,
+        "statement_descriptor_suffix": None, "status": "requires_payment_method",
+        "transfer_data": None, "transfer_group": None,
+    }
+    intent.update(fields)
+    return intent
 
 
 def fingerprint() -> str:

@@ -197,6 +197,8 @@ def _check_hash(node: Hash, value: Any, name: str) -> None:
     if not isinstance(value, dict):
         raise invalid_param(name, f"Invalid hash: {name} must be a hash of key-value pairs.", code=None)
     for key, item in value.items():
+        if item == "" and isinstance(node.value, Scalar) and node.value.kind == "string":
+            continue  # "Individual keys can be unset by posting an empty value to them" (metadata)
         _check(node.value, item, _name(name, key))
 
 
@@ -264,9 +266,10 @@ _RESOURCES = {
     "customers": "Customer", "tax_rates": "TaxRate", "coupons": "Coupon", "promotion_codes": "PromotionCode",
     "refunds": "Refund", "credit_notes": "CreditNote", "invoices": "Invoice", "invoice_payments": "InvoicePayment",
     "payment_intents": "PaymentIntent", "charges": "Charge", "disputes": "Dispute", "events": "Event",
-    "products": "Product", "prices": "Price",
+    "products": "Product", "prices": "Price", "invoiceitems": "InvoiceItem",
 }
-_CREATED_HERE = ("customers", "tax_rates", "coupons", "promotion_codes", "refunds", "credit_notes")
+_CREATED_HERE = ("customers", "tax_rates", "coupons", "promotion_codes", "refunds", "credit_notes", "invoices",
+                 "invoiceitems")
 _NESTED = {
     ("GET", "/v1/checkout/sessions"): stripe.params.checkout.SessionListParams,
     ("POST", "/v1/checkout/sessions"): stripe.params.checkout.SessionCreateParams,
@@ -278,6 +281,13 @@ _NESTED = {
     ("GET", "/v1/charges/{id}/refunds"): stripe.params.ChargeListRefundsParams,
     ("POST", "/v1/disputes/{id}"): stripe.params.DisputeUpdateParams,
     ("POST", "/v1/disputes/{id}/close"): stripe.params.DisputeCloseParams,
+    ("POST", "/v1/customers/{id}"): stripe.params.CustomerUpdateParams,
+    ("POST", "/v1/invoices/{id}/add_lines"): stripe.params.InvoiceAddLinesParams,
+    ("POST", "/v1/invoices/{id}/finalize"): stripe.params.InvoiceFinalizeInvoiceParams,
+    ("POST", "/v1/invoices/{id}/send"): stripe.params.InvoiceSendInvoiceParams,
+    ("POST", "/v1/invoices/{id}/void"): stripe.params.InvoiceVoidInvoiceParams,
+    ("POST", "/v1/invoices/{id}/mark_uncollectible"): stripe.params.InvoiceMarkUncollectibleParams,
+    ("POST", "/v1/invoices/{id}/attach_payment"): stripe.params.InvoiceAttachPaymentParams,
 }
 
 

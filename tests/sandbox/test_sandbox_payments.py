@@ -67,8 +67,11 @@ def test_invoice_of_a_paid_session(paid_session, client, vat, sandbox):
     assert invoice.post_payment_credit_notes_amount == 0
     line = invoice.lines.data[0]
     assert (line.amount, line.description, line.taxes[0].amount) == (11900, "Python for Data Science", 1900)
-    payment = invoice.payments.data[0].payment
+    assert "payments" not in invoice  # includable: only there when expanded
+    payments = client.v1.invoices.retrieve(invoice.id, params={"expand": ["payments"]}).payments
+    payment = payments.data[0].payment
     assert (payment.type, payment.payment_intent) == ("payment_intent", session.payment_intent.id)
+    assert payments.data[0].is_default is True and payments.data[0].amount_paid == 11900
 
     assert client.v1.invoices.retrieve(invoice.id).number == "SBX-0001"
     assert [i.id for i in client.v1.invoices.list(params={"customer": session.customer}).data] == [invoice.id]

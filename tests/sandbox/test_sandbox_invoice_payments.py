@@ -1,0 +1,395 @@
+"""Invoices paid in several goes: Checkout payments attached to an invoice, SEPA debits, credit notes."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import stripe
+
+CARD_FORM = {"action": "pay", "method": "card", "card_number": "4242 4242 4242 4242", "card_expiry": "12 / 34",
+             "card_cvc": "123", "billing_name": "Camille Martin", "terms": "accepted"}
+
+
+@pytest.fixture
+def vat20(client):
+    return client.v1.tax_rates.create(params={"display_name": "TVA", "percentage": 20, "inclusive": True,
+                                              "country": "FR"})
+
+
+@pytest.fixture
+def learner(client):
+    return client.v1.customers.create(params={"email": "camille@example.fr", "name": "Camille Martin",
+                                              "preferred_locales": ["fr-FR"], "address": {"country": "FR"}})
+
+
+@pytest.fixture
+def open_invoice(client, learner, vat20):
+    """Finalize a send_invoice invoice of ``amount`` (tax included) for the learner."""
+
+    def make(amount=30000, currency="eur", customer=None, rates=True):
+        invoice = client.v1.invoices.create(params={
+            "customer": (customer or learner).id, "collection_method": "send_invoice", "days_until_due": 30,
+            "currency": currency, "description": "Formation Python"})
+        line = {"price_data": {"currency": currency, "unit_amount": amount, "tax_behavior": "inclusive",
+                               "product_data": {"name": "Python course"}}, "quantity": 1}
+        if rates:
+            line["tax_rates"] = [vat20.id]
+        client.v1.invoices.add_lines(invoice.id, params={"lines": [line]})
+        return client.v1.invoices.finalize_invoice(invoice.id)
+
+    return make
+
+
+@pytest.fixture
+def checkout_for(client, session_params):
+    """A Checkout Session as the plugin makes it to collect part of an invoice: the invoice's customer,
+    one price_data line, no invoice_creation, the invoice named in the PaymentIntent's metadata."""
+
+    def make(invoice, amount, methods=("card", "sepa_debit")):
+        params = session_params(
+            customer=invoice.customer, customer_email=None, customer_creation=None, invoice_creation=None,
+            allow_promotion_codes=None, allowed_payment_method_types=list(methods),
+            payment_intent_data={"metadata": {"invoice": invoice.id}}, metadata={"invoice": invoice.id},
+            line_items=[{"price_data": {"currency": invoice.currency, "unit_amount": amount,
+                                        "product_data": {"name": f"Payment towards {invoice.number}"}},
+                         "quantity": 1}],
+        )
+        return client.v1.checkout.sessions.create(params=params)
+
+    return make
+
+
+def _intent_of(client, session):
+    return client.v1.checkout.sessions.retrieve(session.id).payment_intent
+
+
+def test_a_300_euro_invoice_paid_90_then_210_through_two_checkout_payments(
+        client, open_invoice, checkout_for, pay, webhooks):
+    invoice = open_invoice(30000)
+    first = checkout_for(invoice, 9000)
+    assert pay(first.id).status_code == 200
+    intent = client.v1.payment_intents.retrieve(_intent_of(client, first))
+    assert (intent.customer, intent.currency, intent.amount, intent.status) == (invoice.customer, "eur", 9000,
+                                                                                "succeeded")
+    assert intent.metadata.to_dict() == {"invoice": invoice.id}
+    assert client.v1.checkout.sessions.retrieve(first.id).invoice is None
+
+    mark = len(webhooks.events)
+    after_first = client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": intent.id,
+                                                                        "expand": ["payments"]})
+    assert (after_first.status, after_first.amount_paid, after_first.amount_remaining) == ("open", 9000, 21000)
+    attached = [p for p in after_first.payments.data if not p.is_default]
+    assert [(p.status, p.amount_requested, p.amount_paid, p.payment.payment_intent) for p in attached] == [
+        ("paid", 9000, 9000, intent.id)]
+    assert attached[0].status_transitions.paid_at is not None
+    events = webhooks.events[mark:]
+    assert [e["type"] for e in events] == ["invoice_payment.paid", "invoice.updated"]
+    assert events[1]["data"]["previous_attributes"] == {"amount_paid": 0, "amount_remaining": 30000}
+    default = next(p for p in after_first.payments.data if p.is_default)
+    assert (default.status, default.amount_requested) == ("open", 21000)
+    assert client.v1.payment_intents.retrieve(default.payment.payment_intent).amount == 21000
+
+    second = checkout_for(invoice, 21000)
+    submitted = requests.post(second.url, data=CARD_FORM, allow_redirects=False, timeout=10)  # the hosted page
+    assert submitted.status_code == 303
+    mark = len(webhooks.events)
+    paid = client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": _intent_of(client, second)})
+    assert (paid.status, paid.amount_paid, paid.amount_remaining, paid.amount_overpaid) == ("paid", 30000, 0, 0)
+    assert paid.status_transitions.paid_at is not None
+    types = [e["type"] for e in webhooks.events[mark:]]
+    assert types[0] == "invoice_payment.paid" and types[-3:] == ["invoice.updated", "invoice.paid",
+                                                                 "invoice.payment_succeeded"]
+    assert "payment_intent.canceled" in types  # nothing left for the default payment
+    paid_event = next(e for e in webhooks.events[mark:] if e["type"] == "invoice.paid")
+    assert paid_event["data"]["previous_attributes"]["status"] == "open"
+
+    listed = client.v1.invoice_payments.list(params={"invoice": invoice.id, "status": "paid"}).data
+    assert sorted(p.amount_paid for p in listed) == [9000, 21000]
+    by_intent = client.v1.invoice_payments.list(params={"payment": {"type": "payment_intent",
+                                                                    "payment_intent": intent.id}}).data
+    assert [p.invoice for p in by_intent] == [invoice.id]
+    assert client.v1.invoice_payments.retrieve(by_intent[0].id).amount_paid == 9000
+    canceled = client.v1.invoice_payments.list(params={"invoice": invoice.id, "status": "canceled"}).data
+    assert [p.is_default for p in canceled] == [True]
+
+
+@pytest.mark.parametrize("case, code", [("more", "amount_too_large"), ("customer", None), ("currency", None),
+                                        ("twice", None), ("invoice_creation", None)])
+def test_payments_that_cannot_be_attached(client, open_invoice, checkout_for, create_session, pay, learner, case,
+                                          code):
+    invoice = open_invoice(30000)
+    if case == "more":
+        session = checkout_for(invoice, 30100)
+    elif case == "customer":
+        someone = client.v1.customers.create(params={"email": "other@example.com"})
+        session = checkout_for(open_invoice(30000, customer=someone), 1000)
+    elif case == "currency":
+        session = checkout_for(open_invoice(30000, currency="usd", rates=False), 1000, methods=("card",))
+    elif case == "twice":
+        session = checkout_for(invoice, 1000)
+    else:
+        session = create_session(customer=learner.id, customer_email=None, customer_creation=None)
+    assert pay(session.id).status_code == 200
+    intent = _intent_of(client, session)
+    if case == "twice":
+        client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": intent})
+        for target in (invoice, open_invoice(30000)):
+            with pytest.raises(stripe.InvalidRequestError) as raised:
+                client.v1.invoices.attach_payment(target.id, params={"payment_intent": intent})
+            assert "already attached" in raised.value.user_message
+        return
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": intent})
+    assert raised.value.param == "payment_intent" and raised.value.code == code
+    refreshed = client.v1.invoices.retrieve(invoice.id)
+    assert (refreshed.amount_paid, refreshed.amount_remaining) == (0, 30000)
+
+
+def test_payments_attach_only_to_open_invoices_and_need_a_payment_intent(client, learner, open_invoice):
+    draft = client.v1.invoices.create(params={"customer": learner.id, "collection_method": "send_invoice",
+                                              "days_until_due": 3})
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.invoices.attach_payment(draft.id, params={"payment_intent": "pi_missing"})
+    assert raised.value.code == "resource_missing" and raised.value.param == "payment_intent"
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.invoices.attach_payment(draft.id, params={"payment_record": "prec_1"})
+    assert raised.value.code == "parameter_unsupported"
+    invoice = open_invoice()
+    default = client.v1.invoice_payments.list(params={"invoice": invoice.id}).data[0]
+    with pytest.raises(stripe.InvalidRequestError) as raised:  # the default payment's PaymentIntent is taken
+        client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": default.payment.payment_intent})
+    assert raised.value.param == "payment_intent"
+
+
+def test_a_sepa_debit_is_credited_when_it_settles(client, open_invoice, checkout_for, pay, control, webhooks):
+    invoice = open_invoice(30000)
+    session = checkout_for(invoice, 9000)
+    assert pay(session.id, method="sepa_debit").status_code == 200
+    intent = _intent_of(client, session)
+    attached = client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": intent, "expand": ["payments"]})
+    assert (attached.amount_paid, attached.amount_remaining) == (0, 30000)
+    payment = next(p for p in attached.payments.data if not p.is_default)
+    assert (payment.status, payment.amount_paid, payment.amount_requested) == ("open", None, 9000)
+
+    for call in (client.v1.invoices.void_invoice, client.v1.invoices.mark_uncollectible):
+        with pytest.raises(stripe.InvalidRequestError) as raised:  # an open payment blocks both
+            call(invoice.id)
+        assert payment.id in raised.value.user_message
+
+    mark = len(webhooks.events)
+    control(f"/checkout/sessions/{session.id}/settle", {"outcome": "succeeded"})
+    types = [e["type"] for e in webhooks.events[mark:]]
+    assert types.index("payment_intent.succeeded") < types.index("invoice_payment.paid") < types.index(
+        "invoice.updated")
+    settled = client.v1.invoices.retrieve(invoice.id)
+    assert (settled.amount_paid, settled.amount_remaining, settled.status) == (9000, 21000, "open")
+    assert client.v1.invoice_payments.retrieve(payment.id).status == "paid"
+    with pytest.raises(stripe.InvalidRequestError) as raised:  # a paid payment: no void, a credit note instead
+        client.v1.invoices.void_invoice(invoice.id)
+    assert "credit note" in raised.value.user_message
+
+
+def test_a_failed_sepa_debit_cancels_its_invoice_payment(client, open_invoice, checkout_for, pay, control):
+    invoice = open_invoice(30000)
+    session = checkout_for(invoice, 9000)
+    pay(session.id, method="sepa_debit", iban="DE62370400440532013001")
+    intent = _intent_of(client, session)
+    client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": intent})
+    control(f"/checkout/sessions/{session.id}/settle", {})
+
+    payment = client.v1.invoice_payments.list(params={"payment": {"type": "payment_intent",
+                                                                  "payment_intent": intent}}).data[0]
+    assert payment.status == "canceled" and payment.status_transitions.canceled_at is not None
+    invoice = client.v1.invoices.retrieve(invoice.id)
+    assert (invoice.amount_paid, invoice.amount_remaining) == (0, 30000)
+    assert client.v1.invoices.mark_uncollectible(invoice.id).status == "uncollectible"
+
+
+def test_a_payment_attached_before_an_abandoned_session_expires_is_canceled(client, open_invoice, checkout_for,
+                                                                           pay, control):
+    invoice = open_invoice(30000)
+    session = checkout_for(invoice, 5000)
+    assert pay(session.id, card="4000000000000002").status_code == 402  # declined: the PaymentIntent exists
+    intent = _intent_of(client, session)
+    client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": intent})
+    client.v1.checkout.sessions.expire(session.id)
+    payment = client.v1.invoice_payments.list(params={"invoice": invoice.id, "status": "canceled"}).data
+    assert [p.payment.payment_intent for p in payment if not p.is_default] == [intent]
+
+
+def test_a_declined_then_paid_session_is_credited_when_it_succeeds(client, open_invoice, checkout_for, pay):
+    invoice = open_invoice(30000)
+    session = checkout_for(invoice, 5000)
+    pay(session.id, card="4000000000000002")
+    client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": _intent_of(client, session)})
+    assert pay(session.id).status_code == 200
+    assert client.v1.invoices.retrieve(invoice.id).amount_paid == 5000
+
+
+def test_attaching_is_idempotent(client, open_invoice, checkout_for, pay, webhooks):
+    invoice = open_invoice(30000)
+    session = checkout_for(invoice, 9000)
+    pay(session.id)
+    params = {"payment_intent": _intent_of(client, session)}
+    client.v1.invoices.attach_payment(invoice.id, params=params, options={"idempotency_key": "attach-1"})
+    again = client.v1.invoices.attach_payment(invoice.id, params=params, options={"idempotency_key": "attach-1"})
+    assert again.amount_paid == 9000 and again.last_response.headers["Idempotent-Replayed"] == "true"
+    assert webhooks.types().count("invoice_payment.paid") == 1
+
+
+# -- credit notes on invoices paid in parts -------------------------------------------------------------
+
+
+def _paid_in_two(client, open_invoice, checkout_for, pay):
+    invoice = open_invoice(30000)
+    intents = []
+    for amount in (9000, 21000):
+        session = checkout_for(invoice, amount)
+        pay(session.id)
+        intents.append(_intent_of(client, session))
+        client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": intents[-1]})
+    return client.v1.invoices.retrieve(invoice.id), intents
+
+
+def test_a_credit_note_on_a_partly_paid_invoice_is_mixed(client, open_invoice, checkout_for, pay, webhooks):
+    invoice = open_invoice(30000)
+    session = checkout_for(invoice, 9000)
+    pay(session.id)
+    intent = _intent_of(client, session)
+    client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": intent})
+
+    mark = len(webhooks.events)
+    note = client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 24000, "refund_amount": 3000},
+                                         options={"idempotency_key": "note-1"})
+    assert (note.type, note.pre_payment_amount, note.post_payment_amount, note.total) == ("mixed", 21000, 3000, 24000)
+    refund = client.v1.refunds.retrieve(note.refunds[0].refund)
+    assert (refund.amount, refund.payment_intent) == (3000, intent)
+    invoice = client.v1.invoices.retrieve(invoice.id)
+    assert (invoice.status, invoice.amount_due, invoice.amount_remaining, invoice.amount_paid) == ("paid", 9000, 0,
+                                                                                                   9000)
+    assert (invoice.pre_payment_credit_notes_amount, invoice.post_payment_credit_notes_amount) == (21000, 3000)
+    types = [e["type"] for e in webhooks.events[mark:]]
+    assert "invoice.paid" in types and "invoice.payment_succeeded" not in types  # credited, not paid
+    replay = client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 24000, "refund_amount": 3000},
+                                           options={"idempotency_key": "note-1"})
+    assert replay.id == note.id and len(client.v1.credit_notes.list(params={"invoice": invoice.id}).data) == 1
+
+
+def test_a_credit_note_on_an_open_invoice_lowers_what_remains(client, open_invoice, webhooks):
+    invoice = open_invoice(30000)
+    note = client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 6000, "reason": "order_change"})
+    assert (note.type, note.pre_payment_amount, note.post_payment_amount) == ("pre_payment", 6000, 0)
+    assert note.total_taxes[0].amount == 1000  # 60.00 TTC at 20 %
+    invoice = client.v1.invoices.retrieve(invoice.id)
+    assert (invoice.status, invoice.amount_due, invoice.amount_remaining) == ("open", 24000, 24000)
+    default = client.v1.invoice_payments.list(params={"invoice": invoice.id}).data[0]
+    assert default.amount_requested == 24000
+    with pytest.raises(stripe.InvalidRequestError):  # nothing was paid: nothing to refund
+        client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 25000, "refund_amount": 1000})
+
+
+def test_refunding_part_of_several_payments(client, open_invoice, checkout_for, pay):
+    invoice, (first, second) = _paid_in_two(client, open_invoice, checkout_for, pay)
+    note = client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 25000, "refund_amount": 25000})
+    refunds = [client.v1.refunds.retrieve(r.refund) for r in note.refunds]
+    # Stripe does not say which payment refund_amount refunds; the sandbox starts with the latest.
+    assert [(r.payment_intent, r.amount) for r in refunds] == [(second, 21000), (first, 4000)]
+    assert (note.type, note.post_payment_amount) == ("post_payment", 25000)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 6000, "refund_amount": 6000})
+    assert raised.value.param == "amount"
+
+
+def test_linking_refunds_made_through_the_refund_api(client, open_invoice, checkout_for, pay):
+    invoice, (first, _second) = _paid_in_two(client, open_invoice, checkout_for, pay)
+    refund = client.v1.refunds.create(params={"payment_intent": first, "amount": 9000})
+    # The refund is not on a credit note yet: it is taken off what can still be credited.
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 22000, "credit_amount": 22000})
+
+    note = client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 9000,
+                                                 "refunds": [{"refund": refund.id}]})
+    assert [(r.refund, r.amount_refunded) for r in note.refunds] == [(refund.id, 9000)]
+    assert client.v1.invoices.retrieve(invoice.id).post_payment_credit_notes_amount == 9000
+    with pytest.raises(stripe.InvalidRequestError) as raised:  # already on a credit note
+        client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 1000,
+                                              "refunds": [{"refund": refund.id, "amount_refunded": 1000}]})
+    assert raised.value.code == "amount_too_large"
+
+
+def test_a_credit_to_the_customer_balance_lowers_their_next_invoice(client, open_invoice, checkout_for, pay,
+                                                                    learner):
+    invoice, _ = _paid_in_two(client, open_invoice, checkout_for, pay)
+    note = client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 5000, "credit_amount": 5000})
+    assert note.customer_balance_transaction.startswith("cbtxn_")
+    assert client.v1.customers.retrieve(learner.id).balance == -5000
+    nxt = open_invoice(12000)
+    assert (nxt.amount_due, nxt.starting_balance, nxt.ending_balance) == (7000, -5000, 0)
+
+
+def test_refunds_of_another_invoice_cannot_be_linked(client, open_invoice, checkout_for, pay):
+    invoice, _ = _paid_in_two(client, open_invoice, checkout_for, pay)
+    other, (other_first, _) = _paid_in_two(client, open_invoice, checkout_for, pay)
+    refund = client.v1.refunds.create(params={"payment_intent": other_first, "amount": 1000})
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 1000,
+                                              "refunds": [{"refund": refund.id}]})
+    assert raised.value.param == "refunds[0][refund]"
+    assert other.status == "paid"
+
+
+# -- the hosted invoice page and the PDF ----------------------------------------------------------------
+
+
+def test_the_hosted_page_and_the_pdf_show_lines_vat_paid_remaining_and_payments(client, open_invoice, checkout_for,
+                                                                                pay):
+    invoice = open_invoice(30000)
+    session = checkout_for(invoice, 9000)
+    pay(session.id)
+    client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": _intent_of(client, session)})
+
+    page = requests.get(invoice.hosted_invoice_url, timeout=10)
+    assert page.status_code == 200
+    markup = page.text
+    assert 'id="invoice-number">SBX-0001<' in markup and 'id="invoice-status">open<' in markup
+    assert 'class="invoice-line"><td>Python course</td><td>1</td><td class="amount">€300.00<' in markup
+    assert "TVA 20 % (included)</td><td class=\"amount\">€50.00<" in markup
+    assert 'id="net-amount">€250.00<' in markup
+    assert 'id="amount-paid">€90.00<' in markup and 'id="amount-remaining">€210.00<' in markup
+    assert markup.count('class="invoice-payment" data-status="paid"') == 1
+    assert 'lang="fr-FR"' in markup and 'id="due-date"' in markup
+
+    body = requests.get(invoice.invoice_pdf, timeout=10).content
+    assert body.startswith(b"%PDF-1.")
+    for text in (b"SBX-0001", b"Python course", b"\x80300.00", b"VAT \\(20 %\\) incl.", b"\x8050.00",
+                 b"\x80250.00", b"Amount paid", b"\x8090.00", b"Amount remaining", b"\x80210.00", b"Payments",
+                 b"Date due"):
+        assert text in body, text
+
+
+@pytest.mark.parametrize("currency, amount, paid, shown, in_pdf", [
+    ("jpy", 50000, 12000, ("¥50,000", "¥12,000", "¥38,000"), (b"\xa550,000", b"\xa512,000", b"\xa538,000")),
+    ("kwd", 100000, 25000, ("100.000 KWD", "25.000 KWD", "75.000 KWD"),
+     (b"100.000 KWD", b"25.000 KWD", b"75.000 KWD")),
+])
+def test_zero_and_three_decimal_currencies_are_shown_with_their_decimals(client, open_invoice, checkout_for, pay,
+                                                                        currency, amount, paid, shown, in_pdf):
+    invoice = open_invoice(amount, currency=currency, rates=False)
+    session = checkout_for(invoice, paid, methods=("card",))
+    assert pay(session.id).status_code == 200
+    client.v1.invoices.attach_payment(invoice.id, params={"payment_intent": _intent_of(client, session)})
+    markup = requests.get(invoice.hosted_invoice_url, timeout=10).text
+    total, paid_text, remaining = shown
+    assert f'id="invoice-total">{total}<' in markup
+    assert f'id="amount-paid">{paid_text}<' in markup and f'id="amount-remaining">{remaining}<' in markup
+    body = requests.get(invoice.invoice_pdf, timeout=10).content
+    for text in in_pdf:
+        assert text in body, text
+
+
+def test_three_decimal_invoice_lines_must_end_in_zero(client, learner):
+    invoice = client.v1.invoices.create(params={"customer": learner.id, "collection_method": "send_invoice",
+                                                "days_until_due": 10, "currency": "kwd"})
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.invoices.add_lines(invoice.id, params={"lines": [{"amount": 12345, "description": "Course"}]})
+    assert raised.value.code == "invalid_charge_amount" and raised.value.param == "lines[0][amount]"
