@@ -49,6 +49,26 @@ DEFAULTS: dict[str, object] = {
     "LMS_STRIPE_REVOKE_ON_DISPUTE": True,
     # Page size of the admin lists.
     "LMS_STRIPE_PAGE_SIZE": 50,
+    # Messages to learners (payment requests, reminders). E-mail: "auto" is the host's Flask-Mail if the app
+    # has one, else SMTP if a server is set, else "console"; "file" appends to an mbox file.
+    "LMS_STRIPE_MAIL_BACKEND": "auto",  # auto | flask_mail | smtp | console | file
+    "LMS_STRIPE_MAIL_SENDER": None,  # "School <noreply@school.org>"; default: the host's MAIL_DEFAULT_SENDER
+    "LMS_STRIPE_MAIL_SERVER": None,
+    "LMS_STRIPE_MAIL_PORT": None,  # default: 465 with SSL, 587 with TLS, else 25
+    "LMS_STRIPE_MAIL_USE_TLS": False,  # STARTTLS
+    "LMS_STRIPE_MAIL_USE_SSL": False,
+    "LMS_STRIPE_MAIL_USERNAME": None,
+    "LMS_STRIPE_MAIL_PASSWORD": None,  # never logged nor stored with a message's error
+    "LMS_STRIPE_MAIL_FILE": None,  # the "file" backend's mbox; default: instance/lms_stripe_mail.mbox
+    # SMS: "auto" is Twilio when its account SID is set, else "console"; "file" appends JSON lines.
+    "LMS_STRIPE_SMS_BACKEND": "auto",  # auto | twilio | console | file
+    "LMS_STRIPE_SMS_DEFAULT_REGION": None,  # where national numbers are read ("FR"); default: LMS_STRIPE_TAX_COUNTRY
+    "LMS_STRIPE_SMS_FILE": None,  # the "file" backend's file; default: instance/lms_stripe_sms.jsonl
+    "LMS_STRIPE_TWILIO_ACCOUNT_SID": None,
+    "LMS_STRIPE_TWILIO_AUTH_TOKEN": None,
+    "LMS_STRIPE_TWILIO_FROM": None,  # a Twilio number (+33…) or a Messaging Service SID (MG…)
+    # Seconds a mail server or the SMS provider has to answer (Flask-Mail keeps its own settings).
+    "LMS_STRIPE_MESSAGE_TIMEOUT": 30,
 }
 
 #: Settings an administrator edits on the page, and the config key that overrides each.

@@ -36,7 +36,7 @@ AUDIENCES = ("internal", "partner", "public")
 
 @runtime_checkable
 class Host(Protocol):
-    """What the plugin needs from the LMS. Every method is required."""
+    """What the plugin needs from the LMS. Every method is required (optional ones: `OptionalHostMethods`)."""
 
     def current_user(self) -> Any | None:
         """The signed-in user of this request, or None."""
@@ -92,6 +92,23 @@ class Host(Protocol):
 
 REQUIRED_METHODS = tuple(
     name for name, value in vars(Host).items() if callable(value) and not name.startswith("_")
+)
+
+
+class OptionalHostMethods(Protocol):
+    """Methods a host may add; without one, the plugin uses the default its docstring gives.
+
+    `check_host` does not ask for them.
+    """
+
+    def user_phone(self, user: Any) -> str | None:
+        """The learner's mobile number, for payment requests and reminders by SMS: international
+        (``+33 6 12 34 56 78``) or national in ``LMS_STRIPE_SMS_DEFAULT_REGION``; None if unknown.
+        Default (method absent): None, so the learner gets e-mails only."""
+
+
+OPTIONAL_METHODS = tuple(
+    name for name, value in vars(OptionalHostMethods).items() if callable(value) and not name.startswith("_")
 )
 
 

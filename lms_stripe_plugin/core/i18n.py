@@ -71,3 +71,28 @@ def N_(msgid: str, /) -> str:
 
 
 _ = gettext
+
+
+class LocaleText:
+    """The plugin's translations in one given locale, whatever the current request's.
+
+    A message to a learner is written in the learner's language even when an administrator's click, in
+    another language, or a job without a request sends it: ``_ = in_locale("fr").gettext``.
+    """
+
+    def __init__(self, locale: str | None):
+        self.locale = normalize_locale(locale)
+        self._catalog = _translations(self.locale)
+
+    def gettext(self, msgid: str, /, **variables) -> str:
+        text = self._catalog.gettext(msgid)
+        return text % variables if variables else text
+
+    def ngettext(self, singular: str, plural: str, n: int, /, **variables) -> str:
+        variables.setdefault("num", n)
+        return self._catalog.ngettext(singular, plural, n) % variables
+
+
+def in_locale(locale: str | None) -> LocaleText:
+    """The plugin's translations in ``locale`` (reduced to a language the plugin ships)."""
+    return LocaleText(locale)
