@@ -6,6 +6,7 @@ from sqlalchemy import event, func, select
 from werkzeug.datastructures import MultiDict
 
 from lms_stripe_plugin.core.models import AuditEntry, CourseOffer, FreeEnrollment, Settings
+from lms_stripe_plugin.core.txn import after_commit
 
 from .conftest import as_user
 from .minimal_host import Lesson, Seat
@@ -102,3 +103,30 @@ def test_no_hook_commits_the_hosts_session(app, db, priced, people, configured, 
         db.session.rollback()
     assert commits == []
     assert db.session.get(Lesson, "c9") is None
+
+
+def test_work_after_the_commit_that_commits_runs_in_turn_not_inside_one_another(app, db):
+    """A hundred follow-ups, each committing work of its own: no recursion, and one that rolls back drops
+    nothing but its own."""
+    ran, depth = [], [0]
+
+    def follow_up(n):
+        def run():
+            depth[0] += 1
+            ran.append((n, depth[0]))
+            db.session.execute(select(func.count()).select_from(AuditEntry))  # its own transaction
+            after_commit(db.session, lambda: ran.append((f"{n} done", depth[0])))
+            if n == 50:
+                db.session.rollback()  # this one fails: its own callback is dropped
+            else:
+                db.session.commit()
+            depth[0] -= 1
+        return run
+
+    for n in range(100):
+        after_commit(db.session, follow_up(n))
+    db.session.commit()
+
+    assert [n for n, _depth in ran if isinstance(n, int)] == list(range(100))
+    assert max(d for _n, d in ran) == 1
+    assert len([n for n, _depth in ran if isinstance(n, str)]) == 99 and ("50 done", 1) not in ran

@@ -72,13 +72,20 @@ def after_commit(session, callback: Callable[[], None]) -> None:
 
 
 class _Pending:
+    """The session's callbacks: those of the transaction under way, and those of committed transactions
+    still to run. A callback that commits work of its own (a follow-up job) adds its callbacks to the ones
+    to run, which the first loop runs in turn: callbacks never run inside one another's commits, and a
+    follow-up that rolls back drops only its own."""
+
     def __init__(self) -> None:
         self.callbacks: list[Callable[[], None]] = []
+        self.ready: list[Callable[[], None]] = []
         self.committed = False
+        self.running = False
 
 
 def _committed(session: Session) -> None:
-    session.info[_KEY].committed = True
+    session.info[_KEY].committed = True  # also on a savepoint's release: `_ended` tells them apart
 
 
 def _rolled_back(session: Session) -> None:
@@ -92,9 +99,17 @@ def _ended(session: Session, transaction) -> None:
     if transaction.parent is not None or not pending.committed:
         return  # a savepoint, or a transaction that did not commit
     pending.committed = False
-    while pending.callbacks:
-        callback = pending.callbacks.pop(0)
-        try:
-            callback()
-        except Exception:  # noqa: BLE001 - the commit is done: a failing observer must not undo it
-            log.exception("A callback run after the commit failed")
+    pending.ready.extend(pending.callbacks)
+    pending.callbacks.clear()
+    if pending.running:
+        return  # committed by a callback: the loop below runs what it added
+    pending.running = True
+    try:
+        while pending.ready:
+            callback = pending.ready.pop(0)
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - the commit is done: a failing observer must not undo it
+                log.exception("A callback run after the commit failed")
+    finally:
+        pending.running = False
