@@ -1,5 +1,5 @@
 """``flask lms-stripe …``: database migrations, failed-event replay, reconciliation with Stripe, secrets at
-rest."""
+rest, the reminders of payment requests."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import migrate
+from . import migrate, tasks
 from .accounts import settings as payment_settings
 from .sync.reconcile import reconcile
 from .sync.webhooks import replay_failed
@@ -17,9 +17,11 @@ lms_stripe_cli = AppGroup("lms-stripe", help="Payments with Stripe (lms-stripe-p
 db_cli = AppGroup("db", help="The plugin's tables (its own Alembic history).")
 events_cli = AppGroup("events", help="Stored Stripe webhook events.")
 secrets_cli = AppGroup("secrets", help="The Stripe secrets stored encrypted.")
+reminders_cli = AppGroup("reminders", help="The reminders of payment requests.")
 lms_stripe_cli.add_command(db_cli)
 lms_stripe_cli.add_command(events_cli)
 lms_stripe_cli.add_command(secrets_cli)
+lms_stripe_cli.add_command(reminders_cli)
 
 
 @db_cli.command("upgrade")
@@ -88,3 +90,18 @@ def reconcile_command(since, dry_run: bool) -> None:
         click.echo(line)
     if any(f.error for f in report.findings):
         raise SystemExit(1)
+
+
+@reminders_cli.command("run")
+@click.option("--dry-run", is_flag=True, help="List the reminders that have come, send nothing.")
+def reminders_run(dry_run: bool) -> None:
+    """Send the reminders that have come (run it every few minutes, from cron), then retry the messages whose
+    delivery failed. Safe to run at once from several machines."""
+    report = tasks.send_due_reminders(current_app._get_current_object(), dry_run=dry_run)  # type: ignore[attr-defined]
+    if dry_run:
+        for item in report.due:
+            click.echo(f"request {item.request_id}: reminder {item.step:+d} day(s) from its due date")
+        click.echo(f"{len(report.due)} reminder(s) due.")
+        return
+    click.echo(f"{report.sent} reminder(s) sent, {report.skipped} skipped (paid, cancelled or unreachable), "
+               f"{report.claimed_elsewhere} sent by another run; {report.retried} failed message(s) retried.")

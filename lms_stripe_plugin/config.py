@@ -21,6 +21,13 @@ DEFAULTS: dict[str, object] = {
     "LMS_STRIPE_SEPA_DEBIT_ENABLED": None,
     "LMS_STRIPE_AUTOMATIC_TAX": None,
     "LMS_STRIPE_TERMS_URL": None,
+    # Payment requests: the school's name in messages, learners' own part payments, reminders.
+    "LMS_STRIPE_SCHOOL_NAME": None,
+    "LMS_STRIPE_PARTIAL_PAYMENTS": None,
+    "LMS_STRIPE_PARTIAL_MINIMUM": None,  # minor units of the default currency
+    "LMS_STRIPE_REMINDER_DAYS": None,  # "-3,1,7": days relative to a request's due date
+    "LMS_STRIPE_REMINDER_MAX": None,
+    "LMS_STRIPE_REMINDER_SMS": None,
     # Stripe API base address: None for Stripe itself, or the sandbox's URL.
     "LMS_STRIPE_API_BASE": None,
     "LMS_STRIPE_TIMEOUT": 20,
@@ -86,6 +93,12 @@ OVERRIDES: dict[str, str] = {
     "sepa_debit_enabled": "LMS_STRIPE_SEPA_DEBIT_ENABLED",
     "automatic_tax": "LMS_STRIPE_AUTOMATIC_TAX",
     "terms_url": "LMS_STRIPE_TERMS_URL",
+    "school_name": "LMS_STRIPE_SCHOOL_NAME",
+    "partial_payments_enabled": "LMS_STRIPE_PARTIAL_PAYMENTS",
+    "partial_minimum": "LMS_STRIPE_PARTIAL_MINIMUM",
+    "reminder_days": "LMS_STRIPE_REMINDER_DAYS",
+    "reminder_max": "LMS_STRIPE_REMINDER_MAX",
+    "reminder_sms": "LMS_STRIPE_REMINDER_SMS",
 }
 
 

@@ -3,12 +3,13 @@ learner's). A route added without a row here fails `test_every_route_is_in_the_m
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from lms_stripe_plugin.core.models import Refund
+from lms_stripe_plugin.core.models import Invoice, Message, PaymentAttempt, PaymentRequest, Refund
 
 from .conftest import as_user
 from .refund_support import paid_purchase
+from .request_support import open_invoice, open_request
 
 ROLES = ("anonymous", "u1", "u2", "mgr", "adm")  # u1 bought the course; u2 is another learner
 
@@ -20,10 +21,12 @@ def world(app, client, db, host, people, priced, configured):
                     idempotency_key="lms-refund-test")
     db.session.add(refund)
     db.session.commit()
+    owed = open_invoice(db, host)
+    request_id, pay_token = open_request(db, owed)
     page = client.get("/payments/admin/settings", headers=as_user("adm")).get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     return {"purchase": purchase_id, "invoice": invoice_id, "refund": refund.id, "token": token,
-            "session": f"cs_test_in_test_1"}
+            "session": "cs_test_in_test_1", "owed": owed, "request": request_id, "pay_token": pay_token}
 
 
 def _everyone(anonymous, **roles):
@@ -53,6 +56,17 @@ MATRIX = {
     "admin_refund": ("GET", "/payments/admin/invoices/{invoice}/refund", ADMIN_ONLY),
     "admin_retry_refund": ("POST", "/payments/admin/refunds/{refund}/retry", ADMIN_POST),
     "admin_restore_access": ("POST", "/payments/admin/invoices/{invoice}/restore-access", ADMIN_POST),
+    "admin_new_invoice": ("GET", "/payments/admin/invoices/new", ADMIN_ONLY),
+    "admin_issue_invoice": ("POST", "/payments/admin/invoices/{owed}/issue", ADMIN_POST),
+    "admin_request_payment": ("GET", "/payments/admin/invoices/{owed}/request", ADMIN_ONLY),
+    "admin_requests": ("GET", "/payments/admin/requests", ADMIN_ONLY),
+    "admin_requests_csv": ("GET", "/payments/admin/requests.csv", ADMIN_ONLY),
+    "admin_resend_request": ("POST", "/payments/admin/requests/{request}/resend", ADMIN_POST),
+    "admin_cancel_request": ("POST", "/payments/admin/requests/{request}/cancel", ADMIN_POST),
+    # Whoever holds a link pays without signing in (the link was sent to the learner only).
+    "pay": ("GET", "/payments/pay/{pay_token}", _everyone(200, others=200)),
+    "my_payments": ("GET", "/payments/my-payments", SIGNED_IN),
+    "my_payment_pay": ("POST", "/payments/my-payments/{request}/pay", _everyone(401, others=404, u1=None)),
     "admin_audit": ("GET", "/payments/admin/audit", ADMIN_ONLY),
     "admin_free_enrollments": ("GET", "/payments/admin/free-enrollments", ADMIN_ONLY),
     "webhook": ("POST", "/payments/webhook", _everyone(400, others=400)),  # no signature: refused for anyone
@@ -60,7 +74,8 @@ MATRIX = {
 }
 #: Routes that change something, and their forms: each is also refused without a CSRF token.
 POSTS = {"admin_settings": "/payments/admin/settings", "admin_cancel": "/payments/admin/invoices/{invoice}/cancel",
-         "admin_refund": "/payments/admin/invoices/{invoice}/refund"}
+         "admin_refund": "/payments/admin/invoices/{invoice}/refund", "admin_new_invoice": "/payments/admin/invoices/new",
+         "admin_request_payment": "/payments/admin/invoices/{owed}/request", "pay": "/payments/pay/{pay_token}"}
 
 
 def test_every_route_is_in_the_matrix(app):
@@ -83,16 +98,22 @@ def test_who_may_open_what(client, world, endpoint, role):
 
 
 def test_another_learners_invoice_never_shows_in_my_invoices(client, world, db):
-    from lms_stripe_plugin.core.models import Invoice
-
     number = db.session.scalar(select(Invoice.number))
     assert number in client.get("/payments/invoices", headers=as_user("u1")).get_data(as_text=True)
     assert number not in client.get("/payments/invoices", headers=as_user("u2")).get_data(as_text=True)
 
 
-@pytest.mark.parametrize("endpoint", list(POSTS) + ["admin_retry_refund", "admin_restore_access", "checkout"])
+@pytest.mark.parametrize("endpoint", list(POSTS) + ["admin_retry_refund", "admin_restore_access", "checkout",
+                                                    "admin_issue_invoice", "admin_resend_request",
+                                                    "admin_cancel_request", "my_payment_pay"])
 def test_every_form_is_refused_without_its_csrf_token(client, world, db, endpoint):
     path = POSTS.get(endpoint) or MATRIX[endpoint][1]
-    response = client.post(path.format(**world), data={"reason": "x", "amount": "1.00"}, headers=as_user("adm"))
+    user = "u1" if endpoint in ("pay", "my_payment_pay") else "adm"
+    response = client.post(path.format(**world), data={"reason": "x", "amount": "1.00"}, headers=as_user(user))
     assert response.status_code == 400 and "expired" in response.get_data(as_text=True)
+    db.session.expire_all()
     assert db.session.scalar(select(Refund).where(Refund.status != "failed")) is None
+    assert db.session.scalar(select(func.count()).select_from(PaymentAttempt)) == 0
+    assert db.session.scalar(select(func.count()).select_from(Message)) == 0
+    assert [r.status for r in db.session.scalars(select(PaymentRequest))] == ["open"]
+    assert db.session.scalar(select(func.count()).select_from(Invoice)) == 2

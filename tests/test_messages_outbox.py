@@ -60,7 +60,7 @@ def _message(db, key="request-1-email") -> Message:
 def _request(db) -> PaymentRequest:
     invoice = Invoice(user_id="u1", currency="EUR", net=4158, vat=832, gross=4990, status=InvoiceStatus.OPEN,
                       source=InvoiceSource.ADMIN, amount_remaining=4990)
-    request = PaymentRequest(invoice=invoice, user_id="u1", amount=4990, currency="EUR", token_hash="0" * 64,
+    request = PaymentRequest(invoice=invoice, user_id="u1", amount=4990, currency="EUR",
                              due_at=datetime(2026, 12, 3, tzinfo=timezone.utc))
     db.session.add(request)
     db.session.commit()

@@ -62,7 +62,7 @@ def _form_values(current, submitted) -> dict:
     if submitted is not None:
         values = {name: submitted.get(name, "") for name in SettingsSchema.FIELDS if name not in SettingsSchema.SECRETS}
         for name in ("enabled", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "sepa_debit_enabled",
-                     "automatic_tax"):
+                     "automatic_tax", "partial_payments_enabled", "reminder_sms"):
             values[name] = bool(submitted.get(name))
         return values
     return {
@@ -74,6 +74,10 @@ def _form_values(current, submitted) -> dict:
         "automatic_tax": current.automatic_tax,
         "klarna_minimum": amount_input(current.klarna_minimum, current.default_currency),
         "terms_url": current.terms_url or "",
+        "school_name": current.school_name or "", "partial_payments_enabled": current.partial_payments_enabled,
+        "partial_minimum": amount_input(current.partial_minimum, current.default_currency),
+        "reminder_days": ", ".join(current.reminder_days.split(",")), "reminder_max": str(current.reminder_max),
+        "reminder_sms": current.reminder_sms,
     }
 
 

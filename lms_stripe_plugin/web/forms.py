@@ -9,6 +9,7 @@ from babel.numbers import format_decimal
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 from werkzeug.datastructures import MultiDict
 
+from ..billing.reminders import EARLIEST, LATEST
 from ..core.i18n import current_locale, gettext as _, ngettext
 from ..host import AUDIENCES
 from ..money import (Money, MoneyError, example_amount, format_amount_input, normalize_currency, parse_money,
@@ -141,13 +142,20 @@ class SettingsSchema(Schema):
     wallets_enabled = Checkbox(load_default=False)
     klarna_enabled = Checkbox(load_default=False)
     klarna_minimum = Text(max_length=32)
+    school_name = Text(max_length=255)
+    partial_payments_enabled = Checkbox(load_default=False)
+    partial_minimum = Text(max_length=32)
+    reminder_days = Text(max_length=64)
+    reminder_max = Text(max_length=4)
+    reminder_sms = Checkbox(load_default=False)
     sepa_debit_enabled = Checkbox(load_default=False)
     automatic_tax = Checkbox(load_default=False)
     terms_url = Url(max_length=MAX_TEXT)
 
     FIELDS = ("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
               "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
-              "sepa_debit_enabled", "automatic_tax", "terms_url")
+              "sepa_debit_enabled", "automatic_tax", "terms_url", "school_name", "partial_payments_enabled",
+              "partial_minimum", "reminder_days", "reminder_max", "reminder_sms")
     SECRETS = ("secret_key", "webhook_secrets")
 
     def __init__(self, *, stored=None, **kwargs):
@@ -173,7 +181,9 @@ class SettingsSchema(Schema):
         refused = {name for name in original_data if name not in data}
         for name, check in (("publishable_key", self._check_publishable), ("secret_key", self._check_secret),
                             ("webhook_secrets", self._check_webhook_secrets),
-                            ("klarna_minimum", self._check_klarna_minimum)):
+                            ("klarna_minimum", self._check_klarna_minimum),
+                            ("partial_minimum", self._check_partial_minimum),
+                            ("reminder_days", self._check_reminder_days), ("reminder_max", self._check_reminder_max)):
             if name in data:
                 try:
                     data[name] = check(data[name], data)
@@ -204,6 +214,25 @@ class SettingsSchema(Schema):
             if not secret.startswith("whsec_") or len(secret) < 12 or " " in secret or len(secret) > 255:
                 raise ValidationError(_("A webhook signing secret starts with whsec_ (one per line)."))
         return secrets
+
+    def _check_partial_minimum(self, value, data):
+        return self._check_klarna_minimum(value, data)
+
+    def _check_reminder_days(self, value, data):
+        """Days relative to the due date, such as "-3, 1, 7" (before it: negative)."""
+        parts = [part.strip() for part in (value or "").split(",") if part.strip()]
+        if (any(not part.lstrip("+-").isdigit() or not EARLIEST <= int(part) <= LATEST for part in parts)
+                or len(parts) > 10):
+            raise ValidationError(_("Enter up to 10 days between %(earliest)s and %(latest)s, separated by commas: "
+                                    "-3, 1, 7.", earliest=EARLIEST, latest=LATEST))
+        return ",".join(str(day) for day in sorted({int(part) for part in parts}))
+
+    def _check_reminder_max(self, value, data):
+        if value in (None, ""):
+            return 3
+        if not value.isdigit() or not 0 <= int(value) <= 10:
+            raise ValidationError(_("Enter a number of reminders from 0 to 10."))
+        return int(value)
 
     def _check_klarna_minimum(self, value, data):
         if not value:

@@ -1,0 +1,105 @@
+"""Reminders of payment requests: the school's rules say on which days relative to the due date (say 3 days
+before, 1 and 7 days after), how many at most, and whether by SMS too.
+
+A reminder is claimed before anything is sent: a unique row per (request, step), committed on its own, so
+that two runs at once, even on two machines, send each reminder once. Just before sending, the request is
+read again: one paid meanwhile gets nothing. Only the latest step that has come is sent (a request found
+late is not sent three reminders at once).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, literal, select
+from sqlalchemy.exc import IntegrityError
+
+from ..accounts import settings as payment_settings
+from ..core import audit
+from ..core.enums import AuditAction, PaymentRequestStatus
+from ..core.models import PaymentRequest, Reminder
+from ..core.state import PluginState
+from . import paying, requests as payment_requests
+
+#: The days a rule may name, relative to the due date.
+EARLIEST, LATEST = -60, 365
+
+
+def steps(text: str) -> list[int]:
+    """The school's reminder days ("-3,1,7"), latest first; what is not a whole number of days is left out."""
+    days = set()
+    for part in (text or "").split(","):
+        part = part.strip()
+        if part.lstrip("+-").isdigit() and EARLIEST <= int(part) <= LATEST:
+            days.add(int(part))
+    return sorted(days, reverse=True)
+
+
+@dataclass(frozen=True)
+class Due:
+    request_id: int
+    step: int
+
+
+def due(session, *, now: datetime, rules: list[int], maximum: int, after_id: int = 0,
+        limit: int = 200) -> list[Due]:
+    """The reminders that have come, for open requests with ids above ``after_id`` (a keyset batch): per
+    request, the latest step whose day has come and that neither it nor a later step was claimed for, while
+    fewer than ``maximum`` reminders were claimed. One query per step, whatever the number of requests."""
+    found: dict[int, int] = {}
+    cutoff: int | None = None  # a full batch of a step may stop short: keep only ids every step has seen
+    for step in rules:  # latest first: a request takes its latest step
+        moment = now - timedelta(days=step)
+        query = (select(PaymentRequest.id).where(
+            PaymentRequest.id > after_id, PaymentRequest.status == PaymentRequestStatus.OPEN,
+            PaymentRequest.amount_paid < PaymentRequest.amount, PaymentRequest.due_at <= moment,
+            PaymentRequest.created_at <= moment - timedelta(days=1),  # not a reminder of what was just sent
+            ~select(Reminder.id).where(Reminder.request_id == PaymentRequest.id, Reminder.step >= step).exists(),
+            select(func.count(Reminder.id)).where(Reminder.request_id == PaymentRequest.id)
+            .scalar_subquery() < literal(maximum))
+            .order_by(PaymentRequest.id).limit(limit))
+        ids = list(session.scalars(query))
+        for request_id in ids:
+            found.setdefault(request_id, step)
+        if len(ids) == limit:
+            cutoff = ids[-1] if cutoff is None else min(cutoff, ids[-1])
+    return [Due(request_id, step) for request_id, step in sorted(found.items())
+            if cutoff is None or request_id <= cutoff]
+
+
+def claim(session, item: Due) -> Reminder | None:
+    """Write the reminder's row (its own unit of work: commit it before sending); None if another run has."""
+    reminder = Reminder(request_id=item.request_id, step=item.step)
+    try:
+        with session.begin_nested():
+            session.add(reminder)
+    except IntegrityError:
+        return None
+    return reminder
+
+
+def send(state: PluginState, reminder: Reminder, *, sms: bool = False) -> bool:
+    """Write a claimed reminder's messages (sent after the commit), if the request still asks for money: by
+    e-mail, and by SMS too when the school's rules say so and the request went by SMS."""
+    session = state.session
+    request = session.get(PaymentRequest, reminder.request_id, populate_existing=True, with_for_update=True)
+    if request is None or request.status != PaymentRequestStatus.OPEN or paying.remaining(request) <= 0:
+        return False
+    written = payment_requests.notify(state, request, purpose=f"reminder{reminder.step:+d}", reminder_id=reminder.id,
+                                      reminder=True, sms=sms)
+    audit.record(session, AuditAction.REMINDER_SENT, user_id=request.user_id, invoice=request.invoice_id,
+                 request=request.id, step=reminder.step, messages=written)
+    return written > 0
+
+
+@dataclass(frozen=True)
+class Rules:
+    steps: list[int]
+    maximum: int
+    sms: bool
+
+
+def rules_of(state: PluginState) -> Rules:
+    settings = payment_settings.load(state.session)
+    return Rules(steps(settings.reminder_days), settings.reminder_max, settings.reminder_sms)
+

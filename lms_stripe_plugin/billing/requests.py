@@ -1,0 +1,171 @@
+"""Payment requests: ask a learner to pay all or part of what an invoice owes, by e-mail, SMS or both.
+
+Each message carries a link of its own to our pay page (`RequestLink`: a random token, stored hashed); every
+link of a request works while it is open. Messages are written with the request, in the caller's
+transaction, and sent once it commits; a message that fails is kept, shown and retried, and never undoes
+the request.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from .. import messages
+from ..accounts import settings as payment_settings
+from ..core import audit
+from ..core.enums import AuditAction, Channel, InvoiceStatus, MessageStatus, PaymentRequestStatus
+from ..core.i18n import current_locale, gettext as _, normalize_locale
+from ..core.models import Invoice, Message, PaymentRequest, utcnow
+from ..core.state import PluginState
+from ..core.txn import transition
+from ..core.urls import public_url
+from ..errors import PaymentsError, ValidationFailed
+from ..money import Money, check_chargeable
+from . import issuing, links, paying
+
+MAX_MESSAGE = 1000
+
+
+class RequestRefused(PaymentsError):
+    status_code = 409
+
+
+def can_request(invoice: Invoice) -> bool:
+    """Whether a payment can be asked for on this invoice: issued, and an amount remains."""
+    return issuing.payable(invoice)
+
+
+@dataclass(frozen=True)
+class RequestInput:
+    amount: int
+    due: date
+    message: str | None
+    email: bool
+    sms: bool
+    locale: str
+
+
+def create(state: PluginState, invoice: Invoice, data: RequestInput, *, actor_id: str | None) -> PaymentRequest:
+    """Check and write a request for ``invoice``, and its messages (sent after the commit)."""
+    if not can_request(invoice):
+        raise RequestRefused(_("Nothing remains to be paid on this invoice."))
+    user = state.host.get_user(invoice.user_id)
+    _check(state, invoice, user, data)
+    settings = payment_settings.load(state.session)
+    request = PaymentRequest(
+        invoice_id=invoice.id, user_id=invoice.user_id, amount=data.amount, currency=invoice.currency,
+        due_at=datetime.combine(data.due, time(23, 59, 59), timezone.utc), message=data.message or None,
+        locale=normalize_locale(data.locale), send_email=data.email, send_sms=data.sms, created_by=actor_id,
+        partial_minimum=settings.partial_minimum or 0 if settings.partial_payments_enabled else None)
+    request.invoice = invoice
+    state.session.add(request)
+    state.session.flush()
+    audit.record(state.session, AuditAction.PAYMENT_REQUESTED, actor_id=actor_id, user_id=request.user_id,
+                 course_id=invoice.course_id, invoice=invoice.id, request=request.id, amount=data.amount,
+                 currency=invoice.currency, channels=[c for c, on in (("email", data.email), ("sms", data.sms)) if on])
+    notify(state, request, purpose="sent")
+    return request
+
+
+def _check(state: PluginState, invoice: Invoice, user, data: RequestInput) -> None:
+    errors = {}
+    locale = current_locale()
+    if data.amount > invoice.amount_remaining:
+        errors["amount"] = _("At most what remains to be paid: %(max)s.",
+                             max=Money(invoice.amount_remaining, invoice.currency).format(locale))
+    else:
+        try:
+            check_chargeable(Money(data.amount, invoice.currency))
+        except ValueError:
+            errors["amount"] = _("Stripe cannot charge this amount in %(currency)s.", currency=invoice.currency)
+    if data.due < utcnow().date():
+        errors["due"] = _("The due date is in the past.")
+    if data.message and len(data.message) > MAX_MESSAGE:
+        errors["message"] = _("At most %(n)s characters.", n=MAX_MESSAGE)
+    if not (data.email or data.sms):
+        errors["channels"] = _("Choose how to send the request: e-mail, SMS or both.")
+    elif user is None:
+        errors["channels"] = _("The LMS no longer knows this learner.")
+    elif data.email and not state.host.user_email(user):
+        errors["channels"] = _("This learner has no e-mail address: send the request by SMS.")
+    elif data.sms and not messages.host_phone(state.host, user):
+        errors["channels"] = _("The LMS has no mobile phone number for this learner: send the request by e-mail.")
+    if errors:
+        raise ValidationFailed(errors, _("The payment request was not sent."))
+
+
+def notify(state: PluginState, request: PaymentRequest, *, purpose: str, reminder_id: int | None = None,
+           reminder: bool = False, sms: bool = True) -> int:
+    """Write the request's messages (one per channel it was sent by, each with a link of its own; no SMS when
+    ``sms`` is false), sent after the commit; ``purpose`` makes their keys (sent, resent-2, reminder+7…). How
+    many were written."""
+    host, session = state.host, state.session
+    user = host.get_user(request.user_id)
+    if user is None:
+        return 0
+    written = 0
+    for channel, wanted, recipient in ((Channel.EMAIL, request.send_email, host.user_email(user)),
+                                       (Channel.SMS, request.send_sms and sms, messages.host_phone(host, user))):
+        if not (wanted and recipient):
+            continue
+        link = public_url("lms_stripe.pay", token=links.new(session, request))
+        subject, body, html = _compose(state, request, user, channel, link, reminder)
+        if messages.queue(session, channel=channel, recipient=recipient, subject=subject, body=body, html=html,
+                          idempotency_key=f"request-{request.id}-{purpose}-{channel}", request_id=request.id,
+                          reminder_id=reminder_id) is not None:
+            written += 1
+    return written
+
+
+def _compose(state: PluginState, request: PaymentRequest, user, channel: Channel, link: str,
+             reminder: bool) -> tuple[str, str, str | None]:
+    values: dict[str, Any] = dict(locale=request.locale, school_name=school_name(state),
+                  amount=Money(paying.remaining(request) or request.amount, request.currency),
+                  due=request.due_at.date(), link=link, invoice_number=request.invoice.number or str(request.invoice_id),
+                  message=request.message, reminder=reminder, overdue=reminder and _aware(request.due_at) < utcnow())
+    if channel == Channel.EMAIL:
+        return messages.payment_request_email(learner_name=state.host.user_display_name(user), **values)
+    return "", messages.payment_request_sms(**values), None
+
+
+def school_name(state: PluginState) -> str:
+    """The school's name in messages: the payment settings', else the app's."""
+    settings = payment_settings.load(state.session)
+    return settings.school_name or current_app.name
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def resend(state: PluginState, request: PaymentRequest, *, actor_id: str | None) -> int:
+    """Send the request again (new messages, new links; the old links keep working)."""
+    if request.status != PaymentRequestStatus.OPEN:
+        raise RequestRefused(_("Only an open payment request is sent again."))
+    count = state.session.scalar(select(func.count()).select_from(Message).where(Message.request_id == request.id))
+    written = notify(state, request, purpose=f"resent-{count + 1}")
+    audit.record(state.session, AuditAction.PAYMENT_REQUEST_RESENT, actor_id=actor_id, user_id=request.user_id,
+                 invoice=request.invoice_id, request=request.id)
+    return written
+
+
+def cancel(state: PluginState, request: PaymentRequest, *, actor_id: str | None) -> None:
+    """Cancel an open request: its links then say so; a Checkout under way is expired at Stripe."""
+    if not transition(state.session, request, (PaymentRequestStatus.OPEN,), PaymentRequestStatus.CANCELLED,
+                      cancelled_at=utcnow()):
+        raise RequestRefused(_("Only an open payment request can be cancelled."))
+    current = paying.live_attempt(state.session, request.id)
+    if current is not None:
+        paying.retire(state, current)
+    audit.record(state.session, AuditAction.PAYMENT_REQUEST_CANCELLED, actor_id=actor_id, user_id=request.user_id,
+                 invoice=request.invoice_id, request=request.id)
+
+
+def delivery_failed(session, request: PaymentRequest) -> bool:
+    """Whether the request's last message of each channel failed to go out."""
+    return session.scalar(select(Message.id).where(Message.request_id == request.id,
+                                                    Message.status == MessageStatus.FAILED).limit(1)) is not None

@@ -1,0 +1,110 @@
+"""Paying what is owed: the pay page a request's link opens, and "My payments" for signed-in learners.
+
+Who may open a pay page: whoever holds one of the request's links. The link's token is random, unguessable
+and sent only to the learner (by e-mail or SMS), so a learner pays from their phone without signing in,
+as a practice's clients do; the page shows that one invoice and nothing else of the learner, and never
+leaves the token in a Referer. A signed-in learner also pays their own requests from "My payments".
+"""
+from __future__ import annotations
+
+from flask import abort, make_response, redirect, request, url_for
+
+from ..accounts import settings as payment_settings
+from ..billing import links, listing, paying
+from ..core.enums import AttemptStatus
+from ..core.models import PaymentRequest
+from ..core.urls import public_url
+from ..errors import PaymentsError
+from ..money import MoneyError
+from ..web.forms import money_message, read_amount
+from ..web.rendering import render
+from ._common import require_user, state, step
+
+
+def register(bp) -> None:
+    bp.add_url_rule("/pay/<token>", "pay", pay, methods=["GET", "POST"])
+    bp.add_url_rule("/my-payments", "my_payments", my_payments)
+    bp.add_url_rule("/my-payments/<lms_id:request_id>/pay", "my_payment_pay", my_payment_pay, methods=["POST"])
+
+
+def _private(response):
+    """A page whose address holds a token: never in a Referer, never in a search engine."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def pay(token: str):
+    st = state()
+    found = links.request_of(st.session, token)
+    if found is None:
+        abort(404)
+    return_url = public_url("lms_stripe.pay", token=token)
+    if request.method == "POST":
+        return _start(found, return_url, again=lambda error: _page(found, error=error, token=token))
+    notice = _back_from_stripe(found)
+    return _page(found, token=token, notice=notice)
+
+
+def _page(found: PaymentRequest, *, token: str | None = None, error: str | None = None, notice: str | None = None,
+          typed: str = ""):
+    least, most = paying.limits(found)
+    live = paying.live_attempt(state().session, found.id)
+    body = render("lms_stripe/pay.html", req=found, invoice=found.invoice, lines=found.invoice.lines,
+                  remaining=paying.remaining(found), least=least, most=most, error=error, notice=notice,
+                  typed=typed, processing=live is not None and live.status == AttemptStatus.PROCESSING,
+                  action=url_for("lms_stripe.pay", token=token) if token else
+                  url_for("lms_stripe.my_payment_pay", request_id=found.id))
+    return _private(make_response(body, 400 if error else 200))
+
+
+def _start(found: PaymentRequest, return_url: str, *, again):
+    """The Pay click: the amount (the learner's own when partial payments are on), then Checkout."""
+    typed = (request.form.get("amount") or "").strip()[:32]
+    try:
+        amount = read_amount(typed, found.currency, minimum=False).amount if typed else paying.remaining(found)
+        plan = step(paying.reserve, state(), found, amount, return_url=return_url)
+        url = plan.url or step(paying.open_session, state(), plan)
+    except MoneyError as err:
+        return again(money_message(err, found.currency))
+    except PaymentsError as err:
+        return again(err.message)
+    return redirect(url, code=303)
+
+
+def _back_from_stripe(found: PaymentRequest) -> str | None:
+    """Back from Checkout (``session_id``): record what Stripe says now, as the webhook will."""
+    session_id = request.args.get("session_id", "")
+    if not session_id.startswith("cs_") or len(session_id) > 255:
+        return None
+    st = state()
+    secret = payment_settings.load(st.session).secret_key
+    try:
+        st.session.commit()  # end this request's reads: no transaction across the call to Stripe
+        cs = st.gateway.retrieve_checkout_session(session_id, api_key=secret, expand=("payment_intent",))
+        attempt = paying.sync_session(st, cs)
+        st.session.commit()
+    except PaymentsError:
+        st.session.rollback()
+        return None
+    if attempt is None or attempt.request_id != found.id:
+        return None
+    return attempt.status
+
+
+def my_payments():
+    user = require_user()
+    st = state()
+    user_id = st.host.user_id(user)
+    owed = listing.learner_requests(st.session, user_id)
+    return render("lms_stripe/my_payments.html", owed=owed, paid=listing.learner_invoices(st.session, user_id),
+                  remaining=paying.remaining, overdue=paying.overdue)
+
+
+def my_payment_pay(request_id: int):
+    user = require_user()
+    st = state()
+    found = st.session.get(PaymentRequest, request_id)
+    if found is None or found.user_id != st.host.user_id(user):
+        abort(404)
+    return _start(found, public_url("lms_stripe.my_payments"), again=lambda error: _page(found, error=error))
