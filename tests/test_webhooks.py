@@ -81,6 +81,32 @@ def test_wrong_or_stale_signature_is_refused_and_nothing_stored(client, db, purc
     assert db.session.get(Purchase, purchase.id).status == "open"
 
 
+@pytest.mark.parametrize("age", [-301, -400, -10**6])
+def test_a_signature_dated_in_the_future_beyond_the_tolerance_is_refused(client, db, purchase, stripe_http, age):
+    """The SDK refuses only signatures older than the tolerance; one dated ahead would stay replayable."""
+    response = post_webhook(client, _completed(purchase), SECRET, timestamp=int(time.time()) - age)
+    assert response.status_code == 400 and "future" in response.json["error"]["message"]
+    assert _events(db) == [] and len(stripe_http.calls) == 0
+
+
+def test_a_signature_slightly_ahead_of_our_clock_is_accepted(client, db, purchase, stripe_http):
+    _serve_session(stripe_http, _paid_session(purchase))
+    response = post_webhook(client, _completed(purchase), SECRET, timestamp=int(time.time()) + 250)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("header", ["t=1,v1=\u00e9", "t=\u00e9,v1=abc", "t={now},v1={sig}\u00e9"])
+def test_a_signature_header_that_is_not_ascii_is_refused_like_any_bad_signature(client, db, purchase, stripe_http,
+                                                                                 header):
+    body = json.dumps(_completed(purchase)).encode()
+    genuine = sign_payload(body, SECRET)
+    header = header.format(now=int(time.time()), sig=genuine.split("v1=")[1])
+    response = client.post("/payments/webhook", data=body, content_type="application/json",
+                           headers={"Stripe-Signature": header})
+    assert response.status_code == 400 and "signature" in response.json["error"]["message"]
+    assert _events(db) == []
+
+
 def test_a_signature_for_another_body_is_refused(client, db, purchase, stripe_http):
     genuine = json.dumps(_completed(purchase)).encode()
     forged = json.dumps(_completed(purchase, event_id="evt_forged")).encode()
