@@ -161,7 +161,7 @@ def _check_not_future(signature: str, tolerance: int) -> None:
 def _load_json(payload: bytes) -> dict:
     try:
         event = json.loads(payload)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: nested deeper than Python parses
         raise WebhookSignatureError("The webhook body is not JSON.") from err
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise WebhookSignatureError("The webhook body is not a Stripe event.")
