@@ -24,6 +24,9 @@ MAX_AMOUNT = 10**14
 #: Unix seconds up to the year 2242: any date Stripe writes, and one Python's datetime can hold.
 MAX_TIMESTAMP = 2**33
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
+#: How JSON text can write what `storable` refuses: NUL and surrogates only as escapes, since the body was
+#: decoded as UTF-8 (no raw surrogate) and parsed strictly (no raw control character in a string).
+_ESCAPED_UNSTORABLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 class Rejection(PaymentsError):
@@ -64,13 +67,14 @@ def stored_type(event_type: str) -> str:
     return clean if len(clean) <= MAX_TYPE else clean[:MAX_TYPE - 1] + "…"
 
 
-def check_event(event: dict, *, livemode: bool, handled: bool) -> None:
+def check_event(event: dict, *, livemode: bool, handled: bool, payload: str | None = None) -> None:
     """Raise `Rejection` if ``event`` cannot be used; ``handled``: its type has a handler, whose object
-    must have the fields `check_object` is then given."""
+    must have the fields `check_object` is then given. ``payload``, the JSON text ``event`` was parsed from,
+    spares looking at every string of an event whose text holds no escape of NUL or of a surrogate."""
     if len(event["id"]) > MAX_ID or len(event["type"]) > MAX_TYPE:
         raise Rejection(RejectReason.TOO_LONG, f"The event's id ({len(event['id'])} characters) or type "
                                                f"({len(event['type'])}) is longer than we store.")
-    path = _unstorable_text(event)
+    path = _unstorable_text(event) if payload is None or _ESCAPED_UNSTORABLE.search(payload) else None
     if path is not None:
         raise Rejection(RejectReason.UNSTORABLE_TEXT, f"{path} holds a NUL character or text that is not UTF-8.")
     if not isinstance(event.get("livemode"), bool):

@@ -60,30 +60,30 @@ def receive(state: PluginState, payload: bytes, signature: str | None) -> Outcom
     event = state.gateway.verify_event(payload, signature, settings.webhook_secrets,
                                        current_app.config["LMS_STRIPE_WEBHOOK_TOLERANCE"])
     key = stored_id(event["id"])
-    row = state.session.get(Event, key)
-    if row is not None and row.status in SETTLED_EVENT:
+    status = state.session.scalar(select(Event.status).where(Event.id == key))  # not the payload: a status
+    if status in SETTLED_EVENT:
         return Outcome(200, "already handled")
-    return _handle(state, key, event, payload.decode("utf-8"), settings.livemode)
+    return _handle(state, key, event, payload.decode("utf-8"), settings.livemode, stored=status is not None)
 
 
 def handle(state: PluginState, row: Event) -> Outcome:
     """Handle a stored event again (a replay, or an administrator's "Handle again")."""
     livemode = payment_settings.load(state.session).livemode
-    return _handle(state, row.id, json.loads(row.payload), row.payload, livemode)
+    return _handle(state, row.id, json.loads(row.payload), row.payload, livemode, stored=True)
 
 
-def _handle(state: PluginState, key: str, event: dict, payload: str, livemode: bool) -> Outcome:
+def _handle(state: PluginState, key: str, event: dict, payload: str, livemode: bool, *, stored: bool) -> Outcome:
     session = state.session
     handling = HANDLERS.get(event["type"])
     try:
-        check_event(event, livemode=livemode, handled=handling is not None)
+        check_event(event, livemode=livemode, handled=handling is not None, payload=payload)
         if handling is None:
             _settle(state, key, event, payload, EventStatus.IGNORED)
             return Outcome(200, "ignored")
         obj = event["data"]["object"]
         check_object(obj, SHAPES[handling.kind], handling.kind)
         extra = handling.read(state, obj) if handling.read is not None else None
-        row = _take(session, key, event, payload)
+        row = _take(session, key, event, payload, stored)
         if row is None:
             session.rollback()
             return Outcome(200, "already handled")
@@ -97,11 +97,11 @@ def _handle(state: PluginState, key: str, event: dict, payload: str, livemode: b
     return Outcome(200, "handled" if applied else "outdated")
 
 
-def _take(session, key: str, event: dict, payload: str) -> Event | None:
-    """The event's row, to be marked processed by this transaction: inserted now (a concurrent delivery of
-    the same event waits on it), or the stored one, locked; None if it was settled meanwhile."""
-    row = session.get(Event, key, with_for_update=True, populate_existing=True)
-    if row is None:
+def _take(session, key: str, event: dict, payload: str, stored: bool) -> Event | None:
+    """The event's row, to be marked processed by this transaction: inserted now unless ``stored`` (a
+    concurrent delivery of the same event waits on it), or the stored one, locked; None if it was settled
+    meanwhile."""
+    if not stored:
         row = _new_row(key, event, payload, EventStatus.PROCESSED)
         session.add(row)
         try:
@@ -109,7 +109,7 @@ def _take(session, key: str, event: dict, payload: str) -> Event | None:
             return row
         except IntegrityError:  # the same event, handled by a concurrent delivery: see how it ended
             session.rollback()
-            row = session.get(Event, key, with_for_update=True, populate_existing=True)
+    row = session.get(Event, key, with_for_update=True, populate_existing=True)
     if row is None or row.status in SETTLED_EVENT:
         return None
     row.status, row.reason, row.error = EventStatus.PROCESSED, None, None
