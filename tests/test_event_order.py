@@ -217,3 +217,17 @@ def test_a_version_moves_forward_only(db, app, claim):
     assert claim(db.session, "re_1", 101, "evt_2") is True
     db.session.commit()
     assert _version(db, "re_1") == (101, "evt_2")
+
+
+@pytest.mark.parametrize("amount, status", [(4990, "cancelled"), (1000, "partially_refunded")])
+def test_an_invoice_recorded_after_a_refund_of_its_payment_shows_the_refund(client, db, purchase, stripe_http,
+                                                                            amount, status):
+    """The payment is recorded, a refund made in the dashboard is handled, and only then the invoice's own
+    event: the invoice is born with what was refunded already."""
+    assert _send(client, "checkout.session.completed", _session(purchase), "evt_completed", 100) == "handled"
+    assert _send(client, "refund.created", refund(amount=amount), "evt_refund", 101) == "handled"
+    assert _send(client, "invoice.paid", invoice(purchase.id), "evt_paid", 100) == "handled"
+    purchase_row, invoice_row = purchase_and_invoice(db, purchase.id)
+    assert (invoice_row.status, invoice_row.amount_refunded) == (status, amount) == \
+        (invoice_row.status, purchase_row.amount_refunded)
+    assert (invoice_row.cancelled_at is not None) == (status == "cancelled") and len(stripe_http.calls) == 0
