@@ -1,25 +1,31 @@
-"""Webhook throughput through the whole Flask stack, and the Stripe calls one Buy click costs.
+"""Webhooks through the whole Flask stack, and the Stripe calls one Buy click costs.
 
-    .venv/bin/python benchmarks/webhooks.py [--events 300] [--database-url postgresql+psycopg://...] [--no-postgres]
+    .venv/bin/python benchmarks/webhooks.py [--payments 60] [--database-url postgresql+psycopg://...] [--sqlite]
 
-For SQLite (a file) and PostgreSQL (a schema of its own, dropped afterwards; the URL comes from
---database-url, else LMS_STRIPE_TEST_DATABASE_URL, else the local postgresql+psycopg://postgres@127.0.0.1:5432/test):
+One run on PostgreSQL (a schema of its own, dropped afterwards; the URL comes from --database-url, else
+LMS_STRIPE_TEST_DATABASE_URL, else the local postgresql+psycopg://postgres@127.0.0.1:5432/test), in-process;
+--sqlite runs on a SQLite file as well:
 
-1. webhooks: the demo LMS (Flask test client: routing, signature check, event stored, handler, commits) receives a
-   pre-signed batch of N distinct ``checkout.session.completed`` events for purchases that exist (N learners
-   bought and paid at the sandbox beforehand). Stripe is the offline sandbox on a loopback port, reached over
-   HTTP by the real SDK: each event's handler retrieves its Checkout Session there, so that round trip is part
-   of the figure. Printed: events per second, ms per event, Stripe calls per event; then the same batch again
-   (every event a duplicate: "already handled").
-2. Stripe calls per Buy click, counted as the requests reaching the sandbox's API: the school's very first click
+1. Stripe calls per Buy click, counted as the requests reaching the sandbox's API: the school's very first click
    (the VAT rate is created once), a first-time learner, a returning learner (customer remembered from their
    first purchase; target 1), and a second click while the Checkout Session is still open (target 0).
+2. Webhooks: N learners buy and pay at the sandbox (Stripe's offline stand-in, on a loopback port, reached by
+   the real SDK); a fifth of the payments are then refunded from the dashboard, a tenth disputed (not timed).
+   The demo LMS (Flask test client: routing, signature check, event stored, handler, commits) then receives
+   every event of the handled types the sandbox emitted, pre-signed, in the order they were created, and the
+   same batch again (every event a duplicate). Printed, per kind of event (checkout, invoice, refund,
+   dispute): the Stripe calls per event (target 0), and the mean time of a first and of a duplicate delivery;
+   then the ratios first delivery / duplicate delivery (target <= 2) and first delivery / one bare
+   insert and commit of an event row through the same session (target <= 5).
+
+Figures only: nothing here asserts a time.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -31,9 +37,11 @@ import sqlalchemy as sa  # noqa: E402
 
 from lms_stripe_plugin.demo import SANDBOX_KEYS, create_app  # noqa: E402
 from lms_stripe_plugin.demo.models import User, db  # noqa: E402
-from lms_stripe_plugin.core.models import Customer, Purchase  # noqa: E402
+from lms_stripe_plugin.core.enums import EventStatus  # noqa: E402
+from lms_stripe_plugin.core.models import Customer, Event, Purchase, utcnow  # noqa: E402
 from lms_stripe_plugin.sandbox import SandboxServer  # noqa: E402
 from lms_stripe_plugin.sandbox.state import event_payload  # noqa: E402
+from lms_stripe_plugin.sync.handlers import HANDLERS  # noqa: E402
 from lms_stripe_plugin.testing import sign_payload  # noqa: E402
 from tests.load.harness import CallCounter, create_schema, drop_schema, new_schema_name, schema_url  # noqa: E402
 
@@ -109,43 +117,117 @@ class Bench:
                 assert self.post_webhook(client, payload, sign_payload(payload, SECRET)).status_code == 200
 
 
-def webhook_throughput(bench: Bench, events: int) -> dict:
-    course_id = bench.courses()[0][0]
-    setup = time.perf_counter()
-    sessions = []
-    for username in bench.add_learners("hook", events):
-        url, _calls = bench.click(bench.client(username), course_id)
-        sessions.append(bench.pay(url)["id"])
-    wanted = set(sessions)
-    batch = [event_payload(e) for e in bench.sandbox.state.all("event")
-             if e["type"] == "checkout.session.completed" and e["data"]["object"]["id"] in wanted]
-    assert len(batch) == events, (len(batch), events)
-    signed = [(payload, sign_payload(payload, SECRET)) for payload in batch]  # pre-signed: not timed
-    setup = time.perf_counter() - setup
+#: Event types handled, by the kind the figures are grouped in.
+KINDS = {"checkout": ("checkout.session.",), "invoice": ("invoice.",),
+         "refund": ("refund.", "charge.refund.updated"), "dispute": ("charge.dispute.",)}
 
+
+def _kind(event_type: str) -> str | None:
+    if event_type not in HANDLERS:
+        return None
+    return next(kind for kind, prefixes in KINDS.items() if event_type.startswith(prefixes))
+
+
+def _prepare(bench: Bench, payments: int) -> list[tuple[str, bytes, str]]:
+    """Payments, dashboard refunds and disputes at the sandbox; their handled events, oldest first, signed."""
+    course_id = bench.courses()[0][0]
+    earlier = {e["id"] for e in bench.sandbox.state.all("event")}  # the Buy clicks' events
+    charges = []
+    for username in bench.add_learners("hook", payments):
+        url, _calls = bench.click(bench.client(username), course_id)
+        session = bench.pay(url)
+        charges.append(bench.sandbox.state.get(session["payment_intent"])["latest_charge"])
+    for i, charge in enumerate(charges):
+        if i % 5 == 1:
+            assert bench.pay_client.post(f"/_sandbox/charges/{charge}/refund", json={"amount": 1000}).status_code == 200
+        elif i % 10 == 2:
+            assert bench.pay_client.post(f"/_sandbox/charges/{charge}/dispute", json={}).status_code == 200
+    events = bench.sandbox.state.all("event")[::-1]  # the sandbox lists newest first
+    return [(_kind(e["type"]), payload, sign_payload(payload, SECRET))
+            for e in events if _kind(e["type"]) and e["id"] not in earlier for payload in (event_payload(e),)]
+
+
+def _deliver(bench: Bench, batch) -> dict[str, dict]:
+    """Deliver a batch: per kind, the Stripe calls, each delivery's seconds, and the answers."""
     client = bench.app.test_client()
-    paid_before = _paid(bench)
-    results = {}
-    for label in ("first delivery", "duplicate delivery"):
+    figures: dict[str, dict] = {kind: {"calls": 0, "seconds": [], "answers": {}} for kind in KINDS}
+    for kind, payload, signature in batch:
         calls = bench.calls.count()
-        statuses: dict[str, int] = {}
         started = time.perf_counter()
-        for payload, signature in signed:
-            response = bench.post_webhook(client, payload, signature)
-            key = f"{response.status_code} {(response.get_json() or {}).get('status')}"
-            statuses[key] = statuses.get(key, 0) + 1
+        response = bench.post_webhook(client, payload, signature)
         elapsed = time.perf_counter() - started
-        results[label] = {"events/s": round(events / elapsed, 1), "ms/event": round(1000 * elapsed / events, 2),
-                          "Stripe calls/event": round((bench.calls.count() - calls) / events, 2),
-                          "answers": statuses}
-    results["setup (checkout + pay, not timed) s"] = round(setup, 1)
-    results["purchases paid by the batch"] = f"{_paid(bench) - paid_before} of {events}"
+        row = figures[kind]
+        row["seconds"].append(elapsed)
+        row["calls"] += bench.calls.count() - calls
+        answer = f"{response.status_code} {(response.get_json() or {}).get('status')}"
+        row["answers"][answer] = row["answers"].get(answer, 0) + 1
+    return figures
+
+
+def _bare_insert_and_commit(bench: Bench, payload: bytes, rounds: int = 200) -> list[float]:
+    """Seconds of each insert and commit of an event row, through the app's session, and nothing else."""
+    times = []
+    with bench.app.app_context():
+        for i in range(rounds):
+            started = time.perf_counter()
+            db.session.add(Event(id=f"evt_bare_{i:05d}", type="checkout.session.completed", livemode=False,
+                                 payload=payload.decode(), status=EventStatus.PROCESSED, attempts=1,
+                                 processed_at=utcnow()))
+            db.session.commit()
+            times.append(time.perf_counter() - started)
+        db.session.execute(sa.delete(Event).where(Event.id.like("evt_bare_%")))
+        db.session.commit()
+    return times
+
+
+def _ms(seconds: list[float]) -> tuple[float, float]:
+    """(median, mean) in milliseconds."""
+    return 1000 * statistics.median(seconds), 1000 * statistics.fmean(seconds)
+
+
+def _target(ratio: float, target: float) -> str:
+    return f"{ratio:.2f} ({'met' if ratio <= target else 'MISSED'})"
+
+
+def webhooks(bench: Bench, payments: int) -> dict:
+    setup = time.perf_counter()
+    batch = _prepare(bench, payments)
+    setup = time.perf_counter() - setup
+    first = _deliver(bench, batch)
+    states = _states(bench)
+    again = _deliver(bench, batch)
+    bare = _ms(_bare_insert_and_commit(bench, batch[0][1]))
+    results: dict = {"(times: median / mean)": ""}
+    for kind in KINDS:
+        f, d = first[kind], again[kind]
+        if f["seconds"]:
+            results[f"{kind} events"] = (
+                f"{len(f['seconds']):>4}  Stripe calls/event {f['calls'] / len(f['seconds']):.2f}  first "
+                "{:.2f} / {:.2f} ms  duplicate {:.2f} / {:.2f} ms".format(*_ms(f["seconds"]), *_ms(d["seconds"])))
+    first_ms = _ms([t for f in first.values() for t in f["seconds"]])
+    again_ms = _ms([t for d in again.values() for t in d["seconds"]])
+    results["all handled events, first delivery"] = "{:.2f} / {:.2f} ms".format(*first_ms)
+    results["all handled events, duplicate delivery"] = "{:.2f} / {:.2f} ms".format(*again_ms)
+    results["bare insert + commit of an event row"] = "{:.2f} / {:.2f} ms".format(*bare)
+    results["first / duplicate (target <= 2)"] = \
+        f"median {_target(first_ms[0] / again_ms[0], 2)}, mean {_target(first_ms[1] / again_ms[1], 2)}"
+    results["first / bare insert+commit (target <= 5)"] = \
+        f"median {_target(first_ms[0] / bare[0], 5)}, mean {_target(first_ms[1] / bare[1], 5)}"
+    results["Stripe calls, all deliveries"] = sum(f["calls"] for f in (*first.values(), *again.values()))
+    answers: dict[str, int] = {}
+    for d in again.values():
+        for answer, count in d["answers"].items():
+            answers[answer] = answers.get(answer, 0) + count
+    results["duplicate answers"] = answers
+    results["purchases after the batch"] = states
+    results["setup (checkout, pay, refunds, disputes; not timed) s"] = round(setup, 1)
     return results
 
 
-def _paid(bench: Bench) -> int:
+def _states(bench: Bench) -> dict[str, int]:
     with bench.app.app_context():
-        return db.session.scalar(sa.select(sa.func.count()).select_from(Purchase).where(Purchase.status == "paid"))
+        return {str(status): count for status, count in db.session.execute(
+            sa.select(Purchase.status, sa.func.count()).group_by(Purchase.status)).all()}
 
 
 def clicks(bench: Bench) -> dict:
@@ -174,17 +256,18 @@ def clicks(bench: Bench) -> dict:
     return figures
 
 
-def run(label: str, database_url: str, events: int) -> None:
+def run(label: str, database_url: str, payments: int) -> None:
     bench = Bench(database_url)
     try:
         print(f"\n== {label}")
-        print("   Stripe: the offline sandbox over HTTP on 127.0.0.1 (real SDK; each handler retrieves its session)")
+        print("   Stripe: the offline sandbox over HTTP on 127.0.0.1 (real SDK)")
         print("   Stripe API calls per Buy click (requests reaching the sandbox):")
         for name, value in clicks(bench).items():  # first: the school's very first click is one of them
             print(f"     {name:<72} {value}")
-        print(f"   Webhooks: {events} distinct checkout.session.completed events, pre-signed, Flask test client:")
-        for name, value in webhook_throughput(bench, events).items():
-            print(f"     {name:<36} {value}")
+        print(f"   Webhooks: every handled event of {payments} payments (and their refunds and disputes), "
+              "pre-signed, Flask test client, first delivery then duplicate:")
+        for name, value in webhooks(bench, payments).items():
+            print(f"     {name:<54} {value}")
     finally:
         bench.close()
     sys.stdout.flush()
@@ -192,16 +275,15 @@ def run(label: str, database_url: str, events: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=300, help="distinct events in the batch (default 300)")
+    parser.add_argument("--payments", type=int, default=60, help="payments whose events are delivered (default 60)")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (a schema of its own is used)")
-    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--sqlite", action="store_true", help="also run on a SQLite file")
     args = parser.parse_args()
-    events = max(1, args.events)
+    payments = max(10, args.payments)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        run(f"SQLite (file), {events} events", f"sqlite:///{Path(tmp) / 'bench.sqlite'}", events)
-    if args.no_postgres:
-        return
+    if args.sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            run(f"SQLite (file), {payments} payments", f"sqlite:///{Path(tmp) / 'bench.sqlite'}", payments)
     base = args.database_url or os.environ.get("LMS_STRIPE_TEST_DATABASE_URL") or LOCAL_POSTGRES
     if not base.startswith("postgresql"):
         print(f"\n== PostgreSQL skipped: {base!r} is not a PostgreSQL URL")
@@ -213,7 +295,7 @@ def main() -> None:
         print(f"\n== PostgreSQL skipped: cannot connect ({str(err).splitlines()[0]})")
         return
     try:
-        run(f"PostgreSQL (schema {schema}), {events} events", schema_url(base, schema), events)
+        run(f"PostgreSQL (schema {schema}), {payments} payments", schema_url(base, schema), payments)
     finally:
         drop_schema(base, schema)
 

@@ -68,6 +68,8 @@ MATRIX = {
     "my_payments": ("GET", "/payments/my-payments", SIGNED_IN),
     "my_payment_pay": ("POST", "/payments/my-payments/{request}/pay", _everyone(401, others=404, u1=None)),
     "admin_audit": ("GET", "/payments/admin/audit", ADMIN_ONLY),
+    "admin_events": ("GET", "/payments/admin/events", ADMIN_ONLY),
+    "admin_handle_event": ("POST", "/payments/admin/events/handle", ADMIN_POST),
     "admin_free_enrollments": ("GET", "/payments/admin/free-enrollments", ADMIN_ONLY),
     "webhook": ("POST", "/payments/webhook", _everyone(400, others=400)),  # no signature: refused for anyone
     "unrouted": ("GET", "/payments/no-such-page", _everyone(404, others=404)),
@@ -105,7 +107,7 @@ def test_another_learners_invoice_never_shows_in_my_invoices(client, world, db):
 
 @pytest.mark.parametrize("endpoint", list(POSTS) + ["admin_retry_refund", "admin_restore_access", "checkout",
                                                     "admin_issue_invoice", "admin_resend_request",
-                                                    "admin_cancel_request", "my_payment_pay"])
+                                                    "admin_cancel_request", "my_payment_pay", "admin_handle_event"])
 def test_every_form_is_refused_without_its_csrf_token(client, world, db, endpoint):
     path = POSTS.get(endpoint) or MATRIX[endpoint][1]
     user = "u1" if endpoint in ("pay", "my_payment_pay") else "adm"

@@ -42,9 +42,20 @@ def _success(client, session_id, user="u1"):
     return client.get(f"/payments/checkout/success?session_id={session_id}", headers=as_user(user) if user else {})
 
 
+def _id(value):
+    return value.get("id") if isinstance(value, dict) else value
+
+
 def _completed(cs, event_id="evt_completed", event_type="checkout.session.completed"):
-    """The event as Stripe sends it: the session at the time, not expanded."""
-    return event(event_type, dict(cs, invoice=None, payment_intent=None), event_id)
+    """The event as Stripe sends it: the session at the time, not expanded (its invoice and payment intent
+    are ids)."""
+    return event(event_type, dict(cs, invoice=_id(cs["invoice"]), payment_intent=_id(cs["payment_intent"])),
+                 event_id)
+
+
+def _invoice_paid(purchase, event_id="evt_invoice"):
+    """``invoice.paid``: the whole invoice, with its metadata (Checkout's ``invoice_creation``)."""
+    return event("invoice.paid", invoice(purchase.id), event_id)
 
 
 def _count(db, model, **where):
@@ -84,15 +95,18 @@ def purchase(db, people, priced, configured):
 
 # -- both paths, both orders ---------------------------------------------------------------------------------
 
-def test_webhook_then_success_page(client, db, host, purchase, stripe_http, signals):
+@pytest.mark.parametrize("order", [("completed", "invoice"), ("invoice", "completed")])
+def test_webhook_then_success_page(client, db, host, purchase, stripe_http, signals, order):
     stripe = StripeSession(stripe_http, _session(purchase))
-    assert post_webhook(client, _completed(stripe.cs), SECRET).status_code == 200
-    assert len(stripe.calls) == 1
+    deliveries = {"completed": _completed(stripe.cs), "invoice": _invoice_paid(purchase)}
+    for name in order:
+        assert post_webhook(client, deliveries[name], SECRET).json["status"] == "handled"
+    assert len(stripe_http.calls) == 0  # the events carry what they say: nothing is read from Stripe
     page = _success(client, stripe.cs["id"])
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "Thank you, your payment is confirmed" in text and 'href="/lessons/c1"' in text
-    assert len(stripe.calls) == 1  # already paid: the page asks Stripe nothing
+    assert len(stripe_http.calls) == 0  # already paid: the page asks Stripe nothing
     _assert_fulfilled_once(db, host, signals, purchase)
 
 
@@ -214,6 +228,7 @@ def test_a_delayed_payment_is_processing_then_paid(app, client, db, host, purcha
     stripe.cs = _session(purchase)  # the bank debit settled
     succeeded = _completed(stripe.cs, "evt_succeeded", "checkout.session.async_payment_succeeded")
     assert post_webhook(client, succeeded, SECRET).status_code == 200
+    assert post_webhook(client, _invoice_paid(purchase), SECRET).status_code == 200
     _assert_fulfilled_once(db, host, signals, purchase)
     assert _detail_status(app, db) == "enrolled"
     assert "Thank you, your payment is confirmed" in _success(client, stripe.cs["id"]).get_data(as_text=True)

@@ -12,7 +12,7 @@ from lms_stripe_plugin.core.models import Event, Invoice, Purchase
 from lms_stripe_plugin.testing import post_webhook, sign_payload
 
 from .conftest import KEYS, STRIPE
-from .stripe_stubs import checkout_session, event, invoice, open_purchase, paid_session, stripe_error
+from .stripe_stubs import checkout_session, event, invoice, open_purchase, paid_session, payment_intent, stripe_error
 
 SECRET = KEYS["webhook_secrets"][0]
 
@@ -43,8 +43,22 @@ def _event_row(db, event_id):
 
 
 def _completed(purchase, event_id="evt_test_1"):
-    return event("checkout.session.completed", checkout_session(purchase.id, status="complete",
-                                                                 payment_status="paid"), event_id)
+    """As Stripe sends it: the session at the time, its invoice and payment intent as ids."""
+    return event("checkout.session.completed", checkout_session(
+        purchase.id, status="complete", payment_status="paid", invoice="in_test_1", payment_intent="pi_test_1",
+        customer="cus_test_lea"), event_id)
+
+
+def _async_failed(purchase, event_id="evt_test_1"):
+    """A delayed payment that failed: the only checkout event whose handler reads Stripe (the reason)."""
+    return event("checkout.session.async_payment_failed", checkout_session(
+        purchase.id, status="complete", payment_status="unpaid", payment_intent="pi_test_1"), event_id)
+
+
+def _failed_session(purchase):
+    return _paid_session(purchase, payment_status="unpaid", invoice=None, payment_intent=payment_intent(
+        status="requires_payment_method", error={"message": "The bank account has insufficient funds.",
+                                                 "type": "card_error"}))
 
 
 @pytest.fixture
@@ -55,9 +69,9 @@ def purchase(db, people, priced, configured):
 # -- signatures ------------------------------------------------------------------------------------------
 
 def test_a_signed_event_is_stored_and_handled(client, db, host, purchase, stripe_http):
-    _serve_session(stripe_http, _paid_session(purchase))
     response = post_webhook(client, _completed(purchase), SECRET)
     assert response.status_code == 200 and response.json == {"status": "handled"}
+    assert len(stripe_http.calls) == 0  # the event carries the session: nothing is read from Stripe
     row = _event_row(db, "evt_test_1")
     assert (row.type, row.status, row.attempts, row.error) == ("checkout.session.completed", "processed", 1, None)
     assert json.loads(row.payload)["id"] == "evt_test_1"
@@ -81,6 +95,31 @@ def test_wrong_or_stale_signature_is_refused_and_nothing_stored(client, db, purc
     assert db.session.get(Purchase, purchase.id).status == "open"
 
 
+@pytest.mark.parametrize("age", [-301, -400, -10**6])
+def test_a_signature_dated_in_the_future_beyond_the_tolerance_is_refused(client, db, purchase, stripe_http, age):
+    """The SDK refuses only signatures older than the tolerance; one dated ahead would stay replayable."""
+    response = post_webhook(client, _completed(purchase), SECRET, timestamp=int(time.time()) - age)
+    assert response.status_code == 400 and "future" in response.json["error"]["message"]
+    assert _events(db) == [] and len(stripe_http.calls) == 0
+
+
+def test_a_signature_slightly_ahead_of_our_clock_is_accepted(client, db, purchase, stripe_http):
+    response = post_webhook(client, _completed(purchase), SECRET, timestamp=int(time.time()) + 250)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("header", ["t=1,v1=\u00e9", "t=\u00e9,v1=abc", "t={now},v1={sig}\u00e9"])
+def test_a_signature_header_that_is_not_ascii_is_refused_like_any_bad_signature(client, db, purchase, stripe_http,
+                                                                                 header):
+    body = json.dumps(_completed(purchase)).encode()
+    genuine = sign_payload(body, SECRET)
+    header = header.format(now=int(time.time()), sig=genuine.split("v1=")[1])
+    response = client.post("/payments/webhook", data=body, content_type="application/json",
+                           headers={"Stripe-Signature": header})
+    assert response.status_code == 400 and "signature" in response.json["error"]["message"]
+    assert _events(db) == []
+
+
 def test_a_signature_for_another_body_is_refused(client, db, purchase, stripe_http):
     genuine = json.dumps(_completed(purchase)).encode()
     forged = json.dumps(_completed(purchase, event_id="evt_forged")).encode()
@@ -90,7 +129,6 @@ def test_a_signature_for_another_body_is_refused(client, db, purchase, stripe_ht
 
 
 def test_a_recent_signature_within_the_tolerance_is_accepted(client, db, purchase, stripe_http):
-    _serve_session(stripe_http, _paid_session(purchase))
     response = post_webhook(client, _completed(purchase), SECRET, timestamp=int(time.time()) - 250)
     assert response.status_code == 200
 
@@ -98,7 +136,6 @@ def test_a_recent_signature_within_the_tolerance_is_accepted(client, db, purchas
 def test_a_second_signing_secret_is_accepted_during_rotation(client, db, purchase, stripe_http):
     payment_settings.save(db.session, {"webhook_secrets": [SECRET, "whsec_rotatednewsecret1"]}, actor_id="adm")
     db.session.commit()
-    _serve_session(stripe_http, _paid_session(purchase))
     assert post_webhook(client, _completed(purchase), "whsec_rotatednewsecret1").status_code == 200
     assert post_webhook(client, _completed(purchase, "evt_test_2"), SECRET).status_code == 200
     assert [row.status for row in _events(db)] == ["processed", "processed"]
@@ -126,7 +163,6 @@ def test_an_oversized_body_is_refused(client, db, purchase, stripe_http):
 
 
 def test_the_webhook_needs_no_csrf_token(client, db, purchase, stripe_http):
-    _serve_session(stripe_http, _paid_session(purchase))
     response = post_webhook(client, _completed(purchase), SECRET)  # no csrf_token, no session cookie
     assert response.status_code == 200
 
@@ -135,35 +171,33 @@ def test_the_webhook_needs_no_csrf_token(client, db, purchase, stripe_http):
 
 def test_an_event_already_processed_is_acknowledged_without_handling_it_again(client, db, host, purchase,
                                                                                stripe_http, signals):
-    _serve_session(stripe_http, _paid_session(purchase))
     assert post_webhook(client, _completed(purchase), SECRET).status_code == 200
-    calls = len(stripe_http.calls)
     again = post_webhook(client, _completed(purchase), SECRET)
     assert again.status_code == 200 and again.json == {"status": "already handled"}
-    assert len(stripe_http.calls) == calls
+    assert len(stripe_http.calls) == 0
     assert len(_events(db)) == 1 and _event_row(db, "evt_test_1").attempts == 1
     assert host.calls == [("enroll", "u1", "c1")] and len(signals["purchase_completed"]) == 1
 
 
 def test_a_failed_handler_answers_500_keeps_the_error_and_succeeds_when_stripe_retries(client, db, host, purchase,
-                                                                                      stripe_http):
+                                                                                      stripe_http, signals):
     url = re.compile(rf"{STRIPE}/v1/checkout/sessions/cs_test_{purchase.id:04d}(\?.*)?$")
     stripe_error(stripe_http, responses.GET, url, 500, "api_error", "An unknown error occurred")
-    response = post_webhook(client, _completed(purchase), SECRET)
+    response = post_webhook(client, _async_failed(purchase), SECRET)
     assert response.status_code == 500
     row = _event_row(db, "evt_test_1")
-    assert row.status == "failed" and row.attempts == 1
+    assert row.status == "failed" and row.attempts == 1 and row.reason is None
     assert "GatewayError" in row.error and "Stripe could not be reached" in row.error
-    assert db.session.get(Purchase, purchase.id).status == "open" and host.calls == []
+    assert db.session.get(Purchase, purchase.id).status == "open" and not signals
 
     stripe_http.reset()
-    _serve_session(stripe_http, _paid_session(purchase))
-    retry = post_webhook(client, _completed(purchase), SECRET)
+    _serve_session(stripe_http, _failed_session(purchase))
+    retry = post_webhook(client, _async_failed(purchase), SECRET)
     assert retry.status_code == 200
     row = _event_row(db, "evt_test_1")
     assert (row.status, row.attempts, row.error) == ("processed", 2, None)
-    assert db.session.get(Purchase, purchase.id).status == "paid"
-    assert host.calls == [("enroll", "u1", "c1")]
+    assert db.session.get(Purchase, purchase.id).failure_reason == "The bank account has insufficient funds."
+    assert len(signals["payment_failed"]) == 1 and host.calls == []
 
 
 def test_unknown_event_types_are_acknowledged_and_ignored(client, db, purchase, stripe_http):
@@ -178,7 +212,6 @@ def test_unknown_event_types_are_acknowledged_and_ignored(client, db, purchase, 
 def test_a_session_of_another_integration_is_left_alone(client, db, purchase, stripe_http):
     foreign = dict(checkout_session(999, session_id="cs_test_foreign", status="complete", payment_status="paid"),
                    metadata={}, client_reference_id=None)
-    _serve_session(stripe_http, foreign)
     response = post_webhook(client, event("checkout.session.completed", foreign), SECRET)
     assert response.status_code == 200 and _event_row(db, "evt_test_1").status == "processed"
     assert db.session.get(Purchase, purchase.id).status == "open"
@@ -198,8 +231,6 @@ def _state(db, host, signals):
 @pytest.mark.parametrize("order", [("completed", "invoice"), ("invoice", "completed")])
 def test_out_of_order_events_end_in_the_same_state(client, db, host, purchase, stripe_http, signals, order):
     stripe_invoice = invoice(purchase.id)
-    _serve_session(stripe_http, _paid_session(purchase, invoice=stripe_invoice))
-    _serve(stripe_http, f"/v1/invoices/{stripe_invoice['id']}", stripe_invoice)
     deliveries = {"completed": _completed(purchase, "evt_completed"),
                   "invoice": event("invoice.paid", stripe_invoice, "evt_invoice")}
     for name in order:
@@ -207,6 +238,7 @@ def test_out_of_order_events_end_in_the_same_state(client, db, host, purchase, s
     assert _state(db, host, signals) == (
         "paid", [("in_test_1", "ABC-0001", 4990, 832, purchase.id)], [("enroll", "u1", "c1")], 1, 1,
         ["processed", "processed"])
+    assert len(stripe_http.calls) == 0
 
 
 def test_invoice_events_of_other_integrations_are_not_fetched(client, db, purchase, stripe_http):
@@ -217,10 +249,10 @@ def test_invoice_events_of_other_integrations_are_not_fetched(client, db, purcha
 
 # -- replay ------------------------------------------------------------------------------------------------------
 
-def test_cli_replays_failed_events(app, client, db, host, purchase, stripe_http):
+def test_cli_replays_failed_events(app, client, db, host, purchase, stripe_http, signals):
     url = re.compile(rf"{STRIPE}/v1/checkout/sessions/cs_test_{purchase.id:04d}(\?.*)?$")
     stripe_error(stripe_http, responses.GET, url, 503, "api_error", "Service unavailable")
-    assert post_webhook(client, _completed(purchase), SECRET).status_code == 500
+    assert post_webhook(client, _async_failed(purchase), SECRET).status_code == 500
     ignored = event("customer.created", {"id": "cus_x", "object": "customer"}, "evt_ignored")
     assert post_webhook(client, ignored, SECRET).status_code == 200
 
@@ -230,15 +262,14 @@ def test_cli_replays_failed_events(app, client, db, host, purchase, stripe_http)
     assert _event_row(db, "evt_test_1").status == "failed"
 
     stripe_http.reset()
-    _serve_session(stripe_http, _paid_session(purchase))
+    _serve_session(stripe_http, _failed_session(purchase))
     result = app.test_cli_runner().invoke(args=["lms-stripe", "events", "replay"])
     assert result.exit_code == 0, result.output
     assert "evt_test_1: handled" in result.output and "1 replayed, 0 still failing." in result.output
     assert _event_row(db, "evt_test_1").status == "processed"
     assert _event_row(db, "evt_ignored").status == "ignored"
     db.session.expire_all()
-    assert db.session.get(Purchase, purchase.id).status == "paid" and host.calls == [("enroll", "u1", "c1")]
-    assert db.session.scalar(select(func.count()).select_from(Invoice)) == 1
+    assert db.session.get(Purchase, purchase.id).status == "failed" and len(signals["payment_failed"]) == 1
 
     calls = len(stripe_http.calls)
     nothing = app.test_cli_runner().invoke(args=["lms-stripe", "events", "replay"])

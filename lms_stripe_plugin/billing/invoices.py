@@ -9,8 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from ..core.state import PluginState
 from .. import signals
 from ..core import audit
-from ..core.enums import AuditAction, InvoiceSource, InvoiceStatus, PurchaseStatus
-from ..core.models import Invoice, Purchase, parse_row_id
+from ..core.enums import AuditAction, InvoiceSource, InvoiceStatus, PurchaseStatus, RefundStatus
+from ..core.models import Invoice, Purchase, Refund, parse_row_id, utcnow
 from ..core.txn import send_after_commit
 from ..errors import PaymentsError
 
@@ -42,12 +42,14 @@ def record_invoice(state: PluginState, invoice: dict, purchase: Purchase) -> Inv
     if (invoice.get("metadata") or {}).get("lms_purchase_id") not in (None, str(purchase.id)):
         raise PaymentsError(f"Invoice {invoice['id']} belongs to another purchase.")
     gross, vat = int(invoice.get("total") or 0), invoice_taxes(invoice)
+    status = _status_after_refunds(session, purchase)
     user = host.get_user(purchase.user_id)
     course = host.get_course(purchase.course_id)
     record = Invoice(
         stripe_invoice_id=invoice["id"], purchase_id=purchase.id, user_id=purchase.user_id,
         course_id=purchase.course_id, currency=(invoice.get("currency") or purchase.currency).upper(),
-        gross=gross, vat=vat, net=gross - vat, status=InvoiceStatus.PAID, source=InvoiceSource.CHECKOUT,
+        gross=gross, vat=vat, net=gross - vat, status=status, source=InvoiceSource.CHECKOUT,
+        amount_refunded=purchase.amount_refunded, cancelled_at=utcnow() if status == InvoiceStatus.CANCELLED else None,
         amount_paid=int(invoice.get("amount_paid") or gross), amount_remaining=0,
         stripe_customer_id=_id(invoice.get("customer")),
         user_email=invoice.get("customer_email") or (host.user_email(user) if user is not None else None),
@@ -65,6 +67,23 @@ def record_invoice(state: PluginState, invoice: dict, purchase: Purchase) -> Inv
                  purchase_id=purchase.id, invoice=invoice["id"], number=record.number)
     send_after_commit(session, signals.invoice_issued, invoice=record)
     return record
+
+
+def _status_after_refunds(session, purchase: Purchase) -> InvoiceStatus:
+    """The status an invoice is born with: paid, unless refunds of its payment were handled before it was
+    recorded (events come in any order; the invoice's own may come after a refund's), in which case it
+    starts as the refunds left it, as it would have become had it been there."""
+    latest = session.scalar(select(Refund.status).where(Refund.purchase_id == purchase.id)
+                            .order_by(Refund.id.desc()).limit(1))
+    if latest is None:
+        return InvoiceStatus.PAID
+    if purchase.amount_refunded >= (purchase.amount_paid or purchase.amount):
+        return InvoiceStatus.CANCELLED
+    if latest in (RefundStatus.REQUESTED, RefundStatus.PENDING):
+        return InvoiceStatus.REFUND_PENDING
+    if latest == RefundStatus.FAILED:
+        return InvoiceStatus.REFUND_FAILED
+    return InvoiceStatus.PARTIALLY_REFUNDED if purchase.amount_refunded else InvoiceStatus.PAID
 
 
 def _refresh(record: Invoice, invoice: dict) -> None:

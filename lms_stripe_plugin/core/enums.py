@@ -130,6 +130,19 @@ class EventStatus(Labelled):
 SETTLED_EVENT = (EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.REJECTED)
 
 
+class RejectReason(Labelled):
+    """Why a signed Stripe event cannot be used: retrying it would change nothing, so it is acknowledged
+    and kept, with this reason, for the administrators."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_OBJECT = "unknown_object"
+    TOO_LONG = "too_long"
+    UNSTORABLE_TEXT = "unstorable_text"
+    WRONG_MODE = "wrong_mode"
+    MISMATCH = "mismatch"
+    EXCEEDS_PAYMENT = "exceeds_payment"
+
+
 class AccessReason(Labelled):
     """Why a learner's access to a paid course was revoked (the ``reason`` of ``access_revoked``)."""
 
@@ -226,6 +239,15 @@ _LABELS: dict[type, dict] = {
         EventStatus.FAILED: N_("Failed"),
         EventStatus.IGNORED: N_("Ignored"),
         EventStatus.REJECTED: N_("Rejected"),
+    },
+    RejectReason: {
+        RejectReason.MALFORMED: N_("Not a usable Stripe event: data missing or malformed"),
+        RejectReason.UNKNOWN_OBJECT: N_("Names an object that Stripe or this site does not know"),
+        RejectReason.TOO_LONG: N_("Id or type too long to be stored as it is"),
+        RejectReason.UNSTORABLE_TEXT: N_("Holds characters that cannot be stored (NUL)"),
+        RejectReason.WRONG_MODE: N_("Live or test mode differs from the secret key's"),
+        RejectReason.MISMATCH: N_("Does not match our purchase"),
+        RejectReason.EXCEEDS_PAYMENT: N_("Amount more than what was paid"),
     },
     AccessReason: {
         AccessReason.CANCELLED: N_("Purchase cancelled"),

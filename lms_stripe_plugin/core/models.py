@@ -15,7 +15,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..money import Money
 from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, Channel, EventStatus, InvoiceSource,
-                    InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus)
+                    InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus,
+                    RejectReason)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -492,7 +493,7 @@ class Dispute(Base):
 
 
 class Event(Base):
-    """A Stripe webhook event, stored once by id before it is handled."""
+    """A Stripe webhook event, stored once by id (see `sync.webhooks.stored_id` for an id that does not fit)."""
 
     __tablename__ = "lms_stripe_events"
 
@@ -506,10 +507,28 @@ class Event(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+    #: Why a rejected event cannot be used (the details are in ``error``).
+    reason: Mapped[RejectReason | None] = mapped_column(EnumText(RejectReason, 32))
 
     __table_args__ = (
         sa.CheckConstraint(one_of("status", EventStatus), name="status_known"),
+        sa.CheckConstraint(one_of("reason", RejectReason), name="reason_known"),
+        # The administrators' list of failed and rejected events, newest first.
+        sa.Index("ix_lms_stripe_events_status_received_at", "status", "received_at"),
     )
+
+
+class ObjectVersion(Base):
+    """Per Stripe object, the event whose snapshot of it was applied last: events come late, twice and in
+    any order, and a snapshot older than this one is not applied (see `sync.versions`)."""
+
+    __tablename__ = "lms_stripe_object_versions"
+
+    stripe_id: Mapped[str] = mapped_column(StripeId, primary_key=True)
+    #: The event's ``created`` (Unix seconds, Stripe's clock).
+    event_created: Mapped[int] = mapped_column(sa.BigInteger)
+    #: The key the event is stored under in ``lms_stripe_events``.
+    event_id: Mapped[str] = mapped_column(StripeId)
 
 
 class FreeEnrollment(Base):

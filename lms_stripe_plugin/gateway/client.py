@@ -8,6 +8,7 @@ SDK objects. Every call that creates something takes an idempotency key derived 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Callable, Iterator
 
 import stripe
@@ -138,11 +139,15 @@ class StripeGateway:
 
     @staticmethod
     def verify_event(payload: bytes, signature: str | None, secrets: list[str], tolerance: int) -> dict:
-        """The event in a webhook body, once its signature checks out against one of the secrets."""
+        """The event in a webhook body, once its signature checks out against one of the secrets and its
+        timestamp is within ``tolerance`` seconds of now, before or after (0: no time check, as the SDK)."""
         if not signature:
             raise WebhookSignatureError("Missing Stripe-Signature header.")
         if not secrets:
             raise ConfigurationError("No webhook signing secret is configured.")
+        if not signature.isascii():
+            # Stripe's header is ASCII; the SDK's hmac.compare_digest raises TypeError on anything else.
+            raise WebhookSignatureError("The webhook signature header is not ASCII.")
         for secret in secrets:
             try:
                 stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, secret, tolerance)
@@ -150,6 +155,7 @@ class StripeGateway:
                 continue
             except UnicodeDecodeError as err:
                 raise WebhookSignatureError("The webhook body is not UTF-8.") from err
+            _check_not_future(signature, tolerance)
             return _load_json(payload)
         raise WebhookSignatureError("The webhook signature does not match, or its timestamp is too old.")
 
@@ -169,10 +175,22 @@ class StripeGateway:
         return result if raw else result.to_dict()
 
 
+def _check_not_future(signature: str, tolerance: int) -> None:
+    """Refuse a signature dated later than ``tolerance`` seconds from now: the SDK only refuses old ones
+    (``verify_header`` checks ``timestamp < now - tolerance``), so a replayable signature dated ahead
+    would otherwise stay valid until that date. Read as the SDK reads it: the first ``t=`` item."""
+    if not tolerance:
+        return
+    stamps = [item.split("=", 2) for item in signature.split(",")]
+    timestamp = int([item[1] for item in stamps if item[0] == "t"][0])  # the SDK has parsed it already
+    if timestamp > time.time() + tolerance:
+        raise WebhookSignatureError("The webhook signature is dated in the future, beyond the tolerance.")
+
+
 def _load_json(payload: bytes) -> dict:
     try:
         event = json.loads(payload)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: nested deeper than Python parses
         raise WebhookSignatureError("The webhook body is not JSON.") from err
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise WebhookSignatureError("The webhook body is not a Stripe event.")

@@ -10,7 +10,11 @@ from ..core import audit
 from ..core.enums import AccessReason, AuditAction
 from ..core.models import Dispute, Purchase
 from .access import revoke_access
-from .lifecycle import purchase_for_payment_intent
+from .lifecycle import check_fits, purchase_for_payment_intent
+
+#: Stripe's dispute statuses after which a dispute does not reopen: an older snapshot, still open, that
+#: arrives after one of these leaves the dispute as it is.
+CLOSED = ("won", "lost", "warning_closed", "prevented")
 
 
 def disputes_of(session, purchase_id: int) -> list[Dispute]:
@@ -24,6 +28,7 @@ def sync_dispute(state: PluginState, stripe_dispute: dict, *, purchase: Purchase
     purchase = purchase or purchase_for_payment_intent(session, stripe_dispute.get("payment_intent"))
     if purchase is None:
         return None
+    check_fits(purchase, "Dispute", stripe_dispute["id"], int(stripe_dispute["amount"]), stripe_dispute["currency"])
     dispute = session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute["id"]))
     created = dispute is None
     if created:
@@ -36,7 +41,7 @@ def sync_dispute(state: PluginState, stripe_dispute: dict, *, purchase: Purchase
         except IntegrityError:  # recorded meanwhile by a concurrent event: update that one
             dispute = session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute["id"]))
             created = False
-    if not created:
+    if not created and not (dispute.status in CLOSED and stripe_dispute["status"] not in CLOSED):
         dispute.status = stripe_dispute["status"]
     _flag(session, purchase, dispute, created)
     if created and current_app.config["LMS_STRIPE_REVOKE_ON_DISPUTE"]:

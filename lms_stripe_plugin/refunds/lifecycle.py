@@ -6,7 +6,7 @@ here, or someone in the Stripe dashboard), its success is applied once: the refu
 """
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
@@ -16,12 +16,41 @@ from ..core.enums import AccessReason, AuditAction, InvoiceStatus, RefundOrigin,
 from ..core.i18n import gettext as _
 from ..core.models import Invoice, Purchase, Refund
 from ..core.txn import send_after_commit, transition
+from ..errors import PaymentsError
 from .access import revoke_access, set_invoice_status
 
 #: Stripe's refund statuses, in ours.
 STRIPE_TO_OURS = {"pending": RefundStatus.PENDING, "requires_action": RefundStatus.PENDING,
                   "succeeded": RefundStatus.SUCCEEDED, "failed": RefundStatus.FAILED,
                   "canceled": RefundStatus.FAILED}
+
+
+class ExceedsPayment(PaymentsError):
+    """A refund or dispute Stripe tells us of for more than the payment: counting it would make the refunded
+    total exceed what was paid. Stripe refuses such refunds, so the event is not one to apply."""
+
+    status_code = 409
+
+
+class OtherCurrency(PaymentsError):
+    """A refund or dispute in another currency than the payment it names."""
+
+    status_code = 409
+
+
+def paid_amount(purchase: Purchase) -> int:
+    """What the learner paid (after vouchers), the most that can be refunded or disputed."""
+    return purchase.amount_paid or purchase.amount
+
+
+def check_fits(purchase: Purchase, kind: str, stripe_id: str, amount: int, currency: str) -> None:
+    """Raise unless a refund or dispute of ``amount`` ``currency`` fits the payment of ``purchase``."""
+    if currency.upper() != purchase.currency.upper():
+        raise OtherCurrency(f"{kind} {stripe_id} is in {currency.upper()}; purchase {purchase.id} was paid in "
+                            f"{purchase.currency}.")
+    if amount > paid_amount(purchase):
+        raise ExceedsPayment(f"{kind} {stripe_id} is of {amount} (minor units); purchase {purchase.id} was paid "
+                             f"{paid_amount(purchase)}.")
 
 
 def status_of(stripe_refund: dict) -> RefundStatus:
@@ -72,6 +101,7 @@ def _dashboard_refund(state: PluginState, stripe_refund: dict, purchase: Purchas
     purchase and amount, not yet confirmed), or else a refund made in the Stripe dashboard."""
     session = state.session
     amount = int(stripe_refund["amount"])
+    check_fits(purchase, "Refund", stripe_refund["id"], amount, stripe_refund["currency"])
     unconfirmed = session.scalar(select(Refund).where(
         Refund.purchase_id == purchase.id, Refund.origin == RefundOrigin.ADMIN,
         Refund.status == RefundStatus.REQUESTED, Refund.stripe_refund_id.is_(None),
@@ -81,7 +111,7 @@ def _dashboard_refund(state: PluginState, stripe_refund: dict, purchase: Purchas
     refund = Refund(purchase=purchase, stripe_refund_id=stripe_refund["id"], amount=amount,
                     currency=stripe_refund["currency"].upper(), status=RefundStatus.REQUESTED,
                     origin=RefundOrigin.DASHBOARD,
-                    full=amount >= (purchase.amount_paid or purchase.amount) - purchase.amount_refunded,
+                    full=amount >= paid_amount(purchase) - purchase.amount_refunded,
                     revoke_access=True, idempotency_key=f"stripe-{stripe_refund['id']}",
                     reason=stripe_refund.get("reason"))
     try:
@@ -96,10 +126,19 @@ def _dashboard_refund(state: PluginState, stripe_refund: dict, purchase: Purchas
 
 
 def _count_refunded(session, purchase: Purchase, amount: int) -> None:
-    """Add ``amount`` (negative: take it back) to what the purchase and its invoice count as refunded."""
-    session.execute(update(Purchase).where(Purchase.id == purchase.id)
-                    .values(amount_refunded=Purchase.amount_refunded + amount)
-                    .execution_options(synchronize_session=False))
+    """Add ``amount`` (negative: take it back) to what the purchase and its invoice count as refunded; never
+    past what was paid nor past the invoice's gross (`ExceedsPayment`): conditional writes, so that refunds
+    counted at the same time cannot pass it together either."""
+    query = update(Purchase).where(Purchase.id == purchase.id)
+    if amount > 0:
+        query = query.where(Purchase.amount_refunded + amount <=
+                            func.coalesce(func.nullif(Purchase.amount_paid, 0), Purchase.amount))
+    counted = session.execute(query.values(amount_refunded=Purchase.amount_refunded + amount)
+                              .execution_options(synchronize_session=False))
+    if counted.rowcount != 1 or (amount > 0 and session.scalar(select(Invoice.id).where(
+            Invoice.purchase_id == purchase.id, Invoice.amount_refunded + amount > Invoice.gross)) is not None):
+        raise ExceedsPayment(f"A refund of {amount} (minor units) would bring what purchase {purchase.id} counts "
+                             f"as refunded past what was paid ({paid_amount(purchase)}) or invoiced.")
     session.execute(update(Invoice).where(Invoice.purchase_id == purchase.id)
                     .values(amount_refunded=Invoice.amount_refunded + amount)
                     .execution_options(synchronize_session=False))
@@ -109,14 +148,16 @@ def _count_refunded(session, purchase: Purchase, amount: int) -> None:
 def _succeeded(state: PluginState, refund: Refund) -> None:
     session = state.session
     # Never from "failed": a refund Stripe reports failed does not succeed later (a retry is a new refund).
-    if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING), RefundStatus.SUCCEEDED,
-                      failure_reason=None):
-        return
-    purchase = refund.purchase
-    _count_refunded(session, purchase, refund.amount)
+    # A savepoint: a refund that does not fit the payment is left as it was, counted nowhere.
+    with session.begin_nested():
+        if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING), RefundStatus.SUCCEEDED,
+                          failure_reason=None):
+            return
+        purchase = refund.purchase
+        _count_refunded(session, purchase, refund.amount)
     audit.record(session, AuditAction.REFUND_SUCCEEDED, user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, amount=refund.amount, refund=refund.stripe_refund_id, origin=refund.origin)
-    fully = purchase.amount_refunded >= (purchase.amount_paid or purchase.amount)
+    fully = purchase.amount_refunded >= paid_amount(purchase)
     if fully or refund.full:
         set_invoice_status(session, purchase, InvoiceStatus.CANCELLED)
     else:

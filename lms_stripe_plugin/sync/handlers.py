@@ -1,119 +1,182 @@
 """What each Stripe event does: small handlers in a dispatch table, each safe to run twice.
 
-Handlers read the object again from Stripe rather than trusting the order in which events arrive, then
-apply it in the delivery's transaction; they never call Stripe after writing (work that must call Stripe
-afterwards is deferred until the delivery commits).
+A handler applies the object the verified event carries (``data.object``, the object as it was when the
+event was created), in the delivery's transaction; `sync.versions` skips a snapshot older than one already
+applied. It reads from Stripe only what the event lacks, and says so in `HANDLERS` (``reads``): that read
+(``read``) runs before the delivery's transaction and writes nothing, so no transaction is held across a
+call to Stripe, and work that must call Stripe after writing is deferred until the delivery commits.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..core.state import PluginState
+from sqlalchemy import select
+
 from ..accounts import settings as payment_settings
 from ..billing.invoices import sync_invoice
-from ..core.models import Purchase, parse_row_id
+from ..core.enums import PurchaseStatus
+from ..core.models import Invoice, Purchase, parse_row_id
+from ..core.state import PluginState
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, sync_refund
-from ..shop.fulfilment import EXPAND_SESSION, fulfil_from_stripe, sync_checkout_session
+from ..shop.fulfilment import EXPAND_SESSION, sync_checkout_session
+from . import versions
 
-Handler = Callable[[Any, dict, dict], None]
+
+@dataclass(frozen=True)
+class Handling:
+    """How one type of event is handled.
+
+    ``apply(state, obj, event, extra)`` writes, in the delivery's transaction; ``read(state, obj)``, when
+    set, first returns ``extra``: what the event lacks, read from Stripe only when needed (it writes
+    nothing, and ends any transaction before it calls Stripe); ``reads`` says what, and when, to readers.
+    ``kind`` is the ``object`` of ``data.object``, whose fields are checked first (`shapes.SHAPES`).
+    """
+
+    kind: str
+    apply: Callable[[PluginState, dict, dict, Any], None]
+    read: Callable[[PluginState, dict], Any] | None = None
+    reads: str = "nothing"
 
 
-def refresh_checkout_session(state: PluginState, obj: dict, event: dict) -> None:
-    settings = payment_settings.load(state.session)
-    cs = state.gateway.retrieve_checkout_session(obj["id"], api_key=settings.secret_key, expand=EXPAND_SESSION)
+def _ours(obj: dict) -> int | None:
+    """Our purchase id in an object's metadata (None: an object of another integration on the account)."""
+    return parse_row_id((obj.get("metadata") or {}).get("lms_purchase_id"))
+
+
+def _no_transaction(state: PluginState) -> None:
+    """End the read-only transaction of a delivery before it calls Stripe (the delivery is the edge)."""
+    state.session.commit()
+
+
+# -- Checkout Sessions ------------------------------------------------------------------------------------
+
+def apply_checkout_session(state: PluginState, cs: dict, event: dict, fresh: dict | None) -> None:
     if (cs.get("metadata") or {}).get("lms_purchase_id") is None:
-        return  # a session another integration created on the same account
-    sync_checkout_session(state, cs)
+        return  # a session another integration created on the same account (one naming a purchase badly
+        # is ours, and is refused by `sync_checkout_session`)
+    purchase = sync_checkout_session(state, fresh or cs)
+    _record_named_invoice(state, purchase, cs.get("invoice"))
 
 
-def refresh_invoice(state: PluginState, obj: dict, event: dict) -> None:
-    if (obj.get("metadata") or {}).get("lms_purchase_id") is None:
+def _record_named_invoice(state: PluginState, purchase: Purchase, invoice: Any) -> None:
+    """The event's session names its invoice by id (Stripe does not expand it in events). The invoice is
+    recorded from its own events (``invoice.finalized``, ``invoice.paid``), which carry it whole; one that
+    was handled before the payment was recorded is recorded now, from the snapshot that event carried."""
+    if not isinstance(invoice, str) or purchase.status not in (PurchaseStatus.PAID, PurchaseStatus.CANCELLED):
         return
-    settings = payment_settings.load(state.session)
-    sync_invoice(state, state.gateway.retrieve_invoice(obj["id"], api_key=settings.secret_key))
+    session = state.session
+    if session.scalar(select(Invoice.id).where(Invoice.purchase_id == purchase.id)) is not None:
+        return
+    snapshot = versions.latest_snapshot(session, invoice)
+    if snapshot is not None:
+        sync_invoice(state, snapshot)
 
 
-def refresh_refund(state: PluginState, obj: dict, event: dict) -> None:
-    settings = payment_settings.load(state.session)
-    stripe_refund = state.gateway.retrieve_refund(obj["id"], api_key=settings.secret_key)
-    sync_refund(state, stripe_refund, purchase=purchase_paid_by(state, stripe_refund.get("payment_intent")))
+def read_failed_session(state: PluginState, cs: dict) -> dict | None:
+    """The session with its PaymentIntent, whose last error is the reason the learner is shown; read only
+    while the purchase still waits for that payment."""
+    purchase_id = _ours(cs)
+    purchase = state.session.get(Purchase, purchase_id) if purchase_id is not None else None
+    if purchase is None or purchase.status not in (PurchaseStatus.OPEN, PurchaseStatus.PROCESSING):
+        return None
+    api_key = payment_settings.load(state.session).secret_key
+    _no_transaction(state)
+    return state.gateway.retrieve_checkout_session(cs["id"], api_key=api_key, expand=EXPAND_SESSION)
 
 
-def refresh_charge_refunds(state: PluginState, obj: dict, event: dict) -> None:
-    payer = find_payer(state, obj.get("payment_intent"))
+# -- invoices -------------------------------------------------------------------------------------------
+
+def apply_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -> None:
+    purchase_id = _ours(invoice)
+    if purchase_id is None:
+        return
+    # Locked, so that the payment's recording, if it runs now, either sees this invoice's version or has
+    # committed the payment before this reads it (see `_record_named_invoice`).
+    state.session.get(Purchase, purchase_id, with_for_update=True, populate_existing=True)
+    sync_invoice(state, invoice)
+
+
+# -- refunds and disputes -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Payer:
+    """Who paid a PaymentIntent: a purchase whose payment is recorded, or else the Checkout Session, read
+    from Stripe, of one of ours whose payment is not recorded yet (its refund or dispute came first)."""
+
+    payment_intent: str
+    checkout_session: dict | None = None
+
+
+def read_payer(state: PluginState, obj: dict) -> Payer | None:
+    """Nothing is read when the payment is recorded. Otherwise the PaymentIntent (its metadata names our
+    purchase), then that purchase's Checkout Session, to record the payment first; None: not ours."""
+    payment_intent = obj.get("payment_intent")
+    if not payment_intent:
+        return None
+    session = state.session
+    if purchase_for_payment_intent(session, payment_intent) is not None:
+        return Payer(payment_intent)
+    api_key = payment_settings.load(session).secret_key
+    _no_transaction(state)
+    intent = state.gateway.retrieve_payment_intent(payment_intent, api_key=api_key)
+    purchase_id = _ours(intent)
+    purchase = session.get(Purchase, purchase_id) if purchase_id is not None else None
+    if purchase is None or not purchase.stripe_checkout_session_id:
+        return None
+    session_id = purchase.stripe_checkout_session_id
+    _no_transaction(state)
+    return Payer(payment_intent, state.gateway.retrieve_checkout_session(session_id, api_key=api_key,
+                                                                         expand=EXPAND_SESSION))
+
+
+def _purchase_of(state: PluginState, payer: Payer | None) -> Purchase | None:
+    """The purchase ``payer`` paid, its payment recorded first if need be."""
     if payer is None:
-        return  # not a payment of ours
-    settings = payment_settings.load(state.session)
-    stripe_refunds = list(state.gateway.list_refunds({"charge": obj["id"], "limit": 100}, api_key=settings.secret_key))
-    purchase = payer.purchase(state)
-    for stripe_refund in stripe_refunds:
-        sync_refund(state, stripe_refund, purchase=purchase)
+        return None
+    if payer.checkout_session is not None:
+        sync_checkout_session(state, payer.checkout_session)
+    return purchase_for_payment_intent(state.session, payer.payment_intent)
 
 
-def refresh_dispute(state: PluginState, obj: dict, event: dict) -> None:
-    settings = payment_settings.load(state.session)
-    dispute = state.gateway.retrieve_dispute(obj["id"], api_key=settings.secret_key)
-    purchase = purchase_paid_by(state, dispute.get("payment_intent"))
+def apply_refund(state: PluginState, stripe_refund: dict, event: dict, payer: Payer | None) -> None:
+    sync_refund(state, stripe_refund, purchase=_purchase_of(state, payer))
+
+
+def apply_dispute(state: PluginState, dispute: dict, event: dict, payer: Payer | None) -> None:
+    purchase = _purchase_of(state, payer)
     if purchase is not None:
         sync_dispute(state, dispute, purchase=purchase)
 
 
-@dataclass(frozen=True)
-class Payer:
-    """Who paid a PaymentIntent: a purchase already recorded as paid by it, or the Checkout Session of
-    one whose payment is not recorded yet (its refund or dispute came first: events come in any order)."""
+_SESSION = Handling("checkout.session", apply_checkout_session,
+                    reads="nothing: the session is applied as the event carries it; its invoice, named by id, is "
+                          "recorded from the invoice's own events")
+_FAILED_SESSION = Handling("checkout.session", apply_checkout_session, read_failed_session,
+                           reads="the session with its PaymentIntent (the reason the payment failed), while the "
+                                 "purchase still waits for it")
+_INVOICE = Handling("invoice", apply_invoice, reads="nothing: the event carries the whole invoice and its metadata")
+_PAYER_READS = ("nothing once the payment is recorded; before that (events come in any order), the PaymentIntent, "
+                "whose metadata names our purchase, and its Checkout Session, to record the payment first")
+_REFUND = Handling("refund", apply_refund, read_payer, reads=_PAYER_READS)
+_DISPUTE = Handling("dispute", apply_dispute, read_payer, reads=_PAYER_READS)
 
-    payment_intent: str
-    recorded: Purchase | None = None
-    session_to_fulfil: str | None = None
-
-    def purchase(self, state) -> Purchase | None:
-        """The purchase, its payment recorded first if need be (reads the session from Stripe, then writes)."""
-        if self.recorded is not None or self.session_to_fulfil is None:
-            return self.recorded
-        fulfil_from_stripe(state, self.session_to_fulfil)
-        return purchase_for_payment_intent(state.session, self.payment_intent)
-
-
-def find_payer(state: PluginState, payment_intent: str | None) -> Payer | None:
-    """The `Payer` of a PaymentIntent, reading it from Stripe only if we have not recorded its payment;
-    None if the payment is not ours. Writes nothing."""
-    if not payment_intent:
-        return None
-    recorded = purchase_for_payment_intent(state.session, payment_intent)
-    if recorded is not None:
-        return Payer(payment_intent, recorded=recorded)
-    settings = payment_settings.load(state.session)
-    intent = state.gateway.retrieve_payment_intent(payment_intent, api_key=settings.secret_key)
-    purchase_id = parse_row_id((intent.get("metadata") or {}).get("lms_purchase_id"))
-    purchase = state.session.get(Purchase, purchase_id) if purchase_id is not None else None
-    if purchase is None or not purchase.stripe_checkout_session_id:
-        return None
-    return Payer(payment_intent, session_to_fulfil=purchase.stripe_checkout_session_id)
-
-
-def purchase_paid_by(state: PluginState, payment_intent: str | None) -> Purchase | None:
-    """Our purchase paid by this PaymentIntent (fulfilled first if need be); None if the payment is not ours."""
-    payer = find_payer(state, payment_intent)
-    return payer.purchase(state) if payer is not None else None
-
-
-#: Event type → handler. Types not listed are acknowledged and ignored.
-HANDLERS: dict[str, Handler] = {
-    "checkout.session.completed": refresh_checkout_session,
-    "checkout.session.async_payment_succeeded": refresh_checkout_session,
-    "checkout.session.async_payment_failed": refresh_checkout_session,
-    "checkout.session.expired": refresh_checkout_session,
-    "invoice.finalized": refresh_invoice,
-    "invoice.paid": refresh_invoice,
-    "refund.created": refresh_refund,
-    "refund.updated": refresh_refund,
-    "refund.failed": refresh_refund,
-    "charge.refund.updated": refresh_refund,
-    "charge.refunded": refresh_charge_refunds,
-    "charge.dispute.created": refresh_dispute,
-    "charge.dispute.updated": refresh_dispute,
-    "charge.dispute.closed": refresh_dispute,
+#: Event type → handling. Types not listed are acknowledged and ignored; among them ``charge.refunded``,
+#: whose charge no longer carries its refunds (API 2022-11-15): each refund comes in its own ``refund.*``
+#: events, which are handled.
+HANDLERS: dict[str, Handling] = {
+    "checkout.session.completed": _SESSION,
+    "checkout.session.async_payment_succeeded": _SESSION,
+    "checkout.session.async_payment_failed": _FAILED_SESSION,
+    "checkout.session.expired": _SESSION,
+    "invoice.finalized": _INVOICE,
+    "invoice.paid": _INVOICE,
+    "refund.created": _REFUND,
+    "refund.updated": _REFUND,
+    "refund.failed": _REFUND,
+    "charge.refund.updated": _REFUND,
+    "charge.dispute.created": _DISPUTE,
+    "charge.dispute.updated": _DISPUTE,
+    "charge.dispute.closed": _DISPUTE,
 }

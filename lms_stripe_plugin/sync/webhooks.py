@@ -1,28 +1,51 @@
-"""Stripe webhooks: verify, store once by id, handle in one transaction, keep failures for replay.
+"""Stripe webhooks: verify, store once by id, handle in one transaction, keep what could not be handled.
 
-This is the edge of a delivery: it owns its transactions. The event row is committed first (so a crash
-loses nothing); then the handler's writes and the event's new status commit together, or both roll back
-and the failure is kept on the event.
+This is the edge of a delivery: it owns its transactions. A new event's row (processed), its object's
+version and the handler's writes are one transaction; a second delivery of the same event, arriving
+meanwhile, waits on that row (its primary key) and then finds it handled. When handling fails, everything
+rolls back and the event is stored failed, with its traceback, in a transaction of its own: answered 500,
+Stripe retries it, and ``flask lms-stripe events replay`` or the administrators' "Stripe events" page
+handle it again. Nothing is lost meanwhile: Stripe keeps an event until it is acknowledged.
+
+An event that can never be used (see `shapes` and `_REJECTED`) is stored rejected, with its reason, and
+acknowledged (200), so that Stripe stops retrying it; the administrators see it beside the failed ones.
 """
 from __future__ import annotations
 
 import json
 import traceback
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..core.logs import get_logger
-from ..core.state import PluginState
 from ..accounts import settings as payment_settings
-from ..core.enums import SETTLED_EVENT, EventStatus
+from ..core.enums import SETTLED_EVENT, EventStatus, RejectReason
 from ..core.models import Event, utcnow
+from ..core.state import PluginState
+from ..errors import NotFound, PaymentsError
+from ..refunds.lifecycle import ExceedsPayment, OtherCurrency
 from ..shop.fulfilment import SessionMismatch
+from . import versions
 from .handlers import HANDLERS
+from .shapes import SHAPES, Rejection, check_event, check_object, stored_id, stored_type
 
 log = get_logger(__name__)
+
+#: Errors that say the event, not our system, is at fault: a retry would change nothing. Anything else
+#: (the database, Stripe unreachable, a bug) is a failure, answered 500 and kept for a retry.
+_REJECTED: tuple[tuple[type[PaymentsError], RejectReason], ...] = (
+    (SessionMismatch, RejectReason.MISMATCH),
+    (OtherCurrency, RejectReason.MISMATCH),
+    (ExceedsPayment, RejectReason.EXCEEDS_PAYMENT),
+    (NotFound, RejectReason.UNKNOWN_OBJECT),
+)
+_DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
+#: What the administrators' page lists.
+PROBLEMS = (EventStatus.FAILED, EventStatus.REJECTED)
 
 
 @dataclass(frozen=True)
@@ -36,67 +59,142 @@ def receive(state: PluginState, payload: bytes, signature: str | None) -> Outcom
     settings = payment_settings.load(state.session)
     event = state.gateway.verify_event(payload, signature, settings.webhook_secrets,
                                        current_app.config["LMS_STRIPE_WEBHOOK_TOLERANCE"])
-    row = _store(state.session, event, payload)
-    if row.status in SETTLED_EVENT:
+    key = stored_id(event["id"])
+    status = state.session.scalar(select(Event.status).where(Event.id == key))  # not the payload: a status
+    if status in SETTLED_EVENT:
         return Outcome(200, "already handled")
-    return handle(state, row, event)
+    return _handle(state, key, event, payload.decode("utf-8"), settings.livemode, stored=status is not None)
 
 
-def _store(session, event: dict, payload: bytes) -> Event:
-    row = session.get(Event, event["id"])
-    if row is not None:
-        return row
-    row = Event(id=event["id"], type=event["type"], livemode=bool(event.get("livemode")),
-                payload=payload.decode("utf-8"), status=EventStatus.RECEIVED)
-    session.add(row)
+def handle(state: PluginState, row: Event) -> Outcome:
+    """Handle a stored event again (a replay, or an administrator's "Handle again")."""
+    livemode = payment_settings.load(state.session).livemode
+    return _handle(state, row.id, json.loads(row.payload), row.payload, livemode, stored=True)
+
+
+def _handle(state: PluginState, key: str, event: dict, payload: str, livemode: bool, *, stored: bool) -> Outcome:
+    session = state.session
+    handling = HANDLERS.get(event["type"])
     try:
+        check_event(event, livemode=livemode, handled=handling is not None, payload=payload)
+        if handling is None:
+            _settle(state, key, event, payload, EventStatus.IGNORED)
+            return Outcome(200, "ignored")
+        obj = event["data"]["object"]
+        check_object(obj, SHAPES[handling.kind], handling.kind)
+        extra = handling.read(state, obj) if handling.read is not None else None
+        row = _take(session, key, event, payload, stored)
+        if row is None:
+            session.rollback()
+            return Outcome(200, "already handled")
+        applied = versions.claim(session, obj["id"], event["created"], key)
+        if applied:
+            handling.apply(state, obj, event, extra)
         session.commit()
-    except IntegrityError:
-        session.rollback()  # the same event, delivered concurrently
-        row = session.get(Event, event["id"])
+    except Exception as err:  # noqa: BLE001 - every outcome is kept on the event
+        session.rollback()
+        return _failed(state, key, event, payload, err)
+    return Outcome(200, "handled" if applied else "outdated")
+
+
+def _take(session, key: str, event: dict, payload: str, stored: bool) -> Event | None:
+    """The event's row, to be marked processed by this transaction: inserted now unless ``stored`` (a
+    concurrent delivery of the same event waits on it), or the stored one, locked; None if it was settled
+    meanwhile."""
+    if not stored:
+        row = _new_row(key, event, payload, EventStatus.PROCESSED)
+        session.add(row)
+        try:
+            session.flush()
+            return row
+        except IntegrityError:  # the same event, handled by a concurrent delivery: see how it ended
+            session.rollback()
+    row = session.get(Event, key, with_for_update=True, populate_existing=True)
+    if row is None or row.status in SETTLED_EVENT:
+        return None
+    row.status, row.reason, row.error = EventStatus.PROCESSED, None, None
+    row.attempts, row.processed_at = row.attempts + 1, utcnow()
     return row
 
 
-def handle(state: PluginState, row: Event, event: dict | None = None) -> Outcome:
-    """Run the handler of a stored event; its writes and the event's new status commit together."""
-    session = state.session
-    event = event or json.loads(row.payload)
-    handler = HANDLERS.get(row.type)
-    if handler is None:
-        row.status, row.processed_at, row.attempts = EventStatus.IGNORED, utcnow(), row.attempts + 1
-        session.commit()
-        return Outcome(200, "ignored")
-    session.commit()  # handlers start by reading Stripe: no transaction is held across that call
-    try:
-        handler(state, event["data"]["object"], event)
-        row.status, row.processed_at, row.error = EventStatus.PROCESSED, utcnow(), None
-        row.attempts += 1
-        session.commit()
-    except SessionMismatch as err:
-        # Signed by Stripe but claiming a purchase it does not pay: nothing was done, and a retry
-        # would not change that, so it is acknowledged and kept for the administrators.
-        session.rollback()
-        log.warning("Stripe event %s rejected: %s", row.id, err.message)
-        _mark(session, row.id, EventStatus.REJECTED, err)
+def _new_row(key: str, event: dict, payload: str, status: EventStatus) -> Event:
+    return Event(id=key, type=stored_type(event["type"]), livemode=event.get("livemode") is True,
+                 payload=payload, status=status, attempts=1, processed_at=utcnow())
+
+
+def _failed(state: PluginState, key: str, event: dict, payload: str, err: Exception) -> Outcome:
+    reason = _rejection(err)
+    if reason is not None:
+        message = getattr(err, "message", str(err))
+        log.warning("Stripe event %s (%s) rejected: %s", key, stored_type(event["type"]), message)
+        _settle(state, key, event, payload, EventStatus.REJECTED, reason=reason,
+                error=f"{type(err).__name__}: {message}"[:8000])
         return Outcome(200, "rejected")
-    except Exception as err:  # noqa: BLE001 - any failure is kept on the event for replay
-        session.rollback()
-        log.exception("Stripe event %s (%s) failed", row.id, row.type)
-        _mark(session, row.id, EventStatus.FAILED, err)
-        return Outcome(500, "handler failed")
-    return Outcome(200, "handled")
+    log.exception("Stripe event %s (%s) failed", key, stored_type(event["type"]))
+    _settle(state, key, event, payload, EventStatus.FAILED, error="".join(traceback.format_exception(err))[-8000:])
+    return Outcome(500, "handler failed")
 
 
-def _mark(session, event_id: str, status: EventStatus, err: Exception) -> None:
-    row = session.get(Event, event_id)
-    row.status = status
-    row.attempts += 1
-    row.error = "".join(traceback.format_exception(err))[-8000:]
-    session.commit()
+def _rejection(err: Exception) -> RejectReason | None:
+    if isinstance(err, Rejection):
+        return err.reason
+    return next((reason for kind, reason in _REJECTED if isinstance(err, kind)), None)
 
+
+def _settle(state: PluginState, key: str, event: dict, payload: str, status: EventStatus, *,
+            reason: RejectReason | None = None, error: str | None = None) -> None:
+    """Store the event's outcome in a transaction of its own; a failure never overwrites the success of a
+    concurrent delivery of the same event."""
+    session = state.session
+    for _attempt in range(2):
+        row = session.get(Event, key, with_for_update=True, populate_existing=True)
+        if row is None:
+            row = _new_row(key, event, payload, status)
+            session.add(row)
+        elif row.status in _DONE and status not in _DONE:
+            session.rollback()
+            return
+        else:
+            row.status, row.attempts, row.processed_at = status, row.attempts + 1, utcnow()
+        row.reason, row.error = reason, error
+        try:
+            session.commit()
+            return
+        except IntegrityError:  # inserted meanwhile by a concurrent delivery: update that row
+            session.rollback()
+
+
+# -- replays and the administrators' page ------------------------------------------------------------------
 
 def replay_failed(state: PluginState, *, limit: int = 500) -> list[tuple[str, Outcome]]:
     """Handle again every stored event whose handling failed (``flask lms-stripe events replay``)."""
     ids = state.session.scalars(select(Event.id).where(Event.status.in_((EventStatus.FAILED, EventStatus.RECEIVED)))
                                 .order_by(Event.received_at).limit(limit)).all()
     return [(event_id, handle(state, state.session.get(Event, event_id))) for event_id in ids]
+
+
+def handle_again(state: PluginState, event_id: str) -> Outcome | None:
+    """An administrator's "Handle again" of a failed event; None if it is not (or no longer) failed."""
+    row = state.session.get(Event, event_id)
+    if row is None or row.status != EventStatus.FAILED:
+        return None
+    return handle(state, row)
+
+
+def problems(session, *, before: tuple[datetime, str] | None, limit: int) -> tuple[list[Event], bool]:
+    """One page of failed and rejected events, newest first, older than ``before`` (received at, id): a
+    keyset page; and whether more follow."""
+    query = select(Event).where(Event.status.in_(PROBLEMS))
+    if before is not None:
+        at, event_id = before
+        query = query.where(or_(Event.received_at < at, and_(Event.received_at == at, Event.id < event_id)))
+    rows = session.scalars(query.order_by(Event.received_at.desc(), Event.id.desc()).limit(limit + 1)).all()
+    return list(rows[:limit]), len(rows) > limit
+
+
+def summary(row: Event, length: int = 240) -> str:
+    """Why an event was not handled, in one short line: a rejection's details, or a failure's last line
+    (the exception and its message), never its payload."""
+    lines = [line.strip() for line in (row.error or "").splitlines() if line.strip()]
+    text = lines[-1] if lines else ""
+    return text if len(text) <= length else text[:length - 1] + "…"

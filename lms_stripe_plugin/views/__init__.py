@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Blueprint
 from werkzeug.routing import BaseConverter
 
-from . import _common, audit, checkout, enrollments, invoices, invoicing, pay, refunds, settings, webhook
+from . import _common, audit, checkout, enrollments, events, invoices, invoicing, pay, refunds, settings, webhook
 
 TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates")
 
@@ -28,6 +28,6 @@ class IdConverter(BaseConverter):
 def create_blueprint() -> Blueprint:
     bp = Blueprint("lms_stripe", __name__, template_folder=TEMPLATES)
     _common.install(bp)
-    for module in (settings, checkout, invoices, invoicing, pay, refunds, audit, enrollments, webhook):
+    for module in (settings, checkout, invoices, invoicing, pay, refunds, audit, enrollments, events, webhook):
         module.register(bp)
     return bp

@@ -1,6 +1,7 @@
 """Stripe failing (5xx, 429, timeouts, dropped connections, card errors) while the plugin talks to it:
 a clear message, nothing half-written, and a retry that is safe because it sends the same idempotency key."""
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from lms_stripe_plugin.core.models import Event, Invoice, Purchase, Refund
@@ -85,15 +86,18 @@ def test_cancel_while_stripe_fails_marks_nothing_and_the_retry_refunds_once(stri
 
 
 def test_webhook_whose_stripe_read_fails_is_handled_when_stripe_retries(stripe_app, client, db, sandbox, sink):
+    """A delayed payment that failed is the one checkout event whose handler reads Stripe (the reason)."""
     _response, session_id = start_checkout(client, "u1", "c1")
+    pay(sandbox, session_id, method="sepa_debit", iban="DE62370400440532013001")
     fault(sandbox, f"/v1/checkout/sessions/{session_id}", "500", method="GET", times=1)
-    pay(sandbox, session_id)
+    requests.post(f"{sandbox.url}/_sandbox/checkout/sessions/{session_id}/settle", json={"outcome": "failed"},
+                  timeout=5)
     sandbox.state.wait_for_deliveries(10)
     db.session.expire_all()
     assert 500 in sink.statuses  # the first delivery failed...
-    completed = db.session.scalar(select(Event).where(Event.type == "checkout.session.completed"))
-    assert completed.status == "processed" and completed.attempts >= 2  # ...Stripe's retry was handled
-    assert db.session.scalar(select(Purchase.status)) == "paid"
+    failed = db.session.scalar(select(Event).where(Event.type == "checkout.session.async_payment_failed"))
+    assert failed.status == "processed" and failed.attempts >= 2  # ...Stripe's retry was handled
+    assert db.session.scalar(select(Purchase.status)) == "failed"
 
 
 def test_success_page_while_stripe_is_down_says_processing(stripe_app, client, db, sandbox, sink):
