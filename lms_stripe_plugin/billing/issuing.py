@@ -189,9 +189,15 @@ def apply_stripe_invoice(state: PluginState, invoice: Invoice, stripe_invoice: d
     invoice.pdf_url = stripe_invoice.get("invoice_pdf") or invoice.pdf_url
     invoice.hosted_url = stripe_invoice.get("hosted_invoice_url") or invoice.hosted_url
     status = stripe_invoice.get("status")
-    if status in ("open", "paid"):
-        invoice.amount_paid = int(stripe_invoice.get("amount_paid") or 0)
-        invoice.amount_remaining = int(stripe_invoice.get("amount_remaining") or 0)
+    if status in ("open", "paid") and invoice.status in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN):
+        # Never back: what was paid only grows and what remains only shrinks (snapshots of one second
+        # may come in any order), until the invoice is paid or void.
+        paid, left = int(stripe_invoice.get("amount_paid") or 0), int(stripe_invoice.get("amount_remaining") or 0)
+        if invoice.status == InvoiceStatus.ISSUING:
+            invoice.amount_paid, invoice.amount_remaining = paid, left
+        else:
+            invoice.amount_paid = max(invoice.amount_paid, paid)
+            invoice.amount_remaining = min(invoice.amount_remaining, left)
     if status == "open" and invoice.status == InvoiceStatus.ISSUING:
         invoice.status = InvoiceStatus.OPEN
     elif status == "paid" and invoice.status in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN):

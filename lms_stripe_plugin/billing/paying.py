@@ -197,9 +197,10 @@ def attempt_of_session(session, cs: dict) -> PaymentAttempt | None:
     return attempt
 
 
-def sync_session(state: PluginState, cs: dict) -> PaymentAttempt | None:
-    """Apply a Checkout Session of a Pay attempt: paid (or processing, a SEPA debit) defers attaching its
-    payment to the invoice; expired or failed closes the attempt."""
+def sync_session(state: PluginState, cs: dict, *, failed: bool = False) -> PaymentAttempt | None:
+    """Apply a Checkout Session of a Pay attempt: paid defers attaching its payment to the invoice (Stripe
+    attaches only a succeeded payment); processing (a SEPA debit) waits for the debit; expired, or
+    ``failed`` (its debit failed: ``checkout.session.async_payment_failed``), closes the attempt."""
     session = state.session
     attempt = attempt_of_session(session, cs)
     if attempt is None:
@@ -215,13 +216,13 @@ def sync_session(state: PluginState, cs: dict) -> PaymentAttempt | None:
         if transition(session, attempt, (AttemptStatus.OPEN, AttemptStatus.PROCESSING, AttemptStatus.EXPIRED),
                       AttemptStatus.PAID, paid_at=utcnow(), stripe_payment_intent_id=intent_id):
             _attach_later(state, attempt)
-    elif status == "complete" and _failed(cs):
+    elif status == "complete" and (failed or _failed(cs)):
+        reason = ((intent if isinstance(intent, dict) else {}).get("last_payment_error") or {}).get("message")
         transition(session, attempt, (AttemptStatus.OPEN, AttemptStatus.PROCESSING), AttemptStatus.FAILED,
-                   failure_reason=((intent or {}).get("last_payment_error") or {}).get("message"))
+                   failure_reason=reason or _("The bank debit failed."))
     elif status == "complete":
-        if transition(session, attempt, (AttemptStatus.OPEN,), AttemptStatus.PROCESSING,
-                      stripe_payment_intent_id=intent_id):
-            _attach_later(state, attempt)  # Stripe credits it when the debit succeeds
+        transition(session, attempt, (AttemptStatus.OPEN,), AttemptStatus.PROCESSING,
+                   stripe_payment_intent_id=intent_id)
     return attempt
 
 
@@ -265,7 +266,8 @@ def attach(state: PluginState, plan: AttachPlan) -> None:
 
 def apply_invoice(state: PluginState, stripe_invoice: dict) -> Invoice | None:
     """Bring one of our invoices in line with Stripe's (its amounts paid and remaining, its status), and
-    its payments when the invoice carries them."""
+    its payments when the invoice carries them. The row is locked: the events of one invoice (updated, paid,
+    its payments) apply one after another."""
     invoice = _our_invoice(state.session, stripe_invoice)
     if invoice is None:
         return None
@@ -276,11 +278,16 @@ def apply_invoice(state: PluginState, stripe_invoice: dict) -> Invoice | None:
 
 
 def _our_invoice(session, stripe_invoice: dict) -> Invoice | None:
-    found = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice.get("id")))
+    """Our invoice for Stripe's: by its id, or by the id in its metadata while ours does not know it yet."""
+    found = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice.get("id"))
+                           .with_for_update())
     if found is not None:
         return found
     invoice_id = parse_row_id((stripe_invoice.get("metadata") or {}).get("lms_invoice_id"))
-    return session.get(Invoice, invoice_id) if invoice_id is not None else None
+    found = session.get(Invoice, invoice_id, with_for_update=True) if invoice_id is not None else None
+    if found is None or found.stripe_invoice_id not in (None, stripe_invoice.get("id")):
+        return None  # another invoice of the same metadata (a copy, another platform): not ours
+    return found
 
 
 def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice | None = None) -> None:
@@ -305,7 +312,8 @@ def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice
 def _invoice_of_payment(session, payment: dict) -> Invoice | None:
     stripe_invoice = payment.get("invoice")
     invoice_id = stripe_invoice.get("id") if isinstance(stripe_invoice, dict) else stripe_invoice
-    return session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice_id)) if invoice_id else None
+    return session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice_id)
+                          .with_for_update()) if invoice_id else None
 
 
 def _payment_row(session, invoice: Invoice, payment: dict) -> InvoicePayment:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from sqlalchemy import select
 
 from ..accounts import settings as payment_settings
+from ..billing import paying
 from ..billing.invoices import sync_invoice
 from ..core.enums import PurchaseStatus
 from ..core.models import Invoice, Purchase, parse_row_id
@@ -53,6 +54,9 @@ def _no_transaction(state: PluginState) -> None:
 # -- Checkout Sessions ------------------------------------------------------------------------------------
 
 def apply_checkout_session(state: PluginState, cs: dict, event: dict, fresh: dict | None) -> None:
+    if (cs.get("metadata") or {}).get("lms_attempt_id") is not None:  # a Pay click of a payment request
+        paying.sync_session(state, cs, failed=event.get("type") == "checkout.session.async_payment_failed")
+        return
     if (cs.get("metadata") or {}).get("lms_purchase_id") is None:
         return  # a session another integration created on the same account (one naming a purchase badly
         # is ours, and is refused by `sync_checkout_session`)
@@ -91,11 +95,24 @@ def read_failed_session(state: PluginState, cs: dict) -> dict | None:
 def apply_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -> None:
     purchase_id = _ours(invoice)
     if purchase_id is None:
+        paying.apply_invoice(state, invoice)  # an administrator's invoice (or none of ours: nothing)
         return
     # Locked, so that the payment's recording, if it runs now, either sees this invoice's version or has
     # committed the payment before this reads it (see `_record_named_invoice`).
     state.session.get(Purchase, purchase_id, with_for_update=True, populate_existing=True)
     sync_invoice(state, invoice)
+
+
+def apply_billed_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -> None:
+    """An administrator's invoice changed (paid in part, void, overdue); a purchase's is left to the
+    events above, as Checkout issues it paid."""
+    if _ours(invoice) is None:
+        paying.apply_invoice(state, invoice)
+
+
+def apply_invoice_payment(state: PluginState, payment: dict, event: dict, extra: None) -> None:
+    """A payment Stripe credited to one of our invoices: recorded, and the request it pays credited once."""
+    paying.apply_invoice_payment(state, payment)
 
 
 # -- refunds and disputes -------------------------------------------------------------------------------
@@ -157,6 +174,10 @@ _FAILED_SESSION = Handling("checkout.session", apply_checkout_session, read_fail
                            reads="the session with its PaymentIntent (the reason the payment failed), while the "
                                  "purchase still waits for it")
 _INVOICE = Handling("invoice", apply_invoice, reads="nothing: the event carries the whole invoice and its metadata")
+_BILLED_INVOICE = Handling("invoice", apply_billed_invoice,
+                           reads="nothing: the event carries the invoice's amounts paid and remaining, and status")
+_INVOICE_PAYMENT = Handling("invoice_payment", apply_invoice_payment,
+                            reads="nothing: the event carries the payment, its amount and its PaymentIntent's id")
 _PAYER_READS = ("nothing once the payment is recorded; before that (events come in any order), the PaymentIntent, "
                 "whose metadata names our purchase, and its Checkout Session, to record the payment first")
 _REFUND = Handling("refund", apply_refund, read_payer, reads=_PAYER_READS)
@@ -172,6 +193,11 @@ HANDLERS: dict[str, Handling] = {
     "checkout.session.expired": _SESSION,
     "invoice.finalized": _INVOICE,
     "invoice.paid": _INVOICE,
+    "invoice.updated": _BILLED_INVOICE,
+    "invoice.voided": _BILLED_INVOICE,
+    "invoice.overdue": _BILLED_INVOICE,
+    "invoice.marked_uncollectible": _BILLED_INVOICE,
+    "invoice_payment.paid": _INVOICE_PAYMENT,
     "refund.created": _REFUND,
     "refund.updated": _REFUND,
     "refund.failed": _REFUND,

@@ -185,6 +185,30 @@ def tax_list(value) -> bool:
         isinstance(t, dict) and (t.get("amount") is None or _is_int(t.get("amount"))) for t in value))
 
 
+def optional_bool(value) -> bool:
+    return value is None or isinstance(value, bool)
+
+
+def paid_transitions(value) -> bool:
+    return value is None or (isinstance(value, dict) and optional_timestamp(value.get("paid_at")))
+
+
+def payment_ref(value) -> bool:
+    """An invoice payment's ``payment``: what paid it (a PaymentIntent, by id or expanded), or null."""
+    return value is None or (isinstance(value, dict) and optional_id(value.get("payment_intent")))
+
+
+def payment_list(value) -> bool:
+    """An invoice's ``payments`` when expanded: a list whose items are invoice payments (null otherwise)."""
+    if value is None:
+        return True
+    data = value.get("data") if isinstance(value, dict) else None
+    return isinstance(data, list) and all(
+        isinstance(p, dict) and _is_id(p.get("id")) and amount()(p.get("amount_paid"))
+        and amount()(p.get("amount_requested")) and payment_ref(p.get("payment"))
+        and paid_transitions(p.get("status_transitions")) for p in data)
+
+
 def anything(_value) -> bool:
     return True
 
@@ -201,6 +225,13 @@ SHAPES: dict[str, dict[str, Callable[[Any], bool]]] = {
         "customer_email": text(320), "customer_name": text(255), "description": text(500),
         "invoice_pdf": text(2048), "hosted_invoice_url": text(2048), "total_taxes": tax_list,
         "total_tax_amounts": tax_list, "status_transitions": transitions, "created": optional_timestamp,
+        "status": text(32), "amount_paid": amount(), "amount_remaining": amount(), "customer": optional_id,
+        "payments": payment_list,
+    },
+    "invoice_payment": {
+        "invoice": optional_id, "status": text(32), "amount_paid": amount(), "amount_requested": amount(),
+        "currency": currency(), "payment": payment_ref, "is_default": optional_bool,
+        "status_transitions": paid_transitions,
     },
     "refund": {
         "amount": amount(required=True, positive=True), "currency": currency(required=True),

@@ -12,13 +12,14 @@ from flask import abort, make_response, redirect, request, url_for
 from ..accounts import settings as payment_settings
 from ..billing import links, listing, paying
 from ..core.enums import AttemptStatus
+from ..core.i18n import normalize_locale
 from ..core.models import PaymentRequest
 from ..core.urls import public_url
 from ..errors import PaymentsError
 from ..money import MoneyError
 from ..web.forms import money_message, read_amount
 from ..web.rendering import render
-from ._common import require_user, state, step
+from ._common import current_user, require_user, state, step
 
 
 def register(bp) -> None:
@@ -39,6 +40,8 @@ def pay(token: str):
     found = links.request_of(st.session, token)
     if found is None:
         abort(404)
+    if current_user() is None:  # the link's holder, not signed in: the language the request was sent in
+        request.environ["lms_stripe.locale"] = normalize_locale(found.locale)
     return_url = public_url("lms_stripe.pay", token=token)
     if request.method == "POST":
         return _start(found, return_url, again=lambda error: _page(found, error=error, token=token))
