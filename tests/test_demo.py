@@ -10,12 +10,17 @@ from lms_stripe_plugin.demo.members import LATEST_ENROLLMENTS, SHOWN
 from lms_stripe_plugin.demo.models import Course, Enrollment, User, db
 from lms_stripe_plugin.core.models import CourseOffer, FreeEnrollment
 from lms_stripe_plugin.demo.seed import ROLE_USERNAMES
+from lms_stripe_plugin.core.enums import Channel
+from lms_stripe_plugin.messages import Outgoing
+from lms_stripe_plugin.messages.mail import mail_backend
+from lms_stripe_plugin.messages.sms import sms_backend
 
 
 @pytest.fixture
 def demo(tmp_path):
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.sqlite'}", "TESTING": True,
-                      "LMS_STRIPE_API_BASE": "http://127.0.0.1:9"})  # the sandbox is not needed to render
+                      "LMS_STRIPE_API_BASE": "http://127.0.0.1:9",  # the sandbox is not needed to render
+                      "LMS_STRIPE_MAIL_FILE": str(tmp_path / "mail.mbox"), "LMS_STRIPE_SMS_FILE": str(tmp_path / "sms.jsonl")})
     with app.app_context():
         yield app
 
@@ -241,3 +246,30 @@ def test_backoffice_refuses_too_many_members_or_a_bad_search(demo):
     for text in ("x" * 101, "a\x00b", "a\x1bb"):
         assert client.get("/backoffice/enroll", query_string={"q": text}).status_code == 400
     assert db.session.query(Enrollment).count() == 0
+
+
+def test_the_inbox_shows_a_user_the_messages_sent_to_them_with_this_lms_links_only(demo):
+    """The demo's inbox reads the plugin's file backends: a learner sees their e-mail and SMS, the pay link
+    of this LMS as a link and any other address as text; another user sees none of it."""
+    base = demo.config["LMS_STRIPE_PUBLIC_URL"].rstrip("/")
+    with demo.test_request_context():
+        mail = mail_backend(demo)
+        sms = sms_backend(demo)
+    mail.send(Outgoing(message_id=1, channel=Channel.EMAIL, recipient="learner@demo.test", subject="Demande de paiement",
+                       body=f"Payez ici : {base}/payments/pay/tok1 ou http://evil.test/x", html=None))
+    sms.send(Outgoing(message_id=2, channel=Channel.SMS, recipient="+33612345678", subject="",
+                      body=f"Demo School: 90,00 EUR. {base}/payments/pay/tok2", html=None))
+    client = demo.test_client()
+    _login(client, "learner")
+    page = client.get("/inbox").get_data(as_text=True)
+    assert f'<a href="{base}/payments/pay/tok1">' in page and f'<a href="{base}/payments/pay/tok2">' in page
+    assert "http://evil.test/x" in page and 'href="http://evil.test' not in page
+    _login(client, "employee")
+    page = client.get("/inbox").get_data(as_text=True)
+    assert "tok1" not in page and "tok2" not in page
+    assert "pay/" not in client.get("/inbox").get_data(as_text=True)
+
+
+def test_the_learner_has_a_mobile_number_for_requests_by_sms(demo):
+    learner = db.session.query(User).filter_by(username="learner").one()
+    assert demo.extensions["lms_stripe"].host.user_phone(learner) == "+33612345678"

@@ -41,6 +41,10 @@ def default_config(instance_path: str) -> dict:
         "DEMO_TERMS_URL": None,
         # With the sandbox, payments start enabled with its keys; False leaves them for the admin to enter.
         "DEMO_ENABLE_PAYMENTS": True,
+        # Payment requests' e-mails and SMS go to files, which the demo's Inbox page reads.
+        "LMS_STRIPE_MAIL_BACKEND": "file", "LMS_STRIPE_MAIL_FILE": str(Path(instance_path) / "demo-mail.mbox"),
+        "LMS_STRIPE_MAIL_SENDER": "Demo School <noreply@demo.test>",
+        "LMS_STRIPE_SMS_BACKEND": "file", "LMS_STRIPE_SMS_FILE": str(Path(instance_path) / "demo-sms.jsonl"),
     }
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from lms_stripe_plugin.sandbox import SandboxServer
+from lms_stripe_plugin.tasks import send_due_reminders
 
 from . import create_app
 from .sandbox_keys import SANDBOX_KEYS
@@ -34,14 +36,29 @@ def main() -> None:
         sandbox.start()
         config["LMS_STRIPE_API_BASE"] = sandbox.url
     app = create_app(config)
+    if not os.environ.get("DEMO_DATABASE_URL"):
+        for name in ("LMS_STRIPE_MAIL_FILE", "LMS_STRIPE_SMS_FILE"):  # the inbox starts afresh too
+            Path(app.config[name]).unlink(missing_ok=True)
     print(f" * Demo LMS: {base}/catalog  (switch users at the top right)")
     if sandbox is not None:
         print(f" * Offline Stripe sandbox: {sandbox.url}  (card 4242 4242 4242 4242 pays)")
+    stop = threading.Event()
+    threading.Thread(target=_reminders, args=(app, stop), name="demo-reminders", daemon=True).start()
     try:
         app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
     finally:
+        stop.set()
         if sandbox is not None:
             sandbox.stop()
+
+
+def _reminders(app, stop: threading.Event) -> None:
+    """What a host's cron does with `flask lms-stripe reminders run`: here, every minute."""
+    while not stop.wait(60):
+        try:
+            send_due_reminders(app)
+        except Exception as err:  # noqa: BLE001 - the demo keeps serving; the next minute tries again
+            app.logger.warning("Reminders failed: %s", err)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ class DemoHost:
     def user_display_name(self, user) -> str:
         return user.name
 
+    def user_phone(self, user) -> str | None:
+        return user.phone
+
     def user_audience(self, user) -> str:
         return user.audience
 

@@ -16,6 +16,7 @@ class User(db.Model):
     email: Mapped[str] = mapped_column(db.String(255))
     role: Mapped[str] = mapped_column(db.String(16), default="learner")  # admin | manager | learner
     audience: Mapped[str] = mapped_column(db.String(16), default="public")  # internal | partner | public
+    phone: Mapped[str | None] = mapped_column(db.String(32))  # a mobile number, for payment requests by SMS
 
 
 class Course(db.Model):

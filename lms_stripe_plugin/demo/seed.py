@@ -10,11 +10,11 @@ from .models import Course, User, db
 from .sandbox_keys import SANDBOX_KEYS
 
 USERS = [
-    ("admin", "Alice Admin", "admin@demo.test", "admin", "internal"),
-    ("manager", "Marc Manager", "manager@demo.test", "manager", "internal"),
-    ("learner", "Léa Learner", "learner@demo.test", "learner", "public"),
-    ("employee", "Eric Employee", "employee@demo.test", "learner", "internal"),
-    ("partner", "Paula Partner", "partner@demo.test", "learner", "partner"),
+    ("admin", "Alice Admin", "admin@demo.test", "admin", "internal", None),
+    ("manager", "Marc Manager", "manager@demo.test", "manager", "internal", None),
+    ("learner", "Léa Learner", "learner@demo.test", "learner", "public", "+33612345678"),
+    ("employee", "Eric Employee", "employee@demo.test", "learner", "internal", None),
+    ("partner", "Paula Partner", "partner@demo.test", "learner", "partner", "+33698765432"),
 ]
 #: The usernames above: one account per role and audience, offered by the user switcher.
 ROLE_USERNAMES = tuple(username for username, *_rest in USERS)
@@ -35,8 +35,8 @@ COURSES = [
 def seed(app) -> None:
     if db.session.query(User.id).first() is not None:
         return
-    for username, name, email, role, audience in USERS:
-        db.session.add(User(username=username, name=name, email=email, role=role, audience=audience))
+    for username, name, email, role, audience, phone in USERS:
+        db.session.add(User(username=username, name=name, email=email, role=role, audience=audience, phone=phone))
     courses = []
     for title, description, _offer in COURSES:
         course = Course(title=title, description=description)
@@ -54,6 +54,7 @@ def seed(app) -> None:
             "secret_key": SANDBOX_KEYS["secret_key"], "webhook_secrets": [SANDBOX_KEYS["webhook_secret"]],
             "vouchers_enabled": True, "klarna_enabled": True, "klarna_minimum": 10000,
             "sepa_debit_enabled": True, "terms_url": app.config.get("DEMO_TERMS_URL"),
+            "school_name": "Demo School", "partial_payments_enabled": True, "partial_minimum": 1000,
         }, actor_id=None)
         db.session.commit()
 

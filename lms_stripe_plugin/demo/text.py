@@ -27,6 +27,11 @@ TEXT = {
         "search_invalid": "Search with at most %(count)d characters, without control characters.",
         "too_many_members": "Choose at most %(count)d members at once.",
         "latest_enrollments": "The %(count)d latest are listed.",
+        "my_payments": "My payments", "inbox": "Inbox",
+        "inbox_help": "The e-mails and SMS the payments plugin sent you (in this demo they are written to files; "
+                      "a real LMS sends them).",
+        "inbox_empty": "Nothing received yet. As admin, create an invoice under Payments, then request a payment.",
+        "email": "E-mail", "sms": "SMS",
     },
     "fr": {
         "catalog": "Catalogue", "invoices": "Mes factures", "admin": "Paiements", "backoffice": "Back-office",
@@ -56,6 +61,12 @@ TEXT = {
         "search_invalid": "Cherchez avec %(count)d caractères au plus, sans caractère de contrôle.",
         "too_many_members": "Choisissez au plus %(count)d membres à la fois.",
         "latest_enrollments": "Les %(count)d dernières sont listées.",
+        "my_payments": "Mes paiements", "inbox": "Messages reçus",
+        "inbox_help": "Les e-mails et SMS que le module de paiement vous a envoyés (dans cette démo, ils sont écrits "
+                      "dans des fichiers ; un vrai LMS les envoie).",
+        "inbox_empty": "Rien reçu pour l'instant. En tant qu'admin, créez une facture dans Paiements, puis "
+                       "demandez un paiement.",
+        "email": "E-mail", "sms": "SMS",
     },
 }
 

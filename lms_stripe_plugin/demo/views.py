@@ -7,7 +7,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
-from . import members
+from . import inbox, members
 from .host import DemoHost
 from .inputs import IdConverter, clean_text, parse_id, same_site_path, same_site_path_of_url
 from .models import Course, Enrollment, User, db
@@ -231,6 +231,16 @@ def set_lang(lang: str):
     if lang in ("en", "fr"):
         session["lang"] = lang
     return redirect(same_site_path_of_url(request.referrer, request.host_url) or url_for("demo.catalog"))
+
+
+@bp.route("/inbox")
+def user_inbox():
+    """The e-mails and SMS the plugin sent to the signed-in user (the demo's files; a real LMS has none)."""
+    user = _require_user()
+    received = inbox.for_user(current_app.config.get("LMS_STRIPE_MAIL_FILE"),
+                              current_app.config.get("LMS_STRIPE_SMS_FILE"), email=user.email, phone=user.phone)
+    return render_template("demo/inbox.html", received=received,
+                           base_url=current_app.config["LMS_STRIPE_PUBLIC_URL"].rstrip("/") + "/")
 
 
 @bp.route("/terms")
