@@ -8,24 +8,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from ..core.state import PluginState
 from ..accounts import settings as payment_settings
+from ..billing import paying
 from ..billing.invoices import purchase_of_invoice, record_invoice
-from ..core.enums import PurchaseStatus, RefundStatus
-from ..core.models import Dispute, Invoice, Purchase, Refund, parse_row_id
+from ..core.enums import AttemptStatus, InvoiceSource, InvoiceStatus, PurchaseStatus, RefundStatus
+from ..core.models import Dispute, Invoice, PaymentAttempt, Purchase, Refund, parse_row_id, utcnow
 from ..errors import PaymentsError
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, status_of, sync_refund
 from ..shop.fulfilment import fulfil_from_stripe
 
 
+#: A paid attempt is attached right after its payment; one still unattached after this is repaired.
+ATTACH_GRACE = timedelta(minutes=10)
+
+
 @dataclass
 class Finding:
-    kind: str  # "checkout_session", "invoice", "refund", "dispute"
+    kind: str  # "checkout_session", "invoice", "refund", "dispute", "attempt"
     stripe_id: str
     problem: str
     repaired: bool = False
@@ -35,7 +40,7 @@ class Finding:
 @dataclass
 class Report:
     checked: dict[str, int] = field(default_factory=lambda: {"checkout_session": 0, "invoice": 0, "refund": 0,
-                                                             "dispute": 0})
+                                                             "dispute": 0, "attempt": 0})
     findings: list[Finding] = field(default_factory=list)
 
     def lines(self, dry_run: bool) -> list[str]:
@@ -68,10 +73,11 @@ def reconcile(state: PluginState, *, since: datetime, dry_run: bool = False) -> 
             report.findings.append(finding)
             if not dry_run:
                 _apply(state, finding, repair, obj)
+    _unattached(state, report, dry_run)
     return report
 
 
-def _apply(state: PluginState, finding: Finding, repair, obj: dict) -> None:
+def _apply(state: PluginState, finding: Finding, repair, obj: Any) -> None:
     try:
         repair(state, obj)
         state.session.commit()
@@ -84,6 +90,8 @@ def _apply(state: PluginState, finding: Finding, repair, obj: dict) -> None:
 # -- checkout sessions --------------------------------------------------------------------------------
 
 def _session_problem(state: PluginState, cs: dict) -> str | None:
+    if (cs.get("metadata") or {}).get("lms_attempt_id") is not None:
+        return _attempt_session_problem(state, cs)
     purchase_id = parse_row_id((cs.get("metadata") or {}).get("lms_purchase_id"))
     if purchase_id is None:
         return None
@@ -103,12 +111,46 @@ def _session_problem(state: PluginState, cs: dict) -> str | None:
 
 
 def _repair_session(state: PluginState, cs: dict) -> None:
+    if (cs.get("metadata") or {}).get("lms_attempt_id") is not None:
+        paying.sync_session(state, cs)  # a paid one's payment is attached once this commits
+        return
     fulfil_from_stripe(state, cs["id"])
+
+
+def _attempt_session_problem(state: PluginState, cs: dict) -> str | None:
+    """A Pay click of a payment request whose outcome at Stripe we missed."""
+    attempt = paying.attempt_of_session(state.session, cs)
+    if attempt is None:
+        return None
+    if cs.get("status") == "complete" and cs.get("payment_status") == "paid" and \
+            attempt.status not in (AttemptStatus.PAID, AttemptStatus.ATTACHED):
+        return f"paid at Stripe, {attempt.status} here: attach the payment to its invoice"
+    if cs.get("status") == "expired" and attempt.status == AttemptStatus.OPEN:
+        return "expired at Stripe, open here"
+    return None
+
+
+def _unattached(state: PluginState, report: Report, dry_run: bool) -> None:
+    """Payments of requests that Stripe took but that are not attached to their invoice (the attaching
+    failed or was cut short): attached again, with the same idempotency key."""
+    stale = utcnow() - ATTACH_GRACE
+    attempts = state.session.scalars(select(PaymentAttempt).where(
+        PaymentAttempt.status == AttemptStatus.PAID, PaymentAttempt.paid_at < stale).order_by(PaymentAttempt.id)).all()
+    plans = [paying.attach_plan(a) for a in attempts]
+    state.session.commit()  # no transaction held across the calls to Stripe
+    for plan in plans:
+        report.checked["attempt"] += 1
+        finding = Finding("attempt", plan.payment_intent, f"paid, not attached to invoice {plan.stripe_invoice_id}")
+        report.findings.append(finding)
+        if not dry_run:
+            _apply(state, finding, lambda st, p: paying.attach(st, p), plan)
 
 
 # -- invoices ------------------------------------------------------------------------------------------
 
 def _invoice_problem(state: PluginState, invoice: dict) -> str | None:
+    if (invoice.get("metadata") or {}).get("lms_invoice_id") is not None:
+        return _billed_invoice_problem(state, invoice)
     purchase = purchase_of_invoice(state.session, invoice)
     if purchase is None or purchase.status not in (PurchaseStatus.PAID, PurchaseStatus.CANCELLED) or \
             invoice.get("status") != "paid":
@@ -117,7 +159,24 @@ def _invoice_problem(state: PluginState, invoice: dict) -> str | None:
     return None if exists else "paid invoice not recorded"
 
 
+def _billed_invoice_problem(state: PluginState, invoice: dict) -> str | None:
+    """An administrator's invoice whose payments or status at Stripe are not ours."""
+    ours = state.session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"],
+                                                      Invoice.source == InvoiceSource.ADMIN))
+    if ours is None or ours.status not in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN):
+        return None
+    status = invoice.get("status")
+    if status in ("paid", "void"):
+        return f"{status} at Stripe, {ours.status} here"
+    if status == "open" and int(invoice.get("amount_paid") or 0) > ours.amount_paid:
+        return f"{invoice.get('amount_paid')} paid at Stripe, {ours.amount_paid} here"
+    return None
+
+
 def _repair_invoice(state: PluginState, invoice: dict) -> None:
+    if (invoice.get("metadata") or {}).get("lms_invoice_id") is not None:
+        paying.apply_invoice(state, invoice)
+        return
     purchase = purchase_of_invoice(state.session, invoice)
     if purchase is not None:
         record_invoice(state, invoice, purchase)

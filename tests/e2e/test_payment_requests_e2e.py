@@ -5,17 +5,18 @@ payments" pays a request; a cancelled request's link says so."""
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 
 from lms_stripe_plugin import messages
 from lms_stripe_plugin.accounts import settings as payment_settings
-from lms_stripe_plugin.core.models import (Invoice, InvoicePayment, Message, PaymentAttempt, PaymentRequest)
+from lms_stripe_plugin.core.models import Invoice, InvoicePayment, Message, PaymentAttempt, PaymentRequest
+from lms_stripe_plugin.sync.reconcile import reconcile
 
 from ..conftest import as_user
-from .conftest import csrf, pay
+from .conftest import csrf, fault, pay
 
 DUE = (date.today() + timedelta(days=20)).isoformat()
 
@@ -162,3 +163,47 @@ def test_a_cancelled_request_expires_its_checkout_and_its_link_says_so(billing_a
     assert "annulée" in client.get(link).get_data(as_text=True)
     assert pay(sandbox, session_id).status_code >= 400  # its Checkout Session was expired at Stripe
     assert _invoice(db, invoice_id).amount_remaining == 30000
+
+
+def test_reconcile_finds_a_request_paid_while_webhooks_were_lost(billing_app, client, db, sandbox, sink):
+    """Webhooks down while the learner pays: reconciliation records the payment, attaches it to the
+    invoice and brings the invoice's amounts in line; a second run finds nothing."""
+    invoice_id = _new_invoice(client)
+    link = _request(client, invoice_id, "90.00")
+    sink.drop = True
+    _pay_from_link(client, sandbox, link)
+    assert _invoice(db, invoice_id).amount_paid == 0
+    sink.drop = False
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    state = billing_app.extensions["lms_stripe"]
+    report = reconcile(state, since=since)
+    assert [f.kind for f in report.findings] == ["checkout_session"] and report.findings[0].repaired
+    sandbox.state.wait_for_deliveries(10)
+    invoice = _invoice(db, invoice_id)
+    assert (invoice.amount_paid, invoice.amount_remaining) == (9000, 21000)
+    assert db.session.scalar(select(PaymentAttempt)).status == "attached"
+    assert db.session.scalar(select(PaymentRequest)).status == "paid"
+    assert reconcile(state, since=since).findings == []
+
+
+def test_reconcile_attaches_a_payment_whose_attaching_failed(billing_app, client, db, sandbox):
+    """Stripe took the payment but attaching it failed: the attempt stays paid, and reconciliation attaches
+    it (same idempotency key) once it is older than the grace period."""
+    invoice_id = _new_invoice(client)
+    link = _request(client, invoice_id, "90.00")
+    invoice = _invoice(db, invoice_id)
+    fault(sandbox, f"/v1/invoices/{invoice.stripe_invoice_id}/attach_payment", "500")
+    _pay_from_link(client, sandbox, link)
+    attempt = db.session.scalar(select(PaymentAttempt))
+    assert attempt.status == "paid" and _invoice(db, invoice_id).amount_paid == 0
+    state = billing_app.extensions["lms_stripe"]
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    assert [f.kind for f in reconcile(state, since=since, dry_run=True).findings] == []  # within the grace period
+    attempt.paid_at = attempt.paid_at - timedelta(minutes=15)
+    db.session.commit()
+    report = reconcile(state, since=since)
+    assert [(f.kind, f.repaired) for f in report.findings] == [("attempt", True)]
+    sandbox.state.wait_for_deliveries(10)
+    assert _invoice(db, invoice_id).amount_paid == 9000
+    db.session.expire_all()
+    assert db.session.scalar(select(PaymentAttempt)).status == "attached"
