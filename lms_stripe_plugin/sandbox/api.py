@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from . import checkout, credit_notes, invoices, refunds, resources
+from . import checkout, credit_notes, invoices, payment_method_configurations, refunds, resources
 from .errors import StripeError, invalid_param, unrecognized_url
 from .faults import Fault, fault_error
 from .idempotency import SavedResponse, fingerprint_of
@@ -39,6 +39,7 @@ COLLECTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "promotion_codes": ("promotion_code", {"code": "code", "customer": "customer", "active": "active"}),
     "products": ("product", {"active": "active"}),
     "prices": ("price", {"active": "active", "currency": "currency", "product": "product"}),
+    "payment_method_configurations": ("payment_method_configuration", {"active": "active"}),
 }
 
 
@@ -264,6 +265,31 @@ def create_refund() -> Response:
 @bp.post("/credit_notes")
 def create_credit_note() -> Response:
     return _respond(credit_notes.create_credit_note(_state(), _params()))
+
+
+# -- payment method configurations ------------------------------------------------------------------
+
+
+@bp.post("/payment_method_configurations")
+def create_payment_method_configuration() -> Response:
+    return _respond(payment_method_configurations.create_configuration(_state(), _params()))
+
+
+@bp.post("/payment_method_configurations/<config_id>")
+def update_payment_method_configuration(config_id: str) -> Response:
+    return _respond(payment_method_configurations.update_configuration(_state(), config_id, _params()))
+
+
+@bp.get("/payment_method_configurations")
+def list_payment_method_configurations() -> Response:
+    """Filters ``active`` and ``application`` (the sandbox has no Connect application: only ``""`` matches)."""
+    params = _params()
+    items = _state().all("payment_method_configuration")
+    if "application" in params.data:
+        wanted = params.raw("application")
+        items = [c for c in items if (c["application"] or "") == wanted]
+    g.stripe_params = {k: v for k, v in g.stripe_params.items() if k != "application"}
+    return _list(items, {"active": "active"})
 
 
 # -- invoices ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from . import api, control, hosted
 from .checkout import sweep_expired_sessions
 from .errors import StripeError, unrecognized_url
+from .payment_method_configurations import seed_default_configuration
 from .resources import seed_promotion_codes
 from .state import SandboxConfig, SandboxState
 from .webhooks import DeliveryOrder, WebhookSink
@@ -56,7 +57,7 @@ def create_app(
         delivery_order=DeliveryOrder(webhook_shuffle, webhook_concurrency, webhook_shuffle_seed),
         terms_of_service_url=terms_of_service_url,
     )
-    state = SandboxState(config, seed=seed_promotion_codes, on_clock=sweep_expired_sessions)
+    state = SandboxState(config, seed=_seed, on_clock=sweep_expired_sessions)
     app.extensions["stripe_sandbox"] = state
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)
@@ -68,6 +69,12 @@ def create_app(
     # Synchronous webhook delivery happens here, after every lock taken by the request is released.
     app.teardown_request(lambda _exc: state.flush_deliveries())
     return app
+
+
+def _seed(state: SandboxState) -> None:
+    """What every sandbox starts with: its promotion codes and its default payment method configuration."""
+    seed_promotion_codes(state)
+    seed_default_configuration(state)
 
 
 def _stripe_error(error: StripeError) -> Response:

@@ -57,7 +57,7 @@ def pay(session_id: str) -> Response:
 
 def attempt_from_json(body: dict[str, Any]) -> PaymentAttempt:
     """A payment attempt from the control endpoint's JSON, with working defaults for everything."""
-    card = str(body.get("card") or "4242424242424242")
+    card = str(body.get("card") or ("" if body.get("wallet") else "4242424242424242"))
     amex = card.replace(" ", "").startswith(("34", "37"))
     return PaymentAttempt(
         method=str(body.get("method") or "card"),
@@ -70,6 +70,7 @@ def attempt_from_json(body: dict[str, Any]) -> PaymentAttempt:
         promotion_code=body.get("promotion_code"),
         terms_accepted=bool(body.get("terms_accepted", True)),
         country=body.get("country"),
+        wallet=body.get("wallet"),
     )
 
 

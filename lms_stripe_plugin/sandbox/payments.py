@@ -76,6 +76,7 @@ class PaymentAttempt:
     promotion_code: str | None = None
     terms_accepted: bool = False
     country: str | None = None  # of the billing address entered on the page
+    wallet: str | None = None  # "apple_pay" or "google_pay": a wallet button; the wallet hands over a card
 
 
 @dataclass
@@ -104,7 +105,10 @@ def pay_session(state: SandboxState, session_id: str, attempt: PaymentAttempt) -
         return _complete_free(state, session, email, attempt)
     if attempt.method == "sepa_debit":
         return _start_debit(state, session, email, attempt, _read_iban(state, attempt.iban))
-    payment = _read_card(state, attempt) if attempt.method == "card" else _klarna(state, session, attempt)
+    if attempt.wallet:
+        payment = _read_wallet(state, session, attempt)
+    else:
+        payment = _read_card(state, attempt) if attempt.method == "card" else _klarna(state, session, attempt)
     if payment.card is not None and payment.card.decline:
         _record_decline(state, session, email, attempt, payment)
         code, decline_code, message = payment.card.decline
@@ -158,6 +162,20 @@ def _read_card(state: SandboxState, attempt: PaymentAttempt) -> Payment:
         raise card_error("Your card's security code is incomplete.", "incomplete_cvc", param="card_cvc")
     details = {"card": _card_details(card, number, month, year), "type": "card"}
     return Payment("card", details, card)
+
+
+def _read_wallet(state: SandboxState, session: dict[str, Any], attempt: PaymentAttempt) -> Payment:
+    """Apple Pay or Google Pay: a card payment whose card the wallet hands over (4242 4242 4242 4242 unless
+    the attempt names another test card, a declined one say); ``card.wallet`` says which wallet."""
+    if attempt.wallet not in state.private[session["id"]].get("wallets", []):
+        raise invalid_param("wallet", f"The wallet `{attempt.wallet}` is not offered by this checkout session.")
+    number = re.sub(r"[\s-]", "", attempt.card_number or "") or "4242424242424242"
+    card = TEST_CARDS.get(number, LIVE_CARD)
+    year = dt.datetime.fromtimestamp(state.now(), dt.timezone.utc).year + 3
+    details = _card_details(card, number, 12, year)
+    details["checks"]["cvc_check"] = None  # a wallet sends a cryptogram, not a CVC
+    details["wallet"] = {attempt.wallet: {}, "dynamic_last4": number[-4:], "type": attempt.wallet}
+    return Payment("card", {"card": details, "type": "card"}, card)
 
 
 def _luhn_ok(number: str) -> bool:

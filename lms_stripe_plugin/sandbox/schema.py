@@ -267,9 +267,10 @@ _RESOURCES = {
     "refunds": "Refund", "credit_notes": "CreditNote", "invoices": "Invoice", "invoice_payments": "InvoicePayment",
     "payment_intents": "PaymentIntent", "charges": "Charge", "disputes": "Dispute", "events": "Event",
     "products": "Product", "prices": "Price", "invoiceitems": "InvoiceItem",
+    "payment_method_configurations": "PaymentMethodConfiguration",
 }
 _CREATED_HERE = ("customers", "tax_rates", "coupons", "promotion_codes", "refunds", "credit_notes", "invoices",
-                 "invoiceitems")
+                 "invoiceitems", "payment_method_configurations")
 _NESTED = {
     ("GET", "/v1/checkout/sessions"): stripe.params.checkout.SessionListParams,
     ("POST", "/v1/checkout/sessions"): stripe.params.checkout.SessionCreateParams,
@@ -282,6 +283,9 @@ _NESTED = {
     ("POST", "/v1/disputes/{id}"): stripe.params.DisputeUpdateParams,
     ("POST", "/v1/disputes/{id}/close"): stripe.params.DisputeCloseParams,
     ("POST", "/v1/customers/{id}"): stripe.params.CustomerUpdateParams,
+    # The StripeClient's ``payment_method_configurations.update`` params (``PaymentMethodConfigurationModifyParams``
+    # are the same fields, for the legacy resource API).
+    ("POST", "/v1/payment_method_configurations/{id}"): stripe.params.PaymentMethodConfigurationUpdateParams,
     ("POST", "/v1/invoices/{id}/add_lines"): stripe.params.InvoiceAddLinesParams,
     ("POST", "/v1/invoices/{id}/finalize"): stripe.params.InvoiceFinalizeInvoiceParams,
     ("POST", "/v1/invoices/{id}/send"): stripe.params.InvoiceSendInvoiceParams,

@@ -43,6 +43,7 @@ OBJECT_LABELS = {
     "promotion_code": "promotion code",
     "product": "product",
     "price": "price",
+    "payment_method_configuration": "payment_method_configuration",
 }
 
 
