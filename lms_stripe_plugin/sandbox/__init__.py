@@ -28,7 +28,7 @@ each request in random order, ``webhook_concurrency`` delivers that many at once
 Stripe API (``/v1``, form-encoded, ``Authorization: Bearer sk_test_...``)
 --------------------------------------------------------------------------
 customers (create, update, retrieve, list); tax_rates, coupons, promotion_codes (create, retrieve,
-list); checkout/sessions (create, retrieve, list, ``/expire``, ``/line_items``); invoices (create,
+list); payment_method_configurations (create, update, retrieve, list); checkout/sessions (create, retrieve, list, ``/expire``, ``/line_items``); invoices (create,
 retrieve, list, ``/lines``, ``/add_lines``, ``/finalize``, ``/send``, ``/void``,
 ``/mark_uncollectible``, ``/attach_payment``); invoiceitems (create, retrieve, list);
 invoice_payments, payment_intents, charges, disputes, events (retrieve, list); refunds and
@@ -47,8 +47,16 @@ runs, with Stripe's answers: ``parameter_unknown`` for a name the pinned API doe
 ``parameter_missing``, ``parameter_invalid_empty`` (``""`` where the API cannot unset),
 ``parameter_invalid_integer``, and ``Invalid boolean: ...`` / ``Invalid <param>: must be one of
 ...`` (no code) for booleans and enums. A real parameter the sandbox does not model is a 400
-``parameter_unsupported``. Checkout offers card, klarna and sepa_debit; without
-``allowed_payment_method_types`` it offers card. Seeded promotion codes: ``WELCOME10`` (10 % off)
+``parameter_unsupported``. Checkout offers card, klarna and sepa_debit: the list in
+``allowed_payment_method_types``, else what a Payment Method Configuration turns on (dynamic payment
+methods: ineligible ones left out silently, ``excluded_payment_method_types`` taken off), the one in
+``payment_method_configuration`` (it must exist and be active; not with
+``allowed_payment_method_types``, nor with ``managed_payments[enabled]=true``) or the account's default
+``pmc_sbxDefault`` (cards only, as the sandbox's Dashboard has it; it can be updated).
+Apple Pay and Google Pay ride on cards: the page shows their buttons when the session's configuration
+(the default one with ``allowed_payment_method_types``) turns them on, Google Pay not with automatic tax
+and no shipping address collected. Configurations model card, apple_pay, google_pay, klarna, sepa_debit
+and link (see ``payment_method_configurations.py``). Seeded promotion codes: ``WELCOME10`` (10 % off)
 and ``HALF`` (50 % off).
 
 Only event types of the pinned API are emitted (the SDK's ``enabled_events`` list). Events of a
@@ -147,6 +155,8 @@ Stable element ids (form field names in brackets):
 
 - ``#checkout-form`` -- the form; ``#pay`` -- the Pay button (``action=pay``)
 - ``#email`` (``email``) -- read-only when the session already knows the email
+- ``#wallets`` holds ``#wallet-apple_pay`` and ``#wallet-google_pay`` (``wallet=apple_pay|google_pay``,
+  a submit button each: the wallet pays with its card, 4242 4242 4242 4242) -- only the session's wallets
 - ``input[name=method][value=card|klarna|sepa_debit]`` -- ids ``#method-card``,
   ``#method-klarna``, ``#method-sepa_debit``; only the session's methods are shown
 - ``#card-number`` (``card_number``), ``#card-expiry`` (``card_expiry``, ``MM / YY``),
@@ -186,7 +196,8 @@ Control endpoints (``/_sandbox``, JSON, no auth)
 -------------------------------------------------
 ``POST /reset``; ``GET /state``; ``GET|POST /account`` ``{"terms_of_service_url"}``;
 ``POST /checkout/sessions/{id}/pay`` ``{"card", "method", "promotion_code", "email", "name",
-"iban", "expiry", "cvc", "terms_accepted", "country"}`` (402 on decline); ``POST /checkout/sessions/{id}/settle`` ``{"outcome": "succeeded"|"failed"}``;
+"iban", "expiry", "cvc", "terms_accepted", "country", "wallet"}`` (402 on decline; ``wallet`` pays
+through that wallet button, with ``card`` if given); ``POST /checkout/sessions/{id}/settle`` ``{"outcome": "succeeded"|"failed"}``;
 ``POST /charges/{id}/refund`` ``{"amount"}``; ``POST /charges/{id}/dispute``;
 ``POST /disputes/{id}/close`` ``{"outcome": "won"|"lost"}``; ``POST /refunds/{id}/fail``
 ``{"reason"}``; ``POST /clock/advance`` ``{"seconds"}``; ``POST /events/{id}/resend``;

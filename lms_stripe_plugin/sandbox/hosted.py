@@ -18,10 +18,11 @@ from .state import SandboxState
 bp = Blueprint("stripe_sandbox_hosted", __name__)
 
 METHOD_LABELS = {
-    "card": ("Card", "Visa, Mastercard, American Express, Apple Pay and Google Pay"),
+    "card": ("Card", "Visa, Mastercard, American Express"),
     "klarna": ("Klarna", "Pay in instalments"),
     "sepa_debit": ("SEPA Direct Debit", "Paid from your bank account; takes a few days to confirm"),
 }
+WALLET_LABELS = {"apple_pay": "Apple Pay", "google_pay": "Google Pay"}
 
 
 _MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
@@ -87,13 +88,16 @@ def submit_checkout(session_id: str) -> Any:
 
 def attempt_from_form(form: Any) -> PaymentAttempt:
     """Read the checkout form's fields (see the package docstring for their names)."""
+    wallet = form.get("wallet")  # a wallet button: the wallet hands over the card, nothing typed is read
     return PaymentAttempt(
-        method=form.get("method", "card"), card_number=form.get("card_number", ""),
+        method="card" if wallet else form.get("method", "card"),
+        card_number="" if wallet else form.get("card_number", ""),
         card_expiry=form.get("card_expiry", ""), card_cvc=form.get("card_cvc", ""), iban=form.get("iban", ""),
         email=form.get("email"), name=(form.get("billing_name") or "").strip() or None,
         promotion_code=form.get("promotion_code"),
         terms_accepted=form.get("terms") in ("accepted", "on", "true", "1"),
         country=(form.get("billing_country") or "").strip() or None,
+        wallet=form.get("wallet") or None,
     )
 
 
@@ -132,6 +136,7 @@ def _checkout_context(state: SandboxState, session: dict[str, Any], form: Any) -
     return {
         "session": session, "lines": _display_lines(state, session), "money": lambda a: format_amount(a, currency),
         "methods": methods, "selected_method": form.get("method") or methods[0][0],
+        "wallets": [(wallet, WALLET_LABELS[wallet]) for wallet in private.get("wallets", [])],
         "fixed_email": customer.get("email") or session["customer_email"], "form": form,
         "promo_allowed": bool(session["allow_promotion_codes"]), "promo_code": promo["code"] if promo else None,
         "discount_label": _discount_label(state, private), "terms_required": consent.get("terms_of_service") == "required",
