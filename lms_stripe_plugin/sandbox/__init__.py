@@ -151,6 +151,9 @@ credit note are taken off what can still be credited.
 
 Hosted checkout page: ``GET/POST /c/pay/{session_id}``
 -------------------------------------------------------
+In the session's ``locale`` (``auto`` or none: the browser's ``Accept-Language``): French labels for
+``fr`` and ``fr-CA``, English for the others, amounts written the locale's way (``119,00 €``) with the
+currency's decimals; ``<html lang>`` says which language the labels are in (``locales.py``).
 Stable element ids (form field names in brackets):
 
 - ``#checkout-form`` -- the form; ``#pay`` -- the Pay button (``action=pay``)

@@ -12,6 +12,7 @@ from . import pdf
 from .amounts import format_amount
 from .checkout import apply_promotion_code, checked_session, priced_lines, remove_promotion_code
 from .errors import StripeError
+from .locales import language, money, page_locale, translator
 from .payments import PaymentAttempt, pay_session, success_redirect
 from .state import SandboxState
 
@@ -38,8 +39,17 @@ def _state() -> SandboxState:
     return current_app.extensions["stripe_sandbox"]
 
 
-def _message(title: str, message: str, status: int = 200, link: tuple[str, str] | None = None) -> tuple[str, int]:
-    return render_template("message.html", title=title, message=message, link=link), status
+def _message(title: str, message: str, status: int = 200, link: tuple[str, str] | None = None,
+             locale: str = "en") -> tuple[str, int]:
+    """A page with one message; ``title``, ``message`` and the link's label are translated into ``locale``."""
+    _ = translator(locale)
+    link = (_(link[0]), link[1]) if link else None
+    return render_template("message.html", title=_(title), message=_(message), link=link, lang=language(locale),
+                           _=_), status
+
+
+def _browser_locale() -> str:
+    return page_locale(None, request.accept_languages)
 
 
 # -- checkout page ------------------------------------------------------------------------------
@@ -49,7 +59,7 @@ def _open_session(state, session_id: str, closed_status: int) -> tuple[dict | No
     """The session if it is open, else (None, the page to show instead)."""
     session = state.get(session_id, "checkout.session")
     if session is None:
-        return None, _message("Not found", "This checkout session does not exist.", 404)
+        return None, _message("Not found", "This checkout session does not exist.", 404, locale=_browser_locale())
     checked_session(state, session_id)
     if session["status"] != "open":
         return None, _closed_page(state, session, status=closed_status)
@@ -104,18 +114,24 @@ def attempt_from_form(form: Any) -> PaymentAttempt:
 def _show_error(state: SandboxState, session: dict[str, Any], form: Any, error: StripeError) -> Any:
     if session["status"] != "open":
         return _closed_page(state, session, status=400)
+    _ = translator(_session_locale(session))
     if error.param == "promotion_code":
-        return _render_checkout(state, session, form, status=400, promo_error=error.message)
+        return _render_checkout(state, session, form, status=400, promo_error=_(error.message))
     status = 402 if error.type == "card_error" else 400
-    return _render_checkout(state, session, form, status=status, error=error.message)
+    return _render_checkout(state, session, form, status=status, error=_(error.message))
+
+
+def _session_locale(session: dict[str, Any]) -> str:
+    return page_locale(session["locale"], request.accept_languages)
 
 
 def _closed_page(state: SandboxState, session: dict[str, Any], status: int = 200) -> Any:
+    locale = _session_locale(session)
     if session["status"] == "expired":
         link = ("← Back", session["cancel_url"]) if session["cancel_url"] else None
-        return _message("Session expired", "This checkout session has expired.", status, link)
+        return _message("Session expired", "This checkout session has expired.", status, link, locale)
     return _message("Payment complete", "This checkout session is already complete.", status,
-                    ("Continue", success_redirect(state, session)))
+                    ("Continue", success_redirect(state, session)), locale)
 
 
 def _render_checkout(state: SandboxState, session: dict[str, Any], form: Any, *, status: int,
@@ -126,21 +142,25 @@ def _render_checkout(state: SandboxState, session: dict[str, Any], form: Any, *,
 
 
 def _checkout_context(state: SandboxState, session: dict[str, Any], form: Any) -> dict[str, Any]:
-    currency = session["currency"]
+    """What ``checkout.html`` shows, in the session's locale (see ``locales.py``)."""
+    locale = _session_locale(session)
+    _ = translator(locale)
     private = state.private[session["id"]]
     customer = state.get(session["customer"], "customer") or {}
     promo = state.get(private.get("promotion_code_id"), "promotion_code")
-    methods = [(m, *METHOD_LABELS[m]) for m in session["payment_method_types"]]
+    methods = [(m, _(METHOD_LABELS[m][0]), _(METHOD_LABELS[m][1])) for m in session["payment_method_types"]]
     consent = session["consent_collection"] or {}
     terms = (session["custom_text"].get("terms_of_service_acceptance") or {}).get("message")
+    write = money(locale, session["currency"])
     return {
-        "session": session, "lines": _display_lines(state, session), "money": lambda a: format_amount(a, currency),
-        "methods": methods, "selected_method": form.get("method") or methods[0][0],
+        "session": session, "lines": _display_lines(state, session), "money": write, "_": _,
+        "lang": language(locale), "locale": locale, "methods": methods,
         "wallets": [(wallet, WALLET_LABELS[wallet]) for wallet in private.get("wallets", [])],
+        "selected_method": form.get("method") or methods[0][0],
         "fixed_email": customer.get("email") or session["customer_email"], "form": form,
         "promo_allowed": bool(session["allow_promotion_codes"]), "promo_code": promo["code"] if promo else None,
-        "discount_label": _discount_label(state, private), "terms_required": consent.get("terms_of_service") == "required",
-        "terms_text": custom_text_html(terms or "I agree to the Terms of Service."),
+        "discount_label": _discount_label(state, private, _, write), "terms_required": consent.get("terms_of_service") == "required",
+        "terms_text": custom_text_html(terms or _("I agree to the Terms of Service.")),
         "collect_country": session["automatic_tax"]["status"] == "requires_location_inputs"
         or "klarna" in session["payment_method_types"],
     }
@@ -155,13 +175,13 @@ def _display_lines(state: SandboxState, session: dict[str, Any]) -> list[dict[st
     return lines
 
 
-def _discount_label(state: SandboxState, private: dict[str, Any]) -> str | None:
+def _discount_label(state: SandboxState, private: dict[str, Any], _: Any, write: Any) -> str | None:
     coupon = state.get(private.get("coupon_id"), "coupon")
     if coupon is None:
         return None
     if coupon["percent_off"] is not None:
-        return f"{coupon['percent_off']:g}% off"
-    return coupon["name"] or "Discount"
+        return _("%(percent)s%% off", percent=f"{coupon['percent_off']:g}")
+    return coupon["name"] or _("Discount of %(amount)s", amount=write(coupon["amount_off"] or 0))
 
 
 @bp.get("/c/complete/<session_id>")
@@ -169,8 +189,10 @@ def complete_page(session_id: str) -> Any:
     """Shown after paying when the session has no ``success_url``."""
     session = _state().get(session_id, "checkout.session")
     if session is None:
-        return _message("Not found", "This checkout session does not exist.", 404)
-    return _message("Thank you", f"Payment status: {session['payment_status']}.")
+        return _message("Not found", "This checkout session does not exist.", 404, locale=_browser_locale())
+    locale = _session_locale(session)
+    status = translator(locale)("Payment status: %(status)s.", status=session["payment_status"])
+    return _message("Thank you", status, locale=locale)
 
 
 # -- invoices, credit notes and receipts ------------------------------------------------------------

@@ -1,0 +1,160 @@
+"""The hosted checkout page in the session's ``locale``: its labels in French or English, its amounts as the
+locale writes them.
+
+``locale`` takes the values of the pinned API (the SDK's ``SessionCreateParams``; any other is refused at
+session creation, as Stripe does: see ``schema.py``). "If blank or ``auto``, the browser's locale is
+used": the page then reads ``Accept-Language``. The sandbox has French and English labels: a ``fr`` or
+``fr-CA`` page is French, any other English, and its amounts are still written the locale's way
+(``12,34 €`` in ``de``). English amounts keep the sandbox's own format (``€12.34``, ``12.340 KWD``).
+Stripe's own French wording for the labels is not published; these are the sandbox's.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+
+from .amounts import exponent, format_amount
+from .schema import Scalar, endpoint_schema
+
+
+def _checkout_locales() -> tuple[str, ...]:
+    node = endpoint_schema("POST", "/v1/checkout/sessions").fields["locale"]  # type: ignore[union-attr]
+    assert isinstance(node, Scalar) and node.enum
+    return tuple(value for value in node.enum if value != "auto")
+
+
+#: Every language Checkout is shown in (``auto`` aside), from the SDK.
+CHECKOUT_LOCALES = _checkout_locales()
+
+
+def page_locale(session_locale: str | None, accept_languages: Any) -> str:
+    """The locale the page is shown in: the session's, or for ``auto`` (or none) the browser's best match."""
+    if session_locale and session_locale != "auto":
+        return session_locale
+    return accept_languages.best_match(CHECKOUT_LOCALES) or "en"
+
+
+def language(locale: str) -> str:
+    """The language of the page's labels: ``fr`` or ``en``."""
+    return "fr" if locale.split("-")[0].lower() == "fr" else "en"
+
+
+def translator(locale: str) -> Callable[..., str]:
+    """``_("Pay %(amount)s", amount=...)`` in the page's language."""
+    table = FRENCH if language(locale) == "fr" else {}
+
+    def translate(text: str, **values: Any) -> str:
+        translated = table.get(text, text)
+        return translated % values if values else translated
+
+    return translate
+
+
+def money(locale: str, currency: str) -> Callable[[int], str]:
+    """Amounts in minor units as the locale writes them, with the currency's decimals at Stripe."""
+    if locale.split("-")[0].lower() == "en":
+        return lambda amount: format_amount(amount, currency)
+    try:
+        babel_locale = Locale.parse(locale, sep="-")
+    except (UnknownLocaleError, ValueError):
+        babel_locale = Locale.parse(locale.split("-")[0])
+    digits = exponent(currency)
+    pattern = copy.copy(babel_locale.currency_formats["standard"])
+    pattern.frac_prec = (digits, digits)  # Stripe's decimals (KWD 3, JPY 0), whatever the locale's data says
+
+    def write(amount: int) -> str:
+        value = Decimal(amount).scaleb(-digits)
+        return pattern.apply(value, babel_locale, currency=currency.upper(), currency_digits=False)
+
+    return write
+
+
+FRENCH = {
+    # base.html
+    "Stripe sandbox · test mode": "Bac à sable Stripe · mode test",
+    "Test mode": "Mode test",
+    # checkout.html
+    "Pay %(amount)s": "Payer %(amount)s",
+    "Contact information": "Coordonnées",
+    "Email": "E-mail",
+    "Express checkout": "Paiement express",
+    "Or pay another way": "Ou payer autrement",
+    "Payment method": "Moyen de paiement",
+    "Card information": "Informations de la carte",
+    "Card number": "Numéro de carte",
+    "Expiry date (MM / YY)": "Date d'expiration (MM / AA)",
+    "MM / YY": "MM / AA",
+    "CVC": "CVC",
+    "Pay in instalments with Klarna. In the sandbox Klarna approves the payment at once.":
+        "Payez en plusieurs fois avec Klarna. Dans le bac à sable, Klarna accepte le paiement aussitôt.",
+    "Bank account": "Compte bancaire",
+    "IBAN": "IBAN",
+    "By providing your IBAN you authorise the merchant and Stripe to debit your account (SEPA Direct Debit "
+    "mandate). The payment is confirmed after a few days.":
+        "En fournissant votre IBAN, vous autorisez le marchand et Stripe à débiter votre compte (mandat de "
+        "prélèvement SEPA). Le paiement est confirmé après quelques jours.",
+    "Full name": "Nom complet",
+    "Country or region": "Pays ou région",
+    "Test mode: card 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined; any future expiry date and any "
+    "CVC.": "Mode test : la carte 4242 4242 4242 4242 paie, la carte 4000 0000 0000 0002 est refusée ; toute date "
+            "d'expiration future et tout CVC.",
+    "← Back": "← Retour",
+    "Pay %(merchant)s": "Payer %(merchant)s",
+    "Qty %(quantity)s": "Qté %(quantity)s",
+    "Subtotal": "Sous-total",
+    "Discount": "Remise",
+    "Tax": "Taxes",
+    "Includes tax": "Taxes incluses",
+    "Total due": "Total dû",
+    "Promotion code": "Code promotionnel",
+    "Remove": "Supprimer",
+    "Apply": "Appliquer",
+    "Code %(code)s applied: %(discount)s.": "Code %(code)s appliqué : %(discount)s.",
+    "%(percent)s%% off": "%(percent)s %% de réduction",
+    "Discount of %(amount)s": "Remise de %(amount)s",
+    "I agree to the Terms of Service.": "J'accepte les conditions d'utilisation.",
+    # payment methods
+    "Card": "Carte",
+    "Visa, Mastercard, American Express": "Visa, Mastercard, American Express",
+    "Pay in instalments": "Payer en plusieurs fois",
+    "SEPA Direct Debit": "Prélèvement SEPA",
+    "Paid from your bank account; takes a few days to confirm":
+        "Payé depuis votre compte bancaire ; la confirmation prend quelques jours",
+    "Pay with %(wallet)s": "Payer avec %(wallet)s",
+    # pages instead of the form
+    "Not found": "Introuvable",
+    "This checkout session does not exist.": "Cette session de paiement n'existe pas.",
+    "Session expired": "Session expirée",
+    "This checkout session has expired.": "Cette session de paiement a expiré.",
+    "Payment complete": "Paiement effectué",
+    "This checkout session is already complete.": "Cette session de paiement est déjà terminée.",
+    "Continue": "Continuer",
+    "Thank you": "Merci",
+    "Payment status: %(status)s.": "Statut du paiement : %(status)s.",
+    # what the page says of a refusal (the API's errors stay in English, as Stripe's do)
+    "Your card was declined.": "Votre carte a été refusée.",
+    "Your card has insufficient funds.": "Votre carte ne dispose pas de fonds suffisants.",
+    "Your card has expired.": "Votre carte a expiré.",
+    "Your card's security code is incorrect.": "Le code de sécurité de votre carte est incorrect.",
+    "Your card's security code is incomplete.": "Le code de sécurité de votre carte est incomplet.",
+    "Your card number is incomplete.": "Le numéro de votre carte est incomplet.",
+    "Your card number is invalid.": "Le numéro de votre carte n'est pas valide.",
+    "Your card's expiration date is incomplete.": "La date d'expiration de votre carte est incomplète.",
+    "Your card's expiration month is invalid.": "Le mois d'expiration de votre carte n'est pas valide.",
+    "Your card's expiration year is in the past.": "L'année d'expiration de votre carte est passée.",
+    "An error occurred while processing your card. Try again in a little bit.":
+        "Une erreur s'est produite lors du traitement de votre carte. Réessayez dans un instant.",
+    "Your email is incomplete.": "Votre adresse e-mail est incomplète.",
+    "Your email address is invalid.": "Votre adresse e-mail n'est pas valide.",
+    "This code is invalid.": "Ce code n'est pas valide.",
+    "You must accept the terms of service to continue.":
+        "Vous devez accepter les conditions d'utilisation pour continuer.",
+    "Your IBAN is incomplete.": "Votre IBAN est incomplet.",
+    "Your IBAN is invalid.": "Votre IBAN n'est pas valide.",
+    "Your country is required to calculate tax.": "Votre pays est requis pour calculer les taxes.",
+}
