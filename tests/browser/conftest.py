@@ -40,7 +40,9 @@ def live(tmp_path_factory):
     database = tmp_path_factory.mktemp("browser") / "demo.sqlite"
     late.app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "LMS_STRIPE_API_BASE": sandbox.url,
                            "LMS_STRIPE_PUBLIC_URL": base,
-                           "DEMO_ENABLE_PAYMENTS": False, "DEMO_TERMS_URL": f"{base}/terms"})
+                           "DEMO_ENABLE_PAYMENTS": False, "DEMO_TERMS_URL": f"{base}/terms",
+                           "LMS_STRIPE_MAIL_FILE": str(database.parent / "mail.mbox"),
+                           "LMS_STRIPE_SMS_FILE": str(database.parent / "sms.jsonl")})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield {"base": base, "app": late.app, "sandbox": sandbox}
