@@ -5,11 +5,12 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, insert
 
-from lms_stripe_plugin.demo import create_app
+from lms_stripe_plugin.demo import SANDBOX_KEYS, create_app
 from lms_stripe_plugin.demo.members import LATEST_ENROLLMENTS, SHOWN
 from lms_stripe_plugin.demo.models import Course, Enrollment, User, db
-from lms_stripe_plugin.core.models import CourseOffer, FreeEnrollment
-from lms_stripe_plugin.demo.seed import ROLE_USERNAMES
+from lms_stripe_plugin.core.models import CourseOffer, FreeEnrollment, Invoice, PaymentRequest
+from lms_stripe_plugin.demo.seed import ROLE_USERNAMES, seed_payment_requests
+from lms_stripe_plugin.sandbox import SandboxServer
 from lms_stripe_plugin.core.enums import Channel
 from lms_stripe_plugin.messages import Outgoing
 from lms_stripe_plugin.messages.mail import mail_backend
@@ -273,3 +274,25 @@ def test_the_inbox_shows_a_user_the_messages_sent_to_them_with_this_lms_links_on
 def test_the_learner_has_a_mobile_number_for_requests_by_sms(demo):
     learner = db.session.query(User).filter_by(username="learner").one()
     assert demo.extensions["lms_stripe"].host.user_phone(learner) == "+33612345678"
+
+
+def test_the_demo_starts_with_invoices_and_requests_in_the_learners_inbox(tmp_path):
+    """With the sandbox up, the demo's administrator has invoiced two learners through the plugin's pages:
+    the invoices are issued at Stripe, the requests' e-mails and SMS wait in their inbox with pay links."""
+    with SandboxServer(webhook_sink=lambda payload, headers: 503,
+                       webhook_secret=SANDBOX_KEYS["webhook_secret"]) as sandbox:
+        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.sqlite'}", "TESTING": True,
+                          "LMS_STRIPE_API_BASE": sandbox.url, "LMS_STRIPE_MAIL_FILE": str(tmp_path / "mail.mbox"),
+                          "LMS_STRIPE_SMS_FILE": str(tmp_path / "sms.jsonl")})
+        with app.app_context():
+            seed_payment_requests(app)
+            invoices = db.session.query(Invoice).order_by(Invoice.id).all()
+            assert [(i.status, i.gross, i.amount_remaining) for i in invoices] == [("open", 30000, 30000),
+                                                                                   ("open", 12000, 12000)]
+            assert all(i.stripe_invoice_id and i.number for i in invoices)
+            assert [r.amount for r in db.session.query(PaymentRequest).order_by(PaymentRequest.id)] == [9000, 12000]
+            client = app.test_client()
+            _login(client, "learner")
+            page = client.get("/inbox").get_data(as_text=True)
+            link = re.search(r'<a href="(http://127\.0\.0\.1:5000/payments/pay/[^"]+)"', page).group(1)
+            assert "90.00" in client.get(link.removeprefix("http://127.0.0.1:5000")).get_data(as_text=True)

@@ -11,6 +11,7 @@ from lms_stripe_plugin.sandbox import SandboxServer
 from lms_stripe_plugin.tasks import send_due_reminders
 
 from . import create_app
+from .seed import seed_payment_requests
 from .sandbox_keys import SANDBOX_KEYS
 
 
@@ -39,6 +40,9 @@ def main() -> None:
     if not os.environ.get("DEMO_DATABASE_URL"):
         for name in ("LMS_STRIPE_MAIL_FILE", "LMS_STRIPE_SMS_FILE"):  # the inbox starts afresh too
             Path(app.config[name]).unlink(missing_ok=True)
+    if sandbox is not None:
+        with app.app_context():
+            seed_payment_requests(app)
     print(f" * Demo LMS: {base}/catalog  (switch users at the top right)")
     if sandbox is not None:
         print(f" * Offline Stripe sandbox: {sandbox.url}  (card 4242 4242 4242 4242 pays)")

@@ -1,5 +1,9 @@
-"""Demo data: an administrator, a manager, learners in each audience, free and paid courses."""
+"""Demo data: an administrator, a manager, learners in each audience, free and paid courses, and (with the
+sandbox) invoices with payment requests waiting in the learners' inbox."""
 from __future__ import annotations
+
+import re
+from datetime import date, timedelta
 
 from blinker import signal
 from werkzeug.datastructures import MultiDict
@@ -68,3 +72,41 @@ def _price(app, course, price: str, currency: str, vat_rate: str, audience: str)
                    if answer]
     if refused:
         raise RuntimeError(f"The demo's price of {course.title} is refused: {refused}")
+
+
+#: Invoices the demo's administrator has sent when the demo starts: (username, line, amount typed in
+#: English, the part asked now). Their requests are in the learners' inbox.
+OPEN_INVOICES = [
+    ("learner", "Coaching: 6 sessions", "300.00", "90.00"),
+    ("partner", "Certification exam fee", "120.00", "120.00"),
+]
+
+
+def seed_payment_requests(app) -> None:
+    """Invoices and payment requests, made as the administrator makes them: through the plugin's pages
+    (it issues them at Stripe, so this runs once the sandbox is up)."""
+    client = app.test_client()
+    client.get("/demo/login/admin")
+    for username, line, amount, asked in OPEN_INVOICES:
+        user = db.session.query(User).filter_by(username=username).one()
+        page = client.get("/payments/admin/invoices/new", headers={"Accept-Language": "en"})
+        response = client.post("/payments/admin/invoices/new", headers={"Accept-Language": "en"}, data={
+            "csrf_token": _token(page.get_data(as_text=True)), "learner": str(user.id), "currency": "EUR",
+            "due": (date.today() + timedelta(days=30)).isoformat(), "line-1-description": line,
+            "line-1-amount": amount, "line-1-vat_rate": "20"})
+        if response.status_code != 302:
+            raise RuntimeError(f"The demo's invoice for {username} is refused ({response.status_code}).")
+        request_page = response.headers["Location"].rstrip("/") + "/request"
+        page = client.get(request_page, headers={"Accept-Language": "en"})
+        response = client.post(request_page, headers={"Accept-Language": "en"}, data={
+            "csrf_token": _token(page.get_data(as_text=True)), "amount": asked, "email": "on", "sms": "on",
+            "due": (date.today() + timedelta(days=14)).isoformat(), "locale": "en"})
+        if response.status_code != 302:
+            raise RuntimeError(f"The demo's payment request for {username} is refused ({response.status_code}).")
+
+
+def _token(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    if found is None:
+        raise RuntimeError("The plugin's page has no CSRF token.")
+    return found.group(1)
