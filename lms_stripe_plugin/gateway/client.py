@@ -18,8 +18,9 @@ from ..core.logs import get_logger
 from ..errors import CardDeclined, ConfigurationError, GatewayError, NotFound, WebhookSignatureError
 from .types import (CreditNoteCreateParams, CustomerCreateParams, DisputeListParams, InvoiceAddLinesParams,
                     InvoiceAttachPaymentParams, InvoiceCreateParams, InvoiceListParams, InvoicePaymentListParams,
-                    RefundCreateParams, RefundListParams, SessionCreateParams, SessionListParams,
-                    TaxRateCreateParams)
+                    PaymentMethodConfigurationCreateParams, PaymentMethodConfigurationListParams,
+                    PaymentMethodConfigurationUpdateParams, RefundCreateParams, RefundListParams, SessionCreateParams,
+                    SessionListParams, TaxRateCreateParams)
 
 log = get_logger(__name__)
 
@@ -55,6 +56,27 @@ class StripeGateway:
 
     def create_tax_rate(self, params: TaxRateCreateParams, *, api_key: str | None, idempotency_key: str) -> dict:
         return self._call(lambda o: self.v1.tax_rates.create(params, o), api_key, idempotency_key)
+
+    # -- the payment methods Checkout offers (Apple Pay and Google Pay among them) ------------------------
+
+    def create_payment_method_configuration(self, params: PaymentMethodConfigurationCreateParams, *,
+                                            api_key: str | None, idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.payment_method_configurations.create(params, o), api_key,
+                          idempotency_key)
+
+    def retrieve_payment_method_configuration(self, configuration_id: str, *, api_key: str | None) -> dict:
+        return self._call(lambda o: self.v1.payment_method_configurations.retrieve(configuration_id, None, o),
+                          api_key)
+
+    def update_payment_method_configuration(self, configuration_id: str,
+                                            params: PaymentMethodConfigurationUpdateParams, *,
+                                            api_key: str | None, idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.payment_method_configurations.update(configuration_id, params, o),
+                          api_key, idempotency_key)
+
+    def list_payment_method_configurations(self, params: PaymentMethodConfigurationListParams, *,
+                                           api_key: str | None) -> Iterator[dict]:
+        return self._every(lambda o: self.v1.payment_method_configurations.list(params, o), api_key)
 
     def create_checkout_session(self, params: SessionCreateParams, *, api_key: str | None,
                                 idempotency_key: str) -> dict:

@@ -2,13 +2,15 @@
 ``stripe``: mypy checks each request against the pinned API version's parameters."""
 from stripe.params import (CreditNoteCreateParams, CustomerCreateParams, DisputeListParams, InvoiceAddLinesParams,
                            InvoiceAddLinesParamsLine, InvoiceAttachPaymentParams, InvoiceCreateParams,
-                           InvoiceListParams, InvoicePaymentListParams, RefundCreateParams, RefundListParams,
-                           TaxRateCreateParams)
+                           InvoiceListParams, InvoicePaymentListParams, PaymentMethodConfigurationCreateParams,
+                           PaymentMethodConfigurationListParams, PaymentMethodConfigurationUpdateParams,
+                           RefundCreateParams, RefundListParams, TaxRateCreateParams)
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItem, SessionListParams
 
 __all__ = [
     "CreditNoteCreateParams", "CustomerCreateParams", "DisputeListParams", "InvoiceAddLinesParams",
     "InvoiceAddLinesParamsLine", "InvoiceAttachPaymentParams", "InvoiceCreateParams", "InvoiceListParams",
-    "InvoicePaymentListParams", "RefundCreateParams", "RefundListParams", "SessionCreateParams",
+    "InvoicePaymentListParams", "PaymentMethodConfigurationCreateParams", "PaymentMethodConfigurationListParams",
+    "PaymentMethodConfigurationUpdateParams", "RefundCreateParams", "RefundListParams", "SessionCreateParams",
     "SessionCreateParamsLineItem", "SessionListParams", "TaxRateCreateParams",
 ]
