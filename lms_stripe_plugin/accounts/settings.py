@@ -48,7 +48,8 @@ class EffectiveSettings:
     default_currency: str = "EUR"
     default_vat_rate: int = 2000
     vouchers_enabled: bool = False
-    wallets_enabled: bool = True
+    #: Apple Pay and Google Pay through the plugin's Payment Method Configuration (accounts/wallets.py).
+    wallets_enabled: bool = False
     klarna_enabled: bool = False
     klarna_minimum: int | None = None
     sepa_debit_enabled: bool = False

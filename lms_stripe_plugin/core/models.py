@@ -87,7 +87,9 @@ class Settings(Base):
     default_currency: Mapped[str] = mapped_column(sa.String(3), default="EUR")
     default_vat_rate: Mapped[int] = mapped_column(default=2000)  # basis points
     vouchers_enabled: Mapped[bool] = mapped_column(default=False)
-    wallets_enabled: Mapped[bool] = mapped_column(default=True)
+    #: Off until the administrator turns it on: on, Checkout takes its methods from the plugin's Payment Method
+    #: Configuration, which turns Apple Pay and Google Pay on (accounts/wallets.py).
+    wallets_enabled: Mapped[bool] = mapped_column(default=False)
     klarna_enabled: Mapped[bool] = mapped_column(default=False)
     klarna_minimum: Mapped[int | None] = mapped_column(sa.BigInteger)  # minor units, default currency
     sepa_debit_enabled: Mapped[bool] = mapped_column(default=False)
@@ -162,6 +164,22 @@ class TaxRate(Base):
 
     __table_args__ = (
         sa.UniqueConstraint("rate", "country", "livemode", name="uq_lms_stripe_tax_rates_rate_country_mode"),
+    )
+
+
+class PaymentMethodConfig(Base):
+    """The Stripe Payment Method Configuration the plugin created for Checkout, per mode and wallets on or off:
+    created once and remembered (accounts/wallets.py)."""
+
+    __tablename__ = "lms_stripe_payment_method_configs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    livemode: Mapped[bool] = mapped_column(default=False)
+    wallets: Mapped[bool] = mapped_column(default=True)
+    stripe_configuration_id: Mapped[str] = mapped_column(StripeId, unique=True)
+
+    __table_args__ = (
+        sa.UniqueConstraint("livemode", "wallets", name="uq_lms_stripe_payment_method_configs_mode_wallets"),
     )
 
 

@@ -1,8 +1,9 @@
 """Starting a purchase: refusals, the purchase row, and the Stripe Checkout Session.
 
 The browser sends a course id only; every amount comes from our tables. A click costs one Stripe call
-for a returning learner (the customer and the tax rate are remembered), none when the learner's open
-session for the course can be reused (double click, back button).
+for a returning learner (the customer, the tax rate and the Payment Method Configuration of the wallets
+are remembered), none when the learner's open session for the course can be reused (double click, back
+button).
 
 Two steps, each in a transaction of the caller's (the view commits after each): `reserve` reads and
 writes our rows and plans the session; `open_session` calls Stripe first (no transaction is held across
@@ -21,13 +22,14 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
 from ..accounts import settings as payment_settings
+from ..accounts import wallets
 from ..core import audit, jobs
 from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import Customer, Purchase, utcnow
 from ..core.txn import transition
 from ..core.urls import public_url
-from ..errors import GatewayError, NotPurchasable, PaymentsError
+from ..errors import GatewayError, NotFound, NotPurchasable, PaymentsError
 from ..gateway.types import SessionCreateParams, SessionCreateParamsLineItem
 from ..host import audience_allows
 from ..billing import taxes
@@ -86,6 +88,7 @@ class CheckoutPlan:
     url: str | None  # the open session's page, when it can be reused
     params: SessionCreateParams
     tax_rate: taxes.TaxRateWanted | None = None  # a Stripe tax rate to create first
+    configuration: wallets.ConfigurationWanted | None = None  # a Payment Method Configuration to create first
 
 
 def reserve(state: PluginState, user, course) -> CheckoutPlan:
@@ -105,21 +108,28 @@ def reserve(state: PluginState, user, course) -> CheckoutPlan:
 
 
 def open_session(state: PluginState, plan: CheckoutPlan) -> str:
-    """Create the Checkout Session at Stripe (and the VAT rate it needs, if new), then record it."""
+    """Create the Checkout Session at Stripe (and the VAT rate and the wallets' configuration it needs, if
+    new), then record it."""
     settings = payment_settings.load(state.session)
-    params, created_rate = plan.params, None
+    params, created_rate, created_configuration = plan.params, None, None
     try:
+        if plan.configuration is not None:
+            created_configuration = wallets.create(state, settings, plan.configuration)
+            params = wallets.with_configuration(params, created_configuration)
         if plan.tax_rate is not None:
             created_rate = taxes.create(state, settings, plan.tax_rate)
             params = _with_tax_rate(params, created_rate)
         created = state.gateway.create_checkout_session(params, api_key=settings.secret_key,
                                                         idempotency_key=f"lms-checkout-{plan.purchase_id}")
+    except NotFound:
+        _forget_configuration(state, params)
+        raise
     except GatewayError as err:
-        _remember_tax_rate(state, settings, plan, created_rate)
+        _remember_created(state, settings, plan, created_rate, created_configuration)
         if err.answered or not err.retryable:
             _give_up(state.session, plan.purchase_id, err)  # this key's answer is final: start afresh
         raise
-    _remember_tax_rate(state, settings, plan, created_rate)
+    _remember_created(state, settings, plan, created_rate, created_configuration)
     purchase = state.session.get(Purchase, plan.purchase_id)
     purchase.stripe_checkout_session_id, purchase.checkout_url = created["id"], created["url"]
     audit.record(state.session, AuditAction.CHECKOUT_STARTED, actor_id=plan.user_id, user_id=plan.user_id,
@@ -170,7 +180,12 @@ def _plan(state: PluginState, settings, purchase: Purchase, user, course) -> Che
                         url=purchase.checkout_url, params={})
     if purchase.checkout_url:
         return plan
-    params = _session_params(state, settings, purchase, user, course)
+    configuration = wallets.wanted(settings)
+    configuration_id = wallets.known(state.session, configuration, livemode=settings.livemode) \
+        if configuration else None
+    if configuration_id is not None:
+        configuration = None  # known: nothing to create
+    params = _session_params(state, settings, purchase, user, course, configuration_id)
     tax_rate = None
     if not settings.automatic_tax and purchase.vat_rate:
         rate = taxes.wanted(purchase.vat_rate)
@@ -179,10 +194,12 @@ def _plan(state: PluginState, settings, purchase: Purchase, user, course) -> Che
             params = _with_tax_rate(params, known)
         else:
             tax_rate = rate
-    return replace(plan, params=params, tax_rate=tax_rate)
+    return replace(plan, params=params, tax_rate=tax_rate, configuration=configuration)
 
 
-def _session_params(state: PluginState, settings, purchase: Purchase, user, course) -> SessionCreateParams:
+def _session_params(state: PluginState, settings, purchase: Purchase, user, course,
+                    configuration_id: str | None = None) -> SessionCreateParams:
+    """The session's parameters; its payment methods listed, or from the wallets' configuration when known."""
     host = state.host
     metadata = {"lms_purchase_id": str(purchase.id), "lms_user_id": purchase.user_id,
                 "lms_course_id": purchase.course_id}
@@ -198,7 +215,6 @@ def _session_params(state: PluginState, settings, purchase: Purchase, user, cour
         "line_items": [line],
         "invoice_creation": {"enabled": True, "invoice_data": {"description": title, "metadata": metadata}},
         "payment_intent_data": {"metadata": metadata},
-        "allowed_payment_method_types": [*payment_methods(settings, purchase)],
         "client_reference_id": f"lms-purchase-{purchase.id}",
         "metadata": metadata,
         "locale": cast(Any, current_locale()),  # "en" or "fr", both Stripe Checkout locales
@@ -206,6 +222,7 @@ def _session_params(state: PluginState, settings, purchase: Purchase, user, cour
         "success_url": public_url("lms_stripe.checkout_success") + "?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": public_url("lms_stripe.checkout_cancel", purchase_id=purchase.id),
     }
+    params.update(wallets.method_params(payment_methods(settings, purchase), configuration_id))
     _add_customer(state.session, host, settings, purchase, user, params)
     if settings.automatic_tax:
         # Stripe Tax needs the buyer's address: Checkout collects it, and saves it on a known customer.
@@ -248,9 +265,21 @@ def _with_tax_rate(params: SessionCreateParams, tax_rate_id: str) -> SessionCrea
     return with_rate
 
 
-def _remember_tax_rate(state: PluginState, settings, plan: CheckoutPlan, created: str | None) -> None:
-    if created is not None and plan.tax_rate is not None:
-        taxes.remember(state.session, plan.tax_rate, created, livemode=settings.livemode)
+def _remember_created(state: PluginState, settings, plan: CheckoutPlan, rate: str | None,
+                     configuration: str | None) -> None:
+    """Record what `open_session` created at Stripe before the session, whatever became of the session."""
+    if rate is not None and plan.tax_rate is not None:
+        taxes.remember(state.session, plan.tax_rate, rate, livemode=settings.livemode)
+    if configuration is not None and plan.configuration is not None:
+        wallets.remember(state.session, plan.configuration, configuration, livemode=settings.livemode)
+
+
+def _forget_configuration(state: PluginState, params: SessionCreateParams) -> None:
+    # Stripe knows no object by an id we sent: if it is the configuration (the keys now open another
+    # account), the next click creates it again; the purchase stays open for that click.
+    configuration_id = params.get("payment_method_configuration")
+    if configuration_id:
+        wallets.forget(state.session, configuration_id)
 
 
 def _add_customer(session, host, settings, purchase: Purchase, user, params: SessionCreateParams) -> None:
