@@ -137,8 +137,14 @@ def _insert(state: PluginState, request: PaymentRequest, amount: int) -> Payment
 
 def _session_params(state: PluginState, request: PaymentRequest, attempt: PaymentAttempt,
                     return_url: str) -> SessionCreateParams:
+    """The Pay click's session: card (and SEPA in euros), listed, or through the wallets' Payment Method
+    Configuration when the settings turn wallets on and it is known (this step has written: a configuration
+    still to create is created once this step commits, for the next click)."""
+    from ..accounts import wallets
+
     invoice = request.invoice
     settings = payment_settings.load(state.session)
+    methods = ["card", "sepa_debit"] if settings.sepa_debit_enabled and request.currency == "EUR" else ["card"]
     metadata = {"lms_attempt_id": str(attempt.id), "lms_request_id": str(request.id),
                 "lms_invoice_id": str(invoice.id), "lms_user_id": request.user_id}
     label = _("Payment of invoice %(number)s", number=invoice.number or invoice.id)
@@ -151,13 +157,12 @@ def _session_params(state: PluginState, request: PaymentRequest, attempt: Paymen
         "payment_intent_data": {"metadata": metadata, "description": label[:1000]},
         "metadata": metadata,
         "client_reference_id": f"lms-attempt-{attempt.id}",
-        "allowed_payment_method_types": ["card", "sepa_debit"] if settings.sepa_debit_enabled and
-        request.currency == "EUR" else ["card"],
         "locale": "fr" if current_locale() == "fr" else "en",
         "expires_at": int(attempt.expires_at.timestamp()) if attempt.expires_at else 0,
         "success_url": _with_query(return_url, "session_id={CHECKOUT_SESSION_ID}"),
         "cancel_url": return_url,
     }
+    params.update(wallets.method_params(methods, wallets.configuration_or_later(state, settings)))
     return params
 
 
