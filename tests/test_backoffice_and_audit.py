@@ -41,15 +41,16 @@ def backoffice_enroll(app, people, lessons, *, user="u2", course="c1", actor="mg
         return decision
 
 
-_ROW = re.compile(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</td><td data-action=\"([a-z_]+)\">[^<]*</td><td>([^<]*)</td>"
-                  r"<td>([^<]*)</td><td>([^<]*)</td>")
+_ROW = re.compile(r'<tr data-action="([a-z_]+)"><td>([^<]*)</td><td>(?:<span class="badge muted">)?([^<]*)(?:</span>)?</td>'
+                  r"\s*<td>([^<]*)")
 _OLDER = re.compile(r'<a class="button secondary" href="([^"]+)">Older')
 
 
-def audit_rows(response) -> list[tuple[str, str, str, str, str]]:
-    """(when, action, actor, learner, course) of each row of the audit log page."""
+def audit_rows(response) -> list[tuple[str, str, str, str]]:
+    """(when, action, who, what happened) of each row of the audit log page."""
     assert response.status_code == 200
-    return [tuple(html.unescape(v) for v in row) for row in _ROW.findall(response.get_data(as_text=True))]
+    return [(html.unescape(when), action, html.unescape(who), html.unescape(what).strip())
+            for action, when, who, what in _ROW.findall(response.get_data(as_text=True))]
 
 
 def older_link(response) -> str | None:
@@ -141,24 +142,41 @@ def test_the_audit_log_lists_every_payment_action_with_its_actor_and_time(app, c
     found = audit_rows(client.get("/payments/admin/audit", headers=as_user("adm")))
 
     actors: dict[str, set] = {}
-    for _when, action, actor, _learner, _course in found:
-        actors.setdefault(action, set()).add(actor)
-    system = "Stripe / system"
+    for _when, action, who, _what in found:
+        actors.setdefault(action, set()).add(who)
+    # People by their names; what Stripe's events did, as Stripe; what the plugin recorded of Stripe's
+    # answers to an administrator's click (a refund found failed or succeeded), as the plugin.
+    plugin = "The payments plugin"
     assert actors == {
-        "settings_changed": {"adm"}, "course_pricing_changed": {"adm"}, "checkout_started": {"u1"},
-        "paid": {system}, "invoice_issued": {system}, "refund_requested": {"adm"}, "refund_failed": {system},
-        "refund_retried": {"adm"}, "refund_succeeded": {system}, "access_revoked": {"adm"},
-        "dispute_opened": {system}, "free_enrollment": {"mgr"},
+        "settings_changed": {"Ada Admin"}, "course_pricing_changed": {"Ada Admin"}, "checkout_started": {"Léa"},
+        "paid": {"Stripe"}, "invoice_issued": {"Stripe"}, "refund_requested": {"Ada Admin"},
+        "refund_failed": {plugin}, "refund_retried": {"Ada Admin"}, "refund_succeeded": {plugin},
+        "access_revoked": {"Ada Admin"}, "dispute_opened": {"Stripe"}, "free_enrollment": {"Max Manager"},
     }
-    by_action = {action: (learner, course) for _when, action, _actor, learner, course in found}
-    assert by_action["checkout_started"] == ("u1", "c1") and by_action["access_revoked"] == ("u1", "c1")
-    assert by_action["free_enrollment"] == ("u2", "c2")
+    said = {action: what for _when, action, _who, what in found}
+    assert said["checkout_started"] == "Léa started paying for “Python basics”."
+    assert said["paid"] == "Léa paid €49.90 for “Python basics”."
+    assert said["refund_retried"] == "The refund of €10.00 to Léa was tried again."
+    assert said["access_revoked"] == "Léa no longer has access to “Python basics”."
+    assert said["free_enrollment"] == "Sam was enrolled in “Flask advanced” free of charge."
+    assert said["invoice_issued"].startswith("Invoice ABC-") and said["invoice_issued"].endswith("issued to Léa for “Python basics”.")
     assert len(found) == len(rows(db, AuditEntry))
     newest_first = [action for _when, action, *_rest in found]
     assert newest_first[0] == "free_enrollment"
     assert newest_first == [e.action for e in sorted(rows(db, AuditEntry), key=lambda e: e.id, reverse=True)]
-    stamps = [when for when, *_rest in found]
-    assert stamps == sorted(stamps, reverse=True)
+
+
+def test_the_audit_log_speaks_french_with_french_amounts(client, db, host, people, priced):
+    audit.record(db.session, "refund_succeeded", user_id="u1", course_id="c1", amount=1250, currency="EUR")
+    audit.record(db.session, "payment_requested", actor_id="adm", user_id="u1", amount=9000, currency="EUR",
+                 invoice=7, channels=["email", "sms"])
+    db.session.commit()
+    host.locale = "fr"
+    found = audit_rows(client.get("/payments/admin/audit", headers=as_user("adm")))
+    assert [(who, what) for _when, _action, who, what in found[:2]] == [
+        ("Ada Admin", "90,00\u00a0€ demandés à Léa sur la facture n° 7, par e-mail et SMS."),
+        ("Le module de paiement", "12,50\u00a0€ remboursés à Léa pour «\u00a0Python basics\u00a0»."),
+    ]
 
 
 @pytest.fixture
@@ -198,9 +216,14 @@ def test_the_audit_log_filters(client, history, query, expected):
         assert "Nothing recorded." in text(response)
 
 
-def test_the_audit_log_shows_the_time_and_keeps_the_filters_in_the_form(client, history):
+def test_the_audit_log_shows_the_time_and_keeps_the_filters_in_the_form(app, client, history):
     response = client.get("/payments/admin/audit?actor=mgr&from=2026-01-12", headers=as_user("adm"))
-    assert audit_rows(response) == [("2026-01-12 12:00:00", "free_enrollment", "mgr", "u2", "c2")]
+    assert audit_rows(response) == [("Jan 12, 2026, 12:00:00\u202fPM", "free_enrollment", "Max Manager",
+                                     "Sam was enrolled in course c2 free of charge.")]  # a course the LMS lacks
+    assert "When (UTC)" in response.get_data(as_text=True)
+    app.config["LMS_STRIPE_TIMEZONE"] = "Europe/Paris"
+    response = client.get("/payments/admin/audit?actor=mgr&from=2026-01-12", headers=as_user("adm"))
+    assert audit_rows(response)[0][0] == "Jan 12, 2026, 1:00:00\u202fPM" and "When (Europe/Paris)" in text(response)
     body = response.get_data(as_text=True)
     assert 'name="actor" size="8" value="mgr"' in body and 'name="from" value="2026-01-12"' in body
 
@@ -215,12 +238,14 @@ def test_the_audit_log_pages_with_the_older_link(app, client, db, people):
     pages, url = [], "/payments/admin/audit"
     while url:
         response = client.get(url, headers=as_user("adm"))
-        pages.append([learner for _when, _action, _actor, learner, _course in audit_rows(response)])
+        pages.append([what for _when, _action, _who, what in audit_rows(response)])
         url = older_link(response)
         assert len(pages) < 10
 
     assert [len(page) for page in pages] == [2, 2, 1]
-    assert [learner for page in pages for learner in page] == expected
+    said = [what for page in pages for what in page]
+    names = [{"u1": "Léa", "u2": "Sam"}.get(user_id, f"learner {user_id}") for user_id in expected]
+    assert len(said) == len(names) and all(name in what for name, what in zip(names, said))
 
     filtered, url = [], "/payments/admin/audit?action=paid"
     while url:

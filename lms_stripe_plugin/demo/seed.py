@@ -9,6 +9,7 @@ from blinker import signal
 from werkzeug.datastructures import MultiDict
 
 from lms_stripe_plugin.accounts import settings as payment_settings
+from lms_stripe_plugin.core import audit
 
 from .models import Course, User, db
 from .sandbox_keys import SANDBOX_KEYS
@@ -39,6 +40,11 @@ COURSES = [
 def seed(app) -> None:
     if db.session.query(User.id).first() is not None:
         return
+    with audit.acting(audit.VIA_SETUP):
+        _seed(app)
+
+
+def _seed(app) -> None:
     for username, name, email, role, audience, phone in USERS:
         db.session.add(User(username=username, name=name, email=email, role=role, audience=audience, phone=phone))
     courses = []

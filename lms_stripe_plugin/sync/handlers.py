@@ -8,6 +8,7 @@ call to Stripe, and work that must call Stripe after writing is deferred until t
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from ..accounts import settings as payment_settings
 from ..billing import paying
 from ..billing.invoices import sync_invoice
+from ..core import audit
 from ..core.enums import PurchaseStatus
 from ..core.models import Invoice, Purchase, parse_row_id
 from ..core.state import PluginState
@@ -39,6 +41,18 @@ class Handling:
     apply: Callable[[PluginState, dict, dict, Any], None]
     read: Callable[[PluginState, dict], Any] | None = None
     reads: str = "nothing"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "apply", _as_stripe(self.apply))
+
+
+def _as_stripe(apply: Callable[[PluginState, dict, dict, Any], None]) -> Callable[[PluginState, dict, dict, Any], None]:
+    """What a handler records without an actor, Stripe did (the audit log says so)."""
+    @functools.wraps(apply)
+    def applied(state: PluginState, obj: dict, event: dict, extra: Any) -> None:
+        with audit.acting(audit.VIA_STRIPE):
+            apply(state, obj, event, extra)
+    return applied
 
 
 def _ours(obj: dict) -> int | None:

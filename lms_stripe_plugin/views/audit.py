@@ -8,6 +8,7 @@ from flask import current_app, request, url_for
 
 from ..core import audit
 from ..core.enums import AuditAction
+from ..web import audit_text
 from ..web.rendering import render
 from ._common import require_admin, state
 
@@ -43,6 +44,7 @@ def audit_log():
     rows, more = audit.page(state().session, _filter(args), before_id=after if after and 0 < after <= MAX_ID else None,
                             limit=current_app.config["LMS_STRIPE_PAGE_SIZE"])
     keep: dict[str, Any] = {k: v for k, v in args.items() if k in AUDIT_FILTERS}
-    return render("lms_stripe/admin/audit.html", entries=[(e, audit.details(e)) for e in rows],
-                  actions=list(AuditAction), args=keep,
+    st = state()
+    return render("lms_stripe/admin/audit.html", lines=audit_text.lines(st.session, st.host, rows),
+                  time_zone=audit_text.time_zone(), actions=list(AuditAction), args=keep,
                   next_url=url_for("lms_stripe.admin_audit", after=rows[-1].id, **keep) if more and rows else None)

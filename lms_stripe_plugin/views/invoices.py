@@ -14,6 +14,7 @@ from ..core.enums import InvoiceStatus
 from ..core.i18n import gettext as _
 from ..core.models import Invoice
 from ..refunds import cancellation, disputes, lifecycle
+from ..web import audit_text
 from ..web.rendering import render
 from ._common import display_names, error_response, require_admin, require_user, state
 
@@ -48,14 +49,15 @@ def invoice_context(invoice: Invoice) -> dict:
     session = state().session
     purchase_id = invoice.purchase_id
     refunds = lifecycle.refunds_of(session, purchase_id) if purchase_id else []
-    history = audit.purchase_history(session, purchase_id) if purchase_id else []
+    history = audit.invoice_history(session, purchase_id=purchase_id, invoice_id=invoice.id, user_id=invoice.user_id)
     return {"invoice": invoice, "purchase": invoice.purchase, "refunds": refunds, "lines": invoice.lines,
             "requests": listing.invoice_requests(session, invoice.id), "payments": listing.invoice_payments(session, invoice.id),
             "can_request": payable(invoice),
             "disputes": disputes.disputes_of(session, purchase_id) if purchase_id else [], "history": history,
             "refundable": cancellation.refundable(invoice, session),
             "unconfirmed": cancellation.unconfirmed_request(session, invoice),
-            "names": display_names({entry.actor_id for entry in history} | {r.actor_id for r in refunds})}
+            "history_lines": audit_text.lines(session, state().host, history),
+            "names": display_names({r.actor_id for r in refunds})}
 
 
 def invoice_detail(invoice_id: int):

@@ -103,6 +103,9 @@ def test_a_300_invoice_paid_in_two_requests(billing_app, client, db, sandbox):
     assert [r.status for r in db.session.scalars(select(PaymentRequest).order_by(PaymentRequest.id))] == ["paid", "paid"]
     final = client.get(second).get_data(as_text=True)
     assert 'id="download-pdf"' in final and invoice.pdf_url in final
+    history = client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm")).get_data(as_text=True)
+    assert "€90.00 asked of Léa on invoice" in history and "Léa paid €90.00 on invoice" in history
+    assert "Léa paid €210.00 on invoice" in history
     # Stripe's invoice agrees: two payments of 90 and 210 credited.
     stripe_invoice = billing_app.extensions["lms_stripe"].gateway.retrieve_invoice(
         invoice.stripe_invoice_id, api_key="sk_test_sandbox_e2e")
