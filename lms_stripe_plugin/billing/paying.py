@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts import settings as payment_settings
+from ..accounts import wallets
 from ..core import audit, jobs
 from ..core.enums import LIVE_ATTEMPT, AttemptStatus, AuditAction, InvoiceStatus, PaymentRequestStatus
 from ..core.i18n import current_locale, gettext as _
@@ -140,8 +141,6 @@ def _session_params(state: PluginState, request: PaymentRequest, attempt: Paymen
     """The Pay click's session: card (and SEPA in euros), listed, or through the wallets' Payment Method
     Configuration when the settings turn wallets on and it is known (this step has written: a configuration
     still to create is created once this step commits, for the next click)."""
-    from ..accounts import wallets
-
     invoice = request.invoice
     settings = payment_settings.load(state.session)
     methods = ["card", "sepa_debit"] if settings.sepa_debit_enabled and request.currency == "EUR" else ["card"]
