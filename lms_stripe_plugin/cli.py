@@ -1,5 +1,5 @@
 """``flask lms-stripe …``: database migrations, failed-event replay, reconciliation with Stripe, secrets at
-rest, the reminders of payment requests."""
+rest, the reminders of payment requests, the worker of an RQ queue."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -10,6 +10,8 @@ from flask.cli import AppGroup
 
 from . import migrate, tasks
 from .accounts import settings as payment_settings
+from .core import jobs, queue
+from .core.state import PluginState, this_app
 from .sync.reconcile import reconcile
 from .sync.webhooks import replay_failed
 
@@ -94,10 +96,15 @@ def reconcile_command(since, dry_run: bool) -> None:
 
 @reminders_cli.command("run")
 @click.option("--dry-run", is_flag=True, help="List the reminders that have come, send nothing.")
-def reminders_run(dry_run: bool) -> None:
+@click.option("--here", is_flag=True, help="Run in this process even when a queue is configured.")
+def reminders_run(dry_run: bool, here: bool) -> None:
     """Send the reminders that have come (run it every few minutes, from cron), then retry the messages whose
-    delivery failed. Safe to run at once from several machines."""
-    report = tasks.send_due_reminders(current_app._get_current_object(), dry_run=dry_run)  # type: ignore[attr-defined]
+    delivery failed. Safe to run at once from several machines. With a queue, the run is sent to it as a job
+    (unless --here or --dry-run)."""
+    if not dry_run and not here and jobs.enqueue(this_app(), reminders_job):
+        click.echo("Reminders run sent to the queue: a worker sends them.")
+        return
+    report = tasks.send_due_reminders(this_app(), dry_run=dry_run)
     if dry_run:
         for item in report.due:
             click.echo(f"request {item.request_id}: reminder {item.step:+d} day(s) from its due date")
@@ -105,3 +112,26 @@ def reminders_run(dry_run: bool) -> None:
         return
     click.echo(f"{report.sent} reminder(s) sent, {report.skipped} skipped (paid, cancelled or unreachable), "
                f"{report.claimed_elsewhere} sent by another run; {report.retried} failed message(s) retried.")
+
+
+def reminders_job(state: PluginState) -> None:
+    """The reminders run as a queue's job: ``flask lms-stripe reminders run`` with a queue, or the
+    ``lms_stripe_plugin.send_due_reminders`` task of a Celery app (for beat)."""
+    tasks.send_due_reminders(this_app())
+
+
+@lms_stripe_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop once the queue is empty.")
+@click.option("--name", default=None, help="The worker's name in RQ (default: RQ's own).")
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True,
+              help="Also put the jobs whose retry delay is over back in the queue (RQ keeps one scheduler "
+                   "running at a time, however many workers ask).")
+def worker(burst: bool, name: str | None, scheduler: bool) -> None:
+    """Run the jobs of the plugin's RQ queue (LMS_STRIPE_RQ_REDIS_URL or the host's rq.Queue): webhook
+    events, messages, follow-up work, reminders runs. One job at a time, in this process, with the app's
+    database; start as many workers as the load needs, on any machine."""
+    backend = queue.of(this_app())
+    if not isinstance(backend, queue.RQBackend):
+        raise click.UsageError("No RQ queue is configured: set LMS_STRIPE_RQ_REDIS_URL (with a Celery app, run "
+                               "your Celery worker instead).")
+    backend.worker(name=name).work(burst=burst, with_scheduler=scheduler)

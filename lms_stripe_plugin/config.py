@@ -76,6 +76,15 @@ DEFAULTS: dict[str, object] = {
     "LMS_STRIPE_TWILIO_FROM": None,  # a Twilio number (+33…) or a Messaging Service SID (MG…)
     # Seconds a mail server or the SMS provider has to answer (Flask-Mail keeps its own settings).
     "LMS_STRIPE_MESSAGE_TIMEOUT": 30,
+    # A job queue for webhook handling, messages, follow-up work and the reminders run (docs/deployment.md):
+    # the Redis of an RQ queue ("redis://127.0.0.1:6379/0"; the "rq" extra), unless the host passes its own
+    # rq.Queue or Celery app as StripePayments(queue=...). Neither: everything runs in-process.
+    "LMS_STRIPE_RQ_REDIS_URL": None,
+    "LMS_STRIPE_RQ_QUEUE": "lms_stripe",  # the RQ queue's name
+    "LMS_STRIPE_RQ_JOB_TIMEOUT": 1800,  # seconds an RQ job may run (a reminders run over many requests)
+    # Seconds before each new attempt of a webhook event whose handling failed in a worker; then it waits,
+    # failed, for a replay (the administrators' page, `flask lms-stripe events replay`).
+    "LMS_STRIPE_QUEUE_RETRY_DELAYS": (10, 60, 300),
 }
 
 #: Settings an administrator edits on the page, and the config key that overrides each.
