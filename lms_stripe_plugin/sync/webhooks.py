@@ -9,23 +9,34 @@ handle it again. Nothing is lost meanwhile: Stripe keeps an event until it is ac
 
 An event that can never be used (see `shapes` and `_REJECTED`) is stored rejected, with its reason, and
 acknowledged (200), so that Stripe stops retrying it; the administrators see it beside the failed ones.
+
+When the host has a queue (`core.queue`), a delivery is checked as above, then the event is stored received
+and its handling sent to the queue (`handle_queued`), and the answer (200) goes out at once. The worker
+handles it as a replay does (`handle`), in the same transaction; when that fails the event is kept failed,
+with its error, and the queue tries again after each of ``LMS_STRIPE_QUEUE_RETRY_DELAYS``; then the
+administrators' page and ``flask lms-stripe events replay`` handle it again, as without a queue. A delivery
+of an event stored but not settled yet sends its handling again (it may have been lost with a worker):
+the job that comes second finds it handled. Without a queue, or when the queue cannot take the job, the
+event is handled in this process.
 """
 from __future__ import annotations
 
 import json
 import traceback
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..core.logs import get_logger
 from ..accounts import settings as payment_settings
+from ..core import jobs, queue
 from ..core.enums import SETTLED_EVENT, EventStatus, RejectReason
 from ..core.models import Event, utcnow
-from ..core.state import PluginState
+from ..core.state import PluginState, this_app
 from ..errors import NotFound, PaymentsError
 from ..refunds.lifecycle import ExceedsPayment, OtherCurrency
 from ..shop.fulfilment import SessionMismatch
@@ -46,6 +57,9 @@ _REJECTED: tuple[tuple[type[PaymentsError], RejectReason], ...] = (
 _DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
 #: What the administrators' page lists.
 PROBLEMS = (EventStatus.FAILED, EventStatus.REJECTED)
+#: An event stored for the queue and still not handled this long after is taken as lost with its job: a
+#: replay handles it.
+QUEUED_GRACE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -55,15 +69,23 @@ class Outcome:
 
 
 def receive(state: PluginState, payload: bytes, signature: str | None) -> Outcome:
-    """Verify and handle one delivery. Raises `WebhookSignatureError` (400) before anything is stored."""
+    """Verify and handle one delivery (or, with a queue, store it and send its handling to the queue).
+    Raises `WebhookSignatureError` (400) before anything is stored."""
     settings = payment_settings.load(state.session)
     event = state.gateway.verify_event(payload, signature, settings.webhook_secrets,
                                        current_app.config["LMS_STRIPE_WEBHOOK_TOLERANCE"])
-    key = stored_id(event["id"])
+    key, text = stored_id(event["id"]), payload.decode("utf-8")
+    queued = queue.of(this_app()) is not None
+    if queued:
+        outcome = _queue_new(state, key, event, text, settings.livemode)
+        if outcome is not None:
+            return outcome
     status = state.session.scalar(select(Event.status).where(Event.id == key))  # not the payload: a status
     if status in SETTLED_EVENT:
         return Outcome(200, "already handled")
-    return _handle(state, key, event, payload.decode("utf-8"), settings.livemode, stored=status is not None)
+    if queued and status is not None:  # stored, not handled yet (or failed): its handling is sent again
+        return _send(state, key, event, text, settings.livemode)
+    return _handle(state, key, event, text, settings.livemode, stored=status is not None)
 
 
 def handle(state: PluginState, row: Event) -> Outcome:
@@ -95,6 +117,64 @@ def _handle(state: PluginState, key: str, event: dict, payload: str, livemode: b
         session.rollback()
         return _failed(state, key, event, payload, err)
     return Outcome(200, "handled" if applied else "outdated")
+
+
+def _queue_new(state: PluginState, key: str, event: dict, payload: str, livemode: bool) -> Outcome | None:
+    """With a queue: a new event of a handled type that passes the checks is stored received (one statement,
+    which leaves a stored event untouched), committed, and its handling sent to the queue. None for any other
+    (an event stored already, one to ignore or reject): the path without a queue settles it."""
+    handling = HANDLERS.get(event["type"])
+    if handling is None:
+        return None
+    try:
+        check_event(event, livemode=livemode, handled=True, payload=payload)
+        check_object(event["data"]["object"], SHAPES[handling.kind], handling.kind)
+    except Exception:  # noqa: BLE001 - `_handle` runs the same checks again, and keeps their outcome
+        return None
+    if not _insert_received(state.session, key, event, payload):
+        state.session.rollback()
+        return None
+    state.session.commit()
+    return _send(state, key, event, payload, livemode)
+
+
+def _insert_received(session, key: str, event: dict, payload: str) -> bool:
+    """Insert the event's row, received (not handled yet), unless one has its id: whether it did. On
+    PostgreSQL and SQLite, ``INSERT … ON CONFLICT DO NOTHING``: a concurrent delivery's insert waits for this
+    transaction, then does nothing."""
+    values = dict(id=key, type=stored_type(event["type"]), livemode=event.get("livemode") is True, payload=payload,
+                  status=EventStatus.RECEIVED, attempts=0, received_at=utcnow())
+    dialect = session.get_bind(mapper=Event).dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        try:
+            with session.begin_nested():
+                session.execute(insert(Event).values(**values))
+            return True
+        except IntegrityError:
+            return False
+    upsert = postgresql.insert(Event) if dialect == "postgresql" else sqlite.insert(Event)
+    return session.scalar(upsert.values(**values).on_conflict_do_nothing(index_elements=[Event.id])
+                          .returning(Event.id)) is not None
+
+
+def _send(state: PluginState, key: str, event: dict, payload: str, livemode: bool) -> Outcome:
+    """Send a stored event's handling to the queue; if the queue does not take it, handle it here."""
+    app = this_app()
+    if jobs.enqueue(app, handle_queued, key, retry_delays=tuple(app.config["LMS_STRIPE_QUEUE_RETRY_DELAYS"])):
+        return Outcome(200, "queued")
+    return _handle(state, key, event, payload, livemode, stored=True)
+
+
+def handle_queued(state: PluginState, key: str) -> None:
+    """The queue's job for a stored event: handled once, as a replay is (`handle`). Raises `jobs.Retry` when
+    the handling failed (the event is kept failed, with its error), for the queue to try again."""
+    row = state.session.get(Event, key)
+    if row is None or row.status in SETTLED_EVENT:
+        state.session.rollback()  # only read: end the transaction
+        return
+    outcome = handle(state, row)
+    if outcome.status >= 500:
+        raise jobs.Retry(f"Stripe event {key}: {outcome.message}")
 
 
 def _take(session, key: str, event: dict, payload: str, stored: bool) -> Event | None:
@@ -167,8 +247,10 @@ def _settle(state: PluginState, key: str, event: dict, payload: str, status: Eve
 # -- replays and the administrators' page ------------------------------------------------------------------
 
 def replay_failed(state: PluginState, *, limit: int = 500) -> list[tuple[str, Outcome]]:
-    """Handle again every stored event whose handling failed (``flask lms-stripe events replay``)."""
-    ids = state.session.scalars(select(Event.id).where(Event.status.in_((EventStatus.FAILED, EventStatus.RECEIVED)))
+    """Handle again every stored event whose handling failed (``flask lms-stripe events replay``), and those
+    stored for the queue that no worker handled within `QUEUED_GRACE` (their job was lost)."""
+    lost = and_(Event.status == EventStatus.RECEIVED, Event.received_at < utcnow() - QUEUED_GRACE)
+    ids = state.session.scalars(select(Event.id).where(or_(Event.status == EventStatus.FAILED, lost))
                                 .order_by(Event.received_at).limit(limit)).all()
     return [(event_id, handle(state, state.session.get(Event, event_id))) for event_id in ids]
 
