@@ -50,6 +50,7 @@ MATRIX = {
     "invoice_pdf": ("GET", "/payments/invoices/{invoice}/pdf", _everyone(401, others=404, u1=302, adm=302)),
     "admin_invoices": ("GET", "/payments/admin/invoices", ADMIN_ONLY),
     "admin_invoices_csv": ("GET", "/payments/admin/invoices.csv", ADMIN_ONLY),
+    "admin_invoices_xlsx": ("GET", "/payments/admin/invoices.xlsx", ADMIN_ONLY),
     "admin_invoice_totals": ("GET", "/payments/admin/invoices/totals", ADMIN_ONLY),
     "admin_invoice": ("GET", "/payments/admin/invoices/{invoice}", ADMIN_ONLY),
     "admin_cancel": ("GET", "/payments/admin/invoices/{invoice}/cancel", ADMIN_ONLY),

@@ -5,11 +5,11 @@ import io
 import re
 from datetime import datetime, timedelta, timezone
 
+import openpyxl
 import pytest
 import responses
 from sqlalchemy import select
 
-from lms_stripe_plugin.billing.listing import CSV_COLUMNS
 from lms_stripe_plugin.core.models import Invoice, Purchase
 
 from lms_stripe_plugin.testing import post_webhook
@@ -246,33 +246,51 @@ def test_pagination_keeps_the_filters(app, client, invoices):
 
 # -- CSV ---------------------------------------------------------------------------------------------------------
 
-def _csv(client, query=""):
+HEADERS = ["Number", "Issued (UTC)", "Status", "Origin", "E-mail", "Learner", "Description", "Currency",
+           "Net (excl. VAT)", "VAT", "Total incl. VAT", "VAT rate (%)", "Discount", "Refunded", "Paid", "Remaining",
+           "Due date", "Stripe invoice", "Credit note"]
+
+
+def _csv(client, query="", *, delimiter=","):
     response = client.get(f"{ADMIN_CSV}{query}", headers=as_user("adm"))
     assert response.status_code == 200
-    assert response.mimetype == "text/csv"
+    assert response.mimetype == "text/csv" and response.mimetype_params.get("charset") == "utf-8"
     assert response.headers["Content-Disposition"] == "attachment; filename=invoices.csv"
-    return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    body = response.get_data(as_text=True)
+    assert body.startswith("\ufeff")  # Excel reads UTF-8 (accents) only with it
+    return list(csv.reader(io.StringIO(body[1:]), delimiter=delimiter))
 
 
 def test_csv_export_has_a_header_and_amounts_in_major_units(client, invoices):
     rows = _csv(client)
-    assert rows[0] == list(CSV_COLUMNS)
-    by_number = {row[0]: dict(zip(CSV_COLUMNS, row)) for row in rows[1:]}
+    assert rows[0] == HEADERS
+    by_number = {row[0]: dict(zip(HEADERS, row)) for row in rows[1:]}
     assert [row[0] for row in rows[1:]] == ["INV-005", "JP-004", "INV-003", "INV-002", "INV-001"]
-    lea = by_number["INV-001"]
-    assert lea["issued_at"].startswith("2026-01-05T10:00:00")
-    assert {k: v for k, v in lea.items() if k != "issued_at"} == {
-        "number": "INV-001", "status": "paid", "user_email": "lea@example.com", "user_name": "Léa",
-        "course_title": "Python basics", "currency": "EUR", "net": "41.58", "vat": "8.32", "gross": "49.90",
-        "amount_refunded": "0.00", "stripe_invoice_id": "in_INV-001", "credit_note_number": ""}
-    assert (by_number["JP-004"]["net"], by_number["JP-004"]["vat"], by_number["JP-004"]["gross"]) == \
-        ("7273", "727", "8000")
-    assert by_number["INV-003"]["amount_refunded"] == "10.00"
+    assert by_number["INV-001"] == {
+        "Number": "INV-001", "Issued (UTC)": "2026-01-05 10:00", "Status": "Paid", "Origin": "Online purchase",
+        "E-mail": "lea@example.com", "Learner": "Léa", "Description": "Python basics", "Currency": "EUR",
+        "Net (excl. VAT)": "41.58", "VAT": "8.32", "Total incl. VAT": "49.90", "VAT rate (%)": "0", "Discount": "0.00",
+        "Refunded": "0.00", "Paid": "0.00", "Remaining": "0.00", "Due date": "", "Stripe invoice": "in_INV-001",
+        "Credit note": ""}
+    assert (by_number["JP-004"]["Net (excl. VAT)"], by_number["JP-004"]["VAT"], by_number["JP-004"]["Total incl. VAT"]) \
+        == ("7273", "727", "8000")
+    assert by_number["INV-003"]["Refunded"] == "10.00"
+
+
+def test_csv_export_in_french_is_for_french_excel(app, client, host, invoices):
+    """Semicolons, decimal commas, French headers and statuses, times in the school's zone, said."""
+    host.locale = "fr"
+    app.config["LMS_STRIPE_TIMEZONE"] = "Europe/Paris"
+    rows = _csv(client, delimiter=";")
+    assert rows[0][:4] == ["Numéro", "Émise (Europe/Paris)", "Statut", "Origine"]
+    lea = dict(zip(rows[0], rows[-1]))
+    assert (lea["Numéro"], lea["Émise (Europe/Paris)"], lea["Statut"], lea["Total TTC"]) == \
+        ("INV-001", "2026-01-05 11:00", "Payée", "49,90")
 
 
 def test_csv_export_follows_the_filters(client, invoices):
     assert [row[0] for row in _csv(client, "?learner=u2")[1:]] == ["INV-003", "INV-002"]
-    assert _csv(client, "?q=nobody") == [list(CSV_COLUMNS)]
+    assert _csv(client, "?q=nobody") == [HEADERS]
 
 
 def test_csv_export_neutralises_formulas(client, db, people):
@@ -280,11 +298,25 @@ def test_csv_export_neutralises_formulas(client, db, people):
              name="-2+3+cmd", title='=HYPERLINK("http://evil.test","Click")')
     [header, row] = _csv(client)
     cells = dict(zip(header, row))
-    assert cells["number"] == "'=1+1"
-    assert cells["course_title"] == "'=HYPERLINK(\"http://evil.test\",\"Click\")"
-    assert cells["user_email"] == "'@SUM(1+1)*cmd|' /C calc'!A0@evil.test"
-    assert cells["user_name"] == "'-2+3+cmd"
-    assert cells["gross"] == "49.90"  # numbers are left alone
+    assert cells["Number"] == "'=1+1"
+    assert cells["Description"] == "'=HYPERLINK(\"http://evil.test\",\"Click\")"
+    assert cells["E-mail"] == "'@SUM(1+1)*cmd|' /C calc'!A0@evil.test"
+    assert cells["Learner"] == "'-2+3+cmd"
+    assert cells["Total incl. VAT"] == "49.90"  # numbers are left alone
+
+
+def test_the_excel_export_has_typed_cells(client, invoices):
+    response = client.get("/payments/admin/invoices.xlsx?learner=u1", headers=as_user("adm"))
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"] == "attachment; filename=invoices.xlsx"
+    book = openpyxl.load_workbook(io.BytesIO(response.get_data()))
+    sheet = book.active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert list(rows[0]) == HEADERS
+    lea = dict(zip(HEADERS, rows[1]))
+    assert lea["Number"] == "INV-001" and lea["Issued (UTC)"] == datetime(2026, 1, 5, 10, 0)
+    assert lea["Total incl. VAT"] == 49.9 and isinstance(lea["Total incl. VAT"], float)
+    assert sheet.cell(row=2, column=11).number_format == "#,##0.00"
 
 
 def test_the_invoice_recorded_by_fulfilment_is_the_learners_to_download(client, db, people, priced, configured,

@@ -9,7 +9,7 @@ import pytest
 from blinker import signal
 from sqlalchemy import select
 
-from lms_stripe_plugin.billing.listing import _csv_safe
+from lms_stripe_plugin.billing.listing import safe_cell
 from lms_stripe_plugin.core.models import AuditEntry, Purchase
 from lms_stripe_plugin.shop.offers import save_offer
 
@@ -70,12 +70,12 @@ def test_without_a_public_url_or_server_name_no_address_is_built_from_the_reques
 @pytest.mark.parametrize("cell", ["=HYPERLINK(\"http://x\")", " =HYPERLINK(1)", "\n=HYPERLINK(1)", "\t=1+1",
                                   "\r@SUM(A1)", "  +1", "\x00-2+3", "\u3000=1", "＝1+1", "-1+A1"])
 def test_a_text_cell_that_a_spreadsheet_would_run_as_a_formula_is_neutralised(cell):
-    assert _csv_safe(cell).startswith("'")
+    assert safe_cell(cell).startswith("'")
 
 
 @pytest.mark.parametrize("cell", ["49.90", "-5.00", "Léa Martin", "SBX-0001", "lea@example.com", ""])
 def test_amounts_and_plain_text_are_left_as_they_are(cell):
-    assert _csv_safe(cell) == cell
+    assert safe_cell(cell) == cell
 
 
 def test_the_invoice_export_neutralises_a_learners_name_that_holds_a_formula(client, db, host, people, priced,
@@ -85,7 +85,7 @@ def test_the_invoice_export_neutralises_a_learners_name_that_holds_a_formula(cli
     paid_purchase(db, host)
     rows = list(csv.reader(io.StringIO(client.get("/payments/admin/invoices.csv", headers=as_user("adm"))
                                        .get_data(as_text=True))))
-    name = rows[1][rows[0].index("user_name")]
+    name = rows[1][rows[0].index("Learner")]
     assert name.startswith("'") and "HYPERLINK" in name
 
 

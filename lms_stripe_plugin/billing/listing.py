@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, t
 from sqlalchemy.orm import selectinload
 
 from ..core.enums import InvoiceStatus, MessageStatus, PaymentRequestStatus
-from ..core.models import Invoice, InvoicePayment, Message, PaymentRequest
+from ..core.models import Invoice, InvoiceLine, InvoicePayment, Message, PaymentRequest, Purchase
 from ..money import Money
 
 
@@ -111,47 +111,31 @@ def totals(session, flt: InvoiceFilter) -> list[tuple[str, int, int, int, int, i
     return [tuple(row) for row in session.execute(query)]
 
 
-CSV_COLUMNS = ("number", "issued_at", "status", "user_email", "user_name", "course_title", "currency",
-               "net", "vat", "gross", "amount_refunded", "stripe_invoice_id", "credit_note_number")
+#: Rows read per round trip of the exports (a server-side cursor on PostgreSQL).
+EXPORT_BATCH = 500
 
 
-#: Rows read and written per chunk of the CSV export.
-CSV_BATCH = 500
+def export_rows(session, flt: InvoiceFilter) -> Iterator:
+    """The filtered invoices for the exports, newest first, as they are read (memory stays flat whatever
+    the number): each row with its amounts in minor units, the VAT rate of a purchase or the lowest and
+    highest of an administrator's invoice's lines, and the price a purchase was sold at (for its discount)."""
+    lowest = (select(func.min(InvoiceLine.vat_rate)).where(InvoiceLine.invoice_id == Invoice.id)
+              .correlate(Invoice).scalar_subquery())
+    highest = (select(func.max(InvoiceLine.vat_rate)).where(InvoiceLine.invoice_id == Invoice.id)
+               .correlate(Invoice).scalar_subquery())
+    query = (select(Invoice.number, Invoice.issued_at, Invoice.status, Invoice.source, Invoice.user_email,
+                    Invoice.user_name, Invoice.course_title, Invoice.currency, Invoice.net, Invoice.vat, Invoice.gross,
+                    Purchase.vat_rate.label("purchase_rate"), lowest.label("lowest_rate"),
+                    highest.label("highest_rate"), Purchase.amount.label("price"),
+                    Purchase.amount_paid.label("purchase_paid"), Invoice.amount_refunded, Invoice.amount_paid,
+                    Invoice.amount_remaining, Invoice.due_at, Invoice.stripe_invoice_id, Invoice.credit_note_number)
+             .outerjoin(Purchase, Purchase.id == Invoice.purchase_id)
+             .where(*flt.conditions(_dialect(session))).order_by(*_NEWEST_FIRST)
+             .execution_options(yield_per=EXPORT_BATCH))
+    yield from session.execute(query)
 
 
-def export_csv(session, flt: InvoiceFilter) -> Iterator[str]:
-    """The CSV of the filtered invoices, in chunks as they are read (a server-side cursor on PostgreSQL):
-    the first bytes go out before the last rows are read, and memory stays flat whatever the number."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    columns = [getattr(Invoice, name) for name in CSV_COLUMNS]
-    query = (select(*columns).where(*flt.conditions(_dialect(session))).order_by(*_NEWEST_FIRST)
-             .execution_options(yield_per=CSV_BATCH))
-    for count, row in enumerate(session.execute(query), start=1):
-        writer.writerow([_csv_safe(value) for value in _csv_row(row)])
-        if count % CSV_BATCH == 0:
-            yield _drain(out)
-    yield _drain(out)
-
-
-def _csv_row(row) -> list:
-    values = list(row)
-    currency = row.currency
-    for index in (7, 8, 9, 10):
-        values[index] = str(Money(int(values[index] or 0), currency).major)
-    values[1] = row.issued_at.isoformat() if row.issued_at else ""
-    return values
-
-
-def _drain(out: io.StringIO) -> str:
-    text = out.getvalue()
-    out.seek(0)
-    out.truncate()
-    return text
-
-
-def _csv_safe(value) -> str:
+def safe_cell(value) -> str:
     """Neutralise spreadsheet formulas in text cells (CSV injection): a cell whose first character, once
     leading spaces and control characters are skipped (spreadsheets skip them too), starts a formula is
     prefixed with a quote. Numbers (amounts) are left as they are."""
@@ -281,5 +265,5 @@ def requests_csv(session, flt: RequestFilter) -> str:
         row = [req.id, req.invoice.number or req.invoice_id, req.invoice.user_name or req.user_id, req.currency,
                str(Money(req.amount, req.currency).major), str(Money(req.amount_paid, req.currency).major),
                req.due_at.date().isoformat(), RequestView(req, False).state, req.created_at.isoformat()]
-        writer.writerow([_csv_safe(value) for value in row])
+        writer.writerow([safe_cell(value) for value in row])
     return out.getvalue()

@@ -11,10 +11,11 @@ from ..billing import listing
 from ..billing.issuing import payable
 from ..core import audit
 from ..core.enums import InvoiceStatus
-from ..core.i18n import gettext as _
+from ..core.i18n import current_locale, gettext as _
 from ..core.models import Invoice
+from ..money import format_rate
 from ..refunds import cancellation, disputes, lifecycle
-from ..web import audit_text
+from ..web import audit_text, exports
 from ..web.rendering import render
 from ._common import display_names, error_response, require_admin, require_user, state
 
@@ -26,6 +27,7 @@ def register(bp) -> None:
     bp.add_url_rule("/invoices/<lms_id:invoice_id>/pdf", "invoice_pdf", invoice_pdf)
     bp.add_url_rule("/admin/invoices", "admin_invoices", admin_invoices)
     bp.add_url_rule("/admin/invoices.csv", "admin_invoices_csv", admin_invoices_csv)
+    bp.add_url_rule("/admin/invoices.xlsx", "admin_invoices_xlsx", admin_invoices_xlsx)
     bp.add_url_rule("/admin/invoices/totals", "admin_invoice_totals", admin_invoice_totals)
     bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>", "admin_invoice", invoice_detail)
 
@@ -131,6 +133,7 @@ def admin_invoices():
                   totals_url=url_for("lms_stripe.admin_invoice_totals", **args), errors=errors, args=args,
                   next_url=url_for("lms_stripe.admin_invoices", after=next_cursor, **args) if next_cursor else None,
                   csv_url=url_for("lms_stripe.admin_invoices_csv", **args),
+                  xlsx_url=url_for("lms_stripe.admin_invoices_xlsx", **args),
                   first_url=url_for("lms_stripe.admin_invoices", **args) if request.args.get("after") else None), \
         (400 if errors else 200)
 
@@ -146,10 +149,63 @@ def admin_invoice_totals():
                   list_url=url_for("lms_stripe.admin_invoices", **args))
 
 
+def _export_columns(zone: str) -> list[exports.Column]:
+    return [exports.Column(_("Number"), 16), exports.Column(_("Issued (%(zone)s)", zone=zone), 18),
+            exports.Column(_("Status"), 16), exports.Column(_("Origin"), 18), exports.Column(_("E-mail"), 28),
+            exports.Column(_("Learner"), 22), exports.Column(_("Description"), 30), exports.Column(_("Currency"), 9),
+            exports.Column(_("Net (excl. VAT)")), exports.Column(_("VAT")), exports.Column(_("Total incl. VAT")),
+            exports.Column(_("VAT rate (%)"), 12), exports.Column(_("Discount")), exports.Column(_("Refunded")),
+            exports.Column(_("Paid")), exports.Column(_("Remaining")), exports.Column(_("Due date"), 12),
+            exports.Column(_("Stripe invoice"), 30), exports.Column(_("Credit note"), 16)]
+
+
+def _export_cells(rows):
+    """Each exported invoice as typed cells, its status and origin in the reader's language."""
+    for row in rows:
+        currency = row.currency
+
+        def amount(minor):
+            return exports.Amount(int(minor or 0), currency)
+
+        if row.purchase_rate is not None:
+            rate: object = exports.Rate(row.purchase_rate)
+        elif row.lowest_rate is not None and row.lowest_rate == row.highest_rate:
+            rate = exports.Rate(row.lowest_rate)
+        elif row.lowest_rate is not None:
+            rate = f"{format_rate(row.lowest_rate, current_locale())} – {format_rate(row.highest_rate, current_locale())}"
+        else:
+            rate = None
+        discount = amount(row.price - row.purchase_paid) if row.price is not None and row.purchase_paid is not None \
+            else None
+        yield (row.number, row.issued_at, getattr(row.status, "label", row.status),
+               getattr(row.source, "label", row.source), row.user_email, row.user_name, row.course_title, currency,
+               amount(row.net), amount(row.vat), amount(row.gross), rate, discount, amount(row.amount_refunded),
+               amount(row.amount_paid), amount(row.amount_remaining),
+               row.due_at.date() if row.due_at else None, row.stripe_invoice_id, row.credit_note_number)
+
+
 def admin_invoices_csv():
+    """The filtered invoices as CSV for the reader's spreadsheet, streamed as they are read."""
     require_admin()
     flt, errors = _parse_filter(request.args)
     if errors:
         return error_response(400, "; ".join(errors.values()))
-    return Response(stream_with_context(listing.export_csv(state().session, flt)), mimetype="text/csv",
+    zone = audit_text.time_zone()
+    chunks = exports.csv_chunks(_export_columns(zone), _export_cells(listing.export_rows(state().session, flt)),
+                                zone=zone)
+    return Response(stream_with_context(chunks), mimetype="text/csv", content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": "attachment; filename=invoices.csv"})
+
+
+def admin_invoices_xlsx():
+    """The filtered invoices as an Excel workbook (typed cells)."""
+    require_admin()
+    flt, errors = _parse_filter(request.args)
+    if errors:
+        return error_response(400, "; ".join(errors.values()))
+    zone = audit_text.time_zone()
+    workbook = exports.xlsx_file(_export_columns(zone), _export_cells(listing.export_rows(state().session, flt)),
+                                 zone=zone, sheet=_("Invoices"))
+    return Response(exports.file_chunks(workbook),
+                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": "attachment; filename=invoices.xlsx"})
