@@ -291,6 +291,13 @@ def _our_invoice(session, stripe_invoice: dict) -> Invoice | None:
     found = session.get(Invoice, invoice_id, with_for_update=True) if invoice_id is not None else None
     if found is None or found.stripe_invoice_id not in (None, stripe_invoice.get("id")):
         return None  # another invoice of the same metadata (a copy, another platform): not ours
+    if found.stripe_invoice_id is None:
+        # Our commit after Stripe's answer was lost: ours by its id from now on, so that its payments (which
+        # name it by id) are recorded, and a Pay click has its customer.
+        customer = stripe_invoice.get("customer")
+        found.stripe_invoice_id = stripe_invoice.get("id")
+        found.stripe_customer_id = found.stripe_customer_id or (
+            customer.get("id") if isinstance(customer, dict) else customer)
     return found
 
 

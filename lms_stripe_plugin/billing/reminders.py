@@ -8,6 +8,7 @@ late is not sent three reminders at once).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from . import paying, requests as payment_requests
 
 #: The days a rule may name, relative to the due date.
 EARLIEST, LATEST = -60, 365
+_DAY = re.compile(r"[+-]?[0-9]{1,3}")
 
 
 def steps(text: str) -> list[int]:
@@ -30,7 +32,8 @@ def steps(text: str) -> list[int]:
     days = set()
     for part in (text or "").split(","):
         part = part.strip()
-        if part.lstrip("+-").isdigit() and EARLIEST <= int(part) <= LATEST:
+        # One sign at most and ASCII digits: "+-3" and "²" pass str.isdigit() but are no number int() reads.
+        if _DAY.fullmatch(part) and EARLIEST <= int(part) <= LATEST:
             days.add(int(part))
     return sorted(days, reverse=True)
 
@@ -53,7 +56,9 @@ def due(session, *, now: datetime, rules: list[int], maximum: int, after_id: int
         query = (select(PaymentRequest.id).where(
             PaymentRequest.id > after_id, PaymentRequest.status == PaymentRequestStatus.OPEN,
             PaymentRequest.amount_paid < PaymentRequest.amount, PaymentRequest.due_at <= moment,
-            PaymentRequest.created_at <= moment - timedelta(days=1),  # not a reminder of what was just sent
+            # Not a reminder of what was just sent: a day after the request at least, even when a step before
+            # the due date had come when it was sent.
+            PaymentRequest.created_at <= min(moment, now) - timedelta(days=1),
             ~select(Reminder.id).where(Reminder.request_id == PaymentRequest.id, Reminder.step >= step).exists(),
             select(func.count(Reminder.id)).where(Reminder.request_id == PaymentRequest.id)
             .scalar_subquery() < literal(maximum))

@@ -90,12 +90,25 @@ def _check(state: PluginState, invoice: Invoice, user, data: RequestInput) -> No
         errors["channels"] = _("Choose how to send the request: e-mail, SMS or both.")
     elif user is None:
         errors["channels"] = _("The LMS no longer knows this learner.")
-    elif data.email and not state.host.user_email(user):
+    elif data.email and not _reachable(Channel.EMAIL, state.host.user_email(user)):
         errors["channels"] = _("This learner has no e-mail address: send the request by SMS.")
-    elif data.sms and not messages.host_phone(state.host, user):
+    elif data.sms and not _reachable(Channel.SMS, messages.host_phone(state.host, user)):
         errors["channels"] = _("The LMS has no mobile phone number for this learner: send the request by e-mail.")
     if errors:
         raise ValidationFailed(errors, _("The payment request was not sent."))
+
+
+def _reachable(channel: Channel, recipient: str | None) -> bool:
+    """Whether a message can be written to ``recipient``: `messages.queue` refuses an address that is not one,
+    or a landline, and a refusal after the request was written would leave it half sent."""
+    try:
+        if channel == Channel.SMS:
+            messages.normalize_phone(recipient or "", region=messages.default_region(current_app.config))
+        else:
+            messages.check_email(recipient or "")
+    except messages.InvalidRecipient:
+        return False
+    return True
 
 
 def notify(state: PluginState, request: PaymentRequest, *, purpose: str, reminder_id: int | None = None,
@@ -110,8 +123,8 @@ def notify(state: PluginState, request: PaymentRequest, *, purpose: str, reminde
     written = 0
     for channel, wanted, recipient in ((Channel.EMAIL, request.send_email, host.user_email(user)),
                                        (Channel.SMS, request.send_sms and sms, messages.host_phone(host, user))):
-        if not (wanted and recipient):
-            continue
+        if not (wanted and recipient and _reachable(channel, recipient)):
+            continue  # e.g. a number that became a landline since: the other channel, or a reminder, still goes
         link = public_url("lms_stripe.pay", token=links.new(session, request))
         subject, body, html = _compose(state, request, user, channel, link, reminder)
         if messages.queue(session, channel=channel, recipient=recipient, subject=subject, body=body, html=html,

@@ -9,7 +9,8 @@ from flask import Response, abort, current_app, flash, redirect, request, url_fo
 from ..accounts import settings as payment_settings
 from ..billing import issuing, listing, requests as payment_requests
 from ..core.i18n import current_locale, gettext as _
-from ..core.models import PaymentRequest
+from ..core.enums import InvoiceStatus
+from ..core.models import PaymentRequest, parse_row_id
 from ..errors import GatewayError, PaymentsError, ValidationFailed
 from ..web.billing_forms import LINE_ROWS, default_due, read_invoice, read_request
 from ..web.forms import amount_input
@@ -72,6 +73,9 @@ def _issue(invoice_id: int):
 
 def issue_again(invoice_id: int):
     require_admin()
+    if invoice_or_404(invoice_id).status != InvoiceStatus.ISSUING:  # issued meanwhile (a second click)
+        flash(_("The invoice is issued."), "success")
+        return redirect(url_for("lms_stripe.admin_invoice", invoice_id=invoice_id))
     return _issue(invoice_id)
 
 
@@ -136,7 +140,10 @@ def cancel(request_id: int):
 def request_list():
     require_admin()
     flt = listing.RequestFilter.from_args(request.args)
-    rows, more = listing.admin_requests(state().session, flt, before_id=request.args.get("after", type=int),
+    before_id = parse_row_id(request.args.get("after"))
+    if before_id is None and "after" in request.args:
+        abort(400)
+    rows, more = listing.admin_requests(state().session, flt, before_id=before_id,
                                         limit=current_app.config["LMS_STRIPE_PAGE_SIZE"])
     args: dict[str, Any] = {k: v for k, v in request.args.items() if k in listing.RequestFilter.NAMES}
     return render("lms_stripe/admin/requests.html", rows=rows, args=args, views=listing.RequestView,

@@ -99,7 +99,8 @@ def my_payments():
     user = require_user()
     st = state()
     user_id = st.host.user_id(user)
-    owed = listing.learner_requests(st.session, user_id)
+    # A request whose invoice owes nothing more (paid on Stripe's own page, or void) asks for nothing.
+    owed = [req for req in listing.learner_requests(st.session, user_id) if paying.remaining(req) > 0]
     return render("lms_stripe/my_payments.html", owed=owed, paid=listing.learner_invoices(st.session, user_id),
                   remaining=paying.remaining, overdue=paying.overdue)
 

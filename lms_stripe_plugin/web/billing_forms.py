@@ -42,22 +42,28 @@ def read_invoice(form: MultiDict, host) -> InvoiceForm:
     result.due = _day(form, "due", result.errors)
     if result.due is not None and result.due < utcnow().date():
         result.errors["due"] = _("The due date is in the past.")
-    for row in range(1, min(LINE_ROWS, MAX_LINES) + 1):
+    rows = range(1, min(LINE_ROWS, MAX_LINES) + 1)
+    for row in rows:
         line = _line(form, row, result, host)
         if line is not None:
             result.lines.append(line)
-    if not result.lines and not any(key.startswith("line-") for key in result.errors):
+    # Only when no line was filled in: a line whose amount waits for a valid currency is not missing.
+    if not any(_typed(form, row) for row in rows):
         result.errors["line-1-description"] = _("Add at least one line.")
     return result
 
 
+def _typed(form: MultiDict, row: int) -> bool:
+    return any((form.get(f"line-{row}-{name}") or "").strip() for name in ("course", "description", "amount"))
+
+
 def _line(form: MultiDict, row: int, result: InvoiceForm, host) -> LineInput | None:
     name = f"line-{row}-"
+    if not _typed(form, row):
+        return None
     course_id = (form.get(name + "course") or "").strip()[:64] or None
     description = (form.get(name + "description") or "").strip()[:500]
     typed = (form.get(name + "amount") or "").strip()[:32]
-    if not (course_id or description or typed):
-        return None
     course = host.get_course(course_id) if course_id else None
     if course_id and course is None:
         result.errors[name + "course"] = _("No course of the LMS has this id.")
@@ -116,8 +122,13 @@ def read_request(form: MultiDict, currency: str) -> RequestForm:
     message = (form.get("message") or "").strip()
     if any(ord(c) < 32 and c not in "\r\n\t" for c in message):
         errors["message"] = _("Remove the control characters.")
+    email, sms = bool(form.get("email")), bool(form.get("sms"))
+    if errors:  # the checks the service makes of the rest, so that every error is shown at once
+        if due is not None and due < utcnow().date():
+            errors["due"] = _("The due date is in the past.")
+        if not (email or sms):
+            errors["channels"] = _("Choose how to send the request: e-mail, SMS or both.")
     if errors or amount is None or due is None:
         return RequestForm(errors=errors)
-    return RequestForm(RequestInput(amount=amount, due=due, message=message or None,
-                                    email=bool(form.get("email")), sms=bool(form.get("sms")),
+    return RequestForm(RequestInput(amount=amount, due=due, message=message or None, email=email, sms=sms,
                                     locale=normalize_locale(form.get("locale") or current_locale())))
