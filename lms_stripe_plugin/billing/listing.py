@@ -11,7 +11,7 @@ from typing import Iterator
 from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, tuple_
 from sqlalchemy.orm import selectinload
 
-from ..core.enums import InvoiceStatus, MessageStatus, PaymentRequestStatus
+from ..core.enums import PAYABLE_INVOICE, InvoiceStatus, MessageStatus, PaymentRequestStatus
 from ..core.models import Invoice, InvoiceLine, InvoicePayment, Message, PaymentRequest, Purchase
 from ..money import Money
 
@@ -27,6 +27,18 @@ def learner_requests(session, user_id: str) -> list[PaymentRequest]:
                                                              PaymentRequest.status == PaymentRequestStatus.OPEN)
                                 .options(selectinload(PaymentRequest.invoice))
                                 .order_by(PaymentRequest.due_at, PaymentRequest.id)))
+
+
+def learner_open_invoices(session, user_id: str) -> list[Invoice]:
+    """The learner's issued invoices that still owe something and that no open request asks for: each gets
+    its own Pay button in "My payments"."""
+    asked = select(PaymentRequest.id).where(PaymentRequest.invoice_id == Invoice.id,
+                                            PaymentRequest.status == PaymentRequestStatus.OPEN,
+                                            PaymentRequest.amount_paid < PaymentRequest.amount)
+    return list(session.scalars(select(Invoice).where(
+        Invoice.user_id == user_id, Invoice.status.in_(PAYABLE_INVOICE), Invoice.amount_remaining > 0,
+        Invoice.stripe_invoice_id.is_not(None), ~asked.exists())
+        .order_by(Invoice.due_at, Invoice.id)))
 
 
 def learner_invoice(session, user_id: str, invoice_id: int) -> Invoice | None:
