@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, t
 from sqlalchemy.orm import selectinload
 
 from ..core.enums import PAYABLE_INVOICE, InvoiceStatus, MessageStatus, PaymentRequestStatus
-from ..core.models import Invoice, InvoiceLine, InvoicePayment, Message, PaymentRequest, Purchase
+from ..core.models import CourseOffer, Invoice, InvoiceLine, InvoicePayment, Message, PaymentRequest, Purchase
 from ..money import Money
 
 
@@ -54,6 +54,9 @@ class InvoiceFilter:
     date_from: date | None = None
     date_to: date | None = None
     q: str | None = None
+    #: The courses whose title the search names (read from the LMS by the caller): searched by course too.
+    titled: tuple[str, ...] = ()
+    oldest_first: bool = False
 
     def conditions(self, dialect: str = "") -> list:
         cond = []
@@ -68,15 +71,16 @@ class InvoiceFilter:
         if self.date_to:
             cond.append(Invoice.issued_at < datetime.combine(self.date_to + timedelta(days=1), time.min, timezone.utc))
         if self.q:
-            cond.append(search(self.q, dialect))
+            cond.append(search(self.q, dialect, titled=self.titled))
         return cond
 
 
-def search(q: str, dialect: str):
+def search(q: str, dialect: str, *, titled: tuple[str, ...] = ()):
     """What the administrators' search box finds, each case served by an index on PostgreSQL (migration
     0005): an e-mail address or its start ("lea@", "lea@example.org"); an invoice or credit note number or its
     start ("INV-0042", "ABC-00"), for text with a digit and no space; otherwise the start of each word of the
-    learner's name ("mart", "léa mar"), or the start of an e-mail address. Whatever the case."""
+    learner's name ("mart", "léa mar"), or the start of an e-mail address, or the invoices of the courses
+    ``titled`` (those whose title the words start, found by the caller). Whatever the case."""
     text = q.strip()
     email = func.lower(Invoice.user_email).startswith(text.lower(), autoescape=True)
     if "@" in text:
@@ -93,7 +97,25 @@ def search(q: str, dialect: str):
         named = vector.op("@@")(func.to_tsquery(literal_column("'simple'::regconfig"), query))
     else:
         named = and_(*(func.lower(Invoice.user_name).contains(word, autoescape=True) for word in words))
+    if titled:
+        return or_(named, email, Invoice.course_id.in_(titled))
     return or_(named, email)
+
+
+def title_matches(q: str, title: str) -> bool:
+    """Whether each word of the search starts a word of the title ("adv fla" finds "Advanced Flask")."""
+    words = re.findall(r"\w+", q.casefold())
+    said = re.findall(r"\w+", title.casefold())
+    return bool(words) and all(any(w.startswith(word) for w in said) for word in words)
+
+
+#: At most so many priced courses are offered by title in the course filter (beyond, it takes an id).
+COURSE_CHOICES = 500
+
+
+def priced_course_ids(session) -> list[str]:
+    """The courses the plugin has a price for (up to `COURSE_CHOICES` + 1): the course filter's choices."""
+    return list(session.scalars(select(CourseOffer.course_id).order_by(CourseOffer.id).limit(COURSE_CHOICES + 1)))
 
 
 def _dialect(session) -> str:
@@ -105,12 +127,15 @@ _NEWEST_FIRST = (Invoice.issued_at.desc(), Invoice.id.desc())
 
 
 def admin_page(session, flt: InvoiceFilter, *, after: tuple[datetime, int] | None, limit: int):
-    """One page of invoices, newest first, continuing after the (issued_at, id) cursor: a keyset page that
-    reads from the composite index where the cursor left off, however deep."""
+    """One page of invoices, newest first (or oldest first), continuing after the (issued_at, id) cursor: a
+    keyset page that reads from the composite index where the cursor left off, however deep, in either
+    direction."""
     query = select(Invoice).where(*flt.conditions(_dialect(session)))
+    key = tuple_(Invoice.issued_at, Invoice.id)
     if after is not None:
-        query = query.where(tuple_(Invoice.issued_at, Invoice.id) < tuple_(*after))
-    query = query.options(selectinload(Invoice.purchase)).order_by(*_NEWEST_FIRST)
+        query = query.where(key > tuple_(*after) if flt.oldest_first else key < tuple_(*after))
+    order = (Invoice.issued_at.asc(), Invoice.id.asc()) if flt.oldest_first else _NEWEST_FIRST
+    query = query.options(selectinload(Invoice.purchase)).order_by(*order)
     rows = session.scalars(query.limit(limit + 1)).all()
     return rows[:limit], len(rows) > limit
 
