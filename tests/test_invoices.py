@@ -261,6 +261,17 @@ def test_the_course_filter_offers_the_priced_courses_by_title_and_no_learner_id_
     assert '<input type="hidden" name="learner" value="u2">' in kept and _listed(kept) == ["INV-003", "INV-002"]
 
 
+def test_dates_are_written_the_readers_way_in_the_schools_time_zone(app, client, db, host, people):
+    app.config["LMS_STRIPE_TIMEZONE"] = "Pacific/Auckland"  # 13 hours ahead in January
+    _invoice(db, "TZ-1", issued_at=datetime(2026, 1, 5, 20, 0, tzinfo=timezone.utc))
+    assert "Jan 6, 2026" in _admin(client).get_data(as_text=True)
+    host.locale = "fr"
+    page = _admin(client).get_data(as_text=True)
+    assert "6 janv. 2026" in page and "2026-01-0" not in page
+    mine = client.get("/payments/invoices", headers=as_user("u1")).get_data(as_text=True)
+    assert "6 janv. 2026" in mine and "2026-01-0" not in mine
+
+
 def test_oldest_first_pages_forward_through_every_invoice(app, client, invoices):
     app.config["LMS_STRIPE_PAGE_SIZE"] = 2
     pages, url = [], f"{ADMIN_LIST}?order=oldest"
