@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import url_for
 
 from ..core.i18n import gettext as _
+from ..host import audience_allows
 from ..shop import enrollment, offers
 from ..shop.enrollment import EnrollmentDecision
 from ._state import plugin_state
@@ -23,6 +24,12 @@ def requested(sender, course, user, actor=None, source="self", **_kw):
         return _backoffice(state, course, course_id, user_id, actor)
     if enrollment.has_paid(session, user_id, course_id):
         return EnrollmentDecision(allowed=True, reason="purchased")
+    # One message for the situation: never "buy it" about a course this learner cannot buy.
+    if not offer.on_sale:
+        return EnrollmentDecision(allowed=False, reason="not_on_sale", message=_("This course is not on sale."))
+    if not (audience_allows(offer.audience, host.user_audience(user)) and host.can_purchase(user, course)):
+        return EnrollmentDecision(allowed=False, reason="not_for_you",
+                                  message=_("This course is not available for purchase with your account."))
     return EnrollmentDecision(
         allowed=False, reason="payment_required",
         message=_("This course is paid: buy it to enroll."),
