@@ -98,6 +98,17 @@ def test_my_invoices_when_there_are_none(client, invoices):
     assert "You have no invoices yet." in page and "INV-" not in page
 
 
+def test_my_invoices_shows_a_payment_still_processed_by_the_bank(client, db, lessons, people):
+    db.session.add_all([Purchase(user_id="u1", course_id="c2", status="processing", amount=12900, currency="EUR"),
+                        Purchase(user_id="u2", course_id="c1", status="processing", amount=4990, currency="EUR")])
+    db.session.commit()
+    page = client.get("/payments/invoices", headers=as_user("u1")).get_data(as_text=True)
+    assert "Payments being processed" in page and "Flask advanced" in page and "€129.00" in page
+    assert "Processing" in page and "You have no invoices yet." not in page and "Python basics" not in page
+    assert "Payments being processed" not in client.get("/payments/invoices", headers=as_user("mgr")).get_data(
+        as_text=True)
+
+
 def test_my_invoices_needs_a_signed_in_user(client, invoices):
     assert client.get("/payments/invoices").status_code == 401
 

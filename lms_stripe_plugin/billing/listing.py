@@ -11,7 +11,7 @@ from typing import Iterator
 from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, tuple_
 from sqlalchemy.orm import selectinload
 
-from ..core.enums import PAYABLE_INVOICE, InvoiceStatus, MessageStatus, PaymentRequestStatus
+from ..core.enums import PAYABLE_INVOICE, InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus
 from ..core.models import CourseOffer, Invoice, InvoiceLine, InvoicePayment, Message, PaymentRequest, Purchase
 from ..money import Money
 
@@ -19,6 +19,13 @@ from ..money import Money
 def learner_invoices(session, user_id: str) -> list[Invoice]:
     return session.scalars(select(Invoice).where(Invoice.user_id == user_id)
                            .order_by(Invoice.issued_at.desc(), Invoice.id.desc())).all()
+
+
+def learner_processing(session, user_id: str) -> list[Purchase]:
+    """The learner's payments under way at their bank (a SEPA debit takes days), whose invoice comes once paid."""
+    return list(session.scalars(select(Purchase).where(Purchase.user_id == user_id,
+                                                       Purchase.status == PurchaseStatus.PROCESSING)
+                                .order_by(Purchase.created_at.desc(), Purchase.id.desc())))
 
 
 def learner_requests(session, user_id: str) -> list[PaymentRequest]:

@@ -35,8 +35,16 @@ def register(bp) -> None:
 def my_invoices():
     user = require_user()
     st = state()
-    rows = listing.learner_invoices(st.session, st.host.user_id(user))
-    return render("lms_stripe/my_invoices.html", invoices=rows)
+    user_id = st.host.user_id(user)
+    rows = listing.learner_invoices(st.session, user_id)
+    processing = [(purchase, _title(purchase.course_id)) for purchase in listing.learner_processing(st.session, user_id)]
+    return render("lms_stripe/my_invoices.html", invoices=rows, processing=processing)
+
+
+def _title(course_id: str) -> str:
+    host = state().host
+    course = host.get_course(course_id)
+    return host.course_title(course) if course is not None else course_id
 
 
 def invoice_or_404(invoice_id: int) -> Invoice:
