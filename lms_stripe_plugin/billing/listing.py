@@ -184,6 +184,9 @@ def safe_cell(value) -> str:
     leading spaces and control characters are skipped (spreadsheets skip them too), starts a formula is
     prefixed with a quote. Numbers (amounts) are left as they are."""
     text = "" if value is None else str(value)
+    head = text[:1]
+    if not head or (head not in _FORMULA and not head.isspace() and head >= " "):
+        return text  # the common case, read at once: nothing before its first character
     if _is_number(text):
         return text
     first = next((c for c in text if not (c.isspace() or ord(c) < 32)), "")

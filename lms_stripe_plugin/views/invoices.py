@@ -200,6 +200,13 @@ def _export_columns(zone: str) -> list[exports.Column]:
 
 def _export_cells(rows):
     """Each exported invoice as typed cells, its status and origin in the reader's language."""
+    labels: dict[Any, str] = {}  # a status's or an origin's words, looked up once per export
+
+    def label(value) -> str:
+        if value not in labels:
+            labels[value] = getattr(value, "label", value)
+        return labels[value]
+
     for row in rows:
         currency = row.currency
 
@@ -216,8 +223,7 @@ def _export_cells(rows):
             rate = None
         discount = amount(row.price - row.purchase_paid) if row.price is not None and row.purchase_paid is not None \
             else None
-        yield (row.number, row.issued_at, getattr(row.status, "label", row.status),
-               getattr(row.source, "label", row.source), row.user_email, row.user_name, row.course_title, currency,
+        yield (row.number, row.issued_at, label(row.status), label(row.source), row.user_email, row.user_name, row.course_title, currency,
                amount(row.net), amount(row.vat), amount(row.gross), rate, discount, amount(row.amount_refunded),
                amount(row.amount_paid), amount(row.amount_remaining),
                row.due_at.date() if row.due_at else None, row.stripe_invoice_id, row.credit_note_number)

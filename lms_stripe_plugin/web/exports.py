@@ -40,7 +40,7 @@ class Amount:
 
     @property
     def major(self) -> Decimal:
-        return Money(self.minor, self.currency).major
+        return Decimal(self.minor).scaleb(-exponent(self.currency))
 
 
 @dataclass(frozen=True)
