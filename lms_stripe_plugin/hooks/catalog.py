@@ -33,6 +33,7 @@ def rendering(sender, courses, user=None, **_kwargs):
     if state is None:
         return None
     host = state.host
+    courses = courses if isinstance(courses, list) else list(courses)  # read twice: ids, then labels
     current = payment_settings.load(state.session)
     user_id = host.user_id(user) if user is not None else None
     prices = catalog.prices(state, current.catalog_revision, user_id)
@@ -79,10 +80,11 @@ def filtering(sender, courses, args, **_kwargs):
     if args.get("price") or args.get("price_max"):  # else nothing to read
         current = payment_settings.load(state.session)
         price_filter = catalog.parse_filter(args, current.default_currency, current_locale())
+    courses = courses if isinstance(courses, list) else list(courses)
     if price_filter is None or not price_filter.active:
-        return courses if isinstance(courses, list) else list(courses)
+        return courses
     host = state.host
     user = host.current_user()
-    offers = catalog.prices(state, current.catalog_revision, host.user_id(user) if user is not None else None).offers
-    return [course for course in courses
-            if catalog.matches(offers.get(catalog.course_key(host.course_id, course)), price_filter)]
+    prices = catalog.prices(state, current.catalog_revision, host.user_id(user) if user is not None else None)
+    selection = catalog.filter_selection(prices.snapshot, price_filter)
+    return catalog.kept(courses, catalog.course_keys(courses, host.course_id, remember=True), selection)
