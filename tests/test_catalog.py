@@ -162,3 +162,17 @@ def test_two_apps_keep_their_own_filters(app, db, priced):
     db.session.expire_all()
     assert kept(app) == ["c1", "c3"]
 
+
+def test_purchases_read_by_the_catalog_are_the_committed_ones_of_this_user(app, db, priced, people):
+    from lms_stripe_plugin.core.models import Purchase
+
+    with app.test_request_context():
+        send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["u2"])  # offers kept
+    db.session.add_all([Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR"),
+                        Purchase(user_id="u1", course_id="c4", status="cancelled", amount=8000, currency="JPY"),
+                        Purchase(user_id="u2", course_id="c2", status="paid", amount=12900, currency="EUR")])
+    db.session.commit()
+    with app.test_request_context():
+        mine = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["u1"]).labels
+    assert "Purchased" in mine["c1"] and "¥8,000" in mine["c4"] and "€129.00" in mine["c2"]
+
