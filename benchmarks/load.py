@@ -12,7 +12,7 @@ shuffled, signed, by --threads threads released in rounds by a barrier, retrying
 --side-threads threads open the learners' success pages. The database is then checked against the events
 (one purchase per payment in its final state, enrollments, invoices, events stored once and none failed, the
 ledger per currency). Unless --no-clicks: 10 simultaneous Buy clicks of one learner, and two administrators
-cancelling the same invoices at once. The default of 300 payments makes about 2,200 events and 5,500 deliveries.
+cancelling the same invoices at once. The default of 300 payments makes about 3,400 events and 8,500 deliveries.
 
 With --queue-workers N the LMS has an RQ queue (on --redis-url, else a private redis-server started for the run)
 and N ``flask lms-stripe worker`` processes run its jobs; the database is checked once they have run them all.
