@@ -244,13 +244,18 @@ def _ask_balance(state: PluginState, purchase: Purchase, invoice: Invoice) -> No
 
 def invoice_changed(state: PluginState, invoice: Invoice | None) -> None:
     """An invoice's event was applied: a deposit's invoice now paid gives the learner the course (a suspended
-    access restored, or the access that waited for full payment), once."""
-    if invoice is None or invoice.source != InvoiceSource.DEPOSIT or invoice.status != InvoiceStatus.PAID:
+    access restored, or the access that waited for full payment), once. What the purchase counts as paid
+    follows the invoice (the most a cancellation refunds)."""
+    if invoice is None or invoice.source != InvoiceSource.DEPOSIT or invoice.purchase_id is None:
         return
     session = state.session
-    purchase = session.get(Purchase, invoice.purchase_id) if invoice.purchase_id else None
-    if purchase is None or purchase.status != PurchaseStatus.PAID:
-        return  # cancelled: a credit note settled the invoice, nothing to give
+    session.execute(update(Purchase).where(Purchase.id == invoice.purchase_id,
+                                           Purchase.amount_paid < invoice.amount_paid)
+                    .values(amount_paid=invoice.amount_paid).execution_options(synchronize_session=False))
+    purchase = session.get(Purchase, invoice.purchase_id, populate_existing=True)
+    if invoice.status != InvoiceStatus.PAID or invoice.amount_paid < invoice.gross or purchase is None \
+            or purchase.status != PurchaseStatus.PAID:
+        return  # settled by a credit note (a cancellation), not paid: nothing to give
     now = utcnow()
     won = session.execute(update(Purchase).where(Purchase.id == purchase.id, Purchase.balance_paid_at.is_(None))
                           .values(balance_paid_at=now).execution_options(synchronize_session=False)).rowcount == 1

@@ -16,7 +16,7 @@ from lms_stripe_plugin.shop import deposits, enrollment
 from lms_stripe_plugin.sync.reconcile import reconcile
 from lms_stripe_plugin.shop.offers import save_offer
 
-from .conftest import fault, pay, start_checkout
+from .conftest import csrf, fault, pay, start_checkout
 from .test_payment_requests_e2e import _last_link, _pay_from_link, billing_app  # noqa: F401 - the fixture
 
 
@@ -152,3 +152,20 @@ def test_a_crash_before_the_deposit_is_attached_is_finished_by_reconcile(billing
     purchase, invoice, request = _rows(db)
     assert (invoice.amount_paid, invoice.amount_remaining, request.amount) == (1497, 3493, 3493)
     assert _counts(db, sandbox, purchase) == ((1, 1, 1, 1), (1, 1))
+
+
+def test_cancelling_a_deposit_refunds_what_was_paid_with_a_credit_note(billing_app, client, db, sandbox, host):
+    _deposit_offer(db)
+    _pay_deposit(client, sandbox)
+    _purchase, invoice, _request = _rows(db)
+    path = f"/payments/admin/invoices/{invoice.id}/cancel"
+    response = client.post(path, data={"csrf_token": csrf(client, "adm", path), "reason": "Changed plans"},
+                           headers={"X-User": "adm"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, request = _rows(db)
+    note = sandbox.state.get(invoice.credit_note_id)
+    assert (note["amount"], note["pre_payment_amount"], note["post_payment_amount"]) == (4990, 3493, 1497)
+    assert invoice.status == "cancelled" and invoice.amount_refunded == 1497 and invoice.credit_note_number
+    assert purchase.status == "cancelled" and purchase.balance_paid_at is None and request.status == "cancelled"
+    assert host.calls == [("enroll", "u1", "c1"), ("unenroll", "u1", "c1")]
