@@ -123,3 +123,20 @@ def test_the_payment_page_offers_the_deposit(app, client, db, people, priced, co
     db.session.commit()
     page = client.get("/payments/courses/c1", headers=as_user("u1")).get_data(as_text=True)
     assert "Pay a deposit of €14.97" in page and "Then €34.93, due by" in page
+
+
+@pytest.mark.parametrize("typed, loaded", [("", 7), ("0", 0), ("14", 14), ("365", 365), ("366", None), ("-1", None),
+                                           ("٣", None), ("7d", None)])
+def test_the_grace_period_is_a_number_of_days(app, typed, loaded):
+    from marshmallow import ValidationError
+
+    from lms_stripe_plugin.web.forms import SettingsSchema
+
+    form = MultiDict({"default_currency": "EUR", "default_vat_rate": "20", "balance_grace_days": typed})
+    with app.test_request_context():
+        if loaded is None:
+            with pytest.raises(ValidationError) as refused:
+                SettingsSchema().load_form(form)
+            assert "from 0 to 365" in str(refused.value.messages["balance_grace_days"])
+        else:
+            assert SettingsSchema().load_form(form)["balance_grace_days"] == loaded

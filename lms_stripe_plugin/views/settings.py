@@ -77,7 +77,7 @@ def _form_values(current, submitted) -> dict:
         "school_name": current.school_name or "", "partial_payments_enabled": current.partial_payments_enabled,
         "partial_minimum": amount_input(current.partial_minimum, current.default_currency),
         "reminder_days": ", ".join(current.reminder_days.split(",")), "reminder_max": str(current.reminder_max),
-        "reminder_sms": current.reminder_sms,
+        "reminder_sms": current.reminder_sms, "balance_grace_days": str(current.balance_grace_days),
     }
 
 

@@ -152,6 +152,7 @@ class SettingsSchema(Schema):
     reminder_days = Text(max_length=64)
     reminder_max = Text(max_length=4)
     reminder_sms = Checkbox(load_default=False)
+    balance_grace_days = Text(max_length=4)
     sepa_debit_enabled = Checkbox(load_default=False)
     automatic_tax = Checkbox(load_default=False)
     terms_url = Url(max_length=MAX_TEXT)
@@ -159,7 +160,7 @@ class SettingsSchema(Schema):
     FIELDS = ("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
               "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
               "sepa_debit_enabled", "automatic_tax", "terms_url", "school_name", "partial_payments_enabled",
-              "partial_minimum", "reminder_days", "reminder_max", "reminder_sms")
+              "partial_minimum", "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days")
     SECRETS = ("secret_key", "webhook_secrets")
 
     def __init__(self, *, stored=None, **kwargs):
@@ -187,7 +188,8 @@ class SettingsSchema(Schema):
                             ("webhook_secrets", self._check_webhook_secrets),
                             ("klarna_minimum", self._check_klarna_minimum),
                             ("partial_minimum", self._check_partial_minimum),
-                            ("reminder_days", self._check_reminder_days), ("reminder_max", self._check_reminder_max)):
+                            ("reminder_days", self._check_reminder_days), ("reminder_max", self._check_reminder_max),
+                            ("balance_grace_days", self._check_grace_days)):
             if name in data:
                 try:
                     data[name] = check(data[name], data)
@@ -236,6 +238,13 @@ class SettingsSchema(Schema):
             return 3
         if not value.isdigit() or not 0 <= int(value) <= 10:
             raise ValidationError(_("Enter a number of reminders from 0 to 10."))
+        return int(value)
+
+    def _check_grace_days(self, value, data):
+        if value in (None, ""):
+            return 7
+        if not value.isascii() or not value.isdigit() or not 0 <= int(value) <= 365:
+            raise ValidationError(_("Enter a number of days from 0 to 365."))
         return int(value)
 
     def _check_klarna_minimum(self, value, data):
