@@ -2,16 +2,21 @@
 stored; the database refuses the same terms written around the form; the Buy page offers the deposit."""
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
+from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
+from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.core.models import CourseOffer, Purchase
+from lms_stripe_plugin.web.forms import SettingsSchema
 
-from .conftest import as_user
+from .conftest import KEYS, as_user, form_body
+from .stripe_stubs import checkout_session, stub_create_session
 from .test_hostile_input import send_signal
 
 TOMORROW = (date.today() + timedelta(days=1)).isoformat()
@@ -128,10 +133,6 @@ def test_the_payment_page_offers_the_deposit(app, client, db, people, priced, co
 @pytest.mark.parametrize("typed, loaded", [("", 7), ("0", 0), ("14", 14), ("365", 365), ("366", None), ("-1", None),
                                            ("٣", None), ("7d", None)])
 def test_the_grace_period_is_a_number_of_days(app, typed, loaded):
-    from marshmallow import ValidationError
-
-    from lms_stripe_plugin.web.forms import SettingsSchema
-
     form = MultiDict({"default_currency": "EUR", "default_vat_rate": "20", "balance_grace_days": typed})
     with app.test_request_context():
         if loaded is None:
@@ -140,3 +141,26 @@ def test_the_grace_period_is_a_number_of_days(app, typed, loaded):
             assert "from 0 to 365" in str(refused.value.messages["balance_grace_days"])
         else:
             assert SettingsSchema().load_form(form)["balance_grace_days"] == loaded
+
+
+def test_the_deposit_checkout_session_charges_the_deposit_only(app, client, db, people, priced, stripe_http):
+    """What Stripe is sent (the real SDK, Stripe's HTTP stubbed): the deposit as the one line, no invoice
+    creation (the invoice of the full price comes after), no tax rate on the deposit, no promotion code."""
+    payment_settings.save(db.session, {"enabled": True, "vouchers_enabled": True, **KEYS}, actor_id="adm")
+    db.session.commit()
+    assert _save(app, priced) is None
+    db.session.commit()
+    purchase_id = 1
+    stub_create_session(stripe_http, checkout_session(purchase_id, amount=1497))
+    page = client.get("/payments/courses/c1", headers=as_user("u1")).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/payments/checkout/c1", data={"csrf_token": token}, headers=as_user("u1"))
+    assert response.status_code == 303
+    sent = form_body(stripe_http.calls[-1].request)
+    assert sent["line_items[0][price_data][unit_amount]"] == "1497" and sent["mode"] == "payment"
+    assert sent["line_items[0][price_data][product_data][name]"] == "Deposit: Python basics"
+    assert not any(key.startswith(("invoice_creation", "line_items[0][tax_rates]", "allow_promotion_codes"))
+                   for key in sent)
+    purchase = db.session.get(Purchase, purchase_id)
+    assert (purchase.amount, purchase.deposit_amount, purchase.access_on_deposit) == (4990, 1497, True)
+    assert purchase.balance_due_at.date() == date.today() + timedelta(days=30)
