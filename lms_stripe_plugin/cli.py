@@ -100,7 +100,7 @@ def reconcile_command(since, dry_run: bool) -> None:
 @click.option("--here", is_flag=True, help="Run in this process even when a queue is configured.")
 def reminders_run(dry_run: bool, here: bool) -> None:
     """Send the reminders that have come (run it every few minutes, from cron), then retry the messages whose
-    delivery failed. Safe to run at once from several machines. With a queue, the run is sent to it as a job
+    delivery failed, and suspend access for deposits whose balance is overdue past the grace period. Safe to run at once from several machines. With a queue, the run is sent to it as a job
     (unless --here or --dry-run)."""
     if not dry_run and not here and jobs.enqueue(this_app(), reminders_job):
         click.echo("Reminders run sent to the queue: a worker sends them.")
@@ -110,9 +110,12 @@ def reminders_run(dry_run: bool, here: bool) -> None:
         for item in report.due:
             click.echo(f"request {item.request_id}: reminder {item.step:+d} day(s) from its due date")
         click.echo(f"{len(report.due)} reminder(s) due.")
+        for purchase_id in report.overdue:
+            click.echo(f"purchase {purchase_id}: balance overdue past the grace period, access to suspend")
         return
     click.echo(f"{report.sent} reminder(s) sent, {report.skipped} skipped (paid, cancelled or unreachable), "
-               f"{report.claimed_elsewhere} sent by another run; {report.retried} failed message(s) retried.")
+               f"{report.claimed_elsewhere} sent by another run; {report.retried} failed message(s) retried; "
+               f"{report.suspended} access(es) suspended for an overdue balance.")
 
 
 def reminders_job(state: PluginState) -> None:

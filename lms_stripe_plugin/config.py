@@ -31,6 +31,7 @@ DEFAULTS: dict[str, object] = {
     "LMS_STRIPE_PARTIAL_MINIMUM": None,  # minor units of the default currency
     "LMS_STRIPE_REMINDER_DAYS": None,  # "-3,1,7": days relative to a request's due date
     "LMS_STRIPE_REMINDER_MAX": None,
+    "LMS_STRIPE_BALANCE_GRACE_DAYS": None,
     "LMS_STRIPE_REMINDER_SMS": None,
     # Stripe API base address: None for Stripe itself, or the sandbox's URL.
     "LMS_STRIPE_API_BASE": None,
@@ -114,6 +115,7 @@ OVERRIDES: dict[str, str] = {
     "reminder_days": "LMS_STRIPE_REMINDER_DAYS",
     "reminder_max": "LMS_STRIPE_REMINDER_MAX",
     "reminder_sms": "LMS_STRIPE_REMINDER_SMS",
+    "balance_grace_days": "LMS_STRIPE_BALANCE_GRACE_DAYS",
 }
 
 

@@ -1,4 +1,5 @@
-"""Work a host schedules: the reminders of payment requests, and the messages whose delivery failed.
+"""Work a host schedules: the reminders of payment requests, the messages whose delivery failed, and the
+suspension of access for a deposit's balance overdue past the school's grace period.
 
 From cron: ``flask lms-stripe reminders run`` every few minutes (``--dry-run`` lists what it would send). From
 Celery beat or RQ: ``send_due_reminders(app)``. Safe to run at once from two machines: each reminder is
@@ -14,6 +15,7 @@ from flask import Flask
 from . import messages
 from .billing import reminders
 from .core import audit
+from .shop import deposits
 from .core.models import utcnow
 
 
@@ -24,6 +26,8 @@ class ReminderReport:
     claimed_elsewhere: int = 0  # another run sent it
     due: list[reminders.Due] = field(default_factory=list)  # with --dry-run: what would be sent
     retried: int = 0  # failed messages sent again
+    suspended: int = 0  # accesses suspended for an overdue balance
+    overdue: list[int] = field(default_factory=list)  # with --dry-run: the purchases it would suspend
 
 
 def send_due_reminders(app: Flask, *, dry_run: bool = False, now: datetime | None = None,
@@ -48,7 +52,22 @@ def send_due_reminders(app: Flask, *, dry_run: bool = False, now: datetime | Non
         if not dry_run:
             report.retried = messages.retry_failed(state)
             session.commit()
+        _suspend_overdue(state, report, dry_run, now or utcnow())
     return report
+
+
+def _suspend_overdue(state, report: ReminderReport, dry_run: bool, now: datetime) -> None:
+    """Suspend access for deposits whose balance is overdue past the grace period, each its own unit of work."""
+    session = state.session
+    overdue = deposits.overdue(session, now=now, grace_days=deposits.grace_days(state))
+    session.commit()
+    if dry_run:
+        report.overdue = overdue
+        return
+    for purchase_id in overdue:
+        if deposits.suspend(state, purchase_id):
+            report.suspended += 1
+        session.commit()  # the host's unenrollment and the row together
 
 
 def _one(state, item: reminders.Due, report: ReminderReport, dry_run: bool, sms: bool) -> None:

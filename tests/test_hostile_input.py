@@ -275,7 +275,9 @@ def _pricing_form(draw_fields, base):
 
 
 @FUZZ
-@given(form=fields([f"lms_stripe-{n}" for n in ("paid", "price", "currency", "vat_rate", "audience", "on_sale")]),
+@given(form=fields([f"lms_stripe-{n}" for n in ("paid", "price", "currency", "vat_rate", "audience", "on_sale",
+                                                 "payment_plan", "deposit_kind", "deposit_value", "balance_due",
+                                                 "balance_due_date", "balance_due_days", "deposit_access")]),
        base=st.booleans())
 def test_course_pricing_signal_any_form(app, db, people, priced, stripe_http, form, base):
     """``lms.course.settings_saved``: errors (and nothing written) or the offer stored; never an exception."""
@@ -293,6 +295,8 @@ def test_course_pricing_signal_any_form(app, db, people, priced, stripe_http, fo
             offer = db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == "c1"))
             assert not offer.is_paid or (offer.amount > 0 and offer.currency and
                                          offer.audience in ("internal", "partner", "public"))
+            assert offer.payment_plan == "full" or 0 < (offer.deposit_amount or 0) < offer.amount or \
+                0 < (offer.deposit_percent or 0) < 10000
     _no_stripe(stripe_http)
 
 

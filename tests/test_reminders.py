@@ -440,7 +440,7 @@ def test_the_command_lists_with_dry_run_then_sends(app, db, owed, backend):
     ran = runner.invoke(args=["lms-stripe", "reminders", "run"])
     assert ran.exit_code == 0, ran.output
     assert ran.output == ("1 reminder(s) sent, 0 skipped (paid, cancelled or unreachable), 0 sent by another run; "
-                          "0 failed message(s) retried.\n")
+                          "0 failed message(s) retried; 0 access(es) suspended for an overdue balance.\n")
     assert _steps(db, request_id) == [1] and len(backend.sent) == 1
 
 

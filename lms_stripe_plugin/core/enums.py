@@ -56,10 +56,35 @@ PAYABLE_INVOICE = (InvoiceStatus.OPEN,)
 
 
 class InvoiceSource(Labelled):
-    """Where an invoice comes from: a Checkout purchase, or an administrator."""
+    """Where an invoice comes from: a Checkout purchase, an administrator, or a purchase paid by a deposit
+    (the invoice of the full price, to which the deposit and the balance are attached)."""
 
     CHECKOUT = "checkout"
     ADMIN = "admin"
+    DEPOSIT = "deposit"
+
+
+class PaymentPlan(Labelled):
+    """How a paid course is paid at enrollment: all at once, or a deposit then the balance."""
+
+    FULL = "full"
+    DEPOSIT = "deposit"
+
+
+class BalanceDue(Labelled):
+    """When the balance of a deposit is due: on a date, N days after enrollment, or N days before the course
+    starts (`Host.course_start`)."""
+
+    DATE = "date"
+    AFTER_ENROLLMENT = "after_enrollment"
+    BEFORE_START = "before_start"
+
+
+class DepositAccess(Labelled):
+    """When a learner who paid a deposit gets the course: at once, or once the balance is paid."""
+
+    ON_DEPOSIT = "deposit"
+    ON_FULL_PAYMENT = "full"
 
 
 class PaymentRequestStatus(Labelled):
@@ -149,6 +174,7 @@ class AccessReason(Labelled):
     CANCELLED = "cancelled"
     REFUND = "refund"
     DISPUTE = "dispute"
+    BALANCE_OVERDUE = "balance_overdue"
 
 
 class AuditAction(Labelled):
@@ -177,6 +203,8 @@ class AuditAction(Labelled):
     PAYMENT_RECEIVED = "payment_received"
     REMINDER_SENT = "reminder_sent"
     MESSAGE_FAILED = "message_failed"
+    ACCESS_SUSPENDED = "access_suspended"
+    BALANCE_PAID = "balance_paid"
 
 
 _LABELS: dict[type, dict] = {
@@ -201,6 +229,20 @@ _LABELS: dict[type, dict] = {
     InvoiceSource: {
         InvoiceSource.CHECKOUT: N_("Online purchase"),
         InvoiceSource.ADMIN: N_("Issued by an administrator"),
+        InvoiceSource.DEPOSIT: N_("Online purchase with a deposit"),
+    },
+    PaymentPlan: {
+        PaymentPlan.FULL: N_("Full payment"),
+        PaymentPlan.DEPOSIT: N_("Deposit, then the balance"),
+    },
+    BalanceDue: {
+        BalanceDue.DATE: N_("On a date"),
+        BalanceDue.AFTER_ENROLLMENT: N_("Days after enrollment"),
+        BalanceDue.BEFORE_START: N_("Days before the course starts"),
+    },
+    DepositAccess: {
+        DepositAccess.ON_DEPOSIT: N_("Access once the deposit is paid"),
+        DepositAccess.ON_FULL_PAYMENT: N_("Access only once fully paid"),
     },
     PaymentRequestStatus: {
         PaymentRequestStatus.OPEN: N_("Awaiting payment"),
@@ -253,6 +295,7 @@ _LABELS: dict[type, dict] = {
         AccessReason.CANCELLED: N_("Purchase cancelled"),
         AccessReason.REFUND: N_("Refunded"),
         AccessReason.DISPUTE: N_("Payment disputed"),
+        AccessReason.BALANCE_OVERDUE: N_("Balance overdue"),
     },
     AuditAction: {
         AuditAction.CHECKOUT_STARTED: N_("Checkout started"),
@@ -280,5 +323,7 @@ _LABELS: dict[type, dict] = {
         AuditAction.PAYMENT_RECEIVED: N_("Payment received"),
         AuditAction.REMINDER_SENT: N_("Reminder sent"),
         AuditAction.MESSAGE_FAILED: N_("Message not delivered"),
+        AuditAction.ACCESS_SUSPENDED: N_("Access suspended: balance overdue"),
+        AuditAction.BALANCE_PAID: N_("Balance paid"),
     },
 }

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..money import Money
-from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, Channel, EventStatus, InvoiceSource,
-                    InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus,
-                    RejectReason)
+from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, BalanceDue, Channel, DepositAccess,
+                    EventStatus, InvoiceSource, InvoiceStatus, MessageStatus, PaymentPlan, PaymentRequestStatus,
+                    PurchaseStatus, RefundOrigin, RefundStatus, RejectReason)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -109,6 +109,12 @@ class Settings(Base):
     reminder_days: Mapped[str] = mapped_column(sa.String(64), default="-3,1,7", server_default="-3,1,7")
     reminder_max: Mapped[int] = mapped_column(default=3, server_default="3")
     reminder_sms: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: Days after a deposit's balance was due before the learner's access is suspended (shop/deposits.py).
+    balance_grace_days: Mapped[int] = mapped_column(default=7, server_default="7")
+
+    __table_args__ = (
+        sa.CheckConstraint("balance_grace_days BETWEEN 0 AND 365", name="grace_days_range"),
+    )
 
 
 class CourseOffer(Base):
@@ -125,11 +131,34 @@ class CourseOffer(Base):
     audience: Mapped[str] = mapped_column(sa.String(16), default="public")
     on_sale: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: Full payment, or a deposit at enrollment (a percentage or a fixed amount) and the balance later.
+    payment_plan: Mapped[PaymentPlan] = mapped_column(EnumText(PaymentPlan, 16), default=PaymentPlan.FULL,
+                                                      server_default=PaymentPlan.FULL.value)
+    deposit_percent: Mapped[int | None]  # basis points (3000: 30 %)
+    deposit_amount: Mapped[int | None] = mapped_column(sa.BigInteger)  # minor units of the offer's currency
+    balance_due: Mapped[BalanceDue | None] = mapped_column(EnumText(BalanceDue, 16))
+    balance_due_date: Mapped[date | None] = mapped_column(sa.Date)
+    balance_due_days: Mapped[int | None]
+    deposit_access: Mapped[DepositAccess | None] = mapped_column(EnumText(DepositAccess, 16))
 
     __table_args__ = (
         sa.CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
         sa.CheckConstraint("audience IN ('internal', 'partner', 'public')", name="audience_known"),
         sa.CheckConstraint("NOT is_paid OR (amount IS NOT NULL AND currency IS NOT NULL)", name="paid_priced"),
+        sa.CheckConstraint(one_of("payment_plan", PaymentPlan), name="plan_known"),
+        # A deposit: one of a share or an amount, below the price; a balance date rule; an access rule.
+        sa.CheckConstraint(
+            "payment_plan = 'full' OR (is_paid AND (deposit_percent IS NULL) <> (deposit_amount IS NULL) "
+            "AND balance_due IS NOT NULL AND deposit_access IS NOT NULL)", name="deposit_complete"),
+        sa.CheckConstraint("deposit_percent IS NULL OR deposit_percent BETWEEN 1 AND 9999", name="deposit_share"),
+        sa.CheckConstraint("deposit_amount IS NULL OR (deposit_amount > 0 AND deposit_amount < amount)",
+                           name="deposit_below_price"),
+        sa.CheckConstraint(
+            "balance_due IS NULL OR (balance_due = 'date' AND balance_due_date IS NOT NULL) OR "
+            "(balance_due IN ('after_enrollment', 'before_start') AND balance_due_days BETWEEN 0 AND 3650)",
+            name="balance_due_set"),
+        sa.CheckConstraint("deposit_access IS NULL OR " + one_of("deposit_access", DepositAccess),
+                           name="deposit_access_known"),
     )
 
     @property
@@ -209,12 +238,24 @@ class Purchase(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     paid_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    #: A deposit purchase: Checkout charges ``deposit_amount``; the invoice is for ``amount``, its balance due
+    #: at ``balance_due_at``; ``access_on_deposit`` says whether the deposit opens the course.
+    deposit_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    balance_due_at: Mapped[datetime | None]
+    access_on_deposit: Mapped[bool | None]
+    #: The learner's language when buying (the balance request's messages are written in it).
+    locale: Mapped[str | None] = mapped_column(sa.String(8))
+    #: When the deposit's invoice became paid: set once (a conditional update), the learner then has access.
+    balance_paid_at: Mapped[datetime | None]
 
     invoice: Mapped["Invoice | None"] = relationship(back_populates="purchase", uselist=False)
 
     __table_args__ = (
         sa.CheckConstraint(one_of("status", PurchaseStatus), name="status_known"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("deposit_amount IS NULL OR (deposit_amount > 0 AND deposit_amount < amount "
+                           "AND balance_due_at IS NOT NULL AND access_on_deposit IS NOT NULL)",
+                           name="deposit_below_price"),
         # At most one live purchase per learner and course: no double payment, one open session.
         sa.Index(
             "uq_lms_stripe_purchases_live",
@@ -343,6 +384,8 @@ class PaymentRequest(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     paid_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    #: The deposit purchase whose balance this request asks for: one balance request per purchase.
+    balance_of: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), unique=True)
 
     invoice: Mapped[Invoice] = relationship()
 
@@ -424,6 +467,26 @@ class Reminder(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (sa.UniqueConstraint("request_id", "step", name="uq_lms_stripe_reminders_request_step"),)
+
+
+class Suspension(Base):
+    """A learner's access to a course suspended because the balance of their deposit is overdue past the
+    school's grace period; ``restored_at`` is set when the invoice is paid. Nothing else is touched."""
+
+    __tablename__ = "lms_stripe_suspensions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), index=True)
+    user_id: Mapped[str] = mapped_column(HostId)
+    course_id: Mapped[str] = mapped_column(HostId)
+    suspended_at: Mapped[datetime] = mapped_column(default=utcnow)
+    restored_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # One suspension in force per purchase: two reminders runs at once suspend once.
+        sa.Index("uq_lms_stripe_suspensions_active", "purchase_id", unique=True,
+                 sqlite_where=sa.text("restored_at IS NULL"), postgresql_where=sa.text("restored_at IS NULL")),
+    )
 
 
 class Message(Base):

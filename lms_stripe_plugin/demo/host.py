@@ -1,6 +1,8 @@
 """The demo's implementation of `lms_stripe_plugin.Host`."""
 from __future__ import annotations
 
+from datetime import date
+
 from flask import g, has_request_context, request, session as web_session, url_for
 
 from .inputs import parse_id
@@ -48,6 +50,10 @@ class DemoHost:
 
     def user_phone(self, user) -> str | None:
         return user.phone
+
+    def course_start(self, course) -> date | None:
+        """The optional `Host.course_start`: the day the course starts, if it has one."""
+        return course.starts_on
 
     def user_audience(self, user) -> str:
         return user.audience

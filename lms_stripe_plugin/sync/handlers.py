@@ -23,6 +23,7 @@ from ..core.models import Invoice, Purchase, parse_row_id
 from ..core.state import PluginState
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, sync_refund
+from ..shop import deposits
 from ..shop.fulfilment import EXPAND_SESSION, sync_checkout_session
 from . import versions
 
@@ -109,7 +110,8 @@ def read_failed_session(state: PluginState, cs: dict) -> dict | None:
 def apply_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -> None:
     purchase_id = _ours(invoice)
     if purchase_id is None:
-        paying.apply_invoice(state, invoice)  # an administrator's invoice (or none of ours: nothing)
+        # An administrator's invoice or a deposit's (or none of ours: nothing).
+        deposits.invoice_changed(state, paying.apply_invoice(state, invoice))
         return
     # Locked, so that the payment's recording, if it runs now, either sees this invoice's version or has
     # committed the payment before this reads it (see `_record_named_invoice`).
@@ -121,7 +123,7 @@ def apply_billed_invoice(state: PluginState, invoice: dict, event: dict, extra: 
     """An administrator's invoice changed (paid in part, void, overdue); a purchase's is left to the
     events above, as Checkout issues it paid."""
     if _ours(invoice) is None:
-        paying.apply_invoice(state, invoice)
+        deposits.invoice_changed(state, paying.apply_invoice(state, invoice))
 
 
 def apply_invoice_payment(state: PluginState, payment: dict, event: dict, extra: None) -> None:

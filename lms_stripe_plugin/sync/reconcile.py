@@ -21,6 +21,7 @@ from ..core.models import Dispute, Invoice, PaymentAttempt, Purchase, Refund, pa
 from ..errors import PaymentsError
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, status_of, sync_refund
+from ..shop import deposits
 from ..shop.fulfilment import fulfil_from_stripe
 
 
@@ -74,6 +75,7 @@ def reconcile(state: PluginState, *, since: datetime, dry_run: bool = False) -> 
             if not dry_run:
                 _apply(state, finding, repair, obj)
     _unattached(state, report, dry_run)
+    _deposits_unfinished(state, report, dry_run)
     return report
 
 
@@ -146,6 +148,19 @@ def _unattached(state: PluginState, report: Report, dry_run: bool) -> None:
             _apply(state, finding, lambda st, p: paying.attach(st, p), plan)
 
 
+def _deposits_unfinished(state: PluginState, report: Report, dry_run: bool) -> None:
+    """Paid deposits whose invoice, attachment or balance request was not finished (the follow-up failed or
+    was cut short): finished, each Stripe call with the key it had."""
+    purchase_ids = deposits.unfinished(state.session)  # `issue` skips what is done: running it twice is safe
+    state.session.commit()  # no transaction held across the calls to Stripe
+    for purchase_id in purchase_ids:
+        report.checked["deposit"] = report.checked.get("deposit", 0) + 1
+        finding = Finding("deposit", f"purchase {purchase_id}", "deposit paid, invoice or balance request unfinished")
+        report.findings.append(finding)
+        if not dry_run:
+            _apply(state, finding, deposits.issue, purchase_id)
+
+
 # -- invoices ------------------------------------------------------------------------------------------
 
 def _invoice_problem(state: PluginState, invoice: dict) -> str | None:
@@ -162,7 +177,8 @@ def _invoice_problem(state: PluginState, invoice: dict) -> str | None:
 def _billed_invoice_problem(state: PluginState, invoice: dict) -> str | None:
     """An administrator's invoice whose payments or status at Stripe are not ours."""
     ours = state.session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"],
-                                                      Invoice.source == InvoiceSource.ADMIN))
+                                                      Invoice.source.in_((InvoiceSource.ADMIN,
+                                                                          InvoiceSource.DEPOSIT))))
     if ours is None or ours.status not in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN):
         return None
     status = invoice.get("status")
@@ -175,7 +191,7 @@ def _billed_invoice_problem(state: PluginState, invoice: dict) -> str | None:
 
 def _repair_invoice(state: PluginState, invoice: dict) -> None:
     if (invoice.get("metadata") or {}).get("lms_invoice_id") is not None:
-        paying.apply_invoice(state, invoice)
+        deposits.invoice_changed(state, paying.apply_invoice(state, invoice))
         return
     purchase = purchase_of_invoice(state.session, invoice)
     if purchase is not None:

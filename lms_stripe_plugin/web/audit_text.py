@@ -136,9 +136,9 @@ def _pricing(v: dict, d: dict) -> str:
     rate = format_rate(int(d.get("vat_rate") or 0), current_locale())
     if d.get("on_sale") is False:
         return _("%(course)s is priced at %(amount)s including %(rate)s VAT, not on sale.", course=v["course"],
-                 amount=v["amount"], rate=rate)
+                 amount=v["amount"], rate=rate) + _deposit_pricing(v, d)
     return _("%(course)s is now sold at %(amount)s including %(rate)s VAT.", course=v["course"], amount=v["amount"],
-             rate=rate)
+             rate=rate) + _deposit_pricing(v, d)
 
 
 def _settings(v: dict, d: dict) -> str:
@@ -165,6 +165,17 @@ def _refund_requested(v: dict, d: dict) -> str:
     if d.get("full"):
         return _("Cancellation of %(learner)s's purchase of %(course)s: %(amount)s to refund.", **v)
     return _("A refund of %(amount)s to %(learner)s for %(course)s was requested.", **v)
+
+
+def _deposit_pricing(v: dict, d: dict) -> str:
+    """The deposit terms of a course's offer, as one clause (empty for full payment)."""
+    if d.get("payment_plan") != "deposit":
+        return ""
+    if d.get("deposit_percent"):
+        share = format_rate(int(d["deposit_percent"]), current_locale()) + " %"
+    else:
+        share = _money(d.get("deposit_amount"), d.get("currency"))
+    return " " + _("A deposit of %(share)s is taken at enrollment.", share=share)
 
 
 def _reminded(v: dict, step: int) -> str:
@@ -196,6 +207,9 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
         "A second payment of %(amount)s by %(learner)s for %(course)s was refunded.", **v),
     AuditAction.ACCESS_REVOKED: lambda v, d: _("%(learner)s no longer has access to %(course)s.", **v),
     AuditAction.ACCESS_RESTORED: lambda v, d: _("%(learner)s has access to %(course)s again.", **v),
+    AuditAction.ACCESS_SUSPENDED: lambda v, d: _(
+        "The access of %(learner)s to %(course)s is suspended: the balance is overdue.", **v),
+    AuditAction.BALANCE_PAID: lambda v, d: _("%(learner)s has paid the balance for %(course)s.", **v),
     AuditAction.DISPUTE_OPENED: lambda v, d: _("%(learner)s disputed the payment of %(amount)s for %(course)s.", **v),
     AuditAction.DISPUTE_UPDATED: lambda v, d: _(
         "The dispute of %(learner)s for %(course)s is now: %(status)s.", status=d.get("status", ""), **v),
