@@ -60,6 +60,7 @@ class InvoiceSource(Labelled):
 
     CHECKOUT = "checkout"
     ADMIN = "admin"
+    LINK = "link"
 
 
 class PaymentRequestStatus(Labelled):
@@ -72,7 +73,8 @@ class PaymentRequestStatus(Labelled):
 
 
 class AttemptStatus(Labelled):
-    """One Pay click of a payment request: its Checkout Session, then its payment attached to the invoice."""
+    """One Pay click: its Checkout Session, then, for a payment request, its payment attached to the invoice
+    ("attached"); a payment link's is done once paid (Checkout issued its invoice)."""
 
     OPEN = "open"
     PROCESSING = "processing"
@@ -84,6 +86,25 @@ class AttemptStatus(Labelled):
 
 #: Attempts that block another one for the same request (one Checkout Session at a time).
 LIVE_ATTEMPT = (AttemptStatus.OPEN, AttemptStatus.PROCESSING)
+
+
+class PaymentLinkStatus(Labelled):
+    """A payment link an administrator created. "Expired" and "used up" are read from its end date and its
+    uses, as a request's "overdue" is."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class LinkAvailability(Labelled):
+    """Whether a payment link can be paid now, read from its status, its end date and its uses: "full" while
+    every use left is held by a payment under way (one not completed frees its use when its Checkout expires)."""
+
+    AVAILABLE = "available"
+    DISABLED = "disabled"
+    EXPIRED = "expired"
+    USED_UP = "used_up"
+    FULL = "full"
 
 
 class Channel(Labelled):
@@ -177,6 +198,9 @@ class AuditAction(Labelled):
     PAYMENT_RECEIVED = "payment_received"
     REMINDER_SENT = "reminder_sent"
     MESSAGE_FAILED = "message_failed"
+    PAYMENT_LINK_CREATED = "payment_link_created"
+    PAYMENT_LINK_DISABLED = "payment_link_disabled"
+    LINK_PAYMENT_RECEIVED = "link_payment_received"
 
 
 _LABELS: dict[type, dict] = {
@@ -201,6 +225,7 @@ _LABELS: dict[type, dict] = {
     InvoiceSource: {
         InvoiceSource.CHECKOUT: N_("Online purchase"),
         InvoiceSource.ADMIN: N_("Issued by an administrator"),
+        InvoiceSource.LINK: N_("Payment link"),
     },
     PaymentRequestStatus: {
         PaymentRequestStatus.OPEN: N_("Awaiting payment"),
@@ -214,6 +239,17 @@ _LABELS: dict[type, dict] = {
         AttemptStatus.ATTACHED: N_("Paid and credited to the invoice"),
         AttemptStatus.FAILED: N_("Payment failed"),
         AttemptStatus.EXPIRED: N_("Expired"),
+    },
+    PaymentLinkStatus: {
+        PaymentLinkStatus.ACTIVE: N_("Active"),
+        PaymentLinkStatus.DISABLED: N_("Disabled"),
+    },
+    LinkAvailability: {
+        LinkAvailability.AVAILABLE: N_("Active"),
+        LinkAvailability.DISABLED: N_("Disabled"),
+        LinkAvailability.EXPIRED: N_("Expired"),
+        LinkAvailability.USED_UP: N_("Used up"),
+        LinkAvailability.FULL: N_("Every use taken by payments under way"),
     },
     Channel: {Channel.EMAIL: N_("E-mail"), Channel.SMS: N_("SMS")},
     MessageStatus: {
@@ -280,5 +316,8 @@ _LABELS: dict[type, dict] = {
         AuditAction.PAYMENT_RECEIVED: N_("Payment received"),
         AuditAction.REMINDER_SENT: N_("Reminder sent"),
         AuditAction.MESSAGE_FAILED: N_("Message not delivered"),
+        AuditAction.PAYMENT_LINK_CREATED: N_("Payment link created"),
+        AuditAction.PAYMENT_LINK_DISABLED: N_("Payment link disabled"),
+        AuditAction.LINK_PAYMENT_RECEIVED: N_("Payment received through a payment link"),
     },
 }
