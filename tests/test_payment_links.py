@@ -17,6 +17,7 @@ from lms_stripe_plugin.billing import paying, payment_links
 from lms_stripe_plugin.core.enums import AuditAction
 from lms_stripe_plugin.core.models import (AuditEntry, Invoice, PaymentAttempt, PaymentLink, TaxRate, utcnow)
 from lms_stripe_plugin.testing import post_webhook
+from lms_stripe_plugin.web import link_button
 
 from .conftest import KEYS, STRIPE, as_user, form_body, stripe_object
 from .link_support import link_invoice, link_session, make_link, yesterday
@@ -409,3 +410,18 @@ def test_the_pay_page_fits_a_phone_and_keeps_its_address_out_of_referers(client,
     response = client.get(f"/payments/link/{token}")
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in response.get_data(as_text=True)
+
+
+def test_the_button_escapes_a_title_and_needs_nothing_of_ours(client, db, school):
+    link_id, token = make_link(db, title='Sortie "ski" <script>alert(1)</script> & co')
+    page = client.get(f"/payments/admin/links/{link_id}", headers=as_user("adm")).get_data(as_text=True)
+    assert "<script>alert(1)" not in page
+    snippet = payment_links_snippet(db, link_id)
+    assert snippet.startswith(f'<a href="http://lms.test/payments/link/{token}" target="_blank" rel="noopener" style="')
+    assert snippet.endswith('>Pay: Sortie "ski" &lt;script&gt;alert(1)&lt;/script&gt; &amp; co</a>')
+    assert "class=" not in snippet and "<script" not in snippet  # inline style, no script of ours needed
+
+
+def payment_links_snippet(db, link_id: int) -> str:
+    link = _link(db, link_id)
+    return link_button.snippet(payment_links.page_url(link), f"Pay: {link.title}")

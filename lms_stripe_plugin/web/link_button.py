@@ -4,20 +4,19 @@ the page in a window of its own instead. Both are built from the configured publ
 from __future__ import annotations
 
 import json
-
-from markupsafe import escape
+from html import escape
 
 #: Inline, so that the school's page needs nothing of ours; a system font, the plugin's accent colour.
 BUTTON_STYLE = ("display:inline-block;padding:12px 24px;border-radius:6px;background:#4f46e5;color:#ffffff;"
-                "font:600 16px/1.25 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;text-decoration:none")
+                "font:600 16px/1.25 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;text-decoration:none")
 #: The window the script opens: a phone-sized page, centred on the school's.
 WINDOW = (480, 760)
 
 
 def snippet(page_url: str, label: str) -> str:
-    """The button's HTML: ``<a href=… style=…>label</a>``, every value escaped."""
+    """The button's HTML: ``<a href=… style=…>label</a>``, every value escaped (quotes in attributes only)."""
     return (f'<a href="{escape(page_url)}" target="_blank" rel="noopener" '
-            f'style="{escape(BUTTON_STYLE)}">{escape(label)}</a>')
+            f'style="{escape(BUTTON_STYLE)}">{escape(label, quote=False)}</a>')
 
 
 def script_tag(script_url: str) -> str:
