@@ -4,7 +4,10 @@ anyone pays it from its public page, through one Checkout Session per Pay click 
 way holds one, a payment counts one, and two payers racing for the last one cannot both pay."""
 from __future__ import annotations
 
+import json
 import re
+import threading
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -19,7 +22,7 @@ from lms_stripe_plugin.core.models import (AuditEntry, Invoice, PaymentAttempt, 
 from lms_stripe_plugin.testing import post_webhook
 from lms_stripe_plugin.web import link_button
 
-from .conftest import KEYS, STRIPE, as_user, form_body, stripe_object
+from .conftest import KEYS, ON_POSTGRES, STRIPE, as_user, form_body, stripe_object
 from .link_support import link_invoice, link_session, make_link, yesterday
 from .stripe_stubs import event
 
@@ -425,3 +428,39 @@ def test_the_button_escapes_a_title_and_needs_nothing_of_ours(client, db, school
 def payment_links_snippet(db, link_id: int) -> str:
     link = _link(db, link_id)
     return link_button.snippet(payment_links.page_url(link), f"Pay: {link.title}")
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not ON_POSTGRES, reason="two payers racing on one row need PostgreSQL")
+def test_two_payers_clicking_at_once_for_the_last_use_cannot_both_pay(app, db, school, stripe_http):
+    """Two Pay clicks at the same moment (two requests, two connections) on a link with one use left: the
+    conditional UPDATE of the link's row lets one hold it; the other is told, and opens no Checkout."""
+    _link_id, token = make_link(db, max_uses=3, uses=2, vat_rate=0)
+    created = stripe_http.add_callback(responses.POST, SESSIONS, content_type="application/json",
+                                       callback=lambda request: (200, {}, json.dumps(stripe_object(
+                                           "checkout_session", id=f"cs_test_race_{uuid.uuid4().hex[:8]}",
+                                           url="https://checkout.stripe.com/c/pay/cs_test_race", status="open"))))
+    ready, statuses, failures = threading.Barrier(2, timeout=30), [], []
+
+    def click(name):
+        try:
+            with app.app_context():
+                client = app.test_client()
+                token_value = _csrf(client, f"/payments/link/{token}")
+                ready.wait()
+                statuses.append(client.post(f"/payments/link/{token}", data={
+                    "csrf_token": token_value, "amount": "30", "name": name, "email": f"{name}@example.org"}).status_code)
+        except Exception as err:  # noqa: BLE001 - reported below
+            failures.append(err)
+
+    db.session.commit()
+    threads = [threading.Thread(target=click, args=(name,)) for name in ("zoe", "yann")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == [] and sorted(statuses) == [303, 409]
+    assert len(created.calls) == 1 and _attempts(db) == 1
+    link = db.session.scalar(select(PaymentLink))
+    db.session.refresh(link)
+    assert (link.uses, link.held) == (2, 1)
