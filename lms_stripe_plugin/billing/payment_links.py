@@ -30,7 +30,7 @@ from ..core.models import PaymentAttempt, PaymentLink, utcnow
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..core.urls import public_url
-from ..errors import NotPurchasable, ValidationFailed
+from ..errors import NotPurchasable, UnreadableSecret, ValidationFailed
 from ..money import Money, MoneyError, check_chargeable
 from . import customers, links, paying, taxes
 
@@ -150,6 +150,22 @@ def disable(state: PluginState, link: PaymentLink, *, actor_id: str | None) -> N
         paying.retire(state, attempt)
     audit.record(state.session, AuditAction.PAYMENT_LINK_DISABLED, actor_id=actor_id, user_id=link.user_id,
                  link=link.id, title=link.title)
+
+
+def rotate_tokens(session) -> dict[int, payment_settings.SecretState]:
+    """``flask lms-stripe secrets rotate``: every link's token under the first encryption key, as the settings'
+    secrets, in the caller's transaction; what happened to each link's."""
+    outcomes = {}
+    for link in session.scalars(select(PaymentLink).order_by(PaymentLink.id)):
+        try:
+            fresh = crypto.rotate(link.token_encrypted)
+        except UnreadableSecret:
+            outcomes[link.id] = payment_settings.SecretState.UNREADABLE
+            continue
+        if fresh is not None:
+            link.token_encrypted = fresh
+        outcomes[link.id] = payment_settings.SecretState.REENCRYPTED if fresh else payment_settings.SecretState.CURRENT
+    return outcomes
 
 
 def page(session, *, before_id: int | None, limit: int) -> tuple[list[PaymentLink], bool]:

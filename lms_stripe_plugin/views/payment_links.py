@@ -84,8 +84,10 @@ def link_page(link_id: int):
     address = snippet = script = None
     try:
         token = payment_links.token_of(link)
-    except UnreadableSecret as err:
-        flash(err.message, "error")
+    except UnreadableSecret:
+        flash(_("This link's address cannot be decrypted with any encryption key: SECRET_KEY or "
+                "LMS_STRIPE_ENCRYPTION_KEYS changed. Add the old key to LMS_STRIPE_ENCRYPTION_KEYS (or the old "
+                "SECRET_KEY to SECRET_KEY_FALLBACKS) to see it again; the link still takes payments."), "error")
     else:
         address = payment_links.page_url(link, token)
         snippet = link_button.snippet(address, _("Pay: %(title)s", title=link.title))
