@@ -38,12 +38,11 @@ def school(app, db, people, configured, stripe_http):
 
 def _csrf(client, path: str, user: str | None = None) -> str:
     """The form token of this client's session, from ``path``'s page (or, where that page has no form, from the
-    page of a link that has one)."""
+    administrators' new-link page: the token belongs to the browser's session, whoever is signed in)."""
     page = client.get(path, headers=as_user(user) if user else {}).get_data(as_text=True)
     found = re.search(r'name="csrf_token" value="([^"]+)"', page)
     if found is None:
-        _spare_id, spare = make_link(client.application.extensions["lms_stripe"].db, title="Spare")
-        return _csrf(client, f"/payments/link/{spare}")
+        return _csrf(client, "/payments/admin/links/new", "adm")
     return found.group(1)
 
 
@@ -106,6 +105,8 @@ def test_an_administrator_creates_a_free_amount_link_and_gets_its_address_and_bu
     assert client.get(f"/payments/link/{token}").status_code == 200
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == AuditAction.PAYMENT_LINK_CREATED))
     assert entry.actor_id == "adm"
+    audit = _plain(client.get("/payments/admin/audit", headers=as_user("adm")).get_data(as_text=True))
+    assert "The payment link “Voyage à Lyon” was created, for €10.00 to €500.00." in audit
 
 
 @pytest.mark.parametrize("fields, field, message", [
@@ -166,6 +167,11 @@ def test_disabling_a_link_expires_its_open_checkouts_and_its_page_says_so(client
     assert db.session.scalar(select(PaymentAttempt.status)) == "expired"
     page = client.get(f"/payments/link/{token}").get_data(as_text=True)
     assert "This payment link is disabled" in page and 'name="amount"' not in page
+    audit = client.get("/payments/admin/audit", headers=as_user("adm")).get_data(as_text=True)
+    assert "The payment link “Voyage d&#39;étude à Lyon” was disabled." in audit
+    again = client.post(f"{path}/disable", headers=as_user("adm"), data={"csrf_token": _csrf(client, path, "adm")})
+    assert "This payment link is disabled already." in client.get(again.headers["Location"],
+                                                                headers=as_user("adm")).get_data(as_text=True)
 
 
 # -- paying from the public page -----------------------------------------------------------------------------------
@@ -464,3 +470,11 @@ def test_two_payers_clicking_at_once_for_the_last_use_cannot_both_pay(app, db, s
     link = db.session.scalar(select(PaymentLink))
     db.session.refresh(link)
     assert (link.uses, link.held) == (2, 1)
+
+
+def test_with_payments_off_the_page_says_so_and_a_click_pays_nothing(client, db, people, stripe_http):
+    _link_id, token = make_link(db)  # payments never enabled (no "configured")
+    assert "Online payment is not available at the moment." in client.get(f"/payments/link/{token}").get_data(
+        as_text=True)
+    response = _pay(client, token, amount="30", name="Zoé", email="zoe@example.org")
+    assert response.status_code == 409 and _attempts(db) == 0

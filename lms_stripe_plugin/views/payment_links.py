@@ -149,8 +149,11 @@ def _page(link: PaymentLink, token: str, *, errors: dict[str, str] | None = None
     user, user_id = _visitor()
     refusal = payment_links.payer_refusal(link, user_id)
     least, most = payment_links.limits(link)
+    closed = payment_links.closed_message(link)
+    if closed is None and not payment_settings.load(st.session).active:
+        closed = _("Online payment is not available at the moment.")
     body = render("lms_stripe/pay_link.html", link=link, errors=errors or {}, notice=notice,
-                  closed=payment_links.closed_message(link), refusal=refusal, signed_in=user is not None,
+                  closed=closed, refusal=refusal, signed_in=user is not None,
                   payer_name=st.host.user_display_name(user) if user is not None else "", least=least, most=most,
                   values=request.form if request.method == "POST" else {},
                   action=url_for("lms_stripe.pay_link", token=token))
