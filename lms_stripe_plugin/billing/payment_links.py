@@ -238,8 +238,8 @@ def closed_message(link: PaymentLink) -> str | None:
     if state == LinkAvailability.USED_UP:
         return _("This payment link has been used as many times as it allows: nothing more can be paid through it.")
     if state == LinkAvailability.FULL:
-        return _("Every use of this payment link is taken by a payment under way. Try again in an hour: a "
-                 "payment not completed by then frees its place.")
+        return _("Every use of this payment link is taken by a payment under way. Try again later: a payment "
+                 "not completed frees its place when its checkout page expires.")
     return None
 
 
