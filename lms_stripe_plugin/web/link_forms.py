@@ -34,7 +34,8 @@ def read_link(form: MultiDict, host) -> LinkForm:
     kind = form.get("kind") if form.get("kind") in KINDS else "fixed"
     amounts = {name: _amount(form, name, currency, errors) for name in
                (("amount",) if kind == "fixed" else ("minimum", "maximum"))}
-    if kind == "free" and None not in amounts.values() and amounts["minimum"] > amounts["maximum"]:
+    least, most = amounts.get("minimum"), amounts.get("maximum")
+    if least is not None and most is not None and least > most:
         errors["maximum"] = _("The maximum must be at least the minimum.")
     rate = _rate(form, errors)
     learner = (form.get("learner") or "").strip()[:64] or None
