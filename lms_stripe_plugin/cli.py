@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from . import migrate, tasks
 from .accounts import settings as payment_settings
+from .billing import payment_links
 from .core import audit, jobs, queue
 from .core.state import PluginState, this_app
 from .sync.reconcile import reconcile
@@ -62,21 +63,24 @@ def events_replay(limit: int) -> None:
 
 @secrets_cli.command("rotate")
 def secrets_rotate() -> None:
-    """Encrypt the stored secrets again with the first encryption key (after putting a new key first in
-    LMS_STRIPE_ENCRYPTION_KEYS, or moving the old SECRET_KEY to SECRET_KEY_FALLBACKS); then the old key can
-    be removed. Exits 1 if a secret cannot be read with any key."""
+    """Encrypt the stored secrets (and the payment links' tokens) again with the first encryption key (after
+    putting a new key first in LMS_STRIPE_ENCRYPTION_KEYS, or moving the old SECRET_KEY to
+    SECRET_KEY_FALLBACKS); then the old key can be removed. Exits 1 if one cannot be read with any key."""
     session = current_app.extensions["lms_stripe"].session
     try:
         outcomes = payment_settings.rotate_secrets(session)
+        tokens = payment_links.rotate_tokens(session)
         session.commit()
     except BaseException:
         session.rollback()
         raise
     for name, outcome in outcomes.items():
         click.echo(f"{name}: {outcome.value}")
-    if not outcomes:
+    for link_id, outcome in tokens.items():
+        click.echo(f"payment link {link_id}: {outcome.value}")
+    if not outcomes and not tokens:
         click.echo("No secret is stored.")
-    if payment_settings.SecretState.UNREADABLE in outcomes.values():
+    if payment_settings.SecretState.UNREADABLE in (*outcomes.values(), *tokens.values()):
         raise SystemExit(1)
 
 

@@ -107,6 +107,8 @@ def stripe_draft(state: PluginState, invoice: Invoice, *, locale: str) -> Stripe
     """Read what creating the invoice at Stripe needs (in the step before, so that the next one calls Stripe
     first)."""
     settings = payment_settings.load(state.session)
+    if invoice.user_id is None:  # only an invoice of a payment link's payment has no learner: Checkout issued it
+        raise NotIssued(_("This invoice is issued by Stripe already."))
     rates = {line.vat_rate: (taxes.known(state.session, taxes.wanted(line.vat_rate), livemode=settings.livemode)
                              if line.vat_rate else None) for line in invoice.lines}
     return StripeDraft(invoice.id, invoice.user_id, invoice.user_email, invoice.user_name, locale,

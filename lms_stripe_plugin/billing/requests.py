@@ -51,7 +51,7 @@ class RequestInput:
 
 def create(state: PluginState, invoice: Invoice, data: RequestInput, *, actor_id: str | None) -> PaymentRequest:
     """Check and write a request for ``invoice``, and its messages (sent after the commit)."""
-    if not can_request(invoice):
+    if not can_request(invoice) or invoice.user_id is None:
         raise RequestRefused(_("Nothing remains to be paid on this invoice."))
     user = state.host.get_user(invoice.user_id)
     _check(state, invoice, user, data)

@@ -62,6 +62,7 @@ class InvoiceSource(Labelled):
     CHECKOUT = "checkout"
     ADMIN = "admin"
     DEPOSIT = "deposit"
+    LINK = "link"
 
 
 class PaymentPlan(Labelled):
@@ -97,7 +98,8 @@ class PaymentRequestStatus(Labelled):
 
 
 class AttemptStatus(Labelled):
-    """One Pay click of a payment request: its Checkout Session, then its payment attached to the invoice."""
+    """One Pay click: its Checkout Session, then, for a payment request, its payment attached to the invoice
+    ("attached"); a payment link's is done once paid (Checkout issued its invoice)."""
 
     OPEN = "open"
     PROCESSING = "processing"
@@ -109,6 +111,25 @@ class AttemptStatus(Labelled):
 
 #: Attempts that block another one for the same request (one Checkout Session at a time).
 LIVE_ATTEMPT = (AttemptStatus.OPEN, AttemptStatus.PROCESSING)
+
+
+class PaymentLinkStatus(Labelled):
+    """A payment link an administrator created. "Expired" and "used up" are read from its end date and its
+    uses, as a request's "overdue" is."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class LinkAvailability(Labelled):
+    """Whether a payment link can be paid now, read from its status, its end date and its uses: "full" while
+    every use left is held by a payment under way (one not completed frees its use when its Checkout expires)."""
+
+    AVAILABLE = "available"
+    DISABLED = "disabled"
+    EXPIRED = "expired"
+    USED_UP = "used_up"
+    FULL = "full"
 
 
 class Channel(Labelled):
@@ -205,6 +226,9 @@ class AuditAction(Labelled):
     MESSAGE_FAILED = "message_failed"
     ACCESS_SUSPENDED = "access_suspended"
     BALANCE_PAID = "balance_paid"
+    PAYMENT_LINK_CREATED = "payment_link_created"
+    PAYMENT_LINK_DISABLED = "payment_link_disabled"
+    LINK_PAYMENT_RECEIVED = "link_payment_received"
 
 
 _LABELS: dict[type, dict] = {
@@ -230,6 +254,7 @@ _LABELS: dict[type, dict] = {
         InvoiceSource.CHECKOUT: N_("Online purchase"),
         InvoiceSource.ADMIN: N_("Issued by an administrator"),
         InvoiceSource.DEPOSIT: N_("Online purchase with a deposit"),
+        InvoiceSource.LINK: N_("Payment link"),
     },
     PaymentPlan: {
         PaymentPlan.FULL: N_("Full payment"),
@@ -256,6 +281,17 @@ _LABELS: dict[type, dict] = {
         AttemptStatus.ATTACHED: N_("Paid and credited to the invoice"),
         AttemptStatus.FAILED: N_("Payment failed"),
         AttemptStatus.EXPIRED: N_("Expired"),
+    },
+    PaymentLinkStatus: {
+        PaymentLinkStatus.ACTIVE: N_("Active"),
+        PaymentLinkStatus.DISABLED: N_("Disabled"),
+    },
+    LinkAvailability: {
+        LinkAvailability.AVAILABLE: N_("Active"),
+        LinkAvailability.DISABLED: N_("Disabled"),
+        LinkAvailability.EXPIRED: N_("Expired"),
+        LinkAvailability.USED_UP: N_("Used up"),
+        LinkAvailability.FULL: N_("Every use taken by payments under way"),
     },
     Channel: {Channel.EMAIL: N_("E-mail"), Channel.SMS: N_("SMS")},
     MessageStatus: {
@@ -325,5 +361,8 @@ _LABELS: dict[type, dict] = {
         AuditAction.MESSAGE_FAILED: N_("Message not delivered"),
         AuditAction.ACCESS_SUSPENDED: N_("Access suspended: balance overdue"),
         AuditAction.BALANCE_PAID: N_("Balance paid"),
+        AuditAction.PAYMENT_LINK_CREATED: N_("Payment link created"),
+        AuditAction.PAYMENT_LINK_DISABLED: N_("Payment link disabled"),
+        AuditAction.LINK_PAYMENT_RECEIVED: N_("Payment received through a payment link"),
     },
 }

@@ -15,8 +15,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..money import Money
 from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, BalanceDue, Channel, DepositAccess,
-                    EventStatus, InvoiceSource, InvoiceStatus, MessageStatus, PaymentPlan, PaymentRequestStatus,
-                    PurchaseStatus, RefundOrigin, RefundStatus, RejectReason)
+                    EventStatus, InvoiceSource, InvoiceStatus, MessageStatus, PaymentLinkStatus, PaymentPlan,
+                    PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus, RejectReason)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -285,7 +285,9 @@ class Invoice(Base):
     source: Mapped[InvoiceSource] = mapped_column(EnumText(InvoiceSource, 16), default=InvoiceSource.CHECKOUT,
                                                   server_default=InvoiceSource.CHECKOUT.value)
     number: Mapped[str | None] = mapped_column(sa.String(64), index=True)
-    user_id: Mapped[str] = mapped_column(HostId)
+    #: The learner billed; None for a payment link paid by someone not signed in (named by ``user_name`` and
+    #: ``user_email``, as they typed them).
+    user_id: Mapped[str | None] = mapped_column(HostId)
     #: The course it sells (a Checkout purchase, or an administrator's invoice whose first line is a course).
     course_id: Mapped[str | None] = mapped_column(HostId)
     user_email: Mapped[str | None] = mapped_column(sa.String(320))
@@ -407,14 +409,64 @@ class RequestLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class PaymentLink(Base):
+    """A payment link an administrator created: a public page (`RequestLink`'s kind of random token, stored
+    hashed, and encrypted so that administrators see its address again) where anyone pays a fixed amount, or
+    an amount of their choice between a minimum and a maximum; optionally for one learner only, a number of
+    uses or until a date.
+
+    A use is counted when a payment is made (``uses``); an open Checkout holds one (``held``) from the Pay click
+    until it is paid, fails or expires, so that two payers racing for the last use cannot both pay: a hold is
+    taken by one conditional UPDATE of this row (`billing.payment_links.hold`)."""
+
+    __tablename__ = "lms_stripe_payment_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: The token, encrypted with the settings' secrets' keys (core.crypto): never logged, shown to administrators.
+    token_encrypted: Mapped[str] = mapped_column(sa.Text)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    purpose: Mapped[str] = mapped_column(sa.Text)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    #: A fixed amount (tax-inclusive, minor units), or else the payer's own between ``minimum`` and ``maximum``.
+    amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    minimum: Mapped[int | None] = mapped_column(sa.BigInteger)
+    maximum: Mapped[int | None] = mapped_column(sa.BigInteger)
+    vat_rate: Mapped[int] = mapped_column(default=0)  # basis points
+    #: Only this learner may pay it, signed in.
+    user_id: Mapped[str | None] = mapped_column(HostId)
+    max_uses: Mapped[int | None]
+    uses: Mapped[int] = mapped_column(default=0)
+    held: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime | None]
+    status: Mapped[PaymentLinkStatus] = mapped_column(EnumText(PaymentLinkStatus, 16),
+                                                      default=PaymentLinkStatus.ACTIVE)
+    created_by: Mapped[str | None] = mapped_column(HostId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+    disabled_by: Mapped[str | None] = mapped_column(HostId)
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", PaymentLinkStatus), name="status_known"),
+        sa.CheckConstraint("(amount IS NOT NULL AND amount > 0 AND minimum IS NULL AND maximum IS NULL) OR "
+                           "(amount IS NULL AND minimum > 0 AND maximum >= minimum)", name="amount_or_range"),
+        sa.CheckConstraint("vat_rate >= 0 AND vat_rate <= 10000", name="vat_rate_range"),
+        sa.CheckConstraint("max_uses IS NULL OR max_uses > 0", name="max_uses_positive"),
+        sa.CheckConstraint("uses >= 0 AND held >= 0", name="counts_not_negative"),
+    )
+
+
 class PaymentAttempt(Base):
-    """One Pay click on a payment request's page: a Checkout Session for an amount, whose payment is then
-    attached to the Stripe invoice."""
+    """One Pay click, on a payment request's page or on a payment link's: a Checkout Session for an amount.
+    A request's payment is then attached to its Stripe invoice; a link's session issues an invoice of its own
+    (``invoice_id`` once recorded). The payer of a link is a signed-in learner or whoever typed a name and an
+    e-mail address."""
 
     __tablename__ = "lms_stripe_payment_attempts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    request_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_payment_requests.id"), index=True)
+    request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_payment_requests.id"), index=True)
+    link_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_payment_links.id"), index=True)
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     status: Mapped[AttemptStatus] = mapped_column(EnumText(AttemptStatus, 16), default=AttemptStatus.OPEN)
@@ -426,12 +478,20 @@ class PaymentAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     paid_at: Mapped[datetime | None]
     attached_at: Mapped[datetime | None]
+    payer_user_id: Mapped[str | None] = mapped_column(HostId)
+    payer_name: Mapped[str | None] = mapped_column(sa.String(255))
+    payer_email: Mapped[str | None] = mapped_column(sa.String(320))
+    #: The invoice Checkout issued for a link's payment.
+    invoice_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_invoices.id"), unique=True)
 
-    request: Mapped[PaymentRequest] = relationship()
+    request: Mapped[PaymentRequest | None] = relationship()
+    link: Mapped[PaymentLink | None] = relationship()
+    invoice: Mapped[Invoice | None] = relationship()
 
     __table_args__ = (
         sa.CheckConstraint(one_of("status", AttemptStatus), name="status_known"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("(request_id IS NULL) <> (link_id IS NULL)", name="request_or_link"),
         # One Checkout Session at a time per request: a second click reuses it.
         sa.Index("uq_lms_stripe_payment_attempts_live", "request_id", unique=True,
                  sqlite_where=sa.text(one_of("status", LIVE_ATTEMPT)),

@@ -427,6 +427,8 @@ def _invoice_creation(creation: Params) -> dict[str, Any]:
     data = creation.sub("invoice_data")
     data.reject_unimplemented({"account_tax_ids", "custom_fields", "description", "footer", "issuer", "metadata",
                          "rendering_options"})
+    if len(data.objects("custom_fields")) > 4:  # "A list of up to 4 custom fields" (the SDK's invoice params)
+        raise invalid_param(data.name("custom_fields"), "You may only specify up to 4 custom fields.")
     fields = [{"name": f.string("name", required=True, max_length=40), "value": f.string("value", required=True,
                                                                                          max_length=140)}
               for f in data.objects("custom_fields")]

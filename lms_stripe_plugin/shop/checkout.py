@@ -11,7 +11,6 @@ the call) and then records Stripe's answer.
 """
 from __future__ import annotations
 
-from copy import copy
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, cast
@@ -119,7 +118,7 @@ def open_session(state: PluginState, plan: CheckoutPlan) -> str:
             params = wallets.with_configuration(params, created_configuration)
         if plan.tax_rate is not None:
             created_rate = taxes.create(state, settings, plan.tax_rate)
-            params = _with_tax_rate(params, created_rate)
+            params = taxes.with_tax_rate(params, created_rate)
         created = state.gateway.create_checkout_session(params, api_key=settings.secret_key,
                                                         idempotency_key=f"lms-checkout-{plan.purchase_id}")
     except NotFound:
@@ -196,7 +195,7 @@ def _plan(state: PluginState, settings, purchase: Purchase, user, course) -> Che
         rate = taxes.wanted(purchase.vat_rate)
         known = taxes.known(state.session, rate, livemode=settings.livemode)
         if known:
-            params = _with_tax_rate(params, known)
+            params = taxes.with_tax_rate(params, known)
         else:
             tax_rate = rate
     return replace(plan, params=params, tax_rate=tax_rate, configuration=configuration)
@@ -273,14 +272,6 @@ def payment_methods(settings, purchase: Purchase) -> list[PaymentMethod]:
     if settings.sepa_debit_enabled and purchase.currency == "EUR":
         methods.append("sepa_debit")
     return methods
-
-
-def _with_tax_rate(params: SessionCreateParams, tax_rate_id: str) -> SessionCreateParams:
-    line = copy(params["line_items"][0])
-    line["tax_rates"] = [tax_rate_id]
-    with_rate = copy(params)
-    with_rate["line_items"] = [line]
-    return with_rate
 
 
 def _remember_created(state: PluginState, settings, plan: CheckoutPlan, rate: str | None,

@@ -13,7 +13,7 @@ from ..accounts import settings as payment_settings
 from ..billing import links, listing, paying, requests as payment_requests
 from ..core.enums import AttemptStatus
 from ..core.i18n import normalize_locale
-from ..core.models import PaymentRequest
+from ..core.models import PaymentAttempt, PaymentRequest
 from ..core.urls import public_url
 from ..errors import PaymentsError
 from ..money import MoneyError
@@ -78,7 +78,13 @@ def _start(found: PaymentRequest, return_url: str, *, again):
 
 
 def _back_from_stripe(found: PaymentRequest) -> str | None:
-    """Back from Checkout (``session_id``): record what Stripe says now, as the webhook will."""
+    attempt = back_from_stripe()
+    return attempt.status if attempt is not None and attempt.request_id == found.id else None
+
+
+def back_from_stripe() -> PaymentAttempt | None:
+    """Back from a Pay click's Checkout (``session_id``): record what Stripe says now, as the webhook will; the
+    attempt, whose owner the caller checks (None when the session is not one of ours)."""
     session_id = request.args.get("session_id", "")
     if not session_id.startswith("cs_") or len(session_id) > 255:
         return None
@@ -86,15 +92,13 @@ def _back_from_stripe(found: PaymentRequest) -> str | None:
     secret = payment_settings.load(st.session).secret_key
     try:
         st.session.commit()  # end this request's reads: no transaction across the call to Stripe
-        cs = st.gateway.retrieve_checkout_session(session_id, api_key=secret, expand=("payment_intent",))
+        cs = st.gateway.retrieve_checkout_session(session_id, api_key=secret, expand=("invoice", "payment_intent"))
         attempt = paying.sync_session(st, cs)
         st.session.commit()
     except PaymentsError:
         st.session.rollback()
         return None
-    if attempt is None or attempt.request_id != found.id:
-        return None
-    return attempt.status
+    return attempt
 
 
 def my_payments():

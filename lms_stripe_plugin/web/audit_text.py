@@ -189,6 +189,23 @@ def _reminded(v: dict, step: int) -> str:
                     "%(learner)s was reminded of invoice %(number)s, %(num)d days after its due date.", step, **v)
 
 
+def _link(v: dict, d: dict) -> dict[str, str]:
+    return {"title": _("“%(title)s”", title=d.get("title") or ""), "payer": d.get("payer") or v["learner"], **v}
+
+
+def _issued(v: dict, d: dict) -> str:
+    if d.get("link") is not None:
+        return _("Invoice %(number)s was issued to %(payer)s for the payment link %(title)s.", **_link(v, d))
+    return _("Invoice %(number)s was issued to %(learner)s for %(course)s.", **v)
+
+
+def _link_created(v: dict, d: dict) -> str:
+    if d.get("amount") is None:
+        v = {**v, "amount": _("%(min)s to %(max)s", min=_money(d.get("minimum"), d.get("currency")),
+                                                   max=_money(d.get("maximum"), d.get("currency")))}
+    return _("The payment link %(title)s was created, for %(amount)s.", **_link(v, d))
+
+
 _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.CHECKOUT_STARTED: lambda v, d: _("%(learner)s started paying for %(course)s.", **v),
     AuditAction.CHECKOUT_WITHDRAWN: lambda v, d: _(
@@ -198,7 +215,7 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
         "%(learner)s paid %(amount)s for %(course)s at the price of a checkout opened before the offer changed.",
         **v),
     AuditAction.PAYMENT_FAILED: lambda v, d: _("The payment of %(learner)s for %(course)s failed: %(reason)s", **v),
-    AuditAction.INVOICE_ISSUED: lambda v, d: _("Invoice %(number)s was issued to %(learner)s for %(course)s.", **v),
+    AuditAction.INVOICE_ISSUED: _issued,
     AuditAction.REFUND_REQUESTED: _refund_requested,
     AuditAction.REFUND_SUCCEEDED: lambda v, d: _("%(amount)s was refunded to %(learner)s for %(course)s.", **v),
     AuditAction.REFUND_FAILED: lambda v, d: _("The refund of %(amount)s to %(learner)s failed: %(reason)s", **v),
@@ -227,4 +244,8 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.MESSAGE_FAILED: lambda v, d: _(
         "A message (%(channel)s) to %(learner)s could not be delivered: %(reason)s",
         channel={"email": _("e-mail"), "sms": _("SMS")}.get(str(d.get("channel")), str(d.get("channel"))), **v),
+    AuditAction.PAYMENT_LINK_CREATED: _link_created,
+    AuditAction.PAYMENT_LINK_DISABLED: lambda v, d: _("The payment link %(title)s was disabled.", **_link(v, d)),
+    AuditAction.LINK_PAYMENT_RECEIVED: lambda v, d: _("%(payer)s paid %(amount)s through the payment link %(title)s.",
+                                                      **_link(v, d)),
 }

@@ -1,16 +1,16 @@
 """deposits at enrollment: a course's deposit terms, a purchase's deposit and balance, the balance request,
 the suspensions of access for an overdue balance, and the school's grace period
 
-Revision ID: 0011
-Revises: 0007
-Create Date: 2027-01-12 10:00:00
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-02 17:30:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
