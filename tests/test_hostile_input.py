@@ -130,8 +130,9 @@ def _token(client) -> str:
 
 
 def _alert(body: str) -> str | None:
-    found = re.search(r'role="alert"[^>]*>\s*([^<]*?)\s*<', body)
-    return found.group(1) if found and found.group(1) else None
+    """The text of the page's first role=alert element (a message, or a summary of a form's errors)."""
+    found = re.search(r'role="alert"[^>]*>(.*?)</(?:p|div)>', body, re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split()) or None if found else None
 
 
 def refused(response) -> bool:

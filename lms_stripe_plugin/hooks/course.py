@@ -7,6 +7,7 @@ from marshmallow import ValidationError
 from ..accounts import settings as payment_settings
 from ..core.enums import PurchaseStatus
 from ..host import AUDIENCES, audience_allows
+from ..money import Money
 from ..shop import offers
 from ..shop.checkout import live_purchase
 from ..web.forms import PRICING_PREFIX, CoursePricingSchema, amount_input, first_errors, format_rate_input
@@ -23,14 +24,26 @@ def settings_form(sender, course, form=None, errors=None, **_):
     offer = offers.get_offer(state.session, course_id)
     current = payment_settings.load(state.session)
     values = _form_values(offer, current, form)
-    breakdown = None
-    if offer is not None and offer.price is not None:
-        breakdown = offers.breakdown(offer.price, offer.vat_rate)
     return render_fragment(
         "lms_stripe/course_settings.html", values=values, errors=errors or {}, prefix=PRICING_PREFIX,
-        audiences=AUDIENCES, breakdown=breakdown, settings=current,
+        audiences=AUDIENCES, breakdown=_breakdown(offer, form), settings=current,
         preview_url=url_for("lms_stripe.pricing_preview"),
     )
+
+
+def _breakdown(offer, form):
+    """Net, VAT and fees of the price the form shows: the one just typed after a refused save (none if it
+    cannot be read), else the one stored."""
+    if form is not None:
+        try:
+            data = CoursePricingSchema.load_price({name: form.get(PRICING_PREFIX + name)
+                                                   for name in CoursePricingSchema.PRICE})
+        except ValidationError:
+            return None
+        return offers.breakdown(Money(data["amount"], data["currency"]), data["vat_rate"])
+    if offer is not None and offer.price is not None:
+        return offers.breakdown(offer.price, offer.vat_rate)
+    return None
 
 
 def _form_values(offer, current, form) -> dict:

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from flask import flash, jsonify, redirect, request, url_for
 from marshmallow import ValidationError
-from werkzeug.datastructures import MultiDict
 
 from ..accounts import settings as payment_settings
 from ..core.i18n import gettext as _
 from ..money import Money
 from ..shop import offers
-from ..web.forms import (PRICING_PREFIX, CoursePricingSchema, SettingsSchema, all_errors, amount_input,
+from ..web.forms import (CoursePricingSchema, SettingsSchema, all_errors, amount_input,
                          first_errors, format_rate_input)
 from ..web.rendering import render
 from ._common import actor_id, require_admin, state, step
@@ -92,17 +91,23 @@ def _masked(current) -> dict:
 
 def pricing_preview():
     """Net / VAT / gross and fee estimates for the course form, as JSON: the course form's own schema reads
-    the fields, so the preview refuses what saving would refuse, and names the field at fault."""
+    the fields, so the preview refuses what saving would refuse, and names each field at fault."""
     require_admin()
-    form = MultiDict({PRICING_PREFIX + name: request.args.get(name, "") for name in ("price", "currency", "vat_rate")})
-    form.update({PRICING_PREFIX + "paid": "on", PRICING_PREFIX + "audience": "public"})
     try:
-        data = CoursePricingSchema().load_form(form)
+        data = CoursePricingSchema.load_price(request.args)
     except ValidationError as err:
-        fields = first_errors(err.messages)
-        name = next(name for name in ("price", "currency", "vat_rate") if name in fields)
-        return jsonify({"error": {"message": fields[name], "field": name, "fields": fields}}), 400
+        messages = first_errors(err.messages)
+        fields = {name: messages[name] for name in CoursePricingSchema.PRICE if name in messages}
+        named = [_("%(field)s: %(message)s", field=_PRICE_LABELS[name](), message=message)
+                 for name, message in fields.items()]
+        return jsonify({"error": {"message": " ".join(named), "named": named, "field": next(iter(fields), None),
+                                  "fields": fields}}), 400
     result = offers.breakdown(Money(data["amount"], data["currency"]), data["vat_rate"])
     html = render("lms_stripe/_breakdown.html", breakdown=result)
     return jsonify({"gross": result.gross.amount, "net": result.net.amount, "vat": result.vat.amount,
                     "currency": data["currency"], "html": html})
+
+
+#: The labels of the course form's price fields, as the form shows them.
+_PRICE_LABELS = {"price": lambda: _("Price incl. VAT"), "currency": lambda: _("Currency"),
+                 "vat_rate": lambda: _("VAT rate (%)")}
