@@ -120,6 +120,7 @@ def test_the_settings_form_shows_every_error_in_a_summary_leading_to_each_field(
     assert set(summary) == set(fields)
     assert summary["default_currency"].startswith("Default currency: Choose a currency")
     assert summary["secret_key"].startswith("Secret or restricted key: The publishable key and the secret key")
+    assert list(summary) == fields  # in the form's order
     assert all(_marked(page, name) for name in fields)
     assert 'value="EURO"' in page and 'value="beaucoup"' in page  # what was typed, to correct it
 
@@ -147,8 +148,10 @@ def test_a_refused_price_shows_every_error_and_what_was_typed(app, db, people, l
     form = _pricing(price="abc", vat_rate="150", audience="everyone")
     with app.test_request_context(headers=as_user("adm")):
         errors = _send(app, "lms.course.settings_saved", course=lessons["c1"], form=form)
-        fragment = str(_send(app, "lms.course.settings_form", course=lessons["c1"], form=form, errors=errors))
-    assert set(errors) == {"lms_stripe-price", "lms_stripe-vat_rate", "lms_stripe-audience"}
+        fragment = str(_send(app, "lms.course.settings_form", course=lessons["c1"], form=form,
+                             errors={"title": "The host's own error", **errors}))
+    assert list(errors) == ["lms_stripe-price", "lms_stripe-vat_rate", "lms_stripe-audience"]  # the form's order
+    assert [target for target, _text in _summary(fragment, "lms-stripe-pricing-errors")] == list(errors)
     summary = dict(_summary(fragment, "lms-stripe-pricing-errors"))
     assert summary["lms_stripe-vat_rate"].startswith("VAT rate (%): Enter a VAT rate between 0 and 100")
     assert summary["lms_stripe-price"].startswith("Price incl. VAT: Write the amount like")
@@ -203,7 +206,7 @@ def test_a_refused_refund_shows_every_error_at_once_and_keeps_what_was_typed(cli
         "csrf_token": csrf(client, url), "amount": "beaucoup", "reason": "x" * 501, "revoke_access": "on"})
     assert response.status_code == 400 and len(stripe_http.calls) == 0
     page = response.get_data(as_text=True)
-    assert [target for target, _text in _summary(page)] == ["reason", "amount"]
+    assert [target for target, _text in _summary(page)] == ["amount", "reason"]  # in the form's order
     assert _marked(page, "amount") and _marked(page, "reason")
     assert 'value="beaucoup"' in page and "x" * 501 in page
     assert '<input type="checkbox" name="revoke_access" checked>' in page

@@ -10,7 +10,8 @@ from ..host import AUDIENCES, audience_allows
 from ..money import Money
 from ..shop import offers
 from ..shop.checkout import live_purchase
-from ..web.forms import PRICING_PREFIX, CoursePricingSchema, amount_input, first_errors, format_rate_input
+from ..web.forms import (PRICING_PREFIX, CoursePricingSchema, amount_input, first_errors, format_rate_input,
+                         in_order)
 from ..web.rendering import render_fragment
 from ._state import plugin_state
 
@@ -24,8 +25,9 @@ def settings_form(sender, course, form=None, errors=None, **_):
     offer = offers.get_offer(state.session, course_id)
     current = payment_settings.load(state.session)
     values = _form_values(offer, current, form)
+    own = {name: message for name, message in (errors or {}).items() if name.startswith(PRICING_PREFIX)}
     return render_fragment(
-        "lms_stripe/course_settings.html", values=values, errors=errors or {}, prefix=PRICING_PREFIX,
+        "lms_stripe/course_settings.html", values=values, errors=own, prefix=PRICING_PREFIX,
         audiences=AUDIENCES, breakdown=_breakdown(offer, form), settings=current,
         preview_url=url_for("lms_stripe.pricing_preview"),
     )
@@ -71,7 +73,8 @@ def settings_saved(sender, course, form, **_):
     try:
         data = CoursePricingSchema().load_form(form)
     except ValidationError as err:
-        return {PRICING_PREFIX + name: message for name, message in first_errors(err.messages).items()}
+        errors = in_order(first_errors(err.messages), CoursePricingSchema.NAMES)
+        return {PRICING_PREFIX + name: message for name, message in errors.items()}
     actor = state.host.current_user()
     offers.save_offer(state.session, state.host.course_id(course), data,
                        actor_id=state.host.user_id(actor) if actor is not None else None)

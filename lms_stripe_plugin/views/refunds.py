@@ -68,8 +68,8 @@ def refund(invoice_id: int):
     invoice = invoice_or_404(invoice_id)
     errors: dict[str, str] = {}
     if request.method == "POST":
-        reason = _reason(errors)
         amount = _refund_amount(invoice, errors)
+        reason = _reason(errors)
         if not errors and amount is not None:
             try:
                 _request_and_send(cancellation.request_part, invoice, amount=amount, actor_id=actor_id(user),

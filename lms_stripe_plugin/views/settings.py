@@ -35,7 +35,7 @@ def admin_settings():
         try:
             data = SettingsSchema(stored=current).load_form(request.form, locked=current.overridden)
         except ValidationError as err:
-            errors = all_errors(err.messages)
+            errors = all_errors(err.messages, SettingsSchema.FIELDS)
         else:
             step(payment_settings.save, session, data, actor_id=actor_id(user))
             flash(*_saved_message(current, payment_settings.load(session)))

@@ -146,9 +146,10 @@ class SettingsSchema(Schema):
     automatic_tax = Checkbox(load_default=False)
     terms_url = Url(max_length=MAX_TEXT)
 
+    #: In the page's order, which its summary of errors follows.
     FIELDS = ("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
-              "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
-              "sepa_debit_enabled", "automatic_tax", "terms_url", "school_name", "partial_payments_enabled",
+              "default_vat_rate", "automatic_tax", "wallets_enabled", "klarna_enabled", "klarna_minimum",
+              "sepa_debit_enabled", "vouchers_enabled", "terms_url", "school_name", "partial_payments_enabled",
               "partial_minimum", "reminder_days", "reminder_max", "reminder_sms")
     SECRETS = ("secret_key", "webhook_secrets")
 
@@ -378,13 +379,19 @@ def _readings(lead: str, readings, locale: str) -> str:
         " ".join([lead, _("did you mean %(reading)s?", reading=shown[0])])
 
 
-def all_errors(messages: dict | list) -> dict[str, str]:
+def all_errors(messages: dict | list, order: tuple[str, ...] = ()) -> dict[str, str]:
     """Marshmallow's error dict as one line per field holding each of its messages, for forms that show
-    every error at once (errors not tied to a field under "_schema")."""
+    every error at once (errors not tied to a field under "_schema"), the fields in the form's ``order``."""
     out = {}
     for name, value in (messages.items() if isinstance(messages, dict) else [("_schema", messages)]):
         out[name] = " ".join(str(message) for message in _flat(value))
-    return out
+    return in_order(out, order)
+
+
+def in_order(errors: dict[str, str], order: tuple[str, ...]) -> dict[str, str]:
+    """The errors in the order of the form's fields (the others last), as its summary lists them."""
+    rank = {name: index for index, name in enumerate(order)}
+    return dict(sorted(errors.items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
 def _flat(value) -> list:
