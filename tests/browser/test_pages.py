@@ -216,6 +216,20 @@ def _submit_refund_errors(page):
     return _errors_shown(page, ["amount"])
 
 
+def _type_bad_vat_rate(page):
+    """The live preview names the field at fault (the VAT rate, not the price) and marks it alone."""
+    page.fill("#lms_stripe-vat_rate", "150")
+    try:
+        page.wait_for_selector("#lms-stripe-breakdown li", timeout=3000)
+    except PlaywrightError:
+        return ["the preview shows no error for a VAT rate of 150 %"]
+    shown = page.inner_text("#lms-stripe-breakdown")
+    marked = page.eval_on_selector_all("[aria-invalid=true]", "fields => fields.map(f => f.id)")
+    label = page.inner_text("label[for=lms_stripe-vat_rate]")
+    return ([] if shown.startswith(label) else [f"the preview does not name the VAT rate: {shown!r}"]) + \
+        ([] if marked == ["lms_stripe-vat_rate"] else [f"the preview marks {marked}, not the VAT rate alone"])
+
+
 def _submit_course_errors(page):
     page.fill("#title", "")
     page.fill("#lms_stripe-price", "abc")
@@ -260,6 +274,7 @@ VISITS = [
     Visit("audit log", lambda s, lang: "/payments/admin/audit", "admin"),
     Visit("stripe events", lambda s, lang: "/payments/admin/events", "admin"),
     Visit("course settings", lambda s, lang: "/courses/1/settings", "admin"),
+    Visit("course price preview", lambda s, lang: "/courses/1/settings", "admin", _type_bad_vat_rate),
     Visit("course settings refused", lambda s, lang: "/courses/1/settings", "admin", _submit_course_errors),
     Visit("back office", lambda s, lang: "/backoffice/enroll", "manager"),
     # The sandbox's pages (Stripe's, in production), in the language of their session or customer.
