@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from . import migrate, tasks
 from .accounts import settings as payment_settings
-from .core import jobs, queue
+from .core import audit, jobs, queue
 from .core.state import PluginState, this_app
 from .sync.reconcile import reconcile
 from .sync.webhooks import replay_failed
@@ -87,7 +87,8 @@ def secrets_rotate() -> None:
 def reconcile_command(since, dry_run: bool) -> None:
     """Compare Stripe's sessions, invoices, refunds and disputes with our tables, and repair."""
     since = (since.replace(tzinfo=timezone.utc) if since else datetime.now(timezone.utc) - timedelta(days=30))
-    report = reconcile(current_app.extensions["lms_stripe"], since=since, dry_run=dry_run)
+    with audit.acting(audit.VIA_COMMAND):
+        report = reconcile(current_app.extensions["lms_stripe"], since=since, dry_run=dry_run)
     for line in report.lines(dry_run):
         click.echo(line)
     if any(f.error for f in report.findings):

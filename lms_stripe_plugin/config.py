@@ -1,6 +1,10 @@
 """Configuration keys and their defaults. Every key starts with ``LMS_STRIPE_``."""
 from __future__ import annotations
 
+from babel.dates import get_timezone
+
+from .errors import ConfigurationError
+
 DEFAULTS: dict[str, object] = {
     # Where the blueprint is mounted.
     "LMS_STRIPE_URL_PREFIX": "/payments",
@@ -56,6 +60,8 @@ DEFAULTS: dict[str, object] = {
     "LMS_STRIPE_REVOKE_ON_DISPUTE": True,
     # Page size of the admin lists.
     "LMS_STRIPE_PAGE_SIZE": 50,
+    # The school's time zone (an IANA name): times in the pages, the audit log and the exports.
+    "LMS_STRIPE_TIMEZONE": "UTC",
     # Messages to learners (payment requests, reminders). E-mail: "auto" is the host's Flask-Mail if the app
     # has one, else SMTP if a server is set, else "console"; "file" appends to an mbox file.
     "LMS_STRIPE_MAIL_BACKEND": "auto",  # auto | flask_mail | smtp | console | file
@@ -114,3 +120,15 @@ OVERRIDES: dict[str, str] = {
 def apply_defaults(config) -> None:
     for key, value in DEFAULTS.items():
         config.setdefault(key, value)
+    check_time_zone(config["LMS_STRIPE_TIMEZONE"])
+
+
+def check_time_zone(name) -> None:
+    """A time zone that is no IANA name fails when the app starts, not on a page."""
+    try:
+        if not isinstance(name, str):
+            raise TypeError(name)
+        get_timezone(name)
+    except (LookupError, ValueError, TypeError):
+        raise ConfigurationError(f"LMS_STRIPE_TIMEZONE: {name!r} is not a time zone (an IANA name such as "
+                                 "'Europe/Paris').") from None

@@ -13,6 +13,7 @@ from flask import Flask
 
 from . import messages
 from .billing import reminders
+from .core import audit
 from .core.models import utcnow
 
 
@@ -30,7 +31,7 @@ def send_due_reminders(app: Flask, *, dry_run: bool = False, now: datetime | Non
     """Send every reminder that has come (or, with ``dry_run``, list them and change nothing), then retry
     the messages whose delivery failed. Each reminder is its own units of work: claimed, then sent."""
     report = ReminderReport()
-    with app.app_context():
+    with app.app_context(), audit.acting(audit.VIA_SCHEDULE):
         state = app.extensions["lms_stripe"]
         session = state.session
         rules = reminders.rules_of(state)

@@ -68,6 +68,7 @@ MATRIX = {
     "pay": ("GET", "/payments/pay/{pay_token}", _everyone(200, others=200)),
     "my_payments": ("GET", "/payments/my-payments", SIGNED_IN),
     "my_payment_pay": ("POST", "/payments/my-payments/{request}/pay", _everyone(401, others=404, u1=None)),
+    "my_invoice_pay": ("POST", "/payments/my-payments/invoices/{owed}/pay", _everyone(401, others=404, u1=None)),
     "admin_audit": ("GET", "/payments/admin/audit", ADMIN_ONLY),
     "admin_events": ("GET", "/payments/admin/events", ADMIN_ONLY),
     "admin_handle_event": ("POST", "/payments/admin/events/handle", ADMIN_POST),
@@ -108,10 +109,11 @@ def test_another_learners_invoice_never_shows_in_my_invoices(client, world, db):
 
 @pytest.mark.parametrize("endpoint", list(POSTS) + ["admin_retry_refund", "admin_restore_access", "checkout",
                                                     "admin_issue_invoice", "admin_resend_request",
-                                                    "admin_cancel_request", "my_payment_pay", "admin_handle_event"])
+                                                    "admin_cancel_request", "my_payment_pay", "my_invoice_pay",
+                                                    "admin_handle_event"])
 def test_every_form_is_refused_without_its_csrf_token(client, world, db, endpoint):
     path = POSTS.get(endpoint) or MATRIX[endpoint][1]
-    user = "u1" if endpoint in ("pay", "my_payment_pay") else "adm"
+    user = "u1" if endpoint in ("pay", "my_payment_pay", "my_invoice_pay") else "adm"
     response = client.post(path.format(**world), data={"reason": "x", "amount": "1.00"}, headers=as_user(user))
     assert response.status_code == 400 and "expired" in response.get_data(as_text=True)
     db.session.expire_all()

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from lms_stripe_plugin import messages, tasks
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.billing import reminders
+from lms_stripe_plugin.core import audit
 from lms_stripe_plugin.core.enums import AuditAction, Channel, MessageStatus
 from lms_stripe_plugin.core.models import AuditEntry, Message, PaymentRequest, Reminder, utcnow
 from lms_stripe_plugin.messages import DeliveryFailed, outbox
@@ -284,6 +285,8 @@ def test_a_run_sends_each_reminder_that_has_come_once(app, db, owed, backend):
     assert db.session.scalar(select(func.count(Message.id)).where(Message.status == MessageStatus.SENT)) == 2
     again = _run(app, db)
     assert (again.sent, again.skipped, again.claimed_elsewhere) == (0, 0, 0) and len(backend.sent) == 2
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == AuditAction.REMINDER_SENT)).all()
+    assert len(entries) == 2 and {(e.actor_id, audit.via(e)) for e in entries} == {(None, audit.VIA_SCHEDULE)}
 
 
 def test_a_request_found_late_is_sent_one_reminder_not_three(app, db, owed, backend):

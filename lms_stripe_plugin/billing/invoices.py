@@ -41,6 +41,11 @@ def record_invoice(state: PluginState, invoice: dict, purchase: Purchase) -> Inv
         return existing
     if (invoice.get("metadata") or {}).get("lms_purchase_id") not in (None, str(purchase.id)):
         raise PaymentsError(f"Invoice {invoice['id']} belongs to another purchase.")
+    # The purchase's row locked and read again: a refund handled at the same moment (its event and the
+    # invoice's arrive together) either committed before, and is counted here, or waits for this invoice
+    # and then finds it to update.
+    session.flush()
+    session.refresh(purchase, with_for_update=True)
     gross, vat = int(invoice.get("total") or 0), invoice_taxes(invoice)
     status = _status_after_refunds(session, purchase)
     user = host.get_user(purchase.user_id)

@@ -42,8 +42,18 @@ def remaining(request: PaymentRequest) -> int:
 
 def overdue(request: PaymentRequest) -> bool:
     """An open request past its due date."""
-    due = request.due_at if request.due_at.tzinfo is not None else request.due_at.replace(tzinfo=timezone.utc)
-    return request.status == PaymentRequestStatus.OPEN and due < utcnow()
+    return request.status == PaymentRequestStatus.OPEN and _past(request.due_at)
+
+
+def invoice_overdue(invoice: Invoice) -> bool:
+    """An issued invoice that still owes something after its due date."""
+    return invoice.status == InvoiceStatus.OPEN and invoice.amount_remaining > 0 and _past(invoice.due_at)
+
+
+def _past(moment: datetime | None) -> bool:
+    if moment is None:
+        return False
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)) < utcnow()
 
 
 def limits(request: PaymentRequest) -> tuple[int, int]:

@@ -29,6 +29,14 @@ def has_paid(session, user_id: str, course_id: str) -> bool:
     ) is not None
 
 
+def payment_processing(session, user_id: str, course_id: str) -> bool:
+    """Whether the learner's payment for the course is under way at their bank (a SEPA debit, say)."""
+    return session.scalar(
+        select(Purchase.id).where(Purchase.user_id == user_id, Purchase.course_id == course_id,
+                                  Purchase.status == PurchaseStatus.PROCESSING).limit(1)
+    ) is not None
+
+
 def record_free_enrollment(session, *, user_id: str, course_id: str, actor_id: str) -> FreeEnrollment:
     """Record a back-office enrollment into a paid course in the host's transaction (no Stripe call, no
     invoice): the host's commit saves it with the enrollment itself, and a refused one leaves nothing."""

@@ -7,10 +7,10 @@ leaves the token in a Referer. A signed-in learner also pays their own requests 
 """
 from __future__ import annotations
 
-from flask import abort, make_response, redirect, request, url_for
+from flask import abort, flash, make_response, redirect, request, url_for
 
 from ..accounts import settings as payment_settings
-from ..billing import links, listing, paying
+from ..billing import links, listing, paying, requests as payment_requests
 from ..core.enums import AttemptStatus
 from ..core.i18n import normalize_locale
 from ..core.models import PaymentRequest
@@ -26,6 +26,8 @@ def register(bp) -> None:
     bp.add_url_rule("/pay/<token>", "pay", pay, methods=["GET", "POST"])
     bp.add_url_rule("/my-payments", "my_payments", my_payments)
     bp.add_url_rule("/my-payments/<lms_id:request_id>/pay", "my_payment_pay", my_payment_pay, methods=["POST"])
+    bp.add_url_rule("/my-payments/invoices/<lms_id:invoice_id>/pay", "my_invoice_pay", my_invoice_pay,
+                    methods=["POST"])
 
 
 def _private(response):
@@ -102,7 +104,8 @@ def my_payments():
     # A request whose invoice owes nothing more (paid on Stripe's own page, or void) asks for nothing.
     owed = [req for req in listing.learner_requests(st.session, user_id) if paying.remaining(req) > 0]
     return render("lms_stripe/my_payments.html", owed=owed, paid=listing.learner_invoices(st.session, user_id),
-                  remaining=paying.remaining, overdue=paying.overdue)
+                  open_invoices=listing.learner_open_invoices(st.session, user_id), remaining=paying.remaining,
+                  overdue=paying.overdue, invoice_overdue=paying.invoice_overdue)
 
 
 def my_payment_pay(request_id: int):
@@ -111,4 +114,21 @@ def my_payment_pay(request_id: int):
     found = st.session.get(PaymentRequest, request_id)
     if found is None or found.user_id != st.host.user_id(user):
         abort(404)
+    return _start(found, public_url("lms_stripe.my_payments"), again=lambda error: _page(found, error=error))
+
+
+def my_invoice_pay(invoice_id: int):
+    """Pay, from "My payments", what remains of an invoice that no request asks for: the learner's own request
+    (no message), then Checkout as for any request."""
+    user = require_user()
+    st = state()
+    user_id = st.host.user_id(user)
+    invoice = listing.learner_invoice(st.session, user_id, invoice_id)
+    if invoice is None:
+        abort(404)
+    try:
+        found = step(payment_requests.for_learner, st, invoice, actor_id=user_id)
+    except PaymentsError as err:
+        flash(err.message, "error")
+        return redirect(url_for("lms_stripe.my_payments"), code=303)
     return _start(found, public_url("lms_stripe.my_payments"), again=lambda error: _page(found, error=error))

@@ -151,6 +151,9 @@ def _settings(v: dict, d: dict) -> str:
 
 
 def _requested(v: dict, d: dict) -> str:
+    if d.get("by_learner"):
+        return _("%(learner)s chose to pay %(amount)s of invoice %(number)s from My payments.", amount=v["amount"],
+                 learner=v["learner"], number=v["number"])
     channels = [{"email": _("e-mail"), "sms": _("SMS")}.get(c, c) for c in d.get("channels") or []]
     return _("%(amount)s asked of %(learner)s on invoice %(number)s, by %(channels)s.", amount=v["amount"],
              learner=v["learner"], number=v["number"], channels=_(" and ").join(channels) or _("no channel"))
