@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -34,6 +35,11 @@ def stripe_object(name: str, **changes) -> dict:
     obj = copy.deepcopy(json.loads((FIXTURES / f"{name}.json").read_text()))
     obj.update(changes)
     return obj
+
+
+def without_labels(page: str) -> str:
+    """A page's markup without the names its record tables give each cell for phones (``data-label``)."""
+    return re.sub(r' data-label="[^"]*"', "", page)
 
 
 def form_body(request) -> dict:

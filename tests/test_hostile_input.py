@@ -131,11 +131,9 @@ def _token(client) -> str:
 
 
 def _alert(body: str) -> str | None:
-    """The first message of an element with role="alert" (a summary's is in its first child)."""
-    for found in re.finditer(r'role="alert"[^>]*>\s*(?:<p>)?\s*([^<]*?)\s*<', body):
-        if found.group(1):
-            return found.group(1)
-    return None
+    """The text of the page's first role=alert element (a message, or a summary of a form's errors)."""
+    found = re.search(r'role="alert"[^>]*>(.*?)</(?:p|div)>', body, re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split()) or None if found else None
 
 
 def refused(response) -> bool:

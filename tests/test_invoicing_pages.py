@@ -56,7 +56,7 @@ def _field_errors(response) -> dict[str, str]:
     """Each error shown beside its field: {field id: message}."""
     page = response.get_data(as_text=True)
     return {name: html.unescape(message) for name, message in
-            re.findall(r'<p class="error" id="([\w-]+)-error" role="alert">([^<]*)</p>', page)}
+            re.findall(r'<p class="error" id="([\w-]+)-error">([^<]*)</p>', page)}
 
 
 # -- a new invoice: Stripe's side ---------------------------------------------------------------------------

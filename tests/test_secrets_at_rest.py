@@ -129,8 +129,8 @@ def test_turning_payments_on_with_a_secret_that_cannot_be_read_says_so(rotated, 
         "default_currency": "EUR", "default_vat_rate": "20"})
     assert response.status_code == 400
     text = response.get_data(as_text=True)
-    assert "cannot be read" in re.search(r'id="secret_key-error" role="alert">([^<]*)<', text).group(1)
-    assert "cannot be read" in re.search(r'id="webhook_secrets-error" role="alert">([^<]*)<', text).group(1)
+    assert "cannot be read" in re.search(r'id="secret_key-error">([^<]*)<', text).group(1)
+    assert "cannot be read" in re.search(r'id="webhook_secrets-error">([^<]*)<', text).group(1)
 
 
 def test_a_purchase_is_refused_with_a_message_not_a_500(rotated, client, db):

@@ -98,7 +98,7 @@ def test_bad_input_comes_back_per_field_and_nothing_is_saved(client, token, db, 
     response = _post(client, token, **fields)
     assert response.status_code == 400
     page = response.get_data(as_text=True)
-    error = re.search(rf'id="{field}-error" role="alert">([^<]*)<', page)
+    error = re.search(rf'id="{field}-error">([^<]*)<', page)
     assert error and message in error.group(1).replace("&#39;", "'")
     assert db.session.get(Settings, 1) is None
 
@@ -153,7 +153,7 @@ def test_replaced_secrets_leave_the_decryption_cache(app, db):
 
 def _field_errors(response) -> dict[str, str]:
     page = response.get_data(as_text=True).replace("&#39;", "'")
-    return dict(re.findall(r'id="(\w+)-error" role="alert">([^<]*)<', page))
+    return dict(re.findall(r'id="(\w+)-error">([^<]*)<', page))
 
 
 def test_every_error_shows_at_once(client, token, db):

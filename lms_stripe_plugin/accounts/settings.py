@@ -94,8 +94,13 @@ class EffectiveSettings:
         return frozenset(name for name in self.stored_secrets if not self.has(name))
 
     @property
+    def mode(self) -> str | None:
+        """"test" or "live", as the secret key in force says (never the key itself); None without a readable one."""
+        return key_mode(self.secret_key or "") if self.has("secret_key") else None
+
+    @property
     def livemode(self) -> bool:
-        return self.has("secret_key") and "_live_" in (self.secret_key or "")
+        return self.mode == "live"
 
     @property
     def configured(self) -> bool:
@@ -143,6 +148,14 @@ class EffectiveSettings:
         except ConfigurationError as err:  # no key at all, or a malformed one: the message names it
             return err
         return json.loads(text) if name == "webhook_secrets" else text
+
+
+def key_mode(key: str) -> str | None:
+    """The mode of a Stripe key: "test" (pk_test_, sk_test_, rk_test_…) or "live"; None for neither."""
+    for mode in ("test", "live"):
+        if f"_{mode}_" in key:
+            return mode
+    return None
 
 
 _UNREADABLE = {

@@ -32,7 +32,7 @@ TEXT = {
         "inbox_help": "The e-mails and SMS the payments plugin sent you (in this demo they are written to files; "
                       "a real LMS sends them).",
         "inbox_empty": "Nothing received yet. As admin, create an invoice under Payments, then request a payment.",
-        "email": "E-mail", "sms": "SMS",
+        "email": "E-mail", "sms": "SMS", "skip": "Skip to the content", "field_error": "%(field)s: %(message)s",
     },
     "fr": {
         "catalog": "Catalogue", "invoices": "Mes factures", "admin": "Paiements", "backoffice": "Back-office",
@@ -68,7 +68,7 @@ TEXT = {
                       "dans des fichiers ; un vrai LMS les envoie).",
         "inbox_empty": "Rien reçu pour l'instant. En tant qu'admin, créez une facture dans Paiements, puis "
                        "demandez un paiement.",
-        "email": "E-mail", "sms": "SMS",
+        "email": "E-mail", "sms": "SMS", "skip": "Aller au contenu", "field_error": "%(field)s : %(message)s",
     },
 }
 

@@ -117,9 +117,8 @@ def course_settings(course_id: int):
         _check_csrf()
         form = request.form
         fields, errors = _course_fields(form)
-        if not errors:
-            for answer in _send("lms.course.settings_saved", course=course, form=form):
-                errors.update(answer)
+        for answer in _send("lms.course.settings_saved", course=course, form=form):  # every error at once
+            errors.update(answer)
         if not errors:
             course.title, course.description = fields["title"], fields["description"]
             db.session.commit()

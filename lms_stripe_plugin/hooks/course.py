@@ -7,9 +7,11 @@ from marshmallow import ValidationError
 from ..accounts import settings as payment_settings
 from ..core.enums import PaymentPlan, PurchaseStatus
 from ..host import AUDIENCES, audience_allows, course_start
+from ..money import Money
 from ..shop import deposits, offers
 from ..shop.checkout import live_purchase
-from ..web.forms import PRICING_PREFIX, CoursePricingSchema, amount_input, first_errors, format_rate_input
+from ..web.forms import (PRICING_PREFIX, CoursePricingSchema, amount_input, first_errors, format_rate_input,
+                         in_order)
 from ..web.rendering import render_fragment
 from ._state import plugin_state
 
@@ -23,15 +25,28 @@ def settings_form(sender, course, form=None, errors=None, **_):
     offer = offers.get_offer(state.session, course_id)
     current = payment_settings.load(state.session)
     values = _form_values(offer, current, form)
-    breakdown = None
-    if offer is not None and offer.price is not None:
-        breakdown = offers.breakdown(offer.price, offer.vat_rate)
+    own = {name: message for name, message in (errors or {}).items() if name.startswith(PRICING_PREFIX)}
     return render_fragment(
-        "lms_stripe/course_settings.html", values=values, errors=errors or {}, prefix=PRICING_PREFIX,
-        audiences=AUDIENCES, breakdown=breakdown, settings=current,
+        "lms_stripe/course_settings.html", values=values, errors=own, prefix=PRICING_PREFIX,
+        audiences=AUDIENCES, breakdown=_breakdown(offer, form), settings=current,
         preview_url=url_for("lms_stripe.pricing_preview"), course_start=course_start(state.host, course),
         deposit=deposits.deposit_amount(offer) if offer is not None else None,
     )
+
+
+def _breakdown(offer, form):
+    """Net, VAT and fees of the price the form shows: the one just typed after a refused save (none if it
+    cannot be read), else the one stored."""
+    if form is not None:
+        try:
+            data = CoursePricingSchema.load_price({name: form.get(PRICING_PREFIX + name)
+                                                   for name in CoursePricingSchema.PRICE})
+        except ValidationError:
+            return None
+        return offers.breakdown(Money(data["amount"], data["currency"]), data["vat_rate"])
+    if offer is not None and offer.price is not None:
+        return offers.breakdown(offer.price, offer.vat_rate)
+    return None
 
 
 def _form_values(offer, current, form) -> dict:
@@ -78,7 +93,8 @@ def settings_saved(sender, course, form, **_):
     try:
         data = CoursePricingSchema(course_start=course_start(state.host, course)).load_form(form)
     except ValidationError as err:
-        return {PRICING_PREFIX + name: message for name, message in first_errors(err.messages).items()}
+        errors = in_order(first_errors(err.messages), CoursePricingSchema.NAMES)
+        return {PRICING_PREFIX + name: message for name, message in errors.items()}
     actor = state.host.current_user()
     offers.save_offer(state.session, state.host.course_id(course), data,
                        actor_id=state.host.user_id(actor) if actor is not None else None)

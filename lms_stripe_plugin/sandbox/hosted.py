@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
@@ -214,14 +215,15 @@ def _received(state: SandboxState, invoice_id: str) -> list[dict[str, Any]]:
     return [state.render(p) for p in reversed(payments)]
 
 
-def tax_rows(invoice: dict[str, Any], rates: dict[str, dict[str, Any]]) -> list[tuple[str, int]]:
-    """One row per tax rate: ``("TVA 20 % (included)", 5000)``."""
+def tax_rows(invoice: dict[str, Any], rates: dict[str, dict[str, Any]],
+             _: Callable[..., str] = translator("en")) -> list[tuple[str, int]]:
+    """One row per tax rate: ``("TVA 20 % (included)", 5000)``, the words in the page's language."""
     rows = []
     for tax in invoice["total_taxes"] or []:
         rate = rates.get(tax["tax_rate_details"]["tax_rate"]) or {}
-        name = rate.get("display_name") or "Tax"
+        name = rate.get("display_name") or _("Tax")
         percentage = f" {rate['percentage']:g} %" if rate.get("percentage") is not None else ""
-        included = " (included)" if tax["tax_behavior"] == "inclusive" else ""
+        included = " " + _("(included)") if tax["tax_behavior"] == "inclusive" else ""
         rows.append((f"{name}{percentage}{included}", tax["amount"]))
     return rows
 
@@ -264,13 +266,16 @@ def invoice_page(invoice_id: str) -> Any:
     with state.lock:
         invoice = _finalized_invoice(state, invoice_id)
         if invoice is None:
-            return _message("Not found", "This invoice does not exist.", 404)
+            return _message("Not found", "This invoice does not exist.", 404, locale=_browser_locale())
         notes = [n for n in state.all("credit_note") if n["invoice"] == invoice_id]
         customer = state.get(invoice["customer"], "customer") or {}
+        # Stripe shows the page in the customer's preferred language, else the browser's.
+        locale = (customer.get("preferred_locales") or [None])[0] or _browser_locale()
+        _ = translator(locale)
         context = {"invoice": state.render(invoice), "credit_notes": [state.render(n) for n in reversed(notes)],
-                   "payments": _received(state, invoice_id), "taxes": tax_rows(invoice, _rates(state, [invoice])),
-                   "money": lambda a: format_amount(a, invoice["currency"]), "date": pdf.date_text,
-                   "lang": (customer.get("preferred_locales") or ["en"])[0]}
+                   "payments": _received(state, invoice_id), "taxes": tax_rows(invoice, _rates(state, [invoice]), _),
+                   "money": money(locale, invoice["currency"]), "date": pdf.date_text,
+                   "lang": language(locale), "_": _}
     return render_template("invoice.html", **context)
 
 
@@ -279,8 +284,11 @@ def receipt_page(charge_id: str) -> Any:
     """The receipt linked from a charge's ``receipt_url``."""
     state = _state()
     charge = state.get(charge_id, "charge")
+    locale = _browser_locale()
     if charge is None:
-        return _message("Not found", "This receipt does not exist.", 404)
-    money = format_amount(charge["amount"], charge["currency"])
-    refunded = format_amount(charge["amount_refunded"], charge["currency"])
-    return _message("Receipt", f"Payment {charge_id}: {money}, status {charge['status']}, refunded {refunded}.")
+        return _message("Not found", "This receipt does not exist.", 404, locale=locale)
+    _ = translator(locale)
+    write = money(locale, charge["currency"])
+    text = _("Payment %(charge)s: %(amount)s, status %(status)s, refunded %(refunded)s.", charge=charge_id,
+             amount=write(charge["amount"]), status=_(charge["status"]), refunded=write(charge["amount_refunded"]))
+    return _message("Receipt", text, locale=locale)

@@ -26,11 +26,12 @@ def register(bp) -> None:
                     methods=["POST"])
 
 
-def _reason() -> tuple[str | None, str | None]:
+def _reason(errors: dict[str, str]) -> str | None:
+    """The reason typed (None if blank); a reason too long is an error of the field "reason"."""
     reason = (request.form.get("reason") or "").strip()
     if len(reason) > MAX_REASON:
-        return None, _("At most %(n)s characters.", n=MAX_REASON)
-    return reason or None, None
+        errors["reason"] = _("At most %(n)s characters.", n=MAX_REASON)
+    return reason or None
 
 
 def _request_and_send(request_step, *args, **kwargs) -> Refund:
@@ -42,49 +43,56 @@ def _request_and_send(request_step, *args, **kwargs) -> Refund:
 def cancel(invoice_id: int):
     user = require_admin()
     invoice = invoice_or_404(invoice_id)
-    error = None
+    errors: dict[str, str] = {}
     if request.method == "POST":
-        reason, error = _reason()
-        if error is None:
+        reason = _reason(errors)
+        if not errors:
             try:
                 refund = _request_and_send(cancellation.request_cancel, invoice, actor_id=actor_id(user),
                                            reason=reason)
             except cancellation.RefundRefused as err:
-                error = err.message
+                errors["_schema"] = err.message
             except GatewayError as err:
-                error = _stripe_problem(err)
+                errors["_schema"] = _stripe_problem(err)
             else:
                 _flash_outcome(refund)
                 return redirect(url_for("lms_stripe.admin_invoice", invoice_id=invoice_id))
     context = invoice_context(invoice_or_404(invoice_id))
-    return render("lms_stripe/admin/cancel.html", error=error, **context), 409 if error else 200
+    return render("lms_stripe/admin/cancel.html", errors=errors, values=request.form, **context), \
+        409 if errors else 200
 
 
 def refund(invoice_id: int):
+    """A partial refund: every error of the form at once (the amount, the reason), then Stripe's answer."""
     user = require_admin()
     invoice = invoice_or_404(invoice_id)
-    error, amount_text = None, ""
+    errors: dict[str, str] = {}
     if request.method == "POST":
-        amount_text = (request.form.get("amount") or "").strip()[:32]
-        reason, error = _reason()
-        revoke = request.form.get("revoke_access") in ("on", "1", "true")
-        if error is None:
+        amount = _refund_amount(invoice, errors)
+        reason = _reason(errors)
+        if not errors and amount is not None:
             try:
-                amount = read_amount(amount_text, invoice.currency, minimum=False).amount  # no refund minimum
-                _request_and_send(cancellation.request_part, invoice, amount=amount, revoke=revoke,
-                                  actor_id=actor_id(user), reason=reason)
-            except MoneyError as err:
-                error = money_message(err, invoice.currency)
+                _request_and_send(cancellation.request_part, invoice, amount=amount, actor_id=actor_id(user),
+                                  revoke=request.form.get("revoke_access") in ("on", "1", "true"), reason=reason)
             except cancellation.RefundRefused as err:
-                error = err.message
+                errors["amount"] = err.message
             except GatewayError as err:
-                error = _stripe_problem(err)
+                errors["_schema"] = _stripe_problem(err)
             else:
                 flash(_("The refund is requested from Stripe."), "success")
                 return redirect(url_for("lms_stripe.admin_invoice", invoice_id=invoice_id))
     context = invoice_context(invoice_or_404(invoice_id))
-    return render("lms_stripe/admin/refund.html", error=error, amount_text=amount_text, **context), \
-        400 if error else 200
+    return render("lms_stripe/admin/refund.html", errors=errors, values=request.form, **context), \
+        400 if errors else 200
+
+
+def _refund_amount(invoice, errors: dict[str, str]) -> int | None:
+    """The amount typed, read in the administrator's locale (no minimum for a refund); None if refused."""
+    try:
+        return read_amount((request.form.get("amount") or "").strip()[:32], invoice.currency, minimum=False).amount
+    except MoneyError as err:
+        errors["amount"] = money_message(err, invoice.currency)
+        return None
 
 
 def retry(refund_id: int):

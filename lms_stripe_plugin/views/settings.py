@@ -36,7 +36,7 @@ def admin_settings():
         try:
             data = SettingsSchema(stored=current).load_form(request.form, locked=current.overridden)
         except ValidationError as err:
-            errors = all_errors(err.messages)
+            errors = all_errors(err.messages, SettingsSchema.FIELDS)
         else:
             step(payment_settings.save, session, data, actor_id=actor_id(user))
             flash(*_saved_message(current, payment_settings.load(session)))
@@ -92,7 +92,7 @@ def _masked(current) -> dict:
 
 def pricing_preview():
     """Net / VAT / gross and fee estimates for the course form, as JSON: the course form's own schema reads
-    the fields, so the preview refuses what saving would refuse, and names the field at fault."""
+    the fields, so the preview refuses what saving would refuse, and names each field at fault."""
     require_admin()
     form = MultiDict({PRICING_PREFIX + name: request.args.get(name, "")
                       for name in ("price", "currency", "vat_rate", "deposit_kind", "deposit_value")})
@@ -105,10 +105,12 @@ def pricing_preview():
     try:
         data = CoursePricingSchema().load_form(form)
     except ValidationError as err:
-        fields = first_errors(err.messages)
-        name = next(name for name in ("price", "currency", "vat_rate", "deposit_kind", "deposit_value")
-                    if name in fields)
-        return jsonify({"error": {"message": fields[name], "field": name, "fields": fields}}), 400
+        messages = first_errors(err.messages)
+        fields = {name: messages[name] for name in _PREVIEWED if name in messages}
+        named = [_("%(field)s: %(message)s", field=_PRICE_LABELS[name](), message=message)
+                 for name, message in fields.items()]
+        return jsonify({"error": {"message": " ".join(named), "named": named, "field": next(iter(fields), None),
+                                  "fields": fields}}), 400
     result = offers.breakdown(Money(data["amount"], data["currency"]), data["vat_rate"])
     html = render("lms_stripe/_breakdown.html", breakdown=result)
     answer = {"gross": result.gross.amount, "net": result.net.amount, "vat": result.vat.amount,
@@ -120,3 +122,10 @@ def pricing_preview():
                                      deposit=share.format(current_locale()),
                                      balance=(result.gross - share).format(current_locale())))
     return jsonify(answer)
+
+
+#: The course form's fields the preview reads, and their labels as the form shows them.
+_PREVIEWED = ("price", "currency", "vat_rate", "deposit_kind", "deposit_value")
+_PRICE_LABELS = {"price": lambda: _("Price incl. VAT"), "currency": lambda: _("Currency"),
+                 "vat_rate": lambda: _("VAT rate (%)"), "deposit_kind": lambda: _("Deposit as"),
+                 "deposit_value": lambda: _("Deposit")}

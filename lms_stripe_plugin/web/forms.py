@@ -10,6 +10,7 @@ from babel.numbers import format_decimal
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 from werkzeug.datastructures import MultiDict
 
+from ..accounts.settings import key_mode
 from ..billing.reminders import EARLIEST, LATEST
 from ..core.enums import BalanceDue, DepositAccess, PaymentPlan
 from ..core.i18n import current_locale, gettext as _, ngettext
@@ -116,17 +117,10 @@ def form_to_dict(form: MultiDict, names, prefix: str = "") -> dict:
 
 # -- Payment settings -----------------------------------------------------------------------------
 
-def _key_mode(key: str) -> str | None:
-    for mode in ("test", "live"):
-        if f"_{mode}_" in key:
-            return mode
-    return None
-
-
 def _check_key(key: str | None, prefixes: tuple[str, ...], message: str) -> None:
     if key is None:
         return
-    if not key.startswith(prefixes) or _key_mode(key) is None or len(key) < 12 or " " in key:
+    if not key.startswith(prefixes) or key_mode(key) is None or len(key) < 12 or " " in key:
         raise ValidationError(message)
 
 
@@ -157,9 +151,10 @@ class SettingsSchema(Schema):
     automatic_tax = Checkbox(load_default=False)
     terms_url = Url(max_length=MAX_TEXT)
 
+    #: In the page's order, which its summary of errors follows.
     FIELDS = ("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
-              "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
-              "sepa_debit_enabled", "automatic_tax", "terms_url", "school_name", "partial_payments_enabled",
+              "default_vat_rate", "automatic_tax", "wallets_enabled", "klarna_enabled", "klarna_minimum",
+              "sepa_debit_enabled", "vouchers_enabled", "terms_url", "school_name", "partial_payments_enabled",
               "partial_minimum", "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days")
     SECRETS = ("secret_key", "webhook_secrets")
 
@@ -272,7 +267,7 @@ class SettingsSchema(Schema):
         errors: dict[str, list] = {}
         publishable, secret = self._merged(data, "publishable_key"), self._merged(data, "secret_key")
         if publishable and secret and not {"publishable_key", "secret_key"} & refused and \
-                _key_mode(publishable) != _key_mode(secret):
+                key_mode(publishable) != key_mode(secret):
             errors["secret_key"] = [_("The publishable key and the secret key must both be test keys or both live keys.")]
         if data.get("enabled") and not getattr(self.stored, "enabled", False):
             # Turning payments on needs the three keys. Once on, a key may be cleared (a leaked one, say):
@@ -328,6 +323,17 @@ class CoursePricingSchema(Schema):
         super().__init__(**kwargs)
         self.course_start = course_start
 
+    #: The fields that make the price (the course form's preview reads these alone).
+    PRICE = ("price", "currency", "vat_rate")
+
+    @classmethod
+    def load_price(cls, values) -> dict:
+        """The price as a save reads it from ``values`` (price, currency and VAT rate, unprefixed), for a paid
+        course; `ValidationError` names each of the three fields at fault."""
+        form = MultiDict({PRICING_PREFIX + name: values.get(name) or "" for name in cls.PRICE})
+        form.update({PRICING_PREFIX + "paid": "on", PRICING_PREFIX + "audience": "public"})
+        return cls().load_form(form)
+
     def load_form(self, form: MultiDict) -> dict:
         data = form_to_dict(form, self.NAMES, PRICING_PREFIX)
         paid = str(data.get("paid") or "").strip().lower()
@@ -338,18 +344,20 @@ class CoursePricingSchema(Schema):
         data.setdefault("on_sale", "")
         return self.load(data)
 
-    @validates_schema
-    def _check(self, data, **kwargs):
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _check(self, data, original_data, **kwargs):
+        """The checks of a paid course's fields read together. They run even when some fields were refused,
+        so that the form shows every error at once; a field refused is left out of them."""
         if not data.get("is_paid"):
             return
+        refused = {name for name in self.NAMES if name in original_data and name not in data}
         errors = {}
         for name in ("price", "currency", "vat_rate"):
-            if data.get(name) is None:
+            if name not in refused and data.get(name) is None:
                 errors[name] = [_("Required for a paid course.")]
-        audience = data.get("audience")
-        if audience not in AUDIENCES:
+        if "audience" not in refused and data.get("audience") not in AUDIENCES:
             errors["audience"] = [_("Choose internal, partner or public.")]
-        if "price" not in errors and "currency" not in errors:
+        if data.get("price") is not None and data.get("currency"):
             try:
                 data["amount"] = read_amount(data["price"], data["currency"]).amount
             except MoneyError as err:
@@ -500,13 +508,19 @@ def _readings(lead: str, readings, locale: str) -> str:
         " ".join([lead, _("did you mean %(reading)s?", reading=shown[0])])
 
 
-def all_errors(messages: dict | list) -> dict[str, str]:
+def all_errors(messages: dict | list, order: tuple[str, ...] = ()) -> dict[str, str]:
     """Marshmallow's error dict as one line per field holding each of its messages, for forms that show
-    every error at once (errors not tied to a field under "_schema")."""
+    every error at once (errors not tied to a field under "_schema"), the fields in the form's ``order``."""
     out = {}
     for name, value in (messages.items() if isinstance(messages, dict) else [("_schema", messages)]):
         out[name] = " ".join(str(message) for message in _flat(value))
-    return out
+    return in_order(out, order)
+
+
+def in_order(errors: dict[str, str], order: tuple[str, ...]) -> dict[str, str]:
+    """The errors in the order of the form's fields (the others last), as its summary lists them."""
+    rank = {name: index for index, name in enumerate(order)}
+    return dict(sorted(errors.items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
 def _flat(value) -> list:

@@ -11,6 +11,7 @@ from flask import current_app, render_template, request
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
+from ..accounts import settings as payment_settings
 from ..core.i18n import current_locale, gettext, ngettext
 from ..core.models import utcnow
 from ..money import Money, format_rate
@@ -57,7 +58,13 @@ def template_context() -> dict:
         "lms_stripe_base": current_app.config["LMS_STRIPE_BASE_TEMPLATE"],
         "refund_failure": failure_text,
         "label": _label,
+        "stripe_mode": _stripe_mode,
     }
+
+
+def _stripe_mode() -> str | None:
+    """The Stripe mode of the secret key in force ("test", "live" or None), for the administrators' pages."""
+    return payment_settings.load(current_app.extensions["lms_stripe"].session).mode
 
 
 def _label(value) -> str:

@@ -90,3 +90,30 @@ def test_promotion_code_labels_in_french(create_session):
                                           timeout=10).text)
     assert "Code WELCOME10 appliqué : 10 % de réduction." in applied
     assert f"−11,90{NBSP}€" in applied and "Remise" in applied
+
+
+# -- the hosted invoice page and the receipt: in the customer's language, else the browser's --------------
+
+
+def test_the_hosted_invoice_page_speaks_the_customers_language(client, paid_session):
+    session = paid_session()
+    client.v1.customers.update(session.invoice.customer, params={"preferred_locales": ["fr-FR"]})
+    page = _page(session.invoice.hosted_invoice_url, **{"Accept-Language": "en-US"})
+    assert _lang(page) == "fr"
+    for label in ("Facture", "Statut :", "Facturée à", "Montant payé", "Reste à payer",
+                  "Télécharger la facture (PDF)", "payée", "Bac à sable Stripe · mode test"):
+        assert label in page, label
+    assert f"119,00{NBSP}€" in page and "Amount remaining" not in page
+
+
+@pytest.mark.parametrize("header, lang, label", [("fr-FR,fr;q=0.9", "fr", "Reste à payer"),
+                                                 ("en-GB", "en", "Amount remaining")])
+def test_without_a_preferred_language_the_invoice_page_follows_the_browser(paid_session, header, lang, label):
+    page = _page(paid_session().invoice.hosted_invoice_url, **{"Accept-Language": header})
+    assert _lang(page) == lang and label in page
+
+
+def test_the_receipt_speaks_the_browsers_language(paid_session):
+    charge = paid_session().payment_intent.latest_charge
+    page = _page(charge.receipt_url, **{"Accept-Language": "fr-FR"})
+    assert _lang(page) == "fr" and "Reçu" in page and f"119,00{NBSP}€" in page and "statut réussi" in page
