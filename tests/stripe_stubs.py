@@ -70,7 +70,29 @@ def paid_session(purchase, **changes) -> dict:
     return checkout_session(purchase.id, **fields)
 
 
+def stub_customers(mock):
+    """Stripe's POST /v1/customers (the learner's customer, created before a first Checkout) and
+    POST /v1/customers/{id} (its invoices' language changed): the customer, as sent, ``cus_test_<user>``."""
+    def create(request):
+        sent = form_body(request)
+        customer = stripe_object("customer", id=f"cus_test_{sent['metadata[lms_user_id]']}", email=sent.get("email"),
+                                 preferred_locales=[sent["preferred_locales[0]"]])
+        customer["name"] = sent.get("name")
+        return 200, {}, json.dumps(customer)
+
+    def change(request):
+        customer_id = request.url.split("?")[0].rsplit("/", 1)[1]
+        return 200, {}, json.dumps(stripe_object("customer", id=customer_id,
+                                                 preferred_locales=[form_body(request)["preferred_locales[0]"]]))
+
+    mock.add_callback(responses.POST, f"{STRIPE}/v1/customers", callback=create, content_type="application/json")
+    mock.add_callback(responses.POST, re.compile(rf"{STRIPE}/v1/customers/cus_[A-Za-z0-9_]+$"), callback=change,
+                      content_type="application/json")
+
+
 def stub_create_session(mock, session: dict, status=200):
+    """Stripe's POST /v1/checkout/sessions answering ``session``, and the learner's customer created first."""
+    stub_customers(mock)
     return mock.add(responses.POST, f"{STRIPE}/v1/checkout/sessions", json=session, status=status)
 
 
@@ -93,5 +115,6 @@ def sent(call) -> dict:
     return form_body(call.request)
 
 
-__all__ = ["open_purchase", "paid_session", "checkout_session", "invoice", "payment_intent", "event", "stub_create_session", "stub_retrieve_session",
+__all__ = ["open_purchase", "paid_session", "checkout_session", "invoice", "payment_intent", "event", "stub_create_session", "stub_customers",
+           "stub_retrieve_session",
            "stub_tax_rate", "stripe_error", "sent", "json"]

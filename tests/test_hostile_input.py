@@ -225,7 +225,8 @@ def _no_stripe(stripe_http):
 @FUZZ
 @given(form=fields(("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
                     "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
-                    "sepa_debit_enabled", "automatic_tax", "terms_url")),
+                    "sepa_debit_enabled", "automatic_tax", "terms_url", "seller_legal_name", "seller_address",
+                    "seller_siret", "seller_vat_number", "seller_legal_form", "late_payment_text", "business_buyers")),
        base=st.booleans(), as_json=st.booleans())
 def test_settings_post_any_input(client, db, stripe_http, configured, token, user, form, base, as_json):
     data = {**({"default_currency": "EUR", "default_vat_rate": "20"} if base else {}), **form}

@@ -109,6 +109,17 @@ class Settings(Base):
     reminder_days: Mapped[str] = mapped_column(sa.String(64), default="-3,1,7", server_default="-3,1,7")
     reminder_max: Mapped[int] = mapped_column(default=3, server_default="3")
     reminder_sms: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: The seller's legal identity, printed on every invoice the plugin has Stripe make (billing/legal.py):
+    #: legal name, postal address, SIREN or SIRET, French VAT number, legal form (with its share capital).
+    seller_legal_name: Mapped[str | None] = mapped_column(sa.String(140))
+    seller_address: Mapped[str | None] = mapped_column(sa.String(300))
+    seller_siret: Mapped[str | None] = mapped_column(sa.String(14))
+    seller_vat_number: Mapped[str | None] = mapped_column(sa.String(13))
+    seller_legal_form: Mapped[str | None] = mapped_column(sa.String(140))
+    #: The late-payment penalties the invoices state (None: the plugin's wording of the legal rate).
+    late_payment_text: Mapped[str | None] = mapped_column(sa.String(1000))
+    #: The buyers are businesses: invoices state the 40 € fixed compensation for recovery costs.
+    business_buyers: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class CourseOffer(Base):
@@ -147,6 +158,9 @@ class Customer(Base):
     livemode: Mapped[bool] = mapped_column(default=False)
     stripe_customer_id: Mapped[str] = mapped_column(StripeId, unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The language the customer's ``preferred_locales`` holds at Stripe, as we last set it ("fr", "en"):
+    #: its invoices are written in it. None: not set by the plugin (Checkout created the customer).
+    locale: Mapped[str | None] = mapped_column(sa.String(16))
 
     __table_args__ = (sa.UniqueConstraint("user_id", "livemode", name="uq_lms_stripe_customers_user_mode"),)
 
