@@ -198,7 +198,7 @@ def test_first_purchase_sends_our_price_and_everything_stripe_needs(client, db, 
 
     [tax_call] = _tax_calls(stripe_ok)
     tax = form_body(tax_call.request)
-    assert tax == {"display_name": "VAT", "percentage": "20.0", "inclusive": "true", "country": "FR",
+    assert tax == {"display_name": "TVA", "percentage": "20.0", "inclusive": "true", "country": "FR",
                    "description": "VAT 20.00 % (FR)", "tax_type": "vat"}
     assert tax_call.request.headers["Idempotency-Key"] == "lms-tax-rate-FR-2000-0"
 

@@ -12,7 +12,7 @@ from . import pdf
 from .amounts import format_amount
 from .checkout import apply_promotion_code, checked_session, priced_lines, remove_promotion_code
 from .errors import StripeError
-from .locales import language, money, page_locale, translator
+from .locales import document_locale, language, money, page_locale, translator
 from .payments import PaymentAttempt, pay_session, success_redirect
 from .state import SandboxState
 
@@ -214,16 +214,27 @@ def _received(state: SandboxState, invoice_id: str) -> list[dict[str, Any]]:
     return [state.render(p) for p in reversed(payments)]
 
 
-def tax_rows(invoice: dict[str, Any], rates: dict[str, dict[str, Any]]) -> list[tuple[str, int]]:
-    """One row per tax rate: ``("TVA 20 % (included)", 5000)``."""
+def tax_rows(invoice: dict[str, Any], rates: dict[str, dict[str, Any]],
+             _: Any = None) -> list[tuple[str, int]]:
+    """One row per tax rate: ``("TVA 20 % (included)", 5000)``, the rate's display name as Stripe prints it."""
+    _ = _ or translator("en")
     rows = []
     for tax in invoice["total_taxes"] or []:
         rate = rates.get(tax["tax_rate_details"]["tax_rate"]) or {}
         name = rate.get("display_name") or "Tax"
         percentage = f" {rate['percentage']:g} %" if rate.get("percentage") is not None else ""
-        included = " (included)" if tax["tax_behavior"] == "inclusive" else ""
+        included = f" ({_('included')})" if tax["tax_behavior"] == "inclusive" else ""
         rows.append((f"{name}{percentage}{included}", tax["amount"]))
     return rows
+
+
+def _seller(state: SandboxState) -> pdf.Seller:
+    return pdf.Seller(state.config.business_name, state.config.business_address)
+
+
+def _wording(state: SandboxState, invoice: dict[str, Any]) -> pdf.Wording:
+    """The language of the invoice's customer (its ``preferred_locales``), the invoice's currency."""
+    return pdf.Wording.of(document_locale(state.get(invoice["customer"], "customer")), invoice["currency"])
 
 
 @bp.get("/files/invoices/<invoice_id>.pdf")
@@ -234,7 +245,8 @@ def invoice_file(invoice_id: str) -> Any:
         invoice = _finalized_invoice(state, invoice_id)
         if invoice is None:
             return _message("Not found", "This invoice does not exist.", 404)
-        body = pdf.invoice_pdf(state.render(invoice), _rates(state, [invoice]), _received(state, invoice_id))
+        body = pdf.invoice_pdf(state.render(invoice), _rates(state, [invoice]), _received(state, invoice_id),
+                               seller=_seller(state), wording=_wording(state, invoice))
     return _pdf_response(body, f"{invoice['number']}.pdf")
 
 
@@ -247,7 +259,8 @@ def credit_note_file(note_id: str) -> Any:
         if note is None:
             return _message("Not found", "This credit note does not exist.", 404)
         invoice = state.require(note["invoice"], "invoice")
-        body = pdf.credit_note_pdf(state.render(note), state.render(invoice), _rates(state, [note]))
+        body = pdf.credit_note_pdf(state.render(note), state.render(invoice), _rates(state, [note, invoice]),
+                                   seller=_seller(state), wording=_wording(state, invoice))
     return _pdf_response(body, f"{note['number']}.pdf")
 
 
@@ -259,18 +272,26 @@ def _pdf_response(body: bytes, filename: str) -> Response:
 
 @bp.get("/i/<invoice_id>")
 def invoice_page(invoice_id: str) -> Any:
-    """The hosted invoice page linked from ``hosted_invoice_url``: lines, taxes, what was paid and what remains."""
+    """The hosted invoice page linked from ``hosted_invoice_url``: what its PDF says (the account's details, the
+    invoice's custom fields, lines, taxes, what was paid and what remains, its footer), in the customer's
+    language."""
     state = _state()
     with state.lock:
         invoice = _finalized_invoice(state, invoice_id)
         if invoice is None:
             return _message("Not found", "This invoice does not exist.", 404)
         notes = [n for n in state.all("credit_note") if n["invoice"] == invoice_id]
-        customer = state.get(invoice["customer"], "customer") or {}
+        wording = _wording(state, invoice)
+        rates = _rates(state, [invoice])
+        exclude = (invoice.get("rendering") or {}).get("amount_tax_display") == "exclude_tax"
+        lines = [{"description": line["description"], "quantity": line["quantity"],
+                  "amount": pdf.excluding_tax(line["amount"], line, rates) if exclude else line["amount"]}
+                 for line in invoice["lines"]["data"]]
         context = {"invoice": state.render(invoice), "credit_notes": [state.render(n) for n in reversed(notes)],
-                   "payments": _received(state, invoice_id), "taxes": tax_rows(invoice, _rates(state, [invoice])),
-                   "money": lambda a: format_amount(a, invoice["currency"]), "date": pdf.date_text,
-                   "lang": (customer.get("preferred_locales") or ["en"])[0]}
+                   "payments": _received(state, invoice_id), "taxes": tax_rows(invoice, rates, wording._),
+                   "lines": lines, "exclude_tax": exclude, "seller": _seller(state), "money": wording.money,
+                   "date": wording.date, "_": wording._, "labelled": wording.labelled,
+                   "lang": language(document_locale(state.get(invoice["customer"], "customer")))}
     return render_template("invoice.html", **context)
 
 
