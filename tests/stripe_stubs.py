@@ -18,11 +18,13 @@ def checkout_session(purchase_id: int, *, user_id="u1", course_id="c1", amount=4
     """A Checkout Session as Stripe returns it for one of our purchases."""
     session_id = session_id or f"cs_test_{purchase_id:04d}"
     metadata = {"lms_purchase_id": str(purchase_id), "lms_user_id": user_id, "lms_course_id": course_id}
+    total = amount if amount_total is None else amount_total
     return stripe_object(
         "checkout_session", id=session_id, url=f"https://checkout.stripe.com/c/pay/{session_id}",
         client_reference_id=f"lms-purchase-{purchase_id}", metadata=metadata, amount_subtotal=amount,
-        amount_total=amount if amount_total is None else amount_total, currency=currency, status=status,
-        payment_status=payment_status, invoice=invoice, payment_intent=payment_intent, customer=customer, mode="payment")
+        amount_total=total, currency=currency, status=status, payment_status=payment_status, invoice=invoice,
+        payment_intent=payment_intent, customer=customer, mode="payment",
+        total_details={"amount_discount": amount - total, "amount_shipping": 0, "amount_tax": 0})
 
 
 def invoice(purchase_id: int, *, invoice_id="in_test_1", number="ABC-0001", total=4990, tax=832, currency="eur",

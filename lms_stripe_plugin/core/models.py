@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..money import Money
-from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, Channel, EventStatus, InvoiceSource,
-                    InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus,
-                    RejectReason)
+from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, Channel, CreditNoteStatus, EventStatus,
+                    InvoiceSource, InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus, RefundOrigin,
+                    RefundStatus, RejectReason)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -210,6 +210,8 @@ class Purchase(Base):
     currency: Mapped[str] = mapped_column(sa.String(3))
     vat_rate: Mapped[int] = mapped_column(default=0)
     amount_paid: Mapped[int | None] = mapped_column(sa.BigInteger)  # after vouchers, from Stripe
+    #: The vouchers' discount Stripe applied (the session's total_details.amount_discount), when paid.
+    amount_discount: Mapped[int | None] = mapped_column(sa.BigInteger)
     amount_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
     checkout_url: Mapped[str | None] = mapped_column(sa.Text)
@@ -507,6 +509,32 @@ class Refund(Base):
             sqlite_where=sa.text(_REFUND_IN_FLIGHT),
             postgresql_where=sa.text(_REFUND_IN_FLIGHT),
         ),
+    )
+
+
+class CreditNote(Base):
+    """A Stripe credit note on one of our invoices: a cancellation's, a partial refund's, or one made in
+    Stripe's Dashboard. Keyed by Stripe's ids, not by our rows, so that its events may come before or after
+    those of its invoice and its refund."""
+
+    __tablename__ = "lms_stripe_credit_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_credit_note_id: Mapped[str] = mapped_column(StripeId, unique=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(StripeId, index=True)
+    #: The refund it pays back (the first of its ``refunds``), if any.
+    stripe_refund_id: Mapped[str | None] = mapped_column(StripeId, index=True)
+    number: Mapped[str | None] = mapped_column(sa.String(64))
+    pdf_url: Mapped[str | None] = mapped_column(sa.Text)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # its total, minor units
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[CreditNoteStatus] = mapped_column(EnumText(CreditNoteStatus, 16), default=CreditNoteStatus.ISSUED)
+    reason: Mapped[str | None] = mapped_column(sa.String(32))
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", CreditNoteStatus), name="status_known"),
+        sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
     )
 
 
