@@ -49,6 +49,10 @@ class DemoHost:
     def user_phone(self, user) -> str | None:
         return user.phone
 
+    def sign_in_url(self, next_url: str) -> str:
+        """The demo's sign-in page (choose an account), which brings the visitor back to ``next_url``."""
+        return url_for("demo.sign_in", next=next_url)
+
     def user_audience(self, user) -> str:
         return user.audience
 

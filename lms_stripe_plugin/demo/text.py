@@ -32,6 +32,7 @@ TEXT = {
                       "a real LMS sends them).",
         "inbox_empty": "Nothing received yet. As admin, create an invoice under Payments, then request a payment.",
         "email": "E-mail", "sms": "SMS",
+        "sign_in": "Sign in", "sign_in_help": "This demo has no passwords: choose who you are.",
     },
     "fr": {
         "catalog": "Catalogue", "invoices": "Mes factures", "admin": "Paiements", "backoffice": "Back-office",
@@ -67,6 +68,7 @@ TEXT = {
         "inbox_empty": "Rien reçu pour l'instant. En tant qu'admin, créez une facture dans Paiements, puis "
                        "demandez un paiement.",
         "email": "E-mail", "sms": "SMS",
+        "sign_in": "Se connecter", "sign_in_help": "Cette démo n'a pas de mot de passe : choisissez qui vous êtes.",
     },
 }
 

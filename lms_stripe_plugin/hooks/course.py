@@ -5,6 +5,7 @@ from flask import url_for
 from marshmallow import ValidationError
 
 from ..accounts import settings as payment_settings
+from ..core.urls import sign_in_url
 from ..core.enums import PurchaseStatus
 from ..host import AUDIENCES, audience_allows
 from ..shop import offers
@@ -79,6 +80,7 @@ def detail_rendering(sender, course, user, **_):
     return render_fragment(
         "lms_stripe/course_detail.html", offer=offer, status=status,
         checkout_url=url_for("lms_stripe.checkout", course_id=course_id),
+        sign_in_url=sign_in_url(host, host.course_url(course)) if status == "sign_in" else None,
     )
 
 
