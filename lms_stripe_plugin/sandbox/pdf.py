@@ -223,8 +223,13 @@ def _line_table(page: _Page, lines: list[dict[str, Any]], rates: dict[str, dict[
                         if t["tax_rate_details"]["tax_rate"] in rates)
         page.row([(50, (line["description"] or "")[:60]), (330, str(line["quantity"] or 1)), (370, vat),
                   (440, w.money(amount))])
-        for discount in line.get("discount_amounts") or []:
-            off = excluding_tax(discount["amount"], line, rates) if exclude else discount["amount"]
+        discounts = [d["amount"] for d in line.get("discount_amounts") or []]
+        if exclude and discounts:
+            # The discount without tax: what takes the line's amount without tax down to its net after the
+            # discount (its taxes are those of the discounted amount), so that the lines add up to the net.
+            contained = sum(t["amount"] for t in line["taxes"] if t["tax_behavior"] == "inclusive")
+            discounts = [amount - (line["amount"] - sum(discounts) - contained)]
+        for off in discounts:
             page.row([(60, _("Discount")), (440, w.money(-off))])
     page.gap()
 
