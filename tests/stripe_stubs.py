@@ -24,7 +24,8 @@ def checkout_session(purchase_id: int, *, user_id="u1", course_id="c1", amount=4
         client_reference_id=f"lms-purchase-{purchase_id}", metadata=metadata, amount_subtotal=amount,
         amount_total=total, currency=currency, status=status, payment_status=payment_status, invoice=invoice,
         payment_intent=payment_intent, customer=customer, mode="payment",
-        total_details={"amount_discount": amount - total, "amount_shipping": 0, "amount_tax": 0})
+        total_details={"amount_discount": amount - total if isinstance(amount, int) and isinstance(total, int) else 0,
+                       "amount_shipping": 0, "amount_tax": 0})
 
 
 def invoice(purchase_id: int, *, invoice_id="in_test_1", number="ABC-0001", total=4990, tax=832, currency="eur",
