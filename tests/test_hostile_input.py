@@ -34,7 +34,7 @@ from lms_stripe_plugin.testing import sign_payload
 from .conftest import KEYS, STRIPE, as_user, form_body
 from .minimal_host import Seat
 from .refund_support import paid_purchase
-from .stripe_stubs import checkout_session
+from .stripe_stubs import checkout_session, stub_customers
 
 SECRET = KEYS["webhook_secrets"][0]
 HOST = "lms.test"  # SERVER_NAME of the minimal host
@@ -745,6 +745,7 @@ def _serve_checkout(stripe_http) -> list:
         stripe_http.add_callback(responses.POST, f"{STRIPE}/v1/checkout/sessions", callback=reply,
                                  content_type="application/json")
         stripe_http.add(responses.POST, f"{STRIPE}/v1/tax_rates", json={"id": "txr_test_20", "object": "tax_rate"})
+        stub_customers(stripe_http)  # the learner's customer, created before their first Checkout
     holder["sent"] = []
     return holder["sent"]
 
