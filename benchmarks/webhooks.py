@@ -1,6 +1,7 @@
 """Webhooks through the whole Flask stack, and the Stripe calls one Buy click costs.
 
     .venv/bin/python benchmarks/webhooks.py [--payments 60] [--database-url postgresql+psycopg://...] [--sqlite]
+                                            [--redis-url redis://...]
 
 One run on PostgreSQL (a schema of its own, dropped afterwards; the URL comes from --database-url, else
 LMS_STRIPE_TEST_DATABASE_URL, else the local postgresql+psycopg://postgres@127.0.0.1:5432/test), in-process;
@@ -17,14 +18,24 @@ LMS_STRIPE_TEST_DATABASE_URL, else the local postgresql+psycopg://postgres@127.0
    dispute): the Stripe calls per event (target 0), and the mean time of a first and of a duplicate delivery;
    then the ratios first delivery / duplicate delivery (target <= 2) and first delivery / one bare
    insert and commit of an event row through the same session (target <= 5).
+3. The same app with an RQ queue on a real Redis (--redis-url, else a private redis-server started for the run
+   if one is on PATH; else this part is skipped): the events of N more payments are delivered; each answer
+   (verified, stored received, job sent, 200) is timed, and right after it, with the queue taken off, a
+   duplicate delivery of an event handled in part 2 (so that the machine's load weighs on both alike). Then an
+   RQ worker in this process handles the jobs (timed as context), and the batch is delivered again with the
+   queue (duplicates). Printed: the ratio of the answer time with a queue to the duplicate delivery without
+   one, taken side by side (target <= 1.5).
 
 Figures only: nothing here asserts a time.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -35,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa  # noqa: E402
 
+from lms_stripe_plugin.core import jobs, queue  # noqa: E402
 from lms_stripe_plugin.demo import SANDBOX_KEYS, create_app  # noqa: E402
 from lms_stripe_plugin.demo.models import User, db  # noqa: E402
 from lms_stripe_plugin.core.enums import EventStatus  # noqa: E402
@@ -44,6 +56,7 @@ from lms_stripe_plugin.sandbox.state import event_payload  # noqa: E402
 from lms_stripe_plugin.sync.handlers import HANDLERS  # noqa: E402
 from lms_stripe_plugin.testing import sign_payload  # noqa: E402
 from tests.load.harness import CallCounter, create_schema, drop_schema, new_schema_name, schema_url  # noqa: E402
+from tests.queue_support import RedisServer, queue_name, redis, rq  # noqa: E402
 
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -118,7 +131,7 @@ class Bench:
 
 
 #: Event types handled, by the kind the figures are grouped in.
-KINDS = {"checkout": ("checkout.session.",), "invoice": ("invoice.",),
+KINDS = {"checkout": ("checkout.session.",), "invoice": ("invoice.", "invoice_payment."),
          "refund": ("refund.", "charge.refund.updated"), "dispute": ("charge.dispute.",)}
 
 
@@ -128,12 +141,12 @@ def _kind(event_type: str) -> str | None:
     return next(kind for kind, prefixes in KINDS.items() if event_type.startswith(prefixes))
 
 
-def _prepare(bench: Bench, payments: int) -> list[tuple[str, bytes, str]]:
+def _prepare(bench: Bench, payments: int, prefix: str = "hook") -> list[tuple[str, bytes, str]]:
     """Payments, dashboard refunds and disputes at the sandbox; their handled events, oldest first, signed."""
     course_id = bench.courses()[0][0]
     earlier = {e["id"] for e in bench.sandbox.state.all("event")}  # the Buy clicks' events
     charges = []
-    for username in bench.add_learners("hook", payments):
+    for username in bench.add_learners(prefix, payments):
         url, _calls = bench.click(bench.client(username), course_id)
         session = bench.pay(url)
         charges.append(bench.sandbox.state.get(session["payment_intent"])["latest_charge"])
@@ -150,18 +163,27 @@ def _prepare(bench: Bench, payments: int) -> list[tuple[str, bytes, str]]:
 def _deliver(bench: Bench, batch) -> dict[str, dict]:
     """Deliver a batch: per kind, the Stripe calls, each delivery's seconds, and the answers."""
     client = bench.app.test_client()
-    figures: dict[str, dict] = {kind: {"calls": 0, "seconds": [], "answers": {}} for kind in KINDS}
-    for kind, payload, signature in batch:
-        calls = bench.calls.count()
-        started = time.perf_counter()
-        response = bench.post_webhook(client, payload, signature)
-        elapsed = time.perf_counter() - started
-        row = figures[kind]
-        row["seconds"].append(elapsed)
-        row["calls"] += bench.calls.count() - calls
-        answer = f"{response.status_code} {(response.get_json() or {}).get('status')}"
-        row["answers"][answer] = row["answers"].get(answer, 0) + 1
+    figures = _new_figures()
+    for delivery in batch:
+        _deliver_one(bench, client, delivery, figures)
     return figures
+
+
+def _new_figures() -> dict[str, dict]:
+    return {kind: {"calls": 0, "seconds": [], "answers": {}} for kind in KINDS}
+
+
+def _deliver_one(bench: Bench, client, delivery: tuple[str, bytes, str], figures: dict[str, dict]) -> None:
+    kind, payload, signature = delivery
+    calls = bench.calls.count()
+    started = time.perf_counter()
+    response = bench.post_webhook(client, payload, signature)
+    elapsed = time.perf_counter() - started
+    row = figures[kind]
+    row["seconds"].append(elapsed)
+    row["calls"] += bench.calls.count() - calls
+    answer = f"{response.status_code} {(response.get_json() or {}).get('status')}"
+    row["answers"][answer] = row["answers"].get(answer, 0) + 1
 
 
 def _bare_insert_and_commit(bench: Bench, payload: bytes, rounds: int = 200) -> list[float]:
@@ -189,7 +211,70 @@ def _target(ratio: float, target: float) -> str:
     return f"{ratio:.2f} ({'met' if ratio <= target else 'MISSED'})"
 
 
-def webhooks(bench: Bench, payments: int) -> dict:
+def _all_ms(figures: dict[str, dict]) -> tuple[float, float]:
+    return _ms([t for f in figures.values() for t in f["seconds"]])
+
+
+def _answers(figures: dict[str, dict]) -> dict[str, int]:
+    answers: dict[str, int] = {}
+    for row in figures.values():
+        for answer, count in row["answers"].items():
+            answers[answer] = answers.get(answer, 0) + count
+    return answers
+
+
+def _side_by_side(bench: Bench, batch, handled, rq_queue) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Each event of ``batch`` delivered with the queue, each followed by a duplicate delivery of an event of
+    ``handled`` (handled in part 2) without it: (answers with the queue, duplicates without)."""
+    client = bench.app.test_client()
+    answered, duplicates = _new_figures(), _new_figures()
+    for delivery, duplicate in zip(batch, itertools.cycle(handled)):
+        queue.install(bench.app, rq_queue, jobs.perform)
+        _deliver_one(bench, client, delivery, answered)
+        queue.install(bench.app, None, jobs.perform)
+        _deliver_one(bench, client, duplicate, duplicates)
+    return answered, duplicates
+
+
+def with_queue(bench: Bench, payments: int, redis_url: str, handled) -> dict:
+    """Part 3: the answer time with an RQ queue, against a duplicate delivery without one, side by side."""
+    connection = redis.Redis.from_url(redis_url)
+    rq_queue = rq.Queue(queue_name("bench_webhooks"), connection=connection)
+    batch = _prepare(bench, payments, prefix="queued")
+    try:
+        answered, duplicates = _side_by_side(bench, batch, handled, rq_queue)
+        backend = queue.install(bench.app, rq_queue, jobs.perform)
+        jobs_sent, calls = rq_queue.count, bench.calls.count()
+        started = time.perf_counter()
+        with bench.app.app_context():
+            backend.worker().work(burst=True, with_scheduler=False, logging_level="WARNING")
+        worked = time.perf_counter() - started
+        calls = bench.calls.count() - calls
+        again = _deliver(bench, batch)
+    finally:
+        queue.install(bench.app, None, jobs.perform)  # back to in-process
+        rq_queue.delete(delete_jobs=True)
+        connection.close()
+    answer_ms, duplicate_ms, again_ms = _all_ms(answered), _all_ms(duplicates), _all_ms(again)
+    ratio = (f"median {_target(answer_ms[0] / duplicate_ms[0], 1.5)}, "
+             f"mean {_target(answer_ms[1] / duplicate_ms[1], 1.5)}")
+    with bench.app.app_context():
+        statuses = {str(status): count for status, count in db.session.execute(
+            sa.select(Event.status, sa.func.count()).group_by(Event.status)).all()}
+    return {
+        "(times: median / mean)": "",
+        "events delivered (first time), answers": f"{len(batch)}  {_answers(answered)}",
+        "answer with a queue (verify, store, send the job)": "{:.2f} / {:.2f} ms".format(*answer_ms),
+        "duplicate delivery without a queue, side by side": "{:.2f} / {:.2f} ms".format(*duplicate_ms),
+        "answer with a queue / duplicate delivery (target <= 1.5)": ratio,
+        "duplicate delivery with a queue, once handled": "{:.2f} / {:.2f} ms".format(*again_ms),
+        "jobs sent; handled by one RQ worker in (s)": f"{jobs_sent}; {worked:.2f} s ({jobs_sent / worked:.0f} jobs/s)",
+        "stored events by status, all parts": statuses,
+        "Stripe calls: answers; the worker's handling": f"{sum(f['calls'] for f in answered.values())}; {calls}",
+    }
+
+
+def webhooks(bench: Bench, payments: int, redis_url: str | None = None) -> dict:
     setup = time.perf_counter()
     batch = _prepare(bench, payments)
     setup = time.perf_counter() - setup
@@ -221,6 +306,11 @@ def webhooks(bench: Bench, payments: int) -> dict:
     results["duplicate answers"] = answers
     results["purchases after the batch"] = states
     results["setup (checkout, pay, refunds, disputes; not timed) s"] = round(setup, 1)
+    if redis_url:
+        results["-- with an RQ queue"] = redis_url
+        results.update(with_queue(bench, payments, redis_url, batch))
+    else:
+        results["-- with an RQ queue"] = "skipped: no redis-server on PATH and no --redis-url"
     return results
 
 
@@ -256,7 +346,7 @@ def clicks(bench: Bench) -> dict:
     return figures
 
 
-def run(label: str, database_url: str, payments: int) -> None:
+def run(label: str, database_url: str, payments: int, redis_url: str | None = None) -> None:
     bench = Bench(database_url)
     try:
         print(f"\n== {label}")
@@ -266,7 +356,7 @@ def run(label: str, database_url: str, payments: int) -> None:
             print(f"     {name:<72} {value}")
         print(f"   Webhooks: every handled event of {payments} payments (and their refunds and disputes), "
               "pre-signed, Flask test client, first delivery then duplicate:")
-        for name, value in webhooks(bench, payments).items():
+        for name, value in webhooks(bench, payments, redis_url).items():
             print(f"     {name:<54} {value}")
     finally:
         bench.close()
@@ -278,12 +368,20 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=60, help="payments whose events are delivered (default 60)")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (a schema of its own is used)")
     parser.add_argument("--sqlite", action="store_true", help="also run on a SQLite file")
+    parser.add_argument("--redis-url", default=None, help="a Redis for part 3 (default: a private redis-server)")
     args = parser.parse_args()
     payments = max(10, args.payments)
+    with contextlib.ExitStack() as stack:
+        redis_url = args.redis_url
+        if redis_url is None and redis is not None and shutil.which("redis-server"):
+            redis_url = stack.enter_context(RedisServer(shutil.which("redis-server"))).url
+        _runs(args, payments, redis_url)
 
+
+def _runs(args: argparse.Namespace, payments: int, redis_url: str | None) -> None:
     if args.sqlite:
         with tempfile.TemporaryDirectory() as tmp:
-            run(f"SQLite (file), {payments} payments", f"sqlite:///{Path(tmp) / 'bench.sqlite'}", payments)
+            run(f"SQLite (file), {payments} payments", f"sqlite:///{Path(tmp) / 'bench.sqlite'}", payments, redis_url)
     base = args.database_url or os.environ.get("LMS_STRIPE_TEST_DATABASE_URL") or LOCAL_POSTGRES
     if not base.startswith("postgresql"):
         print(f"\n== PostgreSQL skipped: {base!r} is not a PostgreSQL URL")
@@ -295,7 +393,7 @@ def main() -> None:
         print(f"\n== PostgreSQL skipped: cannot connect ({str(err).splitlines()[0]})")
         return
     try:
-        run(f"PostgreSQL (schema {schema}), {payments} payments", schema_url(base, schema), payments)
+        run(f"PostgreSQL (schema {schema}), {payments} payments", schema_url(base, schema), payments, redis_url)
     finally:
         drop_schema(base, schema)
 

@@ -10,7 +10,8 @@ from flask.cli import AppGroup
 
 from . import migrate, tasks
 from .accounts import settings as payment_settings
-from .core import jobs, queue
+from .billing import payment_links
+from .core import audit, jobs, queue
 from .core.state import PluginState, this_app
 from .sync.reconcile import reconcile
 from .sync.webhooks import replay_failed
@@ -62,21 +63,24 @@ def events_replay(limit: int) -> None:
 
 @secrets_cli.command("rotate")
 def secrets_rotate() -> None:
-    """Encrypt the stored secrets again with the first encryption key (after putting a new key first in
-    LMS_STRIPE_ENCRYPTION_KEYS, or moving the old SECRET_KEY to SECRET_KEY_FALLBACKS); then the old key can
-    be removed. Exits 1 if a secret cannot be read with any key."""
+    """Encrypt the stored secrets (and the payment links' tokens) again with the first encryption key (after
+    putting a new key first in LMS_STRIPE_ENCRYPTION_KEYS, or moving the old SECRET_KEY to
+    SECRET_KEY_FALLBACKS); then the old key can be removed. Exits 1 if one cannot be read with any key."""
     session = current_app.extensions["lms_stripe"].session
     try:
         outcomes = payment_settings.rotate_secrets(session)
+        tokens = payment_links.rotate_tokens(session)
         session.commit()
     except BaseException:
         session.rollback()
         raise
     for name, outcome in outcomes.items():
         click.echo(f"{name}: {outcome.value}")
-    if not outcomes:
+    for link_id, outcome in tokens.items():
+        click.echo(f"payment link {link_id}: {outcome.value}")
+    if not outcomes and not tokens:
         click.echo("No secret is stored.")
-    if payment_settings.SecretState.UNREADABLE in outcomes.values():
+    if payment_settings.SecretState.UNREADABLE in (*outcomes.values(), *tokens.values()):
         raise SystemExit(1)
 
 
@@ -87,7 +91,8 @@ def secrets_rotate() -> None:
 def reconcile_command(since, dry_run: bool) -> None:
     """Compare Stripe's sessions, invoices, refunds and disputes with our tables, and repair."""
     since = (since.replace(tzinfo=timezone.utc) if since else datetime.now(timezone.utc) - timedelta(days=30))
-    report = reconcile(current_app.extensions["lms_stripe"], since=since, dry_run=dry_run)
+    with audit.acting(audit.VIA_COMMAND):
+        report = reconcile(current_app.extensions["lms_stripe"], since=since, dry_run=dry_run)
     for line in report.lines(dry_run):
         click.echo(line)
     if any(f.error for f in report.findings):
@@ -99,7 +104,7 @@ def reconcile_command(since, dry_run: bool) -> None:
 @click.option("--here", is_flag=True, help="Run in this process even when a queue is configured.")
 def reminders_run(dry_run: bool, here: bool) -> None:
     """Send the reminders that have come (run it every few minutes, from cron), then retry the messages whose
-    delivery failed. Safe to run at once from several machines. With a queue, the run is sent to it as a job
+    delivery failed, and suspend access for deposits whose balance is overdue past the grace period. Safe to run at once from several machines. With a queue, the run is sent to it as a job
     (unless --here or --dry-run)."""
     if not dry_run and not here and jobs.enqueue(this_app(), reminders_job):
         click.echo("Reminders run sent to the queue: a worker sends them.")
@@ -109,9 +114,12 @@ def reminders_run(dry_run: bool, here: bool) -> None:
         for item in report.due:
             click.echo(f"request {item.request_id}: reminder {item.step:+d} day(s) from its due date")
         click.echo(f"{len(report.due)} reminder(s) due.")
+        for purchase_id in report.overdue:
+            click.echo(f"purchase {purchase_id}: balance overdue past the grace period, access to suspend")
         return
     click.echo(f"{report.sent} reminder(s) sent, {report.skipped} skipped (paid, cancelled or unreachable), "
-               f"{report.claimed_elsewhere} sent by another run; {report.retried} failed message(s) retried.")
+               f"{report.claimed_elsewhere} sent by another run; {report.retried} failed message(s) retried; "
+               f"{report.suspended} access(es) suspended for an overdue balance.")
 
 
 def reminders_job(state: PluginState) -> None:

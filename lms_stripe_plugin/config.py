@@ -1,6 +1,10 @@
 """Configuration keys and their defaults. Every key starts with ``LMS_STRIPE_``."""
 from __future__ import annotations
 
+from babel.dates import get_timezone
+
+from .errors import ConfigurationError
+
 DEFAULTS: dict[str, object] = {
     # Where the blueprint is mounted.
     "LMS_STRIPE_URL_PREFIX": "/payments",
@@ -27,6 +31,7 @@ DEFAULTS: dict[str, object] = {
     "LMS_STRIPE_PARTIAL_MINIMUM": None,  # minor units of the default currency
     "LMS_STRIPE_REMINDER_DAYS": None,  # "-3,1,7": days relative to a request's due date
     "LMS_STRIPE_REMINDER_MAX": None,
+    "LMS_STRIPE_BALANCE_GRACE_DAYS": None,
     "LMS_STRIPE_REMINDER_SMS": None,
     # The seller's legal identity printed on invoices (French law: legal name, address, SIREN or SIRET, VAT
     # number, legal form), the late-payment penalties they state, and whether buyers are businesses.
@@ -68,6 +73,8 @@ DEFAULTS: dict[str, object] = {
     "LMS_STRIPE_REVOKE_ON_DISPUTE": True,
     # Page size of the admin lists.
     "LMS_STRIPE_PAGE_SIZE": 50,
+    # The school's time zone (an IANA name): times in the pages, the audit log and the exports.
+    "LMS_STRIPE_TIMEZONE": "UTC",
     # Messages to learners (payment requests, reminders). E-mail: "auto" is the host's Flask-Mail if the app
     # has one, else SMTP if a server is set, else "console"; "file" appends to an mbox file.
     "LMS_STRIPE_MAIL_BACKEND": "auto",  # auto | flask_mail | smtp | console | file
@@ -127,9 +134,22 @@ OVERRIDES: dict[str, str] = {
     "seller_legal_form": "LMS_STRIPE_SELLER_LEGAL_FORM",
     "late_payment_text": "LMS_STRIPE_LATE_PAYMENT_TEXT",
     "business_buyers": "LMS_STRIPE_BUSINESS_BUYERS",
+    "balance_grace_days": "LMS_STRIPE_BALANCE_GRACE_DAYS",
 }
 
 
 def apply_defaults(config) -> None:
     for key, value in DEFAULTS.items():
         config.setdefault(key, value)
+    check_time_zone(config["LMS_STRIPE_TIMEZONE"])
+
+
+def check_time_zone(name) -> None:
+    """A time zone that is no IANA name fails when the app starts, not on a page."""
+    try:
+        if not isinstance(name, str):
+            raise TypeError(name)
+        get_timezone(name)
+    except (LookupError, ValueError, TypeError):
+        raise ConfigurationError(f"LMS_STRIPE_TIMEZONE: {name!r} is not a time zone (an IANA name such as "
+                                 "'Europe/Paris').") from None

@@ -10,6 +10,7 @@ Users and courses are the host's own objects; the plugin only ever stores their 
 """
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import HostContractError
@@ -112,6 +113,10 @@ class OptionalHostMethods(Protocol):
         Default (method absent): ``LMS_STRIPE_SIGN_IN_URL`` with ``?next=<next_url>`` added, else no link
         ("Sign in to buy" is then said without one)."""
 
+    def course_start(self, course: Any) -> date | None:
+        """The day the course starts, or None if it has no start date. A deposit's balance may be due N days
+        before it. Default (method absent): None, so "days before the course starts" cannot be chosen."""
+
 
 OPTIONAL_METHODS = tuple(
     name for name, value in vars(OptionalHostMethods).items() if callable(value) and not name.startswith("_")
@@ -132,6 +137,20 @@ def check_host(host: Any) -> Host:
             f"{'this method' if len(missing) == 1 else 'these methods'}."
         )
     return host
+
+
+def course_start(host: Any, course: Any) -> date | None:
+    """The course's start date as the host gives it (`OptionalHostMethods.course_start`), or None."""
+    method = getattr(host, "course_start", None)
+    if not callable(method) or course is None:
+        return None
+    start = method(course)
+    if start is None:
+        return None
+    if not isinstance(start, date):
+        raise HostContractError(f"{type(host).__name__}.course_start must return a datetime.date or None, "
+                                f"not {type(start).__name__}.")
+    return start.date() if isinstance(start, datetime) else start
 
 
 def audience_allows(course_audience: str, user_audience: str) -> bool:

@@ -1,4 +1,5 @@
-"""Work a host schedules: the reminders of payment requests, and the messages whose delivery failed.
+"""Work a host schedules: the reminders of payment requests, the messages whose delivery failed, and the
+suspension of access for a deposit's balance overdue past the school's grace period.
 
 From cron: ``flask lms-stripe reminders run`` every few minutes (``--dry-run`` lists what it would send). From
 Celery beat or RQ: ``send_due_reminders(app)``. Safe to run at once from two machines: each reminder is
@@ -13,6 +14,8 @@ from flask import Flask
 
 from . import messages
 from .billing import reminders
+from .core import audit
+from .shop import deposits
 from .core.models import utcnow
 
 
@@ -23,6 +26,8 @@ class ReminderReport:
     claimed_elsewhere: int = 0  # another run sent it
     due: list[reminders.Due] = field(default_factory=list)  # with --dry-run: what would be sent
     retried: int = 0  # failed messages sent again
+    suspended: int = 0  # accesses suspended for an overdue balance
+    overdue: list[int] = field(default_factory=list)  # with --dry-run: the purchases it would suspend
 
 
 def send_due_reminders(app: Flask, *, dry_run: bool = False, now: datetime | None = None,
@@ -30,7 +35,7 @@ def send_due_reminders(app: Flask, *, dry_run: bool = False, now: datetime | Non
     """Send every reminder that has come (or, with ``dry_run``, list them and change nothing), then retry
     the messages whose delivery failed. Each reminder is its own units of work: claimed, then sent."""
     report = ReminderReport()
-    with app.app_context():
+    with app.app_context(), audit.acting(audit.VIA_SCHEDULE):
         state = app.extensions["lms_stripe"]
         session = state.session
         rules = reminders.rules_of(state)
@@ -47,7 +52,22 @@ def send_due_reminders(app: Flask, *, dry_run: bool = False, now: datetime | Non
         if not dry_run:
             report.retried = messages.retry_failed(state)
             session.commit()
+        _suspend_overdue(state, report, dry_run, now or utcnow())
     return report
+
+
+def _suspend_overdue(state, report: ReminderReport, dry_run: bool, now: datetime) -> None:
+    """Suspend access for deposits whose balance is overdue past the grace period, each its own unit of work."""
+    session = state.session
+    overdue = deposits.overdue(session, now=now, grace_days=deposits.grace_days(state))
+    session.commit()
+    if dry_run:
+        report.overdue = overdue
+        return
+    for purchase_id in overdue:
+        if deposits.suspend(state, purchase_id):
+            report.suspended += 1
+        session.commit()  # the host's unenrollment and the row together
 
 
 def _one(state, item: reminders.Due, report: ReminderReport, dry_run: bool, sms: bool) -> None:

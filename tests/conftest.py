@@ -160,7 +160,8 @@ def signals():
     """Records every signal the plugin sends: {name: [kwargs, ...]}."""
     recorded: dict[str, list] = {}
     receivers = []
-    for name in ("purchase_completed", "invoice_issued", "purchase_cancelled", "access_revoked", "refund_failed",
+    for name in ("purchase_completed", "invoice_issued", "purchase_cancelled", "access_revoked", "access_restored",
+                 "refund_failed",
                  "payment_failed", "free_enrollment_recorded"):
         def receiver(sender, _name=name, **kwargs):
             recorded.setdefault(_name, []).append(kwargs)

@@ -126,5 +126,7 @@ def rq_queue(redis_url):
     connection = redis.Redis.from_url(redis_url)
     queue = rq.Queue(queue_name(), connection=connection)
     yield queue
+    for job_id in queue.failed_job_registry.get_job_ids():  # RQ keeps a failed job for a year
+        queue.failed_job_registry.remove(job_id, delete_job=True)
     queue.delete(delete_jobs=True)
     connection.close()

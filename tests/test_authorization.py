@@ -5,9 +5,10 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from lms_stripe_plugin.core.models import Invoice, Message, PaymentAttempt, PaymentRequest, Refund
+from lms_stripe_plugin.core.models import Invoice, Message, PaymentAttempt, PaymentLink, PaymentRequest, Refund
 
 from .conftest import as_user
+from .link_support import make_link
 from .refund_support import paid_purchase
 from .request_support import open_invoice, open_request
 
@@ -23,10 +24,12 @@ def world(app, client, db, host, people, priced, configured):
     db.session.commit()
     owed = open_invoice(db, host)
     request_id, pay_token = open_request(db, owed)
+    link_id, link_token = make_link(db)
     page = client.get("/payments/admin/settings", headers=as_user("adm")).get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     return {"purchase": purchase_id, "invoice": invoice_id, "refund": refund.id, "token": token,
-            "session": "cs_test_in_test_1", "owed": owed, "request": request_id, "pay_token": pay_token}
+            "session": "cs_test_in_test_1", "owed": owed, "request": request_id, "pay_token": pay_token,
+            "link": link_id, "link_token": link_token}
 
 
 def _everyone(anonymous, **roles):
@@ -68,6 +71,14 @@ MATRIX = {
     "pay": ("GET", "/payments/pay/{pay_token}", _everyone(200, others=200)),
     "my_payments": ("GET", "/payments/my-payments", SIGNED_IN),
     "my_payment_pay": ("POST", "/payments/my-payments/{request}/pay", _everyone(401, others=404, u1=None)),
+    "my_invoice_pay": ("POST", "/payments/my-payments/invoices/{owed}/pay", _everyone(401, others=404, u1=None)),
+    "admin_links": ("GET", "/payments/admin/links", ADMIN_ONLY),
+    "admin_new_link": ("GET", "/payments/admin/links/new", ADMIN_ONLY),
+    "admin_link": ("GET", "/payments/admin/links/{link}", ADMIN_ONLY),
+    "admin_disable_link": ("POST", "/payments/admin/links/{link}/disable", ADMIN_POST),
+    # A payment link's page and its button's script are for anyone holding the address (a school's website).
+    "pay_link": ("GET", "/payments/link/{link_token}", _everyone(200, others=200)),
+    "link_button": ("GET", "/payments/link/{link_token}/button.js", _everyone(200, others=200)),
     "admin_audit": ("GET", "/payments/admin/audit", ADMIN_ONLY),
     "admin_events": ("GET", "/payments/admin/events", ADMIN_ONLY),
     "admin_handle_event": ("POST", "/payments/admin/events/handle", ADMIN_POST),
@@ -78,7 +89,8 @@ MATRIX = {
 #: Routes that change something, and their forms: each is also refused without a CSRF token.
 POSTS = {"admin_settings": "/payments/admin/settings", "admin_cancel": "/payments/admin/invoices/{invoice}/cancel",
          "admin_refund": "/payments/admin/invoices/{invoice}/refund", "admin_new_invoice": "/payments/admin/invoices/new",
-         "admin_request_payment": "/payments/admin/invoices/{owed}/request", "pay": "/payments/pay/{pay_token}"}
+         "admin_request_payment": "/payments/admin/invoices/{owed}/request", "pay": "/payments/pay/{pay_token}",
+         "admin_new_link": "/payments/admin/links/new", "pay_link": "/payments/link/{link_token}"}
 
 
 def test_every_route_is_in_the_matrix(app):
@@ -108,10 +120,11 @@ def test_another_learners_invoice_never_shows_in_my_invoices(client, world, db):
 
 @pytest.mark.parametrize("endpoint", list(POSTS) + ["admin_retry_refund", "admin_restore_access", "checkout",
                                                     "admin_issue_invoice", "admin_resend_request",
-                                                    "admin_cancel_request", "my_payment_pay", "admin_handle_event"])
+                                                    "admin_cancel_request", "my_payment_pay", "my_invoice_pay",
+                                                    "admin_handle_event", "admin_disable_link"])
 def test_every_form_is_refused_without_its_csrf_token(client, world, db, endpoint):
     path = POSTS.get(endpoint) or MATRIX[endpoint][1]
-    user = "u1" if endpoint in ("pay", "my_payment_pay") else "adm"
+    user = "u1" if endpoint in ("pay", "my_payment_pay", "my_invoice_pay", "pay_link") else "adm"
     response = client.post(path.format(**world), data={"reason": "x", "amount": "1.00"}, headers=as_user(user))
     assert response.status_code == 400 and "expired" in response.get_data(as_text=True)
     db.session.expire_all()
@@ -120,3 +133,4 @@ def test_every_form_is_refused_without_its_csrf_token(client, world, db, endpoin
     assert db.session.scalar(select(func.count()).select_from(Message)) == 0
     assert [r.status for r in db.session.scalars(select(PaymentRequest))] == ["open"]
     assert db.session.scalar(select(func.count()).select_from(Invoice)) == 2
+    assert [(link.status, link.held) for link in db.session.scalars(select(PaymentLink))] == [("active", 0)]

@@ -27,12 +27,12 @@ def send(app, name, **kwargs):
     return answers[0]
 
 
-def backoffice_enroll(app, people, lessons, *, user="u2", course="c1", actor="mgr"):
+def backoffice_enroll(app, people, lessons, *, user="u2", course="c1", actor="mgr", **extra):
     """What a host's back office does: ask the plugin, enroll when allowed, and commit (or roll back)."""
     session = app.extensions["lms_stripe"].session
     with app.test_request_context(headers=as_user(actor)):
         decision = send(app, "lms.enrollment.requested", course=lessons[course], user=people[user],
-                        actor=people[actor], source="backoffice")
+                        actor=people[actor], source="backoffice", **extra)
         if decision is None or decision.allowed:
             app.config["TEST_HOST"].enroll(people[user], lessons[course])
             session.commit()
@@ -89,6 +89,33 @@ def test_a_backoffice_enrollment_asked_by_a_learner_is_refused(app, client, db, 
     assert "free_enrollment_recorded" not in signals
     assert rows(db, AuditEntry, AuditEntry.action == "free_enrollment") == []
     assert "None yet." in text(client.get("/payments/admin/free-enrollments", headers=as_user("adm")))
+
+
+def test_enrolling_someone_already_enrolled_again_records_nothing(app, db, people, priced, configured, signals):
+    assert backoffice_enroll(app, people, priced).reason == "free_enrollment"
+    again = backoffice_enroll(app, people, priced)
+    assert (again.allowed, again.reason) == (False, "already_enrolled")
+    assert "Already enrolled" in again.message
+    assert len(rows(db, FreeEnrollment)) == 1 and len(signals["free_enrollment_recorded"]) == 1
+    assert len(rows(db, AuditEntry, AuditEntry.action == "free_enrollment")) == 1
+
+
+def test_a_buyer_is_enrolled_as_such_not_for_free(app, db, people, priced, configured):
+    db.session.add(Purchase(user_id="u2", course_id="c1", status="paid", amount=4990, currency="EUR"))
+    db.session.commit()
+    decision = backoffice_enroll(app, people, priced)
+    assert (decision.allowed, decision.reason) == (True, "purchased") and rows(db, FreeEnrollment) == []
+
+
+def test_a_payment_being_processed_warns_and_the_manager_chooses(app, db, host, people, priced, configured):
+    db.session.add(Purchase(user_id="u2", course_id="c1", status="processing", amount=4990, currency="EUR"))
+    db.session.commit()
+    warned = backoffice_enroll(app, people, priced)
+    assert (warned.allowed, warned.reason) == (False, "payment_processing")
+    assert "still being processed" in warned.message
+    assert rows(db, FreeEnrollment) == [] and not host.is_enrolled(people["u2"], priced["c1"])
+    confirmed = backoffice_enroll(app, people, priced, confirmed=True)
+    assert (confirmed.allowed, confirmed.reason) == (True, "free_enrollment") and len(rows(db, FreeEnrollment)) == 1
 
 
 def test_a_backoffice_enrollment_into_a_free_course_is_not_recorded(app, db, people, priced, configured):

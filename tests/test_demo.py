@@ -130,6 +130,7 @@ def test_the_demo_speaks_french_too(demo):
     client.get("/demo/lang/fr")
     page = client.get("/backoffice/enroll").get_data(as_text=True)
     assert "Back-office : inscrire des membres" in page and "Inscriptions" in page and "enroll members" not in page
+    assert '<button type="submit">Inscrire</button>' in page  # a manager enrolls others: not « S'inscrire »
     token = _csrf(page)
     members = [u.id for u in db.session.query(User).filter_by(username="learner")]
     client.post("/backoffice/enroll", data={"csrf_token": token, "course_id": 3, "user_ids": members})

@@ -2,9 +2,11 @@
 the checkout, invoice, refund and dispute events of a purchase whose payment is recorded. Events are late,
 doubled and unordered: a snapshot older than the one applied is skipped, and no state moves back."""
 import re
+import threading
 
 import pytest
 import responses
+import sqlalchemy as sa
 from sqlalchemy import func, select
 
 from lms_stripe_plugin.core.models import Dispute, Event, Invoice, ObjectVersion, Purchase, Refund
@@ -12,7 +14,7 @@ from lms_stripe_plugin.sync import versions
 from lms_stripe_plugin.sync.handlers import HANDLERS, Handling
 from lms_stripe_plugin.testing import post_webhook
 
-from .conftest import KEYS, STRIPE, stripe_object
+from .conftest import KEYS, ON_POSTGRES, STRIPE, stripe_object
 from .refund_support import charge, dispute, paid_purchase, purchase_and_invoice, refund, stub_credit_notes
 from .stripe_stubs import checkout_session, event, invoice, open_purchase, paid_session, payment_intent
 
@@ -239,3 +241,37 @@ def test_an_invoice_recorded_after_a_refund_of_its_payment_shows_the_refund(clie
     assert (invoice_row.status, invoice_row.amount_refunded) == (status, amount) == \
         (invoice_row.status, purchase_row.amount_refunded)
     assert (invoice_row.cancelled_at is not None) == (status == "cancelled") and len(stripe_http.calls) == 0
+
+
+# -- a refund and the invoice at the same moment (PostgreSQL) ------------------------------------------------
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not ON_POSTGRES, reason="a refund racing with its invoice needs PostgreSQL")
+def test_an_invoice_recorded_while_a_refund_commits_waits_for_it_and_shows_it(app, client, db, purchase, stripe_http):
+    """The refund's transaction has counted its amount on the purchase but not committed when the invoice's
+    event arrives: the invoice waits for it and is born with the refund, never « paid » beside a refund."""
+    assert _send(client, "checkout.session.completed", _session(purchase), "evt_completed", 100) == "handled"
+    db.session.commit()
+    refunding = db.engine.connect()
+    transaction = refunding.begin()
+    refunding.execute(sa.update(Purchase).where(Purchase.id == purchase.id)
+                      .values(amount_refunded=Purchase.amount_refunded + 1000))
+    refunding.execute(sa.insert(Refund).values(
+        purchase_id=purchase.id, stripe_refund_id="re_racing", amount=1000, currency="EUR", status="succeeded",
+        origin="dashboard", full=False, revoke_access=False, idempotency_key="stripe-re_racing"))
+    outcome: list = []
+
+    def deliver():
+        with app.app_context():
+            outcome.append(_send(app.test_client(), "invoice.paid", invoice(purchase.id), "evt_paid", 100))
+
+    thread = threading.Thread(target=deliver)
+    thread.start()
+    thread.join(1.5)
+    waited = thread.is_alive()
+    transaction.commit()
+    refunding.close()
+    thread.join(60)
+    assert waited and outcome == ["handled"]
+    purchase_row, invoice_row = purchase_and_invoice(db, purchase.id)
+    assert (invoice_row.status, invoice_row.amount_refunded) == ("partially_refunded", 1000)

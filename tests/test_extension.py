@@ -95,3 +95,10 @@ def test_config_defaults_have_the_common_prefix(app):
 
     assert all(key.startswith("LMS_STRIPE_") for key in DEFAULTS)
     assert app.config["LMS_STRIPE_URL_PREFIX"] == "/payments"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "", "europe paris", 5])
+def test_a_time_zone_that_is_none_fails_at_init_app(zone):
+    app = _app(LMS_STRIPE_TIMEZONE=zone)
+    with pytest.raises(ConfigurationError, match="LMS_STRIPE_TIMEZONE"):
+        StripePayments(app, db=SQLAlchemy(app), host=MinimalHost())

@@ -486,6 +486,13 @@ def test_detail_shows_the_price_and_a_csrf_protected_buy_form(app, priced, peopl
     assert "€49.90" in html and 'action="/payments/checkout/c1"' in html and 'name="csrf_token"' in html
 
 
+def test_a_course_the_learner_cannot_buy_shows_no_price_only_why(app, priced, people, configured):
+    with app.test_request_context():
+        page = str(send(app, "lms.course.detail_rendering", course=priced["c2"], user=people["u1"]))
+    assert "This course is not available for purchase with your account." in page
+    assert "129" not in page and "incl. VAT" not in page
+
+
 def test_detail_when_payments_are_off_or_not_on_sale(app, db, priced, people):
     assert _detail(app, priced["c1"], people["u1"]) == "unavailable"
     db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == "c1")).on_sale = False
@@ -507,6 +514,22 @@ def test_self_enrollment_in_a_paid_course_is_refused_with_the_payment_page(app, 
     assert isinstance(decision, EnrollmentDecision)
     assert not decision.allowed and decision.reason == "payment_required"
     assert decision.checkout_url == "/payments/courses/c1"
+
+
+@pytest.mark.parametrize("course_id, user_id, on_sale, reason, message", [
+    ("c2", "u1", True, "not_for_you", "This course is not available for purchase with your account."),  # partners'
+    ("c1", "blk", True, "not_for_you", "This course is not available for purchase with your account."),
+    ("c1", "u1", False, "not_on_sale", "This course is not on sale."),
+])
+def test_a_course_the_learner_cannot_buy_is_refused_with_that_one_reason(app, db, priced, people, course_id, user_id,
+                                                                        on_sale, reason, message):
+    db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == course_id)).on_sale = on_sale
+    db.session.commit()
+    with app.test_request_context():
+        decision = send(app, "lms.enrollment.requested", course=priced[course_id], user=people[user_id],
+                        actor=people[user_id], source="self")
+    assert (decision.allowed, decision.reason, decision.message, decision.checkout_url) == \
+        (False, reason, message, None)
 
 
 def test_free_courses_get_no_opinion(app, priced, people):

@@ -26,12 +26,13 @@ from hypothesis import HealthCheck, Phase, assume, given, settings, strategies a
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from lms_stripe_plugin.core.models import (AuditEntry, CourseOffer, Customer, Event, Invoice, Purchase, Refund,
-                                      Settings, utcnow)
+from lms_stripe_plugin.core.models import (AuditEntry, CourseOffer, Customer, Event, Invoice, PaymentAttempt,
+                                           PaymentLink, Purchase, Refund, Settings, utcnow)
 from lms_stripe_plugin.money import MoneyError, parse_money
 from lms_stripe_plugin.testing import sign_payload
 
 from .conftest import KEYS, STRIPE, as_user, form_body
+from .link_support import make_link
 from .minimal_host import Seat
 from .refund_support import paid_purchase
 from .stripe_stubs import checkout_session, stub_customers
@@ -130,8 +131,11 @@ def _token(client) -> str:
 
 
 def _alert(body: str) -> str | None:
-    found = re.search(r'role="alert"[^>]*>\s*([^<]*?)\s*<', body)
-    return found.group(1) if found and found.group(1) else None
+    """The first message of an element with role="alert" (a summary's is in its first child)."""
+    for found in re.finditer(r'role="alert"[^>]*>\s*(?:<p>)?\s*([^<]*?)\s*<', body):
+        if found.group(1):
+            return found.group(1)
+    return None
 
 
 def refused(response) -> bool:
@@ -276,7 +280,9 @@ def _pricing_form(draw_fields, base):
 
 
 @FUZZ
-@given(form=fields([f"lms_stripe-{n}" for n in ("paid", "price", "currency", "vat_rate", "audience", "on_sale")]),
+@given(form=fields([f"lms_stripe-{n}" for n in ("paid", "price", "currency", "vat_rate", "audience", "on_sale",
+                                                 "payment_plan", "deposit_kind", "deposit_value", "balance_due",
+                                                 "balance_due_date", "balance_due_days", "deposit_access")]),
        base=st.booleans())
 def test_course_pricing_signal_any_form(app, db, people, priced, stripe_http, form, base):
     """``lms.course.settings_saved``: errors (and nothing written) or the offer stored; never an exception."""
@@ -294,6 +300,8 @@ def test_course_pricing_signal_any_form(app, db, people, priced, stripe_http, fo
             offer = db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == "c1"))
             assert not offer.is_paid or (offer.amount > 0 and offer.currency and
                                          offer.audience in ("internal", "partner", "public"))
+            assert offer.payment_plan == "full" or 0 < (offer.deposit_amount or 0) < offer.amount or \
+                0 < (offer.deposit_percent or 0) < 10000
     _no_stripe(stripe_http)
 
 
@@ -1003,3 +1011,92 @@ def test_known_forged_purchase_ids_that_int_cannot_take_are_refused(client, db, 
     check_answer(response)
     assert refused(response)
     _nothing_paid(db, host)
+
+
+# == Payment links ===================================================================================
+
+LINK_FIELDS = ("amount", "name", "email", "kind", "minimum", "maximum")
+
+
+@pytest.fixture
+def free_link(db, people, configured):
+    """A free-amount link, 10 € to 500 €, VAT 20 %: (its id, its token)."""
+    return make_link(db)
+
+
+@pytest.mark.parametrize("user", [None, "u1"])
+@FUZZ
+@given(form=fields(LINK_FIELDS), base=st.booleans())
+def test_pay_link_any_form(client, db, free_link, stripe_http, token, user, form, base):
+    """Whatever a payer types, the page answers with a message; what it accepts is an amount within the
+    link's limits, and exactly that amount is sent to Stripe."""
+    link_id, link_token = free_link
+    stripe_http.add(responses.POST, f"{STRIPE}/v1/tax_rates", json={"id": "txr_test_20", "object": "tax_rate"})
+    stripe_http.add_callback(responses.POST, f"{STRIPE}/v1/checkout/sessions", callback=_new_session,
+                             content_type="application/json")
+    form = {**({"amount": "49.90", "name": "Zoé", "email": "zoe@example.org"} if base else {}), **form}
+    with one_input(db):
+        calls = len(stripe_http.calls)
+        before = snapshot(db, PaymentAttempt, PaymentLink)
+        response = client.post(f"/payments/link/{link_token}", data={**form, "csrf_token": token},
+                               headers=as_user(user) if user else {})
+        check_answer(response)
+        if refused(response):
+            assert snapshot(db, PaymentAttempt, PaymentLink) == before and len(stripe_http.calls) == calls
+        else:
+            assert response.status_code == 303
+            sessions = [c for c in stripe_http.calls if c.request.url.endswith("/v1/checkout/sessions")]
+            sent = int(form_body(sessions[-1].request)["line_items[0][price_data][unit_amount]"]) if \
+                len(stripe_http.calls) > calls else None
+            attempt = db.session.scalars(select(PaymentAttempt).order_by(PaymentAttempt.id.desc())).first()
+            assert 1000 <= attempt.amount <= 50000 and sent in (None, attempt.amount)
+            assert parse_money(first(form["amount"]).strip()[:32], "EUR", locale="en").amount == attempt.amount
+    link = db.session.get(PaymentLink, link_id)
+    assert link.held == db.session.scalar(select(func.count()).select_from(PaymentAttempt).where(
+        PaymentAttempt.status == "open"))
+
+
+@FUZZ
+@given(form=fields(("title", "purpose", "kind", "amount", "minimum", "maximum", "currency", "vat_rate", "learner",
+                    "max_uses", "expires_on")), base=st.booleans())
+def test_new_link_any_form(client, db, people, configured, stripe_http, token, form, base):
+    """An administrator's new link: refused with messages and nothing written, or written within every rule."""
+    form = {**({"title": "Cotisation", "purpose": "Cotisation annuelle", "kind": "free", "minimum": "10",
+                "maximum": "500", "currency": "EUR", "vat_rate": "20"} if base else {}), **form}
+    with one_input(db):
+        before = snapshot(db, PaymentLink, AuditEntry)
+        response = client.post("/payments/admin/links/new", data={**form, "csrf_token": token},
+                               headers=as_user("adm"))
+        check_answer(response)
+        if refused(response):
+            assert snapshot(db, PaymentLink, AuditEntry) == before
+        else:
+            assert response.status_code == 302
+            link = db.session.scalars(select(PaymentLink).order_by(PaymentLink.id.desc())).first()
+            for amount in filter(None, (link.amount, link.minimum, link.maximum)):
+                assert MINIMUM_EUR <= amount <= 99_999_999 if link.currency == "EUR" else amount > 0
+    _no_stripe(stripe_http)
+
+
+MINIMUM_EUR = 50
+
+
+def _new_session(request):
+    session_id = f"cs_test_fuzz_{next(_SESSION_NUMBERS)}"
+    return 200, {}, json.dumps({"id": session_id, "object": "checkout.session",
+                                "url": f"https://checkout.stripe.com/c/pay/{session_id}"})
+
+
+_SESSION_NUMBERS = itertools.count(1)
+
+
+@pytest.mark.parametrize("user", [None, "u1"])
+@FUZZ
+@given(segment=path_segment, script=st.booleans())
+def test_link_page_any_token(client, db, free_link, stripe_http, user, segment, script):
+    with one_input(db):
+        response = client.get("/payments/link/" + quote(segment, safe="") + ("/button.js" if script else ""),
+                              headers=as_user(user) if user else {})
+        check_answer(response)
+        assert refused(response)
+    _no_stripe(stripe_http)

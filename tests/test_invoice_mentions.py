@@ -156,3 +156,36 @@ def test_a_learners_first_invoice_is_in_the_language_it_is_issued_in(client, db,
     assert _custom_fields(sent(calls(stripe_http, "POST", "/v1/invoices")[0]), "")[2] == \
         ("N° TVA intracommunautaire", "FR44732829320")
     assert db.session.scalar(select(Customer.locale)) == "fr"
+
+
+# -- a payment link's invoice ------------------------------------------------------------------------------------
+
+def test_a_payment_links_invoice_names_its_payer_then_the_seller(client, db, host, people, seller, stripe_http):
+    """The payer first (*Paid by*), then as many of the seller's custom fields as Stripe's 4 take; the one left
+    over opens the footer, so that no mention is lost."""
+    from .link_support import make_link
+    from .test_payment_links import _pay, _stub_session, _stub_tax_rate
+
+    _link_id, token = make_link(db)
+    host.locale = "fr"
+    _stub_tax_rate(stripe_http)
+    _stub_session(stripe_http)
+    assert _pay(client, token, amount="49,90", name="Zoé Dupont", email="zoe@example.org").status_code == 303
+    params = _session_sent(stripe_http)
+    assert _custom_fields(params, DATA) == [
+        ("Payé par", "Zoé Dupont"), ("Vendeur", "École du Code SAS"), ("SIRET", "732 829 320 00074"),
+        ("N° TVA intracommunautaire", "FR44732829320")]
+    assert params[f"{DATA}[footer]"].split("\n")[:2] == [
+        "Forme juridique : SAS au capital de 10 000 €", "École du Code SAS – 12 rue des Écoles, 75005 Paris"]
+    assert params[f"{DATA}[rendering_options][amount_tax_display]"] == "exclude_tax"
+
+
+def test_the_mentions_left_over_by_the_callers_own_fields_open_the_footer(seller):
+    found = legal.mentions(seller, "en")
+    data = legal.checkout_invoice_data(found, first=(("Paid by", "Zoé"),))
+    assert [field["name"] for field in data["custom_fields"]] == ["Paid by", "Seller", "SIRET", "VAT number"]
+    assert data["footer"] == "Legal form: SAS au capital de 10 000 €\n" + (found.footer or "")
+    assert legal.checkout_invoice_data(found) == {
+        "rendering_options": {"amount_tax_display": "exclude_tax"},
+        "custom_fields": [{"name": name, "value": value} for name, value in found.custom_fields],
+        "footer": found.footer}

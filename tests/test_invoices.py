@@ -98,6 +98,17 @@ def test_my_invoices_when_there_are_none(client, invoices):
     assert "You have no invoices yet." in page and "INV-" not in page
 
 
+def test_my_invoices_shows_a_payment_still_processed_by_the_bank(client, db, lessons, people):
+    db.session.add_all([Purchase(user_id="u1", course_id="c2", status="processing", amount=12900, currency="EUR"),
+                        Purchase(user_id="u2", course_id="c1", status="processing", amount=4990, currency="EUR")])
+    db.session.commit()
+    page = client.get("/payments/invoices", headers=as_user("u1")).get_data(as_text=True)
+    assert "Payments being processed" in page and "Flask advanced" in page and "€129.00" in page
+    assert "Processing" in page and "You have no invoices yet." not in page and "Python basics" not in page
+    assert "Payments being processed" not in client.get("/payments/invoices", headers=as_user("mgr")).get_data(
+        as_text=True)
+
+
 def test_my_invoices_needs_a_signed_in_user(client, invoices):
     assert client.get("/payments/invoices").status_code == 401
 
@@ -191,6 +202,8 @@ def test_totals_follow_the_filters(client, invoices):
     ("?status=bogus", "Unknown status."),
     ("?q=" + "x" * 201, "At most 200 characters."),
     ("?course=" + "c" * 65, "At most 64 characters."),
+    ("?from=2026-02-01&to=2026-01-31", "The end date is before the start date."),
+    ("?order=sideways", "Unknown order."),
 ])
 def test_bad_filters_are_400_with_a_message(client, invoices, query, message):
     response = _admin(client, query)
@@ -237,6 +250,49 @@ def test_keyset_pagination_with_invoices_issued_at_the_same_moment(app, client, 
         _invoice(db, f"S-{n}", issued_at=same if n in (1, 2, 3) else same + timedelta(days=n - 2))
     seen = [number for page in _walk(client, ADMIN_LIST) for number in page]
     assert seen == ["S-4", "S-3", "S-2", "S-1", "S-0"]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("?q=flask", ["INV-005", "INV-003"]),  # the start of a word of the course's title, as the LMS names it
+    ("?q=pyth bas", ["INV-002", "INV-001"]),
+    ("?q=Emma", ["JP-004"]),  # a learner's name still
+    ("?q=basics+flask", []),  # every word must start a word of one title
+])
+def test_the_search_finds_a_priced_courses_title(client, invoices, priced, query, expected):
+    assert _listed(_admin(client, query).get_data(as_text=True)) == expected
+
+
+def test_the_course_filter_offers_the_priced_courses_by_title_and_no_learner_id_box(client, invoices, priced):
+    page = _admin(client).get_data(as_text=True)
+    choices = re.findall(r'<option value="(c\d)"[^>]*>([^<]+)</option>', page)
+    assert choices == [("c2", "Flask advanced"), ("c4", "Japan trip"), ("c1", "Python basics")]
+    assert 'name="learner"' not in page
+    assert _listed(_admin(client, "?course=c4").get_data(as_text=True)) == ["JP-004"]
+    kept = _admin(client, "?learner=u2").get_data(as_text=True)  # a link that names a learner keeps it
+    assert '<input type="hidden" name="learner" value="u2">' in kept and _listed(kept) == ["INV-003", "INV-002"]
+
+
+def test_dates_are_written_the_readers_way_in_the_schools_time_zone(app, client, db, host, people):
+    app.config["LMS_STRIPE_TIMEZONE"] = "Pacific/Auckland"  # 13 hours ahead in January
+    _invoice(db, "TZ-1", issued_at=datetime(2026, 1, 5, 20, 0, tzinfo=timezone.utc))
+    assert "Jan 6, 2026" in _admin(client).get_data(as_text=True)
+    host.locale = "fr"
+    page = _admin(client).get_data(as_text=True)
+    assert "6 janv. 2026" in page and "2026-01-0" not in page
+    mine = client.get("/payments/invoices", headers=as_user("u1")).get_data(as_text=True)
+    assert "6 janv. 2026" in mine and "2026-01-0" not in mine
+
+
+def test_oldest_first_pages_forward_through_every_invoice(app, client, invoices):
+    app.config["LMS_STRIPE_PAGE_SIZE"] = 2
+    pages, url = [], f"{ADMIN_LIST}?order=oldest"
+    while url:
+        page = client.get(url, headers=as_user("adm")).get_data(as_text=True)
+        pages.append(_listed(page))
+        found = re.search(r'<a class="button secondary" href="([^"]+)">Newer', page)
+        url = html.unescape(found.group(1)) if found else None
+        assert len(pages) < 10
+    assert pages == [["INV-001", "INV-002"], ["INV-003", "JP-004"], ["INV-005"]]
 
 
 def test_pagination_keeps_the_filters(app, client, invoices):

@@ -5,12 +5,13 @@ takes no payment; a signed-in learner sees and pays only their own requests."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 import pytest
 import responses
 from sqlalchemy import func, select
 
-from lms_stripe_plugin.core.models import Invoice, PaymentAttempt, PaymentRequest
+from lms_stripe_plugin.core.models import Invoice, Message, PaymentAttempt, PaymentRequest
 
 from .conftest import STRIPE, as_user, stripe_object
 from .refund_support import calls, idempotency_key, sent, text
@@ -328,3 +329,61 @@ def test_a_refused_amount_from_my_payments_shows_the_request_page(client, db, li
     assert response.status_code == 400 and "This payment request was cancelled" in text(response)
     assert db.session.scalar(select(func.count()).select_from(PaymentAttempt)) == 0
 
+
+
+# -- an invoice no request asks for ----------------------------------------------------------------------------
+
+def _my_token(client) -> str:
+    """The CSRF token of the learner's session, read from My payments (which lists a Pay form)."""
+    return CSRF.search(client.get("/payments/my-payments", headers=as_user("u1")).get_data(as_text=True)).group(1)
+
+
+def test_my_payments_lists_an_open_invoice_that_no_request_asks_for_with_its_pay_button(client, db, host, owed):
+    _set(db, Invoice, owed, due_at=datetime(2026, 1, 1, tzinfo=timezone.utc))  # long past: overdue
+    sams = open_invoice(db, host, user_id="u2", stripe_id="in_test_open_2", number="ABC-0777")
+    page = client.get("/payments/my-payments", headers=as_user("u1")).get_data(as_text=True)
+    assert "ABC-0100" in page and "€300.00" in page and "Overdue" in page and "ABC-0777" not in page
+    assert f"/payments/my-payments/invoices/{owed}/pay" in page and f"/invoices/{sams}/pay" not in page
+
+
+def test_an_invoice_a_request_asks_for_is_listed_once_by_its_request(client, db, owed, link):
+    page = client.get("/payments/my-payments", headers=as_user("u1")).get_data(as_text=True)
+    assert f"/payments/my-payments/{link[0]}/pay" in page and "/payments/my-payments/invoices/" not in page
+
+
+def test_pay_on_an_open_invoice_asks_for_what_remains_without_sending_anything(client, db, owed, stripe_http):
+    _set(db, Invoice, owed, amount_paid=10000, amount_remaining=20000)
+    create = _stub_create(stripe_http)
+    token = _my_token(client)
+    response = client.post(f"/payments/my-payments/invoices/{owed}/pay", data={"csrf_token": token},
+                           headers=as_user("u1"))
+    assert response.status_code == 303
+    assert sent(create.calls[0])["cancel_url"] == "http://lms.test/payments/my-payments"
+    db.session.expire_all()
+    (own,) = db.session.scalars(select(PaymentRequest)).all()
+    assert (own.amount, own.user_id, own.created_by, own.send_email, own.send_sms) == (20000, "u1", "u1", False, False)
+    assert [a.amount for a in _attempts(db)] == [20000]
+    assert db.session.scalar(select(func.count()).select_from(Message)) == 0
+    # A second click uses the same request and goes back to the same Checkout.
+    again = client.post(f"/payments/my-payments/invoices/{owed}/pay", data={"csrf_token": token},
+                        headers=as_user("u1"))
+    assert again.status_code == 303 and again.location == response.location
+    assert db.session.scalar(select(func.count()).select_from(PaymentRequest)) == 1 and len(create.calls) == 1
+
+
+def test_pay_on_another_learners_or_a_paid_invoice_takes_nothing(client, db, host, owed, stripe_http):
+    sams = open_invoice(db, host, user_id="u2", stripe_id="in_test_open_2", number="ABC-0777")
+    token = _my_token(client)
+    assert client.post(f"/payments/my-payments/invoices/{sams}/pay", data={"csrf_token": token},
+                       headers=as_user("u1")).status_code == 404
+    _set(db, Invoice, owed, status="paid", amount_paid=30000, amount_remaining=0)
+    refused = client.post(f"/payments/my-payments/invoices/{owed}/pay", data={"csrf_token": token},
+                          headers=as_user("u1"), follow_redirects=True)
+    assert refused.status_code == 200 and "Nothing remains to be paid on this invoice." in text(refused)
+    assert db.session.scalar(select(func.count()).select_from(PaymentRequest)) == 0 and len(stripe_http.calls) == 0
+
+
+def test_pay_on_an_open_invoice_needs_a_signed_in_learner_and_the_form_token(client, owed, stripe_http):
+    assert client.post(f"/payments/my-payments/invoices/{owed}/pay").status_code in (400, 401)
+    assert client.post(f"/payments/my-payments/invoices/{owed}/pay", headers=as_user("u1")).status_code == 400
+    assert len(stripe_http.calls) == 0

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from lms_stripe_plugin import messages, tasks
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.billing import reminders
+from lms_stripe_plugin.core import audit
 from lms_stripe_plugin.core.enums import AuditAction, Channel, MessageStatus
 from lms_stripe_plugin.core.models import AuditEntry, Message, PaymentRequest, Reminder, utcnow
 from lms_stripe_plugin.messages import DeliveryFailed, outbox
@@ -284,6 +285,8 @@ def test_a_run_sends_each_reminder_that_has_come_once(app, db, owed, backend):
     assert db.session.scalar(select(func.count(Message.id)).where(Message.status == MessageStatus.SENT)) == 2
     again = _run(app, db)
     assert (again.sent, again.skipped, again.claimed_elsewhere) == (0, 0, 0) and len(backend.sent) == 2
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == AuditAction.REMINDER_SENT)).all()
+    assert len(entries) == 2 and {(e.actor_id, audit.via(e)) for e in entries} == {(None, audit.VIA_SCHEDULE)}
 
 
 def test_a_request_found_late_is_sent_one_reminder_not_three(app, db, owed, backend):
@@ -437,7 +440,7 @@ def test_the_command_lists_with_dry_run_then_sends(app, db, owed, backend):
     ran = runner.invoke(args=["lms-stripe", "reminders", "run"])
     assert ran.exit_code == 0, ran.output
     assert ran.output == ("1 reminder(s) sent, 0 skipped (paid, cancelled or unreachable), 0 sent by another run; "
-                          "0 failed message(s) retried.\n")
+                          "0 failed message(s) retried; 0 access(es) suspended for an overdue balance.\n")
     assert _steps(db, request_id) == [1] and len(backend.sent) == 1
 
 

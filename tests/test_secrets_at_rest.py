@@ -16,10 +16,12 @@ from sqlalchemy import select
 from lms_stripe_plugin import ConfigurationError, StripePayments
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.core import crypto
-from lms_stripe_plugin.core.models import Purchase, Settings
+from lms_stripe_plugin.billing import payment_links
+from lms_stripe_plugin.core.models import PaymentLink, Purchase, Settings
 from lms_stripe_plugin.testing import post_webhook
 
 from .conftest import KEYS, as_user
+from .link_support import make_link
 from .minimal_host import MinimalHost
 
 URL = "/payments/admin/settings"
@@ -236,14 +238,27 @@ def test_cli_re_encrypts_the_stored_secrets_in_place(app, db):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     app.config["LMS_STRIPE_ENCRYPTION_KEYS"] = [old]
     _save(db, {"enabled": True, **KEYS})
+    link_id, token = make_link(db)
     app.config["LMS_STRIPE_ENCRYPTION_KEYS"] = [new, old]
     result = app.test_cli_runner().invoke(args=["lms-stripe", "secrets", "rotate"])
     assert result.exit_code == 0, result.output
     assert "secret_key: re-encrypted" in result.output and "webhook_secrets: re-encrypted" in result.output
+    assert f"payment link {link_id}: re-encrypted" in result.output and token not in result.output
     app.config["LMS_STRIPE_ENCRYPTION_KEYS"] = [new]
     assert _reload(db).webhook_secrets == KEYS["webhook_secrets"]
+    assert payment_links.token_of(db.session.get(PaymentLink, link_id)) == token
     again = app.test_cli_runner().invoke(args=["lms-stripe", "secrets", "rotate"])
     assert again.exit_code == 0 and "secret_key: already under the first key" in again.output
+
+
+def test_a_links_address_that_no_key_decrypts_is_said_on_its_page_not_a_500(app, client, db, people, configured):
+    link_id, token = make_link(db)
+    app.config["SECRET_KEY"] = "another-secret-key"
+    crypto.forget_decrypted()
+    page = client.get(f"/payments/admin/links/{link_id}", headers=as_user("adm"))
+    assert page.status_code == 200 and "cannot be decrypted" in page.get_data(as_text=True)
+    assert token not in page.get_data(as_text=True)
+    assert client.get(f"/payments/link/{token}").status_code == 200  # found by its hash: it still takes payments
 
 
 def test_cli_says_which_secret_no_key_decrypts(app, db):

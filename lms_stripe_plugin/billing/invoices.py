@@ -10,7 +10,7 @@ from ..core.state import PluginState
 from .. import signals
 from ..core import audit
 from ..core.enums import AuditAction, InvoiceSource, InvoiceStatus, PurchaseStatus, RefundStatus
-from ..core.models import Invoice, Purchase, Refund, parse_row_id, utcnow
+from ..core.models import Invoice, InvoiceLine, PaymentAttempt, Purchase, Refund, parse_row_id, utcnow
 from ..core.txn import send_after_commit
 from ..errors import PaymentsError
 
@@ -41,6 +41,11 @@ def record_invoice(state: PluginState, invoice: dict, purchase: Purchase) -> Inv
         return existing
     if (invoice.get("metadata") or {}).get("lms_purchase_id") not in (None, str(purchase.id)):
         raise PaymentsError(f"Invoice {invoice['id']} belongs to another purchase.")
+    # The purchase's row locked and read again: a refund handled at the same moment (its event and the
+    # invoice's arrive together) either committed before, and is counted here, or waits for this invoice
+    # and then finds it to update.
+    session.flush()
+    session.refresh(purchase, with_for_update=True)
     gross, vat = int(invoice.get("total") or 0), invoice_taxes(invoice)
     status = _status_after_refunds(session, purchase)
     user = host.get_user(purchase.user_id)
@@ -66,6 +71,49 @@ def record_invoice(state: PluginState, invoice: dict, purchase: Purchase) -> Inv
     audit.record(session, AuditAction.INVOICE_ISSUED, user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, invoice=invoice["id"], number=record.number)
     send_after_commit(session, signals.invoice_issued, invoice=record)
+    return record
+
+
+def record_link_invoice(state: PluginState, invoice: dict, attempt: PaymentAttempt) -> Invoice:
+    """Insert (once) our record of the invoice Checkout issued for a payment link's payment: billed to the
+    payer (a learner, or the name and e-mail address typed on the link's page), one line of the link's title
+    at its VAT rate, paid; the attempt then names it."""
+    session = state.session
+    record = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]))
+    if record is None:
+        record = _link_invoice(invoice, attempt)
+        try:
+            with session.begin_nested():
+                session.add(record)
+        except IntegrityError:  # recorded meanwhile by a concurrent event
+            record = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]))
+        else:
+            audit.record(session, AuditAction.INVOICE_ISSUED, user_id=attempt.payer_user_id, invoice=record.id,
+                         number=record.number, link=attempt.link_id, title=record.course_title,
+                         payer=record.user_name)
+            send_after_commit(session, signals.invoice_issued, invoice=record)
+    if attempt.invoice_id is None:
+        attempt.invoice_id = record.id
+    return record
+
+
+def _link_invoice(invoice: dict, attempt: PaymentAttempt) -> Invoice:
+    link = attempt.link
+    if link is None:
+        raise PaymentsError(f"Invoice {invoice['id']} names an attempt that is not a payment link's.")
+    gross, vat = int(invoice.get("total") or 0), invoice_taxes(invoice)
+    record = Invoice(
+        stripe_invoice_id=invoice["id"], source=InvoiceSource.LINK, user_id=attempt.payer_user_id,
+        user_email=attempt.payer_email or invoice.get("customer_email"),
+        user_name=attempt.payer_name or invoice.get("customer_name"), course_title=link.title,
+        currency=(invoice.get("currency") or attempt.currency).upper(), gross=gross, vat=vat, net=gross - vat,
+        status=InvoiceStatus.PAID, amount_paid=int(invoice.get("amount_paid") or gross), amount_remaining=0,
+        stripe_customer_id=_id(invoice.get("customer")),
+        issued_at=_timestamp((invoice.get("status_transitions") or {}).get("finalized_at") or invoice.get("created"))
+        or utcnow())
+    record.lines = [InvoiceLine(position=1, description=link.title[:500], gross=gross, vat_rate=link.vat_rate,
+                                net=gross - vat, vat=vat)]
+    _refresh(record, invoice)
     return record
 
 

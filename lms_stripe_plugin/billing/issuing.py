@@ -109,6 +109,8 @@ def stripe_draft(state: PluginState, invoice: Invoice, *, locale: str) -> Stripe
     first). The invoice is in the language of the learner's customer at Stripe, or ``locale`` for a learner
     who has none yet (their customer is created in it)."""
     settings = payment_settings.load(state.session)
+    if invoice.user_id is None:  # only an invoice of a payment link's payment has no learner: Checkout issued it
+        raise NotIssued(_("This invoice is issued by Stripe already."))
     rates = {line.vat_rate: (taxes.known(state.session, taxes.wanted(line.vat_rate), livemode=settings.livemode)
                              if line.vat_rate else None) for line in invoice.lines}
     customer = customers.known_customer(state.session, invoice.user_id, livemode=settings.livemode)

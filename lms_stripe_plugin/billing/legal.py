@@ -84,13 +84,22 @@ def _footer(settings, text: LocaleText) -> str:
     return "\n".join(lines)[:MAX_FOOTER]
 
 
-def checkout_invoice_data(found: InvoiceMentions) -> SessionCreateParamsInvoiceCreationInvoiceData:
-    """The mentions as Checkout's ``invoice_creation[invoice_data]`` takes them."""
+def checkout_invoice_data(found: InvoiceMentions, *,
+                          first: tuple[tuple[str, str], ...] = ()) -> SessionCreateParamsInvoiceCreationInvoiceData:
+    """The mentions as Checkout's ``invoice_creation[invoice_data]`` takes them, after the custom fields
+    ``first`` of the caller's own (a payment link's payer): the mentions that no longer fit in Stripe's 4
+    custom fields open the footer instead, so that none is lost."""
+    fields = [*first, *found.custom_fields]
+    kept, over = fields[:MAX_CUSTOM_FIELDS], fields[MAX_CUSTOM_FIELDS:]
     data: SessionCreateParamsInvoiceCreationInvoiceData = {"rendering_options": {"amount_tax_display": TAX_DISPLAY}}
-    if found.custom_fields:
-        data["custom_fields"] = [{"name": name, "value": value} for name, value in found.custom_fields]
-    if found.footer:
-        data["footer"] = found.footer
+    if kept:
+        data["custom_fields"] = [{"name": name, "value": value} for name, value in kept]
+    text = in_locale(found.locale)
+    # Translators: a custom field of an invoice written in its footer, where the 4 custom fields are taken.
+    lines = [text.gettext("%(name)s: %(value)s", name=name, value=value) for name, value in over]
+    footer = "\n".join([*lines, *([found.footer] if found.footer else [])])
+    if footer:
+        data["footer"] = footer[:MAX_FOOTER]
     return data
 
 

@@ -1,5 +1,6 @@
-"""Links to a payment request's page: one per message, each a random token of which only the SHA-256 is
-stored, so that the database alone opens no page. Every link of a request works while it is open."""
+"""Random link tokens, of which only the SHA-256 is stored, so that the database alone opens no page: the links
+to a payment request's page (one per message sent; every link of a request works while it is open), and the
+address of a payment link (`payment_links`)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,20 +14,29 @@ from ..core.models import PaymentRequest, RequestLink
 MAX_TOKEN = 128
 
 
+def new_token() -> str:
+    """A new random token (43 URL-safe characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str | None:
+    """What is stored of a token to find it again; None for text that cannot be one of ours."""
+    if not token or len(token) > MAX_TOKEN:
+        return None
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def new(session, request: PaymentRequest) -> str:
     """A new link token for the request: returned once (for the message), stored only hashed."""
-    token = secrets.token_urlsafe(32)
-    session.add(RequestLink(request_id=request.id, token_hash=_hash(token)))
+    token = new_token()
+    session.add(RequestLink(request_id=request.id, token_hash=token_hash(token)))
     return token
 
 
 def request_of(session, token: str) -> PaymentRequest | None:
     """The request a link's token opens, or None."""
-    if not token or len(token) > MAX_TOKEN:
+    hashed = token_hash(token)
+    if hashed is None:
         return None
-    link = session.scalar(select(RequestLink).where(RequestLink.token_hash == _hash(token)))
+    link = session.scalar(select(RequestLink).where(RequestLink.token_hash == hashed))
     return session.get(PaymentRequest, link.request_id) if link is not None else None
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

@@ -11,8 +11,8 @@ from typing import Iterator
 from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, tuple_
 from sqlalchemy.orm import selectinload
 
-from ..core.enums import InvoiceStatus, MessageStatus, PaymentRequestStatus
-from ..core.models import Invoice, InvoiceLine, InvoicePayment, Message, PaymentRequest, Purchase
+from ..core.enums import PAYABLE_INVOICE, InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus
+from ..core.models import CourseOffer, Invoice, InvoiceLine, InvoicePayment, Message, PaymentRequest, Purchase
 from ..money import Money
 
 
@@ -21,12 +21,31 @@ def learner_invoices(session, user_id: str) -> list[Invoice]:
                            .order_by(Invoice.issued_at.desc(), Invoice.id.desc())).all()
 
 
+def learner_processing(session, user_id: str) -> list[Purchase]:
+    """The learner's payments under way at their bank (a SEPA debit takes days), whose invoice comes once paid."""
+    return list(session.scalars(select(Purchase).where(Purchase.user_id == user_id,
+                                                       Purchase.status == PurchaseStatus.PROCESSING)
+                                .order_by(Purchase.created_at.desc(), Purchase.id.desc())))
+
+
 def learner_requests(session, user_id: str) -> list[PaymentRequest]:
     """What the learner is asked to pay: their open payment requests, the soonest due first."""
     return list(session.scalars(select(PaymentRequest).where(PaymentRequest.user_id == user_id,
                                                              PaymentRequest.status == PaymentRequestStatus.OPEN)
                                 .options(selectinload(PaymentRequest.invoice))
                                 .order_by(PaymentRequest.due_at, PaymentRequest.id)))
+
+
+def learner_open_invoices(session, user_id: str) -> list[Invoice]:
+    """The learner's issued invoices that still owe something and that no open request asks for: each gets
+    its own Pay button in "My payments"."""
+    asked = select(PaymentRequest.id).where(PaymentRequest.invoice_id == Invoice.id,
+                                            PaymentRequest.status == PaymentRequestStatus.OPEN,
+                                            PaymentRequest.amount_paid < PaymentRequest.amount)
+    return list(session.scalars(select(Invoice).where(
+        Invoice.user_id == user_id, Invoice.status.in_(PAYABLE_INVOICE), Invoice.amount_remaining > 0,
+        Invoice.stripe_invoice_id.is_not(None), ~asked.exists())
+        .order_by(Invoice.due_at, Invoice.id)))
 
 
 def learner_invoice(session, user_id: str, invoice_id: int) -> Invoice | None:
@@ -42,6 +61,9 @@ class InvoiceFilter:
     date_from: date | None = None
     date_to: date | None = None
     q: str | None = None
+    #: The courses whose title the search names (read from the LMS by the caller): searched by course too.
+    titled: tuple[str, ...] = ()
+    oldest_first: bool = False
 
     def conditions(self, dialect: str = "") -> list:
         cond = []
@@ -56,15 +78,16 @@ class InvoiceFilter:
         if self.date_to:
             cond.append(Invoice.issued_at < datetime.combine(self.date_to + timedelta(days=1), time.min, timezone.utc))
         if self.q:
-            cond.append(search(self.q, dialect))
+            cond.append(search(self.q, dialect, titled=self.titled))
         return cond
 
 
-def search(q: str, dialect: str):
+def search(q: str, dialect: str, *, titled: tuple[str, ...] = ()):
     """What the administrators' search box finds, each case served by an index on PostgreSQL (migration
     0005): an e-mail address or its start ("lea@", "lea@example.org"); an invoice or credit note number or its
     start ("INV-0042", "ABC-00"), for text with a digit and no space; otherwise the start of each word of the
-    learner's name ("mart", "léa mar"), or the start of an e-mail address. Whatever the case."""
+    learner's name ("mart", "léa mar"), or the start of an e-mail address, or the invoices of the courses
+    ``titled`` (those whose title the words start, found by the caller). Whatever the case."""
     text = q.strip()
     email = func.lower(Invoice.user_email).startswith(text.lower(), autoescape=True)
     if "@" in text:
@@ -81,7 +104,25 @@ def search(q: str, dialect: str):
         named = vector.op("@@")(func.to_tsquery(literal_column("'simple'::regconfig"), query))
     else:
         named = and_(*(func.lower(Invoice.user_name).contains(word, autoescape=True) for word in words))
+    if titled:
+        return or_(named, email, Invoice.course_id.in_(titled))
     return or_(named, email)
+
+
+def title_matches(q: str, title: str) -> bool:
+    """Whether each word of the search starts a word of the title ("adv fla" finds "Advanced Flask")."""
+    words = re.findall(r"\w+", q.casefold())
+    said = re.findall(r"\w+", title.casefold())
+    return bool(words) and all(any(w.startswith(word) for w in said) for word in words)
+
+
+#: At most so many priced courses are offered by title in the course filter (beyond, it takes an id).
+COURSE_CHOICES = 500
+
+
+def priced_course_ids(session) -> list[str]:
+    """The courses the plugin has a price for (up to `COURSE_CHOICES` + 1): the course filter's choices."""
+    return list(session.scalars(select(CourseOffer.course_id).order_by(CourseOffer.id).limit(COURSE_CHOICES + 1)))
 
 
 def _dialect(session) -> str:
@@ -93,12 +134,15 @@ _NEWEST_FIRST = (Invoice.issued_at.desc(), Invoice.id.desc())
 
 
 def admin_page(session, flt: InvoiceFilter, *, after: tuple[datetime, int] | None, limit: int):
-    """One page of invoices, newest first, continuing after the (issued_at, id) cursor: a keyset page that
-    reads from the composite index where the cursor left off, however deep."""
+    """One page of invoices, newest first (or oldest first), continuing after the (issued_at, id) cursor: a
+    keyset page that reads from the composite index where the cursor left off, however deep, in either
+    direction."""
     query = select(Invoice).where(*flt.conditions(_dialect(session)))
+    key = tuple_(Invoice.issued_at, Invoice.id)
     if after is not None:
-        query = query.where(tuple_(Invoice.issued_at, Invoice.id) < tuple_(*after))
-    query = query.options(selectinload(Invoice.purchase)).order_by(*_NEWEST_FIRST)
+        query = query.where(key > tuple_(*after) if flt.oldest_first else key < tuple_(*after))
+    order = (Invoice.issued_at.asc(), Invoice.id.asc()) if flt.oldest_first else _NEWEST_FIRST
+    query = query.options(selectinload(Invoice.purchase)).order_by(*order)
     rows = session.scalars(query.limit(limit + 1)).all()
     return rows[:limit], len(rows) > limit
 
@@ -140,6 +184,9 @@ def safe_cell(value) -> str:
     leading spaces and control characters are skipped (spreadsheets skip them too), starts a formula is
     prefixed with a quote. Numbers (amounts) are left as they are."""
     text = "" if value is None else str(value)
+    head = text[:1]
+    if not head or (head not in _FORMULA and not head.isspace() and head >= " "):
+        return text  # the common case, read at once: nothing before its first character
     if _is_number(text):
         return text
     first = next((c for c in text if not (c.isspace() or ord(c) < 32)), "")

@@ -1,10 +1,16 @@
-"""Paying a payment request: the Pay click makes one Checkout Session for the amount, and its payment is then
-attached to the Stripe invoice (Stripe's partial payments on invoices), whose events move our amounts.
+"""Pay clicks: each makes one Checkout Session for an amount (a `PaymentAttempt`). A payment request's payment
+is then attached to the Stripe invoice (Stripe's partial payments on invoices), whose events move our amounts;
+a payment link's session issues an invoice of its own (Checkout's ``invoice_creation``), which is recorded.
 
-A click is two steps, each in a transaction of the caller's: `reserve` checks the amount and writes the
-attempt (or reuses the open one), `open_session` calls Stripe first and then records the session. Once
-Stripe says the session is paid (its webhook, or the learner's return), `sync_session` records it and defers
-`attach` until that commits: attaching is a call to Stripe, made after the writes, with its own key.
+A click is two steps, each in a transaction of the caller's: `reserve` (or `payment_links.reserve`) checks the
+amount and writes the attempt (or reuses the open one), `open_session` calls Stripe first and then records the
+session. Once Stripe says the session is paid (its webhook, or the payer's return), `sync_session` records it
+and, for a request, defers `attach` until that commits: attaching is a call to Stripe, made after the writes,
+with its own key.
+
+A payment link's attempt holds one of the link's uses while it is live (open, or processing a bank debit):
+`hold_use` takes it by a conditional UPDATE of the link's row, and the attempt's end gives it back, or counts
+it as used when paid (`_move`).
 """
 from __future__ import annotations
 
@@ -12,23 +18,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts import settings as payment_settings
 from ..accounts import wallets
 from ..core import audit, jobs
-from ..core.enums import LIVE_ATTEMPT, AttemptStatus, AuditAction, InvoiceStatus, PaymentRequestStatus
+from ..core.enums import (LIVE_ATTEMPT, AttemptStatus, AuditAction, InvoiceStatus, PaymentLinkStatus,
+                          PaymentRequestStatus)
 from ..core.i18n import current_locale, gettext as _
-from ..core.models import Invoice, InvoicePayment, PaymentAttempt, PaymentRequest, parse_row_id, utcnow
+from ..core.models import (Invoice, InvoicePayment, PaymentAttempt, PaymentLink, PaymentRequest, parse_row_id,
+                           utcnow)
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..errors import GatewayError, NotPurchasable, PaymentsError
 from ..gateway.types import SessionCreateParams
 from ..money import Money, minimum_amount
-from . import issuing
+from . import customers, issuing, taxes
+from .invoices import record_link_invoice
 
 REUSE_MARGIN = timedelta(minutes=5)
+#: An open attempt this long past its session's expiry is taken as expired (its expiry event was lost).
+STALE_MARGIN = timedelta(minutes=5)
 
 
 class NotPayable(NotPurchasable):
@@ -42,8 +53,18 @@ def remaining(request: PaymentRequest) -> int:
 
 def overdue(request: PaymentRequest) -> bool:
     """An open request past its due date."""
-    due = request.due_at if request.due_at.tzinfo is not None else request.due_at.replace(tzinfo=timezone.utc)
-    return request.status == PaymentRequestStatus.OPEN and due < utcnow()
+    return request.status == PaymentRequestStatus.OPEN and _past(request.due_at)
+
+
+def invoice_overdue(invoice: Invoice) -> bool:
+    """An issued invoice that still owes something after its due date."""
+    return invoice.status == InvoiceStatus.OPEN and invoice.amount_remaining > 0 and _past(invoice.due_at)
+
+
+def _past(moment: datetime | None) -> bool:
+    if moment is None:
+        return False
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)) < utcnow()
 
 
 def limits(request: PaymentRequest) -> tuple[int, int]:
@@ -73,10 +94,14 @@ def check_payable(request: PaymentRequest, amount: int) -> None:
 
 @dataclass(frozen=True)
 class PayPlan:
+    """What `open_session` needs, as plain values: it runs after the caller's commit, and calls Stripe before
+    touching the database."""
+
     attempt_id: int
-    request_id: int
+    key: str  # the session's idempotency key, derived from the attempt
     url: str | None  # the open session's page, when it can be reused
     params: SessionCreateParams
+    tax_rate: taxes.TaxRateWanted | None = None  # an inclusive VAT rate to create at Stripe first
 
 
 def live_attempt(session, request_id: int) -> PaymentAttempt | None:
@@ -92,15 +117,17 @@ def reserve(state: PluginState, request: PaymentRequest, amount: int, *, return_
     if current is not None and current.status == AttemptStatus.PROCESSING:
         raise NotPayable(_("Your payment is processing: it will be credited as soon as it is confirmed."))
     check_payable(request, amount)
-    if current is not None and current.amount == amount and _still_open(current):
-        return PayPlan(current.id, request.id, current.checkout_url, {})
+    key = f"lms-request-{request.id}-{{}}"
+    if current is not None and current.amount == amount and still_open(current):
+        return PayPlan(current.id, key.format(current.id), current.checkout_url, {})
     if current is not None:
         retire(state, current)
     attempt = _insert(state, request, amount)
-    return PayPlan(attempt.id, request.id, None, _session_params(state, request, attempt, return_url))
+    return PayPlan(attempt.id, key.format(attempt.id), None, _session_params(state, request, attempt, return_url))
 
 
-def _still_open(attempt: PaymentAttempt) -> bool:
+def still_open(attempt: PaymentAttempt) -> bool:
+    """Whether the attempt's Checkout Session can still be sent to (it stays open a while yet)."""
     expires = attempt.expires_at
     if expires is not None and expires.tzinfo is None:
         expires = expires.replace(tzinfo=timezone.utc)
@@ -109,7 +136,7 @@ def _still_open(attempt: PaymentAttempt) -> bool:
 
 def retire(state: PluginState, attempt: PaymentAttempt) -> None:
     """Close an open attempt; once that is committed, its Checkout Session is expired at Stripe."""
-    transition(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.EXPIRED)
+    _move(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.EXPIRED)
     if attempt.stripe_checkout_session_id:
         jobs.defer(state.session, expire_sessions, [attempt.stripe_checkout_session_id])
 
@@ -123,11 +150,14 @@ def expire_sessions(state: PluginState, session_ids: list[str]) -> None:
             continue  # already expired or complete: if it was paid, its payment is still attached
 
 
+def expiry() -> datetime:
+    """When a Checkout Session opened now expires (``LMS_STRIPE_CHECKOUT_EXPIRY``)."""
+    return (utcnow() + timedelta(seconds=current_app.config["LMS_STRIPE_CHECKOUT_EXPIRY"])).replace(microsecond=0)
+
+
 def _insert(state: PluginState, request: PaymentRequest, amount: int) -> PaymentAttempt:
-    expiry = current_app.config["LMS_STRIPE_CHECKOUT_EXPIRY"]
     attempt = PaymentAttempt(request_id=request.id, amount=amount, currency=request.currency,
-                             status=AttemptStatus.OPEN,
-                             expires_at=(utcnow() + timedelta(seconds=expiry)).replace(microsecond=0))
+                             status=AttemptStatus.OPEN, expires_at=expiry())
     try:
         with state.session.begin_nested():
             state.session.add(attempt)
@@ -138,22 +168,31 @@ def _insert(state: PluginState, request: PaymentRequest, amount: int) -> Payment
 
 def _session_params(state: PluginState, request: PaymentRequest, attempt: PaymentAttempt,
                     return_url: str) -> SessionCreateParams:
-    """The Pay click's session: card (and SEPA in euros), listed, or through the wallets' Payment Method
-    Configuration when the settings turn wallets on and it is known (this step has written: a configuration
-    still to create is created once this step commits, for the next click)."""
+    """The Pay click's session of a request: its payment is attached to the request's invoice afterwards."""
     invoice = request.invoice
-    settings = payment_settings.load(state.session)
-    methods = ["card", "sepa_debit"] if settings.sepa_debit_enabled and request.currency == "EUR" else ["card"]
     metadata = {"lms_attempt_id": str(attempt.id), "lms_request_id": str(request.id),
                 "lms_invoice_id": str(invoice.id), "lms_user_id": request.user_id}
     label = _("Payment of invoice %(number)s", number=invoice.number or invoice.id)
+    params = session_params(state, attempt, metadata, return_url)
+    params["customer"] = invoice.stripe_customer_id or ""
+    params["line_items"] = [{"quantity": 1, "price_data": {
+        "currency": request.currency.lower(), "unit_amount": attempt.amount,
+        "product_data": {"name": label[:250], "metadata": {"lms_invoice_id": str(invoice.id)}}}}]
+    params["payment_intent_data"] = {"metadata": metadata, "description": label[:1000]}
+    return params
+
+
+def session_params(state: PluginState, attempt: PaymentAttempt, metadata: dict[str, str],
+                   return_url: str) -> SessionCreateParams:
+    """What every Pay click's session has: a payment of the attempt (``metadata`` names it, and its client
+    reference), in the payer's language, expiring with the attempt, back to ``return_url``; card (and SEPA in
+    euros), listed, or through the wallets' Payment Method Configuration when the settings turn wallets on and
+    it is known (this step has written: a configuration still to create is created once this step commits,
+    for the next click)."""
+    settings = payment_settings.load(state.session)
+    methods = ["card", "sepa_debit"] if settings.sepa_debit_enabled and attempt.currency == "EUR" else ["card"]
     params: SessionCreateParams = {
         "mode": "payment",
-        "customer": invoice.stripe_customer_id or "",
-        "line_items": [{"quantity": 1, "price_data": {
-            "currency": request.currency.lower(), "unit_amount": attempt.amount,
-            "product_data": {"name": label[:250], "metadata": {"lms_invoice_id": str(invoice.id)}}}}],
-        "payment_intent_data": {"metadata": metadata, "description": label[:1000]},
         "metadata": metadata,
         "client_reference_id": f"lms-attempt-{attempt.id}",
         "locale": "fr" if current_locale() == "fr" else "en",
@@ -170,27 +209,91 @@ def _with_query(url: str, query: str) -> str:
 
 
 def open_session(state: PluginState, plan: PayPlan) -> str:
-    """Create the attempt's Checkout Session at Stripe, then record it."""
+    """Create the attempt's Checkout Session at Stripe (and the VAT rate it needs, if new), then record it."""
     settings = payment_settings.load(state.session)
+    params, created_rate = plan.params, None
     try:
-        created = state.gateway.create_checkout_session(
-            plan.params, api_key=settings.secret_key, idempotency_key=f"lms-request-{plan.request_id}-{plan.attempt_id}")
+        if plan.tax_rate is not None:
+            created_rate = taxes.create(state, settings, plan.tax_rate)
+            params = taxes.with_tax_rate(params, created_rate)
+        created = state.gateway.create_checkout_session(params, api_key=settings.secret_key,
+                                                        idempotency_key=plan.key)
     except GatewayError as err:
+        _remember_rate(state, settings, plan, created_rate)
         if err.answered or not err.retryable:
             attempt = state.session.get(PaymentAttempt, plan.attempt_id)
-            transition(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.FAILED,
-                       failure_reason=err.message)
+            _move(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.FAILED, failure_reason=err.message)
         raise
+    _remember_rate(state, settings, plan, created_rate)
     attempt = state.session.get(PaymentAttempt, plan.attempt_id)
     attempt.stripe_checkout_session_id, attempt.checkout_url = created["id"], created["url"]
     return created["url"]
+
+
+def _remember_rate(state: PluginState, settings, plan: PayPlan, created: str | None) -> None:
+    if created is not None and plan.tax_rate is not None:
+        taxes.remember(state.session, plan.tax_rate, created, livemode=settings.livemode)
+
+
+# -- the uses of a payment link ------------------------------------------------------------------------------
+
+
+def hold_use(session, link: PaymentLink, amount: int) -> bool:
+    """Take one of the link's uses for a Pay click of ``amount``, if the database agrees that the link is
+    active, not past its end, not used up (its uses and those held together) and the amount within its limits:
+    one conditional UPDATE of the link's row, so that of two payers racing for its last use one only gets it,
+    whatever the page checked before."""
+    result = session.execute(update(PaymentLink).where(
+        PaymentLink.id == link.id, PaymentLink.status == PaymentLinkStatus.ACTIVE,
+        or_(PaymentLink.expires_at.is_(None), PaymentLink.expires_at > utcnow()),
+        or_(PaymentLink.max_uses.is_(None), PaymentLink.uses + PaymentLink.held < PaymentLink.max_uses),
+        or_(PaymentLink.amount == amount,
+            and_(PaymentLink.amount.is_(None), PaymentLink.minimum <= amount, PaymentLink.maximum >= amount)),
+    ).values(held=PaymentLink.held + 1).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def _settle_use(session, link_id: int, *, released: bool, used: bool) -> None:
+    if released:
+        session.execute(update(PaymentLink).where(PaymentLink.id == link_id, PaymentLink.held > 0)
+                        .values(held=PaymentLink.held - 1).execution_options(synchronize_session=False))
+    if used:
+        # A payment Stripe took is counted, even past the limit (a session paid in the moment before its hold
+        # was let go): the money is there, and the link's page then says it is used up.
+        session.execute(update(PaymentLink).where(PaymentLink.id == link_id)
+                        .values(uses=PaymentLink.uses + 1).execution_options(synchronize_session=False))
+
+
+def _move(session, attempt: PaymentAttempt, from_states, to_state: AttemptStatus, **values) -> bool:
+    """`transition` of an attempt. A link's attempt that leaves the live states gives back the use it held,
+    and one that is paid counts a use: the attempt's transition and its link's counts are written together."""
+    if attempt.link_id is None:
+        return transition(session, attempt, from_states, to_state, **values)
+    for group in ([s for s in from_states if s in LIVE_ATTEMPT], [s for s in from_states if s not in LIVE_ATTEMPT]):
+        if group and transition(session, attempt, group, to_state, **values):
+            _settle_use(session, attempt.link_id, released=group[0] in LIVE_ATTEMPT and to_state not in LIVE_ATTEMPT,
+                        used=to_state == AttemptStatus.PAID)
+            return True
+    return False
+
+
+def release_stale(state: PluginState, link: PaymentLink) -> None:
+    """Let go of the uses held by the link's attempts whose Checkout expired without our hearing of it (a lost
+    webhook): Stripe expires a session at its ``expires_at``, so past it (and a margin) it can no longer be
+    paid."""
+    stale = state.session.scalars(select(PaymentAttempt).where(
+        PaymentAttempt.link_id == link.id, PaymentAttempt.status == AttemptStatus.OPEN,
+        PaymentAttempt.expires_at < utcnow() - STALE_MARGIN)).all()
+    for attempt in stale:
+        _move(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.EXPIRED)
 
 
 # -- after Stripe says the session is paid ---------------------------------------------------------------
 
 
 def attempt_of_session(session, cs: dict) -> PaymentAttempt | None:
-    """Our attempt paid by this Checkout Session, if the session is one of ours for a payment request."""
+    """Our attempt paid by this Checkout Session, if the session is one of ours for a payment request or a
+    payment link (its metadata and client reference name the attempt, and the request or link it is for)."""
     metadata = cs.get("metadata") or {}
     attempt_id = parse_row_id(metadata.get("lms_attempt_id"))
     if attempt_id is None or cs.get("client_reference_id") != f"lms-attempt-{metadata.get('lms_attempt_id')}":
@@ -198,13 +301,16 @@ def attempt_of_session(session, cs: dict) -> PaymentAttempt | None:
     attempt = session.get(PaymentAttempt, attempt_id)
     if attempt is None or attempt.stripe_checkout_session_id not in (None, cs.get("id")):
         return None
+    if attempt.link_id is not None and parse_row_id(metadata.get("lms_link_id")) != attempt.link_id:
+        return None
     return attempt
 
 
 def sync_session(state: PluginState, cs: dict, *, failed: bool = False) -> PaymentAttempt | None:
-    """Apply a Checkout Session of a Pay attempt: paid defers attaching its payment to the invoice (Stripe
-    attaches only a succeeded payment); processing (a SEPA debit) waits for the debit; expired, or
-    ``failed`` (its debit failed: ``checkout.session.async_payment_failed``), closes the attempt."""
+    """Apply a Checkout Session of a Pay attempt: paid defers attaching a request's payment to its invoice
+    (Stripe attaches only a succeeded payment), and records a link's invoice when the session carries it whole;
+    processing (a SEPA debit) waits for the debit; expired, or ``failed`` (its debit failed:
+    ``checkout.session.async_payment_failed``), closes the attempt."""
     session = state.session
     attempt = attempt_of_session(session, cs)
     if attempt is None:
@@ -215,19 +321,54 @@ def sync_session(state: PluginState, cs: dict, *, failed: bool = False) -> Payme
     intent_id = intent.get("id") if isinstance(intent, dict) else intent
     status, payment = cs.get("status"), cs.get("payment_status")
     if status == "expired":
-        transition(session, attempt, (AttemptStatus.OPEN,), AttemptStatus.EXPIRED)
+        _move(session, attempt, (AttemptStatus.OPEN,), AttemptStatus.EXPIRED)
     elif status == "complete" and payment == "paid":
-        if transition(session, attempt, (AttemptStatus.OPEN, AttemptStatus.PROCESSING, AttemptStatus.EXPIRED),
-                      AttemptStatus.PAID, paid_at=utcnow(), stripe_payment_intent_id=intent_id):
-            _attach_later(state, attempt)
+        if _move(session, attempt, (AttemptStatus.OPEN, AttemptStatus.PROCESSING, AttemptStatus.EXPIRED),
+                 AttemptStatus.PAID, paid_at=utcnow(), stripe_payment_intent_id=intent_id):
+            _paid(state, attempt, cs)
+        if attempt.link_id is not None and isinstance(cs.get("invoice"), dict):
+            record_link_invoice(state, cs["invoice"], attempt)
     elif status == "complete" and (failed or _failed(cs)):
         reason = ((intent if isinstance(intent, dict) else {}).get("last_payment_error") or {}).get("message")
-        transition(session, attempt, (AttemptStatus.OPEN, AttemptStatus.PROCESSING), AttemptStatus.FAILED,
-                   failure_reason=reason or _("The bank debit failed."))
+        _move(session, attempt, (AttemptStatus.OPEN, AttemptStatus.PROCESSING), AttemptStatus.FAILED,
+              failure_reason=reason or _("The bank debit failed."))
     elif status == "complete":
-        transition(session, attempt, (AttemptStatus.OPEN,), AttemptStatus.PROCESSING,
-                   stripe_payment_intent_id=intent_id)
+        _move(session, attempt, (AttemptStatus.OPEN,), AttemptStatus.PROCESSING, stripe_payment_intent_id=intent_id)
     return attempt
+
+
+def _paid(state: PluginState, attempt: PaymentAttempt, cs: dict) -> None:
+    """What follows a Pay attempt's payment, once: a request's is attached to its invoice; a link's is told."""
+    if attempt.request is not None:
+        _attach_later(state, attempt, attempt.request)
+        return
+    link, customer = attempt.link, cs.get("customer")
+    customer = customer.get("id") if isinstance(customer, dict) else customer
+    if attempt.payer_user_id and customer:  # the learner's customer, made by this Checkout: their next one's
+        customers.remember(state.session, attempt.payer_user_id, customer, livemode=cs.get("livemode") is True)
+    audit.record(state.session, AuditAction.LINK_PAYMENT_RECEIVED, user_id=attempt.payer_user_id,
+                 link=attempt.link_id, title=link.title if link else None, payer=attempt.payer_name,
+                 amount=attempt.amount, currency=attempt.currency, checkout_session=cs.get("id"))
+
+
+def link_attempt_of_invoice(session, stripe_invoice: dict) -> PaymentAttempt | None:
+    """The payment link's attempt whose Checkout issued this invoice (its metadata names both), locked: the
+    session's event and the invoice's apply one after the other, so that whichever comes second records it."""
+    metadata = stripe_invoice.get("metadata") or {}
+    attempt_id, link_id = parse_row_id(metadata.get("lms_attempt_id")), parse_row_id(metadata.get("lms_link_id"))
+    if attempt_id is None or link_id is None:
+        return None
+    attempt = session.get(PaymentAttempt, attempt_id, with_for_update=True, populate_existing=True)
+    return attempt if attempt is not None and attempt.link_id == link_id else None
+
+
+def apply_link_invoice(state: PluginState, stripe_invoice: dict) -> Invoice | None:
+    """Record the invoice of a payment link's payment, if the payment is recorded (otherwise the session's
+    event records it, from this invoice's snapshot)."""
+    attempt = link_attempt_of_invoice(state.session, stripe_invoice)
+    if attempt is None or attempt.status != AttemptStatus.PAID:
+        return None
+    return record_link_invoice(state, stripe_invoice, attempt)
 
 
 def _failed(cs: dict) -> bool:
@@ -242,15 +383,13 @@ class AttachPlan:
     payment_intent: str
 
 
-def _attach_later(state: PluginState, attempt: PaymentAttempt) -> None:
-    invoice = attempt.request.invoice
-    if invoice.stripe_invoice_id and attempt.stripe_payment_intent_id:
-        jobs.defer(state.session, attach, attach_plan(attempt))
+def _attach_later(state: PluginState, attempt: PaymentAttempt, request: PaymentRequest) -> None:
+    if request.invoice.stripe_invoice_id and attempt.stripe_payment_intent_id:
+        jobs.defer(state.session, attach, attach_plan(attempt, request))
 
 
-def attach_plan(attempt: PaymentAttempt) -> AttachPlan:
-    return AttachPlan(attempt.id, attempt.request.invoice.stripe_invoice_id or "",
-                      attempt.stripe_payment_intent_id or "")
+def attach_plan(attempt: PaymentAttempt, request: PaymentRequest) -> AttachPlan:
+    return AttachPlan(attempt.id, request.invoice.stripe_invoice_id or "", attempt.stripe_payment_intent_id or "")
 
 
 def attach(state: PluginState, plan: AttachPlan) -> None:
@@ -352,9 +491,9 @@ def _payment_row(session, invoice: Invoice, payment: dict) -> InvoicePayment:
 def _credit_request(state: PluginState, row: InvoicePayment) -> None:
     session = state.session
     attempt = session.get(PaymentAttempt, row.attempt_id) if row.attempt_id else None
-    if attempt is None:
-        return  # a payment made otherwise (the hosted invoice page, the dashboard): the invoice counts it
-    request = attempt.request
+    request = attempt.request if attempt is not None else None
+    if request is None:
+        return  # a payment made otherwise (the hosted invoice page, the dashboard, a link): the invoice counts it
     session.execute(update(PaymentRequest).where(PaymentRequest.id == request.id)
                     .values(amount_paid=PaymentRequest.amount_paid + row.amount)
                     .execution_options(synchronize_session=False))

@@ -51,7 +51,7 @@ class RequestInput:
 
 def create(state: PluginState, invoice: Invoice, data: RequestInput, *, actor_id: str | None) -> PaymentRequest:
     """Check and write a request for ``invoice``, and its messages (sent after the commit)."""
-    if not can_request(invoice):
+    if not can_request(invoice) or invoice.user_id is None:
         raise RequestRefused(_("Nothing remains to be paid on this invoice."))
     user = state.host.get_user(invoice.user_id)
     _check(state, invoice, user, data)
@@ -68,6 +68,36 @@ def create(state: PluginState, invoice: Invoice, data: RequestInput, *, actor_id
                  course_id=invoice.course_id, invoice=invoice.id, request=request.id, amount=data.amount,
                  currency=invoice.currency, channels=[c for c, on in (("email", data.email), ("sms", data.sms)) if on])
     notify(state, request, purpose="sent")
+    return request
+
+
+def for_learner(state: PluginState, invoice: Invoice, *, actor_id: str | None) -> PaymentRequest:
+    """The learner's own request to pay what remains of ``invoice``, from "My payments": no message is sent.
+    An open request of the invoice that still asks for something is used instead (a second click, or a
+    request the school sent), so that one invoice never has two Pay buttons racing for the same amount."""
+    state.session.execute(select(Invoice.id).where(Invoice.id == invoice.id).with_for_update())
+    state.session.refresh(invoice)
+    if not can_request(invoice):
+        raise RequestRefused(_("Nothing remains to be paid on this invoice."))
+    existing = state.session.scalar(
+        select(PaymentRequest).where(PaymentRequest.invoice_id == invoice.id,
+                                     PaymentRequest.status == PaymentRequestStatus.OPEN,
+                                     PaymentRequest.amount_paid < PaymentRequest.amount)
+        .order_by(PaymentRequest.id.desc()).limit(1))
+    if existing is not None:
+        return existing
+    settings = payment_settings.load(state.session)
+    request = PaymentRequest(
+        invoice_id=invoice.id, user_id=invoice.user_id, amount=invoice.amount_remaining, currency=invoice.currency,
+        due_at=invoice.due_at or utcnow(), locale=normalize_locale(current_locale()), send_email=False,
+        send_sms=False, created_by=actor_id,
+        partial_minimum=settings.partial_minimum or 0 if settings.partial_payments_enabled else None)
+    request.invoice = invoice
+    state.session.add(request)
+    state.session.flush()
+    audit.record(state.session, AuditAction.PAYMENT_REQUESTED, actor_id=actor_id, user_id=request.user_id,
+                 course_id=invoice.course_id, invoice=invoice.id, request=request.id, amount=request.amount,
+                 currency=invoice.currency, channels=[], by_learner=True)
     return request
 
 

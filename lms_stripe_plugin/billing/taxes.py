@@ -6,6 +6,7 @@ in the next, so that no transaction is held across the call.
 """
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core.models import TaxRate
 from ..core.state import PluginState
+from ..gateway.types import SessionCreateParams
 
 
 @dataclass(frozen=True)
@@ -64,3 +66,12 @@ def remember(session, rate: TaxRateWanted, stripe_id: str, *, livemode: bool) ->
                                 stripe_tax_rate_id=stripe_id))
     except IntegrityError:
         pass  # the same rate, recorded by a concurrent request (same key, same id)
+
+
+def with_tax_rate(params: SessionCreateParams, tax_rate_id: str) -> SessionCreateParams:
+    """A Checkout Session's parameters whose (one) line carries this inclusive VAT rate."""
+    line = copy(params["line_items"][0])
+    line["tax_rates"] = [tax_rate_id]
+    with_rate = copy(params)
+    with_rate["line_items"] = [line]
+    return with_rate

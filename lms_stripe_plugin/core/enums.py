@@ -56,10 +56,36 @@ PAYABLE_INVOICE = (InvoiceStatus.OPEN,)
 
 
 class InvoiceSource(Labelled):
-    """Where an invoice comes from: a Checkout purchase, or an administrator."""
+    """Where an invoice comes from: a Checkout purchase, an administrator, or a purchase paid by a deposit
+    (the invoice of the full price, to which the deposit and the balance are attached)."""
 
     CHECKOUT = "checkout"
     ADMIN = "admin"
+    DEPOSIT = "deposit"
+    LINK = "link"
+
+
+class PaymentPlan(Labelled):
+    """How a paid course is paid at enrollment: all at once, or a deposit then the balance."""
+
+    FULL = "full"
+    DEPOSIT = "deposit"
+
+
+class BalanceDue(Labelled):
+    """When the balance of a deposit is due: on a date, N days after enrollment, or N days before the course
+    starts (`Host.course_start`)."""
+
+    DATE = "date"
+    AFTER_ENROLLMENT = "after_enrollment"
+    BEFORE_START = "before_start"
+
+
+class DepositAccess(Labelled):
+    """When a learner who paid a deposit gets the course: at once, or once the balance is paid."""
+
+    ON_DEPOSIT = "deposit"
+    ON_FULL_PAYMENT = "full"
 
 
 class PaymentRequestStatus(Labelled):
@@ -72,7 +98,8 @@ class PaymentRequestStatus(Labelled):
 
 
 class AttemptStatus(Labelled):
-    """One Pay click of a payment request: its Checkout Session, then its payment attached to the invoice."""
+    """One Pay click: its Checkout Session, then, for a payment request, its payment attached to the invoice
+    ("attached"); a payment link's is done once paid (Checkout issued its invoice)."""
 
     OPEN = "open"
     PROCESSING = "processing"
@@ -84,6 +111,25 @@ class AttemptStatus(Labelled):
 
 #: Attempts that block another one for the same request (one Checkout Session at a time).
 LIVE_ATTEMPT = (AttemptStatus.OPEN, AttemptStatus.PROCESSING)
+
+
+class PaymentLinkStatus(Labelled):
+    """A payment link an administrator created. "Expired" and "used up" are read from its end date and its
+    uses, as a request's "overdue" is."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class LinkAvailability(Labelled):
+    """Whether a payment link can be paid now, read from its status, its end date and its uses: "full" while
+    every use left is held by a payment under way (one not completed frees its use when its Checkout expires)."""
+
+    AVAILABLE = "available"
+    DISABLED = "disabled"
+    EXPIRED = "expired"
+    USED_UP = "used_up"
+    FULL = "full"
 
 
 class Channel(Labelled):
@@ -156,6 +202,7 @@ class AccessReason(Labelled):
     CANCELLED = "cancelled"
     REFUND = "refund"
     DISPUTE = "dispute"
+    BALANCE_OVERDUE = "balance_overdue"
 
 
 class AuditAction(Labelled):
@@ -186,6 +233,11 @@ class AuditAction(Labelled):
     MESSAGE_FAILED = "message_failed"
     CREDIT_NOTE_ISSUED = "credit_note_issued"
     CREDIT_NOTE_VOIDED = "credit_note_voided"
+    ACCESS_SUSPENDED = "access_suspended"
+    BALANCE_PAID = "balance_paid"
+    PAYMENT_LINK_CREATED = "payment_link_created"
+    PAYMENT_LINK_DISABLED = "payment_link_disabled"
+    LINK_PAYMENT_RECEIVED = "link_payment_received"
 
 
 _LABELS: dict[type, dict] = {
@@ -210,6 +262,21 @@ _LABELS: dict[type, dict] = {
     InvoiceSource: {
         InvoiceSource.CHECKOUT: N_("Online purchase"),
         InvoiceSource.ADMIN: N_("Issued by an administrator"),
+        InvoiceSource.DEPOSIT: N_("Online purchase with a deposit"),
+        InvoiceSource.LINK: N_("Payment link"),
+    },
+    PaymentPlan: {
+        PaymentPlan.FULL: N_("Full payment"),
+        PaymentPlan.DEPOSIT: N_("Deposit, then the balance"),
+    },
+    BalanceDue: {
+        BalanceDue.DATE: N_("On a date"),
+        BalanceDue.AFTER_ENROLLMENT: N_("Days after enrollment"),
+        BalanceDue.BEFORE_START: N_("Days before the course starts"),
+    },
+    DepositAccess: {
+        DepositAccess.ON_DEPOSIT: N_("Access once the deposit is paid"),
+        DepositAccess.ON_FULL_PAYMENT: N_("Access only once fully paid"),
     },
     PaymentRequestStatus: {
         PaymentRequestStatus.OPEN: N_("Awaiting payment"),
@@ -223,6 +290,17 @@ _LABELS: dict[type, dict] = {
         AttemptStatus.ATTACHED: N_("Paid and credited to the invoice"),
         AttemptStatus.FAILED: N_("Payment failed"),
         AttemptStatus.EXPIRED: N_("Expired"),
+    },
+    PaymentLinkStatus: {
+        PaymentLinkStatus.ACTIVE: N_("Active"),
+        PaymentLinkStatus.DISABLED: N_("Disabled"),
+    },
+    LinkAvailability: {
+        LinkAvailability.AVAILABLE: N_("Active"),
+        LinkAvailability.DISABLED: N_("Disabled"),
+        LinkAvailability.EXPIRED: N_("Expired"),
+        LinkAvailability.USED_UP: N_("Used up"),
+        LinkAvailability.FULL: N_("Every use taken by payments under way"),
     },
     Channel: {Channel.EMAIL: N_("E-mail"), Channel.SMS: N_("SMS")},
     MessageStatus: {
@@ -266,6 +344,7 @@ _LABELS: dict[type, dict] = {
         AccessReason.CANCELLED: N_("Purchase cancelled"),
         AccessReason.REFUND: N_("Refunded"),
         AccessReason.DISPUTE: N_("Payment disputed"),
+        AccessReason.BALANCE_OVERDUE: N_("Balance overdue"),
     },
     AuditAction: {
         AuditAction.CHECKOUT_STARTED: N_("Checkout started"),
@@ -295,5 +374,10 @@ _LABELS: dict[type, dict] = {
         AuditAction.MESSAGE_FAILED: N_("Message not delivered"),
         AuditAction.CREDIT_NOTE_ISSUED: N_("Credit note issued"),
         AuditAction.CREDIT_NOTE_VOIDED: N_("Credit note voided"),
+        AuditAction.ACCESS_SUSPENDED: N_("Access suspended: balance overdue"),
+        AuditAction.BALANCE_PAID: N_("Balance paid"),
+        AuditAction.PAYMENT_LINK_CREATED: N_("Payment link created"),
+        AuditAction.PAYMENT_LINK_DISABLED: N_("Payment link disabled"),
+        AuditAction.LINK_PAYMENT_RECEIVED: N_("Payment received through a payment link"),
     },
 }

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..money import Money
-from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, Channel, CreditNoteStatus, EventStatus,
-                    InvoiceSource, InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus, RefundOrigin,
-                    RefundStatus, RejectReason)
+from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, BalanceDue, Channel, CreditNoteStatus,
+                    DepositAccess, EventStatus, InvoiceSource, InvoiceStatus, MessageStatus, PaymentLinkStatus,
+                    PaymentPlan, PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus, RejectReason)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -120,6 +120,12 @@ class Settings(Base):
     late_payment_text: Mapped[str | None] = mapped_column(sa.String(1000))
     #: The buyers are businesses: invoices state the 40 € fixed compensation for recovery costs.
     business_buyers: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: Days after a deposit's balance was due before the learner's access is suspended (shop/deposits.py).
+    balance_grace_days: Mapped[int] = mapped_column(default=7, server_default="7")
+
+    __table_args__ = (
+        sa.CheckConstraint("balance_grace_days BETWEEN 0 AND 365", name="grace_days_range"),
+    )
 
 
 class CourseOffer(Base):
@@ -136,11 +142,34 @@ class CourseOffer(Base):
     audience: Mapped[str] = mapped_column(sa.String(16), default="public")
     on_sale: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: Full payment, or a deposit at enrollment (a percentage or a fixed amount) and the balance later.
+    payment_plan: Mapped[PaymentPlan] = mapped_column(EnumText(PaymentPlan, 16), default=PaymentPlan.FULL,
+                                                      server_default=PaymentPlan.FULL.value)
+    deposit_percent: Mapped[int | None]  # basis points (3000: 30 %)
+    deposit_amount: Mapped[int | None] = mapped_column(sa.BigInteger)  # minor units of the offer's currency
+    balance_due: Mapped[BalanceDue | None] = mapped_column(EnumText(BalanceDue, 16))
+    balance_due_date: Mapped[date | None] = mapped_column(sa.Date)
+    balance_due_days: Mapped[int | None]
+    deposit_access: Mapped[DepositAccess | None] = mapped_column(EnumText(DepositAccess, 16))
 
     __table_args__ = (
         sa.CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
         sa.CheckConstraint("audience IN ('internal', 'partner', 'public')", name="audience_known"),
         sa.CheckConstraint("NOT is_paid OR (amount IS NOT NULL AND currency IS NOT NULL)", name="paid_priced"),
+        sa.CheckConstraint(one_of("payment_plan", PaymentPlan), name="plan_known"),
+        # A deposit: one of a share or an amount, below the price; a balance date rule; an access rule.
+        sa.CheckConstraint(
+            "payment_plan = 'full' OR (is_paid AND (deposit_percent IS NULL) <> (deposit_amount IS NULL) "
+            "AND balance_due IS NOT NULL AND deposit_access IS NOT NULL)", name="deposit_complete"),
+        sa.CheckConstraint("deposit_percent IS NULL OR deposit_percent BETWEEN 1 AND 9999", name="deposit_share"),
+        sa.CheckConstraint("deposit_amount IS NULL OR (deposit_amount > 0 AND deposit_amount < amount)",
+                           name="deposit_below_price"),
+        sa.CheckConstraint(
+            "balance_due IS NULL OR (balance_due = 'date' AND balance_due_date IS NOT NULL) OR "
+            "(balance_due IN ('after_enrollment', 'before_start') AND balance_due_days BETWEEN 0 AND 3650)",
+            name="balance_due_set"),
+        sa.CheckConstraint("deposit_access IS NULL OR " + one_of("deposit_access", DepositAccess),
+                           name="deposit_access_known"),
     )
 
     @property
@@ -225,12 +254,24 @@ class Purchase(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     paid_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    #: A deposit purchase: Checkout charges ``deposit_amount``; the invoice is for ``amount``, its balance due
+    #: at ``balance_due_at``; ``access_on_deposit`` says whether the deposit opens the course.
+    deposit_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    balance_due_at: Mapped[datetime | None]
+    access_on_deposit: Mapped[bool | None]
+    #: The learner's language when buying (the balance request's messages are written in it).
+    locale: Mapped[str | None] = mapped_column(sa.String(8))
+    #: When the deposit's invoice became paid: set once (a conditional update), the learner then has access.
+    balance_paid_at: Mapped[datetime | None]
 
     invoice: Mapped["Invoice | None"] = relationship(back_populates="purchase", uselist=False)
 
     __table_args__ = (
         sa.CheckConstraint(one_of("status", PurchaseStatus), name="status_known"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("deposit_amount IS NULL OR (deposit_amount > 0 AND deposit_amount < amount "
+                           "AND balance_due_at IS NOT NULL AND access_on_deposit IS NOT NULL)",
+                           name="deposit_below_price"),
         # At most one live purchase per learner and course: no double payment, one open session.
         sa.Index(
             "uq_lms_stripe_purchases_live",
@@ -260,7 +301,9 @@ class Invoice(Base):
     source: Mapped[InvoiceSource] = mapped_column(EnumText(InvoiceSource, 16), default=InvoiceSource.CHECKOUT,
                                                   server_default=InvoiceSource.CHECKOUT.value)
     number: Mapped[str | None] = mapped_column(sa.String(64), index=True)
-    user_id: Mapped[str] = mapped_column(HostId)
+    #: The learner billed; None for a payment link paid by someone not signed in (named by ``user_name`` and
+    #: ``user_email``, as they typed them).
+    user_id: Mapped[str | None] = mapped_column(HostId)
     #: The course it sells (a Checkout purchase, or an administrator's invoice whose first line is a course).
     course_id: Mapped[str | None] = mapped_column(HostId)
     user_email: Mapped[str | None] = mapped_column(sa.String(320))
@@ -359,6 +402,8 @@ class PaymentRequest(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     paid_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    #: The deposit purchase whose balance this request asks for: one balance request per purchase.
+    balance_of: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), unique=True)
 
     invoice: Mapped[Invoice] = relationship()
 
@@ -380,14 +425,64 @@ class RequestLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class PaymentLink(Base):
+    """A payment link an administrator created: a public page (`RequestLink`'s kind of random token, stored
+    hashed, and encrypted so that administrators see its address again) where anyone pays a fixed amount, or
+    an amount of their choice between a minimum and a maximum; optionally for one learner only, a number of
+    uses or until a date.
+
+    A use is counted when a payment is made (``uses``); an open Checkout holds one (``held``) from the Pay click
+    until it is paid, fails or expires, so that two payers racing for the last use cannot both pay: a hold is
+    taken by one conditional UPDATE of this row (`billing.payment_links.hold`)."""
+
+    __tablename__ = "lms_stripe_payment_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: The token, encrypted with the settings' secrets' keys (core.crypto): never logged, shown to administrators.
+    token_encrypted: Mapped[str] = mapped_column(sa.Text)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    purpose: Mapped[str] = mapped_column(sa.Text)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    #: A fixed amount (tax-inclusive, minor units), or else the payer's own between ``minimum`` and ``maximum``.
+    amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    minimum: Mapped[int | None] = mapped_column(sa.BigInteger)
+    maximum: Mapped[int | None] = mapped_column(sa.BigInteger)
+    vat_rate: Mapped[int] = mapped_column(default=0)  # basis points
+    #: Only this learner may pay it, signed in.
+    user_id: Mapped[str | None] = mapped_column(HostId)
+    max_uses: Mapped[int | None]
+    uses: Mapped[int] = mapped_column(default=0)
+    held: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime | None]
+    status: Mapped[PaymentLinkStatus] = mapped_column(EnumText(PaymentLinkStatus, 16),
+                                                      default=PaymentLinkStatus.ACTIVE)
+    created_by: Mapped[str | None] = mapped_column(HostId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+    disabled_by: Mapped[str | None] = mapped_column(HostId)
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", PaymentLinkStatus), name="status_known"),
+        sa.CheckConstraint("(amount IS NOT NULL AND amount > 0 AND minimum IS NULL AND maximum IS NULL) OR "
+                           "(amount IS NULL AND minimum > 0 AND maximum >= minimum)", name="amount_or_range"),
+        sa.CheckConstraint("vat_rate >= 0 AND vat_rate <= 10000", name="vat_rate_range"),
+        sa.CheckConstraint("max_uses IS NULL OR max_uses > 0", name="max_uses_positive"),
+        sa.CheckConstraint("uses >= 0 AND held >= 0", name="counts_not_negative"),
+    )
+
+
 class PaymentAttempt(Base):
-    """One Pay click on a payment request's page: a Checkout Session for an amount, whose payment is then
-    attached to the Stripe invoice."""
+    """One Pay click, on a payment request's page or on a payment link's: a Checkout Session for an amount.
+    A request's payment is then attached to its Stripe invoice; a link's session issues an invoice of its own
+    (``invoice_id`` once recorded). The payer of a link is a signed-in learner or whoever typed a name and an
+    e-mail address."""
 
     __tablename__ = "lms_stripe_payment_attempts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    request_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_payment_requests.id"), index=True)
+    request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_payment_requests.id"), index=True)
+    link_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_payment_links.id"), index=True)
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     status: Mapped[AttemptStatus] = mapped_column(EnumText(AttemptStatus, 16), default=AttemptStatus.OPEN)
@@ -399,12 +494,20 @@ class PaymentAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     paid_at: Mapped[datetime | None]
     attached_at: Mapped[datetime | None]
+    payer_user_id: Mapped[str | None] = mapped_column(HostId)
+    payer_name: Mapped[str | None] = mapped_column(sa.String(255))
+    payer_email: Mapped[str | None] = mapped_column(sa.String(320))
+    #: The invoice Checkout issued for a link's payment.
+    invoice_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_invoices.id"), unique=True)
 
-    request: Mapped[PaymentRequest] = relationship()
+    request: Mapped[PaymentRequest | None] = relationship()
+    link: Mapped[PaymentLink | None] = relationship()
+    invoice: Mapped[Invoice | None] = relationship()
 
     __table_args__ = (
         sa.CheckConstraint(one_of("status", AttemptStatus), name="status_known"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("(request_id IS NULL) <> (link_id IS NULL)", name="request_or_link"),
         # One Checkout Session at a time per request: a second click reuses it.
         sa.Index("uq_lms_stripe_payment_attempts_live", "request_id", unique=True,
                  sqlite_where=sa.text(one_of("status", LIVE_ATTEMPT)),
@@ -440,6 +543,26 @@ class Reminder(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (sa.UniqueConstraint("request_id", "step", name="uq_lms_stripe_reminders_request_step"),)
+
+
+class Suspension(Base):
+    """A learner's access to a course suspended because the balance of their deposit is overdue past the
+    school's grace period; ``restored_at`` is set when the invoice is paid. Nothing else is touched."""
+
+    __tablename__ = "lms_stripe_suspensions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), index=True)
+    user_id: Mapped[str] = mapped_column(HostId)
+    course_id: Mapped[str] = mapped_column(HostId)
+    suspended_at: Mapped[datetime] = mapped_column(default=utcnow)
+    restored_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # One suspension in force per purchase: two reminders runs at once suspend once.
+        sa.Index("uq_lms_stripe_suspensions_active", "purchase_id", unique=True,
+                 sqlite_where=sa.text("restored_at IS NULL"), postgresql_where=sa.text("restored_at IS NULL")),
+    )
 
 
 class Message(Base):

@@ -70,8 +70,8 @@ class RQBackend:
         return job.id
 
     def worker(self, *, name: str | None = None):
-        """An RQ worker of this queue that runs each job in its own process (no fork): the Flask app, its
-        engine and its connections stay the worker's own. Run several for more throughput."""
+        """An RQ worker of this queue that runs each job in its own process, with no fork per job: the Flask
+        app, its engine and its connections stay the worker's. Run several for more throughput."""
         if rq is None:
             raise ConfigurationError(_NO_RQ)
         return rq.SimpleWorker([self.queue], connection=self.queue.connection, name=name)
@@ -87,7 +87,7 @@ class CeleryBackend:
     def __init__(self, celery_app, flask_app: Flask, perform: Perform,
                  named: dict[str, Callable[[], None]] | None = None):
         self.celery = celery_app
-        # shared=False: the task runs in this Flask app, so it must not be added to the process's other Celery apps
+        # shared=False: the task runs in this Flask app, so Celery must not add it to the process's other apps
         self.task = celery_app.task(name=CELERY_TASK, bind=True, ignore_result=True,
                                     shared=False)(_celery_body(flask_app, perform))
         for task_name, body in (named or {}).items():  # tasks that beat can name (the reminders run)

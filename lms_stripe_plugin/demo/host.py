@@ -1,6 +1,8 @@
 """The demo's implementation of `lms_stripe_plugin.Host`."""
 from __future__ import annotations
 
+from datetime import date
+
 from flask import g, has_request_context, request, session as web_session, url_for
 
 from .inputs import parse_id
@@ -52,6 +54,10 @@ class DemoHost:
     def sign_in_url(self, next_url: str) -> str:
         """The demo's sign-in page (choose an account), which brings the visitor back to ``next_url``."""
         return url_for("demo.sign_in", next=next_url)
+
+    def course_start(self, course) -> date | None:
+        """The optional `Host.course_start`: the day the course starts, if it has one."""
+        return course.starts_on
 
     def user_audience(self, user) -> str:
         return user.audience

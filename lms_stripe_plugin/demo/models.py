@@ -1,6 +1,8 @@
 """The demo LMS's own tables: users, courses, enrollments."""
 from __future__ import annotations
 
+from datetime import date
+
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,6 +27,7 @@ class Course(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(db.String(255))
     description: Mapped[str] = mapped_column(db.Text, default="")
+    starts_on: Mapped[date | None] = mapped_column(db.Date)  # a balance may be due N days before it
 
 
 class Enrollment(db.Model):

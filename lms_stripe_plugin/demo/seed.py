@@ -34,7 +34,15 @@ COURSES = [
     ("Japanese business etiquette", "Meetings, gifts and emails in Japan.", ("8000", "JPY", "10", "public")),
     ("Data privacy essentials", "GDPR in practice.", ("19.90", "USD", "0", "public")),
     ("Welcome to the platform", "A free tour.", None),
+    ("Data analysis bootcamp", "Ten weeks of pandas and SQL, starting in two months.", ("900.00", "EUR", "20", "public")),
 ]
+#: Courses sold by deposit (title → the deposit fields of the course settings form) and their start dates.
+DEPOSITS = {
+    "Data analysis bootcamp": {"payment_plan": "deposit", "deposit_kind": "percent", "deposit_value": "30",
+                               "balance_due": "before_start", "balance_due_days": "14",
+                               "deposit_access": "deposit"},
+}
+STARTS_IN_DAYS = {"Data analysis bootcamp": 60}
 
 
 #: The demo school's legal identity, printed on its invoices (a made-up SIRET whose check digits are right).
@@ -57,7 +65,9 @@ def _seed(app) -> None:
         db.session.add(User(username=username, name=name, email=email, role=role, audience=audience, phone=phone))
     courses = []
     for title, description, _offer in COURSES:
-        course = Course(title=title, description=description)
+        starts = STARTS_IN_DAYS.get(title)
+        course = Course(title=title, description=description,
+                        starts_on=date.today() + timedelta(days=starts) if starts else None)
         db.session.add(course)
         courses.append(course)
     db.session.commit()
@@ -81,7 +91,8 @@ def _seed(app) -> None:
 def _price(app, course, price: str, currency: str, vat_rate: str, audience: str) -> None:
     """Price a course as the course settings page does: through the plugin's answer to its form."""
     form = MultiDict({"lms_stripe-paid": "on", "lms_stripe-price": price, "lms_stripe-currency": currency,
-                      "lms_stripe-vat_rate": vat_rate, "lms_stripe-audience": audience, "lms_stripe-on_sale": "on"})
+                      "lms_stripe-vat_rate": vat_rate, "lms_stripe-audience": audience, "lms_stripe-on_sale": "on",
+                      **{f"lms_stripe-{name}": value for name, value in DEPOSITS.get(course.title, {}).items()}})
     with app.test_request_context(headers={"Accept-Language": "en"}):
         refused = [answer for _receiver, answer in signal("lms.course.settings_saved").send(app, course=course, form=form)
                    if answer]

@@ -162,7 +162,7 @@ def backoffice():
     course = host.get_course(values.get("course_id"))
     chosen = members.by_ids(_chosen_ids(values.getlist("user_ids")))
     if request.method == "POST" and "search" not in values:
-        return _enroll_chosen(user, course, chosen)
+        return _enroll_chosen(user, course, chosen, confirmed=bool(values.get("confirm_processing")))
     found = members.search(search_text)
     chosen_ids = {member.id for member in chosen}
     listed = chosen + [member for member in found if member.id not in chosen_ids]
@@ -185,20 +185,21 @@ def _chosen_ids(values: list[str]) -> list[int]:
     return [number for number in map(parse_id, values) if number is not None]
 
 
-def _enroll_chosen(actor, course, chosen):
+def _enroll_chosen(actor, course, chosen, *, confirmed: bool):
     if course is None or not chosen:
         flash(t("choose_course_members"), "error")
     elif not host.can_enroll_others(actor, course):
         abort(403)
     else:
-        _enroll_members(actor, course, chosen)
+        _enroll_members(actor, course, chosen, confirmed=confirmed)
     return redirect(url_for("demo.backoffice"))
 
 
-def _enroll_members(actor, course, chosen) -> None:
+def _enroll_members(actor, course, chosen, *, confirmed: bool) -> None:
     done = 0
     for member in chosen:
-        decisions = _send("lms.enrollment.requested", course=course, user=member, actor=actor, source="backoffice")
+        decisions = _send("lms.enrollment.requested", course=course, user=member, actor=actor, source="backoffice",
+                          confirmed=confirmed)
         refused = [d for d in decisions if not d.allowed]
         if refused:
             flash(f"{member.name}: {refused[0].message}", "error")

@@ -33,12 +33,13 @@ def rendering(sender, courses, user=None, **_kwargs):
     if state is None:
         return None
     host = state.host
+    courses = courses if isinstance(courses, list) else list(courses)  # read twice: ids, then labels
     current = payment_settings.load(state.session)
     user_id = host.user_id(user) if user is not None else None
     prices = catalog.prices(state, current.catalog_revision, user_id)
-    labels, course_labels = catalog.labels(prices, courses, host.course_id, current_locale(), _("Free"),
-                                           _("Purchased"))
-    widget = _filter_form(state, current.default_currency)
+    locale = current_locale()
+    labels, course_labels = catalog.labels(prices, courses, host.course_id, locale, _("Free"), _("Purchased"))
+    widget = _filter_form(state, current.default_currency, locale)
     return CatalogDecoration(labels=labels, filter_widget=widget, course_labels=course_labels)
 
 
@@ -47,7 +48,7 @@ _FILTER_TEMPLATE = "lms_stripe/catalog_filter.html"
 _FORMS_KEPT = 128
 
 
-def _filter_form(state, currency: str) -> Markup:
+def _filter_form(state, currency: str, locale: str) -> Markup:
     """The price filter form for this request's query string.
 
     The plugin's own form is a GET form with nothing personal in it, so it is rendered once per locale,
@@ -57,10 +58,10 @@ def _filter_form(state, currency: str) -> Markup:
     env = current_app.jinja_env
     template = env.get_or_select_template(_FILTER_TEMPLATE)
     keep = not env.auto_reload and is_own(template)
-    key = (current_locale(), currency, tuple(args.items(multi=True)))
+    key = (locale, currency, tuple(args.items(multi=True)))
     form = state.filter_forms.get(key) if keep else None
     if form is None:
-        price_filter = catalog.parse_filter(args, currency, current_locale())
+        price_filter = catalog.parse_filter(args, currency, locale)
         form = render_fragment(template, price_filter=price_filter, args=args,
                                currency=currency)
         if keep:
@@ -79,10 +80,11 @@ def filtering(sender, courses, args, **_kwargs):
     if args.get("price") or args.get("price_max"):  # else nothing to read
         current = payment_settings.load(state.session)
         price_filter = catalog.parse_filter(args, current.default_currency, current_locale())
+    courses = courses if isinstance(courses, list) else list(courses)
     if price_filter is None or not price_filter.active:
-        return courses if isinstance(courses, list) else list(courses)
+        return courses
     host = state.host
     user = host.current_user()
-    offers = catalog.prices(state, current.catalog_revision, host.user_id(user) if user is not None else None).offers
-    return [course for course in courses
-            if catalog.matches(offers.get(catalog.course_key(host.course_id, course)), price_filter)]
+    prices = catalog.prices(state, current.catalog_revision, host.user_id(user) if user is not None else None)
+    selection = catalog.filter_selection(prices.snapshot, price_filter)
+    return catalog.kept(courses, catalog.course_keys(courses, host.course_id, remember=True), selection)

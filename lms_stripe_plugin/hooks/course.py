@@ -5,10 +5,10 @@ from flask import url_for
 from marshmallow import ValidationError
 
 from ..accounts import settings as payment_settings
+from ..core.enums import PaymentPlan, PurchaseStatus
 from ..core.urls import sign_in_url
-from ..core.enums import PurchaseStatus
-from ..host import AUDIENCES, audience_allows
-from ..shop import offers
+from ..host import AUDIENCES, audience_allows, course_start
+from ..shop import deposits, offers
 from ..shop.checkout import live_purchase
 from ..web.forms import PRICING_PREFIX, CoursePricingSchema, amount_input, first_errors, format_rate_input
 from ..web.rendering import render_fragment
@@ -30,7 +30,8 @@ def settings_form(sender, course, form=None, errors=None, **_):
     return render_fragment(
         "lms_stripe/course_settings.html", values=values, errors=errors or {}, prefix=PRICING_PREFIX,
         audiences=AUDIENCES, breakdown=breakdown, settings=current,
-        preview_url=url_for("lms_stripe.pricing_preview"),
+        preview_url=url_for("lms_stripe.pricing_preview"), course_start=course_start(state.host, course),
+        deposit=deposits.deposit_amount(offer) if offer is not None else None,
     )
 
 
@@ -39,7 +40,8 @@ def _form_values(offer, current, form) -> dict:
         return {name: form.get(PRICING_PREFIX + name, "") for name in CoursePricingSchema.NAMES}
     if offer is None:
         return {"paid": "", "price": "", "currency": current.default_currency,
-                "vat_rate": format_rate_input(current.default_vat_rate), "audience": "public", "on_sale": "on"}
+                "vat_rate": format_rate_input(current.default_vat_rate), "audience": "public", "on_sale": "on",
+                **_plan_values(None)}
     return {
         "paid": "on" if offer.is_paid else "",
         "price": amount_input(offer.amount, offer.currency) if offer.price else "",
@@ -47,6 +49,24 @@ def _form_values(offer, current, form) -> dict:
         "vat_rate": format_rate_input(offer.vat_rate),
         "audience": offer.audience,
         "on_sale": "on" if offer.on_sale else "",
+        **_plan_values(offer),
+    }
+
+
+def _plan_values(offer) -> dict:
+    """The deposit fields as the form shows them (full payment, 30 % and access on the deposit by default)."""
+    if offer is None or offer.payment_plan != PaymentPlan.DEPOSIT:
+        return {"payment_plan": "full", "deposit_kind": "percent", "deposit_value": "30", "balance_due": "date",
+                "balance_due_date": "", "balance_due_days": "", "deposit_access": "deposit"}
+    by_amount = offer.deposit_amount is not None
+    return {
+        "payment_plan": "deposit", "deposit_kind": "amount" if by_amount else "percent",
+        "deposit_value": amount_input(offer.deposit_amount, offer.currency) if by_amount
+        else format_rate_input(offer.deposit_percent or 0),
+        "balance_due": str(offer.balance_due or "date"),
+        "balance_due_date": offer.balance_due_date.isoformat() if offer.balance_due_date else "",
+        "balance_due_days": "" if offer.balance_due_days is None else str(offer.balance_due_days),
+        "deposit_access": str(offer.deposit_access or "deposit"),
     }
 
 
@@ -57,7 +77,7 @@ def settings_saved(sender, course, form, **_):
     if state is None:
         return None
     try:
-        data = CoursePricingSchema().load_form(form)
+        data = CoursePricingSchema(course_start=course_start(state.host, course)).load_form(form)
     except ValidationError as err:
         return {PRICING_PREFIX + name: message for name, message in first_errors(err.messages).items()}
     actor = state.host.current_user()
@@ -77,8 +97,10 @@ def detail_rendering(sender, course, user, **_):
     if offer is None or offer.price is None:
         return render_fragment("lms_stripe/course_detail.html", offer=None, status="free")
     status = _detail_status(state, offer, course, user)
+    balance = deposits.balance_state(state.session, host.user_id(user), course_id) if user is not None else None
     return render_fragment(
-        "lms_stripe/course_detail.html", offer=offer, status=status,
+        "lms_stripe/course_detail.html", offer=offer, status=status, balance=balance,
+        terms=deposits.terms(state, offer, course) if status in ("buy", "resume") else None,
         checkout_url=url_for("lms_stripe.checkout", course_id=course_id),
         sign_in_url=sign_in_url(host, host.course_url(course)) if status == "sign_in" else None,
     )

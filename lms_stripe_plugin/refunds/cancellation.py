@@ -15,10 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from ..core.state import PluginState
 from ..accounts import settings as payment_settings
 from ..core import audit
-from ..core.enums import AccessReason, AuditAction, InvoiceStatus, PurchaseStatus, RefundOrigin, RefundStatus
+from ..core.enums import (AccessReason, AuditAction, InvoiceSource, InvoiceStatus, PaymentRequestStatus,
+                          PurchaseStatus, RefundOrigin, RefundStatus)
 from ..core.i18n import current_locale, gettext as _
-from ..core.models import Invoice, Refund
+from ..core.models import Invoice, PaymentRequest, Refund
 from ..core.txn import transition
+from ..billing import requests as payment_requests
 from ..errors import GatewayError, PaymentsError
 from ..gateway.types import CreditNoteCreateParams, RefundCreateParams
 from ..money import Money
@@ -52,7 +54,23 @@ def refundable(invoice: Invoice, session) -> int:
     in_flight = session.scalars(select(Refund.amount).where(
         Refund.purchase_id == invoice.purchase_id, Refund.status.in_(_IN_FLIGHT),
         (Refund.stripe_refund_id.is_not(None)) | (Refund.stripe_credit_note_id.is_not(None)))).all()
-    return max(0, invoice.gross - invoice.amount_refunded - sum(in_flight))
+    return max(0, _paid(invoice) - invoice.amount_refunded - sum(in_flight))
+
+
+def _paid(invoice: Invoice) -> int:
+    """What was paid on the invoice: the whole of a Checkout purchase's; of a deposit's, what Stripe says."""
+    return invoice.amount_paid if invoice.source == InvoiceSource.DEPOSIT else invoice.gross
+
+
+def _unpaid_part(invoice: Invoice, amount: int | None) -> int:
+    """A deposit's invoice still open: its cancellation also credits what remains unpaid (Stripe's
+    pre-payment credit, which lowers amount_remaining), so that the credit note cancels the whole invoice."""
+    if invoice.source != InvoiceSource.DEPOSIT or invoice.status != InvoiceStatus.OPEN:
+        return 0
+    if amount is not None:
+        raise RefundRefused(_("The balance of this invoice is still due: cancel the purchase (the deposit paid is "
+                              "refunded), or refund part of it once it is paid."))
+    return invoice.amount_remaining
 
 
 def unconfirmed_request(session, invoice: Invoice) -> Refund | None:
@@ -79,10 +97,11 @@ def _request(state: PluginState, invoice: Invoice, *, amount: int | None, revoke
     session = state.session
     if invoice.purchase is None or invoice.stripe_invoice_id is None:
         raise RefundRefused(_("Only the invoice of an online purchase is cancelled and refunded here."))
+    unpaid = _unpaid_part(invoice, amount)
     refund = _matching_request(session, invoice, amount) or _new_request(session, invoice, amount, revoke,
                                                                          actor_id, reason)
     params: CreditNoteCreateParams = {
-        "invoice": invoice.stripe_invoice_id, "amount": refund.amount, "refund_amount": refund.amount,
+        "invoice": invoice.stripe_invoice_id, "amount": refund.amount + unpaid, "refund_amount": refund.amount,
         "reason": "order_change", "metadata": {"lms_refund_id": str(refund.id)}}
     if reason:
         params["memo"] = reason[:500]
@@ -114,7 +133,7 @@ def _new_request(session, invoice: Invoice, amount, revoke, actor_id, reason) ->
                               max=Money(remaining, invoice.currency).format(current_locale())))
     refund = Refund(purchase_id=invoice.purchase_id, amount=amount or remaining, currency=invoice.currency,
                     status=RefundStatus.REQUESTED,
-                    full=amount is None or amount == invoice.gross - invoice.amount_refunded,
+                    full=amount is None or amount == _paid(invoice) - invoice.amount_refunded,
                     revoke_access=revoke, origin=RefundOrigin.ADMIN, reason=reason, actor_id=actor_id,
                     idempotency_key="pending")
     _insert(session, refund, "lms-refund-")
@@ -229,6 +248,7 @@ def _apply_credit_note(state: PluginState, refund_id: int, credit_note: dict, st
         invoice.credit_note_id = credit_note["id"]
         invoice.credit_note_number = credit_note.get("number")
         invoice.credit_note_pdf_url = credit_note.get("pdf")
+        _cancel_requests(state, invoice, refund.actor_id)
     if transition(session, refund, (RefundStatus.REQUESTED,), RefundStatus.PENDING):
         set_invoice_status(session, invoice.purchase, InvoiceStatus.REFUND_PENDING)
     refused_now = stripe_refund is not None and status_of(stripe_refund) == RefundStatus.FAILED
@@ -240,6 +260,17 @@ def _apply_credit_note(state: PluginState, refund_id: int, credit_note: dict, st
     if stripe_refund is not None:
         sync_refund(state, stripe_refund, refund=refund)
     return refund
+
+
+def _cancel_requests(state: PluginState, invoice: Invoice, actor_id: str | None) -> None:
+    """The invoice is cancelled: its open payment requests (a deposit's balance) are cancelled with it."""
+    for request in _open_requests(state.session, invoice):
+        payment_requests.cancel(state, request, actor_id=actor_id)
+
+
+def _open_requests(session, invoice: Invoice) -> list[PaymentRequest]:
+    return list(session.scalars(select(PaymentRequest).where(PaymentRequest.invoice_id == invoice.id,
+                                                             PaymentRequest.status == PaymentRequestStatus.OPEN)))
 
 
 def _credit_note_refund(state: PluginState, credit_note: dict, settings) -> dict | None:

@@ -59,7 +59,7 @@ LIVE_CARD = _declined(
 )
 SEPA_SUCCEEDS = "DE89370400440532013000"
 # Stripe's test IBANs whose debit fails at settlement.
-SEPA_FAILING_IBANS = {"DE62370400440532013001", "AT861904300235473202", "FR8420041010050500013M02800"}
+SEPA_FAILING_IBANS = {"DE62370400440532013001", "AT861904300235473202", "FR8420041010050500013M02607"}
 
 
 @dataclass
@@ -258,10 +258,15 @@ def _iban_checksum_ok(iban: str) -> bool:
 # -- objects: customer, payment intent, charge ---------------------------------------------------
 
 
-def _ensure_customer(state: SandboxState, session: dict[str, Any], email: str, name: str | None) -> dict[str, Any]:
+def _ensure_customer(state: SandboxState, session: dict[str, Any], email: str,
+                     name: str | None) -> dict[str, Any] | None:
     existing = state.get(session["customer"], "customer")
     if existing is not None:
         return existing
+    if session["customer_creation"] != "always":
+        # In payment mode Checkout creates a Customer only with customer_creation=always (the SDK's
+        # Session.customer); otherwise the payer stays a guest, known by the session's customer_details.
+        return None
     customer = state.add(customer_object(state, email=email, name=name or None))
     session["customer"] = customer["id"]
     state.emit("customer.created", customer)

@@ -5,6 +5,8 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import not_
 from typing import Any, NamedTuple
 
 from flask import has_request_context, request
@@ -63,6 +65,8 @@ class Snapshot:
     revision: int
     offers: dict[str, OfferRow]
     labels: dict[str, dict[str, Markup]] = field(default_factory=dict)
+    #: The courses each price filter keeps or drops (see `filter_selection`), by filter; at most `_MAX_SELECTIONS`.
+    selections: dict[tuple, Selection] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.monotonic)
 
     def fresh(self, revision: int) -> bool:
@@ -81,11 +85,16 @@ class Prices(NamedTuple):
 
 
 _REQUEST_CACHE = "lms_stripe.catalog_prices"
+#: Course object → its id, for the courses the price filter read during this request.
+_KEYS_CACHE = "lms_stripe.course_keys"
 #: A snapshot is read again after this long even if the revision holds: a backstop for offers changed
 #: without `raise_revision` (a script writing to the table, a worker of an older version during a deploy).
 SNAPSHOT_SECONDS = 300
 #: Locales whose labels a snapshot keeps (the host's locales; a bound, not a limit anyone should reach).
 _MAX_LOCALES = 32
+#: Price filters whose courses a snapshot keeps. ``price_max`` is whatever a visitor types, and each
+#: selection holds up to one id per paid offer: a bound on memory, above the few filters a catalog sees.
+_MAX_SELECTIONS = 16
 
 
 def prices(state: PluginState, revision: int, user_id: str | None) -> Prices:
@@ -154,18 +163,24 @@ def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, 
     return offers, statuses
 
 
+_PURCHASES = Purchase.__table__
+
+
 def _live(user_id):
     """The user's live purchases (open, processing or paid)."""
-    return and_(Purchase.user_id == user_id, Purchase.status.in_(LIVE_PURCHASE))
+    return and_(_PURCHASES.c.user_id == user_id, _PURCHASES.c.status.in_(LIVE_PURCHASE))
 
 
-#: Read on every catalog page a signed-in user opens: built once (SQLAlchemy caches its SQL).
-_STATUSES = select(Purchase.course_id, Purchase.status).where(_live(bindparam("user_id")))
+#: Read on every catalog page a signed-in user opens: built once (SQLAlchemy caches its SQL), of the
+#: table's columns, so that it runs as a plain statement without the ORM's steps.
+_STATUSES = select(_PURCHASES.c.course_id, _PURCHASES.c.status).where(_live(bindparam("user_id")))
 
 
 def _statuses(session, user_id: str) -> dict[str, str]:
-    with session.no_autoflush:
-        return dict(session.execute(_STATUSES, {"user_id": user_id}).all())
+    """Course id → status of the user's live purchases, on the session's connection (in its transaction;
+    nothing flushed)."""
+    connection = session.connection(bind_arguments={"mapper": Purchase})
+    return dict(connection.execute(_STATUSES, {"user_id": user_id}).all())
 
 
 _COLUMNS = (CourseOffer.course_id, CourseOffer.amount, CourseOffer.currency)
@@ -212,37 +227,74 @@ class CourseLabels(dict):
 _NOTHING = object()
 
 
-def course_key(course_id, course) -> str:
-    """``course_id(course)`` as the plugin's tables store it: the contract says a string; take what a host
-    gives."""
-    key = course_id(course)
-    return key if type(key) is str else str(key)
+def course_keys(courses: list, course_id, *, remember: bool = False) -> list[str]:
+    """``course_id(course)`` of each course, as the plugin's tables store it: the contract says a string; take
+    what a host gives.
+
+    With ``remember`` (the price filter) the ids are kept for the request, so that rendering the courses the
+    filter kept asks the host for none of them again.
+    """
+    known = request.environ.get(_KEYS_CACHE) if has_request_context() else None
+    if known is not None:
+        try:
+            return list(map(known.__getitem__, courses))
+        except (KeyError, TypeError):  # a course the filter did not read, or an unhashable one
+            pass
+    keys = [course_id(course) for course in courses]
+    if {*map(type, keys)} != {str}:
+        keys = list(map(str, keys))
+    if remember and has_request_context():
+        try:
+            request.environ[_KEYS_CACHE] = dict(zip(courses, keys))
+        except TypeError:  # an unhashable course object: nothing kept
+            pass
+    return keys
 
 
 def labels(prices_: Prices, courses, course_id, locale: str, free_text: str,
            purchased_text: str) -> tuple[CatalogLabels, CourseLabels]:
     """The label of each course for ``locale`` (its price, "Purchased" once the user has paid, or "Free"),
-    keyed by ``course_id(course)``, and the same labels keyed by the course objects themselves."""
-    snapshot = prices_.snapshot
+    keyed by ``course_id(course)``, and the same labels keyed by the course objects themselves.
+
+    The labels are made once per snapshot and locale; what is left per course is the host's ``course_id``
+    and dictionary work done in C (``map``, ``zip``), as a page shows hundreds of courses.
+    """
+    keys = course_keys(courses, course_id)
+    found = map(_paid_labels(prices_.snapshot, locale).get, keys, repeat(_free_label(free_text)))
+    purchased = _purchased_labels(prices_, purchased_text)
+    values = list(map(purchased.get, keys, found) if purchased else found)
+    by_id = CatalogLabels(zip(keys, values))
+    by_course = CourseLabels(by_id, course_id)
+    try:
+        by_course.update(zip(courses, values))
+    except TypeError:  # an unhashable course object: its label is found by id only
+        _update_hashable(by_course, courses, values)
+    return by_id, by_course
+
+
+def _paid_labels(snapshot: Snapshot, locale: str) -> dict[str, Markup]:
+    """Course id → price label of every paid offer, formatted once per snapshot and locale."""
     paid = snapshot.labels.get(locale)
     if paid is None:
         paid = {key: _price_label(offer.amount, offer.currency, locale) for key, offer in snapshot.offers.items()}
         if len(snapshot.labels) < _MAX_LOCALES:
             snapshot.labels[locale] = paid
-    purchased = {key: _purchased_label(snapshot.offers[key].amount, purchased_text)
-                 for key, status in prices_.statuses.items()
-                 if status == PurchaseStatus.PAID and key in snapshot.offers}
-    free, label_of = _free_label(free_text), ({**paid, **purchased} if purchased else paid).get
-    by_id = CatalogLabels()
-    by_course = CourseLabels(by_id, course_id)
-    for course in courses:
-        key = course_key(course_id, course)
-        label = by_id[key] = label_of(key, free)
+    return paid
+
+
+def _purchased_labels(prices_: Prices, text: str) -> dict[str, Markup]:
+    """Course id → "Purchased" label of the user's paid courses (a few: read per request)."""
+    offers = prices_.snapshot.offers
+    return {key: _purchased_label(offers[key].amount, text) for key, status in prices_.statuses.items()
+            if status == PurchaseStatus.PAID and key in offers}
+
+
+def _update_hashable(by_course: CourseLabels, courses, values) -> None:
+    for course, label in zip(courses, values):
         try:
             by_course[course] = label
-        except TypeError:  # an unhashable course object: its label is found by id only
+        except TypeError:
             continue
-    return by_id, by_course
 
 
 @lru_cache(maxsize=64)
@@ -270,3 +322,33 @@ def matches(offer: OfferRow | None, price_filter: PriceFilter) -> bool:
     if price_filter.max_amount is not None:
         return offer.currency == price_filter.currency and offer.amount <= price_filter.max_amount
     return True
+
+
+class Selection(NamedTuple):
+    """What a price filter does to a catalog: keep the courses whose id is in ``ids`` (``keep``), or drop them."""
+
+    ids: frozenset[str]
+    keep: bool
+
+
+def filter_selection(snapshot: Snapshot, price_filter: PriceFilter) -> Selection:
+    """What ``price_filter`` does to the catalog, worked out from the offers once per snapshot and filter
+    (`matches` decides for each offer; free courses all pass or all fail)."""
+    key = (price_filter.kind, price_filter.max_amount, price_filter.currency)
+    selection = snapshot.selections.get(key)
+    if selection is None:
+        passing = frozenset(k for k, offer in snapshot.offers.items() if matches(offer, price_filter))
+        if matches(None, price_filter):  # free courses pass: drop the paid ones that do not
+            selection = Selection(frozenset(snapshot.offers.keys() - passing), keep=False)
+        else:
+            selection = Selection(passing, keep=True)
+        if len(snapshot.selections) >= _MAX_SELECTIONS:
+            snapshot.selections.clear()
+        snapshot.selections[key] = selection
+    return selection
+
+
+def kept(courses: list, keys: list[str], selection: Selection) -> list:
+    """The courses (whose ids are ``keys``) that ``selection`` keeps, in their order."""
+    found = map(selection.ids.__contains__, keys)
+    return list(compress(courses, found if selection.keep else map(not_, found)))

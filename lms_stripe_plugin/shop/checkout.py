@@ -34,7 +34,7 @@ from ..errors import GatewayError, NotFound, NotPurchasable, PaymentsError
 from ..gateway.types import SessionCreateParams, SessionCreateParamsLineItem
 from ..host import audience_allows
 from ..billing import customers, legal, taxes
-from . import offers
+from . import deposits, offers
 
 #: An open session is reused only if it stays valid at least this long.
 REUSE_MARGIN = timedelta(minutes=5)
@@ -103,10 +103,11 @@ def reserve(state: PluginState, user, course) -> CheckoutPlan:
     check_purchasable(state, user, course, settings, offer)
     check_not_bought(session, user_id, course_id)
     purchase = live_purchase(session, user_id, course_id)
-    if purchase is None or not _still_usable(purchase, offer):
+    terms = deposits.terms(state, offer, course) if offer is not None else None
+    if purchase is None or not _still_usable(purchase, offer, terms):
         if purchase is not None:
             _retire(state, purchase, settings)
-        purchase = _insert_purchase(session, user_id, course_id, offer, settings)
+        purchase = _insert_purchase(session, user_id, course_id, offer, settings, terms)
     return _plan(state, settings, purchase, user, course)
 
 
@@ -160,13 +161,13 @@ def _prepare(state: PluginState, settings, plan: CheckoutPlan, made: _Made) -> S
         params = wallets.with_configuration(params, made.configuration)
     if plan.tax_rate is not None:
         made.rate = taxes.create(state, settings, plan.tax_rate)
-        params = _with_tax_rate(params, made.rate)
+        params = taxes.with_tax_rate(params, made.rate)
     return params
 
 
-def _still_usable(purchase: Purchase, offer) -> bool:
-    same_offer = (purchase.amount, purchase.currency, purchase.vat_rate) == (offer.amount, offer.currency,
-                                                                             offer.vat_rate)
+def _still_usable(purchase: Purchase, offer, terms: deposits.DepositTerms | None) -> bool:
+    same_offer = (purchase.amount, purchase.currency, purchase.vat_rate, purchase.deposit_amount) == (
+        offer.amount, offer.currency, offer.vat_rate, terms.deposit.amount if terms else None)
     # A session still to create must expire at least 30 minutes ahead (Stripe's minimum).
     margin = REUSE_MARGIN if purchase.checkout_url else STRIPE_MIN_EXPIRY + REUSE_MARGIN
     return same_offer and _expiry(purchase) > utcnow() + margin
@@ -185,11 +186,15 @@ def _retire(state: PluginState, purchase: Purchase, settings) -> None:
         jobs.defer(state.session, offers.expire_checkout_sessions, [purchase.stripe_checkout_session_id])
 
 
-def _insert_purchase(session, user_id, course_id, offer, settings) -> Purchase:
+def _insert_purchase(session, user_id, course_id, offer, settings, terms: deposits.DepositTerms | None) -> Purchase:
     expiry = current_app.config["LMS_STRIPE_CHECKOUT_EXPIRY"]
     purchase = Purchase(user_id=user_id, course_id=course_id, status=PurchaseStatus.OPEN, amount=offer.amount,
                         currency=offer.currency, vat_rate=offer.vat_rate, livemode=settings.livemode,
-                        expires_at=(utcnow() + timedelta(seconds=expiry)).replace(microsecond=0))
+                        expires_at=(utcnow() + timedelta(seconds=expiry)).replace(microsecond=0),
+                        locale=current_locale())
+    if terms is not None:
+        purchase.deposit_amount, purchase.access_on_deposit = terms.deposit.amount, terms.access_on_deposit
+        purchase.balance_due_at = deposits.end_of(terms.balance_due)
     try:
         with session.begin_nested():
             session.add(purchase)
@@ -217,11 +222,11 @@ def _plan(state: PluginState, settings, purchase: Purchase, user, course) -> Che
     if customer is not None:
         params = _with_customer(params, customer, settings)
     tax_rate = None
-    if not settings.automatic_tax and purchase.vat_rate:
+    if not settings.automatic_tax and purchase.vat_rate and purchase.deposit_amount is None:
         rate = taxes.wanted(purchase.vat_rate)
         known = taxes.known(state.session, rate, livemode=settings.livemode)
         if known:
-            params = _with_tax_rate(params, known)
+            params = taxes.with_tax_rate(params, known)
         else:
             tax_rate = rate
     return replace(plan, params=params, tax_rate=tax_rate, configuration=configuration, customer=wanted,
@@ -244,8 +249,9 @@ def _customer_plan(state: PluginState, settings, purchase: Purchase, user) -> tu
 def _with_customer(params: SessionCreateParams, customer: str, settings) -> SessionCreateParams:
     with_customer = copy(params)
     with_customer["customer"] = customer
-    if settings.automatic_tax:
-        # Stripe Tax needs the buyer's address: Checkout collects it, and saves it on the customer.
+    if "automatic_tax" in params:
+        # Stripe Tax needs the buyer's address: Checkout collects it, and saves it on the customer (a
+        # deposit's session has no tax of its own, and collects no address).
         with_customer["customer_update"] = {"address": "auto"}
     return with_customer
 
@@ -278,18 +284,31 @@ def _session_params(state: PluginState, settings, purchase: Purchase, user, cour
         "cancel_url": public_url("lms_stripe.checkout_cancel", purchase_id=purchase.id),
     }
     params.update(wallets.method_params(payment_methods(settings, purchase), configuration_id))
-    if settings.automatic_tax:
+    if purchase.deposit_amount is not None:
+        _as_deposit(params, purchase, title)
+    elif settings.automatic_tax:
         # Stripe Tax needs the buyer's address: Checkout collects it (and saves it on the customer, which
         # `_with_customer` adds).
         params["automatic_tax"] = {"enabled": True}
         params["billing_address_collection"] = "required"
-    if settings.vouchers_enabled:
+    if settings.vouchers_enabled and purchase.deposit_amount is None:  # a code would lower a deposit, not the price
         params["allow_promotion_codes"] = True
     if settings.terms_url:
         params["consent_collection"] = {"terms_of_service": "required"}
         params["custom_text"] = {"terms_of_service_acceptance": {
             "message": _("I accept the [terms of sale](%(url)s).", url=settings.terms_url)}}
     return params
+
+
+def _as_deposit(params: SessionCreateParams, purchase: Purchase, title: str) -> None:
+    """A deposit's session charges the deposit only, and creates no invoice: the invoice of the full price is
+    issued once the deposit is paid, and the deposit attached to it (shop/deposits.py). Its line carries no
+    VAT of its own: VAT is on the invoice, on the whole price."""
+    line = params["line_items"][0]
+    line["price_data"] = {"currency": purchase.currency.lower(), "unit_amount": purchase.deposit_amount or 0,
+                          "product_data": {"name": _("Deposit: %(title)s", title=title)[:250],
+                                           "metadata": {"lms_course_id": purchase.course_id}}}
+    del params["invoice_creation"]
 
 
 PaymentMethod = Literal["card", "klarna", "sepa_debit"]
@@ -308,14 +327,6 @@ def payment_methods(settings, purchase: Purchase) -> list[PaymentMethod]:
     if settings.sepa_debit_enabled and purchase.currency == "EUR":
         methods.append("sepa_debit")
     return methods
-
-
-def _with_tax_rate(params: SessionCreateParams, tax_rate_id: str) -> SessionCreateParams:
-    line = copy(params["line_items"][0])
-    line["tax_rates"] = [tax_rate_id]
-    with_rate = copy(params)
-    with_rate["line_items"] = [line]
-    return with_rate
 
 
 def _remember_created(state: PluginState, settings, plan: CheckoutPlan, made: _Made) -> None:

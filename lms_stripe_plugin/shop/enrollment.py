@@ -10,6 +10,7 @@ from ..core import audit
 from ..core.enums import AuditAction, PurchaseStatus
 from ..core.models import FreeEnrollment, Purchase
 from ..core.txn import send_after_commit
+from . import deposits
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,19 @@ class EnrollmentDecision:
 
 
 def has_paid(session, user_id: str, course_id: str) -> bool:
+    """Whether the learner's purchase gives the course: paid in full, or a deposit whose access rule opens it
+    (and whose access is not suspended for an overdue balance)."""
+    purchase = session.scalar(
+        select(Purchase).where(Purchase.user_id == user_id, Purchase.course_id == course_id,
+                               Purchase.status == PurchaseStatus.PAID).limit(1))
+    return purchase is not None and deposits.grants_access(session, purchase)
+
+
+def payment_processing(session, user_id: str, course_id: str) -> bool:
+    """Whether the learner's payment for the course is under way at their bank (a SEPA debit, say)."""
     return session.scalar(
         select(Purchase.id).where(Purchase.user_id == user_id, Purchase.course_id == course_id,
-                                  Purchase.status == PurchaseStatus.PAID).limit(1)
+                                  Purchase.status == PurchaseStatus.PROCESSING).limit(1)
     ) is not None
 
 

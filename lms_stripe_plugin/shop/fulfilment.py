@@ -19,6 +19,7 @@ from ..core.models import Customer, Purchase, Refund, parse_row_id, utcnow
 from ..core.txn import send_after_commit, transition
 from ..errors import NotFound, PaymentsError
 from ..refunds.cancellation import refund_plan, send
+from . import deposits
 
 
 class SessionMismatch(PaymentsError):
@@ -45,7 +46,7 @@ def _check_claim(purchase: Purchase | None, cs: dict) -> Purchase:
             ("user", purchase.user_id, metadata.get("lms_user_id")),
             ("course", purchase.course_id, metadata.get("lms_course_id")),
             ("currency", purchase.currency.lower(), (cs.get("currency") or "").lower()),
-            ("amount", purchase.amount, cs.get("amount_subtotal")),
+            ("amount", purchase.deposit_amount or purchase.amount, cs.get("amount_subtotal")),
         ) if ours != theirs
     ]
     if purchase.stripe_checkout_session_id not in (None, cs.get("id")):
@@ -103,12 +104,16 @@ def _mark_paid(state: PluginState, purchase: Purchase, cs: dict) -> None:
         user, course = host.get_user(purchase.user_id), host.get_course(purchase.course_id)
         if user is None or course is None:
             raise NotFound(f"Purchase {purchase.id}: the host no longer knows its user or course.")
-        host.enroll(user, course)
+        if purchase.deposit_amount is None:
+            host.enroll(user, course)
         audit.record(session, AuditAction.PAID, user_id=purchase.user_id, course_id=purchase.course_id,
                      purchase_id=purchase.id, amount=cs.get("amount_total"), currency=purchase.currency,
                      checkout_session=cs.get("id"))
         send_after_commit(session, signals.purchase_completed, purchase=purchase, user_id=purchase.user_id,
                           course_id=purchase.course_id)
+    if purchase.deposit_amount is not None and purchase.status == PurchaseStatus.PAID:
+        deposits.after_payment(state, purchase, won=won)
+        return
     invoice = cs.get("invoice")
     if isinstance(invoice, dict):
         record_invoice(state, invoice, purchase)

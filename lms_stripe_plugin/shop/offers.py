@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from ..accounts import settings as payment_settings
 from ..core import audit, jobs
-from ..core.enums import AuditAction, PurchaseStatus
+from ..core.enums import AuditAction, PaymentPlan, PurchaseStatus
 from ..core.models import CourseOffer, Purchase
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..errors import PaymentsError
 from ..money import Money, percent_of, vat_split
-from . import catalog
+from . import catalog, deposits
 
 
 def get_offer(session, course_id: str) -> CourseOffer | None:
@@ -31,10 +31,11 @@ def save_offer(session, course_id: str, data: dict, *, actor_id: str | None) -> 
     if data["is_paid"]:
         offer.amount, offer.currency = data["amount"], data["currency"]
         offer.vat_rate, offer.audience, offer.on_sale = data["vat_rate"], data["audience"], data["on_sale"]
+    _set_plan(offer, data)
     session.add(offer)
     audit.record(session, AuditAction.COURSE_PRICING_CHANGED, actor_id=actor_id, course_id=course_id,
                  paid=offer.is_paid, amount=offer.amount, currency=offer.currency, vat_rate=offer.vat_rate,
-                 audience=offer.audience, on_sale=offer.on_sale)
+                 audience=offer.audience, on_sale=offer.on_sale, **_plan_details(offer))
     session.flush()  # the offer is read back by this request's pages before the commit
     if _terms(offer) != before:
         withdraw_open_checkouts(session, course_id)
@@ -44,9 +45,39 @@ def save_offer(session, course_id: str, data: dict, *, actor_id: str | None) -> 
     return offer
 
 
+#: The deposit terms of an offer, as `CoursePricingSchema` loads them.
+PLAN_FIELDS = ("deposit_percent", "deposit_amount", "balance_due", "balance_due_date", "balance_due_days",
+               "deposit_access")
+
+
+def deposit_of(data: dict) -> Money:
+    """The deposit of validated deposit terms (from `CoursePricingSchema`), as a learner would pay it."""
+    price = Money(data["amount"], data["currency"])
+    if data.get("deposit_amount"):
+        return Money(data["deposit_amount"], price.currency)
+    return deposits.deposit_amount_of(price, percent=data.get("deposit_percent") or 0)
+
+
+def _set_plan(offer: CourseOffer, data: dict) -> None:
+    """Full payment, or the deposit's terms (every one of them: the others cleared)."""
+    deposit = bool(data.get("is_paid")) and data.get("payment_plan") == PaymentPlan.DEPOSIT
+    offer.payment_plan = PaymentPlan.DEPOSIT if deposit else PaymentPlan.FULL
+    for name in PLAN_FIELDS:
+        setattr(offer, name, data.get(name) if deposit else None)
+
+
+def _plan_details(offer: CourseOffer) -> dict:
+    if offer.payment_plan != PaymentPlan.DEPOSIT:
+        return {"payment_plan": str(PaymentPlan.FULL)}
+    details = {name: getattr(offer, name) for name in PLAN_FIELDS}
+    details["balance_due_date"] = offer.balance_due_date.isoformat() if offer.balance_due_date else None
+    return {"payment_plan": str(PaymentPlan.DEPOSIT), **details}
+
+
 def _terms(offer: CourseOffer) -> tuple:
     """What a learner's open checkout was made for: any change of it withdraws open checkouts."""
-    return (offer.is_paid, offer.amount, offer.currency, offer.vat_rate, offer.audience, offer.on_sale)
+    return (offer.is_paid, offer.amount, offer.currency, offer.vat_rate, offer.audience, offer.on_sale,
+            offer.payment_plan, *(getattr(offer, name) for name in PLAN_FIELDS))
 
 
 def withdraw_open_checkouts(session, course_id: str) -> None:

@@ -16,14 +16,15 @@ from sqlalchemy import select
 
 from ..accounts import settings as payment_settings
 from ..billing import paying
-from ..billing.invoices import sync_invoice
+from ..billing.invoices import record_link_invoice, sync_invoice
 from ..core import audit
-from ..core.enums import PurchaseStatus
-from ..core.models import Invoice, Purchase, parse_row_id
+from ..core.enums import AttemptStatus, PurchaseStatus
+from ..core.models import Invoice, PaymentAttempt, Purchase, parse_row_id
 from ..core.state import PluginState
 from ..refunds import credit_notes
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, sync_refund
+from ..shop import deposits
 from ..shop.fulfilment import EXPAND_SESSION, sync_checkout_session
 from . import versions
 
@@ -69,8 +70,10 @@ def _no_transaction(state: PluginState) -> None:
 # -- Checkout Sessions ------------------------------------------------------------------------------------
 
 def apply_checkout_session(state: PluginState, cs: dict, event: dict, fresh: dict | None) -> None:
-    if (cs.get("metadata") or {}).get("lms_attempt_id") is not None:  # a Pay click of a payment request
-        paying.sync_session(state, cs, failed=event.get("type") == "checkout.session.async_payment_failed")
+    if (cs.get("metadata") or {}).get("lms_attempt_id") is not None:  # a Pay click of a request or a link
+        attempt = paying.sync_session(state, cs, failed=event.get("type") == "checkout.session.async_payment_failed")
+        if attempt is not None and attempt.link_id is not None:
+            _record_link_invoice(state, attempt, cs.get("invoice"))
         return
     if (cs.get("metadata") or {}).get("lms_purchase_id") is None:
         return  # a session another integration created on the same account (one naming a purchase badly
@@ -93,6 +96,16 @@ def _record_named_invoice(state: PluginState, purchase: Purchase, invoice: Any) 
         sync_invoice(state, snapshot)
 
 
+def _record_link_invoice(state: PluginState, attempt: PaymentAttempt, invoice: Any) -> None:
+    """A payment link's session names the invoice Checkout issued by id: it is recorded from the invoice's own
+    events, or now from the snapshot the first of them carried, if it was handled before the payment."""
+    if not isinstance(invoice, str) or attempt.status != AttemptStatus.PAID or attempt.invoice_id is not None:
+        return
+    snapshot = versions.latest_snapshot(state.session, invoice)
+    if snapshot is not None:
+        record_link_invoice(state, snapshot, attempt)
+
+
 def read_failed_session(state: PluginState, cs: dict) -> dict | None:
     """The session with its PaymentIntent, whose last error is the reason the learner is shown; read only
     while the purchase still waits for that payment."""
@@ -108,9 +121,13 @@ def read_failed_session(state: PluginState, cs: dict) -> dict | None:
 # -- invoices -------------------------------------------------------------------------------------------
 
 def apply_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -> None:
+    if (invoice.get("metadata") or {}).get("lms_link_id") is not None:  # issued for a payment link's payment
+        paying.apply_link_invoice(state, invoice)
+        return
     purchase_id = _ours(invoice)
     if purchase_id is None:
-        paying.apply_invoice(state, invoice)  # an administrator's invoice (or none of ours: nothing)
+        # An administrator's invoice or a deposit's (or none of ours: nothing).
+        deposits.invoice_changed(state, paying.apply_invoice(state, invoice))
         return
     # Locked, so that the payment's recording, if it runs now, either sees this invoice's version or has
     # committed the payment before this reads it (see `_record_named_invoice`).
@@ -122,7 +139,7 @@ def apply_billed_invoice(state: PluginState, invoice: dict, event: dict, extra: 
     """An administrator's invoice changed (paid in part, void, overdue); a purchase's is left to the
     events above, as Checkout issues it paid."""
     if _ours(invoice) is None:
-        paying.apply_invoice(state, invoice)
+        deposits.invoice_changed(state, paying.apply_invoice(state, invoice))
 
 
 def apply_invoice_payment(state: PluginState, payment: dict, event: dict, extra: None) -> None:

@@ -21,6 +21,7 @@ from ..core.models import Dispute, Invoice, PaymentAttempt, Purchase, Refund, pa
 from ..errors import PaymentsError
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, status_of, sync_refund
+from ..shop import deposits
 from ..shop.fulfilment import fulfil_from_stripe
 
 
@@ -74,6 +75,7 @@ def reconcile(state: PluginState, *, since: datetime, dry_run: bool = False) -> 
             if not dry_run:
                 _apply(state, finding, repair, obj)
     _unattached(state, report, dry_run)
+    _deposits_unfinished(state, report, dry_run)
     return report
 
 
@@ -124,7 +126,8 @@ def _attempt_session_problem(state: PluginState, cs: dict) -> str | None:
         return None
     if cs.get("status") == "complete" and cs.get("payment_status") == "paid" and \
             attempt.status not in (AttemptStatus.PAID, AttemptStatus.ATTACHED):
-        return f"paid at Stripe, {attempt.status} here: attach the payment to its invoice"
+        then = "attach the payment to its invoice" if attempt.request_id else "record the payment of the link"
+        return f"paid at Stripe, {attempt.status} here: {then}"
     if cs.get("status") == "expired" and attempt.status == AttemptStatus.OPEN:
         return "expired at Stripe, open here"
     return None
@@ -135,8 +138,9 @@ def _unattached(state: PluginState, report: Report, dry_run: bool) -> None:
     failed or was cut short): attached again, with the same idempotency key."""
     stale = utcnow() - ATTACH_GRACE
     attempts = state.session.scalars(select(PaymentAttempt).where(
-        PaymentAttempt.status == AttemptStatus.PAID, PaymentAttempt.paid_at < stale).order_by(PaymentAttempt.id)).all()
-    plans = [paying.attach_plan(a) for a in attempts]
+        PaymentAttempt.status == AttemptStatus.PAID, PaymentAttempt.request_id.is_not(None),
+        PaymentAttempt.paid_at < stale).order_by(PaymentAttempt.id)).all()
+    plans = [paying.attach_plan(a, a.request) for a in attempts if a.request is not None]
     state.session.commit()  # no transaction held across the calls to Stripe
     for plan in plans:
         report.checked["attempt"] += 1
@@ -146,11 +150,26 @@ def _unattached(state: PluginState, report: Report, dry_run: bool) -> None:
             _apply(state, finding, lambda st, p: paying.attach(st, p), plan)
 
 
+def _deposits_unfinished(state: PluginState, report: Report, dry_run: bool) -> None:
+    """Paid deposits whose invoice, attachment or balance request was not finished (the follow-up failed or
+    was cut short): finished, each Stripe call with the key it had."""
+    purchase_ids = deposits.unfinished(state.session)  # `issue` skips what is done: running it twice is safe
+    state.session.commit()  # no transaction held across the calls to Stripe
+    for purchase_id in purchase_ids:
+        report.checked["deposit"] = report.checked.get("deposit", 0) + 1
+        finding = Finding("deposit", f"purchase {purchase_id}", "deposit paid, invoice or balance request unfinished")
+        report.findings.append(finding)
+        if not dry_run:
+            _apply(state, finding, deposits.issue, purchase_id)
+
+
 # -- invoices ------------------------------------------------------------------------------------------
 
 def _invoice_problem(state: PluginState, invoice: dict) -> str | None:
     if (invoice.get("metadata") or {}).get("lms_invoice_id") is not None:
         return _billed_invoice_problem(state, invoice)
+    if (invoice.get("metadata") or {}).get("lms_link_id") is not None:
+        return _link_invoice_problem(state, invoice)
     purchase = purchase_of_invoice(state.session, invoice)
     if purchase is None or purchase.status not in (PurchaseStatus.PAID, PurchaseStatus.CANCELLED) or \
             invoice.get("status") != "paid":
@@ -162,7 +181,8 @@ def _invoice_problem(state: PluginState, invoice: dict) -> str | None:
 def _billed_invoice_problem(state: PluginState, invoice: dict) -> str | None:
     """An administrator's invoice whose payments or status at Stripe are not ours."""
     ours = state.session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"],
-                                                      Invoice.source == InvoiceSource.ADMIN))
+                                                      Invoice.source.in_((InvoiceSource.ADMIN,
+                                                                          InvoiceSource.DEPOSIT))))
     if ours is None or ours.status not in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN):
         return None
     status = invoice.get("status")
@@ -173,9 +193,21 @@ def _billed_invoice_problem(state: PluginState, invoice: dict) -> str | None:
     return None
 
 
+def _link_invoice_problem(state: PluginState, invoice: dict) -> str | None:
+    """The invoice Checkout issued for a payment link's payment that we know is paid, not recorded."""
+    attempt = paying.link_attempt_of_invoice(state.session, invoice)
+    if attempt is None or attempt.status != AttemptStatus.PAID or invoice.get("status") != "paid":
+        return None
+    exists = state.session.scalar(select(Invoice.id).where(Invoice.stripe_invoice_id == invoice["id"]))
+    return None if exists else "paid invoice of a payment link not recorded"
+
+
 def _repair_invoice(state: PluginState, invoice: dict) -> None:
     if (invoice.get("metadata") or {}).get("lms_invoice_id") is not None:
-        paying.apply_invoice(state, invoice)
+        deposits.invoice_changed(state, paying.apply_invoice(state, invoice))
+        return
+    if (invoice.get("metadata") or {}).get("lms_link_id") is not None:
+        paying.apply_link_invoice(state, invoice)
         return
     purchase = purchase_of_invoice(state.session, invoice)
     if purchase is not None:

@@ -144,17 +144,22 @@ def _insert_received(session, key: str, event: dict, payload: str) -> bool:
     transaction, then does nothing."""
     values = dict(id=key, type=stored_type(event["type"]), livemode=event.get("livemode") is True, payload=payload,
                   status=EventStatus.RECEIVED, attempts=0, received_at=utcnow())
-    dialect = session.get_bind(mapper=Event).dialect.name
-    if dialect not in ("postgresql", "sqlite"):
+    upsert = _INSERT_RECEIVED.get(session.get_bind(mapper=Event).dialect.name)
+    if upsert is None:
         try:
             with session.begin_nested():
                 session.execute(insert(Event).values(**values))
             return True
         except IntegrityError:
             return False
-    upsert = postgresql.insert(Event) if dialect == "postgresql" else sqlite.insert(Event)
-    return session.scalar(upsert.values(**values).on_conflict_do_nothing(index_elements=[Event.id])
-                          .returning(Event.id)) is not None
+    # A Core statement on the session's connection, built once (so compiled once): the webhook's answer waits
+    # on it, and one row needs none of the ORM's bulk insert machinery.
+    return session.connection(bind_arguments={"mapper": Event}).execute(upsert, values).scalar() is not None
+
+
+_INSERT_RECEIVED = {name: dialect.insert(Event.__table__).on_conflict_do_nothing(index_elements=["id"])
+                    .returning(Event.__table__.c.id)
+                    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 
 
 def _send(state: PluginState, key: str, event: dict, payload: str, livemode: bool) -> Outcome:

@@ -1,6 +1,6 @@
 """The plugin's blueprint: thin views that parse input, call services, own the request's transaction and
 render. One module per page family: the school's settings, the learner's purchase, invoices (the learner's
-and the administrators'), invoicing and payment requests, the pay page and "My payments", refunds, the audit log, free enrollments, and Stripe's webhook."""
+and the administrators'), invoicing and payment requests, the pay page and "My payments", payment links, refunds, the audit log, free enrollments, and Stripe's webhook."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,8 @@ from pathlib import Path
 from flask import Blueprint
 from werkzeug.routing import BaseConverter
 
-from . import _common, audit, checkout, enrollments, events, invoices, invoicing, pay, refunds, settings, webhook
+from . import (_common, audit, checkout, enrollments, events, invoices, invoicing, pay, payment_links, refunds,
+               settings, webhook)
 
 TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates")
 
@@ -28,6 +29,7 @@ class IdConverter(BaseConverter):
 def create_blueprint() -> Blueprint:
     bp = Blueprint("lms_stripe", __name__, template_folder=TEMPLATES)
     _common.install(bp)
-    for module in (settings, checkout, invoices, invoicing, pay, refunds, audit, enrollments, events, webhook):
+    for module in (settings, checkout, invoices, invoicing, pay, payment_links, refunds, audit, enrollments, events,
+                   webhook):
         module.register(bp)
     return bp

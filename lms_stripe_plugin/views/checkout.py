@@ -7,7 +7,7 @@ from ..accounts import settings as payment_settings
 from ..core.enums import PurchaseStatus
 from ..core.models import Purchase
 from ..errors import NotPurchasable, PaymentsError
-from ..shop import checkout, offers
+from ..shop import checkout, deposits, offers
 from ..shop.fulfilment import SessionMismatch, fulfil_from_stripe
 from ..web.rendering import render
 from ._common import require_user, state, step
@@ -41,9 +41,11 @@ def course_payment(course_id: str):
     except NotPurchasable as err:
         refusal = err.message
     breakdown = offers.breakdown(offer.price, offer.vat_rate) if offer and offer.price else None
+    terms = deposits.terms(st, offer, course) if offer is not None else None
+    balance = deposits.balance_state(st.session, st.host.user_id(user), course_id)
     return render("lms_stripe/course_payment.html", course=course, title=st.host.course_title(course),
                   course_url=st.host.course_url(course), offer=offer, breakdown=breakdown, refusal=refusal,
-                  course_id=course_id, settings=settings)
+                  course_id=course_id, settings=settings, terms=terms, balance=balance)
 
 
 def start(course_id: str):

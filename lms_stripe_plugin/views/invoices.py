@@ -19,7 +19,7 @@ from ..web import audit_text, exports
 from ..web.rendering import render
 from ._common import display_names, error_response, require_admin, require_user, state
 
-FILTER_NAMES = ("status", "course", "learner", "from", "to", "q")
+FILTER_NAMES = ("status", "course", "learner", "from", "to", "q", "order")
 
 
 def register(bp) -> None:
@@ -35,8 +35,17 @@ def register(bp) -> None:
 def my_invoices():
     user = require_user()
     st = state()
-    rows = listing.learner_invoices(st.session, st.host.user_id(user))
-    return render("lms_stripe/my_invoices.html", invoices=rows, credit_notes=credit_notes.of_invoices(st.session, rows))
+    user_id = st.host.user_id(user)
+    rows = listing.learner_invoices(st.session, user_id)
+    processing = [(purchase, _title(purchase.course_id)) for purchase in listing.learner_processing(st.session, user_id)]
+    return render("lms_stripe/my_invoices.html", invoices=rows, processing=processing,
+                  credit_notes=credit_notes.of_invoices(st.session, rows))
+
+
+def _title(course_id: str) -> str:
+    host = state().host
+    course = host.get_course(course_id)
+    return host.course_title(course) if course is not None else course_id
 
 
 def invoice_or_404(invoice_id: int) -> Invoice:
@@ -105,9 +114,38 @@ def _parse_filter(args) -> tuple[listing.InvoiceFilter, dict]:
     if status and status not in InvoiceStatus.values():
         errors["status"] = _("Unknown status.")
         status = None
-    flt = listing.InvoiceFilter(status=InvoiceStatus(status) if status else None, course_id=text("course", 64), user_id=text("learner", 64),
-                                date_from=day("from"), date_to=day("to"), q=text("q"))
+    date_from, date_to = day("from"), day("to")
+    if date_from and date_to and date_from > date_to:
+        errors["to"] = _("The end date is before the start date.")
+        date_from = date_to = None
+    order = text("order", 16)
+    if order not in (None, "newest", "oldest"):
+        errors["order"] = _("Unknown order.")
+    q = text("q")
+    flt = listing.InvoiceFilter(status=InvoiceStatus(status) if status else None, course_id=text("course", 64),
+                                user_id=text("learner", 64), date_from=date_from, date_to=date_to, q=q,
+                                titled=_titled(q), oldest_first=order == "oldest")
     return flt, errors
+
+
+def _courses() -> list[tuple[str, str]]:
+    """(id, title) of the priced courses the LMS still has, by title: what the course filter offers, and the
+    titles the search box looks in."""
+    st = state()
+    found = []
+    for course_id in listing.priced_course_ids(st.session):
+        course = st.host.get_course(course_id)
+        if course is not None:
+            found.append((course_id, st.host.course_title(course)))
+    return sorted(found, key=lambda pair: pair[1].casefold())
+
+
+def _titled(q: str | None) -> tuple[str, ...]:
+    """The priced courses whose title the search's words start, for a search by name (not by number or
+    e-mail address)."""
+    if not q or "@" in q or (any(c.isdigit() for c in q) and " " not in q.strip()):
+        return ()
+    return tuple(course_id for course_id, title in _courses() if listing.title_matches(q, title))
 
 
 def _parse_cursor(raw: str | None):
@@ -131,7 +169,9 @@ def admin_invoices():
     rows, more = listing.admin_page(st.session, flt, after=_parse_cursor(request.args.get("after")), limit=limit)
     next_cursor = f"{rows[-1].issued_at.isoformat()}_{rows[-1].id}" if more and rows else None
     args: dict[str, Any] = {k: v for k, v in request.args.items() if k in FILTER_NAMES}
+    courses = _courses()
     return render("lms_stripe/admin/invoices.html", invoices=rows, statuses=list(InvoiceStatus),
+                  courses=courses if len(courses) <= listing.COURSE_CHOICES else None,
                   totals_url=url_for("lms_stripe.admin_invoice_totals", **args), errors=errors, args=args,
                   next_url=url_for("lms_stripe.admin_invoices", after=next_cursor, **args) if next_cursor else None,
                   csv_url=url_for("lms_stripe.admin_invoices_csv", **args),
@@ -163,6 +203,13 @@ def _export_columns(zone: str) -> list[exports.Column]:
 
 def _export_cells(rows):
     """Each exported invoice as typed cells, its status and origin in the reader's language."""
+    labels: dict[Any, str] = {}  # a status's or an origin's words, looked up once per export
+
+    def label(value) -> str:
+        if value not in labels:
+            labels[value] = getattr(value, "label", value)
+        return labels[value]
+
     for row in rows:
         currency = row.currency
 
@@ -179,8 +226,7 @@ def _export_cells(rows):
             rate = None
         discount = amount(row.price - row.purchase_paid) if row.price is not None and row.purchase_paid is not None \
             else None
-        yield (row.number, row.issued_at, getattr(row.status, "label", row.status),
-               getattr(row.source, "label", row.source), row.user_email, row.user_name, row.course_title, currency,
+        yield (row.number, row.issued_at, label(row.status), label(row.source), row.user_email, row.user_name, row.course_title, currency,
                amount(row.net), amount(row.vat), amount(row.gross), rate, discount, amount(row.amount_refunded),
                amount(row.amount_paid), amount(row.amount_remaining),
                row.due_at.date() if row.due_at else None, row.stripe_invoice_id, row.credit_note_number)

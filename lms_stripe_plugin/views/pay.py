@@ -7,13 +7,13 @@ leaves the token in a Referer. A signed-in learner also pays their own requests 
 """
 from __future__ import annotations
 
-from flask import abort, make_response, redirect, request, url_for
+from flask import abort, flash, make_response, redirect, request, url_for
 
 from ..accounts import settings as payment_settings
-from ..billing import links, listing, paying
+from ..billing import links, listing, paying, requests as payment_requests
 from ..core.enums import AttemptStatus
 from ..core.i18n import normalize_locale
-from ..core.models import PaymentRequest
+from ..core.models import PaymentAttempt, PaymentRequest
 from ..core.urls import public_url
 from ..errors import PaymentsError
 from ..money import MoneyError
@@ -26,6 +26,8 @@ def register(bp) -> None:
     bp.add_url_rule("/pay/<token>", "pay", pay, methods=["GET", "POST"])
     bp.add_url_rule("/my-payments", "my_payments", my_payments)
     bp.add_url_rule("/my-payments/<lms_id:request_id>/pay", "my_payment_pay", my_payment_pay, methods=["POST"])
+    bp.add_url_rule("/my-payments/invoices/<lms_id:invoice_id>/pay", "my_invoice_pay", my_invoice_pay,
+                    methods=["POST"])
 
 
 def _private(response):
@@ -76,7 +78,13 @@ def _start(found: PaymentRequest, return_url: str, *, again):
 
 
 def _back_from_stripe(found: PaymentRequest) -> str | None:
-    """Back from Checkout (``session_id``): record what Stripe says now, as the webhook will."""
+    attempt = back_from_stripe()
+    return attempt.status if attempt is not None and attempt.request_id == found.id else None
+
+
+def back_from_stripe() -> PaymentAttempt | None:
+    """Back from a Pay click's Checkout (``session_id``): record what Stripe says now, as the webhook will; the
+    attempt, whose owner the caller checks (None when the session is not one of ours)."""
     session_id = request.args.get("session_id", "")
     if not session_id.startswith("cs_") or len(session_id) > 255:
         return None
@@ -84,15 +92,13 @@ def _back_from_stripe(found: PaymentRequest) -> str | None:
     secret = payment_settings.load(st.session).secret_key
     try:
         st.session.commit()  # end this request's reads: no transaction across the call to Stripe
-        cs = st.gateway.retrieve_checkout_session(session_id, api_key=secret, expand=("payment_intent",))
+        cs = st.gateway.retrieve_checkout_session(session_id, api_key=secret, expand=("invoice", "payment_intent"))
         attempt = paying.sync_session(st, cs)
         st.session.commit()
     except PaymentsError:
         st.session.rollback()
         return None
-    if attempt is None or attempt.request_id != found.id:
-        return None
-    return attempt.status
+    return attempt
 
 
 def my_payments():
@@ -102,7 +108,8 @@ def my_payments():
     # A request whose invoice owes nothing more (paid on Stripe's own page, or void) asks for nothing.
     owed = [req for req in listing.learner_requests(st.session, user_id) if paying.remaining(req) > 0]
     return render("lms_stripe/my_payments.html", owed=owed, paid=listing.learner_invoices(st.session, user_id),
-                  remaining=paying.remaining, overdue=paying.overdue)
+                  open_invoices=listing.learner_open_invoices(st.session, user_id), remaining=paying.remaining,
+                  overdue=paying.overdue, invoice_overdue=paying.invoice_overdue)
 
 
 def my_payment_pay(request_id: int):
@@ -111,4 +118,21 @@ def my_payment_pay(request_id: int):
     found = st.session.get(PaymentRequest, request_id)
     if found is None or found.user_id != st.host.user_id(user):
         abort(404)
+    return _start(found, public_url("lms_stripe.my_payments"), again=lambda error: _page(found, error=error))
+
+
+def my_invoice_pay(invoice_id: int):
+    """Pay, from "My payments", what remains of an invoice that no request asks for: the learner's own request
+    (no message), then Checkout as for any request."""
+    user = require_user()
+    st = state()
+    user_id = st.host.user_id(user)
+    invoice = listing.learner_invoice(st.session, user_id, invoice_id)
+    if invoice is None:
+        abort(404)
+    try:
+        found = step(payment_requests.for_learner, st, invoice, actor_id=user_id)
+    except PaymentsError as err:
+        flash(err.message, "error")
+        return redirect(url_for("lms_stripe.my_payments"), code=303)
     return _start(found, public_url("lms_stripe.my_payments"), again=lambda error: _page(found, error=error))

@@ -80,7 +80,7 @@ def _form_values(current, submitted) -> dict:
         "school_name": current.school_name or "", "partial_payments_enabled": current.partial_payments_enabled,
         "partial_minimum": amount_input(current.partial_minimum, current.default_currency),
         "reminder_days": ", ".join(current.reminder_days.split(",")), "reminder_max": str(current.reminder_max),
-        "reminder_sms": current.reminder_sms,
+        "reminder_sms": current.reminder_sms, "balance_grace_days": str(current.balance_grace_days),
         "seller_legal_name": current.seller_legal_name or "", "seller_address": current.seller_address or "",
         "seller_siret": format_siret(current.seller_siret) if current.seller_siret else "",
         "seller_vat_number": current.seller_vat_number or "", "seller_legal_form": current.seller_legal_form or "",
@@ -101,15 +101,29 @@ def pricing_preview():
     """Net / VAT / gross and fee estimates for the course form, as JSON: the course form's own schema reads
     the fields, so the preview refuses what saving would refuse, and names the field at fault."""
     require_admin()
-    form = MultiDict({PRICING_PREFIX + name: request.args.get(name, "") for name in ("price", "currency", "vat_rate")})
-    form.update({PRICING_PREFIX + "paid": "on", PRICING_PREFIX + "audience": "public"})
+    form = MultiDict({PRICING_PREFIX + name: request.args.get(name, "")
+                      for name in ("price", "currency", "vat_rate", "deposit_kind", "deposit_value")})
+    deposit = request.args.get("payment_plan") == "deposit"
+    # The deposit's amount is previewed; its due date and access rule, chosen by clicks, are checked on saving.
+    form.update({PRICING_PREFIX + "paid": "on", PRICING_PREFIX + "audience": "public",
+                 PRICING_PREFIX + "payment_plan": "deposit" if deposit else "full",
+                 PRICING_PREFIX + "balance_due": "after_enrollment", PRICING_PREFIX + "balance_due_days": "30",
+                 PRICING_PREFIX + "deposit_access": "deposit"})
     try:
         data = CoursePricingSchema().load_form(form)
     except ValidationError as err:
         fields = first_errors(err.messages)
-        name = next(name for name in ("price", "currency", "vat_rate") if name in fields)
+        name = next(name for name in ("price", "currency", "vat_rate", "deposit_kind", "deposit_value")
+                    if name in fields)
         return jsonify({"error": {"message": fields[name], "field": name, "fields": fields}}), 400
     result = offers.breakdown(Money(data["amount"], data["currency"]), data["vat_rate"])
     html = render("lms_stripe/_breakdown.html", breakdown=result)
-    return jsonify({"gross": result.gross.amount, "net": result.net.amount, "vat": result.vat.amount,
-                    "currency": data["currency"], "html": html})
+    answer = {"gross": result.gross.amount, "net": result.net.amount, "vat": result.vat.amount,
+              "currency": data["currency"], "html": html}
+    if deposit:
+        share = offers.deposit_of(data)
+        answer.update(deposit=share.amount, balance=result.gross.amount - share.amount,
+                      deposit_text=_("Deposit: %(deposit)s, then a balance of %(balance)s.",
+                                     deposit=share.format(current_locale()),
+                                     balance=(result.gross - share).format(current_locale())))
+    return jsonify(answer)

@@ -136,9 +136,9 @@ def _pricing(v: dict, d: dict) -> str:
     rate = format_rate(int(d.get("vat_rate") or 0), current_locale())
     if d.get("on_sale") is False:
         return _("%(course)s is priced at %(amount)s including %(rate)s VAT, not on sale.", course=v["course"],
-                 amount=v["amount"], rate=rate)
+                 amount=v["amount"], rate=rate) + _deposit_pricing(v, d)
     return _("%(course)s is now sold at %(amount)s including %(rate)s VAT.", course=v["course"], amount=v["amount"],
-             rate=rate)
+             rate=rate) + _deposit_pricing(v, d)
 
 
 def _settings(v: dict, d: dict) -> str:
@@ -151,6 +151,9 @@ def _settings(v: dict, d: dict) -> str:
 
 
 def _requested(v: dict, d: dict) -> str:
+    if d.get("by_learner"):
+        return _("%(learner)s chose to pay %(amount)s of invoice %(number)s from My payments.", amount=v["amount"],
+                 learner=v["learner"], number=v["number"])
     channels = [{"email": _("e-mail"), "sms": _("SMS")}.get(c, c) for c in d.get("channels") or []]
     return _("%(amount)s asked of %(learner)s on invoice %(number)s, by %(channels)s.", amount=v["amount"],
              learner=v["learner"], number=v["number"], channels=_(" and ").join(channels) or _("no channel"))
@@ -164,6 +167,17 @@ def _refund_requested(v: dict, d: dict) -> str:
     return _("A refund of %(amount)s to %(learner)s for %(course)s was requested.", **v)
 
 
+def _deposit_pricing(v: dict, d: dict) -> str:
+    """The deposit terms of a course's offer, as one clause (empty for full payment)."""
+    if d.get("payment_plan") != "deposit":
+        return ""
+    if d.get("deposit_percent"):
+        share = format_rate(int(d["deposit_percent"]), current_locale()) + " %"
+    else:
+        share = _money(d.get("deposit_amount"), d.get("currency"))
+    return " " + _("A deposit of %(share)s is taken at enrollment.", share=share)
+
+
 def _reminded(v: dict, step: int) -> str:
     if step < 0:
         return ngettext("%(learner)s was reminded of invoice %(number)s, %(num)d day before its due date.",
@@ -175,6 +189,23 @@ def _reminded(v: dict, step: int) -> str:
                     "%(learner)s was reminded of invoice %(number)s, %(num)d days after its due date.", step, **v)
 
 
+def _link(v: dict, d: dict) -> dict[str, str]:
+    return {"title": _("“%(title)s”", title=d.get("title") or ""), "payer": d.get("payer") or v["learner"], **v}
+
+
+def _issued(v: dict, d: dict) -> str:
+    if d.get("link") is not None:
+        return _("Invoice %(number)s was issued to %(payer)s for the payment link %(title)s.", **_link(v, d))
+    return _("Invoice %(number)s was issued to %(learner)s for %(course)s.", **v)
+
+
+def _link_created(v: dict, d: dict) -> str:
+    if d.get("amount") is None:
+        v = {**v, "amount": _("%(min)s to %(max)s", min=_money(d.get("minimum"), d.get("currency")),
+                                                   max=_money(d.get("maximum"), d.get("currency")))}
+    return _("The payment link %(title)s was created, for %(amount)s.", **_link(v, d))
+
+
 _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.CHECKOUT_STARTED: lambda v, d: _("%(learner)s started paying for %(course)s.", **v),
     AuditAction.CHECKOUT_WITHDRAWN: lambda v, d: _(
@@ -184,7 +215,7 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
         "%(learner)s paid %(amount)s for %(course)s at the price of a checkout opened before the offer changed.",
         **v),
     AuditAction.PAYMENT_FAILED: lambda v, d: _("The payment of %(learner)s for %(course)s failed: %(reason)s", **v),
-    AuditAction.INVOICE_ISSUED: lambda v, d: _("Invoice %(number)s was issued to %(learner)s for %(course)s.", **v),
+    AuditAction.INVOICE_ISSUED: _issued,
     AuditAction.REFUND_REQUESTED: _refund_requested,
     AuditAction.REFUND_SUCCEEDED: lambda v, d: _("%(amount)s was refunded to %(learner)s for %(course)s.", **v),
     AuditAction.REFUND_FAILED: lambda v, d: _("The refund of %(amount)s to %(learner)s failed: %(reason)s", **v),
@@ -193,6 +224,9 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
         "A second payment of %(amount)s by %(learner)s for %(course)s was refunded.", **v),
     AuditAction.ACCESS_REVOKED: lambda v, d: _("%(learner)s no longer has access to %(course)s.", **v),
     AuditAction.ACCESS_RESTORED: lambda v, d: _("%(learner)s has access to %(course)s again.", **v),
+    AuditAction.ACCESS_SUSPENDED: lambda v, d: _(
+        "The access of %(learner)s to %(course)s is suspended: the balance is overdue.", **v),
+    AuditAction.BALANCE_PAID: lambda v, d: _("%(learner)s has paid the balance for %(course)s.", **v),
     AuditAction.DISPUTE_OPENED: lambda v, d: _("%(learner)s disputed the payment of %(amount)s for %(course)s.", **v),
     AuditAction.DISPUTE_UPDATED: lambda v, d: _(
         "The dispute of %(learner)s for %(course)s is now: %(status)s.", status=d.get("status", ""), **v),
@@ -216,4 +250,8 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.MESSAGE_FAILED: lambda v, d: _(
         "A message (%(channel)s) to %(learner)s could not be delivered: %(reason)s",
         channel={"email": _("e-mail"), "sms": _("SMS")}.get(str(d.get("channel")), str(d.get("channel"))), **v),
+    AuditAction.PAYMENT_LINK_CREATED: _link_created,
+    AuditAction.PAYMENT_LINK_DISABLED: lambda v, d: _("The payment link %(title)s was disabled.", **_link(v, d)),
+    AuditAction.LINK_PAYMENT_RECEIVED: lambda v, d: _("%(payer)s paid %(amount)s through the payment link %(title)s.",
+                                                      **_link(v, d)),
 }

@@ -40,7 +40,7 @@ class Amount:
 
     @property
     def major(self) -> Decimal:
-        return Money(self.minor, self.currency).major
+        return Decimal(self.minor).scaleb(-exponent(self.currency))
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ def csv_chunks(columns: list[Column], rows: Iterable[tuple], *, zone: str) -> It
     writer = csv.writer(out, delimiter=cells.delimiter, lineterminator="\r\n")
     out.write("\ufeff")
     writer.writerow([neutralised(column.header) for column in columns])
+    yield _drain(out)  # the header at once, before the first row is read
     for count, row in enumerate(rows, start=1):
         writer.writerow([cells.cell(value) for value in row])
         if count % BATCH == 0:

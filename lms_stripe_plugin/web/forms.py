@@ -1,6 +1,7 @@
 """Marshmallow schemas for every input the plugin accepts. Messages are translated at validation time."""
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 from urllib.parse import urlparse
 
@@ -11,10 +12,13 @@ from werkzeug.datastructures import MultiDict
 
 from ..accounts import identity
 from ..billing.reminders import EARLIEST, LATEST
+from ..core.enums import BalanceDue, DepositAccess, PaymentPlan
 from ..core.i18n import current_locale, gettext as _, ngettext
+from ..core.models import utcnow
 from ..host import AUDIENCES
-from ..money import (Money, MoneyError, example_amount, format_amount_input, normalize_currency, parse_money,
-                     parse_rate)
+from ..money import (Money, MoneyError, example_amount, format_amount_input, minimum_amount, normalize_currency,
+                     parse_money, parse_rate)
+from ..shop import deposits
 
 MAX_TEXT = 2048
 
@@ -204,6 +208,7 @@ class SettingsSchema(Schema):
     reminder_days = Text(max_length=64)
     reminder_max = Text(max_length=4)
     reminder_sms = Checkbox(load_default=False)
+    balance_grace_days = Text(max_length=4)
     sepa_debit_enabled = Checkbox(load_default=False)
     automatic_tax = Checkbox(load_default=False)
     terms_url = Url(max_length=MAX_TEXT)
@@ -220,9 +225,9 @@ class SettingsSchema(Schema):
     FIELDS = ("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
               "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
               "sepa_debit_enabled", "automatic_tax", "terms_url", "school_name", "partial_payments_enabled",
-              "partial_minimum", "reminder_days", "reminder_max", "reminder_sms", "seller_legal_name",
-              "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form", "late_payment_text",
-              "business_buyers")
+              "partial_minimum", "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days",
+              "seller_legal_name", "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form",
+              "late_payment_text", "business_buyers")
     #: The seller's identity, whose legal name the others are printed under.
     IDENTITY = ("seller_address", "seller_siret", "seller_vat_number", "seller_legal_form")
     SECRETS = ("secret_key", "webhook_secrets")
@@ -252,7 +257,8 @@ class SettingsSchema(Schema):
                             ("webhook_secrets", self._check_webhook_secrets),
                             ("klarna_minimum", self._check_klarna_minimum),
                             ("partial_minimum", self._check_partial_minimum),
-                            ("reminder_days", self._check_reminder_days), ("reminder_max", self._check_reminder_max)):
+                            ("reminder_days", self._check_reminder_days), ("reminder_max", self._check_reminder_max),
+                            ("balance_grace_days", self._check_grace_days)):
             if name in data:
                 try:
                     data[name] = check(data[name], data)
@@ -301,6 +307,13 @@ class SettingsSchema(Schema):
             return 3
         if not value.isdigit() or not 0 <= int(value) <= 10:
             raise ValidationError(_("Enter a number of reminders from 0 to 10."))
+        return int(value)
+
+    def _check_grace_days(self, value, data):
+        if value in (None, ""):
+            return 7
+        if not value.isascii() or not value.isdigit() or not 0 <= int(value) <= 365:
+            raise ValidationError(_("Enter a number of days from 0 to 365."))
         return int(value)
 
     def _check_klarna_minimum(self, value, data):
@@ -383,8 +396,22 @@ class CoursePricingSchema(Schema):
     vat_rate = Rate()
     audience = Text(max_length=16)
     on_sale = Checkbox(load_default=False)
+    payment_plan = Text(max_length=16)
+    deposit_kind = Text(max_length=16)
+    deposit_value = Text(max_length=32)
+    balance_due = Text(max_length=32)
+    balance_due_date = Text(max_length=10)
+    balance_due_days = Text(max_length=5)
+    deposit_access = Text(max_length=16)
 
-    NAMES = ("paid", "price", "currency", "vat_rate", "audience", "on_sale")
+    NAMES = ("paid", "price", "currency", "vat_rate", "audience", "on_sale", "payment_plan", "deposit_kind",
+             "deposit_value", "balance_due", "balance_due_date", "balance_due_days", "deposit_access")
+
+    def __init__(self, *, course_start: date | None = None, **kwargs):
+        """``course_start``: the course's start date as the host gives it (`Host.course_start`), for a balance
+        due N days before it."""
+        super().__init__(**kwargs)
+        self.course_start = course_start
 
     def load_form(self, form: MultiDict) -> dict:
         data = form_to_dict(form, self.NAMES, PRICING_PREFIX)
@@ -412,8 +439,110 @@ class CoursePricingSchema(Schema):
                 data["amount"] = read_amount(data["price"], data["currency"]).amount
             except MoneyError as err:
                 errors["price"] = [money_message(err, data["currency"])]
+        errors.update(self._check_plan(data, priced="amount" in data))
         if errors:
             raise ValidationError(errors)
+
+    def _check_plan(self, data: dict, *, priced: bool) -> dict[str, list]:
+        """Full payment, or a deposit (a share or an amount below the price, at least Stripe's minimum, leaving
+        a balance Stripe can charge), a balance due date rule that gives a date to come, and an access rule.
+        Loads the terms as `offers.save_offer` stores them."""
+        plan = data.get("payment_plan") or PaymentPlan.FULL.value
+        if plan not in PaymentPlan.values():
+            return {"payment_plan": [_("Choose full payment or a deposit.")]}
+        data["payment_plan"] = PaymentPlan(plan)
+        if data["payment_plan"] == PaymentPlan.FULL:
+            return {}
+        errors: dict[str, list] = {}
+        for name, check in (("deposit_value", self._load_deposit), ("balance_due", self._load_balance_due),
+                            ("deposit_access", self._load_access)):
+            try:
+                check(data, priced)
+            except ValidationError as err:
+                field_errors = err.messages if isinstance(err.messages, dict) else {name: err.messages}
+                errors.update(field_errors)
+        return errors
+
+    def _load_deposit(self, data: dict, priced: bool) -> None:
+        kind, value = data.get("deposit_kind") or "percent", data.get("deposit_value")
+        if kind not in ("percent", "amount"):
+            raise ValidationError({"deposit_kind": [_("Choose a percentage or an amount.")]})
+        if not value:
+            raise ValidationError({"deposit_value": [_("Enter the deposit.")]})
+        if not priced:
+            return  # the price is refused: its own message says why
+        price = Money(data["amount"], data["currency"])
+        if kind == "percent":
+            try:
+                share = parse_rate(value, locale=current_locale())
+            except MoneyError:
+                share = 0
+            if not 0 < share < 10000:
+                raise ValidationError({"deposit_value": [
+                    _("Enter a percentage of the price above 0 and below 100, such as 30.")]})
+            data["deposit_percent"] = share
+            deposit = deposits.deposit_amount_of(price, percent=share)
+        else:
+            try:
+                deposit = read_amount(value, data["currency"], minimum=False)
+            except MoneyError as err:
+                raise ValidationError({"deposit_value": [money_message(err, data["currency"])]}) from err
+            data["deposit_amount"] = deposit.amount
+        problem = deposits.check_deposit(price, deposit)
+        if problem is not None:
+            raise ValidationError({"deposit_value": [_deposit_message(problem, price, deposit)]})
+
+    def _load_balance_due(self, data: dict, priced: bool) -> None:
+        rule = data.get("balance_due")
+        if rule not in BalanceDue.values():
+            raise ValidationError({"balance_due": [_("Choose when the balance is due.")]})
+        data["balance_due"] = BalanceDue(rule)
+        if rule == BalanceDue.DATE:
+            day = _read_day(data.get("balance_due_date"))
+            if day is None:
+                raise ValidationError({"balance_due_date": [_("Enter the date the balance is due, as 2027-03-31.")]})
+            if day <= utcnow().date():
+                raise ValidationError({"balance_due_date": [_("The balance due date must be after today.")]})
+            data["balance_due_date"], data["balance_due_days"] = day, None
+            return
+        data["balance_due_date"] = None
+        days = (data.get("balance_due_days") or "").strip()
+        if not days.isascii() or not days.isdigit() or not 0 <= int(days) <= 3650:
+            raise ValidationError({"balance_due_days": [_("Enter a number of days from 0 to 3650.")]})
+        data["balance_due_days"] = int(days)
+        if rule == BalanceDue.AFTER_ENROLLMENT and int(days) == 0:
+            raise ValidationError({"balance_due_days": [
+                _("A balance due on the day of enrollment is a full payment: enter at least 1 day.")]})
+        if rule == BalanceDue.BEFORE_START:
+            if self.course_start is None:
+                raise ValidationError({"balance_due": [
+                    _("This course has no start date: choose a date or a number of days after enrollment.")]})
+            if self.course_start - timedelta(days=int(days)) <= utcnow().date():
+                raise ValidationError({"balance_due_days": [
+                    _("With this course's start date, the balance would be due today or in the past.")]})
+
+    def _load_access(self, data: dict, priced: bool) -> None:
+        if data.get("deposit_access") not in DepositAccess.values():
+            raise ValidationError({"deposit_access": [_("Choose when the learner gets access to the course.")]})
+        data["deposit_access"] = DepositAccess(data["deposit_access"])
+
+
+def _read_day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat((text or "").strip()) if text and len(text.strip()) == 10 else None
+    except ValueError:
+        return None
+
+
+def _deposit_message(problem: str, price: Money, deposit: Money) -> str:
+    locale = current_locale()
+    if problem == "not_below":
+        return _("The deposit must be below the price (%(price)s).", price=price.format(locale))
+    if problem == "balance":
+        return _("The balance left after the deposit must be at least Stripe's minimum of %(limit)s.",
+                 limit=minimum_amount(price.currency).format(locale))
+    return _("The deposit (%(deposit)s) must be at least Stripe's minimum of %(limit)s.",
+             deposit=deposit.format(locale), limit=minimum_amount(price.currency).format(locale))
 
 
 def money_message(err: MoneyError, currency: str) -> str:

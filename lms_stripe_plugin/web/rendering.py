@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
-from babel.dates import format_date
+from babel.dates import format_date, get_timezone
 
 from flask import current_app, render_template, request
 from flask_wtf.csrf import generate_csrf
@@ -15,6 +15,7 @@ from ..core.i18n import current_locale, gettext, ngettext
 from ..core.models import utcnow
 from ..money import Money, format_rate
 from ..refunds.lifecycle import failure_text
+from . import audit_text
 from .forms import amount_input
 
 
@@ -25,11 +26,19 @@ def format_money(amount: int | None, currency: str | None) -> str:
 
 
 def format_day(moment: datetime | date | None) -> str:
-    """A date as the reader's locale writes it ("2 déc. 2026", "Dec 2, 2026")."""
+    """A date as the reader's locale writes it ("2 déc. 2026", "Dec 2, 2026"); a moment's date is the one of
+    the school's time zone."""
     if moment is None:
         return ""
-    return format_date(moment.date() if isinstance(moment, datetime) else moment, format="medium",
-                       locale=current_locale())
+    if isinstance(moment, datetime):
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+        moment = aware.astimezone(get_timezone(audit_text.time_zone())).date()
+    return format_date(moment, format="medium", locale=current_locale())
+
+
+def format_moment(moment: datetime | None) -> str:
+    """A date and time as the reader's locale writes them, in the school's time zone."""
+    return audit_text.when(moment) if moment is not None else ""
 
 
 def template_context() -> dict:
@@ -40,6 +49,7 @@ def template_context() -> dict:
         "money": format_money,
         "rate": lambda bp: format_rate(bp, current_locale()),
         "date": format_day,
+        "moment": format_moment,
         "amount_input": amount_input,
         "now": utcnow(),
         "locale": current_locale(),

@@ -148,6 +148,15 @@ def test_my_payments_lists_what_is_owed_and_pays_it(billing_app, client, db, san
     assert response.status_code == 303
     pay(sandbox, response.headers["Location"].rstrip("/").split("/")[-1])
     assert _invoice(db, invoice_id).amount_remaining == 21000
+    # The request is paid; what remains of the invoice is listed with a Pay button of its own.
+    page = client.get("/payments/my-payments", headers=as_user("u1")).get_data(as_text=True)
+    assert "210.00" in page and f"/payments/my-payments/invoices/{invoice_id}/pay" in page
+    response = client.post(f"/payments/my-payments/invoices/{invoice_id}/pay", data={"csrf_token": token},
+                           headers=as_user("u1"))
+    assert response.status_code == 303
+    pay(sandbox, response.headers["Location"].rstrip("/").split("/")[-1])
+    invoice = _invoice(db, invoice_id)
+    assert (invoice.status, invoice.amount_remaining) == ("paid", 0)
     assert "You have nothing to pay." in client.get("/payments/my-payments", headers=as_user("u1")).get_data(
         as_text=True)
 

@@ -2,8 +2,10 @@
 
 A :class:`Stack` is one PostgreSQL schema of its own, the Stripe sandbox (threaded, on a loopback port, with
 no webhook delivery: the caller delivers the events itself) and the demo LMS under gunicorn
-(``-w 4 --threads 4 --preload``) as a subprocess. Scenarios drive it with ``requests`` the way browsers and
-Stripe would, then check the database against what the sandbox's events say.
+(``-w 4 --threads 4 --preload``) as a subprocess; with ``queue_workers`` and a Redis URL, the LMS has an RQ
+queue (a name of its own on that Redis) and that many ``flask lms-stripe worker`` processes run its jobs.
+Scenarios drive it with ``requests`` the way browsers and Stripe would, then check the database against what
+the sandbox's events say.
 
 Everything is bounded: every loop has a count, every wait a deadline, and only 127.0.0.1 is used.
 """
@@ -34,6 +36,8 @@ from lms_stripe_plugin.demo import SANDBOX_KEYS
 from lms_stripe_plugin.sandbox import SandboxServer
 from lms_stripe_plugin.sandbox.state import event_payload
 from lms_stripe_plugin.testing import sign_payload
+
+from ..queue_support import redis, rq
 
 REPO = Path(__file__).resolve().parents[2]
 DATABASE_ENV = "LMS_STRIPE_TEST_DATABASE_URL"
@@ -120,12 +124,18 @@ class Stack:
     """Schema + sandbox + gunicorn. ``with Stack(base_url) as stack:``; ``stack.url`` is the LMS."""
 
     def __init__(self, base_url: str, *, workers: int = 4, threads: int = 4, enable_payments: bool = True,
-                 start_timeout: float = 90.0):
+                 start_timeout: float = 90.0, redis_url: str | None = None, queue_workers: int = 0):
         self.base_url = base_url
         self.workers, self.threads = workers, threads
+        self.redis_url = redis_url if queue_workers else None
+        self.queue_workers = queue_workers
+        self.queue_name = ""
+        self.queue_processes: list[subprocess.Popen] = []
         self.enable_payments = enable_payments
         self.start_timeout = start_timeout
         self.schema = new_schema_name()
+        if self.redis_url:
+            self.queue_name = f"lms_stripe_{self.schema}"
         self.db_url = schema_url(base_url, self.schema)
         self.sandbox: SandboxServer | None = None
         self.api_calls: CallCounter | None = None
@@ -159,14 +169,11 @@ class Stack:
         self.sandbox.app.wsgi_app = self.api_calls
         self.sandbox.start()
         self._start_gunicorn()
+        for number in range(self.queue_workers if self.redis_url else 0):
+            self._start_queue_worker(number)
         return self
 
-    def _start_gunicorn(self) -> None:
-        gunicorn = Path(sys.executable).parent / "gunicorn"
-        if not gunicorn.exists():
-            gunicorn = Path(shutil.which("gunicorn") or "gunicorn")
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.schema}-gunicorn.log"
-        self._log_file = open(self.log_path, "wb")
+    def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update({
             "LMS_STRIPE_LOAD_DATABASE_URL": self.db_url,
@@ -174,6 +181,74 @@ class Stack:
             "DEMO_ENABLE_PAYMENTS": "1" if self.enable_payments else "0",
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
         })
+        if self.redis_url:
+            env.update({"LMS_STRIPE_LOAD_RQ_REDIS_URL": self.redis_url, "LMS_STRIPE_LOAD_RQ_QUEUE": self.queue_name})
+        return env
+
+    def _start_queue_worker(self, number: int) -> None:
+        """``flask lms-stripe worker`` on the demo app, in a process of its own (logging to gunicorn's log)."""
+        self.queue_processes.append(subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "tests.load.wsgi:app", "lms-stripe", "worker",
+             "--name", f"{self.queue_name}-{number}"],
+            cwd=str(REPO), env=self._env(), stdout=self._log_file, stderr=subprocess.STDOUT))
+
+    def queue_backlog(self) -> dict[str, int]:
+        """What the queue still holds: waiting, running, waiting for a retry; and events stored unhandled."""
+        connection = redis.Redis.from_url(self.redis_url)
+        try:
+            queue = rq.Queue(self.queue_name, connection=connection)
+            return {"queued": queue.count, "running": queue.started_job_registry.count,
+                    "retrying": queue.scheduled_job_registry.count,
+                    "events received, not handled": self.scalar(
+                        "SELECT COUNT(*) FROM lms_stripe_events WHERE status = 'received'")}
+        finally:
+            connection.close()
+
+    def wait_for_queue(self, deadline_seconds: float = 300.0) -> tuple[float, dict[str, int]]:
+        """Wait until the workers have run every job (bounded); (seconds waited, what is left). The backlog
+        must be seen empty twice in a row: a job a worker has just taken off the queue is, for an instant,
+        neither queued nor in the running registry."""
+        started = time.monotonic()
+        left, empty_before = self.queue_backlog(), False
+        while time.monotonic() - started < deadline_seconds:
+            empty = not any(left.values())
+            if empty and empty_before:
+                break
+            if not self.queue_workers_running():
+                break  # no worker left to run them
+            empty_before = empty
+            time.sleep(0.2)
+            left = self.queue_backlog()
+        return time.monotonic() - started, left
+
+    def queue_workers_running(self) -> int:
+        return sum(1 for process in self.queue_processes if process.poll() is None)
+
+    def _stop_queue_workers(self) -> None:
+        for process in self.queue_processes:
+            if process.poll() is None:
+                process.terminate()  # RQ's warm shutdown: the job under way is finished first
+        for process in self.queue_processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        self.queue_processes = []
+        if self.redis_url:
+            connection = redis.Redis.from_url(self.redis_url)
+            try:
+                rq.Queue(self.queue_name, connection=connection).delete(delete_jobs=True)
+            finally:
+                connection.close()
+
+    def _start_gunicorn(self) -> None:
+        gunicorn = Path(sys.executable).parent / "gunicorn"
+        if not gunicorn.exists():
+            gunicorn = Path(shutil.which("gunicorn") or "gunicorn")
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.schema}-gunicorn.log"
+        self._log_file = open(self.log_path, "wb")
+        env = self._env()
         last_error = None
         for _attempt in range(3):  # a port picked free may be taken by the time gunicorn binds it
             port = free_port()
@@ -225,6 +300,7 @@ class Stack:
         self.process = None
 
     def stop(self) -> None:
+        self._stop_queue_workers()
         self._stop_gunicorn()
         if self._log_file is not None:
             self._log_file.close()
@@ -402,6 +478,8 @@ class DeliveryStats:
     elapsed: float = 0.0
     max_in_flight: int = 0
     threads: int = 0
+    queue_seconds: float = 0.0  # with a queue: how long its workers went on after the last answer
+    queue_left: dict = field(default_factory=dict)  # and what they had not run by the deadline
 
 
 class Deliverer:
@@ -457,14 +535,14 @@ class Deliverer:
         return status
 
 
-def plan_deliveries(events: list[dict], rng: random.Random) -> list[tuple[str, bytes]]:
-    """Each event 2 or 3 times (half of each), all shuffled."""
+def plan_deliveries(events: list[dict], rng: random.Random, copies: int | None = None) -> list[tuple[str, bytes]]:
+    """Each event ``copies`` times, or else 2 or 3 times (half of each), all shuffled."""
     ordered = list(events)
     rng.shuffle(ordered)
     plan = []
     for index, event in enumerate(ordered):
         payload = event_payload(event)
-        plan.extend([(event["id"], payload)] * (2 + index % 2))
+        plan.extend([(event["id"], payload)] * (copies or 2 + index % 2))
     rng.shuffle(plan)
     return plan
 
@@ -527,6 +605,8 @@ def deliver_all(stack: Stack, plan: list[tuple[str, bytes]], *, threads: int = 1
     stats.elapsed = time.monotonic() - started
     stats.max_in_flight = in_flight.max
     deliverer.close()
+    if stack.redis_url:  # the answers came at once: the database is checked once the workers are done
+        stats.queue_seconds, stats.queue_left = stack.wait_for_queue()
     return stats
 
 
@@ -548,10 +628,11 @@ class ScenarioResult:
 
 
 def run_scenario(stack: Stack, *, payments: int, threads: int = 16, side_threads: int = 4, seed: int = 20260,
-                 buyers: int = 8, kill_a_worker_at: float | None = None) -> ScenarioResult:
-    """Learners buy and pay, a few are refunded from the dashboard, then every event is delivered 2-3 times,
-    shuffled, from ``threads`` threads while ``side_threads`` open the learners' success pages (and, at
-    ``kill_a_worker_at`` of the deliveries, one gunicorn worker is killed with SIGKILL)."""
+                 buyers: int = 8, kill_a_worker_at: float | None = None, copies: int | None = None) -> ScenarioResult:
+    """Learners buy and pay, a few are refunded from the dashboard, then every event is delivered 2-3 times
+    (or ``copies`` times), shuffled, from ``threads`` threads while ``side_threads`` open the learners' success
+    pages (and, at ``kill_a_worker_at`` of the deliveries, one gunicorn worker is killed with SIGKILL). With a
+    queue, the database is checked once its workers have run every job."""
     rng = random.Random(seed)
     started = time.monotonic()
     courses = stack.paid_courses()
@@ -587,7 +668,7 @@ def run_scenario(stack: Stack, *, payments: int, threads: int = 16, side_threads
     api_calls = stack.api_calls.count()
 
     events = stack.sandbox.state.all("event")
-    plan = plan_deliveries(events, rng)
+    plan = plan_deliveries(events, rng, copies)
     result_lock = threading.Lock()
     stats_holder: list[DeliveryStats] = []
 
@@ -620,6 +701,15 @@ def run_scenario(stack: Stack, *, payments: int, threads: int = 16, side_threads
         browser.close()
     result = ScenarioResult(payments=made, learners=len(learners), events=events, stats=stats,
                             setup_seconds=setup_seconds, api_calls=api_calls)
+    if stack.redis_url:
+        running = stack.queue_workers_running()
+        result.figures.update({"queue workers (still running at the end)": f"{stack.queue_workers} ({running})",
+                               "seconds the workers took after the last answer": round(stats.queue_seconds, 2),
+                               "left in the queue": stats.queue_left})
+        if any(stats.queue_left.values()):
+            result.problems.append(f"the queue did not drain: {stats.queue_left}")
+        if running != stack.queue_workers:
+            result.problems.append(f"{stack.queue_workers - running} queue worker(s) exited (log: {stack.log_path})")
     check_scenario(stack, result)
     return result
 
@@ -754,7 +844,15 @@ def check_scenario(stack: Stack, result: ScenarioResult) -> None:
     problems.extend(f"doubled: {item}" for item in doubled)
 
     types = collections.Counter(e["type"] for e in result.events)
-    handled = sum(n for answer, n in stats.answers.items() if answer.startswith("200 handled"))
+    # A delivery that ran a handler is answered "handled", or "outdated" when a newer snapshot of its object
+    # had been applied already (the event is processed all the same).
+    handled = sum(n for answer, n in stats.answers.items() if answer.startswith(("200 handled", "200 outdated")))
+    handling = {"deliveries that ran a handler (200 handled or outdated)": handled,
+                "  of which duplicates handled at the same time (idempotent)": handled - statuses.get("processed", 0)}
+    if stack.redis_url:  # the workers ran the handlers: the answers only say what was queued
+        queued, processed = stats.answers["200 queued"], statuses.get("processed", 0)
+        handling = {"deliveries whose handling was queued (200 queued)": queued,
+                    "  of which a duplicate's job, which found its event handled": queued - processed}
     figures.update({
         "payments": len(result.payments),
         "learners": result.learners,
@@ -769,8 +867,7 @@ def check_scenario(stack: Stack, result: ScenarioResult) -> None:
         "5xx answers retried": stats.retried_5xx,
         "connection errors retried": stats.connection_errors,
         "webhook answers": dict(stats.answers.most_common()),
-        "deliveries that ran a handler (200 handled)": handled,
-        "  of which duplicates handled at the same time (idempotent)": handled - statuses.get("processed", 0),
+        **handling,
         "success pages": dict(stats.success_pages),
         "client threads (webhook + pages)": stats.threads,
         "max requests in flight": stats.max_in_flight,
@@ -1023,6 +1120,8 @@ def late_payment_events(stack: Stack) -> tuple[dict, list[str]]:
     for event in early + late:
         deliverer.deliver(event["id"], event_payload(event))
     deliverer.close()
+    if stack.redis_url:
+        stack.wait_for_queue()
 
     problems = []
     if stats.gave_up:

@@ -5,7 +5,9 @@ Configured from the environment, so that the test process can start gunicorn as 
 - ``LMS_STRIPE_LOAD_DATABASE_URL``: the database (a PostgreSQL URL with its own ``search_path``);
 - ``LMS_STRIPE_LOAD_API_BASE``: the Stripe sandbox's base URL;
 - ``DEMO_ENABLE_PAYMENTS``: "1" (default) to seed the sandbox's keys, "0" to leave payments off;
-- ``LMS_STRIPE_LOAD_SQL_ECHO``: "1" logs every SQL statement (to investigate a failure).
+- ``LMS_STRIPE_LOAD_SQL_ECHO``: "1" logs every SQL statement (to investigate a failure);
+- ``LMS_STRIPE_LOAD_RQ_REDIS_URL`` and ``LMS_STRIPE_LOAD_RQ_QUEUE``: an RQ queue for the plugin's jobs (webhook
+  handling, messages, follow-up work), run by ``flask --app tests.load.wsgi:app lms-stripe worker``.
 
 With ``--preload`` the master builds the app (tables, migrations, seed) once, then forks the workers:
 the engine's pool is disposed here so that no worker inherits the master's connections.
@@ -23,6 +25,14 @@ def _flag(name: str, default: bool) -> bool:
     return default if raw is None else raw.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _queue() -> dict:
+    url = os.environ.get("LMS_STRIPE_LOAD_RQ_REDIS_URL")
+    if not url:
+        return {}
+    return {"LMS_STRIPE_RQ_REDIS_URL": url, "LMS_STRIPE_RQ_QUEUE": os.environ["LMS_STRIPE_LOAD_RQ_QUEUE"],
+            "LMS_STRIPE_QUEUE_RETRY_DELAYS": (1, 2, 4)}  # short waits: the test waits for the queue to drain
+
+
 def build():
     app = create_app({
         "SQLALCHEMY_DATABASE_URI": os.environ["LMS_STRIPE_LOAD_DATABASE_URL"],
@@ -33,6 +43,7 @@ def build():
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 6, "max_overflow": 4, "pool_pre_ping": True},
         # Every SQL statement in gunicorn's log, to investigate a failure.
         "SQLALCHEMY_ECHO": _flag("LMS_STRIPE_LOAD_SQL_ECHO", False),
+        **_queue(),
     })
     with app.app_context():
         db.engine.dispose()

@@ -253,9 +253,10 @@ def test_sepa_debit_settles_later(create_session, pay, control, client, webhooks
     assert again.status_code == 400
 
 
-def test_sepa_debit_with_failing_iban_fails_at_settlement(create_session, pay, control, client, webhooks):
+@pytest.mark.parametrize("iban", ["DE62370400440532013001", "FR8420041010050500013M02607"])
+def test_sepa_debit_with_failing_iban_fails_at_settlement(create_session, pay, control, client, webhooks, iban):
     session = create_session()
-    pay(session.id, method="sepa_debit", iban="DE62370400440532013001")
+    pay(session.id, method="sepa_debit", iban=iban)
     settled = control(f"/checkout/sessions/{session.id}/settle", {}).json()
 
     assert (settled["status"], settled["payment_status"], settled["invoice"]) == ("complete", "unpaid", None)

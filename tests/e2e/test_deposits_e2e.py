@@ -1,0 +1,171 @@
+"""Deposits end to end, through the real SDK and the sandbox, webhooks delivered into the app: a 30 % deposit
+through Checkout, one invoice of the full price with the deposit attached, the balance asked for by a payment
+request and paid from its link; a balance overdue past the grace period suspends access, and paying it
+restores access."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import requests
+from sqlalchemy import func, select
+
+from lms_stripe_plugin import tasks
+from lms_stripe_plugin.core.models import (AuditEntry, Invoice, InvoicePayment, Message, PaymentRequest, Purchase,
+                                           Suspension, utcnow)
+from lms_stripe_plugin.shop import deposits, enrollment
+from lms_stripe_plugin.sync.reconcile import reconcile
+from lms_stripe_plugin.shop.offers import save_offer
+
+from .conftest import csrf, fault, pay, start_checkout
+from .test_payment_requests_e2e import _last_link, _pay_from_link, billing_app  # noqa: F401 - the fixture
+
+
+def _deposit_offer(db, *, access: str = "deposit", days: int = 30) -> None:
+    save_offer(db.session, "c1", {"is_paid": True, "amount": 4990, "currency": "EUR", "vat_rate": 2000,
+                                  "audience": "public", "on_sale": True, "payment_plan": "deposit",
+                                  "deposit_percent": 3000, "balance_due": "after_enrollment",
+                                  "balance_due_days": days, "deposit_access": access}, actor_id="adm")
+    db.session.commit()
+
+
+def _rows(db):
+    db.session.expire_all()
+    purchase = db.session.scalar(select(Purchase).where(Purchase.user_id == "u1", Purchase.course_id == "c1"))
+    invoice = db.session.scalar(select(Invoice).where(Invoice.purchase_id == purchase.id))
+    request = db.session.scalar(select(PaymentRequest).where(PaymentRequest.balance_of == purchase.id))
+    return purchase, invoice, request
+
+
+def _pay_deposit(client, sandbox):
+    response, session_id = start_checkout(client, "u1", "c1")
+    assert response.status_code == 303
+    checkout = sandbox.state.get(session_id)
+    assert checkout["amount_total"] == 1497 and checkout["invoice_creation"]["enabled"] is False
+    assert pay(sandbox, session_id).status_code == 200
+    sandbox.state.wait_for_deliveries(10)
+    return session_id
+
+
+def test_a_30_percent_deposit_then_the_balance_request_paid(billing_app, client, db, sandbox, host):
+    _deposit_offer(db)
+    _pay_deposit(client, sandbox)
+    purchase, invoice, request = _rows(db)
+    assert purchase.status == "paid" and purchase.deposit_amount == 1497 and purchase.amount_paid == 1497
+    assert host.calls == [("enroll", "u1", "c1")]  # access on the deposit
+    assert (invoice.source, invoice.status, invoice.gross, invoice.vat, invoice.net) == \
+        ("deposit", "open", 4990, 832, 4158)
+    assert (invoice.amount_paid, invoice.amount_remaining) == (1497, 3493) and invoice.number
+    stripe_invoice = sandbox.state.get(invoice.stripe_invoice_id)
+    assert stripe_invoice["collection_method"] == "send_invoice" and stripe_invoice["total"] == 4990
+    assert [p["payment"]["payment_intent"] for p in sandbox.state.all("invoice_payment")
+            if p["invoice"] == invoice.stripe_invoice_id and not p["is_default"]] == [purchase.stripe_payment_intent_id]
+    assert (request.amount, request.status) == (3493, "open")
+    assert request.due_at.date() == (utcnow() + timedelta(days=30)).date()
+    page = client.get("/payments/courses/c1", headers={"X-User": "u1"}).get_data(as_text=True)
+    assert "Deposit paid" in page and "34.93" in page
+
+    _pay_from_link(client, sandbox, _last_link(billing_app))
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, request = _rows(db)
+    assert (invoice.status, invoice.amount_paid, invoice.amount_remaining) == ("paid", 4990, 0)
+    assert request.status == "paid" and purchase.balance_paid_at is not None
+    assert db.session.scalar(select(func.count()).select_from(InvoicePayment)) == 2
+
+
+def test_access_only_once_fully_paid(billing_app, client, db, sandbox, host):
+    _deposit_offer(db, access="full")
+    _pay_deposit(client, sandbox)
+    purchase, invoice, request = _rows(db)
+    assert purchase.status == "paid" and host.calls == [] and invoice.amount_remaining == 3493
+    _pay_from_link(client, sandbox, _last_link(billing_app))
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, _request = _rows(db)
+    assert invoice.status == "paid" and host.calls == [("enroll", "u1", "c1")]
+
+
+def test_overdue_balance_suspends_access_and_paying_restores_it(billing_app, client, db, sandbox, host, signals):
+    _deposit_offer(db, days=10)
+    _pay_deposit(client, sandbox)
+    purchase, _invoice, _request = _rows(db)
+    # Within the grace period (7 days by default): nothing happens.
+    report = tasks.send_due_reminders(billing_app, now=utcnow() + timedelta(days=15))
+    assert report.suspended == 0 and host.calls == [("enroll", "u1", "c1")]
+    report = tasks.send_due_reminders(billing_app, now=utcnow() + timedelta(days=18))
+    again = tasks.send_due_reminders(billing_app, now=utcnow() + timedelta(days=19))
+    assert (report.suspended, again.suspended) == (1, 0)
+    assert host.calls == [("enroll", "u1", "c1"), ("unenroll", "u1", "c1")]
+    assert [s["reason"] for s in signals["access_revoked"]] == ["balance_overdue"]
+    purchase, invoice, request = _rows(db)
+    assert purchase.status == "paid" and invoice.status == "open" and request.status == "open"  # nothing deleted
+    assert not enrollment.has_paid(db.session, "u1", "c1")  # the enrollment gate refuses meanwhile
+
+    _pay_from_link(client, sandbox, _last_link(billing_app))
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, _request = _rows(db)
+    assert invoice.status == "paid" and host.calls[-1] == ("enroll", "u1", "c1")
+    suspension = db.session.scalar(select(Suspension))
+    assert suspension.restored_at is not None
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)
+                             .where(AuditEntry.action == "access_restored")) == 1
+    assert len(signals["access_restored"]) == 1
+
+
+def _counts(db, sandbox, purchase):
+    db.session.expire_all()
+    ours = (db.session.scalar(select(func.count()).select_from(Invoice)),
+            db.session.scalar(select(func.count()).select_from(PaymentRequest)),
+            db.session.scalar(select(func.count()).select_from(Message)),
+            db.session.scalar(select(func.count()).select_from(InvoicePayment)))
+    theirs = (len(sandbox.state.all("invoice")),
+              len([p for p in sandbox.state.all("invoice_payment") if not p["is_default"]]))
+    return ours, theirs
+
+
+def test_a_replayed_deposit_event_creates_nothing_twice(billing_app, client, db, sandbox, host):
+    _deposit_offer(db)
+    session_id = _pay_deposit(client, sandbox)
+    purchase, _invoice, _request = _rows(db)
+    before = _counts(db, sandbox, purchase)
+    assert before == ((1, 1, 1, 1), (1, 1))
+    completed = [e for e in sandbox.state.all("event") if e["type"] == "checkout.session.completed"]
+    assert len(completed) == 1
+    requests.post(f"{sandbox.url}/_sandbox/events/{completed[0]['id']}/resend", timeout=5)
+    sandbox.state.wait_for_deliveries(10)
+    client.get(f"/payments/checkout/success?session_id={session_id}", headers={"X-User": "u1"})  # the return too
+    with billing_app.app_context():
+        deposits.issue(billing_app.extensions["lms_stripe"], purchase.id)  # and the follow-up run again
+    assert _counts(db, sandbox, purchase) == before
+    assert host.calls == [("enroll", "u1", "c1")]
+
+
+def test_a_crash_before_the_deposit_is_attached_is_finished_by_reconcile(billing_app, client, db, sandbox):
+    _deposit_offer(db)
+    fault(sandbox, "/v1/invoices/*/attach_payment", "500", times=5)
+    _pay_deposit(client, sandbox)
+    purchase, invoice, request = _rows(db)
+    assert invoice.status == "open" and invoice.amount_paid == 0 and request is None  # cut short
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    with billing_app.app_context():
+        report = reconcile(billing_app.extensions["lms_stripe"], since=utcnow() - timedelta(hours=1))
+    assert [f.kind for f in report.findings if f.kind == "deposit"] == ["deposit"]
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, request = _rows(db)
+    assert (invoice.amount_paid, invoice.amount_remaining, request.amount) == (1497, 3493, 3493)
+    assert _counts(db, sandbox, purchase) == ((1, 1, 1, 1), (1, 1))
+
+
+def test_cancelling_a_deposit_refunds_what_was_paid_with_a_credit_note(billing_app, client, db, sandbox, host):
+    _deposit_offer(db)
+    _pay_deposit(client, sandbox)
+    _purchase, invoice, _request = _rows(db)
+    path = f"/payments/admin/invoices/{invoice.id}/cancel"
+    response = client.post(path, data={"csrf_token": csrf(client, "adm", path), "reason": "Changed plans"},
+                           headers={"X-User": "adm"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, request = _rows(db)
+    note = sandbox.state.get(invoice.credit_note_id)
+    assert (note["amount"], note["pre_payment_amount"], note["post_payment_amount"]) == (4990, 3493, 1497)
+    assert invoice.status == "cancelled" and invoice.amount_refunded == 1497 and invoice.credit_note_number
+    assert purchase.status == "cancelled" and purchase.balance_paid_at is None and request.status == "cancelled"
+    assert host.calls == [("enroll", "u1", "c1"), ("unenroll", "u1", "c1")]

@@ -1,0 +1,166 @@
+"""Deposit terms in the course settings form: each bad input gets a clear message on its field and nothing is
+stored; the database refuses the same terms written around the form; the Buy page offers the deposit."""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.datastructures import MultiDict
+
+from lms_stripe_plugin.accounts import settings as payment_settings
+from lms_stripe_plugin.core.models import CourseOffer, Purchase
+from lms_stripe_plugin.web.forms import SettingsSchema
+
+from .conftest import KEYS, as_user, form_body
+from .stripe_stubs import checkout_session, stub_create_session
+from .test_hostile_input import send_signal
+
+TOMORROW = (date.today() + timedelta(days=1)).isoformat()
+
+
+def _form(**deposit) -> MultiDict:
+    values = {"paid": "on", "price": "49.90", "currency": "EUR", "vat_rate": "20", "audience": "public",
+              "on_sale": "on", "payment_plan": "deposit", "deposit_kind": "percent", "deposit_value": "30",
+              "balance_due": "after_enrollment", "balance_due_days": "30", "deposit_access": "deposit"}
+    values.update(deposit)
+    return MultiDict({f"lms_stripe-{name}": value for name, value in values.items()})
+
+
+def _save(app, priced, **deposit):
+    with app.test_request_context(headers=as_user("adm")):
+        return send_signal(app, "lms.course.settings_saved", course=priced["c1"], form=_form(**deposit))
+
+
+def _offer(db) -> CourseOffer:
+    db.session.expire_all()
+    return db.session.scalar(select(CourseOffer).where(CourseOffer.course_id == "c1"))
+
+
+def test_a_30_percent_deposit_is_stored(app, db, people, priced):
+    assert _save(app, priced) is None
+    db.session.commit()
+    offer = _offer(db)
+    assert (offer.payment_plan, offer.deposit_percent, offer.deposit_amount) == ("deposit", 3000, None)
+    assert (offer.balance_due, offer.balance_due_days, offer.deposit_access) == ("after_enrollment", 30, "deposit")
+
+
+def test_a_fixed_deposit_on_a_date_is_stored(app, db, people, priced):
+    assert _save(app, priced, deposit_kind="amount", deposit_value="20.00", balance_due="date",
+                 balance_due_date=TOMORROW, deposit_access="full") is None
+    db.session.commit()
+    offer = _offer(db)
+    assert (offer.deposit_amount, offer.deposit_percent, offer.balance_due_date.isoformat(),
+            offer.balance_due_days) == (2000, None, TOMORROW, None)
+
+
+@pytest.mark.parametrize("deposit, field, message", [
+    ({"deposit_kind": "amount", "deposit_value": "0.10"}, "deposit_value", "Stripe's minimum"),
+    ({"deposit_kind": "amount", "deposit_value": "49.90"}, "deposit_value", "must be below the price"),
+    ({"deposit_kind": "amount", "deposit_value": "60"}, "deposit_value", "must be below the price"),
+    ({"deposit_kind": "amount", "deposit_value": "49.70"}, "deposit_value", "balance left after the deposit"),
+    ({"deposit_value": "100"}, "deposit_value", "above 0 and below 100"),
+    ({"deposit_value": "0"}, "deposit_value", "above 0 and below 100"),
+    ({"deposit_value": "-5"}, "deposit_value", "above 0 and below 100"),
+    ({"deposit_value": "0.5"}, "deposit_value", "Stripe's minimum"),  # 0.5 % of €49.90 is €0.25
+    ({"deposit_value": ""}, "deposit_value", "Enter the deposit"),
+    ({"deposit_kind": "both"}, "deposit_kind", "percentage or an amount"),
+    ({"balance_due": "date", "balance_due_date": "2020-01-01"}, "balance_due_date", "after today"),
+    ({"balance_due": "date", "balance_due_date": date.today().isoformat()}, "balance_due_date", "after today"),
+    ({"balance_due": "date", "balance_due_date": "31/12/2030"}, "balance_due_date", "as 2027-03-31"),
+    ({"balance_due_days": "0"}, "balance_due_days", "at least 1 day"),
+    ({"balance_due_days": "9999"}, "balance_due_days", "from 0 to 3650"),
+    ({"balance_due_days": "٣"}, "balance_due_days", "from 0 to 3650"),
+    ({"balance_due": "before_start"}, "balance_due", "no start date"),
+    ({"balance_due": "tomorrow"}, "balance_due", "when the balance is due"),
+    ({"deposit_access": "never"}, "deposit_access", "access to the course"),
+    ({"payment_plan": "layaway"}, "payment_plan", "full payment or a deposit"),
+])
+def test_bad_deposit_terms_are_refused_with_a_message_and_nothing_is_stored(app, db, people, priced, deposit,
+                                                                          field, message):
+    answer = _save(app, priced, **deposit)
+    assert answer is not None and message in answer[f"lms_stripe-{field}"], answer
+    db.session.rollback()
+    assert _offer(db).payment_plan == "full"
+
+
+def test_a_balance_due_before_the_start_needs_a_start_date_to_come(app, db, people, priced, host, monkeypatch):
+    monkeypatch.setattr(host, "course_start", lambda course: date.today() + timedelta(days=10), raising=False)
+    assert "in the past" in _save(app, priced, balance_due="before_start", balance_due_days="10")[
+        "lms_stripe-balance_due_days"]
+    assert _save(app, priced, balance_due="before_start", balance_due_days="7") is None
+
+
+@pytest.mark.parametrize("changes", [
+    {"payment_plan": "deposit"},  # no terms
+    {"payment_plan": "deposit", "deposit_amount": 4990, "balance_due": "after_enrollment", "balance_due_days": 3,
+     "deposit_access": "deposit"},  # not below the price
+    {"payment_plan": "deposit", "deposit_percent": 3000, "deposit_amount": 100, "balance_due": "after_enrollment",
+     "balance_due_days": 3, "deposit_access": "deposit"},  # both a share and an amount
+    {"payment_plan": "deposit", "deposit_percent": 10000, "balance_due": "after_enrollment", "balance_due_days": 3,
+     "deposit_access": "deposit"},
+    {"payment_plan": "deposit", "deposit_percent": 3000, "balance_due": "date", "deposit_access": "deposit"},
+    {"payment_plan": "deposit", "deposit_percent": 3000, "balance_due": "before_start", "balance_due_days": 5000,
+     "deposit_access": "deposit"},
+])
+def test_the_database_refuses_bad_terms_written_around_the_form(db, priced, changes):
+    offer = _offer(db)
+    for name, value in changes.items():
+        setattr(offer, name, value)
+    with pytest.raises(IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+
+
+def test_the_database_refuses_a_deposit_not_below_the_purchase(db, people, priced):
+    db.session.add(Purchase(user_id="u1", course_id="c1", amount=4990, currency="EUR", deposit_amount=4990,
+                            balance_due_at=None, access_on_deposit=True))
+    with pytest.raises(IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+
+
+def test_the_payment_page_offers_the_deposit(app, client, db, people, priced, configured):
+    assert _save(app, priced) is None
+    db.session.commit()
+    page = client.get("/payments/courses/c1", headers=as_user("u1")).get_data(as_text=True)
+    assert "Pay a deposit of €14.97" in page and "Then €34.93, due by" in page
+
+
+@pytest.mark.parametrize("typed, loaded", [("", 7), ("0", 0), ("14", 14), ("365", 365), ("366", None), ("-1", None),
+                                           ("٣", None), ("7d", None)])
+def test_the_grace_period_is_a_number_of_days(app, typed, loaded):
+    form = MultiDict({"default_currency": "EUR", "default_vat_rate": "20", "balance_grace_days": typed})
+    with app.test_request_context():
+        if loaded is None:
+            with pytest.raises(ValidationError) as refused:
+                SettingsSchema().load_form(form)
+            assert "from 0 to 365" in str(refused.value.messages["balance_grace_days"])
+        else:
+            assert SettingsSchema().load_form(form)["balance_grace_days"] == loaded
+
+
+def test_the_deposit_checkout_session_charges_the_deposit_only(app, client, db, people, priced, stripe_http):
+    """What Stripe is sent (the real SDK, Stripe's HTTP stubbed): the deposit as the one line, no invoice
+    creation (the invoice of the full price comes after), no tax rate on the deposit, no promotion code."""
+    payment_settings.save(db.session, {"enabled": True, "vouchers_enabled": True, **KEYS}, actor_id="adm")
+    db.session.commit()
+    assert _save(app, priced) is None
+    db.session.commit()
+    purchase_id = 1
+    stub_create_session(stripe_http, checkout_session(purchase_id, amount=1497))
+    page = client.get("/payments/courses/c1", headers=as_user("u1")).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/payments/checkout/c1", data={"csrf_token": token}, headers=as_user("u1"))
+    assert response.status_code == 303
+    sent = form_body(stripe_http.calls[-1].request)
+    assert sent["line_items[0][price_data][unit_amount]"] == "1497" and sent["mode"] == "payment"
+    assert sent["line_items[0][price_data][product_data][name]"] == "Deposit: Python basics"
+    assert not any(key.startswith(("invoice_creation", "line_items[0][tax_rates]", "allow_promotion_codes"))
+                   for key in sent)
+    purchase = db.session.get(Purchase, purchase_id)
+    assert (purchase.amount, purchase.deposit_amount, purchase.access_on_deposit) == (4990, 1497, True)
+    assert purchase.balance_due_at.date() == date.today() + timedelta(days=30)
