@@ -33,6 +33,18 @@ DEFAULTS: dict[str, object] = {
     "LMS_STRIPE_REMINDER_MAX": None,
     "LMS_STRIPE_BALANCE_GRACE_DAYS": None,
     "LMS_STRIPE_REMINDER_SMS": None,
+    # The seller's legal identity printed on invoices (French law: legal name, address, SIREN or SIRET, VAT
+    # number, legal form), the late-payment penalties they state, and whether buyers are businesses.
+    "LMS_STRIPE_SELLER_LEGAL_NAME": None,
+    "LMS_STRIPE_SELLER_ADDRESS": None,
+    "LMS_STRIPE_SELLER_SIRET": None,
+    "LMS_STRIPE_SELLER_VAT_NUMBER": None,
+    "LMS_STRIPE_SELLER_LEGAL_FORM": None,
+    "LMS_STRIPE_LATE_PAYMENT_TEXT": None,
+    "LMS_STRIPE_BUSINESS_BUYERS": None,
+    # Where "Sign in to buy" leads when the host adapter has no sign_in_url method; "?next=<the page>" is
+    # added. None: the words without a link.
+    "LMS_STRIPE_SIGN_IN_URL": None,
     # Stripe API base address: None for Stripe itself, or the sandbox's URL.
     "LMS_STRIPE_API_BASE": None,
     "LMS_STRIPE_TIMEOUT": 20,
@@ -115,6 +127,13 @@ OVERRIDES: dict[str, str] = {
     "reminder_days": "LMS_STRIPE_REMINDER_DAYS",
     "reminder_max": "LMS_STRIPE_REMINDER_MAX",
     "reminder_sms": "LMS_STRIPE_REMINDER_SMS",
+    "seller_legal_name": "LMS_STRIPE_SELLER_LEGAL_NAME",
+    "seller_address": "LMS_STRIPE_SELLER_ADDRESS",
+    "seller_siret": "LMS_STRIPE_SELLER_SIRET",
+    "seller_vat_number": "LMS_STRIPE_SELLER_VAT_NUMBER",
+    "seller_legal_form": "LMS_STRIPE_SELLER_LEGAL_FORM",
+    "late_payment_text": "LMS_STRIPE_LATE_PAYMENT_TEXT",
+    "business_buyers": "LMS_STRIPE_BUSINESS_BUYERS",
     "balance_grace_days": "LMS_STRIPE_BALANCE_GRACE_DAYS",
 }
 

@@ -107,6 +107,12 @@ class OptionalHostMethods(Protocol):
         (``+33 6 12 34 56 78``) or national in ``LMS_STRIPE_SMS_DEFAULT_REGION``; None if unknown.
         Default (method absent): None, so the learner gets e-mails only."""
 
+    def sign_in_url(self, next_url: str) -> str | None:
+        """Where a visitor signs in, then comes back to ``next_url`` (a page of the site: the course, or the
+        plugin's page that asked): a root-relative or absolute http(s) address, or None for no link.
+        Default (method absent): ``LMS_STRIPE_SIGN_IN_URL`` with ``?next=<next_url>`` added, else no link
+        ("Sign in to buy" is then said without one)."""
+
     def course_start(self, course: Any) -> date | None:
         """The day the course starts, or None if it has no start date. A deposit's balance may be due N days
         before it. Default (method absent): None, so "days before the course starts" cannot be chosen."""

@@ -108,6 +108,30 @@ def stub_credit_note(mock, body, status=200):
     return mock.add(responses.POST, f"{STRIPE}/v1/credit_notes", json=body, status=status)
 
 
+def stub_credit_notes(mock, existing=()):
+    """Stripe's GET /v1/credit_notes?invoice=... (answering ``existing``) and POST /v1/credit_notes answering
+    the credit note it was asked for: numbered after the invoice, linking the refunds sent."""
+    import json
+
+    envelope = {"object": "list", "data": list(existing), "has_more": False, "url": "/v1/credit_notes"}
+    mock.add(responses.GET, re.compile(rf"{STRIPE}/v1/credit_notes\?.*"), json=envelope)
+    made = []
+
+    def create(request):
+        params = form_body(request)
+        made.append(params)
+        links = [{"amount_refunded": int(params.get(f"refunds[{i}][amount_refunded]", params["amount"])),
+                  "refund": params[f"refunds[{i}][refund]"], "type": "refund", "payment_record_refund": None}
+                 for i in range(len([k for k in params if k.endswith("][refund]")]))]
+        note = credit_note(cn_id=f"cn_test_{len(made)}", amount=int(params["amount"]),
+                           number=f"ABC-0001-CN-{len(made):02d}")
+        note.update(refunds=links, invoice=params["invoice"], reason=params.get("reason"))
+        return 200, {}, json.dumps(note)
+
+    mock.add_callback(responses.POST, f"{STRIPE}/v1/credit_notes", callback=create, content_type="application/json")
+    return made
+
+
 def stub_get_refund(mock, obj: dict):
     return mock.add(responses.GET, f"{STRIPE}/v1/refunds/{obj['id']}", json=obj)
 

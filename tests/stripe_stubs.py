@@ -18,11 +18,14 @@ def checkout_session(purchase_id: int, *, user_id="u1", course_id="c1", amount=4
     """A Checkout Session as Stripe returns it for one of our purchases."""
     session_id = session_id or f"cs_test_{purchase_id:04d}"
     metadata = {"lms_purchase_id": str(purchase_id), "lms_user_id": user_id, "lms_course_id": course_id}
+    total = amount if amount_total is None else amount_total
     return stripe_object(
         "checkout_session", id=session_id, url=f"https://checkout.stripe.com/c/pay/{session_id}",
         client_reference_id=f"lms-purchase-{purchase_id}", metadata=metadata, amount_subtotal=amount,
-        amount_total=amount if amount_total is None else amount_total, currency=currency, status=status,
-        payment_status=payment_status, invoice=invoice, payment_intent=payment_intent, customer=customer, mode="payment")
+        amount_total=total, currency=currency, status=status, payment_status=payment_status, invoice=invoice,
+        payment_intent=payment_intent, customer=customer, mode="payment",
+        total_details={"amount_discount": amount - total if isinstance(amount, int) and isinstance(total, int) else 0,
+                       "amount_shipping": 0, "amount_tax": 0})
 
 
 def invoice(purchase_id: int, *, invoice_id="in_test_1", number="ABC-0001", total=4990, tax=832, currency="eur",
@@ -70,7 +73,29 @@ def paid_session(purchase, **changes) -> dict:
     return checkout_session(purchase.id, **fields)
 
 
+def stub_customers(mock):
+    """Stripe's POST /v1/customers (the learner's customer, created before a first Checkout) and
+    POST /v1/customers/{id} (its invoices' language changed): the customer, as sent, ``cus_test_<user>``."""
+    def create(request):
+        sent = form_body(request)
+        customer = stripe_object("customer", id=f"cus_test_{sent['metadata[lms_user_id]']}", email=sent.get("email"),
+                                 preferred_locales=[sent["preferred_locales[0]"]])
+        customer["name"] = sent.get("name")
+        return 200, {}, json.dumps(customer)
+
+    def change(request):
+        customer_id = request.url.split("?")[0].rsplit("/", 1)[1]
+        return 200, {}, json.dumps(stripe_object("customer", id=customer_id,
+                                                 preferred_locales=[form_body(request)["preferred_locales[0]"]]))
+
+    mock.add_callback(responses.POST, f"{STRIPE}/v1/customers", callback=create, content_type="application/json")
+    mock.add_callback(responses.POST, re.compile(rf"{STRIPE}/v1/customers/cus_[A-Za-z0-9_]+$"), callback=change,
+                      content_type="application/json")
+
+
 def stub_create_session(mock, session: dict, status=200):
+    """Stripe's POST /v1/checkout/sessions answering ``session``, and the learner's customer created first."""
+    stub_customers(mock)
     return mock.add(responses.POST, f"{STRIPE}/v1/checkout/sessions", json=session, status=status)
 
 
@@ -93,5 +118,6 @@ def sent(call) -> dict:
     return form_body(call.request)
 
 
-__all__ = ["open_purchase", "paid_session", "checkout_session", "invoice", "payment_intent", "event", "stub_create_session", "stub_retrieve_session",
+__all__ = ["open_purchase", "paid_session", "checkout_session", "invoice", "payment_intent", "event", "stub_create_session", "stub_customers",
+           "stub_retrieve_session",
            "stub_tax_rate", "stripe_error", "sent", "json"]

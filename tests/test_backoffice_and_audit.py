@@ -179,6 +179,7 @@ def test_the_audit_log_lists_every_payment_action_with_its_actor_and_time(app, c
         "paid": {"Stripe"}, "invoice_issued": {"Stripe"}, "refund_requested": {"Ada Admin"},
         "refund_failed": {plugin}, "refund_retried": {"Ada Admin"}, "refund_succeeded": {plugin},
         "access_revoked": {"Ada Admin"}, "dispute_opened": {"Stripe"}, "free_enrollment": {"Max Manager"},
+        "credit_note_issued": {"Ada Admin"},
     }
     said = {action: what for _when, action, _who, what in found}
     assert said["checkout_started"] == "Léa started paying for “Python basics”."

@@ -15,7 +15,7 @@ from lms_stripe_plugin.gateway.client import API_VERSION
 from lms_stripe_plugin.shop.offers import save_offer
 
 from .conftest import STRIPE, as_user, form_body
-from .stripe_stubs import checkout_session, stripe_error, stub_retrieve_session, stub_tax_rate
+from .stripe_stubs import checkout_session, stripe_error, stub_customers, stub_retrieve_session, stub_tax_rate
 
 SESSIONS = f"{STRIPE}/v1/checkout/sessions"
 TAX_RATES = f"{STRIPE}/v1/tax_rates"
@@ -48,6 +48,7 @@ def _serve_sessions(mock, **changes):
         cs = checkout_session(purchase_id, **fields)
         return 200, {}, json.dumps(cs)
 
+    stub_customers(mock)
     mock.add_callback(responses.POST, SESSIONS, callback=reply, content_type="application/json")
 
 
@@ -197,7 +198,7 @@ def test_first_purchase_sends_our_price_and_everything_stripe_needs(client, db, 
 
     [tax_call] = _tax_calls(stripe_ok)
     tax = form_body(tax_call.request)
-    assert tax == {"display_name": "VAT", "percentage": "20.0", "inclusive": "true", "country": "FR",
+    assert tax == {"display_name": "TVA", "percentage": "20.0", "inclusive": "true", "country": "FR",
                    "description": "VAT 20.00 % (FR)", "tax_type": "vat"}
     assert tax_call.request.headers["Idempotency-Key"] == "lms-tax-rate-FR-2000-0"
 
@@ -214,7 +215,8 @@ def test_first_purchase_sends_our_price_and_everything_stripe_needs(client, db, 
     assert sent["line_items[0][price_data][tax_behavior]"] == "inclusive"
     assert sent["line_items[0][price_data][product_data][name]"] == "Python basics"
     assert sent["line_items[0][tax_rates][0]"] == "txr_test_20"
-    assert not any("amount" in key and key != "line_items[0][price_data][unit_amount]" for key in sent)
+    assert not any("amount" in key for key in sent if key not in (
+        "line_items[0][price_data][unit_amount]", "invoice_creation[invoice_data][rendering_options][amount_tax_display]"))
     assert sent["invoice_creation[enabled]"] == "true"
     assert sent["invoice_creation[invoice_data][description]"] == "Python basics"
     for prefix in ("metadata", "invoice_creation[invoice_data][metadata]", "payment_intent_data[metadata]"):
@@ -223,9 +225,19 @@ def test_first_purchase_sends_our_price_and_everything_stripe_needs(client, db, 
     assert sent["client_reference_id"] == f"lms-purchase-{pid}"
     assert _methods(sent) == ["card"]
     assert "allow_promotion_codes" not in sent
-    assert sent["customer_creation"] == "always" and sent["customer_email"] == "lea@example.com"
-    assert "customer" not in sent
+    assert sent["customer"] == "cus_test_u1" and "customer_creation" not in sent and "customer_email" not in sent
     assert sent["locale"] == "en"
+    # The learner's customer, created first in their language: Stripe writes their invoices in it.
+    [customer_call] = [call for call in stripe_ok.calls if call.request.url == f"{STRIPE}/v1/customers"]
+    assert form_body(customer_call.request) == {"email": "lea@example.com", "name": "Léa", "preferred_locales[0]": "en",
+                                                "metadata[lms_user_id]": "u1"}
+    assert customer_call.request.headers["Idempotency-Key"] == "lms-customer-0-u1"
+    assert db.session.execute(select(Customer.stripe_customer_id, Customer.locale)).one() == ("cus_test_u1", "en")
+    # Lines excluding VAT, then VAT per rate, on the invoice's PDF; no legal mentions before the seller's
+    # identity is entered.
+    assert sent["invoice_creation[invoice_data][rendering_options][amount_tax_display]"] == "exclude_tax"
+    assert not any(key.startswith(("invoice_creation[invoice_data][custom_fields]",
+                                   "invoice_creation[invoice_data][footer]")) for key in sent)
     assert started + 3600 - 5 <= int(sent["expires_at"]) <= int(time.time()) + 3600 + 5
     assert sent["success_url"] == "http://lms.test/payments/checkout/success?session_id={CHECKOUT_SESSION_ID}"
     assert sent["cancel_url"] == f"http://lms.test/payments/checkout/cancel/{pid}"
@@ -233,11 +245,11 @@ def test_first_purchase_sends_our_price_and_everything_stripe_needs(client, db, 
     assert db.session.scalar(select(TaxRate.stripe_tax_rate_id).where(TaxRate.rate == 2000)) == "txr_test_20"
 
 
-def test_the_tax_rate_is_created_once_then_one_call_per_click(client, db, token, stripe_ok):
+def test_the_tax_rate_is_created_once(client, db, token, stripe_ok):
     assert _buy(client, token, user="u1").status_code == 303
-    assert len(stripe_ok.calls) == 2
+    assert len(stripe_ok.calls) == 3  # the customer, the tax rate, the session
     assert _buy(client, token, user="u2").status_code == 303
-    assert len(stripe_ok.calls) == 3  # no second tax rate
+    assert len(stripe_ok.calls) == 5  # the customer and the session: no second tax rate
     assert len(_tax_calls(stripe_ok)) == 1
     second = form_body(_session_calls(stripe_ok)[-1].request)
     assert second["line_items[0][tax_rates][0]"] == "txr_test_20"
@@ -314,20 +326,34 @@ def test_payment_methods_follow_the_settings(client, db, token, stripe_http, val
     assert _methods(form_body(_session_calls(stripe_http)[0].request)) == expected
 
 
-def test_the_customer_stored_by_a_completed_session_is_reused(client, db, token, stripe_ok):
+def test_the_customer_stored_by_a_completed_session_is_reused_its_language_set_once(client, db, token, stripe_ok):
+    """A customer Checkout created (before the plugin created customers itself) has no language of ours:
+    the next click sets it, once."""
+    db.session.add(Customer(user_id="emp", stripe_customer_id="cus_test_emma"))
+    db.session.commit()
     assert _buy(client, token, course="c1", user="emp").status_code == 303
-    [first] = _purchases(db)
-    paid = checkout_session(first.id, user_id="emp", course_id="c1", status="complete", payment_status="paid",
-                            customer="cus_test_emma")
-    stub_retrieve_session(stripe_ok, paid)
-    success = client.get(f"/payments/checkout/success?session_id={paid['id']}", headers=as_user("emp"))
-    assert success.status_code == 200
-    assert db.session.scalar(select(Customer.stripe_customer_id).where(Customer.user_id == "emp")) == "cus_test_emma"
-
-    assert _buy(client, token, course="c2", user="emp").status_code == 303
+    [change] = [call for call in stripe_ok.calls if call.request.url == f"{STRIPE}/v1/customers/cus_test_emma"]
+    assert form_body(change.request) == {"preferred_locales[0]": "en"}
     sent = form_body(_session_calls(stripe_ok)[-1].request)
     assert sent["customer"] == "cus_test_emma"
     assert "customer_creation" not in sent and "customer_email" not in sent
+    assert db.session.scalar(select(Customer.locale).where(Customer.user_id == "emp")) == "en"
+
+    calls = len(stripe_ok.calls)
+    assert _buy(client, token, course="c2", user="emp").status_code == 303
+    assert len(stripe_ok.calls) == calls + 1  # the session only
+    assert form_body(_session_calls(stripe_ok)[-1].request)["customer"] == "cus_test_emma"
+
+
+def test_a_learner_buying_in_another_language_gets_invoices_in_it(client, db, host, token, stripe_ok):
+    assert _buy(client, token, course="c1", user="emp").status_code == 303
+    host.locale = "fr"
+    assert _buy(client, token, course="c2", user="emp").status_code == 303
+    [change] = [call for call in stripe_ok.calls if call.request.url == f"{STRIPE}/v1/customers/cus_test_emp"]
+    assert form_body(change.request) == {"preferred_locales[0]": "fr"}
+    db.session.expire_all()
+    assert db.session.execute(select(Customer.stripe_customer_id, Customer.locale)).one() == ("cus_test_emp", "fr")
+    assert form_body(_session_calls(stripe_ok)[-1].request)["locale"] == "fr"
 
 
 def test_locale_comes_from_the_host(client, host, token, stripe_ok):
@@ -425,6 +451,7 @@ def _idempotency_error(mock):
 
 def test_stripe_unreachable_shows_a_message_and_the_retry_uses_the_same_key(client, db, token, stripe_http):
     stub_tax_rate(stripe_http)  # the session call is not registered: it fails with a connection error
+    stub_customers(stripe_http)
     response = _buy(client, token)
     assert response.status_code == 502
     page = response.get_data(as_text=True)
@@ -452,6 +479,7 @@ def test_an_answer_stripe_keeps_for_its_key_makes_the_retry_start_afresh(client,
                                                                        status, message):
     """Stripe replays a saved error for the same idempotency key: the next click needs a new purchase."""
     stub_tax_rate(stripe_http)
+    stub_customers(stripe_http)
     fail(stripe_http)
     response = _buy(client, token)
     assert response.status_code == status
@@ -477,6 +505,7 @@ def test_an_answer_stripe_keeps_for_its_key_makes_the_retry_start_afresh(client,
 ])
 def test_stripe_refusing_the_request_shows_its_reason(client, db, token, stripe_http, fail, message):
     stub_tax_rate(stripe_http)
+    stub_customers(stripe_http)
     fail(stripe_http)
     response = _buy(client, token)
     assert response.status_code == 502, _alert(response)
@@ -486,6 +515,7 @@ def test_stripe_refusing_the_request_shows_its_reason(client, db, token, stripe_
 
 def test_stripe_refusing_the_key_is_a_configuration_message(client, db, token, stripe_http):
     stub_tax_rate(stripe_http)
+    stub_customers(stripe_http)
     stripe_error(stripe_http, responses.POST, "/v1/checkout/sessions", 401, "invalid_request_error",
                  "Invalid API Key provided: sk_test_****ijkl")
     response = _buy(client, token)
@@ -496,6 +526,7 @@ def test_stripe_refusing_the_key_is_a_configuration_message(client, db, token, s
 def test_a_retry_long_after_a_failed_attempt_still_gets_a_session(client, db, token, stripe_http):
     """Stripe accepts an expiry 30 minutes to 24 hours away: a purchase kept for a retry must still allow it."""
     stub_tax_rate(stripe_http)
+    stub_customers(stripe_http)
     assert _buy(client, token).status_code == 502  # Stripe unreachable
     [purchase] = _purchases(db)
     purchase.expires_at = utcnow() + timedelta(minutes=20)  # the learner comes back 40 minutes later
@@ -509,6 +540,7 @@ def test_a_retry_long_after_a_failed_attempt_still_gets_a_session(client, db, to
 
 def test_json_clients_get_the_error_as_json(client, token, stripe_http):
     stub_tax_rate(stripe_http)
+    stub_customers(stripe_http)
     _server_error(stripe_http)
     response = client.post("/payments/checkout/c1", data={"csrf_token": token},
                            headers={**as_user("u1"), "Accept": "application/json"})

@@ -53,10 +53,21 @@ def test_catalog_shows_prices_and_filters(demo):
 
 def test_course_page_offers_buy_or_asks_to_sign_in(demo):
     client = demo.test_client()
-    assert "Sign in to buy" in client.get("/courses/1").get_data(as_text=True)
-    _login(client, "learner")
     page = client.get("/courses/1").get_data(as_text=True)
-    assert "€49.90" in page and "/payments/checkout/1" in page
+    # The demo's host adapter names its sign-in page (Host.sign_in_url), which brings the visitor back.
+    [sign_in] = re.findall(r'<a class="button lms-stripe-sign-in" href="([^"]+)">Sign in to buy', page)
+    assert sign_in == "/demo/sign-in?next=/courses/1"
+    accounts = client.get(sign_in).get_data(as_text=True)
+    assert 'href="/demo/login/learner?next=/courses/1"' in accounts
+    assert client.get("/demo/login/learner?next=/courses/1").headers["Location"] == "/courses/1"
+    page = client.get("/courses/1").get_data(as_text=True)
+    assert "Buy for €49.90" in page and "/payments/checkout/1" in page
+
+
+def test_the_sign_in_page_brings_back_only_to_this_site(demo):
+    client = demo.test_client()
+    page = client.get("/demo/sign-in?next=https://evil.example/").get_data(as_text=True)
+    assert "evil.example" not in page and 'href="/demo/login/learner?next=/catalog"' in page
 
 
 def test_self_enrollment_in_a_paid_course_goes_to_the_payment_page(demo):

@@ -15,7 +15,7 @@ from lms_stripe_plugin.sync.handlers import HANDLERS, Handling
 from lms_stripe_plugin.testing import post_webhook
 
 from .conftest import KEYS, ON_POSTGRES, STRIPE, stripe_object
-from .refund_support import charge, dispute, paid_purchase, purchase_and_invoice, refund
+from .refund_support import charge, dispute, paid_purchase, purchase_and_invoice, refund, stub_credit_notes
 from .stripe_stubs import checkout_session, event, invoice, open_purchase, paid_session, payment_intent
 
 SECRET = KEYS["webhook_secrets"][0]
@@ -56,7 +56,9 @@ def _version(db, stripe_id):
 
 def test_a_purchases_whole_life_costs_no_stripe_call(client, db, host, purchase, stripe_http, signals):
     """Every event of a purchase, from payment to a partial refund and a lost dispute: each applies what it
-    carries. (Any call would reach `responses`, which knows no Stripe URL here, and fail the delivery.)"""
+    carries. (Any call would reach `responses`, which knows no other Stripe URL here, and fail the delivery.)
+    The one follow-up: the credit note of the refund made in the Dashboard, asked once its event is applied."""
+    issued = stub_credit_notes(stripe_http)
     life = [
         ("checkout.session.completed", _session(purchase)),
         ("invoice.finalized", dict(invoice(purchase.id), status="open")),
@@ -74,7 +76,11 @@ def test_a_purchases_whole_life_costs_no_stripe_call(client, db, host, purchase,
         status = _send(client, event_type, obj, f"evt_{second}", created=1767225600 + second)
         calls[event_type] = len(stripe_http.calls)
         assert status == ("ignored" if event_type == "charge.refunded" else "handled"), event_type
-    assert set(calls.values()) == {0}, calls
+    assert calls == {**{event_type: 0 for event_type, _obj in life[:3]},
+                     **{event_type: 2 for event_type, _obj in life[3:]}}, calls
+    assert [(c.request.method, c.request.url.split("?")[0].rsplit("/", 1)[1]) for c in stripe_http.calls] == [
+        ("GET", "credit_notes"), ("POST", "credit_notes")]
+    assert [made["refunds[0][refund]"] for made in issued] == ["re_1"]
     purchase, invoice_row = purchase_and_invoice(db, purchase.id)
     assert (purchase.status, purchase.amount_refunded, purchase.dispute_status) == ("cancelled", 1000, "lost")
     assert (invoice_row.number, invoice_row.status, invoice_row.amount_refunded) == \
@@ -98,14 +104,16 @@ def test_a_refund_before_its_payment_is_recorded_reads_the_payment_then_records_
     stripe_http.add(responses.GET, re.compile(rf"{STRIPE}/v1/payment_intents/pi_test_1(\?.*)?$"), json=pi)
     stripe_http.add(responses.GET, re.compile(rf"{STRIPE}/v1/checkout/sessions/{purchase.stripe_checkout_session_id}"
                                               r"(\?.*)?$"), json=paid_session(purchase))
+    stub_credit_notes(stripe_http)
     assert _send(client, "refund.created", refund(amount=4990), "evt_refund") == "handled"
-    assert [c.request.url.split("?")[0].rsplit("/", 2)[-2] for c in stripe_http.calls] == \
-        ["payment_intents", "sessions"]
+    # Then, once recorded, the follow-up: the refund's credit note, looked for and issued.
+    assert [c.request.url.split("?")[0].split("/v1/")[1].split("/")[0] for c in stripe_http.calls] == \
+        ["payment_intents", "checkout", "credit_notes", "credit_notes"]
     purchase_row, invoice_row = purchase_and_invoice(db, purchase.id)
     assert purchase_row.status == "cancelled" and invoice_row.status == "cancelled"
     assert host.calls == [("enroll", "u1", "c1"), ("unenroll", "u1", "c1")]
     assert _send(client, "checkout.session.completed", _session(purchase), "evt_completed") == "handled"
-    assert len(stripe_http.calls) == 2 and len(signals["purchase_completed"]) == 1
+    assert len(stripe_http.calls) == 4 and len(signals["purchase_completed"]) == 1
 
 
 def test_a_failed_delayed_payment_reads_its_reason_once_and_only_while_it_matters(client, db, purchase,

@@ -15,7 +15,7 @@ from lms_stripe_plugin.testing import post_webhook
 
 from .conftest import KEYS, STRIPE, as_user
 from .minimal_host import Seat
-from .stripe_stubs import checkout_session, event, invoice, open_purchase, paid_session, payment_intent
+from .stripe_stubs import checkout_session, event, invoice, open_purchase, paid_session, payment_intent, stub_customers
 
 SECRET = KEYS["webhook_secrets"][0]
 
@@ -276,6 +276,7 @@ def test_an_expired_session_lets_the_learner_start_again(client, db, purchase, s
     page = client.get("/payments/courses/c1", headers=as_user("u1")).get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     stripe_http.add(responses.POST, f"{STRIPE}/v1/tax_rates", json={"id": "txr_test_20", "object": "tax_rate"})
+    stub_customers(stripe_http)
     stripe_http.add(responses.POST, f"{STRIPE}/v1/checkout/sessions", json=checkout_session(
         purchase.id + 1, session_id="cs_test_again"))
     response = client.post("/payments/checkout/c1", data={"csrf_token": token}, headers=as_user("u1"))
@@ -325,6 +326,7 @@ def test_paying_the_old_tab_of_a_replaced_purchase_still_enrolls_the_learner(cli
     page = client.get("/payments/courses/c1", headers=as_user("u1")).get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     stripe_http.add(responses.POST, f"{STRIPE}/v1/tax_rates", json={"id": "txr_test_20", "object": "tax_rate"})
+    stub_customers(stripe_http)
     stripe_http.add(responses.POST, f"{STRIPE}/v1/checkout/sessions",
                     json=checkout_session(purchase.id + 1, session_id="cs_test_new"))
     assert client.post("/payments/checkout/c1", data={"csrf_token": token}, headers=as_user("u1")).status_code == 303

@@ -35,7 +35,7 @@ from .conftest import KEYS, STRIPE, as_user, form_body
 from .link_support import make_link
 from .minimal_host import Seat
 from .refund_support import paid_purchase
-from .stripe_stubs import checkout_session
+from .stripe_stubs import checkout_session, stub_customers
 
 SECRET = KEYS["webhook_secrets"][0]
 HOST = "lms.test"  # SERVER_NAME of the minimal host
@@ -227,7 +227,8 @@ def _no_stripe(stripe_http):
 @FUZZ
 @given(form=fields(("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
                     "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
-                    "sepa_debit_enabled", "automatic_tax", "terms_url")),
+                    "sepa_debit_enabled", "automatic_tax", "terms_url", "seller_legal_name", "seller_address",
+                    "seller_siret", "seller_vat_number", "seller_legal_form", "late_payment_text", "business_buyers")),
        base=st.booleans(), as_json=st.booleans())
 def test_settings_post_any_input(client, db, stripe_http, configured, token, user, form, base, as_json):
     data = {**({"default_currency": "EUR", "default_vat_rate": "20"} if base else {}), **form}
@@ -750,6 +751,7 @@ def _serve_checkout(stripe_http) -> list:
         stripe_http.add_callback(responses.POST, f"{STRIPE}/v1/checkout/sessions", callback=reply,
                                  content_type="application/json")
         stripe_http.add(responses.POST, f"{STRIPE}/v1/tax_rates", json={"id": "txr_test_20", "object": "tax_rate"})
+        stub_customers(stripe_http)  # the learner's customer, created before their first Checkout
     holder["sent"] = []
     return holder["sent"]
 

@@ -13,7 +13,8 @@ from lms_stripe_plugin.core.models import AuditEntry, Dispute, Event, Refund
 from .conftest import as_user, stripe_object
 from .refund_support import (charge, credit_note, csrf, dispute, enrolled, paid_purchase,
                              purchase_and_invoice, refund, refunds_of, rows, send_event,
-                             stub_create_refund, stub_credit_note, stub_get_refund, text, unenrolls)
+                             stub_create_refund, stub_credit_note, stub_credit_notes, stub_get_refund, text,
+                             unenrolls)
 
 
 @pytest.fixture
@@ -66,6 +67,7 @@ def _orders(obj, charge_obj):
 def test_a_full_refund_from_the_dashboard_cancels_the_invoice_and_revokes_access_once(client, db, host, paid,
                                                                                        stripe_http, signals, order):
     purchase_id, invoice_id = paid
+    issued = stub_credit_notes(stripe_http)
 
     deliver(client, _orders(FULL, charge())[order])
 
@@ -83,10 +85,20 @@ def test_a_full_refund_from_the_dashboard_cancels_the_invoice_and_revokes_access
     assert sorted((e.type, e.status) for e in rows(db, Event)) == [
         ("charge.refund.updated", "processed"), ("charge.refunded", "ignored"), ("refund.created", "processed"),
         ("refund.updated", "processed")]
-    assert len(stripe_http.calls) == 0
+    # Nothing is read from Stripe to apply them; once the refund is recorded, the invoice gets its credit note:
+    # the plugin looks for one linking the refund, finds none, and issues it, once.
+    assert [(c.request.method, c.request.url.split("?")[0].rsplit("/", 1)[1]) for c in stripe_http.calls] == [
+        ("GET", "credit_notes"), ("POST", "credit_notes")]
+    assert issued == [{"invoice": "in_test_1", "amount": "4990", "refunds[0][type]": "refund",
+                       "refunds[0][refund]": "re_dash_1", "refunds[0][amount_refunded]": "4990",
+                       "reason": "order_change", "metadata[lms_refund_id]": str(row.id)}]
+    assert stripe_http.calls[1].request.headers["Idempotency-Key"] == f"lms-credit-note-{row.id}"
+    db.session.expire_all()
+    assert db.session.get(Refund, row.id).stripe_credit_note_id == "cn_test_1"
 
     shown = text(client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm")))
     assert "Cancelled" in shown and "Stripe dashboard" in shown and "Revoked" in shown
+    assert "ABC-0001-CN-01" in shown
 
 
 @pytest.mark.parametrize("order", list(_orders(refund(refund_id="re_dash_1", amount=1000), charge())))
@@ -110,6 +122,7 @@ def test_a_partial_refund_from_the_dashboard_is_recorded_and_access_is_kept(clie
 
 def test_dashboard_refunds_adding_up_to_the_total_cancel_the_purchase(client, db, host, paid, stripe_http, signals):
     purchase_id, _invoice_id = paid
+    issued = stub_credit_notes(stripe_http)
     first = refund(refund_id="re_dash_1", amount=1000)
     rest = refund(refund_id="re_dash_2", amount=3990)
 
@@ -120,7 +133,10 @@ def test_dashboard_refunds_adding_up_to_the_total_cancel_the_purchase(client, db
     purchase, invoice = purchase_and_invoice(db, purchase_id)
     assert (invoice.status, invoice.amount_refunded) == ("cancelled", 4990)
     assert purchase.status == "cancelled" and purchase.amount_refunded == 4990
-    assert unenrolls(host) == 1 and count(signals, "access_revoked") == 1 and len(stripe_http.calls) == 0
+    assert unenrolls(host) == 1 and count(signals, "access_revoked") == 1
+    # A credit note for each refund, linking it.
+    assert [(made["refunds[0][refund]"], made["amount"]) for made in issued] == [("re_dash_1", "1000"),
+                                                                                  ("re_dash_2", "3990")]
 
 
 def test_a_pending_dashboard_refund_is_refund_pending_until_it_succeeds(client, db, host, paid, stripe_http,

@@ -93,6 +93,25 @@ def test_blank_secrets_keep_the_stored_ones(client, token, db):
     ({"enabled": "maybe"}, "enabled", "Tick"),
     ({"enabled": "on"}, "enabled", "before enabling"),
     ({"publishable_key": "pk_live_51Abcdefghijkl", "secret_key": "sk_test_51Abcdefghijkl"}, "secret_key", "both be test"),
+    # The seller's identity on invoices: SIREN/SIRET check digit (Luhn), French VAT number key and SIREN.
+    ({"seller_legal_name": "X", "seller_siret": "732 829 320 00075"}, "seller_siret", "does not check out"),
+    ({"seller_legal_name": "X", "seller_siret": "732829321"}, "seller_siret", "does not check out"),
+    ({"seller_legal_name": "X", "seller_siret": "7328293200007"}, "seller_siret", "14 digits"),
+    ({"seller_legal_name": "X", "seller_siret": "732829320OOO74"}, "seller_siret", "14 digits"),
+    ({"seller_legal_name": "X", "seller_siret": "７３２８２９３２０"}, "seller_siret", "9 digits"),
+    ({"seller_legal_name": "X", "seller_vat_number": "FR45732829320"}, "seller_vat_number", "does not check out"),
+    ({"seller_legal_name": "X", "seller_vat_number": "FR44732829321"}, "seller_vat_number", "does not check out"),
+    ({"seller_legal_name": "X", "seller_vat_number": "DE123456789"}, "seller_vat_number", "French VAT number"),
+    ({"seller_legal_name": "X", "seller_vat_number": "FR4473282932"}, "seller_vat_number", "French VAT number"),
+    ({"seller_legal_name": "X", "seller_siret": "404833048", "seller_vat_number": "FR44732829320"},
+     "seller_vat_number", "SIREN 732829320"),
+    ({"seller_siret": "732829320"}, "seller_legal_name", "Enter the legal name"),
+    ({"seller_legal_name": "x" * 141}, "seller_legal_name", "At most 140"),
+    ({"seller_legal_name": "X", "seller_legal_form": "x" * 141}, "seller_legal_form", "At most 140"),
+    ({"seller_legal_name": "X", "seller_address": "1\n2\n3\n4\n5"}, "seller_address", "At most 4 lines"),
+    ({"seller_legal_name": "X", "seller_address": "1 rue\x1b[31m"}, "seller_address", "control characters"),
+    ({"seller_legal_name": "X", "late_payment_text": "x" * 1001}, "late_payment_text", "At most 1000"),
+    ({"business_buyers": "perhaps"}, "business_buyers", "Tick"),
 ])
 def test_bad_input_comes_back_per_field_and_nothing_is_saved(client, token, db, fields, field, message):
     response = _post(client, token, **fields)
@@ -212,3 +231,41 @@ def test_a_save_that_leaves_payments_on_says_nothing_more(client, token, db, con
     page = client.get(URL, headers=as_user("adm")).get_data(as_text=True)
     assert "Payment settings saved." in page and "payments are off" not in page.lower()
     assert "Learners can buy paid courses." in page
+
+
+def test_the_sellers_identity_is_saved_checked_and_shown_as_typed(client, token, db):
+    response = _post(client, token, seller_legal_name="  École du Code SAS ", seller_siret="732 829 320 00074",
+                     seller_vat_number="fr 44 732 829 320", seller_legal_form="SAS au capital de 10 000 €",
+                     seller_address="12 rue des Écoles\r\n\r\n 75005 Paris ", business_buyers="on")
+    assert response.status_code == 302
+    stored = payment_settings.load(db.session)
+    assert (stored.seller_legal_name, stored.seller_siret, stored.seller_vat_number, stored.seller_legal_form,
+            stored.seller_address, stored.business_buyers, stored.late_payment_text) == (
+        "École du Code SAS", "73282932000074", "FR44732829320", "SAS au capital de 10 000 €",
+        "12 rue des Écoles\n75005 Paris", True, None)
+    page = client.get(URL, headers=as_user("adm")).get_data(as_text=True)
+    assert 'value="732 829 320 00074"' in page and 'value="FR44732829320"' in page
+    assert "12 rue des Écoles\n75005 Paris</textarea>" in page
+    # The default wording of the penalties, in the administrator's language, shown where it can be replaced.
+    assert 'placeholder="Late payment: penalties at three times the French legal interest rate' in page
+
+
+@pytest.mark.parametrize("siret", ["356 000 000 00048", "35600000049238"])
+def test_la_poste_sirets_follow_their_own_check(client, token, db, siret):
+    """INSEE: La Poste's establishments (SIREN 356 000 000) have SIRETs whose digits add up to a multiple of 5."""
+    assert _post(client, token, seller_legal_name="La Poste", seller_siret=siret).status_code == 302
+    assert payment_settings.load(db.session).seller_siret == siret.replace(" ", "")
+
+
+def test_a_vat_number_with_a_letter_key_is_taken_without_a_key_check(client, token, db):
+    assert _post(client, token, seller_legal_name="X", seller_vat_number="FRXY732829320").status_code == 302
+    assert payment_settings.load(db.session).seller_vat_number == "FRXY732829320"
+
+
+@pytest.mark.parametrize("field", ["seller_legal_name", "seller_address", "seller_legal_form", "late_payment_text"])
+def test_markup_in_the_sellers_details_is_kept_as_text(client, token, db, field):
+    markup = "<script>alert(1)</script>"
+    assert _post(client, token, **{"seller_legal_name": "X", field: markup}).status_code == 302
+    assert getattr(payment_settings.load(db.session), field) == markup
+    page = client.get(URL, headers=as_user("adm")).get_data(as_text=True)
+    assert markup not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

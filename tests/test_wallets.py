@@ -9,7 +9,7 @@ from lms_stripe_plugin.accounts import wallets
 from lms_stripe_plugin.core.models import PaymentMethodConfig, Purchase
 
 from .conftest import STRIPE, form_body
-from .stripe_stubs import stripe_error, stub_tax_rate
+from .stripe_stubs import stripe_error, stub_customers, stub_tax_rate
 from .test_checkout import _buy, _save_settings, _serve_sessions, _token
 
 CONFIGS = f"{STRIPE}/v1/payment_method_configurations"
@@ -99,6 +99,7 @@ def test_a_refused_creation_calls_no_session_and_remembers_nothing(client, db, t
 def test_the_configuration_is_remembered_even_when_the_session_fails(client, db, token, stripe_http):
     _save_settings(db, wallets_enabled=True)
     stub_tax_rate(stripe_http)
+    stub_customers(stripe_http)
     stripe_http.add(responses.POST, CONFIGS, json=_configuration())
     stripe_error(stripe_http, responses.POST, "/v1/checkout/sessions", 400, "invalid_request_error", "No.")
     assert _buy(client, token).status_code == 502
@@ -110,6 +111,7 @@ def test_a_configuration_stripe_no_longer_knows_is_created_again(client, db, tok
     wallets.remember(db.session, wallets.ConfigurationWanted(), "pmc_other_account", livemode=False)
     db.session.commit()
     stub_tax_rate(stripe_http)
+    stub_customers(stripe_http)
     stripe_error(stripe_http, responses.POST, "/v1/checkout/sessions", 400, "invalid_request_error",
                  "No such payment_method_configuration: 'pmc_other_account'", code="resource_missing")
     assert _buy(client, token).status_code == 404

@@ -63,6 +63,14 @@ class EffectiveSettings:
     reminder_days: str = "-3,1,7"  # days relative to a request's due date
     reminder_max: int = 3
     reminder_sms: bool = False
+    #: The seller's legal identity on invoices, and what they say of late payment (billing/legal.py).
+    seller_legal_name: str | None = None
+    seller_address: str | None = None
+    seller_siret: str | None = None
+    seller_vat_number: str | None = None
+    seller_legal_form: str | None = None
+    late_payment_text: str | None = None
+    business_buyers: bool = False
     #: Days after a deposit's balance was due before the learner's access is suspended.
     balance_grace_days: int = 7
     #: Secrets set in the app config, in clear.
@@ -179,7 +187,9 @@ _MISSING_REASON = {
 _PLAIN = ("enabled", "publishable_key", "default_currency", "default_vat_rate", "vouchers_enabled",
           "wallets_enabled", "klarna_enabled", "klarna_minimum", "sepa_debit_enabled", "automatic_tax",
           "terms_url", "catalog_revision", "school_name", "partial_payments_enabled", "partial_minimum",
-          "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days")
+          "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days", "seller_legal_name",
+          "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form", "late_payment_text",
+          "business_buyers")
 #: The settings row, read on every page that shows prices: built once (SQLAlchemy caches its SQL).
 _ROW = select(*(getattr(Settings, name) for name in _PLAIN),
               *(getattr(Settings, column) for column in SECRETS.values())).where(Settings.id == 1)

@@ -24,7 +24,7 @@ from ..errors import PaymentsError, ValidationFailed
 from ..gateway.types import InvoiceAddLinesParamsLine, InvoiceCreateParams
 from ..money import Money, check_chargeable, vat_split
 from .. import signals
-from . import customers, taxes
+from . import customers, legal, taxes
 
 MAX_LINES = 20
 
@@ -101,37 +101,42 @@ class StripeDraft:
     due_at: datetime
     customer: str | None  # known
     rates: dict[int, str | None]  # VAT rate (basis points) -> Stripe tax rate, None when to create
+    mentions: legal.InvoiceMentions  # in the language of the customer's invoices
 
 
 def stripe_draft(state: PluginState, invoice: Invoice, *, locale: str) -> StripeDraft:
     """Read what creating the invoice at Stripe needs (in the step before, so that the next one calls Stripe
-    first)."""
+    first). The invoice is in the language of the learner's customer at Stripe, or ``locale`` for a learner
+    who has none yet (their customer is created in it)."""
     settings = payment_settings.load(state.session)
     if invoice.user_id is None:  # only an invoice of a payment link's payment has no learner: Checkout issued it
         raise NotIssued(_("This invoice is issued by Stripe already."))
     rates = {line.vat_rate: (taxes.known(state.session, taxes.wanted(line.vat_rate), livemode=settings.livemode)
                              if line.vat_rate else None) for line in invoice.lines}
-    return StripeDraft(invoice.id, invoice.user_id, invoice.user_email, invoice.user_name, locale,
+    customer = customers.known_customer(state.session, invoice.user_id, livemode=settings.livemode)
+    language = (customer.locale if customer else None) or locale
+    return StripeDraft(invoice.id, invoice.user_id, invoice.user_email, invoice.user_name, language,
                        invoice.currency, invoice.due_at or _end_of(utcnow().date()),
-                       customers.known(state.session, invoice.user_id, livemode=settings.livemode), rates)
+                       customer.stripe_id if customer else None, rates, legal.mentions(settings, language))
 
 
 def create_at_stripe(state: PluginState, plan: StripeDraft) -> None:
     """Create (or find, by their keys) the customer, the VAT rates and the invoice at Stripe, then record."""
     settings = payment_settings.load(state.session)
-    customer = plan.customer or customers.create(state, settings, user_id=plan.user_id, email=plan.email,
-                                                 name=plan.name, locale=plan.locale)
+    customer = plan.customer or customers.create(state, settings, customers.CustomerWanted(
+        plan.user_id, plan.email, plan.name, plan.locale))
     created_rates = {rate: taxes.create(state, settings, taxes.wanted(rate))
                      for rate, known in plan.rates.items() if rate and known is None}
     params: InvoiceCreateParams = {
         "customer": customer, "collection_method": "send_invoice", "currency": plan.currency.lower(),
         "due_date": int(plan.due_at.timestamp()), "auto_advance": False, "pending_invoice_items_behavior": "exclude",
-        "metadata": {"lms_invoice_id": str(plan.invoice_id), "lms_user_id": plan.user_id}}
+        "metadata": {"lms_invoice_id": str(plan.invoice_id), "lms_user_id": plan.user_id},
+        **legal.invoice_params(plan.mentions)}
     created = state.gateway.create_invoice(params, api_key=settings.secret_key,
                                            idempotency_key=f"lms-invoice-{plan.invoice_id}")
     session = state.session
     if plan.customer is None:
-        customers.remember(session, plan.user_id, customer, livemode=settings.livemode)
+        customers.remember(session, plan.user_id, customer, livemode=settings.livemode, locale=plan.locale)
     for rate, stripe_id in created_rates.items():
         taxes.remember(session, taxes.wanted(rate), stripe_id, livemode=settings.livemode)
     invoice = session.get(Invoice, plan.invoice_id)

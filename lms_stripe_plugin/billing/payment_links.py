@@ -32,7 +32,7 @@ from ..core.txn import transition
 from ..core.urls import public_url
 from ..errors import NotPurchasable, UnreadableSecret, ValidationFailed
 from ..money import Money, MoneyError, check_chargeable
-from . import customers, links, paying, taxes
+from . import customers, legal, links, paying, taxes
 
 MAX_TITLE = 200
 MAX_PURPOSE = 1000
@@ -329,9 +329,11 @@ def _plan(state: PluginState, link: PaymentLink, payer: Payer, attempt: PaymentA
         "currency": link.currency.lower(), "unit_amount": attempt.amount, "tax_behavior": "inclusive",
         "product_data": {"name": link.title[:250], "description": link.purpose[:MAX_PURPOSE],
                          "metadata": {"lms_link_id": str(link.id)}}}}]
-    params["invoice_creation"] = {"enabled": True, "invoice_data": {
-        "description": link.purpose[:MAX_PURPOSE], "metadata": metadata,
-        "custom_fields": [{"name": _("Paid by")[:40], "value": payer.name[:MAX_NAME]}]}}
+    # The seller's legal mentions too (billing/legal.py), in the payer's language: the Checkout's.
+    invoice_data = legal.checkout_invoice_data(legal.mentions(settings, current_locale()),
+                                               first=((_("Paid by")[:40], payer.name[:MAX_NAME]),))
+    invoice_data.update({"description": link.purpose[:MAX_PURPOSE], "metadata": metadata})
+    params["invoice_creation"] = {"enabled": True, "invoice_data": invoice_data}
     params["payment_intent_data"] = {"metadata": metadata, "description": link.title[:1000]}
     known = customers.known(state.session, payer.user_id, livemode=settings.livemode) if payer.user_id else None
     if known:

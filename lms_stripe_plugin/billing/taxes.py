@@ -41,11 +41,21 @@ def create(state: PluginState, settings, rate: TaxRateWanted) -> str:
     """Create the inclusive Stripe Tax Rate (or get the one its key created before): its id."""
     percentage = Decimal(rate.rate).scaleb(-2)  # basis points: 550 is 5.5 %
     created = state.gateway.create_tax_rate(
-        {"display_name": "VAT", "percentage": float(percentage), "inclusive": True, "country": rate.country,
+        {"display_name": display_name(rate.country), "percentage": float(percentage), "inclusive": True,
+         "country": rate.country,
          "description": f"VAT {percentage:f} % ({rate.country})", "tax_type": "vat"},
         api_key=settings.secret_key,
         idempotency_key=f"lms-tax-rate-{rate.country}-{rate.rate}-{int(settings.livemode)}")
     return created["id"]
+
+
+def display_name(country: str) -> str:
+    """The tax's name as Stripe prints it on invoices, whatever their language: French invoices say TVA."""
+    return TAX_NAMES.get(country, "VAT")
+
+
+#: The name of VAT on the invoices of a school in these countries (elsewhere: "VAT").
+TAX_NAMES = {"FR": "TVA"}
 
 
 def remember(session, rate: TaxRateWanted, stripe_id: str, *, livemode: bool) -> None:

@@ -162,6 +162,13 @@ class RefundOrigin(Labelled):
     SYSTEM = "system"
 
 
+class CreditNoteStatus(Labelled):
+    """Stripe's credit note statuses: "issued", or "void" once voided (it never comes back)."""
+
+    ISSUED = "issued"
+    VOID = "void"
+
+
 class EventStatus(Labelled):
     """A stored Stripe event: "rejected" ones are signed but unusable, and are never handled again."""
 
@@ -224,6 +231,8 @@ class AuditAction(Labelled):
     PAYMENT_RECEIVED = "payment_received"
     REMINDER_SENT = "reminder_sent"
     MESSAGE_FAILED = "message_failed"
+    CREDIT_NOTE_ISSUED = "credit_note_issued"
+    CREDIT_NOTE_VOIDED = "credit_note_voided"
     ACCESS_SUSPENDED = "access_suspended"
     BALANCE_PAID = "balance_paid"
     PAYMENT_LINK_CREATED = "payment_link_created"
@@ -311,6 +320,10 @@ _LABELS: dict[type, dict] = {
         RefundOrigin.DASHBOARD: N_("Stripe dashboard"),
         RefundOrigin.SYSTEM: N_("Automatic (duplicate payment)"),
     },
+    CreditNoteStatus: {
+        CreditNoteStatus.ISSUED: N_("Issued"),
+        CreditNoteStatus.VOID: N_("Void"),
+    },
     EventStatus: {
         EventStatus.RECEIVED: N_("Received"),
         EventStatus.PROCESSED: N_("Handled"),
@@ -359,6 +372,8 @@ _LABELS: dict[type, dict] = {
         AuditAction.PAYMENT_RECEIVED: N_("Payment received"),
         AuditAction.REMINDER_SENT: N_("Reminder sent"),
         AuditAction.MESSAGE_FAILED: N_("Message not delivered"),
+        AuditAction.CREDIT_NOTE_ISSUED: N_("Credit note issued"),
+        AuditAction.CREDIT_NOTE_VOIDED: N_("Credit note voided"),
         AuditAction.ACCESS_SUSPENDED: N_("Access suspended: balance overdue"),
         AuditAction.BALANCE_PAID: N_("Balance paid"),
         AuditAction.PAYMENT_LINK_CREATED: N_("Payment link created"),

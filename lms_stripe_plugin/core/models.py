@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..money import Money
-from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, BalanceDue, Channel, DepositAccess,
-                    EventStatus, InvoiceSource, InvoiceStatus, MessageStatus, PaymentLinkStatus, PaymentPlan,
-                    PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus, RejectReason)
+from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, BalanceDue, Channel, CreditNoteStatus,
+                    DepositAccess, EventStatus, InvoiceSource, InvoiceStatus, MessageStatus, PaymentLinkStatus,
+                    PaymentPlan, PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus, RejectReason)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -109,6 +109,17 @@ class Settings(Base):
     reminder_days: Mapped[str] = mapped_column(sa.String(64), default="-3,1,7", server_default="-3,1,7")
     reminder_max: Mapped[int] = mapped_column(default=3, server_default="3")
     reminder_sms: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: The seller's legal identity, printed on every invoice the plugin has Stripe make (billing/legal.py):
+    #: legal name, postal address, SIREN or SIRET, French VAT number, legal form (with its share capital).
+    seller_legal_name: Mapped[str | None] = mapped_column(sa.String(140))
+    seller_address: Mapped[str | None] = mapped_column(sa.String(300))
+    seller_siret: Mapped[str | None] = mapped_column(sa.String(14))
+    seller_vat_number: Mapped[str | None] = mapped_column(sa.String(13))
+    seller_legal_form: Mapped[str | None] = mapped_column(sa.String(140))
+    #: The late-payment penalties the invoices state (None: the plugin's wording of the legal rate).
+    late_payment_text: Mapped[str | None] = mapped_column(sa.String(1000))
+    #: The buyers are businesses: invoices state the 40 € fixed compensation for recovery costs.
+    business_buyers: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: Days after a deposit's balance was due before the learner's access is suspended (shop/deposits.py).
     balance_grace_days: Mapped[int] = mapped_column(default=7, server_default="7")
 
@@ -176,6 +187,9 @@ class Customer(Base):
     livemode: Mapped[bool] = mapped_column(default=False)
     stripe_customer_id: Mapped[str] = mapped_column(StripeId, unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The language the customer's ``preferred_locales`` holds at Stripe, as we last set it ("fr", "en"):
+    #: its invoices are written in it. None: not set by the plugin (Checkout created the customer).
+    locale: Mapped[str | None] = mapped_column(sa.String(16))
 
     __table_args__ = (sa.UniqueConstraint("user_id", "livemode", name="uq_lms_stripe_customers_user_mode"),)
 
@@ -225,6 +239,8 @@ class Purchase(Base):
     currency: Mapped[str] = mapped_column(sa.String(3))
     vat_rate: Mapped[int] = mapped_column(default=0)
     amount_paid: Mapped[int | None] = mapped_column(sa.BigInteger)  # after vouchers, from Stripe
+    #: The vouchers' discount Stripe applied (the session's total_details.amount_discount), when paid.
+    amount_discount: Mapped[int | None] = mapped_column(sa.BigInteger)
     amount_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
     checkout_url: Mapped[str | None] = mapped_column(sa.Text)
@@ -616,6 +632,32 @@ class Refund(Base):
             sqlite_where=sa.text(_REFUND_IN_FLIGHT),
             postgresql_where=sa.text(_REFUND_IN_FLIGHT),
         ),
+    )
+
+
+class CreditNote(Base):
+    """A Stripe credit note on one of our invoices: a cancellation's, a partial refund's, or one made in
+    Stripe's Dashboard. Keyed by Stripe's ids, not by our rows, so that its events may come before or after
+    those of its invoice and its refund."""
+
+    __tablename__ = "lms_stripe_credit_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_credit_note_id: Mapped[str] = mapped_column(StripeId, unique=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(StripeId, index=True)
+    #: The refund it pays back (the first of its ``refunds``), if any.
+    stripe_refund_id: Mapped[str | None] = mapped_column(StripeId, index=True)
+    number: Mapped[str | None] = mapped_column(sa.String(64))
+    pdf_url: Mapped[str | None] = mapped_column(sa.Text)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # its total, minor units
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[CreditNoteStatus] = mapped_column(EnumText(CreditNoteStatus, 16), default=CreditNoteStatus.ISSUED)
+    reason: Mapped[str | None] = mapped_column(sa.String(32))
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", CreditNoteStatus), name="status_known"),
+        sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
     )
 
 

@@ -7,7 +7,7 @@ app's ``SERVER_NAME`` with ``PREFERRED_URL_SCHEME``. Behind a proxy, the host co
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import current_app, url_for
 
@@ -40,3 +40,28 @@ def public_url(endpoint: str, **values) -> str:
     if mount and path.startswith(mount + "/"):
         path = path[len(mount):]
     return base + path
+
+
+def sign_in_url(host, next_url: str) -> str | None:
+    """Where "Sign in to buy" leads, back to ``next_url`` after: the host's optional ``sign_in_url(next_url)``,
+    else ``LMS_STRIPE_SIGN_IN_URL`` with ``next`` added to its query, else None (no link). Only a
+    root-relative or http(s) address is used: anything else (``javascript:``) gives no link."""
+    method = getattr(host, "sign_in_url", None)
+    if callable(method):
+        return _safe_link(method(next_url))
+    configured = _safe_link(current_app.config.get("LMS_STRIPE_SIGN_IN_URL"))
+    if configured is None:
+        return None
+    parts = urlsplit(configured)
+    query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), ("next", next_url)])
+    return urlunsplit(parts._replace(query=query))
+
+
+def _safe_link(url) -> str | None:
+    if not isinstance(url, str) or not url.strip():
+        return None
+    url = url.strip()
+    if url.startswith("/") and not url.startswith("//"):
+        return url
+    parts = urlsplit(url)
+    return url if parts.scheme in ("http", "https") and parts.netloc else None

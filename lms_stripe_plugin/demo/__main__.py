@@ -11,7 +11,7 @@ from lms_stripe_plugin.sandbox import SandboxServer
 from lms_stripe_plugin.tasks import send_due_reminders
 
 from . import create_app
-from .seed import seed_payment_requests
+from .seed import SANDBOX_ACCOUNT, seed_payment_requests
 from .sandbox_keys import SANDBOX_KEYS
 
 
@@ -33,7 +33,8 @@ def main() -> None:
         # The sandbox's account has the school's terms of sale in its public details, as Stripe asks of an
         # account whose Checkout collects consent to them.
         sandbox = SandboxServer(port=args.sandbox_port, host=args.host, webhook_url=f"{base}/payments/webhook",
-                                webhook_secret=SANDBOX_KEYS["webhook_secret"], terms_of_service_url=config["DEMO_TERMS_URL"])
+                                webhook_secret=SANDBOX_KEYS["webhook_secret"], terms_of_service_url=config["DEMO_TERMS_URL"],
+                                **SANDBOX_ACCOUNT)
         sandbox.start()
         config["LMS_STRIPE_API_BASE"] = sandbox.url
     app = create_app(config)

@@ -51,6 +51,10 @@ class DemoHost:
     def user_phone(self, user) -> str | None:
         return user.phone
 
+    def sign_in_url(self, next_url: str) -> str:
+        """The demo's sign-in page (choose an account), which brings the visitor back to ``next_url``."""
+        return url_for("demo.sign_in", next=next_url)
+
     def course_start(self, course) -> date | None:
         """The optional `Host.course_start`: the day the course starts, if it has one."""
         return course.starts_on

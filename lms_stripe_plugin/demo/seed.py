@@ -45,6 +45,14 @@ DEPOSITS = {
 STARTS_IN_DAYS = {"Data analysis bootcamp": 60}
 
 
+#: The demo school's legal identity, printed on its invoices (a made-up SIRET whose check digits are right).
+SELLER = {"seller_legal_name": "Demo School SAS", "seller_address": "12 rue des Écoles\n75005 Paris",
+          "seller_siret": "12345678200010", "seller_vat_number": "FR11123456782",
+          "seller_legal_form": "SAS au capital de 10 000 €"}
+#: The sandbox account's public business details (Stripe Dashboard, Settings, Business).
+SANDBOX_ACCOUNT = {"business_name": "Demo School", "business_address": ("12 rue des Écoles", "75005 Paris")}
+
+
 def seed(app) -> None:
     if db.session.query(User.id).first() is not None:
         return
@@ -75,6 +83,7 @@ def _seed(app) -> None:
             "vouchers_enabled": True, "klarna_enabled": True, "klarna_minimum": 10000,
             "sepa_debit_enabled": True, "terms_url": app.config.get("DEMO_TERMS_URL"),
             "school_name": "Demo School", "partial_payments_enabled": True, "partial_minimum": 1000,
+            **SELLER,
         }, actor_id=None)
         db.session.commit()
 

@@ -33,6 +33,7 @@ TEXT = {
                       "a real LMS sends them).",
         "inbox_empty": "Nothing received yet. As admin, create an invoice under Payments, then request a payment.",
         "email": "E-mail", "sms": "SMS", "skip": "Skip to the content", "field_error": "%(field)s: %(message)s",
+        "sign_in": "Sign in", "sign_in_help": "This demo has no passwords: choose who you are.",
     },
     "fr": {
         "catalog": "Catalogue", "invoices": "Mes factures", "admin": "Paiements", "backoffice": "Back-office",
@@ -69,6 +70,7 @@ TEXT = {
         "inbox_empty": "Rien reçu pour l'instant. En tant qu'admin, créez une facture dans Paiements, puis "
                        "demandez un paiement.",
         "email": "E-mail", "sms": "SMS", "skip": "Aller au contenu", "field_error": "%(field)s : %(message)s",
+        "sign_in": "Se connecter", "sign_in_help": "Cette démo n'a pas de mot de passe : choisissez qui vous êtes.",
     },
 }
 

@@ -220,6 +220,16 @@ def login(username: str):
     return redirect(same_site_path(request.args.get("next")) or url_for("demo.catalog"))
 
 
+@bp.route("/demo/sign-in")
+def sign_in():
+    """Where "Sign in to buy" leads (`DemoHost.sign_in_url`): the demo has no passwords, a visitor picks an
+    account, and comes back to the page they were on."""
+    if not current_app.config.get("DEMO_USER_SWITCHER"):
+        abort(404)
+    back = same_site_path(request.args.get("next")) or url_for("demo.catalog")
+    return render_template("demo/sign_in.html", accounts=members.role_accounts(), back=back)
+
+
 @bp.route("/demo/logout")
 def logout():
     session.pop("user_id", None)

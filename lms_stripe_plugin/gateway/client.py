@@ -16,8 +16,9 @@ import stripe
 from ..core.i18n import gettext as _
 from ..core.logs import get_logger
 from ..errors import CardDeclined, ConfigurationError, GatewayError, NotFound, WebhookSignatureError
-from .types import (CreditNoteCreateParams, CustomerCreateParams, DisputeListParams, InvoiceAddLinesParams,
-                    InvoiceAttachPaymentParams, InvoiceCreateParams, InvoiceListParams, InvoicePaymentListParams,
+from .types import (CreditNoteCreateParams, CreditNoteListParams, CustomerCreateParams, CustomerUpdateParams,
+                    DisputeListParams, InvoiceAddLinesParams, InvoiceAttachPaymentParams, InvoiceCreateParams,
+                    InvoiceListParams, InvoicePaymentListParams,
                     PaymentMethodConfigurationCreateParams, PaymentMethodConfigurationListParams,
                     PaymentMethodConfigurationUpdateParams, RefundCreateParams, RefundListParams, SessionCreateParams,
                     SessionListParams, TaxRateCreateParams)
@@ -106,6 +107,9 @@ class StripeGateway:
                            idempotency_key: str) -> dict:
         return self._call(lambda o: self.v1.credit_notes.create(params, o), api_key, idempotency_key)
 
+    def list_credit_notes(self, params: CreditNoteListParams, *, api_key: str | None) -> Iterator[dict]:
+        return self._every(lambda o: self.v1.credit_notes.list(params, o), api_key)
+
     def create_refund(self, params: RefundCreateParams, *, api_key: str | None, idempotency_key: str) -> dict:
         return self._call(lambda o: self.v1.refunds.create(params, o), api_key, idempotency_key)
 
@@ -113,6 +117,10 @@ class StripeGateway:
 
     def create_customer(self, params: CustomerCreateParams, *, api_key: str | None, idempotency_key: str) -> dict:
         return self._call(lambda o: self.v1.customers.create(params, o), api_key, idempotency_key)
+
+    def update_customer(self, customer_id: str, params: CustomerUpdateParams, *, api_key: str | None) -> dict:
+        """Change a customer (an update sent twice leaves it as once: no idempotency key is needed)."""
+        return self._call(lambda o: self.v1.customers.update(customer_id, params, o), api_key)
 
     def create_invoice(self, params: InvoiceCreateParams, *, api_key: str | None, idempotency_key: str) -> dict:
         return self._call(lambda o: self.v1.invoices.create(params, o), api_key, idempotency_key)

@@ -1,16 +1,19 @@
 """The SDK's typed request params that services build, re-exported so that only the boundary imports
 ``stripe``: mypy checks each request against the pinned API version's parameters."""
-from stripe.params import (CreditNoteCreateParams, CustomerCreateParams, DisputeListParams, InvoiceAddLinesParams,
-                           InvoiceAddLinesParamsLine, InvoiceAttachPaymentParams, InvoiceCreateParams,
-                           InvoiceListParams, InvoicePaymentListParams, PaymentMethodConfigurationCreateParams,
-                           PaymentMethodConfigurationListParams, PaymentMethodConfigurationUpdateParams,
-                           RefundCreateParams, RefundListParams, TaxRateCreateParams)
-from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItem, SessionListParams
+from stripe.params import (CreditNoteCreateParams, CreditNoteListParams, CustomerCreateParams, CustomerUpdateParams,
+                           DisputeListParams, InvoiceAddLinesParams, InvoiceAddLinesParamsLine,
+                           InvoiceAttachPaymentParams, InvoiceCreateParams, InvoiceListParams, InvoicePaymentListParams,
+                           PaymentMethodConfigurationCreateParams, PaymentMethodConfigurationListParams,
+                           PaymentMethodConfigurationUpdateParams, RefundCreateParams, RefundListParams,
+                           TaxRateCreateParams)
+from stripe.params.checkout import (SessionCreateParams, SessionCreateParamsInvoiceCreationInvoiceData,
+                                    SessionCreateParamsLineItem, SessionListParams)
 
 __all__ = [
-    "CreditNoteCreateParams", "CustomerCreateParams", "DisputeListParams", "InvoiceAddLinesParams",
-    "InvoiceAddLinesParamsLine", "InvoiceAttachPaymentParams", "InvoiceCreateParams", "InvoiceListParams",
-    "InvoicePaymentListParams", "PaymentMethodConfigurationCreateParams", "PaymentMethodConfigurationListParams",
-    "PaymentMethodConfigurationUpdateParams", "RefundCreateParams", "RefundListParams", "SessionCreateParams",
+    "CreditNoteCreateParams", "CreditNoteListParams", "CustomerCreateParams", "CustomerUpdateParams",
+    "DisputeListParams", "InvoiceAddLinesParams", "InvoiceAddLinesParamsLine", "InvoiceAttachPaymentParams",
+    "InvoiceCreateParams", "InvoiceListParams", "InvoicePaymentListParams", "PaymentMethodConfigurationCreateParams",
+    "PaymentMethodConfigurationListParams", "PaymentMethodConfigurationUpdateParams", "RefundCreateParams",
+    "RefundListParams", "SessionCreateParams", "SessionCreateParamsInvoiceCreationInvoiceData",
     "SessionCreateParamsLineItem", "SessionListParams", "TaxRateCreateParams",
 ]

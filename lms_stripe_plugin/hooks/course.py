@@ -6,6 +6,7 @@ from marshmallow import ValidationError
 
 from ..accounts import settings as payment_settings
 from ..core.enums import PaymentPlan, PurchaseStatus
+from ..core.urls import sign_in_url
 from ..host import AUDIENCES, audience_allows, course_start
 from ..money import Money
 from ..shop import deposits, offers
@@ -117,6 +118,7 @@ def detail_rendering(sender, course, user, **_):
         "lms_stripe/course_detail.html", offer=offer, status=status, balance=balance,
         terms=deposits.terms(state, offer, course) if status in ("buy", "resume") else None,
         checkout_url=url_for("lms_stripe.checkout", course_id=course_id),
+        sign_in_url=sign_in_url(host, host.course_url(course)) if status == "sign_in" else None,
     )
 
 

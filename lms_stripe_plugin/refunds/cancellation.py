@@ -24,6 +24,7 @@ from ..billing import requests as payment_requests
 from ..errors import GatewayError, PaymentsError
 from ..gateway.types import CreditNoteCreateParams, RefundCreateParams
 from ..money import Money
+from . import credit_notes
 from .access import revoke_access, set_invoice_status
 from .lifecycle import status_of, sync_refund
 
@@ -242,6 +243,7 @@ def _apply_credit_note(state: PluginState, refund_id: int, credit_note: dict, st
     invoice = session.scalar(select(Invoice).where(Invoice.purchase_id == refund.purchase_id)
                              .with_for_update().execution_options(populate_existing=True))
     refund.stripe_credit_note_id = credit_note["id"]
+    credit_notes.record(state, credit_note, actor_id=refund.actor_id)  # a partial refund's too: number, PDF
     if refund.full:
         invoice.credit_note_id = credit_note["id"]
         invoice.credit_note_number = credit_note.get("number")

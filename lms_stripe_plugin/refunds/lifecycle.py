@@ -11,12 +11,13 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
 from .. import signals
-from ..core import audit
+from ..core import audit, jobs
 from ..core.enums import AccessReason, AuditAction, InvoiceStatus, RefundOrigin, RefundStatus
 from ..core.i18n import gettext as _
 from ..core.models import Invoice, Purchase, Refund
 from ..core.txn import send_after_commit, transition
 from ..errors import PaymentsError
+from . import credit_notes
 from .access import revoke_access, set_invoice_status
 
 #: Stripe's refund statuses, in ours.
@@ -122,6 +123,10 @@ def _dashboard_refund(state: PluginState, stripe_refund: dict, purchase: Purchas
     audit.record(session, AuditAction.REFUND_REQUESTED, user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, amount=refund.amount, origin=RefundOrigin.DASHBOARD,
                  refund=stripe_refund["id"])
+    wanted = credit_notes.wanted_for(refund) if status_of(stripe_refund) != RefundStatus.FAILED else None
+    if wanted is not None:
+        # An invoiced payment refunded: the credit note that documents it, unless the Dashboard made one.
+        jobs.defer(session, credit_notes.issue_for_refund, wanted)
     return refund
 
 

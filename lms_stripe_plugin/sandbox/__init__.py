@@ -17,7 +17,8 @@ Public API
 ``create_app(*, webhook_url=None, webhook_secret="whsec_sandbox", webhook_sink=None,
 public_url=None, delayed_settle_seconds=None, deliver_async=True, webhook_retry_backoff=0.5,
 webhook_max_attempts=5, refund_failure_seconds=1.0, webhook_shuffle=False, webhook_concurrency=1,
-webhook_shuffle_seed=None)`` returns the Flask app (``webhook_shuffle`` delivers the events of
+webhook_shuffle_seed=None, terms_of_service_url=None, business_name=None, business_address=())`` returns the
+Flask app (``webhook_shuffle`` delivers the events of
 each request in random order, ``webhook_concurrency`` delivers that many at once); its
 :class:`SandboxState` is ``app.extensions["stripe_sandbox"]`` (``wait_for_deliveries(timeout)``,
 ``deliveries``, ``all(object_type)``, ``get(id)``, ``advance_clock(seconds)``, ``reset()``).
@@ -186,18 +187,33 @@ succeed later, refunds on 4000 0000 0000 5126 start ``succeeded`` and fail later
 fails (then ``canceled``). SEPA: DE89370400440532013000
 settles, DE62370400440532013001 fails at settlement. Klarna pays at once.
 
-Other pages: ``/i/{invoice}``, the hosted invoice page (``#invoice-number``, ``#invoice-status``,
-``#invoice-total``, ``#due-date``, ``.invoice-line``, ``.tax-row`` (one per tax rate, "TVA 20 %
-(included)"), ``#net-amount``, ``#amount-paid``, ``#amount-remaining``, ``#credited-amount``,
-``.invoice-payment`` with ``data-status`` (the payments other than the default one),
-``#credit-notes``, ``#download-pdf``; ``lang`` from the customer's first preferred locale; it takes
-no payment); ``/files/invoices/{id}.pdf`` (the same: lines, VAT per rate, amount paid and
-remaining, payments, in the currency's decimals); ``/files/credit_notes/{id}.pdf``;
-``/receipts/{charge}``.
+Invoices and their documents
+----------------------------
+Checkout's ``invoice_creation[invoice_data]`` takes ``custom_fields`` (at most 4, a name of up to 40
+characters and a value of up to 140, as on invoices), ``footer`` (5000), ``description``, ``metadata``,
+``account_tax_ids`` and ``rendering_options[amount_tax_display]`` (``exclude_tax`` or
+``include_inclusive_tax``), which becomes the invoice's ``rendering``; invoices take ``rendering``, never
+``rendering_options`` (``parameter_unknown``, as the pinned API). Documents are written in the language of
+the invoice's customer, its first ``preferred_locales`` (French labels for ``fr`` and ``fr-*``, dates
+``04/05/2026`` and amounts ``119,00 €``; English otherwise): the account's public business details
+(``business_name``, ``business_address``; ``account_name``) at the top, the number and dates, the buyer
+(name, e-mail, address), the description and custom fields, the lines (without their tax when
+``rendering.amount_tax_display`` is ``exclude_tax``: "Montant HT"), the net, each tax rate's display name
+and percentage, the total, what was paid and remains, the payments and the footer. Stripe's own French
+wording of these labels is not published; the sandbox's is its own.
+
+Other pages: ``/i/{invoice}``, the hosted invoice page (``#seller-name``, ``#invoice-number``,
+``#invoice-status``, ``#invoice-total``, ``#due-date``, ``#custom-fields``, ``.invoice-line``, ``.tax-row``
+(one per tax rate, "TVA 20 % (incluse)"), ``#net-amount``, ``#amount-paid``, ``#amount-remaining``,
+``#credited-amount``, ``.invoice-payment`` with ``data-status`` (the payments other than the default one),
+``#invoice-footer``, ``#credit-notes``, ``#download-pdf``; it takes no payment);
+``/files/invoices/{id}.pdf`` (the same, in the currency's decimals); ``/files/credit_notes/{id}.pdf`` (in
+the language of its invoice's customer); ``/receipts/{charge}``.
 
 Control endpoints (``/_sandbox``, JSON, no auth)
 -------------------------------------------------
-``POST /reset``; ``GET /state``; ``GET|POST /account`` ``{"terms_of_service_url"}``;
+``POST /reset``; ``GET /state``; ``GET|POST /account`` ``{"terms_of_service_url", "business_name",
+"business_address": [lines]}``;
 ``POST /checkout/sessions/{id}/pay`` ``{"card", "method", "promotion_code", "email", "name",
 "iban", "expiry", "cvc", "terms_accepted", "country", "wallet"}`` (402 on decline; ``wallet`` pays
 through that wallet button, with ``card`` if given); ``POST /checkout/sessions/{id}/settle`` ``{"outcome": "succeeded"|"failed"}``;

@@ -33,6 +33,8 @@ def create_app(
     webhook_concurrency: int = 1,
     webhook_shuffle_seed: int | None = None,
     terms_of_service_url: str | None = None,
+    business_name: str | None = None,
+    business_address: tuple[str, ...] | list[str] = (),
 ) -> Flask:
     """Build a sandbox app; its :class:`SandboxState` is ``app.extensions["stripe_sandbox"]``.
 
@@ -46,7 +48,9 @@ def create_app(
     random order (``webhook_shuffle_seed`` to repeat an order) and ``webhook_concurrency``
     delivers that many at once: Stripe guarantees neither order nor one-at-a-time delivery.
     ``terms_of_service_url`` is the account's terms of service (Dashboard, public details):
-    without it Checkout refuses ``consent_collection[terms_of_service]=required``.
+    without it Checkout refuses ``consent_collection[terms_of_service]=required``. ``business_name`` and
+    ``business_address`` (lines) are the account's public business details, at the top of its invoices
+    (``account_name``) and credit notes.
     """
     app = Flask(__name__, template_folder="templates")
     config = SandboxConfig(
@@ -55,7 +59,8 @@ def create_app(
         webhook_retry_backoff=webhook_retry_backoff, webhook_max_attempts=webhook_max_attempts,
         refund_failure_seconds=refund_failure_seconds,
         delivery_order=DeliveryOrder(webhook_shuffle, webhook_concurrency, webhook_shuffle_seed),
-        terms_of_service_url=terms_of_service_url,
+        terms_of_service_url=terms_of_service_url, business_name=business_name or "Stripe Sandbox",
+        business_address=tuple(business_address),
     )
     state = SandboxState(config, seed=_seed, on_clock=sweep_expired_sessions)
     app.extensions["stripe_sandbox"] = state

@@ -49,8 +49,17 @@ def _invoice_object(state: SandboxState, session: dict[str, Any], invoice_id: st
         custom_fields=data["custom_fields"], customer_email=details.get("email") or customer.get("email"),
         customer_name=details.get("name") or customer.get("name"), customer_phone=None,
         description=data["description"], footer=data["footer"], metadata=dict(data["metadata"] or {}),
-        discounts=[discount_id] if discount_id else [], starting_balance=0,
+        discounts=[discount_id] if discount_id else [], starting_balance=0, rendering=_rendering(data),
     )
+
+
+def _rendering(data: dict[str, Any]) -> dict[str, Any] | None:
+    """``invoice_data[rendering_options]`` as the invoice's ``rendering``."""
+    options = data["rendering_options"]
+    if not options:
+        return None
+    return {"amount_tax_display": options["amount_tax_display"], "pdf": {"page_size": "auto"}, "template": None,
+            "template_version": None}
 
 
 def _pay(state: SandboxState, invoice: dict[str, Any], intent: dict[str, Any] | None) -> None:

@@ -10,7 +10,7 @@ from .ids import checkout_session_id, new_id
 from .invoice_payments import intent_ended_unpaid
 from .params import Params
 from .payment_method_configurations import session_configuration, session_wallets, turned_on
-from .resources import find_promotion_code, price_object, product_object, usable_coupon, valid_email
+from .resources import custom_fields, find_promotion_code, price_object, product_object, usable_coupon, valid_email
 from .state import SandboxState, locked
 from .taxes import KLARNA_MINIMUM, automatic_rate, customer_country, tax_location_invalid
 
@@ -423,20 +423,29 @@ def _custom_text(custom: Params) -> dict[str, Any]:
 
 
 def _invoice_creation(creation: Params) -> dict[str, Any]:
+    """``invoice_creation``: what the invoice Checkout makes when the session is paid will carry.
+
+    ``invoice_data[custom_fields]`` as on invoices: at most 4, a name of up to 40 characters and a value of
+    up to 140 (the SDK's ``SessionCreateParamsInvoiceCreationInvoiceDataCustomField``); ``footer`` up to
+    5000; ``rendering_options[amount_tax_display]`` becomes the invoice's ``rendering``.
+    """
     enabled = creation.boolean("enabled", required=bool(creation.data), default=False)
     data = creation.sub("invoice_data")
     data.reject_unimplemented({"account_tax_ids", "custom_fields", "description", "footer", "issuer", "metadata",
-                         "rendering_options"})
-    if len(data.objects("custom_fields")) > 4:  # "A list of up to 4 custom fields" (the SDK's invoice params)
-        raise invalid_param(data.name("custom_fields"), "You may only specify up to 4 custom fields.")
-    fields = [{"name": f.string("name", required=True, max_length=40), "value": f.string("value", required=True,
-                                                                                         max_length=140)}
-              for f in data.objects("custom_fields")]
+                               "rendering_options"})
     return {"enabled": enabled, "invoice_data": {
-        "account_tax_ids": data.strings("account_tax_ids") or None, "custom_fields": fields or None,
+        "account_tax_ids": data.strings("account_tax_ids") or None,
+        "custom_fields": custom_fields(data, "custom_fields") or None,
         "description": data.string("description", max_length=1500), "footer": data.string("footer", max_length=5000),
-        "issuer": {"type": "self"}, "metadata": data.metadata(), "rendering_options": None,
+        "issuer": {"type": "self"}, "metadata": data.metadata(),
+        "rendering_options": _rendering_options(data.sub("rendering_options")),
     }}
+
+
+def _rendering_options(options: Params) -> dict[str, Any] | None:
+    options.reject_unimplemented({"amount_tax_display"})
+    display = options.string("amount_tax_display", choices=("", "exclude_tax", "include_inclusive_tax"))
+    return {"amount_tax_display": display, "template": None} if display else None
 
 
 def _initial_discount(state: SandboxState, params: Params, session: dict[str, Any], private: dict[str, Any]) -> None:

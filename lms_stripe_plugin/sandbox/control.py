@@ -76,7 +76,8 @@ def attempt_from_json(body: dict[str, Any]) -> PaymentAttempt:
 
 @bp.route("/account", methods=["GET", "POST"])
 def account() -> Response:
-    """The account's settings: ``{"terms_of_service_url": "https://..." | null}`` sets them."""
+    """The account's settings: ``{"terms_of_service_url": "https://..." | null, "business_name": "...",
+    "business_address": ["line", ...]}`` sets them (the public details of the Dashboard's Business settings)."""
     state = _state()
     body = _body()
     if request.method == "POST" and "terms_of_service_url" in body:
@@ -84,7 +85,19 @@ def account() -> Response:
         if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
             raise invalid_param("terms_of_service_url", "terms_of_service_url must be an http(s) URL or null.")
         state.config.terms_of_service_url = url
-    return jsonify({"terms_of_service_url": state.config.terms_of_service_url})
+    if request.method == "POST" and "business_name" in body:
+        name = body["business_name"]
+        if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+            raise invalid_param("business_name", "business_name must be a name of 1 to 100 characters.")
+        state.config.business_name = name.strip()
+    if request.method == "POST" and "business_address" in body:
+        lines = body["business_address"]
+        if not isinstance(lines, list) or len(lines) > 5 or not all(isinstance(x, str) and len(x) <= 200 for x in lines):
+            raise invalid_param("business_address", "business_address must be a list of at most 5 lines.")
+        state.config.business_address = tuple(line.strip() for line in lines if line.strip())
+    return jsonify({"terms_of_service_url": state.config.terms_of_service_url,
+                    "business_name": state.config.business_name,
+                    "business_address": list(state.config.business_address)})
 
 
 @bp.post("/checkout/sessions/<session_id>/settle")

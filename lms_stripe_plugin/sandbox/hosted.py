@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
@@ -13,7 +12,7 @@ from . import pdf
 from .amounts import format_amount
 from .checkout import apply_promotion_code, checked_session, priced_lines, remove_promotion_code
 from .errors import StripeError
-from .locales import language, money, page_locale, translator
+from .locales import document_locale, language, money, page_locale, translator
 from .payments import PaymentAttempt, pay_session, success_redirect
 from .state import SandboxState
 
@@ -216,16 +215,26 @@ def _received(state: SandboxState, invoice_id: str) -> list[dict[str, Any]]:
 
 
 def tax_rows(invoice: dict[str, Any], rates: dict[str, dict[str, Any]],
-             _: Callable[..., str] = translator("en")) -> list[tuple[str, int]]:
-    """One row per tax rate: ``("TVA 20 % (included)", 5000)``, the words in the page's language."""
+             _: Any = None) -> list[tuple[str, int]]:
+    """One row per tax rate: ``("TVA 20 % (included)", 5000)``, the rate's display name as Stripe prints it."""
+    _ = _ or translator("en")
     rows = []
     for tax in invoice["total_taxes"] or []:
         rate = rates.get(tax["tax_rate_details"]["tax_rate"]) or {}
-        name = rate.get("display_name") or _("Tax")
+        name = rate.get("display_name") or "Tax"
         percentage = f" {rate['percentage']:g} %" if rate.get("percentage") is not None else ""
-        included = " " + _("(included)") if tax["tax_behavior"] == "inclusive" else ""
+        included = f" ({_('included')})" if tax["tax_behavior"] == "inclusive" else ""
         rows.append((f"{name}{percentage}{included}", tax["amount"]))
     return rows
+
+
+def _seller(state: SandboxState) -> pdf.Seller:
+    return pdf.Seller(state.config.business_name, state.config.business_address)
+
+
+def _wording(state: SandboxState, invoice: dict[str, Any]) -> pdf.Wording:
+    """The language of the invoice's customer (its ``preferred_locales``), the invoice's currency."""
+    return pdf.Wording.of(document_locale(state.get(invoice["customer"], "customer")), invoice["currency"])
 
 
 @bp.get("/files/invoices/<invoice_id>.pdf")
@@ -235,8 +244,9 @@ def invoice_file(invoice_id: str) -> Any:
     with state.lock:
         invoice = _finalized_invoice(state, invoice_id)
         if invoice is None:
-            return _message("Not found", "This invoice does not exist.", 404)
-        body = pdf.invoice_pdf(state.render(invoice), _rates(state, [invoice]), _received(state, invoice_id))
+            return _message("Not found", "This invoice does not exist.", 404, locale=_browser_locale())
+        body = pdf.invoice_pdf(state.render(invoice), _rates(state, [invoice]), _received(state, invoice_id),
+                               seller=_seller(state), wording=_wording(state, invoice))
     return _pdf_response(body, f"{invoice['number']}.pdf")
 
 
@@ -249,7 +259,8 @@ def credit_note_file(note_id: str) -> Any:
         if note is None:
             return _message("Not found", "This credit note does not exist.", 404)
         invoice = state.require(note["invoice"], "invoice")
-        body = pdf.credit_note_pdf(state.render(note), state.render(invoice), _rates(state, [note]))
+        body = pdf.credit_note_pdf(state.render(note), state.render(invoice), _rates(state, [note, invoice]),
+                                   seller=_seller(state), wording=_wording(state, invoice))
     return _pdf_response(body, f"{note['number']}.pdf")
 
 
@@ -261,27 +272,35 @@ def _pdf_response(body: bytes, filename: str) -> Response:
 
 @bp.get("/i/<invoice_id>")
 def invoice_page(invoice_id: str) -> Any:
-    """The hosted invoice page linked from ``hosted_invoice_url``: lines, taxes, what was paid and what remains."""
+    """The hosted invoice page linked from ``hosted_invoice_url``: what its PDF says (the account's details, the
+    invoice's custom fields, lines, taxes, what was paid and what remains, its footer), in the customer's
+    language."""
     state = _state()
     with state.lock:
         invoice = _finalized_invoice(state, invoice_id)
         if invoice is None:
             return _message("Not found", "This invoice does not exist.", 404, locale=_browser_locale())
         notes = [n for n in state.all("credit_note") if n["invoice"] == invoice_id]
-        customer = state.get(invoice["customer"], "customer") or {}
         # Stripe shows the page in the customer's preferred language, else the browser's.
+        customer = state.get(invoice["customer"], "customer") or {}
         locale = (customer.get("preferred_locales") or [None])[0] or _browser_locale()
-        _ = translator(locale)
+        wording = pdf.Wording.of(locale, invoice["currency"])
+        rates = _rates(state, [invoice])
+        exclude = (invoice.get("rendering") or {}).get("amount_tax_display") == "exclude_tax"
+        lines = [{"description": line["description"], "quantity": line["quantity"],
+                  "amount": pdf.excluding_tax(line["amount"], line, rates) if exclude else line["amount"]}
+                 for line in invoice["lines"]["data"]]
         context = {"invoice": state.render(invoice), "credit_notes": [state.render(n) for n in reversed(notes)],
-                   "payments": _received(state, invoice_id), "taxes": tax_rows(invoice, _rates(state, [invoice]), _),
-                   "money": money(locale, invoice["currency"]), "date": pdf.date_text,
-                   "lang": language(locale), "_": _}
+                   "payments": _received(state, invoice_id), "taxes": tax_rows(invoice, rates, wording._),
+                   "lines": lines, "exclude_tax": exclude, "seller": _seller(state), "money": wording.money,
+                   "date": wording.date, "_": wording._, "labelled": wording.labelled,
+                   "lang": language(locale)}
     return render_template("invoice.html", **context)
 
 
 @bp.get("/receipts/<charge_id>")
 def receipt_page(charge_id: str) -> Any:
-    """The receipt linked from a charge's ``receipt_url``."""
+    """The receipt linked from a charge's ``receipt_url``, in the browser's language."""
     state = _state()
     charge = state.get(charge_id, "charge")
     locale = _browser_locale()

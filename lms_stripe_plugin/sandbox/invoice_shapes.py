@@ -16,7 +16,6 @@ from .listing import list_envelope
 from .state import SandboxState
 
 ACCOUNT_COUNTRY = "DE"
-ACCOUNT_NAME = "Stripe Sandbox"
 
 
 # -- taxes -----------------------------------------------------------------------------------
@@ -100,7 +99,7 @@ def invoice_object(state: SandboxState, invoice_id: str, customer: dict[str, Any
     """A draft invoice without lines; ``fields`` override the defaults."""
     now = state.now()
     invoice = {
-        "id": invoice_id, "object": "invoice", "account_country": ACCOUNT_COUNTRY, "account_name": ACCOUNT_NAME,
+        "id": invoice_id, "object": "invoice", "account_country": ACCOUNT_COUNTRY, "account_name": state.config.business_name,
         "account_tax_ids": None, "amount_due": 0, "amount_overpaid": 0, "amount_paid": 0,
         "amount_paid_off_stripe": 0, "amount_remaining": 0, "amount_shipping": 0, "application": None,
         "attempt_count": 0, "attempted": False, "auto_advance": False,

@@ -12,6 +12,7 @@ Stripe's own French wording for the labels is not published; these are the sandb
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -72,6 +73,31 @@ def money(locale: str, currency: str) -> Callable[[int], str]:
         return pattern.apply(value, babel_locale, currency=currency.upper(), currency_digits=False)
 
     return write
+
+
+def document_locale(customer: dict[str, Any] | None) -> str:
+    """The language of a customer's invoices, credit notes and their pages: the first of its
+    ``preferred_locales`` (Stripe: "Add your customer's preferred language for localized invoices";
+    docs.stripe.com/invoicing/customize), else English."""
+    return ((customer or {}).get("preferred_locales") or ["en"])[0]
+
+
+def dates(locale: str) -> Callable[[int | None], str]:
+    """Dates of a document (UTC): ``2026-05-04`` in English, ``04/05/2026`` in French; ``-`` for none."""
+    pattern = "%d/%m/%Y" if language(locale) == "fr" else "%Y-%m-%d"
+
+    def write(timestamp: int | None) -> str:
+        if not timestamp:
+            return "-"
+        return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime(pattern)
+
+    return write
+
+
+def labelled(locale: str) -> Callable[[str, str], str]:
+    """``Invoice number: X``, with the space French puts before a colon."""
+    colon = " : " if language(locale) == "fr" else ": "
+    return lambda label, value: f"{label}{colon}{value}"
 
 
 FRENCH = {
@@ -182,4 +208,49 @@ FRENCH = {
     "Your IBAN is incomplete.": "Votre IBAN est incomplet.",
     "Your IBAN is invalid.": "Votre IBAN n'est pas valide.",
     "Your country is required to calculate tax.": "Votre pays est requis pour calculer les taxes.",
+    # invoices, credit notes and their pages (the sandbox's wording: Stripe's French documents are not published)
+    "Stripe sandbox - test mode": "Bac à sable Stripe - mode test",
+    "Invoice": "Facture",
+    "Invoice %(number)s": "Facture %(number)s",
+    "Invoice number": "Numéro de facture",
+    "Date of issue": "Date d’émission",
+    "Date due": "Date d’échéance",
+    "Date paid": "Date de paiement",
+    "Billed to": "Facturé à",
+    "Description": "Désignation",
+    "Qty": "Qté",
+    "VAT": "TVA",
+    "Amount": "Montant",
+    "Amount excl. tax": "Montant HT",
+    "Net": "Total HT",
+    "%(name)s (%(rates)s)": "%(name)s (%(rates)s)",
+    "%(tax)s incl.": "%(tax)s incluse",
+    "included": "incluse",
+    "Gross total": "Total TTC",
+    "Total": "Total",
+    "Currency": "Devise",
+    "Credit notes": "Avoirs",
+    "Amount paid": "Montant payé",
+    "Amount remaining": "Reste à payer",
+    "Payments": "Paiements",
+    "Credit note": "Avoir",
+    "Credit note number": "Numéro d’avoir",
+    "Customer": "Client",
+    "Reason": "Motif",
+    "Memo": "Note",
+    "Refunded to the original payment method: %(amount)s": "Remboursé sur le moyen de paiement d’origine : %(amount)s",
+    "Status": "Statut",
+    "Due": "Échéance",
+    "Download invoice (PDF)": "Télécharger la facture (PDF)",
+    "PDF": "PDF",
+    "This invoice does not exist.": "Cette facture n’existe pas.",
+    "paid": "payée",
+    "open": "à payer",
+    "void": "annulée",
+    "uncollectible": "irrécouvrable",
+    "canceled": "annulé",
+    "duplicate": "doublon",
+    "fraudulent": "frauduleux",
+    "order change": "modification de la commande",
+    "product unsatisfactory": "produit insatisfaisant",
 }

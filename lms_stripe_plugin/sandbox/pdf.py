@@ -1,12 +1,15 @@
-"""Small single-page PDFs for invoices and credit notes, written by hand (Helvetica, WinAnsi)."""
+"""Small single-page PDFs for invoices and credit notes, written by hand (Helvetica, WinAnsi), in the language
+of the customer's invoices (``locales.document_locale``)."""
 
 from __future__ import annotations
 
-import datetime as dt
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .amounts import format_amount
+from .amounts import format_amount, line_taxes
+from .locales import dates, labelled, language, money, translator
 
 _PAGE_WIDTH, _PAGE_HEIGHT = 595, 842  # A4 in points
 
@@ -24,7 +27,8 @@ class TextLine:
 
 def _escape(text: str) -> bytes:
     # WinAnsi covers the euro sign and Western European letters; anything else becomes "?".
-    raw = text.encode("cp1252", errors="replace")
+    # Babel writes French amounts with a narrow no-break space (U+202F), which WinAnsi lacks: a no-break space.
+    raw = text.replace("\u202f", "\u00a0").encode("cp1252", errors="replace")
     return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
 
 
@@ -90,99 +94,184 @@ class _Page:
 
 def date_text(timestamp: int | None) -> str:
     """A date as ``2026-05-04`` (UTC), or ``-``."""
-    return _date(timestamp)
+    return dates("en")(timestamp)
 
 
-def _date(timestamp: int | None) -> str:
-    if not timestamp:
-        return "-"
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d")
+@dataclass(frozen=True)
+class Seller:
+    """The account's public business details (Dashboard, Settings, Business), printed at the top of its documents."""
+
+    name: str
+    address: tuple[str, ...] = ()
 
 
-def _vat_label(taxes: list[dict[str, Any]], rates: dict[str, dict[str, Any]]) -> str:
-    percentages = sorted({rates[t["tax_rate_details"]["tax_rate"]]["percentage"] for t in taxes
-                          if t["tax_rate_details"]["tax_rate"] in rates})
-    names = ", ".join(f"{p:g} %" for p in percentages)
-    return f"VAT ({names})" if names else "VAT"
+@dataclass(frozen=True)
+class Wording:
+    """How one document is written: its language's labels, amounts in its currency, dates, ``label: value``."""
+
+    _: Callable[..., str]
+    money: Callable[[int], str]
+    date: Callable[[int | None], str]
+    labelled: Callable[[str, str], str]
+
+    @classmethod
+    def of(cls, locale: str, currency: str) -> "Wording":
+        if language(locale) == "en":
+            return cls(translator(locale), lambda amount: format_amount(amount, currency), dates(locale),
+                       labelled(locale))
+        return cls(translator(locale), money(locale, currency), dates(locale), labelled(locale))
+
+
+def tax_label(taxes: list[dict[str, Any]], rates: dict[str, dict[str, Any]], _: Callable[..., str]) -> str:
+    """``VAT (20 %)``: the tax rates' display name, as Stripe prints it, and their percentages."""
+    found = [rates[t["tax_rate_details"]["tax_rate"]] for t in taxes if t["tax_rate_details"]["tax_rate"] in rates]
+    name = found[0].get("display_name") if found and found[0].get("display_name") else _("VAT")
+    percentages = ", ".join(f"{p:g} %" for p in sorted({rate["percentage"] for rate in found}))
+    return _("%(name)s (%(rates)s)", name=name, rates=percentages) if percentages else name
+
+
+def excluding_tax(amount: int, line: dict[str, Any], rates: dict[str, dict[str, Any]]) -> int:
+    """An amount of a line without the tax its inclusive rates contain (``rendering.amount_tax_display`` =
+    ``exclude_tax``: "exclude all tax (inclusive and exclusive alike) from invoice PDF amounts")."""
+    line_rates = [rates[t["tax_rate_details"]["tax_rate"]] for t in line.get("taxes") or []
+                  if t["tax_rate_details"]["tax_rate"] in rates]
+    return amount - sum(share.amount for share in line_taxes(amount, line_rates) if share.rate.get("inclusive"))
+
+
+def _wrapped(page: _Page, text: str, *, size: float = 9, width: int = 100, bold: bool = False) -> None:
+    """Lines of text cut to the page's width (a PDF does not wrap text); blank lines kept as gaps."""
+    for paragraph in text.split("\n"):
+        for part in textwrap.wrap(paragraph, width) or [""]:
+            page.text(part, size=size, bold=bold, step=size + 3)
+
+
+def _seller(page: _Page, seller: Seller) -> None:
+    page.text(seller.name, bold=True, step=13)
+    for line in seller.address:
+        page.text(line, size=9, step=12)
+    page.gap(8)
 
 
 def invoice_pdf(invoice: dict[str, Any], rates: dict[str, dict[str, Any]],
-                payments: list[dict[str, Any]] | None = None) -> bytes:
-    """The PDF of a finalized invoice; ``rates`` maps tax rate ids to tax rates, ``payments`` are its received ones."""
-    currency = invoice["currency"]
+                payments: list[dict[str, Any]] | None = None, *, seller: Seller | None = None,
+                wording: Wording | None = None) -> bytes:
+    """The PDF of a finalized invoice, as Stripe lays one out: the account's details, the invoice's number and
+    dates, the buyer, its custom fields, lines and taxes (excluding tax when its ``rendering`` says so),
+    payments and footer, in ``wording``'s language. ``rates`` maps tax rate ids to tax rates."""
+    w = wording or Wording.of("en", invoice["currency"])
+    _ = w._
     page = _Page()
-    page.text("Stripe sandbox - test mode", size=9, step=24)
-    page.text("Invoice", size=20, bold=True, step=30)
-    page.text(f"Invoice number: {invoice['number']}")
-    page.text(f"Date of issue: {_date(invoice['effective_at'] or invoice['status_transitions']['finalized_at'] or invoice['created'])}")
+    page.text(_("Stripe sandbox - test mode"), size=9, step=24)
+    page.text(_("Invoice"), size=20, bold=True, step=30)
+    _seller(page, seller or Seller(invoice["account_name"] or ""))
+    page.text(w.labelled(_("Invoice number"), invoice["number"]))
+    issued = invoice["effective_at"] or invoice["status_transitions"]["finalized_at"] or invoice["created"]
+    page.text(w.labelled(_("Date of issue"), w.date(issued)))
     if invoice["due_date"]:
-        page.text(f"Date due: {_date(invoice['due_date'])}")
-    page.text(f"Date paid: {_date(invoice['status_transitions']['paid_at'])}")
-    page.text(f"Billed to: {invoice['customer_name'] or ''} {invoice['customer_email'] or ''}".strip())
+        page.text(w.labelled(_("Date due"), w.date(invoice["due_date"])))
+    page.text(w.labelled(_("Date paid"), w.date(invoice["status_transitions"]["paid_at"])))
+    _buyer(page, invoice, w)
     if invoice["description"]:
-        page.text(invoice["description"])
+        _wrapped(page, invoice["description"], size=10)
     for field in invoice["custom_fields"] or []:
-        page.text(f"{field['name']}: {field['value']}")
+        _wrapped(page, w.labelled(field["name"], field["value"]), size=10)
     page.gap()
-    _line_table(page, invoice["lines"]["data"], currency)
-    _totals(page, invoice, rates, currency)
+    exclude = ((invoice.get("rendering") or {}).get("amount_tax_display") == "exclude_tax")
+    _line_table(page, invoice["lines"]["data"], rates, w, exclude=exclude)
+    _totals(page, invoice, rates, w)
     if invoice["pre_payment_credit_notes_amount"]:
-        page.row([(300, "Credit notes"), (420, format_amount(-invoice["pre_payment_credit_notes_amount"], currency))])
-    page.row([(300, "Amount paid"), (420, format_amount(invoice["amount_paid"], currency))], bold=True)
-    page.row([(300, "Amount remaining"), (420, format_amount(invoice["amount_remaining"], currency))], bold=True)
-    if payments:
-        page.gap()
-        page.text("Payments", bold=True)
-        for payment in payments:
-            when = _date(payment["status_transitions"]["paid_at"] or payment["created"])
-            page.row([(50, when), (160, payment["status"]),
-                      (420, format_amount(payment["amount_paid"] or payment["amount_requested"], currency))])
+        page.row([(300, _("Credit notes")), (440, w.money(-invoice["pre_payment_credit_notes_amount"]))])
+    page.row([(300, _("Amount paid")), (440, w.money(invoice["amount_paid"]))], bold=True)
+    page.row([(300, _("Amount remaining")), (440, w.money(invoice["amount_remaining"]))], bold=True)
+    _payments(page, payments or [], w)
     if invoice["footer"]:
         page.gap()
-        page.text(invoice["footer"], size=9)
-    return build_pdf(page.lines, f"Invoice {invoice['number']}")
+        _wrapped(page, invoice["footer"], size=8, width=115)
+    return build_pdf(page.lines, _("Invoice %(number)s", number=invoice["number"]))
 
 
-def _line_table(page: _Page, lines: list[dict[str, Any]], currency: str) -> None:
-    page.row([(50, "Description"), (360, "Qty"), (420, "Amount")], bold=True)
+def _buyer(page: _Page, invoice: dict[str, Any], w: Wording) -> None:
+    buyer = " ".join(part for part in (invoice["customer_name"], invoice["customer_email"]) if part)
+    page.text(w.labelled(w._("Billed to"), buyer))
+    address = invoice.get("customer_address") or {}
+    lines = [address.get("line1"), address.get("line2"),
+             " ".join(part for part in (address.get("postal_code"), address.get("city")) if part),
+             address.get("country")]
+    for line in filter(None, lines):
+        page.text(line, x=70, size=9, step=12)
+
+
+def _payments(page: _Page, payments: list[dict[str, Any]], w: Wording) -> None:
+    if not payments:
+        return
+    page.gap()
+    page.text(w._("Payments"), bold=True)
+    for payment in payments:
+        when = w.date(payment["status_transitions"]["paid_at"] or payment["created"])
+        page.row([(50, when), (160, w._(payment["status"])),
+                  (440, w.money(payment["amount_paid"] or payment["amount_requested"]))])
+
+
+def _line_table(page: _Page, lines: list[dict[str, Any]], rates: dict[str, dict[str, Any]], w: Wording, *,
+                exclude: bool = False) -> None:
+    _ = w._
+    page.row([(50, _("Description")), (330, _("Qty")), (370, _("VAT")),
+              (440, _("Amount excl. tax") if exclude else _("Amount"))], bold=True)
     for line in lines:
-        page.row([(50, line["description"] or ""), (360, str(line["quantity"] or 1)),
-                  (420, format_amount(line["amount"], currency))])
-        for discount in line.get("discount_amounts") or []:
-            page.row([(60, "Discount"), (420, format_amount(-discount["amount"], currency))])
+        amount = excluding_tax(line["amount"], line, rates) if exclude else line["amount"]
+        vat = ", ".join(f"{rates[t['tax_rate_details']['tax_rate']]['percentage']:g} %" for t in line["taxes"]
+                        if t["tax_rate_details"]["tax_rate"] in rates)
+        page.row([(50, (line["description"] or "")[:60]), (330, str(line["quantity"] or 1)), (370, vat),
+                  (440, w.money(amount))])
+        discounts = [d["amount"] for d in line.get("discount_amounts") or []]
+        if exclude and discounts:
+            # The discount without tax: what takes the line's amount without tax down to its net after the
+            # discount (its taxes are those of the discounted amount), so that the lines add up to the net.
+            contained = sum(t["amount"] for t in line["taxes"] if t["tax_behavior"] == "inclusive")
+            discounts = [amount - (line["amount"] - sum(discounts) - contained)]
+        for off in discounts:
+            page.row([(60, _("Discount")), (440, w.money(-off))])
     page.gap()
 
 
-def _totals(page: _Page, document: dict[str, Any], rates: dict[str, dict[str, Any]], currency: str) -> None:
-    page.row([(300, "Net"), (420, format_amount(document["total_excluding_tax"], currency))])
+def _totals(page: _Page, document: dict[str, Any], rates: dict[str, dict[str, Any]], w: Wording) -> None:
+    _ = w._
+    page.row([(300, _("Net")), (440, w.money(document["total_excluding_tax"]))])
     taxes = document["total_taxes"] or []
     if not taxes:
-        page.row([(300, _vat_label([], rates)), (420, format_amount(0, currency))])
+        page.row([(300, tax_label([], rates, _)), (440, w.money(0))])
     for tax in taxes:
-        included = " incl." if tax["tax_behavior"] == "inclusive" else ""
-        page.row([(300, _vat_label([tax], rates) + included), (420, format_amount(tax["amount"], currency))])
-    page.row([(300, "Gross total"), (420, format_amount(document["total"], currency))], bold=True)
-    page.row([(300, "Currency"), (420, currency.upper())])
+        label = tax_label([tax], rates, _)
+        if tax["tax_behavior"] == "inclusive":
+            label = _("%(tax)s incl.", tax=label)
+        page.row([(300, label), (440, w.money(tax["amount"]))])
+    page.row([(300, _("Gross total")), (440, w.money(document["total"]))], bold=True)
+    page.row([(300, _("Currency")), (440, document["currency"].upper())])
     page.gap()
 
 
-def credit_note_pdf(note: dict[str, Any], invoice: dict[str, Any], rates: dict[str, dict[str, Any]]) -> bytes:
-    """The PDF of an issued credit note."""
-    currency = note["currency"]
+def credit_note_pdf(note: dict[str, Any], invoice: dict[str, Any], rates: dict[str, dict[str, Any]], *,
+                    seller: Seller | None = None, wording: Wording | None = None) -> bytes:
+    """The PDF of an issued credit note, in the language of its invoice's customer."""
+    w = wording or Wording.of("en", note["currency"])
+    _ = w._
     page = _Page()
-    page.text("Stripe sandbox - test mode", size=9, step=24)
-    page.text("Credit note", size=20, bold=True, step=30)
-    page.text(f"Credit note number: {note['number']}")
-    page.text(f"Invoice number: {invoice['number']}")
-    page.text(f"Date of issue: {_date(note['created'])}")
-    page.text(f"Customer: {invoice['customer_name'] or ''} {invoice['customer_email'] or ''}".strip())
+    page.text(_("Stripe sandbox - test mode"), size=9, step=24)
+    page.text(_("Credit note"), size=20, bold=True, step=30)
+    _seller(page, seller or Seller(invoice["account_name"] or ""))
+    page.text(w.labelled(_("Credit note number"), note["number"]))
+    page.text(w.labelled(_("Invoice number"), invoice["number"]))
+    page.text(w.labelled(_("Date of issue"), w.date(note["created"])))
+    customer = " ".join(part for part in (invoice["customer_name"], invoice["customer_email"]) if part)
+    page.text(w.labelled(_("Customer"), customer))
     if note["reason"]:
-        page.text(f"Reason: {note['reason'].replace('_', ' ')}")
+        page.text(w.labelled(_("Reason"), _(note["reason"].replace("_", " "))))
     if note["memo"]:
-        page.text(f"Memo: {note['memo']}")
+        _wrapped(page, w.labelled(_("Memo"), note["memo"]), size=10)
     page.gap()
-    _line_table(page, note["lines"]["data"], currency)
-    _totals(page, note, rates, currency)
+    exclude = ((invoice.get("rendering") or {}).get("amount_tax_display") == "exclude_tax")
+    _line_table(page, note["lines"]["data"], rates, w, exclude=exclude)
+    _totals(page, note, rates, w)
     refunded = sum(r["amount_refunded"] for r in note["refunds"])
-    page.text(f"Refunded to the original payment method: {format_amount(refunded, currency)}", bold=True)
-    return build_pdf(page.lines, f"Credit note {note['number']}")
+    page.text(_("Refunded to the original payment method: %(amount)s", amount=w.money(refunded)), bold=True)
+    return build_pdf(page.lines, f"{_('Credit note')} {note['number']}")

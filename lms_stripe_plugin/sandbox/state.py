@@ -61,6 +61,9 @@ class SandboxConfig:
     webhook_max_attempts: int = 5
     refund_failure_seconds: float = 1.0
     terms_of_service_url: str | None = None
+    #: The account's public business details (Dashboard, Settings, Business): the top of its invoices.
+    business_name: str = "Stripe Sandbox"
+    business_address: tuple[str, ...] = ()
     delivery_order: DeliveryOrder = field(default_factory=DeliveryOrder)
 
 

@@ -3,7 +3,8 @@
 The browser sends a course id only; every amount comes from our tables. A click costs one Stripe call
 for a returning learner (the customer, the tax rate and the Payment Method Configuration of the wallets
 are remembered), none when the learner's open session for the course can be reused (double click, back
-button).
+button). A learner's first click creates their Stripe customer first, in their language (the invoice's),
+and a click in another language than their invoices' changes that language first.
 
 Two steps, each in a transaction of the caller's (the view commits after each): `reserve` reads and
 writes our rows and plans the session; `open_session` calls Stripe first (no transaction is held across
@@ -11,6 +12,7 @@ the call) and then records Stripe's answer.
 """
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, cast
@@ -31,7 +33,7 @@ from ..core.urls import public_url
 from ..errors import GatewayError, NotFound, NotPurchasable, PaymentsError
 from ..gateway.types import SessionCreateParams, SessionCreateParamsLineItem
 from ..host import audience_allows
-from ..billing import taxes
+from ..billing import customers, legal, taxes
 from . import deposits, offers
 
 #: An open session is reused only if it stays valid at least this long.
@@ -88,6 +90,8 @@ class CheckoutPlan:
     params: SessionCreateParams
     tax_rate: taxes.TaxRateWanted | None = None  # a Stripe tax rate to create first
     configuration: wallets.ConfigurationWanted | None = None  # a Payment Method Configuration to create first
+    customer: customers.CustomerWanted | None = None  # the learner's Stripe customer, to create first
+    relocalize: tuple[str, str] | None = None  # (known customer, language) whose invoices' language to change
 
 
 def reserve(state: PluginState, user, course) -> CheckoutPlan:
@@ -108,33 +112,57 @@ def reserve(state: PluginState, user, course) -> CheckoutPlan:
 
 
 def open_session(state: PluginState, plan: CheckoutPlan) -> str:
-    """Create the Checkout Session at Stripe (and the VAT rate and the wallets' configuration it needs, if
-    new), then record it."""
+    """Create the Checkout Session at Stripe (and first what it needs that is new: the learner's customer,
+    the VAT rate, the wallets' configuration), then record it."""
     settings = payment_settings.load(state.session)
-    params, created_rate, created_configuration = plan.params, None, None
+    made = _Made()
+    params = plan.params
     try:
-        if plan.configuration is not None:
-            created_configuration = wallets.create(state, settings, plan.configuration)
-            params = wallets.with_configuration(params, created_configuration)
-        if plan.tax_rate is not None:
-            created_rate = taxes.create(state, settings, plan.tax_rate)
-            params = taxes.with_tax_rate(params, created_rate)
+        params = _prepare(state, settings, plan, made)
         created = state.gateway.create_checkout_session(params, api_key=settings.secret_key,
                                                         idempotency_key=f"lms-checkout-{plan.purchase_id}")
     except NotFound:
         _forget_configuration(state, params)
         raise
     except GatewayError as err:
-        _remember_created(state, settings, plan, created_rate, created_configuration)
+        _remember_created(state, settings, plan, made)
         if err.answered or not err.retryable:
             _give_up(state.session, plan.purchase_id, err)  # this key's answer is final: start afresh
         raise
-    _remember_created(state, settings, plan, created_rate, created_configuration)
+    _remember_created(state, settings, plan, made)
     purchase = state.session.get(Purchase, plan.purchase_id)
     purchase.stripe_checkout_session_id, purchase.checkout_url = created["id"], created["url"]
     audit.record(state.session, AuditAction.CHECKOUT_STARTED, actor_id=plan.user_id, user_id=plan.user_id,
                  course_id=plan.course_id, purchase_id=plan.purchase_id, checkout_session=created["id"])
     return created["url"]
+
+
+@dataclass
+class _Made:
+    """What `open_session` created or changed at Stripe before the session: recorded whatever became of it."""
+
+    customer: str | None = None
+    relocalized: bool = False
+    configuration: str | None = None
+    rate: str | None = None
+
+
+def _prepare(state: PluginState, settings, plan: CheckoutPlan, made: _Made) -> SessionCreateParams:
+    """Create at Stripe what the session needs and is new, noting each in ``made``; the session's params."""
+    params = plan.params
+    if plan.customer is not None:
+        made.customer = customers.create(state, settings, plan.customer)
+        params = _with_customer(params, made.customer, settings)
+    elif plan.relocalize is not None:
+        customers.set_locale(state, settings, *plan.relocalize)
+        made.relocalized = True
+    if plan.configuration is not None:
+        made.configuration = wallets.create(state, settings, plan.configuration)
+        params = wallets.with_configuration(params, made.configuration)
+    if plan.tax_rate is not None:
+        made.rate = taxes.create(state, settings, plan.tax_rate)
+        params = taxes.with_tax_rate(params, made.rate)
+    return params
 
 
 def _still_usable(purchase: Purchase, offer, terms: deposits.DepositTerms | None) -> bool:
@@ -190,6 +218,9 @@ def _plan(state: PluginState, settings, purchase: Purchase, user, course) -> Che
     if configuration_id is not None:
         configuration = None  # known: nothing to create
     params = _session_params(state, settings, purchase, user, course, configuration_id)
+    customer, wanted, relocalize = _customer_plan(state, settings, purchase, user)
+    if customer is not None:
+        params = _with_customer(params, customer, settings)
     tax_rate = None
     if not settings.automatic_tax and purchase.vat_rate and purchase.deposit_amount is None:
         rate = taxes.wanted(purchase.vat_rate)
@@ -198,7 +229,31 @@ def _plan(state: PluginState, settings, purchase: Purchase, user, course) -> Che
             params = taxes.with_tax_rate(params, known)
         else:
             tax_rate = rate
-    return replace(plan, params=params, tax_rate=tax_rate, configuration=configuration)
+    return replace(plan, params=params, tax_rate=tax_rate, configuration=configuration, customer=wanted,
+                   relocalize=relocalize)
+
+
+def _customer_plan(state: PluginState, settings, purchase: Purchase, user) -> tuple[
+        str | None, customers.CustomerWanted | None, tuple[str, str] | None]:
+    """The learner's known customer, or the one to create, and whether to change its invoices' language to
+    this click's (the learner's now)."""
+    locale = current_locale()
+    known = customers.known_customer(state.session, purchase.user_id, livemode=settings.livemode)
+    if known is None:
+        host = state.host
+        return None, customers.CustomerWanted(purchase.user_id, host.user_email(user),
+                                              host.user_display_name(user), locale), None
+    return known.stripe_id, None, (known.stripe_id, locale) if known.locale != locale else None
+
+
+def _with_customer(params: SessionCreateParams, customer: str, settings) -> SessionCreateParams:
+    with_customer = copy(params)
+    with_customer["customer"] = customer
+    if "automatic_tax" in params:
+        # Stripe Tax needs the buyer's address: Checkout collects it, and saves it on the customer (a
+        # deposit's session has no tax of its own, and collects no address).
+        with_customer["customer_update"] = {"address": "auto"}
+    return with_customer
 
 
 def _session_params(state: PluginState, settings, purchase: Purchase, user, course,
@@ -208,6 +263,8 @@ def _session_params(state: PluginState, settings, purchase: Purchase, user, cour
     metadata = {"lms_purchase_id": str(purchase.id), "lms_user_id": purchase.user_id,
                 "lms_course_id": purchase.course_id}
     title = host.course_title(course)[:250]
+    invoice_data = legal.checkout_invoice_data(legal.mentions(settings, current_locale()))
+    invoice_data.update({"description": title, "metadata": metadata})
     line: SessionCreateParamsLineItem = {
         "quantity": 1,
         "price_data": {"currency": purchase.currency.lower(), "unit_amount": purchase.amount,
@@ -217,7 +274,7 @@ def _session_params(state: PluginState, settings, purchase: Purchase, user, cour
     params: SessionCreateParams = {
         "mode": "payment",
         "line_items": [line],
-        "invoice_creation": {"enabled": True, "invoice_data": {"description": title, "metadata": metadata}},
+        "invoice_creation": {"enabled": True, "invoice_data": invoice_data},
         "payment_intent_data": {"metadata": metadata},
         "client_reference_id": f"lms-purchase-{purchase.id}",
         "metadata": metadata,
@@ -227,15 +284,13 @@ def _session_params(state: PluginState, settings, purchase: Purchase, user, cour
         "cancel_url": public_url("lms_stripe.checkout_cancel", purchase_id=purchase.id),
     }
     params.update(wallets.method_params(payment_methods(settings, purchase), configuration_id))
-    _add_customer(state.session, host, settings, purchase, user, params)
     if purchase.deposit_amount is not None:
         _as_deposit(params, purchase, title)
     elif settings.automatic_tax:
-        # Stripe Tax needs the buyer's address: Checkout collects it, and saves it on a known customer.
+        # Stripe Tax needs the buyer's address: Checkout collects it (and saves it on the customer, which
+        # `_with_customer` adds).
         params["automatic_tax"] = {"enabled": True}
         params["billing_address_collection"] = "required"
-        if "customer" in params:
-            params["customer_update"] = {"address": "auto"}
     if settings.vouchers_enabled and purchase.deposit_amount is None:  # a code would lower a deposit, not the price
         params["allow_promotion_codes"] = True
     if settings.terms_url:
@@ -274,13 +329,18 @@ def payment_methods(settings, purchase: Purchase) -> list[PaymentMethod]:
     return methods
 
 
-def _remember_created(state: PluginState, settings, plan: CheckoutPlan, rate: str | None,
-                     configuration: str | None) -> None:
-    """Record what `open_session` created at Stripe before the session, whatever became of the session."""
-    if rate is not None and plan.tax_rate is not None:
-        taxes.remember(state.session, plan.tax_rate, rate, livemode=settings.livemode)
-    if configuration is not None and plan.configuration is not None:
-        wallets.remember(state.session, plan.configuration, configuration, livemode=settings.livemode)
+def _remember_created(state: PluginState, settings, plan: CheckoutPlan, made: _Made) -> None:
+    """Record what `open_session` created or changed at Stripe before the session, whatever became of it."""
+    session = state.session
+    if made.rate is not None and plan.tax_rate is not None:
+        taxes.remember(session, plan.tax_rate, made.rate, livemode=settings.livemode)
+    if made.configuration is not None and plan.configuration is not None:
+        wallets.remember(session, plan.configuration, made.configuration, livemode=settings.livemode)
+    if made.customer is not None and plan.customer is not None:
+        customers.remember(session, plan.user_id, made.customer, livemode=settings.livemode,
+                           locale=plan.customer.locale)
+    if made.relocalized and plan.relocalize is not None:
+        customers.remember_locale(session, *plan.relocalize)
 
 
 def _forget_configuration(state: PluginState, params: SessionCreateParams) -> None:
@@ -289,13 +349,3 @@ def _forget_configuration(state: PluginState, params: SessionCreateParams) -> No
     configuration_id = params.get("payment_method_configuration")
     if configuration_id:
         wallets.forget(state.session, configuration_id)
-
-
-def _add_customer(session, host, settings, purchase: Purchase, user, params: SessionCreateParams) -> None:
-    customer = session.scalar(select(Customer.stripe_customer_id).where(
-        Customer.user_id == purchase.user_id, Customer.livemode == settings.livemode))
-    if customer:
-        params["customer"] = customer
-    else:
-        params["customer_creation"] = "always"
-        params["customer_email"] = host.user_email(user)

@@ -91,7 +91,8 @@ def fulfil_from_stripe(state: PluginState, session_id: str) -> Purchase:
 
 def _mark_paid(state: PluginState, purchase: Purchase, cs: dict) -> None:
     session, host = state.session, state.host
-    paid = {"paid_at": utcnow(), "amount_paid": cs.get("amount_total"),
+    discount = (cs.get("total_details") or {}).get("amount_discount")
+    paid = {"paid_at": utcnow(), "amount_paid": cs.get("amount_total"), "amount_discount": discount,
             "stripe_payment_intent_id": _id(cs.get("payment_intent")), "stripe_customer_id": _id(cs.get("customer"))}
     won = transition(session, purchase, (PurchaseStatus.OPEN, PurchaseStatus.PROCESSING), PurchaseStatus.PAID,
                      **paid)

@@ -21,6 +21,7 @@ from ..core import audit
 from ..core.enums import AttemptStatus, PurchaseStatus
 from ..core.models import Invoice, PaymentAttempt, Purchase, parse_row_id
 from ..core.state import PluginState
+from ..refunds import credit_notes
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, sync_refund
 from ..shop import deposits
@@ -192,6 +193,11 @@ def apply_refund(state: PluginState, stripe_refund: dict, event: dict, payer: Pa
     sync_refund(state, stripe_refund, purchase=_purchase_of(state, payer))
 
 
+def apply_credit_note(state: PluginState, credit_note: dict, event: dict, extra: None) -> None:
+    """A credit note of one of our invoices: recorded (its number and PDF), or marked void."""
+    credit_notes.record(state, credit_note)
+
+
 def apply_dispute(state: PluginState, dispute: dict, event: dict, payer: Payer | None) -> None:
     purchase = _purchase_of(state, payer)
     if purchase is not None:
@@ -213,6 +219,8 @@ _PAYER_READS = ("nothing once the payment is recorded; before that (events come 
                 "whose metadata names our purchase, and its Checkout Session, to record the payment first")
 _REFUND = Handling("refund", apply_refund, read_payer, reads=_PAYER_READS)
 _DISPUTE = Handling("dispute", apply_dispute, read_payer, reads=_PAYER_READS)
+_CREDIT_NOTE = Handling("credit_note", apply_credit_note,
+                        reads="nothing: the event carries the credit note, its invoice's id, number, PDF and refunds")
 
 #: Event type → handling. Types not listed are acknowledged and ignored; among them ``charge.refunded``,
 #: whose charge no longer carries its refunds (API 2022-11-15): each refund comes in its own ``refund.*``
@@ -233,6 +241,9 @@ HANDLERS: dict[str, Handling] = {
     "refund.updated": _REFUND,
     "refund.failed": _REFUND,
     "charge.refund.updated": _REFUND,
+    "credit_note.created": _CREDIT_NOTE,
+    "credit_note.updated": _CREDIT_NOTE,
+    "credit_note.voided": _CREDIT_NOTE,
     "charge.dispute.created": _DISPUTE,
     "charge.dispute.updated": _DISPUTE,
     "charge.dispute.closed": _DISPUTE,

@@ -209,6 +209,17 @@ def payment_list(value) -> bool:
         and paid_transitions(p.get("status_transitions")) for p in data)
 
 
+def refund_links(value) -> bool:
+    """A credit note's ``refunds``: the refunds it pays back, each named by id (or expanded)."""
+    return value is None or (isinstance(value, list) and all(
+        isinstance(r, dict) and optional_id(r.get("refund")) and amount()(r.get("amount_refunded")) for r in value))
+
+
+def discount_details(value) -> bool:
+    """A session's ``total_details``: its ``amount_discount`` an amount, when given."""
+    return value is None or (isinstance(value, dict) and amount()(value.get("amount_discount")))
+
+
 def anything(_value) -> bool:
     return True
 
@@ -219,6 +230,7 @@ SHAPES: dict[str, dict[str, Callable[[Any], bool]]] = {
         "status": text(32), "payment_status": text(32), "metadata": mapping, "currency": currency(),
         "amount_total": amount(), "amount_subtotal": amount(), "customer": optional_id,
         "payment_intent": optional_id, "invoice": optional_id, "client_reference_id": anything,
+        "total_details": discount_details,
     },
     "invoice": {
         "metadata": mapping, "total": amount(), "currency": currency(), "number": text(64),
@@ -236,6 +248,11 @@ SHAPES: dict[str, dict[str, Callable[[Any], bool]]] = {
     "refund": {
         "amount": amount(required=True, positive=True), "currency": currency(required=True),
         "status": text(32), "payment_intent": text(MAX_ID), "failure_reason": text(500), "reason": text(500),
+    },
+    "credit_note": {
+        "invoice": optional_id, "number": text(64), "pdf": text(2048), "total": amount(), "amount": amount(),
+        "currency": currency(), "status": text(32), "reason": text(32), "refunds": refund_links,
+        "created": optional_timestamp,
     },
     "dispute": {
         "amount": amount(required=True), "currency": currency(required=True), "status": text(32, required=True),

@@ -11,6 +11,7 @@ from wtforms.validators import ValidationError as CSRFValidationError
 from ..core.i18n import gettext as _
 from ..core.logs import get_logger
 from ..core.state import PluginState
+from ..core.urls import sign_in_url
 from ..errors import PaymentsError
 from ..web.rendering import render
 
@@ -92,13 +93,13 @@ def wants_json() -> bool:
                                request.accept_mimetypes["text/html"])
 
 
-def error_response(status: int, message: str, *, errors: dict | None = None):
+def error_response(status: int, message: str, *, errors: dict | None = None, sign_in: str | None = None):
     if wants_json():
         body = {"error": {"status": status, "message": message}}
         if errors:
             body["error"]["fields"] = errors
         return jsonify(body), status
-    return render("lms_stripe/error.html", status=status, message=message), status
+    return render("lms_stripe/error.html", status=status, message=message, sign_in=sign_in), status
 
 
 _HTTP_MESSAGES = {
@@ -189,4 +190,7 @@ def install(bp) -> None:
     def _http_error(err: HTTPException):
         code = err.code or 500
         explain = _HTTP_MESSAGES.get(code)
-        return error_response(code, explain() if explain else err.description or "")
+        # A visitor who must sign in is shown where, and brought back to the page they asked for.
+        back = request.full_path.rstrip("?") if code == 401 and request.method == "GET" else None
+        return error_response(code, explain() if explain else err.description or "",
+                              sign_in=sign_in_url(state().host, back) if back else None)

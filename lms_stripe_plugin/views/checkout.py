@@ -73,7 +73,7 @@ def success():
         # Expired too: the learner may have paid a session retired meanwhile (an old tab, a changed offer).
         purchase = _fulfil(st, session_id, purchase.id) or purchase
     course = st.host.get_course(purchase.course_id)
-    return render("lms_stripe/success.html", purchase=purchase, course=course,
+    return render("lms_stripe/success.html", purchase=purchase, course=course, invoice=purchase.invoice,
                   course_url=st.host.course_url(course) if course is not None else None,
                   title=st.host.course_title(course) if course is not None else purchase.course_id)
 

@@ -14,7 +14,7 @@ from ..core.enums import InvoiceStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import Invoice
 from ..money import format_rate
-from ..refunds import cancellation, disputes, lifecycle
+from ..refunds import cancellation, credit_notes, disputes, lifecycle
 from ..web import audit_text, exports
 from ..web.rendering import render
 from ._common import display_names, error_response, require_admin, require_user, state
@@ -38,7 +38,8 @@ def my_invoices():
     user_id = st.host.user_id(user)
     rows = listing.learner_invoices(st.session, user_id)
     processing = [(purchase, _title(purchase.course_id)) for purchase in listing.learner_processing(st.session, user_id)]
-    return render("lms_stripe/my_invoices.html", invoices=rows, processing=processing)
+    return render("lms_stripe/my_invoices.html", invoices=rows, processing=processing,
+                  credit_notes=credit_notes.of_invoices(st.session, rows))
 
 
 def _title(course_id: str) -> str:
@@ -60,7 +61,9 @@ def invoice_context(invoice: Invoice) -> dict:
     purchase_id = invoice.purchase_id
     refunds = lifecycle.refunds_of(session, purchase_id) if purchase_id else []
     history = audit.invoice_history(session, purchase_id=purchase_id, invoice_id=invoice.id, user_id=invoice.user_id)
+    notes = credit_notes.of_invoice(session, invoice)
     return {"invoice": invoice, "purchase": invoice.purchase, "refunds": refunds, "lines": invoice.lines,
+            "credit_notes": notes, "credit_notes_by_id": {note.stripe_credit_note_id: note for note in notes},
             "requests": listing.invoice_requests(session, invoice.id), "payments": listing.invoice_payments(session, invoice.id),
             "can_request": payable(invoice),
             "disputes": disputes.disputes_of(session, purchase_id) if purchase_id else [], "history": history,

@@ -6,6 +6,8 @@ from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
 from ..accounts import settings as payment_settings
+from ..accounts.identity import format_siret
+from ..billing import legal
 from ..core.i18n import current_locale, gettext as _
 from ..money import Money
 from ..shop import offers
@@ -43,7 +45,8 @@ def admin_settings():
             return redirect(url_for("lms_stripe.admin_settings"))
     status = 400 if errors else 200
     return render("lms_stripe/admin/settings.html", settings=current, errors=errors,
-                  form=_form_values(current, submitted), masked=_masked(current)), status
+                  form=_form_values(current, submitted), masked=_masked(current),
+                  late_payment_default=legal.late_payment_default(current_locale())), status
 
 
 def _saved_message(before, after) -> tuple[str, str]:
@@ -62,7 +65,7 @@ def _form_values(current, submitted) -> dict:
     if submitted is not None:
         values = {name: submitted.get(name, "") for name in SettingsSchema.FIELDS if name not in SettingsSchema.SECRETS}
         for name in ("enabled", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "sepa_debit_enabled",
-                     "automatic_tax", "partial_payments_enabled", "reminder_sms"):
+                     "automatic_tax", "partial_payments_enabled", "reminder_sms", "business_buyers"):
             values[name] = bool(submitted.get(name))
         return values
     return {
@@ -78,6 +81,10 @@ def _form_values(current, submitted) -> dict:
         "partial_minimum": amount_input(current.partial_minimum, current.default_currency),
         "reminder_days": ", ".join(current.reminder_days.split(",")), "reminder_max": str(current.reminder_max),
         "reminder_sms": current.reminder_sms, "balance_grace_days": str(current.balance_grace_days),
+        "seller_legal_name": current.seller_legal_name or "", "seller_address": current.seller_address or "",
+        "seller_siret": format_siret(current.seller_siret) if current.seller_siret else "",
+        "seller_vat_number": current.seller_vat_number or "", "seller_legal_form": current.seller_legal_form or "",
+        "late_payment_text": current.late_payment_text or "", "business_buyers": current.business_buyers,
     }
 
 

@@ -241,6 +241,12 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
         "The payment request to %(learner)s on invoice %(number)s was cancelled.", **v),
     AuditAction.PAYMENT_RECEIVED: lambda v, d: _("%(learner)s paid %(amount)s on invoice %(number)s.", **v),
     AuditAction.REMINDER_SENT: lambda v, d: _reminded(v, int(d.get("step", 0))),
+    AuditAction.CREDIT_NOTE_ISSUED: lambda v, d: _(
+        "Credit note %(note)s of %(amount)s was issued on invoice %(number)s.",
+        note=d.get("credit_note_number") or d.get("credit_note") or "", **v),
+    AuditAction.CREDIT_NOTE_VOIDED: lambda v, d: _(
+        "Credit note %(note)s of %(amount)s on invoice %(number)s was voided.",
+        note=d.get("credit_note_number") or d.get("credit_note") or "", **v),
     AuditAction.MESSAGE_FAILED: lambda v, d: _(
         "A message (%(channel)s) to %(learner)s could not be delivered: %(reason)s",
         channel={"email": _("e-mail"), "sms": _("SMS")}.get(str(d.get("channel")), str(d.get("channel"))), **v),

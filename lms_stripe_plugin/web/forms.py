@@ -10,6 +10,7 @@ from babel.numbers import format_decimal
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 from werkzeug.datastructures import MultiDict
 
+from ..accounts import identity
 from ..accounts.settings import key_mode
 from ..billing.reminders import EARLIEST, LATEST
 from ..core.enums import BalanceDue, DepositAccess, PaymentPlan
@@ -54,6 +55,61 @@ class Text(fields.String):
         if any(ord(c) < 32 for c in value):
             raise ValidationError(_("Remove the control characters."))
         return value or None
+
+
+class Paragraph(fields.String):
+    """A few lines of text (an address, a sentence of the invoices' footer), each trimmed, blank lines dropped,
+    of bounded length; blank becomes None."""
+
+    def __init__(self, max_length: int, max_lines: int, **kwargs):
+        super().__init__(**kwargs)
+        self.max_length, self.max_lines = max_length, max_lines
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError(_("Enter text."))
+        lines = [line.strip() for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+        text = "\n".join(line for line in lines if line)
+        if any(ord(c) < 32 and c != "\n" for c in text):
+            raise ValidationError(_("Remove the control characters."))
+        if len(text) > self.max_length:
+            raise ValidationError(_("At most %(n)s characters.", n=self.max_length))
+        if text.count("\n") >= self.max_lines:
+            raise ValidationError(_("At most %(n)s lines.", n=self.max_lines))
+        return text or None
+
+
+class Siret(Text):
+    """A SIREN (9 digits) or SIRET (14 digits), spaces allowed, whose check digit is right; stored as digits."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if value is None:
+            return None
+        digits = identity.compact(value)
+        if not digits.isascii() or not digits.isdigit() or len(digits) not in (9, 14):
+            raise ValidationError(_("Enter the SIREN (9 digits) or the SIRET (14 digits)."))
+        if not identity.valid_siren_or_siret(digits):
+            raise ValidationError(_("This number does not check out (its last digit is a check digit): look for a "
+                                    "digit typed wrong."))
+        return digits
+
+
+class FrenchVatNumber(Text):
+    """A French VAT number (FR, a key, the SIREN), spaces allowed, its key and SIREN checked; stored compact."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if value is None:
+            return None
+        number = identity.compact(value)
+        if not (len(number) == 13 and number.startswith("FR") and number[4:].isdigit() and number.isascii()):
+            raise ValidationError(_("Enter a French VAT number: FR, 2 characters, then the 9 digits of the SIREN "
+                                    "(such as %(example)s).", example="FR 44 732829320"))
+        if not identity.valid_french_vat(number):
+            raise ValidationError(_("This VAT number does not check out: its key or its SIREN has a digit typed "
+                                    "wrong."))
+        return number
 
 
 class Currency(Text):
@@ -150,12 +206,25 @@ class SettingsSchema(Schema):
     sepa_debit_enabled = Checkbox(load_default=False)
     automatic_tax = Checkbox(load_default=False)
     terms_url = Url(max_length=MAX_TEXT)
+    # The seller's identity on invoices: the name and legal form are each an invoice custom field's value,
+    # which Stripe takes up to 140 characters.
+    seller_legal_name = Text(max_length=140)
+    seller_address = Paragraph(max_length=300, max_lines=4)
+    seller_siret = Siret(max_length=32)
+    seller_vat_number = FrenchVatNumber(max_length=32)
+    seller_legal_form = Text(max_length=140)
+    late_payment_text = Paragraph(max_length=1000, max_lines=8)
+    business_buyers = Checkbox(load_default=False)
 
     #: In the page's order, which its summary of errors follows.
     FIELDS = ("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
-              "default_vat_rate", "automatic_tax", "wallets_enabled", "klarna_enabled", "klarna_minimum",
-              "sepa_debit_enabled", "vouchers_enabled", "terms_url", "school_name", "partial_payments_enabled",
-              "partial_minimum", "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days")
+              "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
+              "sepa_debit_enabled", "automatic_tax", "terms_url", "school_name", "partial_payments_enabled",
+              "partial_minimum", "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days",
+              "seller_legal_name", "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form",
+              "late_payment_text", "business_buyers")
+    #: The seller's identity, whose legal name the others are printed under.
+    IDENTITY = ("seller_address", "seller_siret", "seller_vat_number", "seller_legal_form")
     SECRETS = ("secret_key", "webhook_secrets")
 
     def __init__(self, *, stored=None, **kwargs):
@@ -277,6 +346,22 @@ class SettingsSchema(Schema):
                 errors["enabled"] = [_("Enter the publishable key, the secret key and the webhook signing secret before enabling payments.")]
             for name in missing:
                 errors[name] = [_UNREADABLE[name]() if name in self._unreadable() else _("Required to enable payments.")]
+        errors.update(self._check_identity(data, refused))
+        return errors
+
+    def _check_identity(self, data, refused: set[str]) -> dict[str, list]:
+        """The seller's identity read together: a legal name to print the rest under, and one SIREN in both the
+        SIRET and the VAT number."""
+        errors: dict[str, list] = {}
+        given = [name for name in self.IDENTITY if name not in refused and self._merged(data, name)]
+        if given and "seller_legal_name" not in refused and not self._merged(data, "seller_legal_name"):
+            errors["seller_legal_name"] = [_("Enter the legal name: the invoices show the seller's other details "
+                                             "under it.")]
+        siret, vat = self._merged(data, "seller_siret"), self._merged(data, "seller_vat_number")
+        if siret and vat and not {"seller_siret", "seller_vat_number"} & refused and \
+                identity.vat_siren(vat) != siret[:9]:
+            errors["seller_vat_number"] = [_("This VAT number holds the SIREN %(vat)s, and the SIRET is that of "
+                                             "%(siret)s.", vat=identity.vat_siren(vat), siret=siret[:9])]
         return errors
 
 

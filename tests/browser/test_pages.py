@@ -99,12 +99,15 @@ def _make_data(app, sandbox) -> dict:
     paid = {"en": lea.buy(1, sandbox, pay=True), "fr": eric_fr.buy(5, sandbox, pay=True)}
     open_sessions = {"en": lea.buy(2, sandbox, pay=False), "fr": lea_fr.buy(7, sandbox, pay=False)}
     admin = _Browserless(app, "admin")
+    # Stripe's invoice page speaks its customer's language: an English-speaking buyer's, for the English walk.
+    english = admin.buy(1, sandbox, pay=True)
     with app.app_context():
         purchases = {lang: db.session.query(Purchase).filter_by(stripe_checkout_session_id=sid).one()
                      for lang, sid in {**paid, **{f"open-{k}": v for k, v in open_sessions.items()}}.items()}
         bought = db.session.query(Invoice).filter_by(purchase_id=purchases["en"].id).one()
         asked = db.session.query(Invoice).filter_by(user_id=str(learner.id), source="admin").first()
-        hosted = {"en": bought.hosted_url,
+        hosted = {"en": db.session.query(Invoice).join(Purchase, Purchase.id == Invoice.purchase_id)
+                  .filter(Purchase.stripe_checkout_session_id == english).one().hosted_url,
                   "fr": db.session.query(Invoice).filter_by(purchase_id=purchases["fr"].id).one().hosted_url}
         charge = sandbox.state.all("charge")[0]["id"]
     refund = admin.post_form(f"/payments/admin/invoices/{bought.id}/refund", amount="5.00", reason="Late start")
@@ -261,6 +264,7 @@ VISITS = [
     Visit("pay page", lambda s, lang: s["pay_link"]),
     Visit("not found", lambda s, lang: "/payments/no-such-page", "learner"),
     Visit("terms", lambda s, lang: "/terms"),
+    Visit("sign in", lambda s, lang: "/demo/sign-in"),
     # The administrators' pages.
     Visit("settings", lambda s, lang: "/payments/admin/settings", "admin"),
     Visit("settings refused", lambda s, lang: "/payments/admin/settings", "admin", _submit_settings_errors),

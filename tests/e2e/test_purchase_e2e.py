@@ -52,8 +52,11 @@ def _count_stripe_calls(monkeypatch) -> list:
 def test_a_returning_learner_costs_one_stripe_call_per_click(stripe_app, client, db, sandbox, monkeypatch):
     calls = _count_stripe_calls(monkeypatch)
     _response, first = start_checkout(client, "emp", "c1")
-    assert [m for m, _u in calls] == ["post", "post"]  # the tax rate (once ever), then the session
-    assert sandbox.state.get(first)["customer_creation"] == "always"
+    # The learner's customer (once), the tax rate (once ever), then the session.
+    assert [(m, u.split("/v1/")[1]) for m, u in calls] == [("post", "customers"), ("post", "tax_rates"),
+                                                           ("post", "checkout/sessions")]
+    customer = sandbox.state.get(sandbox.state.get(first)["customer"])
+    assert customer["preferred_locales"] == ["en"] and customer["email"] == "emp@example.com"
     pay(sandbox, first)
     calls.clear()
     response, second = start_checkout(client, "emp", "c2")

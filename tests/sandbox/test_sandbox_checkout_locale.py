@@ -100,7 +100,7 @@ def test_the_hosted_invoice_page_speaks_the_customers_language(client, paid_sess
     client.v1.customers.update(session.invoice.customer, params={"preferred_locales": ["fr-FR"]})
     page = _page(session.invoice.hosted_invoice_url, **{"Accept-Language": "en-US"})
     assert _lang(page) == "fr"
-    for label in ("Facture", "Statut :", "Facturée à", "Montant payé", "Reste à payer",
+    for label in ("Facture", "Statut", "Facturé à", "Montant payé", "Reste à payer",
                   "Télécharger la facture (PDF)", "payée", "Bac à sable Stripe · mode test"):
         assert label in page, label
     assert f"119,00{NBSP}€" in page and "Amount remaining" not in page
