@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 import responses
 
 from lms_stripe_plugin import messages
+from lms_stripe_plugin.messages import outbox
 from lms_stripe_plugin.core.models import PaymentAttempt, utcnow
 
 from .conftest import STRIPE, stripe_object
@@ -97,3 +99,15 @@ class Recorder:
 
     def to(self, recipient: str) -> list[messages.Outgoing]:
         return [m for m in self.sent if m.recipient == recipient]
+
+
+#: Learners' numbers as the host gives them: a French mobile (SMS reach it) and a landline (they do not).
+MOBILE, LANDLINE = "+33612345678", "+33123456789"
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    """Every message the plugin sends, kept in a `Recorder` instead of going out (import it into a test module)."""
+    recorder = Recorder()
+    monkeypatch.setattr(outbox, "_backend", lambda channel: recorder)
+    return recorder

@@ -16,24 +16,15 @@ from sqlalchemy import func, select
 
 from lms_stripe_plugin.core.models import (AuditEntry, Invoice, InvoiceLine, Message, PaymentAttempt, PaymentRequest,
                                            RequestLink, TaxRate)
-from lms_stripe_plugin.messages import outbox
 
 from .conftest import STRIPE, as_user, stripe_object
 from .refund_support import calls, csrf, idempotency_key, sent, text
-from .request_stubs import Recorder, open_attempt, stub_expire
+from .request_stubs import LANDLINE, backend, open_attempt, stub_expire  # noqa: F401 - a fixture
 from .request_support import open_invoice, open_request
 
 NEW = "/payments/admin/invoices/new"
 DUE = (date.today() + timedelta(days=20)).isoformat()
 NEW_STRIPE_ID = "in_test_new_1"
-LANDLINE = "+33123456789"
-
-
-@pytest.fixture
-def backend(monkeypatch):
-    recorder = Recorder()
-    monkeypatch.setattr(outbox, "_backend", lambda channel: recorder)
-    return recorder
 
 
 @pytest.fixture

@@ -24,18 +24,10 @@ from lms_stripe_plugin.messages import DeliveryFailed, outbox
 
 from .conftest import STRIPE, stripe_object
 from .refund_support import calls, idempotency_key, sent
-from .request_stubs import Recorder, open_attempt, stub_expire
+from .request_stubs import LANDLINE, MOBILE, backend, open_attempt, stub_expire  # noqa: F401 - a fixture
 from .request_support import open_invoice, open_request
 
-MOBILE, LANDLINE = "+33612345678", "+33123456789"
 RETURN = "https://lms.test/payments/pay/tok"
-
-
-@pytest.fixture
-def backend(monkeypatch):
-    recorder = Recorder()
-    monkeypatch.setattr(outbox, "_backend", lambda channel: recorder)
-    return recorder
 
 
 @pytest.fixture

@@ -20,19 +20,11 @@ from lms_stripe_plugin.core.models import AuditEntry, Message, PaymentRequest, R
 from lms_stripe_plugin.messages import DeliveryFailed, outbox
 
 from .conftest import ON_POSTGRES
-from .request_stubs import Recorder
+from .request_stubs import LANDLINE, MOBILE, backend  # noqa: F401 - a fixture
 from .request_support import open_invoice
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
 RULES = [7, 1, -3]
-MOBILE, LANDLINE = "+33612345678", "+33123456789"
-
-
-@pytest.fixture
-def backend(monkeypatch):
-    recorder = Recorder()
-    monkeypatch.setattr(outbox, "_backend", lambda channel: recorder)
-    return recorder
 
 
 @pytest.fixture
