@@ -19,7 +19,7 @@ from lms_stripe_plugin import migrate, signals as plugin_signals
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.core.models import Base
 
-from .minimal_host import Lesson, Person, create_host_app, db as host_db
+from .minimal_host import Lesson, Person, close_apps, create_host_app, db as host_db
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
 DATABASE_URL = os.environ.get("LMS_STRIPE_TEST_DATABASE_URL")
@@ -75,6 +75,12 @@ def _wipe(engine) -> None:
         else:
             for table in tables:
                 conn.execute(sa.text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture(autouse=True)
+def _close_apps():
+    yield
+    close_apps()
 
 
 @pytest.fixture

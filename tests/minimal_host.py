@@ -104,10 +104,26 @@ class MinimalHost:
         return self.locale
 
 
+#: Every app :func:`create_host_app` made and whose engines were not closed yet (see :func:`close_apps`).
+_open_apps: list[Flask] = []
+
+
 def create_host_app(config: dict) -> tuple[Flask, MinimalHost]:
     app = Flask("minimal_host")
     app.config.update(SECRET_KEY="test-secret", SERVER_NAME="lms.test", **config)
     db.init_app(app)
     host = MinimalHost()
     StripePayments(app, db=db, host=host)
+    _open_apps.append(app)
     return app, host
+
+
+def close_apps() -> None:
+    """Close the database connections of every app made since the last call: a test's app would otherwise keep
+    its pool open until the garbage collector finds it, and PostgreSQL refuses clients past its limit."""
+    while _open_apps:
+        app = _open_apps.pop()
+        with app.app_context():
+            db.session.remove()
+            for engine in db.engines.values():
+                engine.dispose()

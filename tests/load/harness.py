@@ -52,7 +52,7 @@ _schema_numbers = itertools.count(1)
 SQL_COURSES = """
     SELECT c.id, o.amount, o.currency FROM demo_courses c
     JOIN lms_stripe_course_offers o ON o.course_id = CAST(c.id AS VARCHAR)
-    WHERE o.is_paid AND o.on_sale AND o.audience = 'public' ORDER BY c.id"""
+    WHERE o.is_paid AND o.on_sale AND o.audience = 'public' AND o.payment_plan = 'full' ORDER BY c.id"""
 
 
 def postgres_url() -> str | None:

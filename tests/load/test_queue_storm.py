@@ -16,9 +16,9 @@ if postgres_url() is None:
 
 pytestmark = pytest.mark.postgres
 
-#: About 11.4 events per payment (its checkout, charge, payment intent, customer and invoice events, and the
+#: About 10.7 events per payment (its checkout, charge, payment intent, customer and invoice events, and the
 #: refunds of a tenth of them): a little over 1,000 events.
-PAYMENTS = 90
+PAYMENTS = 96
 QUEUE_WORKERS = 2
 
 
