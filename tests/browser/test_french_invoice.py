@@ -73,12 +73,12 @@ def test_a_french_learner_gets_a_receipt_and_a_french_invoice_then_a_credit_note
         page.wait_for_timeout(250)
         page.reload()
     expect(page.locator("#receipt-invoice a")).to_have_text("PDF")
-    shot(page, "28-recu-apres-paiement")
+    shot(page, "33-recu-apres-paiement")
     invoice_id = re.search(r"/payments/invoices/(\d+)/pdf", page.locator("#receipt-invoice a").get_attribute("href"))[1]
 
     page.click("#receipt-invoice a")  # our link, which leads to Stripe's PDF: Chromium shows it
     page.wait_for_timeout(3000)  # Chromium's viewer draws the page, then its thumbnail
-    shot(page, "29-facture-pdf")
+    shot(page, "34-facture-pdf")
     pdf = requests.get(page.url, timeout=10).content
     for text in (b"Facture", b"Demo School", b"Vendeur : Demo School SAS", b"SIRET : 123 456 782 00010",
                  b"N\xb0 TVA intracommunautaire : FR11123456782", b"Montant HT", b"-4,15\xa0\x80", b"TVA \\(20 %\\) incluse",

@@ -304,11 +304,11 @@ VISITS = [
 
 #: The README's screenshots the walk takes (with `make screenshots`): (visit, language, width) -> name.
 SCREENSHOTS = {
-    ("invoices", "fr", 375): "27-factures-admin-telephone",
-    ("settings refused", "en", 1280): "28-admin-settings-every-error",
-    ("course settings refused", "en", 1280): "29-admin-course-price-refused",
-    ("my payments", "en", 375): "30-my-payments-phone",
-    ("sandbox hosted invoice", "fr", 375): "31-facture-stripe-telephone",
+    ("invoices", "fr", 375): "35-factures-admin-telephone",
+    ("settings refused", "en", 1280): "36-admin-settings-every-error",
+    ("course settings refused", "en", 1280): "37-admin-course-price-refused",
+    ("my payments", "en", 375): "38-my-payments-phone",
+    ("sandbox hosted invoice", "fr", 375): "39-facture-stripe-telephone",
 }
 
 
