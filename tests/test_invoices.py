@@ -303,7 +303,7 @@ def test_pagination_keeps_the_filters(app, client, invoices):
 # -- CSV ---------------------------------------------------------------------------------------------------------
 
 HEADERS = ["Number", "Issued (UTC)", "Status", "Origin", "E-mail", "Learner", "Description", "Currency",
-           "Net (excl. VAT)", "VAT", "Total incl. VAT", "VAT rate (%)", "Discount", "Refunded", "Paid", "Remaining",
+           "Net (excl. VAT)", "VAT", "Total incl. VAT", "VAT rate (%)", "Discount", "Payment method", "Refunded", "Paid", "Remaining",
            "Due date", "Stripe invoice", "Credit note"]
 
 
@@ -326,7 +326,7 @@ def test_csv_export_has_a_header_and_amounts_in_major_units(client, invoices):
         "Number": "INV-001", "Issued (UTC)": "2026-01-05 10:00", "Status": "Paid", "Origin": "Online purchase",
         "E-mail": "lea@example.com", "Learner": "Léa", "Description": "Python basics", "Currency": "EUR",
         "Net (excl. VAT)": "41.58", "VAT": "8.32", "Total incl. VAT": "49.90", "VAT rate (%)": "0", "Discount": "0.00",
-        "Refunded": "0.00", "Paid": "0.00", "Remaining": "0.00", "Due date": "", "Stripe invoice": "in_INV-001",
+        "Payment method": "", "Refunded": "0.00", "Paid": "0.00", "Remaining": "0.00", "Due date": "", "Stripe invoice": "in_INV-001",
         "Credit note": ""}
     assert (by_number["JP-004"]["Net (excl. VAT)"], by_number["JP-004"]["VAT"], by_number["JP-004"]["Total incl. VAT"]) \
         == ("7273", "727", "8000")
@@ -373,6 +373,56 @@ def test_the_excel_export_has_typed_cells(client, invoices):
     assert lea["Number"] == "INV-001" and lea["Issued (UTC)"] == datetime(2026, 1, 5, 10, 0)
     assert lea["Total incl. VAT"] == 49.9 and isinstance(lea["Total incl. VAT"], float)
     assert sheet.cell(row=2, column=11).number_format == "#,##0.00"
+
+
+@pytest.fixture
+def paid_in_several_ways(db, host, invoices):
+    """INV-001 paid by card; INV-003 from Apple Pay; an administrator's invoice paid by two payment requests'
+    Pay clicks (a card, then a SEPA debit) and a canceled payment; a payment link's invoice paid with Klarna."""
+    from lms_stripe_plugin.core.models import InvoicePayment, PaymentAttempt
+
+    from .link_support import make_link
+    from .request_support import open_invoice, open_request
+
+    for number, method in (("INV-001", "card"), ("INV-003", "apple_pay")):
+        invoices[number].purchase.payment_method = method
+    admin_invoice = open_invoice(db, host, user_id="u1", number="ADM-006")
+    request_id, _token = open_request(db, admin_invoice)
+    for n, (method, status) in enumerate((("card", "paid"), ("sepa_debit", "paid"), ("klarna", "canceled"))):
+        attempt = PaymentAttempt(request_id=request_id, amount=1000, currency="EUR", status="attached",
+                                 stripe_payment_intent_id=f"pi_req_{n}", payment_method=method)
+        db.session.add(attempt)
+        db.session.flush()
+        db.session.add(InvoicePayment(invoice_id=admin_invoice, stripe_invoice_payment_id=f"inpay_{n}",
+                                      stripe_payment_intent_id=f"pi_req_{n}", attempt_id=attempt.id, amount=1000,
+                                      currency="EUR", status=status))
+    link_id, _token = make_link(db)
+    link_invoice = Invoice(stripe_invoice_id="in_link", source="link", number="LNK-007", user_email="pay@example.com",
+                           user_name="Payer", currency="EUR", net=2500, vat=500, gross=3000, amount_paid=3000,
+                           status="paid", issued_at=_at("2026-03-20"))
+    db.session.add(link_invoice)
+    db.session.flush()
+    db.session.add(PaymentAttempt(link_id=link_id, amount=3000, currency="EUR", status="paid",
+                                  invoice_id=link_invoice.id, payment_method="klarna"))
+    db.session.commit()
+
+
+def test_the_exports_say_how_each_invoice_was_paid(app, client, host, paid_in_several_ways):
+    methods = {row[0]: row[HEADERS.index("Payment method")] for row in _csv(client)[1:]}
+    assert methods == {"INV-001": "Card", "INV-002": "", "INV-003": "Apple Pay", "JP-004": "", "INV-005": "",
+                       "ADM-006": "Card, SEPA Direct Debit", "LNK-007": "Klarna"}
+
+    host.locale = "fr"
+    rows = _csv(client, delimiter=";")
+    french = {row[0]: row[rows[0].index("Moyen de paiement")] for row in rows[1:]}
+    assert (french["INV-001"], french["ADM-006"], french["LNK-007"]) == \
+        ("Carte bancaire", "Carte bancaire, Prélèvement SEPA", "Klarna")
+
+    host.locale = "en"
+    response = client.get("/payments/admin/invoices.xlsx", headers=as_user("adm"))
+    rows = list(openpyxl.load_workbook(io.BytesIO(response.get_data())).active.iter_rows(values_only=True))
+    column = list(rows[0]).index("Payment method")
+    assert {row[0]: row[column] for row in rows[1:]}["ADM-006"] == "Card, SEPA Direct Debit"
 
 
 def test_the_invoice_recorded_by_fulfilment_is_the_learners_to_download(client, db, people, priced, configured,

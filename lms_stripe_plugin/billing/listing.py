@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, tuple_
-from sqlalchemy.orm import selectinload
+from sqlalchemy import ColumnElement, and_, distinct, func, literal_column, or_, select, tuple_
+from sqlalchemy.orm import aliased, selectinload
 
 from ..core.enums import PAYABLE_INVOICE, InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus
-from ..core.models import CourseOffer, Invoice, InvoiceLine, InvoicePayment, Message, PaymentRequest, Purchase
+from ..core.models import (CourseOffer, Invoice, InvoiceLine, InvoicePayment, Message, PaymentAttempt, PaymentRequest,
+                           Purchase)
 from ..money import Money
 
 
@@ -159,10 +160,26 @@ def totals(session, flt: InvoiceFilter) -> list[tuple[str, int, int, int, int, i
 EXPORT_BATCH = 500
 
 
+def _request_methods(dialect: str):
+    """How the payments of Pay clicks credited to the invoice (payment requests, a deposit's balance) were
+    made: their distinct payment methods, comma-separated (None: no such payment)."""
+    method = PaymentAttempt.payment_method
+    joined = (func.string_agg(distinct(method), literal_column("','")) if dialect == "postgresql"
+              else func.group_concat(distinct(method)))
+    return (select(joined).select_from(InvoicePayment)
+            .join(PaymentAttempt, PaymentAttempt.id == InvoicePayment.attempt_id)
+            .where(InvoicePayment.invoice_id == Invoice.id, InvoicePayment.status == "paid")
+            .correlate(Invoice).scalar_subquery())
+
+
 def export_rows(session, flt: InvoiceFilter) -> Iterator:
     """The filtered invoices for the exports, newest first, as they are read (memory stays flat whatever
     the number): each row with its amounts in minor units, the VAT rate of a purchase or the lowest and
-    highest of an administrator's invoice's lines, and the price a purchase was sold at (for its discount)."""
+    highest of an administrator's invoice's lines, the price a purchase was sold at (for its discount), and
+    how it was paid: the purchase's payment method, the payment link's, and those of the payments credited
+    to it by Pay clicks (`_request_methods`)."""
+    dialect = _dialect(session)
+    link = aliased(PaymentAttempt)
     lowest = (select(func.min(InvoiceLine.vat_rate)).where(InvoiceLine.invoice_id == Invoice.id)
               .correlate(Invoice).scalar_subquery())
     highest = (select(func.max(InvoiceLine.vat_rate)).where(InvoiceLine.invoice_id == Invoice.id)
@@ -172,9 +189,12 @@ def export_rows(session, flt: InvoiceFilter) -> Iterator:
                     Purchase.vat_rate.label("purchase_rate"), lowest.label("lowest_rate"),
                     highest.label("highest_rate"), Purchase.amount.label("price"),
                     Purchase.amount_paid.label("purchase_paid"), Invoice.amount_refunded, Invoice.amount_paid,
-                    Invoice.amount_remaining, Invoice.due_at, Invoice.stripe_invoice_id, Invoice.credit_note_number)
+                    Invoice.amount_remaining, Invoice.due_at, Invoice.stripe_invoice_id, Invoice.credit_note_number,
+                    Purchase.payment_method.label("purchase_method"), link.payment_method.label("link_method"),
+                    _request_methods(dialect).label("request_methods"))
              .outerjoin(Purchase, Purchase.id == Invoice.purchase_id)
-             .where(*flt.conditions(_dialect(session))).order_by(*_NEWEST_FIRST)
+             .outerjoin(link, link.invoice_id == Invoice.id)
+             .where(*flt.conditions(dialect)).order_by(*_NEWEST_FIRST)
              .execution_options(yield_per=EXPORT_BATCH))
     yield from session.execute(query)
 

@@ -371,6 +371,33 @@ def apply_link_invoice(state: PluginState, stripe_invoice: dict) -> Invoice | No
     return record_link_invoice(state, stripe_invoice, attempt)
 
 
+def payment_method_of(charge: dict) -> str | None:
+    """How a charge was paid: its ``payment_method_details.type`` ("card", "sepa_debit", "klarna"…), or for a
+    card paid from a wallet the wallet's type ("apple_pay", "google_pay", "link"…)."""
+    details = charge.get("payment_method_details") or {}
+    if details.get("type") == "card":
+        wallet = ((details.get("card") or {}).get("wallet") or {}).get("type")
+        if wallet:
+            return wallet
+    return details.get("type") or None
+
+
+def record_payment_method(state: PluginState, charge: dict) -> None:
+    """How a Pay click's payment was made, from its charge (succeeded, or pending for a bank debit), whose
+    metadata Stripe copied from the PaymentIntent: the attempt it names takes it, unless the attempt is known
+    to have been paid by another PaymentIntent."""
+    attempt_id = parse_row_id((charge.get("metadata") or {}).get("lms_attempt_id"))
+    intent = charge.get("payment_intent")
+    intent = intent.get("id") if isinstance(intent, dict) else intent
+    method = payment_method_of(charge)
+    if attempt_id is None or not intent or method is None:
+        return
+    state.session.execute(update(PaymentAttempt).where(
+        PaymentAttempt.id == attempt_id,
+        or_(PaymentAttempt.stripe_payment_intent_id.is_(None), PaymentAttempt.stripe_payment_intent_id == intent))
+        .values(payment_method=method).execution_options(synchronize_session=False))
+
+
 def _failed(cs: dict) -> bool:
     intent = cs.get("payment_intent")
     return isinstance(intent, dict) and intent.get("status") in ("requires_payment_method", "canceled")

@@ -205,6 +205,33 @@ class AccessReason(Labelled):
     BALANCE_OVERDUE = "balance_overdue"
 
 
+class PaymentMethod(Labelled):
+    """How a payment was made, as its charge says: ``payment_method_details.type``, or for a card paid from a
+    wallet the wallet's ``type``. Stripe has more types than these: a column of them holds any of Stripe's,
+    and one not listed here is shown as Stripe names it (`payment_method_label`)."""
+
+    CARD = "card"
+    SEPA_DEBIT = "sepa_debit"
+    KLARNA = "klarna"
+    APPLE_PAY = "apple_pay"
+    GOOGLE_PAY = "google_pay"
+    SAMSUNG_PAY = "samsung_pay"
+    LINK = "link"
+    PAYPAL = "paypal"
+    BANCONTACT = "bancontact"
+    IDEAL = "ideal"
+
+
+def payment_method_label(value: str | None) -> str | None:
+    """A stored payment method in the reader's language; a type this list does not know, as Stripe names it."""
+    if not value:
+        return None
+    try:
+        return PaymentMethod(value).label
+    except ValueError:
+        return value
+
+
 class AuditAction(Labelled):
     CHECKOUT_STARTED = "checkout_started"
     CHECKOUT_WITHDRAWN = "checkout_withdrawn"
@@ -345,6 +372,18 @@ _LABELS: dict[type, dict] = {
         AccessReason.REFUND: N_("Refunded"),
         AccessReason.DISPUTE: N_("Payment disputed"),
         AccessReason.BALANCE_OVERDUE: N_("Balance overdue"),
+    },
+    PaymentMethod: {
+        PaymentMethod.CARD: N_("Card"),
+        PaymentMethod.SEPA_DEBIT: N_("SEPA Direct Debit"),
+        PaymentMethod.KLARNA: N_("Klarna"),
+        PaymentMethod.APPLE_PAY: N_("Apple Pay"),
+        PaymentMethod.GOOGLE_PAY: N_("Google Pay"),
+        PaymentMethod.SAMSUNG_PAY: N_("Samsung Pay"),
+        PaymentMethod.LINK: N_("Link"),
+        PaymentMethod.PAYPAL: N_("PayPal"),
+        PaymentMethod.BANCONTACT: N_("Bancontact"),
+        PaymentMethod.IDEAL: N_("iDEAL"),
     },
     AuditAction: {
         AuditAction.CHECKOUT_STARTED: N_("Checkout started"),

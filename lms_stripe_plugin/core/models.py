@@ -263,6 +263,9 @@ class Purchase(Base):
     locale: Mapped[str | None] = mapped_column(sa.String(8))
     #: When the deposit's invoice became paid: set once (a conditional update), the learner then has access.
     balance_paid_at: Mapped[datetime | None]
+    #: How Checkout's payment was made (`enums.PaymentMethod`: card, sepa_debit, klarna, apple_pay…), from the
+    #: charge's events; None until one of them came.
+    payment_method: Mapped[str | None] = mapped_column(sa.String(32))
 
     invoice: Mapped["Invoice | None"] = relationship(back_populates="purchase", uselist=False)
 
@@ -499,6 +502,8 @@ class PaymentAttempt(Base):
     payer_email: Mapped[str | None] = mapped_column(sa.String(320))
     #: The invoice Checkout issued for a link's payment.
     invoice_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_invoices.id"), unique=True)
+    #: How it was paid (`enums.PaymentMethod`), from the charge's events; None until one of them came.
+    payment_method: Mapped[str | None] = mapped_column(sa.String(32))
 
     request: Mapped[PaymentRequest | None] = relationship()
     link: Mapped[PaymentLink | None] = relationship()

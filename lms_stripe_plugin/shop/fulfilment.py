@@ -6,13 +6,14 @@ transition and enrolls), invoices are unique by Stripe id and by purchase.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
 from .. import signals
 from ..accounts import settings as payment_settings
 from ..billing.invoices import record_invoice
+from ..billing.paying import payment_method_of
 from ..core import audit, jobs
 from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus, RefundOrigin, RefundStatus
 from ..core.models import Customer, Purchase, Refund, parse_row_id, utcnow
@@ -168,6 +169,22 @@ def _mark_failed(state: PluginState, purchase: Purchase, cs: dict) -> None:
         audit.record(state.session, AuditAction.PAYMENT_FAILED, user_id=purchase.user_id, course_id=purchase.course_id,
                      purchase_id=purchase.id, reason=error)
         send_after_commit(state.session, signals.payment_failed, purchase=purchase, reason=error)
+
+
+def record_payment_method(state: PluginState, charge: dict) -> None:
+    """How a purchase was paid, from its charge (succeeded, or pending for a bank debit), whose metadata Stripe
+    copied from the PaymentIntent Checkout made: the purchase it names takes it, unless the purchase is known
+    to have been paid by another PaymentIntent. One conditional write: the charge's events come before or
+    after the session's, and nothing is read."""
+    purchase_id = parse_row_id((charge.get("metadata") or {}).get("lms_purchase_id"))
+    intent = _id(charge.get("payment_intent"))
+    method = payment_method_of(charge)
+    if purchase_id is None or not intent or method is None:
+        return
+    state.session.execute(update(Purchase).where(
+        Purchase.id == purchase_id,
+        or_(Purchase.stripe_payment_intent_id.is_(None), Purchase.stripe_payment_intent_id == intent))
+        .values(payment_method=method).execution_options(synchronize_session=False))
 
 
 def _remember_customer(session, purchase: Purchase, cs: dict) -> None:

@@ -25,7 +25,7 @@ from ..refunds import credit_notes
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, sync_refund
 from ..shop import deposits
-from ..shop.fulfilment import EXPAND_SESSION, sync_checkout_session
+from ..shop.fulfilment import EXPAND_SESSION, record_payment_method, sync_checkout_session
 from . import versions
 
 
@@ -116,6 +116,18 @@ def read_failed_session(state: PluginState, cs: dict) -> dict | None:
     api_key = payment_settings.load(state.session).secret_key
     _no_transaction(state)
     return state.gateway.retrieve_checkout_session(cs["id"], api_key=api_key, expand=EXPAND_SESSION)
+
+
+# -- charges ---------------------------------------------------------------------------------------------
+
+def apply_charge(state: PluginState, charge: dict, event: dict, extra: None) -> None:
+    """A charge of one of our payments, succeeded or pending (a bank debit): how it was paid, recorded on the
+    purchase or the Pay click its metadata names (Stripe copies the PaymentIntent's metadata to its charge)."""
+    metadata = charge.get("metadata") or {}
+    if metadata.get("lms_attempt_id") is not None:
+        paying.record_payment_method(state, charge)
+    elif metadata.get("lms_purchase_id") is not None:
+        record_payment_method(state, charge)
 
 
 # -- invoices -------------------------------------------------------------------------------------------
@@ -210,6 +222,9 @@ _SESSION = Handling("checkout.session", apply_checkout_session,
 _FAILED_SESSION = Handling("checkout.session", apply_checkout_session, read_failed_session,
                            reads="the session with its PaymentIntent (the reason the payment failed), while the "
                                  "purchase still waits for it")
+_CHARGE = Handling("charge", apply_charge,
+                   reads="nothing: the event carries how the charge was paid (payment_method_details) and, in its "
+                         "metadata, our purchase or Pay click")
 _INVOICE = Handling("invoice", apply_invoice, reads="nothing: the event carries the whole invoice and its metadata")
 _BILLED_INVOICE = Handling("invoice", apply_billed_invoice,
                            reads="nothing: the event carries the invoice's amounts paid and remaining, and status")
@@ -230,6 +245,8 @@ HANDLERS: dict[str, Handling] = {
     "checkout.session.async_payment_succeeded": _SESSION,
     "checkout.session.async_payment_failed": _FAILED_SESSION,
     "checkout.session.expired": _SESSION,
+    "charge.succeeded": _CHARGE,
+    "charge.pending": _CHARGE,
     "invoice.finalized": _INVOICE,
     "invoice.paid": _INVOICE,
     "invoice.updated": _BILLED_INVOICE,

@@ -220,6 +220,18 @@ def discount_details(value) -> bool:
     return value is None or (isinstance(value, dict) and amount()(value.get("amount_discount")))
 
 
+def method_details(value) -> bool:
+    """A charge's ``payment_method_details``: its ``type`` (and a card's wallet's) short text, when given."""
+    if value is None:
+        return True
+    if not isinstance(value, dict) or not text(32)(value.get("type")):
+        return False
+    card = value.get("card")
+    wallet = card.get("wallet") if isinstance(card, dict) else None
+    return card is None or (isinstance(card, dict) and (wallet is None or (
+        isinstance(wallet, dict) and text(32)(wallet.get("type")))))
+
+
 def anything(_value) -> bool:
     return True
 
@@ -231,6 +243,10 @@ SHAPES: dict[str, dict[str, Callable[[Any], bool]]] = {
         "amount_total": amount(), "amount_subtotal": amount(), "customer": optional_id,
         "payment_intent": optional_id, "invoice": optional_id, "client_reference_id": anything,
         "total_details": discount_details,
+    },
+    "charge": {
+        "metadata": mapping, "payment_intent": optional_id, "status": text(32),
+        "payment_method_details": method_details,
     },
     "invoice": {
         "metadata": mapping, "total": amount(), "currency": currency(), "number": text(64),

@@ -10,7 +10,7 @@ from flask import Response, abort, current_app, redirect, request, stream_with_c
 from ..billing import listing
 from ..billing.issuing import payable
 from ..core import audit
-from ..core.enums import InvoiceStatus
+from ..core.enums import InvoiceStatus, payment_method_label
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import Invoice
 from ..money import format_rate
@@ -196,7 +196,8 @@ def _export_columns(zone: str) -> list[exports.Column]:
             exports.Column(_("Status"), 16), exports.Column(_("Origin"), 18), exports.Column(_("E-mail"), 28),
             exports.Column(_("Learner"), 22), exports.Column(_("Description"), 30), exports.Column(_("Currency"), 9),
             exports.Column(_("Net (excl. VAT)")), exports.Column(_("VAT")), exports.Column(_("Total incl. VAT")),
-            exports.Column(_("VAT rate (%)"), 12), exports.Column(_("Discount")), exports.Column(_("Refunded")),
+            exports.Column(_("VAT rate (%)"), 12), exports.Column(_("Discount")), exports.Column(_("Payment method"), 18),
+            exports.Column(_("Refunded")),
             exports.Column(_("Paid")), exports.Column(_("Remaining")), exports.Column(_("Due date"), 12),
             exports.Column(_("Stripe invoice"), 30), exports.Column(_("Credit note"), 16)]
 
@@ -204,6 +205,7 @@ def _export_columns(zone: str) -> list[exports.Column]:
 def _export_cells(rows):
     """Each exported invoice as typed cells, its status and origin in the reader's language."""
     labels: dict[Any, str] = {}  # a status's or an origin's words, looked up once per export
+    methods: dict[str, str | None] = {}  # a payment method's words, likewise
 
     def label(value) -> str:
         if value not in labels:
@@ -227,9 +229,20 @@ def _export_cells(rows):
         discount = amount(row.price - row.purchase_paid) if row.price is not None and row.purchase_paid is not None \
             else None
         yield (row.number, row.issued_at, label(row.status), label(row.source), row.user_email, row.user_name, row.course_title, currency,
-               amount(row.net), amount(row.vat), amount(row.gross), rate, discount, amount(row.amount_refunded),
-               amount(row.amount_paid), amount(row.amount_remaining),
+               amount(row.net), amount(row.vat), amount(row.gross), rate, discount, _methods(row, methods),
+               amount(row.amount_refunded), amount(row.amount_paid), amount(row.amount_remaining),
                row.due_at.date() if row.due_at else None, row.stripe_invoice_id, row.credit_note_number)
+
+
+def _methods(row, labels: dict[str, str | None]) -> str | None:
+    """How an exported invoice was paid, in the reader's language: "Card", or "Card, SEPA Direct Debit" when
+    its payments were made in several ways (a deposit, then its balance)."""
+    found = {row.purchase_method, row.link_method, *(row.request_methods or "").split(",")} - {None, ""}
+    if not found:
+        return None
+    for method in found - labels.keys():
+        labels[method] = payment_method_label(method)
+    return ", ".join(sorted(labels[method] or method for method in found))
 
 
 def admin_invoices_csv():
