@@ -7,6 +7,7 @@ from blinker import signal
 from sqlalchemy import event
 from werkzeug.datastructures import MultiDict
 
+from lms_stripe_plugin.core.models import Purchase
 from lms_stripe_plugin.shop import catalog
 from lms_stripe_plugin.shop.offers import save_offer
 
@@ -125,8 +126,8 @@ def test_the_filters_a_catalog_keeps_are_bounded(app, priced):
 def test_unhashable_courses_are_filtered_and_labelled_by_id(app, host, priced, people):
     host.course_id = lambda course: course["id"]
     courses = [{"id": "c1"}, {"id": "c2"}, {"id": "c3"}, {"id": "c4"}]
-    with app.test_request_context():
-        kept, deco = _filter_then_render(app, courses, {"price_max": "200"}, people["u1"])
+    with app.test_request_context(headers=as_user("par")):
+        kept, deco = _filter_then_render(app, courses, {"price_max": "200"}, people["par"])
     assert kept == [{"id": "c1"}, {"id": "c2"}, {"id": "c3"}]
     assert "€129.00" in deco.labels["c2"] and "Free" in deco.labels["c3"] and dict(deco.course_labels) == {}
 
@@ -168,11 +169,123 @@ def test_purchases_read_by_the_catalog_are_the_committed_ones_of_this_user(app, 
 
     with app.test_request_context():
         send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["u2"])  # offers kept
-    db.session.add_all([Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR"),
-                        Purchase(user_id="u1", course_id="c4", status="cancelled", amount=8000, currency="JPY"),
-                        Purchase(user_id="u2", course_id="c2", status="paid", amount=12900, currency="EUR")])
+    db.session.add_all([Purchase(user_id="emp", course_id="c1", status="paid", amount=4990, currency="EUR"),
+                        Purchase(user_id="emp", course_id="c4", status="cancelled", amount=8000, currency="JPY"),
+                        Purchase(user_id="par", course_id="c2", status="paid", amount=12900, currency="EUR")])
     db.session.commit()
     with app.test_request_context():
-        mine = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["u1"]).labels
+        mine = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["emp"]).labels
     assert "Purchased" in mine["c1"] and "¥8,000" in mine["c4"] and "€129.00" in mine["c2"]
 
+
+
+# -- one label per situation, as the course page says it ---------------------------------------------------
+
+def _labels(app, user, courses, **context) -> dict:
+    with app.test_request_context(**context):
+        return dict(send(app, "lms.catalog.rendering", courses=courses, user=user).labels)
+
+
+def _backoffice_enroll(app, db, people, lessons, user: str, course: str) -> None:
+    with app.test_request_context(headers=as_user("mgr")):
+        decision = send(app, "lms.enrollment.requested", course=lessons[course], user=people[user],
+                        actor=people["mgr"], source="backoffice")
+        assert decision.reason == "free_enrollment"
+        app.config["TEST_HOST"].enroll(people[user], lessons[course])
+        db.session.commit()
+
+
+def test_a_learner_enrolled_for_free_sees_enrolled_not_the_price(app, db, host, priced, people):
+    courses = list(priced.values())
+    _labels(app, people["emp"], courses)  # the offers are kept: then one query of the user's standing
+    _backoffice_enroll(app, db, people, priced, "emp", "c2")
+    with sql_statements(db) as statements:
+        mine = _labels(app, people["emp"], courses)
+    assert "Enrolled" in mine["c2"] and "€129.00" not in mine["c2"] and "€49.90" in mine["c1"]
+    plugin = [statement for statement in statements if "lms_stripe_" in statement]
+    assert len(plugin) == 2 and "lms_stripe_free_enrollments" in plugin[1]
+    assert "€129.00" in _labels(app, people["par"], courses)["c2"]  # someone else still sees the price
+
+    host.unenroll(people["emp"], priced["c2"])  # the host took the course back: the price again
+    db.session.commit()
+    assert "€129.00" in _labels(app, people["emp"], courses)["c2"]
+
+
+def test_a_free_enrollment_shows_when_the_offers_are_read_with_the_users_standing(app, db, priced, people):
+    _backoffice_enroll(app, db, people, priced, "emp", "c4")
+    app.extensions["lms_stripe"].catalog_snapshot = None  # offers and standing read together, in one query
+    with sql_statements(db) as statements:
+        mine = _labels(app, people["emp"], list(priced.values()))
+    assert "Enrolled" in mine["c4"] and "¥" not in mine["c4"]
+    assert len([s for s in statements if "lms_stripe_" in s]) == 2
+
+
+def test_a_payment_being_processed_shows_as_pending(app, db, priced, people):
+    db.session.add(Purchase(user_id="par", course_id="c2", status="processing", amount=12900, currency="EUR"))
+    db.session.commit()
+    assert "Pending payment" in _labels(app, people["par"], list(priced.values()))["c2"]
+
+
+def test_no_price_for_a_course_outside_the_readers_audience(app, priced, people):
+    courses = list(priced.values())
+    public, partner, visitor = (_labels(app, people["u1"], courses), _labels(app, people["par"], courses),
+                                _labels(app, None, courses))
+    assert "€49.90" in public["c1"] and "Free" in public["c3"]
+    assert all("Not available to you" in public[c] and "data-price" not in public[c] for c in ("c2", "c4"))
+    assert "€129.00" in partner["c2"] and "Not available to you" in partner["c4"]
+    assert "€129.00" in visitor["c2"] and "¥8,000" in visitor["c4"]  # may sign in to buy, as the course page says
+
+
+def test_no_price_for_a_course_not_on_sale_whoever_reads(app, db, host, priced, people, configured):
+    save_offer(db.session, "c1", {"is_paid": True, "amount": 4990, "currency": "EUR", "vat_rate": 2000,
+                                  "audience": "public", "on_sale": False}, actor_id="adm")
+    db.session.commit()
+    for user in (people["u1"], people["emp"], None):
+        assert "Not on sale" in _labels(app, user, list(priced.values()))["c1"]
+    with app.test_request_context(headers=as_user("u1")):
+        page = send(app, "lms.course.detail_rendering", course=priced["c1"], user=people["u1"])
+    assert "not on sale" in page and "49.90" not in page  # the course page's one message, no price either
+    host.locale = "fr"
+    assert "Pas en vente" in _labels(app, people["u1"], list(priced.values()))["c1"]
+    assert "Non disponible pour vous" in _labels(app, people["u1"], list(priced.values()))["c2"]
+
+
+@pytest.mark.parametrize("user, expected", [("u1", ["c1", "c3"]), ("par", ["c1", "c2", "c3"]), (None, ["c1", "c2", "c3"])])
+def test_a_maximum_price_keeps_only_courses_whose_price_the_reader_is_shown(app, priced, people, user, expected):
+    headers = as_user(user) if user else {}
+    with app.test_request_context(headers=headers):
+        kept = send(app, "lms.catalog.filtering", courses=list(priced.values()), args=MultiDict({"price_max": "200"}))
+    assert [c.id for c in kept] == expected
+
+
+def test_a_maximum_price_leaves_out_a_course_not_on_sale(app, db, priced):
+    save_offer(db.session, "c1", {"is_paid": True, "amount": 4990, "currency": "EUR", "vat_rate": 2000,
+                                  "audience": "public", "on_sale": False}, actor_id="adm")
+    db.session.commit()
+    with app.test_request_context():
+        kept = send(app, "lms.catalog.filtering", courses=list(priced.values()), args=MultiDict({"price_max": "60"}))
+        paid = send(app, "lms.catalog.filtering", courses=list(priced.values()), args=MultiDict({"price": "paid"}))
+    assert [c.id for c in kept] == ["c3"] and [c.id for c in paid] == ["c1", "c2", "c4"]
+
+
+def test_the_price_filter_says_which_currencies_it_compares(app, db, host, priced, people):
+    with app.test_request_context():
+        widget = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=None).filter_widget
+    assert "Maximum price (EUR)" in widget
+    assert 'aria-describedby="lms-stripe-price-max-help"' in widget
+    assert "Courses priced in JPY are left out when a maximum price is set." in widget
+
+    host.locale = "fr"
+    save_offer(db.session, "c1", {"is_paid": True, "amount": 4990, "currency": "USD", "vat_rate": 2000,
+                                  "audience": "public", "on_sale": True}, actor_id="adm")
+    db.session.commit()
+    with app.test_request_context():
+        widget = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=None).filter_widget
+    assert "Prix maximum (EUR)" in widget and "JPY et USD" in widget
+
+    save_offer(db.session, "c4", {"is_paid": False}, actor_id="adm")
+    save_offer(db.session, "c1", {"is_paid": False}, actor_id="adm")
+    db.session.commit()
+    with app.test_request_context():
+        widget = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=None).filter_widget
+    assert "Prix maximum (EUR)" in widget and "aria-describedby" not in widget  # every price in euros: no hint

@@ -128,8 +128,8 @@ def test_pricing_preview_uses_the_same_rules(client, people):
 @pytest.mark.parametrize("locale, c1, c4", [("fr", "49,90\u00a0€", "8\u202f000\u00a0JPY"), ("en", "€49.90", "¥8,000")])
 def test_catalog_labels_follow_the_host_locale(app, host, priced, people, locale, c1, c4):
     host.locale = locale
-    with app.test_request_context(headers=as_user("u1")):
-        deco = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["u1"])
+    with app.test_request_context(headers=as_user("emp")):
+        deco = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["emp"])
     assert c1 in deco.labels["c1"]
     assert c4.replace("JPY", "") in deco.labels["c4"] or c4 in deco.labels["c4"]
     assert ("Gratuit" if locale == "fr" else "Free") in deco.labels["c3"]
@@ -137,10 +137,10 @@ def test_catalog_labels_follow_the_host_locale(app, host, priced, people, locale
 
 
 def test_catalog_marks_purchased_courses(app, db, priced, people):
-    db.session.add(Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR"))
+    db.session.add(Purchase(user_id="par", course_id="c1", status="paid", amount=4990, currency="EUR"))
     db.session.commit()
     with app.test_request_context():
-        deco = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["u1"])
+        deco = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["par"])
     assert "Purchased" in deco.labels["c1"] and "€129.00" in deco.labels["c2"]
 
 
@@ -183,7 +183,7 @@ def test_catalog_rendering_costs_at_most_two_queries_whatever_the_size(app, db, 
     db.session.add_all(Lesson(id=f"m{i}", title=f"Course {i}") for i in range(300))
     db.session.commit()
     many = db.session.query(Lesson).all()  # loaded by the host before it sends the signal
-    user = people["u1"]
+    user = people["par"]
     assert user.email  # loaded too
     with sql_statements(db) as statements:
         deco = _render(app, many, user)
@@ -210,14 +210,14 @@ def test_a_price_change_shows_at_once(app, db, priced, people):
     from lms_stripe_plugin.shop.offers import save_offer
 
     courses = list(priced.values())
-    assert "€49.90" in _render(app, courses, people["u1"]).labels["c1"]
+    assert "€49.90" in _render(app, courses, people["emp"]).labels["c1"]
     save_offer(db.session, "c1", {"is_paid": True, "amount": 5900, "currency": "EUR", "vat_rate": 2000,
                                   "audience": "public", "on_sale": True}, actor_id="adm")
     db.session.commit()
     save_offer(db.session, "c2", {"is_paid": False}, actor_id="adm")
     db.session.commit()
     with sql_statements(db) as statements:
-        labels = _render(app, courses, people["u1"]).labels
+        labels = _render(app, courses, people["emp"]).labels
     assert "€59.00" in labels["c1"] and "Free" in labels["c2"] and "¥8,000" in labels["c4"]
     plugin = [statement for statement in statements if "lms_stripe_" in statement]  # the host reloads its own
     assert len(plugin) == 2, "\n".join(plugin)
@@ -333,14 +333,14 @@ def test_labels_cover_exactly_the_courses_of_the_page(app, priced, people):
 
 def test_purchased_shows_for_its_buyer_only_once_the_prices_are_kept(app, db, priced, people):
     courses = list(priced.values())
-    _render(app, courses, people["u2"])  # the offers are now kept
-    db.session.add(Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR"))
-    db.session.add(Purchase(user_id="u1", course_id="c2", status="open", amount=12900, currency="EUR"))
+    _render(app, courses, people["emp"])  # the offers are now kept
+    db.session.add(Purchase(user_id="par", course_id="c1", status="paid", amount=4990, currency="EUR"))
+    db.session.add(Purchase(user_id="par", course_id="c2", status="open", amount=12900, currency="EUR"))
     db.session.commit()
-    assert people["u1"].email and people["u2"].email
+    assert people["par"].email and people["emp"].email
     with sql_statements(db) as statements:
-        decoration = _render(app, courses, people["u1"])
-    mine, theirs = decoration.labels, _render(app, courses, people["u2"]).labels
+        decoration = _render(app, courses, people["par"])
+    mine, theirs = decoration.labels, _render(app, courses, people["emp"]).labels
     assert "lms_stripe_course_offers" not in " ".join(statements)
     assert "Purchased" in mine["c1"] and "€129.00" in mine["c2"]  # an open checkout is no purchase yet
     assert decoration.course_labels[priced["c1"]] == mine["c1"]

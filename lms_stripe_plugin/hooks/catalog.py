@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from babel.lists import format_list
 from flask import current_app, request
 from markupsafe import Markup
 
@@ -17,7 +18,8 @@ from ._state import plugin_state
 @dataclass
 class CatalogDecoration:
     """The plugin's answer to ``lms.catalog.rendering``: each course's HTML price label ("49,90 €", "Free",
-    "Purchased"), and the price filter form to show above the list.
+    "Purchased", "Enrolled", "Not available to you"…: see `shop.catalog`), and the price filter form to show
+    above the list.
 
     ``course_labels[course]`` takes the course objects the host sent (the quickest lookup in a template);
     ``labels[course_id]`` takes what ``Host.course_id`` returns, or any key whose ``str()`` is that.
@@ -38,9 +40,18 @@ def rendering(sender, courses, user=None, **_kwargs):
     user_id = host.user_id(user) if user is not None else None
     prices = catalog.prices(state, current.catalog_revision, user_id)
     locale = current_locale()
-    labels, course_labels = catalog.labels(prices, courses, host.course_id, locale, _("Free"), _("Purchased"))
-    widget = _filter_form(state, current.default_currency, locale)
+    viewer = catalog.Viewer(host.user_audience(user), lambda course: host.is_enrolled(user, course)) \
+        if user is not None else catalog.Viewer()
+    labels, course_labels = catalog.labels(prices, courses, host.course_id, locale, _texts(), viewer)
+    widget = _filter_form(state, current.default_currency, locale, prices.snapshot.currencies)
     return CatalogDecoration(labels=labels, filter_widget=widget, course_labels=course_labels)
+
+
+def _texts() -> catalog.Texts:
+    """The labels' words, one per situation, as the course page says them."""
+    return catalog.Texts(free=_("Free"), purchased=_("Purchased"), enrolled=_("Enrolled"),
+                         pending=_("Pending payment"), not_on_sale=_("Not on sale"),
+                         not_for_you=_("Not available to you"))
 
 
 _FILTER_TEMPLATE = "lms_stripe/catalog_filter.html"
@@ -48,22 +59,24 @@ _FILTER_TEMPLATE = "lms_stripe/catalog_filter.html"
 _FORMS_KEPT = 128
 
 
-def _filter_form(state, currency: str, locale: str) -> Markup:
-    """The price filter form for this request's query string.
+def _filter_form(state, currency: str, locale: str, currencies: tuple[str, ...]) -> Markup:
+    """The price filter form for this request's query string. Its maximum price is in ``currency``; it says
+    which of the catalog's ``currencies`` it leaves out (a maximum compares prices in one currency).
 
     The plugin's own form is a GET form with nothing personal in it, so it is rendered once per locale,
-    currency and query string and kept. A host's override of the template may hold anything, so it is
+    currencies and query string and kept. A host's override of the template may hold anything, so it is
     rendered every time, as is any form while Flask reloads templates (development)."""
     args = request.args
     env = current_app.jinja_env
     template = env.get_or_select_template(_FILTER_TEMPLATE)
     keep = not env.auto_reload and is_own(template)
-    key = (locale, currency, tuple(args.items(multi=True)))
+    others = tuple(code for code in currencies if code != currency)
+    key = (locale, currency, others, tuple(args.items(multi=True)))
     form = state.filter_forms.get(key) if keep else None
     if form is None:
         price_filter = catalog.parse_filter(args, currency, locale)
-        form = render_fragment(template, price_filter=price_filter, args=args,
-                               currency=currency)
+        form = render_fragment(template, price_filter=price_filter, args=args, currency=currency,
+                               other_currencies=format_list(list(others), locale=locale) if others else None)
         if keep:
             if len(state.filter_forms) >= _FORMS_KEPT:
                 state.filter_forms.clear()
@@ -86,5 +99,6 @@ def filtering(sender, courses, args, **_kwargs):
     host = state.host
     user = host.current_user()
     prices = catalog.prices(state, current.catalog_revision, host.user_id(user) if user is not None else None)
-    selection = catalog.filter_selection(prices.snapshot, price_filter)
+    selection = catalog.filter_selection(prices.snapshot, price_filter,
+                                         host.user_audience(user) if user is not None else None)
     return catalog.kept(courses, catalog.course_keys(courses, host.course_id, remember=True), selection)

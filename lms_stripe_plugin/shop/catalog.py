@@ -1,4 +1,12 @@
-"""What the catalog shows of prices, and the price filter."""
+"""What the catalog shows of prices, and the price filter.
+
+Each course of a catalog page gets one label, the same as the course page's one message: "Purchased",
+"Enrolled" (a back-office enrollment), "Pending payment" (a bank debit under way), else "Not on sale", "Not
+available to you" (outside the course's audience) or the price; "Free" for a course the plugin does not sell.
+The page costs at most two queries whatever its number of courses (the settings row, then the user's
+purchases and free enrollments; the offers are kept per app while they do not change), and no call to the host
+per course: the host's own ``Host.can_purchase`` check is made on the course page and at checkout.
+"""
 from __future__ import annotations
 
 import secrets
@@ -7,16 +15,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import compress, repeat
 from operator import not_
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from flask import has_request_context, request
 from markupsafe import Markup
-from sqlalchemy import and_, bindparam, null, select, update
+from sqlalchemy import and_, bindparam, literal, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
 from ..core.enums import LIVE_PURCHASE, PurchaseStatus
-from ..core.models import CourseOffer, Purchase, Settings
+from ..core.models import CourseOffer, FreeEnrollment, Purchase, Settings
+from ..host import AUDIENCES, audience_allows
 from ..money import Money, MoneyError, parse_money
 
 
@@ -56,6 +65,20 @@ class OfferRow(NamedTuple):
     course_id: str
     amount: int
     currency: str
+    on_sale: bool = True
+    audience: str = "public"
+
+    def buyable_by(self, audience: str | None) -> bool:
+        """Whether a user of ``audience`` (None: not signed in, who may sign in) may buy it, as far as the
+        catalog knows: on sale, and for their audience."""
+        return self.on_sale and (audience is None or audience_allows(self.audience, audience))
+
+
+#: The status of a course the user was enrolled in for free from the back office, beside their purchases'.
+ENROLLED = "enrolled"
+#: Which of a user's statuses for one course the catalog shows: a purchase paid, then a free enrollment, then
+#: a payment being processed (an open checkout shows the price: it is not bought yet).
+_PRECEDENCE = {PurchaseStatus.PAID: 3, ENROLLED: 2, PurchaseStatus.PROCESSING: 1}
 
 
 @dataclass
@@ -64,10 +87,17 @@ class Snapshot:
 
     revision: int
     offers: dict[str, OfferRow]
-    labels: dict[str, dict[str, Markup]] = field(default_factory=dict)
+    #: Course id → label of every paid offer, per (locale, audience, texts): see `_offer_labels`.
+    labels: dict[tuple, dict[str, Markup]] = field(default_factory=dict)
     #: The courses each price filter keeps or drops (see `filter_selection`), by filter; at most `_MAX_SELECTIONS`.
     selections: dict[tuple, Selection] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.monotonic)
+    #: The currencies of the paid offers, sorted (what the price filter says it compares, and leaves out).
+    currencies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.currencies:
+            self.currencies = tuple(sorted({offer.currency for offer in self.offers.values()}))
 
     def fresh(self, revision: int) -> bool:
         return self.revision == revision and time.monotonic() - self.loaded_at < SNAPSHOT_SECONDS
@@ -90,15 +120,17 @@ _KEYS_CACHE = "lms_stripe.course_keys"
 #: A snapshot is read again after this long even if the revision holds: a backstop for offers changed
 #: without `raise_revision` (a script writing to the table, a worker of an older version during a deploy).
 SNAPSHOT_SECONDS = 300
-#: Locales whose labels a snapshot keeps (the host's locales; a bound, not a limit anyone should reach).
-_MAX_LOCALES = 32
+#: Label sets a snapshot keeps, one per locale and audience (the host's locales times four audiences, counting
+#: visitors not signed in; a bound, not a limit anyone should reach).
+_MAX_LABEL_SETS = 32 * (len(AUDIENCES) + 1)
 #: Price filters whose courses a snapshot keeps. ``price_max`` is whatever a visitor types, and each
 #: selection holds up to one id per paid offer: a bound on memory, above the few filters a catalog sees.
 _MAX_SELECTIONS = 16
 
 
 def prices(state: PluginState, revision: int, user_id: str | None) -> Prices:
-    """The paid offers of the whole catalog and the user's live purchases, in at most one query.
+    """The paid offers of the whole catalog and the user's live purchases and free enrollments, in at most
+    one query.
 
     The offers are kept per app while ``revision`` (the settings row's ``catalog_revision``, given a new
     value by every offer change in the same transaction) is unchanged; then only the user's purchases are
@@ -149,21 +181,35 @@ def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, 
     paid = and_(CourseOffer.is_paid.is_(True), CourseOffer.amount.is_not(None))
     query: Any
     if user_id is None:
-        query = select(*_COLUMNS, null()).where(paid)
+        query = select(*_COLUMNS, null(), null()).where(paid)
     else:
-        query = (select(*_COLUMNS, Purchase.status).where(paid)
-                 .outerjoin(Purchase, and_(Purchase.course_id == CourseOffer.course_id, _live(user_id))))
-    offers, statuses = {}, {}
+        query = (select(*_COLUMNS, Purchase.status, FreeEnrollment.id).where(paid)
+                 .outerjoin(Purchase, and_(Purchase.course_id == CourseOffer.course_id, _live(user_id)))
+                 .outerjoin(FreeEnrollment, and_(FreeEnrollment.course_id == CourseOffer.course_id,
+                                                 FreeEnrollment.user_id == user_id)))
+    offers, found = {}, []
     with session.no_autoflush:
         rows = session.execute(query).all()
-    for course_id, amount, currency, status in rows:
-        offers[course_id] = OfferRow(course_id, amount, currency)
+    for course_id, amount, currency, on_sale, audience, status, free in rows:
+        offers[course_id] = OfferRow(course_id, amount, currency, on_sale, audience)
         if status is not None:
+            found.append((course_id, status))
+        if free is not None:
+            found.append((course_id, ENROLLED))
+    return offers, _ranked(found)
+
+
+def _ranked(rows) -> dict[str, str]:
+    """Course id → the status the catalog shows of the user's (`_PRECEDENCE`; an open purchase's otherwise)."""
+    statuses: dict[str, str] = {}
+    for course_id, status in rows:
+        if course_id not in statuses or _PRECEDENCE.get(status, 0) >= _PRECEDENCE.get(statuses[course_id], 0):
             statuses[course_id] = status
-    return offers, statuses
+    return statuses
 
 
 _PURCHASES = Purchase.__table__
+_FREE = FreeEnrollment.__table__
 
 
 def _live(user_id):
@@ -172,18 +218,22 @@ def _live(user_id):
 
 
 #: Read on every catalog page a signed-in user opens: built once (SQLAlchemy caches its SQL), of the
-#: table's columns, so that it runs as a plain statement without the ORM's steps.
-_STATUSES = select(_PURCHASES.c.course_id, _PURCHASES.c.status).where(_live(bindparam("user_id")))
+#: tables' columns, so that it runs as a plain statement without the ORM's steps: the user's live purchases
+#: and their free enrollments, in one query.
+_STATUSES = union_all(
+    select(_PURCHASES.c.course_id, _PURCHASES.c.status).where(_live(bindparam("user_id"))),
+    select(_FREE.c.course_id, literal(ENROLLED)).where(_FREE.c.user_id == bindparam("user_id")))
 
 
 def _statuses(session, user_id: str) -> dict[str, str]:
-    """Course id → status of the user's live purchases, on the session's connection (in its transaction;
-    nothing flushed)."""
+    """Course id → status of the user's live purchases and free enrollments, on the session's connection (in
+    its transaction; nothing flushed)."""
     connection = session.connection(bind_arguments={"mapper": Purchase})
-    return dict(connection.execute(_STATUSES, {"user_id": user_id}).all())
+    return _ranked(connection.execute(_STATUSES, {"user_id": user_id}).all())
 
 
-_COLUMNS = (CourseOffer.course_id, CourseOffer.amount, CourseOffer.currency)
+_COLUMNS = (CourseOffer.course_id, CourseOffer.amount, CourseOffer.currency, CourseOffer.on_sale,
+            CourseOffer.audience)
 
 
 _dict_get = dict.get
@@ -251,18 +301,39 @@ def course_keys(courses: list, course_id, *, remember: bool = False) -> list[str
     return keys
 
 
-def labels(prices_: Prices, courses, course_id, locale: str, free_text: str,
-           purchased_text: str) -> tuple[CatalogLabels, CourseLabels]:
-    """The label of each course for ``locale`` (its price, "Purchased" once the user has paid, or "Free"),
-    keyed by ``course_id(course)``, and the same labels keyed by the course objects themselves.
+class Texts(NamedTuple):
+    """The words of the labels, in the reader's language."""
 
-    The labels are made once per snapshot and locale; what is left per course is the host's ``course_id``
-    and dictionary work done in C (``map``, ``zip``), as a page shows hundreds of courses.
+    free: str
+    purchased: str
+    enrolled: str
+    pending: str
+    not_on_sale: str
+    not_for_you: str
+
+
+class Viewer(NamedTuple):
+    """Who reads the catalog: their audience (None: not signed in), and the host's check that they are still
+    enrolled in a course, asked only of the courses on the page they were enrolled in for free."""
+
+    audience: str | None = None
+    is_enrolled: Callable[[Any], bool] | None = None
+
+
+def labels(prices_: Prices, courses, course_id, locale: str, texts: Texts,
+           viewer: Viewer = Viewer()) -> tuple[CatalogLabels, CourseLabels]:
+    """The label of each course for ``locale`` and ``viewer`` (see the module's docstring), keyed by
+    ``course_id(course)``, and the same labels keyed by the course objects themselves.
+
+    The labels of the offers are made once per snapshot, locale and audience; what is left per course is the
+    host's ``course_id`` and dictionary work done in C (``map``, ``zip``), as a page shows hundreds of courses;
+    then the few courses the user bought, is paying for or was enrolled in.
     """
     keys = course_keys(courses, course_id)
-    found = map(_paid_labels(prices_.snapshot, locale).get, keys, repeat(_free_label(free_text)))
-    purchased = _purchased_labels(prices_, purchased_text)
-    values = list(map(purchased.get, keys, found) if purchased else found)
+    offered = _offer_labels(prices_.snapshot, locale, viewer.audience, texts)
+    found = map(offered.get, keys, repeat(_free_label(texts.free)))
+    mine = _status_labels(prices_, keys, courses, texts, viewer)
+    values = list(map(mine.get, keys, found) if mine else found)
     by_id = CatalogLabels(zip(keys, values))
     by_course = CourseLabels(by_id, course_id)
     try:
@@ -272,21 +343,56 @@ def labels(prices_: Prices, courses, course_id, locale: str, free_text: str,
     return by_id, by_course
 
 
+def _offer_labels(snapshot: Snapshot, locale: str, audience: str | None, texts: Texts) -> dict[str, Markup]:
+    """Course id → label of every paid offer for a reader of ``audience``: its price, or why they cannot buy
+    it. Made once per snapshot, locale and audience; the price labels alone when every offer is for them."""
+    key = (locale, audience, texts.not_on_sale, texts.not_for_you)
+    found = snapshot.labels.get(key)
+    if found is None:
+        prices = _paid_labels(snapshot, locale)
+        closed = {course: _closed_label(offer, texts) for course, offer in snapshot.offers.items()
+                  if not offer.buyable_by(audience)}
+        found = {**prices, **closed} if closed else prices
+        if len(snapshot.labels) < _MAX_LABEL_SETS:
+            snapshot.labels[key] = found
+    return found
+
+
 def _paid_labels(snapshot: Snapshot, locale: str) -> dict[str, Markup]:
     """Course id → price label of every paid offer, formatted once per snapshot and locale."""
-    paid = snapshot.labels.get(locale)
+    paid = snapshot.labels.get((locale,))
     if paid is None:
         paid = {key: _price_label(offer.amount, offer.currency, locale) for key, offer in snapshot.offers.items()}
-        if len(snapshot.labels) < _MAX_LOCALES:
-            snapshot.labels[locale] = paid
+        if len(snapshot.labels) < _MAX_LABEL_SETS:
+            snapshot.labels[(locale,)] = paid
     return paid
 
 
-def _purchased_labels(prices_: Prices, text: str) -> dict[str, Markup]:
-    """Course id → "Purchased" label of the user's paid courses (a few: read per request)."""
+def _closed_label(offer: OfferRow, texts: Texts) -> Markup:
+    return _status_label("not_on_sale", texts.not_on_sale) if not offer.on_sale \
+        else _status_label("not_for_you", texts.not_for_you)
+
+
+def _status_labels(prices_: Prices, keys: list[str], courses: list, texts: Texts,
+                   viewer: Viewer) -> dict[str, Markup]:
+    """Course id → label of the user's own paid courses: "Purchased", "Pending payment" (a bank debit under
+    way), "Enrolled" (a free enrollment the host still has). A few: read per request."""
     offers = prices_.snapshot.offers
-    return {key: _purchased_label(offers[key].amount, text) for key, status in prices_.statuses.items()
-            if status == PurchaseStatus.PAID and key in offers}
+    mine, enrolled = {}, set()
+    for key, status in prices_.statuses.items():
+        if key not in offers:
+            continue
+        if status == PurchaseStatus.PAID:
+            mine[key] = _purchased_label(offers[key].amount, texts.purchased)
+        elif status == PurchaseStatus.PROCESSING:
+            mine[key] = _status_label("pending", texts.pending)
+        elif status == ENROLLED:
+            enrolled.add(key)
+    if enrolled:
+        shown = compress(zip(keys, courses), map(enrolled.__contains__, keys))
+        mine.update((key, _status_label(ENROLLED, texts.enrolled)) for key, course in shown
+                    if viewer.is_enrolled is None or viewer.is_enrolled(course))
+    return mine
 
 
 def _update_hashable(by_course: CourseLabels, courses, values) -> None:
@@ -307,20 +413,29 @@ def _purchased_label(amount: int, text: str) -> Markup:
     return Markup('<span class="badge ok lms-stripe-price" data-price="%d">%s</span>') % (amount, text)
 
 
+@lru_cache(maxsize=256)
+def _status_label(status: str, text: str) -> Markup:
+    """A label that says where the user stands instead of a price ("Enrolled", "Not on sale"…)."""
+    tone = " ok" if status == ENROLLED else " muted" if status in ("not_on_sale", "not_for_you") else ""
+    return Markup('<span class="badge%s lms-stripe-price" data-status="%s">%s</span>') % (tone, status, text)
+
+
 @lru_cache(maxsize=4096)
 def _price_label(amount: int, currency: str, locale: str) -> Markup:
     return Markup('<span class="badge lms-stripe-price" data-price="%d" data-currency="%s">%s</span>') % (
         amount, currency, Money(amount, currency).format(locale))
 
 
-def matches(offer: OfferRow | None, price_filter: PriceFilter) -> bool:
-    """Whether a course with this paid offer (None: free) passes the filter."""
+def matches(offer: OfferRow | None, price_filter: PriceFilter, audience: str | None = None) -> bool:
+    """Whether a course with this paid offer (None: free) passes the filter, for a reader of ``audience``: a
+    maximum price keeps only the offers whose price they are shown (on sale, for them) in its currency."""
     if offer is None:
         return price_filter.kind != "paid"
     if price_filter.kind == "free":
         return False
     if price_filter.max_amount is not None:
-        return offer.currency == price_filter.currency and offer.amount <= price_filter.max_amount
+        return (offer.buyable_by(audience) and offer.currency == price_filter.currency
+                and offer.amount <= price_filter.max_amount)
     return True
 
 
@@ -331,13 +446,14 @@ class Selection(NamedTuple):
     keep: bool
 
 
-def filter_selection(snapshot: Snapshot, price_filter: PriceFilter) -> Selection:
-    """What ``price_filter`` does to the catalog, worked out from the offers once per snapshot and filter
-    (`matches` decides for each offer; free courses all pass or all fail)."""
-    key = (price_filter.kind, price_filter.max_amount, price_filter.currency)
+def filter_selection(snapshot: Snapshot, price_filter: PriceFilter, audience: str | None = None) -> Selection:
+    """What ``price_filter`` does to the catalog for a reader of ``audience``, worked out from the offers once
+    per snapshot, filter and audience (`matches` decides for each offer; free courses all pass or all fail)."""
+    key = (price_filter.kind, price_filter.max_amount, price_filter.currency,
+           audience if price_filter.max_amount is not None else None)
     selection = snapshot.selections.get(key)
     if selection is None:
-        passing = frozenset(k for k, offer in snapshot.offers.items() if matches(offer, price_filter))
+        passing = frozenset(k for k, offer in snapshot.offers.items() if matches(offer, price_filter, audience))
         if matches(None, price_filter):  # free courses pass: drop the paid ones that do not
             selection = Selection(frozenset(snapshot.offers.keys() - passing), keep=False)
         else:
