@@ -289,3 +289,12 @@ def test_the_price_filter_says_which_currencies_it_compares(app, db, host, price
     with app.test_request_context():
         widget = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=None).filter_widget
     assert "Prix maximum (EUR)" in widget and "aria-describedby" not in widget  # every price in euros: no hint
+
+
+@pytest.mark.parametrize("locale, typed, example", [("en", "49,9x", "49.90"), ("fr", "49.9x", "49,90")])
+def test_a_maximum_price_that_is_not_an_amount_is_told_with_an_example_of_the_readers_own(app, host, priced, locale,
+                                                                                          typed, example):
+    host.locale = locale
+    with app.test_request_context(query_string={"price_max": typed}):
+        widget = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=None).filter_widget
+    assert 'role="alert"' in widget and f"50 {'or' if locale == 'en' else 'ou'} {example}." in widget

@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from ..accounts import settings as payment_settings
 from ..core.i18n import current_locale, gettext as _
+from ..money import example_amount
 from ..shop import catalog
 from ..web.rendering import is_own, render_fragment
 from ._state import plugin_state
@@ -76,6 +77,7 @@ def _filter_form(state, currency: str, locale: str, currencies: tuple[str, ...])
     if form is None:
         price_filter = catalog.parse_filter(args, currency, locale)
         form = render_fragment(template, price_filter=price_filter, args=args, currency=currency,
+                               example=example_amount(currency, locale),
                                other_currencies=format_list(list(others), locale=locale) if others else None)
         if keep:
             if len(state.filter_forms) >= _FORMS_KEPT:
