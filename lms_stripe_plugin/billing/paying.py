@@ -585,8 +585,8 @@ def _settle_step(state: PluginState, plan: AttachPlan, api_key: str | None) -> b
         updated = state.gateway.attach_payment(
             planned.stripe_invoice_id, {"payment_record": part.stripe_payment_record_id, "expand": ["payments"]},
             api_key=api_key, idempotency_key=f"{key}-attach")
+        apply_invoice(state, updated)  # locks the invoice first, as its events' handlers do, then the part
         part.attached_at = utcnow()
-        apply_invoice(state, updated)
         return True
     return False
 

@@ -243,7 +243,7 @@ def test_a_part_whose_attaching_failed_is_attached_by_reconcile(billing_app, cli
     assert [_invoice(db, i).status for i in (first, second)] == ["paid", "paid"]
     assert db.session.scalar(select(PaymentAttempt)).status == "attached"
     assert len(sandbox.state.all("payment_record")) == 2  # the retry reported nothing twice
-    request = db.session.scalar(select(PaymentRequest))
+    request = db.session.get(PaymentRequest, attempt.request_id)
     assert (request.status, request.amount_paid) == ("paid", 5000)
 
 
