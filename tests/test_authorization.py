@@ -72,6 +72,9 @@ MATRIX = {
     "my_payments": ("GET", "/payments/my-payments", SIGNED_IN),
     "my_payment_pay": ("POST", "/payments/my-payments/{request}/pay", _everyone(401, others=404, u1=None)),
     "my_invoice_pay": ("POST", "/payments/my-payments/invoices/{owed}/pay", _everyone(401, others=404, u1=None)),
+    # Signed in, with no invoice chosen: the page says to choose some (another learner's: test_settlements).
+    "my_payments_settle": ("POST", "/payments/my-payments/settle", _everyone(401, others=400)),
+    "admin_new_settlement": ("GET", "/payments/admin/requests/new", ADMIN_ONLY),
     "admin_links": ("GET", "/payments/admin/links", ADMIN_ONLY),
     "admin_new_link": ("GET", "/payments/admin/links/new", ADMIN_ONLY),
     "admin_link": ("GET", "/payments/admin/links/{link}", ADMIN_ONLY),
@@ -121,10 +124,11 @@ def test_another_learners_invoice_never_shows_in_my_invoices(client, world, db):
 @pytest.mark.parametrize("endpoint", list(POSTS) + ["admin_retry_refund", "admin_restore_access", "checkout",
                                                     "admin_issue_invoice", "admin_resend_request",
                                                     "admin_cancel_request", "my_payment_pay", "my_invoice_pay",
+                                                    "my_payments_settle", "admin_new_settlement",
                                                     "admin_handle_event", "admin_disable_link"])
 def test_every_form_is_refused_without_its_csrf_token(client, world, db, endpoint):
     path = POSTS.get(endpoint) or MATRIX[endpoint][1]
-    user = "u1" if endpoint in ("pay", "my_payment_pay", "my_invoice_pay", "pay_link") else "adm"
+    user = "u1" if endpoint in ("pay", "my_payment_pay", "my_invoice_pay", "my_payments_settle", "pay_link") else "adm"
     response = client.post(path.format(**world), data={"reason": "x", "amount": "1.00"}, headers=as_user(user))
     assert response.status_code == 400 and "expired" in response.get_data(as_text=True)
     db.session.expire_all()

@@ -300,7 +300,8 @@ def test_the_demo_starts_with_invoices_and_requests_in_the_learners_inbox(tmp_pa
             seed_payment_requests(app)
             invoices = db.session.query(Invoice).order_by(Invoice.id).all()
             assert [(i.status, i.gross, i.amount_remaining) for i in invoices] == [("open", 30000, 30000),
-                                                                                   ("open", 12000, 12000)]
+                                                                                   ("open", 12000, 12000),
+                                                                                   ("open", 8000, 8000)]
             assert all(i.stripe_invoice_id and i.number for i in invoices)
             assert [r.amount for r in db.session.query(PaymentRequest).order_by(PaymentRequest.id)] == [9000, 12000]
             client = app.test_client()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased, selectinload
 
 from ..core.enums import PAYABLE_INVOICE, InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus
 from ..core.models import (CourseOffer, Invoice, InvoiceLine, InvoicePayment, Message, PaymentAttempt, PaymentRequest,
-                           Purchase)
+                           Purchase, RequestPart)
 from ..money import Money
 
 
@@ -30,22 +30,29 @@ def learner_processing(session, user_id: str) -> list[Purchase]:
 
 
 def learner_requests(session, user_id: str) -> list[PaymentRequest]:
-    """What the learner is asked to pay: their open payment requests, the soonest due first."""
+    """What the learner is asked to pay: their open payment requests, the soonest due first. Their own choices
+    of invoices to pay together are not among them: those invoices are listed as they are."""
     return list(session.scalars(select(PaymentRequest).where(PaymentRequest.user_id == user_id,
-                                                             PaymentRequest.status == PaymentRequestStatus.OPEN)
-                                .options(selectinload(PaymentRequest.invoice))
+                                                             PaymentRequest.status == PaymentRequestStatus.OPEN,
+                                                             PaymentRequest.selection_key.is_(None))
+                                .options(selectinload(PaymentRequest.invoice),
+                                         selectinload(PaymentRequest.parts).selectinload(RequestPart.invoice))
                                 .order_by(PaymentRequest.due_at, PaymentRequest.id)))
 
 
 def learner_open_invoices(session, user_id: str) -> list[Invoice]:
-    """The learner's issued invoices that still owe something and that no open request asks for: each gets
-    its own Pay button in "My payments"."""
-    asked = select(PaymentRequest.id).where(PaymentRequest.invoice_id == Invoice.id,
-                                            PaymentRequest.status == PaymentRequestStatus.OPEN,
-                                            PaymentRequest.amount_paid < PaymentRequest.amount)
+    """The learner's issued invoices that still owe something and that no open request asks for (the school's,
+    or one of the learner's from a Pay button; not a choice of several to pay together): each gets its own Pay
+    button in "My payments"."""
+    asking = (PaymentRequest.selection_key.is_(None), PaymentRequest.status == PaymentRequestStatus.OPEN,
+              PaymentRequest.amount_paid < PaymentRequest.amount)
+    alone = select(PaymentRequest.id).where(PaymentRequest.invoice_id == Invoice.id, *asking)
+    together = (select(RequestPart.id).join(PaymentRequest, PaymentRequest.id == RequestPart.request_id)
+                .where(RequestPart.invoice_id == Invoice.id, *asking))
+    asked = or_(alone.exists(), together.exists())
     return list(session.scalars(select(Invoice).where(
         Invoice.user_id == user_id, Invoice.status.in_(PAYABLE_INVOICE), Invoice.amount_remaining > 0,
-        Invoice.stripe_invoice_id.is_not(None), ~asked.exists())
+        Invoice.stripe_invoice_id.is_not(None), ~asked)
         .order_by(Invoice.due_at, Invoice.id)))
 
 
@@ -254,7 +261,10 @@ class RequestFilter:
         if self.user_id:
             cond.append(PaymentRequest.user_id == self.user_id)
         if self.invoice_number:
-            cond.append(PaymentRequest.invoice_id.in_(select(Invoice.id).where(Invoice.number == self.invoice_number)))
+            numbered = select(Invoice.id).where(Invoice.number == self.invoice_number)
+            cond.append(or_(PaymentRequest.invoice_id.in_(numbered),
+                            PaymentRequest.id.in_(select(RequestPart.request_id)
+                                                  .where(RequestPart.invoice_id.in_(numbered)))))
         if self.status:
             cond.append(_STATE_CONDITIONS[self.status]())
         return cond
@@ -294,8 +304,8 @@ class RequestView:
 
 
 def invoice_requests(session, invoice_id: int) -> list[RequestView]:
-    """An invoice's payment requests, newest first."""
-    rows = list(session.scalars(select(PaymentRequest).where(PaymentRequest.invoice_id == invoice_id)
+    """An invoice's payment requests (and the settlements it is part of), newest first."""
+    rows = list(session.scalars(select(PaymentRequest).where(PaymentRequest.covering(invoice_id))
                                 .order_by(PaymentRequest.id.desc())))
     failed = set(session.scalars(select(Message.request_id).where(
         Message.request_id.in_([r.id for r in rows]), Message.status == MessageStatus.FAILED)))
@@ -310,7 +320,8 @@ def invoice_payments(session, invoice_id: int) -> list[InvoicePayment]:
 
 def admin_requests(session, flt: RequestFilter, *, before_id: int | None, limit: int) -> tuple[list[RequestView], bool]:
     """One page of requests, newest first, older than ``before_id``; and whether more follow."""
-    query = select(PaymentRequest).where(*flt.conditions()).options(selectinload(PaymentRequest.invoice))
+    query = select(PaymentRequest).where(*flt.conditions()).options(
+        selectinload(PaymentRequest.invoice), selectinload(PaymentRequest.parts).selectinload(RequestPart.invoice))
     if before_id:
         query = query.where(PaymentRequest.id < before_id)
     rows = list(session.scalars(query.order_by(PaymentRequest.id.desc()).limit(limit + 1)))
@@ -326,10 +337,12 @@ def requests_csv(session, flt: RequestFilter) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(REQUEST_CSV_COLUMNS)
-    query = (select(PaymentRequest).where(*flt.conditions()).options(selectinload(PaymentRequest.invoice))
+    query = (select(PaymentRequest).where(*flt.conditions())
+             .options(selectinload(PaymentRequest.invoice),
+                      selectinload(PaymentRequest.parts).selectinload(RequestPart.invoice))
              .order_by(PaymentRequest.id.desc()))
     for req in session.scalars(query).yield_per(500):
-        row = [req.id, req.invoice.number or req.invoice_id, req.invoice.user_name or req.user_id, req.currency,
+        row = [req.id, req.invoice_numbers, req.invoice.user_name or req.user_id, req.currency,
                str(Money(req.amount, req.currency).major), str(Money(req.amount_paid, req.currency).major),
                req.due_at.date().isoformat(), RequestView(req, False).state, req.created_at.isoformat()]
         writer.writerow([safe_cell(value) for value in row])

@@ -8,6 +8,11 @@ session. Once Stripe says the session is paid (its webhook, or the payer's retur
 and, for a request, defers `attach` until that commits: attaching is a call to Stripe, made after the writes,
 with its own key.
 
+A settlement (a request with parts, `settlements`) is paid the same way, whole, in one session of one line per
+invoice; Stripe applies a payment to one invoice only, so its payment is credited to each invoice by a Payment
+Record of the part (`attach`, one step per unit of work). While one of its invoices has a payment under way
+elsewhere, a click is refused; an open Checkout of another request on the same invoices is expired.
+
 A payment link's attempt holds one of the link's uses while it is live (open, or processing a bank debit):
 `hold_use` takes it by a conditional UPDATE of the link's row, and the attempt's end gives it back, or counts
 it as used when paid (`_move`).
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
@@ -27,17 +33,19 @@ from ..core import audit, jobs
 from ..core.enums import (LIVE_ATTEMPT, AttemptStatus, AuditAction, InvoiceStatus, PaymentLinkStatus,
                           PaymentRequestStatus)
 from ..core.i18n import current_locale, gettext as _
-from ..core.models import (Invoice, InvoicePayment, PaymentAttempt, PaymentLink, PaymentRequest, parse_row_id,
-                           utcnow)
+from ..core.models import (Invoice, InvoicePayment, PaymentAttempt, PaymentLink, PaymentRequest, RequestPart,
+                           parse_row_id, utcnow)
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..errors import GatewayError, NotPurchasable, PaymentsError
-from ..gateway.types import SessionCreateParams
+from ..gateway.types import PaymentRecordReportPaymentParams, SessionCreateParams
 from ..money import Money, minimum_amount
 from . import customers, issuing, taxes
 from .invoices import record_link_invoice
 
 REUSE_MARGIN = timedelta(minutes=5)
+#: An open attempt whose session was not recorded this long after the click is taken as lost (see `opening`).
+OPENING_MARGIN = timedelta(minutes=1)
 #: An open attempt this long past its session's expiry is taken as expired (its expiry event was lost).
 STALE_MARGIN = timedelta(minutes=5)
 
@@ -47,8 +55,39 @@ class NotPayable(NotPurchasable):
 
 
 def remaining(request: PaymentRequest) -> int:
-    """What the request still asks: its amount minus what was paid, never more than the invoice owes."""
+    """What the request still asks: its amount minus what was paid, never more than the invoice owes. A
+    settlement asks its parts not yet paid (whether they can still be paid together: `blocked`)."""
+    if request.parts:
+        return max(0, request.amount - request.amount_paid)
     return max(0, min(request.amount - request.amount_paid, request.invoice.amount_remaining))
+
+
+def problem(invoice: Invoice, part: int | None = None) -> str | None:
+    """Why this invoice cannot be paid now as one of several (``part`` of it, when that was asked), or None."""
+    number = invoice.number or str(invoice.id)
+    if invoice.status == InvoiceStatus.PAID or (invoice.status == InvoiceStatus.OPEN and invoice.amount_remaining <= 0):
+        return _("Invoice %(number)s is already paid.", number=number)
+    if invoice.status == InvoiceStatus.VOID:
+        return _("Invoice %(number)s is void: it cannot be paid.", number=number)
+    if invoice.status != InvoiceStatus.OPEN or not invoice.stripe_invoice_id:
+        return _("Invoice %(number)s cannot be paid online.", number=number)
+    if part is not None and part > invoice.amount_remaining:
+        locale = current_locale()
+        return _("Invoice %(number)s now owes %(left)s, less than the %(part)s asked: part of it was paid meanwhile.",
+                 number=number, left=Money(invoice.amount_remaining, invoice.currency).format(locale),
+                 part=Money(part, invoice.currency).format(locale))
+    return None
+
+
+def blocked(request: PaymentRequest) -> str | None:
+    """Why a settlement cannot be paid as asked any more (one of its invoices was paid, voided or paid in part
+    otherwise meanwhile), or None: its parts are paid together or not at all."""
+    for part in request.parts:
+        if part.paid_at is None:
+            found = problem(part.invoice, part.amount)
+            if found is not None:
+                return found + " " + _("The invoices cannot be paid together as asked: nothing was charged.")
+    return None
 
 
 def overdue(request: PaymentRequest) -> bool:
@@ -70,7 +109,7 @@ def _past(moment: datetime | None) -> bool:
 def limits(request: PaymentRequest) -> tuple[int, int]:
     """The smallest and largest amount the learner may pay now (equal unless partial payments are on)."""
     most = remaining(request)
-    if request.partial_minimum is None:
+    if request.partial_minimum is None or request.parts:  # a settlement is paid whole
         return most, most
     least = max(request.partial_minimum, minimum_amount(request.currency).amount)
     return min(least, most), most
@@ -82,7 +121,11 @@ def check_payable(request: PaymentRequest, amount: int) -> None:
         raise NotPayable(_("This payment request was cancelled: there is nothing to pay."))
     if request.status == PaymentRequestStatus.PAID or remaining(request) <= 0:
         raise NotPayable(_("This payment request is paid: there is nothing left to pay."))
-    if request.invoice.status != InvoiceStatus.OPEN:
+    if request.parts:
+        found = blocked(request)
+        if found is not None:
+            raise NotPayable(found)
+    elif request.invoice.status != InvoiceStatus.OPEN:
         raise NotPayable(_("This invoice cannot be paid any more."))
     least, most = limits(request)
     locale = current_locale()
@@ -111,12 +154,20 @@ def live_attempt(session, request_id: int) -> PaymentAttempt | None:
 
 def reserve(state: PluginState, request: PaymentRequest, amount: int, *, return_url: str) -> PayPlan:
     """Check the amount, then reuse the open attempt for it or write a new one. ``return_url`` is the page
-    the learner comes back to (the pay page of their link, or My payments)."""
+    the learner comes back to (the pay page of their link, or My payments). The request's invoices are locked
+    first (in the order of their ids, as every locker of several does), so that two clicks, or a click and
+    Stripe's event, apply one after the other."""
     session = state.session
+    lock_invoices(session, [invoice.id for invoice in request.invoices])
     current = live_attempt(session, request.id)
     if current is not None and current.status == AttemptStatus.PROCESSING:
         raise NotPayable(_("Your payment is processing: it will be credited as soon as it is confirmed."))
+    if current is not None and opening(current):
+        raise NotPayable(_("Your payment page is being opened: try again in a minute."))
+    if paid_unattached(session, request.id):
+        raise NotPayable(_("Your payment is received: it is being credited to the invoice."))
     check_payable(request, amount)
+    _free_invoices(state, request)
     key = f"lms-request-{request.id}-{{}}"
     if current is not None and current.amount == amount and still_open(current):
         return PayPlan(current.id, key.format(current.id), current.checkout_url, {})
@@ -124,6 +175,63 @@ def reserve(state: PluginState, request: PaymentRequest, amount: int, *, return_
         retire(state, current)
     attempt = _insert(state, request, amount)
     return PayPlan(attempt.id, key.format(attempt.id), None, _session_params(state, request, attempt, return_url))
+
+
+def opening(attempt: PaymentAttempt) -> bool:
+    """Whether another click is opening this attempt's Checkout Session right now (written, its session not
+    recorded yet): a second click then waits, rather than open a second session that could be paid too. Past
+    `OPENING_MARGIN` the opening is taken as lost (Stripe's answer never came), and a click replaces it."""
+    created = attempt.created_at if attempt.created_at.tzinfo else attempt.created_at.replace(tzinfo=timezone.utc)
+    return attempt.status == AttemptStatus.OPEN and not attempt.checkout_url and created > utcnow() - OPENING_MARGIN
+
+
+def lock_invoices(session, invoice_ids: list[int]) -> list[Invoice]:
+    """Lock these invoices' rows, in the order of their ids, and read them again: what they owe now."""
+    return list(session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids)).order_by(Invoice.id)
+                                .with_for_update().execution_options(populate_existing=True)))
+
+
+def paid_unattached(session, request_id: int) -> bool:
+    """Whether a payment of the request was taken and is not yet credited to its invoices (being attached)."""
+    return session.scalar(select(PaymentAttempt.id).where(PaymentAttempt.request_id == request_id,
+                                                          PaymentAttempt.status == AttemptStatus.PAID)
+                          .limit(1)) is not None
+
+
+def under_way(session, invoice_ids: list[int], *, besides: int | None = None) -> list[PaymentAttempt]:
+    """The Pay clicks of requests (other than ``besides``) that ask payment of one of these invoices and whose
+    payment is open, processing, or taken and not yet credited."""
+    covering = [PaymentRequest.covering(invoice_id) for invoice_id in invoice_ids]
+    query = (select(PaymentAttempt).join(PaymentRequest, PaymentRequest.id == PaymentAttempt.request_id)
+             .where(PaymentAttempt.status.in_((*LIVE_ATTEMPT, AttemptStatus.PAID)), or_(*covering))
+             .order_by(PaymentAttempt.id))
+    if besides is not None:
+        query = query.where(PaymentRequest.id != besides)
+    return list(session.scalars(query))
+
+
+def busy_message(attempt: PaymentAttempt, invoice_ids: list[int]) -> str:
+    """What a click is told when another payment of one of its invoices is processing or being credited."""
+    request = attempt.request
+    shared = [invoice for invoice in (request.invoices if request is not None else []) if invoice.id in invoice_ids]
+    number = shared[0].number or str(shared[0].id) if shared else ""
+    return _("A payment of invoice %(number)s is under way: it will be credited as soon as it is confirmed, and "
+             "nothing was charged now.", number=number)
+
+
+def _free_invoices(state: PluginState, request: PaymentRequest) -> None:
+    """When a settlement is concerned (this click's request or another's), the other requests' Pay clicks on
+    the same invoices: an open Checkout is expired (the latest click wins, so that no invoice is paid twice),
+    a payment processing or being credited refuses this click. Two requests of one invoice each are left as
+    they were (two parts of it may be paid at once)."""
+    invoice_ids = [invoice.id for invoice in request.invoices]
+    others = [attempt for attempt in under_way(state.session, invoice_ids, besides=request.id)
+              if request.parts or (attempt.request is not None and attempt.request.parts)]
+    for attempt in others:  # refused before anything is written
+        if attempt.status != AttemptStatus.OPEN:
+            raise NotPayable(busy_message(attempt, invoice_ids))
+    for attempt in others:
+        retire(state, attempt)
 
 
 def still_open(attempt: PaymentAttempt) -> bool:
@@ -169,6 +277,8 @@ def _insert(state: PluginState, request: PaymentRequest, amount: int) -> Payment
 def _session_params(state: PluginState, request: PaymentRequest, attempt: PaymentAttempt,
                     return_url: str) -> SessionCreateParams:
     """The Pay click's session of a request: its payment is attached to the request's invoice afterwards."""
+    if request.parts:
+        return _settlement_params(state, request, attempt, return_url)
     invoice = request.invoice
     metadata = {"lms_attempt_id": str(attempt.id), "lms_request_id": str(request.id),
                 "lms_invoice_id": str(invoice.id), "lms_user_id": request.user_id}
@@ -179,6 +289,25 @@ def _session_params(state: PluginState, request: PaymentRequest, attempt: Paymen
         "currency": request.currency.lower(), "unit_amount": attempt.amount,
         "product_data": {"name": label[:250], "metadata": {"lms_invoice_id": str(invoice.id)}}}}]
     params["payment_intent_data"] = {"metadata": metadata, "description": label[:1000]}
+    return params
+
+
+def _settlement_params(state: PluginState, request: PaymentRequest, attempt: PaymentAttempt,
+                       return_url: str) -> SessionCreateParams:
+    """The session of a settlement: one line per invoice for its part, the learner's customer (that of the
+    invoices); its payment is credited to each invoice afterwards, a Payment Record per part."""
+    parts = [part for part in request.parts if part.paid_at is None]
+    numbers = ", ".join(part.invoice.number or str(part.invoice_id) for part in parts)
+    metadata = {"lms_attempt_id": str(attempt.id), "lms_request_id": str(request.id),
+                "lms_invoice_ids": ",".join(str(part.invoice_id) for part in parts), "lms_user_id": request.user_id}
+    params = session_params(state, attempt, metadata, return_url)
+    params["customer"] = parts[0].invoice.stripe_customer_id or ""
+    params["line_items"] = [{"quantity": 1, "price_data": {
+        "currency": request.currency.lower(), "unit_amount": part.amount,
+        "product_data": {"name": _("Payment of invoice %(number)s", number=part.invoice.number or part.invoice_id)[:250],
+                         "metadata": {"lms_invoice_id": str(part.invoice_id)}}}} for part in parts]
+    params["payment_intent_data"] = {"metadata": metadata,
+                                     "description": _("Payment of invoices %(numbers)s", numbers=numbers)[:1000]}
     return params
 
 
@@ -404,10 +533,25 @@ def _failed(cs: dict) -> bool:
 
 
 @dataclass(frozen=True)
+class PartPlan:
+    """One part of a settlement to credit to its invoice: a Payment Record of ``amount``, attached."""
+
+    part_id: int
+    invoice_id: int
+    stripe_invoice_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
 class AttachPlan:
     attempt_id: int
     stripe_invoice_id: str
     payment_intent: str
+    #: A settlement's parts (none for a request of one invoice), with what the records need.
+    parts: tuple[PartPlan, ...] = ()
+    currency: str = ""
+    customer: str = ""
+    paid_at: int = 0
 
 
 def _attach_later(state: PluginState, attempt: PaymentAttempt, request: PaymentRequest) -> None:
@@ -416,22 +560,77 @@ def _attach_later(state: PluginState, attempt: PaymentAttempt, request: PaymentR
 
 
 def attach_plan(attempt: PaymentAttempt, request: PaymentRequest) -> AttachPlan:
-    return AttachPlan(attempt.id, request.invoice.stripe_invoice_id or "", attempt.stripe_payment_intent_id or "")
+    parts = tuple(PartPlan(part.id, part.invoice_id, part.invoice.stripe_invoice_id or "", part.amount)
+                  for part in sorted(request.parts, key=lambda part: part.invoice_id) if part.attached_at is None)
+    paid_at = attempt.paid_at or utcnow()
+    return AttachPlan(attempt.id, request.invoice.stripe_invoice_id or "", attempt.stripe_payment_intent_id or "",
+                      parts=parts, currency=request.currency, customer=request.invoice.stripe_customer_id or "",
+                      paid_at=int((paid_at if paid_at.tzinfo else paid_at.replace(tzinfo=timezone.utc)).timestamp()))
 
 
 def attach(state: PluginState, plan: AttachPlan) -> None:
     """Attach an attempt's payment to the Stripe invoice (once: its key), then apply the invoice Stripe
-    returns. Follow-up work: a failure leaves the attempt unattached, for reconciliation to find."""
+    returns; a settlement's, a Payment Record per part, one step per run (`_settle_step`), the next step
+    deferred until this one commits. Follow-up work: a failure leaves the attempt unattached, for
+    reconciliation to find."""
     settings = payment_settings.load(state.session)
-    updated = state.gateway.attach_payment(plan.stripe_invoice_id, {"payment_intent": plan.payment_intent,
-                                                                    "expand": ["payments"]},
-                                           api_key=settings.secret_key,
-                                           idempotency_key=f"lms-attach-{plan.attempt_id}")
+    if plan.parts:
+        if _settle_step(state, plan, settings.secret_key):
+            jobs.defer(state.session, attach, plan)
+            return
+    else:
+        updated = state.gateway.attach_payment(plan.stripe_invoice_id, {"payment_intent": plan.payment_intent,
+                                                                        "expand": ["payments"]},
+                                               api_key=settings.secret_key,
+                                               idempotency_key=f"lms-attach-{plan.attempt_id}")
+        apply_invoice(state, updated)
     attempt = state.session.get(PaymentAttempt, plan.attempt_id)
     if attempt.attached_at is None:
         attempt.attached_at = utcnow()
         transition(state.session, attempt, (AttemptStatus.PAID,), AttemptStatus.ATTACHED)
-    apply_invoice(state, updated)
+
+
+def _settle_step(state: PluginState, plan: AttachPlan, api_key: str | None) -> bool:
+    """One step of crediting a settlement's parts to their invoices; False once every part is attached.
+
+    Stripe applies a payment whole to one invoice only, so the Checkout payment cannot be attached to several:
+    each part is reported as a Payment Record of its share (its reference: the PaymentIntent), then that record
+    is attached to the part's invoice. Each step is one call to Stripe, then its writes, committed before the
+    next (so that what Stripe did is never forgotten here, even past the idempotency keys' 24 hours); each call
+    has a key derived from the attempt and the part. The invoices in the order of their ids."""
+    session = state.session
+    for planned in plan.parts:
+        part = session.get(RequestPart, planned.part_id)
+        if part is None or part.attached_at is not None:
+            continue
+        key = f"lms-settle-{plan.attempt_id}-{planned.part_id}"
+        if part.stripe_payment_record_id is None:
+            record = state.gateway.report_payment_record(_record_params(plan, planned), api_key=api_key,
+                                                         idempotency_key=f"{key}-record")
+            part.stripe_payment_record_id = record["id"]
+            return True
+        updated = state.gateway.attach_payment(
+            planned.stripe_invoice_id, {"payment_record": part.stripe_payment_record_id, "expand": ["payments"]},
+            api_key=api_key, idempotency_key=f"{key}-attach")
+        apply_invoice(state, updated)  # locks the invoice first, as its events' handlers do, then the part
+        part.attached_at = utcnow()
+        return True
+    return False
+
+
+def _record_params(plan: AttachPlan, part: PartPlan) -> PaymentRecordReportPaymentParams:
+    """A part's share of the Checkout payment, as a Payment Record: guaranteed when the payment was (Stripe
+    took it), of the invoices' customer, its reference the PaymentIntent that carries the money."""
+    return {
+        "amount_requested": {"currency": plan.currency.lower(), "value": part.amount},
+        "initiated_at": plan.paid_at, "outcome": "guaranteed", "guaranteed": {"guaranteed_at": plan.paid_at},
+        "customer_details": {"customer": plan.customer}, "customer_presence": "on_session",
+        "description": f"Part of the Checkout payment {plan.payment_intent} that settled several invoices",
+        "payment_method_details": {"type": "custom", "custom": {"display_name": "Stripe Checkout"}},
+        "processor_details": {"type": "custom", "custom": {"payment_reference": plan.payment_intent}},
+        "metadata": {"lms_attempt_id": str(plan.attempt_id), "lms_part_id": str(part.part_id),
+                     "lms_invoice_id": str(part.invoice_id), "lms_payment_intent": plan.payment_intent},
+    }
 
 
 def apply_invoice(state: PluginState, stripe_invoice: dict) -> Invoice | None:
@@ -468,8 +667,9 @@ def _our_invoice(session, stripe_invoice: dict) -> Invoice | None:
 
 
 def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice | None = None) -> None:
-    """Record a payment Stripe credited to one of our invoices; the first time it is paid, credit the
-    payment request it pays (once: a conditional write of its row)."""
+    """Record a payment Stripe credited to one of our invoices; the first time it is paid and known to be a
+    Pay click's (a Payment Record's event may come before the record is known here), credit the payment
+    request it pays (once: a conditional write of its row)."""
     session = state.session
     if payment.get("is_default"):
         return  # Stripe's own payment of the whole remainder: not a payment until it is paid by someone
@@ -477,10 +677,13 @@ def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice
     if invoice is None:
         return
     row = _payment_row(session, invoice, payment)
+    linked = _link_attempt(session, row, payment)
     if payment.get("status") == "paid" and row.status != "paid":
         row.status, row.paid_at = "paid", _timestamp((payment.get("status_transitions") or {}).get("paid_at"))
         row.amount = int(payment.get("amount_paid") or payment.get("amount_requested") or row.amount)
         session.flush()
+        _credit_request(state, row)
+    elif row.status == "paid" and linked:
         _credit_request(state, row)
     elif payment.get("status") == "canceled" and row.status == "open":
         row.status = "canceled"
@@ -493,15 +696,37 @@ def _invoice_of_payment(session, payment: dict) -> Invoice | None:
                           .with_for_update()) if invoice_id else None
 
 
+def _id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def _attempt_of(session, payment: dict) -> tuple[PaymentAttempt | None, str | None]:
+    """The Pay click a payment of an invoice comes from, and its PaymentIntent: the PaymentIntent attached, or
+    for a Payment Record, the settlement's part it was reported for and that settlement's paid click."""
+    made_with = payment.get("payment") or {}
+    if made_with.get("type") == "payment_record":
+        record_id = _id(made_with.get("payment_record"))
+        part = session.scalar(select(RequestPart).where(RequestPart.stripe_payment_record_id == record_id)) \
+            if record_id else None
+        if part is None:
+            return None, None
+        attempt = session.scalar(select(PaymentAttempt).where(
+            PaymentAttempt.request_id == part.request_id,
+            PaymentAttempt.status.in_((AttemptStatus.PAID, AttemptStatus.ATTACHED)))
+            .order_by(PaymentAttempt.id.desc()).limit(1))
+        return attempt, attempt.stripe_payment_intent_id if attempt is not None else None
+    intent = _id(made_with.get("payment_intent"))
+    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.stripe_payment_intent_id == intent)) \
+        if intent else None
+    return attempt, intent
+
+
 def _payment_row(session, invoice: Invoice, payment: dict) -> InvoicePayment:
     row = session.scalar(select(InvoicePayment).where(InvoicePayment.stripe_invoice_payment_id == payment["id"])
                          .with_for_update())
     if row is not None:
         return row
-    intent = (payment.get("payment") or {}).get("payment_intent")
-    intent = intent.get("id") if isinstance(intent, dict) else intent
-    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.stripe_payment_intent_id == intent)) \
-        if intent else None
+    attempt, intent = _attempt_of(session, payment)
     row = InvoicePayment(invoice_id=invoice.id, stripe_invoice_payment_id=payment["id"],
                          stripe_payment_intent_id=intent, attempt_id=attempt.id if attempt else None,
                          amount=int(payment.get("amount_requested") or 0), currency=invoice.currency,
@@ -515,6 +740,18 @@ def _payment_row(session, invoice: Invoice, payment: dict) -> InvoicePayment:
     return row
 
 
+def _link_attempt(session, row: InvoicePayment, payment: dict) -> bool:
+    """Name the Pay click of a payment recorded before it was known (a Payment Record's event that came before
+    the record's id was written here); whether it was named now."""
+    if row.attempt_id is not None:
+        return False
+    attempt, intent = _attempt_of(session, payment)
+    if attempt is None:
+        return False
+    row.attempt_id, row.stripe_payment_intent_id = attempt.id, row.stripe_payment_intent_id or intent
+    return True
+
+
 def _credit_request(state: PluginState, row: InvoicePayment) -> None:
     session = state.session
     attempt = session.get(PaymentAttempt, row.attempt_id) if row.attempt_id else None
@@ -525,10 +762,14 @@ def _credit_request(state: PluginState, row: InvoicePayment) -> None:
                     .values(amount_paid=PaymentRequest.amount_paid + row.amount)
                     .execution_options(synchronize_session=False))
     session.refresh(request)
+    for part in request.parts:  # a settlement's: this invoice's part is paid (its row is locked: once)
+        if part.invoice_id == row.invoice_id and part.paid_at is None:
+            part.paid_at = utcnow()
     if request.amount_paid >= request.amount:
         transition(session, request, (PaymentRequestStatus.OPEN,), PaymentRequestStatus.PAID, paid_at=utcnow())
-    audit.record(session, AuditAction.PAYMENT_RECEIVED, user_id=request.user_id, invoice=request.invoice_id,
-                 request=request.id, amount=row.amount, currency=row.currency)
+    details: dict[str, Any] = {"settlement": True} if request.parts else {}
+    audit.record(session, AuditAction.PAYMENT_RECEIVED, user_id=request.user_id, invoice=row.invoice_id,
+                 request=request.id, amount=row.amount, currency=row.currency, **details)
 
 
 def _timestamp(value) -> datetime | None:

@@ -88,8 +88,9 @@ def send(state: PluginState, reminder: Reminder, *, sms: bool = False) -> bool:
     e-mail, and by SMS too when the school's rules say so and the request went by SMS."""
     session = state.session
     request = session.get(PaymentRequest, reminder.request_id, populate_existing=True, with_for_update=True)
-    if request is None or request.status != PaymentRequestStatus.OPEN or paying.remaining(request) <= 0:
-        return False
+    if request is None or request.status != PaymentRequestStatus.OPEN or paying.remaining(request) <= 0 \
+            or paying.blocked(request) is not None:
+        return False  # paid, cancelled, or a settlement one of whose invoices was paid otherwise meanwhile
     written = payment_requests.notify(state, request, purpose=f"reminder{reminder.step:+d}", reminder_id=reminder.id,
                                       reminder=True, sms=sms)
     audit.record(session, AuditAction.REMINDER_SENT, user_id=request.user_id, invoice=request.invoice_id,

@@ -80,7 +80,7 @@ def for_learner(state: PluginState, invoice: Invoice, *, actor_id: str | None) -
     if not can_request(invoice):
         raise RequestRefused(_("Nothing remains to be paid on this invoice."))
     existing = state.session.scalar(
-        select(PaymentRequest).where(PaymentRequest.invoice_id == invoice.id,
+        select(PaymentRequest).where(PaymentRequest.invoice_id == invoice.id, PaymentRequest.single(),
                                      PaymentRequest.status == PaymentRequestStatus.OPEN,
                                      PaymentRequest.amount_paid < PaymentRequest.amount)
         .order_by(PaymentRequest.id.desc()).limit(1))
@@ -112,6 +112,15 @@ def _check(state: PluginState, invoice: Invoice, user, data: RequestInput) -> No
             check_chargeable(Money(data.amount, invoice.currency))
         except ValueError:
             errors["amount"] = _("Stripe cannot charge this amount in %(currency)s.", currency=invoice.currency)
+    errors.update(delivery_errors(state, user, data))
+    if errors:
+        raise ValidationFailed(errors, _("The payment request was not sent."))
+
+
+def delivery_errors(state: PluginState, user, data) -> dict[str, str]:
+    """What is wrong with how a request is to be sent: ``data``'s due date, message and channels (e-mail, SMS)
+    for ``user`` (the host's learner, None when it no longer knows them)."""
+    errors = {}
     if data.due < utcnow().date():
         errors["due"] = _("The due date is in the past.")
     if data.message and len(data.message) > MAX_MESSAGE:
@@ -124,8 +133,7 @@ def _check(state: PluginState, invoice: Invoice, user, data: RequestInput) -> No
         errors["channels"] = _("This learner has no e-mail address: send the request by SMS.")
     elif data.sms and not _reachable(Channel.SMS, messages.host_phone(state.host, user)):
         errors["channels"] = _("The LMS has no mobile phone number for this learner: send the request by e-mail.")
-    if errors:
-        raise ValidationFailed(errors, _("The payment request was not sent."))
+    return errors
 
 
 def _reachable(channel: Channel, recipient: str | None) -> bool:
@@ -168,7 +176,8 @@ def _compose(state: PluginState, request: PaymentRequest, user, channel: Channel
              reminder: bool) -> tuple[str, str, str | None]:
     values: dict[str, Any] = dict(locale=request.locale, school_name=school_name(state),
                   amount=Money(paying.remaining(request) or request.amount, request.currency),
-                  due=request.due_at.date(), link=link, invoice_number=request.invoice.number or str(request.invoice_id),
+                  due=request.due_at.date(), link=link, invoice_number=request.invoice_numbers,
+                  invoices=len(request.invoices),
                   message=request.message, reminder=reminder, overdue=reminder and _aware(request.due_at) < utcnow())
     if channel == Channel.EMAIL:
         return messages.payment_request_email(learner_name=state.host.user_display_name(user), **values)
@@ -206,6 +215,13 @@ def cancel(state: PluginState, request: PaymentRequest, *, actor_id: str | None)
         paying.retire(state, current)
     audit.record(state.session, AuditAction.PAYMENT_REQUEST_CANCELLED, actor_id=actor_id, user_id=request.user_id,
                  invoice=request.invoice_id, request=request.id)
+
+
+def open_of_invoice(session, invoice: Invoice) -> list[PaymentRequest]:
+    """The open requests that ask payment of ``invoice``: its own, and the settlements it is part of."""
+    return list(session.scalars(select(PaymentRequest).where(PaymentRequest.covering(invoice.id),
+                                                             PaymentRequest.status == PaymentRequestStatus.OPEN)
+                                .order_by(PaymentRequest.id)))
 
 
 def delivery_failed(session, request: PaymentRequest) -> bool:

@@ -381,7 +381,8 @@ class InvoiceLine(Base):
 
 class PaymentRequest(Base):
     """A request that a learner pay (part of) what an invoice owes, sent by e-mail or SMS with links to our
-    own page (`RequestLink`)."""
+    own page (`RequestLink`); or, with ``parts``, what several invoices owe, in one payment (a settlement:
+    ``invoice_id`` is then its first invoice)."""
 
     __tablename__ = "lms_stripe_payment_requests"
 
@@ -407,12 +408,68 @@ class PaymentRequest(Base):
     cancelled_at: Mapped[datetime | None]
     #: The deposit purchase whose balance this request asks for: one balance request per purchase.
     balance_of: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), unique=True)
+    #: A learner's own choice of invoices to settle in one payment ("My payments"): the SHA-256 of the learner,
+    #: the invoices and their parts. One open request per choice, so that a second click pays the same one.
+    selection_key: Mapped[str | None] = mapped_column(sa.String(64))
 
     invoice: Mapped[Invoice] = relationship()
+    parts: Mapped[list["RequestPart"]] = relationship(order_by="RequestPart.position", back_populates="request")
+
+    @property
+    def invoices(self) -> list[Invoice]:
+        """The invoices it asks payment of: its parts' (a settlement), else its invoice."""
+        return [part.invoice for part in self.parts] or [self.invoice]
+
+    @property
+    def invoice_numbers(self) -> str:
+        """The numbers of its invoices (an id for one not numbered yet), comma-separated."""
+        return ", ".join(invoice.number or str(invoice.id) for invoice in self.invoices)
+
+    @classmethod
+    def covering(cls, invoice_id) -> sa.ColumnElement[bool]:
+        """SQL: the request asks payment of this invoice (an id: its subquery of parts does not correlate with an
+        outer query's column): its own, or one of its parts'."""
+        return sa.or_(cls.invoice_id == invoice_id,
+                      cls.id.in_(sa.select(RequestPart.request_id).where(RequestPart.invoice_id == invoice_id)))
+
+    @classmethod
+    def single(cls) -> sa.ColumnElement[bool]:
+        """SQL: the request asks payment of one invoice (no parts)."""
+        return ~sa.exists().where(RequestPart.request_id == cls.id)
 
     __table_args__ = (
         sa.CheckConstraint(one_of("status", PaymentRequestStatus), name="status_known"),
         sa.CheckConstraint("amount > 0 AND amount_paid >= 0", name="amounts_positive"),
+        sa.Index("uq_lms_stripe_payment_requests_open_selection", "selection_key", unique=True,
+                 sqlite_where=sa.text("status = 'open' AND selection_key IS NOT NULL"),
+                 postgresql_where=sa.text("status = 'open' AND selection_key IS NOT NULL")),
+    )
+
+
+class RequestPart(Base):
+    """One invoice of a request that settles several in one payment, and its part: what the invoice owed
+    when asked. Stripe applies a payment to one invoice only, so each part is credited to its invoice by a
+    Payment Record of its own (``stripe_payment_record_id``) reporting its share of the request's Checkout
+    payment; ``attached_at`` once Stripe attached it, ``paid_at`` once Stripe's invoice counts it paid."""
+
+    __tablename__ = "lms_stripe_request_parts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_payment_requests.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_invoices.id"), index=True)
+    position: Mapped[int]
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # minor units of the request's currency
+    stripe_payment_record_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    attached_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+
+    request: Mapped[PaymentRequest] = relationship(back_populates="parts")
+    invoice: Mapped[Invoice] = relationship()
+
+    __table_args__ = (
+        sa.UniqueConstraint("request_id", "invoice_id", name="uq_lms_stripe_request_parts_request_invoice"),
+        sa.UniqueConstraint("request_id", "position", name="uq_lms_stripe_request_parts_request_position"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
     )
 
 

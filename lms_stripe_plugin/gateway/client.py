@@ -20,7 +20,8 @@ from .types import (CreditNoteCreateParams, CreditNoteListParams, CustomerCreate
                     DisputeListParams, InvoiceAddLinesParams, InvoiceAttachPaymentParams, InvoiceCreateParams,
                     InvoiceListParams, InvoicePaymentListParams,
                     PaymentMethodConfigurationCreateParams, PaymentMethodConfigurationListParams,
-                    PaymentMethodConfigurationUpdateParams, RefundCreateParams, RefundListParams, SessionCreateParams,
+                    PaymentMethodConfigurationUpdateParams, PaymentRecordReportPaymentParams, RefundCreateParams,
+                    RefundListParams, SessionCreateParams,
                     SessionListParams, TaxRateCreateParams)
 
 log = get_logger(__name__)
@@ -140,6 +141,11 @@ class StripeGateway:
                        idempotency_key: str) -> dict:
         return self._call(lambda o: self.v1.invoices.attach_payment(invoice_id, params, o), api_key,
                           idempotency_key)
+
+    def report_payment_record(self, params: PaymentRecordReportPaymentParams, *, api_key: str | None,
+                              idempotency_key: str) -> dict:
+        """Report a payment to Stripe as a Payment Record, which an invoice can then count as paid."""
+        return self._call(lambda o: self.v1.payment_records.report_payment(params, o), api_key, idempotency_key)
 
     def list_invoice_payments(self, params: InvoicePaymentListParams, *, api_key: str | None) -> Iterator[dict]:
         return self._every(lambda o: self.v1.invoice_payments.list(params, o), api_key)

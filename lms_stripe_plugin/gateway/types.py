@@ -4,8 +4,8 @@ from stripe.params import (CreditNoteCreateParams, CreditNoteListParams, Custome
                            DisputeListParams, InvoiceAddLinesParams, InvoiceAddLinesParamsLine,
                            InvoiceAttachPaymentParams, InvoiceCreateParams, InvoiceListParams, InvoicePaymentListParams,
                            PaymentMethodConfigurationCreateParams, PaymentMethodConfigurationListParams,
-                           PaymentMethodConfigurationUpdateParams, RefundCreateParams, RefundListParams,
-                           TaxRateCreateParams)
+                           PaymentMethodConfigurationUpdateParams, PaymentRecordReportPaymentParams,
+                           RefundCreateParams, RefundListParams, TaxRateCreateParams)
 from stripe.params.checkout import (SessionCreateParams, SessionCreateParamsInvoiceCreationInvoiceData,
                                     SessionCreateParamsLineItem, SessionListParams)
 
@@ -13,7 +13,8 @@ __all__ = [
     "CreditNoteCreateParams", "CreditNoteListParams", "CustomerCreateParams", "CustomerUpdateParams",
     "DisputeListParams", "InvoiceAddLinesParams", "InvoiceAddLinesParamsLine", "InvoiceAttachPaymentParams",
     "InvoiceCreateParams", "InvoiceListParams", "InvoicePaymentListParams", "PaymentMethodConfigurationCreateParams",
-    "PaymentMethodConfigurationListParams", "PaymentMethodConfigurationUpdateParams", "RefundCreateParams",
+    "PaymentMethodConfigurationListParams", "PaymentMethodConfigurationUpdateParams",
+    "PaymentRecordReportPaymentParams", "RefundCreateParams",
     "RefundListParams", "SessionCreateParams", "SessionCreateParamsInvoiceCreationInvoiceData",
     "SessionCreateParamsLineItem", "SessionListParams", "TaxRateCreateParams",
 ]

@@ -50,15 +50,16 @@ class _Words:
 
 def payment_request_email(*, locale: str, school_name: str, learner_name: str, amount: Money, due: date,
                           link: str, invoice_number: str | None, message: str | None = None,
-                          reminder: bool = False, overdue: bool = False) -> tuple[str, str, str]:
+                          reminder: bool = False, overdue: bool = False, invoices: int = 1) -> tuple[str, str, str]:
     """``(subject, text, html)`` of the e-mail that asks a learner to pay (or reminds them to).
 
     ``message`` is the school's own note (plain text, escaped in the HTML); ``reminder`` says "this is a
-    reminder", ``overdue`` (which wins over it) that the due date has passed. Needs an app context (the
-    templates are the app's, so a host may override them).
+    reminder", ``overdue`` (which wins over it) that the due date has passed; ``invoices`` how many invoices
+    ``invoice_number`` names (a settlement's, comma-separated). Needs an app context (the templates are the
+    app's, so a host may override them).
     """
     words = _email_words(locale, _school(school_name), _line(learner_name), amount, due, _checked_link(link),
-                         _line(invoice_number or ""), _note(message), reminder, overdue)
+                         _line(invoice_number or ""), _note(message), reminder, overdue, invoices)
     env = current_app.jinja_env
     text = env.get_template(TEXT_TEMPLATE).render(**asdict(words))
     html = env.get_template(HTML_TEMPLATE).render(**asdict(words))
@@ -66,8 +67,9 @@ def payment_request_email(*, locale: str, school_name: str, learner_name: str, a
 
 
 def _email_words(locale: str, school: str, learner: str, amount: Money, due: date, link: str, number: str,
-                 note: str, reminder: bool, overdue: bool) -> _Words:
+                 note: str, reminder: bool, overdue: bool, invoices: int = 1) -> _Words:
     _ = in_locale(locale).gettext
+    ngettext = in_locale(locale).ngettext
     where = _babel_locale(locale)
     values = {"school": school, "amount": amount.format(where), "due": format_date(due, "long", locale=where)}
     if overdue:
@@ -83,7 +85,7 @@ def _email_words(locale: str, school: str, learner: str, amount: Money, due: dat
     return _Words(
         locale=in_locale(locale).locale, subject=check_header(subject), lead=lead,
         greeting=_("Hello %(name)s,", name=learner) if learner else _("Hello,"),
-        invoice=_("Invoice: %(number)s", number=number) if number else "",
+        invoice=ngettext("Invoice: %(number)s", "Invoices: %(number)s", invoices, number=number) if number else "",
         note_heading=_("Message from %(school)s:", school=school) if note else "", note=note,
         pay_label=_("Pay online"), pay_text=_("Pay online: %(link)s", link=link),
         link_hint=_("If the button does not work, open this address:"), link=link,
@@ -94,7 +96,7 @@ def _email_words(locale: str, school: str, learner: str, amount: Money, due: dat
 
 def payment_request_sms(*, locale: str, school_name: str, amount: Money, due: date, link: str,
                         invoice_number: str | None = None, message: str | None = None, reminder: bool = False,
-                        overdue: bool = False) -> str:
+                        overdue: bool = False, invoices: int = 1) -> str:
     """The SMS that asks a learner to pay (or reminds them to), in one part where it can be.
 
     The amount, the due date and the link are always whole; the school's note, then the invoice number, are
@@ -114,7 +116,8 @@ def payment_request_sms(*, locale: str, school_name: str, amount: Money, due: da
     fixed = {"school": shorten(_school(school_name), SMS_SCHOOL_MAX), "amount": amount.format(where),
              "due": format_date(due, "medium", locale=where), "link": _checked_link(link)}
     optional = [("note", note if not note or note[-1] in ".!?…" else note + "."),
-                ("invoice", _("Invoice %(number)s.", number=number) if number else "")]
+                ("invoice", in_locale(locale).ngettext("Invoice %(number)s.", "Invoices %(number)s.", invoices,
+                                                       number=number) if number else "")]
     return sms_text(template, fixed=fixed, optional=optional)
 
 

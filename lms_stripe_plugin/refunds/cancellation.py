@@ -18,7 +18,7 @@ from ..core import audit
 from ..core.enums import (AccessReason, AuditAction, InvoiceSource, InvoiceStatus, PaymentRequestStatus,
                           PurchaseStatus, RefundOrigin, RefundStatus)
 from ..core.i18n import current_locale, gettext as _
-from ..core.models import Invoice, PaymentRequest, Refund
+from ..core.models import Invoice, PaymentRequest, Refund, RequestPart
 from ..core.txn import transition
 from ..billing import requests as payment_requests
 from ..errors import GatewayError, PaymentsError
@@ -97,6 +97,10 @@ def _request(state: PluginState, invoice: Invoice, *, amount: int | None, revoke
     session = state.session
     if invoice.purchase is None or invoice.stripe_invoice_id is None:
         raise RefundRefused(_("Only the invoice of an online purchase is cancelled and refunded here."))
+    if _settled_with_others(session, invoice):
+        raise RefundRefused(_("Part of this invoice was paid together with other invoices, in one payment, which "
+                              "Stripe credited to it by a payment record: refund that payment and issue the credit "
+                              "note in the Stripe Dashboard. Refunding it here is not supported yet."))
     unpaid = _unpaid_part(invoice, amount)
     refund = _matching_request(session, invoice, amount) or _new_request(session, invoice, amount, revoke,
                                                                          actor_id, reason)
@@ -106,6 +110,13 @@ def _request(state: PluginState, invoice: Invoice, *, amount: int | None, revoke
     if reason:
         params["memo"] = reason[:500]
     return RefundPlan(refund.id, refund.idempotency_key, credit_note=params)
+
+
+def _settled_with_others(session, invoice: Invoice) -> bool:
+    """Whether a settlement of several invoices paid part of this one: Stripe refunds only the payments it
+    attached itself, not a payment record's share of another payment (so a credit note's refund_amount cannot)."""
+    return session.scalar(select(RequestPart.id).where(RequestPart.invoice_id == invoice.id,
+                                                       RequestPart.paid_at.is_not(None)).limit(1)) is not None
 
 
 def _matching_request(session, invoice: Invoice, amount: int | None) -> Refund | None:
@@ -269,8 +280,8 @@ def _cancel_requests(state: PluginState, invoice: Invoice, actor_id: str | None)
 
 
 def _open_requests(session, invoice: Invoice) -> list[PaymentRequest]:
-    return list(session.scalars(select(PaymentRequest).where(PaymentRequest.invoice_id == invoice.id,
-                                                             PaymentRequest.status == PaymentRequestStatus.OPEN)))
+    """Its own requests, and the settlements it is part of (which can no longer be paid as asked)."""
+    return payment_requests.open_of_invoice(session, invoice)
 
 
 def _credit_note_refund(state: PluginState, credit_note: dict, settings) -> dict | None:

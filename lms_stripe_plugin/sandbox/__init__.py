@@ -33,7 +33,8 @@ list); payment_method_configurations (create, update, retrieve, list); checkout/
 retrieve, list, ``/lines``, ``/add_lines``, ``/finalize``, ``/send``, ``/void``,
 ``/mark_uncollectible``, ``/attach_payment``); invoiceitems (create, retrieve, list);
 invoice_payments, payment_intents, charges, disputes, events (retrieve, list); refunds and
-credit_notes (create, retrieve, list); disputes (update with ``evidence``/``submit``, ``/close``).
+credit_notes (create, retrieve, list); disputes (update with ``evidence``/``submit``, ``/close``);
+payment_records (``/report_payment``, retrieve).
 ``Idempotency-Key`` (per account) keeps the first answer of a request whose
 endpoint began to run, whatever its status (2xx, 4xx, 5xx), and replays it
 (``Idempotent-Replayed: true``; a kept 5xx carries ``Stripe-Should-Retry: false``). Requests
@@ -126,11 +127,19 @@ An open invoice still open at its due date fires ``invoice.overdue`` once, 0 day
 (the account's automations), on the sandbox clock (``advance_clock``); ``invoice.will_be_due``
 is not sent.
 
-``/attach_payment`` with ``payment_intent`` (``payment_record`` is not modelled) attaches a
+``/attach_payment`` with ``payment_intent`` attaches a
 PaymentIntent of the invoice's customer and currency, for at most ``amount_remaining`` (more:
 ``amount_too_large``), not canceled, not already attached to an invoice (attachments are
-permanent: there is no detach in this API version) and not from a Checkout Session with
-``invoice_creation``; an open or uncollectible invoice only. A succeeded PaymentIntent is credited
+permanent: there is no detach in this API version; one payment is never applied across several
+invoices, docs.stripe.com/invoicing/payment-application) and not from a Checkout Session with
+``invoice_creation``; an open or uncollectible invoice only. With ``payment_record`` it attaches a
+Payment Record (``POST /v1/payment_records/report_payment``: ``amount_requested``, ``initiated_at``,
+``payment_method_details``, ``outcome`` ``guaranteed``/``failed``/``canceled`` with the moment in the hash
+of that name, ``customer_details[customer]``, ``processor_details[type]=custom`` with
+``custom[payment_reference]``; ``reported_by`` ``self``; no event) by the same rules: the record's
+customer and currency, all of it up to ``amount_remaining``, one invoice only, not failed or canceled; a
+guaranteed record is credited at once (its ``invoice_payment`` has ``payment[type]=payment_record``), and
+a credit note's ``refund_amount`` never refunds it (Stripe refunds only what it charged). A succeeded PaymentIntent is credited
 at once: its ``invoice_payment`` is ``paid`` (``invoice_payment.paid``), ``amount_paid`` goes up
 and ``amount_remaining`` down (``invoice.updated`` with ``previous_attributes``); at 0 the invoice is
 ``paid`` (``status_transitions.paid_at``, ``invoice.paid``, ``invoice.payment_succeeded``). A

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from . import checkout, credit_notes, invoices, payment_method_configurations, refunds, resources
+from . import checkout, credit_notes, invoices, payment_method_configurations, payment_records, refunds, resources
 from .errors import StripeError, invalid_param, unrecognized_url
 from .faults import Fault, fault_error
 from .idempotency import SavedResponse, fingerprint_of
@@ -347,18 +347,31 @@ def create_invoice_item() -> Response:
     return _respond(invoices.create_invoice_item(_state(), _params()))
 
 
+@bp.post("/payment_records/report_payment")
+def report_payment() -> Response:
+    return _respond(payment_records.report_payment(_state(), _params()))
+
+
+@bp.get("/payment_records/<record_id>")
+def retrieve_payment_record(record_id: str) -> Response:
+    _only_expand()
+    return _respond(_state().require(record_id, "payment_record"))
+
+
 @bp.get("/invoice_payments")
 def list_invoice_payments() -> Response:
-    """Filters ``invoice``, ``status`` and ``payment[type]`` with ``payment[payment_intent]``."""
+    """Filters ``invoice``, ``status`` and ``payment[type]`` with ``payment[payment_intent]`` or
+    ``payment[payment_record]``."""
     params = _params()
     items = _state().all("invoice_payment")
     payment = params.sub("payment")
     if payment.data:
-        payment.reject_unimplemented({"type", "payment_intent"})
+        payment.reject_unimplemented({"type", "payment_intent", "payment_record"})
         kind = payment.string("type", required=True, choices=("payment_intent", "payment_record"))
         items = [p for p in items if p["payment"]["type"] == kind]
-        if payment.has("payment_intent"):
-            items = [p for p in items if p["payment"].get("payment_intent") == payment.string("payment_intent")]
+        for key in ("payment_intent", "payment_record"):
+            if payment.has(key):
+                items = [p for p in items if p["payment"].get(key) == payment.string(key)]
     g.stripe_params = {k: v for k, v in g.stripe_params.items() if k != "payment"}
     return _list(items, {"invoice": "invoice", "status": "status"})
 

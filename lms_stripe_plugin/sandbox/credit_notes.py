@@ -99,12 +99,14 @@ def _apply_to_invoice(state: SandboxState, invoice: dict[str, Any], pre_payment:
 
 
 def _paid_charges(state: SandboxState, invoice: dict[str, Any]) -> list[dict[str, Any]]:
-    """The charges of the invoice's paid payments, the most recently paid first."""
+    """The charges of the invoice's paid payments, the most recently paid first. A Payment Record's payment has
+    none: Stripe refunds only what it charged ("You can't initiate refunds from Stripe for payments processed
+    through your third-party processor", docs.stripe.com/billing/subscriptions/third-party-payment-processing)."""
     paid = [p for p in payments_of_invoice(state, invoice["id"]) if p["status"] == "paid"]
     paid.sort(key=lambda p: p["status_transitions"]["paid_at"] or 0, reverse=True)
     charges = []
     for payment in paid:
-        intent = state.get(payment["payment"]["payment_intent"], "payment_intent")
+        intent = state.get(payment["payment"].get("payment_intent"), "payment_intent")
         charge = state.get((intent or {}).get("latest_charge"), "charge")
         if charge is not None:
             charges.append(charge)

@@ -25,13 +25,15 @@ from .state import SandboxState
 _AMOUNT_KEYS = ("amount_due", "amount_overpaid", "amount_paid", "amount_remaining")
 
 
-def payment_object(state: SandboxState, invoice: dict[str, Any], intent_id: str, amount_requested: int, *,
-                   is_default: bool) -> dict[str, Any]:
-    """An ``open`` invoice payment of a PaymentIntent (not stored)."""
+def payment_object(state: SandboxState, invoice: dict[str, Any], intent_id: str | None, amount_requested: int, *,
+                   is_default: bool, record_id: str | None = None) -> dict[str, Any]:
+    """An ``open`` invoice payment of a PaymentIntent, or of a Payment Record (``record_id``) (not stored)."""
+    payment = ({"payment_record": record_id, "type": "payment_record"} if record_id is not None
+               else {"payment_intent": intent_id, "type": "payment_intent"})
     return {
         "id": new_id("inpay"), "object": "invoice_payment", "amount_paid": None, "amount_requested": amount_requested,
         "created": state.now(), "currency": invoice["currency"], "invoice": invoice["id"], "is_default": is_default,
-        "livemode": False, "payment": {"payment_intent": intent_id, "type": "payment_intent"}, "status": "open",
+        "livemode": False, "payment": payment, "status": "open",
         "status_transitions": {"canceled_at": None, "paid_at": None},
     }
 
@@ -44,6 +46,11 @@ def payments_of_invoice(state: SandboxState, invoice_id: str) -> list[dict[str, 
 def payments_of_intent(state: SandboxState, intent_id: str) -> list[dict[str, Any]]:
     """The invoice payments made with a PaymentIntent (at most one that is not canceled)."""
     return [p for p in state.all("invoice_payment") if p["payment"].get("payment_intent") == intent_id]
+
+
+def payments_of_record(state: SandboxState, record_id: str) -> list[dict[str, Any]]:
+    """The invoice payments made with a Payment Record (at most one)."""
+    return [p for p in state.all("invoice_payment") if p["payment"].get("payment_record") == record_id]
 
 
 def attached_payments(state: SandboxState, invoice: dict[str, Any], *statuses: str) -> list[dict[str, Any]]:

@@ -16,8 +16,9 @@ from .amounts import check_step, format_amount, price_lines, step
 from .errors import StripeError, invalid_param, missing_param, unsupported_param
 from .ids import new_id
 from .invoice_payments import (amounts_before, attached_payments, change_customer_balance, credit,
-                               open_default_payment, payment_object, payments_of_intent, settle,
+                               open_default_payment, payment_object, payments_of_intent, payments_of_record, settle,
                                sync_default_payment)
+from . import payment_records
 from .invoice_shapes import amount_fields, finalize, invoice_object, line_object, new_line_id, set_lines
 from .params import Params
 from .resources import custom_fields, price_object, product_object
@@ -551,15 +552,20 @@ def mark_uncollectible(state: SandboxState, invoice_id: str) -> dict[str, Any]:
 
 @locked
 def attach_payment(state: SandboxState, invoice_id: str, params: Params) -> dict[str, Any]:
-    """``POST /v1/invoices/{id}/attach_payment`` with ``payment_intent``; returns the invoice.
+    """``POST /v1/invoices/{id}/attach_payment`` with ``payment_intent`` or ``payment_record``; returns the invoice.
 
-    A succeeded PaymentIntent is credited at once; another one when it succeeds
-    (``InvoiceService.attach_payment``). Attachments are permanent: detaching exists only in a
-    preview API version.
+    A succeeded PaymentIntent, or a guaranteed Payment Record, is credited at once; a PaymentIntent not yet
+    succeeded when it succeeds (``InvoiceService.attach_payment``). Attachments are permanent: detaching
+    exists only in a preview API version.
     """
-    params.reject_unimplemented({"payment_intent"})
+    params.reject_unimplemented({"payment_intent", "payment_record"})
     invoice = state.require(invoice_id, "invoice")
-    intent_id = params.string("payment_intent")
+    intent_id, record_id = params.string("payment_intent"), params.string("payment_record")
+    if intent_id and record_id:
+        raise invalid_param("payment_record", "You may only specify one of these parameters: payment_intent, "
+                                              "payment_record.")
+    if record_id:
+        return _attach_record(state, invoice, record_id)
     if not intent_id:
         raise missing_param("payment_intent")
     intent = state.require(intent_id, "payment_intent", param="payment_intent", status=400)
@@ -567,6 +573,21 @@ def attach_payment(state: SandboxState, invoice_id: str, params: Params) -> dict
     payment = state.add(payment_object(state, invoice, intent["id"], intent["amount"], is_default=False))
     if intent["status"] == "succeeded":
         credit(state, payment, intent["amount_received"])
+    return invoice
+
+
+def _attach_record(state: SandboxState, invoice: dict[str, Any], record_id: str) -> dict[str, Any]:
+    """A Payment Record attached to the invoice: credited at once when it is guaranteed (see `payment_records`)."""
+    record = state.require(record_id, "payment_record", param="payment_record", status=400)
+    if invoice["status"] not in ("open", "uncollectible"):
+        raise _state_error(f"This invoice is {invoice['status']}: payments can be attached only to an open invoice.")
+    attached = next(iter(payments_of_record(state, record_id)), None)
+    payment_records.check_attachable(record, invoice, state, attached["invoice"] if attached else None)
+    amount = record["amount_requested"]["value"]
+    payment = state.add(payment_object(state, invoice, None, amount, is_default=False, record_id=record_id))
+    credited = payment_records.guaranteed_amount(record)
+    if credited is not None:
+        credit(state, payment, credited)
     return invoice
 
 

@@ -292,6 +292,8 @@ _NESTED = {
     ("POST", "/v1/invoices/{id}/void"): stripe.params.InvoiceVoidInvoiceParams,
     ("POST", "/v1/invoices/{id}/mark_uncollectible"): stripe.params.InvoiceMarkUncollectibleParams,
     ("POST", "/v1/invoices/{id}/attach_payment"): stripe.params.InvoiceAttachPaymentParams,
+    ("POST", "/v1/payment_records/report_payment"): stripe.params.PaymentRecordReportPaymentParams,
+    ("GET", "/v1/payment_records/{id}"): stripe.params.PaymentRecordRetrieveParams,
 }
 
 

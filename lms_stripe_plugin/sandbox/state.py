@@ -32,6 +32,7 @@ OBJECT_LABELS = {
     "tax_rate": "tax rate",
     "invoice": "invoice",
     "invoice_payment": "invoice payment",
+    "payment_record": "payment record",
     "invoiceitem": "invoiceitem",
     "payment_intent": "payment_intent",
     "charge": "charge",

@@ -194,8 +194,10 @@ def paid_transitions(value) -> bool:
 
 
 def payment_ref(value) -> bool:
-    """An invoice payment's ``payment``: what paid it (a PaymentIntent, by id or expanded), or null."""
-    return value is None or (isinstance(value, dict) and optional_id(value.get("payment_intent")))
+    """An invoice payment's ``payment``: what paid it (a PaymentIntent or a Payment Record, by id or expanded),
+    or null."""
+    return value is None or (isinstance(value, dict) and optional_id(value.get("payment_intent"))
+                             and optional_id(value.get("payment_record")))
 
 
 def payment_list(value) -> bool:

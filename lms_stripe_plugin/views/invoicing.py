@@ -7,12 +7,12 @@ from typing import Any
 from flask import Response, abort, current_app, flash, redirect, request, url_for
 
 from ..accounts import settings as payment_settings
-from ..billing import issuing, listing, requests as payment_requests
+from ..billing import issuing, listing, requests as payment_requests, settlements
 from ..core.i18n import current_locale, gettext as _
 from ..core.enums import InvoiceStatus
 from ..core.models import PaymentRequest, parse_row_id
 from ..errors import GatewayError, PaymentsError, ValidationFailed
-from ..web.billing_forms import LINE_ROWS, default_due, read_invoice, read_request
+from ..web.billing_forms import LINE_ROWS, default_due, read_invoice, read_request, read_settlement
 from ..web.forms import amount_input
 from ..web.rendering import render
 from ._common import actor_id, require_admin, state, step
@@ -25,6 +25,7 @@ def register(bp) -> None:
                     methods=["POST"])
     bp.add_url_rule("/admin/invoices/<lms_id:invoice_id>/request", "admin_request_payment", request_payment,
                     methods=["GET", "POST"])
+    bp.add_url_rule("/admin/requests/new", "admin_new_settlement", new_settlement, methods=["GET", "POST"])
     bp.add_url_rule("/admin/requests", "admin_requests", request_list)
     bp.add_url_rule("/admin/requests.csv", "admin_requests_csv", request_csv)
     bp.add_url_rule("/admin/requests/<lms_id:request_id>/resend", "admin_resend_request", resend, methods=["POST"])
@@ -102,6 +103,38 @@ def request_payment(invoice_id: int):
         "due": (default_due(14)).isoformat(), "email": "on", "locale": current_locale()}
     return render("lms_stripe/admin/request_payment.html", invoice=invoice, errors=errors, values=values,
                   can_request=payment_requests.can_request(invoice)), 400 if errors else 200
+
+
+def new_settlement():
+    """Ask a learner to pay several of their invoices in one payment: the learner (``learner``), then the
+    invoices ticked, a due date, a message and the channels, as for a request of one invoice."""
+    user = require_admin()
+    st = state()
+    learner_id = (request.values.get("learner") or "").strip()[:64]
+    learner = st.host.get_user(learner_id) if learner_id else None
+    errors: dict[str, str] = {}
+    if learner_id and learner is None:
+        errors["learner"] = _("Enter the id of a learner of the LMS.")
+    if request.method == "POST" and learner is not None:
+        read = read_settlement(request.form)
+        errors = read.errors
+        if not errors and read.data is not None:
+            try:
+                step(settlements.create, st, learner_id, read.invoice_ids, read.data, actor_id=actor_id(user))
+            except ValidationFailed as err:
+                errors = err.errors
+            except PaymentsError as err:
+                errors = {"invoices": err.message}
+            else:
+                flash(_("The payment request is sent."), "success")
+                return redirect(url_for("lms_stripe.admin_requests", learner=learner_id))
+    chosen = set(read.invoice_ids) if request.method == "POST" and learner is not None else None
+    values = request.form if request.method == "POST" else {
+        "due": default_due(14).isoformat(), "email": "on", "locale": current_locale()}
+    invoices = settlements.open_invoices(st.session, learner_id) if learner is not None else []
+    return render("lms_stripe/admin/new_settlement.html", learner=learner, learner_id=learner_id,
+                  learner_name=st.host.user_display_name(learner) if learner is not None else "",
+                  invoices=invoices, chosen=chosen, errors=errors, values=values), 400 if errors else 200
 
 
 def _request_or_404(request_id: int) -> PaymentRequest:

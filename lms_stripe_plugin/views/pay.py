@@ -10,13 +10,14 @@ from __future__ import annotations
 from flask import abort, flash, make_response, redirect, request, url_for
 
 from ..accounts import settings as payment_settings
-from ..billing import links, listing, paying, requests as payment_requests
+from ..billing import links, listing, paying, requests as payment_requests, settlements
 from ..core.enums import AttemptStatus
-from ..core.i18n import normalize_locale
+from ..core.i18n import gettext as _, normalize_locale
 from ..core.models import PaymentAttempt, PaymentRequest
 from ..core.urls import public_url
 from ..errors import PaymentsError
 from ..money import MoneyError
+from ..web.billing_forms import chosen_invoices
 from ..web.forms import money_message, read_amount
 from ..web.rendering import render
 from ._common import current_user, require_user, state, step
@@ -28,6 +29,7 @@ def register(bp) -> None:
     bp.add_url_rule("/my-payments/<lms_id:request_id>/pay", "my_payment_pay", my_payment_pay, methods=["POST"])
     bp.add_url_rule("/my-payments/invoices/<lms_id:invoice_id>/pay", "my_invoice_pay", my_invoice_pay,
                     methods=["POST"])
+    bp.add_url_rule("/my-payments/settle", "my_payments_settle", my_payments_settle, methods=["POST"])
 
 
 def _private(response):
@@ -55,17 +57,21 @@ def _page(found: PaymentRequest, *, token: str | None = None, error: str | None 
           typed: str = ""):
     least, most = paying.limits(found)
     live = paying.live_attempt(state().session, found.id)
-    body = render("lms_stripe/pay.html", req=found, invoice=found.invoice, lines=found.invoice.lines,
-                  remaining=paying.remaining(found), least=least, most=most, error=error, notice=notice,
+    values = dict(req=found, remaining=paying.remaining(found), least=least, most=most, error=error, notice=notice,
                   typed=typed, processing=live is not None and live.status == AttemptStatus.PROCESSING,
                   action=url_for("lms_stripe.pay", token=token) if token else
                   url_for("lms_stripe.my_payment_pay", request_id=found.id))
+    if found.parts:  # several invoices in one payment
+        body = render("lms_stripe/pay_settlement.html", parts=found.parts, blocked=paying.blocked(found),
+                      crediting=paying.paid_unattached(state().session, found.id), **values)
+    else:
+        body = render("lms_stripe/pay.html", invoice=found.invoice, lines=found.invoice.lines, **values)
     return _private(make_response(body, 400 if error else 200))
 
 
 def _start(found: PaymentRequest, return_url: str, *, again):
     """The Pay click: the amount (the learner's own when partial payments are on), then Checkout."""
-    typed = (request.form.get("amount") or "").strip()[:32]
+    typed = "" if found.parts else (request.form.get("amount") or "").strip()[:32]  # a settlement is paid whole
     try:
         amount = read_amount(typed, found.currency, minimum=False).amount if typed else paying.remaining(found)
         plan = step(paying.reserve, state(), found, amount, return_url=return_url)
@@ -103,13 +109,45 @@ def back_from_stripe() -> PaymentAttempt | None:
 
 def my_payments():
     user = require_user()
+    return _my_payments_page(state().host.user_id(user))
+
+
+def _my_payments_page(user_id: str, *, error: str | None = None, chosen: list[int] | None = None,
+                      status: int = 200):
+    """What the learner owes and has paid; ``error`` why the invoices ``chosen`` could not be paid together."""
     st = state()
-    user_id = st.host.user_id(user)
     # A request whose invoice owes nothing more (paid on Stripe's own page, or void) asks for nothing.
     owed = [req for req in listing.learner_requests(st.session, user_id) if paying.remaining(req) > 0]
+    open_invoices = listing.learner_open_invoices(st.session, user_id)
+    # An invoice of a request of its own, or without one, may be paid with others (a settlement is one already).
+    choices = [req.invoice_id for req in owed if not req.parts] + [invoice.id for invoice in open_invoices]
     return render("lms_stripe/my_payments.html", owed=owed, paid=listing.learner_invoices(st.session, user_id),
-                  open_invoices=listing.learner_open_invoices(st.session, user_id), remaining=paying.remaining,
-                  overdue=paying.overdue, invoice_overdue=paying.invoice_overdue)
+                  open_invoices=open_invoices, remaining=paying.remaining, overdue=paying.overdue,
+                  invoice_overdue=paying.invoice_overdue, can_settle=len(set(choices)) >= 2, error=error,
+                  chosen=set(chosen or ())), status
+
+
+def my_payments_settle():
+    """Pay several of the learner's invoices in one Checkout payment: their request (the same one for the same
+    choice while it is open), then Checkout as for any request. A choice that cannot be paid (an invoice paid
+    meanwhile, void, another learner's, in another currency…) is refused with its reason, nothing charged."""
+    user = require_user()
+    st = state()
+    user_id = st.host.user_id(user)
+    chosen = chosen_invoices(request.form)
+    if chosen is None:
+        return _my_payments_page(user_id, error=_("The invoices chosen could not be read: reload the page."),
+                                 status=400)
+    if not chosen:
+        return _my_payments_page(user_id, error=_("Choose the invoices to pay together."), status=400)
+    if len(set(chosen)) == 1:
+        return my_invoice_pay(chosen[0])
+    try:
+        found = step(settlements.for_learner, st, chosen, user_id=user_id)
+    except PaymentsError as err:
+        return _my_payments_page(user_id, error=err.message, chosen=chosen, status=err.status_code)
+    return _start(found, public_url("lms_stripe.my_payments"),
+                  again=lambda error: _my_payments_page(user_id, error=error, chosen=chosen, status=409))
 
 
 def my_payment_pay(request_id: int):

@@ -151,12 +151,26 @@ def _settings(v: dict, d: dict) -> str:
 
 
 def _requested(v: dict, d: dict) -> str:
+    if d.get("settlement"):
+        return _settlement_requested(v, d)
     if d.get("by_learner"):
         return _("%(learner)s chose to pay %(amount)s of invoice %(number)s from My payments.", amount=v["amount"],
                  learner=v["learner"], number=v["number"])
     channels = [{"email": _("e-mail"), "sms": _("SMS")}.get(c, c) for c in d.get("channels") or []]
     return _("%(amount)s asked of %(learner)s on invoice %(number)s, by %(channels)s.", amount=v["amount"],
              learner=v["learner"], number=v["number"], channels=_(" and ").join(channels) or _("no channel"))
+
+
+def _settlement_requested(v: dict, d: dict) -> str:
+    """One invoice of several asked in one payment (each invoice's history has its own entry)."""
+    others = ", ".join(str(number) for number in d.get("with_invoices") or [])
+    if d.get("by_learner"):
+        return _("%(learner)s chose to pay %(amount)s of invoice %(number)s from My payments, in one payment with "
+                 "invoices %(others)s.", amount=v["amount"], learner=v["learner"], number=v["number"], others=others)
+    channels = [{"email": _("e-mail"), "sms": _("SMS")}.get(c, c) for c in d.get("channels") or []]
+    return _("%(amount)s asked of %(learner)s on invoice %(number)s, in one payment with invoices %(others)s, by "
+             "%(channels)s.", amount=v["amount"], learner=v["learner"], number=v["number"], others=others,
+             channels=_(" and ").join(channels) or _("no channel"))
 
 
 def _refund_requested(v: dict, d: dict) -> str:

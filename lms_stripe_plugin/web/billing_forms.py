@@ -10,8 +10,9 @@ from werkzeug.datastructures import MultiDict
 
 from ..billing.issuing import MAX_LINES, LineInput
 from ..billing.requests import RequestInput
+from ..billing.settlements import SettlementInput
 from ..core.i18n import current_locale, gettext as _, normalize_locale
-from ..core.models import utcnow
+from ..core.models import parse_row_id, utcnow
 from ..money import MoneyError, normalize_currency, parse_rate
 from .forms import money_message, read_amount
 
@@ -132,3 +133,47 @@ def read_request(form: MultiDict, currency: str) -> RequestForm:
         return RequestForm(errors=errors)
     return RequestForm(RequestInput(amount=amount, due=due, message=message or None, email=email, sms=sms,
                                     locale=normalize_locale(form.get("locale") or current_locale())))
+
+
+#: More boxes than this in one form is not a form of ours.
+MAX_CHOSEN = 100
+
+
+def chosen_invoices(form: MultiDict) -> list[int] | None:
+    """The invoice ids of the boxes ticked (``invoice``), or None when they cannot be ours."""
+    raw = form.getlist("invoice")
+    if len(raw) > MAX_CHOSEN:
+        return None
+    ids = [parse_row_id(value) for value in raw]
+    return None if any(value is None for value in ids) else [value for value in ids if value is not None]
+
+
+@dataclass
+class SettlementForm:
+    invoice_ids: list[int] = field(default_factory=list)
+    data: SettlementInput | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def read_settlement(form: MultiDict) -> SettlementForm:
+    """Read an administrator's request for several invoices: the invoices ticked, due date, message, channels,
+    language (each invoice's part is what it owes: no amount is typed)."""
+    errors: dict[str, str] = {}
+    ids = chosen_invoices(form)
+    if ids is None:
+        errors["invoices"] = _("The invoices chosen could not be read: reload the page.")
+    elif len(ids) < 2:
+        errors["invoices"] = _("Choose at least two invoices to pay them together.")
+    due = _day(form, "due", errors)
+    if due is not None and due < utcnow().date():
+        errors["due"] = _("The due date is in the past.")
+    message = (form.get("message") or "").strip()
+    if any(ord(c) < 32 and c not in "\r\n\t" for c in message):
+        errors["message"] = _("Remove the control characters.")
+    email, sms = bool(form.get("email")), bool(form.get("sms"))
+    if not (email or sms):
+        errors["channels"] = _("Choose how to send the request: e-mail, SMS or both.")
+    if errors or due is None or ids is None:
+        return SettlementForm(invoice_ids=ids or [], errors=errors)
+    return SettlementForm(ids, SettlementInput(due=due, message=message or None, email=email, sms=sms,
+                                               locale=normalize_locale(form.get("locale") or current_locale())))

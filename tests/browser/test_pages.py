@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Callable
 
 import pytest
@@ -127,7 +128,24 @@ def _make_data(app, sandbox) -> dict:
         app.config["LMS_STRIPE_MAIL_FILE"], None, email=learner.email, phone=None)]
     return {"paid": paid, "open": {lang: purchases[f"open-{lang}"].id for lang in LANGUAGES},
             "open_sessions": open_sessions, "bought": bought.id, "asked": asked.id, "hosted": hosted,
-            "charge": charge, "pay_link": links[0], "link": link_id, "link_page": link_page}
+            "charge": charge, "pay_link": links[0], "link": link_id, "link_page": link_page,
+            "learner": str(learner.id), **_settlement(app, admin, users["partner"])}
+
+
+def _settlement(app, admin, partner) -> dict:
+    """A second invoice for the partner, and the school's request for both in one payment: its pay page."""
+    made = admin.post_form("/payments/admin/invoices/new", learner=str(partner.id), currency="EUR",
+                           due=(date.today() + timedelta(days=40)).isoformat(), **{"line-1-description": "Workshop", "line-1-amount": "60.00",
+                                                "line-1-vat_rate": "20"})
+    assert made.status_code == 302, made.get_data(as_text=True)
+    with app.app_context():
+        ids = [str(i.id) for i in db.session.query(Invoice).filter_by(user_id=str(partner.id), status="open")]
+    form = f"/payments/admin/requests/new?learner={partner.id}"
+    asked = admin.post_form("/payments/admin/requests/new", form, learner=str(partner.id), invoice=ids,
+                            due=(date.today() + timedelta(days=20)).isoformat(), email="on", locale="en")
+    assert asked.status_code == 302, asked.get_data(as_text=True)
+    mails = for_user(app.config["LMS_STRIPE_MAIL_FILE"], None, email=partner.email, phone=None)
+    return {"settle_link": re.search(r"(/payments/pay/[\w-]+)", mails[-1].body).group(1)}
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +239,21 @@ def _submit_request_errors(page):
     return _errors_shown(page, ["amount", "due"])
 
 
+def _choose_nothing(page):
+    """Pay the chosen invoices with none chosen: the refusal's summary takes the focus."""
+    page.click("#pay-chosen")
+    return _errors_shown(page, [])
+
+
+def _submit_settlement_errors(page):
+    for box in page.query_selector_all("input[name=invoice]"):
+        box.uncheck()
+    page.fill("#due", "2001-01-01")
+    page.uncheck("input[name=email]")
+    page.click("#send-request")
+    return _errors_shown(page, ["due"])
+
+
 def _submit_refund_errors(page):
     page.fill("#amount", "0,001")
     page.click("form button[type=submit]")
@@ -260,8 +293,10 @@ VISITS = [
     Visit("checkout cancelled", lambda s, lang: f"/payments/checkout/cancel/{s['open']['en']}", "learner"),
     Visit("my invoices", lambda s, lang: "/payments/invoices", "learner"),
     Visit("my payments", lambda s, lang: "/payments/my-payments", "learner"),
+    Visit("my payments, none chosen", lambda s, lang: "/payments/my-payments", "learner", _choose_nothing),
     Visit("inbox", lambda s, lang: "/inbox", "learner"),
     Visit("pay page", lambda s, lang: s["pay_link"]),
+    Visit("pay page of several invoices", lambda s, lang: s["settle_link"]),
     Visit("not found", lambda s, lang: "/payments/no-such-page", "learner"),
     Visit("terms", lambda s, lang: "/terms"),
     Visit("sign in", lambda s, lang: "/demo/sign-in"),
@@ -282,6 +317,9 @@ VISITS = [
     Visit("request refused", lambda s, lang: f"/payments/admin/invoices/{s['asked']}/request", "admin",
           _submit_request_errors),
     Visit("requests", lambda s, lang: "/payments/admin/requests", "admin"),
+    Visit("request several invoices", lambda s, lang: f"/payments/admin/requests/new?learner={s['learner']}", "admin"),
+    Visit("request several refused", lambda s, lang: f"/payments/admin/requests/new?learner={s['learner']}", "admin",
+          _submit_settlement_errors),
     Visit("payment links", lambda s, lang: "/payments/admin/links", "admin"),
     Visit("new payment link", lambda s, lang: "/payments/admin/links/new", "admin"),
     Visit("payment link", lambda s, lang: f"/payments/admin/links/{s['link']}", "admin"),

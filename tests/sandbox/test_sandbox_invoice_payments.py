@@ -152,8 +152,8 @@ def test_payments_attach_only_to_open_invoices_and_need_a_payment_intent(client,
         client.v1.invoices.attach_payment(draft.id, params={"payment_intent": "pi_missing"})
     assert raised.value.code == "resource_missing" and raised.value.param == "payment_intent"
     with pytest.raises(stripe.InvalidRequestError) as raised:
-        client.v1.invoices.attach_payment(draft.id, params={"payment_record": "prec_1"})
-    assert raised.value.code == "parameter_unsupported"
+        client.v1.invoices.attach_payment(draft.id, params={"payment_record": "pr_missing"})
+    assert (raised.value.code, raised.value.param) == ("resource_missing", "payment_record")
     invoice = open_invoice()
     default = client.v1.invoice_payments.list(params={"invoice": invoice.id}).data[0]
     with pytest.raises(stripe.InvalidRequestError) as raised:  # the default payment's PaymentIntent is taken
