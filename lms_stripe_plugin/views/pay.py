@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask import abort, flash, make_response, redirect, request, url_for
 
 from ..accounts import settings as payment_settings
-from ..billing import links, listing, paying, requests as payment_requests
-from ..core.enums import AttemptStatus
+from ..billing import balances, links, listing, paying, requests as payment_requests
+from ..core.enums import AttemptStatus, InvoiceStatus
 from ..core.i18n import normalize_locale
 from ..core.models import PaymentAttempt, PaymentRequest
 from ..core.urls import public_url
@@ -107,9 +107,18 @@ def my_payments():
     user_id = st.host.user_id(user)
     # A request whose invoice owes nothing more (paid on Stripe's own page, or void) asks for nothing.
     owed = [req for req in listing.learner_requests(st.session, user_id) if paying.remaining(req) > 0]
-    return render("lms_stripe/my_payments.html", owed=owed, paid=listing.learner_invoices(st.session, user_id),
+    settings = payment_settings.load(st.session)
+    held = balances.balances_of(st.session, user_id)
+    # An invoice paid from the balance alone has nothing paid by card: it is listed as paid too.
+    done = [inv for inv in listing.learner_invoices(st.session, user_id)
+            if inv.amount_paid or inv.status == InvoiceStatus.PAID]
+    return render("lms_stripe/my_payments.html", owed=owed, done=done,
                   open_invoices=listing.learner_open_invoices(st.session, user_id), remaining=paying.remaining,
-                  overdue=paying.overdue, invoice_overdue=paying.invoice_overdue)
+                  overdue=paying.overdue, invoice_overdue=paying.invoice_overdue,
+                  prepaid=settings.prepaid_enabled and settings.active, balances=held,
+                  entries=balances.entries_of(st.session, user_id, limit=20) if held else [],
+                  topup_currency=settings.default_currency,
+                  topup_min=settings.topup_minimum, topup_max=settings.topup_maximum)
 
 
 def my_payment_pay(request_id: int):
