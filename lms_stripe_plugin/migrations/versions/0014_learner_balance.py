@@ -1,16 +1,16 @@
 """learners' prepaid balances: a balance per learner and currency, its append-only entries, top-ups, and the
 school's top-up limits
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-16 10:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0012'
-down_revision = '0011'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
