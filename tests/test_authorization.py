@@ -75,6 +75,13 @@ MATRIX = {
     # Signed in, with no invoice chosen: the page says to choose some (another learner's: test_settlements).
     "my_payments_settle": ("POST", "/payments/my-payments/settle", _everyone(401, others=400)),
     "admin_new_settlement": ("GET", "/payments/admin/requests/new", ADMIN_ONLY),
+    # A learner's own balance only: topping it up (off in these settings: said, then back to My payments), a
+    # course paid from it (u1 bought c1 already; no one else has a balance).
+    "top_up": ("POST", "/payments/my-payments/top-up", _everyone(401, others=303)),
+    "pay_from_balance": ("POST", "/payments/checkout/c1/balance", _everyone(401, others=409)),
+    "admin_balances": ("GET", "/payments/admin/balances", ADMIN_ONLY),
+    "admin_balance": ("GET", "/payments/admin/balances/u1", ADMIN_ONLY),
+    "admin_refund_topup": ("POST", "/payments/admin/balances/top-ups/999/refund", _everyone(401, others=403, adm=404)),
     "admin_links": ("GET", "/payments/admin/links", ADMIN_ONLY),
     "admin_new_link": ("GET", "/payments/admin/links/new", ADMIN_ONLY),
     "admin_link": ("GET", "/payments/admin/links/{link}", ADMIN_ONLY),
@@ -93,7 +100,8 @@ MATRIX = {
 POSTS = {"admin_settings": "/payments/admin/settings", "admin_cancel": "/payments/admin/invoices/{invoice}/cancel",
          "admin_refund": "/payments/admin/invoices/{invoice}/refund", "admin_new_invoice": "/payments/admin/invoices/new",
          "admin_request_payment": "/payments/admin/invoices/{owed}/request", "pay": "/payments/pay/{pay_token}",
-         "admin_new_link": "/payments/admin/links/new", "pay_link": "/payments/link/{link_token}"}
+         "admin_new_link": "/payments/admin/links/new", "pay_link": "/payments/link/{link_token}",
+         "admin_balance": "/payments/admin/balances/u1"}
 
 
 def test_every_route_is_in_the_matrix(app):

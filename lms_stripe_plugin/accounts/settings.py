@@ -73,6 +73,10 @@ class EffectiveSettings:
     business_buyers: bool = False
     #: Days after a deposit's balance was due before the learner's access is suspended.
     balance_grace_days: int = 7
+    #: Learners' prepaid balances, topped up between these amounts (minor units of the default currency).
+    prepaid_enabled: bool = False
+    topup_minimum: int = 1000
+    topup_maximum: int = 100000
     #: Secrets set in the app config, in clear.
     config_secrets: dict = field(default_factory=dict, repr=False)
     #: Stored secrets the config does not override, encrypted.
@@ -189,7 +193,7 @@ _PLAIN = ("enabled", "publishable_key", "default_currency", "default_vat_rate", 
           "terms_url", "catalog_revision", "school_name", "partial_payments_enabled", "partial_minimum",
           "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days", "seller_legal_name",
           "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form", "late_payment_text",
-          "business_buyers")
+          "business_buyers", "prepaid_enabled", "topup_minimum", "topup_maximum")
 #: The settings row, read on every page that shows prices: built once (SQLAlchemy caches its SQL).
 _ROW = select(*(getattr(Settings, name) for name in _PLAIN),
               *(getattr(Settings, column) for column in SECRETS.values())).where(Settings.id == 1)

@@ -24,7 +24,7 @@ from ..errors import PaymentsError, ValidationFailed
 from ..gateway.types import InvoiceAddLinesParamsLine, InvoiceCreateParams
 from ..money import Money, check_chargeable, vat_split
 from .. import signals
-from . import customers, legal, taxes
+from . import balances, customers, legal, taxes
 
 MAX_LINES = 20
 
@@ -211,3 +211,5 @@ def apply_stripe_invoice(state: PluginState, invoice: Invoice, stripe_invoice: d
         invoice.status = InvoiceStatus.PAID
     elif status == "void" and invoice.status in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN):
         invoice.status, invoice.amount_remaining = InvoiceStatus.VOID, 0
+    if status in ("open", "paid"):
+        balances.record_spent(state.session, invoice, stripe_invoice)

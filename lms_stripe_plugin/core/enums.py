@@ -63,6 +63,29 @@ class InvoiceSource(Labelled):
     ADMIN = "admin"
     DEPOSIT = "deposit"
     LINK = "link"
+    BALANCE = "balance"
+
+
+class BalanceEntryKind(Labelled):
+    """A movement of a learner's prepaid balance: money in (a top-up, an administrator's credit), money out
+    (spent on an invoice at its finalization, an administrator's debit, a top-up refunded)."""
+
+    TOPUP = "topup"
+    SPENT = "spent"
+    CREDIT = "credit"
+    DEBIT = "debit"
+    TOPUP_REFUND = "topup_refund"
+
+
+class TopUpStatus(Labelled):
+    """A learner's top-up: its Checkout Session open, paid (on the balance), expired, or refunded while
+    unspent ("refunding" from the moment the balance is debited until Stripe's refund is created)."""
+
+    OPEN = "open"
+    PAID = "paid"
+    EXPIRED = "expired"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
 
 
 class PaymentPlan(Labelled):
@@ -265,6 +288,11 @@ class AuditAction(Labelled):
     PAYMENT_LINK_CREATED = "payment_link_created"
     PAYMENT_LINK_DISABLED = "payment_link_disabled"
     LINK_PAYMENT_RECEIVED = "link_payment_received"
+    BALANCE_TOPPED_UP = "balance_topped_up"
+    BALANCE_CREDITED = "balance_credited"
+    BALANCE_DEBITED = "balance_debited"
+    BALANCE_SPENT = "balance_spent"
+    TOPUP_REFUNDED = "topup_refunded"
 
 
 _LABELS: dict[type, dict] = {
@@ -291,6 +319,21 @@ _LABELS: dict[type, dict] = {
         InvoiceSource.ADMIN: N_("Issued by an administrator"),
         InvoiceSource.DEPOSIT: N_("Online purchase with a deposit"),
         InvoiceSource.LINK: N_("Payment link"),
+        InvoiceSource.BALANCE: N_("Paid from the prepaid balance"),
+    },
+    BalanceEntryKind: {
+        BalanceEntryKind.TOPUP: N_("Top-up"),
+        BalanceEntryKind.SPENT: N_("Spent on an invoice"),
+        BalanceEntryKind.CREDIT: N_("Credit by the school"),
+        BalanceEntryKind.DEBIT: N_("Debit by the school"),
+        BalanceEntryKind.TOPUP_REFUND: N_("Top-up refunded"),
+    },
+    TopUpStatus: {
+        TopUpStatus.OPEN: N_("Awaiting payment"),
+        TopUpStatus.PAID: N_("Paid"),
+        TopUpStatus.EXPIRED: N_("Expired"),
+        TopUpStatus.REFUNDING: N_("Refund pending"),
+        TopUpStatus.REFUNDED: N_("Refunded"),
     },
     PaymentPlan: {
         PaymentPlan.FULL: N_("Full payment"),
@@ -418,5 +461,10 @@ _LABELS: dict[type, dict] = {
         AuditAction.PAYMENT_LINK_CREATED: N_("Payment link created"),
         AuditAction.PAYMENT_LINK_DISABLED: N_("Payment link disabled"),
         AuditAction.LINK_PAYMENT_RECEIVED: N_("Payment received through a payment link"),
+        AuditAction.BALANCE_TOPPED_UP: N_("Balance topped up"),
+        AuditAction.BALANCE_CREDITED: N_("Balance credited"),
+        AuditAction.BALANCE_DEBITED: N_("Balance debited"),
+        AuditAction.BALANCE_SPENT: N_("Balance spent on an invoice"),
+        AuditAction.TOPUP_REFUNDED: N_("Top-up refunded"),
     },
 }

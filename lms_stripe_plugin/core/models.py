@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..money import Money
-from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, BalanceDue, Channel, CreditNoteStatus,
-                    DepositAccess, EventStatus, InvoiceSource, InvoiceStatus, MessageStatus, PaymentLinkStatus,
-                    PaymentPlan, PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus, RejectReason)
+from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, BalanceDue, BalanceEntryKind, Channel,
+                    CreditNoteStatus, DepositAccess, EventStatus, InvoiceSource, InvoiceStatus, MessageStatus,
+                    PaymentLinkStatus, PaymentPlan, PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus,
+                    RejectReason, TopUpStatus)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -122,9 +123,15 @@ class Settings(Base):
     business_buyers: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: Days after a deposit's balance was due before the learner's access is suspended (shop/deposits.py).
     balance_grace_days: Mapped[int] = mapped_column(default=7, server_default="7")
+    #: Learners may keep a prepaid balance and top it up from My payments, between these amounts (minor units
+    #: of the default currency; billing/balances.py).
+    prepaid_enabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    topup_minimum: Mapped[int] = mapped_column(sa.BigInteger, default=1000, server_default="1000")
+    topup_maximum: Mapped[int] = mapped_column(sa.BigInteger, default=100000, server_default="100000")
 
     __table_args__ = (
         sa.CheckConstraint("balance_grace_days BETWEEN 0 AND 365", name="grace_days_range"),
+        sa.CheckConstraint("topup_minimum > 0 AND topup_maximum >= topup_minimum", name="topup_range"),
     )
 
 
@@ -624,6 +631,88 @@ class Suspension(Base):
         # One suspension in force per purchase: two reminders runs at once suspend once.
         sa.Index("uq_lms_stripe_suspensions_active", "purchase_id", unique=True,
                  sqlite_where=sa.text("restored_at IS NULL"), postgresql_where=sa.text("restored_at IS NULL")),
+    )
+
+
+class Balance(Base):
+    """A learner's prepaid balance in one currency: the sum of its entries, kept with each entry written (in
+    the same transaction, the row locked), and never below zero."""
+
+    __tablename__ = "lms_stripe_balances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(HostId)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "currency"),
+        sa.CheckConstraint("amount >= 0", name="not_negative"),
+    )
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class TopUp(Base):
+    """A learner topping up their balance through Checkout; paid, it becomes a ledger entry."""
+
+    __tablename__ = "lms_stripe_topups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(HostId, index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[TopUpStatus] = mapped_column(EnumText(TopUpStatus, 16), default=TopUpStatus.OPEN)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    checkout_url: Mapped[str | None] = mapped_column(sa.Text)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(StripeId, index=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    refunded_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("status", TopUpStatus), name="status_known"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class BalanceEntry(Base):
+    """One movement of a prepaid balance, never changed once written (append-only) but for the id of its
+    mirror at Stripe. ``key`` names what it records, so that nothing is recorded twice: ``topup-<id>``,
+    ``spent-<Stripe invoice>``, ``refund-<top-up id>``, or an administrator's form's token."""
+
+    __tablename__ = "lms_stripe_balance_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    balance_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_balances.id"), index=True)
+    kind: Mapped[BalanceEntryKind] = mapped_column(EnumText(BalanceEntryKind, 16))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # signed: positive adds to the balance
+    balance_after: Mapped[int] = mapped_column(sa.BigInteger)
+    key: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    reason: Mapped[str | None] = mapped_column(sa.String(500))
+    actor_id: Mapped[str | None] = mapped_column(HostId)
+    topup_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_topups.id"))
+    invoice_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_invoices.id"))
+    #: The customer balance transaction that mirrors this entry at Stripe (Stripe's own for a spending).
+    stripe_transaction_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    balance: Mapped[Balance] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint(one_of("kind", BalanceEntryKind), name="kind_known"),
+        sa.CheckConstraint("amount <> 0", name="amount_not_zero"),
+        sa.CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+        sa.Index("ix_lms_stripe_balance_entries_balance_created", "balance_id", "created_at", "id"),
     )
 
 

@@ -83,6 +83,7 @@ def _seed(app) -> None:
             "vouchers_enabled": True, "klarna_enabled": True, "klarna_minimum": 10000,
             "sepa_debit_enabled": True, "terms_url": app.config.get("DEMO_TERMS_URL"),
             "school_name": "Demo School", "partial_payments_enabled": True, "partial_minimum": 1000,
+            "prepaid_enabled": True,
             **SELLER,
         }, actor_id=None)
         db.session.commit()

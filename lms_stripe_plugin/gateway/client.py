@@ -16,7 +16,8 @@ import stripe
 from ..core.i18n import gettext as _
 from ..core.logs import get_logger
 from ..errors import CardDeclined, ConfigurationError, GatewayError, NotFound, WebhookSignatureError
-from .types import (CreditNoteCreateParams, CreditNoteListParams, CustomerCreateParams, CustomerUpdateParams,
+from .types import (CreditNoteCreateParams, CreditNoteListParams, CustomerBalanceTransactionCreateParams,
+                    CustomerBalanceTransactionListParams, CustomerCreateParams, CustomerUpdateParams,
                     DisputeListParams, InvoiceAddLinesParams, InvoiceAttachPaymentParams, InvoiceCreateParams,
                     InvoiceListParams, InvoicePaymentListParams,
                     PaymentMethodConfigurationCreateParams, PaymentMethodConfigurationListParams,
@@ -136,6 +137,17 @@ class StripeGateway:
 
     def void_invoice(self, invoice_id: str, *, api_key: str | None, idempotency_key: str) -> dict:
         return self._call(lambda o: self.v1.invoices.void_invoice(invoice_id, None, o), api_key, idempotency_key)
+
+    # -- a learner's prepaid balance, mirrored to the customer's credit balance -------------------------------
+
+    def create_balance_transaction(self, customer_id: str, params: CustomerBalanceTransactionCreateParams, *,
+                                   api_key: str | None, idempotency_key: str) -> dict:
+        return self._call(lambda o: self.v1.customers.balance_transactions.create(customer_id, params, o), api_key,
+                          idempotency_key)
+
+    def list_balance_transactions(self, customer_id: str, params: CustomerBalanceTransactionListParams, *,
+                                  api_key: str | None) -> Iterator[dict]:
+        return self._every(lambda o: self.v1.customers.balance_transactions.list(customer_id, params, o), api_key)
 
     def attach_payment(self, invoice_id: str, params: InvoiceAttachPaymentParams, *, api_key: str | None,
                        idempotency_key: str) -> dict:

@@ -1,6 +1,7 @@
 """The SDK's typed request params that services build, re-exported so that only the boundary imports
 ``stripe``: mypy checks each request against the pinned API version's parameters."""
-from stripe.params import (CreditNoteCreateParams, CreditNoteListParams, CustomerCreateParams, CustomerUpdateParams,
+from stripe.params import (CreditNoteCreateParams, CreditNoteListParams, CustomerBalanceTransactionCreateParams,
+                           CustomerBalanceTransactionListParams, CustomerCreateParams, CustomerUpdateParams,
                            DisputeListParams, InvoiceAddLinesParams, InvoiceAddLinesParamsLine,
                            InvoiceAttachPaymentParams, InvoiceCreateParams, InvoiceListParams, InvoicePaymentListParams,
                            PaymentMethodConfigurationCreateParams, PaymentMethodConfigurationListParams,
@@ -10,7 +11,8 @@ from stripe.params.checkout import (SessionCreateParams, SessionCreateParamsInvo
                                     SessionCreateParamsLineItem, SessionListParams)
 
 __all__ = [
-    "CreditNoteCreateParams", "CreditNoteListParams", "CustomerCreateParams", "CustomerUpdateParams",
+    "CreditNoteCreateParams", "CreditNoteListParams", "CustomerBalanceTransactionCreateParams",
+    "CustomerBalanceTransactionListParams", "CustomerCreateParams", "CustomerUpdateParams",
     "DisputeListParams", "InvoiceAddLinesParams", "InvoiceAddLinesParamsLine", "InvoiceAttachPaymentParams",
     "InvoiceCreateParams", "InvoiceListParams", "InvoicePaymentListParams", "PaymentMethodConfigurationCreateParams",
     "PaymentMethodConfigurationListParams", "PaymentMethodConfigurationUpdateParams",

@@ -9,7 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from . import checkout, credit_notes, invoices, payment_method_configurations, payment_records, refunds, resources
+from . import (checkout, credit_notes, customer_balance, invoices, payment_method_configurations, payment_records, refunds,
+               resources)
 from .errors import StripeError, invalid_param, unrecognized_url
 from .faults import Fault, fault_error
 from .idempotency import SavedResponse, fingerprint_of
@@ -240,6 +241,22 @@ def create_customer() -> Response:
 @bp.post("/customers/<customer_id>")
 def update_customer(customer_id: str) -> Response:
     return _respond(resources.update_customer(_state(), customer_id, _params()))
+
+
+@bp.post("/customers/<customer_id>/balance_transactions")
+def create_balance_transaction(customer_id: str) -> Response:
+    return _respond(customer_balance.create_transaction(_state(), customer_id, _params()))
+
+
+@bp.get("/customers/<customer_id>/balance_transactions")
+def list_balance_transactions(customer_id: str) -> Response:
+    return _list(customer_balance.transactions(_state(), customer_id), {"invoice": "invoice"})
+
+
+@bp.get("/customers/<customer_id>/balance_transactions/<transaction_id>")
+def retrieve_balance_transaction(customer_id: str, transaction_id: str) -> Response:
+    _only_expand()
+    return _respond(customer_balance.transaction(_state(), customer_id, transaction_id))
 
 
 @bp.post("/tax_rates")

@@ -66,7 +66,7 @@ def create_credit_note(state: SandboxState, params: Params) -> dict[str, Any]:
     state.emit("credit_note.created", credit_note)
     _apply_to_invoice(state, invoice, pre_payment, post_payment)
     if credit_amount:
-        change_customer_balance(state, invoice["customer"], -credit_amount)
+        change_customer_balance(state, invoice, -credit_amount, "credit_note", credit_note=credit_note["id"])
     return credit_note
 
 

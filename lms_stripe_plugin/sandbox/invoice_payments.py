@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .customer_balance import change
 from .ids import new_id
 from .resources import payment_intent_object
 from .state import SandboxState
@@ -175,16 +176,16 @@ def settle(state: SandboxState, invoice: dict[str, Any], previous: dict[str, Any
         if paid_by_payment:
             state.emit("invoice.payment_succeeded", invoice, changed)
     if newly_overpaid > 0:
-        change_customer_balance(state, invoice["customer"], -newly_overpaid)
+        change_customer_balance(state, invoice, -newly_overpaid, "invoice_overpaid")
         if becomes_paid:
             state.emit("invoice.overpaid", invoice, changed)
 
 
-def change_customer_balance(state: SandboxState, customer_id: str | None, delta: int) -> None:
-    """Add ``delta`` to a customer's ``balance`` (negative: a credit), with ``customer.updated``."""
-    customer = state.get(customer_id, "customer")
+def change_customer_balance(state: SandboxState, invoice: dict[str, Any], delta: int, kind: str, *,
+                            credit_note: str | None = None) -> None:
+    """Add ``delta`` to the balance of the invoice's customer in its currency (negative: a credit), as a
+    balance transaction of ``kind`` naming the invoice."""
+    customer = state.get(invoice["customer"], "customer")
     if customer is None or delta == 0:
         return
-    previous = {"balance": customer["balance"]}
-    customer["balance"] += delta
-    state.emit("customer.updated", customer, previous)
+    change(state, customer, delta, invoice["currency"], kind, invoice=invoice["id"], credit_note=credit_note)

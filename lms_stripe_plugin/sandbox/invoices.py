@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .amounts import check_step, format_amount, price_lines, step
+from .customer_balance import credit_balance
 from .errors import StripeError, invalid_param, missing_param, unsupported_param
 from .ids import new_id
 from .invoice_payments import (amounts_before, attached_payments, change_customer_balance, credit,
@@ -461,11 +462,11 @@ def _apply_balance(state: SandboxState, invoice: dict[str, Any]) -> None:
     adds to it): ``starting_balance``, ``ending_balance`` and ``amount_due`` (docs.stripe.com/billing/customer/balance).
     """
     customer = state.get(invoice["customer"], "customer")
-    balance = customer["balance"] if customer else 0
+    balance = credit_balance(state, customer, invoice["currency"]) if customer else 0
     applied = max(balance, -invoice["total"]) if balance < 0 else balance
     invoice.update(starting_balance=balance, ending_balance=balance - applied, amount_due=invoice["total"] + applied)
     invoice["amount_remaining"] = invoice["amount_due"] - invoice["amount_paid"]
-    change_customer_balance(state, invoice["customer"], -applied)
+    change_customer_balance(state, invoice, -applied, "applied_to_invoice")
 
 
 def mark_overdue(state: SandboxState, invoice_id: str) -> None:

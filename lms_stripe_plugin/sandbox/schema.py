@@ -283,6 +283,9 @@ _NESTED = {
     ("POST", "/v1/disputes/{id}"): stripe.params.DisputeUpdateParams,
     ("POST", "/v1/disputes/{id}/close"): stripe.params.DisputeCloseParams,
     ("POST", "/v1/customers/{id}"): stripe.params.CustomerUpdateParams,
+    ("POST", "/v1/customers/{id}/balance_transactions"): stripe.params.CustomerBalanceTransactionCreateParams,
+    ("GET", "/v1/customers/{id}/balance_transactions"): stripe.params.CustomerBalanceTransactionListParams,
+    ("GET", "/v1/customers/{id}/balance_transactions/{id}"): stripe.params.CustomerBalanceTransactionRetrieveParams,
     # The StripeClient's ``payment_method_configurations.update`` params (``PaymentMethodConfigurationModifyParams``
     # are the same fields, for the legacy resource API).
     ("POST", "/v1/payment_method_configurations/{id}"): stripe.params.PaymentMethodConfigurationUpdateParams,

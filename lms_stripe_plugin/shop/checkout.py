@@ -76,6 +76,8 @@ def check_not_bought(session, user_id: str, course_id: str) -> None:
     if purchase is not None and purchase.status == PurchaseStatus.PROCESSING:
         raise NotPurchasable(_("Your payment for this course is processing: you will be enrolled as soon as it "
                                "is confirmed."))
+    if purchase is not None and purchase.status == PurchaseStatus.OPEN and purchase.invoice is not None:
+        raise NotPurchasable(_("Your balance paid part of this course: pay the rest of its invoice in My payments."))
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def reserve(state: PluginState, user, course) -> CheckoutPlan:
     terms = deposits.terms(state, offer, course) if offer is not None else None
     if purchase is None or not _still_usable(purchase, offer, terms):
         if purchase is not None:
-            _retire(state, purchase, settings)
+            retire(state, purchase)
         purchase = _insert_purchase(session, user_id, course_id, offer, settings, terms)
     return _plan(state, settings, purchase, user, course)
 
@@ -178,7 +180,7 @@ def _give_up(session, purchase_id: int, err: PaymentsError) -> None:
     transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.FAILED, failure_reason=err.message)
 
 
-def _retire(state: PluginState, purchase: Purchase, settings) -> None:
+def retire(state: PluginState, purchase: Purchase) -> None:
     """Retire an open purchase; once that is committed, its session (if any) is expired at Stripe, so
     that an old tab cannot pay it."""
     transition(state.session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.EXPIRED)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from sqlalchemy import select
 
 from ..accounts import settings as payment_settings
-from ..billing import paying
+from ..billing import balances, paying
 from ..billing.invoices import record_link_invoice, sync_invoice
 from ..core import audit
 from ..core.enums import AttemptStatus, PurchaseStatus
@@ -24,7 +24,7 @@ from ..core.state import PluginState
 from ..refunds import credit_notes
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, sync_refund
-from ..shop import deposits
+from ..shop import deposits, prepaid
 from ..shop.fulfilment import EXPAND_SESSION, record_payment_method, sync_checkout_session
 from . import versions
 
@@ -70,6 +70,9 @@ def _no_transaction(state: PluginState) -> None:
 # -- Checkout Sessions ------------------------------------------------------------------------------------
 
 def apply_checkout_session(state: PluginState, cs: dict, event: dict, fresh: dict | None) -> None:
+    if (cs.get("metadata") or {}).get("lms_topup_id") is not None:  # a learner topping up their balance
+        balances.sync_topup_session(state, cs)
+        return
     if (cs.get("metadata") or {}).get("lms_attempt_id") is not None:  # a Pay click of a request or a link
         attempt = paying.sync_session(state, cs, failed=event.get("type") == "checkout.session.async_payment_failed")
         if attempt is not None and attempt.link_id is not None:
@@ -138,8 +141,8 @@ def apply_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -
         return
     purchase_id = _ours(invoice)
     if purchase_id is None:
-        # An administrator's invoice or a deposit's (or none of ours: nothing).
-        deposits.invoice_changed(state, paying.apply_invoice(state, invoice))
+        # An administrator's invoice, a deposit's or one paid from the balance (or none of ours: nothing).
+        _invoice_changed(state, paying.apply_invoice(state, invoice))
         return
     # Locked, so that the payment's recording, if it runs now, either sees this invoice's version or has
     # committed the payment before this reads it (see `_record_named_invoice`).
@@ -151,7 +154,13 @@ def apply_billed_invoice(state: PluginState, invoice: dict, event: dict, extra: 
     """An administrator's invoice changed (paid in part, void, overdue); a purchase's is left to the
     events above, as Checkout issues it paid."""
     if _ours(invoice) is None:
-        deposits.invoice_changed(state, paying.apply_invoice(state, invoice))
+        _invoice_changed(state, paying.apply_invoice(state, invoice))
+
+
+def _invoice_changed(state: PluginState, invoice: Invoice | None) -> None:
+    """What follows an invoice of a purchase paid in several parts: the deposit's, or the balance's."""
+    deposits.invoice_changed(state, invoice)
+    prepaid.invoice_changed(state, invoice)
 
 
 def apply_invoice_payment(state: PluginState, payment: dict, event: dict, extra: None) -> None:

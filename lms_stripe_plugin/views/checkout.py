@@ -7,7 +7,7 @@ from ..accounts import settings as payment_settings
 from ..core.enums import PurchaseStatus
 from ..core.models import Purchase
 from ..errors import NotPurchasable, PaymentsError
-from ..shop import checkout, deposits, offers
+from ..shop import checkout, deposits, offers, prepaid
 from ..shop.fulfilment import SessionMismatch, fulfil_from_stripe
 from ..web.rendering import render
 from ._common import require_user, state, step
@@ -45,7 +45,8 @@ def course_payment(course_id: str):
     balance = deposits.balance_state(st.session, st.host.user_id(user), course_id)
     return render("lms_stripe/course_payment.html", course=course, title=st.host.course_title(course),
                   course_url=st.host.course_url(course), offer=offer, breakdown=breakdown, refusal=refusal,
-                  course_id=course_id, settings=settings, terms=terms, balance=balance)
+                  course_id=course_id, settings=settings, terms=terms, balance=balance,
+                  prepaid=prepaid.usable(st, st.host.user_id(user), offer) if refusal is None else None)
 
 
 def start(course_id: str):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask import abort, flash, make_response, redirect, request, url_for
 
 from ..accounts import settings as payment_settings
-from ..billing import links, listing, paying, requests as payment_requests, settlements
-from ..core.enums import AttemptStatus
+from ..billing import balances, links, listing, paying, requests as payment_requests, settlements
+from ..core.enums import AttemptStatus, InvoiceStatus
 from ..core.i18n import gettext as _, normalize_locale
 from ..core.models import PaymentAttempt, PaymentRequest
 from ..core.urls import public_url
@@ -121,10 +121,18 @@ def _my_payments_page(user_id: str, *, error: str | None = None, chosen: list[in
     open_invoices = listing.learner_open_invoices(st.session, user_id)
     # An invoice of a request of its own, or without one, may be paid with others (a settlement is one already).
     choices = [req.invoice_id for req in owed if not req.parts] + [invoice.id for invoice in open_invoices]
-    return render("lms_stripe/my_payments.html", owed=owed, paid=listing.learner_invoices(st.session, user_id),
+    settings = payment_settings.load(st.session)
+    held = balances.balances_of(st.session, user_id)
+    # An invoice paid from the balance alone has nothing paid by card: it is listed as paid too.
+    done = [inv for inv in listing.learner_invoices(st.session, user_id)
+            if inv.amount_paid or inv.status == InvoiceStatus.PAID]
+    return render("lms_stripe/my_payments.html", owed=owed, done=done,
                   open_invoices=open_invoices, remaining=paying.remaining, overdue=paying.overdue,
                   invoice_overdue=paying.invoice_overdue, can_settle=len(set(choices)) >= 2, error=error,
-                  chosen=set(chosen or ())), status
+                  chosen=set(chosen or ()), prepaid=settings.prepaid_enabled and settings.active, balances=held,
+                  entries=balances.entries_of(st.session, user_id, limit=20) if held else [],
+                  topup_currency=settings.default_currency, topup_min=settings.topup_minimum,
+                  topup_max=settings.topup_maximum), status
 
 
 def my_payments_settle():

@@ -65,7 +65,7 @@ def _form_values(current, submitted) -> dict:
     if submitted is not None:
         values = {name: submitted.get(name, "") for name in SettingsSchema.FIELDS if name not in SettingsSchema.SECRETS}
         for name in ("enabled", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "sepa_debit_enabled",
-                     "automatic_tax", "partial_payments_enabled", "reminder_sms", "business_buyers"):
+                     "automatic_tax", "partial_payments_enabled", "reminder_sms", "business_buyers", "prepaid_enabled"):
             values[name] = bool(submitted.get(name))
         return values
     return {
@@ -81,6 +81,9 @@ def _form_values(current, submitted) -> dict:
         "partial_minimum": amount_input(current.partial_minimum, current.default_currency),
         "reminder_days": ", ".join(current.reminder_days.split(",")), "reminder_max": str(current.reminder_max),
         "reminder_sms": current.reminder_sms, "balance_grace_days": str(current.balance_grace_days),
+        "prepaid_enabled": current.prepaid_enabled,
+        "topup_minimum": amount_input(current.topup_minimum, current.default_currency),
+        "topup_maximum": amount_input(current.topup_maximum, current.default_currency),
         "seller_legal_name": current.seller_legal_name or "", "seller_address": current.seller_address or "",
         "seller_siret": format_siret(current.seller_siret) if current.seller_siret else "",
         "seller_vat_number": current.seller_vat_number or "", "seller_legal_form": current.seller_legal_form or "",

@@ -268,4 +268,12 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.PAYMENT_LINK_DISABLED: lambda v, d: _("The payment link %(title)s was disabled.", **_link(v, d)),
     AuditAction.LINK_PAYMENT_RECEIVED: lambda v, d: _("%(payer)s paid %(amount)s through the payment link %(title)s.",
                                                       **_link(v, d)),
+    AuditAction.BALANCE_TOPPED_UP: lambda v, d: _("%(learner)s topped up their balance with %(amount)s.", **v),
+    AuditAction.BALANCE_CREDITED: lambda v, d: _("The balance of %(learner)s was credited with %(amount)s: %(reason)s",
+                                                 **v),
+    AuditAction.BALANCE_DEBITED: lambda v, d: _("The balance of %(learner)s was debited by %(amount)s: %(reason)s",
+                                                **v),
+    AuditAction.BALANCE_SPENT: lambda v, d: _("%(amount)s of the balance of %(learner)s paid invoice %(number)s.",
+                                              **v),
+    AuditAction.TOPUP_REFUNDED: lambda v, d: _("A top-up of %(amount)s was refunded to %(learner)s.", **v),
 }

@@ -203,6 +203,9 @@ class SettingsSchema(Schema):
     reminder_max = Text(max_length=4)
     reminder_sms = Checkbox(load_default=False)
     balance_grace_days = Text(max_length=4)
+    prepaid_enabled = Checkbox(load_default=False)
+    topup_minimum = Text(max_length=32)
+    topup_maximum = Text(max_length=32)
     sepa_debit_enabled = Checkbox(load_default=False)
     automatic_tax = Checkbox(load_default=False)
     terms_url = Url(max_length=MAX_TEXT)
@@ -221,7 +224,7 @@ class SettingsSchema(Schema):
               "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
               "sepa_debit_enabled", "automatic_tax", "terms_url", "school_name", "partial_payments_enabled",
               "partial_minimum", "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days",
-              "seller_legal_name", "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form",
+              "prepaid_enabled", "topup_minimum", "topup_maximum", "seller_legal_name", "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form",
               "late_payment_text", "business_buyers")
     #: The seller's identity, whose legal name the others are printed under.
     IDENTITY = ("seller_address", "seller_siret", "seller_vat_number", "seller_legal_form")
@@ -253,7 +256,8 @@ class SettingsSchema(Schema):
                             ("klarna_minimum", self._check_klarna_minimum),
                             ("partial_minimum", self._check_partial_minimum),
                             ("reminder_days", self._check_reminder_days), ("reminder_max", self._check_reminder_max),
-                            ("balance_grace_days", self._check_grace_days)):
+                            ("balance_grace_days", self._check_grace_days),
+                            ("topup_minimum", self._check_topup_limit), ("topup_maximum", self._check_topup_limit)):
             if name in data:
                 try:
                     data[name] = check(data[name], data)
@@ -287,6 +291,11 @@ class SettingsSchema(Schema):
 
     def _check_partial_minimum(self, value, data):
         return self._check_klarna_minimum(value, data)
+
+    def _check_topup_limit(self, value, data):
+        """A top-up limit: an amount Stripe can charge in the default currency (empty: 10.00 and 1,000.00 in
+        its minor units)."""
+        return self._check_klarna_minimum(value, data) if value else None
 
     def _check_reminder_days(self, value, data):
         """Days relative to the due date, such as "-3, 1, 7" (before it: negative)."""
@@ -347,6 +356,12 @@ class SettingsSchema(Schema):
             for name in missing:
                 errors[name] = [_UNREADABLE[name]() if name in self._unreadable() else _("Required to enable payments.")]
         errors.update(self._check_identity(data, refused))
+        for name, default in (("topup_minimum", 1000), ("topup_maximum", 100000)):
+            if name in data and data[name] is None:
+                data[name] = default
+        low, high = self._merged(data, "topup_minimum"), self._merged(data, "topup_maximum")
+        if low and high and not {"topup_minimum", "topup_maximum"} & refused and low > high:
+            errors["topup_maximum"] = [_("The largest top-up cannot be below the smallest.")]
         return errors
 
     def _check_identity(self, data, refused: set[str]) -> dict[str, list]:

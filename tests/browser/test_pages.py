@@ -122,11 +122,14 @@ def _make_data(app, sandbox) -> dict:
                            currency="EUR", vat_rate="20")
     assert made.status_code == 302, made.get_data(as_text=True)
     link_id = int(made.headers["Location"].rstrip("/").split("/")[-1])
+    credited = admin.post_form(f"/payments/admin/balances/{learner.id}", direction="credit", amount="25.00",
+                               currency="EUR", reason="Welcome credit", token="walk-credit")
+    assert credited.status_code == 303, credited.get_data(as_text=True)
     page = admin.client.get(f"/payments/admin/links/{link_id}").get_data(as_text=True)
     link_page = re.search(r'id="link-url" readonly value="[^"]*(/payments/link/[^"]+)"', page).group(1)
     links = [re.search(r"(/payments/pay/[\w-]+)", item.body).group(1) for item in for_user(
         app.config["LMS_STRIPE_MAIL_FILE"], None, email=learner.email, phone=None)]
-    return {"paid": paid, "open": {lang: purchases[f"open-{lang}"].id for lang in LANGUAGES},
+    return {"learner": learner.id, "paid": paid, "open": {lang: purchases[f"open-{lang}"].id for lang in LANGUAGES},
             "open_sessions": open_sessions, "bought": bought.id, "asked": asked.id, "hosted": hosted,
             "charge": charge, "pay_link": links[0], "link": link_id, "link_page": link_page,
             "learner": str(learner.id), **_settlement(app, admin, users["partner"])}
@@ -324,6 +327,8 @@ VISITS = [
     Visit("new payment link", lambda s, lang: "/payments/admin/links/new", "admin"),
     Visit("payment link", lambda s, lang: f"/payments/admin/links/{s['link']}", "admin"),
     Visit("payment link's page", lambda s, lang: s["link_page"]),
+    Visit("balances", lambda s, lang: "/payments/admin/balances", "admin"),
+    Visit("balance", lambda s, lang: f"/payments/admin/balances/{s['learner']}", "admin"),
     Visit("free enrollments", lambda s, lang: "/payments/admin/free-enrollments", "admin"),
     Visit("audit log", lambda s, lang: "/payments/admin/audit", "admin"),
     Visit("stripe events", lambda s, lang: "/payments/admin/events", "admin"),

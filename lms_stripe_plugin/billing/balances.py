@@ -1,0 +1,370 @@
+"""Learners' prepaid balances: an append-only ledger per learner and currency in our tables, the single
+source of truth, mirrored to the Stripe customer's credit balance so that Stripe's invoices apply it.
+
+- Every movement is a `BalanceEntry` written by `post`, once per ``key`` (a unique column), together with
+  the learner's `Balance` row (locked, never below zero: a check constraint).
+- Money in (a top-up paid through Checkout, an administrator's credit) and money out that the school decides
+  (a debit, a top-up refunded) are mirrored at Stripe by a customer balance transaction (`mirror`, deferred
+  until the entry is committed, its key derived from the entry). A credit is negative at Stripe.
+- Money spent is Stripe's doing: "the credit balance automatically applies toward the next invoice finalized
+  to a customer" (docs.stripe.com/billing/customer/balance). When one of our invoices comes back finalized
+  with a ``starting_balance`` and ``ending_balance`` that differ, `record_spent` writes what it used, once per
+  invoice. A course the balance covers is then paid with no Checkout; one it covers in part leaves the rest
+  on the invoice, paid by card from My payments.
+
+A top-up is a payment on account for courses not chosen yet: its invoice (and its VAT) is the one of the
+course it pays, issued when it is spent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..accounts import settings as payment_settings
+from ..core import audit, jobs
+from ..core.enums import AuditAction, BalanceEntryKind, TopUpStatus
+from ..core.i18n import current_locale, gettext as _
+from ..core.logs import get_logger
+from ..core.models import Balance, BalanceEntry, Invoice, TopUp, parse_row_id, utcnow
+from ..core.state import PluginState
+from ..errors import PaymentsError, ValidationFailed
+from ..gateway.types import SessionCreateParams
+from ..money import Money
+from . import customers
+
+log = get_logger(__name__)
+
+#: Entries written by the school or a payment, which `mirror` copies to Stripe (a spending is Stripe's own).
+MIRRORED = (BalanceEntryKind.TOPUP, BalanceEntryKind.CREDIT, BalanceEntryKind.DEBIT, BalanceEntryKind.TOPUP_REFUND)
+MAX_REASON = 500
+
+
+class BalanceRefused(PaymentsError):
+    """A movement that would take a balance below zero, or that cannot be made now."""
+
+    status_code = 409
+
+
+# -- reading ---------------------------------------------------------------------------------------------------
+
+
+def balances_of(session, user_id: str) -> list[Balance]:
+    return list(session.scalars(select(Balance).where(Balance.user_id == user_id).order_by(Balance.currency)))
+
+
+def available(session, user_id: str, currency: str) -> Money:
+    """What the learner has in ``currency`` (0 when they never had a balance in it)."""
+    amount = session.scalar(select(Balance.amount).where(Balance.user_id == user_id, Balance.currency == currency))
+    return Money(amount or 0, currency)
+
+
+def entries_of(session, user_id: str, *, limit: int = 100) -> list[BalanceEntry]:
+    """The learner's movements, newest first."""
+    return list(session.scalars(
+        select(BalanceEntry).join(Balance).where(Balance.user_id == user_id)
+        .order_by(BalanceEntry.created_at.desc(), BalanceEntry.id.desc()).limit(limit)))
+
+
+def every_balance(session, *, limit: int = 500) -> list[Balance]:
+    """Every learner's balance, largest first (the administrators' list)."""
+    return list(session.scalars(select(Balance).order_by(Balance.amount.desc(), Balance.id).limit(limit)))
+
+
+def topups_of(session, user_id: str, *, limit: int = 50) -> list[TopUp]:
+    return list(session.scalars(select(TopUp).where(TopUp.user_id == user_id, TopUp.status != TopUpStatus.OPEN)
+                                .order_by(TopUp.id.desc()).limit(limit)))
+
+
+# -- the ledger ------------------------------------------------------------------------------------------------
+
+
+def _locked_balance(session, user_id: str, currency: str) -> Balance:
+    """The learner's balance row in ``currency``, written if new, locked until the transaction ends."""
+    query = select(Balance).where(Balance.user_id == user_id, Balance.currency == currency).with_for_update() \
+        .execution_options(populate_existing=True)
+    row = session.scalar(query)
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(Balance(user_id=user_id, currency=currency, amount=0))
+        except IntegrityError:
+            pass  # written meanwhile by another movement
+        row = session.scalar(query)
+    return row
+
+
+def post(session, *, user_id: str, currency: str, amount: int, kind: BalanceEntryKind, key: str,
+         reason: str | None = None, actor_id: str | None = None, topup_id: int | None = None,
+         invoice_id: int | None = None) -> BalanceEntry | None:
+    """Write one movement and move the balance with it; None when ``key`` is already written (nothing is
+    written twice). `BalanceRefused` when it would take the balance below zero."""
+    if session.scalar(select(BalanceEntry.id).where(BalanceEntry.key == key)) is not None:
+        return None
+    balance = _locked_balance(session, user_id, currency)
+    after = balance.amount + amount
+    if after < 0:
+        raise BalanceRefused(_("The balance is %(balance)s: it cannot be debited by %(amount)s.",
+                               balance=balance.money.format(current_locale()),
+                               amount=Money(-amount, currency).format(current_locale())))
+    entry = BalanceEntry(balance_id=balance.id, kind=kind, amount=amount, balance_after=after, key=key,
+                         reason=(reason or None) and reason[:MAX_REASON], actor_id=actor_id, topup_id=topup_id,
+                         invoice_id=invoice_id)
+    try:
+        with session.begin_nested():
+            session.add(entry)
+    except IntegrityError:
+        return None  # the same movement, written meanwhile
+    balance.amount, balance.updated_at = after, utcnow()
+    return entry
+
+
+def mirror(state: PluginState, entry_id: int) -> None:
+    """Follow-up work: copy an entry to the learner's Stripe customer balance (created first if the learner has
+    no customer yet), once: its key is the entry's, and its transaction's id is recorded."""
+    session = state.session
+    entry = session.get(BalanceEntry, entry_id)
+    if entry is None or entry.stripe_transaction_id is not None or entry.kind not in MIRRORED:
+        return
+    settings = payment_settings.load(session)
+    user_id, currency = entry.balance.user_id, entry.balance.currency
+    customer = customers.known(session, user_id, livemode=settings.livemode)
+    created = None
+    if customer is None:
+        user = state.host.get_user(user_id)
+        created = customer = customers.create(state, settings, customers.CustomerWanted(
+            user_id, state.host.user_email(user) if user else None,
+            state.host.user_display_name(user) if user else None, current_locale()))
+    transaction = state.gateway.create_balance_transaction(customer, {
+        "amount": -entry.amount, "currency": currency.lower(), "description": entry.kind.value,
+        "metadata": {"lms_balance_entry_id": str(entry.id), "lms_user_id": user_id}},
+        api_key=settings.secret_key, idempotency_key=f"lms-balance-entry-{entry.id}")
+    if created is not None:
+        customers.remember(session, user_id, created, livemode=settings.livemode)
+    entry.stripe_transaction_id = transaction["id"]
+
+
+def unmirrored(session) -> list[int]:
+    """Entries not copied to Stripe yet (for reconciliation)."""
+    return list(session.scalars(select(BalanceEntry.id).where(BalanceEntry.kind.in_(MIRRORED),
+                                                               BalanceEntry.stripe_transaction_id.is_(None))
+                                .order_by(BalanceEntry.id)))
+
+
+def record_spent(session, invoice: Invoice, stripe_invoice: dict) -> BalanceEntry | None:
+    """What the learner's credit paid of this invoice, as Stripe applied it at finalization (the difference of
+    its ``starting_balance`` and ``ending_balance``), written once per invoice."""
+    start, end = stripe_invoice.get("starting_balance"), stripe_invoice.get("ending_balance")
+    if not isinstance(start, int) or not isinstance(end, int) or end - start <= 0 or invoice.user_id is None:
+        return None
+    used = end - start
+    try:
+        entry = post(session, user_id=invoice.user_id, currency=invoice.currency, amount=-used,
+                     kind=BalanceEntryKind.SPENT, key=f"spent-{stripe_invoice.get('id')}", invoice_id=invoice.id)
+    except BalanceRefused:
+        # Stripe applied a credit our ledger does not have (one added outside the plugin): said, not hidden.
+        log.error("invoice %s used %s of credit the ledger of learner %s does not have", stripe_invoice.get("id"),
+                  used, invoice.user_id)
+        return None
+    if entry is not None:
+        audit.record(session, AuditAction.BALANCE_SPENT, user_id=invoice.user_id, course_id=invoice.course_id,
+                     invoice=invoice.id, amount=used, currency=invoice.currency)
+    return entry
+
+
+# -- an administrator's credit or debit -------------------------------------------------------------------------
+
+
+def adjust(state: PluginState, *, user_id: str, amount: Money, credit: bool, reason: str, actor_id: str,
+           token: str) -> BalanceEntry | None:
+    """Credit or debit a learner's balance with a reason (audited); ``token`` is the form's, so that a form
+    sent twice moves the balance once. Mirrored at Stripe once committed."""
+    reason = (reason or "").strip()
+    errors = {}
+    if amount.amount <= 0:
+        errors["amount"] = _("Enter an amount above zero.")
+    if not reason:
+        errors["reason"] = _("Say why: the learner's history shows it.")
+    elif len(reason) > MAX_REASON:
+        errors["reason"] = _("At most %(n)s characters.", n=MAX_REASON)
+    if errors:
+        raise ValidationFailed(errors, _("The balance was not changed."))
+    kind = BalanceEntryKind.CREDIT if credit else BalanceEntryKind.DEBIT
+    try:
+        entry = post(state.session, user_id=user_id, currency=amount.currency,
+                     amount=amount.amount if credit else -amount.amount, kind=kind, key=f"admin-{token}",
+                     reason=reason, actor_id=actor_id)
+    except BalanceRefused as err:
+        raise ValidationFailed({"amount": err.message}, _("The balance was not changed.")) from None
+    if entry is not None:
+        audit.record(state.session, AuditAction.BALANCE_CREDITED if credit else AuditAction.BALANCE_DEBITED,
+                     actor_id=actor_id, user_id=user_id, amount=amount.amount, currency=amount.currency,
+                     reason=reason, entry=entry.id)
+        jobs.defer(state.session, mirror, entry.id)
+    return entry
+
+
+# -- top-ups through Checkout -----------------------------------------------------------------------------------
+
+
+def check_topup(settings, amount: Money) -> None:
+    """A top-up is in the default currency, between the school's minimum and maximum."""
+    low, high = Money(settings.topup_minimum, amount.currency), Money(settings.topup_maximum, amount.currency)
+    locale = current_locale()
+    if amount.amount < low.amount or amount.amount > high.amount:
+        raise ValidationFailed({"amount": _("Enter an amount from %(min)s to %(max)s.", min=low.format(locale),
+                                            max=high.format(locale))}, _("The balance was not topped up."))
+
+
+@dataclass(frozen=True)
+class TopUpPlan:
+    """What `open_topup` needs, as plain values (it calls Stripe before writing)."""
+
+    topup_id: int
+    params: SessionCreateParams
+    customer: customers.CustomerWanted | None  # the learner's customer, to create first
+
+
+def start_topup(state: PluginState, user, amount: Money, *, return_url: str) -> TopUpPlan:
+    """Check and write a top-up of ``amount``; its Checkout Session is opened by `open_topup`."""
+    settings = payment_settings.load(state.session)
+    if not settings.active or not settings.prepaid_enabled:
+        raise BalanceRefused(_("Topping up a balance is not available at the moment."))
+    if amount.currency != settings.default_currency:
+        raise ValidationFailed({"amount": _("Top-ups are in %(currency)s.", currency=settings.default_currency)},
+                               _("The balance was not topped up."))
+    check_topup(settings, amount)
+    host, session = state.host, state.session
+    user_id = host.user_id(user)
+    expires = (utcnow() + timedelta(seconds=current_app.config["LMS_STRIPE_CHECKOUT_EXPIRY"])).replace(microsecond=0)
+    topup = TopUp(user_id=user_id, amount=amount.amount, currency=amount.currency, status=TopUpStatus.OPEN,
+                  expires_at=expires)
+    session.add(topup)
+    session.flush()
+    customer = customers.known(session, user_id, livemode=settings.livemode)
+    wanted = None if customer else customers.CustomerWanted(user_id, host.user_email(user),
+                                                            host.user_display_name(user), current_locale())
+    metadata = {"lms_topup_id": str(topup.id), "lms_user_id": user_id}
+    label = _("Top-up of your prepaid balance")
+    params: SessionCreateParams = {
+        "mode": "payment", "customer": customer or "", "metadata": metadata,
+        "client_reference_id": f"lms-topup-{topup.id}", "locale": "fr" if current_locale() == "fr" else "en",
+        "expires_at": int(expires.timestamp()), "allowed_payment_method_types": ["card"],
+        "success_url": f"{return_url}{'&' if '?' in return_url else '?'}topup={topup.id}",
+        "cancel_url": return_url,
+        "line_items": [{"quantity": 1, "price_data": {"currency": amount.currency.lower(), "unit_amount": amount.amount,
+                                                      "product_data": {"name": label[:250]}}}],
+        "payment_intent_data": {"metadata": metadata, "description": label[:1000]},
+    }
+    return TopUpPlan(topup.id, params, wanted)
+
+
+def open_topup(state: PluginState, plan: TopUpPlan) -> str:
+    """Create the learner's customer if need be, then the top-up's Checkout Session; record both."""
+    settings = payment_settings.load(state.session)
+    params = dict(plan.params)
+    created = None
+    if plan.customer is not None:
+        created = customers.create(state, settings, plan.customer)
+        params["customer"] = created
+    session_obj = state.gateway.create_checkout_session(params, api_key=settings.secret_key,  # type: ignore[arg-type]
+                                                        idempotency_key=f"lms-topup-{plan.topup_id}")
+    if created is not None and plan.customer is not None:
+        customers.remember(state.session, plan.customer.user_id, created, livemode=settings.livemode,
+                           locale=plan.customer.locale)
+    topup = state.session.get(TopUp, plan.topup_id)
+    topup.stripe_checkout_session_id, topup.checkout_url = session_obj["id"], session_obj["url"]
+    return session_obj["url"]
+
+
+def topup_of_session(session, cs: dict) -> TopUp | None:
+    """Our top-up paid by this Checkout Session (its metadata and client reference name it)."""
+    raw = (cs.get("metadata") or {}).get("lms_topup_id")
+    topup_id = parse_row_id(raw)
+    if topup_id is None or cs.get("client_reference_id") != f"lms-topup-{raw}":
+        return None
+    topup = session.get(TopUp, topup_id)
+    if topup is None or topup.stripe_checkout_session_id not in (None, cs.get("id")):
+        return None
+    return topup
+
+
+def sync_topup_session(state: PluginState, cs: dict) -> TopUp | None:
+    """Apply a top-up's Checkout Session: paid puts the amount on the balance (once), expired closes it."""
+    session = state.session
+    topup = topup_of_session(session, cs)
+    if topup is None:
+        return None
+    if topup.stripe_checkout_session_id is None:
+        topup.stripe_checkout_session_id = cs["id"]
+    intent = cs.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, dict) else intent
+    if cs.get("status") == "expired":
+        _move(session, topup, (TopUpStatus.OPEN,), TopUpStatus.EXPIRED)
+    elif cs.get("status") == "complete" and cs.get("payment_status") == "paid" and int(cs.get("amount_total") or 0) \
+            == topup.amount and _move(session, topup, (TopUpStatus.OPEN, TopUpStatus.EXPIRED), TopUpStatus.PAID,
+                                      paid_at=utcnow(), stripe_payment_intent_id=intent_id):
+        entry = post(session, user_id=topup.user_id, currency=topup.currency, amount=topup.amount,
+                     kind=BalanceEntryKind.TOPUP, key=f"topup-{topup.id}", topup_id=topup.id)
+        audit.record(session, AuditAction.BALANCE_TOPPED_UP, user_id=topup.user_id, amount=topup.amount,
+                     currency=topup.currency, topup=topup.id)
+        if entry is not None:
+            jobs.defer(session, mirror, entry.id)
+    return topup
+
+
+def _move(session, topup: TopUp, from_states, to_state: TopUpStatus, **values) -> bool:
+    """A conditional write of the top-up's status: True for the one caller that moved it."""
+    moved = session.execute(update(TopUp).where(TopUp.id == topup.id, TopUp.status.in_(from_states))
+                            .values(status=to_state, **values).execution_options(synchronize_session=False))
+    session.refresh(topup)
+    return moved.rowcount == 1
+
+
+# -- a top-up refunded while unspent ----------------------------------------------------------------------------
+
+
+def refund_topup(state: PluginState, topup_id: int, *, actor_id: str) -> None:
+    """Take a paid top-up back off the balance (refused when part of it is spent), then, once committed, mirror
+    that at Stripe and refund its payment."""
+    session = state.session
+    topup = session.get(TopUp, topup_id)
+    if topup is None or topup.status != TopUpStatus.PAID:
+        raise BalanceRefused(_("Only a paid top-up can be refunded."))
+    try:
+        entry = post(session, user_id=topup.user_id, currency=topup.currency, amount=-topup.amount,
+                     kind=BalanceEntryKind.TOPUP_REFUND, key=f"refund-{topup.id}", topup_id=topup.id,
+                     actor_id=actor_id)
+    except BalanceRefused:
+        raise BalanceRefused(_("Part of this top-up is spent: it can no longer be refunded.")) from None
+    if entry is None or not _move(session, topup, (TopUpStatus.PAID,), TopUpStatus.REFUNDING):
+        return
+    audit.record(session, AuditAction.TOPUP_REFUNDED, actor_id=actor_id, user_id=topup.user_id, amount=topup.amount,
+                 currency=topup.currency, topup=topup.id)
+    jobs.defer(session, finish_refund, topup.id, entry.id)
+
+
+def finish_refund(state: PluginState, topup_id: int, entry_id: int) -> None:
+    """Follow-up work: the refund's entry mirrored, then the top-up's payment refunded at Stripe (each call's
+    key derived from our rows, so that a run again after a failure does each once)."""
+    mirror(state, entry_id)
+    topup = state.session.get(TopUp, topup_id)
+    if topup is None or topup.status != TopUpStatus.REFUNDING or not topup.stripe_payment_intent_id:
+        return
+    settings = payment_settings.load(state.session)
+    refund = state.gateway.create_refund(
+        {"payment_intent": topup.stripe_payment_intent_id, "metadata": {"lms_topup_id": str(topup.id)}},
+        api_key=settings.secret_key, idempotency_key=f"lms-topup-{topup.id}-refund")
+    _move(state.session, topup, (TopUpStatus.REFUNDING,), TopUpStatus.REFUNDED, refunded_at=utcnow(),
+          stripe_refund_id=refund["id"])
+
+
+def refunding(session) -> list[tuple[int, int]]:
+    """Top-ups taken off the balance whose refund is not created yet, with their entry (for reconciliation)."""
+    rows = session.execute(select(TopUp.id, BalanceEntry.id).join(BalanceEntry, BalanceEntry.topup_id == TopUp.id)
+                           .where(TopUp.status == TopUpStatus.REFUNDING,
+                                  BalanceEntry.kind == BalanceEntryKind.TOPUP_REFUND))
+    return [(topup_id, entry_id) for topup_id, entry_id in rows]
