@@ -14,8 +14,8 @@ LMS_STRIPE_TEST_DATABASE_URL, else the local postgresql+psycopg://postgres@127.0
    the real SDK); a fifth of the payments are then refunded from the dashboard, a tenth disputed (not timed).
    The demo LMS (Flask test client: routing, signature check, event stored, handler, commits) then receives
    every event of the handled types the sandbox emitted, pre-signed, in the order they were created, and the
-   same batch again (every event a duplicate). Printed, per kind of event (checkout, invoice, refund,
-   dispute): the Stripe calls per event (target 0), and the mean time of a first and of a duplicate delivery;
+   same batch again (every event a duplicate). Printed, per kind of event (checkout, invoice, refund, credit
+   note, dispute): the Stripe calls per event (target 0), and the times of a first and of a duplicate delivery;
    then the ratios first delivery / duplicate delivery (target <= 2) and first delivery / one bare
    insert and commit of an event row through the same session (target <= 5).
 3. The same app with an RQ queue on a real Redis (--redis-url, else a private redis-server started for the run
@@ -132,7 +132,8 @@ class Bench:
 
 #: Event types handled, by the kind the figures are grouped in.
 KINDS = {"checkout": ("checkout.session.",), "invoice": ("invoice.", "invoice_payment."),
-         "refund": ("refund.", "charge.refund.updated"), "dispute": ("charge.dispute.",)}
+         "refund": ("refund.", "charge.refund.updated"), "credit note": ("credit_note.",),
+         "dispute": ("charge.dispute.",)}
 
 
 def _kind(event_type: str) -> str | None:

@@ -140,9 +140,10 @@ def _refresh(record: Invoice, invoice: dict) -> None:
     record.hosted_url = invoice.get("hosted_invoice_url") or record.hosted_url
 
 
-def sync_invoice(state: PluginState, invoice: dict) -> Invoice | None:
-    """Handle an invoice event: record it if it belongs to one of our paid purchases."""
-    purchase = purchase_of_invoice(state.session, invoice)
+def sync_invoice(state: PluginState, invoice: dict, purchase: Purchase | None = None) -> Invoice | None:
+    """Handle an invoice event: record it if it belongs to one of our paid purchases. ``purchase``: the
+    purchase its metadata names, when the caller has read it already (else it is read here)."""
+    purchase = purchase if purchase is not None else purchase_of_invoice(state.session, invoice)
     if purchase is None or purchase.status not in (PurchaseStatus.PAID, PurchaseStatus.CANCELLED):
         return None  # fulfilment records it once the purchase is paid
     return record_invoice(state, invoice, purchase)

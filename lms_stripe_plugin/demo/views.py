@@ -70,8 +70,10 @@ def index():
 
 @bp.route("/catalog")
 def catalog():
-    courses = db.session.query(Course).order_by(Course.id).all()
-    for filtered in _send("lms.catalog.filtering", courses=courses, args=request.args):
+    courses = everything = db.session.query(Course).order_by(Course.id).all()
+    for filtered in _send("lms.catalog.filtering", courses=everything, args=request.args):
+        if filtered is everything:  # every course kept (the plugin answers so when no price filter is set)
+            continue
         kept = {id(c) for c in filtered}
         courses = [c for c in courses if id(c) in kept]
     user = host.current_user()

@@ -78,13 +78,18 @@ def sync_refund(state: PluginState, stripe_refund: dict, *, refund: Refund | Non
     dashboard (or its answer to us was lost): it is recorded against ``purchase``, by default the purchase
     its PaymentIntent paid; None when the payment is not ours."""
     session = state.session
-    refund = refund or session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_refund["id"]))
+    # Read locked (or read again, locked): another request may have moved it since it was read.
+    if refund is None:
+        refund = session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_refund["id"])
+                                .with_for_update().execution_options(populate_existing=True))
+    else:
+        session.refresh(refund, with_for_update=True)
     if refund is None:
         purchase = purchase or purchase_for_payment_intent(session, stripe_refund.get("payment_intent"))
         refund = _dashboard_refund(state, stripe_refund, purchase) if purchase is not None else None
         if refund is None:
             return None
-    session.refresh(refund, with_for_update=True)  # another request may have moved it since we read it
+        session.refresh(refund, with_for_update=True)
     if refund.stripe_refund_id is None:
         refund.stripe_refund_id = stripe_refund["id"]
     status = status_of(stripe_refund)
@@ -150,13 +155,17 @@ def _count_refunded(session, purchase: Purchase, amount: int) -> None:
     session.refresh(purchase)
 
 
+_SUCCEEDS_FROM = (RefundStatus.REQUESTED, RefundStatus.PENDING)
+
+
 def _succeeded(state: PluginState, refund: Refund) -> None:
     session = state.session
     # Never from "failed": a refund Stripe reports failed does not succeed later (a retry is a new refund).
+    if refund.status not in _SUCCEEDS_FROM:  # read again, locked, by `sync_refund`: nothing to do
+        return
     # A savepoint: a refund that does not fit the payment is left as it was, counted nowhere.
     with session.begin_nested():
-        if not transition(session, refund, (RefundStatus.REQUESTED, RefundStatus.PENDING), RefundStatus.SUCCEEDED,
-                          failure_reason=None):
+        if not transition(session, refund, _SUCCEEDS_FROM, RefundStatus.SUCCEEDED, failure_reason=None):
             return
         purchase = refund.purchase
         _count_refunded(session, purchase, refund.amount)

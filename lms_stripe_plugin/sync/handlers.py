@@ -146,8 +146,9 @@ def apply_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -
         return
     # Locked, so that the payment's recording, if it runs now, either sees this invoice's version or has
     # committed the payment before this reads it (see `_record_named_invoice`).
-    state.session.get(Purchase, purchase_id, with_for_update=True, populate_existing=True)
-    sync_invoice(state, invoice)
+    purchase = state.session.get(Purchase, purchase_id, with_for_update=True, populate_existing=True)
+    if purchase is not None:
+        sync_invoice(state, invoice, purchase)
 
 
 def apply_billed_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -> None:
@@ -172,11 +173,13 @@ def apply_invoice_payment(state: PluginState, payment: dict, event: dict, extra:
 
 @dataclass(frozen=True)
 class Payer:
-    """Who paid a PaymentIntent: a purchase whose payment is recorded, or else the Checkout Session, read
-    from Stripe, of one of ours whose payment is not recorded yet (its refund or dispute came first)."""
+    """Who paid a PaymentIntent: a purchase whose payment is recorded (read in the delivery's transaction,
+    as no call to Stripe ended it), or else the Checkout Session, read from Stripe, of one of ours whose
+    payment is not recorded yet (its refund or dispute came first)."""
 
     payment_intent: str
     checkout_session: dict | None = None
+    purchase: Purchase | None = None
 
 
 def read_payer(state: PluginState, obj: dict) -> Payer | None:
@@ -186,8 +189,9 @@ def read_payer(state: PluginState, obj: dict) -> Payer | None:
     if not payment_intent:
         return None
     session = state.session
-    if purchase_for_payment_intent(session, payment_intent) is not None:
-        return Payer(payment_intent)
+    recorded = purchase_for_payment_intent(session, payment_intent)
+    if recorded is not None:
+        return Payer(payment_intent, purchase=recorded)
     api_key = payment_settings.load(session).secret_key
     _no_transaction(state)
     intent = state.gateway.retrieve_payment_intent(payment_intent, api_key=api_key)
@@ -205,6 +209,8 @@ def _purchase_of(state: PluginState, payer: Payer | None) -> Purchase | None:
     """The purchase ``payer`` paid, its payment recorded first if need be."""
     if payer is None:
         return None
+    if payer.purchase is not None:
+        return payer.purchase
     if payer.checkout_session is not None:
         sync_checkout_session(state, payer.checkout_session)
     return purchase_for_payment_intent(state.session, payer.payment_intent)

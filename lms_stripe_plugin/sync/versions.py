@@ -13,33 +13,77 @@ object's events wait for each other, and a delivery that fails leaves no version
 from __future__ import annotations
 
 import json
-from typing import Callable
+from typing import Any, Callable, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.dml import ReturningInsert
 
 from ..core.models import Event, ObjectVersion
-from ..core.txn import real_session
 
-#: The dialects whose INSERT … ON CONFLICT DO UPDATE … RETURNING makes `claim` one statement.
-_UPSERT: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = {
-    "postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_EVENTS, _VERSIONS = cast(Table, Event.__table__), cast(Table, ObjectVersion.__table__)
+
+
+def _upsert(insert: Callable[..., postgresql.Insert | sqlite.Insert]) -> ReturningInsert[Any]:
+    """INSERT … ON CONFLICT DO UPDATE … WHERE the stored snapshot is not newer … RETURNING: `claim` in one
+    statement."""
+    table = _VERSIONS
+    values = insert(table)
+    return values.on_conflict_do_update(
+        index_elements=[table.c.stripe_id],
+        set_={"event_created": values.excluded.event_created, "event_id": values.excluded.event_id},
+        where=table.c.event_created <= values.excluded.event_created).returning(table.c.stripe_id)
+
+
+#: `claim`'s statement on the dialects that have it: built once (so compiled once), as every delivery runs it.
+_UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
 
 
 def claim(session, stripe_id: str, created: int, event_id: str) -> bool:
     """Record that the event ``event_id``, created at ``created``, is about to apply its snapshot of
     ``stripe_id``; False, recording nothing, if a later snapshot was applied already."""
-    dialect = real_session(session).get_bind().dialect
-    insert = _UPSERT.get(dialect.name)
-    if insert is None or not dialect.insert_returning:
+    connection = session.connection(bind_arguments={"mapper": ObjectVersion})
+    upsert = _UPSERT.get(connection.dialect.name)
+    if upsert is None or not connection.dialect.insert_returning:
         return _claim_portably(session, stripe_id, created, event_id)
-    values = insert(ObjectVersion).values(stripe_id=stripe_id, event_created=created, event_id=event_id)
-    upsert = values.on_conflict_do_update(
-        index_elements=[ObjectVersion.stripe_id],
+    values = {"stripe_id": stripe_id, "event_created": created, "event_id": event_id}
+    return connection.execute(upsert, values).first() is not None
+
+
+def store_and_claim(session, event_row: dict, stripe_id: str, created: int) -> tuple[bool, bool] | None:
+    """On PostgreSQL, in one statement: insert a new event's row (``event_row``, its columns' values), unless
+    one has its id, and if it was inserted, `claim` ``stripe_id`` for it. (stored, claimed); None on other
+    databases, where the caller inserts, then claims.
+
+    A delivery's first writes, in one round trip rather than two: a concurrent delivery's insert of the same
+    event waits for this transaction and then does nothing; one that finds the row stored claims nothing."""
+    connection = session.connection(bind_arguments={"mapper": Event})
+    if connection.dialect.name != "postgresql":
+        return None
+    row = connection.execute(_STORE_AND_CLAIM, {**event_row, "stripe_id": stripe_id, "event_created": created}).one()
+    return bool(row.stored), bool(row.claimed)
+
+
+def _store_and_claim() -> Select:
+    events, table = _EVENTS, _VERSIONS
+    stored = (postgresql.insert(events).values({column.key: bindparam(column.key, type_=column.type)
+                                                for column in events.columns})
+              .on_conflict_do_nothing(index_elements=[events.c.id]).returning(events.c.id).cte("stored"))
+    values = postgresql.insert(table).from_select(
+        ["stripe_id", "event_created", "event_id"],
+        select(bindparam("stripe_id", type_=table.c.stripe_id.type),
+               bindparam("event_created", type_=table.c.event_created.type), stored.c.id))
+    claimed = values.on_conflict_do_update(
+        index_elements=[table.c.stripe_id],
         set_={"event_created": values.excluded.event_created, "event_id": values.excluded.event_id},
-        where=ObjectVersion.event_created <= values.excluded.event_created)
-    return session.execute(upsert.returning(ObjectVersion.stripe_id)).first() is not None
+        where=table.c.event_created <= values.excluded.event_created).returning(table.c.stripe_id).cte("claimed")
+    return select(select(func.count()).select_from(stored).scalar_subquery().label("stored"),
+                  select(func.count()).select_from(claimed).scalar_subquery().label("claimed"))
+
+
+_STORE_AND_CLAIM = _store_and_claim()
 
 
 def _claim_portably(session, stripe_id: str, created: int, event_id: str) -> bool:

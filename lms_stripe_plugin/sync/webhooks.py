@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, bindparam, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -80,7 +80,7 @@ def receive(state: PluginState, payload: bytes, signature: str | None) -> Outcom
         outcome = _queue_new(state, key, event, text, settings.livemode)
         if outcome is not None:
             return outcome
-    status = state.session.scalar(select(Event.status).where(Event.id == key))  # not the payload: a status
+    status = _status(state.session, key)
     if status in SETTLED_EVENT:
         return Outcome(200, "already handled")
     if queued and status is not None:  # stored, not handled yet (or failed): its handling is sent again
@@ -105,11 +105,10 @@ def _handle(state: PluginState, key: str, event: dict, payload: str, livemode: b
         obj = event["data"]["object"]
         check_object(obj, SHAPES[handling.kind], handling.kind)
         extra = handling.read(state, obj) if handling.read is not None else None
-        row = _take(session, key, event, payload, stored)
-        if row is None:
+        taken, applied = _take(session, key, event, payload, obj, stored)
+        if not taken:
             session.rollback()
             return Outcome(200, "already handled")
-        applied = versions.claim(session, obj["id"], event["created"], key)
         if applied:
             handling.apply(state, obj, event, extra)
         session.commit()
@@ -139,12 +138,18 @@ def _queue_new(state: PluginState, key: str, event: dict, payload: str, livemode
 
 
 def _insert_received(session, key: str, event: dict, payload: str) -> bool:
-    """Insert the event's row, received (not handled yet), unless one has its id: whether it did. On
-    PostgreSQL and SQLite, ``INSERT … ON CONFLICT DO NOTHING``: a concurrent delivery's insert waits for this
-    transaction, then does nothing."""
+    """Insert the event's row, received (not handled yet), unless one has its id: whether it did."""
     values = dict(id=key, type=stored_type(event["type"]), livemode=event.get("livemode") is True, payload=payload,
                   status=EventStatus.RECEIVED, attempts=0, received_at=utcnow())
-    upsert = _INSERT_RECEIVED.get(session.get_bind(mapper=Event).dialect.name)
+    return _insert_new(session, values)
+
+
+def _insert_new(session, values: dict) -> bool:
+    """Insert an event's row unless one has its id: whether it did. On PostgreSQL and SQLite, ``INSERT … ON
+    CONFLICT DO NOTHING``: a concurrent delivery's insert of the same event waits for that delivery's
+    transaction, then does nothing (or inserts, if it rolled back). Elsewhere, an INSERT in a savepoint."""
+    connection = _connection(session)
+    upsert = _INSERT_NEW.get(connection.dialect.name)
     if upsert is None:
         try:
             with session.begin_nested():
@@ -152,14 +157,25 @@ def _insert_received(session, key: str, event: dict, payload: str) -> bool:
             return True
         except IntegrityError:
             return False
-    # A Core statement on the session's connection, built once (so compiled once): the webhook's answer waits
-    # on it, and one row needs none of the ORM's bulk insert machinery.
-    return session.connection(bind_arguments={"mapper": Event}).execute(upsert, values).scalar() is not None
+    return connection.execute(upsert, values).scalar() is not None
 
 
-_INSERT_RECEIVED = {name: dialect.insert(Event.__table__).on_conflict_do_nothing(index_elements=["id"])
-                    .returning(Event.__table__.c.id)
-                    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+def _connection(session):
+    """The session's connection for the events table, in its transaction. The intake's statements are Core
+    statements built once (so compiled once) and run on it: every delivery waits on them, and one row needs
+    none of the ORM's unit of work."""
+    return session.connection(bind_arguments={"mapper": Event})
+
+
+def _status(session, key: str) -> EventStatus | str | None:
+    """The stored event's status (not its payload), None if it is not stored."""
+    return _connection(session).execute(_STATUS, {"id": key}).scalar()
+
+
+_EVENTS = Event.__table__
+_INSERT_NEW = {name: dialect.insert(_EVENTS).on_conflict_do_nothing(index_elements=["id"]).returning(_EVENTS.c.id)
+               for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+_STATUS = select(_EVENTS.c.status).where(_EVENTS.c.id == bindparam("id"))
 
 
 def _send(state: PluginState, key: str, event: dict, payload: str, livemode: bool) -> Outcome:
@@ -182,24 +198,30 @@ def handle_queued(state: PluginState, key: str) -> None:
         raise jobs.Retry(f"Stripe event {key}: {outcome.message}")
 
 
-def _take(session, key: str, event: dict, payload: str, stored: bool) -> Event | None:
-    """The event's row, to be marked processed by this transaction: inserted now unless ``stored`` (a
-    concurrent delivery of the same event waits on it), or the stored one, locked; None if it was settled
-    meanwhile."""
+def _take(session, key: str, event: dict, payload: str, obj: dict, stored: bool) -> tuple[bool, bool]:
+    """Take the event's row, marked processed by this transaction: inserted now unless ``stored`` (a
+    concurrent delivery of the same event waits on it), or the stored one, locked; then claim its object
+    (`versions.claim`). (taken, claimed); not taken if the event was settled meanwhile."""
     if not stored:
-        row = _new_row(key, event, payload, EventStatus.PROCESSED)
-        session.add(row)
-        try:
-            session.flush()
-            return row
-        except IntegrityError:  # the same event, handled by a concurrent delivery: see how it ended
-            session.rollback()
+        values = _new_values(key, event, payload, EventStatus.PROCESSED)
+        both = versions.store_and_claim(session, values, obj["id"], event["created"])
+        if both is not None and both[0]:
+            return both
+        if both is None and _insert_new(session, values):
+            return True, versions.claim(session, obj["id"], event["created"], key)
+    # Stored already: by an earlier delivery, or by a concurrent one (handled: see how it ended).
     row = session.get(Event, key, with_for_update=True, populate_existing=True)
     if row is None or row.status in SETTLED_EVENT:
-        return None
+        return False, False
     row.status, row.reason, row.error = EventStatus.PROCESSED, None, None
     row.attempts, row.processed_at = row.attempts + 1, utcnow()
-    return row
+    return True, versions.claim(session, obj["id"], event["created"], key)
+
+
+def _new_values(key: str, event: dict, payload: str, status: EventStatus) -> dict:
+    now = utcnow()
+    return dict(id=key, type=stored_type(event["type"]), livemode=event.get("livemode") is True, payload=payload,
+                status=status, attempts=1, error=None, reason=None, received_at=now, processed_at=now)
 
 
 def _new_row(key: str, event: dict, payload: str, status: EventStatus) -> Event:
