@@ -5,13 +5,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from babel.lists import format_list
-from flask import current_app, request
+from flask import current_app, request, url_for
 from markupsafe import Markup
 
 from ..accounts import settings as payment_settings
 from ..core.i18n import current_locale, gettext as _
 from ..money import example_amount
-from ..shop import catalog
+from ..shop import catalog, currencies
 from ..web.rendering import is_own, render_fragment
 from ._state import plugin_state
 
@@ -41,18 +41,30 @@ def rendering(sender, courses, user=None, **_kwargs):
     user_id = host.user_id(user) if user is not None else None
     prices = catalog.prices(state, current.catalog_revision, user_id)
     locale = current_locale()
-    viewer = catalog.Viewer(host.user_audience(user), lambda course: host.is_enrolled(user, course)) \
-        if user is not None else catalog.Viewer()
-    labels, course_labels = catalog.labels(prices, courses, host.course_id, locale, _texts(), viewer)
-    widget = _filter_form(state, current.default_currency, locale, prices.snapshot.currencies)
+    currency = currencies.of_viewer(state, current, user)
+    viewer = catalog.Viewer(host.user_audience(user), lambda course: host.is_enrolled(user, course), currency) \
+        if user is not None else catalog.Viewer(currency=currency)
+    labels, course_labels = catalog.labels(prices, courses, host.course_id, locale, _texts(currency), viewer)
+    if currency is None:
+        widget = _filter_form(state, current.default_currency, locale, prices.snapshot.currencies)
+    else:  # every price is shown in the reader's currency, which the switcher changes
+        widget = _switcher(current.currencies, currency) + _filter_form(state, currency, locale, ())
     return CatalogDecoration(labels=labels, filter_widget=widget, course_labels=course_labels)
 
 
-def _texts() -> catalog.Texts:
+def _texts(currency: str | None = None) -> catalog.Texts:
     """The labels' words, one per situation, as the course page says them."""
     return catalog.Texts(free=_("Free"), purchased=_("Purchased"), enrolled=_("Enrolled"),
                          pending=_("Pending payment"), not_on_sale=_("Not on sale"),
-                         not_for_you=_("Not available to you"))
+                         not_for_you=_("Not available to you"),
+                         not_in_currency=_("Not sold in %(currency)s", currency=currency) if currency else "")
+
+
+def _switcher(accepted: tuple[str, ...], currency: str) -> Markup:
+    """The currency switcher: a small form posting the reader's choice (with its CSRF token: rendered each
+    time), which brings them back to this page."""
+    return render_fragment("lms_stripe/currency_switcher.html", currencies=accepted, currency=currency,
+                           action=url_for("lms_stripe.choose_currency"), back=request.full_path.rstrip("?"))
 
 
 _FILTER_TEMPLATE = "lms_stripe/catalog_filter.html"
@@ -92,15 +104,16 @@ def filtering(sender, courses, args, **_kwargs):
     if state is None:
         return None
     price_filter = None
+    host = state.host
     if args.get("price") or args.get("price_max"):  # else nothing to read
         current = payment_settings.load(state.session)
-        price_filter = catalog.parse_filter(args, current.default_currency, current_locale())
+        user = host.current_user()
+        currency = currencies.of_viewer(state, current, user)
+        price_filter = catalog.parse_filter(args, currency or current.default_currency, current_locale())
     courses = courses if isinstance(courses, list) else list(courses)
     if price_filter is None or not price_filter.active:
         return courses
-    host = state.host
-    user = host.current_user()
     prices = catalog.prices(state, current.catalog_revision, host.user_id(user) if user is not None else None)
     selection = catalog.filter_selection(prices.snapshot, price_filter,
-                                         host.user_audience(user) if user is not None else None)
+                                         host.user_audience(user) if user is not None else None, currency)
     return catalog.kept(courses, catalog.course_keys(courses, host.course_id, remember=True), selection)
