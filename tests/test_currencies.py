@@ -8,7 +8,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from lms_stripe_plugin.accounts import settings as payment_settings
-from lms_stripe_plugin.core.models import CurrencyChoice
+from lms_stripe_plugin.core.models import CurrencyChoice, Purchase
 from lms_stripe_plugin.shop import currencies, offers
 from lms_stripe_plugin.shop.offers import save_offer
 from lms_stripe_plugin.web.forms import PRICING_PREFIX, SettingsSchema
@@ -179,6 +179,15 @@ def test_the_switcher_remembers_a_learners_choice_and_goes_back(app, db, client,
     assert db.session.scalar(select(CurrencyChoice.currency).where(CurrencyChoice.user_id == "u1")) == "USD"
     page = client.get("/payments/courses/c1", headers=as_user("u1")).get_data(as_text=True)
     assert "$54.00" in page and 'name="currency" value="USD"' in page
+    # A course with no price in the learner's currency says so, and cannot be bought in it.
+    page = client.get("/payments/courses/c2", headers=as_user("par"))
+    assert page.status_code == 200 and "€129.00" in page.get_data(as_text=True)  # par has not chosen: EUR
+    client.post("/payments/currency", data={"csrf_token": token, "currency": "USD"}, headers=as_user("par"))
+    page = client.get("/payments/courses/c2", headers=as_user("par")).get_data(as_text=True)
+    assert "This course is not sold in USD." in page and "lms-stripe-buy" not in page
+    refused = client.post("/payments/checkout/c2", data={"csrf_token": token}, headers=as_user("par"))
+    assert refused.status_code == 409 and "not sold in USD" in refused.get_data(as_text=True)
+    assert db.session.scalar(select(Purchase)) is None
     # Another browser (no cookie): the choice is read from the table.
     other = app.test_client()
     assert "$54.00" in other.get("/payments/courses/c1", headers=as_user("u1")).get_data(as_text=True)
@@ -212,6 +221,7 @@ def test_the_catalog_shows_prices_in_the_readers_currency_or_says_it_is_not_sold
     widget = decoration.filter_widget
     assert 'name="currency"' in widget and '<option value="CHF" selected>' in widget
     assert "Prix maximum (CHF)" in widget and "franc suisse" in widget
+    assert re.search(r"name=\"csrf_token\" value=\"[^\"]{20,}\"", widget) and "csrf-token-here" not in widget
 
 
 def test_the_price_filter_reads_the_maximum_in_the_readers_currency(app, db, host, several):

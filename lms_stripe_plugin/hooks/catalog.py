@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from babel.lists import format_list
 from flask import current_app, request, url_for
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from ..accounts import settings as payment_settings
@@ -48,7 +49,7 @@ def rendering(sender, courses, user=None, **_kwargs):
     if currency is None:
         widget = _filter_form(state, current.default_currency, locale, prices.snapshot.currencies)
     else:  # every price is shown in the reader's currency, which the switcher changes
-        widget = _switcher(current.currencies, currency) + _filter_form(state, currency, locale, ())
+        widget = _switcher(state, current.currencies, currency, locale) + _filter_form(state, currency, locale, ())
     return CatalogDecoration(labels=labels, filter_widget=widget, course_labels=course_labels)
 
 
@@ -60,11 +61,32 @@ def _texts(currency: str | None = None) -> catalog.Texts:
                          not_in_currency=_("Not sold in %(currency)s", currency=currency) if currency else "")
 
 
-def _switcher(accepted: tuple[str, ...], currency: str) -> Markup:
-    """The currency switcher: a small form posting the reader's choice (with its CSRF token: rendered each
-    time), which brings them back to this page."""
-    return render_fragment("lms_stripe/currency_switcher.html", currencies=accepted, currency=currency,
-                           action=url_for("lms_stripe.choose_currency"), back=request.full_path.rstrip("?"))
+_SWITCHER_TEMPLATE = "lms_stripe/currency_switcher.html"
+#: Stands for the reader's CSRF token in a kept switcher form (see `_switcher`).
+_TOKEN = "lms-stripe-csrf-token-here"
+
+
+def _switcher(state, accepted: tuple[str, ...], currency: str, locale: str) -> Markup:
+    """The currency switcher: a small form posting the reader's choice, which brings them back to this page.
+
+    The plugin's own form is rendered once per locale, currencies, choice and page, and kept; each reader's
+    CSRF token is put in on the way out. A host's override is rendered every time, as is any form while
+    Flask reloads templates (development)."""
+    env = current_app.jinja_env
+    template = env.get_or_select_template(_SWITCHER_TEMPLATE)
+    back = request.full_path.rstrip("?")
+    context = {"currencies": accepted, "currency": currency, "action": url_for("lms_stripe.choose_currency"),
+               "back": back}
+    if env.auto_reload or not is_own(template):
+        return render_fragment(template, **context)
+    key = ("switcher", locale, accepted, currency, back)
+    form = state.filter_forms.get(key)
+    if form is None:
+        form = render_fragment(template, token=_TOKEN, **context)
+        if len(state.filter_forms) >= _FORMS_KEPT:
+            state.filter_forms.clear()
+        state.filter_forms[key] = form
+    return Markup(form.replace(_TOKEN, generate_csrf()))
 
 
 _FILTER_TEMPLATE = "lms_stripe/catalog_filter.html"
