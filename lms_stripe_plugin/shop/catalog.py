@@ -3,8 +3,11 @@
 Each course of a catalog page gets one label, the same as the course page's one message: "Purchased",
 "Enrolled" (a back-office enrollment), "Pending payment" (a bank debit under way), else "Not on sale", "Not
 available to you" (outside the course's audience) or the price; "Free" for a course the plugin does not sell.
-The page costs at most two queries whatever its number of courses (the settings row, then the user's
-purchases and free enrollments; the offers are kept per app while they do not change), and no call to the host
+When the school accepts several currencies, prices are shown in the reader's (shop/currencies.py), and a course
+without a price in it says "Not sold in CHF".
+The page costs at most two queries whatever its number of courses and currencies (the settings row, then the
+user's purchases and free enrollments; the offers and their prices in other currencies are kept per app while
+they do not change), and no call to the host
 per course: the host's own ``Host.can_purchase`` check is made on the course page and at checkout.
 """
 from __future__ import annotations
