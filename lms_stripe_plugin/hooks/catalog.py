@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from babel.lists import format_list
 from flask import current_app, request, url_for
@@ -10,7 +11,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from ..accounts import settings as payment_settings
-from ..core.i18n import current_locale, gettext as _
+from ..core.i18n import LocaleText, current_locale
 from ..money import example_amount
 from ..shop import catalog, currencies
 from ..web.rendering import is_own, render_fragment
@@ -45,7 +46,7 @@ def rendering(sender, courses, user=None, **_kwargs):
     currency = currencies.of_viewer(state, current, user)
     viewer = catalog.Viewer(host.user_audience(user), lambda course: host.is_enrolled(user, course), currency) \
         if user is not None else catalog.Viewer(currency=currency)
-    labels, course_labels = catalog.labels(prices, courses, host.course_id, locale, _texts(currency), viewer)
+    labels, course_labels = catalog.labels(prices, courses, host.course_id, locale, _texts(locale, currency), viewer)
     if currency is None:
         widget = _filter_form(state, current.default_currency, locale, prices.snapshot.currencies)
     else:  # every price is shown in the reader's currency, which the switcher changes
@@ -53,8 +54,11 @@ def rendering(sender, courses, user=None, **_kwargs):
     return CatalogDecoration(labels=labels, filter_widget=widget, course_labels=course_labels)
 
 
-def _texts(currency: str | None = None) -> catalog.Texts:
-    """The labels' words, one per situation, as the course page says them."""
+@lru_cache(maxsize=256)
+def _texts(locale: str, currency: str | None = None) -> catalog.Texts:
+    """The labels' words in ``locale``, one per situation, as the course page says them (made once per
+    locale and currency)."""
+    _ = LocaleText(locale).gettext
     return catalog.Texts(free=_("Free"), purchased=_("Purchased"), enrolled=_("Enrolled"),
                          pending=_("Pending payment"), not_on_sale=_("Not on sale"),
                          not_for_you=_("Not available to you"),

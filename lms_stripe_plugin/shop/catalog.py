@@ -320,7 +320,7 @@ def course_keys(courses: list, course_id, *, remember: bool = False) -> list[str
             return list(map(known.__getitem__, courses))
         except (KeyError, TypeError):  # a course the filter did not read, or an unhashable one
             pass
-    keys = [course_id(course) for course in courses]
+    keys = list(map(course_id, courses))
     if {*map(type, keys)} != {str}:
         keys = list(map(str, keys))
     if remember and has_request_context():
