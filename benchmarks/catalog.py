@@ -1,6 +1,7 @@
 """Catalog rendering cost of the plugin: 1,000 courses through a host, with and without the plugin.
 
     .venv/bin/python benchmarks/catalog.py [--courses 1000] [--rounds 101] [--host demo|bare|both]
+                                           [--currencies 3]
 
 Two hosts, each measured alone, at the floor and with the plugin in the same run, pages taken in turn:
 
@@ -10,6 +11,10 @@ Two hosts, each measured alone, at the floor and with the plugin in the same run
   to it).
 - bare: a host that does nothing but one query and a minimal template (compiled once, as
   ``render_template`` does). It shows what the plugin costs per course when the host costs almost nothing.
+
+With ``--currencies 3`` (the default) the school accepts EUR, CHF and USD, every paid course has a price in
+each (typed, never converted), and the learner reads the catalog in the last one (US dollars, their choice
+remembered); ``--currencies 1`` is a school selling in euros alone.
 
 "Floor" is the host alone plus a receiver of ``lms.catalog.rendering`` that answers a ready label for each
 course (``dict(zip(courses, labels))``, no query): what the host's template does per course (one lookup)
@@ -48,6 +53,7 @@ from sqlalchemy.orm import Mapped, mapped_column  # noqa: E402
 
 from lms_stripe_plugin import StripePayments, migrate  # noqa: E402
 from lms_stripe_plugin.accounts import settings as payment_settings  # noqa: E402
+from lms_stripe_plugin.core.models import CurrencyChoice  # noqa: E402
 from lms_stripe_plugin.shop.offers import save_offer  # noqa: E402
 
 PAGE = """<!doctype html><html><body><h1>Catalog</h1>
@@ -64,14 +70,29 @@ SHOP = {"enabled": True, "default_currency": "EUR", "publishable_key": "pk_test_
 #: The targets of the catalog's cost (issue 17).
 BARE_US_PER_COURSE, DEMO_RATIO, QUERIES = 1.0, 1.10, 2
 VARIANTS = ("alone", "floor", "plugin")
+#: The currencies the school accepts (the default first); `--currencies` takes the first N.
+CURRENCIES = ["EUR", "CHF", "USD"]
+
+
+def shop() -> dict:
+    """The payment settings: `SHOP`, and the other currencies accepted."""
+    return {**SHOP, "other_currencies": " ".join(CURRENCIES[1:]) or None}
+
+
+def choose_last_currency(db, user_id: str) -> None:
+    """The learner chose the last accepted currency (nothing with one currency)."""
+    if len(CURRENCIES) > 1:
+        db.session.add(CurrencyChoice(user_id=user_id, currency=CURRENCIES[-1]))
+        db.session.commit()
 
 
 def price_half(db, course_ids) -> None:
     """Every other course paid, prices all different."""
     for course_id in course_ids[::2]:
+        prices = {code: 1000 + course_id + 7 * index for index, code in enumerate(CURRENCIES[1:], 1)}
         save_offer(db.session, str(course_id), {"is_paid": True, "amount": 1000 + course_id, "currency": "EUR",
-                                                "vat_rate": 2000, "audience": "public", "on_sale": True},
-                   actor_id=None)
+                                                "vat_rate": 2000, "audience": "public", "on_sale": True,
+                                                "prices": prices}, actor_id=None)
         db.session.commit()
 
 
@@ -127,15 +148,16 @@ def build_bare(with_plugin: bool, courses: int):
         db.session.commit()
         if with_plugin:
             migrate.upgrade()
+            payment_settings.save(db.session, shop(), actor_id=None)
             price_half(db, list(range(1, courses + 1)))
-            payment_settings.save(db.session, SHOP, actor_id=None)
+            choose_last_currency(db, "u1")
             db.session.commit()
     return app, db, app.test_client()
 
 
 def build_demo(with_plugin: bool, courses: int):
     from lms_stripe_plugin.demo import create_app
-    from lms_stripe_plugin.demo.models import Course, db
+    from lms_stripe_plugin.demo.models import Course, User, db
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "DEMO_ENABLE_PAYMENTS": False})
     with app.app_context():
@@ -143,9 +165,10 @@ def build_demo(with_plugin: bool, courses: int):
         db.session.add_all(Course(title=f"Course {i}", description=f"What course {i} teaches, in a sentence.")
                            for i in range(missing))
         db.session.commit()
+        payment_settings.save(db.session, shop(), actor_id=None)
         seeded = {int(offer_id) for offer_id in _priced_ids(db)}
         price_half(db, [c for (c,) in db.session.query(Course.id).order_by(Course.id) if c not in seeded])
-        payment_settings.save(db.session, SHOP, actor_id=None)
+        choose_last_currency(db, str(db.session.query(User.id).filter_by(username="learner").scalar()))
         db.session.commit()
     if not with_plugin:  # the hooks find no plugin for this app and answer nothing
         app.extensions["lms_stripe (off)"] = app.extensions.pop("lms_stripe")
@@ -237,6 +260,7 @@ def report(host: str, courses: int, rounds: int, urls) -> dict:
         times = measure({variant: client for variant, (_a, _d, client) in apps.items()}, rounds, url)
         queries = {variant: count_queries(*apps[variant], url) for variant in ("alone", "plugin")}
         assert "lms-stripe-price" in queries["plugin"][1] and "lms-stripe-price" not in queries["alone"][1]
+        assert f'data-currency="{CURRENCIES[-1]}"' in queries["plugin"][1]  # in the learner's currency
         added = queries["plugin"][0] - queries["alone"][0]
         print(f"  {label}:")
         figures = {}
@@ -294,8 +318,10 @@ def main() -> None:
     parser.add_argument("--courses", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=101)
     parser.add_argument("--host", choices=(*HOSTS, "both"), default="both")
+    parser.add_argument("--currencies", type=int, choices=(1, 2, 3), default=3)
     parser.add_argument("--json", help=argparse.SUPPRESS)  # where a child process writes its figures
     args = parser.parse_args()
+    del CURRENCIES[args.currencies:]
     if args.host != "both":
         results = run_host(args.host, args.courses, args.rounds)
         if args.json:
@@ -304,14 +330,16 @@ def main() -> None:
             print_targets(args.courses, {args.host: results})
         return
     # One process per host, so that neither weighs on the other's memory.
-    print(f"courses: {args.courses}, half of them paid; median CPU time of {args.rounds} pages, taken in turn")
+    print(f"courses: {args.courses}, half of them paid, in {', '.join(CURRENCIES)} (read in {CURRENCIES[-1]}); "
+          f"median CPU time of {args.rounds} pages, taken in turn")
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in HOSTS:
             sys.stdout.flush()
             out = Path(folder) / f"{name}.json"
             subprocess.run([sys.executable, __file__, "--host", name, "--courses", str(args.courses),
-                            "--rounds", str(args.rounds), "--json", str(out)], check=True)
+                            "--rounds", str(args.rounds), "--currencies", str(args.currencies),
+                            "--json", str(out)], check=True)
             results[name] = json.loads(out.read_text())
     print_targets(args.courses, results)
 

@@ -117,6 +117,12 @@ class OptionalHostMethods(Protocol):
         """The day the course starts, or None if it has no start date. A deposit's balance may be due N days
         before it. Default (method absent): None, so "days before the course starts" cannot be chosen."""
 
+    def preferred_currency(self, user: Any) -> str | None:
+        """The currency a learner would rather see prices and pay in (a three-letter code), when the school
+        accepts several; one it does not accept, or None, is passed over. Used until the learner chooses one
+        with the catalog's currency switcher. Default (method absent): the currency of the country of
+        ``get_locale()`` ("fr_CH": CHF) when the school accepts it, else the school's default currency."""
+
 
 OPTIONAL_METHODS = tuple(
     name for name, value in vars(OptionalHostMethods).items() if callable(value) and not name.startswith("_")

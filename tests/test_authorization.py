@@ -49,6 +49,8 @@ MATRIX = {
     "checkout": ("POST", "/payments/checkout/c3", _everyone(401, others=409)),  # c3 is free: nothing to pay
     "checkout_success": ("GET", "/payments/checkout/success?session_id={session}", _everyone(401, others=404, u1=200)),
     "checkout_cancel": ("GET", "/payments/checkout/cancel/{purchase}", _everyone(401, others=404, u1=200)),
+    # Anyone may choose a currency, visitors included; this school accepts one: refused with a message.
+    "choose_currency": ("POST", "/payments/currency", _everyone(400, others=400)),
     "my_invoices": ("GET", "/payments/invoices", SIGNED_IN),
     "invoice_pdf": ("GET", "/payments/invoices/{invoice}/pdf", _everyone(401, others=404, u1=302, adm=302)),
     "admin_invoices": ("GET", "/payments/admin/invoices", ADMIN_ONLY),
@@ -133,7 +135,7 @@ def test_another_learners_invoice_never_shows_in_my_invoices(client, world, db):
                                                     "admin_issue_invoice", "admin_resend_request",
                                                     "admin_cancel_request", "my_payment_pay", "my_invoice_pay",
                                                     "my_payments_settle", "admin_new_settlement",
-                                                    "admin_handle_event", "admin_disable_link"])
+                                                    "admin_handle_event", "admin_disable_link", "choose_currency"])
 def test_every_form_is_refused_without_its_csrf_token(client, world, db, endpoint):
     path = POSTS.get(endpoint) or MATRIX[endpoint][1]
     user = "u1" if endpoint in ("pay", "my_payment_pay", "my_invoice_pay", "my_payments_settle", "pay_link") else "adm"

@@ -46,9 +46,18 @@ def test_seed_has_every_role_audience_and_currency(demo):
 def test_catalog_shows_prices_and_filters(demo):
     client = demo.test_client()
     page = client.get("/catalog").get_data(as_text=True)
-    assert "€49.90" in page and "¥8,000" in page and "Free" in page and 'name="price_max"' in page
+    assert "€49.90" in page and "Not sold in EUR" in page and "Free" in page and 'name="price_max"' in page
     filtered = client.get("/catalog?price=free").get_data(as_text=True)
     assert "€49.90" not in filtered and "Workplace safety" in filtered
+    # The demo school accepts four currencies: a visitor switches to yen, then to dollars.
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    switched = client.post("/payments/currency", data={"csrf_token": token, "currency": "JPY", "next": "/catalog"})
+    assert switched.status_code == 303 and switched.headers["Location"] == "/catalog"
+    page = client.get("/catalog").get_data(as_text=True)
+    assert "¥8,000" in page and "Not sold in JPY" in page and "€49.90" not in page
+    client.post("/payments/currency", data={"csrf_token": token, "currency": "USD", "next": "/catalog"})
+    page = client.get("/catalog").get_data(as_text=True)
+    assert "$54.00" in page and "$19.90" in page and "$139.00" in page
 
 
 def test_course_page_offers_buy_or_asks_to_sign_in(demo):

@@ -77,6 +77,8 @@ class EffectiveSettings:
     prepaid_enabled: bool = False
     topup_minimum: int = 1000
     topup_maximum: int = 100000
+    #: The currencies accepted besides the default one, space-separated ("CHF USD"); see `currencies`.
+    other_currencies: str | None = None
     #: Secrets set in the app config, in clear.
     config_secrets: dict = field(default_factory=dict, repr=False)
     #: Stored secrets the config does not override, encrypted.
@@ -109,6 +111,17 @@ class EffectiveSettings:
     def mode(self) -> str | None:
         """"test" or "live", as the secret key in force says (never the key itself); None without a readable one."""
         return key_mode(self.secret_key or "") if self.has("secret_key") else None
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """The currencies the school accepts: the default one first, then the others in the order entered."""
+        others = [code for code in (self.other_currencies or "").split() if code != self.default_currency]
+        return (self.default_currency, *dict.fromkeys(others))
+
+    @property
+    def several_currencies(self) -> bool:
+        """Courses may have a price in each accepted currency, and learners choose theirs."""
+        return len(self.currencies) > 1
 
     @property
     def livemode(self) -> bool:
@@ -193,7 +206,7 @@ _PLAIN = ("enabled", "publishable_key", "default_currency", "default_vat_rate", 
           "terms_url", "catalog_revision", "school_name", "partial_payments_enabled", "partial_minimum",
           "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days", "seller_legal_name",
           "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form", "late_payment_text",
-          "business_buyers", "prepaid_enabled", "topup_minimum", "topup_maximum")
+          "business_buyers", "prepaid_enabled", "topup_minimum", "topup_maximum", "other_currencies")
 _PLAIN_NAMES = frozenset(_PLAIN)
 _TABLE = Settings.__table__
 #: The settings row, read by every page that shows prices and by every webhook: a Core statement, built once

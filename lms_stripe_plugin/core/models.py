@@ -128,6 +128,9 @@ class Settings(Base):
     prepaid_enabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     topup_minimum: Mapped[int] = mapped_column(sa.BigInteger, default=1000, server_default="1000")
     topup_maximum: Mapped[int] = mapped_column(sa.BigInteger, default=100000, server_default="100000")
+    #: The currencies the school accepts besides the default one, space-separated ("CHF USD"): a course may
+    #: then have a price in each, and learners choose theirs (shop/currencies.py). None: the default alone.
+    other_currencies: Mapped[str | None] = mapped_column(sa.String(200))
 
     __table_args__ = (
         sa.CheckConstraint("balance_grace_days BETWEEN 0 AND 365", name="grace_days_range"),
@@ -182,6 +185,34 @@ class CourseOffer(Base):
     @property
     def price(self) -> Money | None:
         return Money(self.amount, self.currency) if self.is_paid and self.amount and self.currency else None
+
+
+class CoursePrice(Base):
+    """A course's price in a currency the school accepts besides its offer's own: an amount the administrator
+    typed, never converted at payment time. Same VAT rate, audience and terms as the offer."""
+
+    __tablename__ = "lms_stripe_course_prices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[str] = mapped_column(HostId, sa.ForeignKey("lms_stripe_course_offers.course_id",
+                                                                 ondelete="CASCADE"))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # gross, minor units of ``currency``
+
+    __table_args__ = (
+        sa.UniqueConstraint("course_id", "currency"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+
+class CurrencyChoice(Base):
+    """The currency a learner chose to see prices and pay in (the catalog's switcher)."""
+
+    __tablename__ = "lms_stripe_currency_choices"
+
+    user_id: Mapped[str] = mapped_column(HostId, primary_key=True)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Customer(Base):

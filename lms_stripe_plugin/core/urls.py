@@ -65,3 +65,13 @@ def _safe_link(url) -> str | None:
         return url
     parts = urlsplit(url)
     return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def local_path(url) -> str | None:
+    """``url`` if it is a path of this site (``/catalog?page=2``), else None: never another site's address."""
+    if not isinstance(url, str) or len(url) > 2048:
+        return None
+    url = url.strip()
+    if not url.startswith("/") or url.startswith("//") or "\\" in url or any(ord(ch) < 32 for ch in url):
+        return None
+    return url if not urlsplit(url).netloc else None

@@ -43,6 +43,13 @@ DEPOSITS = {
                                "deposit_access": "deposit"},
 }
 STARTS_IN_DAYS = {"Data analysis bootcamp": 60}
+#: The currencies the demo school accepts besides euros, and the courses priced in them (as typed in English);
+#: the others are sold in their own currency only (the Japanese course in yen, the privacy course in dollars).
+OTHER_CURRENCIES = "CHF USD JPY"
+PRICES_ELSEWHERE = {
+    "Python for beginners": {"price_chf": "47.00", "price_usd": "54.00"},
+    "Advanced Flask": {"price_chf": "125.00", "price_usd": "139.00"},
+}
 
 
 #: The demo school's legal identity, printed on its invoices (a made-up SIRET whose check digits are right).
@@ -83,17 +90,22 @@ def _seed(app) -> None:
             "vouchers_enabled": True, "klarna_enabled": True, "klarna_minimum": 10000,
             "sepa_debit_enabled": True, "terms_url": app.config.get("DEMO_TERMS_URL"),
             "school_name": "Demo School", "partial_payments_enabled": True, "partial_minimum": 1000,
-            "prepaid_enabled": True,
+            "prepaid_enabled": True, "other_currencies": OTHER_CURRENCIES,
             **SELLER,
         }, actor_id=None)
         db.session.commit()
+        for course, (title, _description, offer) in zip(courses, COURSES):
+            if offer and title in PRICES_ELSEWHERE:  # priced again, now in every currency accepted
+                _price(app, course, *offer, others=PRICES_ELSEWHERE[title])
+        db.session.commit()
 
 
-def _price(app, course, price: str, currency: str, vat_rate: str, audience: str) -> None:
+def _price(app, course, price: str, currency: str, vat_rate: str, audience: str, others: dict | None = None) -> None:
     """Price a course as the course settings page does: through the plugin's answer to its form."""
     form = MultiDict({"lms_stripe-paid": "on", "lms_stripe-price": price, "lms_stripe-currency": currency,
                       "lms_stripe-vat_rate": vat_rate, "lms_stripe-audience": audience, "lms_stripe-on_sale": "on",
-                      **{f"lms_stripe-{name}": value for name, value in DEPOSITS.get(course.title, {}).items()}})
+                      **{f"lms_stripe-{name}": value for name, value in DEPOSITS.get(course.title, {}).items()},
+                      **{f"lms_stripe-{name}": value for name, value in (others or {}).items()}})
     with app.test_request_context(headers={"Accept-Language": "en"}):
         refused = [answer for _receiver, answer in signal("lms.course.settings_saved").send(app, course=course, form=form)
                    if answer]

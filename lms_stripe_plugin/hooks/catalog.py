@@ -3,15 +3,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from babel.lists import format_list
-from flask import current_app, request
+from flask import current_app, request, url_for
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from ..accounts import settings as payment_settings
-from ..core.i18n import current_locale, gettext as _
+from ..core.i18n import LocaleText, current_locale
 from ..money import example_amount
-from ..shop import catalog
+from ..shop import catalog, currencies
 from ..web.rendering import is_own, render_fragment
 from ._state import plugin_state
 
@@ -41,18 +43,54 @@ def rendering(sender, courses, user=None, **_kwargs):
     user_id = host.user_id(user) if user is not None else None
     prices = catalog.prices(state, current.catalog_revision, user_id)
     locale = current_locale()
-    viewer = catalog.Viewer(host.user_audience(user), lambda course: host.is_enrolled(user, course)) \
-        if user is not None else catalog.Viewer()
-    labels, course_labels = catalog.labels(prices, courses, host.course_id, locale, _texts(), viewer)
-    widget = _filter_form(state, current.default_currency, locale, prices.snapshot.currencies)
+    currency = currencies.of_viewer(state, current, user)
+    viewer = catalog.Viewer(host.user_audience(user), lambda course: host.is_enrolled(user, course), currency) \
+        if user is not None else catalog.Viewer(currency=currency)
+    labels, course_labels = catalog.labels(prices, courses, host.course_id, locale, _texts(locale, currency), viewer)
+    if currency is None:
+        widget = _filter_form(state, current.default_currency, locale, prices.snapshot.currencies)
+    else:  # every price is shown in the reader's currency, which the switcher changes
+        widget = _switcher(state, current.currencies, currency, locale) + _filter_form(state, currency, locale, ())
     return CatalogDecoration(labels=labels, filter_widget=widget, course_labels=course_labels)
 
 
-def _texts() -> catalog.Texts:
-    """The labels' words, one per situation, as the course page says them."""
+@lru_cache(maxsize=256)
+def _texts(locale: str, currency: str | None = None) -> catalog.Texts:
+    """The labels' words in ``locale``, one per situation, as the course page says them (made once per
+    locale and currency)."""
+    _ = LocaleText(locale).gettext
     return catalog.Texts(free=_("Free"), purchased=_("Purchased"), enrolled=_("Enrolled"),
                          pending=_("Pending payment"), not_on_sale=_("Not on sale"),
-                         not_for_you=_("Not available to you"))
+                         not_for_you=_("Not available to you"),
+                         not_in_currency=_("Not sold in %(currency)s", currency=currency) if currency else "")
+
+
+_SWITCHER_TEMPLATE = "lms_stripe/currency_switcher.html"
+#: Stands for the reader's CSRF token in a kept switcher form (see `_switcher`).
+_TOKEN = "lms-stripe-csrf-token-here"
+
+
+def _switcher(state, accepted: tuple[str, ...], currency: str, locale: str) -> Markup:
+    """The currency switcher: a small form posting the reader's choice, which brings them back to this page.
+
+    The plugin's own form is rendered once per locale, currencies, choice and page, and kept; each reader's
+    CSRF token is put in on the way out. A host's override is rendered every time, as is any form while
+    Flask reloads templates (development)."""
+    env = current_app.jinja_env
+    template = env.get_or_select_template(_SWITCHER_TEMPLATE)
+    back = request.full_path.rstrip("?")
+    context = {"currencies": accepted, "currency": currency, "action": url_for("lms_stripe.choose_currency"),
+               "back": back}
+    if env.auto_reload or not is_own(template):
+        return render_fragment(template, **context)
+    key = ("switcher", locale, accepted, currency, back)
+    form = state.filter_forms.get(key)
+    if form is None:
+        form = render_fragment(template, token=_TOKEN, **context)
+        if len(state.filter_forms) >= _FORMS_KEPT:
+            state.filter_forms.clear()
+        state.filter_forms[key] = form
+    return Markup(form.replace(_TOKEN, generate_csrf()))
 
 
 _FILTER_TEMPLATE = "lms_stripe/catalog_filter.html"
@@ -92,15 +130,16 @@ def filtering(sender, courses, args, **_kwargs):
     if state is None:
         return None
     price_filter = None
+    host = state.host
     if args.get("price") or args.get("price_max"):  # else nothing to read
         current = payment_settings.load(state.session)
-        price_filter = catalog.parse_filter(args, current.default_currency, current_locale())
+        user = host.current_user()
+        currency = currencies.of_viewer(state, current, user)
+        price_filter = catalog.parse_filter(args, currency or current.default_currency, current_locale())
     courses = courses if isinstance(courses, list) else list(courses)
     if price_filter is None or not price_filter.active:
         return courses
-    host = state.host
-    user = host.current_user()
     prices = catalog.prices(state, current.catalog_revision, host.user_id(user) if user is not None else None)
     selection = catalog.filter_selection(prices.snapshot, price_filter,
-                                         host.user_audience(user) if user is not None else None)
+                                         host.user_audience(user) if user is not None else None, currency)
     return catalog.kept(courses, catalog.course_keys(courses, host.course_id, remember=True), selection)

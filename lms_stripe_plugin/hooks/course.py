@@ -9,10 +9,10 @@ from ..core.enums import PaymentPlan, PurchaseStatus
 from ..core.urls import sign_in_url
 from ..host import AUDIENCES, audience_allows, course_start
 from ..money import Money
-from ..shop import deposits, offers
+from ..shop import currencies, deposits, offers
 from ..shop.checkout import live_purchase
 from ..web.forms import (PRICING_PREFIX, CoursePricingSchema, amount_input, first_errors, format_rate_input,
-                         in_order)
+                         in_order, price_field)
 from ..web.rendering import render_fragment
 from ._state import plugin_state
 
@@ -26,9 +26,13 @@ def settings_form(sender, course, form=None, errors=None, **_):
     offer = offers.get_offer(state.session, course_id)
     current = payment_settings.load(state.session)
     values = _form_values(offer, current, form)
+    others = tuple(code for code in current.currencies if code != values["currency"]) \
+        if current.several_currencies else ()
+    values.update(_price_values(state.session, offer, others, form))
     own = {name: message for name, message in (errors or {}).items() if name.startswith(PRICING_PREFIX)}
     return render_fragment(
         "lms_stripe/course_settings.html", values=values, errors=own, prefix=PRICING_PREFIX,
+        other_prices=[(code, price_field(code)) for code in others],
         audiences=AUDIENCES, breakdown=_breakdown(offer, form), settings=current,
         preview_url=url_for("lms_stripe.pricing_preview"), course_start=course_start(state.host, course),
         deposit=deposits.deposit_amount(offer) if offer is not None else None,
@@ -48,6 +52,14 @@ def _breakdown(offer, form):
     if offer is not None and offer.price is not None:
         return offers.breakdown(offer.price, offer.vat_rate)
     return None
+
+
+def _price_values(session, offer, accepted: tuple[str, ...], form) -> dict:
+    """The fields of the prices in the accepted currencies besides the offer's own: typed, or stored."""
+    if form is not None:
+        return {price_field(code): form.get(PRICING_PREFIX + price_field(code), "") for code in accepted}
+    stored = offers.prices_of(session, offer.course_id) if offer is not None and offer.price is not None else {}
+    return {price_field(code): amount_input(stored.get(code), code) for code in accepted}
 
 
 def _form_values(offer, current, form) -> dict:
@@ -91,10 +103,13 @@ def settings_saved(sender, course, form, **_):
     state = plugin_state(sender)
     if state is None:
         return None
+    current = payment_settings.load(state.session)
+    schema = CoursePricingSchema(course_start=course_start(state.host, course),
+                                 currencies=current.currencies if current.several_currencies else ())
     try:
-        data = CoursePricingSchema(course_start=course_start(state.host, course)).load_form(form)
+        data = schema.load_form(form)
     except ValidationError as err:
-        errors = in_order(first_errors(err.messages), CoursePricingSchema.NAMES)
+        errors = in_order(first_errors(err.messages), schema.names)
         return {PRICING_PREFIX + name: message for name, message in errors.items()}
     actor = state.host.current_user()
     offers.save_offer(state.session, state.host.course_id(course), data,
@@ -109,15 +124,20 @@ def detail_rendering(sender, course, user, **_):
         return None
     host = state.host
     course_id = host.course_id(course)
-    offer = offers.get_offer(state.session, course_id)
-    if offer is None or offer.price is None:
+    stored = offers.get_offer(state.session, course_id)
+    if stored is None or stored.price is None:
         return render_fragment("lms_stripe/course_detail.html", offer=None, status="free")
+    currency = currencies.of_viewer(state, payment_settings.load(state.session), user)
+    offer = offers.in_currency(state.session, stored, currency)
+    if offer is None:
+        return render_fragment("lms_stripe/course_detail.html", offer=None, status="not_in_currency",
+                               currency=currency)
     status = _detail_status(state, offer, course, user)
     balance = deposits.balance_state(state.session, host.user_id(user), course_id) if user is not None else None
     return render_fragment(
         "lms_stripe/course_detail.html", offer=offer, status=status, balance=balance,
         terms=deposits.terms(state, offer, course) if status in ("buy", "resume") else None,
-        checkout_url=url_for("lms_stripe.checkout", course_id=course_id),
+        checkout_url=url_for("lms_stripe.checkout", course_id=course_id), currency=currency,
         sign_in_url=sign_in_url(host, host.course_url(course)) if status == "sign_in" else None,
     )
 

@@ -3,8 +3,11 @@
 Each course of a catalog page gets one label, the same as the course page's one message: "Purchased",
 "Enrolled" (a back-office enrollment), "Pending payment" (a bank debit under way), else "Not on sale", "Not
 available to you" (outside the course's audience) or the price; "Free" for a course the plugin does not sell.
-The page costs at most two queries whatever its number of courses (the settings row, then the user's
-purchases and free enrollments; the offers are kept per app while they do not change), and no call to the host
+When the school accepts several currencies, prices are shown in the reader's (shop/currencies.py), and a course
+without a price in it says "Not sold in CHF".
+The page costs at most two queries whatever its number of courses and currencies (the settings row, then the
+user's purchases and free enrollments; the offers and their prices in other currencies are kept per app while
+they do not change), and no call to the host
 per course: the host's own ``Host.can_purchase`` check is made on the course page and at checkout.
 """
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
 from ..core.enums import LIVE_PURCHASE, PurchaseStatus
-from ..core.models import CourseOffer, FreeEnrollment, Purchase, Settings
+from ..core.models import CourseOffer, CoursePrice, FreeEnrollment, Purchase, Settings
 from ..host import AUDIENCES, audience_allows
 from ..money import Money, MoneyError, parse_money
 
@@ -71,7 +74,7 @@ class OfferRow(NamedTuple):
     def buyable_by(self, audience: str | None) -> bool:
         """Whether a user of ``audience`` (None: not signed in, who may sign in) may buy it, as far as the
         catalog knows: on sale, and for their audience."""
-        return self.on_sale and (audience is None or audience_allows(self.audience, audience))
+        return self.on_sale and self.amount > 0 and (audience is None or audience_allows(self.audience, audience))
 
 
 #: The status of a course the user was enrolled in for free from the back office, beside their purchases'.
@@ -94,10 +97,29 @@ class Snapshot:
     loaded_at: float = field(default_factory=time.monotonic)
     #: The currencies of the paid offers, sorted (what the price filter says it compares, and leaves out).
     currencies: tuple[str, ...] = ()
+    #: Currency → course id → the course's price in it besides its offer's own (`CoursePrice`).
+    others: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The offers as a reader paying in a currency sees them, by currency (see `in_currency`).
+    views: dict[str, dict[str, OfferRow]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.currencies:
             self.currencies = tuple(sorted({offer.currency for offer in self.offers.values()}))
+
+    def in_currency(self, currency: str | None) -> dict[str, OfferRow]:
+        """The paid offers in ``currency``: each course's price in it (its offer's own, or its other price),
+        and those without one at no price (``amount`` 0, never buyable: "not sold in …"). None: the offers
+        in their own currencies (a school accepting one currency). Worked out once per snapshot and currency."""
+        if currency is None:
+            return self.offers
+        view = self.views.get(currency)
+        if view is None:
+            prices = self.others.get(currency, {})
+            view = {key: offer if offer.currency == currency
+                    else offer._replace(amount=prices.get(key, 0), currency=currency)
+                    for key, offer in self.offers.items()}
+            self.views[currency] = view
+        return view
 
     def fresh(self, revision: int) -> bool:
         return self.revision == revision and time.monotonic() - self.loaded_at < SNAPSHOT_SECONDS
@@ -144,8 +166,8 @@ def prices(state: PluginState, revision: int, user_id: str | None) -> Prices:
     if revision and snapshot is not None and snapshot.fresh(revision):  # 0: no settings row yet, never kept
         statuses = _statuses(state.session, user_id) if user_id is not None else {}
     else:
-        offers, statuses = _load(state.session, user_id)
-        snapshot = state.catalog_snapshot = Snapshot(revision, offers)
+        offers, others, statuses = _load(state.session, user_id)
+        snapshot = state.catalog_snapshot = Snapshot(revision, offers, others=others)
     result = Prices(snapshot, statuses)
     if has_request_context():
         request.environ[_REQUEST_CACHE] = ((revision, user_id), result)
@@ -177,26 +199,33 @@ def raise_revision(session) -> None:
             raise RuntimeError("The payment settings row was created by a concurrent transaction: try again.")
 
 
-def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, str]]:
+def _load(session, user_id: str | None) -> tuple[dict[str, OfferRow], dict[str, dict[str, int]], dict[str, str]]:
     paid = and_(CourseOffer.is_paid.is_(True), CourseOffer.amount.is_not(None))
     query: Any
     if user_id is None:
-        query = select(*_COLUMNS, null(), null()).where(paid)
+        query = select(*_COLUMNS, null(), null(), *_OTHER).where(paid)
     else:
-        query = (select(*_COLUMNS, Purchase.status, FreeEnrollment.id).where(paid)
+        query = (select(*_COLUMNS, Purchase.status, FreeEnrollment.id, *_OTHER).where(paid)
                  .outerjoin(Purchase, and_(Purchase.course_id == CourseOffer.course_id, _live(user_id)))
                  .outerjoin(FreeEnrollment, and_(FreeEnrollment.course_id == CourseOffer.course_id,
                                                  FreeEnrollment.user_id == user_id)))
-    offers, found = {}, []
+    # The prices in other currencies, in the same query: one row per offer and other price.
+    query = query.outerjoin(CoursePrice, CoursePrice.course_id == CourseOffer.course_id)
+    offers: dict[str, OfferRow] = {}
+    others: dict[str, dict[str, int]] = {}
+    found = []
     with session.no_autoflush:
         rows = session.execute(query).all()
-    for course_id, amount, currency, on_sale, audience, status, free in rows:
-        offers[course_id] = OfferRow(course_id, amount, currency, on_sale, audience)
+    for course_id, amount, currency, on_sale, audience, status, free, other_currency, other_amount in rows:
+        if course_id not in offers:
+            offers[course_id] = OfferRow(course_id, amount, currency, on_sale, audience)
+        if other_currency is not None:
+            others.setdefault(other_currency, {})[course_id] = other_amount
         if status is not None:
             found.append((course_id, status))
         if free is not None:
             found.append((course_id, ENROLLED))
-    return offers, _ranked(found)
+    return offers, others, _ranked(found)
 
 
 def _ranked(rows) -> dict[str, str]:
@@ -234,6 +263,7 @@ def _statuses(session, user_id: str) -> dict[str, str]:
 
 _COLUMNS = (CourseOffer.course_id, CourseOffer.amount, CourseOffer.currency, CourseOffer.on_sale,
             CourseOffer.audience)
+_OTHER = (CoursePrice.currency, CoursePrice.amount)
 
 
 _dict_get = dict.get
@@ -290,7 +320,7 @@ def course_keys(courses: list, course_id, *, remember: bool = False) -> list[str
             return list(map(known.__getitem__, courses))
         except (KeyError, TypeError):  # a course the filter did not read, or an unhashable one
             pass
-    keys = [course_id(course) for course in courses]
+    keys = list(map(course_id, courses))
     if {*map(type, keys)} != {str}:
         keys = list(map(str, keys))
     if remember and has_request_context():
@@ -310,14 +340,18 @@ class Texts(NamedTuple):
     pending: str
     not_on_sale: str
     not_for_you: str
+    #: "Not sold in CHF": a course without a price in the reader's currency.
+    not_in_currency: str = ""
 
 
 class Viewer(NamedTuple):
-    """Who reads the catalog: their audience (None: not signed in), and the host's check that they are still
-    enrolled in a course, asked only of the courses on the page they were enrolled in for free."""
+    """Who reads the catalog: their audience (None: not signed in), the host's check that they are still
+    enrolled in a course, asked only of the courses on the page they were enrolled in for free, and the
+    currency they see prices in (None: each course in its own, when the school accepts one currency)."""
 
     audience: str | None = None
     is_enrolled: Callable[[Any], bool] | None = None
+    currency: str | None = None
 
 
 def labels(prices_: Prices, courses, course_id, locale: str, texts: Texts,
@@ -330,7 +364,7 @@ def labels(prices_: Prices, courses, course_id, locale: str, texts: Texts,
     then the few courses the user bought, is paying for or was enrolled in.
     """
     keys = course_keys(courses, course_id)
-    offered = _offer_labels(prices_.snapshot, locale, viewer.audience, texts)
+    offered = _offer_labels(prices_.snapshot, locale, viewer.audience, texts, viewer.currency)
     found = map(offered.get, keys, repeat(_free_label(texts.free)))
     mine = _status_labels(prices_, keys, courses, texts, viewer)
     values = list(map(mine.get, keys, found) if mine else found)
@@ -343,14 +377,17 @@ def labels(prices_: Prices, courses, course_id, locale: str, texts: Texts,
     return by_id, by_course
 
 
-def _offer_labels(snapshot: Snapshot, locale: str, audience: str | None, texts: Texts) -> dict[str, Markup]:
-    """Course id → label of every paid offer for a reader of ``audience``: its price, or why they cannot buy
-    it. Made once per snapshot, locale and audience; the price labels alone when every offer is for them."""
-    key = (locale, audience, texts.not_on_sale, texts.not_for_you)
+def _offer_labels(snapshot: Snapshot, locale: str, audience: str | None, texts: Texts,
+                  currency: str | None = None) -> dict[str, Markup]:
+    """Course id → label of every paid offer for a reader of ``audience`` paying in ``currency``: its price, or
+    why they cannot buy it. Made once per snapshot, locale, audience and currency; the price labels alone when
+    every offer is for them."""
+    key = (locale, audience, texts.not_on_sale, texts.not_for_you, currency, texts.not_in_currency)
     found = snapshot.labels.get(key)
     if found is None:
-        prices = _paid_labels(snapshot, locale)
-        closed = {course: _closed_label(offer, texts) for course, offer in snapshot.offers.items()
+        offers = snapshot.in_currency(currency)
+        prices = _paid_labels(snapshot, locale, currency)
+        closed = {course: _closed_label(offer, texts) for course, offer in offers.items()
                   if not offer.buyable_by(audience)}
         found = {**prices, **closed} if closed else prices
         if len(snapshot.labels) < _MAX_LABEL_SETS:
@@ -358,17 +395,21 @@ def _offer_labels(snapshot: Snapshot, locale: str, audience: str | None, texts: 
     return found
 
 
-def _paid_labels(snapshot: Snapshot, locale: str) -> dict[str, Markup]:
-    """Course id → price label of every paid offer, formatted once per snapshot and locale."""
-    paid = snapshot.labels.get((locale,))
+def _paid_labels(snapshot: Snapshot, locale: str, currency: str | None = None) -> dict[str, Markup]:
+    """Course id → price label of every paid offer (in ``currency``), formatted once per snapshot, locale and
+    currency."""
+    paid = snapshot.labels.get((locale, currency))
     if paid is None:
-        paid = {key: _price_label(offer.amount, offer.currency, locale) for key, offer in snapshot.offers.items()}
+        paid = {key: _price_label(offer.amount, offer.currency, locale)
+                for key, offer in snapshot.in_currency(currency).items() if offer.amount}
         if len(snapshot.labels) < _MAX_LABEL_SETS:
-            snapshot.labels[(locale,)] = paid
+            snapshot.labels[(locale, currency)] = paid
     return paid
 
 
 def _closed_label(offer: OfferRow, texts: Texts) -> Markup:
+    if not offer.amount:
+        return _status_label("not_in_currency", texts.not_in_currency)
     return _status_label("not_on_sale", texts.not_on_sale) if not offer.on_sale \
         else _status_label("not_for_you", texts.not_for_you)
 
@@ -416,7 +457,8 @@ def _purchased_label(amount: int, text: str) -> Markup:
 @lru_cache(maxsize=256)
 def _status_label(status: str, text: str) -> Markup:
     """A label that says where the user stands instead of a price ("Enrolled", "Not on sale"…)."""
-    tone = " ok" if status == ENROLLED else " muted" if status in ("not_on_sale", "not_for_you") else ""
+    tone = " ok" if status == ENROLLED else " muted" if status in ("not_on_sale", "not_for_you", "not_in_currency") \
+        else ""
     return Markup('<span class="badge%s lms-stripe-price" data-status="%s">%s</span>') % (tone, status, text)
 
 
@@ -446,16 +488,19 @@ class Selection(NamedTuple):
     keep: bool
 
 
-def filter_selection(snapshot: Snapshot, price_filter: PriceFilter, audience: str | None = None) -> Selection:
-    """What ``price_filter`` does to the catalog for a reader of ``audience``, worked out from the offers once
-    per snapshot, filter and audience (`matches` decides for each offer; free courses all pass or all fail)."""
+def filter_selection(snapshot: Snapshot, price_filter: PriceFilter, audience: str | None = None,
+                     currency: str | None = None) -> Selection:
+    """What ``price_filter`` does to the catalog for a reader of ``audience`` paying in ``currency`` (None: each
+    course in its own), worked out from the offers once per snapshot, filter, audience and currency (`matches`
+    decides for each offer; free courses all pass or all fail)."""
     key = (price_filter.kind, price_filter.max_amount, price_filter.currency,
-           audience if price_filter.max_amount is not None else None)
+           audience if price_filter.max_amount is not None else None, currency)
     selection = snapshot.selections.get(key)
     if selection is None:
-        passing = frozenset(k for k, offer in snapshot.offers.items() if matches(offer, price_filter, audience))
+        offers = snapshot.in_currency(currency)
+        passing = frozenset(k for k, offer in offers.items() if matches(offer, price_filter, audience))
         if matches(None, price_filter):  # free courses pass: drop the paid ones that do not
-            selection = Selection(frozenset(snapshot.offers.keys() - passing), keep=False)
+            selection = Selection(frozenset(offers.keys() - passing), keep=False)
         else:
             selection = Selection(passing, keep=True)
         if len(snapshot.selections) >= _MAX_SELECTIONS:

@@ -34,7 +34,7 @@ from ..errors import GatewayError, NotFound, NotPurchasable, PaymentsError
 from ..gateway.types import SessionCreateParams, SessionCreateParamsLineItem
 from ..host import audience_allows
 from ..billing import customers, legal, taxes
-from . import deposits, offers
+from . import currencies, deposits, offers
 
 #: An open session is reused only if it stays valid at least this long.
 REUSE_MARGIN = timedelta(minutes=5)
@@ -68,6 +68,21 @@ def check_purchasable(state: PluginState, user, course, settings, offer) -> None
         raise NotPurchasable(_("You are already enrolled in this course."))
 
 
+def offer_for(state: PluginState, settings, user, course_id: str, currency: str | None = None):
+    """The course's offer as ``user`` buys it, in ``currency`` (one the school accepts: the one shown on the page
+    the learner clicked) or else in the learner's currency (`currencies.of_viewer`); raise `NotPurchasable`
+    when the course has no price in it. None for a course without an offer."""
+    stored = offers.get_offer(state.session, course_id)
+    if stored is None or stored.price is None:
+        return stored
+    if currency is None or not settings.several_currencies or currency not in settings.currencies:
+        currency = currencies.of_viewer(state, settings, user)
+    offer = offers.in_currency(state.session, stored, currency)
+    if offer is None:
+        raise NotPurchasable(_("This course is not sold in %(currency)s.", currency=currency))
+    return offer
+
+
 def check_not_bought(session, user_id: str, course_id: str) -> None:
     """Raise `NotPurchasable` when the learner's payment for the course is done or under way."""
     purchase = live_purchase(session, user_id, course_id)
@@ -96,12 +111,13 @@ class CheckoutPlan:
     relocalize: tuple[str, str] | None = None  # (known customer, language) whose invoices' language to change
 
 
-def reserve(state: PluginState, user, course) -> CheckoutPlan:
-    """Check the learner may buy, then reuse their open purchase of the course or write a new one."""
+def reserve(state: PluginState, user, course, currency: str | None = None) -> CheckoutPlan:
+    """Check the learner may buy, then reuse their open purchase of the course or write a new one; in
+    ``currency`` when the school accepts several (see `offer_for`)."""
     session, host = state.session, state.host
     user_id, course_id = host.user_id(user), host.course_id(course)
     settings = payment_settings.load(session)
-    offer = offers.get_offer(session, course_id)
+    offer = offer_for(state, settings, user, course_id, currency)
     check_purchasable(state, user, course, settings, offer)
     check_not_bought(session, user_id, course_id)
     purchase = live_purchase(session, user_id, course_id)

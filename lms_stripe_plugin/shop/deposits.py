@@ -14,6 +14,7 @@ a row, never a deletion); the invoice paid gives access back (`invoice_changed`,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
@@ -46,7 +47,36 @@ class DepositTerms:
     access_on_deposit: bool
 
 
-def deposit_amount(offer: CourseOffer) -> Money | None:
+class SoldOffer(Protocol):
+    """What the deposit terms read of an offer: a `CourseOffer`, or one in another currency
+    (`offers.PricedOffer`)."""
+
+    @property
+    def price(self) -> Money | None: ...
+
+    @property
+    def payment_plan(self) -> PaymentPlan: ...
+
+    @property
+    def deposit_percent(self) -> int | None: ...
+
+    @property
+    def deposit_amount(self) -> int | None: ...
+
+    @property
+    def balance_due(self) -> BalanceDue | None: ...
+
+    @property
+    def balance_due_date(self) -> date | None: ...
+
+    @property
+    def balance_due_days(self) -> int | None: ...
+
+    @property
+    def deposit_access(self) -> DepositAccess | None: ...
+
+
+def deposit_amount(offer: SoldOffer) -> Money | None:
     """The deposit of an offer sold with one: its share of the price (rounded to what Stripe charges in the
     currency) or its fixed amount. None for full payment."""
     price = offer.price
@@ -64,6 +94,13 @@ def deposit_amount_of(price: Money, *, percent: int) -> Money:
     return Money(share.amount // step * step, price.currency)
 
 
+def scaled_deposit(price: Money, main_price: Money, main_deposit: int) -> Money:
+    """A fixed deposit of ``main_deposit`` on ``main_price``, as the same share of ``price`` (the course's price
+    in another currency), rounded down to what Stripe charges in it."""
+    step = amount_step(price.currency)
+    return Money(price.amount * main_deposit // main_price.amount // step * step, price.currency)
+
+
 def check_deposit(price: Money, deposit: Money) -> str | None:
     """Why this deposit cannot be taken on this price ("minimum", "not_below", "balance"), or None."""
     try:
@@ -79,7 +116,7 @@ def check_deposit(price: Money, deposit: Money) -> str | None:
     return None
 
 
-def balance_due_on(offer: CourseOffer, *, enrolled_on: date, starts_on: date | None) -> date | None:
+def balance_due_on(offer: SoldOffer, *, enrolled_on: date, starts_on: date | None) -> date | None:
     """The day the balance is due for a learner enrolling on ``enrolled_on``; None if the rule needs a start
     date the course does not have."""
     if offer.balance_due == BalanceDue.DATE:
@@ -91,7 +128,7 @@ def balance_due_on(offer: CourseOffer, *, enrolled_on: date, starts_on: date | N
     return None
 
 
-def terms(state: PluginState, offer: CourseOffer, course) -> DepositTerms | None:
+def terms(state: PluginState, offer: SoldOffer, course) -> DepositTerms | None:
     """The deposit terms for a learner buying now; None (full payment) for an offer without a deposit, or
     whose balance would no longer be due in the future (the course starts too soon, the date has passed):
     then the learner pays the whole price at once."""

@@ -22,7 +22,7 @@ from ..core.state import PluginState
 from ..core.txn import send_after_commit, transition
 from ..errors import NotPurchasable
 from ..money import Money
-from . import checkout, offers
+from . import checkout
 
 
 def usable(state: PluginState, user_id: str, offer) -> Money | None:
@@ -35,13 +35,13 @@ def usable(state: PluginState, user_id: str, offer) -> Money | None:
     return have if have.amount > 0 else None
 
 
-def reserve(state: PluginState, user, course) -> int:
+def reserve(state: PluginState, user, course, currency: str | None = None) -> int:
     """Check the learner may buy with their balance, then write the purchase and its invoice (to be issued):
     the purchase's id. A Checkout of the same course left open is retired."""
     session, host = state.session, state.host
     user_id, course_id = host.user_id(user), host.course_id(course)
     settings = payment_settings.load(session)
-    offer = offers.get_offer(session, course_id)
+    offer = checkout.offer_for(state, settings, user, course_id, currency)
     checkout.check_purchasable(state, user, course, settings, offer)
     checkout.check_not_bought(session, user_id, course_id)
     if offer is None or offer.amount is None or offer.currency is None or usable(state, user_id, offer) is None:

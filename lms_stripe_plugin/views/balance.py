@@ -67,7 +67,7 @@ def pay_from_balance(course_id: str):
     if course is None:
         abort(404)
     try:
-        purchase_id = step(prepaid.reserve, st, user, course)
+        purchase_id = step(prepaid.reserve, st, user, course, _posted_currency())
         plan = step(prepaid.create, st, purchase_id)
         if plan is not None:
             step(issuing.create_at_stripe, st, plan)
@@ -151,3 +151,8 @@ def refund_topup(topup_id: int):
     else:
         flash(_("The top-up is refunded: the learner gets it back on their card."), "success")
     return redirect(url_for("lms_stripe.admin_balance", user_id=topup.user_id), code=303)
+
+
+def _posted_currency() -> str | None:
+    """The currency of the page the learner clicked on (checked against the accepted ones when used)."""
+    return (request.form.get("currency") or "").strip().upper()[:3] or None

@@ -7,10 +7,12 @@ from ..accounts import settings as payment_settings
 from ..core.enums import PurchaseStatus
 from ..core.models import Purchase
 from ..errors import NotPurchasable, PaymentsError
-from ..shop import checkout, deposits, offers, prepaid
+from ..shop import checkout, currencies, deposits, offers, prepaid
 from ..shop.fulfilment import SessionMismatch, fulfil_from_stripe
+from ..core.i18n import gettext as _
+from ..core.urls import local_path
 from ..web.rendering import render
-from ._common import require_user, state, step
+from ._common import error_response, require_user, state, step
 
 
 def register(bp) -> None:
@@ -18,6 +20,7 @@ def register(bp) -> None:
     bp.add_url_rule("/checkout/<course_id>", "checkout", start, methods=["POST"])
     bp.add_url_rule("/checkout/success", "checkout_success", success)
     bp.add_url_rule("/checkout/cancel/<lms_id:purchase_id>", "checkout_cancel", cancel)
+    bp.add_url_rule("/currency", "choose_currency", choose_currency, methods=["POST"])
 
 
 def _course_or_404(course_id: str):
@@ -32,11 +35,16 @@ def course_payment(course_id: str):
     user = require_user()
     course = _course_or_404(course_id)
     st = state()
-    offer = offers.get_offer(st.session, course_id)
     settings = payment_settings.load(st.session)
+    currency = currencies.of_viewer(st, settings, user)
     refusal = None
     try:
-        checkout.check_purchasable(st, user, course, settings, offer)
+        offer = checkout.offer_for(st, settings, user, course_id)
+    except NotPurchasable as err:
+        offer, refusal = None, err.message
+    try:
+        if refusal is None:
+            checkout.check_purchasable(st, user, course, settings, offer)
         checkout.check_not_bought(st.session, st.host.user_id(user), course_id)
     except NotPurchasable as err:
         refusal = err.message
@@ -45,7 +53,7 @@ def course_payment(course_id: str):
     balance = deposits.balance_state(st.session, st.host.user_id(user), course_id)
     return render("lms_stripe/course_payment.html", course=course, title=st.host.course_title(course),
                   course_url=st.host.course_url(course), offer=offer, breakdown=breakdown, refusal=refusal,
-                  course_id=course_id, settings=settings, terms=terms, balance=balance,
+                  course_id=course_id, settings=settings, terms=terms, balance=balance, currency=currency,
                   prepaid=prepaid.usable(st, st.host.user_id(user), offer) if refusal is None else None)
 
 
@@ -53,11 +61,16 @@ def start(course_id: str):
     user = require_user()
     course = _course_or_404(course_id)
     try:
-        plan = step(checkout.reserve, state(), user, course)
+        plan = step(checkout.reserve, state(), user, course, _posted_currency())
         url = plan.url or step(checkout.open_session, state(), plan)
     except NotPurchasable as err:
         return render("lms_stripe/refused.html", message=err.message, course_url=state().host.course_url(course)), 409
     return redirect(url, code=303)
+
+
+def _posted_currency() -> str | None:
+    """The currency of the page the learner clicked Buy on (checked against the accepted ones when used)."""
+    return (request.form.get("currency") or "").strip().upper()[:3] or None
 
 
 def success():
@@ -103,3 +116,16 @@ def cancel(purchase_id: int):
     return render("lms_stripe/cancelled.html", status=purchase.status,
                   course_url=st.host.course_url(course) if course else None,
                   title=st.host.course_title(course) if course else purchase.course_id)
+
+
+def choose_currency():
+    """The catalog's currency switcher: remember the reader's currency (a visitor's in their session only),
+    then back to the page they were on."""
+    st = state()
+    settings = payment_settings.load(st.session)
+    currency = (request.form.get("currency") or "").strip().upper()[:3]
+    if not currencies.choose(st, settings, st.host.current_user(), currency):
+        return error_response(400, _("Choose one of the currencies the school accepts: %(currencies)s.",
+                                     currencies=", ".join(settings.currencies)))
+    st.session.commit()
+    return redirect(local_path(request.form.get("next")) or "/", code=303)

@@ -71,6 +71,7 @@ def _form_values(current, submitted) -> dict:
     return {
         "enabled": current.enabled, "publishable_key": current.publishable_key or "",
         "default_currency": current.default_currency,
+        "other_currencies": ", ".join(current.currencies[1:]),
         "default_vat_rate": format_rate_input(current.default_vat_rate),
         "vouchers_enabled": current.vouchers_enabled, "wallets_enabled": current.wallets_enabled,
         "klarna_enabled": current.klarna_enabled, "sepa_debit_enabled": current.sepa_debit_enabled,

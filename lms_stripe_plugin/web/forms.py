@@ -1,6 +1,7 @@
 """Marshmallow schemas for every input the plugin accepts. Messages are translated at validation time."""
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 from urllib.parse import urlparse
@@ -22,6 +23,8 @@ from ..money import (Money, MoneyError, example_amount, format_amount_input, min
 from ..shop import deposits
 
 MAX_TEXT = 2048
+#: Currencies a school may accept besides its default one (each a price field on every course form).
+MAX_OTHER_CURRENCIES = 9
 
 
 class Checkbox(fields.Field):
@@ -191,6 +194,7 @@ class SettingsSchema(Schema):
     secret_key = Text(max_length=255)
     webhook_secrets = fields.String()
     default_currency = Currency(required=True)
+    other_currencies = Text(max_length=200)
     default_vat_rate = Rate(required=True)
     vouchers_enabled = Checkbox(load_default=False)
     wallets_enabled = Checkbox(load_default=False)
@@ -221,7 +225,7 @@ class SettingsSchema(Schema):
 
     #: In the page's order, which its summary of errors follows.
     FIELDS = ("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
-              "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
+              "other_currencies", "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
               "sepa_debit_enabled", "automatic_tax", "terms_url", "school_name", "partial_payments_enabled",
               "partial_minimum", "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days",
               "prepaid_enabled", "topup_minimum", "topup_maximum", "seller_legal_name", "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form",
@@ -257,6 +261,7 @@ class SettingsSchema(Schema):
                             ("partial_minimum", self._check_partial_minimum),
                             ("reminder_days", self._check_reminder_days), ("reminder_max", self._check_reminder_max),
                             ("balance_grace_days", self._check_grace_days),
+                            ("other_currencies", self._check_other_currencies),
                             ("topup_minimum", self._check_topup_limit), ("topup_maximum", self._check_topup_limit)):
             if name in data:
                 try:
@@ -305,6 +310,26 @@ class SettingsSchema(Schema):
             raise ValidationError(_("Enter up to 10 days between %(earliest)s and %(latest)s, separated by commas: "
                                     "-3, 1, 7.", earliest=EARLIEST, latest=LATEST))
         return ",".join(str(day) for day in sorted({int(part) for part in parts}))
+
+    def _check_other_currencies(self, value, data):
+        """The currencies accepted besides the default one: three-letter codes Stripe supports, separated by
+        commas or spaces ("CHF, USD"); stored space-separated, without the default one or repeats."""
+        codes = [part for part in re.split(r"[\s,;]+", (value or "").strip()) if part]
+        wrong = []
+        found: list[str] = []
+        for code in codes:
+            try:
+                found.append(normalize_currency(code))
+            except MoneyError:
+                wrong.append(code[:8])
+        if wrong:
+            raise ValidationError(_("%(codes)s: not a currency Stripe supports. Enter three-letter codes separated "
+                                    "by commas, such as CHF, USD.", codes=", ".join(wrong)))
+        default = data.get("default_currency") or getattr(self.stored, "default_currency", "EUR")
+        found = [code for code in dict.fromkeys(found) if code != default]
+        if len(found) > MAX_OTHER_CURRENCIES:
+            raise ValidationError(_("At most %(num)s currencies besides the default one.", num=MAX_OTHER_CURRENCIES))
+        return " ".join(found) or None
 
     def _check_reminder_max(self, value, data):
         if value in (None, ""):
@@ -417,11 +442,23 @@ class CoursePricingSchema(Schema):
     NAMES = ("paid", "price", "currency", "vat_rate", "audience", "on_sale", "payment_plan", "deposit_kind",
              "deposit_value", "balance_due", "balance_due_date", "balance_due_days", "deposit_access")
 
-    def __init__(self, *, course_start: date | None = None, **kwargs):
+    def __init__(self, *, course_start: date | None = None, currencies: tuple[str, ...] = (), **kwargs):
         """``course_start``: the course's start date as the host gives it (`Host.course_start`), for a balance
-        due N days before it."""
+        due N days before it. ``currencies``: the currencies the school accepts when several (the settings'
+        `currencies`): the form then takes a price in each besides the offer's own (``price_chf``…)."""
         super().__init__(**kwargs)
         self.course_start = course_start
+        self.currencies = currencies
+
+    @property
+    def price_names(self) -> tuple[str, ...]:
+        """The fields of the prices in the other accepted currencies, in the settings' order."""
+        return tuple(price_field(code) for code in self.currencies)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every field of the form, in its order (the summary of errors follows it)."""
+        return self.NAMES[:3] + self.price_names + self.NAMES[3:]
 
     #: The fields that make the price (the course form's preview reads these alone).
     PRICE = ("price", "currency", "vat_rate")
@@ -435,7 +472,7 @@ class CoursePricingSchema(Schema):
         return cls().load_form(form)
 
     def load_form(self, form: MultiDict) -> dict:
-        data = form_to_dict(form, self.NAMES, PRICING_PREFIX)
+        data = form_to_dict(form, self.names, PRICING_PREFIX)
         paid = str(data.get("paid") or "").strip().lower()
         if paid not in Checkbox.TRUE:
             if paid not in Checkbox.FALSE:
@@ -462,9 +499,30 @@ class CoursePricingSchema(Schema):
                 data["amount"] = read_amount(data["price"], data["currency"]).amount
             except MoneyError as err:
                 errors["price"] = [money_message(err, data["currency"])]
+        errors.update(self._load_prices(data, original_data))
         errors.update(self._check_plan(data, priced="amount" in data))
         if errors:
             raise ValidationError(errors)
+
+    def _load_prices(self, data: dict, original_data: dict) -> dict[str, list]:
+        """The prices in the other accepted currencies (``data["prices"]``: currency → amount, None for one left
+        empty), each read in its currency; the offer's own currency has no field of its own."""
+        errors: dict[str, list] = {}
+        prices: dict[str, int | None] = {}
+        for code in self.currencies:
+            if code == data.get("currency"):
+                continue
+            name = price_field(code)
+            text = str(original_data.get(name) or "").strip()
+            if not text:
+                prices[code] = None
+                continue
+            try:
+                prices[code] = read_amount(text[:32], code).amount
+            except MoneyError as err:
+                errors[name] = [money_message(err, code)]
+        data["prices"] = prices
+        return errors
 
     def _check_plan(self, data: dict, *, priced: bool) -> dict[str, list]:
         """Full payment, or a deposit (a share or an amount below the price, at least Stripe's minimum, leaving
@@ -514,6 +572,18 @@ class CoursePricingSchema(Schema):
         problem = deposits.check_deposit(price, deposit)
         if problem is not None:
             raise ValidationError({"deposit_value": [_deposit_message(problem, price, deposit)]})
+        wrong = {}
+        for code, amount in (data.get("prices") or {}).items():  # the same deposit in each other currency
+            if amount is None:
+                continue
+            other = Money(amount, code)
+            part = deposits.scaled_deposit(other, price, deposit.amount) if kind == "amount" \
+                else deposits.deposit_amount_of(other, percent=data["deposit_percent"])
+            problem = deposits.check_deposit(other, part)
+            if problem is not None:
+                wrong[price_field(code)] = [_deposit_message(problem, other, part)]
+        if wrong:
+            raise ValidationError(wrong)
 
     def _load_balance_due(self, data: dict, priced: bool) -> None:
         rule = data.get("balance_due")
@@ -566,6 +636,11 @@ def _deposit_message(problem: str, price: Money, deposit: Money) -> str:
                  limit=minimum_amount(price.currency).format(locale))
     return _("The deposit (%(deposit)s) must be at least Stripe's minimum of %(limit)s.",
              deposit=deposit.format(locale), limit=minimum_amount(price.currency).format(locale))
+
+
+def price_field(currency: str) -> str:
+    """The course form's field of the price in ``currency`` (besides the offer's own): ``price_chf``."""
+    return "price_" + currency.lower()
 
 
 def money_message(err: MoneyError, currency: str) -> str:

@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from babel.dates import format_date, get_timezone
+from babel.numbers import get_currency_name
 
 from flask import current_app, render_template, request
 from flask_wtf.csrf import generate_csrf
@@ -59,7 +60,16 @@ def template_context() -> dict:
         "refund_failure": failure_text,
         "label": _label,
         "stripe_mode": _stripe_mode,
+        "currency_name": _currency_name,
     }
+
+
+def _currency_name(code: str) -> str:
+    """A currency's name in the reader's language ("franc suisse"), or its code if Babel does not know it."""
+    try:
+        return get_currency_name(code, locale=current_locale())
+    except (ValueError, LookupError):
+        return code
 
 
 def _stripe_mode() -> str | None:
