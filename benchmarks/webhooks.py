@@ -15,7 +15,8 @@ LMS_STRIPE_TEST_DATABASE_URL, else the local postgresql+psycopg://postgres@127.0
    The demo LMS (Flask test client: routing, signature check, event stored, handler, commits) then receives
    every event of the handled types the sandbox emitted, pre-signed, in the order they were created, and the
    same batch again (every event a duplicate). Printed, per kind of event (checkout, invoice, refund, credit
-   note, dispute): the Stripe calls per event (target 0), and the times of a first and of a duplicate delivery;
+   note, dispute): the Stripe calls per event (target 0; reads and writes apart: a dashboard refund asks for its
+   credit note, a write), and the times of a first and of a duplicate delivery;
    then the ratios first delivery / duplicate delivery (target <= 2) and first delivery / one bare
    insert and commit of an event row through the same session (target <= 5).
 3. The same app with an RQ queue on a real Redis (--redis-url, else a private redis-server started for the run
@@ -102,11 +103,12 @@ class Bench:
         assert client.get(f"/demo/login/{username}").status_code == 302
         return client
 
-    def click(self, client, course_id: int) -> tuple[str, int]:
-        """One Buy click: (Checkout URL, API calls it made)."""
+    def click(self, client, course_id: int, currency: str | None = None) -> tuple[str, int]:
+        """One Buy click (in ``currency``, as a learner who chose it sends it): (Checkout URL, API calls it made)."""
         token = CSRF.search(client.get(f"/courses/{course_id}").get_data(as_text=True)).group(1)
         before = self.calls.count()
-        response = client.post(f"/payments/checkout/{course_id}", data={"csrf_token": token})
+        response = client.post(f"/payments/checkout/{course_id}",
+                               data={"csrf_token": token, **({"currency": currency} if currency else {})})
         assert response.status_code == 303, (response.status_code, response.get_data(as_text=True)[:300])
         return response.headers["Location"], self.calls.count() - before
 
@@ -133,7 +135,7 @@ class Bench:
 #: Event types handled, by the kind the figures are grouped in.
 KINDS = {"checkout": ("checkout.session.",), "invoice": ("invoice.", "invoice_payment."),
          "refund": ("refund.", "charge.refund.updated"), "credit note": ("credit_note.",),
-         "dispute": ("charge.dispute.",)}
+         "dispute": ("charge.dispute.",), "charge": ("charge.succeeded", "charge.pending")}
 
 
 def _kind(event_type: str) -> str | None:
@@ -171,7 +173,7 @@ def _deliver(bench: Bench, batch) -> dict[str, dict]:
 
 
 def _new_figures() -> dict[str, dict]:
-    return {kind: {"calls": 0, "seconds": [], "answers": {}} for kind in KINDS}
+    return {kind: {"calls": 0, "reads": 0, "writes": [], "seconds": [], "answers": {}} for kind in KINDS}
 
 
 def _deliver_one(bench: Bench, client, delivery: tuple[str, bytes, str], figures: dict[str, dict]) -> None:
@@ -182,7 +184,10 @@ def _deliver_one(bench: Bench, client, delivery: tuple[str, bytes, str], figures
     elapsed = time.perf_counter() - started
     row = figures[kind]
     row["seconds"].append(elapsed)
-    row["calls"] += bench.calls.count() - calls
+    made = bench.calls.since(calls)
+    row["calls"] += len(made)
+    row["reads"] += sum(1 for method, _path in made if method == "GET")
+    row["writes"] += [path for method, path in made if method != "GET"]
     answer = f"{response.status_code} {(response.get_json() or {}).get('status')}"
     row["answers"][answer] = row["answers"].get(answer, 0) + 1
 
@@ -288,7 +293,8 @@ def webhooks(bench: Bench, payments: int, redis_url: str | None = None) -> dict:
         f, d = first[kind], again[kind]
         if f["seconds"]:
             results[f"{kind} events"] = (
-                f"{len(f['seconds']):>4}  Stripe calls/event {f['calls'] / len(f['seconds']):.2f}  first "
+                f"{len(f['seconds']):>4}  Stripe calls/event {f['calls'] / len(f['seconds']):.2f} "
+                f"(reads {f['reads'] / len(f['seconds']):.2f})  first "
                 "{:.2f} / {:.2f} ms  duplicate {:.2f} / {:.2f} ms".format(*_ms(f["seconds"]), *_ms(d["seconds"])))
     first_ms = _ms([t for f in first.values() for t in f["seconds"]])
     again_ms = _ms([t for d in again.values() for t in d["seconds"]])
@@ -300,6 +306,13 @@ def webhooks(bench: Bench, payments: int, redis_url: str | None = None) -> dict:
     results["first / bare insert+commit (target <= 5)"] = \
         f"median {_target(first_ms[0] / bare[0], 5)}, mean {_target(first_ms[1] / bare[1], 5)}"
     results["Stripe calls, all deliveries"] = sum(f["calls"] for f in (*first.values(), *again.values()))
+    results["  ... of them reads (target 0)"] = sum(f["reads"] for f in (*first.values(), *again.values()))
+    writes: dict[str, int] = {}
+    for f in (*first.values(), *again.values()):
+        for path in f["writes"]:
+            name = re.sub(r"/[a-z]+_[A-Za-z0-9]+", "/{id}", path)
+            writes[name] = writes.get(name, 0) + 1
+    results["  ... writes, by endpoint (what an event asks of Stripe)"] = writes or "none"
     answers: dict[str, int] = {}
     for d in again.values():
         for answer, count in d["answers"].items():
@@ -341,7 +354,7 @@ def clicks(bench: Bench) -> dict:
     _again, figures["second click on the same course (open session reused)"] = bench.click(alice_client, second[0])
     if other_rate is not None:
         _url, figures[f"returning learner, a course at a VAT rate not used yet ({other_rate[2] / 100:g} %)"] = \
-            bench.click(alice_client, other_rate[0])
+            bench.click(alice_client, other_rate[0], other_rate[1])
     figures["customers remembered"] = remembered
     figures["target: returning learner = 1 call"] = "met" if returning == 1 else f"MISSED ({returning})"
     return figures

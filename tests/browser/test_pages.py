@@ -68,9 +68,11 @@ class _Browserless:
         page = self.client.get(form_page or path).get_data(as_text=True)
         return self.client.post(path, data={"csrf_token": _token(page), **fields})
 
-    def buy(self, course_id: int, sandbox, *, pay: bool) -> str:
-        """Open a Checkout session for the course; pay it on the sandbox when ``pay``. Its id."""
-        response = self.post_form(f"/payments/checkout/{course_id}", form_page=f"/courses/{course_id}")
+    def buy(self, course_id: int, sandbox, *, pay: bool, currency: str | None = None) -> str:
+        """Open a Checkout session for the course (in ``currency``, as a learner who chose it sends it); pay it
+        on the sandbox when ``pay``. Its id."""
+        response = self.post_form(f"/payments/checkout/{course_id}", form_page=f"/courses/{course_id}",
+                                  **({"currency": currency} if currency else {}))
         assert response.status_code == 303, response.get_data(as_text=True)
         session_id = response.headers["Location"].rsplit("/", 1)[-1]
         if pay:
@@ -98,7 +100,7 @@ def _make_data(app, sandbox) -> dict:
     lea, lea_fr = _Browserless(app, "learner"), _Browserless(app, "learner", "fr")
     eric_fr = _Browserless(app, "employee", "fr")
     paid = {"en": lea.buy(1, sandbox, pay=True), "fr": eric_fr.buy(5, sandbox, pay=True)}
-    open_sessions = {"en": lea.buy(2, sandbox, pay=False), "fr": lea_fr.buy(7, sandbox, pay=False)}
+    open_sessions = {"en": lea.buy(2, sandbox, pay=False), "fr": lea_fr.buy(7, sandbox, pay=False, currency="USD")}
     admin = _Browserless(app, "admin")
     # Stripe's invoice page speaks its customer's language: an English-speaking buyer's, for the English walk.
     english = admin.buy(1, sandbox, pay=True)

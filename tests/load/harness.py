@@ -344,6 +344,12 @@ class Stack:
         """(course id, amount, currency) of the public courses on sale."""
         return [tuple(row) for row in self.sql(SQL_COURSES)]
 
+    def currency_of(self, course_id: int) -> str:
+        """The currency of a paid course's own price."""
+        if not hasattr(self, "_currencies"):
+            self._currencies = {row[0]: row[2] for row in self.paid_courses()}
+        return self._currencies[course_id]
+
     def add_users(self, prefix: str, count: int, *, role: str = "learner") -> list[tuple[int, str]]:
         """Demo users written straight into the demo's table: [(id, username)]."""
         rows = [{"username": f"{prefix}{i:04d}", "name": f"{prefix.title()} {i}", "email": f"{prefix}{i}@load.test",
@@ -437,7 +443,9 @@ class Payment:
 def buy_and_pay(stack: Stack, browser: Browser, course_id: int) -> Payment:
     """Course page → CSRF → Buy (303 to the sandbox) → pay with 4242 at the sandbox."""
     token = browser.csrf(f"/courses/{course_id}")
-    response = browser.post(f"/payments/checkout/{course_id}", data={"csrf_token": token})
+    # In the course's own currency (the demo school accepts several), as a learner who chose it sends it.
+    response = browser.post(f"/payments/checkout/{course_id}",
+                            data={"csrf_token": token, "currency": stack.currency_of(course_id)})
     if response.status_code != 303 or "/c/pay/" not in response.headers.get("Location", ""):
         raise AssertionError(f"Buy course {course_id} as {browser.username}: HTTP {response.status_code} "
                              f"{response.headers.get('Location')!r} {response.text[:300]!r}")
