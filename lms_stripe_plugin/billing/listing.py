@@ -11,7 +11,7 @@ from enum import StrEnum
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import ColumnElement, and_, distinct, func, literal_column, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, distinct, func, literal_column, or_, select, tuple_, union_all
 from sqlalchemy.orm import aliased, selectinload
 
 from ..core.enums import PAYABLE_INVOICE, InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus
@@ -282,16 +282,40 @@ def totals(session, flt: InvoiceFilter) -> list[tuple[str, int, int, int, int, i
 EXPORT_BATCH = 500
 
 
+#: How a payment credited to an invoice was made: as its Pay click says, or as it was read for it (a payment on
+#: Stripe's hosted invoice page).
+_CREDITED_METHOD = func.coalesce(InvoicePayment.payment_method, PaymentAttempt.payment_method)
+
+
 def _request_methods(dialect: str):
-    """How the payments of Pay clicks credited to the invoice (payment requests, a deposit's balance) were
-    made: their distinct payment methods, comma-separated (None: no such payment)."""
-    method = PaymentAttempt.payment_method
-    joined = (func.string_agg(distinct(method), literal_column("','")) if dialect == "postgresql"
-              else func.group_concat(distinct(method)))
+    """How the payments credited to the invoice (payment requests, a deposit's balance, a payment on Stripe's
+    hosted invoice page) were made: their distinct payment methods, comma-separated (None: no such payment)."""
+    joined = (func.string_agg(distinct(_CREDITED_METHOD), literal_column("','")) if dialect == "postgresql"
+              else func.group_concat(distinct(_CREDITED_METHOD)))
     return (select(joined).select_from(InvoicePayment)
-            .join(PaymentAttempt, PaymentAttempt.id == InvoicePayment.attempt_id)
+            .outerjoin(PaymentAttempt, PaymentAttempt.id == InvoicePayment.attempt_id)
             .where(InvoicePayment.invoice_id == Invoice.id, InvoicePayment.status == "paid")
             .correlate(Invoice).scalar_subquery())
+
+
+def payment_methods(session, invoice_ids: list[int]) -> dict[int, list[str]]:
+    """How each of these invoices was paid, as the exports say it: the stored payment methods of its purchase,
+    of its payment link's payment, and of the payments credited to it (`_request_methods`), distinct, sorted;
+    an invoice paid no known way is left out."""
+    if not invoice_ids:
+        return {}
+    bought = (select(Invoice.id, Purchase.payment_method).join(Purchase, Purchase.id == Invoice.purchase_id)
+              .where(Invoice.id.in_(invoice_ids)))
+    linked = select(PaymentAttempt.invoice_id, PaymentAttempt.payment_method).where(
+        PaymentAttempt.invoice_id.in_(invoice_ids))
+    credited = (select(InvoicePayment.invoice_id, _CREDITED_METHOD).select_from(InvoicePayment)
+                .outerjoin(PaymentAttempt, PaymentAttempt.id == InvoicePayment.attempt_id)
+                .where(InvoicePayment.invoice_id.in_(invoice_ids), InvoicePayment.status == "paid"))
+    found: dict[int, set[str]] = {}
+    for invoice_id, method in session.execute(union_all(bought, linked, credited)):
+        if method:
+            found.setdefault(invoice_id, set()).add(method)
+    return {invoice_id: sorted(methods) for invoice_id, methods in found.items()}
 
 
 def export_rows(session, flt: InvoiceFilter, order: Order = Order()) -> Iterator:
@@ -427,10 +451,16 @@ def invoice_requests(session, invoice_id: int) -> list[RequestView]:
     return [RequestView(r, r.id in failed) for r in rows]
 
 
-def invoice_payments(session, invoice_id: int) -> list[InvoicePayment]:
-    """The payments Stripe credited to an invoice (not its own default payment)."""
-    return list(session.scalars(select(InvoicePayment).where(InvoicePayment.invoice_id == invoice_id)
-                                .order_by(InvoicePayment.id)))
+def invoice_payments(session, invoice_id: int) -> list[tuple[InvoicePayment, str | None]]:
+    """The payments Stripe credited to an invoice (its default payment once paid, on the hosted invoice page),
+    each with how it was made when known: as it was read for it, or its Pay click's or its purchase's (a
+    deposit's) method."""
+    bought = (select(Purchase.payment_method).where(Purchase.stripe_payment_intent_id == InvoicePayment.stripe_payment_intent_id)
+              .limit(1).correlate(InvoicePayment).scalar_subquery())
+    method = func.coalesce(InvoicePayment.payment_method, PaymentAttempt.payment_method, bought)
+    return [(payment, said) for payment, said in session.execute(
+        select(InvoicePayment, method).outerjoin(PaymentAttempt, PaymentAttempt.id == InvoicePayment.attempt_id)
+        .where(InvoicePayment.invoice_id == invoice_id).order_by(InvoicePayment.id))]
 
 
 def admin_requests(session, flt: RequestFilter, *, before_id: int | None, limit: int) -> tuple[list[RequestView], bool]:

@@ -595,7 +595,8 @@ class PaymentAttempt(Base):
 
 
 class InvoicePayment(Base):
-    """A payment Stripe credited to one of our invoices (its invoice_payment object)."""
+    """A payment Stripe credited to one of our invoices (its invoice_payment object): one attached to it, or
+    its default payment once paid (on Stripe's hosted invoice page)."""
 
     __tablename__ = "lms_stripe_invoice_payments"
 
@@ -608,6 +609,9 @@ class InvoicePayment(Base):
     currency: Mapped[str] = mapped_column(sa.String(3))
     status: Mapped[str] = mapped_column(sa.String(16))  # Stripe's: open, paid, canceled
     paid_at: Mapped[datetime | None]
+    #: How it was paid, when nothing else of ours says it (a Pay click's or a purchase's payment says it
+    #: itself): a payment made on Stripe's hosted invoice page, read from its PaymentIntent's charge.
+    payment_method: Mapped[str | None] = mapped_column(sa.String(32))
 
 
 class Reminder(Base):

@@ -41,7 +41,10 @@ def my_invoices():
     user_id = st.host.user_id(user)
     rows = listing.learner_invoices(st.session, user_id)
     processing = [(purchase, _title(purchase.course_id)) for purchase in listing.learner_processing(st.session, user_id)]
-    return render("lms_stripe/my_invoices.html", invoices=rows, processing=processing,
+    labels: dict[str, str | None] = {}
+    paid_with = {invoice_id: _said(methods, labels)
+                 for invoice_id, methods in listing.payment_methods(st.session, [row.id for row in rows]).items()}
+    return render("lms_stripe/my_invoices.html", invoices=rows, processing=processing, paid_with=paid_with,
                   credit_notes=credit_notes.of_invoices(st.session, rows))
 
 
@@ -68,6 +71,7 @@ def invoice_context(invoice: Invoice) -> dict:
     return {"invoice": invoice, "purchase": invoice.purchase, "refunds": refunds, "lines": invoice.lines,
             "credit_notes": notes, "credit_notes_by_id": {note.stripe_credit_note_id: note for note in notes},
             "requests": listing.invoice_requests(session, invoice.id), "payments": listing.invoice_payments(session, invoice.id),
+            "paid_with": _said(listing.payment_methods(session, [invoice.id]).get(invoice.id, []), {}),
             "can_request": payable(invoice),
             "disputes": disputes.disputes_of(session, purchase_id) if purchase_id else [], "history": history,
             "refundable": cancellation.refundable(invoice, session),
@@ -263,7 +267,13 @@ def _export_cells(rows):
 def _methods(row, labels: dict[str, str | None]) -> str | None:
     """How an exported invoice was paid, in the reader's language: "Card", or "Card, SEPA Direct Debit" when
     its payments were made in several ways (a deposit, then its balance)."""
-    found = {row.purchase_method, row.link_method, *(row.request_methods or "").split(",")} - {None, ""}
+    return _said({row.purchase_method, row.link_method, *(row.request_methods or "").split(",")}, labels)
+
+
+def _said(methods, labels: dict[str, str | None]) -> str | None:
+    """Stored payment methods in the reader's language, sorted, comma-separated (None: none); ``labels``
+    keeps the words of each method already looked up."""
+    found = set(methods) - {None, ""}
     if not found:
         return None
     for method in found - labels.keys():
