@@ -8,6 +8,8 @@ statuses and three currencies spread over them) and prints, from one run:
 
 - page 1 of the list at 100k ÷ page 1 at 1k, for each filter and search (target ≤ 1.3);
 - a page 50,000 rows deep ÷ page 1, at 100k, for each filter (target ≤ 1.3);
+- the list sorted by each column, both ways (``sort``): page 1 and a page 50,000 rows deep at 100k ÷ page 1
+  at 1k (target ≤ 1.3), and whether the page reads an index in order (no sort of the whole table);
 - whether PostgreSQL's plan of each page reads the invoices table sequentially (it must not);
 - the CSV export of every invoice: peak memory growth (target < 30 MB) and time to the first byte ÷ total
   time (target < 0.05); the same figures for the XLSX export.
@@ -46,6 +48,8 @@ FILTERS = {"no filter": {}, "status": {"status": "refund_failed"}, "course": {"c
 FIRST = tuple(f"{a}{b}" for a in ("Lé", "Sa", "Chlo", "Hu", "I", "Lu", "Em", "Ju") for b in ("a", "o", "ne", "lie", "m"))
 LAST = tuple(f"{a}{b}" for a in ("Mar", "Ber", "Dub", "Tho", "Rob", "Pet", "Dur", "Ler", "Mor", "Gar")
              for b in ("tin", "nard", "ois", "mas", "ert", "it", "and", "oy", "eau", "cia"))
+#: Every column the list sorts on, both ways ("-": descending), unfiltered: the whole table in order.
+SORTS = {f"sort={sign}{key}": {"sort": f"{sign}{key}"} for key in listing.SortKey for sign in ("", "-")}
 SEARCHES = {"search: number": {"q": "INV-000777"}, "search: e-mail": {"q": "learner0007@"},
             "search: learner name": {"q": f"{FIRST[7 % len(FIRST)]} {LAST[7 % len(LAST)]}"}}
 
@@ -179,13 +183,12 @@ def compare(first: tuple, second: tuple, rounds: int) -> tuple[float, float]:
 
 
 def deep_cursor(app, db, query: dict, depth: int) -> str | None:
-    """The cursor of the page ``depth`` rows down the filtered list."""
-    flt = _filter(query)
+    """The cursor of the page ``depth`` rows down the filtered list, in its order."""
+    flt, order = _filter(query), listing.Order.parse(query.get("sort"))
     with app.app_context():
-        row = db.session.execute(sa.select(listing.Invoice.issued_at, listing.Invoice.id)
-                                 .where(*flt.conditions("postgresql")).order_by(*listing._NEWEST_FIRST)
-                                 .offset(depth).limit(1)).first()
-    return f"{row.issued_at.isoformat()}_{row.id}" if row else None
+        row = db.session.execute(sa.select(*order.columns).where(*flt.conditions("postgresql"))
+                                 .order_by(*order.order_by()).offset(depth).limit(1)).first()
+    return order.token(tuple(row)) if row else None
 
 
 def matching(app, db, query: dict) -> int:
@@ -199,19 +202,27 @@ def _filter(query: dict) -> listing.InvoiceFilter:
                                  user_id=query.get("learner"), q=query.get("q"))
 
 
-def sequential_scan(app, db, query: dict, after: str | None) -> bool:
-    """Whether PostgreSQL's plan of this page reads the invoices table sequentially."""
-    flt = _filter(query)
+def plan(app, db, query: dict, after: str | None) -> list[str]:
+    """PostgreSQL's plan of this page, as the list asks for it."""
+    flt, order = _filter(query), listing.Order.parse(query.get("sort"))
     with app.app_context():
         select = sa.select(listing.Invoice).where(*flt.conditions("postgresql"))
         if after:
-            stamp, _sep, ident = after.rpartition("_")
-            select = select.where(sa.tuple_(listing.Invoice.issued_at, listing.Invoice.id)
-                                  < sa.tuple_(datetime.fromisoformat(stamp), int(ident)))
-        select = select.order_by(*listing._NEWEST_FIRST).limit(51)
+            select = select.where(order.after(order.read_token(after)))
+        select = select.order_by(*order.order_by()).limit(51)
         compiled = select.compile(db.engine, compile_kwargs={"literal_binds": True})
-        plan = db.session.execute(sa.text(f"EXPLAIN {compiled}")).scalars().all()
-    return any("Seq Scan on lms_stripe_invoices" in line for line in plan)
+        return db.session.execute(sa.text(f"EXPLAIN {compiled}")).scalars().all()
+
+
+def sequential_scan(app, db, query: dict, after: str | None) -> bool:
+    """Whether PostgreSQL's plan of this page reads the invoices table sequentially."""
+    return any("Seq Scan on lms_stripe_invoices" in line for line in plan(app, db, query, after))
+
+
+def in_order(app, db, query: dict, after: str | None) -> bool:
+    """Whether the plan reads an index in the page's order (no sort of the rows it finds)."""
+    lines = plan(app, db, query, after)
+    return not any(line.lstrip(" ->").startswith(("Sort", "Incremental Sort")) for line in lines)
 
 
 def export_figures(app, path: str) -> tuple[float, float, float, int]:
@@ -262,6 +273,15 @@ def main() -> None:
         first, deep = compare((large, query), (large, {**query, "after": cursor}), args.rounds)
         print(f"{name:<24}{first * 1000:>9.1f}{deep * 1000:>11.1f}{deep / first:>8.2f}   "
               f"{'YES' if sequential_scan(large, large_db, query, cursor) else 'no'}  ({depth:,} rows deep)")
+    print(f"\n{'sorted':<26}{'1k (ms)':>9}{'100k (ms)':>11}{'ratio':>8}{'deep (ms)':>11}{'ratio':>8}   in order")
+    for name, query in SORTS.items():
+        few, many = compare((small, query), (large, query), args.rounds)
+        cursor = deep_cursor(large, large_db, query, min(50_000, args.invoices - 60))
+        _first, deep = compare((large, query), (large, {**query, "after": cursor}), args.rounds)
+        ordered = in_order(large, large_db, query, None) and in_order(large, large_db, query, cursor)
+        scanned = sequential_scan(large, large_db, query, None) or sequential_scan(large, large_db, query, cursor)
+        print(f"{name:<26}{few * 1000:>9.1f}{many * 1000:>11.1f}{many / few:>8.2f}{deep * 1000:>11.1f}"
+              f"{deep / few:>8.2f}   {'yes' if ordered else 'NO'}{'  SEQ SCAN' if scanned else ''}")
     print()
     for kind, path in (("CSV", "/payments/admin/invoices.csv"), ("XLSX", "/payments/admin/invoices.xlsx")):
         memory, first_byte, total, size = export_figures(large, path)

@@ -92,8 +92,8 @@ def test_every_handled_type_says_what_it_reads():
     assert all(handling.reads for handling in HANDLERS.values())
     reading = sorted(t for t, handling in HANDLERS.items() if handling.read is not None)
     assert reading == ["charge.dispute.closed", "charge.dispute.created", "charge.dispute.updated",
-                       "charge.refund.updated", "checkout.session.async_payment_failed", "refund.created",
-                       "refund.failed", "refund.updated"]
+                       "charge.refund.updated", "checkout.session.async_payment_failed", "invoice_payment.paid",
+                       "refund.created", "refund.failed", "refund.updated"]
 
 
 def test_a_refund_before_its_payment_is_recorded_reads_the_payment_then_records_both(client, db, host, purchase,

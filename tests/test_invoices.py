@@ -4,6 +4,7 @@ import html
 import io
 import re
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import openpyxl
 import pytest
@@ -298,6 +299,147 @@ def test_oldest_first_pages_forward_through_every_invoice(app, client, invoices)
 def test_pagination_keeps_the_filters(app, client, invoices):
     app.config["LMS_STRIPE_PAGE_SIZE"] = 1
     assert _walk(client, f"{ADMIN_LIST}?course=c1") == [["INV-002"], ["INV-001"]]
+
+
+# -- sorting by column ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sort, expected", [
+    ("number", ["INV-001", "INV-002", "INV-003", "INV-005", "JP-004"]),
+    ("-number", ["JP-004", "INV-005", "INV-003", "INV-002", "INV-001"]),
+    ("learner", ["JP-004", "INV-001", "INV-005", "INV-002", "INV-003"]),  # Emma, Léa, Paul, Sam (twice: by id)
+    ("-learner", ["INV-003", "INV-002", "INV-005", "INV-001", "JP-004"]),
+    ("course", ["INV-003", "INV-005", "JP-004", "INV-001", "INV-002"]),  # Flask, Japan, Python
+    ("-amount", ["JP-004", "INV-005", "INV-003", "INV-002", "INV-001"]),  # by currency, then amount
+    ("amount", ["INV-001", "INV-002", "INV-003", "INV-005", "JP-004"]),
+    ("status", ["INV-002", "INV-001", "JP-004", "INV-003", "INV-005"]),  # grouped, by date within
+    ("date", ["INV-001", "INV-002", "INV-003", "JP-004", "INV-005"]),
+    ("-date", ["INV-005", "JP-004", "INV-003", "INV-002", "INV-001"]),
+])
+def test_the_list_sorts_by_column(client, invoices, sort, expected):
+    assert _listed(_admin(client, f"?sort={sort}").get_data(as_text=True)) == expected
+
+
+def _headers(page: str) -> dict[str, tuple[str | None, str]]:
+    """Each sortable header's label → (its aria-sort, the order its link asks for)."""
+    found = re.findall(r'<th(?: class="num")?(?: aria-sort="(\w+)")?><a class="sort" href="([^"]+)">([^<]+)<', page)
+    return {label: (sort or None, parse_qs(urlsplit(html.unescape(href)).query).get("sort", [""])[0])
+            for sort, href, label in found}
+
+
+def test_clicking_a_header_sorts_by_it_and_clicking_again_reverses(client, invoices):
+    page = _admin(client).get_data(as_text=True)
+    assert _headers(page) == {"Number": (None, "number"), "Date": ("descending", "date"),
+                              "Learner": (None, "learner"), "Course": (None, "course"), "Gross": (None, "-amount"),
+                              "Status": (None, "status")}
+    by_amount = _admin(client, "?sort=-amount").get_data(as_text=True)
+    headers = _headers(by_amount)
+    assert headers["Gross"] == ("descending", "amount") and headers["Date"] == (None, "-date")
+    assert [sort for sort, _order in headers.values() if sort] == ["descending"]  # one column is sorted
+    assert _headers(_admin(client, "?sort=amount").get_data(as_text=True))["Gross"] == ("ascending", "-amount")
+    assert _headers(_admin(client, "?sort=learner").get_data(as_text=True))["Learner"] == ("ascending", "-learner")
+
+
+def test_the_order_is_kept_with_the_filters_in_the_headers_pages_totals_and_exports(app, client, invoices):
+    app.config["LMS_STRIPE_PAGE_SIZE"] = 1
+    page = _admin(client, "?course=c2&sort=-amount").get_data(as_text=True)
+    assert '<option value="-amount" selected>' in page  # the form sends it again with new filters
+    for label in ("Totals of these invoices", "Export CSV", "Export Excel", "Next page »"):
+        href = re.search(rf'href="([^"]+)">{re.escape(label)}<', page)
+        assert href, label
+        query = parse_qs(urlsplit(html.unescape(href.group(1))).query)
+        assert (query["course"], query["sort"]) == (["c2"], ["-amount"]), label
+    assert all(parse_qs(urlsplit(html.unescape(href)).query)["course"] == ["c2"]
+               for href in re.findall(r'<a class="sort" href="([^"]+)"', page))
+    assert [row[0] for row in _csv(client, "?course=c2&sort=number")[1:]] == ["INV-003", "INV-005"]
+    assert [row[0] for row in _csv(client, "?course=c2&sort=-number")[1:]] == ["INV-005", "INV-003"]
+    workbook = openpyxl.load_workbook(io.BytesIO(client.get(f"{ADMIN_LIST}.xlsx?sort=amount",
+                                                            headers=as_user("adm")).data))
+    assert [row[0] for row in workbook.active.iter_rows(min_row=2, values_only=True) if row[0]] == [
+        "INV-001", "INV-002", "INV-003", "INV-005", "JP-004"]
+
+
+def _walk_sorted(client, url):
+    """Follow the "Next page" links of a sorted list; the numbers seen, in order."""
+    seen, pages = [], 0
+    while url:
+        response = client.get(url, headers=as_user("adm"))
+        assert response.status_code == 200
+        page = response.get_data(as_text=True)
+        seen += _listed(page)
+        found = re.search(r'<a class="button secondary" href="([^"]+)">(?:Next page|Older|Newer)', page)
+        url = html.unescape(found.group(1)) if found else None
+        pages += 1
+        assert pages < 20, "pagination does not end"
+    return seen
+
+
+@pytest.mark.parametrize("sort", ["number", "-number", "learner", "-learner", "course", "-course", "amount",
+                                  "-amount", "status", "-status", "date", "-date"])
+def test_keyset_pages_of_a_sorted_list_show_every_invoice_once_in_order(app, client, db, people, sort):
+    """Ties (same name, same amount, same moment) and missing names, titles and numbers page through too."""
+    app.config["LMS_STRIPE_PAGE_SIZE"] = 2
+    same = _at("2026-02-01")
+    for n, (name, title, gross, status) in enumerate([
+            ("Zoé", "Python", 5000, "paid"), ("zoé", "python", 5000, "paid"), ("Adam", None, 1000, "cancelled"),
+            ("Zoé", "Python", 5000, "open"), (None, "Art", 9000, "paid"), ("Adam", "Art", 1000, "paid"),
+            ("eve", "python", 5000, "cancelled")]):
+        row = _invoice(db, f"T-{n}", issued_at=same if n % 2 else same + timedelta(days=n), gross=gross, vat=0,
+                       status=status, name=name or "x", title=title or "x")
+        row.user_name, row.course_title = name, title  # some invoices have neither
+        db.session.commit()
+    nameless = Invoice(number=None, user_id="u9", user_email="u9@example.com", currency="EUR", net=0, vat=0, gross=0,
+                       status="issuing", issued_at=same)
+    db.session.add(nameless)
+    db.session.commit()
+    expected = _admin_order(db, sort)
+    app.config["LMS_STRIPE_PAGE_SIZE"] = 50
+    assert _listed(_admin(client, f"?sort={sort}").get_data(as_text=True)) == expected
+    app.config["LMS_STRIPE_PAGE_SIZE"] = 2
+    assert _walk_sorted(client, f"{ADMIN_LIST}?sort={sort}") == expected
+
+
+def _admin_order(db, sort: str) -> list[str]:
+    """The numbers in ``sort``'s order, computed here from the rows (the list shows "—" for no number)."""
+    rows = db.session.scalars(select(Invoice)).all()
+    keys = {"number": lambda r: (r.number or "",), "date": lambda r: (_naive(r.issued_at),),
+            "learner": lambda r: ((r.user_name or r.user_email or "").lower(),),
+            "course": lambda r: ((r.course_title or "").lower(),), "amount": lambda r: (r.currency, r.gross),
+            "status": lambda r: (str(r.status), _naive(r.issued_at))}
+    key = keys[sort.lstrip("-")]
+    ordered = sorted(rows, key=lambda r: (*key(r), r.id), reverse=sort.startswith("-"))
+    return [r.number or "—" for r in ordered]
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=None) if moment.tzinfo else moment
+
+
+@pytest.mark.parametrize("sort", ["bogus", "-", "--date", "number;DROP TABLE lms_stripe_invoices", "__class__",
+                                  "Number", "amount desc", "gross", "id", "%00", "é" * 500])
+def test_an_unknown_sort_is_ignored(client, invoices, sort):
+    response = _admin(client, "?" + urlencode({"sort": sort}))
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert _listed(page) == ["INV-005", "JP-004", "INV-003", "INV-002", "INV-001"]  # newest first
+    assert _headers(page)["Date"] == ("descending", "date")
+    csv_response = client.get(f"{ADMIN_CSV}?" + urlencode({"sort": sort}), headers=as_user("adm"))
+    assert csv_response.status_code == 200
+
+
+@pytest.mark.parametrize("cursor", [
+    "W10", "WyJ4Il0", "bnVsbA", "WzEsMl0", "!!!", "WyIyMDI2LTAxLTAxIiwgIngiXQ", "WyJJTlYiLDBd",
+    "WyJJTlYiLDIxNDc0ODM2NDhd",  # ["INV", 2147483648]: beyond the ids
+])
+def test_a_forged_cursor_of_a_sorted_list_is_400(client, invoices, cursor):
+    assert _admin(client, f"?sort=number&after={cursor}").status_code == 400
+
+
+def test_a_cursor_of_another_order_is_400(app, client, invoices):
+    app.config["LMS_STRIPE_PAGE_SIZE"] = 2
+    page = _admin(client, "?sort=-amount").get_data(as_text=True)
+    after = parse_qs(urlsplit(html.unescape(re.search(r'href="([^"]+)">Next page', page).group(1))).query)["after"][0]
+    assert _admin(client, f"?sort=-amount&after={after}").status_code == 200
+    assert _admin(client, f"?sort=learner&after={after}").status_code == 400
 
 
 # -- CSV ---------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ payment to the invoice, made after the delivery commits. Events come late, twice
 paid never goes back, and a request is credited once per payment."""
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -130,20 +131,57 @@ def test_a_part_payment_leaves_the_request_open_for_the_rest(client, db, owed, s
     assert paying.remaining(db.session.get(PaymentRequest, request_id)) == 4000
 
 
-def test_a_payment_made_otherwise_is_recorded_and_credits_no_request(client, db, owed, attempt, stripe_http):
-    """Paid on Stripe's hosted invoice page, say: the invoice counts it, no request is credited."""
+def _hosted_intent(stripe_http, intent: str, method: str = "sepa_debit") -> None:
+    """Stripe's answer to reading a PaymentIntent paid on the hosted invoice page, its latest charge expanded:
+    no metadata of ours, no invoice named (the API has no ``Charge.invoice``)."""
+    details = {"type": method, method: {"last4": "3000"}}
+    charge = stripe_object("charge", id=f"ch_{intent}", payment_intent=intent, metadata={},
+                           payment_method_details=details)
+    stripe_http.add(responses.GET, re.compile(rf"{STRIPE}/v1/payment_intents/{intent}(\?.*)?$"),
+                    json=stripe_object("payment_intent", id=intent, metadata={}, latest_charge=charge))
+
+
+def _methods(db) -> list[str | None]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(InvoicePayment.payment_method).order_by(InvoicePayment.id)))
+
+
+def test_a_payment_made_otherwise_is_recorded_with_how_it_was_paid_and_credits_no_request(client, db, owed,
+                                                                                           attempt, stripe_http):
+    """Attached in the Dashboard, say: the invoice counts it, no request is credited; nothing of ours says how
+    it was paid, so its PaymentIntent is read, once."""
+    _hosted_intent(stripe_http, "pi_elsewhere")
     assert _send(client, "invoice_payment.paid", invoice_payment("inpay_other", intent="pi_elsewhere"), "evt_1") \
         == "handled"
-    assert _credited(db) == [(9000, "paid", None)] and _received(db) == 0
+    assert _credited(db) == [(9000, "paid", None)] and _received(db) == 0 and _methods(db) == ["sepa_debit"]
     assert _send(client, "invoice.updated", admin_invoice(owed, paid=9000), "evt_2") == "handled"
     assert _state(db, attempt.id, owed) == ("open", "open", 0, "open", 9000, 21000)
-    assert len(stripe_http.calls) == 0
+    assert [call.request.url.split("?")[0] for call in stripe_http.calls] == [f"{STRIPE}/v1/payment_intents/pi_elsewhere"]
+    assert _send(client, "invoice_payment.paid", invoice_payment("inpay_other", intent="pi_elsewhere"), "evt_3",
+                 CREATED + 1) == "handled"
+    assert len(stripe_http.calls) == 1  # known now: not read again
 
 
-def test_the_invoices_own_default_payment_is_not_a_payment(client, db, owed, attempt, stripe_http):
-    assert _send(client, "invoice_payment.paid", invoice_payment("inpay_default", intent="pi_default",
-                                                                 is_default=True), "evt_1") == "handled"
+def test_the_invoices_own_default_payment_is_a_payment_once_paid_on_the_hosted_page(client, db, owed, attempt,
+                                                                                    stripe_http):
+    """Until someone pays it, the default payment is only what remains; paid (on Stripe's hosted invoice page)
+    it is a payment, made as its PaymentIntent's charge says."""
+    waiting = invoice_payment("inpay_default", intent="pi_default", is_default=True, status="open", amount=30000)
+    assert _send(client, "invoice_payment.paid", waiting, "evt_1") == "handled"
     assert _credited(db) == [] and len(stripe_http.calls) == 0
+    _hosted_intent(stripe_http, "pi_default", "card")
+    paid = invoice_payment("inpay_default", intent="pi_default", is_default=True, amount=30000)
+    assert _send(client, "invoice_payment.paid", paid, "evt_2", CREATED + 1) == "handled"
+    assert _credited(db) == [(30000, "paid", None)] and _methods(db) == ["card"] and _received(db) == 0
+    assert len(stripe_http.calls) == 1
+
+
+def test_a_pay_clicks_payment_is_not_read(client, db, owed, attempt, stripe_http):
+    """Its charge's events say how it was paid (their metadata names the click)."""
+    attempt.stripe_payment_intent_id = "pi_test_req_1"
+    db.session.commit()
+    assert _send(client, "invoice_payment.paid", invoice_payment(), "evt_1") == "handled"
+    assert _credited(db) == [(9000, "paid", attempt.id)] and _methods(db) == [None] and len(stripe_http.calls) == 0
 
 
 def test_a_payment_of_an_invoice_not_ours_is_ignored(client, db, owed, attempt, stripe_http):
@@ -212,8 +250,9 @@ def test_an_invoice_named_by_its_metadata_only_gets_its_stripe_id(client, db, ow
     invoice = db.session.get(Invoice, owed)
     assert (invoice.status, invoice.number, invoice.stripe_invoice_id, invoice.stripe_customer_id) == \
         ("open", "ABC-0300", STRIPE_INVOICE, "cus_test_1")
+    _hosted_intent(stripe_http, "pi_x", "card")
     assert _send(client, "invoice_payment.paid", invoice_payment("inpay_other", intent="pi_x"), "evt_2") == "handled"
-    assert _credited(db) == [(9000, "paid", None)] and len(stripe_http.calls) == 0
+    assert _credited(db) == [(9000, "paid", None)] and _methods(db) == ["card"]
 
 
 def test_an_invoice_whose_metadata_names_an_invoice_issued_as_another_is_ignored(client, db, owed, attempt):

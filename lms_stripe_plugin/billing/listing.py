@@ -1,14 +1,17 @@
 """The invoice lists learners and administrators see: filters, keyset pages, totals, CSV export."""
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator
+from typing import Any, Iterator
 
-from sqlalchemy import ColumnElement, and_, distinct, func, literal_column, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, distinct, func, literal_column, or_, select, tuple_, union_all
 from sqlalchemy.orm import aliased, selectinload
 
 from ..core.enums import PAYABLE_INVOICE, InvoiceStatus, MessageStatus, PaymentRequestStatus, PurchaseStatus
@@ -71,7 +74,6 @@ class InvoiceFilter:
     q: str | None = None
     #: The courses whose title the search names (read from the LMS by the caller): searched by course too.
     titled: tuple[str, ...] = ()
-    oldest_first: bool = False
 
     def conditions(self, dialect: str = "") -> list:
         cond = []
@@ -141,18 +143,131 @@ def _dialect(session) -> str:
 _NEWEST_FIRST = (Invoice.issued_at.desc(), Invoice.id.desc())
 
 
-def admin_page(session, flt: InvoiceFilter, *, after: tuple[datetime, int] | None, limit: int):
-    """One page of invoices, newest first (or oldest first), continuing after the (issued_at, id) cursor: a
-    keyset page that reads from the composite index where the cursor left off, however deep, in either
-    direction."""
-    query = select(Invoice).where(*flt.conditions(_dialect(session)))
-    key = tuple_(Invoice.issued_at, Invoice.id)
+class SortKey(StrEnum):
+    """The columns the administrators' list sorts on."""
+
+    DATE = "date"
+    NUMBER = "number"
+    LEARNER = "learner"
+    COURSE = "course"
+    AMOUNT = "amount"
+    STATUS = "status"
+
+
+def _text(*columns) -> ColumnElement:
+    """The first of these text columns that is set, or "": never null, so that a keyset cursor can continue
+    after it (a comparison with null is never true)."""
+    return func.coalesce(*columns, literal_column("''"))
+
+
+#: What each sort orders by before the id, exactly as the indexes of migration 0016 (and 0005: the date, the
+#: status) have it, so that a page reads an index in order from where the cursor left off: names and titles
+#: whatever their case; amounts by currency, then amount (minor units of different currencies do not compare);
+#: statuses grouped, by date within each.
+_SORTED_BY: dict[SortKey, tuple[Any, ...]] = {
+    SortKey.DATE: (Invoice.issued_at,),
+    SortKey.NUMBER: (_text(Invoice.number),),
+    SortKey.LEARNER: (func.lower(_text(Invoice.user_name, Invoice.user_email)),),
+    SortKey.COURSE: (func.lower(_text(Invoice.course_title)),),
+    SortKey.AMOUNT: (Invoice.currency, Invoice.gross),
+    SortKey.STATUS: (Invoice.status, Invoice.issued_at),
+}
+#: How a cursor's values are read back, for each sort (then the id).
+_CURSOR_KINDS: dict[SortKey, tuple[type, ...]] = {
+    SortKey.DATE: (datetime,), SortKey.NUMBER: (str,), SortKey.LEARNER: (str,), SortKey.COURSE: (str,),
+    SortKey.AMOUNT: (str, int), SortKey.STATUS: (str, datetime),
+}
+#: The columns a first click sorts from the top down: the latest and the largest first (names and numbers
+#: from A to Z, the others).
+_FIRST_DESCENDING = frozenset({SortKey.DATE, SortKey.AMOUNT})
+
+
+@dataclass(frozen=True)
+class Order:
+    """How the administrators' list is sorted: a column, and its direction."""
+
+    key: SortKey = SortKey.DATE
+    descending: bool = True
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "Order":
+        """``amount`` (ascending), ``-amount`` (descending)…; anything else is the default, newest first
+        (an unknown column is ignored: it never reaches the query)."""
+        text = (raw or "").strip()
+        try:
+            key = SortKey(text.removeprefix("-"))
+        except ValueError:
+            return cls()
+        return cls(key, text.startswith("-"))
+
+    @property
+    def param(self) -> str:
+        """The order as a URL parameter says it (the inverse of `parse`)."""
+        return f"-{self.key}" if self.descending else self.key.value
+
+    def clicked(self, key: SortKey) -> "Order":
+        """The order a click on the header of ``key`` asks for: the other direction of the current column,
+        or another column in its first direction."""
+        if key == self.key:
+            return Order(key, not self.descending)
+        return Order(key, key in _FIRST_DESCENDING)
+
+    @property
+    def columns(self) -> tuple[Any, ...]:
+        return (*_SORTED_BY[self.key], Invoice.id)
+
+    def order_by(self) -> list:
+        return [column.desc() if self.descending else column.asc() for column in self.columns]
+
+    def after(self, cursor: tuple) -> ColumnElement[bool]:
+        """The rows after ``cursor`` (the sort's values of the last row shown, and its id), in this order."""
+        key = tuple_(*self.columns)
+        return key < tuple_(*cursor) if self.descending else key > tuple_(*cursor)
+
+    def token(self, cursor: tuple) -> str:
+        """``cursor`` as a URL parameter (`read_token` reads it back)."""
+        values = [value.isoformat() if isinstance(value, datetime) else str(value) if isinstance(value, StrEnum)
+                  else value for value in cursor]
+        return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+    def read_token(self, raw: str) -> tuple:
+        """The cursor of a `token` of this order; ValueError if it is not one (forged, or of another order)."""
+        try:
+            values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        except (ValueError, TypeError) as err:  # binascii.Error and JSONDecodeError are ValueErrors
+            raise ValueError("not a cursor") from err
+        kinds = (*_CURSOR_KINDS[self.key], int)
+        if not isinstance(values, list) or len(values) != len(kinds):
+            raise ValueError("not a cursor of this order")
+        cursor = tuple(_read_value(kind, value) for kind, value in zip(kinds, values))
+        if not 0 < cursor[-1] < 2**31:
+            raise ValueError("not an invoice id")
+        return cursor
+
+
+def _read_value(kind: type, value):
+    if kind is datetime and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    if kind is str and isinstance(value, str) and len(value) <= 1000 and "\x00" not in value:
+        return value
+    if kind is int and type(value) is int and -2**63 <= value < 2**63:
+        return value
+    raise ValueError("not a cursor value")
+
+
+def admin_page(session, flt: InvoiceFilter, *, order: Order = Order(), after: tuple | None, limit: int):
+    """One page of invoices in ``order``, continuing after the ``after`` cursor: a keyset page that reads an
+    index in order from where the cursor left off, however deep, in either direction. Returns the page's
+    invoices and the cursor of the next page (None on the last one)."""
+    query = select(Invoice, *_SORTED_BY[order.key]).where(*flt.conditions(_dialect(session)))
     if after is not None:
-        query = query.where(key > tuple_(*after) if flt.oldest_first else key < tuple_(*after))
-    order = (Invoice.issued_at.asc(), Invoice.id.asc()) if flt.oldest_first else _NEWEST_FIRST
-    query = query.options(selectinload(Invoice.purchase)).order_by(*order)
-    rows = session.scalars(query.limit(limit + 1)).all()
-    return rows[:limit], len(rows) > limit
+        query = query.where(order.after(after))
+    query = query.options(selectinload(Invoice.purchase)).order_by(*order.order_by())
+    rows = session.execute(query.limit(limit + 1)).all()
+    if len(rows) <= limit:
+        return [row[0] for row in rows], None
+    last = rows[limit - 1]
+    return [row[0] for row in rows[:limit]], (*last[1:], last[0].id)
 
 
 def totals(session, flt: InvoiceFilter) -> list[tuple[str, int, int, int, int, int]]:
@@ -167,20 +282,44 @@ def totals(session, flt: InvoiceFilter) -> list[tuple[str, int, int, int, int, i
 EXPORT_BATCH = 500
 
 
+#: How a payment credited to an invoice was made: as its Pay click says, or as it was read for it (a payment on
+#: Stripe's hosted invoice page).
+_CREDITED_METHOD = func.coalesce(InvoicePayment.payment_method, PaymentAttempt.payment_method)
+
+
 def _request_methods(dialect: str):
-    """How the payments of Pay clicks credited to the invoice (payment requests, a deposit's balance) were
-    made: their distinct payment methods, comma-separated (None: no such payment)."""
-    method = PaymentAttempt.payment_method
-    joined = (func.string_agg(distinct(method), literal_column("','")) if dialect == "postgresql"
-              else func.group_concat(distinct(method)))
+    """How the payments credited to the invoice (payment requests, a deposit's balance, a payment on Stripe's
+    hosted invoice page) were made: their distinct payment methods, comma-separated (None: no such payment)."""
+    joined = (func.string_agg(distinct(_CREDITED_METHOD), literal_column("','")) if dialect == "postgresql"
+              else func.group_concat(distinct(_CREDITED_METHOD)))
     return (select(joined).select_from(InvoicePayment)
-            .join(PaymentAttempt, PaymentAttempt.id == InvoicePayment.attempt_id)
+            .outerjoin(PaymentAttempt, PaymentAttempt.id == InvoicePayment.attempt_id)
             .where(InvoicePayment.invoice_id == Invoice.id, InvoicePayment.status == "paid")
             .correlate(Invoice).scalar_subquery())
 
 
-def export_rows(session, flt: InvoiceFilter) -> Iterator:
-    """The filtered invoices for the exports, newest first, as they are read (memory stays flat whatever
+def payment_methods(session, invoice_ids: list[int]) -> dict[int, list[str]]:
+    """How each of these invoices was paid, as the exports say it: the stored payment methods of its purchase,
+    of its payment link's payment, and of the payments credited to it (`_request_methods`), distinct, sorted;
+    an invoice paid no known way is left out."""
+    if not invoice_ids:
+        return {}
+    bought = (select(Invoice.id, Purchase.payment_method).join(Purchase, Purchase.id == Invoice.purchase_id)
+              .where(Invoice.id.in_(invoice_ids)))
+    linked = select(PaymentAttempt.invoice_id, PaymentAttempt.payment_method).where(
+        PaymentAttempt.invoice_id.in_(invoice_ids))
+    credited = (select(InvoicePayment.invoice_id, _CREDITED_METHOD).select_from(InvoicePayment)
+                .outerjoin(PaymentAttempt, PaymentAttempt.id == InvoicePayment.attempt_id)
+                .where(InvoicePayment.invoice_id.in_(invoice_ids), InvoicePayment.status == "paid"))
+    found: dict[int, set[str]] = {}
+    for invoice_id, method in session.execute(union_all(bought, linked, credited)):
+        if method:
+            found.setdefault(invoice_id, set()).add(method)
+    return {invoice_id: sorted(methods) for invoice_id, methods in found.items()}
+
+
+def export_rows(session, flt: InvoiceFilter, order: Order = Order()) -> Iterator:
+    """The filtered invoices for the exports, in the list's ``order``, as they are read (memory stays flat whatever
     the number): each row with its amounts in minor units, the VAT rate of a purchase or the lowest and
     highest of an administrator's invoice's lines, the price a purchase was sold at (for its discount), and
     how it was paid: the purchase's payment method, the payment link's, and those of the payments credited
@@ -201,7 +340,7 @@ def export_rows(session, flt: InvoiceFilter) -> Iterator:
                     _request_methods(dialect).label("request_methods"))
              .outerjoin(Purchase, Purchase.id == Invoice.purchase_id)
              .outerjoin(link, link.invoice_id == Invoice.id)
-             .where(*flt.conditions(dialect)).order_by(*_NEWEST_FIRST)
+             .where(*flt.conditions(dialect)).order_by(*order.order_by())
              .execution_options(yield_per=EXPORT_BATCH))
     yield from session.execute(query)
 
@@ -312,10 +451,16 @@ def invoice_requests(session, invoice_id: int) -> list[RequestView]:
     return [RequestView(r, r.id in failed) for r in rows]
 
 
-def invoice_payments(session, invoice_id: int) -> list[InvoicePayment]:
-    """The payments Stripe credited to an invoice (not its own default payment)."""
-    return list(session.scalars(select(InvoicePayment).where(InvoicePayment.invoice_id == invoice_id)
-                                .order_by(InvoicePayment.id)))
+def invoice_payments(session, invoice_id: int) -> list[tuple[InvoicePayment, str | None]]:
+    """The payments Stripe credited to an invoice (its default payment once paid, on the hosted invoice page),
+    each with how it was made when known: as it was read for it, or its Pay click's or its purchase's (a
+    deposit's) method."""
+    bought = (select(Purchase.payment_method).where(Purchase.stripe_payment_intent_id == InvoicePayment.stripe_payment_intent_id)
+              .limit(1).correlate(InvoicePayment).scalar_subquery())
+    method = func.coalesce(InvoicePayment.payment_method, PaymentAttempt.payment_method, bought)
+    return [(payment, said) for payment, said in session.execute(
+        select(InvoicePayment, method).outerjoin(PaymentAttempt, PaymentAttempt.id == InvoicePayment.attempt_id)
+        .where(InvoicePayment.invoice_id == invoice_id).order_by(InvoicePayment.id))]
 
 
 def admin_requests(session, flt: RequestFilter, *, before_id: int | None, limit: int) -> tuple[list[RequestView], bool]:

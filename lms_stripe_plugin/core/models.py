@@ -382,6 +382,16 @@ class Invoice(Base):
         sa.Index("ix_lms_stripe_invoices_status_issued", "status", "issued_at", "id"),
         sa.Index("ix_lms_stripe_invoices_course_issued", "course_id", "issued_at", "id"),
         sa.Index("ix_lms_stripe_invoices_user_issued", "user_id", "issued_at", "id"),
+        # The list sorted by another column (billing.listing's Order): the same expressions, then the id; on
+        # PostgreSQL (as the search's, elsewhere the list is sorted by a scan).
+        sa.Index("ix_lms_stripe_invoices_number_sort", sa.func.coalesce(sa.text("number"), sa.text("''")),
+                 "id").ddl_if(dialect="postgresql"),
+        sa.Index("ix_lms_stripe_invoices_learner_sort",
+                 sa.func.lower(sa.func.coalesce(sa.text("user_name"), sa.text("user_email"), sa.text("''"))),
+                 "id").ddl_if(dialect="postgresql"),
+        sa.Index("ix_lms_stripe_invoices_course_sort",
+                 sa.func.lower(sa.func.coalesce(sa.text("course_title"), sa.text("''"))), "id").ddl_if(dialect="postgresql"),
+        sa.Index("ix_lms_stripe_invoices_amount_sort", "currency", "gross", "id"),
         # The search (see billing.listing): the start of a number or an e-mail address, the start of each
         # word of a name. On PostgreSQL, indexes made for those; elsewhere, scans.
         sa.Index("ix_lms_stripe_invoices_number_prefix", sa.func.upper(sa.text("number")),
@@ -616,7 +626,8 @@ class PaymentAttempt(Base):
 
 
 class InvoicePayment(Base):
-    """A payment Stripe credited to one of our invoices (its invoice_payment object)."""
+    """A payment Stripe credited to one of our invoices (its invoice_payment object): one attached to it, or
+    its default payment once paid (on Stripe's hosted invoice page)."""
 
     __tablename__ = "lms_stripe_invoice_payments"
 
@@ -629,6 +640,9 @@ class InvoicePayment(Base):
     currency: Mapped[str] = mapped_column(sa.String(3))
     status: Mapped[str] = mapped_column(sa.String(16))  # Stripe's: open, paid, canceled
     paid_at: Mapped[datetime | None]
+    #: How it was paid, when nothing else of ours says it (a Pay click's or a purchase's payment says it
+    #: itself): a payment made on Stripe's hosted invoice page, read from its PaymentIntent's charge.
+    payment_method: Mapped[str | None] = mapped_column(sa.String(32))
 
 
 class Reminder(Base):

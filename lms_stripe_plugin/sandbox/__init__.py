@@ -116,7 +116,8 @@ rates add to the total; ``subtotal``, ``subtotal_excluding_tax``, ``total``,
 Checkout's invoices), sets ``hosted_invoice_url``, ``invoice_pdf``, ``status_transitions.finalized_at``
 and status ``open``, applies the customer's balance (``starting_balance``, ``ending_balance``,
 ``amount_due``; ``customer.updated``) and opens the default payment: a PaymentIntent for
-``amount_remaining`` (``payment_intent.created``, ``confirmation_secret``) and an
+``amount_remaining`` (``payment_intent.created``, ``confirmation_secret``; cards, and SEPA Direct Debit on an
+invoice in euros) and an
 ``invoice_payment`` with ``is_default`` kept at ``amount_remaining`` and canceled (its
 PaymentIntent too) once nothing remains or the invoice is void. An invoice with 0 to pay is
 ``paid`` at once. ``/send`` fires ``invoice.sent`` and e-mails nobody, as test mode does (a draft is
@@ -215,7 +216,14 @@ Other pages: ``/i/{invoice}``, the hosted invoice page (``#seller-name``, ``#inv
 ``#invoice-status``, ``#invoice-total``, ``#due-date``, ``#custom-fields``, ``.invoice-line``, ``.tax-row``
 (one per tax rate, "TVA 20 % (incluse)"), ``#net-amount``, ``#amount-paid``, ``#amount-remaining``,
 ``#credited-amount``, ``.invoice-payment`` with ``data-status`` (the payments other than the default one),
-``#invoice-footer``, ``#credit-notes``, ``#download-pdf``; it takes no payment);
+``#invoice-footer``, ``#credit-notes``, ``#download-pdf``); while the invoice is open, ``#invoice-pay-form``
+pays what remains through its default payment (``invoice_paying.py``): ``#method-card`` and, for an invoice in
+euros, ``#method-sepa_debit`` (the sandbox's invoice template), the card fields and ``#iban`` of the checkout
+page, ``#billing-name``, ``#payment-error``, ``#pay``; a card pays at once (``payment_intent.succeeded``,
+``charge.succeeded`` whose metadata is the PaymentIntent's, empty, and which names no invoice, then
+``invoice_payment.paid`` with ``is_default``, ``invoice.updated``, ``invoice.paid``,
+``invoice.payment_succeeded``, ``charge.updated``); a SEPA debit fires ``payment_intent.processing`` and
+``charge.pending`` and the page says ``#payment-processing`` until it settles;
 ``/files/invoices/{id}.pdf`` (the same, in the currency's decimals); ``/files/credit_notes/{id}.pdf`` (in
 the language of its invoice's customer); ``/receipts/{charge}``.
 
@@ -226,6 +234,8 @@ Control endpoints (``/_sandbox``, JSON, no auth)
 ``POST /checkout/sessions/{id}/pay`` ``{"card", "method", "promotion_code", "email", "name",
 "iban", "expiry", "cvc", "terms_accepted", "country", "wallet"}`` (402 on decline; ``wallet`` pays
 through that wallet button, with ``card`` if given); ``POST /checkout/sessions/{id}/settle`` ``{"outcome": "succeeded"|"failed"}``;
+``POST /invoices/{id}/pay`` (as the hosted invoice page: ``{"card", "method", "iban", "name", "expiry",
+"cvc"}``, 402 on decline); ``POST /invoices/{id}/settle`` ``{"outcome"}`` (its SEPA debit);
 ``POST /charges/{id}/refund`` ``{"amount"}``; ``POST /charges/{id}/dispute``;
 ``POST /disputes/{id}/close`` ``{"outcome": "won"|"lost"}``; ``POST /refunds/{id}/fail``
 ``{"reason"}``; ``POST /clock/advance`` ``{"seconds"}``; ``POST /events/{id}/resend``;

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from .errors import invalid_param
 from .faults import fault_from_json
+from .invoice_paying import pay_invoice, settle_invoice_debit
 from .payments import SEPA_SUCCEEDS, PaymentAttempt, pay_session, settle_session, success_redirect
 from .refunds import close_dispute, create_refund, fail_refund, open_dispute
 from .state import SandboxState
@@ -105,6 +106,19 @@ def settle(session_id: str) -> Response:
     """Settle a delayed (SEPA) payment with ``{"outcome": "succeeded"|"failed"}``."""
     outcome = _body().get("outcome")
     return jsonify(_render(settle_session(_state(), session_id, outcome)))
+
+
+@bp.post("/invoices/<invoice_id>/pay")
+def pay_hosted_invoice(invoice_id: str) -> Response:
+    """Pay what remains of an invoice as its hosted page does (``{"card", "method", "iban", "name", "expiry",
+    "cvc"}``); 402 with Stripe's decline error when the card is declined."""
+    return jsonify(_render(pay_invoice(_state(), invoice_id, attempt_from_json(_body()))))
+
+
+@bp.post("/invoices/<invoice_id>/settle")
+def settle_hosted_invoice(invoice_id: str) -> Response:
+    """Settle the SEPA debit submitted on an invoice's page with ``{"outcome": "succeeded"|"failed"}``."""
+    return jsonify(_render(settle_invoice_debit(_state(), invoice_id, _body().get("outcome"))))
 
 
 @bp.post("/charges/<charge_id>/refund")

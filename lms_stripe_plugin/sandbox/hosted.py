@@ -12,6 +12,7 @@ from . import pdf
 from .amounts import format_amount
 from .checkout import apply_promotion_code, checked_session, priced_lines, remove_promotion_code
 from .errors import StripeError
+from .invoice_paying import pay_invoice, payable_intent, processing_intent
 from .locales import document_locale, language, money, page_locale, translator
 from .payments import PaymentAttempt, pay_session, success_redirect
 from .state import SandboxState
@@ -274,28 +275,54 @@ def _pdf_response(body: bytes, filename: str) -> Response:
 def invoice_page(invoice_id: str) -> Any:
     """The hosted invoice page linked from ``hosted_invoice_url``: what its PDF says (the account's details, the
     invoice's custom fields, lines, taxes, what was paid and what remains, its footer), in the customer's
-    language."""
+    language; while it is open, a form that pays what remains (see ``invoice_paying``)."""
+    return _render_invoice(_state(), invoice_id, {}, status=200)
+
+
+@bp.post("/i/<invoice_id>")
+def pay_invoice_page(invoice_id: str) -> Any:
+    """Pay what remains of the invoice; back to its page once paid (or submitted, for a bank debit)."""
     state = _state()
+    if _finalized_invoice(state, invoice_id) is None:
+        return _message("Not found", "This invoice does not exist.", 404, locale=_browser_locale())
+    try:
+        pay_invoice(state, invoice_id, attempt_from_form(request.form))
+    except StripeError as error:
+        return _render_invoice(state, invoice_id, request.form, status=402 if error.type == "card_error" else 400,
+                               error=error.message)
+    return redirect(request.path, code=303)
+
+
+def _render_invoice(state: SandboxState, invoice_id: str, form: Any, *, status: int, error: str | None = None) -> Any:
     with state.lock:
         invoice = _finalized_invoice(state, invoice_id)
         if invoice is None:
             return _message("Not found", "This invoice does not exist.", 404, locale=_browser_locale())
-        notes = [n for n in state.all("credit_note") if n["invoice"] == invoice_id]
-        # Stripe shows the page in the customer's preferred language, else the browser's.
-        customer = state.get(invoice["customer"], "customer") or {}
-        locale = (customer.get("preferred_locales") or [None])[0] or _browser_locale()
-        wording = pdf.Wording.of(locale, invoice["currency"])
-        rates = _rates(state, [invoice])
-        exclude = (invoice.get("rendering") or {}).get("amount_tax_display") == "exclude_tax"
-        lines = [{"description": line["description"], "quantity": line["quantity"],
-                  "amount": pdf.excluding_tax(line["amount"], line, rates) if exclude else line["amount"]}
-                 for line in invoice["lines"]["data"]]
-        context = {"invoice": state.render(invoice), "credit_notes": [state.render(n) for n in reversed(notes)],
-                   "payments": _received(state, invoice_id), "taxes": tax_rows(invoice, rates, wording._),
-                   "lines": lines, "exclude_tax": exclude, "seller": _seller(state), "money": wording.money,
-                   "date": wording.date, "_": wording._, "labelled": wording.labelled,
-                   "lang": language(locale)}
-    return render_template("invoice.html", **context)
+        context = _invoice_context(state, invoice)
+    _ = context["_"]
+    return render_template("invoice.html", form=form, error=_(error) if error else None, **context), status
+
+
+def _invoice_context(state: SandboxState, invoice: dict[str, Any]) -> dict[str, Any]:
+    """What ``invoice.html`` shows, in the language of the invoice's customer (else the browser's)."""
+    invoice_id = invoice["id"]
+    notes = [n for n in state.all("credit_note") if n["invoice"] == invoice_id]
+    customer = state.get(invoice["customer"], "customer") or {}
+    locale = (customer.get("preferred_locales") or [None])[0] or _browser_locale()
+    wording = pdf.Wording.of(locale, invoice["currency"])
+    rates = _rates(state, [invoice])
+    exclude = (invoice.get("rendering") or {}).get("amount_tax_display") == "exclude_tax"
+    lines = [{"description": line["description"], "quantity": line["quantity"],
+              "amount": pdf.excluding_tax(line["amount"], line, rates) if exclude else line["amount"]}
+             for line in invoice["lines"]["data"]]
+    intent = payable_intent(state, invoice)
+    methods = [(m, wording._(METHOD_LABELS[m][0]), wording._(METHOD_LABELS[m][1]))
+               for m in (intent["payment_method_types"] if intent else [])]
+    return {"invoice": state.render(invoice), "credit_notes": [state.render(n) for n in reversed(notes)],
+            "payments": _received(state, invoice_id), "taxes": tax_rows(invoice, rates, wording._),
+            "lines": lines, "exclude_tax": exclude, "seller": _seller(state), "money": wording.money,
+            "date": wording.date, "_": wording._, "labelled": wording.labelled, "lang": language(locale),
+            "methods": methods, "processing": processing_intent(state, invoice) is not None}
 
 
 @bp.get("/receipts/<charge_id>")

@@ -73,10 +73,13 @@ def open_default_payment(state: SandboxState, invoice: dict[str, Any]) -> None:
 
     Its PaymentIntent is announced by ``payment_intent.created`` and its ``client_secret`` is the
     invoice's ``confirmation_secret``. Its description, "Payment for Invoice", is what Stripe puts on
-    the PaymentIntents of invoices. The sandbox's account pays invoices by card only.
+    the PaymentIntents of invoices. Customers pay invoices "with any of the payment methods that you've
+    enabled in your Invoice template" (docs.stripe.com/invoicing/payment-methods): the sandbox's template
+    has cards, and SEPA Direct Debit, which takes euros only, on invoices in euros.
     """
+    methods = ["card", "sepa_debit"] if invoice["currency"] == "eur" else ["card"]
     intent = payment_intent_object(state, amount=invoice["amount_remaining"], currency=invoice["currency"],
-                                   customer=invoice["customer"], payment_method_types=["card"],
+                                   customer=invoice["customer"], payment_method_types=methods,
                                    description="Payment for Invoice")
     state.add(intent)
     state.add(payment_object(state, invoice, intent["id"], invoice["amount_remaining"], is_default=True))

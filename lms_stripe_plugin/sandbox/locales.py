@@ -179,6 +179,10 @@ FRENCH = {
     "Amount remaining": "Reste à payer",
     "Payments": "Paiements",
     "Download invoice (PDF)": "Télécharger la facture (PDF)",
+    "Pay this invoice": "Payer cette facture",
+    "A payment of this invoice is being processed.": "Un paiement de cette facture est en cours de traitement.",
+    "This invoice cannot be paid: it is not open, or a payment of it is being processed.":
+        "Cette facture ne peut pas être payée : elle n'est pas à payer, ou un paiement est en cours de traitement.",
     "Receipt": "Reçu",
     "This receipt does not exist.": "Ce reçu n'existe pas.",
     "This invoice does not exist.": "Cette facture n'existe pas.",

@@ -104,11 +104,11 @@ def pay_session(state: SandboxState, session_id: str, attempt: PaymentAttempt) -
     if session["amount_total"] == 0:
         return _complete_free(state, session, email, attempt)
     if attempt.method == "sepa_debit":
-        return _start_debit(state, session, email, attempt, _read_iban(state, attempt.iban))
+        return _start_debit(state, session, email, attempt, read_iban(state, attempt.iban))
     if attempt.wallet:
         payment = _read_wallet(state, session, attempt)
     else:
-        payment = _read_card(state, attempt) if attempt.method == "card" else _klarna(state, session, attempt)
+        payment = read_card(state, attempt) if attempt.method == "card" else _klarna(state, session, attempt)
     if payment.card is not None and payment.card.decline:
         _record_decline(state, session, email, attempt, payment)
         code, decline_code, message = payment.card.decline
@@ -149,7 +149,7 @@ def success_redirect(state: SandboxState, session: dict[str, Any]) -> str:
 # -- payment methods ------------------------------------------------------------------------
 
 
-def _read_card(state: SandboxState, attempt: PaymentAttempt) -> Payment:
+def read_card(state: SandboxState, attempt: PaymentAttempt) -> Payment:
     number = re.sub(r"[\s-]", "", attempt.card_number or "")
     if not number:
         raise card_error("Your card number is incomplete.", "incomplete_number", param="card_number")
@@ -236,7 +236,7 @@ def _klarna(state: SandboxState, session: dict[str, Any], attempt: PaymentAttemp
     return Payment("klarna", details)
 
 
-def _read_iban(state: SandboxState, text: str) -> Payment:
+def read_iban(state: SandboxState, text: str) -> Payment:
     iban = re.sub(r"\s", "", text or "").upper()
     if not iban:
         raise invalid_param("iban", "Your IBAN is incomplete.", code="invalid_bank_account_iban")
@@ -300,8 +300,15 @@ def _intent_object(state: SandboxState, session: dict[str, Any]) -> dict[str, An
 
 def _new_charge(state: SandboxState, session: dict[str, Any], intent: dict[str, Any], payment: Payment,
                 billing: tuple[str | None, str | None]) -> dict[str, Any]:
+    return new_charge(state, intent, payment, billing, base_url=state.private[session["id"]]["base_url"],
+                      origin={"session": session["id"]})
+
+
+def new_charge(state: SandboxState, intent: dict[str, Any], payment: Payment, billing: tuple[str | None, str | None],
+               *, base_url: str, origin: dict[str, str]) -> dict[str, Any]:
+    """A pending charge of ``intent`` paid with ``payment``, made on the page of ``origin`` (a Checkout Session,
+    an invoice), now the PaymentIntent's ``latest_charge``."""
     charge_id = new_id("ch")
-    base_url = state.private[session["id"]]["base_url"]
     charge = {
         "id": charge_id, "object": "charge", "amount": intent["amount"], "amount_captured": 0,
         "amount_refunded": 0, "application": None, "application_fee": None, "application_fee_amount": None,
@@ -321,12 +328,12 @@ def _new_charge(state: SandboxState, session: dict[str, Any], intent: dict[str, 
         "statement_descriptor_suffix": None, "status": "pending", "transfer_data": None, "transfer_group": None,
     }
     refunds = payment.card.refunds if payment.card else "succeed"
-    state.add(charge, {"refunds": refunds, "session": session["id"], "base_url": base_url})
+    state.add(charge, {"refunds": refunds, "base_url": base_url, **origin})
     intent["latest_charge"] = charge_id
     return charge
 
 
-def _mark_succeeded(state: SandboxState, intent: dict[str, Any], charge: dict[str, Any]) -> None:
+def mark_succeeded(state: SandboxState, intent: dict[str, Any], charge: dict[str, Any]) -> None:
     charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"],
                   outcome={"advice_code": None, "network_advice_code": None, "network_decline_code": None,
                            "network_status": "approved_by_network", "reason": None, "risk_level": "normal",
@@ -338,13 +345,13 @@ def _mark_succeeded(state: SandboxState, intent: dict[str, Any], charge: dict[st
     intent_succeeded(state, intent)
 
 
-def _settle_balance(state: SandboxState, charge: dict[str, Any]) -> None:
+def settle_balance(state: SandboxState, charge: dict[str, Any]) -> None:
     """The balance transaction comes after the charge succeeded, announced by ``charge.updated``."""
     charge["balance_transaction"] = new_id("txn")
     state.emit("charge.updated", charge, {"balance_transaction": None})
 
 
-def _mark_failed(state: SandboxState, intent: dict[str, Any], charge: dict[str, Any],
+def mark_failed(state: SandboxState, intent: dict[str, Any], charge: dict[str, Any],
                  failure: tuple[str, str | None, str], error_type: str) -> None:
     code, decline_code, message = failure
     charge.update(status="failed", paid=False, failure_code=code, failure_message=message,
@@ -367,7 +374,7 @@ def _record_decline(state: SandboxState, session: dict[str, Any], email: str, at
                     payment: Payment) -> None:
     intent = _ensure_intent(state, session, payment)
     charge = _new_charge(state, session, intent, payment, (email, attempt.name))
-    _mark_failed(state, intent, charge, payment.card.decline, "card_error")
+    mark_failed(state, intent, charge, payment.card.decline, "card_error")
 
 
 # -- completing the session ------------------------------------------------------------------
@@ -378,12 +385,12 @@ def _complete_now(state: SandboxState, session: dict[str, Any], email: str, atte
     _ensure_customer(state, session, email, attempt.name)
     intent = _ensure_intent(state, session, payment)
     charge = _new_charge(state, session, intent, payment, (email, attempt.name))
-    _mark_succeeded(state, intent, charge)
+    mark_succeeded(state, intent, charge)
     _mark_complete(state, session, email, attempt, "paid")
     _create_invoice_if_enabled(state, session, intent)
     _redeem_discount(state, session)
     state.emit("checkout.session.completed", session)
-    _settle_balance(state, charge)
+    settle_balance(state, charge)
     if payment.card is not None and payment.card.dispute:
         open_dispute(state, charge)
     return session
@@ -457,15 +464,15 @@ def settle_session(state: SandboxState, session_id: str, outcome: str | None = N
         raise invalid_param("outcome", "outcome must be `succeeded` or `failed`.")
     charge = state.require(intent["latest_charge"], "charge")
     if outcome == "succeeded":
-        _mark_succeeded(state, intent, charge)
+        mark_succeeded(state, intent, charge)
         settle_pending_refunds(state, charge, succeeded=True)
         session["payment_status"] = "paid"
         _create_invoice_if_enabled(state, session, intent)
         state.emit("checkout.session.async_payment_succeeded", session, {"payment_status": "unpaid"})
-        _settle_balance(state, charge)
+        settle_balance(state, charge)
     else:
         failure = ("insufficient_funds", None, "The customer's account has insufficient funds to cover this payment.")
-        _mark_failed(state, intent, charge, failure, "invalid_request_error")
+        mark_failed(state, intent, charge, failure, "invalid_request_error")
         settle_pending_refunds(state, charge, succeeded=False)
         intent_ended_unpaid(state, intent)
         state.emit("checkout.session.async_payment_failed", session)

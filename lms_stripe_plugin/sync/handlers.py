@@ -164,9 +164,22 @@ def _invoice_changed(state: PluginState, invoice: Invoice | None) -> None:
     prepaid.invoice_changed(state, invoice)
 
 
-def apply_invoice_payment(state: PluginState, payment: dict, event: dict, extra: None) -> None:
-    """A payment Stripe credited to one of our invoices: recorded, and the request it pays credited once."""
-    paying.apply_invoice_payment(state, payment)
+def read_payment_method(state: PluginState, payment: dict) -> str | None:
+    """How a payment of one of our invoices was paid, when nothing of ours says it (a payment on Stripe's
+    hosted invoice page): from its PaymentIntent's latest charge, read from Stripe once."""
+    intent = paying.unexplained_payment_intent(state.session, payment)
+    if intent is None:
+        return None
+    api_key = payment_settings.load(state.session).secret_key
+    _no_transaction(state)
+    charge = state.gateway.retrieve_payment_intent(intent, api_key=api_key).get("latest_charge")
+    return paying.payment_method_of(charge) if isinstance(charge, dict) else None
+
+
+def apply_invoice_payment(state: PluginState, payment: dict, event: dict, method: str | None) -> None:
+    """A payment Stripe credited to one of our invoices: recorded with how it was paid, and the request it
+    pays credited once."""
+    paying.apply_invoice_payment(state, payment, method=method)
 
 
 # -- refunds and disputes -------------------------------------------------------------------------------
@@ -243,8 +256,11 @@ _CHARGE = Handling("charge", apply_charge,
 _INVOICE = Handling("invoice", apply_invoice, reads="nothing: the event carries the whole invoice and its metadata")
 _BILLED_INVOICE = Handling("invoice", apply_billed_invoice,
                            reads="nothing: the event carries the invoice's amounts paid and remaining, and status")
-_INVOICE_PAYMENT = Handling("invoice_payment", apply_invoice_payment,
-                            reads="nothing: the event carries the payment, its amount and its PaymentIntent's id")
+_INVOICE_PAYMENT = Handling("invoice_payment", apply_invoice_payment, read_payment_method,
+                            reads="nothing for a Pay click's or a purchase's payment (the event carries the payment, "
+                                  "its amount and its PaymentIntent's id; their charges' events say how they were "
+                                  "paid); for another paid payment of one of our invoices (on Stripe's hosted "
+                                  "invoice page), its PaymentIntent with its latest charge, once: how it was paid")
 _PAYER_READS = ("nothing once the payment is recorded; before that (events come in any order), the PaymentIntent, "
                 "whose metadata names our purchase, and its Checkout Session, to record the payment first")
 _REFUND = Handling("refund", apply_refund, read_payer, reads=_PAYER_READS)

@@ -2,7 +2,7 @@
 page with its refunds, disputes and history)."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from flask import Response, abort, current_app, redirect, request, stream_with_context, url_for
@@ -19,7 +19,10 @@ from ..web import audit_text, exports
 from ..web.rendering import render
 from ._common import display_names, error_response, require_admin, require_user, state
 
-FILTER_NAMES = ("status", "course", "learner", "from", "to", "q", "order")
+FILTER_NAMES = ("status", "course", "learner", "from", "to", "q")
+#: The list's sortable columns, as its headers name them.
+SORTABLE = {"number": listing.SortKey.NUMBER, "date": listing.SortKey.DATE, "learner": listing.SortKey.LEARNER,
+            "course": listing.SortKey.COURSE, "gross": listing.SortKey.AMOUNT, "status": listing.SortKey.STATUS}
 
 
 def register(bp) -> None:
@@ -38,7 +41,10 @@ def my_invoices():
     user_id = st.host.user_id(user)
     rows = listing.learner_invoices(st.session, user_id)
     processing = [(purchase, _title(purchase.course_id)) for purchase in listing.learner_processing(st.session, user_id)]
-    return render("lms_stripe/my_invoices.html", invoices=rows, processing=processing,
+    labels: dict[str, str | None] = {}
+    paid_with = {invoice_id: _said(methods, labels)
+                 for invoice_id, methods in listing.payment_methods(st.session, [row.id for row in rows]).items()}
+    return render("lms_stripe/my_invoices.html", invoices=rows, processing=processing, paid_with=paid_with,
                   credit_notes=credit_notes.of_invoices(st.session, rows))
 
 
@@ -65,6 +71,7 @@ def invoice_context(invoice: Invoice) -> dict:
     return {"invoice": invoice, "purchase": invoice.purchase, "refunds": refunds, "lines": invoice.lines,
             "credit_notes": notes, "credit_notes_by_id": {note.stripe_credit_note_id: note for note in notes},
             "requests": listing.invoice_requests(session, invoice.id), "payments": listing.invoice_payments(session, invoice.id),
+            "paid_with": _said(listing.payment_methods(session, [invoice.id]).get(invoice.id, []), {}),
             "can_request": payable(invoice),
             "disputes": disputes.disputes_of(session, purchase_id) if purchase_id else [], "history": history,
             "refundable": cancellation.refundable(invoice, session),
@@ -90,7 +97,7 @@ def invoice_pdf(invoice_id: int):
     return redirect(invoice.pdf_url)
 
 
-def _parse_filter(args) -> tuple[listing.InvoiceFilter, dict]:
+def _parse_filter(args) -> tuple[listing.InvoiceFilter, listing.Order, dict]:
     errors = {}
 
     def day(name):
@@ -118,14 +125,25 @@ def _parse_filter(args) -> tuple[listing.InvoiceFilter, dict]:
     if date_from and date_to and date_from > date_to:
         errors["to"] = _("The end date is before the start date.")
         date_from = date_to = None
-    order = text("order", 16)
-    if order not in (None, "newest", "oldest"):
+    older = text("order", 16)  # the order of links made before the list was sortable by column
+    if older not in (None, "newest", "oldest"):
         errors["order"] = _("Unknown order.")
+    order = listing.Order.parse(args.get("sort")) if args.get("sort") \
+        else listing.Order(listing.SortKey.DATE, descending=older != "oldest")
     q = text("q")
     flt = listing.InvoiceFilter(status=InvoiceStatus(status) if status else None, course_id=text("course", 64),
                                 user_id=text("learner", 64), date_from=date_from, date_to=date_to, q=q,
-                                titled=_titled(q), oldest_first=order == "oldest")
-    return flt, errors
+                                titled=_titled(q))
+    return flt, order, errors
+
+
+def _listed_args(args, order: listing.Order) -> dict[str, Any]:
+    """The filters asked for, and the order unless it is the default: what every link of the list keeps (its
+    pages, its column headers, its totals and its exports)."""
+    kept: dict[str, Any] = {k: v for k, v in args.items() if k in FILTER_NAMES}
+    if order != listing.Order():
+        kept["sort"] = order.param
+    return kept
 
 
 def _courses() -> list[tuple[str, str]]:
@@ -148,45 +166,57 @@ def _titled(q: str | None) -> tuple[str, ...]:
     return tuple(course_id for course_id, title in _courses() if listing.title_matches(q, title))
 
 
-def _parse_cursor(raw: str | None):
+def _parse_cursor(raw: str | None, order: listing.Order):
     if not raw:
         return None
     try:
-        stamp, _sep, ident = raw.rpartition("_")
-        cursor = datetime.fromisoformat(stamp), int(ident)
+        return order.read_token(raw)
     except ValueError:
         abort(400)
-    if not 0 < cursor[1] < 2**31:
-        abort(400)
-    return cursor
 
 
 def admin_invoices():
     require_admin()
     st = state()
-    flt, errors = _parse_filter(request.args)
+    flt, order, errors = _parse_filter(request.args)
     limit = current_app.config["LMS_STRIPE_PAGE_SIZE"]
-    rows, more = listing.admin_page(st.session, flt, after=_parse_cursor(request.args.get("after")), limit=limit)
-    next_cursor = f"{rows[-1].issued_at.isoformat()}_{rows[-1].id}" if more and rows else None
-    args: dict[str, Any] = {k: v for k, v in request.args.items() if k in FILTER_NAMES}
+    rows, cursor = listing.admin_page(st.session, flt, order=order,
+                                      after=_parse_cursor(request.args.get("after"), order), limit=limit)
+    args = _listed_args(request.args, order)
+    filters = {k: v for k, v in args.items() if k != "sort"}
     courses = _courses()
+    headers = {name: {"url": url_for("lms_stripe.admin_invoices", **filters, sort=order.clicked(key).param),
+                      "sort": ("descending" if order.descending else "ascending") if key == order.key else None}
+               for name, key in SORTABLE.items()}
     return render("lms_stripe/admin/invoices.html", invoices=rows, statuses=list(InvoiceStatus),
                   courses=courses if len(courses) <= listing.COURSE_CHOICES else None,
                   totals_url=url_for("lms_stripe.admin_invoice_totals", **args), errors=errors, args=args,
-                  next_url=url_for("lms_stripe.admin_invoices", after=next_cursor, **args) if next_cursor else None,
+                  order=order, sorts=_sort_choices(), headers=headers,
+                  next_url=url_for("lms_stripe.admin_invoices", after=order.token(cursor), **args) if cursor else None,
                   csv_url=url_for("lms_stripe.admin_invoices_csv", **args),
                   xlsx_url=url_for("lms_stripe.admin_invoices_xlsx", **args),
                   first_url=url_for("lms_stripe.admin_invoices", **args) if request.args.get("after") else None), \
         (400 if errors else 200)
 
 
+def _sort_choices() -> list[tuple[str, str]]:
+    """The orders the list's "Sort by" box offers (its column headers, on a phone, are hidden)."""
+    key = listing.SortKey
+    return [(f"-{key.DATE}", _("Newest first")), (key.DATE, _("Oldest first")),
+            (key.NUMBER, _("Number, ascending")), (f"-{key.NUMBER}", _("Number, descending")),
+            (key.LEARNER, _("Learner, A to Z")), (f"-{key.LEARNER}", _("Learner, Z to A")),
+            (key.COURSE, _("Course, A to Z")), (f"-{key.COURSE}", _("Course, Z to A")),
+            (f"-{key.AMOUNT}", _("Amount, highest first")), (key.AMOUNT, _("Amount, lowest first")),
+            (key.STATUS, _("Status")), (f"-{key.STATUS}", _("Status, reversed"))]
+
+
 def admin_invoice_totals():
     """Totals per currency of the filtered invoices: asked for, not computed with every page of the list."""
     require_admin()
-    flt, errors = _parse_filter(request.args)
+    flt, order, errors = _parse_filter(request.args)
     if errors:
         return error_response(400, "; ".join(errors.values()))
-    args: dict[str, Any] = {k: v for k, v in request.args.items() if k in FILTER_NAMES}
+    args = _listed_args(request.args, order)
     return render("lms_stripe/admin/invoice_totals.html", totals=listing.totals(state().session, flt), args=args,
                   list_url=url_for("lms_stripe.admin_invoices", **args))
 
@@ -237,7 +267,13 @@ def _export_cells(rows):
 def _methods(row, labels: dict[str, str | None]) -> str | None:
     """How an exported invoice was paid, in the reader's language: "Card", or "Card, SEPA Direct Debit" when
     its payments were made in several ways (a deposit, then its balance)."""
-    found = {row.purchase_method, row.link_method, *(row.request_methods or "").split(",")} - {None, ""}
+    return _said({row.purchase_method, row.link_method, *(row.request_methods or "").split(",")}, labels)
+
+
+def _said(methods, labels: dict[str, str | None]) -> str | None:
+    """Stored payment methods in the reader's language, sorted, comma-separated (None: none); ``labels``
+    keeps the words of each method already looked up."""
+    found = set(methods) - {None, ""}
     if not found:
         return None
     for method in found - labels.keys():
@@ -248,11 +284,11 @@ def _methods(row, labels: dict[str, str | None]) -> str | None:
 def admin_invoices_csv():
     """The filtered invoices as CSV for the reader's spreadsheet, streamed as they are read."""
     require_admin()
-    flt, errors = _parse_filter(request.args)
+    flt, order, errors = _parse_filter(request.args)
     if errors:
         return error_response(400, "; ".join(errors.values()))
     zone = audit_text.time_zone()
-    chunks = exports.csv_chunks(_export_columns(zone), _export_cells(listing.export_rows(state().session, flt)),
+    chunks = exports.csv_chunks(_export_columns(zone), _export_cells(listing.export_rows(state().session, flt, order)),
                                 zone=zone)
     return Response(stream_with_context(chunks), mimetype="text/csv", content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": "attachment; filename=invoices.csv"})
@@ -261,11 +297,11 @@ def admin_invoices_csv():
 def admin_invoices_xlsx():
     """The filtered invoices as an Excel workbook (typed cells)."""
     require_admin()
-    flt, errors = _parse_filter(request.args)
+    flt, order, errors = _parse_filter(request.args)
     if errors:
         return error_response(400, "; ".join(errors.values()))
     zone = audit_text.time_zone()
-    workbook = exports.xlsx_file(_export_columns(zone), _export_cells(listing.export_rows(state().session, flt)),
+    workbook = exports.xlsx_file(_export_columns(zone), _export_cells(listing.export_rows(state().session, flt, order)),
                                  zone=zone, sheet=_("Invoices"))
     return Response(exports.file_chunks(workbook),
                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -13,6 +13,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from ..accounts import settings as payment_settings
+from ..core.enums import payment_method_label
 from ..core.i18n import current_locale, gettext, ngettext
 from ..core.models import utcnow
 from ..money import Money, format_rate
@@ -59,6 +60,7 @@ def template_context() -> dict:
         "lms_stripe_base": current_app.config["LMS_STRIPE_BASE_TEMPLATE"],
         "refund_failure": failure_text,
         "label": _label,
+        "method_label": payment_method_label,
         "stripe_mode": _stripe_mode,
         "currency_name": _currency_name,
     }

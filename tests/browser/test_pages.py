@@ -113,6 +113,7 @@ def _make_data(app, sandbox) -> dict:
                   .filter(Purchase.stripe_checkout_session_id == english).one().hosted_url,
                   "fr": db.session.query(Invoice).filter_by(purchase_id=purchases["fr"].id).one().hosted_url}
         charge = sandbox.state.all("charge")[0]["id"]
+        to_pay = _open_hosted_invoices(sandbox)
     refund = admin.post_form(f"/payments/admin/invoices/{bought.id}/refund", amount="5.00", reason="Late start")
     assert refund.status_code == 302, refund.get_data(as_text=True)
     manager = _Browserless(app, "manager")
@@ -132,9 +133,22 @@ def _make_data(app, sandbox) -> dict:
     links = [re.search(r"(/payments/pay/[\w-]+)", item.body).group(1) for item in for_user(
         app.config["LMS_STRIPE_MAIL_FILE"], None, email=learner.email, phone=None)]
     return {"learner": learner.id, "paid": paid, "open": {lang: purchases[f"open-{lang}"].id for lang in LANGUAGES},
-            "open_sessions": open_sessions, "bought": bought.id, "asked": asked.id, "hosted": hosted,
+            "open_sessions": open_sessions, "bought": bought.id, "asked": asked.id, "hosted": hosted, "to_pay": to_pay,
             "charge": charge, "pay_link": links[0], "link": link_id, "link_page": link_page,
             "learner": str(learner.id), **_settlement(app, admin, users["partner"])}
+
+
+def _open_hosted_invoices(sandbox) -> dict[str, str]:
+    """The hosted page of an invoice still to pay (its form to pay it) in each language: the first open
+    invoice whose customer speaks it."""
+    found: dict[str, str] = {}
+    for invoice in sandbox.state.all("invoice"):
+        customer = sandbox.state.get(invoice["customer"], "customer") or {}
+        lang = (customer.get("preferred_locales") or ["en"])[0].split("-")[0]
+        if invoice["status"] == "open" and invoice["amount_remaining"] > 0:
+            found.setdefault(lang, invoice["hosted_invoice_url"])
+    assert set(LANGUAGES) <= found.keys(), found
+    return found
 
 
 def _settlement(app, admin, partner) -> dict:
@@ -309,6 +323,7 @@ VISITS = [
     Visit("settings", lambda s, lang: "/payments/admin/settings", "admin"),
     Visit("settings refused", lambda s, lang: "/payments/admin/settings", "admin", _submit_settings_errors),
     Visit("invoices", lambda s, lang: "/payments/admin/invoices", "admin"),
+    Visit("invoices by amount", lambda s, lang: "/payments/admin/invoices?sort=-amount", "admin"),
     Visit("totals", lambda s, lang: "/payments/admin/invoices/totals", "admin"),
     Visit("invoice bought", lambda s, lang: f"/payments/admin/invoices/{s['bought']}", "admin"),
     Visit("invoice asked", lambda s, lang: f"/payments/admin/invoices/{s['asked']}", "admin"),
@@ -343,6 +358,7 @@ VISITS = [
     Visit("sandbox session complete", lambda s, lang: f"{s['sandbox'].url}/c/pay/{s['paid'][lang]}"),
     Visit("sandbox thank you", lambda s, lang: f"{s['sandbox'].url}/c/complete/{s['paid'][lang]}"),
     Visit("sandbox hosted invoice", lambda s, lang: s["hosted"][lang]),
+    Visit("sandbox hosted invoice to pay", lambda s, lang: s["to_pay"][lang]),
     Visit("sandbox receipt", lambda s, lang: f"{s['sandbox'].url}/receipts/{s['charge']}"),
 ]
 

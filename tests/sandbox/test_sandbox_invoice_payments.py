@@ -396,3 +396,108 @@ def test_three_decimal_invoice_lines_must_end_in_zero(client, learner):
     with pytest.raises(stripe.InvalidRequestError) as raised:
         client.v1.invoices.add_lines(invoice.id, params={"lines": [{"amount": 12345, "description": "Course"}]})
     assert raised.value.code == "invalid_charge_amount" and raised.value.param == "lines[0][amount]"
+
+
+# -- paying on the hosted invoice page ------------------------------------------------------------------
+
+
+PAGE_CARD = {"method": "card", "card_number": "4242 4242 4242 4242", "card_expiry": "12 / 34", "card_cvc": "123",
+             "billing_name": "Camille Martin"}
+
+
+def test_a_card_on_the_hosted_page_pays_the_default_payment_with_stripes_events(client, open_invoice, webhooks):
+    invoice = open_invoice(30000)
+    page = requests.get(invoice.hosted_invoice_url, timeout=10).text
+    # In the customer's language; cards, and SEPA Direct Debit on an invoice in euros (the invoice template).
+    assert 'id="invoice-pay-form"' in page and "Payer cette facture" in page and "Payer 300,00\xa0€" in page
+    assert 'id="method-card"' in page and 'id="method-sepa_debit"' in page and "Prélèvement SEPA" in page
+    mark = len(webhooks.events)
+    paid = requests.post(invoice.hosted_invoice_url, data=PAGE_CARD, allow_redirects=False, timeout=10)
+    assert paid.status_code == 303 and paid.headers["Location"].endswith(f"/i/{invoice.id}")
+
+    after = client.v1.invoices.retrieve(invoice.id, params={"expand": ["payments"]})
+    assert (after.status, after.amount_paid, after.amount_remaining) == ("paid", 30000, 0)
+    default = next(p for p in after.payments.data if p.is_default)
+    assert (default.status, default.amount_paid) == ("paid", 30000)
+    events = webhooks.events[mark:]
+    assert [e["type"] for e in events] == ["payment_intent.succeeded", "charge.succeeded", "invoice_payment.paid",
+                                           "invoice.updated", "invoice.paid", "invoice.payment_succeeded",
+                                           "charge.updated"]
+    charge = events[1]["data"]["object"]
+    # The charge says how it was paid, but names no invoice (the API has no Charge.invoice) and carries the
+    # PaymentIntent's metadata, in which Stripe puts nothing of the invoice's.
+    assert charge["payment_method_details"]["type"] == "card" and charge["metadata"] == {}
+    assert "invoice" not in charge and charge["payment_intent"] == default.payment.payment_intent
+    assert charge["billing_details"]["name"] == "Camille Martin"
+    assert events[2]["data"]["object"]["is_default"] is True
+    assert events[2]["data"]["object"]["payment"] == {"payment_intent": charge["payment_intent"],
+                                                      "type": "payment_intent"}
+    shown = requests.get(invoice.hosted_invoice_url, timeout=10).text
+    assert 'id="invoice-status">payée<' in shown and 'id="invoice-pay-form"' not in shown
+
+
+def test_an_invoice_in_another_currency_is_paid_by_card_only(client, open_invoice, control):
+    invoice = open_invoice(5000, currency="usd", rates=False)
+    page = requests.get(invoice.hosted_invoice_url, timeout=10).text
+    assert 'id="method-card"' in page and 'id="method-sepa_debit"' not in page and 'id="iban"' not in page
+    refused = control(f"/invoices/{invoice.id}/pay", {"method": "sepa_debit"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "method"
+    assert client.v1.invoices.retrieve(invoice.id).status == "open"
+
+
+def test_a_declined_card_on_the_hosted_page_leaves_the_invoice_to_pay(client, open_invoice, webhooks):
+    invoice = open_invoice(30000)
+    mark = len(webhooks.events)
+    declined = requests.post(invoice.hosted_invoice_url, data={**PAGE_CARD, "card_number": "4000 0000 0000 0002"},
+                             timeout=10)
+    assert declined.status_code == 402
+    assert 'id="payment-error" class="error" role="alert">Votre carte a été refusée.<' in declined.text
+    assert [e["type"] for e in webhooks.events[mark:]] == ["payment_intent.payment_failed", "charge.failed"]
+    assert client.v1.invoices.retrieve(invoice.id).status == "open"
+    paid = requests.post(invoice.hosted_invoice_url, data=PAGE_CARD, allow_redirects=False, timeout=10)
+    assert paid.status_code == 303 and client.v1.invoices.retrieve(invoice.id).status == "paid"
+
+
+@pytest.mark.parametrize("outcome, status", [("succeeded", "paid"), ("failed", "open")])
+def test_a_sepa_debit_on_the_hosted_page_is_credited_when_it_settles(client, open_invoice, control, webhooks,
+                                                                    outcome, status):
+    invoice = open_invoice(30000)
+    mark = len(webhooks.events)
+    submitted = control(f"/invoices/{invoice.id}/pay", {"method": "sepa_debit", "iban": "DE89370400440532013000"})
+    assert submitted.status_code == 200, submitted.text
+    events = webhooks.events[mark:]
+    assert [e["type"] for e in events] == ["payment_intent.processing", "charge.pending"]
+    assert events[1]["data"]["object"]["payment_method_details"]["type"] == "sepa_debit"
+    assert client.v1.invoices.retrieve(invoice.id).status == "open"
+    page = requests.get(invoice.hosted_invoice_url, timeout=10).text
+    assert 'id="payment-processing"' in page and 'id="invoice-pay-form"' not in page
+    again = control(f"/invoices/{invoice.id}/pay", {})
+    assert again.status_code == 400 and again.json()["error"]["code"] == "invoice_not_payable"
+
+    mark = len(webhooks.events)
+    assert control(f"/invoices/{invoice.id}/settle", {"outcome": outcome}).status_code == 200
+    types = [e["type"] for e in webhooks.events[mark:]]
+    after = client.v1.invoices.retrieve(invoice.id)
+    assert after.status == status
+    if outcome == "succeeded":
+        assert types[:3] == ["payment_intent.succeeded", "charge.succeeded", "invoice_payment.paid"]
+        assert after.amount_remaining == 0
+    else:
+        assert types == ["payment_intent.payment_failed", "charge.failed"]
+        assert after.amount_remaining == 30000  # still to pay, on the page again
+        assert 'id="invoice-pay-form"' in requests.get(invoice.hosted_invoice_url, timeout=10).text
+
+
+def test_an_invoice_that_is_not_open_cannot_be_paid_on_its_page(client, open_invoice, control, learner):
+    paid = open_invoice(30000)
+    assert control(f"/invoices/{paid.id}/pay", {}).status_code == 200
+    void = open_invoice(30000)
+    client.v1.invoices.void_invoice(void.id)
+    draft = client.v1.invoices.create(params={"customer": learner.id, "collection_method": "send_invoice",
+                                              "days_until_due": 30})
+    for invoice_id in (paid.id, void.id, draft.id):
+        refused = control(f"/invoices/{invoice_id}/pay", {})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invoice_not_payable"
+    assert control("/invoices/in_nope/pay", {}).status_code == 404
+    page = requests.post(paid.hosted_invoice_url, data=PAGE_CARD, timeout=10)
+    assert page.status_code == 400 and "ne peut pas être payée" in page.text
