@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .amounts import PricedLine, check_minimum, check_step, format_amount, price_lines, step
+from .connect import public_details, require_charges_enabled
 from .errors import StripeError, invalid_param, missing_param
 from .ids import checkout_session_id, new_id
 from .invoice_payments import intent_ended_unpaid
@@ -43,6 +44,7 @@ SESSION_PARAMS = {
 def create_session(state: SandboxState, params: Params, base_url: str) -> dict[str, Any]:
     """``POST /v1/checkout/sessions`` (payment mode, hosted page)."""
     params.reject_unimplemented(SESSION_PARAMS)
+    require_charges_enabled(state)  # a direct charge on a connected account needs its charges enabled
     _check_mode(params)
     lines = [_parse_line(state, item) for item in _line_items(params)]
     currency = _currency(params, lines)
@@ -73,7 +75,7 @@ def create_session(state: SandboxState, params: Params, base_url: str) -> dict[s
 
 def _check_terms(state: SandboxState, session: dict[str, Any]) -> None:
     consent = session["consent_collection"] or {}
-    if consent.get("terms_of_service") == "required" and not state.config.terms_of_service_url:
+    if consent.get("terms_of_service") == "required" and not public_details(state).terms_of_service_url:
         raise invalid_param("consent_collection[terms_of_service]", (
             "You cannot collect consent to your terms of service unless a URL is set in the Stripe Dashboard. "
             "Update your public business details with a terms of service URL."))
