@@ -122,7 +122,10 @@ the object they are about (a connected account's Checkout Session is paid on tha
 its business name and country). A direct charge needs ``charges_enabled``: Checkout Sessions are refused on an
 account without it, and paying one after Stripe disabled the account's charges is refused. Consent to terms
 needs the connected account's own terms URL (``/_sandbox/account`` with ``account``). Invoice numbers are
-counted per account.
+counted per account. ``payment_intent_data[application_fee_amount]`` (at most the total) is for direct charges
+only (Stripe's refusal otherwise): the PaymentIntent and charge carry it and the platform's ``application``;
+when the charge succeeds the platform gets an ``application_fee`` (``GET /v1/application_fees``, its own, not
+the account's) and ``application_fee.created`` on its own endpoint.
 
 Events of a connected account's objects carry ``"account": "acct_..."`` and are delivered to the Connect
 endpoint (``connect_webhook_url``/``connect_webhook_sink``, signed with ``connect_webhook_secret``); the

@@ -42,6 +42,7 @@ COLLECTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "prices": ("price", {"active": "active", "currency": "currency", "product": "product"}),
     "payment_method_configurations": ("payment_method_configuration", {"active": "active"}),
     "accounts": ("account", {}),
+    "application_fees": ("application_fee", {"charge": "charge"}),
 }
 
 

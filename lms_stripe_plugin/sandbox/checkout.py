@@ -51,7 +51,7 @@ def create_session(state: SandboxState, params: Params, base_url: str) -> dict[s
     session_id = checkout_session_id()
     private = {
         "lines": lines, "base_url": base_url, "coupon_id": None, "promotion_code_id": None,
-        "discount_id": new_id("di"), "payment_intent_data": _payment_intent_data(params.sub("payment_intent_data")),
+        "discount_id": new_id("di"), "payment_intent_data": _payment_intent_data(state, params.sub("payment_intent_data")),
     }
     methods, config, dynamic = _payment_offer(state, params, currency)
     session = _session_object(state, params, session_id, currency, base_url, methods)
@@ -64,6 +64,7 @@ def create_session(state: SandboxState, params: Params, base_url: str) -> dict[s
     state.add(session, private)
     refresh_amounts(state, session)
     check_minimum(session["amount_total"], currency)
+    _check_application_fee(private["payment_intent_data"]["application_fee_amount"], session["amount_total"])
     if dynamic:
         _drop_klarna_below_minimum(session)
     else:
@@ -71,6 +72,13 @@ def create_session(state: SandboxState, params: Params, base_url: str) -> dict[s
     private["wallets"] = session_wallets(config, session["payment_method_types"], session["automatic_tax"]["enabled"],
                                          params.has("shipping_address_collection"))
     return session
+
+
+def _check_application_fee(fee: int | None, total: int) -> None:
+    if fee is not None and fee > total:
+        # Stripe's wording of this refusal is not published; the sandbox's.
+        raise invalid_param("payment_intent_data[application_fee_amount]",
+                            f"The application fee ({fee}) cannot be greater than the amount of the payment ({total}).")
 
 
 def _check_terms(state: SandboxState, session: dict[str, Any]) -> None:
@@ -238,10 +246,17 @@ def _create_catalog(state: SandboxState, lines: list[dict[str, Any]], currency: 
             line["price_id"] = state.add(price)["id"]
 
 
-def _payment_intent_data(data: Params) -> dict[str, Any]:
-    data.reject_unimplemented({"description", "metadata", "receipt_email", "statement_descriptor",
-                               "statement_descriptor_suffix", "setup_future_usage"})
+def _payment_intent_data(state: SandboxState, data: Params) -> dict[str, Any]:
+    data.reject_unimplemented({"application_fee_amount", "description", "metadata", "receipt_email",
+                               "statement_descriptor", "statement_descriptor_suffix", "setup_future_usage"})
+    fee = data.integer("application_fee_amount", minimum=0)
+    if fee is not None and state.current_account() is None:
+        raise invalid_param(data.name("application_fee_amount"), (
+            "Can only apply an application_fee_amount when the PaymentIntent is attempting a direct payment "
+            "(using an OAuth key or Stripe-Account header) or destination payment (using "
+            "`transfer_data[destination]`)."))
     return {
+        "application_fee_amount": fee,
         "description": data.string("description", max_length=1000),
         "metadata": data.metadata(),
         "receipt_email": data.string("receipt_email"),

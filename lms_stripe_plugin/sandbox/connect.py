@@ -537,6 +537,37 @@ def require_charges_enabled(state: SandboxState) -> None:
             f"requirements.disabled_reason: {account['requirements']['disabled_reason']}).")
 
 
+#: The platform's Connect application, named in ``application`` of what it creates on connected accounts.
+PLATFORM_APPLICATION = "ca_sbxPlatform0000000000000000"
+
+
+def platform_application(state: SandboxState) -> str | None:
+    """``application`` of a PaymentIntent or charge the running code creates: the platform's on a connected
+    account (a direct charge), None on the platform's own account."""
+    return PLATFORM_APPLICATION if state.current_account() is not None else None
+
+
+def collect_application_fee(state: SandboxState, charge: dict[str, Any]) -> None:
+    """A direct charge with ``application_fee_amount`` that succeeds pays the platform its fee: an
+    ``application_fee`` of the platform (``application_fee.created`` on its own endpoint, without ``account``)."""
+    account_id = state.current_account()
+    if not charge["application_fee_amount"] or account_id is None:
+        return
+    fee = {
+        "id": new_id("fee"), "object": "application_fee", "account": account_id,
+        "amount": charge["application_fee_amount"], "amount_refunded": 0, "application": PLATFORM_APPLICATION,
+        "balance_transaction": new_id("txn"), "charge": charge["id"], "created": state.now(),
+        "currency": charge["currency"], "fee_source": {"charge": charge["id"], "type": "charge"}, "livemode": False,
+        "originating_transaction": None, "refunded": False,
+        "refunds": {**list_envelope([], "/v1/application_fees/{id}/refunds"), "total_count": 0},
+    }
+    fee["refunds"]["url"] = f"/v1/application_fees/{fee['id']}/refunds"
+    with state.acting_as(None):
+        state.add(fee)
+        state.emit("application_fee.created", fee, account=None)
+    charge["application_fee"] = fee["id"]
+
+
 @dataclass(frozen=True)
 class PublicDetails:
     """An account's public business details (its Dashboard's Settings, Public details)."""

@@ -10,7 +10,7 @@ from typing import Any
 from .bank_accounts import read_iban
 from .billing import create_session_invoice
 from .checkout import apply_promotion_code, checked_session, set_tax_location
-from .connect import require_charges_enabled
+from .connect import collect_application_fee, platform_application, require_charges_enabled
 from .errors import StripeError, card_error, invalid_param
 from .ids import new_id, random_string
 from .refunds import open_dispute, settle_pending_refunds
@@ -288,6 +288,7 @@ def _intent_object(state: SandboxState, session: dict[str, Any]) -> dict[str, An
         metadata=data["metadata"], receipt_email=data["receipt_email"], setup_future_usage=data["setup_future_usage"],
         statement_descriptor=data["statement_descriptor"],
         statement_descriptor_suffix=data["statement_descriptor_suffix"],
+        application_fee_amount=data["application_fee_amount"], application=platform_application(state),
     )
 
 
@@ -297,7 +298,8 @@ def _new_charge(state: SandboxState, session: dict[str, Any], intent: dict[str, 
     base_url = state.private[session["id"]]["base_url"]
     charge = {
         "id": charge_id, "object": "charge", "amount": intent["amount"], "amount_captured": 0,
-        "amount_refunded": 0, "application": None, "application_fee": None, "application_fee_amount": None,
+        "amount_refunded": 0, "application": intent["application"], "application_fee": None,
+        "application_fee_amount": intent["application_fee_amount"],
         "balance_transaction": None,
         "billing_details": {"address": dict(NULL_ADDRESS), "email": billing[0], "name": billing[1],
                             "phone": None, "tax_id": None},
@@ -325,6 +327,7 @@ def _mark_succeeded(state: SandboxState, intent: dict[str, Any], charge: dict[st
                            "network_status": "approved_by_network", "reason": None, "risk_level": "normal",
                            "risk_score": 20, "seller_message": "Payment complete.", "type": "authorized"})
     intent.update(status="succeeded", amount_received=intent["amount"], last_payment_error=None, processing=None)
+    collect_application_fee(state, charge)
     state.emit("payment_intent.succeeded", intent)
     state.emit("charge.succeeded", charge)
     # A PaymentIntent attached to an invoice before it succeeded is credited now (attach_payment).

@@ -268,6 +268,7 @@ _RESOURCES = {
     "payment_intents": "PaymentIntent", "charges": "Charge", "disputes": "Dispute", "events": "Event",
     "products": "Product", "prices": "Price", "invoiceitems": "InvoiceItem",
     "payment_method_configurations": "PaymentMethodConfiguration", "accounts": "Account",
+    "application_fees": "ApplicationFee",
 }
 _CREATED_HERE = ("customers", "tax_rates", "coupons", "promotion_codes", "refunds", "credit_notes", "invoices",
                  "invoiceitems", "payment_method_configurations", "accounts")

@@ -48,6 +48,7 @@ OBJECT_LABELS = {
     "price": "price",
     "payment_method_configuration": "payment_method_configuration",
     "account": "account",
+    "application_fee": "application fee",
 }
 
 

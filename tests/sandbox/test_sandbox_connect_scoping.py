@@ -201,3 +201,37 @@ def test_the_deliveries_say_which_endpoint(client, make_school, sandbox, create_
     endpoints = {(json.loads(json.dumps(a.endpoint)), a.event_type) for a in sandbox.state.deliveries}
     assert ("connect", "account.updated") in endpoints and ("account", "checkout.session.completed") in endpoints
     assert ("connect", "checkout.session.completed") in endpoints
+
+
+def test_an_application_fee_on_a_direct_charge_is_the_platforms(client, make_school, pay, webhooks, connect_webhooks):
+    alpha = make_school()
+    webhooks.calls.clear()
+    session = client.v1.checkout.sessions.create(
+        params=_session_params(payment_intent_data={"application_fee_amount": 500}), options=_on(alpha))
+    pay(session.id)
+    intent = client.v1.payment_intents.retrieve(
+        client.v1.checkout.sessions.retrieve(session.id, options=_on(alpha)).payment_intent,
+        params={"expand": ["latest_charge"]}, options=_on(alpha))
+    charge = intent.latest_charge
+    assert intent.application_fee_amount == charge.application_fee_amount == 500
+    assert charge.application == intent.application and charge.application.startswith("ca_")
+    fee = client.v1.application_fees.retrieve(charge.application_fee)
+    assert (fee.amount, fee.account, fee.charge, fee.currency) == (500, alpha, charge.id, "eur")
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.application_fees.retrieve(fee.id, options=_on(alpha))
+    assert webhooks.types() == ["application_fee.created"] and "account" not in webhooks.events[0]
+    assert "application_fee.created" not in connect_webhooks.types()
+
+
+def test_an_application_fee_needs_a_direct_charge_within_its_amount(client, make_school):
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.checkout.sessions.create(params=_session_params(payment_intent_data={"application_fee_amount": 500}))
+    assert raised.value.param == "payment_intent_data[application_fee_amount]"
+    assert "Stripe-Account header" in raised.value.user_message
+    alpha = make_school()
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.checkout.sessions.create(
+            params=_session_params(payment_intent_data={"application_fee_amount": 5001}), options=_on(alpha))
+    assert raised.value.param == "payment_intent_data[application_fee_amount]"
+    plain = client.v1.checkout.sessions.create(params=_session_params(), options=_on(alpha))
+    assert plain.status == "open"
