@@ -4,6 +4,12 @@ Every request names the API version the plugin is written for (`API_VERSION`), a
 parameters are the SDK's typed params (its ``*Params`` TypedDicts), so that mypy checks what is sent
 against the pinned API. Every method returns plain dicts (Stripe's JSON), so that services never handle
 SDK objects. Every call that creates something takes an idempotency key derived from one of our rows.
+
+Connect: ``gateway.for_account("acct_...")`` is the same gateway making every call on a school's connected
+account (the SDK's ``stripe_account`` option, the ``Stripe-Account`` header: direct charges, its customers,
+invoices, refunds...); the plain gateway makes them on the account whose key it is given, as before. The
+platform's own Connect calls (`create_connected_account`, `create_account_link`) refuse a bound gateway.
+Connected accounts are Accounts v1 configured by their controller properties (`CONNECTED_ACCOUNT_CONTROLLER`).
 """
 from __future__ import annotations
 
@@ -16,7 +22,8 @@ import stripe
 from ..core.i18n import gettext as _
 from ..core.logs import get_logger
 from ..errors import CardDeclined, ConfigurationError, GatewayError, NotFound, WebhookSignatureError
-from .types import (CreditNoteCreateParams, CreditNoteListParams, CustomerBalanceTransactionCreateParams,
+from .types import (AccountCreateParams, AccountCreateParamsController, AccountLinkCreateParams,
+                    CreditNoteCreateParams, CreditNoteListParams, CustomerBalanceTransactionCreateParams,
                     CustomerBalanceTransactionListParams, CustomerCreateParams, CustomerUpdateParams,
                     DisputeListParams, InvoiceAddLinesParams, InvoiceAttachPaymentParams, InvoiceCreateParams,
                     InvoiceListParams, InvoicePaymentListParams,
@@ -34,10 +41,33 @@ API_VERSION = "2026-10-28.endive"
 #: Placeholder key of the shared client; every request passes the key in force (settings page or config).
 _UNSET_KEY = "sk_unset"
 
+#: How the platform's connected accounts are configured: businesses with their own full Stripe Dashboard that
+#: pay Stripe's fees themselves, Stripe liable for their negative balances and collecting their requirements
+#: (the configuration of a "Standard" account, expressed with Accounts v1's controller properties, as Stripe
+#: recommends instead of ``type``; docs.stripe.com/connect/migrate-to-controller-properties).
+CONNECTED_ACCOUNT_CONTROLLER: AccountCreateParamsController = {
+    "stripe_dashboard": {"type": "full"},
+    "fees": {"payer": "account"},
+    "losses": {"payments": "stripe"},
+    "requirement_collection": "stripe",
+}
+
 
 class StripeGateway:
-    def __init__(self, client: stripe.StripeClient):
+    def __init__(self, client: stripe.StripeClient, *, stripe_account: str | None = None):
         self._client = client
+        self._stripe_account = stripe_account
+
+    def for_account(self, account_id: str) -> "StripeGateway":
+        """This gateway, making every call on the connected account ``account_id`` (``Stripe-Account``)."""
+        if not account_id or not account_id.startswith("acct_"):
+            raise ConfigurationError(_("Not a Stripe connected account id: %(account)s.", account=repr(account_id)))
+        return StripeGateway(self._client, stripe_account=account_id)
+
+    @property
+    def stripe_account(self) -> str | None:
+        """The connected account every call is made on; None for the account whose key is used."""
+        return self._stripe_account
 
     @classmethod
     def from_config(cls, config) -> "StripeGateway":
@@ -54,6 +84,33 @@ class StripeGateway:
     @property
     def v1(self):
         return self._client.v1
+
+    # -- Connect: the platform's connected accounts and their onboarding --------------------------------
+
+    def create_connected_account(self, params: AccountCreateParams, *, api_key: str | None,
+                                 idempotency_key: str) -> dict:
+        """A connected account of the platform, configured by `CONNECTED_ACCOUNT_CONTROLLER` (whatever
+        ``params`` says of the controller); its onboarding is not started."""
+        self._platform_only("create_connected_account")
+        sent: AccountCreateParams = {**params, "controller": CONNECTED_ACCOUNT_CONTROLLER}
+        return self._call(lambda o: self.v1.accounts.create(sent, o), api_key, idempotency_key)
+
+    def retrieve_account(self, account_id: str, *, api_key: str | None) -> dict:
+        """A connected account as Stripe has it now: ``details_submitted``, ``charges_enabled``,
+        ``payouts_enabled``, ``requirements``..."""
+        return self._call(lambda o: self.v1.accounts.retrieve(account_id, None, o), api_key)
+
+    def create_account_link(self, params: AccountLinkCreateParams, *, api_key: str | None) -> dict:
+        """A single-use URL (``url``, good until ``expires_at``) to Stripe's hosted onboarding of a connected
+        account. No idempotency key: each call must give a new link, since a link opened once (or expired)
+        only sends the browser to ``refresh_url``, where the platform asks for another."""
+        self._platform_only("create_account_link")
+        return self._call(lambda o: self.v1.account_links.create(params, o), api_key)
+
+    def _platform_only(self, name: str) -> None:
+        if self._stripe_account is not None:
+            raise ConfigurationError(_("%(call)s is made by the platform for its connected accounts: call it on the "
+                                       "platform's gateway, not on one made for a connected account.", call=name))
 
     # -- calls ---------------------------------------------------------------------------------------
 
@@ -216,6 +273,8 @@ class StripeGateway:
         options: dict = {"api_key": api_key}
         if idempotency_key:
             options["idempotency_key"] = idempotency_key
+        if self._stripe_account:
+            options["stripe_account"] = self._stripe_account
         try:
             result = request(options)
         except stripe.StripeError as err:
@@ -245,6 +304,11 @@ def _load_json(payload: bytes) -> dict:
     return event
 
 
+def _error_code(err: stripe.StripeError) -> str | None:
+    """The error's ``code``; the SDK leaves it off its PermissionError, the body still has it."""
+    return getattr(err, "code", None) or getattr(getattr(err, "error", None), "code", None)
+
+
 def _translate(err: stripe.StripeError) -> Exception:
     """Stripe's error as one of ours; the message says what to do next."""
     message = err.user_message or str(err)
@@ -252,6 +316,10 @@ def _translate(err: stripe.StripeError) -> Exception:
     log.warning("Stripe error %s (%s): %s", type(err).__name__, code, err)
     if isinstance(err, stripe.CardError):
         return CardDeclined(message or _("The card was declined."), code=code)
+    if isinstance(err, stripe.PermissionError) and _error_code(err) == "account_invalid":
+        return ConfigurationError(
+            _("Stripe no longer gives access to this school's Stripe account: it may have been disconnected. "
+              "Connect the school's account again."), code="account_invalid")
     if isinstance(err, stripe.AuthenticationError | stripe.PermissionError):
         return ConfigurationError(
             _("Stripe refused the API key: check the secret key on the payment settings page."), code=code)

@@ -1,6 +1,7 @@
 """The SDK's typed request params that services build, re-exported so that only the boundary imports
 ``stripe``: mypy checks each request against the pinned API version's parameters."""
-from stripe.params import (CreditNoteCreateParams, CreditNoteListParams, CustomerBalanceTransactionCreateParams,
+from stripe.params import (AccountCreateParams, AccountCreateParamsBusinessProfile, AccountCreateParamsController,
+                           AccountLinkCreateParams, CreditNoteCreateParams, CreditNoteListParams, CustomerBalanceTransactionCreateParams,
                            CustomerBalanceTransactionListParams, CustomerCreateParams, CustomerUpdateParams,
                            DisputeListParams, InvoiceAddLinesParams, InvoiceAddLinesParamsLine,
                            InvoiceAttachPaymentParams, InvoiceCreateParams, InvoiceListParams, InvoicePaymentListParams,
@@ -11,7 +12,8 @@ from stripe.params.checkout import (SessionCreateParams, SessionCreateParamsInvo
                                     SessionCreateParamsLineItem, SessionListParams)
 
 __all__ = [
-    "CreditNoteCreateParams", "CreditNoteListParams", "CustomerBalanceTransactionCreateParams",
+    "AccountCreateParams", "AccountCreateParamsBusinessProfile", "AccountCreateParamsController",
+    "AccountLinkCreateParams", "CreditNoteCreateParams", "CreditNoteListParams", "CustomerBalanceTransactionCreateParams",
     "CustomerBalanceTransactionListParams", "CustomerCreateParams", "CustomerUpdateParams",
     "DisputeListParams", "InvoiceAddLinesParams", "InvoiceAddLinesParamsLine", "InvoiceAttachPaymentParams",
     "InvoiceCreateParams", "InvoiceListParams", "InvoicePaymentListParams", "PaymentMethodConfigurationCreateParams",

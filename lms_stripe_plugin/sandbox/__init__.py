@@ -17,11 +17,14 @@ Public API
 ``create_app(*, webhook_url=None, webhook_secret="whsec_sandbox", webhook_sink=None,
 public_url=None, delayed_settle_seconds=None, deliver_async=True, webhook_retry_backoff=0.5,
 webhook_max_attempts=5, refund_failure_seconds=1.0, webhook_shuffle=False, webhook_concurrency=1,
-webhook_shuffle_seed=None, terms_of_service_url=None, business_name=None, business_address=())`` returns the
+webhook_shuffle_seed=None, terms_of_service_url=None, business_name=None, business_address=(),
+connect_webhook_url=None, connect_webhook_secret="whsec_sandbox_connect", connect_webhook_sink=None,
+account_verification="verified")`` returns the
 Flask app (``webhook_shuffle`` delivers the events of
 each request in random order, ``webhook_concurrency`` delivers that many at once); its
 :class:`SandboxState` is ``app.extensions["stripe_sandbox"]`` (``wait_for_deliveries(timeout)``,
-``deliveries``, ``all(object_type)``, ``get(id)``, ``advance_clock(seconds)``, ``reset()``).
+``deliveries`` (each with its ``endpoint``: ``account`` or ``connect``), ``all(object_type)``, ``get(id)``,
+``owner_of(id)``, ``advance_clock(seconds)``, ``reset()``).
 ``SandboxServer(port=0, host="127.0.0.1", **create_app_kwargs)`` serves it from a thread
 (``start()``, ``url``, ``app``, ``state``, ``stop()``, context manager).
 ``sign_payload(payload, secret, timestamp=None)`` makes a ``Stripe-Signature`` value.
@@ -35,7 +38,7 @@ retrieve, list, ``/lines``, ``/add_lines``, ``/finalize``, ``/send``, ``/void``,
 invoice_payments, payment_intents, charges, disputes, events (retrieve, list); refunds and
 credit_notes (create, retrieve, list); disputes (update with ``evidence``/``submit``, ``/close``);
 payment_records (``/report_payment``, retrieve).
-``Idempotency-Key`` (per account) keeps the first answer of a request whose
+``Idempotency-Key`` (per account: the ``Stripe-Account`` header's, else the platform's) keeps the first answer of a request whose
 endpoint began to run, whatever its status (2xx, 4xx, 5xx), and replays it
 (``Idempotent-Replayed: true``; a kept 5xx carries ``Stripe-Should-Retry: false``). Requests
 refused before the endpoint ran (authentication, parameter validation, a key in use: 409) keep
@@ -82,6 +85,52 @@ has terms of service (``create_app(terms_of_service_url=...)`` or ``POST /_sandb
 guest) the page asks for the country (``requires_location_inputs``). Klarna is refused below its
 minimum (EUR 1.00 or equivalent) and when the currency is not that of the customer's country. ``session.url`` is null once the session is
 complete or expired, as on Stripe.
+
+Connect: connected accounts, ``Stripe-Account``, Connect webhooks
+-----------------------------------------------------------------
+``POST /v1/accounts`` (the platform only: another account's header is refused, "Only Stripe Connect platforms
+can work with other accounts") creates a connected account configured by its controller properties, as Stripe
+recommends instead of ``type`` (not modelled): the sandbox models businesses with their own full Stripe
+Dashboard (``controller[stripe_dashboard][type]=full``, ``[fees][payer]=account``, ``[losses][payments]=stripe``,
+``[requirement_collection]=stripe``, the defaults); other controller values are ``parameter_unsupported``. It
+takes ``country`` (AT, BE, CH, DE, ES, FI, FR, GB, IE, IT, LU, NL, PT, US; default DE), ``default_currency``
+(that country's), ``email``, ``business_type``, ``company[name]``, ``business_profile`` (``mcc``, ``name``,
+``product_description``, ``support_*``, ``url``), ``capabilities`` (``card_payments``, ``transfers``) and
+``metadata``; each account gets its own default payment method configuration. ``GET /v1/accounts``,
+``GET /v1/accounts/{id}`` (the platform, or the account itself; otherwise 403 ``account_invalid``) and
+``POST /v1/accounts/{id}`` (profile, email, metadata; ``business_type`` and ``company`` until an Account Link
+exists). The account object has ``details_submitted``, ``charges_enabled``, ``payouts_enabled``,
+``requirements`` (``currently_due``, ``eventually_due``, ``past_due``, ``pending_verification``,
+``current_deadline``, ``disabled_reason``, ``errors``, ``alternatives``), ``capabilities``,
+``business_profile``, ``company``, ``controller``, ``external_accounts``, ``settings`` and ``tos_acceptance``;
+how requirements move is in ``connect.py``. Every change fires ``account.updated`` with
+``previous_attributes``; the payout bank account fires ``account.external_account.created``.
+
+``POST /v1/account_links`` (``account``, ``type=account_onboarding``, ``refresh_url`` and ``return_url``
+required (``url_invalid`` unless http(s)); ``account_update`` is refused for full-Dashboard accounts; ``collect``
+or ``collection_options``) answers ``{"object": "account_link", "created", "expires_at" (+300 s), "url"}``.
+The ``url`` is single use: opened once it leads to the hosted onboarding; opened again or after ``expires_at``
+it redirects to ``refresh_url``. The onboarding pages (``onboarding.py``: ids, steps, errors) ask the company
+name, its activity (an MCC), its products or services and the payout IBAN, then the services agreement; the
+details are then verified, and the browser goes to ``return_url``.
+
+A request with ``Stripe-Account: acct_...`` (one of the platform's accounts; else 403 ``account_invalid``)
+acts as that account: what it creates belongs to it, and it sees only its own objects (and its Account); the
+platform's objects and other accounts' answer 404 ``resource_missing`` (400 when sent as a parameter), and the
+platform does not see the account's objects either. Hosted pages and control endpoints act as the owner of
+the object they are about (a connected account's Checkout Session is paid on that account, its invoice shows
+its business name and country). A direct charge needs ``charges_enabled``: Checkout Sessions are refused on an
+account without it, and paying one after Stripe disabled the account's charges is refused. Consent to terms
+needs the connected account's own terms URL (``/_sandbox/account`` with ``account``). Invoice numbers are
+counted per account. ``payment_intent_data[application_fee_amount]`` (at most the total) is for direct charges
+only (Stripe's refusal otherwise): the PaymentIntent and charge carry it and the platform's ``application``;
+when the charge succeeds the platform gets an ``application_fee`` (``GET /v1/application_fees``, its own, not
+the account's) and ``application_fee.created`` on its own endpoint.
+
+Events of a connected account's objects carry ``"account": "acct_..."`` and are delivered to the Connect
+endpoint (``connect_webhook_url``/``connect_webhook_sink``, signed with ``connect_webhook_secret``); the
+platform's own events have no ``account`` and go to the account endpoint. ``GET /v1/events`` lists the events
+of the account the request acts as.
 
 Customers and invoices (payment requests)
 -----------------------------------------
@@ -239,7 +288,14 @@ through that wallet button, with ``card`` if given); ``POST /checkout/sessions/{
 ``POST /charges/{id}/refund`` ``{"amount"}``; ``POST /charges/{id}/dispute``;
 ``POST /disputes/{id}/close`` ``{"outcome": "won"|"lost"}``; ``POST /refunds/{id}/fail``
 ``{"reason"}``; ``POST /clock/advance`` ``{"seconds"}``; ``POST /events/{id}/resend``;
-``GET /deliveries``; ``POST|GET|DELETE /faults`` with ``{"method", "path", "kind":
+``GET /deliveries`` (with each attempt's ``endpoint``);
+``POST /accounts/{id}/onboarding`` ``{"company_name", "activity", "description", "iban"}`` (fills in and
+submits the hosted onboarding, defaults for everything); ``POST /accounts/{id}/verification`` ``{"outcome":
+"verified"|"documents_required"|"pending"}`` (at once for an account whose submitted details are verified or
+being verified, else at its next verification); ``POST /accounts/{id}/disable`` ``{"reason": ...}`` (a
+``requirements.disabled_reason`` of the pinned API, default ``under_review``); ``GET|POST /account`` with
+``"account": "acct_..."`` reads or sets a connected account's ``terms_of_service_url`` and
+``business_address``; ``POST|GET|DELETE /faults`` with ``{"method", "path", "kind":
 "500"|"429"|"timeout"|"connection"|"card_error", "times", "timeout_seconds", "after"}``
 (``after`` with ``timeout`` or ``500``: the request is carried out, then its answer is held back
 or replaced by a 500 that its idempotency key keeps).

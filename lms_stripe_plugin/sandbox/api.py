@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from . import (checkout, credit_notes, customer_balance, invoices, payment_method_configurations, payment_records, refunds,
-               resources)
+from . import (account_links, checkout, connect, credit_notes, customer_balance, invoices, payment_method_configurations,
+               payment_records, refunds, resources)
 from .errors import StripeError, invalid_param, unrecognized_url
 from .faults import Fault, fault_error
 from .idempotency import SavedResponse, fingerprint_of
@@ -41,6 +41,8 @@ COLLECTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "products": ("product", {"active": "active"}),
     "prices": ("price", {"active": "active", "currency": "currency", "product": "product"}),
     "payment_method_configurations": ("payment_method_configuration", {"active": "active"}),
+    "accounts": ("account", {}),
+    "application_fees": ("application_fee", {"charge": "charge"}),
 }
 
 
@@ -70,6 +72,7 @@ def _before() -> Response | None:
         if response is not None:
             return response
     g.api_key = _authenticate()
+    g.account_scope = state.enter_account(_acting_account(state))
     g.stripe_params = parse_pairs([*request.args.items(multi=True), *request.form.items(multi=True)])
     _check_params()
     return _begin_idempotency(state)
@@ -131,6 +134,18 @@ def _authenticate() -> str:
     if not key.startswith(("sk_test_", "rk_test_")) or len(key) <= 8:
         raise StripeError(f"Invalid API Key provided: {_mask(key)}", status=401, code="api_key_invalid")
     return key
+
+
+def _acting_account(state: SandboxState) -> str | None:
+    """The connected account a ``Stripe-Account`` header makes the request act as (None: the platform itself);
+    403 ``account_invalid`` unless it is one of the platform's accounts."""
+    header = request.headers.get("Stripe-Account")
+    if header is None:
+        return None
+    account = connect.connected_account(state, header.strip())
+    if account is None:
+        raise connect.no_access(_mask(g.api_key), header)
+    return account["id"]
 
 
 def _mask(key: str) -> str:
@@ -202,6 +217,9 @@ def _teardown(_exc: BaseException | None) -> None:
     pending = g.pop("idempotency", None)
     if pending is not None:
         _state().idempotency.release(pending[0])
+    scope = g.pop("account_scope", None)
+    if scope is not None:
+        _state().leave_account(scope)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -307,6 +325,38 @@ def list_payment_method_configurations() -> Response:
         items = [c for c in items if (c["application"] or "") == wanted]
     g.stripe_params = {k: v for k, v in g.stripe_params.items() if k != "application"}
     return _list(items, {"active": "active"})
+
+
+# -- Connect: connected accounts and their onboarding links ----------------------------------------------
+
+
+@bp.post("/accounts")
+def create_account() -> Response:
+    return _respond(connect.create_account(_state(), _params()))
+
+
+@bp.get("/accounts/<account_id>")
+def retrieve_account(account_id: str) -> Response:
+    _only_expand()
+    account = _state().get(account_id, "account")
+    if account is None:
+        raise connect.no_access(_mask(g.api_key), account_id)
+    return _respond(account)
+
+
+@bp.post("/accounts/<account_id>")
+def update_account(account_id: str) -> Response:
+    if _state().get(account_id, "account") is None:
+        raise connect.no_access(_mask(g.api_key), account_id)
+    return _respond(connect.update_account(_state(), account_id, _params()))
+
+
+@bp.post("/account_links")
+def create_account_link() -> Response:
+    state = _state()
+    _params().reject_unimplemented({"account", "collect", "collection_options", "refresh_url", "return_url", "type"})
+    link = account_links.create_account_link(state, _params(), base_url(state))
+    return jsonify(link)
 
 
 # -- invoices ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import api, control, hosted
+from . import api, control, hosted, onboarding
 from .checkout import sweep_expired_sessions
 from .errors import StripeError, unrecognized_url
 from .payment_method_configurations import seed_default_configuration
@@ -35,6 +35,10 @@ def create_app(
     terms_of_service_url: str | None = None,
     business_name: str | None = None,
     business_address: tuple[str, ...] | list[str] = (),
+    connect_webhook_url: str | None = None,
+    connect_webhook_secret: str = "whsec_sandbox_connect",
+    connect_webhook_sink: WebhookSink | None = None,
+    account_verification: str = "verified",
 ) -> Flask:
     """Build a sandbox app; its :class:`SandboxState` is ``app.extensions["stripe_sandbox"]``.
 
@@ -51,7 +55,15 @@ def create_app(
     without it Checkout refuses ``consent_collection[terms_of_service]=required``. ``business_name`` and
     ``business_address`` (lines) are the account's public business details, at the top of its invoices
     (``account_name``) and credit notes.
+
+    Connect: events of connected accounts (they carry ``account``) go to the Connect endpoint,
+    ``connect_webhook_url`` or ``connect_webhook_sink``, signed with ``connect_webhook_secret``; the platform's
+    own events go to ``webhook_url``/``webhook_sink``. ``account_verification`` is what verifying a connected
+    account's submitted details gives unless ``/_sandbox/accounts/{id}/verification`` says otherwise:
+    ``verified`` (test mode's immediate verification), ``documents_required`` or ``pending``.
     """
+    if account_verification not in ("verified", "documents_required", "pending"):
+        raise ValueError("account_verification must be verified, documents_required or pending.")
     app = Flask(__name__, template_folder="templates")
     config = SandboxConfig(
         webhook_url=webhook_url, webhook_secret=webhook_secret, webhook_sink=webhook_sink, public_url=public_url,
@@ -60,13 +72,16 @@ def create_app(
         refund_failure_seconds=refund_failure_seconds,
         delivery_order=DeliveryOrder(webhook_shuffle, webhook_concurrency, webhook_shuffle_seed),
         terms_of_service_url=terms_of_service_url, business_name=business_name or "Stripe Sandbox",
-        business_address=tuple(business_address),
+        business_address=tuple(business_address), connect_webhook_url=connect_webhook_url,
+        connect_webhook_secret=connect_webhook_secret, connect_webhook_sink=connect_webhook_sink,
+        account_verification=account_verification,
     )
     state = SandboxState(config, seed=_seed, on_clock=sweep_expired_sessions)
     app.extensions["stripe_sandbox"] = state
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)
     app.register_blueprint(hosted.bp)
+    app.register_blueprint(onboarding.bp)
     app.register_error_handler(StripeError, _stripe_error)
     app.register_error_handler(404, _not_found)
     app.register_error_handler(405, _not_found)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .amounts import PricedLine, check_minimum, check_step, format_amount, price_lines, step
+from .connect import public_details, require_charges_enabled
 from .errors import StripeError, invalid_param, missing_param
 from .ids import checkout_session_id, new_id
 from .invoice_payments import intent_ended_unpaid
@@ -43,13 +44,14 @@ SESSION_PARAMS = {
 def create_session(state: SandboxState, params: Params, base_url: str) -> dict[str, Any]:
     """``POST /v1/checkout/sessions`` (payment mode, hosted page)."""
     params.reject_unimplemented(SESSION_PARAMS)
+    require_charges_enabled(state)  # a direct charge on a connected account needs its charges enabled
     _check_mode(params)
     lines = [_parse_line(state, item) for item in _line_items(params)]
     currency = _currency(params, lines)
     session_id = checkout_session_id()
     private = {
         "lines": lines, "base_url": base_url, "coupon_id": None, "promotion_code_id": None,
-        "discount_id": new_id("di"), "payment_intent_data": _payment_intent_data(params.sub("payment_intent_data")),
+        "discount_id": new_id("di"), "payment_intent_data": _payment_intent_data(state, params.sub("payment_intent_data")),
     }
     methods, config, dynamic = _payment_offer(state, params, currency)
     session = _session_object(state, params, session_id, currency, base_url, methods)
@@ -62,6 +64,7 @@ def create_session(state: SandboxState, params: Params, base_url: str) -> dict[s
     state.add(session, private)
     refresh_amounts(state, session)
     check_minimum(session["amount_total"], currency)
+    _check_application_fee(private["payment_intent_data"]["application_fee_amount"], session["amount_total"])
     if dynamic:
         _drop_klarna_below_minimum(session)
     else:
@@ -71,9 +74,16 @@ def create_session(state: SandboxState, params: Params, base_url: str) -> dict[s
     return session
 
 
+def _check_application_fee(fee: int | None, total: int) -> None:
+    if fee is not None and fee > total:
+        # Stripe's wording of this refusal is not published; the sandbox's.
+        raise invalid_param("payment_intent_data[application_fee_amount]",
+                            f"The application fee ({fee}) cannot be greater than the amount of the payment ({total}).")
+
+
 def _check_terms(state: SandboxState, session: dict[str, Any]) -> None:
     consent = session["consent_collection"] or {}
-    if consent.get("terms_of_service") == "required" and not state.config.terms_of_service_url:
+    if consent.get("terms_of_service") == "required" and not public_details(state).terms_of_service_url:
         raise invalid_param("consent_collection[terms_of_service]", (
             "You cannot collect consent to your terms of service unless a URL is set in the Stripe Dashboard. "
             "Update your public business details with a terms of service URL."))
@@ -236,10 +246,17 @@ def _create_catalog(state: SandboxState, lines: list[dict[str, Any]], currency: 
             line["price_id"] = state.add(price)["id"]
 
 
-def _payment_intent_data(data: Params) -> dict[str, Any]:
-    data.reject_unimplemented({"description", "metadata", "receipt_email", "statement_descriptor",
-                               "statement_descriptor_suffix", "setup_future_usage"})
+def _payment_intent_data(state: SandboxState, data: Params) -> dict[str, Any]:
+    data.reject_unimplemented({"application_fee_amount", "description", "metadata", "receipt_email",
+                               "statement_descriptor", "statement_descriptor_suffix", "setup_future_usage"})
+    fee = data.integer("application_fee_amount", minimum=0)
+    if fee is not None and state.current_account() is None:
+        raise invalid_param(data.name("application_fee_amount"), (
+            "Can only apply an application_fee_amount when the PaymentIntent is attempting a direct payment "
+            "(using an OAuth key or Stripe-Account header) or destination payment (using "
+            "`transfer_data[destination]`)."))
     return {
+        "application_fee_amount": fee,
         "description": data.string("description", max_length=1000),
         "metadata": data.metadata(),
         "receipt_email": data.string("receipt_email"),

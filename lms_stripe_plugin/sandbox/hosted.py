@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request
 from markupsafe import Markup, escape
 
-from . import pdf
+from . import connect, pdf
 from .amounts import format_amount
 from .checkout import apply_promotion_code, checked_session, priced_lines, remove_promotion_code
 from .errors import StripeError
@@ -38,6 +38,24 @@ def custom_text_html(text: str) -> Markup:
 
 def _state() -> SandboxState:
     return current_app.extensions["stripe_sandbox"]
+
+
+@bp.before_request
+def _act_as_owner() -> None:
+    """A page about an object (a session, an invoice, a charge) acts as the account that owns it: a connected
+    account's Checkout Session is paid on that account, its invoice shows that account's details."""
+    for value in (request.view_args or {}).values():
+        scope = connect.scope_of(_state(), value)
+        if scope is not connect.EVERY_ACCOUNT:
+            g.hosted_scope = _state().enter_account(scope)  # type: ignore[arg-type]
+            return
+
+
+@bp.teardown_request
+def _leave_scope(_exc: BaseException | None) -> None:
+    scope = g.pop("hosted_scope", None)
+    if scope is not None:
+        _state().leave_account(scope)
 
 
 def _message(title: str, message: str, status: int = 200, link: tuple[str, str] | None = None,
@@ -230,7 +248,8 @@ def tax_rows(invoice: dict[str, Any], rates: dict[str, dict[str, Any]],
 
 
 def _seller(state: SandboxState) -> pdf.Seller:
-    return pdf.Seller(state.config.business_name, state.config.business_address)
+    details = connect.public_details(state)
+    return pdf.Seller(details.name, details.address)
 
 
 def _wording(state: SandboxState, invoice: dict[str, Any]) -> pdf.Wording:

@@ -11,11 +11,10 @@ from collections import OrderedDict
 from typing import Any
 
 from .amounts import PricedLine, TaxShare, line_taxes
+from .connect import public_details
 from .ids import new_id
 from .listing import list_envelope
 from .state import SandboxState
-
-ACCOUNT_COUNTRY = "DE"
 
 
 # -- taxes -----------------------------------------------------------------------------------
@@ -98,8 +97,9 @@ def invoice_object(state: SandboxState, invoice_id: str, customer: dict[str, Any
                    **fields: Any) -> dict[str, Any]:
     """A draft invoice without lines; ``fields`` override the defaults."""
     now = state.now()
+    seller = public_details(state)
     invoice = {
-        "id": invoice_id, "object": "invoice", "account_country": ACCOUNT_COUNTRY, "account_name": state.config.business_name,
+        "id": invoice_id, "object": "invoice", "account_country": seller.country, "account_name": seller.name,
         "account_tax_ids": None, "amount_due": 0, "amount_overpaid": 0, "amount_paid": 0,
         "amount_paid_off_stripe": 0, "amount_remaining": 0, "amount_shipping": 0, "application": None,
         "attempt_count": 0, "attempted": False, "auto_advance": False,

@@ -257,4 +257,64 @@ FRENCH = {
     "fraudulent": "frauduleux",
     "order change": "modification de la commande",
     "product unsatisfactory": "produit insatisfaisant",
+    # Connect onboarding (onboarding.html): the sandbox's wording, Stripe's own pages are not published
+    "← Return to %(platform)s": "← Retour à %(platform)s",
+    "Return to %(platform)s": "Retour à %(platform)s",
+    "Step %(number)s of 2": "Étape %(number)s sur 2",
+    "Please correct the following:": "Veuillez corriger les points suivants :",
+    "%(platform)s uses Stripe to take payments for you. Tell Stripe about your business.":
+        "%(platform)s utilise Stripe pour encaisser vos paiements. Présentez votre entreprise à Stripe.",
+    "Your business": "Votre entreprise",
+    "Verification": "Vérification",
+    "A document is needed": "Un document est nécessaire",
+    "Your account": "Votre compte",
+    "Company name": "Nom de l’entreprise",
+    "Activity": "Activité",
+    "Choose your activity": "Choisissez votre activité",
+    "Your products or services": "Vos produits ou services",
+    "For example: training courses in data science, online and in class.":
+        "Par exemple : formations en science des données, en ligne et en présentiel.",
+    "IBAN of the account that receives your payouts": "IBAN du compte qui reçoit vos virements",
+    "Test mode: use FR14 2004 1010 0505 0001 3M02 606 or DE89 3704 0044 0532 0130 00.":
+        "Mode test : utilisez FR14 2004 1010 0505 0001 3M02 606 ou DE89 3704 0044 0532 0130 00.",
+    "Your details": "Vos informations",
+    "Payout account": "Compte de versement",
+    "IBAN ending in %(last4)s": "IBAN se terminant par %(last4)s",
+    "Change these details": "Modifier ces informations",
+    "Stripe verifies your company's details before you can accept payments. In test mode the verification is "
+    "immediate.": "Stripe vérifie les informations de votre entreprise avant que vous puissiez accepter des "
+                  "paiements. En mode test, la vérification est immédiate.",
+    "I confirm that this information is accurate and I accept the Stripe Connected Account Agreement.":
+        "Je confirme l’exactitude de ces informations et j’accepte le Contrat de compte connecté Stripe.",
+    "Submit for verification": "Envoyer pour vérification",
+    "Stripe needs a document to verify your company: an official registration document, such as an extract of "
+    "the trade register.": "Stripe a besoin d’un document pour vérifier votre entreprise : un justificatif "
+                           "officiel d’immatriculation, comme un extrait Kbis.",
+    "Provide it by %(date)s to keep accepting payments.":
+        "Fournissez-le avant le %(date)s pour continuer à accepter des paiements.",
+    "Registration document (PDF, JPEG or PNG, 10 MB at most)":
+        "Justificatif d’immatriculation (PDF, JPEG ou PNG, 10 Mo au plus)",
+    "Upload and submit": "Téléverser et envoyer",
+    "Accept the Stripe Connected Account Agreement to continue.":
+        "Acceptez le Contrat de compte connecté Stripe pour continuer.",
+    "Enter the name of your company.": "Saisissez le nom de votre entreprise.",
+    "The company name can have at most 100 characters.": "Le nom de l’entreprise peut comporter au plus 100 caractères.",
+    "Choose your activity.": "Choisissez votre activité.",
+    "Describe your products or services.": "Décrivez vos produits ou services.",
+    "The description can have at most 500 characters.": "La description peut comporter au plus 500 caractères.",
+    "Choose the document to upload.": "Choisissez le document à téléverser.",
+    "The document must be a PDF, JPEG or PNG file.": "Le document doit être un fichier PDF, JPEG ou PNG.",
+    "The document is empty.": "Le document est vide.",
+    "The document is larger than 10 MB.": "Le document dépasse 10 Mo.",
+    "Your account is complete: you can accept payments.": "Votre compte est complet : vous pouvez accepter des paiements.",
+    "Stripe is verifying your information. You can accept payments once it is verified.":
+        "Stripe vérifie vos informations. Vous pourrez accepter des paiements une fois la vérification terminée.",
+    "Stripe has paused payments on this account. Contact Stripe support to know more.":
+        "Stripe a suspendu les paiements de ce compte. Contactez le support Stripe pour en savoir plus.",
+    "This onboarding link does not exist.": "Ce lien d’inscription n’existe pas.",
+    "Schools and educational services": "Écoles et services éducatifs",
+    "Business and secretarial schools": "Écoles de commerce et de secrétariat",
+    "Trade and vocational schools": "Écoles professionnelles et techniques",
+    "Colleges and universities": "Établissements d’enseignement supérieur et universités",
+    "Digital goods: books, films, music and courses": "Biens numériques : livres, films, musique et cours",
 }

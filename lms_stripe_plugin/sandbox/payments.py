@@ -7,8 +7,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .bank_accounts import read_iban as checked_iban
 from .billing import create_session_invoice
 from .checkout import apply_promotion_code, checked_session, set_tax_location
+from .connect import collect_application_fee, platform_application, require_charges_enabled
 from .errors import StripeError, card_error, invalid_param
 from .ids import new_id, random_string
 from .refunds import open_dispute, settle_pending_refunds
@@ -97,6 +99,7 @@ def pay_session(state: SandboxState, session_id: str, attempt: PaymentAttempt) -
     """Submit payment for an open session; returns the session or raises the error to show."""
     session = checked_session(state, session_id)
     _check_payable(session, attempt)
+    require_charges_enabled(state)  # the session's account (the page acts as its owner) may have lost them
     email = _payer_email(state, session, attempt)
     if attempt.promotion_code and attempt.promotion_code.strip():
         apply_promotion_code(state, session, attempt.promotion_code)
@@ -237,22 +240,12 @@ def _klarna(state: SandboxState, session: dict[str, Any], attempt: PaymentAttemp
 
 
 def read_iban(state: SandboxState, text: str) -> Payment:
-    iban = re.sub(r"\s", "", text or "").upper()
-    if not iban:
-        raise invalid_param("iban", "Your IBAN is incomplete.", code="invalid_bank_account_iban")
-    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}", iban) or not _iban_checksum_ok(iban):
-        raise invalid_param("iban", "Your IBAN is invalid.", code="invalid_bank_account_iban")
+    iban = checked_iban(text)
     details = {"sepa_debit": {"bank_code": iban[4:12], "branch_code": "", "country": iban[:2],
                               "fingerprint": fingerprint(), "generated_from": None, "last4": iban[-4:],
                               "mandate": new_id("mandate")},
                "type": "sepa_debit"}
     return Payment("sepa_debit", details, extra={"fails": iban in SEPA_FAILING_IBANS})
-
-
-def _iban_checksum_ok(iban: str) -> bool:
-    rearranged = iban[4:] + iban[:4]
-    digits = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(digits) % 97 == 1
 
 
 # -- objects: customer, payment intent, charge ---------------------------------------------------
@@ -295,6 +288,7 @@ def _intent_object(state: SandboxState, session: dict[str, Any]) -> dict[str, An
         metadata=data["metadata"], receipt_email=data["receipt_email"], setup_future_usage=data["setup_future_usage"],
         statement_descriptor=data["statement_descriptor"],
         statement_descriptor_suffix=data["statement_descriptor_suffix"],
+        application_fee_amount=data["application_fee_amount"], application=platform_application(state),
     )
 
 
@@ -311,7 +305,8 @@ def new_charge(state: SandboxState, intent: dict[str, Any], payment: Payment, bi
     charge_id = new_id("ch")
     charge = {
         "id": charge_id, "object": "charge", "amount": intent["amount"], "amount_captured": 0,
-        "amount_refunded": 0, "application": None, "application_fee": None, "application_fee_amount": None,
+        "amount_refunded": 0, "application": intent["application"], "application_fee": None,
+        "application_fee_amount": intent["application_fee_amount"],
         "balance_transaction": None,
         "billing_details": {"address": dict(NULL_ADDRESS), "email": billing[0], "name": billing[1],
                             "phone": None, "tax_id": None},
@@ -339,6 +334,7 @@ def mark_succeeded(state: SandboxState, intent: dict[str, Any], charge: dict[str
                            "network_status": "approved_by_network", "reason": None, "risk_level": "normal",
                            "risk_score": 20, "seller_message": "Payment complete.", "type": "authorized"})
     intent.update(status="succeeded", amount_received=intent["amount"], last_payment_error=None, processing=None)
+    collect_application_fee(state, charge)
     state.emit("payment_intent.succeeded", intent)
     state.emit("charge.succeeded", charge)
     # A PaymentIntent attached to an invoice before it succeeded is credited now (attach_payment).

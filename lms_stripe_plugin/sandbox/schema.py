@@ -267,10 +267,11 @@ _RESOURCES = {
     "refunds": "Refund", "credit_notes": "CreditNote", "invoices": "Invoice", "invoice_payments": "InvoicePayment",
     "payment_intents": "PaymentIntent", "charges": "Charge", "disputes": "Dispute", "events": "Event",
     "products": "Product", "prices": "Price", "invoiceitems": "InvoiceItem",
-    "payment_method_configurations": "PaymentMethodConfiguration",
+    "payment_method_configurations": "PaymentMethodConfiguration", "accounts": "Account",
+    "application_fees": "ApplicationFee",
 }
 _CREATED_HERE = ("customers", "tax_rates", "coupons", "promotion_codes", "refunds", "credit_notes", "invoices",
-                 "invoiceitems", "payment_method_configurations")
+                 "invoiceitems", "payment_method_configurations", "accounts")
 _NESTED = {
     ("GET", "/v1/checkout/sessions"): stripe.params.checkout.SessionListParams,
     ("POST", "/v1/checkout/sessions"): stripe.params.checkout.SessionCreateParams,
@@ -297,6 +298,9 @@ _NESTED = {
     ("POST", "/v1/invoices/{id}/attach_payment"): stripe.params.InvoiceAttachPaymentParams,
     ("POST", "/v1/payment_records/report_payment"): stripe.params.PaymentRecordReportPaymentParams,
     ("GET", "/v1/payment_records/{id}"): stripe.params.PaymentRecordRetrieveParams,
+    # Connect: the StripeClient's ``accounts.update`` (``AccountModifyParams`` are the legacy resource API's).
+    ("POST", "/v1/accounts/{id}"): stripe.params.AccountUpdateParams,
+    ("POST", "/v1/account_links"): stripe.params.AccountLinkCreateParams,
 }
 
 

@@ -32,7 +32,8 @@ def sign_payload(payload: bytes, secret: str, timestamp: int | None = None) -> s
 
 @dataclass(frozen=True)
 class DeliveryAttempt:
-    """One try at delivering one event; ``status_code`` is None when no answer came."""
+    """One try at delivering one event; ``status_code`` is None when no answer came. ``endpoint`` is
+    ``account`` (the platform's own events) or ``connect`` (events of connected accounts)."""
 
     event_id: str
     event_type: str
@@ -40,6 +41,7 @@ class DeliveryAttempt:
     status_code: int | None
     error: str | None
     at: float
+    endpoint: str = "account"
 
     @property
     def succeeded(self) -> bool:
@@ -79,8 +81,9 @@ class Deliverer:
 
     def __init__(self, *, url: str | None, secret: str, sink: WebhookSink | None, asynchronous: bool,
                  backoff: float, max_attempts: int, stop_event: threading.Event,
-                 order: DeliveryOrder | None = None) -> None:
+                 order: DeliveryOrder | None = None, endpoint: str = "account") -> None:
         self.url, self.secret, self.sink = url, secret, sink
+        self.endpoint = endpoint
         self.asynchronous = asynchronous
         self.backoff, self.max_attempts = backoff, max_attempts
         self.order = order or DeliveryOrder()
@@ -190,7 +193,7 @@ class Deliverer:
     def _ensure_threads(self) -> None:
         self._threads = [t for t in self._threads if t.is_alive()]
         while len(self._threads) < self.order.concurrency:
-            thread = threading.Thread(target=self._loop, name="stripe-sandbox-webhooks", daemon=True)
+            thread = threading.Thread(target=self._loop, name=f"stripe-sandbox-webhooks-{self.endpoint}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -220,7 +223,7 @@ class Deliverer:
     def _deliver(self, item: _Delivery) -> None:
         for attempt in range(1, self.max_attempts + 1):
             status, error = self._post(item.payload)
-            record = DeliveryAttempt(item.event_id, item.event_type, attempt, status, error, time.time())
+            record = DeliveryAttempt(item.event_id, item.event_type, attempt, status, error, time.time(), self.endpoint)
             with self._cond:
                 self._attempts.append(record)
             if record.succeeded or attempt == self.max_attempts:

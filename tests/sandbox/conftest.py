@@ -14,6 +14,7 @@ import stripe
 from lms_stripe_plugin.sandbox import SandboxServer
 
 WEBHOOK_SECRET = "whsec_sandbox_tests"
+CONNECT_WEBHOOK_SECRET = "whsec_sandbox_connect_tests"
 
 
 class WebhookRecorder:
@@ -76,10 +77,23 @@ def webhooks() -> WebhookRecorder:
 
 
 @pytest.fixture
-def sandbox(webhooks: WebhookRecorder) -> Iterator[SandboxServer]:
-    """Synchronous webhook delivery into ``webhooks``; 5126 refunds fail only when the clock is advanced;
-    the account has terms of service (the sessions of ``session_params`` ask for consent to them)."""
+def connect_webhook_secret() -> str:
+    return CONNECT_WEBHOOK_SECRET
+
+
+@pytest.fixture
+def connect_webhooks() -> WebhookRecorder:
+    """What the sandbox delivers to the Connect endpoint (events of connected accounts)."""
+    return WebhookRecorder()
+
+
+@pytest.fixture
+def sandbox(webhooks: WebhookRecorder, connect_webhooks: WebhookRecorder) -> Iterator[SandboxServer]:
+    """Synchronous webhook delivery into ``webhooks`` (and ``connect_webhooks`` for connected accounts' events);
+    5126 refunds fail only when the clock is advanced; the account has terms of service (the sessions of
+    ``session_params`` ask for consent to them)."""
     server = SandboxServer(deliver_async=False, webhook_sink=webhooks, webhook_secret=WEBHOOK_SECRET,
+                           connect_webhook_sink=connect_webhooks, connect_webhook_secret=CONNECT_WEBHOOK_SECRET,
                            webhook_retry_backoff=0.01, refund_failure_seconds=3600,
                            terms_of_service_url="https://lms.example/terms")
     server.start()
