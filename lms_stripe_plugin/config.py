@@ -45,6 +45,10 @@ DEFAULTS: dict[str, object] = {
     # Where "Sign in to buy" leads when the host adapter has no sign_in_url method; "?next=<the page>" is
     # added. None: the words without a link.
     "LMS_STRIPE_SIGN_IN_URL": None,
+    # Platform mode: LMS_STRIPE_PUBLISHABLE_KEY, LMS_STRIPE_SECRET_KEY and LMS_STRIPE_WEBHOOK_SECRETS are the LMS
+    # operator's platform account's (the webhook one of its Connect endpoint), and the school connects its own
+    # Stripe account from the LMS ("Online payment"), where every payment is made. False: the school's own keys.
+    "LMS_STRIPE_PLATFORM": False,
     # Stripe API base address: None for Stripe itself, or the sandbox's URL.
     "LMS_STRIPE_API_BASE": None,
     "LMS_STRIPE_TIMEOUT": 20,

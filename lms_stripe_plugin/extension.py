@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask
 
 from . import hooks
+from .accounts import connect
 from .cli import lms_stripe_cli, reminders_job
 from .config import apply_defaults
 from .core import crypto, jobs, queue as job_queue
@@ -44,7 +45,9 @@ class StripePayments:
             raise ConfigurationError("StripePayments needs the host's Flask-SQLAlchemy object: pass db=...")
         host = check_host(host)
         self._setup_config(app)
-        app.extensions["lms_stripe"] = PluginState(db=db, host=host, gateway=StripeGateway.from_config(app.config))
+        app.extensions["lms_stripe"] = PluginState(db=db, host=host,
+                                                  platform_gateway=StripeGateway.from_config(app.config),
+                                                  account_of=connect.account_of)
         self._setup_blueprint(app)
         self._setup_queue(app, queue if queue is not None else self.queue)
         hooks.connect()

@@ -44,6 +44,11 @@ SIGNED_IN = _everyone(401, others=200)
 MATRIX = {
     "admin_home": ("GET", "/payments/admin/", _everyone(401, others=403, adm=302)),
     "admin_settings": ("GET", "/payments/admin/settings", ADMIN_ONLY),
+    # Online payment through a platform (Stripe Connect): none of it on a school with its own keys (404).
+    "admin_connect": ("GET", "/payments/admin/online-payment", _everyone(401, others=403, adm=404)),
+    "admin_connect_activate": ("POST", "/payments/admin/online-payment/activate", _everyone(401, others=403, adm=404)),
+    "admin_connect_return": ("GET", "/payments/admin/online-payment/return", _everyone(401, others=403, adm=404)),
+    "admin_connect_refresh": ("GET", "/payments/admin/online-payment/refresh", _everyone(401, others=403, adm=404)),
     "pricing_preview": ("GET", "/payments/admin/pricing-preview?price=49.90&currency=EUR&vat_rate=20", ADMIN_ONLY),
     "course_payment": ("GET", "/payments/courses/c1", SIGNED_IN),
     "checkout": ("POST", "/payments/checkout/c3", _everyone(401, others=409)),  # c3 is free: nothing to pay
@@ -135,7 +140,8 @@ def test_another_learners_invoice_never_shows_in_my_invoices(client, world, db):
                                                     "admin_issue_invoice", "admin_resend_request",
                                                     "admin_cancel_request", "my_payment_pay", "my_invoice_pay",
                                                     "my_payments_settle", "admin_new_settlement",
-                                                    "admin_handle_event", "admin_disable_link", "choose_currency"])
+                                                    "admin_handle_event", "admin_disable_link", "choose_currency",
+                                                    "admin_connect_activate"])
 def test_every_form_is_refused_without_its_csrf_token(client, world, db, endpoint):
     path = POSTS.get(endpoint) or MATRIX[endpoint][1]
     user = "u1" if endpoint in ("pay", "my_payment_pay", "my_invoice_pay", "my_payments_settle", "pay_link") else "adm"

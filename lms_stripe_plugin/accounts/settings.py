@@ -79,6 +79,10 @@ class EffectiveSettings:
     topup_maximum: int = 100000
     #: The currencies accepted besides the default one, space-separated ("CHF USD"); see `currencies`.
     other_currencies: str | None = None
+    #: Platform mode (``LMS_STRIPE_PLATFORM``): the school's connected account, and what Stripe last said of it.
+    platform: bool = False
+    stripe_account_id: str | None = None
+    account_state: str | None = None
     #: Secrets set in the app config, in clear.
     config_secrets: dict = field(default_factory=dict, repr=False)
     #: Stored secrets the config does not override, encrypted.
@@ -133,8 +137,23 @@ class EffectiveSettings:
 
     @property
     def active(self) -> bool:
-        """Payments are on and Stripe is configured: learners can buy."""
-        return self.enabled and self.configured
+        """Payments are on and Stripe is configured (in platform mode, the school's account is connected and
+        Stripe lets it take payments): learners can buy."""
+        return self.enabled and self.configured and (not self.platform or self.charges_enabled)
+
+    @property
+    def account(self) -> dict:
+        """What Stripe last said of the school's connected account (platform mode), or nothing."""
+        try:
+            found = json.loads(self.account_state) if self.account_state else {}
+        except ValueError:
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    @property
+    def charges_enabled(self) -> bool:
+        """Platform mode: the school's connected account may take payments."""
+        return bool(self.stripe_account_id and self.account.get("charges_enabled"))
 
     def blockers(self) -> list[str]:
         """Why learners cannot buy, in words for the settings page (none when they can)."""
@@ -149,6 +168,10 @@ class EffectiveSettings:
                 reasons.append(_UNREADABLE_REASON[name]())
             elif not self.has(name):
                 reasons.append(_MISSING_REASON[name]())
+        if self.platform and not self.stripe_account_id:
+            reasons.append(_("the school's Stripe account is not connected yet (Online payment)"))
+        elif self.platform and not self.charges_enabled:
+            reasons.append(_("Stripe does not let the school's account take payments now (Online payment)"))
         return reasons
 
     def _secret(self, name: str):
@@ -206,7 +229,8 @@ _PLAIN = ("enabled", "publishable_key", "default_currency", "default_vat_rate", 
           "terms_url", "catalog_revision", "school_name", "partial_payments_enabled", "partial_minimum",
           "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days", "seller_legal_name",
           "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form", "late_payment_text",
-          "business_buyers", "prepaid_enabled", "topup_minimum", "topup_maximum", "other_currencies")
+          "business_buyers", "prepaid_enabled", "topup_minimum", "topup_maximum", "other_currencies",
+          "stripe_account_id", "account_state")
 _PLAIN_NAMES = frozenset(_PLAIN)
 _TABLE = Settings.__table__
 #: The settings row, read by every page that shows prices and by every webhook: a Core statement, built once
@@ -241,7 +265,7 @@ def load(session) -> EffectiveSettings:
     config_secrets = {name: value for name, value in overrides.items() if name in SECRETS}
     stored = {name: row[column] for name, column in SECRETS.items() if row.get(column) and name not in config_secrets}
     settings = EffectiveSettings(**values, overridden=frozenset(overrides), config_secrets=config_secrets,
-                                 stored_secrets=stored)
+                                 stored_secrets=stored, platform=bool(current_app.config.get("LMS_STRIPE_PLATFORM")))
     if has_request_context():
         request.environ[_CACHE] = settings
     return settings

@@ -131,6 +131,13 @@ class Settings(Base):
     #: The currencies the school accepts besides the default one, space-separated ("CHF USD"): a course may
     #: then have a price in each, and learners choose theirs (shop/currencies.py). None: the default alone.
     other_currencies: Mapped[str | None] = mapped_column(sa.String(200))
+    #: Platform mode (``LMS_STRIPE_PLATFORM``): the school's own Stripe account, connected to the LMS operator's
+    #: platform through Stripe's hosted onboarding, where every payment is made (accounts/connect.py); what
+    #: Stripe last said of it (JSON: details submitted, charges and payouts enabled, requirements), and the
+    #: ``created`` time of the event that said it (an older event never overwrites a newer one).
+    stripe_account_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    account_state: Mapped[str | None] = mapped_column(sa.Text)
+    account_checked: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     __table_args__ = (
         sa.CheckConstraint("balance_grace_days BETWEEN 0 AND 365", name="grace_days_range"),

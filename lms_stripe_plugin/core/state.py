@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
@@ -19,11 +19,26 @@ if TYPE_CHECKING:  # types only: the kernel imports nothing of the layers above 
 class PluginState:
     db: SQLAlchemy
     host: Host
-    gateway: StripeGateway
+    #: The gateway with the configured keys: the school's own, or in platform mode the platform's.
+    platform_gateway: StripeGateway
     #: The catalog's paid offers at one revision (see `shop.catalog.prices`).
     catalog_snapshot: Snapshot | None = None
     #: Rendered price filter forms, by locale, currency and query string (see `hooks.catalog`).
     filter_forms: dict[tuple, Markup] = field(default_factory=dict)
+
+    #: Platform mode: the school's connected account, on which every call of `gateway` is made (None: none yet).
+    account_of: Callable[["PluginState"], str | None] | None = None
+
+    @property
+    def gateway(self) -> StripeGateway:
+        """The gateway for the school's payments: on its connected account in platform mode, else the
+        configured keys' own."""
+        account = self.account_of(self) if self.account_of is not None else None
+        return self.platform_gateway.for_account(account) if account else self.platform_gateway
+
+    @gateway.setter
+    def gateway(self, gateway: StripeGateway) -> None:
+        self.platform_gateway = gateway
 
     @property
     def session(self):

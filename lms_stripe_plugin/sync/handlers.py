@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from sqlalchemy import select
 
-from ..accounts import settings as payment_settings
+from ..accounts import connect, settings as payment_settings
 from ..billing import balances, paying
 from ..billing.invoices import record_link_invoice, sync_invoice
 from ..core import audit
@@ -265,6 +265,13 @@ _PAYER_READS = ("nothing once the payment is recorded; before that (events come 
                 "whose metadata names our purchase, and its Checkout Session, to record the payment first")
 _REFUND = Handling("refund", apply_refund, read_payer, reads=_PAYER_READS)
 _DISPUTE = Handling("dispute", apply_dispute, read_payer, reads=_PAYER_READS)
+def apply_account(state: PluginState, account: dict, event: dict, extra: None) -> None:
+    """The school's connected account changed (platform mode): what Stripe says of it is recorded, unless an
+    event newer than this one said it already."""
+    connect.apply_account(state.session, account, seen_at=int(event.get("created") or 0))
+
+
+_ACCOUNT = Handling("account", apply_account, reads="nothing: the event carries the whole account")
 _CREDIT_NOTE = Handling("credit_note", apply_credit_note,
                         reads="nothing: the event carries the credit note, its invoice's id, number, PDF and refunds")
 
@@ -272,6 +279,7 @@ _CREDIT_NOTE = Handling("credit_note", apply_credit_note,
 #: whose charge no longer carries its refunds (API 2022-11-15): each refund comes in its own ``refund.*``
 #: events, which are handled.
 HANDLERS: dict[str, Handling] = {
+    "account.updated": _ACCOUNT,
     "checkout.session.completed": _SESSION,
     "checkout.session.async_payment_succeeded": _SESSION,
     "checkout.session.async_payment_failed": _FAILED_SESSION,

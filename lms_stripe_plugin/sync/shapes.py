@@ -240,6 +240,10 @@ def anything(_value) -> bool:
 
 #: What each kind of object a handler applies must hold: the fields it reads, and what each must be.
 SHAPES: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "account": {
+        "details_submitted": optional_bool, "charges_enabled": optional_bool, "payouts_enabled": optional_bool,
+        "requirements": anything,
+    },
     "checkout.session": {
         "status": text(32), "payment_status": text(32), "metadata": mapping, "currency": currency(),
         "amount_total": amount(), "amount_subtotal": amount(), "customer": optional_id,

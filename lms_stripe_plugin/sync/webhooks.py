@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..core.logs import get_logger
-from ..accounts import settings as payment_settings
+from ..accounts import connect, settings as payment_settings
 from ..core import jobs, queue
 from ..core.enums import SETTLED_EVENT, EventStatus, RejectReason
 from ..core.models import Event, utcnow
@@ -41,7 +41,7 @@ from ..errors import NotFound, PaymentsError
 from ..refunds.lifecycle import ExceedsPayment, OtherCurrency
 from ..shop.fulfilment import SessionMismatch
 from . import versions
-from .handlers import HANDLERS
+from .handlers import HANDLERS, Handling
 from .shapes import SHAPES, Rejection, check_event, check_object, stored_id, stored_type
 
 log = get_logger(__name__)
@@ -94,9 +94,21 @@ def handle(state: PluginState, row: Event) -> Outcome:
     return _handle(state, row.id, json.loads(row.payload), row.payload, livemode, stored=True)
 
 
+def handling_of(state: PluginState, event: dict) -> Handling | None:
+    """How an event is handled; None (ignored) for a type without a handler, or for another Stripe account's
+    event: in platform mode only the school's connected account's events (``event.account``) are its own, and
+    otherwise only events of the keys' own account (no ``account``)."""
+    account = event.get("account")
+    if account is not None and account != connect.account_of(state):
+        return None
+    if account is None and connect.platform_mode():
+        return None
+    return HANDLERS.get(event["type"])
+
+
 def _handle(state: PluginState, key: str, event: dict, payload: str, livemode: bool, *, stored: bool) -> Outcome:
     session = state.session
-    handling = HANDLERS.get(event["type"])
+    handling = handling_of(state, event)
     try:
         check_event(event, livemode=livemode, handled=handling is not None, payload=payload)
         if handling is None:
@@ -122,7 +134,7 @@ def _queue_new(state: PluginState, key: str, event: dict, payload: str, livemode
     """With a queue: a new event of a handled type that passes the checks is stored received (one statement,
     which leaves a stored event untouched), committed, and its handling sent to the queue. None for any other
     (an event stored already, one to ignore or reject): the path without a queue settles it."""
-    handling = HANDLERS.get(event["type"])
+    handling = handling_of(state, event)
     if handling is None:
         return None
     try:

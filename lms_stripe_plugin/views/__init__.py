@@ -8,8 +8,8 @@ from pathlib import Path
 from flask import Blueprint
 from werkzeug.routing import BaseConverter
 
-from . import (_common, audit, balance, checkout, enrollments, events, invoices, invoicing, pay, payment_links, refunds,
-               settings, webhook)
+from . import (_common, audit, balance, checkout, connect, enrollments, events, invoices, invoicing, pay,
+               payment_links, refunds, settings, webhook)
 
 TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates")
 
@@ -29,7 +29,7 @@ class IdConverter(BaseConverter):
 def create_blueprint() -> Blueprint:
     bp = Blueprint("lms_stripe", __name__, template_folder=TEMPLATES)
     _common.install(bp)
-    for module in (settings, checkout, invoices, invoicing, pay, payment_links, balance, refunds, audit, enrollments,
-                   events, webhook):
+    for module in (settings, connect, checkout, invoices, invoicing, pay, payment_links, balance, refunds, audit,
+                   enrollments, events, webhook):
         module.register(bp)
     return bp

@@ -40,7 +40,7 @@ def _sink():
 @pytest.fixture(scope="session")
 def sandbox(_sink):
     with SandboxServer(webhook_sink=_sink, webhook_secret=SECRET, webhook_retry_backoff=0.05,
-                       webhook_max_attempts=3) as server:
+                       webhook_max_attempts=3, connect_webhook_sink=_sink, connect_webhook_secret=SECRET) as server:
         yield server
 
 

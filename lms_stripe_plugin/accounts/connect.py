@@ -1,0 +1,152 @@
+"""Platform mode: the school connects its own Stripe account from the LMS, and every payment is made on it.
+
+The LMS operator configures the platform's keys (``LMS_STRIPE_PLATFORM``, ``LMS_STRIPE_SECRET_KEY``…). An
+administrator of the school clicks *Activate online payment*: the plugin creates the school's connected account
+(Accounts v1 configured by its controller properties: the school has its own full Stripe Dashboard, pays
+Stripe's fees, Stripe collects what it requires and carries the losses; see gateway/client.py), then an
+Account Link sends the administrator to Stripe's hosted onboarding (company, activity, IBAN, verification).
+Back in the LMS, the page says where the school stands: details submitted, payments and payouts enabled,
+what Stripe still requires and by when; ``account.updated`` events keep it current, the newer never
+overwritten by an older one. Every call for the school's payments is then made on its account (direct
+charges: `PluginState.gateway`), and learners can buy only while Stripe lets the account take payments.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from flask import current_app
+from sqlalchemy import update
+
+from ..core import audit
+from ..core.enums import AuditAction
+from ..core.models import Settings
+from ..core.state import PluginState
+from ..core.urls import public_url
+from ..errors import ConfigurationError
+from . import settings as payment_settings
+
+#: The key of the one connected account a school's settings row creates (Stripe keeps it 24 hours; the
+#: account's id is stored at once, so a second click never creates another).
+ACCOUNT_KEY = "lms-connect-account-1"
+
+
+def platform_mode() -> bool:
+    return bool(current_app.config.get("LMS_STRIPE_PLATFORM"))
+
+
+def account_of(state: PluginState) -> str | None:
+    """The connected account the school's payments are made on (platform mode), else None."""
+    if not platform_mode():
+        return None
+    return payment_settings.load(state.session).stripe_account_id
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """Where the school's connected account stands, as Stripe last said."""
+
+    account_id: str | None
+    details_submitted: bool = False
+    charges_enabled: bool = False
+    payouts_enabled: bool = False
+    currently_due: tuple[str, ...] = ()
+    past_due: tuple[str, ...] = ()
+    eventually_due: tuple[str, ...] = ()
+    deadline: date | None = None
+    disabled_reason: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.details_submitted and self.charges_enabled and self.payouts_enabled
+
+
+def status(settings) -> AccountStatus:
+    state = settings.account
+    deadline = state.get("deadline")
+    return AccountStatus(
+        account_id=settings.stripe_account_id, details_submitted=bool(state.get("details_submitted")),
+        charges_enabled=bool(state.get("charges_enabled")), payouts_enabled=bool(state.get("payouts_enabled")),
+        currently_due=tuple(state.get("currently_due") or ()), past_due=tuple(state.get("past_due") or ()),
+        eventually_due=tuple(state.get("eventually_due") or ()),
+        deadline=datetime.fromtimestamp(deadline, timezone.utc).date() if isinstance(deadline, int) else None,
+        disabled_reason=state.get("disabled_reason"))
+
+
+def _summary(account: dict) -> dict:
+    """What the plugin keeps of a Stripe account object."""
+    requirements = account.get("requirements") or {}
+
+    def names(key: str) -> list[str]:
+        return [str(name)[:100] for name in (requirements.get(key) or [])][:50]
+
+    deadline = requirements.get("current_deadline")
+    return {"details_submitted": bool(account.get("details_submitted")),
+            "charges_enabled": bool(account.get("charges_enabled")),
+            "payouts_enabled": bool(account.get("payouts_enabled")),
+            "currently_due": names("currently_due"), "past_due": names("past_due"),
+            "eventually_due": names("eventually_due"),
+            "deadline": deadline if isinstance(deadline, int) else None,
+            "disabled_reason": (str(requirements["disabled_reason"])[:100]
+                                if requirements.get("disabled_reason") else None)}
+
+
+def apply_account(session, account: dict, *, seen_at: int) -> bool:
+    """Record what Stripe says of the school's connected account ``account``, as of ``seen_at`` (an event's
+    ``created``, or the moment it was read), in the caller's transaction; False when it is not the school's
+    account, or older than what is recorded."""
+    if not account.get("id"):
+        return False
+    done = session.execute(
+        update(Settings).where(Settings.id == 1, Settings.stripe_account_id == account["id"],
+                               (Settings.account_checked.is_(None)) | (Settings.account_checked <= seen_at))
+        .values(account_state=json.dumps(_summary(account)), account_checked=seen_at)
+        .execution_options(synchronize_session=False)).rowcount
+    payment_settings.forget_cached()
+    return bool(done)
+
+
+def ensure_account(state: PluginState, *, actor_id: str | None) -> str:
+    """The school's connected account, created at Stripe on the first click (its id stored at once, with what
+    Stripe says of it), in the caller's transaction, which the view commits."""
+    if not platform_mode():
+        raise ConfigurationError("Online payment through the platform needs LMS_STRIPE_PLATFORM.")
+    settings = payment_settings.load(state.session)
+    if settings.stripe_account_id:
+        return settings.stripe_account_id
+    params: dict = {"metadata": {"lms_school": "1"}}
+    if settings.school_name:
+        params["business_profile"] = {"name": settings.school_name[:100]}
+    account = state.platform_gateway.create_connected_account(params,  # type: ignore[arg-type]
+                                                              api_key=settings.secret_key,
+                                                              idempotency_key=ACCOUNT_KEY)
+    row = state.session.get(Settings, 1) or Settings(id=1)
+    row.stripe_account_id = account["id"]
+    row.account_state, row.account_checked = json.dumps(_summary(account)), int(account.get("created") or 0)
+    state.session.add(row)
+    audit.record(state.session, AuditAction.SETTINGS_CHANGED, actor_id=actor_id, fields=["stripe_account_id"])
+    payment_settings.forget_cached()
+    return account["id"]
+
+
+def onboarding_link(state: PluginState, account_id: str) -> str:
+    """A new single-use link to Stripe's hosted onboarding of the school's account (no transaction is held)."""
+    settings = payment_settings.load(state.session)
+    link = state.platform_gateway.create_account_link({
+        "account": account_id, "type": "account_onboarding",
+        "refresh_url": public_url("lms_stripe.admin_connect_refresh"),
+        "return_url": public_url("lms_stripe.admin_connect_return"),
+    }, api_key=settings.secret_key)
+    return link["url"]
+
+
+def check_now(state: PluginState, *, now: int) -> AccountStatus:
+    """Read the school's account from Stripe and record it (the administrator is back from onboarding: the
+    event may come later), in the caller's transaction."""
+    settings = payment_settings.load(state.session)
+    if not settings.stripe_account_id:
+        return status(settings)
+    account = state.platform_gateway.retrieve_account(settings.stripe_account_id, api_key=settings.secret_key)
+    apply_account(state.session, account, seen_at=now)
+    return status(payment_settings.load(state.session))
