@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts import settings as payment_settings
+from ..billing import balances
 from ..core import audit
 from ..core.enums import AuditAction, CreditNoteStatus
 from ..core.models import CreditNote, Invoice, Refund
@@ -41,6 +42,7 @@ def record(state: PluginState, credit_note: dict, *, actor_id: str | None = None
         row = _insert(state, invoice, credit_note, actor_id)
     _apply(state, row, invoice, credit_note)
     _link_refund(session, row)
+    balances.record_credit_note(session, invoice, credit_note)  # its credit to the learner's balance, if any
     return row
 
 
