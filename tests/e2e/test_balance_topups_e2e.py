@@ -146,6 +146,9 @@ def test_top_up_requests_need_prepaid_balances_and_a_known_learner(prepaid_app, 
     db.session.commit()
     response = _ask(client)
     assert response.status_code == 400 and "Topping up a balance is not available" in _text(response)
+    host.locale = "fr"
+    response = _ask(client)
+    assert response.status_code == 400 and "La recharge du solde prépayé n'est pas disponible" in _text(response)
     assert db.session.scalar(select(func.count()).select_from(PaymentRequest)) == 0
 
 
@@ -207,4 +210,16 @@ def test_a_top_up_link_is_paid_by_its_learner_onto_the_balance(prepaid_app, clie
 def test_top_up_links_refused_with_a_message(prepaid_app, client, db, fields, field, message):
     response = _new_link(client, **fields)
     assert response.status_code == 400 and message in _text(response), _text(response)
+    assert db.session.scalar(select(func.count()).select_from(PaymentLink)) == 0
+
+
+def test_top_up_links_refused_in_french(prepaid_app, client, db, host):
+    host.locale = "fr"
+    response = _new_link(client, learner="", minimum="10,00", maximum="900,00")
+    page = _text(response)
+    assert response.status_code == 400 and "Un lien de recharge est réservé à un apprenant" in page
+    assert "Saisissez un montant de 10,00" in page
+    payment_settings.save(db.session, {"prepaid_enabled": False}, actor_id="adm")
+    db.session.commit()
+    assert "Les soldes prépayés sont désactivés" in _text(_new_link(client, minimum="10,00", maximum="90,00"))
     assert db.session.scalar(select(func.count()).select_from(PaymentLink)) == 0
