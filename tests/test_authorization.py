@@ -89,6 +89,7 @@ MATRIX = {
     "admin_balances": ("GET", "/payments/admin/balances", ADMIN_ONLY),
     "admin_balance": ("GET", "/payments/admin/balances/u1", ADMIN_ONLY),
     "admin_refund_topup": ("POST", "/payments/admin/balances/top-ups/999/refund", _everyone(401, others=403, adm=404)),
+    "admin_request_topup": ("GET", "/payments/admin/balances/u1/request", ADMIN_ONLY),
     "admin_links": ("GET", "/payments/admin/links", ADMIN_ONLY),
     "admin_new_link": ("GET", "/payments/admin/links/new", ADMIN_ONLY),
     "admin_link": ("GET", "/payments/admin/links/{link}", ADMIN_ONLY),
@@ -108,7 +109,7 @@ POSTS = {"admin_settings": "/payments/admin/settings", "admin_cancel": "/payment
          "admin_refund": "/payments/admin/invoices/{invoice}/refund", "admin_new_invoice": "/payments/admin/invoices/new",
          "admin_request_payment": "/payments/admin/invoices/{owed}/request", "pay": "/payments/pay/{pay_token}",
          "admin_new_link": "/payments/admin/links/new", "pay_link": "/payments/link/{link_token}",
-         "admin_balance": "/payments/admin/balances/u1"}
+         "admin_balance": "/payments/admin/balances/u1", "admin_request_topup": "/payments/admin/balances/u1/request"}
 
 
 def test_every_route_is_in_the_matrix(app):

@@ -44,6 +44,18 @@ def test_a_request_in_english(app):
     assert "reminder" not in text.lower() and "overdue" not in text.lower() and "already" not in text
 
 
+@pytest.mark.parametrize("locale, line, sms", [
+    ("en", "It tops up your prepaid balance, which pays for your courses.", "Top-up of your balance."),
+    # In French, with this long link, the words of the top-up are left out to keep the SMS in one part.
+    ("fr", "Ce paiement recharge votre solde prépayé, qui paie vos formations.", "Payer : "),
+])
+def test_a_top_up_request_says_it_tops_up_the_balance_and_names_no_invoice(app, locale, line, sms):
+    _subject, text, html = _email(locale=locale, invoice_number="", invoices=0, topup=True)
+    assert line in text and line in html and "F-2026" not in text
+    message = _sms(locale=locale, invoice_number="", invoices=0, topup=True)
+    assert sms in message and LINK in message
+
+
 def test_a_reminder_in_french(app):
     subject, text, html = _email(locale="fr", reminder=True)
     assert subject == "École Élan – rappel : 49,90" + NBSP + "€ à régler au plus tard le 3 décembre 2026"

@@ -11,9 +11,15 @@ source of truth, mirrored to the Stripe customer's credit balance so that Stripe
   with a ``starting_balance`` and ``ending_balance`` that differ, `record_spent` writes what it used, once per
   invoice. A course the balance covers is then paid with no Checkout; one it covers in part leaves the rest
   on the invoice, paid by card from My payments.
+- Money Stripe gives back to the balance is Stripe's doing too, recorded from its objects, once each: a
+  credit note's ``credit_amount`` (a cancelled course the balance paid, `record_credit_note`), the credit a
+  voided invoice had applied ("Customer balances applied to all invoices are now debited or credited back to
+  the customer when voided", API changelog 2019-12-03: `record_unapplied`), and what a payment paid beyond
+  an invoice's total (``amount_overpaid``, "credited to the customer's credit balance": `record_overpaid`).
 
-A top-up is a payment on account for courses not chosen yet: its invoice (and its VAT) is the one of the
-course it pays, issued when it is spent.
+A top-up is a payment on account for courses not chosen yet: no invoice is issued for it (Checkout's
+``invoice_creation`` is off); its invoice, and its VAT, is the one of the course it pays, issued when it is
+spent. So is a top-up paid through a payment request or a payment link made for it (`credit_attempt`).
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts import settings as payment_settings
@@ -29,7 +35,7 @@ from ..core import audit, jobs
 from ..core.enums import AuditAction, BalanceEntryKind, TopUpStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.logs import get_logger
-from ..core.models import Balance, BalanceEntry, Invoice, TopUp, parse_row_id, utcnow
+from ..core.models import Balance, BalanceEntry, Invoice, PaymentAttempt, TopUp, parse_row_id, utcnow
 from ..core.state import PluginState
 from ..errors import PaymentsError, ValidationFailed
 from ..gateway.types import SessionCreateParams
@@ -154,6 +160,23 @@ def unmirrored(session) -> list[int]:
                                 .order_by(BalanceEntry.id)))
 
 
+def paid_from_balance(session, invoice_id: int) -> int:
+    """What the balance paid of one of our invoices (less what a void gave back)."""
+    total = session.scalar(select(func.sum(BalanceEntry.amount)).where(
+        BalanceEntry.invoice_id == invoice_id,
+        BalanceEntry.kind.in_((BalanceEntryKind.SPENT, BalanceEntryKind.UNAPPLIED))))
+    return max(0, -(total or 0))
+
+
+def spent_on(session, invoice_id: int) -> int:
+    """What the balance paid of one of our invoices, less what Stripe gave back to it since (a credit note's
+    credit, the invoice voided): what a cancellation can still credit back to the balance."""
+    total = session.scalar(select(func.sum(BalanceEntry.amount)).where(
+        BalanceEntry.invoice_id == invoice_id, BalanceEntry.kind.in_(
+            (BalanceEntryKind.SPENT, BalanceEntryKind.CREDIT_NOTE, BalanceEntryKind.UNAPPLIED))))
+    return max(0, -(total or 0))
+
+
 def record_spent(session, invoice: Invoice, stripe_invoice: dict) -> BalanceEntry | None:
     """What the learner's credit paid of this invoice, as Stripe applied it at finalization (the difference of
     its ``starting_balance`` and ``ending_balance``), written once per invoice."""
@@ -173,6 +196,66 @@ def record_spent(session, invoice: Invoice, stripe_invoice: dict) -> BalanceEntr
         audit.record(session, AuditAction.BALANCE_SPENT, user_id=invoice.user_id, course_id=invoice.course_id,
                      invoice=invoice.id, amount=used, currency=invoice.currency)
     return entry
+
+
+def _given_back(session, invoice: Invoice, amount: int, kind: BalanceEntryKind, key: str,
+                transaction: str | None = None) -> BalanceEntry | None:
+    """Write, once, money Stripe put back on the learner's balance for one of our invoices (not mirrored: the
+    balance transaction is Stripe's own, ``transaction`` when its id is known)."""
+    if amount <= 0 or invoice.user_id is None:
+        return None
+    entry = post(session, user_id=invoice.user_id, currency=invoice.currency, amount=amount, kind=kind, key=key,
+                 invoice_id=invoice.id)
+    if entry is None:
+        return None
+    if transaction and session.scalar(select(BalanceEntry.id).where(
+            BalanceEntry.stripe_transaction_id == transaction)) is None:
+        entry.stripe_transaction_id = transaction
+    audit.record(session, AuditAction.BALANCE_RETURNED, user_id=invoice.user_id, course_id=invoice.course_id,
+                 invoice=invoice.id, amount=amount, currency=invoice.currency, kind=kind.value)
+    return entry
+
+
+def credit_note_credit(credit_note: dict) -> int:
+    """What a credit note credited to the customer's balance (its ``credit_amount``, which the object does not
+    carry): its post-payment part that was neither refunded nor credited outside Stripe; 0 when it made no
+    customer balance transaction."""
+    if not credit_note.get("customer_balance_transaction"):
+        return 0
+    refunded = sum(int(entry.get("amount_refunded") or 0) for entry in credit_note.get("refunds") or [])
+    post_payment = int(credit_note.get("post_payment_amount") or 0)
+    return max(0, post_payment - refunded - int(credit_note.get("out_of_band_amount") or 0))
+
+
+def record_credit_note(session, invoice: Invoice, credit_note: dict) -> BalanceEntry | None:
+    """What a credit note of one of our invoices credited to the learner's balance (a cancellation of a course
+    the balance paid, or a credit note made in the Dashboard with a ``credit_amount``), written once."""
+    transaction = credit_note.get("customer_balance_transaction")
+    transaction = transaction.get("id") if isinstance(transaction, dict) else transaction
+    return _given_back(session, invoice, credit_note_credit(credit_note), BalanceEntryKind.CREDIT_NOTE,
+                       f"credit-note-{credit_note.get('id')}", transaction)
+
+
+def record_unapplied(session, invoice: Invoice, stripe_invoice: dict) -> BalanceEntry | None:
+    """A voided invoice gives back the credit its finalization applied (an ``unapplied_from_invoice`` balance
+    transaction at Stripe): written once, if the ledger recorded it as spent (what it did not record as spent,
+    Stripe took from a credit the ledger does not have either)."""
+    spent = session.scalar(select(BalanceEntry.amount).where(
+        BalanceEntry.key == f"spent-{stripe_invoice.get('id')}"))
+    return _given_back(session, invoice, -(spent or 0), BalanceEntryKind.UNAPPLIED,
+                       f"unapplied-{stripe_invoice.get('id')}")
+
+
+def record_overpaid(session, invoice: Invoice, stripe_invoice: dict) -> BalanceEntry | None:
+    """What was paid beyond the invoice's amount due (``amount_overpaid``, which Stripe credits to the customer's
+    balance as an ``invoice_overpaid`` transaction): the part not written yet (it only grows), once per total."""
+    overpaid = stripe_invoice.get("amount_overpaid")
+    if not isinstance(overpaid, int) or overpaid <= 0:
+        return None
+    written = session.scalar(select(func.sum(BalanceEntry.amount)).where(
+        BalanceEntry.invoice_id == invoice.id, BalanceEntry.kind == BalanceEntryKind.OVERPAID)) or 0
+    return _given_back(session, invoice, overpaid - written, BalanceEntryKind.OVERPAID,
+                       f"overpaid-{stripe_invoice.get('id')}-{overpaid}")
 
 
 # -- an administrator's credit or debit -------------------------------------------------------------------------
@@ -212,11 +295,32 @@ def adjust(state: PluginState, *, user_id: str, amount: Money, credit: bool, rea
 
 def check_topup(settings, amount: Money) -> None:
     """A top-up is in the default currency, between the school's minimum and maximum."""
+    error = topup_amount_error(settings, amount)
+    if error:
+        raise ValidationFailed({"amount": error}, _("The balance was not topped up."))
+
+
+def topup_amount_error(settings, amount: Money) -> str | None:
+    """Why ``amount`` cannot be a top-up (None: it can): in the school's currency, from its minimum to its
+    maximum."""
+    if amount.currency != settings.default_currency:
+        return _("Top-ups are in %(currency)s.", currency=settings.default_currency)
     low, high = Money(settings.topup_minimum, amount.currency), Money(settings.topup_maximum, amount.currency)
-    locale = current_locale()
     if amount.amount < low.amount or amount.amount > high.amount:
-        raise ValidationFailed({"amount": _("Enter an amount from %(min)s to %(max)s.", min=low.format(locale),
-                                            max=high.format(locale))}, _("The balance was not topped up."))
+        locale = current_locale()
+        return _("Enter an amount from %(min)s to %(max)s.", min=low.format(locale), max=high.format(locale))
+    return None
+
+
+def topup_refusal(settings, amount: Money, *, asked: bool = False) -> str | None:
+    """Why a top-up of ``amount`` cannot be paid now (None: it can); ``asked``: by a top-up request or link,
+    whose amount the school chose (the school's limits may have changed since)."""
+    if not settings.active or not settings.prepaid_enabled:
+        return _("Topping up a balance is not available at the moment.")
+    error = topup_amount_error(settings, amount)
+    if error and asked:
+        return _("This top-up no longer fits the school's limits: ask the school for another one.")
+    return error
 
 
 @dataclass(frozen=True)
@@ -233,9 +337,6 @@ def start_topup(state: PluginState, user, amount: Money, *, return_url: str) -> 
     settings = payment_settings.load(state.session)
     if not settings.active or not settings.prepaid_enabled:
         raise BalanceRefused(_("Topping up a balance is not available at the moment."))
-    if amount.currency != settings.default_currency:
-        raise ValidationFailed({"amount": _("Top-ups are in %(currency)s.", currency=settings.default_currency)},
-                               _("The balance was not topped up."))
     check_topup(settings, amount)
     host, session = state.host, state.session
     user_id = host.user_id(user)
@@ -313,6 +414,29 @@ def sync_topup_session(state: PluginState, cs: dict) -> TopUp | None:
                      currency=topup.currency, topup=topup.id)
         if entry is not None:
             jobs.defer(session, mirror, entry.id)
+    return topup
+
+
+def credit_attempt(state: PluginState, attempt: PaymentAttempt, *, user_id: str, checkout_session: str,
+                   **details) -> TopUp:
+    """A top-up request's or link's Pay click is paid: its top-up written (once per click: a unique column),
+    paid, its amount put on the learner's balance and mirrored at Stripe, as a top-up from My payments is (and
+    refundable while unspent the same way). ``details`` name the request or link in the audit log."""
+    session = state.session
+    topup = TopUp(user_id=user_id, amount=attempt.amount, currency=attempt.currency, status=TopUpStatus.PAID,
+                  stripe_checkout_session_id=checkout_session, stripe_payment_intent_id=attempt.stripe_payment_intent_id,
+                  paid_at=utcnow(), attempt_id=attempt.id)
+    try:
+        with session.begin_nested():
+            session.add(topup)
+    except IntegrityError:  # written meanwhile (the webhook and the payer's return at once)
+        return session.scalar(select(TopUp).where(TopUp.attempt_id == attempt.id))
+    entry = post(session, user_id=user_id, currency=topup.currency, amount=topup.amount, kind=BalanceEntryKind.TOPUP,
+                 key=f"topup-{topup.id}", topup_id=topup.id)
+    audit.record(session, AuditAction.BALANCE_TOPPED_UP, user_id=user_id, amount=topup.amount,
+                 currency=topup.currency, topup=topup.id, **details)
+    if entry is not None:
+        jobs.defer(session, mirror, entry.id)
     return topup
 
 

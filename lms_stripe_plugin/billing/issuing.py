@@ -211,5 +211,8 @@ def apply_stripe_invoice(state: PluginState, invoice: Invoice, stripe_invoice: d
         invoice.status = InvoiceStatus.PAID
     elif status == "void" and invoice.status in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN):
         invoice.status, invoice.amount_remaining = InvoiceStatus.VOID, 0
-    if status in ("open", "paid"):
+    if status in ("open", "paid", "void"):
         balances.record_spent(state.session, invoice, stripe_invoice)
+    if status == "void":
+        balances.record_unapplied(state.session, invoice, stripe_invoice)
+    balances.record_overpaid(state.session, invoice, stripe_invoice)

@@ -487,7 +487,7 @@ def requests_csv(session, flt: RequestFilter) -> str:
                       selectinload(PaymentRequest.parts).selectinload(RequestPart.invoice))
              .order_by(PaymentRequest.id.desc()))
     for req in session.scalars(query).yield_per(500):
-        row = [req.id, req.invoice_numbers, req.invoice.user_name or req.user_id, req.currency,
+        row = [req.id, req.invoice_numbers, (req.invoice.user_name if req.invoice else None) or req.user_id, req.currency,
                str(Money(req.amount, req.currency).major), str(Money(req.amount_paid, req.currency).major),
                req.due_at.date().isoformat(), RequestView(req, False).state, req.created_at.isoformat()]
         writer.writerow([safe_cell(value) for value in row])

@@ -13,6 +13,10 @@ invoice; Stripe applies a payment to one invoice only, so its payment is credite
 Record of the part (`attach`, one step per unit of work). While one of its invoices has a payment under way
 elsewhere, a click is refused; an open Checkout of another request on the same invoices is expired.
 
+A top-up request or link (`PaymentRequest.topup`, `PaymentLink.topup`) has no invoice: its session is a payment
+on account, as a top-up from My payments is (no ``invoice_creation``); once paid, it puts the amount on the
+learner's prepaid balance (`balances.credit_attempt`) instead of attaching it to an invoice.
+
 A payment link's attempt holds one of the link's uses while it is live (open, or processing a bank debit):
 `hold_use` takes it by a conditional UPDATE of the link's row, and the attempt's end gives it back, or counts
 it as used when paid (`_move`).
@@ -40,7 +44,7 @@ from ..core.txn import transition
 from ..errors import GatewayError, NotPurchasable, PaymentsError
 from ..gateway.types import PaymentRecordReportPaymentParams, SessionCreateParams
 from ..money import Money, minimum_amount
-from . import customers, issuing, taxes
+from . import balances, customers, issuing, taxes
 from .invoices import record_link_invoice
 
 REUSE_MARGIN = timedelta(minutes=5)
@@ -57,7 +61,7 @@ class NotPayable(NotPurchasable):
 def remaining(request: PaymentRequest) -> int:
     """What the request still asks: its amount minus what was paid, never more than the invoice owes. A
     settlement asks its parts not yet paid (whether they can still be paid together: `blocked`)."""
-    if request.parts:
+    if request.parts or request.invoice is None:  # a settlement, or a top-up
         return max(0, request.amount - request.amount_paid)
     return max(0, min(request.amount - request.amount_paid, request.invoice.amount_remaining))
 
@@ -109,7 +113,7 @@ def _past(moment: datetime | None) -> bool:
 def limits(request: PaymentRequest) -> tuple[int, int]:
     """The smallest and largest amount the learner may pay now (equal unless partial payments are on)."""
     most = remaining(request)
-    if request.partial_minimum is None or request.parts:  # a settlement is paid whole
+    if request.partial_minimum is None or request.parts or request.topup:  # a settlement, a top-up: whole
         return most, most
     least = max(request.partial_minimum, minimum_amount(request.currency).amount)
     return min(least, most), most
@@ -125,7 +129,7 @@ def check_payable(request: PaymentRequest, amount: int) -> None:
         found = blocked(request)
         if found is not None:
             raise NotPayable(found)
-    elif request.invoice.status != InvoiceStatus.OPEN:
+    elif request.invoice is not None and request.invoice.status != InvoiceStatus.OPEN:
         raise NotPayable(_("This invoice cannot be paid any more."))
     least, most = limits(request)
     locale = current_locale()
@@ -145,6 +149,7 @@ class PayPlan:
     url: str | None  # the open session's page, when it can be reused
     params: SessionCreateParams
     tax_rate: taxes.TaxRateWanted | None = None  # an inclusive VAT rate to create at Stripe first
+    customer: customers.CustomerWanted | None = None  # the learner's customer, to create first (a top-up's)
 
 
 def live_attempt(session, request_id: int) -> PaymentAttempt | None:
@@ -164,16 +169,23 @@ def reserve(state: PluginState, request: PaymentRequest, amount: int, *, return_
         raise NotPayable(_("Your payment is processing: it will be credited as soon as it is confirmed."))
     if current is not None and opening(current):
         raise NotPayable(_("Your payment page is being opened: try again in a minute."))
-    if paid_unattached(session, request.id):
+    if not request.topup and paid_unattached(session, request.id):
         raise NotPayable(_("Your payment is received: it is being credited to the invoice."))
     check_payable(request, amount)
-    _free_invoices(state, request)
+    if request.topup:
+        refusal = balances.topup_refusal(payment_settings.load(session), Money(amount, request.currency), asked=True)
+        if refusal:
+            raise NotPayable(refusal)
+    else:
+        _free_invoices(state, request)
     key = f"lms-request-{request.id}-{{}}"
     if current is not None and current.amount == amount and still_open(current):
         return PayPlan(current.id, key.format(current.id), current.checkout_url, {})
     if current is not None:
         retire(state, current)
     attempt = _insert(state, request, amount)
+    if request.topup:
+        return _topup_plan(state, request, attempt, key.format(attempt.id), return_url)
     return PayPlan(attempt.id, key.format(attempt.id), None, _session_params(state, request, attempt, return_url))
 
 
@@ -280,6 +292,8 @@ def _session_params(state: PluginState, request: PaymentRequest, attempt: Paymen
     if request.parts:
         return _settlement_params(state, request, attempt, return_url)
     invoice = request.invoice
+    if invoice is None:
+        raise NotPayable(_("This payment request asks for no invoice's payment."))
     metadata = {"lms_attempt_id": str(attempt.id), "lms_request_id": str(request.id),
                 "lms_invoice_id": str(invoice.id), "lms_user_id": request.user_id}
     label = _("Payment of invoice %(number)s", number=invoice.number or invoice.id)
@@ -288,6 +302,36 @@ def _session_params(state: PluginState, request: PaymentRequest, attempt: Paymen
     params["line_items"] = [{"quantity": 1, "price_data": {
         "currency": request.currency.lower(), "unit_amount": attempt.amount,
         "product_data": {"name": label[:250], "metadata": {"lms_invoice_id": str(invoice.id)}}}}]
+    params["payment_intent_data"] = {"metadata": metadata, "description": label[:1000]}
+    return params
+
+
+def _topup_plan(state: PluginState, request: PaymentRequest, attempt: PaymentAttempt, key: str,
+                return_url: str) -> PayPlan:
+    """The Pay click's session of a top-up request: a payment on account of the learner's customer (created
+    first if the learner has none yet), no invoice; paid, it goes on their balance."""
+    metadata = {"lms_attempt_id": str(attempt.id), "lms_request_id": str(request.id), "lms_user_id": request.user_id}
+    params = topup_params(state, attempt, metadata, return_url)
+    settings = payment_settings.load(state.session)
+    known = customers.known(state.session, request.user_id, livemode=settings.livemode)
+    if known:
+        params["customer"] = known
+        return PayPlan(attempt.id, key, None, params)
+    user = state.host.get_user(request.user_id)
+    if user is None:
+        raise NotPayable(_("The LMS no longer knows this learner."))
+    return PayPlan(attempt.id, key, None, params, customer=customers.CustomerWanted(
+        request.user_id, state.host.user_email(user), state.host.user_display_name(user), request.locale))
+
+
+def topup_params(state: PluginState, attempt: PaymentAttempt, metadata: dict[str, str],
+                 return_url: str) -> SessionCreateParams:
+    """A top-up's session, of a request or a link: one line, "Top-up of your prepaid balance", and no invoice
+    (Checkout's ``invoice_creation`` stays off: the course the balance pays is invoiced, with its VAT)."""
+    label = _("Top-up of your prepaid balance")
+    params = session_params(state, attempt, metadata, return_url)
+    params["line_items"] = [{"quantity": 1, "price_data": {
+        "currency": attempt.currency.lower(), "unit_amount": attempt.amount, "product_data": {"name": label[:250]}}}]
     params["payment_intent_data"] = {"metadata": metadata, "description": label[:1000]}
     return params
 
@@ -340,8 +384,11 @@ def _with_query(url: str, query: str) -> str:
 def open_session(state: PluginState, plan: PayPlan) -> str:
     """Create the attempt's Checkout Session at Stripe (and the VAT rate it needs, if new), then record it."""
     settings = payment_settings.load(state.session)
-    params, created_rate = plan.params, None
+    params, created_rate, created_customer = plan.params, None, None
     try:
+        if plan.customer is not None:
+            created_customer = customers.create(state, settings, plan.customer)
+            params = {**params, "customer": created_customer}
         if plan.tax_rate is not None:
             created_rate = taxes.create(state, settings, plan.tax_rate)
             params = taxes.with_tax_rate(params, created_rate)
@@ -349,11 +396,13 @@ def open_session(state: PluginState, plan: PayPlan) -> str:
                                                         idempotency_key=plan.key)
     except GatewayError as err:
         _remember_rate(state, settings, plan, created_rate)
+        _remember_customer(state, settings, plan, created_customer)
         if err.answered or not err.retryable:
             attempt = state.session.get(PaymentAttempt, plan.attempt_id)
             _move(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.FAILED, failure_reason=err.message)
         raise
     _remember_rate(state, settings, plan, created_rate)
+    _remember_customer(state, settings, plan, created_customer)
     attempt = state.session.get(PaymentAttempt, plan.attempt_id)
     attempt.stripe_checkout_session_id, attempt.checkout_url = created["id"], created["url"]
     return created["url"]
@@ -362,6 +411,12 @@ def open_session(state: PluginState, plan: PayPlan) -> str:
 def _remember_rate(state: PluginState, settings, plan: PayPlan, created: str | None) -> None:
     if created is not None and plan.tax_rate is not None:
         taxes.remember(state.session, plan.tax_rate, created, livemode=settings.livemode)
+
+
+def _remember_customer(state: PluginState, settings, plan: PayPlan, created: str | None) -> None:
+    if created is not None and plan.customer is not None:
+        customers.remember(state.session, plan.customer.user_id, created, livemode=settings.livemode,
+                           locale=plan.customer.locale)
 
 
 # -- the uses of a payment link ------------------------------------------------------------------------------
@@ -467,9 +522,14 @@ def sync_session(state: PluginState, cs: dict, *, failed: bool = False) -> Payme
 
 
 def _paid(state: PluginState, attempt: PaymentAttempt, cs: dict) -> None:
-    """What follows a Pay attempt's payment, once: a request's is attached to its invoice; a link's is told."""
-    if attempt.request is not None:
-        _attach_later(state, attempt, attempt.request)
+    """What follows a Pay attempt's payment, once: a request's is attached to its invoice (a top-up request's
+    goes on the learner's balance); a link's is told (a top-up link's goes on the balance too)."""
+    request = attempt.request
+    if request is not None and request.topup:
+        _request_topped_up(state, attempt, request, cs)
+        return
+    if request is not None:
+        _attach_later(state, attempt, request)
         return
     link, customer = attempt.link, cs.get("customer")
     customer = customer.get("id") if isinstance(customer, dict) else customer
@@ -478,6 +538,21 @@ def _paid(state: PluginState, attempt: PaymentAttempt, cs: dict) -> None:
     audit.record(state.session, AuditAction.LINK_PAYMENT_RECEIVED, user_id=attempt.payer_user_id,
                  link=attempt.link_id, title=link.title if link else None, payer=attempt.payer_name,
                  amount=attempt.amount, currency=attempt.currency, checkout_session=cs.get("id"))
+    if link is not None and link.topup and link.user_id:
+        balances.credit_attempt(state, attempt, user_id=link.user_id, checkout_session=cs["id"], link=link.id,
+                                title=link.title)
+
+
+def _request_topped_up(state: PluginState, attempt: PaymentAttempt, request: PaymentRequest, cs: dict) -> None:
+    """A top-up request's payment: on the learner's balance, and the request paid (once: `_paid` runs once)."""
+    session = state.session
+    balances.credit_attempt(state, attempt, user_id=request.user_id, checkout_session=cs["id"], request=request.id)
+    session.execute(update(PaymentRequest).where(PaymentRequest.id == request.id)
+                    .values(amount_paid=PaymentRequest.amount_paid + attempt.amount)
+                    .execution_options(synchronize_session=False))
+    session.refresh(request)
+    if request.amount_paid >= request.amount:
+        transition(session, request, (PaymentRequestStatus.OPEN,), PaymentRequestStatus.PAID, paid_at=utcnow())
 
 
 def link_attempt_of_invoice(session, stripe_invoice: dict) -> PaymentAttempt | None:
@@ -555,7 +630,7 @@ class AttachPlan:
 
 
 def _attach_later(state: PluginState, attempt: PaymentAttempt, request: PaymentRequest) -> None:
-    if request.invoice.stripe_invoice_id and attempt.stripe_payment_intent_id:
+    if request.invoice is not None and request.invoice.stripe_invoice_id and attempt.stripe_payment_intent_id:
         jobs.defer(state.session, attach, attach_plan(attempt, request))
 
 
@@ -563,8 +638,10 @@ def attach_plan(attempt: PaymentAttempt, request: PaymentRequest) -> AttachPlan:
     parts = tuple(PartPlan(part.id, part.invoice_id, part.invoice.stripe_invoice_id or "", part.amount)
                   for part in sorted(request.parts, key=lambda part: part.invoice_id) if part.attached_at is None)
     paid_at = attempt.paid_at or utcnow()
-    return AttachPlan(attempt.id, request.invoice.stripe_invoice_id or "", attempt.stripe_payment_intent_id or "",
-                      parts=parts, currency=request.currency, customer=request.invoice.stripe_customer_id or "",
+    invoice = request.invoice
+    return AttachPlan(attempt.id, invoice.stripe_invoice_id or "" if invoice else "",
+                      attempt.stripe_payment_intent_id or "", parts=parts, currency=request.currency,
+                      customer=invoice.stripe_customer_id or "" if invoice else "",
                       paid_at=int((paid_at if paid_at.tzinfo else paid_at.replace(tzinfo=timezone.utc)).timestamp()))
 
 

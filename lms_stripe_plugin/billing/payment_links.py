@@ -32,7 +32,7 @@ from ..core.txn import transition
 from ..core.urls import public_url
 from ..errors import NotPurchasable, UnreadableSecret, ValidationFailed
 from ..money import Money, MoneyError, check_chargeable
-from . import customers, legal, links, paying, taxes
+from . import balances, customers, legal, links, paying, taxes
 
 MAX_TITLE = 200
 MAX_PURPOSE = 1000
@@ -59,6 +59,7 @@ class LinkInput:
     user_id: str | None = None
     max_uses: int | None = None
     expires_on: date | None = None  # the last day it can be paid
+    topup: bool = False  # tops up ``user_id``'s prepaid balance: no invoice, no VAT
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,12 @@ def create(state: PluginState, data: LinkInput, *, actor_id: str | None) -> Paym
         purpose=data.purpose, currency=data.currency, amount=data.amount, minimum=data.minimum,
         maximum=data.maximum, vat_rate=data.vat_rate, user_id=data.user_id, max_uses=data.max_uses,
         expires_at=_end_of(data.expires_on) if data.expires_on else None, status=PaymentLinkStatus.ACTIVE,
-        uses=0, held=0, created_by=actor_id)
+        uses=0, held=0, created_by=actor_id, topup=data.topup)
     state.session.add(link)
     state.session.flush()
     audit.record(state.session, AuditAction.PAYMENT_LINK_CREATED, actor_id=actor_id, user_id=data.user_id,
                  link=link.id, title=link.title, amount=data.amount, minimum=data.minimum, maximum=data.maximum,
-                 currency=data.currency)
+                 currency=data.currency, topup=data.topup)
     return link
 
 
@@ -108,8 +109,29 @@ def check(state: PluginState, data: LinkInput) -> None:
         errors["max_uses"] = _("Enter a number of uses from 1 to %(n)s, or leave it empty.", n=MAX_USES)
     if data.expires_on is not None and data.expires_on < utcnow().date():
         errors["expires_on"] = _("The end date is in the past.")
+    if data.topup:
+        errors = {**_topup_errors(state, data), **errors}
     if errors:
         raise ValidationFailed(errors, _("The payment link was not created."))
+
+
+def _topup_errors(state: PluginState, data: LinkInput) -> dict[str, str]:
+    """A top-up link: for one learner (whose balance it tops up), with no VAT (a payment on account: the
+    course the balance pays is invoiced with its VAT), its amounts within the school's top-up limits."""
+    settings = payment_settings.load(state.session)
+    if not settings.prepaid_enabled:
+        return {"topup": _("Prepaid balances are off in the payment settings: turn them on first.")}
+    errors = {}
+    if data.user_id is None:
+        errors["learner"] = _("A top-up link is for one learner: enter their id.")
+    if data.vat_rate:
+        errors["vat_rate"] = _("A top-up carries no VAT (the course it pays is invoiced with its VAT): enter 0.")
+    for name in ("amount", "minimum", "maximum"):
+        value = getattr(data, name)
+        error = balances.topup_amount_error(settings, Money(value, data.currency)) if value is not None else None
+        if error:
+            errors[name] = error
+    return errors
 
 
 def _amount_errors(data: LinkInput) -> dict[str, str]:
@@ -281,6 +303,8 @@ def reserve(state: PluginState, link: PaymentLink, payer: Payer, amount: int, *,
     refusal = payer_refusal(link, payer.user_id)
     if refusal is None and availability(link) not in (LinkAvailability.AVAILABLE, LinkAvailability.FULL):
         refusal = closed_message(link)  # full: the payer's own Checkout, or one let go since, may be theirs
+    if refusal is None and link.topup:
+        refusal = balances.topup_refusal(payment_settings.load(session), Money(amount, link.currency), asked=True)
     if refusal:
         raise LinkRefused(refusal)
     check_amount(link, amount)
@@ -300,6 +324,20 @@ def reserve(state: PluginState, link: PaymentLink, payer: Payer, amount: int, *,
     session.add(attempt)
     session.flush()
     return _plan(state, link, payer, attempt, return_url)
+
+
+def _topup_plan(state: PluginState, link: PaymentLink, payer: Payer, attempt: PaymentAttempt,
+                metadata: dict[str, str], return_url: str) -> paying.PayPlan:
+    """A top-up link's session: a payment on account of the learner's customer (created first if new), no
+    invoice; paid, it goes on their balance (`paying.sync_session`)."""
+    settings = payment_settings.load(state.session)
+    params = paying.topup_params(state, attempt, metadata, return_url)
+    known = customers.known(state.session, payer.user_id, livemode=settings.livemode) if payer.user_id else None
+    if known:
+        params["customer"] = known
+        return paying.PayPlan(attempt.id, _key(link, attempt), None, params)
+    return paying.PayPlan(attempt.id, _key(link, attempt), None, params, customer=customers.CustomerWanted(
+        payer.user_id or "", payer.email or None, payer.name or None, current_locale()))
 
 
 def _key(link: PaymentLink, attempt: PaymentAttempt) -> str:
@@ -324,6 +362,8 @@ def _plan(state: PluginState, link: PaymentLink, payer: Payer, attempt: PaymentA
     metadata = {"lms_attempt_id": str(attempt.id), "lms_link_id": str(link.id)}
     if payer.user_id:
         metadata["lms_user_id"] = payer.user_id
+    if link.topup:
+        return _topup_plan(state, link, payer, attempt, metadata, return_url)
     params = paying.session_params(state, attempt, metadata, return_url)
     params["line_items"] = [{"quantity": 1, "price_data": {
         "currency": link.currency.lower(), "unit_amount": attempt.amount, "tax_behavior": "inclusive",

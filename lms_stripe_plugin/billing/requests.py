@@ -25,7 +25,7 @@ from ..core.txn import transition
 from ..core.urls import public_url
 from ..errors import PaymentsError, ValidationFailed
 from ..money import Money, check_chargeable
-from . import issuing, links, paying
+from . import balances, issuing, links, paying
 
 MAX_MESSAGE = 1000
 
@@ -69,6 +69,42 @@ def create(state: PluginState, invoice: Invoice, data: RequestInput, *, actor_id
                  currency=invoice.currency, channels=[c for c, on in (("email", data.email), ("sms", data.sms)) if on])
     notify(state, request, purpose="sent")
     return request
+
+
+def create_topup(state: PluginState, user_id: str, data: RequestInput, *, actor_id: str | None) -> PaymentRequest:
+    """Check and write a request that the learner top up their prepaid balance by ``data.amount`` (in the
+    school's currency, within its top-up limits), and its messages (sent after the commit). It has no invoice:
+    a top-up is a payment on account, invoiced with its VAT when the balance pays a course."""
+    settings = payment_settings.load(state.session)
+    if not settings.active or not settings.prepaid_enabled:
+        raise RequestRefused(_("Topping up a balance is not available at the moment."))
+    user = state.host.get_user(user_id)
+    errors = {}
+    amount_error = balances.topup_amount_error(settings, Money(data.amount, settings.default_currency))
+    if amount_error:
+        errors["amount"] = amount_error
+    errors.update(delivery_errors(state, user, data))
+    if errors:
+        raise ValidationFailed(errors, _("The payment request was not sent."))
+    request = PaymentRequest(
+        invoice_id=None, topup=True, user_id=user_id, amount=data.amount, currency=settings.default_currency,
+        due_at=datetime.combine(data.due, time(23, 59, 59), timezone.utc), message=data.message or None,
+        locale=normalize_locale(data.locale), send_email=data.email, send_sms=data.sms, created_by=actor_id,
+        partial_minimum=None)
+    state.session.add(request)
+    state.session.flush()
+    audit.record(state.session, AuditAction.PAYMENT_REQUESTED, actor_id=actor_id, user_id=user_id,
+                 request=request.id, amount=data.amount, currency=request.currency, topup=True,
+                 channels=[c for c, on in (("email", data.email), ("sms", data.sms)) if on])
+    notify(state, request, purpose="sent")
+    return request
+
+
+def topups_asked(session, user_id: str) -> list[PaymentRequest]:
+    """The learner's top-up requests, newest first (the administrators' balance page)."""
+    return list(session.scalars(select(PaymentRequest).where(PaymentRequest.user_id == user_id,
+                                                             PaymentRequest.topup.is_(True))
+                                .order_by(PaymentRequest.id.desc()).limit(50)))
 
 
 def for_learner(state: PluginState, invoice: Invoice, *, actor_id: str | None) -> PaymentRequest:
@@ -177,7 +213,7 @@ def _compose(state: PluginState, request: PaymentRequest, user, channel: Channel
     values: dict[str, Any] = dict(locale=request.locale, school_name=school_name(state),
                   amount=Money(paying.remaining(request) or request.amount, request.currency),
                   due=request.due_at.date(), link=link, invoice_number=request.invoice_numbers,
-                  invoices=len(request.invoices),
+                  invoices=len(request.invoices), topup=request.topup,
                   message=request.message, reminder=reminder, overdue=reminder and _aware(request.due_at) < utcnow())
     if channel == Channel.EMAIL:
         return messages.payment_request_email(learner_name=state.host.user_display_name(user), **values)

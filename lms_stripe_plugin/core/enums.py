@@ -68,13 +68,17 @@ class InvoiceSource(Labelled):
 
 class BalanceEntryKind(Labelled):
     """A movement of a learner's prepaid balance: money in (a top-up, an administrator's credit), money out
-    (spent on an invoice at its finalization, an administrator's debit, a top-up refunded)."""
+    (spent on an invoice at its finalization, an administrator's debit, a top-up refunded), and money Stripe
+    gives back to the balance (a credit note's credit, a voided invoice's credit returned, an overpayment)."""
 
     TOPUP = "topup"
     SPENT = "spent"
     CREDIT = "credit"
     DEBIT = "debit"
     TOPUP_REFUND = "topup_refund"
+    CREDIT_NOTE = "credit_note"
+    UNAPPLIED = "unapplied"
+    OVERPAID = "overpaid"
 
 
 class TopUpStatus(Labelled):
@@ -293,6 +297,7 @@ class AuditAction(Labelled):
     BALANCE_DEBITED = "balance_debited"
     BALANCE_SPENT = "balance_spent"
     TOPUP_REFUNDED = "topup_refunded"
+    BALANCE_RETURNED = "balance_returned"
 
 
 _LABELS: dict[type, dict] = {
@@ -327,6 +332,9 @@ _LABELS: dict[type, dict] = {
         BalanceEntryKind.CREDIT: N_("Credit by the school"),
         BalanceEntryKind.DEBIT: N_("Debit by the school"),
         BalanceEntryKind.TOPUP_REFUND: N_("Top-up refunded"),
+        BalanceEntryKind.CREDIT_NOTE: N_("Credited back by a credit note"),
+        BalanceEntryKind.UNAPPLIED: N_("Given back: the invoice was voided"),
+        BalanceEntryKind.OVERPAID: N_("Overpayment of an invoice"),
     },
     TopUpStatus: {
         TopUpStatus.OPEN: N_("Awaiting payment"),
@@ -466,5 +474,6 @@ _LABELS: dict[type, dict] = {
         AuditAction.BALANCE_DEBITED: N_("Balance debited"),
         AuditAction.BALANCE_SPENT: N_("Balance spent on an invoice"),
         AuditAction.TOPUP_REFUNDED: N_("Top-up refunded"),
+        AuditAction.BALANCE_RETURNED: N_("Balance credited back by Stripe"),
     },
 }

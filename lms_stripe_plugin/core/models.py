@@ -437,12 +437,15 @@ class InvoiceLine(Base):
 class PaymentRequest(Base):
     """A request that a learner pay (part of) what an invoice owes, sent by e-mail or SMS with links to our
     own page (`RequestLink`); or, with ``parts``, what several invoices owe, in one payment (a settlement:
-    ``invoice_id`` is then its first invoice)."""
+    ``invoice_id`` is then its first invoice); or, with ``topup``, that they top up their prepaid balance by
+    ``amount`` (no invoice: a top-up is a payment on account, invoiced when the balance pays a course)."""
 
     __tablename__ = "lms_stripe_payment_requests"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    invoice_id: Mapped[int] = mapped_column(sa.ForeignKey("lms_stripe_invoices.id"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_invoices.id"), index=True)
+    #: A top-up of the learner's prepaid balance, paid into it (billing/balances.py), not an invoice's payment.
+    topup: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     user_id: Mapped[str] = mapped_column(HostId, index=True)
     amount: Mapped[int] = mapped_column(sa.BigInteger)  # asked, minor units
     currency: Mapped[str] = mapped_column(sa.String(3))
@@ -467,13 +470,13 @@ class PaymentRequest(Base):
     #: the invoices and their parts. One open request per choice, so that a second click pays the same one.
     selection_key: Mapped[str | None] = mapped_column(sa.String(64))
 
-    invoice: Mapped[Invoice] = relationship()
+    invoice: Mapped[Invoice | None] = relationship()
     parts: Mapped[list["RequestPart"]] = relationship(order_by="RequestPart.position", back_populates="request")
 
     @property
     def invoices(self) -> list[Invoice]:
-        """The invoices it asks payment of: its parts' (a settlement), else its invoice."""
-        return [part.invoice for part in self.parts] or [self.invoice]
+        """The invoices it asks payment of: its parts' (a settlement), else its invoice (none for a top-up)."""
+        return [part.invoice for part in self.parts] or ([self.invoice] if self.invoice is not None else [])
 
     @property
     def invoice_numbers(self) -> str:
@@ -495,6 +498,7 @@ class PaymentRequest(Base):
     __table_args__ = (
         sa.CheckConstraint(one_of("status", PaymentRequestStatus), name="status_known"),
         sa.CheckConstraint("amount > 0 AND amount_paid >= 0", name="amounts_positive"),
+        sa.CheckConstraint("(invoice_id IS NULL) = topup", name="invoice_or_topup"),
         sa.Index("uq_lms_stripe_payment_requests_open_selection", "selection_key", unique=True,
                  sqlite_where=sa.text("status = 'open' AND selection_key IS NOT NULL"),
                  postgresql_where=sa.text("status = 'open' AND selection_key IS NOT NULL")),
@@ -566,6 +570,8 @@ class PaymentLink(Base):
     vat_rate: Mapped[int] = mapped_column(default=0)  # basis points
     #: Only this learner may pay it, signed in.
     user_id: Mapped[str | None] = mapped_column(HostId)
+    #: What it collects tops up that learner's prepaid balance (no invoice, no VAT: a payment on account).
+    topup: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     max_uses: Mapped[int | None]
     uses: Mapped[int] = mapped_column(default=0)
     held: Mapped[int] = mapped_column(default=0)
@@ -584,6 +590,7 @@ class PaymentLink(Base):
         sa.CheckConstraint("vat_rate >= 0 AND vat_rate <= 10000", name="vat_rate_range"),
         sa.CheckConstraint("max_uses IS NULL OR max_uses > 0", name="max_uses_positive"),
         sa.CheckConstraint("uses >= 0 AND held >= 0", name="counts_not_negative"),
+        sa.CheckConstraint("NOT topup OR (user_id IS NOT NULL AND vat_rate = 0)", name="topup_for_one_learner"),
     )
 
 
@@ -709,7 +716,8 @@ class Balance(Base):
 
 
 class TopUp(Base):
-    """A learner topping up their balance through Checkout; paid, it becomes a ledger entry."""
+    """A learner topping up their balance through Checkout (from My payments, or by paying a top-up request or
+    link: ``attempt_id``, written once paid); paid, it becomes a ledger entry."""
 
     __tablename__ = "lms_stripe_topups"
 
@@ -726,6 +734,8 @@ class TopUp(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     paid_at: Mapped[datetime | None]
     refunded_at: Mapped[datetime | None]
+    #: The Pay click of a top-up request or link that paid it.
+    attempt_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_payment_attempts.id"), unique=True)
 
     __table_args__ = (
         sa.CheckConstraint(one_of("status", TopUpStatus), name="status_known"),
@@ -740,7 +750,9 @@ class TopUp(Base):
 class BalanceEntry(Base):
     """One movement of a prepaid balance, never changed once written (append-only) but for the id of its
     mirror at Stripe. ``key`` names what it records, so that nothing is recorded twice: ``topup-<id>``,
-    ``spent-<Stripe invoice>``, ``refund-<top-up id>``, or an administrator's form's token."""
+    ``spent-<Stripe invoice>``, ``refund-<top-up id>``, ``credit-note-<Stripe credit note>``,
+    ``unapplied-<Stripe invoice>``, ``overpaid-<Stripe invoice>-<total overpaid>``, or an administrator's
+    form's token."""
 
     __tablename__ = "lms_stripe_balance_entries"
 
@@ -810,6 +822,9 @@ class Refund(Base):
     stripe_refund_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
     stripe_credit_note_id: Mapped[str | None] = mapped_column(StripeId, unique=True)
     amount: Mapped[int] = mapped_column(sa.BigInteger)
+    #: The part of ``amount`` credited back to the learner's prepaid balance (what the balance paid of the
+    #: invoice) by the credit note's ``credit_amount``; the rest is refunded to the payment.
+    balance_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     currency: Mapped[str] = mapped_column(sa.String(3))
     status: Mapped[RefundStatus] = mapped_column(EnumText(RefundStatus, 16), default=RefundStatus.REQUESTED)
     full: Mapped[bool] = mapped_column(default=False)
@@ -827,6 +842,7 @@ class Refund(Base):
     __table_args__ = (
         sa.CheckConstraint(one_of("status", RefundStatus), name="status_known"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("balance_amount >= 0 AND balance_amount <= amount", name="balance_part_within"),
         # One refund asked by an administrator at a time per purchase: two clicks never refund twice.
         sa.Index(
             "uq_lms_stripe_refunds_in_flight",

@@ -50,16 +50,18 @@ class _Words:
 
 def payment_request_email(*, locale: str, school_name: str, learner_name: str, amount: Money, due: date,
                           link: str, invoice_number: str | None, message: str | None = None,
-                          reminder: bool = False, overdue: bool = False, invoices: int = 1) -> tuple[str, str, str]:
+                          reminder: bool = False, overdue: bool = False, invoices: int = 1,
+                          topup: bool = False) -> tuple[str, str, str]:
     """``(subject, text, html)`` of the e-mail that asks a learner to pay (or reminds them to).
 
     ``message`` is the school's own note (plain text, escaped in the HTML); ``reminder`` says "this is a
     reminder", ``overdue`` (which wins over it) that the due date has passed; ``invoices`` how many invoices
-    ``invoice_number`` names (a settlement's, comma-separated). Needs an app context (the templates are the
-    app's, so a host may override them).
+    ``invoice_number`` names (a settlement's, comma-separated); ``topup``: what is paid tops up the learner's
+    prepaid balance (no invoice). Needs an app context (the templates are the app's, so a host may override
+    them).
     """
     words = _email_words(locale, _school(school_name), _line(learner_name), amount, due, _checked_link(link),
-                         _line(invoice_number or ""), _note(message), reminder, overdue, invoices)
+                         _line(invoice_number or ""), _note(message), reminder, overdue, invoices, topup)
     env = current_app.jinja_env
     text = env.get_template(TEXT_TEMPLATE).render(**asdict(words))
     html = env.get_template(HTML_TEMPLATE).render(**asdict(words))
@@ -67,7 +69,7 @@ def payment_request_email(*, locale: str, school_name: str, learner_name: str, a
 
 
 def _email_words(locale: str, school: str, learner: str, amount: Money, due: date, link: str, number: str,
-                 note: str, reminder: bool, overdue: bool, invoices: int = 1) -> _Words:
+                 note: str, reminder: bool, overdue: bool, invoices: int = 1, topup: bool = False) -> _Words:
     _ = in_locale(locale).gettext
     ngettext = in_locale(locale).ngettext
     where = _babel_locale(locale)
@@ -85,7 +87,8 @@ def _email_words(locale: str, school: str, learner: str, amount: Money, due: dat
     return _Words(
         locale=in_locale(locale).locale, subject=check_header(subject), lead=lead,
         greeting=_("Hello %(name)s,", name=learner) if learner else _("Hello,"),
-        invoice=ngettext("Invoice: %(number)s", "Invoices: %(number)s", invoices, number=number) if number else "",
+        invoice=_("It tops up your prepaid balance, which pays for your courses.") if topup else
+        ngettext("Invoice: %(number)s", "Invoices: %(number)s", invoices, number=number) if number else "",
         note_heading=_("Message from %(school)s:", school=school) if note else "", note=note,
         pay_label=_("Pay online"), pay_text=_("Pay online: %(link)s", link=link),
         link_hint=_("If the button does not work, open this address:"), link=link,
@@ -96,7 +99,7 @@ def _email_words(locale: str, school: str, learner: str, amount: Money, due: dat
 
 def payment_request_sms(*, locale: str, school_name: str, amount: Money, due: date, link: str,
                         invoice_number: str | None = None, message: str | None = None, reminder: bool = False,
-                        overdue: bool = False, invoices: int = 1) -> str:
+                        overdue: bool = False, invoices: int = 1, topup: bool = False) -> str:
     """The SMS that asks a learner to pay (or reminds them to), in one part where it can be.
 
     The amount, the due date and the link are always whole; the school's note, then the invoice number, are
@@ -115,9 +118,9 @@ def payment_request_sms(*, locale: str, school_name: str, amount: Money, due: da
     note = _note(message)
     fixed = {"school": shorten(_school(school_name), SMS_SCHOOL_MAX), "amount": amount.format(where),
              "due": format_date(due, "medium", locale=where), "link": _checked_link(link)}
-    optional = [("note", note if not note or note[-1] in ".!?…" else note + "."),
-                ("invoice", in_locale(locale).ngettext("Invoice %(number)s.", "Invoices %(number)s.", invoices,
-                                                       number=number) if number else "")]
+    what = _("Top-up of your balance.") if topup else in_locale(locale).ngettext(
+        "Invoice %(number)s.", "Invoices %(number)s.", invoices, number=number) if number else ""
+    optional = [("note", note if not note or note[-1] in ".!?…" else note + "."), ("invoice", what)]
     return sms_text(template, fixed=fixed, optional=optional)
 
 

@@ -1,5 +1,11 @@
 """Administrators cancel a purchase (credit note + full refund + access revoked) or refund part of it.
 
+What the learner's prepaid balance paid of the invoice goes back to that balance, not to a card: the credit
+note credits it to the Stripe customer's balance (``credit_amount``, Stripe's own balance transaction, which
+the ledger records with the credit note: `balances.record_credit_note`), and refunds the rest to the payment
+(``refund_amount``). A partial refund is refunded to the payment first, the rest credited to the balance. A
+cancellation wholly credited to the balance has no refund to wait for: it is done with its credit note.
+
 Two steps, each in a transaction of the caller's. `request_cancel`, `request_part` and `request_retry`
 check and write a "requested" refund row, whose id gives the idempotency key, and return a `RefundPlan`;
 `send` calls Stripe first (no transaction is held across the call) and then applies its answer. A request
@@ -18,15 +24,15 @@ from ..core import audit
 from ..core.enums import (AccessReason, AuditAction, InvoiceSource, InvoiceStatus, PaymentRequestStatus,
                           PurchaseStatus, RefundOrigin, RefundStatus)
 from ..core.i18n import current_locale, gettext as _
-from ..core.models import Invoice, PaymentRequest, Refund, RequestPart
+from ..core.models import Invoice, InvoicePayment, PaymentRequest, Refund, RequestPart, utcnow
 from ..core.txn import transition
-from ..billing import requests as payment_requests
+from ..billing import balances, requests as payment_requests
 from ..errors import GatewayError, PaymentsError
 from ..gateway.types import CreditNoteCreateParams, RefundCreateParams
 from ..money import Money
 from . import credit_notes
 from .access import revoke_access, set_invoice_status
-from .lifecycle import status_of, sync_refund
+from .lifecycle import status_of, succeeded, sync_refund
 
 RETRY_PREFIX = "lms-refund-retry-"
 _IN_FLIGHT = (RefundStatus.REQUESTED, RefundStatus.PENDING)
@@ -49,27 +55,45 @@ class RefundPlan:
 
 
 def refundable(invoice: Invoice, session) -> int:
-    """What can still be refunded: paid, minus refunded, minus refunds Stripe has under way. A request
-    Stripe never confirmed is not under way: asking again retries it with its own key."""
+    """What can still be refunded (or credited back to the balance): paid, minus refunded, minus refunds
+    Stripe has under way. A request Stripe never confirmed is not under way: asking again retries it with its
+    own key."""
     in_flight = session.scalars(select(Refund.amount).where(
         Refund.purchase_id == invoice.purchase_id, Refund.status.in_(_IN_FLIGHT),
         (Refund.stripe_refund_id.is_not(None)) | (Refund.stripe_credit_note_id.is_not(None)))).all()
-    return max(0, _paid(invoice) - invoice.amount_refunded - sum(in_flight))
+    return max(0, _paid(session, invoice) - invoice.amount_refunded - sum(in_flight))
 
 
-def _paid(invoice: Invoice) -> int:
-    """What was paid on the invoice: the whole of a Checkout purchase's; of a deposit's, what Stripe says."""
-    return invoice.amount_paid if invoice.source == InvoiceSource.DEPOSIT else invoice.gross
+def to_balance(invoice: Invoice, session) -> int:
+    """What of `refundable` goes back to the learner's prepaid balance: what the balance paid of the invoice
+    and no credit note gave back yet."""
+    return min(balances.spent_on(session, invoice.id), refundable(invoice, session))
+
+
+def _paid(session, invoice: Invoice) -> int:
+    """What was paid on the invoice: the whole of a Checkout purchase's; of another (a deposit's, one paid from
+    the balance), what Stripe says its payments paid and what the learner's balance paid."""
+    if invoice.source == InvoiceSource.CHECKOUT:
+        return invoice.gross
+    return invoice.amount_paid + balances.paid_from_balance(session, invoice.id)
+
+
+def _split(session, invoice: Invoice, amount: int) -> int:
+    """The part of ``amount`` credited back to the balance: what the payment cannot refund (a partial refund is
+    refunded to the payment first)."""
+    back = to_balance(invoice, session)
+    return min(back, max(0, amount - (refundable(invoice, session) - back)))
 
 
 def _unpaid_part(invoice: Invoice, amount: int | None) -> int:
-    """A deposit's invoice still open: its cancellation also credits what remains unpaid (Stripe's
-    pre-payment credit, which lowers amount_remaining), so that the credit note cancels the whole invoice."""
-    if invoice.source != InvoiceSource.DEPOSIT or invoice.status != InvoiceStatus.OPEN:
+    """A deposit's invoice still open, or one the balance paid in part: its cancellation also credits what
+    remains unpaid (Stripe's pre-payment credit, which lowers amount_remaining), so that the credit note
+    cancels the whole invoice."""
+    if invoice.source not in (InvoiceSource.DEPOSIT, InvoiceSource.BALANCE) or invoice.status != InvoiceStatus.OPEN:
         return 0
     if amount is not None:
-        raise RefundRefused(_("The balance of this invoice is still due: cancel the purchase (the deposit paid is "
-                              "refunded), or refund part of it once it is paid."))
+        raise RefundRefused(_("The rest of this invoice is still due: cancel the purchase (what was paid goes back "
+                              "to the learner), or refund part of it once it is paid."))
     return invoice.amount_remaining
 
 
@@ -105,8 +129,12 @@ def _request(state: PluginState, invoice: Invoice, *, amount: int | None, revoke
     refund = _matching_request(session, invoice, amount) or _new_request(session, invoice, amount, revoke,
                                                                          actor_id, reason)
     params: CreditNoteCreateParams = {
-        "invoice": invoice.stripe_invoice_id, "amount": refund.amount + unpaid, "refund_amount": refund.amount,
-        "reason": "order_change", "metadata": {"lms_refund_id": str(refund.id)}}
+        "invoice": invoice.stripe_invoice_id, "amount": refund.amount + unpaid, "reason": "order_change",
+        "metadata": {"lms_refund_id": str(refund.id)}}
+    if refund.amount > refund.balance_amount:
+        params["refund_amount"] = refund.amount - refund.balance_amount
+    if refund.balance_amount:
+        params["credit_amount"] = refund.balance_amount  # back to the learner's balance (the customer's, at Stripe)
     if reason:
         params["memo"] = reason[:500]
     return RefundPlan(refund.id, refund.idempotency_key, credit_note=params)
@@ -132,9 +160,19 @@ def _matching_request(session, invoice: Invoice, amount: int | None) -> Refund |
                           amount=Money(pending.amount, pending.currency).format(current_locale())))
 
 
+def cancellable(invoice: Invoice) -> bool:
+    """Whether the purchase of the invoice can be cancelled: paid, or its invoice open with part of it paid
+    from the learner's balance (the rest is then credited too)."""
+    purchase = invoice.purchase
+    if purchase is None or invoice.status == InvoiceStatus.CANCELLED:
+        return False
+    return purchase.status == PurchaseStatus.PAID or (
+        purchase.status == PurchaseStatus.OPEN and invoice.source == InvoiceSource.BALANCE
+        and invoice.status == InvoiceStatus.OPEN)
+
+
 def _new_request(session, invoice: Invoice, amount, revoke, actor_id, reason) -> Refund:
-    paid = invoice.purchase is not None and invoice.purchase.status == PurchaseStatus.PAID
-    if invoice.status == InvoiceStatus.CANCELLED or (amount is None and not paid):
+    if invoice.status == InvoiceStatus.CANCELLED or (amount is None and not cancellable(invoice)):
         raise RefundRefused(_("This invoice is already cancelled."))
     remaining = refundable(invoice, session)
     if remaining <= 0:
@@ -143,14 +181,14 @@ def _new_request(session, invoice: Invoice, amount, revoke, actor_id, reason) ->
         raise RefundRefused(_("The amount must be more than 0 and at most %(max)s.",
                               max=Money(remaining, invoice.currency).format(current_locale())))
     refund = Refund(purchase_id=invoice.purchase_id, amount=amount or remaining, currency=invoice.currency,
-                    status=RefundStatus.REQUESTED,
-                    full=amount is None or amount == _paid(invoice) - invoice.amount_refunded,
+                    balance_amount=_split(session, invoice, amount or remaining), status=RefundStatus.REQUESTED,
+                    full=amount is None or amount == _paid(session, invoice) - invoice.amount_refunded,
                     revoke_access=revoke, origin=RefundOrigin.ADMIN, reason=reason, actor_id=actor_id,
                     idempotency_key="pending")
     _insert(session, refund, "lms-refund-")
     audit.record(session, AuditAction.REFUND_REQUESTED, actor_id=actor_id, user_id=invoice.user_id,
                  course_id=invoice.course_id, purchase_id=invoice.purchase_id, amount=refund.amount,
-                 full=refund.full, revoke_access=revoke, reason=reason)
+                 full=refund.full, revoke_access=revoke, reason=reason, to_balance=refund.balance_amount)
     return refund
 
 
@@ -167,15 +205,27 @@ def _insert(session, refund: Refund, key_prefix: str) -> None:
 
 
 def request_retry(state: PluginState, failed: Refund, *, actor_id: str) -> RefundPlan:
-    """Plan refunding again, through Stripe's Refunds API, what a failed refund did not return."""
+    """Plan refunding again, through Stripe's Refunds API, what a failed refund did not return (its part
+    credited to the balance was credited with its credit note, and is not refunded again)."""
     session = state.session
     if failed.status != RefundStatus.FAILED:
         raise RefundRefused(_("Only a failed refund can be retried."))
     purchase = failed.purchase
-    if not purchase.stripe_payment_intent_id:
+    payment_intent = purchase.stripe_payment_intent_id or _failed_refund_payment(state, failed)
+    if not payment_intent:
         raise RefundRefused(_("This purchase has no Stripe payment to refund."))
     retry = _pending_retry(session, purchase.id) or _new_retry(session, failed, actor_id)
-    return refund_plan(retry, purchase.stripe_payment_intent_id, replaces=failed.id)
+    return refund_plan(retry, payment_intent, replaces=failed.id)
+
+
+def _failed_refund_payment(state: PluginState, failed: Refund) -> str | None:
+    """The payment a failed refund refunded (a payment attached to the invoice, not Checkout's), as recorded."""
+    invoice = failed.purchase.invoice
+    if invoice is None:
+        return None
+    return state.session.scalar(select(InvoicePayment.stripe_payment_intent_id).where(
+        InvoicePayment.invoice_id == invoice.id, InvoicePayment.status == "paid",
+        InvoicePayment.stripe_payment_intent_id.is_not(None)).order_by(InvoicePayment.id.desc()).limit(1))
 
 
 def refund_plan(refund: Refund, payment_intent: str, *, replaces: int | None = None) -> RefundPlan:
@@ -195,7 +245,8 @@ def _pending_retry(session, purchase_id: int) -> Refund | None:
 
 
 def _new_retry(session, failed: Refund, actor_id: str) -> Refund:
-    retry = Refund(purchase_id=failed.purchase_id, amount=failed.amount, currency=failed.currency,
+    retry = Refund(purchase_id=failed.purchase_id, amount=failed.amount - failed.balance_amount,
+                   currency=failed.currency,
                    status=RefundStatus.REQUESTED, full=failed.full, revoke_access=failed.revoke_access,
                    origin=RefundOrigin.ADMIN, reason=failed.reason, actor_id=actor_id, idempotency_key="pending")
     _insert(session, retry, RETRY_PREFIX)
@@ -268,9 +319,19 @@ def _apply_credit_note(state: PluginState, refund_id: int, credit_note: dict, st
         # access until a retried refund goes through.
         reason = AccessReason.CANCELLED if refund.full else AccessReason.REFUND
         revoke_access(state, invoice.purchase, reason=reason, actor_id=refund.actor_id)
+    if refund.full:
+        _close_unpaid(session, invoice.purchase)
     if stripe_refund is not None:
         sync_refund(state, stripe_refund, refund=refund)
+    elif refund.amount == refund.balance_amount:
+        succeeded(state, refund)  # all of it credited back to the balance, with the credit note: nothing to wait for
     return refund
+
+
+def _close_unpaid(session, purchase) -> None:
+    """A purchase cancelled before it was paid (its invoice paid in part from the balance): closed, so that
+    the learner may buy the course again; it gave no access, so none is revoked."""
+    transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.CANCELLED, cancelled_at=utcnow())
 
 
 def _cancel_requests(state: PluginState, invoice: Invoice, actor_id: str | None) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts import settings as payment_settings
+from ..billing import balances
 from ..core import audit
 from ..core.enums import AuditAction, CreditNoteStatus
 from ..core.models import CreditNote, Invoice, Refund
@@ -33,7 +34,11 @@ def record(state: PluginState, credit_note: dict, *, actor_id: str | None = None
     transaction; once, whoever comes first: the answer to our request (``actor_id``: the administrator who
     asked) or one of its events."""
     session = state.session
-    invoice = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == _id(credit_note.get("invoice"))))
+    # The invoice locked first, as a cancellation's answer and the invoice's events lock it before they write:
+    # the credit note's row, and the ledger's entry (whose key on the invoice PostgreSQL checks with a share
+    # lock of its row), are then written by one of them after the other, never in a deadlock.
+    invoice = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == _id(credit_note.get("invoice")))
+                             .with_for_update())
     if invoice is None:
         return None
     row = session.scalar(select(CreditNote).where(CreditNote.stripe_credit_note_id == credit_note["id"]))
@@ -41,6 +46,7 @@ def record(state: PluginState, credit_note: dict, *, actor_id: str | None = None
         row = _insert(state, invoice, credit_note, actor_id)
     _apply(state, row, invoice, credit_note)
     _link_refund(session, row)
+    balances.record_credit_note(session, invoice, credit_note)  # its credit to the learner's balance, if any
     return row
 
 

@@ -94,7 +94,7 @@ def sync_refund(state: PluginState, stripe_refund: dict, *, refund: Refund | Non
         refund.stripe_refund_id = stripe_refund["id"]
     status = status_of(stripe_refund)
     if status == RefundStatus.SUCCEEDED:
-        _succeeded(state, refund)
+        succeeded(state, refund)
     elif status == RefundStatus.FAILED:
         _failed(state, refund, stripe_refund.get("failure_reason") or stripe_refund.get("status") or "unknown")
     elif transition(session, refund, (RefundStatus.REQUESTED,), RefundStatus.PENDING):
@@ -111,7 +111,7 @@ def _dashboard_refund(state: PluginState, stripe_refund: dict, purchase: Purchas
     unconfirmed = session.scalar(select(Refund).where(
         Refund.purchase_id == purchase.id, Refund.origin == RefundOrigin.ADMIN,
         Refund.status == RefundStatus.REQUESTED, Refund.stripe_refund_id.is_(None),
-        Refund.amount == amount).order_by(Refund.id))
+        Refund.amount - Refund.balance_amount == amount).order_by(Refund.id))
     if unconfirmed is not None:
         return unconfirmed
     refund = Refund(purchase=purchase, stripe_refund_id=stripe_refund["id"], amount=amount,
@@ -158,7 +158,9 @@ def _count_refunded(session, purchase: Purchase, amount: int) -> None:
 _SUCCEEDS_FROM = (RefundStatus.REQUESTED, RefundStatus.PENDING)
 
 
-def _succeeded(state: PluginState, refund: Refund) -> None:
+def succeeded(state: PluginState, refund: Refund) -> None:
+    """The refund is done (Stripe's refund succeeded, or all of it was credited back to the learner's balance
+    with its credit note): counted once, the invoice's status and the learner's access following."""
     session = state.session
     # Never from "failed": a refund Stripe reports failed does not succeed later (a retry is a new refund).
     if refund.status not in _SUCCEEDS_FROM:  # read again, locked, by `sync_refund`: nothing to do
@@ -190,8 +192,12 @@ def _failed(state: PluginState, refund: Refund, reason: str) -> None:
                       RefundStatus.FAILED, failure_reason=reason):
         return
     purchase = refund.purchase
-    if had_succeeded:
-        _count_refunded(session, purchase, -refund.amount)
+    # What it credited back to the learner's balance stays credited (the credit note did it): counted as given
+    # back either way; only what the payment was to get is not.
+    if had_succeeded and refund.amount > refund.balance_amount:
+        _count_refunded(session, purchase, -(refund.amount - refund.balance_amount))
+    elif not had_succeeded and refund.balance_amount:
+        _count_refunded(session, purchase, refund.balance_amount)
     set_invoice_status(session, purchase, InvoiceStatus.REFUND_FAILED, even_if_cancelled=had_succeeded)
     audit.record(session, AuditAction.REFUND_FAILED, user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, amount=refund.amount, reason=reason, refund=refund.stripe_refund_id)

@@ -172,7 +172,8 @@ PaymentIntent too) once nothing remains or the invoice is void. An invoice with 
 ``paid`` at once. ``/send`` fires ``invoice.sent`` and e-mails nobody, as test mode does (a draft is
 finalized first; the customer needs an email). ``/void`` and ``/mark_uncollectible`` fire
 ``invoice.voided`` / ``invoice.marked_uncollectible``; void is refused while a payment other than
-the default one is ``open`` or ``paid``, mark_uncollectible while one is ``open``.
+the default one is ``open`` or ``paid``, mark_uncollectible while one is ``open``; a voided invoice gives
+back the customer's balance it applied (an ``unapplied_from_invoice`` balance transaction).
 An open invoice still open at its due date fires ``invoice.overdue`` once, 0 days after it is due
 (the account's automations), on the sandbox clock (``advance_clock``); ``invoice.will_be_due``
 is not sent.
@@ -205,9 +206,11 @@ Credit notes take open and paid invoices: the credit first lowers ``amount_remai
 ``amount_due`` (``pre_payment_amount``; an open invoice credited down to 0 becomes ``paid`` with
 ``invoice.paid``), the rest (``post_payment_amount``) is refunded (``refund_amount``: the most
 recently paid payments first; or ``refunds[]`` linking refunds of the invoice's payments),
-credited to the customer's balance (``credit_amount``, the default) or out of band; type
-``pre_payment``, ``post_payment`` or ``mixed``. Refunds made through ``/v1/refunds`` and on no
-credit note are taken off what can still be credited.
+credited to the customer's balance (``credit_amount``, the default; the credit note names its
+``customer_balance_transaction``, of type ``credit_note``) or out of band; type
+``pre_payment``, ``post_payment`` or ``mixed``. What the customer's credit balance paid at
+finalization counts as paid: it can be credited back to the balance, never refunded. Refunds made
+through ``/v1/refunds`` and on no credit note are taken off what can still be credited.
 
 Hosted checkout page: ``GET/POST /c/pay/{session_id}``
 -------------------------------------------------------

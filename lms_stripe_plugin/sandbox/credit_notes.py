@@ -16,7 +16,8 @@ from typing import Any
 from .amounts import check_step, format_amount, line_taxes, round_half_up, step
 from .errors import StripeError, invalid_param, missing_param
 from .ids import new_id
-from .invoice_payments import amounts_before, attached_payments, change_customer_balance, payments_of_invoice, settle
+from .invoice_payments import (amounts_before, attached_payments, change_customer_balance, credit_applied,
+                               payments_of_invoice, settle)
 from .invoice_shapes import inclusive_part, tax_entry, total_taxes
 from .listing import list_envelope
 from .params import Params
@@ -63,10 +64,13 @@ def create_credit_note(state: SandboxState, params: Params) -> dict[str, Any]:
         state.private[refund["id"]]["credited"] = state.private[refund["id"]].get("credited", 0) + amount
     credit_note["refunds"] = [{"amount_refunded": amount, "payment_record_refund": None, "refund": refund["id"],
                                "type": "refund"} for refund, amount in linked]
+    if credit_amount:
+        # ``customer_balance_transaction``: "Customer balance transaction related to this credit note" (its id).
+        transaction = change_customer_balance(state, invoice, -credit_amount, "credit_note",
+                                              credit_note=credit_note["id"])
+        credit_note["customer_balance_transaction"] = transaction["id"] if transaction else None
     state.emit("credit_note.created", credit_note)
     _apply_to_invoice(state, invoice, pre_payment, post_payment)
-    if credit_amount:
-        change_customer_balance(state, invoice, -credit_amount, "credit_note", credit_note=credit_note["id"])
     return credit_note
 
 
@@ -281,7 +285,11 @@ def _allocation(params: Params, post_payment: int, linked: list[tuple[dict[str, 
 
 def _check_creditable(state: SandboxState, invoice: dict[str, Any], total: int, pre_payment: int, param: str,
                       linked: list[tuple[dict[str, Any], int]]) -> None:
-    paid_left = (invoice["amount_paid"] - invoice["post_payment_credit_notes_amount"]
+    """What was paid, by payments or by the customer's credit balance applied at finalization, can be credited
+    once: an invoice the credit balance paid has an ``amount_paid`` of 0 and is still credited (to the balance,
+    with ``credit_amount``: its refunds are limited to its charges, `_refund_plan`). Stripe documents the
+    creditable total only through its refusals; the sandbox counts the applied balance as paid."""
+    paid_left = (invoice["amount_paid"] + credit_applied(invoice) - invoice["post_payment_credit_notes_amount"]
                  - _unlinked_refunds(state, invoice, linked))
     creditable = pre_payment + max(0, paid_left)
     if total > creditable:
@@ -311,7 +319,7 @@ def _credit_note_object(state: SandboxState, invoice: dict[str, Any], details: d
     return {
         "id": note_id, "object": "credit_note", "amount": total, "amount_shipping": 0, "created": state.now(),
         "currency": invoice["currency"], "customer": invoice["customer"], "customer_account": None,
-        "customer_balance_transaction": new_id("cbtxn") if credit_amount else None, "discount_amount": 0,
+        "customer_balance_transaction": None, "discount_amount": 0,
         "discount_amounts": [], "effective_at": details["effective_at"],
         "invoice": invoice["id"],
         "lines": {**list_envelope(lines, f"/v1/credit_notes/{note_id}/lines"), "total_count": len(lines)},

@@ -185,10 +185,16 @@ def settle(state: SandboxState, invoice: dict[str, Any], previous: dict[str, Any
 
 
 def change_customer_balance(state: SandboxState, invoice: dict[str, Any], delta: int, kind: str, *,
-                            credit_note: str | None = None) -> None:
+                            credit_note: str | None = None) -> dict[str, Any] | None:
     """Add ``delta`` to the balance of the invoice's customer in its currency (negative: a credit), as a
-    balance transaction of ``kind`` naming the invoice."""
+    balance transaction of ``kind`` naming the invoice: the transaction (None when nothing changed)."""
     customer = state.get(invoice["customer"], "customer")
     if customer is None or delta == 0:
-        return
-    change(state, customer, delta, invoice["currency"], kind, invoice=invoice["id"], credit_note=credit_note)
+        return None
+    return change(state, customer, delta, invoice["currency"], kind, invoice=invoice["id"], credit_note=credit_note)
+
+
+def credit_applied(invoice: dict[str, Any]) -> int:
+    """The customer's credit balance that finalizing the invoice applied to it (0 for a debit, or a draft)."""
+    start, end = invoice.get("starting_balance"), invoice.get("ending_balance")
+    return max(0, end - start) if isinstance(start, int) and isinstance(end, int) else 0

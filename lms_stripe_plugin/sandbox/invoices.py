@@ -507,7 +507,8 @@ def send_invoice(state: SandboxState, invoice_id: str) -> dict[str, Any]:
 
 @locked
 def void_invoice(state: SandboxState, invoice_id: str) -> dict[str, Any]:
-    """``POST /v1/invoices/{id}/void``: refused while an attached payment is ``open`` or ``paid``.
+    """``POST /v1/invoices/{id}/void``: refused while an attached payment is ``open`` or ``paid``; the customer's
+    balance applied at finalization is given back.
 
     "When an invoice has open or paid payments, you can't void or edit the invoice"
     (docs.stripe.com/invoicing/partial-payments); the default payment does not count.
@@ -524,6 +525,11 @@ def void_invoice(state: SandboxState, invoice_id: str) -> dict[str, Any]:
     invoice["status_transitions"]["voided_at"] = state.now()
     sync_default_payment(state, invoice, reason="void_invoice")
     state.emit("invoice.voided", invoice, previous)
+    # "Customer balances applied to all invoices are now debited or credited back to the customer when voided"
+    # (changelog 2019-12-03, customer-balances-returned-voided-invoices): an ``unapplied_from_invoice``
+    # transaction. The invoice keeps its starting and ending balances, as they were at finalization.
+    change_customer_balance(state, invoice, invoice["starting_balance"] - invoice["ending_balance"],
+                            "unapplied_from_invoice")
     return invoice
 
 

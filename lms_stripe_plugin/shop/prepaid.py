@@ -89,11 +89,22 @@ def issue(state: PluginState, purchase_id: int) -> Purchase:
 
 def invoice_changed(state: PluginState, invoice: Invoice | None) -> None:
     """An invoice of a purchase paid from the balance is paid (by the credit alone, or the rest by card): the
-    purchase is paid and the learner enrolled, once (a conditional write)."""
-    if invoice is None or invoice.source != InvoiceSource.BALANCE or invoice.purchase_id is None \
-            or invoice.status != InvoiceStatus.PAID:
+    purchase is paid and the learner enrolled, once (a conditional write). One voided before it was paid
+    (the credit it used goes back to the balance: `balances.record_unapplied`) closes its purchase, which gave
+    no access, so that the learner may buy the course again."""
+    if invoice is None or invoice.source != InvoiceSource.BALANCE or invoice.purchase_id is None:
         return
     session = state.session
+    if invoice.status == InvoiceStatus.VOID:
+        purchase = session.get(Purchase, invoice.purchase_id)
+        if purchase is not None and transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.CANCELLED,
+                                               cancelled_at=utcnow()):
+            audit.record(session, AuditAction.CHECKOUT_WITHDRAWN, user_id=purchase.user_id,
+                         course_id=purchase.course_id, purchase_id=purchase.id, invoice=invoice.id, voided=True)
+        return
+    if invoice.status != InvoiceStatus.PAID or \
+            invoice.amount_paid + balances.paid_from_balance(session, invoice.id) < invoice.gross:
+        return  # not paid, or "paid" by a credit note that cancels it (its pre-payment part): nothing to give
     purchase = session.get(Purchase, invoice.purchase_id)
     if purchase is None or not transition(session, purchase, (PurchaseStatus.OPEN,),
                                           PurchaseStatus.PAID, paid_at=utcnow(), amount_paid=invoice.gross,

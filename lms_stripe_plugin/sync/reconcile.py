@@ -14,14 +14,14 @@ from sqlalchemy import select
 
 from ..core.state import PluginState
 from ..accounts import settings as payment_settings
-from ..billing import paying
+from ..billing import balances, paying
 from ..billing.invoices import purchase_of_invoice, record_invoice
 from ..core.enums import AttemptStatus, InvoiceSource, InvoiceStatus, PurchaseStatus, RefundStatus
-from ..core.models import Dispute, Invoice, PaymentAttempt, Purchase, Refund, parse_row_id, utcnow
+from ..core.models import Dispute, Invoice, PaymentAttempt, PaymentRequest, Purchase, Refund, parse_row_id, utcnow
 from ..errors import PaymentsError
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, status_of, sync_refund
-from ..shop import deposits
+from ..shop import deposits, prepaid
 from ..shop.fulfilment import fulfil_from_stripe
 
 
@@ -31,7 +31,7 @@ ATTACH_GRACE = timedelta(minutes=10)
 
 @dataclass
 class Finding:
-    kind: str  # "checkout_session", "invoice", "refund", "dispute", "attempt"
+    kind: str  # "checkout_session", "invoice", "refund", "dispute", "attempt", "deposit", "balance_entry", "topup"
     stripe_id: str
     problem: str
     repaired: bool = False
@@ -76,6 +76,8 @@ def reconcile(state: PluginState, *, since: datetime, dry_run: bool = False) -> 
                 _apply(state, finding, repair, obj)
     _unattached(state, report, dry_run)
     _deposits_unfinished(state, report, dry_run)
+    _balance_unmirrored(state, report, dry_run)
+    _topups_refunding(state, report, dry_run)
     return report
 
 
@@ -126,7 +128,8 @@ def _attempt_session_problem(state: PluginState, cs: dict) -> str | None:
         return None
     if cs.get("status") == "complete" and cs.get("payment_status") == "paid" and \
             attempt.status not in (AttemptStatus.PAID, AttemptStatus.ATTACHED):
-        then = "attach the payment to its invoice" if attempt.request_id else "record the payment of the link"
+        then = ("put it on the learner's balance" if attempt.request is not None and attempt.request.topup
+                else "attach the payment to its invoice" if attempt.request_id else "record the payment of the link")
         return f"paid at Stripe, {attempt.status} here: {then}"
     if cs.get("status") == "expired" and attempt.status == AttemptStatus.OPEN:
         return "expired at Stripe, open here"
@@ -138,8 +141,9 @@ def _unattached(state: PluginState, report: Report, dry_run: bool) -> None:
     failed or was cut short): attached again, with the same idempotency key."""
     stale = utcnow() - ATTACH_GRACE
     attempts = state.session.scalars(select(PaymentAttempt).where(
-        PaymentAttempt.status == AttemptStatus.PAID, PaymentAttempt.request_id.is_not(None),
-        PaymentAttempt.paid_at < stale).order_by(PaymentAttempt.id)).all()
+        PaymentAttempt.status == AttemptStatus.PAID, PaymentAttempt.paid_at < stale,
+        PaymentAttempt.request_id.in_(select(PaymentRequest.id).where(PaymentRequest.topup.is_(False))))
+        .order_by(PaymentAttempt.id)).all()
     plans = [paying.attach_plan(a, a.request) for a in attempts if a.request is not None]
     state.session.commit()  # no transaction held across the calls to Stripe
     for plan in plans:
@@ -163,6 +167,32 @@ def _deposits_unfinished(state: PluginState, report: Report, dry_run: bool) -> N
             _apply(state, finding, deposits.issue, purchase_id)
 
 
+def _balance_unmirrored(state: PluginState, report: Report, dry_run: bool) -> None:
+    """Ledger movements the school or a payment made that are not copied to the Stripe customer's balance yet
+    (the follow-up failed or was cut short): copied, with the key derived from the entry (once at Stripe)."""
+    entry_ids = balances.unmirrored(state.session)
+    state.session.commit()  # no transaction held across the calls to Stripe
+    for entry_id in entry_ids:
+        report.checked["balance_entry"] = report.checked.get("balance_entry", 0) + 1
+        finding = Finding("balance_entry", f"entry {entry_id}", "on the learner's balance here, not at Stripe")
+        report.findings.append(finding)
+        if not dry_run:
+            _apply(state, finding, balances.mirror, entry_id)
+
+
+def _topups_refunding(state: PluginState, report: Report, dry_run: bool) -> None:
+    """Top-ups taken off the balance whose refund was not finished (its mirror at Stripe, or the refund of its
+    payment): finished, each call with the key it had."""
+    pending = balances.refunding(state.session)
+    state.session.commit()
+    for topup_id, entry_id in pending:
+        report.checked["topup"] = report.checked.get("topup", 0) + 1
+        finding = Finding("topup", f"top-up {topup_id}", "taken off the balance, its payment not refunded")
+        report.findings.append(finding)
+        if not dry_run:
+            _apply(state, finding, lambda st, ids: balances.finish_refund(st, *ids), (topup_id, entry_id))
+
+
 # -- invoices ------------------------------------------------------------------------------------------
 
 def _invoice_problem(state: PluginState, invoice: dict) -> str | None:
@@ -181,8 +211,8 @@ def _invoice_problem(state: PluginState, invoice: dict) -> str | None:
 def _billed_invoice_problem(state: PluginState, invoice: dict) -> str | None:
     """An administrator's invoice whose payments or status at Stripe are not ours."""
     ours = state.session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"],
-                                                      Invoice.source.in_((InvoiceSource.ADMIN,
-                                                                          InvoiceSource.DEPOSIT))))
+                                                      Invoice.source.in_((InvoiceSource.ADMIN, InvoiceSource.DEPOSIT,
+                                                                          InvoiceSource.BALANCE))))
     if ours is None or ours.status not in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN):
         return None
     status = invoice.get("status")
@@ -204,7 +234,9 @@ def _link_invoice_problem(state: PluginState, invoice: dict) -> str | None:
 
 def _repair_invoice(state: PluginState, invoice: dict) -> None:
     if (invoice.get("metadata") or {}).get("lms_invoice_id") is not None:
-        deposits.invoice_changed(state, paying.apply_invoice(state, invoice))
+        ours = paying.apply_invoice(state, invoice)
+        deposits.invoice_changed(state, ours)
+        prepaid.invoice_changed(state, ours)
         return
     if (invoice.get("metadata") or {}).get("lms_link_id") is not None:
         paying.apply_link_invoice(state, invoice)

@@ -158,6 +158,11 @@ def amount(*, required: bool = False, positive: bool = False) -> Callable[[Any],
     return valid
 
 
+def signed_amount(value) -> bool:
+    """An amount that may be negative (a customer's balance: a credit is negative), or null."""
+    return value is None or (_is_int(value) and -MAX_AMOUNT <= value <= MAX_AMOUNT)
+
+
 def currency(*, required: bool = False) -> Callable[[Any], bool]:
     def valid(value) -> bool:
         return (value is None and not required) or (isinstance(value, str) and bool(_CURRENCY.fullmatch(value)))
@@ -260,7 +265,8 @@ SHAPES: dict[str, dict[str, Callable[[Any], bool]]] = {
         "invoice_pdf": text(2048), "hosted_invoice_url": text(2048), "total_taxes": tax_list,
         "total_tax_amounts": tax_list, "status_transitions": transitions, "created": optional_timestamp,
         "status": text(32), "amount_paid": amount(), "amount_remaining": amount(), "customer": optional_id,
-        "payments": payment_list,
+        "payments": payment_list, "starting_balance": signed_amount, "ending_balance": signed_amount,
+        "amount_overpaid": amount(),
     },
     "invoice_payment": {
         "invoice": optional_id, "status": text(32), "amount_paid": amount(), "amount_requested": amount(),
@@ -274,7 +280,8 @@ SHAPES: dict[str, dict[str, Callable[[Any], bool]]] = {
     "credit_note": {
         "invoice": optional_id, "number": text(64), "pdf": text(2048), "total": amount(), "amount": amount(),
         "currency": currency(), "status": text(32), "reason": text(32), "refunds": refund_links,
-        "created": optional_timestamp,
+        "created": optional_timestamp, "post_payment_amount": amount(), "out_of_band_amount": amount(),
+        "customer_balance_transaction": optional_id,
     },
     "dispute": {
         "amount": amount(required=True), "currency": currency(required=True), "status": text(32, required=True),

@@ -1,6 +1,7 @@
 """Prepaid balances: the learner's top-up (from "My payments"), a course bought with the balance (from its
 payment page), and the administrators' pages: every balance, one learner's movements with a credit or debit
-form and their top-ups, each refundable while unspent.
+form and their top-ups, each refundable while unspent, and a request that the learner top up (sent by e-mail
+or SMS to the pay page, as any payment request; a top-up link is made from the payment links' form).
 
 Who may open what: the learner's actions act on the signed-in learner's own balance only; the administrators'
 pages need an administrator.
@@ -12,15 +13,16 @@ import secrets
 from flask import abort, current_app, flash, redirect, request, url_for
 
 from ..accounts import settings as payment_settings
-from ..billing import balances, issuing
+from ..billing import balances, issuing, listing, requests as payment_requests
 from ..core.enums import PurchaseStatus
-from ..core.i18n import gettext as _
+from ..core.i18n import current_locale, gettext as _
 from ..core.models import TopUp
 from ..core.urls import public_url
 from ..errors import NotPurchasable, PaymentsError, ValidationFailed
 from ..money import MoneyError
 from ..shop import prepaid
-from ..web.forms import money_message, read_amount
+from ..web.billing_forms import default_due, read_request
+from ..web.forms import amount_input, money_message, read_amount
 from ..web.rendering import render
 from ._common import actor_id, require_admin, require_user, state, step
 
@@ -32,6 +34,8 @@ def register(bp) -> None:
     bp.add_url_rule("/admin/balances/<user_id>", "admin_balance", balance_page, methods=["GET", "POST"])
     bp.add_url_rule("/admin/balances/top-ups/<lms_id:topup_id>/refund", "admin_refund_topup", refund_topup,
                     methods=["POST"])
+    bp.add_url_rule("/admin/balances/<user_id>/request", "admin_request_topup", request_topup,
+                    methods=["GET", "POST"])
 
 
 # -- the learner ------------------------------------------------------------------------------------------------
@@ -129,6 +133,9 @@ def balance_page(user_id: str):
                   balances=balances.balances_of(st.session, user_id),
                   entries=balances.entries_of(st.session, user_id),
                   topups=balances.topups_of(st.session, user_id), errors=errors, values=values,
+                  asked=[listing.RequestView(req, payment_requests.delivery_failed(st.session, req))
+                         for req in payment_requests.topups_asked(st.session, user_id)],
+                  prepaid=settings.prepaid_enabled and settings.active,
                   currencies=sorted(_currencies(st, user_id, settings)),
                   names={e.actor_id: _name(st, e.actor_id) for e in balances.entries_of(st.session, user_id)
                          if e.actor_id}), status
@@ -136,6 +143,37 @@ def balance_page(user_id: str):
 
 def _currencies(st, user_id: str, settings) -> set[str]:
     return {settings.default_currency} | {row.currency for row in balances.balances_of(st.session, user_id)}
+
+
+def request_topup(user_id: str):
+    """Ask a learner to top up their balance by an amount: a payment request with no invoice, its messages
+    sent by e-mail or SMS with a link to the pay page, its reminders as any request's."""
+    admin = require_admin()
+    st = state()
+    if len(user_id) > 64 or st.host.get_user(user_id) is None:
+        abort(404)
+    settings = payment_settings.load(st.session)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        read = read_request(request.form, settings.default_currency)
+        errors = read.errors
+        if not errors and read.data is not None:
+            try:
+                step(payment_requests.create_topup, st, user_id, read.data, actor_id=actor_id(admin))
+            except ValidationFailed as err:
+                errors = dict(err.errors)
+            except PaymentsError as err:
+                errors = {"_schema": err.message}
+            else:
+                flash(_("The top-up request is sent."), "success")
+                return redirect(url_for("lms_stripe.admin_balance", user_id=user_id), code=303)
+    values = request.form if request.method == "POST" else {
+        "amount": amount_input(settings.topup_minimum, settings.default_currency),
+        "due": default_due(14).isoformat(), "email": "on", "locale": current_locale()}
+    return render("lms_stripe/admin/request_topup.html", learner=_name(st, user_id), user_id=user_id,
+                  errors=errors, values=values, currency=settings.default_currency,
+                  prepaid=settings.prepaid_enabled and settings.active, least=settings.topup_minimum,
+                  most=settings.topup_maximum), 400 if errors else 200
 
 
 def refund_topup(topup_id: int):

@@ -75,6 +75,8 @@ def invoice_context(invoice: Invoice) -> dict:
             "can_request": payable(invoice),
             "disputes": disputes.disputes_of(session, purchase_id) if purchase_id else [], "history": history,
             "refundable": cancellation.refundable(invoice, session),
+            "to_balance": cancellation.to_balance(invoice, session),
+            "cancellable": cancellation.cancellable(invoice),
             "unconfirmed": cancellation.unconfirmed_request(session, invoice),
             "history_lines": audit_text.lines(session, state().host, history),
             "names": display_names({r.actor_id for r in refunds})}

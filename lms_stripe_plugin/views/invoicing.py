@@ -15,7 +15,7 @@ from ..errors import GatewayError, PaymentsError, ValidationFailed
 from ..web.billing_forms import LINE_ROWS, default_due, read_invoice, read_request, read_settlement
 from ..web.forms import amount_input
 from ..web.rendering import render
-from ._common import actor_id, require_admin, state, step
+from ._common import actor_id, display_names, require_admin, state, step
 from .invoices import invoice_or_404
 
 
@@ -153,9 +153,7 @@ def resend(request_id: int):
         flash(err.message, "error")
     else:
         flash(_("The payment request is sent again."), "success")
-    return redirect(request.form.get("next_invoice") and url_for("lms_stripe.admin_invoice",
-                                                                 invoice_id=found.invoice_id)
-                    or url_for("lms_stripe.admin_requests"))
+    return redirect(request.form.get("next_invoice") and _back_to(found) or url_for("lms_stripe.admin_requests"))
 
 
 def cancel(request_id: int):
@@ -167,7 +165,14 @@ def cancel(request_id: int):
         flash(err.message, "error")
     else:
         flash(_("The payment request is cancelled."), "success")
-    return redirect(url_for("lms_stripe.admin_invoice", invoice_id=found.invoice_id))
+    return redirect(_back_to(found))
+
+
+def _back_to(found: PaymentRequest) -> str:
+    """The page a request's action returns to: its invoice's, or a top-up's learner's balance page."""
+    if found.invoice_id is None:
+        return url_for("lms_stripe.admin_balance", user_id=found.user_id)
+    return url_for("lms_stripe.admin_invoice", invoice_id=found.invoice_id)
 
 
 def request_list():
@@ -179,7 +184,8 @@ def request_list():
     rows, more = listing.admin_requests(state().session, flt, before_id=before_id,
                                         limit=current_app.config["LMS_STRIPE_PAGE_SIZE"])
     args: dict[str, Any] = {k: v for k, v in request.args.items() if k in listing.RequestFilter.NAMES}
-    return render("lms_stripe/admin/requests.html", rows=rows, args=args, views=listing.RequestView,
+    names = display_names({view.request.user_id for view in rows if view.request.invoice is None})
+    return render("lms_stripe/admin/requests.html", rows=rows, args=args, views=listing.RequestView, names=names,
                   next_url=url_for("lms_stripe.admin_requests", after=rows[-1].request.id, **args)
                   if more and rows else None, csv_url=url_for("lms_stripe.admin_requests_csv", **args))
 

@@ -64,6 +64,8 @@ def _page(found: PaymentRequest, *, token: str | None = None, error: str | None 
     if found.parts:  # several invoices in one payment
         body = render("lms_stripe/pay_settlement.html", parts=found.parts, blocked=paying.blocked(found),
                       crediting=paying.paid_unattached(state().session, found.id), **values)
+    elif found.invoice is None:  # a top-up of the learner's balance
+        body = render("lms_stripe/pay_topup.html", **values)
     else:
         body = render("lms_stripe/pay.html", invoice=found.invoice, lines=found.invoice.lines, **values)
     return _private(make_response(body, 400 if error else 200))
@@ -71,7 +73,8 @@ def _page(found: PaymentRequest, *, token: str | None = None, error: str | None 
 
 def _start(found: PaymentRequest, return_url: str, *, again):
     """The Pay click: the amount (the learner's own when partial payments are on), then Checkout."""
-    typed = "" if found.parts else (request.form.get("amount") or "").strip()[:32]  # a settlement is paid whole
+    # A settlement, a top-up, are paid whole.
+    typed = "" if found.parts or found.topup else (request.form.get("amount") or "").strip()[:32]
     try:
         amount = read_amount(typed, found.currency, minimum=False).amount if typed else paying.remaining(found)
         plan = step(paying.reserve, state(), found, amount, return_url=return_url)
@@ -120,7 +123,8 @@ def _my_payments_page(user_id: str, *, error: str | None = None, chosen: list[in
     owed = [req for req in listing.learner_requests(st.session, user_id) if paying.remaining(req) > 0]
     open_invoices = listing.learner_open_invoices(st.session, user_id)
     # An invoice of a request of its own, or without one, may be paid with others (a settlement is one already).
-    choices = [req.invoice_id for req in owed if not req.parts] + [invoice.id for invoice in open_invoices]
+    choices = [req.invoice_id for req in owed if not req.parts and req.invoice_id] + \
+        [invoice.id for invoice in open_invoices]
     settings = payment_settings.load(st.session)
     held = balances.balances_of(st.session, user_id)
     # An invoice paid from the balance alone has nothing paid by card: it is listed as paid too.

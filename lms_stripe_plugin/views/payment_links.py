@@ -64,9 +64,10 @@ def new_link():
                       "success")
                 return redirect(url_for("lms_stripe.admin_link", link_id=link.id))
     settings = payment_settings.load(st.session)
+    topup = request.args.get("topup") == "1"  # from a learner's balance page: a top-up link for them
     values = request.form if request.method == "POST" else {
-        "currency": settings.default_currency, "vat_rate": format_rate_input(settings.default_vat_rate),
-        "kind": "fixed"}
+        "currency": settings.default_currency, "vat_rate": "0" if topup else format_rate_input(settings.default_vat_rate),
+        "kind": "fixed", "learner": (request.args.get("learner") or "")[:64], "topup": "on" if topup else ""}
     return render("lms_stripe/admin/new_link.html", errors=errors, values=values), 400 if errors else 200
 
 

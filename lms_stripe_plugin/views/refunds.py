@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 
 from ..core.enums import RefundStatus
-from ..core.i18n import gettext as _
+from ..core.i18n import current_locale, gettext as _
 from ..core.models import Refund
 from ..errors import GatewayError
-from ..money import MoneyError
+from ..money import Money, MoneyError
 from ..refunds import access, cancellation
 from ..refunds.lifecycle import failure_text
 from ..web.forms import money_message, read_amount
@@ -128,7 +128,11 @@ def restore(invoice_id: int):
 
 
 def _flash_outcome(refund: Refund) -> None:
-    if refund.status == RefundStatus.SUCCEEDED:
+    if refund.status == RefundStatus.SUCCEEDED and refund.balance_amount >= refund.amount:
+        flash(_("The purchase is cancelled: the credit note is issued and %(amount)s is back on the learner's "
+                "prepaid balance.", amount=Money(refund.balance_amount, refund.currency).format(current_locale())),
+              "success")
+    elif refund.status == RefundStatus.SUCCEEDED:
         flash(_("The purchase is cancelled: the credit note is issued and the learner is refunded."), "success")
     elif refund.status == RefundStatus.FAILED:
         flash(_("The credit note is issued and access revoked, but Stripe could not refund: %(reason)s "

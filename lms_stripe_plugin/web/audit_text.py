@@ -118,6 +118,7 @@ def _values(entry: AuditEntry, details: dict, context: _Context) -> dict[str, An
         "number": details.get("number") or (invoice.number if invoice and invoice.number else None)
         or (_("#%(id)s", id=details["invoice"]) if isinstance(details.get("invoice"), int) else ""),
         "reason": details.get("reason") or details.get("error") or _("no reason given"),
+        "currency": currency,
     }
 
 
@@ -153,6 +154,10 @@ def _settings(v: dict, d: dict) -> str:
 def _requested(v: dict, d: dict) -> str:
     if d.get("settlement"):
         return _settlement_requested(v, d)
+    if d.get("topup"):
+        channels = [{"email": _("e-mail"), "sms": _("SMS")}.get(c, c) for c in d.get("channels") or []]
+        return _("%(learner)s was asked to top up their balance by %(amount)s, by %(channels)s.", amount=v["amount"],
+                 learner=v["learner"], channels=_(" and ").join(channels) or _("no channel"))
     if d.get("by_learner"):
         return _("%(learner)s chose to pay %(amount)s of invoice %(number)s from My payments.", amount=v["amount"],
                  learner=v["learner"], number=v["number"])
@@ -177,8 +182,13 @@ def _refund_requested(v: dict, d: dict) -> str:
     if d.get("origin") == "dashboard":
         return _("A refund of %(amount)s to %(learner)s for %(course)s was made in the Stripe Dashboard.", **v)
     if d.get("full"):
-        return _("Cancellation of %(learner)s's purchase of %(course)s: %(amount)s to refund.", **v)
-    return _("A refund of %(amount)s to %(learner)s for %(course)s was requested.", **v)
+        said = _("Cancellation of %(learner)s's purchase of %(course)s: %(amount)s to refund.", **v)
+    else:
+        said = _("A refund of %(amount)s to %(learner)s for %(course)s was requested.", **v)
+    if d.get("to_balance"):
+        said += " " + _("%(part)s of it goes back to their prepaid balance.",
+                        part=_money(d.get("to_balance"), v["currency"]))
+    return said
 
 
 def _deposit_pricing(v: dict, d: dict) -> str:
@@ -217,12 +227,36 @@ def _link_created(v: dict, d: dict) -> str:
     if d.get("amount") is None:
         v = {**v, "amount": _("%(min)s to %(max)s", min=_money(d.get("minimum"), d.get("currency")),
                                                    max=_money(d.get("maximum"), d.get("currency")))}
+    if d.get("topup"):
+        return _("The payment link %(title)s was created for %(learner)s to top up their balance, for %(amount)s.",
+                 **_link(v, d))
     return _("The payment link %(title)s was created, for %(amount)s.", **_link(v, d))
+
+
+def _returned(v: dict, d: dict) -> str:
+    """Money Stripe put back on a learner's balance."""
+    if d.get("kind") == "unapplied":
+        return _("Invoice %(number)s was voided: the %(amount)s of the balance of %(learner)s it had used went back "
+                 "to that balance.", **v)
+    if d.get("kind") == "overpaid":
+        return _("%(amount)s paid beyond invoice %(number)s went to the balance of %(learner)s.", **v)
+    return _("The credit note of invoice %(number)s credited %(amount)s back to the balance of %(learner)s.", **v)
+
+
+def _topped_up(v: dict, d: dict) -> str:
+    if d.get("request") is not None:
+        return _("%(learner)s topped up their balance with %(amount)s, as a payment request asked.", **v)
+    if d.get("link") is not None:
+        return _("%(learner)s topped up their balance with %(amount)s through the payment link %(title)s.",
+                 **_link(v, d))
+    return _("%(learner)s topped up their balance with %(amount)s.", **v)
 
 
 _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.CHECKOUT_STARTED: lambda v, d: _("%(learner)s started paying for %(course)s.", **v),
     AuditAction.CHECKOUT_WITHDRAWN: lambda v, d: _(
+        "The purchase of %(learner)s of %(course)s was closed: its invoice %(number)s was voided.", **v)
+    if d.get("voided") else _(
         "The open checkout of %(learner)s for %(course)s was withdrawn: the course's offer changed.", **v),
     AuditAction.PAID: lambda v, d: _("%(learner)s paid %(amount)s for %(course)s.", **v),
     AuditAction.PAID_AFTER_WITHDRAWAL: lambda v, d: _(
@@ -268,7 +302,7 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.PAYMENT_LINK_DISABLED: lambda v, d: _("The payment link %(title)s was disabled.", **_link(v, d)),
     AuditAction.LINK_PAYMENT_RECEIVED: lambda v, d: _("%(payer)s paid %(amount)s through the payment link %(title)s.",
                                                       **_link(v, d)),
-    AuditAction.BALANCE_TOPPED_UP: lambda v, d: _("%(learner)s topped up their balance with %(amount)s.", **v),
+    AuditAction.BALANCE_TOPPED_UP: _topped_up,
     AuditAction.BALANCE_CREDITED: lambda v, d: _("The balance of %(learner)s was credited with %(amount)s: %(reason)s",
                                                  **v),
     AuditAction.BALANCE_DEBITED: lambda v, d: _("The balance of %(learner)s was debited by %(amount)s: %(reason)s",
@@ -276,4 +310,5 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.BALANCE_SPENT: lambda v, d: _("%(amount)s of the balance of %(learner)s paid invoice %(number)s.",
                                               **v),
     AuditAction.TOPUP_REFUNDED: lambda v, d: _("A top-up of %(amount)s was refunded to %(learner)s.", **v),
+    AuditAction.BALANCE_RETURNED: _returned,
 }

@@ -37,7 +37,8 @@ def read_link(form: MultiDict, host) -> LinkForm:
     least, most = amounts.get("minimum"), amounts.get("maximum")
     if least is not None and most is not None and least > most:
         errors["maximum"] = _("The maximum must be at least the minimum.")
-    rate = _rate(form, errors)
+    topup = form.get("topup") in ("on", "1", "true")
+    rate = _rate(form, errors) if not topup else 0  # a top-up carries no VAT (the course it pays does)
     learner = (form.get("learner") or "").strip()[:64] or None
     if learner is not None and host.get_user(learner) is None:
         errors["learner"] = _("Enter the id of a learner of the LMS.")
@@ -46,7 +47,7 @@ def read_link(form: MultiDict, host) -> LinkForm:
     if errors or title is None or purpose is None or rate is None:
         return LinkForm(errors=errors)
     return LinkForm(LinkInput(title=title, purpose=purpose, currency=currency, vat_rate=rate, user_id=learner,
-                              max_uses=max_uses, expires_on=expires_on, **amounts))
+                              max_uses=max_uses, expires_on=expires_on, topup=topup, **amounts))
 
 
 def _text(form: MultiDict, name: str, limit: int, errors: dict, *, required: str, lines: bool = False) -> str | None:

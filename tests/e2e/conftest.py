@@ -5,9 +5,12 @@ import re
 
 import pytest
 import requests
+from sqlalchemy import func, select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
+from lms_stripe_plugin.core.models import Balance, BalanceEntry, Customer
 from lms_stripe_plugin.sandbox import SandboxServer
+from lms_stripe_plugin.sandbox.customer_balance import credit_balance
 
 from ..conftest import KEYS, as_user
 
@@ -67,6 +70,44 @@ def stripe_app(app, db, sandbox, _sink, people, priced):
 @pytest.fixture
 def sink(_sink):
     return _sink
+
+
+@pytest.fixture(autouse=True)
+def _ledger_equals_stripe(request):
+    """After every test that ran the app against the sandbox, each learner's ledger equals their Stripe
+    customer's credit balance (`assert_ledger_matches_stripe`)."""
+    if "stripe_app" not in request.fixturenames:
+        yield
+        return
+    db, sandbox = request.getfixturevalue("db"), request.getfixturevalue("sandbox")
+    request.getfixturevalue("stripe_app")  # set up first, so torn down after this check
+    yield
+    assert_ledger_matches_stripe(db, sandbox)
+
+
+def assert_ledger_matches_stripe(db, sandbox) -> None:
+    """Each learner's balance equals the sum of its entries and, negated, their Stripe customer's credit balance
+    in each currency (Stripe counts a credit as negative); a customer's credit the ledger does not have, in any
+    currency, is a difference too."""
+    sandbox.state.wait_for_deliveries(10)
+    db.session.rollback()
+    db.session.expire_all()
+    ledger: dict[tuple[str, str], int] = {}
+    for balance in db.session.scalars(select(Balance)):
+        entries = db.session.scalar(select(func.sum(BalanceEntry.amount)).where(BalanceEntry.balance_id == balance.id))
+        assert (entries or 0) == balance.amount, (balance.user_id, balance.currency, balance.amount, entries)
+        ledger[(balance.user_id, balance.currency)] = balance.amount
+    at_stripe: dict[tuple[str, str], int] = {}
+    for user_id, customer_id in db.session.execute(select(Customer.user_id, Customer.stripe_customer_id)):
+        customer = sandbox.state.get(customer_id, "customer")
+        if customer is None:
+            continue
+        currencies = set(sandbox.state.private.get(customer_id, {}).get("credit", {})) | {customer.get("currency")}
+        for currency in filter(None, currencies):
+            at_stripe[(user_id, currency.upper())] = -credit_balance(sandbox.state, customer, currency)
+    for key in set(ledger) | set(at_stripe):
+        assert ledger.get(key, 0) == at_stripe.get(key, 0), (key, "ledger", ledger.get(key, 0),
+                                                             "Stripe", at_stripe.get(key, 0))
 
 
 def csrf(client, user: str, path: str = "/payments/courses/c1") -> str:

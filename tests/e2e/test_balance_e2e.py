@@ -14,7 +14,7 @@ from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.core.models import AuditEntry, Balance, BalanceEntry, Customer, Invoice, Purchase, TopUp
 
 from ..conftest import as_user
-from .conftest import csrf, pay
+from .conftest import assert_ledger_matches_stripe, csrf, pay
 
 
 @pytest.fixture
@@ -23,21 +23,6 @@ def prepaid_app(stripe_app, db):
                           actor_id="adm")
     db.session.commit()
     return stripe_app
-
-
-def assert_ledger_matches_stripe(db, sandbox) -> None:
-    """Each learner's balance equals the sum of its entries and, negated, their Stripe customer's credit
-    balance in its currency (Stripe counts a credit as negative)."""
-    db.session.expire_all()
-    sandbox.state.wait_for_deliveries(10)
-    for balance in db.session.scalars(select(Balance)):
-        entries = db.session.scalar(select(func.sum(BalanceEntry.amount)).where(BalanceEntry.balance_id == balance.id))
-        assert (entries or 0) == balance.amount
-        customer_id = db.session.scalar(select(Customer.stripe_customer_id).where(Customer.user_id == balance.user_id))
-        customer = sandbox.state.get(customer_id, "customer")
-        credit = sandbox.state.private[customer_id].get("credit", {}).get(balance.currency.lower(), 0) \
-            if customer else 0
-        assert -credit == balance.amount, (balance.user_id, balance.currency, balance.amount, credit)
 
 
 def _top_up(client, sandbox, amount: str, user: str = "u1") -> TopUp:

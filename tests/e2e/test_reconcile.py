@@ -1,11 +1,13 @@
 """`flask lms-stripe reconcile`: what lost webhooks and crashes between Stripe's answer and our commit
 left behind is found from Stripe's lists and repaired; a dry run changes nothing."""
+import re
 from datetime import datetime, timezone
 
 import requests
 from sqlalchemy import func, select
 
-from lms_stripe_plugin.core.models import Dispute, Invoice, Purchase, Refund
+from lms_stripe_plugin.accounts import settings as payment_settings
+from lms_stripe_plugin.core.models import BalanceEntry, Dispute, Invoice, Purchase, Refund, TopUp
 from lms_stripe_plugin.sync.reconcile import reconcile
 
 from ..conftest import as_user
@@ -105,3 +107,45 @@ def test_events_replay_handles_failed_events_again(stripe_app, client, db, sandb
     result = stripe_app.test_cli_runner().invoke(args=["lms-stripe", "events", "replay"])
     assert "1 replayed, 0 still failing" in result.output, result.output
     assert _state(db) == ("failed", 0)
+
+
+def test_balance_movements_not_at_stripe_and_top_up_refunds_half_done_are_finished(stripe_app, client, db, sandbox):
+    """An administrator's credit whose copy to the Stripe customer's balance failed, and a top-up taken off the
+    balance whose payment's refund failed: reconciliation reports them, then finishes each once."""
+    payment_settings.save(db.session, {"prepaid_enabled": True, "topup_minimum": 1000, "topup_maximum": 50000},
+                          actor_id="adm")
+    db.session.commit()
+    response = client.post("/payments/my-payments/top-up", headers=as_user("u1"),
+                           data={"csrf_token": csrf(client, "u1", "/payments/my-payments"), "amount": "30.00"})
+    pay(sandbox, response.headers["Location"].rstrip("/").split("/")[-1])
+    topup = db.session.scalar(select(TopUp))
+    fault(sandbox, "/v1/customers/*/balance_transactions", "500", times=20)
+    page = client.get("/payments/admin/balances/u1", headers=as_user("adm")).get_data(as_text=True)
+    form = {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1),
+            "token": re.search(r'name="token" value="([^"]+)"', page).group(1), "direction": "credit",
+            "amount": "12.50", "currency": "EUR", "reason": "Geste commercial"}
+    assert client.post("/payments/admin/balances/u1", headers=as_user("adm"), data=form).status_code == 303
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    fault(sandbox, "/v1/refunds", "500", times=20)
+    client.post(f"/payments/admin/balances/top-ups/{topup.id}/refund", headers=as_user("adm"),
+                data={"csrf_token": form["csrf_token"]})
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    db.session.expire_all()
+    assert db.session.get(TopUp, topup.id).status == "refunding"
+    assert db.session.scalar(select(func.count()).select_from(BalanceEntry).where(
+        BalanceEntry.stripe_transaction_id.is_(None), BalanceEntry.kind == "credit")) == 1
+
+    dry = _run(stripe_app, "--dry-run")
+    assert "balance_entry entry " in dry.output and "on the learner's balance here, not at Stripe — would repair" \
+        in dry.output, dry.output
+    assert f"topup top-up {topup.id}: taken off the balance, its payment not refunded — would repair" in dry.output
+    repaired = _run(stripe_app)
+    assert repaired.exit_code == 0 and "NOT repaired" not in repaired.output, repaired.output
+    db.session.expire_all()
+    assert db.session.get(TopUp, topup.id).status == "refunded"
+    assert [r["amount"] for r in sandbox.state.all("refund")] == [3000]
+    assert db.session.scalar(select(func.count()).select_from(BalanceEntry).where(
+        BalanceEntry.stripe_transaction_id.is_(None), BalanceEntry.kind != "spent")) == 0
+    again = _run(stripe_app)
+    assert "0 finding(s)" in again.output, again.output
+    assert len(sandbox.state.all("customer_balance_transaction")) == 3  # top-up, credit, refund: each once

@@ -327,6 +327,47 @@ def test_a_credit_to_the_customer_balance_lowers_their_next_invoice(client, open
     assert (nxt.amount_due, nxt.starting_balance, nxt.ending_balance) == (7000, -5000, 0)
 
 
+def test_the_credit_note_names_the_balance_transaction_it_made(client, open_invoice, checkout_for, pay, learner):
+    invoice, _ = _paid_in_two(client, open_invoice, checkout_for, pay)
+    note = client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 4000, "credit_amount": 4000})
+    transaction = client.v1.customers.balance_transactions.retrieve(learner.id, note.customer_balance_transaction)
+    assert (transaction.type, transaction.amount, transaction.credit_note, transaction.invoice) == \
+        ("credit_note", -4000, note.id, invoice.id)
+
+
+def test_an_invoice_the_credit_balance_paid_is_credited_back_to_the_balance_not_refunded(client, open_invoice,
+                                                                                         learner):
+    client.v1.customers.balance_transactions.create(learner.id, params={"amount": -50000, "currency": "eur"})
+    invoice = open_invoice(30000)
+    assert (invoice.status, invoice.amount_paid, invoice.starting_balance, invoice.ending_balance) == \
+        ("paid", 0, -50000, -20000)
+    with pytest.raises(stripe.InvalidRequestError) as raised:  # nothing was charged: nothing to refund
+        client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 30000, "refund_amount": 30000})
+    assert raised.value.param == "refund_amount"
+    with pytest.raises(stripe.InvalidRequestError):  # more than the balance paid
+        client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 30001, "credit_amount": 30001})
+    note = client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 30000, "credit_amount": 30000})
+    assert (note.post_payment_amount, note.refunds) == (30000, [])
+    assert client.v1.customers.retrieve(learner.id).balance == -50000
+
+
+def test_voiding_an_invoice_gives_back_the_credit_balance_it_applied(client, open_invoice, learner, webhooks):
+    client.v1.customers.balance_transactions.create(learner.id, params={"amount": -10000, "currency": "eur"})
+    invoice = open_invoice(30000)
+    assert (invoice.status, invoice.amount_remaining, client.v1.customers.retrieve(learner.id).balance) == \
+        ("open", 20000, 0)
+    voided = client.v1.invoices.void_invoice(invoice.id)
+    assert (voided.starting_balance, voided.ending_balance) == (-10000, 0)
+    assert client.v1.customers.retrieve(learner.id).balance == -10000
+    given_back = client.v1.customers.balance_transactions.list(learner.id).data[0]
+    assert (given_back.type, given_back.amount, given_back.invoice) == ("unapplied_from_invoice", -10000, invoice.id)
+    assert webhooks.types()[-1] == "customer.updated"
+    # An invoice that applied no credit gives nothing back.
+    other = client.v1.customers.create(params={"email": "lea@example.fr"})
+    client.v1.invoices.void_invoice(open_invoice(5000, customer=other).id)
+    assert client.v1.customers.balance_transactions.list(other.id).data == []
+
+
 def test_refunds_of_another_invoice_cannot_be_linked(client, open_invoice, checkout_for, pay):
     invoice, _ = _paid_in_two(client, open_invoice, checkout_for, pay)
     other, (other_first, _) = _paid_in_two(client, open_invoice, checkout_for, pay)
