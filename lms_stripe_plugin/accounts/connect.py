@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import update
 
 from ..core import audit
@@ -33,7 +33,8 @@ ACCOUNT_KEY = "lms-connect-account-1"
 
 
 def platform_mode() -> bool:
-    return bool(current_app.config.get("LMS_STRIPE_PLATFORM"))
+    """The app runs in platform mode (``LMS_STRIPE_PLATFORM``); outside an app, no."""
+    return has_app_context() and bool(current_app.config.get("LMS_STRIPE_PLATFORM"))
 
 
 def account_of(state: PluginState) -> str | None:

@@ -33,9 +33,10 @@ class _Late:
 
 
 @contextmanager
-def serve_demo(folder: Path, **config):
+def serve_demo(folder: Path, *, sandbox_options: dict | None = None, **config):
     """The demo on a loopback port with its sandbox: {"base", "app", "sandbox"}; ``config`` overrides the
-    demo's (payments start off, for the administrator to enable)."""
+    demo's (payments start off, for the administrator to enable); ``sandbox_options`` are the sandbox's
+    (``{base}`` in a text is the demo's address)."""
     from lms_stripe_plugin.demo import SANDBOX_KEYS, create_app
     from lms_stripe_plugin.sandbox import SandboxServer
 
@@ -43,7 +44,9 @@ def serve_demo(folder: Path, **config):
     server = make_server("127.0.0.1", 0, late, threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
     sandbox = SandboxServer(webhook_url=f"{base}/payments/webhook", webhook_secret=SANDBOX_KEYS["webhook_secret"],
-                            webhook_retry_backoff=0.2, terms_of_service_url=f"{base}/terms").start()
+                            webhook_retry_backoff=0.2, terms_of_service_url=f"{base}/terms",
+                            **{name: value.format(base=base) if isinstance(value, str) else value
+                               for name, value in (sandbox_options or {}).items()}).start()
     database = folder / "demo.sqlite"
     late.app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "LMS_STRIPE_API_BASE": sandbox.url,
                            "LMS_STRIPE_PUBLIC_URL": base,
