@@ -310,7 +310,7 @@ def webhooks(bench: Bench, payments: int, redis_url: str | None = None) -> dict:
     writes: dict[str, int] = {}
     for f in (*first.values(), *again.values()):
         for path in f["writes"]:
-            name = re.sub(r"/[a-z]+_[A-Za-z0-9]+", "/{id}", path)
+            name = re.sub(r"/[a-z]{2,5}_[A-Za-z0-9]{8,}", "/{id}", path)
             writes[name] = writes.get(name, 0) + 1
     results["  ... writes, by endpoint (what an event asks of Stripe)"] = writes or "none"
     answers: dict[str, int] = {}
