@@ -87,6 +87,11 @@ def actor_id(user) -> str | None:
     return state().host.user_id(user) if user is not None else None
 
 
+def posted_currency() -> str | None:
+    """The currency of the page the learner clicked Buy on (the shop checks it is one the school accepts)."""
+    return (request.form.get("currency") or "").strip().upper()[:3] or None
+
+
 def wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return request.is_json or (best == "application/json" and request.accept_mimetypes[best] >

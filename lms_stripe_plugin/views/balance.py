@@ -24,7 +24,7 @@ from ..shop import prepaid
 from ..web.billing_forms import default_due, read_request
 from ..web.forms import amount_input, money_message, read_amount
 from ..web.rendering import render
-from ._common import actor_id, require_admin, require_user, state, step
+from ._common import actor_id, posted_currency, require_admin, require_user, state, step
 
 
 def register(bp) -> None:
@@ -71,7 +71,7 @@ def pay_from_balance(course_id: str):
     if course is None:
         abort(404)
     try:
-        purchase_id = step(prepaid.reserve, st, user, course, _posted_currency())
+        purchase_id = step(prepaid.reserve, st, user, course, posted_currency())
         plan = step(prepaid.create, st, purchase_id)
         if plan is not None:
             step(issuing.create_at_stripe, st, plan)
@@ -189,8 +189,3 @@ def refund_topup(topup_id: int):
     else:
         flash(_("The top-up is refunded: the learner gets it back on their card."), "success")
     return redirect(url_for("lms_stripe.admin_balance", user_id=topup.user_id), code=303)
-
-
-def _posted_currency() -> str | None:
-    """The currency of the page the learner clicked on (checked against the accepted ones when used)."""
-    return (request.form.get("currency") or "").strip().upper()[:3] or None

@@ -12,7 +12,7 @@ from ..shop.fulfilment import SessionMismatch, fulfil_from_stripe
 from ..core.i18n import gettext as _
 from ..core.urls import local_path
 from ..web.rendering import render
-from ._common import error_response, require_user, state, step
+from ._common import error_response, posted_currency, require_user, state, step
 
 
 def register(bp) -> None:
@@ -61,16 +61,11 @@ def start(course_id: str):
     user = require_user()
     course = _course_or_404(course_id)
     try:
-        plan = step(checkout.reserve, state(), user, course, _posted_currency())
+        plan = step(checkout.reserve, state(), user, course, posted_currency())
         url = plan.url or step(checkout.open_session, state(), plan)
     except NotPurchasable as err:
         return render("lms_stripe/refused.html", message=err.message, course_url=state().host.course_url(course)), 409
     return redirect(url, code=303)
-
-
-def _posted_currency() -> str | None:
-    """The currency of the page the learner clicked Buy on (checked against the accepted ones when used)."""
-    return (request.form.get("currency") or "").strip().upper()[:3] or None
 
 
 def success():
