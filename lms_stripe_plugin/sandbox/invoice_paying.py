@@ -24,9 +24,9 @@ from typing import Any
 from .errors import StripeError, card_error, invalid_param
 from .ids import new_id
 from .invoice_payments import default_payment
-from .payments import (PaymentAttempt, mark_failed, mark_succeeded, new_charge, read_card, read_iban,
-                       settle_balance)
-from .refunds import open_dispute, settle_pending_refunds
+from .payments import (PaymentAttempt, debit_succeeds, mark_failed, mark_succeeded, new_charge, read_card,
+                       read_iban, settle_balance, settle_debit)
+from .refunds import open_dispute
 from .state import SandboxState, locked
 
 
@@ -96,19 +96,10 @@ def settle_invoice_debit(state: SandboxState, invoice_id: str, outcome: str | No
     intent = processing_intent(state, invoice)
     if intent is None:
         raise invalid_param(None, "This invoice has no debit waiting to settle.")
-    if outcome is None:
-        outcome = "failed" if state.private[invoice_id].get("debit_fails") else "succeeded"
-    if outcome not in ("succeeded", "failed"):
-        raise invalid_param("outcome", "outcome must be `succeeded` or `failed`.")
-    charge = state.require(intent["latest_charge"], "charge")
-    if outcome == "succeeded":
-        mark_succeeded(state, intent, charge)
-        settle_pending_refunds(state, charge, succeeded=True)
+    succeeded = debit_succeeds(state, invoice_id, outcome)
+    charge = settle_debit(state, intent, succeeded)
+    if succeeded:
         settle_balance(state, charge)
-    else:
-        failure = ("insufficient_funds", None, "The customer's account has insufficient funds to cover this payment.")
-        mark_failed(state, intent, charge, failure, "invalid_request_error")
-        settle_pending_refunds(state, charge, succeeded=False)
     return invoice
 
 

@@ -454,25 +454,39 @@ def settle_session(state: SandboxState, session_id: str, outcome: str | None = N
     intent = state.get(session["payment_intent"], "payment_intent")
     if session["status"] != "complete" or intent is None or intent["status"] != "processing":
         raise invalid_param(None, "This Checkout Session has no delayed payment waiting to settle.")
-    if outcome is None:
-        outcome = "failed" if state.private[session_id].get("debit_fails") else "succeeded"
-    if outcome not in ("succeeded", "failed"):
-        raise invalid_param("outcome", "outcome must be `succeeded` or `failed`.")
-    charge = state.require(intent["latest_charge"], "charge")
-    if outcome == "succeeded":
-        mark_succeeded(state, intent, charge)
-        settle_pending_refunds(state, charge, succeeded=True)
+    succeeded = debit_succeeds(state, session_id, outcome)
+    charge = settle_debit(state, intent, succeeded)
+    if succeeded:
         session["payment_status"] = "paid"
         _create_invoice_if_enabled(state, session, intent)
         state.emit("checkout.session.async_payment_succeeded", session, {"payment_status": "unpaid"})
         settle_balance(state, charge)
     else:
-        failure = ("insufficient_funds", None, "The customer's account has insufficient funds to cover this payment.")
-        mark_failed(state, intent, charge, failure, "invalid_request_error")
-        settle_pending_refunds(state, charge, succeeded=False)
         intent_ended_unpaid(state, intent)
         state.emit("checkout.session.async_payment_failed", session)
     return session
+
+
+def debit_succeeds(state: SandboxState, owner_id: str, outcome: str | None) -> bool:
+    """Whether a processing SEPA debit made on ``owner_id``'s page (a Checkout Session, an invoice) settles:
+    ``outcome`` "succeeded" or "failed", or None for what its IBAN decided."""
+    if outcome is None:
+        outcome = "failed" if state.private[owner_id].get("debit_fails") else "succeeded"
+    if outcome not in ("succeeded", "failed"):
+        raise invalid_param("outcome", "outcome must be `succeeded` or `failed`.")
+    return outcome == "succeeded"
+
+
+def settle_debit(state: SandboxState, intent: dict[str, Any], succeeded: bool) -> dict[str, Any]:
+    """Settle the processing debit of ``intent``, with its refunds asked meanwhile: its charge."""
+    charge = state.require(intent["latest_charge"], "charge")
+    if succeeded:
+        mark_succeeded(state, intent, charge)
+    else:
+        failure = ("insufficient_funds", None, "The customer's account has insufficient funds to cover this payment.")
+        mark_failed(state, intent, charge, failure, "invalid_request_error")
+    settle_pending_refunds(state, charge, succeeded=succeeded)
+    return charge
 
 
 def _settle_quietly(state: SandboxState, session_id: str) -> None:
