@@ -104,11 +104,15 @@ def _name(st, user_id: str) -> str:
     return st.host.user_display_name(user) if user is not None else _("learner %(id)s", id=user_id)
 
 
+def _learner_or_404(st, user_id: str) -> None:
+    if len(user_id) > 64 or st.host.get_user(user_id) is None:
+        abort(404)
+
+
 def balance_page(user_id: str):
     admin = require_admin()
     st = state()
-    if len(user_id) > 64 or st.host.get_user(user_id) is None:
-        abort(404)
+    _learner_or_404(st, user_id)
     settings = payment_settings.load(st.session)
     errors: dict[str, str] = {}
     values = {"currency": settings.default_currency, "direction": "credit", "token": secrets.token_urlsafe(16)}
@@ -129,16 +133,15 @@ def balance_page(user_id: str):
             flash(_("The balance was changed."), "success")
             return redirect(url_for("lms_stripe.admin_balance", user_id=user_id), code=303)
         status = 400
+    entries = balances.entries_of(st.session, user_id)
     return render("lms_stripe/admin/balance.html", learner=_name(st, user_id), user_id=user_id,
-                  balances=balances.balances_of(st.session, user_id),
-                  entries=balances.entries_of(st.session, user_id),
+                  balances=balances.balances_of(st.session, user_id), entries=entries,
                   topups=balances.topups_of(st.session, user_id), errors=errors, values=values,
                   asked=[listing.RequestView(req, payment_requests.delivery_failed(st.session, req))
                          for req in payment_requests.topups_asked(st.session, user_id)],
                   prepaid=settings.prepaid_enabled and settings.active,
                   currencies=sorted(_currencies(st, user_id, settings)),
-                  names={e.actor_id: _name(st, e.actor_id) for e in balances.entries_of(st.session, user_id)
-                         if e.actor_id}), status
+                  names={e.actor_id: _name(st, e.actor_id) for e in entries if e.actor_id}), status
 
 
 def _currencies(st, user_id: str, settings) -> set[str]:
@@ -150,8 +153,7 @@ def request_topup(user_id: str):
     sent by e-mail or SMS with a link to the pay page, its reminders as any request's."""
     admin = require_admin()
     st = state()
-    if len(user_id) > 64 or st.host.get_user(user_id) is None:
-        abort(404)
+    _learner_or_404(st, user_id)
     settings = payment_settings.load(st.session)
     errors: dict[str, str] = {}
     if request.method == "POST":
