@@ -86,10 +86,7 @@ def _switcher(state, accepted: tuple[str, ...], currency: str, locale: str) -> M
     key = ("switcher", locale, accepted, currency, back)
     form = state.filter_forms.get(key)
     if form is None:
-        form = render_fragment(template, token=_TOKEN, **context)
-        if len(state.filter_forms) >= _FORMS_KEPT:
-            state.filter_forms.clear()
-        state.filter_forms[key] = form
+        form = _keep(state, key, render_fragment(template, token=_TOKEN, **context))
     return Markup(form.replace(_TOKEN, generate_csrf()))
 
 
@@ -118,9 +115,15 @@ def _filter_form(state, currency: str, locale: str, currencies: tuple[str, ...])
                                example=example_amount(currency, locale),
                                other_currencies=format_list(list(others), locale=locale) if others else None)
         if keep:
-            if len(state.filter_forms) >= _FORMS_KEPT:
-                state.filter_forms.clear()
-            state.filter_forms[key] = form
+            _keep(state, key, form)
+    return form
+
+
+def _keep(state, key: tuple, form: Markup) -> Markup:
+    """Keep a rendered form of the plugin's own for the app (at most `_FORMS_KEPT`): ``form``."""
+    if len(state.filter_forms) >= _FORMS_KEPT:
+        state.filter_forms.clear()
+    state.filter_forms[key] = form
     return form
 
 
