@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 from . import migrate, tasks
 from .accounts import settings as payment_settings
 from .billing import payment_links
-from .core import audit, jobs, queue
+from .core import audit, jobs, queue, schools
 from .core.state import PluginState, this_app
 from .sync.reconcile import reconcile
 from .sync.webhooks import replay_failed
@@ -91,11 +91,19 @@ def secrets_rotate() -> None:
 def reconcile_command(since, dry_run: bool) -> None:
     """Compare Stripe's sessions, invoices, refunds and disputes with our tables, and repair."""
     since = (since.replace(tzinfo=timezone.utc) if since else datetime.now(timezone.utc) - timedelta(days=30))
-    with audit.acting(audit.VIA_COMMAND):
-        report = reconcile(current_app.extensions["lms_stripe"], since=since, dry_run=dry_run)
-    for line in report.lines(dry_run):
-        click.echo(line)
-    if any(f.error for f in report.findings):
+    state = current_app.extensions["lms_stripe"]
+    every = payment_settings.every_school(state.session)
+    state.session.commit()  # end the read
+    failed = False
+    for school in every:
+        with audit.acting(audit.VIA_COMMAND), schools.scope(school):
+            report = reconcile(state, since=since, dry_run=dry_run)
+        if len(every) > 1:
+            click.echo(f"School {school or '(default)'}:")
+        for line in report.lines(dry_run):
+            click.echo(line)
+        failed = failed or any(f.error for f in report.findings)
+    if failed:
         raise SystemExit(1)
 
 

@@ -10,7 +10,7 @@ from . import hooks
 from .accounts import connect
 from .cli import lms_stripe_cli, reminders_job
 from .config import apply_defaults
-from .core import crypto, jobs, queue as job_queue
+from .core import crypto, jobs, queue as job_queue, schools
 from .core.state import PluginState
 from .errors import ConfigurationError
 from .gateway import StripeGateway
@@ -48,6 +48,7 @@ class StripePayments:
         app.extensions["lms_stripe"] = PluginState(db=db, host=host,
                                                   platform_gateway=StripeGateway.from_config(app.config),
                                                   account_of=connect.account_of)
+        schools.install(db.session)  # platform mode: every ORM statement on the plugin's rows names the school
         self._setup_blueprint(app)
         self._setup_queue(app, queue if queue is not None else self.queue)
         hooks.connect()

@@ -124,6 +124,24 @@ class OptionalHostMethods(Protocol):
         ``get_locale()`` ("fr_CH": CHF) when the school accepts it, else the school's default currency."""
 
 
+    def current_school(self) -> str | None:
+        """Platform mode (``LMS_STRIPE_PLATFORM``): the school (tenant) the current request belongs to, as a
+        string id of at most 64 characters that never changes (the school's database id, not its name). The
+        plugin's rows are the school's, its settings and Stripe account too, and one school's pages never show
+        another's. Default (method absent, or None): one school for the whole app."""
+
+    def course_school(self, course: Any) -> str | None:
+        """Platform mode: the school a course belongs to (its id as `current_school` gives it). A course of
+        another school than the request's is never priced, sold nor enrolled in through the plugin. Default
+        (method absent): every course the host gives belongs to the request's school."""
+
+
+    def user_in_school(self, user: Any, school: str) -> bool:
+        """Platform mode: whether the user belongs to the school (a learner of several schools belongs to
+        each). An administrator bills, links and credits only the learners of their school. Default (method
+        absent): every user does."""
+
+
 OPTIONAL_METHODS = tuple(
     name for name, value in vars(OptionalHostMethods).items() if callable(value) and not name.startswith("_")
 )

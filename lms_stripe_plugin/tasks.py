@@ -14,7 +14,8 @@ from flask import Flask
 
 from . import messages
 from .billing import reminders
-from .core import audit
+from .accounts import settings as payment_settings
+from .core import audit, schools
 from .shop import deposits
 from .core.models import utcnow
 
@@ -37,23 +38,32 @@ def send_due_reminders(app: Flask, *, dry_run: bool = False, now: datetime | Non
     report = ReminderReport()
     with app.app_context(), audit.acting(audit.VIA_SCHEDULE):
         state = app.extensions["lms_stripe"]
-        session = state.session
-        rules = reminders.rules_of(state)
-        after = 0
-        while rules.steps and rules.maximum > 0:
-            items = reminders.due(session, now=now or utcnow(), rules=rules.steps, maximum=rules.maximum,
-                                  after_id=after, limit=batch)
-            session.commit()  # end the read: no transaction is held across a delivery
-            if not items:
-                break
-            after = items[-1].request_id
-            for item in items:
-                _one(state, item, report, dry_run, rules.sms)
-        if not dry_run:
-            report.retried = messages.retry_failed(state)
-            session.commit()
-        _suspend_overdue(state, report, dry_run, now or utcnow())
+        every = payment_settings.every_school(state.session)
+        state.session.commit()  # end the read
+        for school in every:
+            with schools.scope(school):
+                _send_due(state, report, dry_run, now, batch)
     return report
+
+
+def _send_due(state, report: ReminderReport, dry_run: bool, now: datetime | None, batch: int) -> None:
+    """`send_due_reminders` for the school in force."""
+    session = state.session
+    rules = reminders.rules_of(state)
+    after = 0
+    while rules.steps and rules.maximum > 0:
+        items = reminders.due(session, now=now or utcnow(), rules=rules.steps, maximum=rules.maximum,
+                              after_id=after, limit=batch)
+        session.commit()  # end the read: no transaction is held across a delivery
+        if not items:
+            break
+        after = items[-1].request_id
+        for item in items:
+            _one(state, item, report, dry_run, rules.sms)
+    if not dry_run:
+        report.retried += messages.retry_failed(state)
+        session.commit()
+    _suspend_overdue(state, report, dry_run, now or utcnow())
 
 
 def _suspend_overdue(state, report: ReminderReport, dry_run: bool, now: datetime) -> None:
@@ -62,7 +72,7 @@ def _suspend_overdue(state, report: ReminderReport, dry_run: bool, now: datetime
     overdue = deposits.overdue(session, now=now, grace_days=deposits.grace_days(state))
     session.commit()
     if dry_run:
-        report.overdue = overdue
+        report.overdue.extend(overdue)
         return
     for purchase_id in overdue:
         if deposits.suspend(state, purchase_id):

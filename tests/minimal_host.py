@@ -47,6 +47,9 @@ class MinimalHost:
     def __init__(self):
         self.locale = "en"
         self.calls: list[tuple[str, str, str]] = []
+        #: Platform mode's schools: person or lesson id → school id (a request's school is its user's, or the
+        #: ``X-School`` header's); empty: one school.
+        self.schools: dict[str, str] = {}
 
     def current_user(self):
         user_id = request.headers.get("X-User") if request else None
@@ -102,6 +105,18 @@ class MinimalHost:
 
     def get_locale(self):
         return self.locale
+
+    def current_school(self):
+        if not self.schools:
+            return None
+        user_id = request.headers.get("X-User")
+        return request.headers.get("X-School") or (self.schools.get(user_id) if user_id else None)
+
+    def course_school(self, course):
+        return self.schools.get(course.id)
+
+    def user_in_school(self, user, school):
+        return not self.schools or self.schools.get(user.id) == school
 
 
 #: Every app :func:`create_host_app` made and whose engines were not closed yet (see :func:`close_apps`).

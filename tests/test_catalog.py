@@ -120,7 +120,7 @@ def test_the_filters_a_catalog_keeps_are_bounded(app, priced):
             kept = send(app, "lms.catalog.filtering", courses=list(priced.values()),
                         args=MultiDict({"price_max": f"{cents / 100:.2f}"}))
         assert [c.id for c in kept] == (["c1", "c3"] if cents >= 4990 else ["c3"])
-    assert 0 < len(app.extensions["lms_stripe"].catalog_snapshot.selections) <= catalog._MAX_SELECTIONS
+    assert 0 < len(app.extensions["lms_stripe"].catalog_snapshots[""].selections) <= catalog._MAX_SELECTIONS
 
 
 def test_unhashable_courses_are_filtered_and_labelled_by_id(app, host, priced, people):
@@ -213,7 +213,7 @@ def test_a_learner_enrolled_for_free_sees_enrolled_not_the_price(app, db, host, 
 
 def test_a_free_enrollment_shows_when_the_offers_are_read_with_the_users_standing(app, db, priced, people):
     _backoffice_enroll(app, db, people, priced, "emp", "c4")
-    app.extensions["lms_stripe"].catalog_snapshot = None  # offers and standing read together, in one query
+    app.extensions["lms_stripe"].catalog_snapshots.clear()  # offers and standing read together, in one query
     with sql_statements(db) as statements:
         mine = _labels(app, people["emp"], list(priced.values()))
     assert "Enrolled" in mine["c4"] and "¥" not in mine["c4"]

@@ -13,13 +13,13 @@ charges: `PluginState.gateway`), and learners can buy only while Stripe lets the
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from flask import current_app, has_app_context
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from ..core import audit
+from ..core import audit, jobs, schools
 from ..core.enums import AuditAction
 from ..core.models import Settings
 from ..core.state import PluginState
@@ -27,14 +27,11 @@ from ..core.urls import public_url
 from ..errors import ConfigurationError
 from . import settings as payment_settings
 
-#: The key of the one connected account a school's settings row creates (Stripe keeps it 24 hours; the
+#: The key of the one connected account a school creates, by the school's id (Stripe keeps it 24 hours; the
 #: account's id is stored at once, so a second click never creates another).
-ACCOUNT_KEY = "lms-connect-account-1"
+ACCOUNT_KEY = "lms-connect-account-{}"
 
-
-def platform_mode() -> bool:
-    """The app runs in platform mode (``LMS_STRIPE_PLATFORM``); outside an app, no."""
-    return has_app_context() and bool(current_app.config.get("LMS_STRIPE_PLATFORM"))
+platform_mode = schools.platform_mode
 
 
 def account_of(state: PluginState) -> str | None:
@@ -42,6 +39,15 @@ def account_of(state: PluginState) -> str | None:
     if not platform_mode():
         return None
     return payment_settings.load(state.session).stripe_account_id
+
+
+def school_of(session, account_id: str | None) -> str:
+    """The school whose connected account is ``account_id`` (platform mode), else the default one."""
+    if not account_id or not platform_mode():
+        return schools.DEFAULT
+    found = session.scalar(select(Settings.school_id).where(Settings.stripe_account_id == account_id)
+                           .execution_options(**{schools.ALL_SCHOOLS: True}))
+    return found if found is not None else schools.DEFAULT
 
 
 @dataclass(frozen=True)
@@ -93,19 +99,34 @@ def _summary(account: dict) -> dict:
                                 if requirements.get("disabled_reason") else None)}
 
 
-def apply_account(session, account: dict, *, seen_at: int) -> bool:
+def apply_account(session, account: dict, *, seen_at: int, read: bool = False) -> bool:
     """Record what Stripe says of the school's connected account ``account``, as of ``seen_at`` (an event's
-    ``created``, or the moment it was read), in the caller's transaction; False when it is not the school's
-    account, or older than what is recorded."""
+    ``created``, or with ``read`` the moment it was read from Stripe), in the caller's transaction; False when
+    it is not the school's account, or not newer than what is recorded (an event of the same second as the
+    recorded snapshot that says otherwise has Stripe asked again, after the commit)."""
     if not account.get("id"):
         return False
+    ours = (Settings.school_id == schools.current(), Settings.stripe_account_id == account["id"])
+    summary = json.dumps(_summary(account))
+    # Read from Stripe, the account is as new as any event of the same second (``created`` counts seconds).
+    newer = Settings.account_checked <= seen_at if read else Settings.account_checked < seen_at
     done = session.execute(
-        update(Settings).where(Settings.id == 1, Settings.stripe_account_id == account["id"],
-                               (Settings.account_checked.is_(None)) | (Settings.account_checked <= seen_at))
-        .values(account_state=json.dumps(_summary(account)), account_checked=seen_at)
+        update(Settings).where(*ours, (Settings.account_checked.is_(None)) | newer)
+        .values(account_state=summary, account_checked=seen_at)
         .execution_options(synchronize_session=False)).rowcount
     payment_settings.forget_cached()
+    if not done and not read:
+        # ``created`` counts whole seconds: of two different snapshots of the same second, which is the newer
+        # cannot be told. Stripe is asked once this transaction commits (`refresh_account`).
+        recorded = session.execute(select(Settings.account_checked, Settings.account_state).where(*ours)).first()
+        if recorded is not None and recorded[0] == seen_at and recorded[1] != summary:
+            jobs.defer(session, refresh_account)
     return bool(done)
+
+
+def refresh_account(state: PluginState) -> None:
+    """What Stripe says of the school's account now, recorded (a follow-up job of `apply_account`)."""
+    check_now(state, now=int(time.time()))
 
 
 def ensure_account(state: PluginState, *, actor_id: str | None) -> str:
@@ -116,13 +137,14 @@ def ensure_account(state: PluginState, *, actor_id: str | None) -> str:
     settings = payment_settings.load(state.session)
     if settings.stripe_account_id:
         return settings.stripe_account_id
-    params: dict = {"metadata": {"lms_school": "1"}}
+    school = schools.current()
+    params: dict = {"metadata": {"lms_school": school or "-"}}
     if settings.school_name:
         params["business_profile"] = {"name": settings.school_name[:100]}
     account = state.platform_gateway.create_connected_account(params,  # type: ignore[arg-type]
                                                               api_key=settings.secret_key,
-                                                              idempotency_key=ACCOUNT_KEY)
-    row = state.session.get(Settings, 1) or Settings(id=1)
+                                                              idempotency_key=ACCOUNT_KEY.format(school or "-"))
+    row = payment_settings.stored(state.session) or Settings(school_id=school)
     row.stripe_account_id = account["id"]
     row.account_state, row.account_checked = json.dumps(_summary(account)), int(account.get("created") or 0)
     state.session.add(row)
@@ -149,5 +171,5 @@ def check_now(state: PluginState, *, now: int) -> AccountStatus:
     if not settings.stripe_account_id:
         return status(settings)
     account = state.platform_gateway.retrieve_account(settings.stripe_account_id, api_key=settings.secret_key)
-    apply_account(state.session, account, seen_at=now)
+    apply_account(state.session, account, seen_at=now, read=True)
     return status(payment_settings.load(state.session))

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..config import OVERRIDES
-from ..core import audit, crypto
+from ..core import audit, crypto, schools
 from ..core.enums import AuditAction
 from ..core.i18n import gettext as _
 from ..core.models import Settings, utcnow
@@ -236,7 +236,7 @@ _TABLE = Settings.__table__
 #: The settings row, read by every page that shows prices and by every webhook: a Core statement, built once
 #: (compiled once), run on the session's connection (see `_stored_row`).
 _ROW = select(*(_TABLE.c[name] for name in _PLAIN),
-              *(_TABLE.c[column] for column in SECRETS.values())).where(_TABLE.c.id == 1)
+              *(_TABLE.c[column] for column in SECRETS.values())).where(_TABLE.c.school_id == bindparam("school"))
 
 
 def _from_config(config) -> dict:
@@ -256,9 +256,12 @@ def _from_config(config) -> dict:
 def load(session) -> EffectiveSettings:
     """The settings in force; one query per request. Secrets set in the app config win, and the stored
     ones they override are not even read."""
-    if has_request_context() and _CACHE in request.environ:
-        return request.environ[_CACHE]
-    row = _stored_row(session)
+    school = schools.current()
+    if has_request_context():
+        cached = request.environ.get(_CACHE)
+        if cached is not None and cached[0] == school:
+            return cached[1]
+    row = _stored_row(session, school)
     overrides = _from_config(current_app.config)
     values = {name: value for name, value in row.items() if value is not None and name in _PLAIN_NAMES}
     values.update({name: value for name, value in overrides.items() if name not in SECRETS})
@@ -267,23 +270,38 @@ def load(session) -> EffectiveSettings:
     settings = EffectiveSettings(**values, overridden=frozenset(overrides), config_secrets=config_secrets,
                                  stored_secrets=stored, platform=bool(current_app.config.get("LMS_STRIPE_PLATFORM")))
     if has_request_context():
-        request.environ[_CACHE] = settings
+        request.environ[_CACHE] = (school, settings)
     return settings
 
 
-def _stored_row(session) -> dict:
-    """The stored settings by column name (empty without a row), read in the session's transaction.
+def _stored_row(session, school: str) -> dict:
+    """The school's stored settings by column name (empty without a row), read in the session's transaction.
 
     A Core statement on the session's connection rather than through the ORM, whose work per statement
     costs more than twice the query itself on SQLite, on a read that every catalog page and every webhook
     makes. Nor does it flush the host's pending changes, which are not the plugin's to flush."""
-    row = session.connection(bind_arguments={"mapper": Settings}).execute(_ROW).first()
+    row = session.connection(bind_arguments={"mapper": Settings}).execute(_ROW, {"school": school}).first()
     return row._asdict() if row is not None else {}
 
 
 def mask(secret: str | None) -> str:
     """A secret as the settings page shows it: enough to recognise, never enough to use."""
     return crypto.mask(secret)
+
+
+def stored(session) -> Settings | None:
+    """The settings row of the school in force (None before its first save), in the caller's transaction."""
+    return session.scalar(select(Settings).where(Settings.school_id == schools.current()))
+
+
+def every_school(session) -> list[str]:
+    """The schools work outside a request goes over (reminders, reconciliation): in platform mode every one
+    with settings, else the one."""
+    if not schools.platform_mode():
+        return [schools.DEFAULT]
+    found = session.scalars(select(Settings.school_id).order_by(Settings.school_id)
+                            .execution_options(**{schools.ALL_SCHOOLS: True})).all()
+    return list(found) or [schools.DEFAULT]
 
 
 def forget_cached() -> None:
@@ -298,7 +316,7 @@ def save(session, data: dict, *, actor_id: str | None) -> Settings:
     encrypts it (unless the app config overrides it: that one is not decrypted); secrets are encrypted
     before they are stored.
     """
-    row = session.get(Settings, 1) or Settings(id=1)
+    row = stored(session) or Settings(school_id=schools.current())
     changed = []
     for name, value in data.items():
         if name == "secret_key":
@@ -347,16 +365,23 @@ def reencrypt(row: Settings, names) -> dict[str, SecretState]:
 def rotate_secrets(session) -> dict[str, SecretState]:
     """``flask lms-stripe secrets rotate``: every stored secret under the first encryption key, in the
     caller's transaction (the command commits)."""
-    row = session.get(Settings, 1)
-    if row is None:
-        return {}
-    outcomes = reencrypt(row, SECRETS)
-    moved = _names(outcomes, SecretState.REENCRYPTED)
-    if moved:
-        audit.record(session, AuditAction.SETTINGS_CHANGED, actor_id=None, fields=[], reencrypted=moved)
-        after_commit(session, crypto.forget_decrypted)
+    outcomes: dict[str, SecretState] = {}
+    for row in session.scalars(select(Settings).order_by(Settings.id)
+                               .execution_options(**{schools.ALL_SCHOOLS: True})).all():
+        found = reencrypt(row, SECRETS)
+        moved = _names(found, SecretState.REENCRYPTED)
+        if moved:
+            with schools.scope(row.school_id):  # each school's audit log says what happened to its secrets
+                audit.record(session, AuditAction.SETTINGS_CHANGED, actor_id=None, fields=[], reencrypted=moved)
+            after_commit(session, crypto.forget_decrypted)
+        for name, outcome in found.items():  # the worst outcome of each secret over every school
+            outcomes[name] = max(outcomes.get(name, outcome), outcome, key=_GRAVITY.index)
     forget_cached()
     return outcomes
+
+
+#: What `rotate_secrets` reports of a secret stored by several schools: the gravest outcome.
+_GRAVITY = (SecretState.CURRENT, SecretState.REENCRYPTED, SecretState.UNREADABLE)
 
 
 def _names(outcomes: dict[str, SecretState], state: SecretState) -> list[str]:

@@ -8,6 +8,7 @@ import secrets
 
 from sqlalchemy import select
 
+from ..core import schools
 from ..core.models import PaymentRequest, RequestLink
 
 #: Tokens are 43 characters (32 random bytes); anything much longer is not one of ours.
@@ -38,5 +39,5 @@ def request_of(session, token: str) -> PaymentRequest | None:
     hashed = token_hash(token)
     if hashed is None:
         return None
-    link = session.scalar(select(RequestLink).where(RequestLink.token_hash == hashed))
+    link = schools.by_token(session, select(RequestLink).where(RequestLink.token_hash == hashed))
     return session.get(PaymentRequest, link.request_id) if link is not None else None

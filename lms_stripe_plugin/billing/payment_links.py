@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..accounts import settings as payment_settings
-from ..core import audit, crypto
+from ..core import audit, crypto, schools
 from ..core.enums import AttemptStatus, AuditAction, LinkAvailability, PaymentLinkStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import PaymentAttempt, PaymentLink, utcnow
@@ -178,7 +178,8 @@ def rotate_tokens(session) -> dict[int, payment_settings.SecretState]:
     """``flask lms-stripe secrets rotate``: every link's token under the first encryption key, as the settings'
     secrets, in the caller's transaction; what happened to each link's."""
     outcomes = {}
-    for link in session.scalars(select(PaymentLink).order_by(PaymentLink.id)):
+    for link in session.scalars(select(PaymentLink).order_by(PaymentLink.id)
+                                .execution_options(**{schools.ALL_SCHOOLS: True})):  # every school's
         try:
             fresh = crypto.rotate(link.token_encrypted)
         except UnreadableSecret:
@@ -212,7 +213,7 @@ def payments(session, link: PaymentLink) -> list[PaymentAttempt]:
 def find(session, token: str) -> PaymentLink | None:
     """The link a token opens, or None."""
     hashed = links.token_hash(token)
-    return session.scalar(select(PaymentLink).where(PaymentLink.token_hash == hashed)) if hashed else None
+    return schools.by_token(session, select(PaymentLink).where(PaymentLink.token_hash == hashed)) if hashed else None
 
 
 def token_of(link: PaymentLink) -> str:

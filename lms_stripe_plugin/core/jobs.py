@@ -7,7 +7,7 @@ that work: it commits it, or rolls it back and logs; what was recorded stays for
 
 When the host has a queue (`core.queue`: RQ or Celery), deferred work is sent to it after the commit, as a
 job that a worker runs (`perform`) in the same unit of work; without one, or when the queue cannot take the
-job, it runs in this process, after the commit, as before.
+job, it runs in this process, after the commit, as before. A job runs as the school that asked for it.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 from flask import Flask, has_app_context
 
-from . import queue
+from . import queue, schools
 from .logs import get_logger
 from .queue import Retry
 from .state import this_app
@@ -28,17 +28,20 @@ log = get_logger(__name__)
 
 Job = Callable[..., Any]
 _PACKAGE = "lms_stripe_plugin."
+#: Between a job's path and the school it runs as (platform mode): ``"module:name@school"``.
+_SCHOOL = "@"
 
 
 def defer(session, job: Job, *args: Any) -> None:
     """Run ``job(state, *args)`` in a transaction of its own after the current one commits: on the host's
     queue if it has one, else here. A job sent to a queue is named by its module and name, so it must be a
     module-level function of the plugin, and its arguments picklable (ids, lists, plain dataclasses)."""
-    app = this_app()
+    app, school = this_app(), schools.current()
 
     def start() -> None:
-        if not enqueue(app, job, *args):
-            run(app, job, *args)
+        with schools.scope(school):
+            if not enqueue(app, job, *args):
+                run(app, job, *args)
 
     after_commit(session, start)
 
@@ -50,6 +53,9 @@ def enqueue(app: Flask, job: Job, *args: Any, retry_delays: Sequence[int] = ()) 
     path = job_path(job)
     if backend is None or path is None:
         return False
+    school = schools.current()
+    if school != schools.DEFAULT:
+        path = f"{path}{_SCHOOL}{school}"
     try:
         backend.enqueue(path, args, retry_delays=retry_delays)
     except Exception:  # noqa: BLE001 - the work must still be done: here, as without a queue
@@ -74,8 +80,9 @@ def perform(path: str, *args: Any) -> None:
         raise RuntimeError("lms-stripe jobs need the host's Flask app: run the RQ worker with "
                            "`flask lms-stripe worker` (or push an app context in your own worker).")
     app = this_app()
+    path, _sep, school = path.partition(_SCHOOL)
     job = _resolve(path)
-    with app.app_context():
+    with app.app_context(), schools.scope(school):
         run(app, job, *args, raise_failure=True)
 
 

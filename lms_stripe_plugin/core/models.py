@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..money import Money
+from .schools import SchoolScoped
 from .enums import (LIVE_ATTEMPT, LIVE_PURCHASE, AttemptStatus, AuditAction, BalanceDue, BalanceEntryKind, Channel,
                     CreditNoteStatus, DepositAccess, EventStatus, InvoiceSource, InvoiceStatus, MessageStatus,
                     PaymentLinkStatus, PaymentPlan, PaymentRequestStatus, PurchaseStatus, RefundOrigin, RefundStatus,
@@ -75,8 +76,8 @@ def one_of(column: str, values) -> str:
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
-class Settings(Base):
-    """The payment settings an administrator enters; one row (id 1)."""
+class Settings(SchoolScoped, Base):
+    """The payment settings an administrator enters; one row per school."""
 
     __tablename__ = "lms_stripe_settings"
 
@@ -140,12 +141,13 @@ class Settings(Base):
     account_checked: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     __table_args__ = (
+        sa.UniqueConstraint("school_id", name="uq_lms_stripe_settings_school"),
         sa.CheckConstraint("balance_grace_days BETWEEN 0 AND 365", name="grace_days_range"),
         sa.CheckConstraint("topup_minimum > 0 AND topup_maximum >= topup_minimum", name="topup_range"),
     )
 
 
-class CourseOffer(Base):
+class CourseOffer(SchoolScoped, Base):
     """How a course is sold: price (tax-inclusive), VAT rate, audience, on sale or not."""
 
     __tablename__ = "lms_stripe_course_offers"
@@ -194,7 +196,7 @@ class CourseOffer(Base):
         return Money(self.amount, self.currency) if self.is_paid and self.amount and self.currency else None
 
 
-class CoursePrice(Base):
+class CoursePrice(SchoolScoped, Base):
     """A course's price in a currency the school accepts besides its offer's own: an amount the administrator
     typed, never converted at payment time. Same VAT rate, audience and terms as the offer."""
 
@@ -213,7 +215,8 @@ class CoursePrice(Base):
 
 
 class CurrencyChoice(Base):
-    """The currency a learner chose to see prices and pay in (the catalog's switcher)."""
+    """The currency a learner chose to see prices and pay in (the catalog's switcher): the learner's own, in
+    every school (a school that does not accept it passes it over)."""
 
     __tablename__ = "lms_stripe_currency_choices"
 
@@ -222,7 +225,7 @@ class CurrencyChoice(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class Customer(Base):
+class Customer(SchoolScoped, Base):
     """A learner's Stripe customer, created once by their first checkout."""
 
     __tablename__ = "lms_stripe_customers"
@@ -236,10 +239,10 @@ class Customer(Base):
     #: its invoices are written in it. None: not set by the plugin (Checkout created the customer).
     locale: Mapped[str | None] = mapped_column(sa.String(16))
 
-    __table_args__ = (sa.UniqueConstraint("user_id", "livemode", name="uq_lms_stripe_customers_user_mode"),)
+    __table_args__ = (sa.UniqueConstraint("school_id", "user_id", "livemode", name="uq_lms_stripe_customers_user_mode"),)
 
 
-class TaxRate(Base):
+class TaxRate(SchoolScoped, Base):
     """An inclusive Stripe Tax Rate per (rate, country, mode), created once and remembered."""
 
     __tablename__ = "lms_stripe_tax_rates"
@@ -251,11 +254,12 @@ class TaxRate(Base):
     stripe_tax_rate_id: Mapped[str] = mapped_column(StripeId, unique=True)
 
     __table_args__ = (
-        sa.UniqueConstraint("rate", "country", "livemode", name="uq_lms_stripe_tax_rates_rate_country_mode"),
+        sa.UniqueConstraint("school_id", "rate", "country", "livemode",
+                            name="uq_lms_stripe_tax_rates_rate_country_mode"),
     )
 
 
-class PaymentMethodConfig(Base):
+class PaymentMethodConfig(SchoolScoped, Base):
     """The Stripe Payment Method Configuration the plugin created for Checkout, per mode and wallets on or off:
     created once and remembered (accounts/wallets.py)."""
 
@@ -267,11 +271,12 @@ class PaymentMethodConfig(Base):
     stripe_configuration_id: Mapped[str] = mapped_column(StripeId, unique=True)
 
     __table_args__ = (
-        sa.UniqueConstraint("livemode", "wallets", name="uq_lms_stripe_payment_method_configs_mode_wallets"),
+        sa.UniqueConstraint("school_id", "livemode", "wallets",
+                            name="uq_lms_stripe_payment_method_configs_mode_wallets"),
     )
 
 
-class Purchase(Base):
+class Purchase(SchoolScoped, Base):
     """One attempt by a learner to buy a course, from checkout click to paid (or not)."""
 
     __tablename__ = "lms_stripe_purchases"
@@ -336,7 +341,7 @@ class Purchase(Base):
         return Money(self.amount, self.currency)
 
 
-class Invoice(Base):
+class Invoice(SchoolScoped, Base):
     """Our record of a Stripe invoice (Stripe numbers it and renders its PDF)."""
 
     __tablename__ = "lms_stripe_invoices"
@@ -411,7 +416,7 @@ class Invoice(Base):
     )
 
 
-class InvoiceLine(Base):
+class InvoiceLine(SchoolScoped, Base):
     """A line of an administrator's invoice: a course of the catalog or free text, tax-inclusive."""
 
     __tablename__ = "lms_stripe_invoice_lines"
@@ -434,7 +439,7 @@ class InvoiceLine(Base):
     )
 
 
-class PaymentRequest(Base):
+class PaymentRequest(SchoolScoped, Base):
     """A request that a learner pay (part of) what an invoice owes, sent by e-mail or SMS with links to our
     own page (`RequestLink`); or, with ``parts``, what several invoices owe, in one payment (a settlement:
     ``invoice_id`` is then its first invoice); or, with ``topup``, that they top up their prepaid balance by
@@ -505,7 +510,7 @@ class PaymentRequest(Base):
     )
 
 
-class RequestPart(Base):
+class RequestPart(SchoolScoped, Base):
     """One invoice of a request that settles several in one payment, and its part: what the invoice owed
     when asked. Stripe applies a payment to one invoice only, so each part is credited to its invoice by a
     Payment Record of its own (``stripe_payment_record_id``) reporting its share of the request's Checkout
@@ -532,7 +537,7 @@ class RequestPart(Base):
     )
 
 
-class RequestLink(Base):
+class RequestLink(SchoolScoped, Base):
     """A link to a payment request's page, one per message sent: a random token, of which only the SHA-256
     is stored, so that the database alone opens no page. Every link of a request works while it is open."""
 
@@ -544,7 +549,7 @@ class RequestLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class PaymentLink(Base):
+class PaymentLink(SchoolScoped, Base):
     """A payment link an administrator created: a public page (`RequestLink`'s kind of random token, stored
     hashed, and encrypted so that administrators see its address again) where anyone pays a fixed amount, or
     an amount of their choice between a minimum and a maximum; optionally for one learner only, a number of
@@ -594,7 +599,7 @@ class PaymentLink(Base):
     )
 
 
-class PaymentAttempt(Base):
+class PaymentAttempt(SchoolScoped, Base):
     """One Pay click, on a payment request's page or on a payment link's: a Checkout Session for an amount.
     A request's payment is then attached to its Stripe invoice; a link's session issues an invoice of its own
     (``invoice_id`` once recorded). The payer of a link is a signed-in learner or whoever typed a name and an
@@ -639,7 +644,7 @@ class PaymentAttempt(Base):
     )
 
 
-class InvoicePayment(Base):
+class InvoicePayment(SchoolScoped, Base):
     """A payment Stripe credited to one of our invoices (its invoice_payment object): one attached to it, or
     its default payment once paid (on Stripe's hosted invoice page)."""
 
@@ -659,7 +664,7 @@ class InvoicePayment(Base):
     payment_method: Mapped[str | None] = mapped_column(sa.String(32))
 
 
-class Reminder(Base):
+class Reminder(SchoolScoped, Base):
     """One reminder step of a payment request, written before anything is sent: the unique row makes two
     runs of the reminders, even on two machines, send it once."""
 
@@ -673,7 +678,7 @@ class Reminder(Base):
     __table_args__ = (sa.UniqueConstraint("request_id", "step", name="uq_lms_stripe_reminders_request_step"),)
 
 
-class Suspension(Base):
+class Suspension(SchoolScoped, Base):
     """A learner's access to a course suspended because the balance of their deposit is overdue past the
     school's grace period; ``restored_at`` is set when the invoice is paid. Nothing else is touched."""
 
@@ -693,7 +698,7 @@ class Suspension(Base):
     )
 
 
-class Balance(Base):
+class Balance(SchoolScoped, Base):
     """A learner's prepaid balance in one currency: the sum of its entries, kept with each entry written (in
     the same transaction, the row locked), and never below zero."""
 
@@ -706,7 +711,7 @@ class Balance(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
-        sa.UniqueConstraint("user_id", "currency"),
+        sa.UniqueConstraint("school_id", "user_id", "currency", name="uq_lms_stripe_balances_user_currency"),
         sa.CheckConstraint("amount >= 0", name="not_negative"),
     )
 
@@ -715,7 +720,7 @@ class Balance(Base):
         return Money(self.amount, self.currency)
 
 
-class TopUp(Base):
+class TopUp(SchoolScoped, Base):
     """A learner topping up their balance through Checkout (from My payments, or by paying a top-up request or
     link: ``attempt_id``, written once paid); paid, it becomes a ledger entry."""
 
@@ -747,7 +752,7 @@ class TopUp(Base):
         return Money(self.amount, self.currency)
 
 
-class BalanceEntry(Base):
+class BalanceEntry(SchoolScoped, Base):
     """One movement of a prepaid balance, never changed once written (append-only) but for the id of its
     mirror at Stripe. ``key`` names what it records, so that nothing is recorded twice: ``topup-<id>``,
     ``spent-<Stripe invoice>``, ``refund-<top-up id>``, ``credit-note-<Stripe credit note>``,
@@ -780,7 +785,7 @@ class BalanceEntry(Base):
     )
 
 
-class Message(Base):
+class Message(SchoolScoped, Base):
     """An e-mail or SMS to a learner, and whether it was delivered: kept, shown, and retried if it failed."""
 
     __tablename__ = "lms_stripe_messages"
@@ -812,7 +817,7 @@ _REFUND_IN_FLIGHT = (one_of("status", (RefundStatus.REQUESTED, RefundStatus.PEND
                      + f" AND origin = '{RefundOrigin.ADMIN}'")
 
 
-class Refund(Base):
+class Refund(SchoolScoped, Base):
     """A refund we asked Stripe for (or that Stripe told us of), and where it stands."""
 
     __tablename__ = "lms_stripe_refunds"
@@ -854,7 +859,7 @@ class Refund(Base):
     )
 
 
-class CreditNote(Base):
+class CreditNote(SchoolScoped, Base):
     """A Stripe credit note on one of our invoices: a cancellation's, a partial refund's, or one made in
     Stripe's Dashboard. Keyed by Stripe's ids, not by our rows, so that its events may come before or after
     those of its invoice and its refund."""
@@ -880,7 +885,7 @@ class CreditNote(Base):
     )
 
 
-class Dispute(Base):
+class Dispute(SchoolScoped, Base):
     __tablename__ = "lms_stripe_disputes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -894,7 +899,7 @@ class Dispute(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class Event(Base):
+class Event(SchoolScoped, Base):
     """A Stripe webhook event, stored once by id (see `sync.webhooks.stored_id` for an id that does not fit)."""
 
     __tablename__ = "lms_stripe_events"
@@ -933,7 +938,7 @@ class ObjectVersion(Base):
     event_id: Mapped[str] = mapped_column(StripeId)
 
 
-class FreeEnrollment(Base):
+class FreeEnrollment(SchoolScoped, Base):
     """An enrollment into a paid course made from the back office: no charge, no invoice."""
 
     __tablename__ = "lms_stripe_free_enrollments"
@@ -945,7 +950,7 @@ class FreeEnrollment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class AuditEntry(Base):
+class AuditEntry(SchoolScoped, Base):
     """One payment action, who did it and when."""
 
     __tablename__ = "lms_stripe_audit_log"

@@ -21,8 +21,8 @@ class PluginState:
     host: Host
     #: The gateway with the configured keys: the school's own, or in platform mode the platform's.
     platform_gateway: StripeGateway
-    #: The catalog's paid offers at one revision (see `shop.catalog.prices`).
-    catalog_snapshot: Snapshot | None = None
+    #: Each school's catalog's paid offers at one revision (see `shop.catalog.prices`).
+    catalog_snapshots: dict[str, Snapshot] = field(default_factory=dict)
     #: Rendered price filter forms, by locale, currency and query string (see `hooks.catalog`).
     filter_forms: dict[tuple, Markup] = field(default_factory=dict)
 

@@ -5,6 +5,7 @@ from flask import url_for
 from marshmallow import ValidationError
 
 from ..accounts import settings as payment_settings
+from ..core import schools
 from ..core.enums import PaymentPlan, PurchaseStatus
 from ..core.urls import sign_in_url
 from ..host import AUDIENCES, audience_allows, course_start
@@ -20,7 +21,7 @@ from ._state import plugin_state
 def settings_form(sender, course, form=None, errors=None, **_):
     """The pricing section of the course settings form, with the saved (or just submitted) values."""
     state = plugin_state(sender)
-    if state is None:
+    if state is None or not schools.owns_course(state.host, course):
         return None
     course_id = state.host.course_id(course)
     offer = offers.get_offer(state.session, course_id)
@@ -101,7 +102,7 @@ def settings_saved(sender, course, form, **_):
     """Validate and store the pricing in the host's transaction (the host's commit saves it with the
     course); answer a dict of field errors (nothing stored) or None."""
     state = plugin_state(sender)
-    if state is None:
+    if state is None or not schools.owns_course(state.host, course):
         return None
     current = payment_settings.load(state.session)
     schema = CoursePricingSchema(course_start=course_start(state.host, course),
@@ -120,7 +121,7 @@ def settings_saved(sender, course, form, **_):
 def detail_rendering(sender, course, user, **_):
     """Price and Buy button, or "Enrolled" / "Pending payment", for the course page."""
     state = plugin_state(sender)
-    if state is None:
+    if state is None or not schools.owns_course(state.host, course):
         return None
     host = state.host
     course_id = host.course_id(course)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import url_for
 
+from ..core import schools
 from ..core.i18n import gettext as _
 from ..host import audience_allows
 from ..shop import enrollment, offers
@@ -15,6 +16,9 @@ def requested(sender, course, user, actor=None, source="self", confirmed=False, 
     if state is None:
         return None
     host, session = state.host, state.session
+    if not schools.owns_course(host, course):
+        return EnrollmentDecision(allowed=False, reason="other_school",
+                                  message=_("This course belongs to another school."))
     course_id = host.course_id(course)
     offer = offers.get_offer(session, course_id)
     if offer is None or offer.price is None:

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from sqlalchemy import and_, bindparam, literal, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
+from ..core import schools
 from ..core.state import PluginState
 from ..core.enums import LIVE_PURCHASE, PurchaseStatus
 from ..core.models import CourseOffer, CoursePrice, FreeEnrollment, Purchase, Settings
@@ -148,6 +149,8 @@ _MAX_LABEL_SETS = 32 * (len(AUDIENCES) + 1)
 #: Price filters whose courses a snapshot keeps. ``price_max`` is whatever a visitor types, and each
 #: selection holds up to one id per paid offer: a bound on memory, above the few filters a catalog sees.
 _MAX_SELECTIONS = 16
+#: Schools whose snapshot an app keeps at once (platform mode; one outside it).
+_SNAPSHOTS_KEPT = 256
 
 
 def prices(state: PluginState, revision: int, user_id: str | None) -> Prices:
@@ -162,12 +165,16 @@ def prices(state: PluginState, revision: int, user_id: str | None) -> Prices:
     cached = request.environ.get(_REQUEST_CACHE) if has_request_context() else None
     if cached is not None and cached[0] == (revision, user_id):
         return cached[1]
-    snapshot = state.catalog_snapshot
+    school = schools.current()
+    snapshot = state.catalog_snapshots.get(school)
     if revision and snapshot is not None and snapshot.fresh(revision):  # 0: no settings row yet, never kept
         statuses = _statuses(state.session, user_id) if user_id is not None else {}
     else:
         offers, others, statuses = _load(state.session, user_id)
-        snapshot = state.catalog_snapshot = Snapshot(revision, offers, others=others)
+        snapshot = Snapshot(revision, offers, others=others)
+        if len(state.catalog_snapshots) >= _SNAPSHOTS_KEPT and school not in state.catalog_snapshots:
+            state.catalog_snapshots.clear()
+        state.catalog_snapshots[school] = snapshot
     result = Prices(snapshot, statuses)
     if has_request_context():
         request.environ[_REQUEST_CACHE] = ((revision, user_id), result)
@@ -187,13 +194,13 @@ def raise_revision(session) -> None:
     again can never bring back a revision some process still holds.
     """
     revision = secrets.randbits(62)
-    bump = (update(Settings).where(Settings.id == 1).values(catalog_revision=revision)
+    bump = (update(Settings).where(Settings.school_id == schools.current()).values(catalog_revision=revision)
             .execution_options(synchronize_session=False))
     if session.execute(bump).rowcount:
         return
     try:
         with session.begin_nested():
-            session.add(Settings(id=1, catalog_revision=revision))
+            session.add(Settings(school_id=schools.current(), catalog_revision=revision))
     except IntegrityError:  # another transaction created the row meanwhile
         if not session.execute(bump).rowcount:  # not visible to this transaction (repeatable read)
             raise RuntimeError("The payment settings row was created by a concurrent transaction: try again.")
@@ -250,15 +257,17 @@ def _live(user_id):
 #: tables' columns, so that it runs as a plain statement without the ORM's steps: the user's live purchases
 #: and their free enrollments, in one query.
 _STATUSES = union_all(
-    select(_PURCHASES.c.course_id, _PURCHASES.c.status).where(_live(bindparam("user_id"))),
-    select(_FREE.c.course_id, literal(ENROLLED)).where(_FREE.c.user_id == bindparam("user_id")))
+    select(_PURCHASES.c.course_id, _PURCHASES.c.status).where(_live(bindparam("user_id")),
+                                                              _PURCHASES.c.school_id == bindparam("school")),
+    select(_FREE.c.course_id, literal(ENROLLED)).where(_FREE.c.user_id == bindparam("user_id"),
+                                                       _FREE.c.school_id == bindparam("school")))
 
 
 def _statuses(session, user_id: str) -> dict[str, str]:
     """Course id → status of the user's live purchases and free enrollments, on the session's connection (in
     its transaction; nothing flushed)."""
     connection = session.connection(bind_arguments={"mapper": Purchase})
-    return _ranked(connection.execute(_STATUSES, {"user_id": user_id}).all())
+    return _ranked(connection.execute(_STATUSES, {"user_id": user_id, "school": schools.current()}).all())
 
 
 _COLUMNS = (CourseOffer.course_id, CourseOffer.amount, CourseOffer.currency, CourseOffer.on_sale,

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core.logs import get_logger
 from ..accounts import connect, settings as payment_settings
-from ..core import jobs, queue
+from ..core import jobs, queue, schools
 from ..core.enums import SETTLED_EVENT, EventStatus, RejectReason
 from ..core.models import Event, utcnow
 from ..core.state import PluginState, this_app
@@ -74,24 +74,31 @@ def receive(state: PluginState, payload: bytes, signature: str | None) -> Outcom
     settings = payment_settings.load(state.session)
     event = state.gateway.verify_event(payload, signature, settings.webhook_secrets,
                                        current_app.config["LMS_STRIPE_WEBHOOK_TOLERANCE"])
-    key, text = stored_id(event["id"]), payload.decode("utf-8")
+    with schools.scope(connect.school_of(state.session, event.get("account"))):
+        return _receive(state, event, payload.decode("utf-8"), settings.livemode)
+
+
+def _receive(state: PluginState, event: dict, text: str, livemode: bool) -> Outcome:
+    """A verified delivery, as the school it belongs to (in platform mode, the one whose account sent it)."""
+    key = stored_id(event["id"])
     queued = queue.of(this_app()) is not None
     if queued:
-        outcome = _queue_new(state, key, event, text, settings.livemode)
+        outcome = _queue_new(state, key, event, text, livemode)
         if outcome is not None:
             return outcome
     status = _status(state.session, key)
     if status in SETTLED_EVENT:
         return Outcome(200, "already handled")
     if queued and status is not None:  # stored, not handled yet (or failed): its handling is sent again
-        return _send(state, key, event, text, settings.livemode)
-    return _handle(state, key, event, text, settings.livemode, stored=status is not None)
+        return _send(state, key, event, text, livemode)
+    return _handle(state, key, event, text, livemode, stored=status is not None)
 
 
 def handle(state: PluginState, row: Event) -> Outcome:
-    """Handle a stored event again (a replay, or an administrator's "Handle again")."""
-    livemode = payment_settings.load(state.session).livemode
-    return _handle(state, row.id, json.loads(row.payload), row.payload, livemode, stored=True)
+    """Handle a stored event again (a replay, or an administrator's "Handle again"), as its school."""
+    with schools.scope(row.school_id):
+        livemode = payment_settings.load(state.session).livemode
+        return _handle(state, row.id, json.loads(row.payload), row.payload, livemode, stored=True)
 
 
 def handling_of(state: PluginState, event: dict) -> Handling | None:
@@ -201,7 +208,7 @@ def _send(state: PluginState, key: str, event: dict, payload: str, livemode: boo
 def handle_queued(state: PluginState, key: str) -> None:
     """The queue's job for a stored event: handled once, as a replay is (`handle`). Raises `jobs.Retry` when
     the handling failed (the event is kept failed, with its error), for the queue to try again."""
-    row = state.session.get(Event, key)
+    row = state.session.get(Event, key, execution_options={schools.ALL_SCHOOLS: True})
     if row is None or row.status in SETTLED_EVENT:
         state.session.rollback()  # only read: end the transaction
         return
@@ -289,9 +296,11 @@ def replay_failed(state: PluginState, *, limit: int = 500) -> list[tuple[str, Ou
     """Handle again every stored event whose handling failed (``flask lms-stripe events replay``), and those
     stored for the queue that no worker handled within `QUEUED_GRACE` (their job was lost)."""
     lost = and_(Event.status == EventStatus.RECEIVED, Event.received_at < utcnow() - QUEUED_GRACE)
+    everywhere = {schools.ALL_SCHOOLS: True}  # every school's: each is handled as its own school
     ids = state.session.scalars(select(Event.id).where(or_(Event.status == EventStatus.FAILED, lost))
-                                .order_by(Event.received_at).limit(limit)).all()
-    return [(event_id, handle(state, state.session.get(Event, event_id))) for event_id in ids]
+                                .order_by(Event.received_at).limit(limit).execution_options(**everywhere)).all()
+    return [(event_id, handle(state, state.session.get(Event, event_id, execution_options=everywhere)))
+            for event_id in ids]
 
 
 def handle_again(state: PluginState, event_id: str) -> Outcome | None:

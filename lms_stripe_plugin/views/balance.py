@@ -14,6 +14,7 @@ from flask import abort, current_app, flash, redirect, request, url_for
 
 from ..accounts import settings as payment_settings
 from ..billing import balances, issuing, listing, requests as payment_requests
+from ..core import schools
 from ..core.enums import PurchaseStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import TopUp
@@ -68,7 +69,7 @@ def pay_from_balance(course_id: str):
     user = require_user()
     st = state()
     course = st.host.get_course(course_id) if len(course_id) <= 64 else None
-    if course is None:
+    if course is None or not schools.owns_course(st.host, course):
         abort(404)
     try:
         purchase_id = step(prepaid.reserve, st, user, course, posted_currency())
@@ -105,7 +106,7 @@ def _name(st, user_id: str) -> str:
 
 
 def _learner_or_404(st, user_id: str) -> None:
-    if len(user_id) > 64 or st.host.get_user(user_id) is None:
+    if len(user_id) > 64 or schools.member(st.host, user_id) is None:
         abort(404)
 
 
@@ -181,7 +182,7 @@ def request_topup(user_id: str):
 def refund_topup(topup_id: int):
     admin = require_admin()
     st = state()
-    topup = st.session.get(TopUp, topup_id)
+    topup = schools.get(st.session, TopUp, topup_id)
     if topup is None:
         abort(404)
     try:

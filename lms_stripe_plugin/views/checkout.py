@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import abort, redirect, request
 
 from ..accounts import settings as payment_settings
+from ..core import schools
 from ..core.enums import PurchaseStatus
 from ..core.models import Purchase
 from ..errors import NotPurchasable, PaymentsError
@@ -24,8 +25,9 @@ def register(bp) -> None:
 
 
 def _course_or_404(course_id: str):
-    course = state().host.get_course(course_id) if len(course_id) <= 64 else None
-    if course is None:
+    host = state().host
+    course = host.get_course(course_id) if len(course_id) <= 64 else None
+    if course is None or not schools.owns_course(host, course):
         abort(404)
     return course
 
@@ -98,13 +100,13 @@ def _fulfil(st, session_id: str, purchase_id: int):
     except PaymentsError:
         st.session.rollback()
         return None  # Stripe unreachable: the webhook will fulfil; the page says "processing"
-    return st.session.get(Purchase, purchase_id)
+    return schools.get(st.session, Purchase, purchase_id)
 
 
 def cancel(purchase_id: int):
     user = require_user()
     st = state()
-    purchase = st.session.get(Purchase, purchase_id)
+    purchase = schools.get(st.session, Purchase, purchase_id)
     if purchase is None or purchase.user_id != st.host.user_id(user):
         abort(404)
     course = st.host.get_course(purchase.course_id)

@@ -9,7 +9,7 @@ from flask import Response, abort, current_app, redirect, request, stream_with_c
 
 from ..billing import listing
 from ..billing.issuing import payable
-from ..core import audit
+from ..core import audit, schools
 from ..core.enums import InvoiceStatus, payment_method_label
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import Invoice
@@ -55,7 +55,7 @@ def _title(course_id: str) -> str:
 
 
 def invoice_or_404(invoice_id: int) -> Invoice:
-    invoice = state().session.get(Invoice, invoice_id)
+    invoice = schools.get(state().session, Invoice, invoice_id)
     if invoice is None:
         abort(404)
     return invoice
@@ -91,7 +91,7 @@ def invoice_pdf(invoice_id: int):
     """Redirect to the invoice's PDF at Stripe: only for its learner or a payments administrator."""
     user = require_user()
     st = state()
-    invoice = st.session.get(Invoice, invoice_id)
+    invoice = schools.get(st.session, Invoice, invoice_id)
     if invoice is None or (invoice.user_id != st.host.user_id(user) and not st.host.can_manage_payments(user)):
         abort(404)
     if not invoice.pdf_url:

@@ -8,6 +8,7 @@ from flask import Response, abort, current_app, flash, redirect, request, url_fo
 
 from ..accounts import settings as payment_settings
 from ..billing import issuing, listing, requests as payment_requests, settlements
+from ..core import schools
 from ..core.i18n import current_locale, gettext as _
 from ..core.enums import InvoiceStatus
 from ..core.models import PaymentRequest, parse_row_id
@@ -111,7 +112,7 @@ def new_settlement():
     user = require_admin()
     st = state()
     learner_id = (request.values.get("learner") or "").strip()[:64]
-    learner = st.host.get_user(learner_id) if learner_id else None
+    learner = schools.member(st.host, learner_id) if learner_id else None
     errors: dict[str, str] = {}
     if learner_id and learner is None:
         errors["learner"] = _("Enter the id of a learner of the LMS.")
@@ -138,7 +139,7 @@ def new_settlement():
 
 
 def _request_or_404(request_id: int) -> PaymentRequest:
-    found = state().session.get(PaymentRequest, request_id)
+    found = schools.get(state().session, PaymentRequest, request_id)
     if found is None:
         abort(404)
     return found

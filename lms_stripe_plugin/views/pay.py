@@ -11,6 +11,7 @@ from flask import abort, flash, make_response, redirect, request, url_for
 
 from ..accounts import settings as payment_settings
 from ..billing import balances, links, listing, paying, requests as payment_requests, settlements
+from ..core import schools
 from ..core.enums import AttemptStatus, InvoiceStatus
 from ..core.i18n import gettext as _, normalize_locale
 from ..core.models import PaymentAttempt, PaymentRequest
@@ -165,7 +166,7 @@ def my_payments_settle():
 def my_payment_pay(request_id: int):
     user = require_user()
     st = state()
-    found = st.session.get(PaymentRequest, request_id)
+    found = schools.get(st.session, PaymentRequest, request_id)
     if found is None or found.user_id != st.host.user_id(user):
         abort(404)
     return _start(found, public_url("lms_stripe.my_payments"), again=lambda error: _page(found, error=error))

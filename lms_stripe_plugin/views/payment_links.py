@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from ..accounts import settings as payment_settings
 from ..billing import paying, payment_links
+from ..core import schools
 from ..core.i18n import gettext as _
 from ..core.models import PaymentLink, parse_row_id
 from ..errors import PaymentsError, UnreadableSecret, ValidationFailed
@@ -72,7 +73,7 @@ def new_link():
 
 
 def _link_or_404(link_id: int) -> PaymentLink:
-    link = state().session.get(PaymentLink, link_id)
+    link = schools.get(state().session, PaymentLink, link_id)
     if link is None:
         abort(404)
     return link

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 
+from ..core import schools
 from ..core.enums import RefundStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import Refund
@@ -98,7 +99,7 @@ def _refund_amount(invoice, errors: dict[str, str]) -> int | None:
 def retry(refund_id: int):
     user = require_admin()
     st = state()
-    failed = st.session.get(Refund, refund_id)
+    failed = schools.get(st.session, Refund, refund_id)
     if failed is None:
         abort(404)
     invoice_id = failed.purchase.invoice.id if failed.purchase.invoice is not None else None

@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 from ..billing.issuing import MAX_LINES, LineInput
 from ..billing.requests import RequestInput
 from ..billing.settlements import SettlementInput
+from ..core import schools
 from ..core.i18n import current_locale, gettext as _, normalize_locale
 from ..core.models import parse_row_id, utcnow
 from ..money import MoneyError, normalize_currency, parse_rate
@@ -33,7 +34,7 @@ def read_invoice(form: MultiDict, host) -> InvoiceForm:
     """Read the new-invoice form; ``errors`` maps each field at fault to its message."""
     result = InvoiceForm()
     learner = (form.get("learner") or "").strip()[:64]
-    result.user = host.get_user(learner) if learner else None
+    result.user = schools.member(host, learner) if learner else None
     if result.user is None:
         result.errors["learner"] = _("Enter the id of a learner of the LMS.")
     try:
@@ -66,6 +67,8 @@ def _line(form: MultiDict, row: int, result: InvoiceForm, host) -> LineInput | N
     description = (form.get(name + "description") or "").strip()[:500]
     typed = (form.get(name + "amount") or "").strip()[:32]
     course = host.get_course(course_id) if course_id else None
+    if course is not None and not schools.owns_course(host, course):  # another school's: not one of ours
+        course = None
     if course_id and course is None:
         result.errors[name + "course"] = _("No course of the LMS has this id.")
     description = description or (host.course_title(course) if course is not None else "")

@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import messages
 from ..billing.payment_links import MAX_NAME, MAX_PURPOSE, MAX_TITLE, MAX_USES, LinkInput, LinkRefused, check_amount
+from ..core import schools
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import PaymentLink, utcnow
 from ..money import MoneyError, normalize_currency, parse_rate
@@ -40,7 +41,7 @@ def read_link(form: MultiDict, host) -> LinkForm:
     topup = form.get("topup") in ("on", "1", "true")
     rate = _rate(form, errors) if not topup else 0  # a top-up carries no VAT (the course it pays does)
     learner = (form.get("learner") or "").strip()[:64] or None
-    if learner is not None and host.get_user(learner) is None:
+    if learner is not None and schools.member(host, learner) is None:
         errors["learner"] = _("Enter the id of a learner of the LMS.")
     max_uses = _uses(form, errors)
     expires_on = _day(form, "expires_on", errors)

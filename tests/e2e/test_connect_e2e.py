@@ -9,7 +9,7 @@ import requests
 from sqlalchemy import select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
-from lms_stripe_plugin.core.models import Event, Invoice, Purchase, Refund
+from lms_stripe_plugin.core.models import Event, Invoice, Purchase, Refund, Settings
 from lms_stripe_plugin.testing import post_webhook
 
 from ..conftest import as_user
@@ -150,3 +150,28 @@ def test_another_accounts_events_are_ignored(platform, client, db, sandbox):
         assert response.status_code == 200 and response.get_json()["status"] == "ignored"
         assert db.session.get(Event, event_id).status == "ignored"
     assert not _settings(db).charges_enabled
+
+
+def test_an_event_of_the_same_second_that_disagrees_has_stripe_asked_again(platform, client, db, sandbox, sink):
+    """``created`` counts seconds: of two different snapshots of one second, which is the newer cannot be told,
+    so the account is read from Stripe once the delivery commits, and Stripe's answer is what is recorded."""
+    client.post(f"{PAGE}/activate", data={"csrf_token": _token(client)}, headers=as_user("adm"))
+    account_id = _settings(db).stripe_account_id
+    recorded = db.session.scalar(select(Settings.account_checked))
+    sink.drop = True  # the onboarding's own events are lost: Stripe now says more than the LMS knows
+    control = f"{sandbox.url}/_sandbox/accounts/{account_id}"
+    assert requests.post(f"{control}/verification", json={"outcome": "verified"}, timeout=5).ok
+    assert requests.post(f"{control}/onboarding", json={"company_name": "École Lumière"}, timeout=5).ok
+    sandbox.state.wait_for_deliveries(10)
+    sink.drop = False
+    assert not _settings(db).charges_enabled
+    # An event of the second the account was recorded in, saying something else again.
+    event = {"id": "evt_same_second", "object": "event", "type": "account.updated", "created": recorded,
+             "api_version": "2026-10-28.endive", "livemode": False, "account": account_id,
+             "data": {"object": {"id": account_id, "object": "account", "charges_enabled": False,
+                                 "details_submitted": True, "payouts_enabled": False, "requirements": {}}}}
+    response = post_webhook(client, event, SECRET)
+    assert response.status_code == 200 and response.get_json()["status"] == "handled"
+    settings = _settings(db)
+    assert settings.charges_enabled and settings.account["payouts_enabled"]  # as Stripe says now
+    assert db.session.scalar(select(Settings.account_checked)) >= recorded
