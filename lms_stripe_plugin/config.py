@@ -49,6 +49,10 @@ DEFAULTS: dict[str, object] = {
     # operator's platform account's (the webhook one of its Connect endpoint), and the school connects its own
     # Stripe account from the LMS ("Online payment"), where every payment is made. False: the school's own keys.
     "LMS_STRIPE_PLATFORM": False,
+    # Platform mode: the platform's share of each payment a school takes through the plugin, in basis points of
+    # the amount (250: 2.5 %), or a function of the school's id (``Host.current_school``) that returns them;
+    # None or 0: none. Taken as Stripe's application fee on the school's direct charges.
+    "LMS_STRIPE_APPLICATION_FEE": None,
     # Stripe API base address: None for Stripe itself, or the sandbox's URL.
     "LMS_STRIPE_API_BASE": None,
     "LMS_STRIPE_TIMEOUT": 20,

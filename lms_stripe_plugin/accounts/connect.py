@@ -16,7 +16,10 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from ..core import audit, jobs, schools
@@ -25,6 +28,7 @@ from ..core.models import Settings
 from ..core.state import PluginState
 from ..core.urls import public_url
 from ..errors import ConfigurationError
+from ..money import Money, percent_of
 from . import settings as payment_settings
 
 #: The key of the one connected account a school creates, by the school's id (Stripe keeps it 24 hours; the
@@ -39,6 +43,44 @@ def account_of(state: PluginState) -> str | None:
     if not platform_mode():
         return None
     return payment_settings.load(state.session).stripe_account_id
+
+
+def application_fee_rate() -> int:
+    """The platform's share of the school's payments, in basis points (``LMS_STRIPE_APPLICATION_FEE``); 0
+    outside platform mode or without one."""
+    if not platform_mode():
+        return 0
+    configured = current_app.config.get("LMS_STRIPE_APPLICATION_FEE")
+    rate = configured(schools.current()) if callable(configured) else configured
+    if rate is None:
+        return 0
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 0 <= rate <= 10000:
+        raise ConfigurationError("LMS_STRIPE_APPLICATION_FEE must be basis points of the amount, an integer from "
+                                 "0 to 10000 (250: 2.5 %), or a function of the school's id that returns one.")
+    return rate
+
+
+def application_fee(amount: Money) -> Money | None:
+    """The platform's fee on a payment of ``amount`` (rounded half up to a minor unit), or None."""
+    rate = application_fee_rate()
+    fee = percent_of(amount, Decimal(rate) / 100) if rate else None
+    return fee if fee is not None and fee.amount > 0 else None
+
+
+def with_application_fee(params: Any) -> Any:
+    """A payment-mode Checkout Session's parameters with the platform's fee on the payment it takes (a direct
+    charge on the school's account: ``payment_intent_data.application_fee_amount``), when there is one."""
+    if params.get("mode") != "payment":
+        return params
+    items = [item for item in params.get("line_items", ()) if "price_data" in item]
+    if not items:
+        return params
+    total = sum(int(item["price_data"]["unit_amount"]) * int(item.get("quantity", 1)) for item in items)
+    fee = application_fee(Money(total, str(items[0]["price_data"]["currency"]).upper()))
+    if fee is None:
+        return params
+    return {**params, "payment_intent_data": {**params.get("payment_intent_data", {}),
+                                              "application_fee_amount": fee.amount}}
 
 
 def school_of(session, account_id: str | None) -> str:

@@ -30,7 +30,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..accounts import settings as payment_settings
+from ..accounts import connect, settings as payment_settings
 from ..core import audit, jobs
 from ..core.enums import AuditAction, BalanceEntryKind, TopUpStatus
 from ..core.i18n import current_locale, gettext as _
@@ -371,7 +371,8 @@ def open_topup(state: PluginState, plan: TopUpPlan) -> str:
     if plan.customer is not None:
         created = customers.create(state, settings, plan.customer)
         params["customer"] = created
-    session_obj = state.gateway.create_checkout_session(params, api_key=settings.secret_key,  # type: ignore[arg-type]
+    session_obj = state.gateway.create_checkout_session(connect.with_application_fee(params),
+                                                        api_key=settings.secret_key,
                                                         idempotency_key=f"lms-topup-{plan.topup_id}")
     if created is not None and plan.customer is not None:
         customers.remember(state.session, plan.customer.user_id, created, livemode=settings.livemode,

@@ -31,7 +31,7 @@ from flask import current_app
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..accounts import settings as payment_settings
+from ..accounts import connect, settings as payment_settings
 from ..accounts import wallets
 from ..core import audit, jobs
 from ..core.enums import (LIVE_ATTEMPT, AttemptStatus, AuditAction, InvoiceSource, InvoiceStatus,
@@ -392,8 +392,8 @@ def open_session(state: PluginState, plan: PayPlan) -> str:
         if plan.tax_rate is not None:
             created_rate = taxes.create(state, settings, plan.tax_rate)
             params = taxes.with_tax_rate(params, created_rate)
-        created = state.gateway.create_checkout_session(params, api_key=settings.secret_key,
-                                                        idempotency_key=plan.key)
+        created = state.gateway.create_checkout_session(connect.with_application_fee(params),
+                                                        api_key=settings.secret_key, idempotency_key=plan.key)
     except GatewayError as err:
         _remember_rate(state, settings, plan, created_rate)
         _remember_customer(state, settings, plan, created_customer)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
-from ..accounts import settings as payment_settings
+from ..accounts import connect, settings as payment_settings
 from ..accounts import wallets
 from ..core import audit, jobs
 from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus
@@ -136,7 +136,7 @@ def open_session(state: PluginState, plan: CheckoutPlan) -> str:
     made = _Made()
     params = plan.params
     try:
-        params = _prepare(state, settings, plan, made)
+        params = connect.with_application_fee(_prepare(state, settings, plan, made))
         created = state.gateway.create_checkout_session(params, api_key=settings.secret_key,
                                                         idempotency_key=f"lms-checkout-{plan.purchase_id}")
     except NotFound:

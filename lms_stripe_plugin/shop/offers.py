@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from ..accounts import settings as payment_settings
+from ..accounts import connect, settings as payment_settings
 from ..core import audit, jobs
 from ..core.enums import AuditAction, BalanceDue, DepositAccess, PaymentPlan, PurchaseStatus
 from ..core.models import CourseOffer, CoursePrice, Purchase
@@ -206,17 +206,27 @@ class Breakdown:
     vat: Money
     vat_rate: int
     fees: tuple[FeeEstimate, ...]
+    #: Platform mode: the platform's share of each payment (its rate in basis points), deducted from what the
+    #: school receives.
+    platform_fee: Money | None = None
+    platform_rate: int = 0
 
 
 def breakdown(gross: Money, vat_rate: int) -> Breakdown:
-    """Net, VAT and gross of a tax-inclusive price, and what the school receives per payment method."""
+    """Net, VAT and gross of a tax-inclusive price, and what the school receives per payment method (after
+    the platform's fee, in platform mode)."""
     net, vat = vat_split(gross, vat_rate)
-    fees = tuple(_fee(method, gross, table) for method, table in current_app.config["LMS_STRIPE_FEES"].items())
-    return Breakdown(gross=gross, net=net, vat=vat, vat_rate=vat_rate, fees=fees)
+    platform_fee = connect.application_fee(gross)
+    fees = tuple(_fee(method, gross, table, platform_fee)
+                 for method, table in current_app.config["LMS_STRIPE_FEES"].items())
+    return Breakdown(gross=gross, net=net, vat=vat, vat_rate=vat_rate, fees=fees, platform_fee=platform_fee,
+                     platform_rate=connect.application_fee_rate() if platform_fee is not None else 0)
 
 
-def _fee(method: str, gross: Money, table: dict) -> FeeEstimate:
+def _fee(method: str, gross: Money, table: dict, platform_fee: Money | None = None) -> FeeEstimate:
     fee = percent_of(gross, Decimal(str(table["percent"])))
+    if platform_fee is not None:
+        fee = fee + platform_fee
     fixed = Money(int(table["fixed"]), table.get("currency", gross.currency))
     extra = None
     if fixed.currency == gross.currency:

@@ -26,6 +26,7 @@ def platform(stripe_app, db, host):
     """The test app as a platform (its keys in the app config, the operator's) whose host names two schools: A
     (the usual people, c5) and B (its administrator, a learner, c9); each school priced its course."""
     stripe_app.config.update(LMS_STRIPE_PLATFORM=True, LMS_STRIPE_PUBLIC_URL="https://lms.example.org",
+                             LMS_STRIPE_APPLICATION_FEE=lambda school: 250 if school == "a" else None,
                              LMS_STRIPE_PUBLISHABLE_KEY=KEYS["publishable_key"],
                              LMS_STRIPE_SECRET_KEY="sk_test_sandbox_e2e", LMS_STRIPE_WEBHOOK_SECRETS=[SECRET])
     host.schools = {**dict.fromkeys(("u1", "u2", "adm", "c5"), "a"), **dict.fromkeys(("admb", "lrnb", "c9"), "b")}
@@ -40,7 +41,7 @@ def platform(stripe_app, db, host):
     db.session.commit()
     yield stripe_app
     stripe_app.config.update(LMS_STRIPE_PLATFORM=False, LMS_STRIPE_PUBLISHABLE_KEY=None, LMS_STRIPE_SECRET_KEY=None,
-                             LMS_STRIPE_WEBHOOK_SECRETS=None)
+                             LMS_STRIPE_WEBHOOK_SECRETS=None, LMS_STRIPE_APPLICATION_FEE=None)
     host.schools = {}
 
 
@@ -105,9 +106,16 @@ def test_two_schools_sell_on_their_own_accounts_and_never_see_each_other(platfor
     invoice_a = _paid_invoice(db, sandbox, client, "u1", "c5", account_a)
     invoice_b = _paid_invoice(db, sandbox, client, "lrnb", "c9", account_b)
     assert (invoice_a.school_id, invoice_b.school_id) == ("a", "b")
+    # The platform takes its share of A's payments (2.5 %, rounded half up), none of B's.
+    fees = {}
+    for invoice in (invoice_a, invoice_b):
+        intent = db.session.scalar(select(Purchase.stripe_payment_intent_id).where(Purchase.id == invoice.purchase_id)
+                                   .execution_options(**EVERYWHERE))
+        fees[invoice.school_id] = sandbox.state.get(intent)["application_fee_amount"]
+    assert fees == {"a": 125, "b": None}
     events = db.session.execute(select(Event.school_id, Event.status).execution_options(**EVERYWHERE)).all()
-    assert {school for school, _status in events} == {"a", "b"}
-    assert all(status == "processed" for _school, status in events if status != "ignored")
+    assert {school for school, status in events if status == "processed"} == {"a", "b"}
+    assert {status for school, status in events if school == ""} == {"ignored"}  # the platform's own (its fees)
     # A school's course is not for sale in another school.
     assert client.get("/payments/courses/c5", headers=as_user("lrnb")).status_code == 404
     assert client.post("/payments/checkout/c5", data={"csrf_token": _token(client, "admb")},
