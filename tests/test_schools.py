@@ -179,3 +179,16 @@ def test_the_reminders_run_goes_over_every_school(app, two_schools, db):
     report = send_due_reminders(app, dry_run=True)
     assert report.sent == 0 and report.due == []  # nothing due, but each school's rules were read
     assert payment_settings.every_school(db.session) == ["a", "b"]
+
+
+def test_a_schools_settings_page_never_shows_the_platforms_keys(app, client, host, people):
+    keys = {"LMS_STRIPE_PUBLISHABLE_KEY": "pk_test_platform9Zq1", "LMS_STRIPE_SECRET_KEY": "sk_test_platform9Zq2",
+            "LMS_STRIPE_WEBHOOK_SECRETS": ["whsec_platform9Zq3"]}
+    app.config.update(LMS_STRIPE_PLATFORM=True, **keys)
+    host.schools = {"adm": "a"}
+    try:
+        page = client.get("/payments/admin/settings", headers=as_user("adm")).get_data(as_text=True)
+    finally:
+        app.config.update(LMS_STRIPE_PLATFORM=False, **dict.fromkeys(keys))
+    assert 'id="platform-keys"' in page and "/payments/admin/online-payment" in page
+    assert "9Zq" not in page and "sk_test" not in page and "whsec" not in page and 'name="secret_key"' not in page
