@@ -49,6 +49,9 @@ DEFAULTS: dict[str, object] = {
     # operator's platform account's (the webhook one of its Connect endpoint), and the school connects its own
     # Stripe account from the LMS ("Online payment"), where every payment is made. False: the school's own keys.
     "LMS_STRIPE_PLATFORM": False,
+    # True: the school sells no course in the catalog, and uses invoices, payment requests and links only (the
+    # settings page's choice, which this overrides); None: the page's.
+    "LMS_STRIPE_REQUESTS_ONLY": None,
     # Platform mode: the platform's share of each payment a school takes through the plugin, in basis points of
     # the amount (250: 2.5 %), or a function of the school's id (``Host.current_school``) that returns them;
     # None or 0: none. Taken as Stripe's application fee on the school's direct charges.
@@ -117,6 +120,7 @@ DEFAULTS: dict[str, object] = {
 #: Settings an administrator edits on the page, and the config key that overrides each.
 OVERRIDES: dict[str, str] = {
     "enabled": "LMS_STRIPE_ENABLED",
+    "requests_only": "LMS_STRIPE_REQUESTS_ONLY",
     "publishable_key": "LMS_STRIPE_PUBLISHABLE_KEY",
     "secret_key": "LMS_STRIPE_SECRET_KEY",
     "webhook_secrets": "LMS_STRIPE_WEBHOOK_SECRETS",

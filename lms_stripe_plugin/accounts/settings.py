@@ -83,6 +83,8 @@ class EffectiveSettings:
     platform: bool = False
     stripe_account_id: str | None = None
     account_state: str | None = None
+    #: No course is sold in the catalog: invoices, payment requests and links only.
+    requests_only: bool = False
     #: Secrets set in the app config, in clear.
     config_secrets: dict = field(default_factory=dict, repr=False)
     #: Stored secrets the config does not override, encrypted.
@@ -140,6 +142,11 @@ class EffectiveSettings:
         """Payments are on and Stripe is configured (in platform mode, the school's account is connected and
         Stripe lets it take payments): learners can buy."""
         return self.enabled and self.configured and (not self.platform or self.charges_enabled)
+
+    @property
+    def selling(self) -> bool:
+        """Learners can buy courses in the catalog (payments are on, and the school sells courses)."""
+        return self.active and not self.requests_only
 
     @property
     def account(self) -> dict:
@@ -230,7 +237,7 @@ _PLAIN = ("enabled", "publishable_key", "default_currency", "default_vat_rate", 
           "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days", "seller_legal_name",
           "seller_address", "seller_siret", "seller_vat_number", "seller_legal_form", "late_payment_text",
           "business_buyers", "prepaid_enabled", "topup_minimum", "topup_maximum", "other_currencies",
-          "stripe_account_id", "account_state")
+          "stripe_account_id", "account_state", "requests_only")
 _PLAIN_NAMES = frozenset(_PLAIN)
 _TABLE = Settings.__table__
 #: The settings row, read by every page that shows prices and by every webhook: a Core statement, built once

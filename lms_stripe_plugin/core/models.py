@@ -139,6 +139,9 @@ class Settings(SchoolScoped, Base):
     stripe_account_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     account_state: Mapped[str | None] = mapped_column(sa.Text)
     account_checked: Mapped[int | None] = mapped_column(sa.BigInteger)
+    #: The school sells no course in the catalog: the plugin is its invoices, payment requests and links only
+    #: (no price shown nor asked on courses, and enrollment is the host's alone).
+    requests_only: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     __table_args__ = (
         sa.UniqueConstraint("school_id", name="uq_lms_stripe_settings_school"),

@@ -40,6 +40,8 @@ def rendering(sender, courses, user=None, **_kwargs):
     host = state.host
     courses = courses if isinstance(courses, list) else list(courses)  # read twice: ids, then labels
     current = payment_settings.load(state.session)
+    if current.requests_only:
+        return None  # the school sells no course here
     user_id = host.user_id(user) if user is not None else None
     prices = catalog.prices(state, current.catalog_revision, user_id)
     locale = current_locale()
@@ -136,6 +138,8 @@ def filtering(sender, courses, args, **_kwargs):
     host = state.host
     if args.get("price") or args.get("price_max"):  # else nothing to read
         current = payment_settings.load(state.session)
+        if current.requests_only:
+            return None
         user = host.current_user()
         currency = currencies.of_viewer(state, current, user)
         price_filter = catalog.parse_filter(args, currency or current.default_currency, current_locale())

@@ -18,10 +18,16 @@ from ..web.rendering import render_fragment
 from ._state import plugin_state
 
 
+def _sells(state, course) -> bool:
+    """The plugin prices and sells this course: the request's school's, which sells courses in the catalog."""
+    return (state is not None and schools.owns_course(state.host, course)
+            and not payment_settings.load(state.session).requests_only)
+
+
 def settings_form(sender, course, form=None, errors=None, **_):
     """The pricing section of the course settings form, with the saved (or just submitted) values."""
     state = plugin_state(sender)
-    if state is None or not schools.owns_course(state.host, course):
+    if not _sells(state, course):
         return None
     course_id = state.host.course_id(course)
     offer = offers.get_offer(state.session, course_id)
@@ -102,7 +108,7 @@ def settings_saved(sender, course, form, **_):
     """Validate and store the pricing in the host's transaction (the host's commit saves it with the
     course); answer a dict of field errors (nothing stored) or None."""
     state = plugin_state(sender)
-    if state is None or not schools.owns_course(state.host, course):
+    if not _sells(state, course):
         return None
     current = payment_settings.load(state.session)
     schema = CoursePricingSchema(course_start=course_start(state.host, course),
@@ -121,7 +127,7 @@ def settings_saved(sender, course, form, **_):
 def detail_rendering(sender, course, user, **_):
     """Price and Buy button, or "Enrolled" / "Pending payment", for the course page."""
     state = plugin_state(sender)
-    if state is None or not schools.owns_course(state.host, course):
+    if not _sells(state, course):
         return None
     host = state.host
     course_id = host.course_id(course)

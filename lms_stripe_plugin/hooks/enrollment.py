@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import url_for
 
+from ..accounts import settings as payment_settings
 from ..core import schools
 from ..core.i18n import gettext as _
 from ..host import audience_allows
@@ -21,8 +22,8 @@ def requested(sender, course, user, actor=None, source="self", confirmed=False, 
                                   message=_("This course belongs to another school."))
     course_id = host.course_id(course)
     offer = offers.get_offer(session, course_id)
-    if offer is None or offer.price is None:
-        return None  # free course: no opinion
+    if offer is None or offer.price is None or payment_settings.load(session).requests_only:
+        return None  # free course, or a school that sells none: no opinion
     user_id = host.user_id(user)
     if source == "backoffice":
         return _backoffice(state, course, course_id, user, actor, confirmed=bool(confirmed))

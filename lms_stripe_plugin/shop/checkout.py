@@ -58,6 +58,8 @@ def check_purchasable(state: PluginState, user, course, settings, offer) -> None
     host = state.host
     if not settings.active:
         raise NotPurchasable(_("Online payment is not available at the moment."))
+    if settings.requests_only:
+        raise NotPurchasable(_("This school does not sell its courses online."))
     if offer is None or offer.price is None:
         raise NotPurchasable(_("This course is free: enroll from the course page."))
     if not offer.on_sale:

@@ -65,11 +65,13 @@ def _form_values(current, submitted) -> dict:
     if submitted is not None:
         values = {name: submitted.get(name, "") for name in SettingsSchema.FIELDS if name not in SettingsSchema.SECRETS}
         for name in ("enabled", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "sepa_debit_enabled",
-                     "automatic_tax", "partial_payments_enabled", "reminder_sms", "business_buyers", "prepaid_enabled"):
+                     "automatic_tax", "partial_payments_enabled", "reminder_sms", "business_buyers", "prepaid_enabled",
+                     "requests_only"):
             values[name] = bool(submitted.get(name))
         return values
     return {
-        "enabled": current.enabled, "publishable_key": current.publishable_key or "",
+        "enabled": current.enabled, "requests_only": current.requests_only,
+        "publishable_key": current.publishable_key or "",
         "default_currency": current.default_currency,
         "other_currencies": ", ".join(current.currencies[1:]),
         "default_vat_rate": format_rate_input(current.default_vat_rate),

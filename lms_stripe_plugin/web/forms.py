@@ -208,6 +208,7 @@ class SettingsSchema(Schema):
     reminder_sms = Checkbox(load_default=False)
     balance_grace_days = Text(max_length=4)
     prepaid_enabled = Checkbox(load_default=False)
+    requests_only = Checkbox(load_default=False)
     topup_minimum = Text(max_length=32)
     topup_maximum = Text(max_length=32)
     sepa_debit_enabled = Checkbox(load_default=False)
@@ -224,7 +225,7 @@ class SettingsSchema(Schema):
     business_buyers = Checkbox(load_default=False)
 
     #: In the page's order, which its summary of errors follows.
-    FIELDS = ("enabled", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
+    FIELDS = ("enabled", "requests_only", "publishable_key", "secret_key", "webhook_secrets", "default_currency",
               "other_currencies", "default_vat_rate", "vouchers_enabled", "wallets_enabled", "klarna_enabled", "klarna_minimum",
               "sepa_debit_enabled", "automatic_tax", "terms_url", "school_name", "partial_payments_enabled",
               "partial_minimum", "reminder_days", "reminder_max", "reminder_sms", "balance_grace_days",
