@@ -318,3 +318,41 @@ def test_the_demo_starts_with_invoices_and_requests_in_the_learners_inbox(tmp_pa
             page = client.get("/inbox").get_data(as_text=True)
             link = re.search(r'<a href="(http://127\.0\.0\.1:5000/payments/pay/[^"]+)"', page).group(1)
             assert "90.00" in client.get(link.removeprefix("http://127.0.0.1:5000")).get_data(as_text=True)
+
+
+@pytest.fixture
+def platform_demo(tmp_path):
+    """The demo as a platform of two schools (``python -m lms_stripe_plugin.demo --platform``)."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'platform.sqlite'}", "TESTING": True,
+                      "LMS_STRIPE_API_BASE": "http://127.0.0.1:9", "LMS_STRIPE_PLATFORM": True,
+                      "LMS_STRIPE_PUBLISHABLE_KEY": SANDBOX_KEYS["publishable_key"],
+                      "LMS_STRIPE_SECRET_KEY": SANDBOX_KEYS["secret_key"],
+                      "LMS_STRIPE_WEBHOOK_SECRETS": [SANDBOX_KEYS["webhook_secret"]],
+                      "LMS_STRIPE_MAIL_FILE": str(tmp_path / "mail.mbox"), "LMS_STRIPE_SMS_FILE": str(tmp_path / "sms.jsonl")})
+    with app.app_context():
+        yield app
+
+
+def test_the_demo_as_a_platform_has_two_schools_each_with_its_own_catalog_and_settings(platform_demo):
+    from lms_stripe_plugin.core import schools
+    from lms_stripe_plugin.core.models import Settings
+
+    client = platform_demo.test_client()
+    visitor = client.get("/catalog").get_data(as_text=True)
+    assert "École Lumière" in visitor and "Python for beginners" in visitor and "Pottery" not in visitor
+    client.get("/demo/school/nord")
+    nord = client.get("/catalog").get_data(as_text=True)
+    assert "Atelier Nord" in nord and "Pottery for beginners" in nord and "Python for beginners" not in nord
+    assert "60.00" in nord or "60,00" in nord  # priced in its own school
+    _login(client, "nord-admin")
+    settings = client.get("/payments/admin/settings").get_data(as_text=True)
+    assert 'value="Atelier Nord"' in settings and "École Lumière" not in settings
+    online = client.get("/payments/admin/online-payment").get_data(as_text=True)
+    assert "Activate online payment" in online
+    _login(client, "admin")
+    assert 'value="École Lumière"' in client.get("/payments/admin/settings").get_data(as_text=True)
+    rows = db.session.query(Settings.school_id, Settings.school_name).execution_options(
+        **{schools.ALL_SCHOOLS: True}).order_by(Settings.school_id).all()
+    assert rows == [("lumiere", "École Lumière"), ("nord", "Atelier Nord")]
+    offers = db.session.query(CourseOffer.school_id).execution_options(**{schools.ALL_SCHOOLS: True}).all()
+    assert {school for (school,) in offers} == {"lumiere", "nord"}

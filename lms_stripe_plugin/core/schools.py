@@ -30,6 +30,8 @@ ALL_SCHOOLS = "lms_stripe_all_schools"
 
 _forced: ContextVar[str | None] = ContextVar("lms_stripe_school", default=None)
 _REQUEST_KEY = "lms_stripe.school"
+#: Set while the host names the request's school (its queries are its own: they are not scoped).
+_resolving: ContextVar[bool] = ContextVar("lms_stripe_resolving_school", default=False)
 
 
 def platform_mode() -> bool:
@@ -55,7 +57,11 @@ def _host_school() -> str:
     method = getattr(current_app.extensions["lms_stripe"].host, "current_school", None)
     if not callable(method):
         return DEFAULT
-    school = method()
+    token = _resolving.set(True)
+    try:
+        school = method()
+    finally:
+        _resolving.reset(token)
     if school is None:
         return DEFAULT
     if not isinstance(school, str) or not 0 < len(school) <= 64:
@@ -133,6 +139,8 @@ def _scope_statement(state: ORMExecuteState) -> None:
         return
     if state.execution_options.get(ALL_SCHOOLS):
         return
+    if _resolving.get():
+        return  # the host reading its own tables to name the request's school
     school = current()
     state.statement = state.statement.options(
         with_loader_criteria(SchoolScoped, lambda cls: cls.school_id == school, include_aliases=True))

@@ -3,10 +3,19 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import g, has_request_context, request, session as web_session, url_for
+from flask import current_app, g, has_request_context, request, session as web_session, url_for
 
 from .inputs import parse_id
 from .models import Course, Enrollment, User, db
+
+
+#: The schools of the demo run as a platform (``python -m lms_stripe_plugin.demo --platform``): id → name.
+SCHOOLS = {"lumiere": "École Lumière", "nord": "Atelier Nord"}
+DEFAULT_SCHOOL = "lumiere"
+
+
+def platform() -> bool:
+    return bool(current_app.config.get("LMS_STRIPE_PLATFORM"))
 
 
 class DemoHost:
@@ -80,6 +89,23 @@ class DemoHost:
 
     def unenroll(self, user, course) -> None:
         db.session.query(Enrollment).filter_by(user_id=user.id, course_id=course.id).delete()
+
+    def current_school(self) -> str | None:
+        """The optional `Host.current_school`, as a platform: the signed-in user's school, else the one the
+        visitor chose on the catalog; None (one school) when the demo is not a platform."""
+        if not platform() or not has_request_context():
+            return None
+        user = self.current_user()
+        if user is not None:
+            return user.school
+        chosen = web_session.get("school")
+        return chosen if chosen in SCHOOLS else DEFAULT_SCHOOL
+
+    def course_school(self, course) -> str | None:
+        return course.school if platform() else None
+
+    def user_in_school(self, user, school: str) -> bool:
+        return user.school == school
 
     def get_locale(self) -> str:
         if not has_request_context():

@@ -9,8 +9,9 @@ from blinker import signal
 from werkzeug.datastructures import MultiDict
 
 from lms_stripe_plugin.accounts import settings as payment_settings
-from lms_stripe_plugin.core import audit
+from lms_stripe_plugin.core import audit, schools
 
+from .host import SCHOOLS
 from .models import Course, User, db
 from .sandbox_keys import SANDBOX_KEYS
 
@@ -21,8 +22,18 @@ USERS = [
     ("employee", "Eric Employee", "employee@demo.test", "learner", "internal", None),
     ("partner", "Paula Partner", "partner@demo.test", "learner", "partner", "+33698765432"),
 ]
+#: The second school's people and courses, when the demo runs as a platform of two schools (``--platform``):
+#: the ones above are the first school's (`host.SCHOOLS`).
+NORD_USERS = [
+    ("nord-admin", "Nina Nordin", "admin@nord.test", "admin", "internal", None),
+    ("nord-learner", "Noé Nilsson", "learner@nord.test", "learner", "public", None),
+]
+NORD_COURSES = [
+    ("Pottery for beginners", "Clay, wheel and kiln in six evenings.", ("60.00", "EUR", "20", "public")),
+    ("Weaving workshop", "A weekend on the loom.", ("45.00", "EUR", "20", "public")),
+]
 #: The usernames above: one account per role and audience, offered by the user switcher.
-ROLE_USERNAMES = tuple(username for username, *_rest in USERS)
+ROLE_USERNAMES = tuple(username for username, *_rest in USERS + NORD_USERS)
 
 COURSES = [
     # title, description, (price as an administrator types it in English, currency, VAT %, audience) or None
@@ -68,21 +79,28 @@ def seed(app) -> None:
 
 
 def _seed(app) -> None:
-    for username, name, email, role, audience, phone in USERS:
-        db.session.add(User(username=username, name=name, email=email, role=role, audience=audience, phone=phone))
+    platform = bool(app.config.get("LMS_STRIPE_PLATFORM"))
+    people = USERS + ([(*user, "nord") for user in NORD_USERS] if platform else [])
+    for username, name, email, role, audience, phone, *school in people:
+        db.session.add(User(username=username, name=name, email=email, role=role, audience=audience, phone=phone,
+                            school=school[0] if school else "lumiere"))
     courses = []
-    for title, description, _offer in COURSES:
+    catalog = [(*course, "lumiere") for course in COURSES] + ([(*course, "nord") for course in NORD_COURSES]
+                                                              if platform else [])
+    for title, description, _offer, school in catalog:
         starts = STARTS_IN_DAYS.get(title)
-        course = Course(title=title, description=description,
+        course = Course(title=title, description=description, school=school,
                         starts_on=date.today() + timedelta(days=starts) if starts else None)
         db.session.add(course)
         courses.append(course)
     db.session.commit()
-    for course, (_title, _description, offer) in zip(courses, COURSES):
+    for course, (_title, _description, offer, _school) in zip(courses, catalog):
         if offer:
             _price(app, course, *offer)
     db.session.commit()
-    if app.config.get("LMS_STRIPE_API_BASE") and app.config.get("DEMO_ENABLE_PAYMENTS", True):
+    if platform:
+        _platform_settings(app, courses)
+    elif app.config.get("LMS_STRIPE_API_BASE") and app.config.get("DEMO_ENABLE_PAYMENTS", True):
         # The settings an administrator enters on the plugin's payment settings page.
         payment_settings.save(db.session, {
             "enabled": True, "publishable_key": SANDBOX_KEYS["publishable_key"],
@@ -100,13 +118,36 @@ def _seed(app) -> None:
         db.session.commit()
 
 
+def _platform_settings(app, courses) -> None:
+    """As a platform, each school's settings (the platform's keys are in the app config; each school connects
+    its own Stripe account from the LMS, Online payment)."""
+    if not (app.config.get("LMS_STRIPE_API_BASE") and app.config.get("DEMO_ENABLE_PAYMENTS", True)):
+        return
+    for school, name in SCHOOLS.items():
+        with schools.scope(school):
+            payment_settings.save(db.session, {
+                "enabled": True, "vouchers_enabled": True, "sepa_debit_enabled": True,
+                "terms_url": app.config.get("DEMO_TERMS_URL"), "school_name": name, "partial_payments_enabled": True,
+                "partial_minimum": 1000, "prepaid_enabled": True,
+                **({"other_currencies": OTHER_CURRENCIES, **SELLER} if school == "lumiere" else {}),
+            }, actor_id=None)
+            db.session.commit()
+    for course in courses:
+        offer = next((offer for title, _d, offer in COURSES if title == course.title), None)
+        if offer and course.title in PRICES_ELSEWHERE:
+            _price(app, course, *offer, others=PRICES_ELSEWHERE[course.title])
+    db.session.commit()
+
+
 def _price(app, course, price: str, currency: str, vat_rate: str, audience: str, others: dict | None = None) -> None:
-    """Price a course as the course settings page does: through the plugin's answer to its form."""
+    """Price a course as the course settings page does: through the plugin's answer to its form (as a
+    platform, in the course's school)."""
     form = MultiDict({"lms_stripe-paid": "on", "lms_stripe-price": price, "lms_stripe-currency": currency,
                       "lms_stripe-vat_rate": vat_rate, "lms_stripe-audience": audience, "lms_stripe-on_sale": "on",
                       **{f"lms_stripe-{name}": value for name, value in DEPOSITS.get(course.title, {}).items()},
                       **{f"lms_stripe-{name}": value for name, value in (others or {}).items()}})
-    with app.test_request_context(headers={"Accept-Language": "en"}):
+    school = course.school if app.config.get("LMS_STRIPE_PLATFORM") else schools.DEFAULT
+    with app.test_request_context(headers={"Accept-Language": "en"}), schools.scope(school):
         refused = [answer for _receiver, answer in signal("lms.course.settings_saved").send(app, course=course, form=form)
                    if answer]
     if refused:

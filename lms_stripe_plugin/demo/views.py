@@ -8,7 +8,7 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
 from . import inbox, members
-from .host import DemoHost
+from .host import SCHOOLS, DemoHost
 from .inputs import IdConverter, clean_text, parse_id, same_site_path, same_site_path_of_url
 from .models import Course, Enrollment, User, db
 from .text import TEXT, text
@@ -68,9 +68,18 @@ def index():
     return redirect(url_for("demo.catalog"))
 
 
+def _courses():
+    """The courses of the request's school (every course, unless the demo runs as a platform of schools)."""
+    query = db.session.query(Course)
+    school = host.current_school()
+    if school is not None:
+        query = query.filter(Course.school == school)
+    return query.order_by(Course.id)
+
+
 @bp.route("/catalog")
 def catalog():
-    courses = everything = db.session.query(Course).order_by(Course.id).all()
+    courses = everything = _courses().all()
     for filtered in _send("lms.catalog.filtering", courses=everything, args=request.args):
         if filtered is everything:  # every course kept (the plugin answers so when no price filter is set)
             continue
@@ -81,7 +90,11 @@ def catalog():
     enrolled = set()
     if user is not None:
         enrolled = {e.course_id for e in db.session.query(Enrollment).filter_by(user_id=user.id)}
-    return render_template("demo/catalog.html", courses=courses, decorations=decorations, enrolled=enrolled)
+    school = host.current_school()
+    return render_template("demo/catalog.html", courses=courses, decorations=decorations, enrolled=enrolled,
+                           school=SCHOOLS.get(school) if school else None,
+                           others=[(key, name) for key, name in SCHOOLS.items() if key != school]
+                           if school and user is None else [])
 
 
 @bp.route("/courses/<demo_id:course_id>")
@@ -152,7 +165,7 @@ def backoffice():
     can be enrolled at once; its Enroll button enrolls them.
     """
     user = _require_user()
-    courses = db.session.query(Course).order_by(Course.id).all()
+    courses = _courses().all()
     if not any(host.can_enroll_others(user, c) for c in courses):
         abort(403)
     values = request.args
@@ -243,6 +256,14 @@ def set_lang(lang: str):
     if lang in ("en", "fr"):
         session["lang"] = lang
     return redirect(same_site_path_of_url(request.referrer, request.host_url) or url_for("demo.catalog"))
+
+
+@bp.route("/demo/school/<school>")
+def set_school(school: str):
+    """A visitor's choice of school, when the demo runs as a platform (a signed-in user's is their own)."""
+    if school in SCHOOLS:
+        session["school"] = school
+    return redirect(url_for("demo.catalog"))
 
 
 @bp.route("/inbox")

@@ -80,3 +80,22 @@ def test_the_online_payment_page_fits_and_speaks_the_language(platform, browser,
     expect(page.locator("#activate, #connect-status").first).to_be_visible()
     _check(page, width)
     context.close()
+
+
+def test_the_second_school_has_its_own_catalog_and_online_payment(platform, browser):
+    """The demo as a platform has two schools: the second school's administrator has not connected a Stripe
+    account yet, whatever the first did; its catalog is its own courses, not on sale until then."""
+    base = platform["base"]
+    context = browser.new_context(viewport={"width": 375, "height": 900}, locale="en-GB")
+    page = context.new_page()
+    page.goto(f"{base}/demo/lang/en")
+    login(page, base, "nord-admin", PAGE)
+    expect(page.locator("h1")).to_have_text("Online payment")
+    expect(page.locator("#activate")).to_be_visible()
+    _check(page, 375)
+    login(page, base, "nord-learner", "/catalog")
+    expect(page.locator("h1")).to_contain_text("Atelier Nord")
+    expect(page.locator(".course")).to_have_count(2)
+    expect(page.locator(".course").first).to_contain_text("Pottery for beginners")
+    _check(page, 375)
+    context.close()
