@@ -387,3 +387,18 @@ def test_pay_on_an_open_invoice_needs_a_signed_in_learner_and_the_form_token(cli
     assert client.post(f"/payments/my-payments/invoices/{owed}/pay").status_code in (400, 401)
     assert client.post(f"/payments/my-payments/invoices/{owed}/pay", headers=as_user("u1")).status_code == 400
     assert len(stripe_http.calls) == 0
+
+
+def test_while_payments_are_off_the_page_says_they_are_paused_and_pay_changes_nothing(client, db, link, stripe_http):
+    from lms_stripe_plugin.accounts import settings as payment_settings
+
+    payment_settings.save(db.session, {"enabled": False}, actor_id="adm")  # or paused by Stripe, as a platform
+    db.session.commit()
+    _request_id, path = link
+    page = client.get(path)
+    assert page.status_code == 200 and 'id="paused"' in page.get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    clicked = client.post(path, data={"csrf_token": token})
+    assert clicked.status_code == 400 and "suspendu pour le moment" in clicked.get_data(as_text=True)  # in French
+    assert db.session.scalar(select(func.count()).select_from(PaymentAttempt)) == 0
+    assert len(stripe_http.calls) == 0

@@ -157,12 +157,19 @@ def live_attempt(session, request_id: int) -> PaymentAttempt | None:
                                                        PaymentAttempt.status.in_(LIVE_ATTEMPT)))
 
 
+def paused_message() -> str:
+    """What a payment page says while the school cannot take payments (turned off, or paused by Stripe)."""
+    return _("Online payment is paused for now: try again later, or contact the school.")
+
+
 def reserve(state: PluginState, request: PaymentRequest, amount: int, *, return_url: str) -> PayPlan:
     """Check the amount, then reuse the open attempt for it or write a new one. ``return_url`` is the page
     the learner comes back to (the pay page of their link, or My payments). The request's invoices are locked
     first (in the order of their ids, as every locker of several does), so that two clicks, or a click and
     Stripe's event, apply one after the other."""
     session = state.session
+    if not payment_settings.load(session).active:
+        raise NotPayable(paused_message())
     lock_invoices(session, [invoice.id for invoice in request.invoices])
     current = live_attempt(session, request.id)
     if current is not None and current.status == AttemptStatus.PROCESSING:

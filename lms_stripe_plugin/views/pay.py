@@ -60,6 +60,7 @@ def _page(found: PaymentRequest, *, token: str | None = None, error: str | None 
     live = paying.live_attempt(state().session, found.id)
     values = dict(req=found, remaining=paying.remaining(found), least=least, most=most, error=error, notice=notice,
                   typed=typed, processing=live is not None and live.status == AttemptStatus.PROCESSING,
+                  paused=not payment_settings.load(state().session).active,
                   action=url_for("lms_stripe.pay", token=token) if token else
                   url_for("lms_stripe.my_payment_pay", request_id=found.id))
     if found.parts:  # several invoices in one payment
