@@ -24,10 +24,12 @@ class _Headers:
 
     def __init__(self) -> None:
         self.seen: list[str | None] = []
+        self.keys: list[str | None] = []  # and its Idempotency-Key
 
     def __call__(self) -> None:
         if request.path.startswith("/v1/"):
             self.seen.append(request.headers.get("Stripe-Account"))
+            self.keys.append(request.headers.get("Idempotency-Key"))
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,7 @@ def sandbox(_server):
 @pytest.fixture
 def headers(_server, sandbox):
     _server[1].seen.clear()
+    _server[1].keys.clear()
     return _server[1]
 
 
@@ -57,9 +60,9 @@ def gateway(sandbox, headers):
     return StripeGateway(client)
 
 
-def _school(gateway, sandbox, *, onboard: bool = True) -> str:
+def _school(gateway, sandbox, *, onboard: bool = True, number: int = 1) -> str:
     account = gateway.create_connected_account({"country": "FR", "business_profile": {"name": "École Alpha"}},
-                                               api_key=KEY, idempotency_key="school-1-account")
+                                               api_key=KEY, idempotency_key=f"school-{number}-account")
     if onboard:
         requests.post(f"{sandbox.url}/_sandbox/accounts/{account['id']}/onboarding", json={}, timeout=10)
     return account["id"]
@@ -164,3 +167,19 @@ def test_the_connect_endpoint_gets_the_accounts_events():
     assert received and {event["account"] for event in received} == {school}
     assert received[-1]["type"] == "account.updated" and received[-1]["data"]["object"]["charges_enabled"]
     assert json.dumps(received)  # plain JSON, as the plugin stores events
+
+
+def test_one_key_on_two_connected_accounts_makes_one_object_on_each(gateway, sandbox, headers):
+    """A learner of two schools: the same row-derived key asks for their customer on each school's account;
+    the key sent names the account, so that each school gets its own customer."""
+    first, second = _school(gateway, sandbox), _school(gateway, sandbox, number=2)
+    headers.keys.clear()
+    made = [gateway.for_account(school).create_customer({"email": "ada@example.com"}, api_key=KEY,
+                                                        idempotency_key="lms-customer-0-u1")
+            for school in (first, second)]
+    assert made[0]["id"] != made[1]["id"]
+    assert [sandbox.state.owner_of(customer["id"]) for customer in made] == [first, second]
+    assert headers.keys == [f"{first}-lms-customer-0-u1", f"{second}-lms-customer-0-u1"]
+    again = gateway.for_account(first).create_customer({"email": "ada@example.com"}, api_key=KEY,
+                                                       idempotency_key="lms-customer-0-u1")
+    assert again["id"] == made[0]["id"]  # a retry on the same account is the same request

@@ -271,10 +271,13 @@ class StripeGateway:
         if not api_key:
             raise ConfigurationError(_("Stripe's secret key is not set: enter it on the payment settings page."))
         options: dict = {"api_key": api_key}
-        if idempotency_key:
-            options["idempotency_key"] = idempotency_key
         if self._stripe_account:
             options["stripe_account"] = self._stripe_account
+            # A key names what our row asks for, whichever school: on a connected account it also names the
+            # account, so that two schools' requests (a learner of both, one VAT rate) never share a key.
+            idempotency_key = f"{self._stripe_account}-{idempotency_key}" if idempotency_key else None
+        if idempotency_key:
+            options["idempotency_key"] = idempotency_key
         try:
             result = request(options)
         except stripe.StripeError as err:
