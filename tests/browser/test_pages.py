@@ -38,6 +38,7 @@ NOT_PAGES = {
     "demo.login": "signs a demo user in and redirects",
     "demo.logout": "signs out and redirects",
     "demo.set_lang": "sets the language and redirects",
+    "demo.set_school": "sets a visitor's school (the demo as a platform) and redirects",
     "lms_stripe.admin_home": "redirects to the payment settings",
     "lms_stripe.admin_connect": "platform mode only (404 here): test_connect.py walks it at both widths in both languages",
     "lms_stripe.admin_connect_return": "platform mode only: reads the account, then redirects to Online payment",
