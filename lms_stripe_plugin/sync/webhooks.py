@@ -159,7 +159,7 @@ def _queue_new(state: PluginState, key: str, event: dict, payload: str, livemode
 def _insert_received(session, key: str, event: dict, payload: str) -> bool:
     """Insert the event's row, received (not handled yet), unless one has its id: whether it did."""
     values = dict(id=key, type=stored_type(event["type"]), livemode=event.get("livemode") is True, payload=payload,
-                  status=EventStatus.RECEIVED, attempts=0, received_at=utcnow())
+                  status=EventStatus.RECEIVED, attempts=0, received_at=utcnow(), school_id=schools.current())
     return _insert_new(session, values)
 
 
@@ -240,7 +240,8 @@ def _take(session, key: str, event: dict, payload: str, obj: dict, stored: bool)
 def _new_values(key: str, event: dict, payload: str, status: EventStatus) -> dict:
     now = utcnow()
     return dict(id=key, type=stored_type(event["type"]), livemode=event.get("livemode") is True, payload=payload,
-                status=status, attempts=1, error=None, reason=None, received_at=now, processed_at=now)
+                status=status, attempts=1, error=None, reason=None, received_at=now, processed_at=now,
+                school_id=schools.current())
 
 
 def _new_row(key: str, event: dict, payload: str, status: EventStatus) -> Event:
