@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import or_
 
 from .models import Course, Enrollment, User, db
-from .seed import ROLE_USERNAMES
+from .seed import NORD_USERNAMES, ROLE_USERNAMES
 
 #: Members the back office lists at once; a search finds the others.
 SHOWN = 50
@@ -13,8 +13,10 @@ LATEST_ENROLLMENTS = 50
 
 
 def role_accounts() -> list[User]:
-    """The seeded account of each role and audience, which the user switcher offers."""
-    return db.session.query(User).filter(User.username.in_(ROLE_USERNAMES)).order_by(User.id).all()
+    """The seeded account of each role and audience, which the user switcher offers (as a platform, the second
+    school's too)."""
+    return (db.session.query(User).filter(User.username.in_(ROLE_USERNAMES + NORD_USERNAMES)).order_by(User.id)
+            .all())
 
 
 def search(text: str, limit: int = SHOWN) -> list[User]:

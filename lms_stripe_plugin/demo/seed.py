@@ -32,8 +32,10 @@ NORD_COURSES = [
     ("Pottery for beginners", "Clay, wheel and kiln in six evenings.", ("60.00", "EUR", "20", "public")),
     ("Weaving workshop", "A weekend on the loom.", ("45.00", "EUR", "20", "public")),
 ]
-#: The usernames above: one account per role and audience, offered by the user switcher.
-ROLE_USERNAMES = tuple(username for username, *_rest in USERS + NORD_USERS)
+#: The usernames of the first school: one account per role and audience, offered by the user switcher (with the
+#: second school's, when the demo runs as a platform).
+ROLE_USERNAMES = tuple(username for username, *_rest in USERS)
+NORD_USERNAMES = tuple(username for username, *_rest in NORD_USERS)
 
 COURSES = [
     # title, description, (price as an administrator types it in English, currency, VAT %, audience) or None
