@@ -20,7 +20,7 @@ class User(db.Model):
     audience: Mapped[str] = mapped_column(db.String(16), default="public")  # internal | partner | public
     phone: Mapped[str | None] = mapped_column(db.String(32))  # a mobile number, for payment requests by SMS
     #: The school the user belongs to, when the demo runs as a platform of several (`host.SCHOOLS`).
-    school: Mapped[str] = mapped_column(db.String(32), default="lumiere")
+    school: Mapped[str] = mapped_column(db.String(32), default="lumiere", server_default="lumiere")
 
 
 class Course(db.Model):
@@ -30,7 +30,7 @@ class Course(db.Model):
     title: Mapped[str] = mapped_column(db.String(255))
     description: Mapped[str] = mapped_column(db.Text, default="")
     starts_on: Mapped[date | None] = mapped_column(db.Date)  # a balance may be due N days before it
-    school: Mapped[str] = mapped_column(db.String(32), default="lumiere")  # as a user's
+    school: Mapped[str] = mapped_column(db.String(32), default="lumiere", server_default="lumiere")  # as a user's
 
 
 class Enrollment(db.Model):
