@@ -35,12 +35,10 @@ from . import settings as payment_settings
 #: account's id is stored at once, so a second click never creates another).
 ACCOUNT_KEY = "lms-connect-account-{}"
 
-platform_mode = schools.platform_mode
-
 
 def account_of(state: PluginState) -> str | None:
     """The connected account the school's payments are made on (platform mode), else None."""
-    if not platform_mode():
+    if not schools.platform_mode():
         return None
     return payment_settings.load(state.session).stripe_account_id
 
@@ -48,7 +46,7 @@ def account_of(state: PluginState) -> str | None:
 def application_fee_rate() -> int:
     """The platform's share of the school's payments, in basis points (``LMS_STRIPE_APPLICATION_FEE``); 0
     outside platform mode or without one."""
-    if not platform_mode():
+    if not schools.platform_mode():
         return 0
     configured = current_app.config.get("LMS_STRIPE_APPLICATION_FEE")
     rate = configured(schools.current()) if callable(configured) else configured
@@ -60,9 +58,9 @@ def application_fee_rate() -> int:
     return rate
 
 
-def application_fee(amount: Money) -> Money | None:
-    """The platform's fee on a payment of ``amount`` (rounded half up to a minor unit), or None."""
-    rate = application_fee_rate()
+def application_fee(amount: Money, rate: int) -> Money | None:
+    """The platform's fee at ``rate`` (basis points, `application_fee_rate`) on a payment of ``amount``, rounded
+    half up to a minor unit; None when nothing."""
     fee = percent_of(amount, Decimal(rate) / 100) if rate else None
     return fee if fee is not None and fee.amount > 0 else None
 
@@ -70,13 +68,14 @@ def application_fee(amount: Money) -> Money | None:
 def with_application_fee(params: Any) -> Any:
     """A payment-mode Checkout Session's parameters with the platform's fee on the payment it takes (a direct
     charge on the school's account: ``payment_intent_data.application_fee_amount``), when there is one."""
-    if params.get("mode") != "payment":
+    rate = application_fee_rate()
+    if not rate or params.get("mode") != "payment":
         return params
     items = [item for item in params.get("line_items", ()) if "price_data" in item]
     if not items:
         return params
     total = sum(int(item["price_data"]["unit_amount"]) * int(item.get("quantity", 1)) for item in items)
-    fee = application_fee(Money(total, str(items[0]["price_data"]["currency"]).upper()))
+    fee = application_fee(Money(total, str(items[0]["price_data"]["currency"]).upper()), rate)
     if fee is None:
         return params
     return {**params, "payment_intent_data": {**params.get("payment_intent_data", {}),
@@ -85,7 +84,7 @@ def with_application_fee(params: Any) -> Any:
 
 def school_of(session, account_id: str | None) -> str:
     """The school whose connected account is ``account_id`` (platform mode), else the default one."""
-    if not account_id or not platform_mode():
+    if not account_id or not schools.platform_mode():
         return schools.DEFAULT
     found = session.scalar(select(Settings.school_id).where(Settings.stripe_account_id == account_id)
                            .execution_options(**{schools.ALL_SCHOOLS: True}))
@@ -174,7 +173,7 @@ def refresh_account(state: PluginState) -> None:
 def ensure_account(state: PluginState, *, actor_id: str | None) -> str:
     """The school's connected account, created at Stripe on the first click (its id stored at once, with what
     Stripe says of it), in the caller's transaction, which the view commits."""
-    if not platform_mode():
+    if not schools.platform_mode():
         raise ConfigurationError("Online payment through the platform needs LMS_STRIPE_PLATFORM.")
     settings = payment_settings.load(state.session)
     if settings.stripe_account_id:

@@ -144,11 +144,6 @@ class EffectiveSettings:
         return self.enabled and self.configured and (not self.platform or self.charges_enabled)
 
     @property
-    def selling(self) -> bool:
-        """Learners can buy courses in the catalog (payments are on, and the school sells courses)."""
-        return self.active and not self.requests_only
-
-    @property
     def account(self) -> dict:
         """What Stripe last said of the school's connected account (platform mode), or nothing."""
         try:

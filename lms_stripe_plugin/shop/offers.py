@@ -216,11 +216,12 @@ def breakdown(gross: Money, vat_rate: int) -> Breakdown:
     """Net, VAT and gross of a tax-inclusive price, and what the school receives per payment method (after
     the platform's fee, in platform mode)."""
     net, vat = vat_split(gross, vat_rate)
-    platform_fee = connect.application_fee(gross)
+    rate = connect.application_fee_rate()
+    platform_fee = connect.application_fee(gross, rate)
     fees = tuple(_fee(method, gross, table, platform_fee)
                  for method, table in current_app.config["LMS_STRIPE_FEES"].items())
     return Breakdown(gross=gross, net=net, vat=vat, vat_rate=vat_rate, fees=fees, platform_fee=platform_fee,
-                     platform_rate=connect.application_fee_rate() if platform_fee is not None else 0)
+                     platform_rate=rate if platform_fee is not None else 0)
 
 
 def _fee(method: str, gross: Money, table: dict, platform_fee: Money | None = None) -> FeeEstimate:

@@ -108,7 +108,7 @@ def handling_of(state: PluginState, event: dict) -> Handling | None:
     account = event.get("account")
     if account is not None and account != connect.account_of(state):
         return None
-    if account is None and connect.platform_mode():
+    if account is None and schools.platform_mode():
         return None
     return HANDLERS.get(event["type"])
 

@@ -6,6 +6,7 @@ import time
 from flask import abort, flash, redirect, url_for
 
 from ..accounts import connect, settings as payment_settings
+from ..core import schools
 from ..core.i18n import gettext as _
 from ..errors import PaymentsError
 from ..web.rendering import render
@@ -21,7 +22,7 @@ def register(bp) -> None:
 
 def _platform_admin():
     user = require_admin()
-    if not connect.platform_mode():
+    if not schools.platform_mode():
         abort(404)  # a school with its own keys has none of this
     return user
 
