@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError as CSRFValidationError
 
+from ..core import schools
 from ..core.i18n import gettext as _
 from ..core.logs import get_logger
 from ..core.state import PluginState
@@ -85,6 +86,15 @@ def course_titles(course_ids) -> dict[str, str]:
 
 def actor_id(user) -> str | None:
     return state().host.user_id(user) if user is not None else None
+
+
+def course_or_404(course_id: str):
+    """The host's course ``course_id`` of the request's school (a course of another school: 404)."""
+    host = state().host
+    course = host.get_course(course_id) if len(course_id) <= 64 else None
+    if course is None or not schools.owns_course(host, course):
+        abort(404)
+    return course
 
 
 def posted_currency() -> str | None:

@@ -25,7 +25,7 @@ from ..shop import prepaid
 from ..web.billing_forms import default_due, read_request
 from ..web.forms import amount_input, money_message, read_amount
 from ..web.rendering import render
-from ._common import actor_id, posted_currency, require_admin, require_user, state, step
+from ._common import actor_id, course_or_404, posted_currency, require_admin, require_user, state, step
 
 
 def register(bp) -> None:
@@ -68,9 +68,7 @@ def pay_from_balance(course_id: str):
     from My payments."""
     user = require_user()
     st = state()
-    course = st.host.get_course(course_id) if len(course_id) <= 64 else None
-    if course is None or not schools.owns_course(st.host, course):
-        abort(404)
+    course = course_or_404(course_id)
     try:
         purchase_id = step(prepaid.reserve, st, user, course, posted_currency())
         plan = step(prepaid.create, st, purchase_id)

@@ -13,7 +13,7 @@ from ..shop.fulfilment import SessionMismatch, fulfil_from_stripe
 from ..core.i18n import gettext as _
 from ..core.urls import local_path
 from ..web.rendering import render
-from ._common import error_response, posted_currency, require_user, state, step
+from ._common import course_or_404, error_response, posted_currency, require_user, state, step
 
 
 def register(bp) -> None:
@@ -24,18 +24,10 @@ def register(bp) -> None:
     bp.add_url_rule("/currency", "choose_currency", choose_currency, methods=["POST"])
 
 
-def _course_or_404(course_id: str):
-    host = state().host
-    course = host.get_course(course_id) if len(course_id) <= 64 else None
-    if course is None or not schools.owns_course(host, course):
-        abort(404)
-    return course
-
-
 def course_payment(course_id: str):
     """The payment page a paid course's enrollment refusal points to: price, what is included, Buy."""
     user = require_user()
-    course = _course_or_404(course_id)
+    course = course_or_404(course_id)
     st = state()
     settings = payment_settings.load(st.session)
     currency = currencies.of_viewer(st, settings, user)
@@ -61,7 +53,7 @@ def course_payment(course_id: str):
 
 def start(course_id: str):
     user = require_user()
-    course = _course_or_404(course_id)
+    course = course_or_404(course_id)
     try:
         plan = step(checkout.reserve, state(), user, course, posted_currency())
         url = plan.url or step(checkout.open_session, state(), plan)
