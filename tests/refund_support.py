@@ -110,7 +110,8 @@ def stub_credit_note(mock, body, status=200):
 
 def stub_credit_notes(mock, existing=()):
     """Stripe's GET /v1/credit_notes?invoice=... (answering ``existing``) and POST /v1/credit_notes answering
-    the credit note it was asked for: numbered after the invoice, linking the refunds sent."""
+    the credit note it was asked for: numbered after the invoice, linking the refunds sent; refused (400) for a
+    refund one of ``existing`` links already."""
     import json
 
     envelope = {"object": "list", "data": list(existing), "has_more": False, "url": "/v1/credit_notes"}
@@ -119,6 +120,12 @@ def stub_credit_notes(mock, existing=()):
 
     def create(request):
         params = form_body(request)
+        credited = {link["refund"] for note in existing for link in note.get("refunds") or []}
+        if any(params[key] in credited for key in params if key.endswith("][refund]")):
+            # Stripe's answer when a refund is on a credit note already: none of it is left to link.
+            return 400, {}, json.dumps({"error": {
+                "type": "invalid_request_error", "code": "amount_too_large", "param": "refunds[0][amount_refunded]",
+                "message": "The amount is more than what of the refund is not yet on a credit note."}})
         made.append(params)
         links = [{"amount_refunded": int(params.get(f"refunds[{i}][amount_refunded]", params["amount"])),
                   "refund": params[f"refunds[{i}][refund]"], "type": "refund", "payment_record_refund": None}

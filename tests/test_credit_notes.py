@@ -110,7 +110,7 @@ def test_a_credit_note_made_with_its_refund_in_the_dashboard_is_linked_and_not_i
 def test_a_dashboard_refund_whose_credit_note_cannot_be_issued_is_still_recorded(client, db, paid, stripe_http,
                                                                                caplog):
     purchase_id, _invoice_id = paid
-    stripe_http.add(responses.GET, f"{STRIPE}/v1/credit_notes", body=responses.ConnectionError("down"))
+    stripe_http.add(responses.POST, f"{STRIPE}/v1/credit_notes", body=responses.ConnectionError("down"))
 
     deliver(client, "refund.created", refund(refund_id="re_dash_1", amount=1000), "evt_re_1")
 

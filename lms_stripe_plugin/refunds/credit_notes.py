@@ -23,6 +23,7 @@ from ..core import audit
 from ..core.enums import AuditAction, CreditNoteStatus
 from ..core.models import CreditNote, Invoice, Refund
 from ..core.state import PluginState
+from ..errors import GatewayError
 from ..gateway.types import CreditNoteCreateParams
 
 #: Stripe's credit note reasons, for the reason of a refund made in the Dashboard.
@@ -136,15 +137,25 @@ def wanted_for(refund: Refund) -> CreditNoteWanted | None:
 def issue_for_refund(state: PluginState, wanted: CreditNoteWanted) -> None:
     """Follow-up of a refund made in Stripe's Dashboard on an invoiced payment: the credit note that links it,
     unless one does already (made with it in the Dashboard, or by the plugin's own request). Stripe is asked
-    first, then the answer is recorded."""
+    first, then the answer is recorded.
+
+    The credit note is asked for at once, with a key of the refund's (a retry gets the same answer): no read
+    in the usual case. Stripe refuses it when the refund is on a credit note already, as no more of it is left
+    to link ("The amount … is more than what of refund … is not yet on a credit note"); only then are the
+    invoice's credit notes read, to record the one that links it."""
     api_key = payment_settings.load(state.session).secret_key
     params: CreditNoteCreateParams = {
         "invoice": wanted.stripe_invoice_id, "amount": wanted.amount,
         "refunds": [{"type": "refund", "refund": wanted.stripe_refund_id, "amount_refunded": wanted.amount}],
         "reason": _REASONS.get(wanted.reason or "", "order_change"),
         "metadata": {"lms_refund_id": str(wanted.refund_id)}}
-    credit_note = _crediting(state, wanted, api_key) or state.gateway.create_credit_note(
-        params, api_key=api_key, idempotency_key=f"lms-credit-note-{wanted.refund_id}")
+    try:
+        credit_note = state.gateway.create_credit_note(params, api_key=api_key,
+                                                       idempotency_key=f"lms-credit-note-{wanted.refund_id}")
+    except GatewayError as err:
+        credit_note = None if err.retryable else _crediting(state, wanted, api_key)
+        if credit_note is None:
+            raise
     record(state, credit_note)
 
 
