@@ -5,6 +5,7 @@ import time
 
 import pytest
 import responses
+import sqlalchemy
 from sqlalchemy import func, select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
@@ -177,6 +178,32 @@ def test_an_event_already_processed_is_acknowledged_without_handling_it_again(cl
     assert len(stripe_http.calls) == 0
     assert len(_events(db)) == 1 and _event_row(db, "evt_test_1").attempts == 1
     assert host.calls == [("enroll", "u1", "c1")] and len(signals["purchase_completed"]) == 1
+
+
+def test_a_second_delivery_is_answered_after_one_query(app, client, db, purchase, stripe_http):
+    """The settings (the signing secrets) and the stored status of the event the body names are one query."""
+    delivery = _completed(purchase)
+    assert post_webhook(client, delivery, SECRET).status_code == 200
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    sqlalchemy.event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        again = post_webhook(client, delivery, SECRET)
+    finally:
+        sqlalchemy.event.remove(db.engine, "before_cursor_execute", listener)
+    assert again.json == {"status": "already handled"}
+    assert len(statements) == 1 and "lms_stripe_settings" in statements[0] and "lms_stripe_events" in statements[0]
+
+
+def test_a_stored_events_status_is_of_no_use_to_a_forged_body(client, db, purchase, stripe_http):
+    """The status read with the settings counts only once the signature is checked: a forged body naming a
+    handled event is refused as any other."""
+    assert post_webhook(client, _completed(purchase), SECRET).status_code == 200
+    forged = json.dumps(_completed(purchase)).encode()
+    response = client.post("/payments/webhook", data=forged, content_type="application/json",
+                           headers={"Stripe-Signature": sign_payload(forged, "whsec_someoneelse12345")})
+    assert response.status_code == 400 and "signature" in response.json["error"]["message"]
+    assert _event_row(db, "evt_test_1").attempts == 1
 
 
 def test_a_failed_handler_answers_500_keeps_the_error_and_succeeds_when_stripe_retries(client, db, host, purchase,

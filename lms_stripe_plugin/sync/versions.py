@@ -52,18 +52,21 @@ def claim(session, stripe_id: str, created: int, event_id: str) -> bool:
     return connection.execute(upsert, values).first() is not None
 
 
-def store_and_claim(session, event_row: dict, stripe_id: str, created: int) -> tuple[bool, bool] | None:
+def store_and_claim(session, event_row: dict, stripe_id: str,
+                    created: int) -> tuple[bool, bool, str | None] | None:
     """On PostgreSQL, in one statement: insert a new event's row (``event_row``, its columns' values), unless
-    one has its id, and if it was inserted, `claim` ``stripe_id`` for it. (stored, claimed); None on other
-    databases, where the caller inserts, then claims.
+    one has its id, and if it was inserted, `claim` ``stripe_id`` for it. (stored, claimed, the status of the
+    row found stored, if it was committed before the statement began); None on other databases, where the
+    caller inserts, then claims.
 
     A delivery's first writes, in one round trip rather than two: a concurrent delivery's insert of the same
-    event waits for this transaction and then does nothing; one that finds the row stored claims nothing."""
+    event waits for this transaction and then does nothing; one that finds the row stored claims nothing, and
+    learns whether that event was handled."""
     connection = session.connection(bind_arguments={"mapper": Event})
     if connection.dialect.name != "postgresql":
         return None
     row = connection.execute(_STORE_AND_CLAIM, {**event_row, "stripe_id": stripe_id, "event_created": created}).one()
-    return bool(row.stored), bool(row.claimed)
+    return bool(row.stored), bool(row.claimed), row.status
 
 
 def _store_and_claim() -> Select:
@@ -79,8 +82,10 @@ def _store_and_claim() -> Select:
         index_elements=[table.c.stripe_id],
         set_={"event_created": values.excluded.event_created, "event_id": values.excluded.event_id},
         where=table.c.event_created <= values.excluded.event_created).returning(table.c.stripe_id).cte("claimed")
+    found = select(events.c.status).where(events.c.id == bindparam("id")).scalar_subquery()  # the statement's snapshot
     return select(select(func.count()).select_from(stored).scalar_subquery().label("stored"),
-                  select(func.count()).select_from(claimed).scalar_subquery().label("claimed"))
+                  select(func.count()).select_from(claimed).scalar_subquery().label("claimed"),
+                  found.label("status"))
 
 
 _STORE_AND_CLAIM = _store_and_claim()

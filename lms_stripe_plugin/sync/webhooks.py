@@ -37,6 +37,7 @@ from ..core import jobs, queue, schools
 from ..core.enums import SETTLED_EVENT, EventStatus, RejectReason
 from ..core.models import Event, utcnow
 from ..core.state import PluginState, this_app
+from ..core.txn import real_session
 from ..errors import NotFound, PaymentsError
 from ..refunds.lifecycle import ExceedsPayment, OtherCurrency
 from ..shop.fulfilment import SessionMismatch
@@ -70,23 +71,54 @@ class Outcome:
 
 def receive(state: PluginState, payload: bytes, signature: str | None) -> Outcome:
     """Verify and handle one delivery (or, with a queue, store it and send its handling to the queue).
-    Raises `WebhookSignatureError` (400) before anything is stored."""
-    settings = payment_settings.load(state.session)
+    Raises `WebhookSignatureError` (400) before anything is stored.
+
+    The settings (the signing secrets) and the stored status of the event the body names are read in one
+    query, before the signature is checked: a second delivery is answered after one round trip. The status is
+    used only once the signature says the body is Stripe's."""
+    named = _named_id(payload)
+    session = state.session
+    if (queue.of(this_app()) is not None and not real_session(session).in_transaction()
+            and session.get_bind(mapper=Event).dialect.name in _INSERT_NEW):
+        # The answer with a queue writes one row, in one statement: each statement commits on its own, with no
+        # BEGIN and no COMMIT to wait for (`_receive` starts a transaction if the event is handled here after all).
+        session.connection(bind_arguments={"mapper": Event}, execution_options={"isolation_level": "AUTOCOMMIT"})
+    settings, status = payment_settings.load_with(session, _SETTINGS_AND_STATUS, {"id": named or ""})
     event = state.gateway.verify_event(payload, signature, settings.webhook_secrets,
                                        current_app.config["LMS_STRIPE_WEBHOOK_TOLERANCE"])
+    known = status if named is not None and stored_id(event["id"]) == named else _UNKNOWN
     with schools.scope(connect.school_of(state.session, event.get("account"))):
-        return _receive(state, event, payload.decode("utf-8"), settings.livemode)
+        return _receive(state, event, payload.decode("utf-8"), settings.livemode, known)
 
 
-def _receive(state: PluginState, event: dict, text: str, livemode: bool) -> Outcome:
-    """A verified delivery, as the school it belongs to (in platform mode, the one whose account sent it)."""
+def _named_id(payload: bytes) -> str | None:
+    """The key of the event a body names (`stored_id`), before its signature is checked; None if it names
+    none (`verify_event` then refuses it)."""
+    try:
+        event_id = json.loads(payload).get("id")
+    except (ValueError, RecursionError, AttributeError):
+        return None
+    return stored_id(event_id) if isinstance(event_id, str) else None
+
+
+#: A stored event's status not read yet.
+_UNKNOWN = object()
+
+
+def _receive(state: PluginState, event: dict, text: str, livemode: bool, status=_UNKNOWN) -> Outcome:
+    """A verified delivery, as the school it belongs to (in platform mode, the one whose account sent it);
+    ``status``: its stored status (None: not stored), when it was read with the settings."""
     key = stored_id(event["id"])
     queued = queue.of(this_app()) is not None
+    if status in SETTLED_EVENT:
+        return Outcome(200, "already handled")
     if queued:
         outcome = _queue_new(state, key, event, text, livemode)
         if outcome is not None:
             return outcome
-    status = _status(state.session, key)
+        state.session.commit()  # out of autocommit: what follows may write, in one transaction
+    if status is _UNKNOWN or queued:  # with a queue, it may have been stored since
+        status = _status(state.session, key)
     if status in SETTLED_EVENT:
         return Outcome(200, "already handled")
     if queued and status is not None:  # stored, not handled yet (or failed): its handling is sent again
@@ -195,6 +227,7 @@ _EVENTS = Event.__table__
 _INSERT_NEW = {name: dialect.insert(_EVENTS).on_conflict_do_nothing(index_elements=["id"]).returning(_EVENTS.c.id)
                for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 _STATUS = select(_EVENTS.c.status).where(_EVENTS.c.id == bindparam("id"))
+_SETTINGS_AND_STATUS = payment_settings.reading(_STATUS.scalar_subquery())
 
 
 def _send(state: PluginState, key: str, event: dict, payload: str, livemode: bool) -> Outcome:
@@ -223,10 +256,14 @@ def _take(session, key: str, event: dict, payload: str, obj: dict, stored: bool)
     (`versions.claim`). (taken, claimed); not taken if the event was settled meanwhile."""
     if not stored:
         values = _new_values(key, event, payload, EventStatus.PROCESSED)
-        both = versions.store_and_claim(session, values, obj["id"], event["created"])
-        if both is not None and both[0]:
-            return both
-        if both is None and _insert_new(session, values):
+        found = versions.store_and_claim(session, values, obj["id"], event["created"])
+        if found is not None:
+            stored_now, claimed, status = found
+            if stored_now:
+                return True, claimed
+            if status in SETTLED_EVENT:
+                return False, False
+        elif _insert_new(session, values):
             return True, versions.claim(session, obj["id"], event["created"], key)
     # Stored already: by an earlier delivery, or by a concurrent one (handled: see how it ended).
     row = session.get(Event, key, with_for_update=True, populate_existing=True)
