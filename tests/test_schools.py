@@ -192,3 +192,35 @@ def test_a_schools_settings_page_never_shows_the_platforms_keys(app, client, hos
         app.config.update(LMS_STRIPE_PLATFORM=False, **dict.fromkeys(keys))
     assert 'id="platform-keys"' in page and "/payments/admin/online-payment" in page
     assert "9Zq" not in page and "sk_test" not in page and "whsec" not in page and 'name="secret_key"' not in page
+
+
+def test_events_handled_as_school_b_write_nothing_of_school_a(app, two_schools, db):
+    """The plain statements of the webhook handlers (a charge's payment method, an invoice event's lock on its
+    purchase) name the school in force: an event of school B naming a purchase of A's changes nothing of A's."""
+    from lms_stripe_plugin.sync import handlers
+
+    from .stripe_stubs import invoice
+
+    purchase_id = two_schools["purchase"]
+    with schools.scope("a"):
+        before = db.session.get(Purchase, purchase_id)
+        intent, method = before.stripe_payment_intent_id, before.payment_method
+    state = app.extensions["lms_stripe"]
+    charge = {"id": "ch_b", "object": "charge", "metadata": {"lms_purchase_id": str(purchase_id)},
+              "payment_intent": intent, "payment_method_details": {"type": "sepa_debit"}}
+    with schools.scope("b"):
+        handlers.apply_charge(state, charge, {}, None)
+        handlers.apply_invoice(state, invoice(purchase_id, invoice_id="in_of_b", number="B-0001"), {}, None)
+        db.session.commit()
+    db.session.expire_all()
+    with schools.scope("a"):
+        after = db.session.get(Purchase, purchase_id)
+        assert (after.stripe_payment_intent_id, after.payment_method) == (intent, method) and method != "sepa_debit"
+        with schools.scope("a"):
+            handlers.apply_charge(state, charge, {}, None)  # the same event as A's: applied
+            db.session.commit()
+        db.session.expire_all()
+        assert db.session.get(Purchase, purchase_id).payment_method == "sepa_debit"
+    everywhere = {schools.ALL_SCHOOLS: True}
+    assert db.session.scalar(select(Invoice.id).where(Invoice.stripe_invoice_id == "in_of_b")
+                             .execution_options(**everywhere)) is None

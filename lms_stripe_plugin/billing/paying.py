@@ -750,12 +750,11 @@ def _our_invoice(session, stripe_invoice: dict) -> Invoice | None:
     return found
 
 
-def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice | None = None,
-                          method: str | None = None) -> None:
-    """Record a payment Stripe credited to one of our invoices, and how it was paid (``method``, when read
-    for it: `unexplained_payment_intent`); the first time it is paid and known to be a Pay click's (a Payment
-    Record's event may come before the record is known here), credit the payment request it pays (once: a
-    conditional write of its row)."""
+def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice | None = None) -> None:
+    """Record a payment Stripe credited to one of our invoices; the first time it is paid and known to be a
+    Pay click's (a Payment Record's event may come before the record is known here), credit the payment
+    request it pays (once: a conditional write of its row). How it was paid, when nothing of ours says it
+    (`unexplained_payment_intent`), is read from Stripe after the commit (`record_method_of_payment`)."""
     session = state.session
     if payment.get("is_default") and payment.get("status") != "paid":
         return  # Stripe's own payment of the whole remainder: a payment once paid (on the hosted invoice page)
@@ -763,8 +762,6 @@ def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice
     if invoice is None or (payment.get("is_default") and invoice.source in ISSUED_PAID):
         return
     row = _payment_row(session, invoice, payment)
-    if method and row.payment_method is None:
-        row.payment_method = method
     linked = _link_attempt(session, row, payment)
     if payment.get("status") == "paid" and row.status != "paid":
         row.status, row.paid_at = "paid", _timestamp((payment.get("status_transitions") or {}).get("paid_at"))
@@ -775,6 +772,23 @@ def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice
         _credit_request(state, row)
     elif payment.get("status") == "canceled" and row.status == "open":
         row.status = "canceled"
+    intent = unexplained_payment_intent(session, payment, invoice, row)
+    if intent is not None:
+        jobs.defer(session, record_method_of_payment, row.id, intent)
+
+
+def record_method_of_payment(state: PluginState, payment_id: int, payment_intent: str) -> None:
+    """Follow-up of a payment of one of our invoices that nothing of ours explains (made on Stripe's hosted
+    invoice page, or attached in the Dashboard): how it was paid, from its PaymentIntent's latest charge, read
+    from Stripe once; kept unless something said it meanwhile."""
+    session = state.session
+    api_key = payment_settings.load(session).secret_key
+    charge = state.gateway.retrieve_payment_intent(payment_intent, api_key=api_key).get("latest_charge")
+    method = payment_method_of(charge) if isinstance(charge, dict) else None
+    if method is not None:
+        session.execute(update(InvoicePayment).where(InvoicePayment.id == payment_id,
+                                                     InvoicePayment.payment_method.is_(None))
+                        .values(payment_method=method).execution_options(synchronize_session=False))
 
 
 #: The invoices Checkout issues paid (``invoice_creation``): their payment is the purchase's or the payment
@@ -782,23 +796,20 @@ def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice
 ISSUED_PAID = (InvoiceSource.CHECKOUT, InvoiceSource.LINK)
 
 
-def unexplained_payment_intent(session, payment: dict) -> str | None:
-    """The PaymentIntent of a payment of one of our invoices whose charge must be read to know how it was
-    paid, or None. Such is a payment made on Stripe's hosted invoice page (the invoice's default payment) or
-    attached from the Dashboard: its charge's events name no invoice (the API has no ``Charge.invoice``) and
-    carry none of our metadata, and this event names the PaymentIntent but not how it was paid. Not read:
-    a Pay click's or a purchase's payment (their charges' events say it, by their metadata), a payment whose
-    method is known, and the payment of an invoice Checkout issued paid (a purchase's, a payment link's)."""
+def unexplained_payment_intent(session, payment: dict, invoice: Invoice, row: InvoicePayment) -> str | None:
+    """The PaymentIntent of a paid payment (``row``) of one of our invoices whose charge must be read to know
+    how it was paid, or None. Such is a payment made on Stripe's hosted invoice page (the invoice's default
+    payment) or attached from the Dashboard: its charge's events name no invoice (the API has no
+    ``Charge.invoice``) and carry none of our metadata, and this event names the PaymentIntent but not how it
+    was paid. Not read: a Pay click's or a purchase's payment (their charges' events say it, by their
+    metadata), a payment whose method is known, and the payment of an invoice Checkout issued paid (a
+    purchase's, a payment link's)."""
     made_with = payment.get("payment") or {}
     intent = _id(made_with.get("payment_intent"))
-    if payment.get("status") != "paid" or made_with.get("type") != "payment_intent" or not intent:
+    if (payment.get("status") != "paid" or made_with.get("type") != "payment_intent" or not intent
+            or invoice.source in ISSUED_PAID or row.payment_method is not None or row.attempt_id is not None):
         return None
-    source = session.scalar(select(Invoice.source).where(Invoice.stripe_invoice_id == _id(payment.get("invoice"))))
-    if source is None or source in ISSUED_PAID:
-        return None
-    known = (select(InvoicePayment.id).where(InvoicePayment.stripe_invoice_payment_id == payment.get("id"),
-                                             InvoicePayment.payment_method.is_not(None)).exists(),
-             select(PaymentAttempt.id).where(PaymentAttempt.stripe_payment_intent_id == intent).exists(),
+    known = (select(PaymentAttempt.id).where(PaymentAttempt.stripe_payment_intent_id == intent).exists(),
              select(Purchase.id).where(Purchase.stripe_payment_intent_id == intent).exists())
     return None if session.scalar(select(or_(*known))) else intent
 

@@ -6,7 +6,9 @@ transition and enrolls), invoices are unique by Stripe id and by purchase.
 """
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from typing import cast
+
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
@@ -14,7 +16,7 @@ from .. import signals
 from ..accounts import settings as payment_settings
 from ..billing.invoices import record_invoice
 from ..billing.paying import payment_method_of
-from ..core import audit, jobs
+from ..core import audit, jobs, schools
 from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus, RefundOrigin, RefundStatus
 from ..core.models import Customer, Purchase, Refund, parse_row_id, utcnow
 from ..core.txn import send_after_commit, transition
@@ -181,10 +183,17 @@ def record_payment_method(state: PluginState, charge: dict) -> None:
     method = payment_method_of(charge)
     if purchase_id is None or not intent or method is None:
         return
-    state.session.execute(update(Purchase).where(
-        Purchase.id == purchase_id,
-        or_(Purchase.stripe_payment_intent_id.is_(None), Purchase.stripe_payment_intent_id == intent))
-        .values(payment_method=method).execution_options(synchronize_session=False))
+    state.session.connection(bind_arguments={"mapper": Purchase}).execute(
+        _SET_PAYMENT_METHOD, {"purchase": purchase_id, "school": schools.current(), "intent": intent, "method": method})
+
+
+_PURCHASES = cast(Table, Purchase.__table__)
+#: `record_payment_method`'s write: a Core statement built once (the school named, as the ORM's scoping does
+#: not see it), as every charge event of a purchase runs it.
+_SET_PAYMENT_METHOD = update(_PURCHASES).where(
+    _PURCHASES.c.id == bindparam("purchase"), _PURCHASES.c.school_id == bindparam("school"),
+    or_(_PURCHASES.c.stripe_payment_intent_id.is_(None), _PURCHASES.c.stripe_payment_intent_id == bindparam("intent"))
+).values(payment_method=bindparam("method"))
 
 
 def _remember_customer(session, purchase: Purchase, cs: dict) -> None:

@@ -12,12 +12,12 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..accounts import connect, settings as payment_settings
 from ..billing import balances, paying
 from ..billing.invoices import record_link_invoice, sync_invoice
-from ..core import audit
+from ..core import audit, schools
 from ..core.enums import AttemptStatus, PurchaseStatus
 from ..core.models import Invoice, PaymentAttempt, Purchase, parse_row_id
 from ..core.state import PluginState
@@ -145,10 +145,20 @@ def apply_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -
         _invoice_changed(state, paying.apply_invoice(state, invoice))
         return
     # Locked, so that the payment's recording, if it runs now, either sees this invoice's version or has
-    # committed the payment before this reads it (see `_record_named_invoice`).
-    purchase = state.session.get(Purchase, purchase_id, with_for_update=True, populate_existing=True)
-    if purchase is not None:
-        sync_invoice(state, invoice, purchase)
+    # committed the payment before this reads it (see `_record_named_invoice`). Its status alone is read
+    # first: an invoice whose purchase is not paid yet is recorded with the payment.
+    session = state.session
+    status = session.connection(bind_arguments={"mapper": Purchase}).execute(
+        _LOCKED_STATUS, {"purchase": purchase_id, "school": schools.current()}).scalar()
+    if status in (PurchaseStatus.PAID, PurchaseStatus.CANCELLED):
+        sync_invoice(state, invoice, session.get(Purchase, purchase_id, populate_existing=True))
+
+
+_PURCHASES = Purchase.__table__
+#: A purchase's status, its row locked: a Core statement built once (the school named, as the ORM's scoping does
+#: not see it), as every invoice event of a purchase runs it.
+_LOCKED_STATUS = select(_PURCHASES.c.status).where(
+    _PURCHASES.c.id == bindparam("purchase"), _PURCHASES.c.school_id == bindparam("school")).with_for_update()
 
 
 def apply_billed_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -> None:
@@ -164,22 +174,9 @@ def _invoice_changed(state: PluginState, invoice: Invoice | None) -> None:
     prepaid.invoice_changed(state, invoice)
 
 
-def read_payment_method(state: PluginState, payment: dict) -> str | None:
-    """How a payment of one of our invoices was paid, when nothing of ours says it (a payment on Stripe's
-    hosted invoice page): from its PaymentIntent's latest charge, read from Stripe once."""
-    intent = paying.unexplained_payment_intent(state.session, payment)
-    if intent is None:
-        return None
-    api_key = payment_settings.load(state.session).secret_key
-    _no_transaction(state)
-    charge = state.gateway.retrieve_payment_intent(intent, api_key=api_key).get("latest_charge")
-    return paying.payment_method_of(charge) if isinstance(charge, dict) else None
-
-
-def apply_invoice_payment(state: PluginState, payment: dict, event: dict, method: str | None) -> None:
-    """A payment Stripe credited to one of our invoices: recorded with how it was paid, and the request it
-    pays credited once."""
-    paying.apply_invoice_payment(state, payment, method=method)
+def apply_invoice_payment(state: PluginState, payment: dict, event: dict, extra: None) -> None:
+    """A payment Stripe credited to one of our invoices: recorded, and the request it pays credited once."""
+    paying.apply_invoice_payment(state, payment)
 
 
 # -- refunds and disputes -------------------------------------------------------------------------------
@@ -256,11 +253,12 @@ _CHARGE = Handling("charge", apply_charge,
 _INVOICE = Handling("invoice", apply_invoice, reads="nothing: the event carries the whole invoice and its metadata")
 _BILLED_INVOICE = Handling("invoice", apply_billed_invoice,
                            reads="nothing: the event carries the invoice's amounts paid and remaining, and status")
-_INVOICE_PAYMENT = Handling("invoice_payment", apply_invoice_payment, read_payment_method,
-                            reads="nothing for a Pay click's or a purchase's payment (the event carries the payment, "
-                                  "its amount and its PaymentIntent's id; their charges' events say how they were "
-                                  "paid); for another paid payment of one of our invoices (on Stripe's hosted "
-                                  "invoice page), its PaymentIntent with its latest charge, once: how it was paid")
+_INVOICE_PAYMENT = Handling("invoice_payment", apply_invoice_payment,
+                            reads="nothing: the event carries the payment, its amount and its PaymentIntent's id (a "
+                                  "Pay click's or a purchase's charge events say how it was paid); for another paid "
+                                  "payment of one of our invoices (on Stripe's hosted invoice page), its "
+                                  "PaymentIntent with its latest charge is read once, after the commit, as "
+                                  "follow-up work: how it was paid")
 _PAYER_READS = ("nothing once the payment is recorded; before that (events come in any order), the PaymentIntent, "
                 "whose metadata names our purchase, and its Checkout Session, to record the payment first")
 _REFUND = Handling("refund", apply_refund, read_payer, reads=_PAYER_READS)
