@@ -153,9 +153,10 @@ def issue_for_refund(state: PluginState, wanted: CreditNoteWanted) -> None:
         credit_note = state.gateway.create_credit_note(params, api_key=api_key,
                                                        idempotency_key=f"lms-credit-note-{wanted.refund_id}")
     except GatewayError as err:
-        credit_note = None if err.retryable else _crediting(state, wanted, api_key)
-        if credit_note is None:
+        found = None if err.retryable else _crediting(state, wanted, api_key)
+        if found is None:
             raise
+        credit_note = found
     record(state, credit_note)
 
 
