@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.core import schools
-from lms_stripe_plugin.core.models import (AuditEntry, Customer, Event, Invoice, PaymentLink, PaymentRequest,
-                                           Purchase, Settings)
+from lms_stripe_plugin.core.models import (AuditEntry, Customer, Event, Invoice, InvoicePayment, PaymentLink,
+                                           PaymentRequest, Purchase, Settings)
 from lms_stripe_plugin.shop.offers import save_offer
 from lms_stripe_plugin.tasks import send_due_reminders
 
@@ -196,9 +196,10 @@ def test_a_schools_settings_page_never_shows_the_platforms_keys(app, client, hos
 
 def test_events_handled_as_school_b_write_nothing_of_school_a(app, two_schools, db):
     """The plain statements of the webhook handlers (a charge's payment method, an invoice event's lock on its
-    purchase) name the school in force: an event of school B naming a purchase of A's changes nothing of A's."""
+    purchase, an invoice payment's lock on its invoice) name the school in force: an event of school B naming a purchase of A's changes nothing of A's."""
     from lms_stripe_plugin.sync import handlers
 
+    from .request_stubs import invoice_payment
     from .stripe_stubs import invoice
 
     purchase_id = two_schools["purchase"]
@@ -211,7 +212,10 @@ def test_events_handled_as_school_b_write_nothing_of_school_a(app, two_schools, 
     with schools.scope("b"):
         handlers.apply_charge(state, charge, {}, None)
         handlers.apply_invoice(state, invoice(purchase_id, invoice_id="in_of_b", number="B-0001"), {}, None)
+        handlers.apply_invoice_payment(state, invoice_payment("inpay_of_b", invoice="in_test_open_1"), {}, None)
         db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(InvoicePayment)
+                             .execution_options(**{schools.ALL_SCHOOLS: True})) == 0
     db.session.expire_all()
     with schools.scope("a"):
         after = db.session.get(Purchase, purchase_id)

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts import connect, settings as payment_settings
 from ..accounts import wallets
-from ..core import audit, jobs
+from ..core import audit, jobs, schools
 from ..core.enums import (LIVE_ATTEMPT, AttemptStatus, AuditAction, InvoiceSource, InvoiceStatus,
                           PaymentLinkStatus, PaymentRequestStatus)
 from ..core.i18n import current_locale, gettext as _
@@ -760,7 +760,7 @@ def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice
         return  # Stripe's own payment of the whole remainder: a payment once paid (on the hosted invoice page)
     invoice = invoice or _invoice_of_payment(session, payment)
     if invoice is None or (payment.get("is_default") and invoice.source in ISSUED_PAID):
-        return
+        return  # not ours, or the payment of an invoice Checkout issued paid: recorded from its session
     row = _payment_row(session, invoice, payment)
     linked = _link_attempt(session, row, payment)
     if payment.get("status") == "paid" and row.status != "paid":
@@ -815,10 +815,24 @@ def unexplained_payment_intent(session, payment: dict, invoice: Invoice, row: In
 
 
 def _invoice_of_payment(session, payment: dict) -> Invoice | None:
-    stripe_invoice = payment.get("invoice")
-    invoice_id = stripe_invoice.get("id") if isinstance(stripe_invoice, dict) else stripe_invoice
-    return session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice_id)
-                          .with_for_update()) if invoice_id else None
+    """The invoice a payment is of, its row locked; loaded only when there is more to do than to find it is
+    not ours, or that Checkout issued it paid (a purchase's payment: its default payment is left alone)."""
+    invoice_id = _id(payment.get("invoice"))
+    if not invoice_id:
+        return None
+    found = session.connection(bind_arguments={"mapper": Invoice}).execute(
+        _LOCKED_INVOICE, {"stripe_invoice": invoice_id, "school": schools.current()}).first()
+    if found is None or (payment.get("is_default") and found.source in ISSUED_PAID):
+        return None
+    return session.get(Invoice, found.id, populate_existing=True)
+
+
+_INVOICES = cast(Table, Invoice.__table__)
+#: `_invoice_of_payment`'s lock: a Core statement built once (the school named, as the ORM's scoping does not
+#: see it), as every invoice payment event runs it.
+_LOCKED_INVOICE = select(_INVOICES.c.id, _INVOICES.c.source).where(
+    _INVOICES.c.stripe_invoice_id == bindparam("stripe_invoice"),
+    _INVOICES.c.school_id == bindparam("school")).with_for_update()
 
 
 def _id(value) -> str | None:
