@@ -17,17 +17,19 @@ each (typed, never converted), and the learner reads the catalog in the last one
 remembered); ``--currencies 1`` is a school selling in euros alone.
 
 "Floor" is the host alone plus a receiver of ``lms.catalog.rendering`` that answers a ready label for each
-course (``dict(zip(courses, labels))``, no query): what the host's template does per course (one lookup)
-costs whoever answers. The plugin's cost above it is its own work. On the page filtered by price the host
-alone and the floor show every course (nothing filters them), the plugin only those its filter keeps.
+course (``dict(zip(courses, labels))``, no query): what the host's template does per course (one lookup, and
+the label written out) costs whoever answers. The plugin's cost is its own work above that floor, which the
+target (issue 17: "what the host's template does per course (one lookup) is the floor") is judged on; the cost
+with the floor included is printed beside it. On the page filtered by price the host alone and the floor show
+every course (nothing filters them), the plugin only those its filter keeps.
 
 Times are the CPU time of one page (the thread's, so that other processes on a shared machine weigh on it
 as little as may be; the page's SQLite queries run in the same thread): the median of ``--rounds`` pages,
 and the 10th percentile (the quietest tenth), which a busy machine inflates less. Prints each page's times,
 the plugin's cost per course ((with the plugin - alone) / courses, per-page work included), the ratio, the
 SQL queries the plugin adds and the Stripe calls made, then the targets (issue 17), judged on the median:
-on the bare host at most 1 µs per course; on the demo host a ratio of at most 1.10 at 1,000 courses; at
-most 2 added queries whatever the number of courses; no Stripe call.
+on the bare host at most 1 µs per course above the floor; on the demo host a ratio of at most 1.10 at 1,000
+courses; at most 2 added queries whatever the number of courses; no Stripe call.
 """
 from __future__ import annotations
 
@@ -267,7 +269,8 @@ def report(host: str, courses: int, rounds: int, urls) -> dict:
         for name, statistic in (("median", statistics.median), ("quietest tenth", _quiet)):
             alone, floor, plugin = (statistic(times[variant]) for variant in VARIANTS)
             figures[name] = {"per_course_us": (plugin - alone) * 1e6 / courses, "ratio": plugin / alone,
-                             "floor_us": (floor - alone) * 1e6 / courses}
+                             "floor_us": (floor - alone) * 1e6 / courses,
+                             "above_floor_us": (plugin - floor) * 1e6 / courses}
             print(f"    {name}: host alone {alone * 1000:.2f} ms, floor {floor * 1000:.2f} ms, "
                   f"with the plugin {plugin * 1000:.2f} ms")
             print(f"      plugin: +{figures[name]['per_course_us']:.2f} µs per course "
@@ -299,9 +302,10 @@ def print_targets(courses: int, results: dict) -> None:
     print("targets (on the median; the quietest tenth of the pages in brackets):")
     if "bare" in results:
         median, quiet = (results["bare"]["pages"]["catalog"][name] for name in ("median", "quietest tenth"))
-        print(f"  catalog: plugin cost per course on the bare host ≤ {BARE_US_PER_COURSE:g} µs: "
-              f"{median['per_course_us']:.2f} µs [{quiet['per_course_us']:.2f}]  "
-              f"({verdict(median['per_course_us'] <= BARE_US_PER_COURSE)}; the floor alone: "
+        print(f"  catalog: plugin cost per course on the bare host, above the floor, ≤ {BARE_US_PER_COURSE:g} µs: "
+              f"{median['above_floor_us']:.2f} µs [{quiet['above_floor_us']:.2f}]  "
+              f"({verdict(median['above_floor_us'] <= BARE_US_PER_COURSE)}; with the floor "
+              f"{median['per_course_us']:.2f} µs [{quiet['per_course_us']:.2f}], the floor alone "
               f"{median['floor_us']:.2f} µs [{quiet['floor_us']:.2f}])")
     if "demo" in results:
         median, quiet = (results["demo"]["pages"]["catalog"][name] for name in ("median", "quietest tenth"))
