@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import ColumnElement, Select, bindparam, literal, select
+from sqlalchemy import ColumnElement, Select, literal, select
 
 from ..config import OVERRIDES
 from ..core import audit, crypto, schools
@@ -239,7 +239,7 @@ _TABLE = Settings.__table__
 #: The settings row, read by every page that shows prices and by every webhook: a Core statement, built once
 #: (compiled once), run on the session's connection (see `_stored_row`).
 _ROW = select(*(_TABLE.c[name] for name in _PLAIN),
-              *(_TABLE.c[column] for column in SECRETS.values())).where(_TABLE.c.school_id == bindparam("school"))
+              *(_TABLE.c[column] for column in SECRETS.values())).where(schools.its_own(_TABLE))
 
 
 def _from_config(config) -> dict:
@@ -261,7 +261,7 @@ def load(session) -> EffectiveSettings:
     ones they override are not even read."""
     school = schools.current()
     cached = _cached(school)
-    return cached if cached is not None else _in_force(school, _stored_row(session, school))
+    return cached if cached is not None else _in_force(school, _stored_row(session))
 
 
 def reading(column: ColumnElement) -> Select:
@@ -269,15 +269,14 @@ def reading(column: ColumnElement) -> Select:
     `load_with`: one row even when the school has no settings row yet."""
     one = select(literal(1).label("one")).subquery()
     return (select(column.label(_ALSO), *_ROW.selected_columns)
-            .select_from(one.outerjoin(_TABLE, _TABLE.c.school_id == bindparam("school"))))
+            .select_from(one.outerjoin(_TABLE, schools.its_own(_TABLE))))
 
 
 def load_with(session, statement: Select, params: dict) -> tuple[EffectiveSettings, Any]:
     """`load`, with the value of the column that ``statement`` (built by `reading`) reads beside the settings:
     one round trip for both, on a path as short as a webhook's."""
     school = schools.current()
-    row = session.connection(bind_arguments={"mapper": Settings}).execute(statement, {**params, "school": school})
-    values = row.one()._asdict()
+    values = schools.execute(session, Settings, statement, params).one()._asdict()
     also = values.pop(_ALSO)
     cached = _cached(school)
     return (cached if cached is not None else _in_force(school, values)), also
@@ -306,13 +305,14 @@ def _in_force(school: str, row: dict) -> EffectiveSettings:
     return settings
 
 
-def _stored_row(session, school: str) -> dict:
-    """The school's stored settings by column name (empty without a row), read in the session's transaction.
+def _stored_row(session) -> dict:
+    """The stored settings of the school in force by column name (empty without a row), read in the session's
+    transaction.
 
     A Core statement on the session's connection rather than through the ORM, whose work per statement
     costs more than twice the query itself on SQLite, on a read that every catalog page and every webhook
     makes. Nor does it flush the host's pending changes, which are not the plugin's to flush."""
-    row = session.connection(bind_arguments={"mapper": Settings}).execute(_ROW, {"school": school}).first()
+    row = schools.execute(session, Settings, _ROW).first()
     return row._asdict() if row is not None else {}
 
 

@@ -820,19 +820,16 @@ def _invoice_of_payment(session, payment: dict) -> Invoice | None:
     invoice_id = _id(payment.get("invoice"))
     if not invoice_id:
         return None
-    found = session.connection(bind_arguments={"mapper": Invoice}).execute(
-        _LOCKED_INVOICE, {"stripe_invoice": invoice_id, "school": schools.current()}).first()
+    found = schools.execute(session, Invoice, _LOCKED_INVOICE, {"stripe_invoice": invoice_id}).first()
     if found is None or (payment.get("is_default") and found.source in ISSUED_PAID):
         return None
     return session.get(Invoice, found.id, populate_existing=True)
 
 
 _INVOICES = cast(Table, Invoice.__table__)
-#: `_invoice_of_payment`'s lock: a Core statement built once (the school named, as the ORM's scoping does not
-#: see it), as every invoice payment event runs it.
+#: `_invoice_of_payment`'s lock: a Core statement built once, as every invoice payment event runs it.
 _LOCKED_INVOICE = select(_INVOICES.c.id, _INVOICES.c.source).where(
-    _INVOICES.c.stripe_invoice_id == bindparam("stripe_invoice"),
-    _INVOICES.c.school_id == bindparam("school")).with_for_update()
+    _INVOICES.c.stripe_invoice_id == bindparam("stripe_invoice"), schools.its_own(_INVOICES)).with_for_update()
 
 
 def _id(value) -> str | None:

@@ -5,7 +5,8 @@ whose connected account it came from; a job's is the one that asked for it. Work
 school with `scope`. Rows get the school in force when they are inserted (`SchoolScoped.school_id`), and
 every ORM statement on them (select, update, delete; relationship loads included) is given the condition
 ``school_id = <the school in force>`` by the session (`install`), so that one school's pages, jobs and
-handlers never read nor change another's rows. Core statements on a table name their school themselves.
+handlers never read nor change another's rows. Core statements on a table name their school themselves: they
+are built with `its_own` and run with `execute`, which gives them the school in force.
 
 Outside platform mode there is one school, ``""``: nothing is added to any statement.
 """
@@ -130,6 +131,19 @@ class SchoolScoped:
     @declared_attr
     def school_id(cls) -> Mapped[str]:
         return mapped_column(sa.String(64), default=current, server_default="", nullable=False)
+
+
+def its_own(table: sa.FromClause) -> sa.ColumnElement[bool]:
+    """The condition that keeps a Core statement on ``table`` to one school's rows: the school `execute` names
+    (the ORM's scoping does not see Core statements)."""
+    return table.c.school_id == sa.bindparam("school")
+
+
+def execute(session, model: Any, statement: Any, params: dict[str, Any] | None = None) -> sa.CursorResult:
+    """Run a Core statement built with `its_own` as the school in force, on the session's connection for
+    ``model``'s table (in its transaction, nothing flushed)."""
+    connection = session.connection(bind_arguments={"mapper": model})
+    return connection.execute(statement, {**(params or {}), "school": current()})
 
 
 def _scope_statement(state: ORMExecuteState) -> None:

@@ -258,16 +258,15 @@ def _live(user_id):
 #: and their free enrollments, in one query.
 _STATUSES = union_all(
     select(_PURCHASES.c.course_id, _PURCHASES.c.status).where(_live(bindparam("user_id")),
-                                                              _PURCHASES.c.school_id == bindparam("school")),
+                                                              schools.its_own(_PURCHASES)),
     select(_FREE.c.course_id, literal(ENROLLED)).where(_FREE.c.user_id == bindparam("user_id"),
-                                                       _FREE.c.school_id == bindparam("school")))
+                                                       schools.its_own(_FREE)))
 
 
 def _statuses(session, user_id: str) -> dict[str, str]:
     """Course id → status of the user's live purchases and free enrollments, on the session's connection (in
     its transaction; nothing flushed)."""
-    connection = session.connection(bind_arguments={"mapper": Purchase})
-    return _ranked(connection.execute(_STATUSES, {"user_id": user_id, "school": schools.current()}).all())
+    return _ranked(schools.execute(session, Purchase, _STATUSES, {"user_id": user_id}).all())
 
 
 _COLUMNS = (CourseOffer.course_id, CourseOffer.amount, CourseOffer.currency, CourseOffer.on_sale,

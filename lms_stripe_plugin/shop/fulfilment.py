@@ -183,15 +183,14 @@ def record_payment_method(state: PluginState, charge: dict) -> None:
     method = payment_method_of(charge)
     if purchase_id is None or not intent or method is None:
         return
-    state.session.connection(bind_arguments={"mapper": Purchase}).execute(
-        _SET_PAYMENT_METHOD, {"purchase": purchase_id, "school": schools.current(), "intent": intent, "method": method})
+    schools.execute(state.session, Purchase, _SET_PAYMENT_METHOD,
+                    {"purchase": purchase_id, "intent": intent, "method": method})
 
 
 _PURCHASES = cast(Table, Purchase.__table__)
-#: `record_payment_method`'s write: a Core statement built once (the school named, as the ORM's scoping does
-#: not see it), as every charge event of a purchase runs it.
+#: `record_payment_method`'s write: a Core statement built once, as every charge event of a purchase runs it.
 _SET_PAYMENT_METHOD = update(_PURCHASES).where(
-    _PURCHASES.c.id == bindparam("purchase"), _PURCHASES.c.school_id == bindparam("school"),
+    _PURCHASES.c.id == bindparam("purchase"), schools.its_own(_PURCHASES),
     or_(_PURCHASES.c.stripe_payment_intent_id.is_(None), _PURCHASES.c.stripe_payment_intent_id == bindparam("intent"))
 ).values(payment_method=bindparam("method"))
 

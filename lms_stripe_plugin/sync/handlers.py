@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 
 from ..accounts import connect, settings as payment_settings
 from ..billing import balances, paying
@@ -148,17 +148,15 @@ def apply_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -
     # committed the payment before this reads it (see `_record_named_invoice`). Its status alone is read
     # first: an invoice whose purchase is not paid yet is recorded with the payment.
     session = state.session
-    status = session.connection(bind_arguments={"mapper": Purchase}).execute(
-        _LOCKED_STATUS, {"purchase": purchase_id, "school": schools.current()}).scalar()
+    status = schools.execute(session, Purchase, _LOCKED_STATUS, {"purchase": purchase_id}).scalar()
     if status in (PurchaseStatus.PAID, PurchaseStatus.CANCELLED):
         sync_invoice(state, invoice, session.get(Purchase, purchase_id, populate_existing=True))
 
 
-_PURCHASES = Purchase.__table__
-#: A purchase's status, its row locked: a Core statement built once (the school named, as the ORM's scoping does
-#: not see it), as every invoice event of a purchase runs it.
+_PURCHASES = cast(Table, Purchase.__table__)
+#: A purchase's status, its row locked: a Core statement built once, as every invoice event of a purchase runs it.
 _LOCKED_STATUS = select(_PURCHASES.c.status).where(
-    _PURCHASES.c.id == bindparam("purchase"), _PURCHASES.c.school_id == bindparam("school")).with_for_update()
+    _PURCHASES.c.id == bindparam("purchase"), schools.its_own(_PURCHASES)).with_for_update()
 
 
 def apply_billed_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -> None:
