@@ -243,9 +243,12 @@ class StripeGateway:
     # -- webhooks ------------------------------------------------------------------------------------
 
     @staticmethod
-    def verify_event(payload: bytes, signature: str | None, secrets: list[str], tolerance: int) -> dict:
+    def verify_event(payload: bytes, signature: str | None, secrets: list[str], tolerance: int, *,
+                     parsed: Any = None) -> dict:
         """The event in a webhook body, once its signature checks out against one of the secrets and its
-        timestamp is within ``tolerance`` seconds of now, before or after (0: no time check, as the SDK)."""
+        timestamp is within ``tolerance`` seconds of now, before or after (0: no time check, as the SDK).
+        ``parsed``: the body as the caller parsed it already (not parsed again; its shape is checked all the
+        same)."""
         if not signature:
             raise WebhookSignatureError("Missing Stripe-Signature header.")
         if not secrets:
@@ -261,7 +264,7 @@ class StripeGateway:
             except UnicodeDecodeError as err:
                 raise WebhookSignatureError("The webhook body is not UTF-8.") from err
             _check_not_future(signature, tolerance)
-            return _load_json(payload)
+            return _load_json(payload) if parsed is None else _as_event(parsed)
         raise WebhookSignatureError("The webhook signature does not match, or its timestamp is too old.")
 
     # -- plumbing ------------------------------------------------------------------------------------
@@ -302,6 +305,10 @@ def _load_json(payload: bytes) -> dict:
         event = json.loads(payload)
     except (ValueError, RecursionError) as err:  # RecursionError: nested deeper than Python parses
         raise WebhookSignatureError("The webhook body is not JSON.") from err
+    return _as_event(event)
+
+
+def _as_event(event: Any) -> dict:
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise WebhookSignatureError("The webhook body is not a Stripe event.")
     return event

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import traceback
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -76,7 +77,8 @@ def receive(state: PluginState, payload: bytes, signature: str | None) -> Outcom
     The settings (the signing secrets) and the stored status of the event the body names are read in one
     query, before the signature is checked: a second delivery is answered after one round trip. The status is
     used only once the signature says the body is Stripe's."""
-    named = _named_id(payload)
+    body = _parsed(payload)
+    named = _named_id(body)
     session = state.session
     if (queue.of(this_app()) is not None and not real_session(session).in_transaction()
             and session.get_bind(mapper=Event).dialect.name in _INSERT_NEW):
@@ -85,19 +87,24 @@ def receive(state: PluginState, payload: bytes, signature: str | None) -> Outcom
         session.connection(bind_arguments={"mapper": Event}, execution_options={"isolation_level": "AUTOCOMMIT"})
     settings, status = payment_settings.load_with(session, _SETTINGS_AND_STATUS, {"id": named or ""})
     event = state.gateway.verify_event(payload, signature, settings.webhook_secrets,
-                                       current_app.config["LMS_STRIPE_WEBHOOK_TOLERANCE"])
+                                       current_app.config["LMS_STRIPE_WEBHOOK_TOLERANCE"], parsed=body)
     known = status if named is not None and stored_id(event["id"]) == named else _UNKNOWN
     with schools.scope(connect.school_of(state.session, event.get("account"))):
         return _receive(state, event, payload.decode("utf-8"), settings.livemode, known)
 
 
-def _named_id(payload: bytes) -> str | None:
-    """The key of the event a body names (`stored_id`), before its signature is checked; None if it names
-    none (`verify_event` then refuses it)."""
+def _parsed(payload: bytes) -> Any:
+    """The body parsed once, for the lookup before its signature is checked and then for `verify_event`; None
+    if it is no JSON (`verify_event` then refuses it)."""
     try:
-        event_id = json.loads(payload).get("id")
-    except (ValueError, RecursionError, AttributeError):
+        return json.loads(payload)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         return None
+
+
+def _named_id(body: Any) -> str | None:
+    """The key of the event a parsed body names (`stored_id`); None if it names none."""
+    event_id = body.get("id") if isinstance(body, dict) else None
     return stored_id(event_id) if isinstance(event_id, str) else None
 
 
