@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import func, select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
-from lms_stripe_plugin.core.models import Dispute, Event, Invoice, Purchase, Refund
+from lms_stripe_plugin.core.models import CreditNote, Dispute, Event, Invoice, Purchase, Refund
 from lms_stripe_plugin.gateway import StripeGateway
 from lms_stripe_plugin.sandbox import SandboxServer
 
@@ -135,3 +135,27 @@ def test_shuffled_concurrent_and_doubled_deliveries_keep_the_books(shuffled, cli
     assert sum(stored.values()) == len({e["id"] for e in events}) and set(stored) <= {"processed", "ignored"}
     last = {attempt.event_id: attempt for attempt in sandbox.state.deliveries}
     assert len(last) == len(events) and all(attempt.succeeded for attempt in last.values())
+
+
+def test_a_refund_made_with_its_credit_note_in_the_dashboard_gets_no_second_one(shuffled, client, db, app, caplog):
+    """A credit note made in the Dashboard that refunds the payment (``refund_amount``): the refund's event
+    asks the plugin for the credit note that documents it, which Stripe refuses, as the refund is on one
+    already; only then are the invoice's credit notes read, and the Dashboard's is the refund's."""
+    sandbox, _sink, calls = shuffled
+    lea, made = _buy(client, sandbox, calls, "u1", "c1")
+    assert made == 0
+    before = calls.count
+    with app.app_context():
+        made_there = app.extensions["lms_stripe"].gateway.create_credit_note(
+            {"invoice": lea["invoice"], "amount": 1000, "refund_amount": 1000}, api_key="sk_test_sandbox_e2e",
+            idempotency_key="dashboard-credit-note-1")
+    assert sandbox.state.wait_for_deliveries(20)
+
+    assert [note["id"] for note in sandbox.state.all("credit_note")] == [made_there["id"]]
+    (refund,) = db.session.scalars(select(Refund)).all()
+    (stripe_refund,) = sandbox.state.all("refund")
+    assert (refund.stripe_refund_id, refund.stripe_credit_note_id) == (stripe_refund["id"], made_there["id"])
+    assert [n.stripe_credit_note_id for n in db.session.scalars(select(CreditNote))] == [made_there["id"]]
+    # The Dashboard's call, the plugin's credit note refused, the invoice's credit notes read: nothing else.
+    assert calls.count - before == 3
+    assert "issue_for_refund" not in caplog.text
