@@ -74,13 +74,15 @@ def test_rendering_courses_the_filter_did_not_read_asks_the_host_for_their_ids(a
     assert [c.id for c in asked] == ["c1", "c2", "c1", "c3"]
 
 
-def test_the_filtered_page_costs_two_queries(app, db, priced, people):
+def test_the_filtered_page_costs_one_query(app, db, priced, people):
     with app.test_request_context(headers=as_user("u1")):
         _filter_then_render(app, list(priced.values()), {"price_max": "50"}, people["u1"])  # reads the offers
     with app.test_request_context(headers=as_user("u1")), sql_statements(db) as statements:
         kept, deco = _filter_then_render(app, list(priced.values()), {"price_max": "50"}, people["u1"])
     assert [c.id for c in kept] == ["c1", "c3"] and "€49.90" in deco.labels["c1"]
-    assert len(statements) == 2 and "lms_stripe_settings" in statements[0] and "lms_stripe_purchases" in statements[1]
+    assert len(statements) == 1
+    assert all(table in statements[0] for table in ("lms_stripe_settings", "lms_stripe_purchases",
+                                                    "lms_stripe_free_enrollments"))
 
 
 def test_the_price_filter_follows_a_price_change(app, db, priced):
@@ -203,7 +205,7 @@ def test_a_learner_enrolled_for_free_sees_enrolled_not_the_price(app, db, host, 
         mine = _labels(app, people["emp"], courses)
     assert "Enrolled" in mine["c2"] and "€129.00" not in mine["c2"] and "€49.90" in mine["c1"]
     plugin = [statement for statement in statements if "lms_stripe_" in statement]
-    assert len(plugin) == 2 and "lms_stripe_free_enrollments" in plugin[1]
+    assert len(plugin) == 1 and "lms_stripe_settings" in plugin[0] and "lms_stripe_free_enrollments" in plugin[0]
     assert "€129.00" in _labels(app, people["par"], courses)["c2"]  # someone else still sees the price
 
     host.unenroll(people["emp"], priced["c2"])  # the host took the course back: the price again
@@ -218,6 +220,32 @@ def test_a_free_enrollment_shows_when_the_offers_are_read_with_the_users_standin
         mine = _labels(app, people["emp"], list(priced.values()))
     assert "Enrolled" in mine["c4"] and "¥" not in mine["c4"]
     assert len([s for s in statements if "lms_stripe_" in s]) == 2
+
+
+def test_the_settings_and_every_standing_of_the_user_come_in_one_query(app, db, priced, people):
+    courses = list(priced.values())
+    _labels(app, people["par"], courses)  # the offers are kept
+    _backoffice_enroll(app, db, people, priced, "par", "c4")
+    db.session.add_all([Purchase(user_id="par", course_id="c1", status="paid", amount=4990, currency="EUR"),
+                        Purchase(user_id="par", course_id="c2", status="processing", amount=12900, currency="EUR"),
+                        Purchase(user_id="u1", course_id="c2", status="paid", amount=12900, currency="EUR")])
+    db.session.commit()
+    with sql_statements(db) as statements:
+        mine = _labels(app, people["par"], courses)
+    plugin = [statement for statement in statements if "lms_stripe_" in statement]
+    assert len(plugin) == 1 and "lms_stripe_settings" in plugin[0] and "lms_stripe_purchases" in plugin[0]
+    assert "Purchased" in mine["c1"] and "Pending payment" in mine["c2"] and "Enrolled" in mine["c4"]
+    assert "Free" in mine["c3"]
+    theirs = _labels(app, people["u1"], courses)  # one standing of their own; none of Paul's
+    assert "Purchased" in theirs["c2"] and "€49.90" in theirs["c1"] and "Not available to you" in theirs["c4"]
+
+
+def test_a_school_without_settings_reads_them_with_the_offers(app, db, lessons, people):
+    with sql_statements(db) as statements:
+        labels = _labels(app, people["u1"], list(lessons.values()))
+    assert all("Free" in labels[course] for course in lessons)
+    plugin = [statement for statement in statements if "lms_stripe_" in statement]
+    assert len(plugin) == 2 and "lms_stripe_course_offers" in plugin[1]  # no revision: no offers kept
 
 
 def test_a_payment_being_processed_shows_as_pending(app, db, priced, people):

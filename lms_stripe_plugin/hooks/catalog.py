@@ -10,7 +10,6 @@ from flask import current_app, request, url_for
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from ..accounts import settings as payment_settings
 from ..core.i18n import LocaleText, current_locale
 from ..money import example_amount
 from ..shop import catalog, currencies
@@ -39,11 +38,10 @@ def rendering(sender, courses, user=None, **_kwargs):
         return None
     host = state.host
     courses = courses if isinstance(courses, list) else list(courses)  # read twice: ids, then labels
-    current = payment_settings.load(state.session)
+    user_id = host.user_id(user) if user is not None else None
+    current, prices = catalog.settings_and_prices(state, user_id)
     if current.requests_only:
         return None  # the school sells no course here
-    user_id = host.user_id(user) if user is not None else None
-    prices = catalog.prices(state, current.catalog_revision, user_id)
     locale = current_locale()
     currency = currencies.of_viewer(state, current, user)
     viewer = catalog.Viewer(host.user_audience(user), lambda course: host.is_enrolled(user, course), currency) \
@@ -81,13 +79,14 @@ def _switcher(state, accepted: tuple[str, ...], currency: str, locale: str) -> M
     env = current_app.jinja_env
     template = env.get_or_select_template(_SWITCHER_TEMPLATE)
     back = request.full_path.rstrip("?")
-    context = {"currencies": accepted, "currency": currency, "action": url_for("lms_stripe.choose_currency"),
-               "back": back}
-    if env.auto_reload or not is_own(template):
-        return render_fragment(template, **context)
+    keep = not env.auto_reload and is_own(template)
     key = ("switcher", locale, accepted, currency, back)
-    form = state.filter_forms.get(key)
+    form = state.filter_forms.get(key) if keep else None
     if form is None:
+        context = {"currencies": accepted, "currency": currency, "action": url_for("lms_stripe.choose_currency"),
+                   "back": back}
+        if not keep:
+            return render_fragment(template, **context)
         form = _keep(state, key, render_fragment(template, token=_TOKEN, **context))
     return Markup(form.replace(_TOKEN, generate_csrf()))
 
@@ -137,16 +136,15 @@ def filtering(sender, courses, args, **_kwargs):
     price_filter = None
     host = state.host
     if args.get("price") or args.get("price_max"):  # else nothing to read
-        current = payment_settings.load(state.session)
+        user = host.current_user()
+        current, prices = catalog.settings_and_prices(state, host.user_id(user) if user is not None else None)
         if current.requests_only:
             return None
-        user = host.current_user()
         currency = currencies.of_viewer(state, current, user)
         price_filter = catalog.parse_filter(args, currency or current.default_currency, current_locale())
     courses = courses if isinstance(courses, list) else list(courses)
     if price_filter is None or not price_filter.active:
         return courses
-    prices = catalog.prices(state, current.catalog_revision, host.user_id(user) if user is not None else None)
     selection = catalog.filter_selection(prices.snapshot, price_filter,
                                          host.user_audience(user) if user is not None else None, currency)
     return catalog.kept(courses, catalog.course_keys(courses, host.course_id, remember=True), selection)

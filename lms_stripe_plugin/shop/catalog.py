@@ -5,9 +5,9 @@ Each course of a catalog page gets one label, the same as the course page's one 
 available to you" (outside the course's audience) or the price; "Free" for a course the plugin does not sell.
 When the school accepts several currencies, prices are shown in the reader's (shop/currencies.py), and a course
 without a price in it says "Not sold in CHF".
-The page costs at most two queries whatever its number of courses and currencies (the settings row, then the
-user's purchases and free enrollments; the offers and their prices in other currencies are kept per app while
-they do not change), and no call to the host
+The page costs one query whatever its number of courses and currencies (the settings row beside the user's
+purchases and free enrollments; the offers and their prices in other currencies are kept per app while they do
+not change, and read again with the user's purchases, a second query, when they do), and no call to the host
 per course: the host's own ``Host.can_purchase`` check is made on the course page and at checkout.
 """
 from __future__ import annotations
@@ -22,9 +22,11 @@ from typing import Any, Callable, NamedTuple
 
 from flask import has_request_context, request
 from markupsafe import Markup
-from sqlalchemy import and_, bindparam, literal, null, select, union_all, update
+from sqlalchemy import BindParameter, and_, bindparam, literal, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
+from ..accounts import settings as payment_settings
+from ..accounts.settings import EffectiveSettings
 from ..core import schools
 from ..core.state import PluginState
 from ..core.enums import LIVE_PURCHASE, PurchaseStatus
@@ -165,17 +167,44 @@ def prices(state: PluginState, revision: int, user_id: str | None) -> Prices:
     cached = request.environ.get(_REQUEST_CACHE) if has_request_context() else None
     if cached is not None and cached[0] == (revision, user_id):
         return cached[1]
-    school = schools.current()
-    snapshot = state.catalog_snapshots.get(school)
-    if revision and snapshot is not None and snapshot.fresh(revision):  # 0: no settings row yet, never kept
+    snapshot = _kept_snapshot(state, revision)
+    if snapshot is not None:
         statuses = _statuses(state.session, user_id) if user_id is not None else {}
     else:
         offers, others, statuses = _load(state.session, user_id)
         snapshot = Snapshot(revision, offers, others=others)
+        school = schools.current()
         if len(state.catalog_snapshots) >= _SNAPSHOTS_KEPT and school not in state.catalog_snapshots:
             state.catalog_snapshots.clear()
         state.catalog_snapshots[school] = snapshot
-    result = Prices(snapshot, statuses)
+    return _for_request(Prices(snapshot, statuses), revision, user_id)
+
+
+def settings_and_prices(state: PluginState, user_id: str | None) -> tuple[EffectiveSettings, Prices]:
+    """The settings in force and `prices` for ``user_id``, in one query while the offers are kept: the settings
+    row and the user's purchases and free enrollments side by side. Two when the offers changed (the offers are
+    then read with the user's purchases, as `prices` does); none when this request has read both already."""
+    current = payment_settings.loaded()
+    if current is not None or user_id is None:
+        current = current if current is not None else payment_settings.load(state.session)
+        return current, prices(state, current.catalog_revision, user_id)
+    current, rows = payment_settings.load_beside(state.session, _SETTINGS_AND_STATUSES, {"user_id": user_id})
+    revision = current.catalog_revision
+    snapshot = _kept_snapshot(state, revision)
+    if snapshot is None:
+        return current, prices(state, revision, user_id)
+    return current, _for_request(Prices(snapshot, _ranked(rows)), revision, user_id)
+
+
+def _kept_snapshot(state: PluginState, revision: int) -> Snapshot | None:
+    """The school's offers kept by the app, if they are those of ``revision`` (0: no settings row yet, never
+    kept)."""
+    snapshot = state.catalog_snapshots.get(schools.current())
+    return snapshot if revision and snapshot is not None and snapshot.fresh(revision) else None
+
+
+def _for_request(result: Prices, revision: int, user_id: str | None) -> Prices:
+    """``result``, kept for the rest of the request (filtering then rendering the same catalog)."""
     if has_request_context():
         request.environ[_REQUEST_CACHE] = ((revision, user_id), result)
     return result
@@ -248,9 +277,13 @@ _PURCHASES = Purchase.__table__
 _FREE = FreeEnrollment.__table__
 
 
+#: The live statuses, one bound parameter each: a fixed list, which no execution has to expand into the SQL.
+_LIVE: list[BindParameter] = [bindparam(f"live_{index}", status) for index, status in enumerate(LIVE_PURCHASE)]
+
+
 def _live(user_id):
     """The user's live purchases (open, processing or paid)."""
-    return and_(_PURCHASES.c.user_id == user_id, _PURCHASES.c.status.in_(LIVE_PURCHASE))
+    return and_(_PURCHASES.c.user_id == user_id, _PURCHASES.c.status.in_(_LIVE))
 
 
 #: Read on every catalog page a signed-in user opens: built once (SQLAlchemy caches its SQL), of the
@@ -261,6 +294,10 @@ _STATUSES = union_all(
                                                               schools.its_own(_PURCHASES)),
     select(_FREE.c.course_id, literal(ENROLLED)).where(_FREE.c.user_id == bindparam("user_id"),
                                                        schools.its_own(_FREE)))
+
+
+#: The settings row beside the user's live purchases and free enrollments: a catalog page's one query.
+_SETTINGS_AND_STATUSES = payment_settings.beside(_STATUSES)
 
 
 def _statuses(session, user_id: str) -> dict[str, str]:
