@@ -188,15 +188,16 @@ def _queue_new(state: PluginState, key: str, event: dict, payload: str, livemode
         check_object(event["data"]["object"], SHAPES[handling.kind], handling.kind)
     except Exception:  # noqa: BLE001 - `_handle` runs the same checks again, and keeps their outcome
         return None
-    if not _insert_received(state.session, key, event, payload):
+    if not store_received(state.session, key, event, payload):
         state.session.rollback()
         return None
     state.session.commit()
     return _send(state, key, event, payload, livemode)
 
 
-def _insert_received(session, key: str, event: dict, payload: str) -> bool:
-    """Insert the event's row, received (not handled yet), unless one has its id: whether it did."""
+def store_received(session, key: str, event: dict, payload: str) -> bool:
+    """Insert the event's row, received (not handled yet), unless one has its id: whether it did. What an
+    answer with a queue writes (``benchmarks/webhooks.py`` times it alone)."""
     values = dict(id=key, type=stored_type(event["type"]), livemode=event.get("livemode") is True, payload=payload,
                   status=EventStatus.RECEIVED, attempts=0, received_at=utcnow(), school_id=schools.current())
     return _insert_new(session, values)
