@@ -34,6 +34,7 @@ courses; at most 2 added queries whatever the number of courses; no Stripe call.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import subprocess
@@ -232,19 +233,29 @@ def count_queries(app, db, client, url: str) -> tuple[int, str]:
 
 def measure(clients: dict, rounds: int, url: str) -> dict[str, list[float]]:
     """CPU seconds per page for each client, pages taken in turn (the order turned every round), so that
-    the machine's drift weighs on each alike."""
+    the machine's drift weighs on each alike.
+
+    Each page starts with no garbage left by the one before: a collection between pages, not timed, with the
+    apps' own objects frozen out of it (``gc.freeze``). A page then pays for the collections its own
+    allocations set off, and not for one that falls on it by turn: taken in turn, the collector's
+    thresholds fall on the same variant round after round, which made the host alone slower than the host
+    with the plugin."""
     for client in clients.values():  # warm up templates and caches
         client.get(url)
+    gc.collect()
+    gc.freeze()
     times: dict[str, list[float]] = {name: [] for name in clients}
     order = list(clients)
     clock = time.thread_time
     for _ in range(rounds):
         order.append(order.pop(0))
         for name in order:
+            gc.collect()
             start = clock()
             response = clients[name].get(url)
             times[name].append(clock() - start)
             assert response.status_code == 200
+    gc.unfreeze()
     return times
 
 
