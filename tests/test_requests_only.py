@@ -11,7 +11,7 @@ from lms_stripe_plugin.accounts import settings as payment_settings
 from .conftest import as_user
 from .link_support import make_link
 from .request_support import open_invoice, open_request
-from .test_catalog import send
+from .test_catalog import send, sql_statements
 
 
 @pytest.fixture
@@ -40,6 +40,16 @@ def test_the_catalog_and_the_course_pages_show_no_price(app, requests_only, pric
         assert send(app, "lms.course.settings_saved", course=priced["c1"], form=MultiDict()) is None
         # Enrolling is the host's alone: no payment asked, even for a course priced before.
         assert send(app, "lms.enrollment.requested", course=priced["c1"], user=people["u1"]) is None
+
+
+def test_the_catalog_of_a_school_selling_nothing_reads_no_offers(app, db, requests_only, priced, people):
+    app.extensions["lms_stripe"].catalog_snapshots.clear()  # offers not kept: a page selling would read them
+    for user in (people["u1"], None):
+        with app.test_request_context(headers=as_user("u1") if user else {}), sql_statements(db) as statements:
+            assert send(app, "lms.catalog.rendering", courses=list(priced.values()), user=user) is None
+        plugin = [statement for statement in statements if "lms_stripe_" in statement]
+        assert len(plugin) == 1 and "lms_stripe_settings" in plugin[0], plugin
+        assert "lms_stripe_course_offers" not in plugin[0]
 
 
 def test_buy_is_refused_with_a_message(client, requests_only):

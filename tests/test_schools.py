@@ -228,3 +228,23 @@ def test_events_handled_as_school_b_write_nothing_of_school_a(app, two_schools, 
     everywhere = {schools.ALL_SCHOOLS: True}
     assert db.session.scalar(select(Invoice.id).where(Invoice.stripe_invoice_id == "in_of_b")
                              .execution_options(**everywhere)) is None
+
+
+def test_a_catalog_page_reads_its_own_schools_settings_and_standing(app, two_schools, db):
+    course, learner = db.session.get(Lesson, "c9"), db.session.get(Person, "lrnb")
+
+    def label() -> str:
+        with app.test_request_context(headers=as_user("lrnb")):
+            answers = [value for _receiver, value in signal("lms.catalog.rendering").send(app, courses=[course],
+                                                                                         user=learner)
+                       if value is not None]
+        return str(answers[0].labels["c9"])
+
+    with schools.scope("a"):  # a row of school A's naming B's learner and course: not B's standing
+        db.session.add(Purchase(user_id="lrnb", course_id="c9", status="paid", amount=3000, currency="EUR"))
+        db.session.commit()
+    assert "data-price" in label() and "Purchased" not in label()
+    purchases = Purchase.__table__
+    db.session.execute(purchases.update().where(purchases.c.user_id == "lrnb").values(school_id="b"))
+    db.session.commit()  # the same row, now school B's
+    assert "Purchased" in label()

@@ -289,7 +289,7 @@ _ALSO = "lms_also"
 def beside(rows: SelectBase) -> Select:
     """A statement that reads the school's settings beside the rows ``rows`` selects, for `load_beside`: each of
     those rows with the settings repeated, or the settings alone when it selects none (and one row even when the
-    school has no settings row yet)."""
+    school has no settings row yet). Meant for a few rows, such as one learner's standing."""
     one = select(literal(1).label("one")).subquery()
     found = select(literal(1).label(_ALSO), *rows.subquery().c).subquery()
     return (select(*found.c, *_ROW.selected_columns)

@@ -183,17 +183,21 @@ def prices(state: PluginState, revision: int, user_id: str | None) -> Prices:
 def settings_and_prices(state: PluginState, user_id: str | None) -> tuple[EffectiveSettings, Prices]:
     """The settings in force and `prices` for ``user_id``, in one query while the offers are kept: the settings
     row and the user's purchases and free enrollments side by side. Two when the offers changed (the offers are
-    then read with the user's purchases, as `prices` does); none when this request has read both already."""
+    then read with the user's purchases, as `prices` does); none when this request has read both already. A
+    school that sells no course here (``requests_only``) gets no prices, and nothing of its offers is read."""
     current = payment_settings.loaded()
-    if current is not None or user_id is None:
-        current = current if current is not None else payment_settings.load(state.session)
-        return current, prices(state, current.catalog_revision, user_id)
-    current, rows = payment_settings.load_beside(state.session, _SETTINGS_AND_STATUSES, {"user_id": user_id})
+    rows = None
+    if current is None and user_id is not None:
+        current, rows = payment_settings.load_beside(state.session, _SETTINGS_AND_STATUSES, {"user_id": user_id})
+    elif current is None:
+        current = payment_settings.load(state.session)
+    if current.requests_only:
+        return current, Prices(Snapshot(0, {}), {})
     revision = current.catalog_revision
-    snapshot = _kept_snapshot(state, revision)
+    snapshot = _kept_snapshot(state, revision) if rows is not None else None
     if snapshot is None:
         return current, prices(state, revision, user_id)
-    return current, _for_request(Prices(snapshot, _ranked(rows)), revision, user_id)
+    return current, _for_request(Prices(snapshot, _ranked(rows or [])), revision, user_id)
 
 
 def _kept_snapshot(state: PluginState, revision: int) -> Snapshot | None:
@@ -278,7 +282,8 @@ _FREE = FreeEnrollment.__table__
 
 
 #: The live statuses, one bound parameter each: a fixed list, which no execution has to expand into the SQL.
-_LIVE: list[BindParameter] = [bindparam(f"live_{index}", status) for index, status in enumerate(LIVE_PURCHASE)]
+_LIVE: list[BindParameter] = [bindparam(f"live_{index}", status, type_=_PURCHASES.c.status.type)
+                              for index, status in enumerate(LIVE_PURCHASE)]
 
 
 def _live(user_id):
