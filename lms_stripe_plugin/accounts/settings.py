@@ -268,9 +268,7 @@ def load(session) -> EffectiveSettings:
 def reading(column: ColumnElement) -> Select:
     """A statement that reads the school's settings and ``column`` (a scalar subquery, say) in one query, for
     `load_with`: one row even when the school has no settings row yet."""
-    one = select(literal(1).label("one")).subquery()
-    return (select(column.label(_ALSO), *_ROW.selected_columns)
-            .select_from(one.outerjoin(_TABLE, schools.its_own(_TABLE))))
+    return select(column.label(_ALSO), *_ROW.selected_columns).select_from(_one_row())
 
 
 def load_with(session, statement: Select, params: dict) -> tuple[EffectiveSettings, Any]:
@@ -279,21 +277,23 @@ def load_with(session, statement: Select, params: dict) -> tuple[EffectiveSettin
     school = schools.current()
     values = schools.execute(session, Settings, statement, params).one()._asdict()
     also = values.pop(_ALSO)
-    cached = _cached(school)
-    return (cached if cached is not None else _in_force(school, values)), also
+    return _cached_or_in_force(school, values), also
 
 
 _ALSO = "lms_also"
+
+
+def _one_row():
+    """The school's settings row outer-joined to one row: a row even when the school has none yet."""
+    return select(literal(1).label("one")).subquery().outerjoin(_TABLE, schools.its_own(_TABLE))
 
 
 def beside(rows: SelectBase) -> Select:
     """A statement that reads the school's settings beside the rows ``rows`` selects, for `load_beside`: each of
     those rows with the settings repeated, or the settings alone when it selects none (and one row even when the
     school has no settings row yet). Meant for a few rows, such as one learner's standing."""
-    one = select(literal(1).label("one")).subquery()
     found = select(literal(1).label(_ALSO), *rows.subquery().c).subquery()
-    return (select(*found.c, *_ROW.selected_columns)
-            .select_from(one.outerjoin(_TABLE, schools.its_own(_TABLE)).outerjoin(found, true())))
+    return select(*found.c, *_ROW.selected_columns).select_from(_one_row().outerjoin(found, true()))
 
 
 def load_beside(session, statement: Select, params: dict) -> tuple[EffectiveSettings, list[tuple]]:
@@ -303,13 +303,18 @@ def load_beside(session, statement: Select, params: dict) -> tuple[EffectiveSett
     found = schools.execute(session, Settings, statement, params).all()
     width = len(statement.selected_columns) - len(_ROW.selected_columns)
     rows = [tuple(row[1:width]) for row in found if row[0] is not None]
-    cached = _cached(school)
-    return (cached if cached is not None else _in_force(school, dict(zip(_ROW_NAMES, found[0][width:])))), rows
+    return _cached_or_in_force(school, dict(zip(_ROW_NAMES, found[0][width:]))), rows
 
 
 def loaded() -> EffectiveSettings | None:
     """The settings in force if this request has read them already (`load` would then cost nothing)."""
     return _cached(schools.current())
+
+
+def _cached_or_in_force(school: str, row: dict) -> EffectiveSettings:
+    """The settings this request has read already, else those of ``row`` (read beside something else)."""
+    cached = _cached(school)
+    return cached if cached is not None else _in_force(school, row)
 
 
 def _cached(school: str) -> EffectiveSettings | None:

@@ -194,10 +194,11 @@ def settings_and_prices(state: PluginState, user_id: str | None) -> tuple[Effect
     if current.requests_only:
         return current, Prices(Snapshot(0, {}), {})
     revision = current.catalog_revision
-    snapshot = _kept_snapshot(state, revision) if rows is not None else None
-    if snapshot is None:
-        return current, prices(state, revision, user_id)
-    return current, _for_request(Prices(snapshot, _ranked(rows or [])), revision, user_id)
+    if rows is not None:
+        snapshot = _kept_snapshot(state, revision)
+        if snapshot is not None:
+            return current, _for_request(Prices(snapshot, _ranked(rows)), revision, user_id)
+    return current, prices(state, revision, user_id)
 
 
 def _kept_snapshot(state: PluginState, revision: int) -> Snapshot | None:
