@@ -30,6 +30,8 @@ from typing import Any, Callable
 
 import requests
 import sqlalchemy as sa
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 from sqlalchemy.engine import make_url
 
 from lms_stripe_plugin.demo import SANDBOX_KEYS
@@ -44,6 +46,10 @@ DATABASE_ENV = "LMS_STRIPE_TEST_DATABASE_URL"
 WEBHOOK_SECRET = SANDBOX_KEYS["webhook_secret"]
 CARD_OK = "4242424242424242"
 HTTP_TIMEOUT = 30  # seconds, every request
+#: A page read again once when its connection drops, as a browser does for a safe request (RFC 9110 §9.2.2):
+#: gunicorn closes a connection idle for two seconds, and a request sent on it at that instant is reset. A form
+#: posted is never sent twice.
+PAGE_RETRY = Retry(total=1, connect=1, read=1, status=0, other=0, redirect=False, allowed_methods={"GET"})
 ROUND_TIMEOUT = 120  # seconds a delivery thread waits for the others at the barrier
 _schema_numbers = itertools.count(1)
 
@@ -394,6 +400,7 @@ class Browser:
         self.base = base
         self.username = username
         self.http = requests.Session()
+        self.http.mount("http://", HTTPAdapter(max_retries=PAGE_RETRY))
         if cookies is not None:
             self.http.cookies.update(cookies)
         elif username is not None:
