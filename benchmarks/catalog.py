@@ -29,7 +29,8 @@ and the 10th percentile (the quietest tenth), which a busy machine inflates less
 the plugin's cost per course ((with the plugin - alone) / courses, per-page work included), the ratio, the
 SQL queries the plugin adds and the Stripe calls made, then the targets (issue 17), judged on the median:
 on the bare host at most 1 µs per course above the floor; on the demo host a ratio of at most 1.10 at 1,000
-courses; at most 2 added queries whatever the number of courses; no Stripe call.
+courses (printed beside it: the floor's own ratio, what any answer to the signal costs the demo's template);
+at most 2 added queries whatever the number of courses; no Stripe call.
 """
 from __future__ import annotations
 
@@ -280,6 +281,7 @@ def report(host: str, courses: int, rounds: int, urls) -> dict:
         for name, statistic in (("median", statistics.median), ("quietest tenth", _quiet)):
             alone, floor, plugin = (statistic(times[variant]) for variant in VARIANTS)
             figures[name] = {"per_course_us": (plugin - alone) * 1e6 / courses, "ratio": plugin / alone,
+                             "floor_ratio": floor / alone,
                              "floor_us": (floor - alone) * 1e6 / courses,
                              "above_floor_us": (plugin - floor) * 1e6 / courses}
             print(f"    {name}: host alone {alone * 1000:.2f} ms, floor {floor * 1000:.2f} ms, "
@@ -321,7 +323,8 @@ def print_targets(courses: int, results: dict) -> None:
     if "demo" in results:
         median, quiet = (results["demo"]["pages"]["catalog"][name] for name in ("median", "quietest tenth"))
         print(f"  catalog: with plugin ÷ host alone, demo host, {courses:,} courses ≤ {DEMO_RATIO:.2f}: "
-              f"{median['ratio']:.3f} [{quiet['ratio']:.3f}]  ({verdict(median['ratio'] <= DEMO_RATIO)})")
+              f"{median['ratio']:.3f} [{quiet['ratio']:.3f}]  ({verdict(median['ratio'] <= DEMO_RATIO)}; the floor "
+              f"alone, ready labels and no plugin: {median['floor_ratio']:.3f} [{quiet['floor_ratio']:.3f}])")
     queries = max(page["queries"] for host in results.values() for page in host["pages"].values())
     print(f"  catalog: SQL queries added ≤ {QUERIES}: {queries}  ({verdict(queries <= QUERIES)})")
     calls = sum(host["stripe_calls"] for host in results.values())
