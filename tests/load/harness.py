@@ -50,6 +50,9 @@ HTTP_TIMEOUT = 30  # seconds, every request
 #: gunicorn closes a connection idle for two seconds, and a request sent on it at that instant is reset. A form
 #: posted is never sent twice.
 PAGE_RETRY = Retry(total=1, connect=1, read=1, status=0, other=0, redirect=False, allowed_methods={"GET"})
+#: A form is posted on a new connection once the last answer on the kept one is this old (seconds), never on
+#: one that gunicorn (--keep-alive 2) may be closing at that instant.
+KEPT_FOR_POST = 1.0
 ROUND_TIMEOUT = 120  # seconds a delivery thread waits for the others at the barrier
 _schema_numbers = itertools.count(1)
 
@@ -401,6 +404,7 @@ class Browser:
         self.username = username
         self.http = requests.Session()
         self.http.mount("http://", HTTPAdapter(max_retries=PAGE_RETRY))
+        self.answered = 0.0  # time.monotonic() of the last answer
         if cookies is not None:
             self.http.cookies.update(cookies)
         elif username is not None:
@@ -412,10 +416,18 @@ class Browser:
         return Browser(self.base, self.username, cookies=self.http.cookies.get_dict())
 
     def get(self, path: str, **kwargs) -> requests.Response:
-        return self.http.get(self.base + path, timeout=HTTP_TIMEOUT, allow_redirects=False, **kwargs)
+        return self._send("GET", path, **kwargs)
 
     def post(self, path: str, **kwargs) -> requests.Response:
-        return self.http.post(self.base + path, timeout=HTTP_TIMEOUT, allow_redirects=False, **kwargs)
+        if time.monotonic() - self.answered > KEPT_FOR_POST:
+            self.http.close()  # the kept connections: the form goes on a new one
+        return self._send("POST", path, **kwargs)
+
+    def _send(self, method: str, path: str, **kwargs) -> requests.Response:
+        try:
+            return self.http.request(method, self.base + path, timeout=HTTP_TIMEOUT, allow_redirects=False, **kwargs)
+        finally:
+            self.answered = time.monotonic()
 
     def csrf(self, path: str) -> str:
         response = self.get(path)
