@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -58,6 +59,29 @@ def form_body(request) -> dict:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     return DATABASE_URL or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def _demo_schema(tmp_path_factory) -> Path:
+    """A demo database with its tables and the plugin's migrations, nothing seeded: made once per session. Running
+    the migrations on a new SQLite file takes most of a second, and most demo tests want a demo of their own."""
+    from lms_stripe_plugin.demo import create_app
+    from lms_stripe_plugin.demo.models import db as demo_db
+
+    path = tmp_path_factory.mktemp("demo-schema") / "demo.sqlite"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "DEMO_SEED": False})
+    with app.app_context():
+        demo_db.session.remove()
+        demo_db.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def new_demo_database(_demo_schema, tmp_path):
+    """The URL of a new SQLite file holding the demo's tables, migrated and empty (``create_app`` seeds it)."""
+    path = tmp_path / "demo.sqlite"
+    shutil.copyfile(_demo_schema, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture(scope="session")

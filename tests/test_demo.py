@@ -18,8 +18,8 @@ from lms_stripe_plugin.messages.sms import sms_backend
 
 
 @pytest.fixture
-def demo(tmp_path):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.sqlite'}", "TESTING": True,
+def demo(tmp_path, new_demo_database):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": new_demo_database, "TESTING": True,
                       "LMS_STRIPE_API_BASE": "http://127.0.0.1:9",  # the sandbox is not needed to render
                       "LMS_STRIPE_MAIL_FILE": str(tmp_path / "mail.mbox"), "LMS_STRIPE_SMS_FILE": str(tmp_path / "sms.jsonl")})
     with app.app_context():
