@@ -408,7 +408,7 @@ class Browser:
         if cookies is not None:
             self.http.cookies.update(cookies)
         elif username is not None:
-            response = self.http.get(f"{base}/demo/login/{username}", timeout=HTTP_TIMEOUT, allow_redirects=False)
+            response = self.get(f"/demo/login/{username}")
             if response.status_code not in (302, 303):
                 raise AssertionError(f"login as {username}: HTTP {response.status_code}")
 
