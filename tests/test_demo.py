@@ -125,8 +125,8 @@ def test_learners_cannot_reach_the_backoffice_or_admin_pages(demo):
     assert client.get("/courses/1/settings").status_code == 403
 
 
-def test_user_switcher_is_development_only(tmp_path):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'd.sqlite'}", "DEMO_USER_SWITCHER": False})
+def test_user_switcher_is_development_only(new_demo_database):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": new_demo_database, "DEMO_USER_SWITCHER": False})
     assert app.test_client().get("/demo/login/admin").status_code == 404
 
 
@@ -200,8 +200,8 @@ def test_pages_load_the_switcher_s_role_accounts_only_however_many_users(demo, u
     assert counts[:2] == counts[2:]  # as many queries with 2,005 users as with 5
 
 
-def test_switcher_off_loads_no_user_list(tmp_path):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'd.sqlite'}", "DEMO_USER_SWITCHER": False,
+def test_switcher_off_loads_no_user_list(new_demo_database):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": new_demo_database, "DEMO_USER_SWITCHER": False,
                       "LMS_STRIPE_API_BASE": "http://127.0.0.1:9"})
     with app.app_context(), _reads() as (_statements, users):
         page = app.test_client().get("/catalog").get_data(as_text=True)
@@ -297,12 +297,12 @@ def test_the_learner_has_a_mobile_number_for_requests_by_sms(demo):
     assert demo.extensions["lms_stripe"].host.user_phone(learner) == "+33612345678"
 
 
-def test_the_demo_starts_with_invoices_and_requests_in_the_learners_inbox(tmp_path):
+def test_the_demo_starts_with_invoices_and_requests_in_the_learners_inbox(tmp_path, new_demo_database):
     """With the sandbox up, the demo's administrator has invoiced two learners through the plugin's pages:
     the invoices are issued at Stripe, the requests' e-mails and SMS wait in their inbox with pay links."""
     with SandboxServer(webhook_sink=lambda payload, headers: 503,
                        webhook_secret=SANDBOX_KEYS["webhook_secret"]) as sandbox:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.sqlite'}", "TESTING": True,
+        app = create_app({"SQLALCHEMY_DATABASE_URI": new_demo_database, "TESTING": True,
                           "LMS_STRIPE_API_BASE": sandbox.url, "LMS_STRIPE_MAIL_FILE": str(tmp_path / "mail.mbox"),
                           "LMS_STRIPE_SMS_FILE": str(tmp_path / "sms.jsonl")})
         with app.app_context():
@@ -321,9 +321,9 @@ def test_the_demo_starts_with_invoices_and_requests_in_the_learners_inbox(tmp_pa
 
 
 @pytest.fixture
-def platform_demo(tmp_path):
+def platform_demo(tmp_path, new_demo_database):
     """The demo as a platform of two schools (``python -m lms_stripe_plugin.demo --platform``)."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'platform.sqlite'}", "TESTING": True,
+    app = create_app({"SQLALCHEMY_DATABASE_URI": new_demo_database, "TESTING": True,
                       "LMS_STRIPE_API_BASE": "http://127.0.0.1:9", "LMS_STRIPE_PLATFORM": True,
                       "LMS_STRIPE_PUBLISHABLE_KEY": SANDBOX_KEYS["publishable_key"],
                       "LMS_STRIPE_SECRET_KEY": SANDBOX_KEYS["secret_key"],
