@@ -174,6 +174,22 @@ def test_an_older_invoice_snapshot_does_not_overwrite_a_newer_one(client, db, pu
     assert db.session.scalar(select(Invoice.hosted_url)) == "https://invoice.stripe.com/i/new"
 
 
+@pytest.mark.parametrize("newer_type", ["invoice.updated", "invoice.overdue"])
+def test_a_newer_change_of_a_purchases_invoice_records_it_when_the_older_paid_event_comes_late(
+        client, db, purchase, stripe_http, signals, newer_type):
+    """The change takes the invoice's version, so the late ``invoice.paid`` is outdated: the invoice is recorded
+    from the change's snapshot, not lost."""
+    _send(client, "checkout.session.completed", _session(purchase), "evt_completed", 100)
+    newer = dict(invoice(purchase.id), hosted_invoice_url="https://invoice.stripe.com/i/new")
+    assert _send(client, newer_type, newer, "evt_changed", 300) == "handled"
+    assert _send(client, "invoice.paid", invoice(purchase.id), "evt_paid", 200) == "outdated"
+    db.session.expire_all()
+    (row,) = db.session.scalars(select(Invoice)).all()
+    assert (row.stripe_invoice_id, row.number, row.purchase_id, row.hosted_url) == (
+        "in_test_1", "ABC-0001", purchase.id, "https://invoice.stripe.com/i/new")
+    assert len(signals["invoice_issued"]) == 1 and len(stripe_http.calls) == 0
+
+
 def test_snapshots_of_the_same_second_are_all_applied_and_states_only_go_forward(client, db, paid, stripe_http):
     """Stripe's created has one-second precision: both apply, in either order, and the refund's own
     transitions keep it succeeded."""

@@ -256,6 +256,23 @@ def test_the_paid_session_counts_a_use_and_records_the_invoice_in_either_order(c
     assert "Payer a paid €49.90 through the payment link “Voyage d&#39;étude à Lyon”." in _plain(audit)
 
 
+def test_a_newer_change_of_the_links_invoice_records_it_when_the_older_paid_event_comes_late(client, db, school):
+    link_id, _token = make_link(db)
+    attempt = _open_attempt(db, link_id)
+    stripe_invoice = link_invoice(attempt)
+    _send(client, "checkout.session.completed", link_session(attempt, invoice=stripe_invoice["id"]), "evt_session")
+    for event_type, event_id, created in (("invoice.updated", "evt_updated", 300), ("invoice.paid", "evt_paid", 200)):
+        body = event(event_type, stripe_invoice, event_id)
+        body["created"] = created
+        response = post_webhook(client, body, SECRET)
+        assert response.status_code == 200, response.get_json()
+        assert response.json["status"] == ("handled" if event_type == "invoice.updated" else "outdated")
+    db.session.expire_all()
+    (invoice,) = db.session.scalars(select(Invoice)).all()
+    assert (invoice.stripe_invoice_id, invoice.number, invoice.source) == ("in_test_link_1", "ABC-0200", "link")
+    assert db.session.get(PaymentAttempt, attempt.id).invoice_id == invoice.id
+
+
 def _open_attempt(db, link_id: int, *, amount=4990, email="zoe@example.org", name="Zoé", user_id=None,
                   session_id="cs_test_link_1", expires_in=timedelta(hours=1)) -> PaymentAttempt:
     """A Pay click on the link, its use held, as `payment_links.reserve` and `paying.open_session` leave it."""

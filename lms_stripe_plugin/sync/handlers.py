@@ -160,10 +160,16 @@ _LOCKED_STATUS = select(_PURCHASES.c.status).where(
 
 
 def apply_billed_invoice(state: PluginState, invoice: dict, event: dict, extra: None) -> None:
-    """An administrator's invoice changed (paid in part, void, overdue); a purchase's is left to the
-    events above, as Checkout issues it paid."""
-    if _ours(invoice) is None:
-        _invoice_changed(state, paying.apply_invoice(state, invoice))
+    """An invoice changed (paid in part, void, overdue): an administrator's is brought in line. A purchase's
+    or a payment link's, which Checkout issues paid, is recorded from this snapshot as from the events above
+    if it is not yet: this event takes the invoice's version, so an older ``invoice.paid`` delivered after
+    it is skipped, and would otherwise leave the paid purchase without its invoice."""
+    if _ours(invoice) is not None:
+        apply_invoice(state, invoice, event, extra)
+        return
+    if (invoice.get("metadata") or {}).get("lms_link_id") is not None:
+        paying.apply_link_invoice(state, invoice)
+    _invoice_changed(state, paying.apply_invoice(state, invoice))
 
 
 def _invoice_changed(state: PluginState, invoice: Invoice | None) -> None:
