@@ -1,6 +1,7 @@
 """``POST /payments/webhook``: signatures, storing each event once, failures kept for replay, any order."""
 import json
 import re
+import threading
 import time
 
 import pytest
@@ -10,6 +11,8 @@ from sqlalchemy import func, select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.core.models import Event, Invoice, Purchase
+from lms_stripe_plugin.sync import webhooks
+from lms_stripe_plugin.sync.handlers import HANDLERS, Handling
 from lms_stripe_plugin.testing import post_webhook, sign_payload
 
 from .conftest import KEYS, STRIPE
@@ -208,6 +211,49 @@ def test_a_stored_events_status_is_of_no_use_to_a_forged_body(client, db, purcha
                            headers={"Stripe-Signature": sign_payload(forged, "whsec_someoneelse12345")})
     assert response.status_code == 400 and "signature" in response.json["error"]["message"]
     assert _event_row(db, "evt_test_1").attempts == 1
+
+
+@pytest.mark.parametrize("second", ["applies", "fails"])
+def test_two_handlings_of_one_stored_event_at_once_apply_it_once(app, db, host, purchase, monkeypatch, second):
+    """Two workers (or a worker and a replay) take the same stored event together: the second reads it not
+    handled while the first is still applying it. When it comes to write (on SQLite as on PostgreSQL) it finds
+    it taken, and applies nothing; or, when its own handling failed, it leaves the first one's success."""
+    handling = HANDLERS["checkout.session.completed"]
+    applied = []
+
+    def slow(state, obj, event_, extra):
+        applied.append(obj["id"])
+        time.sleep(0.5)  # the other handling reads the row meanwhile
+        handling.apply(state, obj, event_, extra)
+
+    def read(state, obj):
+        if threading.current_thread() is threads[1]:
+            raise RuntimeError("Stripe could not be reached")
+
+    monkeypatch.setitem(HANDLERS, "checkout.session.completed",
+                        Handling(handling.kind, slow, read if second == "fails" else None, reads=handling.reads))
+    body = _completed(purchase)
+    assert webhooks.store_received(db.session, "evt_test_1", body, json.dumps(body))
+    db.session.commit()
+    outcomes = []
+
+    def work():
+        with app.app_context():
+            state = app.extensions["lms_stripe"]
+            row = state.session.get(Event, "evt_test_1")
+            outcomes.append(webhooks.handle(state, row).message)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    threads[0].start()
+    time.sleep(0.2)
+    threads[1].start()
+    for thread in threads:
+        thread.join(60)
+    other = "already handled" if second == "applies" else "handler failed"
+    assert sorted(outcomes) == sorted(["handled", other]) and len(applied) == 1
+    assert host.calls == [("enroll", "u1", "c1")]
+    row = _event_row(db, "evt_test_1")
+    assert (row.status, row.attempts, row.error) == ("processed", 1, None)
 
 
 def test_a_failed_handler_answers_500_keeps_the_error_and_succeeds_when_stripe_retries(client, db, host, purchase,

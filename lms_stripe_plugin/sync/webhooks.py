@@ -28,7 +28,7 @@ from typing import Any
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, insert, or_, select
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -260,8 +260,8 @@ def handle_queued(state: PluginState, key: str) -> None:
 
 def _take(session, key: str, event: dict, payload: str, obj: dict, stored: bool) -> tuple[bool, bool]:
     """Take the event's row, marked processed by this transaction: inserted now unless ``stored`` (a
-    concurrent delivery of the same event waits on it), or the stored one, locked; then claim its object
-    (`versions.claim`). (taken, claimed); not taken if the event was settled meanwhile."""
+    concurrent delivery of the same event waits on it), or the stored one, updated unless settled; then claim
+    its object (`versions.claim`). (taken, claimed); not taken if the event was settled meanwhile."""
     if not stored:
         values = _new_values(key, event, payload, EventStatus.PROCESSED)
         found = versions.store_and_claim(session, values, obj["id"], event["created"])
@@ -273,12 +273,14 @@ def _take(session, key: str, event: dict, payload: str, obj: dict, stored: bool)
                 return False, False
         elif _insert_new(session, values):
             return True, versions.claim(session, obj["id"], event["created"], key)
-    # Stored already: by an earlier delivery, or by a concurrent one (handled: see how it ended).
-    row = session.get(Event, key, with_for_update=True, populate_existing=True)
-    if row is None or row.status in SETTLED_EVENT:
+    # Stored already: by an earlier delivery, or by a concurrent one (handled: see how it ended). Taken by one
+    # conditional write, not a read then a write: a concurrent handling of the same stored event (two jobs, a
+    # job and a replay) that commits first leaves it nothing to take, on SQLite too, which has no row locks.
+    taken = session.execute(update(Event).where(Event.id == key, Event.status.not_in(SETTLED_EVENT)).values(
+        status=EventStatus.PROCESSED, reason=None, error=None, attempts=Event.attempts + 1, processed_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if taken.rowcount != 1:
         return False, False
-    row.status, row.reason, row.error = EventStatus.PROCESSED, None, None
-    row.attempts, row.processed_at = row.attempts + 1, utcnow()
     return True, versions.claim(session, obj["id"], event["created"], key)
 
 
@@ -316,19 +318,23 @@ def _rejection(err: Exception) -> RejectReason | None:
 def _settle(state: PluginState, key: str, event: dict, payload: str, status: EventStatus, *,
             reason: RejectReason | None = None, error: str | None = None) -> None:
     """Store the event's outcome in a transaction of its own; a failure never overwrites the success of a
-    concurrent delivery of the same event."""
+    concurrent delivery of the same event. The stored row is updated by one conditional write, not read
+    then written: a success committed meanwhile (on SQLite too, which has no row locks) is left as it is."""
     session = state.session
+    values = dict(status=status, reason=reason, error=error, attempts=Event.attempts + 1, processed_at=utcnow())
+    unless_done = () if status in _DONE else (Event.status.not_in(_DONE),)
     for _attempt in range(2):
-        row = session.get(Event, key, with_for_update=True, populate_existing=True)
-        if row is None:
-            row = _new_row(key, event, payload, status)
-            session.add(row)
-        elif row.status in _DONE and status not in _DONE:
+        moved = session.execute(update(Event).where(Event.id == key, *unless_done).values(**values)
+                                .execution_options(synchronize_session=False))
+        if moved.rowcount == 1:
+            session.commit()
+            return
+        if _status(session, key) is not None:  # handled by a concurrent delivery: its outcome stays
             session.rollback()
             return
-        else:
-            row.status, row.attempts, row.processed_at = status, row.attempts + 1, utcnow()
+        row = _new_row(key, event, payload, status)
         row.reason, row.error = reason, error
+        session.add(row)
         try:
             session.commit()
             return
