@@ -164,6 +164,24 @@ def test_an_older_dispute_snapshot_does_not_reopen_it(client, db, host, paid, st
     assert row.status == "won" and _version(db, "dp_test_1") == (300, "evt_closed")
 
 
+@pytest.mark.parametrize("earlier, later", [("needs_response", "under_review"),
+                                            ("warning_needs_response", "warning_under_review"),
+                                            ("warning_under_review", "needs_response")])
+def test_dispute_snapshots_of_the_same_second_in_reverse_order_keep_the_later_status(
+        client, db, host, paid, stripe_http, earlier, later):
+    """Both snapshots apply (same second), but a dispute's status only goes forward: an inquiry is answered,
+    may turn into a chargeback; a chargeback is answered, then decided."""
+    assert _send(client, "charge.dispute.updated", dispute(status=later), "evt_later", 500) == "handled"
+    assert _send(client, "charge.dispute.created", dispute(status=earlier), "evt_earlier", 500) == "handled"
+    db.session.expire_all()
+    (row,) = db.session.scalars(select(Dispute)).all()
+    purchase = purchase_and_invoice(db, paid[0])[0]
+    assert (row.status, purchase.dispute_status) == (later, later)
+    assert _send(client, "charge.dispute.closed", dispute(status="lost"), "evt_closed", 500) == "handled"
+    db.session.expire_all()
+    assert db.session.scalars(select(Dispute.status)).all() == ["lost"]
+
+
 def test_an_older_invoice_snapshot_does_not_overwrite_a_newer_one(client, db, purchase, stripe_http):
     _send(client, "checkout.session.completed", _session(purchase), "evt_completed", 100)
     newer = dict(invoice(purchase.id), hosted_invoice_url="https://invoice.stripe.com/i/new")

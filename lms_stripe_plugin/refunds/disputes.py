@@ -15,6 +15,12 @@ from .lifecycle import check_fits, purchase_for_payment_intent
 #: Stripe's dispute statuses after which a dispute does not reopen: an older snapshot, still open, that
 #: arrives after one of these leaves the dispute as it is.
 CLOSED = ("won", "lost", "warning_closed", "prevented")
+#: How far along its life each status is (the Dispute object's ``status``): an inquiry waits for an answer,
+#: is reviewed, and may turn into a chargeback, which waits for evidence, is reviewed, then decided. A
+#: snapshot that is not further along than the dispute is (two events of the same second, delivered in
+#: reverse order) leaves its status as it is; a status not listed here is taken as it comes.
+_STAGE = {"warning_needs_response": 0, "warning_under_review": 1, "needs_response": 2, "under_review": 3,
+          **{status: 4 for status in CLOSED}}
 
 
 def disputes_of(session, purchase_id: int) -> list[Dispute]:
@@ -41,12 +47,17 @@ def sync_dispute(state: PluginState, stripe_dispute: dict, *, purchase: Purchase
         except IntegrityError:  # recorded meanwhile by a concurrent event: update that one
             dispute = session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute["id"]))
             created = False
-    if not created and not (dispute.status in CLOSED and stripe_dispute["status"] not in CLOSED):
+    if not created and _further(stripe_dispute["status"], dispute.status):
         dispute.status = stripe_dispute["status"]
     _flag(session, purchase, dispute, created)
     if created and current_app.config["LMS_STRIPE_REVOKE_ON_DISPUTE"]:
         revoke_access(state, purchase, reason=AccessReason.DISPUTE)
     return dispute
+
+
+def _further(status: str, than: str) -> bool:
+    """Whether a snapshot's ``status`` may replace the recorded one: not a step back in the dispute's life."""
+    return _STAGE.get(status, len(_STAGE)) >= _STAGE.get(than, 0)
 
 
 def _flag(session, purchase: Purchase, dispute: Dispute, created: bool) -> None:

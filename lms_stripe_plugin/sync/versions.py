@@ -4,7 +4,7 @@ Stripe does not promise the order of its events, and delivers some twice: an eve
 was when the event was created, so a snapshot older than the one already applied is skipped rather than
 allowed to move a state back. ``created`` has a one-second precision: snapshots of the same second are all
 applied, and the services' transitions, which only go forward (a refund that succeeded never goes back to
-pending, a closed dispute never reopens), keep their order. Stripe documents one move that looks backward,
+pending, a dispute's status only goes forward), keep their order. Stripe documents one move that looks backward,
 a refund that succeeds and fails later: it comes in a newer event, which is applied.
 
 The row of an object is written in the delivery's transaction, so on PostgreSQL the deliveries of one
