@@ -3,12 +3,13 @@ A's. School A is the world of `test_authorization` (its learners, courses, invoi
 school B has its own administrator and learner. Every route of the plugin is opened by B's administrator on A's
 objects, as the authorization matrix does for roles."""
 import io
+import json
 import re
 import zipfile
 
 import pytest
 from blinker import signal
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.core import schools
@@ -248,3 +249,28 @@ def test_a_catalog_page_reads_its_own_schools_settings_and_standing(app, two_sch
     db.session.execute(purchases.update().where(purchases.c.user_id == "lrnb").values(school_id="b"))
     db.session.commit()  # the same row, now school B's
     assert "Purchased" in label()
+
+
+def test_a_stored_event_delivered_again_is_handled_as_the_school_it_was_stored_for(app, client, two_schools, db):
+    """A Connect event stored failed for school A, delivered again once its account is school B's: handled as
+    A's, as a replay would handle it (A no longer holds the account: ignored), not answered "already handled"
+    while it stays failed."""
+    from lms_stripe_plugin.testing import post_webhook
+
+    from .refund_support import dispute
+    from .stripe_stubs import event
+
+    body = dict(event("charge.dispute.created", dispute(), "evt_of_a"), account="acct_moved")
+    with schools.scope("a"):
+        db.session.add(Event(id="evt_of_a", type="charge.dispute.created", livemode=False, payload=json.dumps(body),
+                             status="failed", attempts=1, error="boom"))
+        db.session.commit()
+    with schools.scope("b"):
+        db.session.execute(update(Settings).values(stripe_account_id="acct_moved"))
+        db.session.commit()
+    app.config["LMS_STRIPE_WEBHOOK_SECRETS"] = ["whsec_platform_1"]  # a platform's endpoint: the platform's secret
+    response = post_webhook(client, body, "whsec_platform_1")
+    assert (response.status_code, response.get_json()) == (200, {"status": "ignored"})
+    row = db.session.scalar(select(Event).execution_options(**{schools.ALL_SCHOOLS: True}))
+    db.session.refresh(row)
+    assert (row.id, row.school_id, row.status, row.attempts) == ("evt_of_a", "a", "ignored", 2)

@@ -130,6 +130,13 @@ def _receive(state: PluginState, event: dict, text: str, livemode: bool, status=
         return Outcome(200, "already handled")
     if queued and status is not None:  # stored, not handled yet (or failed): its handling is sent again
         return _send(state, key, event, text, livemode)
+    if status is not None and schools.platform_mode():
+        # Handled as the school it was stored for, as a replay handles it (`handle`), even if its account has
+        # become another school's since.
+        stored_for = _connection(state.session).execute(_SCHOOL, {"id": key}).scalar()
+        if stored_for is not None and stored_for != schools.current():
+            with schools.scope(stored_for):
+                return _handle(state, key, event, text, livemode, stored=True)
     return _handle(state, key, event, text, livemode, stored=status is not None)
 
 
@@ -236,6 +243,7 @@ _INSERT_NEW = {name: dialect.insert(_EVENTS).on_conflict_do_nothing(index_elemen
                for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 _STATUS = select(_EVENTS.c.status).where(_EVENTS.c.id == bindparam("id"))
 _SETTINGS_AND_STATUS = payment_settings.reading(_STATUS.scalar_subquery())
+_SCHOOL = select(_EVENTS.c.school_id).where(_EVENTS.c.id == bindparam("id"))
 
 
 def _send(state: PluginState, key: str, event: dict, payload: str, livemode: bool) -> Outcome:
