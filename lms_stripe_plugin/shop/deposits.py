@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import signals
 from ..accounts import settings as payment_settings
-from ..billing import issuing, paying
+from ..billing import balances, issuing, paying
 from ..billing import requests as payment_requests
 from ..core import audit, jobs
 from ..core.enums import (AccessReason, AuditAction, BalanceDue, DepositAccess, InvoiceSource, InvoiceStatus,
@@ -290,8 +290,8 @@ def invoice_changed(state: PluginState, invoice: Invoice | None) -> None:
                                            Purchase.amount_paid < invoice.amount_paid)
                     .values(amount_paid=invoice.amount_paid).execution_options(synchronize_session=False))
     purchase = session.get(Purchase, invoice.purchase_id, populate_existing=True)
-    if invoice.status != InvoiceStatus.PAID or invoice.amount_paid < invoice.gross or purchase is None \
-            or purchase.status != PurchaseStatus.PAID:
+    if invoice.status != InvoiceStatus.PAID or purchase is None or purchase.status != PurchaseStatus.PAID or \
+            invoice.amount_paid + balances.paid_from_balance(session, invoice.id) < invoice.gross:
         return  # settled by a credit note (a cancellation), not paid: nothing to give
     now = utcnow()
     won = session.execute(update(Purchase).where(Purchase.id == purchase.id, Purchase.balance_paid_at.is_(None))

@@ -10,13 +10,15 @@ import requests
 from sqlalchemy import func, select
 
 from lms_stripe_plugin import tasks
-from lms_stripe_plugin.core.models import (AuditEntry, Invoice, InvoicePayment, Message, PaymentRequest, Purchase,
+from lms_stripe_plugin.accounts import settings as payment_settings
+from lms_stripe_plugin.core.models import (AuditEntry, Balance, Invoice, InvoicePayment, Message, PaymentRequest, Purchase,
                                            Suspension, utcnow)
 from lms_stripe_plugin.shop import deposits, enrollment
 from lms_stripe_plugin.sync.reconcile import reconcile
 from lms_stripe_plugin.shop.offers import save_offer
 
 from .conftest import csrf, fault, pay, start_checkout
+from .test_balance_e2e import _top_up
 from .test_payment_requests_e2e import _last_link, _pay_from_link, billing_app  # noqa: F401 - the fixture
 
 
@@ -169,3 +171,23 @@ def test_cancelling_a_deposit_refunds_what_was_paid_with_a_credit_note(billing_a
     assert invoice.status == "cancelled" and invoice.amount_refunded == 1497 and invoice.credit_note_number
     assert purchase.status == "cancelled" and purchase.balance_paid_at is None and request.status == "cancelled"
     assert host.calls == [("enroll", "u1", "c1"), ("unenroll", "u1", "c1")]
+
+
+def test_a_balance_paid_in_part_by_the_learners_credit_counts_as_paid(billing_app, client, db, sandbox, host):
+    """The learner's prepaid credit is applied by Stripe when the deposit's invoice is finalized: what the card
+    and the credit paid together settles the invoice, and the balance counts as paid (no suspension due)."""
+    payment_settings.save(db.session, {"prepaid_enabled": True, "topup_minimum": 1000}, actor_id="adm")
+    db.session.commit()
+    _top_up(client, sandbox, "10.00")
+    _deposit_offer(db, access="full", days=10)
+    _pay_deposit(client, sandbox)
+    purchase, invoice, request = _rows(db)
+    assert (invoice.gross, invoice.amount_paid, invoice.amount_remaining) == (4990, 1497, 2493)
+    assert request.amount == 2493 and host.calls == []
+    _pay_from_link(client, sandbox, _last_link(billing_app))
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, request = _rows(db)
+    assert (invoice.status, invoice.amount_remaining, request.status) == ("paid", 0, "paid")
+    assert purchase.balance_paid_at is not None and host.calls == [("enroll", "u1", "c1")]
+    assert deposits.overdue(db.session, now=utcnow() + timedelta(days=30), grace_days=7) == []
+    assert db.session.scalar(select(Balance.amount)) == 0
