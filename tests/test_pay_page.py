@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 import responses
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from lms_stripe_plugin.core.models import Invoice, Message, PaymentAttempt, PaymentRequest
 
@@ -197,6 +197,32 @@ def test_stripe_refusing_the_checkout_is_told_and_the_next_click_tries_again(cli
     assert [a.status for a in _attempts(db)] == ["failed"]
     assert _pay(client, link[1]).status_code == 303
     assert [a.status for a in _attempts(db)] == ["failed", "open"]
+
+
+@pytest.mark.parametrize("taken", ["paid", "processing"])
+def test_a_click_is_refused_when_the_checkout_it_replaces_is_paid_meanwhile(client, db, owed, stripe_http,
+                                                                             monkeypatch, taken):
+    """Tab 1 has a Checkout of 50 € open; tab 2 asks for the whole 90 €. Stripe's event for tab 1's payment is
+    handled by another worker after the click read the open attempt and before it replaces it: the click is
+    refused, nothing is charged twice, no second Checkout is opened."""
+    request_id, token = open_request(db, owed, locale="en", partial_minimum=2000)
+    first_id = open_attempt(db, request_id, amount=5000).id
+    from lms_stripe_plugin.billing import paying
+
+    real = paying._free_invoices
+
+    def handled_meanwhile(state, request):
+        state.session.execute(update(PaymentAttempt).where(PaymentAttempt.id == first_id)
+                              .values(status=taken, stripe_payment_intent_id="pi_first")
+                              .execution_options(synchronize_session=False))
+        return real(state, request)
+
+    monkeypatch.setattr(paying, "_free_invoices", handled_meanwhile)
+    response = _pay(client, f"/payments/pay/{token}", amount="90.00")
+    assert response.status_code == 400 and len(stripe_http.calls) == 0
+    said = "it is being credited" if taken == "paid" else "Your payment is processing"
+    assert said in text(response)
+    assert [(a.amount, a.status) for a in _attempts(db)] == [(5000, taken)]
 
 
 # -- closed requests -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import pytest
 import responses
 from sqlalchemy import func, select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 
 from lms_stripe_plugin.billing import paying, reminders, settlements
@@ -165,6 +166,36 @@ def test_a_choice_that_cannot_be_settled_is_refused_and_nothing_is_written(clien
     assert response.status_code == status and message in text
     assert 'id="error-summary"' in text and "nothing was charged" in text
     assert _written(db) == (0, 0, 0) and not stripe_http.calls
+
+
+def test_a_choice_is_refused_when_the_checkout_it_expires_is_paid_meanwhile(client, db, invoices, stripe_http,
+                                                                            monkeypatch):
+    """A request of invoice ABC-0101 alone has its Checkout open; the learner chooses to settle ABC-0101 and
+    ABC-0102 together. Stripe's event for the first Checkout's payment is handled by another worker after the
+    click read it open, before the click expires it: the choice is refused and nothing is charged twice."""
+    from .request_stubs import open_attempt
+    from .request_support import open_request
+
+    request_id, _token_ = open_request(db, invoices[0], locale="en")
+    first_id = open_attempt(db, request_id, amount=9000).id
+    real = paying.under_way
+
+    def paid_meanwhile(session, invoice_ids, **kwargs):
+        found = real(session, invoice_ids, **kwargs)
+        if kwargs.get("besides") is None:
+            return found  # the choice's own check, before the request is written
+        session.execute(sa_update(PaymentAttempt).where(PaymentAttempt.id == first_id)
+                        .values(status="paid", stripe_payment_intent_id="pi_first")
+                        .execution_options(synchronize_session=False))
+        return found
+
+    monkeypatch.setattr(paying, "under_way", paid_meanwhile)
+    response = _choose(client, invoices[:2])
+    assert response.status_code == 409 and "A payment of invoice ABC-0101 is under way" in response.get_data(
+        as_text=True)
+    assert not stripe_http.calls
+    db.session.expire_all()
+    assert [(a.request_id, a.status) for a in db.session.scalars(select(PaymentAttempt))] == [(request_id, "paid")]
 
 
 def test_in_french(client, db, host, invoices, stripe_http):

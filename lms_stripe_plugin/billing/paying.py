@@ -188,8 +188,8 @@ def reserve(state: PluginState, request: PaymentRequest, amount: int, *, return_
     key = f"lms-request-{request.id}-{{}}"
     if current is not None and current.amount == amount and still_open(current):
         return PayPlan(current.id, key.format(current.id), current.checkout_url, {})
-    if current is not None:
-        retire(state, current)
+    if current is not None and not retire(state, current):
+        _refuse_if_taken(session, current, _("Your payment is received: it is being credited to the invoice."))
     attempt = _insert(state, request, amount)
     if request.topup:
         return _topup_plan(state, request, attempt, key.format(attempt.id), return_url)
@@ -250,7 +250,20 @@ def _free_invoices(state: PluginState, request: PaymentRequest) -> None:
         if attempt.status != AttemptStatus.OPEN:
             raise NotPayable(busy_message(attempt, invoice_ids))
     for attempt in others:
-        retire(state, attempt)
+        if not retire(state, attempt):
+            _refuse_if_taken(state.session, attempt, busy_message(attempt, invoice_ids))
+
+
+def _refuse_if_taken(session, attempt: PaymentAttempt, paid_message: str) -> None:
+    """An open attempt a click was retiring left the open state meanwhile (Stripe's event, handled by another
+    worker after the click read it): if its payment was taken or is processing, the click is refused (with
+    ``paid_message`` for one taken), so that what it owes is not asked for twice. One that expired is no
+    obstacle."""
+    session.refresh(attempt)
+    if attempt.status == AttemptStatus.PROCESSING:
+        raise NotPayable(_("Your payment is processing: it will be credited as soon as it is confirmed."))
+    if attempt.status == AttemptStatus.PAID:
+        raise NotPayable(paid_message)
 
 
 def still_open(attempt: PaymentAttempt) -> bool:
@@ -261,11 +274,14 @@ def still_open(attempt: PaymentAttempt) -> bool:
     return bool(attempt.checkout_url) and expires is not None and expires > utcnow() + REUSE_MARGIN
 
 
-def retire(state: PluginState, attempt: PaymentAttempt) -> None:
-    """Close an open attempt; once that is committed, its Checkout Session is expired at Stripe."""
-    _move(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.EXPIRED)
+def retire(state: PluginState, attempt: PaymentAttempt) -> bool:
+    """Close an open attempt; once that is committed, its Checkout Session is expired at Stripe. False if it
+    was no longer open (paid, processing or expired meanwhile): nothing is done."""
+    if not _move(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.EXPIRED):
+        return False
     if attempt.stripe_checkout_session_id:
         jobs.defer(state.session, expire_sessions, [attempt.stripe_checkout_session_id])
+    return True
 
 
 def expire_sessions(state: PluginState, session_ids: list[str]) -> None:
