@@ -154,6 +154,8 @@ def partial(db, link):
     ("10,00", "Le montant doit être d’au moins 20,00 €."),
     ("90,01", "Le montant ne doit pas dépasser 90,00 €."),
     ("12.50", "Écrivez le montant ainsi : 49,90"),
+    # what it would leave could never be paid online (Stripe's least charge in euros is 0,50 €)
+    ("89,80", "Payez 90,00 €, ou au plus 89,50 € : ce qui reste doit être d’au moins 0,50 €"),
     ("", None),  # nothing typed: what remains
 ])
 def test_a_part_is_paid_within_the_limits_read_in_the_requests_language(client, db, partial, stripe_http, typed,
@@ -167,6 +169,22 @@ def test_a_part_is_paid_within_the_limits_read_in_the_requests_language(client, 
         assert response.status_code == 303 and [a.amount for a in _attempts(db)] == [9000]
         return
     assert response.status_code == 400 and message in text(response)
+    assert _attempts(db) == [] and len(stripe_http.calls) == 0
+
+
+def test_a_part_may_leave_the_least_an_online_payment_can_be(client, db, partial, stripe_http):
+    _stub_create(stripe_http)
+    assert _pay(client, partial[1], amount="89,50").status_code == 303
+    assert [a.amount for a in _attempts(db)] == [8950]
+
+
+def test_what_is_left_below_the_least_online_payment_is_said_and_nothing_is_charged(client, db, owed, link,
+                                                                                  stripe_http):
+    """Paid otherwise down to 0,20 € (the hosted invoice page): no Checkout can take so little."""
+    _set(db, Invoice, owed, amount_paid=29980, amount_remaining=20)
+    response = _pay(client, link[1])
+    assert response.status_code == 400 and "Ce qui reste à payer, 0,20 €, est inférieur au plus petit paiement " \
+        "en ligne possible (0,50 €) : contactez l’école." in text(response)
     assert _attempts(db) == [] and len(stripe_http.calls) == 0
 
 

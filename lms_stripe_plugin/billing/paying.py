@@ -133,10 +133,20 @@ def check_payable(request: PaymentRequest, amount: int) -> None:
         raise NotPayable(_("This invoice cannot be paid any more."))
     least, most = limits(request)
     locale = current_locale()
+    floor = minimum_amount(request.currency).amount
+    if most < floor:  # left by a payment made otherwise: no payment page can take so little
+        raise NotPayable(_("What is left to pay, %(left)s, is less than the least an online payment can be "
+                           "(%(min)s): please contact the school.", left=Money(most, request.currency).format(locale),
+                           min=Money(floor, request.currency).format(locale)))
     if amount > most:
         raise NotPayable(_("The amount must be at most %(max)s.", max=Money(most, request.currency).format(locale)))
     if amount < least:
         raise NotPayable(_("The amount must be at least %(min)s.", min=Money(least, request.currency).format(locale)))
+    if 0 < most - amount < floor:  # what it leaves could never be paid online
+        raise NotPayable(_("Pay %(all)s, or at most %(part)s: what is left must be at least %(min)s, the least an "
+                           "online payment can be.", all=Money(most, request.currency).format(locale),
+                           part=Money(most - floor, request.currency).format(locale),
+                           min=Money(floor, request.currency).format(locale)))
 
 
 @dataclass(frozen=True)
