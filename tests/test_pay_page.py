@@ -229,11 +229,11 @@ def test_a_click_is_refused_when_the_checkout_it_replaces_is_paid_meanwhile(clie
 
     real = paying._free_invoices
 
-    def handled_meanwhile(state, request):
+    def handled_meanwhile(state, request, amount):
         state.session.execute(update(PaymentAttempt).where(PaymentAttempt.id == first_id)
                               .values(status=taken, stripe_payment_intent_id="pi_first")
                               .execution_options(synchronize_session=False))
-        return real(state, request)
+        return real(state, request, amount)
 
     monkeypatch.setattr(paying, "_free_invoices", handled_meanwhile)
     response = _pay(client, f"/payments/pay/{token}", amount="90.00")
@@ -241,6 +241,31 @@ def test_a_click_is_refused_when_the_checkout_it_replaces_is_paid_meanwhile(clie
     said = "it is being credited" if taken == "paid" else "Your payment is processing"
     assert said in text(response)
     assert [(a.amount, a.status) for a in _attempts(db)] == [(5000, taken)]
+
+
+def test_two_requests_of_one_invoice_never_ask_together_more_than_it_owes(client, db, owed, stripe_http):
+    """Two requests of 200 € each on the invoice of 300 €: the second click expires the first request's open
+    Checkout (the latest click wins); once a payment of 200 € is taken, the other request may pay 100 € at most."""
+    first, first_token = open_request(db, owed, amount=20000, locale="en")
+    second, second_token = open_request(db, owed, amount=20000, locale="en", partial_minimum=2000)
+    _stub_create(stripe_http, "cs_test_pay_1")
+    _stub_create(stripe_http, "cs_test_pay_2")
+    _stub_create(stripe_http, "cs_test_pay_3")
+    expire = stub_expire(stripe_http, "cs_test_pay_1")
+    assert _pay(client, f"/payments/pay/{first_token}").status_code == 303
+    assert _pay(client, f"/payments/pay/{second_token}").headers["Location"].endswith("cs_test_pay_2")
+    assert [(a.request_id, a.amount, a.status) for a in _attempts(db)] == [(first, 20000, "expired"),
+                                                                            (second, 20000, "open")]
+    assert expire.call_count == 1
+    _set(db, PaymentAttempt, _attempts(db)[1].id, status="paid", stripe_payment_intent_id="pi_second")
+    refused = _pay(client, f"/payments/pay/{first_token}")
+    assert refused.status_code == 400 and "Invoice ABC-0100 owes €300.00, of which €200.00 is being paid: you may " \
+        "pay at most €100.00 now, and nothing was charged." in text(refused)
+    calls_before = len(stripe_http.calls)
+    _set(db, PaymentRequest, first, partial_minimum=2000)
+    assert _pay(client, f"/payments/pay/{first_token}", amount="100.00").headers["Location"].endswith("cs_test_pay_3")
+    assert len(stripe_http.calls) == calls_before + 1
+    assert [(a.amount, a.status) for a in _attempts(db)][2:] == [(10000, "open")]
 
 
 # -- closed requests -----------------------------------------------------------------------------------------

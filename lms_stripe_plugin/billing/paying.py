@@ -194,7 +194,7 @@ def reserve(state: PluginState, request: PaymentRequest, amount: int, *, return_
         if refusal:
             raise NotPayable(refusal)
     else:
-        _free_invoices(state, request)
+        _free_invoices(state, request, amount)
     key = f"lms-request-{request.id}-{{}}"
     if current is not None and current.amount == amount and still_open(current):
         return PayPlan(current.id, key.format(current.id), current.checkout_url, {})
@@ -248,20 +248,47 @@ def busy_message(attempt: PaymentAttempt, invoice_ids: list[int]) -> str:
              "nothing was charged now.", number=number)
 
 
-def _free_invoices(state: PluginState, request: PaymentRequest) -> None:
-    """When a settlement is concerned (this click's request or another's), the other requests' Pay clicks on
-    the same invoices: an open Checkout is expired (the latest click wins, so that no invoice is paid twice),
-    a payment processing or being credited refuses this click. Two requests of one invoice each are left as
-    they were (two parts of it may be paid at once)."""
+def _free_invoices(state: PluginState, request: PaymentRequest, amount: int) -> None:
+    """The other requests' Pay clicks on the same invoices, when a settlement is concerned (this click's
+    request or another's): an open Checkout is expired (the latest click wins, so that no invoice is paid
+    twice), a payment processing or being credited refuses this click. Two requests of one invoice each may
+    be paid at once (two parts of it), as long as what their payments ask together is no more than the invoice
+    owes: past that, the other's open Checkout is expired too, and its payment processing or being credited
+    refuses this click, saying what may still be paid."""
     invoice_ids = [invoice.id for invoice in request.invoices]
-    others = [attempt for attempt in under_way(state.session, invoice_ids, besides=request.id)
+    under = under_way(state.session, invoice_ids, besides=request.id)
+    others = [attempt for attempt in under
               if request.parts or (attempt.request is not None and attempt.request.parts)]
+    if not request.parts and request.invoice is not None:
+        parts = [attempt for attempt in under if attempt not in others]
+        if amount + sum(attempt.amount for attempt in parts) > request.invoice.amount_remaining:
+            _refuse_beyond_owed(request.invoice, amount, [a for a in parts if a.status != AttemptStatus.OPEN])
+            others += [attempt for attempt in parts if attempt.status == AttemptStatus.OPEN]
     for attempt in others:  # refused before anything is written
         if attempt.status != AttemptStatus.OPEN:
             raise NotPayable(busy_message(attempt, invoice_ids))
     for attempt in others:
         if not retire(state, attempt):
             _refuse_if_taken(state.session, attempt, busy_message(attempt, invoice_ids))
+
+
+def _refuse_beyond_owed(invoice: Invoice, amount: int, busy: list[PaymentAttempt]) -> None:
+    """Refuse a click whose ``amount``, with the other payments of the invoice processing or being credited
+    (``busy``), is more than the invoice owes: it says how much may still be paid, if anything."""
+    taken = sum(attempt.amount for attempt in busy)
+    if amount + taken <= invoice.amount_remaining:
+        return
+    locale = current_locale()
+    left = invoice.amount_remaining - taken
+    number = invoice.number or str(invoice.id)
+    if left < minimum_amount(invoice.currency).amount:
+        raise NotPayable(_("A payment of invoice %(number)s is under way: it will be credited as soon as it is "
+                           "confirmed, and nothing was charged now.", number=number))
+    raise NotPayable(_("Invoice %(number)s owes %(owed)s, of which %(taken)s is being paid: you may pay at most "
+                       "%(left)s now, and nothing was charged.", number=number,
+                       owed=Money(invoice.amount_remaining, invoice.currency).format(locale),
+                       taken=Money(taken, invoice.currency).format(locale),
+                       left=Money(left, invoice.currency).format(locale)))
 
 
 def _refuse_if_taken(session, attempt: PaymentAttempt, paid_message: str) -> None:
