@@ -15,7 +15,7 @@ from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.core.models import CourseOffer, Purchase
 from lms_stripe_plugin.web.forms import SettingsSchema
 
-from .conftest import KEYS, as_user, form_body
+from .conftest import KEYS, ON_POSTGRES, as_user, form_body
 from .stripe_stubs import checkout_session, stub_create_session
 from .test_hostile_input import send_signal
 
@@ -164,3 +164,75 @@ def test_the_deposit_checkout_session_charges_the_deposit_only(app, client, db, 
     purchase = db.session.get(Purchase, purchase_id)
     assert (purchase.amount, purchase.deposit_amount, purchase.access_on_deposit) == (4990, 1497, True)
     assert purchase.balance_due_at.date() == date.today() + timedelta(days=30)
+
+
+# -- the balance paid while its suspension is being written (PostgreSQL) --------------------------------------
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not ON_POSTGRES, reason="a suspension racing with the payment needs PostgreSQL")
+def test_a_balance_paid_while_its_access_is_being_suspended_ends_with_access(app, client, db, host, people, priced,
+                                                                           configured, monkeypatch):
+    """The reminders run finds the balance overdue and suspends the access; the payment's ``invoice.paid`` is
+    handled by another worker at the same moment. Whichever commits first, the learner who paid keeps (or gets
+    back) the course and no suspension is left in force."""
+    import threading
+
+    from lms_stripe_plugin.core.models import Invoice, InvoiceLine, Suspension, utcnow
+    from lms_stripe_plugin.shop import deposits
+    from lms_stripe_plugin.testing import post_webhook
+
+    from .request_stubs import CREATED, admin_invoice
+    from .stripe_stubs import event
+
+    purchase = Purchase(user_id="u1", course_id="c1", amount=30000, currency="EUR", vat_rate=2000, status="paid",
+                        deposit_amount=9000, access_on_deposit=True, amount_paid=9000,
+                        balance_due_at=utcnow() - timedelta(days=30), stripe_payment_intent_id="pi_dep")
+    db.session.add(purchase)
+    db.session.flush()
+    invoice = Invoice(stripe_invoice_id="in_test_open_1", source="deposit", purchase_id=purchase.id, user_id="u1",
+                      currency="EUR", net=25000, vat=5000, gross=30000, amount_paid=9000, amount_remaining=21000,
+                      status="open", stripe_customer_id="cus_test_1", course_id="c1", number="ABC-0100")
+    invoice.lines = [InvoiceLine(position=1, description="Course", gross=30000, vat_rate=2000, net=25000, vat=5000)]
+    db.session.add(invoice)
+    db.session.commit()
+    purchase_id, invoice_id = purchase.id, invoice.id
+    read, paid = threading.Event(), threading.Event()
+    real = deposits._locked
+
+    def read_then_paid(session, purchase_id):  # the purchase is read; the payment comes before the suspension
+        found = real(session, purchase_id)
+        read.set()
+        paid.wait(3)  # the payment waits on the purchase's row, if the suspension locked it
+        return found
+
+    monkeypatch.setattr(deposits, "_locked", read_then_paid)
+    failures = []
+
+    def suspend():
+        try:
+            with app.app_context():
+                deposits.suspend(app.extensions["lms_stripe"], purchase_id)
+                db.session.commit()
+        except Exception as err:  # noqa: BLE001 - reported below
+            failures.append(err)
+
+    def pay():
+        try:
+            read.wait(10)
+            body = dict(event("invoice.paid", admin_invoice(invoice_id, status="paid", paid=30000), "evt_paid"),
+                        created=CREATED)
+            assert post_webhook(app.test_client(), body, KEYS["webhook_secrets"][0]).status_code == 200
+            paid.set()
+        except Exception as err:  # noqa: BLE001 - reported below
+            failures.append(err)
+
+    threads = [threading.Thread(target=suspend), threading.Thread(target=pay)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    db.session.expire_all()
+    assert db.session.get(Purchase, purchase_id).balance_paid_at is not None
+    assert None not in db.session.scalars(select(Suspension.restored_at)).all()  # none left in force
+    assert host.calls[-1] == ("enroll", "u1", "c1")

@@ -311,6 +311,13 @@ def invoice_changed(state: PluginState, invoice: Invoice | None) -> None:
         send_after_commit(session, signals.access_restored, user_id=purchase.user_id, course_id=purchase.course_id)
 
 
+def _locked(session, purchase_id: int) -> Purchase | None:
+    """The purchase, its row locked and read again: the payment of its balance, handled at the same moment
+    (`invoice_changed` writes the same row first), either committed before and is seen here, or waits for the
+    suspension and then lifts it."""
+    return session.get(Purchase, purchase_id, with_for_update=True, populate_existing=True)
+
+
 def overdue(session, *, now: datetime, grace_days: int) -> list[int]:
     """Deposit purchases with access whose balance was due more than ``grace_days`` ago, not suspended."""
     return list(session.scalars(select(Purchase.id).where(
@@ -326,7 +333,7 @@ def suspend(state: PluginState, purchase_id: int) -> bool:
     """Suspend the learner's access for an overdue balance, once (a unique row); nothing is deleted: the
     purchase, invoice and request stay, and paying the invoice gives access back."""
     session = state.session
-    purchase = session.get(Purchase, purchase_id)
+    purchase = _locked(session, purchase_id)
     if purchase is None or purchase.balance_paid_at is not None or purchase.status != PurchaseStatus.PAID:
         return False
     try:
