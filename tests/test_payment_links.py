@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 import responses
 import sqlalchemy as sa
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lms_stripe_plugin.billing import paying, payment_links
@@ -285,6 +285,50 @@ def _open_attempt(db, link_id: int, *, amount=4990, email="zoe@example.org", nam
     db.session.add(attempt)
     db.session.commit()
     return attempt
+
+
+def test_a_click_while_the_payers_checkout_is_being_opened_waits_for_it(client, db, school, stripe_http):
+    """The payer's first click is opening its Checkout (Stripe has not answered yet): a second click, another
+    tab, is asked to wait rather than retire it, whose session would then be payable with nothing to expire it;
+    past a minute (Stripe's answer was lost) it replaces it."""
+    link_id, token = make_link(db, vat_rate=0)
+    first = _open_attempt(db, link_id, amount=3000, session_id=None)
+    first.checkout_url = None
+    db.session.commit()
+    waiting = _pay(client, token, amount="40", name="Zoé", email="zoe@example.org")
+    assert waiting.status_code == 409 and "Your payment page is being opened: try again in a minute." in \
+        waiting.get_data(as_text=True)
+    assert not stripe_http.calls and db.session.get(PaymentAttempt, first.id).status == "open"
+    first = db.session.get(PaymentAttempt, first.id)
+    first.created_at = utcnow() - paying.OPENING_MARGIN - timedelta(seconds=1)
+    db.session.commit()
+    _stub_session(stripe_http)
+    assert _pay(client, token, amount="40", name="Zoé", email="zoe@example.org").status_code == 303
+    db.session.expire_all()
+    assert db.session.get(PaymentAttempt, first.id).status == "expired" and _link(db, link_id).held == 1
+
+
+def test_a_checkout_opened_for_a_click_replaced_meanwhile_is_expired(client, db, school, stripe_http):
+    """Stripe answers a click after a newer click replaced it: its session is recorded, expired at Stripe, and
+    the payer is told to reload; only the newer Checkout can be paid."""
+    link_id, token = make_link(db, vat_rate=0)
+
+    def replaced_while_stripe_answers(request):
+        db.session.execute(update(PaymentAttempt).values(status="expired").execution_options(
+            synchronize_session=False))
+        return 200, {}, json.dumps(stripe_object("checkout_session", id="cs_test_link_1", status="open",
+                                                 url="https://checkout.stripe.com/c/pay/cs_test_link_1"))
+
+    stripe_http.add_callback(responses.POST, SESSIONS, callback=replaced_while_stripe_answers)
+    expire = stripe_http.add(responses.POST, f"{SESSIONS}/cs_test_link_1/expire", json=stripe_object(
+        "checkout_session", id="cs_test_link_1", status="expired"))
+    response = _pay(client, token, amount="30", name="Zoé", email="zoe@example.org")
+    assert response.status_code == 409 and "This payment page was replaced by a newer one: reload the page." in \
+        response.get_data(as_text=True)
+    assert expire.call_count == 1
+    db.session.expire_all()
+    (attempt,) = db.session.scalars(select(PaymentAttempt)).all()
+    assert (attempt.status, attempt.stripe_checkout_session_id) == ("expired", "cs_test_link_1")
 
 
 def test_an_expired_checkout_gives_its_use_back(client, db, school):

@@ -316,8 +316,11 @@ def retire(state: PluginState, attempt: PaymentAttempt) -> bool:
     was no longer open (paid, processing or expired meanwhile): nothing is done."""
     if not _move(state.session, attempt, (AttemptStatus.OPEN,), AttemptStatus.EXPIRED):
         return False
-    if attempt.stripe_checkout_session_id:
-        jobs.defer(state.session, expire_sessions, [attempt.stripe_checkout_session_id])
+    # Read again: the click that opens it may have recorded its session since this attempt was loaded.
+    session_id = state.session.scalar(select(PaymentAttempt.stripe_checkout_session_id)
+                                      .where(PaymentAttempt.id == attempt.id))
+    if session_id:
+        jobs.defer(state.session, expire_sessions, [session_id])
     return True
 
 
@@ -463,8 +466,13 @@ def open_session(state: PluginState, plan: PayPlan) -> str:
         raise
     _remember_rate(state, settings, plan, created_rate)
     _remember_customer(state, settings, plan, created_customer)
-    attempt = state.session.get(PaymentAttempt, plan.attempt_id)
+    attempt = state.session.get(PaymentAttempt, plan.attempt_id, with_for_update=True, populate_existing=True)
     attempt.stripe_checkout_session_id, attempt.checkout_url = created["id"], created["url"]
+    if attempt.status != AttemptStatus.OPEN:
+        # Replaced by a newer click while Stripe answered (past `OPENING_MARGIN`): this session is expired
+        # at Stripe too, so that only the newer one can be paid; recorded, should it be paid before.
+        jobs.defer(state.session, expire_sessions, [created["id"]])
+        raise NotPayable(_("This payment page was replaced by a newer one: reload the page."))
     return created["url"]
 
 

@@ -313,6 +313,8 @@ def reserve(state: PluginState, link: PaymentLink, payer: Payer, amount: int, *,
     if current is not None and (current.amount, current.payer_name) == (amount, payer.name) \
             and paying.still_open(current):
         return paying.PayPlan(current.id, _key(link, current), current.checkout_url, {})
+    if current is not None and paying.opening(current):
+        raise LinkRefused(_("Your payment page is being opened: try again in a minute."))
     if current is not None:
         paying.retire(state, current)
     paying.release_stale(state, link)
