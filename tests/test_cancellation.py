@@ -286,6 +286,39 @@ def test_a_lost_answer_then_stripes_refund_event_then_the_retry_refund_once(clie
     assert unenrolls(host) == 1 and count_signals(signals, "purchase_cancelled") == 1
 
 
+def test_a_partial_refund_stripe_made_though_its_answer_was_lost_is_never_asked_again(client, db, host, paid,
+                                                                                      stripe_http):
+    """Stripe made the credit note and its 10.00 refund but its answer was lost; the refund's event records it.
+    Asking for the same 10.00 again, as the page said to, asks Stripe nothing: the administrator is told the
+    refund was made, and it is counted once."""
+    purchase_id, invoice_id = paid
+    stub_credit_note(stripe_http, UNREACHABLE)
+    assert "Stripe could not be reached" in text(partial_refund(client, invoice_id, "10.00"))
+    assert send_event(client, "refund.created", refund(amount=1000), "evt_refund_created_lost").status_code == 200
+    stripe_http.replace(responses.POST, "https://api.stripe.com/v1/credit_notes",
+                        json=credit_note(cn_id="cn_test_2", amount=1000, refund_id="re_test_2"))
+    stub_get_refund(stripe_http, refund(refund_id="re_test_2", amount=1000))
+
+    again = partial_refund(client, invoice_id, "10.00")
+
+    assert again.status_code == 400
+    assert "Stripe made the refund of €10.00 asked for earlier" in amount_error(again)
+    (asked,) = calls(stripe_http, "POST", "/v1/credit_notes")
+    (row,) = refunds_of(db, purchase_id)
+    assert idempotency_key(asked) == f"lms-refund-{row.id}"
+    assert (row.origin, row.status, row.stripe_refund_id, row.amount) == ("admin", "succeeded", "re_test_1", 1000)
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert purchase.amount_refunded == invoice.amount_refunded == 1000
+    assert (invoice.status, purchase.status) == ("partially_refunded", "paid") and enrolled(host)
+
+    # Its credit note comes in its event, and links the refund; another amount is a request of its own.
+    made = credit_note(amount=1000)
+    assert send_event(client, "credit_note.created", made, "evt_credit_note_lost").status_code == 200
+    assert refunds_of(db, purchase_id)[0].stripe_credit_note_id == "cn_test_1"
+    assert partial_refund(client, invoice_id, "5.00").status_code == 302
+    assert [sent(call)["amount"] for call in calls(stripe_http, "POST", "/v1/credit_notes")] == ["1000", "500"]
+
+
 def test_after_an_unconfirmed_cancellation_a_partial_refund_never_refunds_the_whole_amount(client, db, host, paid,
                                                                                            stripe_http):
     """A cancellation Stripe never confirmed must not be replayed in place of the 10.00 refund now asked for."""
@@ -418,6 +451,41 @@ def test_a_retry_stripe_cannot_reach_can_be_retried_again_with_the_same_key(clie
     assert idempotency_key(first_call) == idempotency_key(second_call)
     purchase, invoice = purchase_and_invoice(db, purchase_id)
     assert invoice.status == "cancelled" and invoice.amount_refunded == 4990
+
+
+def test_a_retry_stripe_made_though_its_answer_was_lost_is_never_asked_again(client, db, host, paid, stripe_http):
+    """A retry whose answer was lost, recorded by its refund's event (which names our row in its metadata):
+    retrying the failed refund again asks Stripe nothing, and the failed refund is marked replaced."""
+    purchase_id, invoice_id = paid
+    stub_credit_note(stripe_http, credit_note(amount=1000))
+    stub_get_refund(stripe_http, refund(amount=1000, status="failed", failure_reason="expired_or_canceled_card"))
+    partial_refund(client, invoice_id, "10.00")
+    (failed,) = refunds_of(db, purchase_id)
+    assert failed.status == "failed"
+    stub_create_refund(stripe_http, UNREACHABLE)
+    token = csrf(client, f"/payments/admin/invoices/{invoice_id}")
+    retry_url = f"/payments/admin/refunds/{failed.id}/retry"
+    first = client.post(retry_url, data={"csrf_token": token}, headers=as_user("adm"))
+    assert "Stripe could not be reached" in text(client.get(first.headers["Location"], headers=as_user("adm")))
+    (retry,) = [row for row in refunds_of(db, purchase_id) if row.id != failed.id]
+    made = refund(refund_id="re_test_2", amount=1000)
+    made["metadata"] = {"lms_refund_id": str(retry.id)}
+    assert send_event(client, "refund.created", made, "evt_retry_created").status_code == 200
+    stripe_http.replace(responses.POST, "https://api.stripe.com/v1/refunds", json=refund(refund_id="re_test_3",
+                                                                                         amount=1000))
+
+    again = client.post(retry_url, data={"csrf_token": token}, headers=as_user("adm"))
+
+    assert again.status_code == 302
+    page = client.get(again.headers["Location"], headers=as_user("adm"))
+    assert "Stripe made the retry of this refund asked for earlier" in text(page)
+    assert f'action="{retry_url}"' not in page.get_data(as_text=True)
+    (asked,) = calls(stripe_http, "POST", "/v1/refunds")
+    assert idempotency_key(asked) == f"lms-refund-retry-{retry.id}"
+    old, done = refunds_of(db, purchase_id)
+    assert (old.status, done.status, done.stripe_refund_id) == ("replaced", "succeeded", "re_test_2")
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert purchase.amount_refunded == invoice.amount_refunded == 1000 and invoice.status == "partially_refunded"
 
 
 def test_only_a_failed_refund_can_be_retried(client, db, paid, stripe_http):

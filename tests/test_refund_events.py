@@ -2,15 +2,16 @@
 fate of a refund an administrator asked for. Every event is delivered twice and in different orders; the
 handlers apply the refund or dispute each event carries, reading nothing from Stripe once the payment is
 recorded, and the outcome never depends on the order."""
+import json
 import re
 
 import pytest
 import responses
 from sqlalchemy import select
 
-from lms_stripe_plugin.core.models import AuditEntry, Dispute, Event, Refund
+from lms_stripe_plugin.core.models import AuditEntry, Dispute, Event, Purchase, Refund
 
-from .conftest import as_user, stripe_object
+from .conftest import STRIPE, as_user, form_body, stripe_object
 from .refund_support import (charge, credit_note, csrf, dispute, enrolled, paid_purchase,
                              purchase_and_invoice, refund, refunds_of, rows, send_event,
                              stub_create_refund, stub_credit_note, stub_credit_notes, stub_get_refund, text,
@@ -247,6 +248,43 @@ def test_a_stale_pending_answer_never_undoes_a_refund_already_counted(client, db
     (row,) = refunds_of(db, purchase_id)
     purchase, invoice = purchase_and_invoice(db, purchase_id)
     assert row.status == "succeeded" and invoice.status == "cancelled" and invoice.amount_refunded == 4990
+
+
+# -- a refund the plugin asked for, told of before its answer is applied ----------------------------
+
+def test_a_duplicate_payments_refund_told_of_before_its_answer_is_recorded_once(app, client, db, host, people,
+                                                                                priced, configured, stripe_http):
+    """The automatic refund of a payment for a course already paid: Stripe sends refund.created as it answers,
+    and the event is handled first. Its metadata names our row: it is that row's refund, not a Dashboard one."""
+    from .stripe_stubs import open_purchase, paid_session
+
+    old = open_purchase(db)
+    old.status = "expired"
+    db.session.add(Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR", vat_rate=2000,
+                            amount_paid=4990, stripe_payment_intent_id="pi_other",
+                            stripe_checkout_session_id="cs_other"))
+    db.session.commit()
+    session = paid_session(old)
+    session = dict(session, invoice=session["invoice"]["id"], payment_intent=session["payment_intent"]["id"])
+    issued = stub_credit_notes(stripe_http)
+    events = app.test_client()
+
+    def create(request):
+        asked = form_body(request)
+        made = refund(refund_id="re_dup", amount=int(asked["amount"]), payment_intent=asked["payment_intent"],
+                      reason=asked.get("reason"))
+        made["metadata"] = {"lms_refund_id": asked["metadata[lms_refund_id]"]}
+        deliver(events, [("refund.created", made, "evt_re_dup_created")])
+        return 200, {}, json.dumps(made)
+
+    stripe_http.add_callback(responses.POST, f"{STRIPE}/v1/refunds", callback=create, content_type="application/json")
+    deliver(client, [("checkout.session.completed", session, "evt_cs_old")])
+
+    (row,) = rows(db, Refund)
+    assert (row.purchase_id, row.origin, row.status, row.stripe_refund_id, row.amount) == \
+        (old.id, "system", "succeeded", "re_dup", 4990)
+    assert issued == [] and len(audit_actions(db, "refund_requested")) == 0
+    assert len(audit_actions(db, "refund_succeeded")) == 1
 
 
 # -- disputes --------------------------------------------------------------------------------------

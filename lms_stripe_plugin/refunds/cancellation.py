@@ -9,7 +9,8 @@ cancellation wholly credited to the balance has no refund to wait for: it is don
 Two steps, each in a transaction of the caller's. `request_cancel`, `request_part` and `request_retry`
 check and write a "requested" refund row, whose id gives the idempotency key, and return a `RefundPlan`;
 `send` calls Stripe first (no transaction is held across the call) and then applies its answer. A request
-Stripe never confirmed is reused if the administrator repeats it, so a retry can never refund twice.
+Stripe never confirmed is reused if the administrator repeats it, so a retry can never refund twice; one whose
+answer was lost but whose refund Stripe told us of since (its event) is not asked again at all.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..core import audit
 from ..core.enums import (AccessReason, AuditAction, InvoiceSource, InvoiceStatus, PaymentRequestStatus,
                           PurchaseStatus, RefundOrigin, RefundStatus)
 from ..core.i18n import current_locale, gettext as _
-from ..core.models import Invoice, InvoicePayment, PaymentRequest, Refund, RequestPart, utcnow
+from ..core.models import AuditEntry, Invoice, InvoicePayment, PaymentRequest, Refund, RequestPart, utcnow
 from ..core.txn import transition
 from ..billing import balances, requests as payment_requests
 from ..errors import GatewayError, PaymentsError
@@ -126,6 +127,7 @@ def _request(state: PluginState, invoice: Invoice, *, amount: int | None, revoke
                               "Stripe credited to it by a payment record: refund that payment and issue the credit "
                               "note in the Stripe Dashboard. Refunding it here is not supported yet."))
     unpaid = _unpaid_part(invoice, amount)
+    _refuse_made(session, invoice, amount)
     refund = _matching_request(session, invoice, amount) or _new_request(session, invoice, amount, revoke,
                                                                          actor_id, reason)
     params: CreditNoteCreateParams = {
@@ -158,6 +160,23 @@ def _matching_request(session, invoice: Invoice, amount: int | None) -> Refund |
     raise RefundRefused(_("An earlier request of %(amount)s was not confirmed by Stripe: repeat that request "
                           "first, it is retried safely.",
                           amount=Money(pending.amount, pending.currency).format(current_locale())))
+
+
+def _refuse_made(session, invoice: Invoice, amount: int | None) -> None:
+    """Refuse a request Stripe made already: its answer was lost, but its refund's event gave our row the
+    refund's id (`lifecycle.sync_refund`) before any answer gave it its credit note. Asking for the same thing
+    again is that request repeated, and Stripe is not asked again, not even with its idempotency key: Stripe
+    may prune a key once it is 24 hours old, and a key reused after that makes a new credit note and refund.
+    Its credit note comes in its own event (``credit_note.created``)."""
+    made = session.scalars(select(Refund).where(
+        Refund.purchase_id == invoice.purchase_id, Refund.origin == RefundOrigin.ADMIN,
+        Refund.stripe_credit_note_id.is_(None), Refund.stripe_refund_id.is_not(None),
+        Refund.idempotency_key.not_like(f"{RETRY_PREFIX}%")).order_by(Refund.id))
+    for refund in made:
+        if refund.full if amount is None else refund.amount == amount:
+            raise RefundRefused(_("Stripe made the refund of %(amount)s asked for earlier (its answer was lost, "
+                                  "Stripe has told us of the refund since): it is not asked for again.",
+                                  amount=Money(refund.amount, refund.currency).format(current_locale())))
 
 
 def cancellable(invoice: Invoice) -> bool:
@@ -214,6 +233,10 @@ def request_retry(state: PluginState, failed: Refund, *, actor_id: str) -> Refun
     payment_intent = purchase.stripe_payment_intent_id or _failed_refund_payment(state, failed)
     if not payment_intent:
         raise RefundRefused(_("This purchase has no Stripe payment to refund."))
+    if _made_retry(session, failed) is not None:
+        transition(session, failed, (RefundStatus.FAILED,), RefundStatus.REPLACED)  # kept for the record
+        raise RefundRefused(_("Stripe made the retry of this refund asked for earlier (its answer was lost, "
+                              "Stripe has told us of the refund since): it is not asked for again."))
     retry = _pending_retry(session, purchase.id) or _new_retry(session, failed, actor_id)
     return refund_plan(retry, payment_intent, replaces=failed.id)
 
@@ -244,6 +267,20 @@ def _pending_retry(session, purchase_id: int) -> Refund | None:
                                                Refund.stripe_refund_id.is_(None)))
 
 
+def _made_retry(session, failed: Refund) -> Refund | None:
+    """A retry of ``failed`` that Stripe made though its answer was lost: the refund's event, whose metadata
+    names the retry, gave it the refund's id, but only the answer marks ``failed`` replaced. The retry's audit
+    entry names both rows (written with the retry, in its transaction)."""
+    entries = session.scalars(select(AuditEntry).where(AuditEntry.action == AuditAction.REFUND_RETRIED,
+                                                       AuditEntry.purchase_id == failed.purchase_id))
+    retries = [found["retry"] for found in map(audit.details, entries)
+               if found.get("failed_refund") == failed.id and isinstance(found.get("retry"), int)]
+    if not retries:
+        return None
+    return session.scalar(select(Refund).where(Refund.id.in_(retries), Refund.stripe_refund_id.is_not(None),
+                                               Refund.idempotency_key.like(f"{RETRY_PREFIX}%")).limit(1))
+
+
 def _new_retry(session, failed: Refund, actor_id: str) -> Refund:
     retry = Refund(purchase_id=failed.purchase_id, amount=failed.amount - failed.balance_amount,
                    currency=failed.currency,
@@ -251,7 +288,7 @@ def _new_retry(session, failed: Refund, actor_id: str) -> Refund:
                    origin=RefundOrigin.ADMIN, reason=failed.reason, actor_id=actor_id, idempotency_key="pending")
     _insert(session, retry, RETRY_PREFIX)
     audit.record(session, AuditAction.REFUND_RETRIED, actor_id=actor_id, purchase_id=failed.purchase_id,
-                 amount=retry.amount, failed_refund=failed.id)
+                 amount=retry.amount, failed_refund=failed.id, retry=retry.id)
     return retry
 
 

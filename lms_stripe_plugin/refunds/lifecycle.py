@@ -103,11 +103,15 @@ def sync_refund(state: PluginState, stripe_refund: dict, *, refund: Refund | Non
 
 
 def _dashboard_refund(state: PluginState, stripe_refund: dict, purchase: Purchase) -> Refund | None:
-    """Our row for a refund we have no id for: an administrator's request whose answer was lost (same
-    purchase and amount, not yet confirmed), or else a refund made in the Stripe dashboard."""
+    """Our row for a refund we have no id for: the row its metadata names (a refund the plugin asked for,
+    whose answer is not applied yet), an administrator's request whose answer was lost (same purchase and
+    amount, not yet confirmed), or else a refund made in the Stripe dashboard."""
     session = state.session
     amount = int(stripe_refund["amount"])
     check_fits(purchase, "Refund", stripe_refund["id"], amount, stripe_refund["currency"])
+    named = _named_row(session, stripe_refund, purchase)
+    if named is not None:
+        return named
     unconfirmed = session.scalar(select(Refund).where(
         Refund.purchase_id == purchase.id, Refund.origin == RefundOrigin.ADMIN,
         Refund.status == RefundStatus.REQUESTED, Refund.stripe_refund_id.is_(None),
@@ -133,6 +137,19 @@ def _dashboard_refund(state: PluginState, stripe_refund: dict, purchase: Purchas
         # An invoiced payment refunded: the credit note that documents it, unless the Dashboard made one.
         jobs.defer(session, credit_notes.issue_for_refund, wanted)
     return refund
+
+
+def _named_row(session, stripe_refund: dict, purchase: Purchase) -> Refund | None:
+    """The row a refund's metadata names, whatever its kind (an administrator's retry, a duplicate payment's
+    refund): ``lms_refund_id``, which the plugin sets on every refund it asks for through the Refunds API and
+    Stripe keeps on the refund and its events. A credit note's refund carries none (the credit note's metadata
+    is its own): it is matched by its amount. Only a row of the school's (the query is scoped to it), of the
+    refund's purchase, that has no other refund yet."""
+    named = (stripe_refund.get("metadata") or {}).get("lms_refund_id")
+    if not isinstance(named, str) or not (named.isascii() and named.isdigit()) or len(named) > 9:
+        return None
+    return session.scalar(select(Refund).where(Refund.id == int(named), Refund.purchase_id == purchase.id,
+                                               Refund.stripe_refund_id.is_(None)))
 
 
 def _count_refunded(session, purchase: Purchase, amount: int) -> None:
