@@ -155,6 +155,27 @@ def test_an_older_refund_snapshot_is_skipped_and_a_later_failure_is_applied(clie
     assert purchase_and_invoice(db, purchase_id)[0].amount_refunded == 0 and len(signals["refund_failed"]) == 1
 
 
+def test_a_new_refund_told_of_before_the_failure_of_the_one_it_replaces_applies_once_that_is_handled(
+        client, db, paid, stripe_http):
+    """Refund A of the whole payment succeeds, then fails (Stripe documents it); the school refunds again (B).
+    B's event comes before A's failure: it does not fit yet (A still counts), fails, and applies when Stripe
+    delivers it again after A's failure: what is refunded is what Stripe refunded."""
+    purchase_id, _invoice_id = paid
+    stub_credit_notes(stripe_http)
+    assert _send(client, "refund.updated", refund(refund_id="re_a", amount=4990), "evt_a_ok", 100) == "handled"
+    b = dict(event("refund.created", refund(refund_id="re_b", amount=4990), "evt_b"), created=300)
+    assert post_webhook(client, b, SECRET).status_code == 500  # not applicable yet: delivered again
+    failed = refund(refund_id="re_a", amount=4990, status="failed", failure_reason="expired_or_canceled_card")
+    assert _send(client, "refund.failed", failed, "evt_a_failed", 200) == "handled"
+    assert post_webhook(client, b, SECRET).json == {"status": "handled"}  # Stripe's next delivery
+    purchase, invoice_row = purchase_and_invoice(db, purchase_id)
+    assert (purchase.amount_refunded, invoice_row.amount_refunded) == (4990, 4990)
+    db.session.expire_all()
+    assert {r.stripe_refund_id: r.status for r in db.session.scalars(select(Refund))} == {
+        "re_a": "failed", "re_b": "succeeded"}
+    assert db.session.get(Event, "evt_b").status == "processed"
+
+
 def test_an_older_dispute_snapshot_does_not_reopen_it(client, db, host, paid, stripe_http):
     assert _send(client, "charge.dispute.closed", dispute(status="won"), "evt_closed", 300) == "handled"
     assert _send(client, "charge.dispute.updated", dispute(status="under_review"), "evt_updated", 200) == "outdated"

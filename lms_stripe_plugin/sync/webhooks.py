@@ -53,9 +53,13 @@ log = get_logger(__name__)
 _REJECTED: tuple[tuple[type[PaymentsError], RejectReason], ...] = (
     (SessionMismatch, RejectReason.MISMATCH),
     (OtherCurrency, RejectReason.MISMATCH),
-    (ExceedsPayment, RejectReason.EXCEEDS_PAYMENT),
     (NotFound, RejectReason.UNKNOWN_OBJECT),
 )
+#: Errors that say the event does not fit what is recorded so far: a refund counted past what was paid while
+#: the failure of an earlier refund, or the payment of a deposit's balance, is still to come (Stripe does not
+#: promise the order of its events). Failed, with the reason and no traceback, and answered 500: Stripe (or
+#: the queue) delivers it again, and it applies once the events it waits for are handled.
+_NOT_YET: tuple[type[PaymentsError], ...] = (ExceedsPayment,)
 _DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
 #: What the administrators' page lists.
 PROBLEMS = (EventStatus.FAILED, EventStatus.REJECTED)
@@ -312,6 +316,12 @@ def _failed(state: PluginState, key: str, event: dict, payload: str, err: Except
         _settle(state, key, event, payload, EventStatus.REJECTED, reason=reason,
                 error=f"{type(err).__name__}: {message}"[:8000])
         return Outcome(200, "rejected")
+    if isinstance(err, _NOT_YET):
+        message = getattr(err, "message", str(err))
+        log.warning("Stripe event %s (%s) does not fit what is recorded yet: %s", key, stored_type(event["type"]),
+                    message)
+        _settle(state, key, event, payload, EventStatus.FAILED, error=f"{type(err).__name__}: {message}"[:8000])
+        return Outcome(500, "not applicable yet")
     log.exception("Stripe event %s (%s) failed", key, stored_type(event["type"]))
     _settle(state, key, event, payload, EventStatus.FAILED, error="".join(traceback.format_exception(err))[-8000:])
     return Outcome(500, "handler failed")
