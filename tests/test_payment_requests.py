@@ -1,8 +1,8 @@
 """Payment requests as a service (`billing.requests`) and the rules of paying one (`billing.paying`): a
 request is written with one link per message, its messages go out after the commit, every refusal is
-complete and writes nothing; resending makes new links and keeps the old ones; cancelling expires the
-Checkout under way; the learner may pay only what the request's limits allow, and a second click reuses
-the Checkout Session of the first."""
+complete and writes nothing; resending makes new links and keeps the old ones, and is refused once nothing
+remains to be paid; cancelling expires the Checkout under way; the learner may pay only what the request's
+limits allow, and a second click reuses the Checkout Session of the first."""
 from __future__ import annotations
 
 import json
@@ -22,8 +22,8 @@ from lms_stripe_plugin.core.models import (AuditEntry, Invoice, Message, Payment
 from lms_stripe_plugin.errors import GatewayError, ValidationFailed
 from lms_stripe_plugin.messages import DeliveryFailed, outbox
 
-from .conftest import STRIPE, stripe_object
-from .refund_support import calls, idempotency_key, sent
+from .conftest import STRIPE, as_user, stripe_object
+from .refund_support import calls, csrf, idempotency_key, sent, text
 from .request_stubs import LANDLINE, MOBILE, backend, open_attempt, stub_expire  # noqa: F401 - a fixture
 from .request_support import open_invoice, open_request
 
@@ -257,6 +257,77 @@ def test_only_an_open_request_is_sent_again(db, state, owed, backend, status):
         payment_requests.resend(state, request, actor_id="adm")
     db.session.commit()
     assert (_count(db, Message), _count(db, RequestLink), backend.sent) == (0, 1, [])
+
+
+def _paid_otherwise(db, invoice_id: int, **changes) -> None:
+    """The invoice paid whole otherwise (Stripe's hosted invoice page, another request): it owes nothing more."""
+    invoice = db.session.get(Invoice, invoice_id)
+    for name, value in ({"status": "paid", "amount_paid": invoice.gross, "amount_remaining": 0} | changes).items():
+        setattr(invoice, name, value)
+    db.session.commit()
+
+
+@pytest.mark.parametrize("changes", [{}, {"status": "open"}])
+def test_a_request_whose_invoice_was_paid_otherwise_is_not_sent_again(db, state, owed, backend, changes):
+    """The request is still open, but asks nothing more: the learner is not asked to pay what they paid."""
+    request_id, _token_ = open_request(db, owed)
+    _paid_otherwise(db, owed, **changes)
+    request = db.session.get(PaymentRequest, request_id)
+    with pytest.raises(RequestRefused, match="Nothing remains to be paid: the payment request is not sent again."):
+        payment_requests.resend(state, request, actor_id="adm")
+    db.session.commit()
+    assert (_count(db, Message), _count(db, RequestLink), backend.sent) == (0, 1, [])
+    assert _audit(db, AuditAction.PAYMENT_REQUEST_RESENT) == []
+
+
+def test_a_request_paid_in_full_but_still_open_is_not_sent_again(db, state, owed, backend):
+    request_id, _token_ = open_request(db, owed)
+    request = db.session.get(PaymentRequest, request_id)
+    request.amount_paid = request.amount
+    db.session.commit()
+    with pytest.raises(RequestRefused, match="Nothing remains to be paid: the payment request is not sent again."):
+        payment_requests.resend(state, request, actor_id="adm")
+    db.session.commit()
+    assert (_count(db, Message), backend.sent) == (0, [])
+
+
+def test_sending_again_asks_what_remains_after_a_payment_made_otherwise(db, state, host, people, configured,
+                                                                         backend):
+    """The invoice owes 40 € of the 90 € asked (paid in part on Stripe's page): the message asks 40 €."""
+    invoice_id = open_invoice(db, host, paid=26000)
+    request_id, _token_ = open_request(db, invoice_id, amount=9000, locale="en")
+    assert payment_requests.resend(state, db.session.get(PaymentRequest, request_id), actor_id="adm") == 1
+    db.session.commit()
+    (message,) = backend.sent
+    assert "€40.00" in message.body and "€90.00" not in message.body
+
+
+def test_no_message_asks_for_anything_when_nothing_remains(db, state, owed, backend):
+    request_id, _token_ = open_request(db, owed)
+    _paid_otherwise(db, owed)
+    request = db.session.get(PaymentRequest, request_id)
+    assert payment_requests.notify(state, request, purpose="reminder+1", reminder=True) == 0
+    db.session.commit()
+    assert (_count(db, Message), _count(db, RequestLink), backend.sent) == (0, 1, [])
+
+
+def test_the_invoice_page_offers_to_send_again_only_a_request_that_asks_something(client, db, owed, backend):
+    request_id, _token_ = open_request(db, owed)
+    page = f"/payments/admin/invoices/{owed}"
+    resend = f"/payments/admin/requests/{request_id}/resend"
+    assert resend in client.get(page, headers=as_user("adm")).get_data(as_text=True)
+    _paid_otherwise(db, owed)
+    shown = client.get(page, headers=as_user("adm"))
+    assert resend not in shown.get_data(as_text=True)
+    assert f"/payments/admin/requests/{request_id}/cancel" in shown.get_data(as_text=True)
+    assert "Nothing remains to be paid on this invoice." in text(shown)
+    # Sent from a page opened before the payment: refused, and said so.
+    answer = client.post(resend, data={"csrf_token": csrf(client, page), "next_invoice": "1"},
+                         headers=as_user("adm"))
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(page)
+    assert "Nothing remains to be paid: the payment request is not sent again." in \
+        text(client.get(page, headers=as_user("adm")))
+    assert backend.sent == [] and _count(db, Message) == 0
 
 
 def test_cancelling_closes_the_request_and_expires_its_checkout_after_the_commit(db, state, owed, stripe_http):

@@ -188,11 +188,12 @@ def _reachable(channel: Channel, recipient: str | None) -> bool:
 def notify(state: PluginState, request: PaymentRequest, *, purpose: str, reminder_id: int | None = None,
            reminder: bool = False, sms: bool = True) -> int:
     """Write the request's messages (one per channel it was sent by, each with a link of its own; no SMS when
-    ``sms`` is false), sent after the commit; ``purpose`` makes their keys (sent, resent-2, reminder+7…). How
-    many were written."""
+    ``sms`` is false), asking what it still asks, sent after the commit; ``purpose`` makes their keys (sent,
+    resent-2, reminder+7…). How many were written: none when nothing remains to be paid."""
     host, session = state.host, state.session
+    amount = paying.remaining(request)
     user = host.get_user(request.user_id)
-    if user is None:
+    if user is None or amount <= 0:
         return 0
     written = 0
     for channel, wanted, recipient in ((Channel.EMAIL, request.send_email, host.user_email(user)),
@@ -200,7 +201,7 @@ def notify(state: PluginState, request: PaymentRequest, *, purpose: str, reminde
         if not (wanted and recipient and _reachable(channel, recipient)):
             continue  # e.g. a number that became a landline since: the other channel, or a reminder, still goes
         link = public_url("lms_stripe.pay", token=links.new(session, request))
-        subject, body, html = _compose(state, request, user, channel, link, reminder)
+        subject, body, html = _compose(state, request, user, channel, link, amount, reminder)
         if messages.queue(session, channel=channel, recipient=recipient, subject=subject, body=body, html=html,
                           idempotency_key=f"request-{request.id}-{purpose}-{channel}", request_id=request.id,
                           reminder_id=reminder_id) is not None:
@@ -208,10 +209,10 @@ def notify(state: PluginState, request: PaymentRequest, *, purpose: str, reminde
     return written
 
 
-def _compose(state: PluginState, request: PaymentRequest, user, channel: Channel, link: str,
+def _compose(state: PluginState, request: PaymentRequest, user, channel: Channel, link: str, amount: int,
              reminder: bool) -> tuple[str, str, str | None]:
     values: dict[str, Any] = dict(locale=request.locale, school_name=school_name(state),
-                  amount=Money(paying.remaining(request) or request.amount, request.currency),
+                  amount=Money(amount, request.currency),
                   due=request.due_at.date(), link=link, invoice_number=request.invoice_numbers,
                   invoices=len(request.invoices), topup=request.topup,
                   message=request.message, reminder=reminder, overdue=reminder and _aware(request.due_at) < utcnow())
@@ -231,9 +232,12 @@ def _aware(moment: datetime) -> datetime:
 
 
 def resend(state: PluginState, request: PaymentRequest, *, actor_id: str | None) -> int:
-    """Send the request again (new messages, new links; the old links keep working)."""
+    """Send the request again (new messages, new links; the old links keep working), if it still asks for
+    something: its invoice may have been paid otherwise (Stripe's hosted invoice page, another request)."""
     if request.status != PaymentRequestStatus.OPEN:
         raise RequestRefused(_("Only an open payment request is sent again."))
+    if paying.remaining(request) <= 0:
+        raise RequestRefused(_("Nothing remains to be paid: the payment request is not sent again."))
     count = state.session.scalar(select(func.count()).select_from(Message).where(Message.request_id == request.id))
     written = notify(state, request, purpose=f"resent-{count + 1}")
     audit.record(state.session, AuditAction.PAYMENT_REQUEST_RESENT, actor_id=actor_id, user_id=request.user_id,
