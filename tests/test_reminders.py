@@ -1,7 +1,8 @@
 """Reminders of payment requests (`billing.reminders`, `tasks.send_due_reminders`, ``flask lms-stripe
 reminders run``): the school's days relative to the due date, only the latest step that has come, never
 within a day of the request's sending, at most so many per request; each claimed by a unique row before it
-is sent, so that two runs at once send it once; a request paid meanwhile gets nothing."""
+is sent, so that two runs at once send it once; a request paid meanwhile gets nothing, nor one whose payment is
+under way (until it fails)."""
 from __future__ import annotations
 
 import threading
@@ -16,11 +17,11 @@ from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.billing import reminders
 from lms_stripe_plugin.core import audit
 from lms_stripe_plugin.core.enums import AuditAction, Channel, MessageStatus
-from lms_stripe_plugin.core.models import AuditEntry, Message, PaymentRequest, Reminder, utcnow
+from lms_stripe_plugin.core.models import AuditEntry, Message, PaymentAttempt, PaymentRequest, Reminder, utcnow
 from lms_stripe_plugin.messages import DeliveryFailed, outbox
 
 from .conftest import ON_POSTGRES
-from .request_stubs import LANDLINE, MOBILE, backend  # noqa: F401 - a fixture
+from .request_stubs import LANDLINE, MOBILE, backend, open_attempt  # noqa: F401 - a fixture
 from .request_support import open_invoice
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
@@ -261,6 +262,36 @@ def test_a_request_whose_invoice_owes_nothing_more_gets_nothing(db, state, owed,
     assert reminders.send(state, reminder) is False
 
 
+def _attempt_now(db, attempt_id: int, status: str) -> None:
+    """The Pay click's payment moved on (Stripe's event): ``status``."""
+    db.session.execute(sa.update(PaymentAttempt).where(PaymentAttempt.id == attempt_id).values(status=status))
+    db.session.commit()
+
+
+@pytest.mark.parametrize("status", ["processing", "paid"])
+def test_no_reminder_while_the_learners_payment_is_under_way(db, owed, status):
+    """A bank debit processing (SEPA), or a payment taken and not yet credited to the invoice: the learner has
+    paid, unless it fails. An open Checkout is no payment: the reminder still comes."""
+    request_id = _request(db, owed, due=NOW - timedelta(days=2))
+    attempt = open_attempt(db, request_id, status=status)
+    assert _due(db, NOW) == []
+    _attempt_now(db, attempt.id, "open")
+    assert _due(db, NOW) == [(request_id, 1)]
+
+
+def test_a_reminder_claimed_before_the_payment_began_is_not_sent_and_comes_again_if_it_fails(db, state, owed,
+                                                                                             backend):
+    request_id = _request(db, owed, due=utcnow() - timedelta(days=1, hours=1))
+    reminder = reminders.claim(db.session, reminders.Due(request_id, 1))
+    db.session.commit()
+    attempt = open_attempt(db, request_id, status="processing")  # the learner paid by SEPA debit meanwhile
+    assert reminders.send(state, reminder) is False
+    db.session.commit()
+    assert backend.sent == [] and _reminder_messages(db) == [] and _steps(db, request_id) == []
+    _attempt_now(db, attempt.id, "failed")
+    assert _due(db, utcnow()) == [(request_id, 1)]
+
+
 # -- runs ---------------------------------------------------------------------------------------------------
 
 def test_a_run_sends_each_reminder_that_has_come_once(app, db, owed, backend):
@@ -355,6 +386,19 @@ def test_a_request_paid_between_reading_and_sending_gets_no_reminder(app, db, ow
     report = _run(app, db)
     assert (report.sent, report.skipped) == (1, 1)
     assert [r for r, _c, _k in _reminder_messages(db)] == [owing]
+    assert [m.recipient for m in backend.sent] == ["lea@example.com"]
+
+
+def test_a_run_reminds_a_learner_whose_payment_failed_not_one_whose_payment_is_processing(app, db, owed, backend):
+    request_id = _request(db, owed, due=utcnow() - timedelta(days=2))
+    attempt = open_attempt(db, request_id, status="processing")
+    listed = app.test_cli_runner().invoke(args=["lms-stripe", "reminders", "run", "--dry-run"])
+    assert listed.exit_code == 0 and listed.output == "0 reminder(s) due.\n", listed.output
+    report = _run(app, db)
+    assert (report.sent, report.skipped) == (0, 0) and backend.sent == [] and _steps(db, request_id) == []
+    _attempt_now(db, attempt.id, "failed")  # the debit failed: the learner owes the 90 € still
+    report = _run(app, db)
+    assert report.sent == 1 and _steps(db, request_id) == [1]
     assert [m.recipient for m in backend.sent] == ["lea@example.com"]
 
 

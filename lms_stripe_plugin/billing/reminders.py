@@ -4,7 +4,9 @@ before, 1 and 7 days after), how many at most, and whether by SMS too.
 A reminder is claimed before anything is sent: a unique row per (request, step), committed on its own, so
 that two runs at once, even on two machines, send each reminder once. Just before sending, the request is
 read again: one paid meanwhile gets nothing. Only the latest step that has come is sent (a request found
-late is not sent three reminders at once).
+late is not sent three reminders at once). No reminder goes while the learner's payment of the request is
+under way (a bank debit processing, a payment taken and not yet credited to its invoice): it comes once the
+payment fails.
 """
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import ColumnElement, func, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts import settings as payment_settings
 from ..core import audit
-from ..core.enums import AuditAction, PaymentRequestStatus
-from ..core.models import PaymentRequest, Reminder
+from ..core.enums import AttemptStatus, AuditAction, PaymentRequestStatus
+from ..core.models import PaymentAttempt, PaymentRequest, Reminder
 from ..core.state import PluginState
 from . import paying, requests as payment_requests
 
@@ -38,6 +40,18 @@ def steps(text: str) -> list[int]:
     return sorted(days, reverse=True)
 
 
+#: A Pay click whose payment is under way: a bank debit processing (`paying.live_attempt`), or a payment taken
+#: and not yet credited to the request's invoices (`paying.paid_unattached`). The learner has paid unless it
+#: fails; a top-up's payment is credited as it is taken (its request is then paid).
+UNDER_WAY = (AttemptStatus.PROCESSING, AttemptStatus.PAID)
+
+
+def _paying() -> ColumnElement[bool]:
+    """SQL: a payment of the request (the enclosing query's) is under way."""
+    return select(PaymentAttempt.id).where(PaymentAttempt.request_id == PaymentRequest.id,
+                                           PaymentAttempt.status.in_(UNDER_WAY)).exists()
+
+
 @dataclass(frozen=True)
 class Due:
     request_id: int
@@ -46,9 +60,10 @@ class Due:
 
 def due(session, *, now: datetime, rules: list[int], maximum: int, after_id: int = 0,
         limit: int = 200) -> list[Due]:
-    """The reminders that have come, for open requests with ids above ``after_id`` (a keyset batch): per
-    request, the latest step whose day has come and that neither it nor a later step was claimed for, while
-    fewer than ``maximum`` reminders were claimed. One query per step, whatever the number of requests."""
+    """The reminders that have come, for open requests with ids above ``after_id`` (a keyset batch) whose
+    payment is not under way: per request, the latest step whose day has come and that neither it nor a later
+    step was claimed for, while fewer than ``maximum`` reminders were claimed. One query per step, whatever the
+    number of requests."""
     found: dict[int, int] = {}
     cutoff: int | None = None  # a full batch of a step may stop short: keep only ids every step has seen
     for step in rules:  # latest first: a request takes its latest step
@@ -58,7 +73,7 @@ def due(session, *, now: datetime, rules: list[int], maximum: int, after_id: int
             PaymentRequest.amount_paid < PaymentRequest.amount, PaymentRequest.due_at <= moment,
             # Not a reminder of what was just sent: a day after the request at least, even when a step before
             # the due date had come when it was sent.
-            PaymentRequest.created_at <= min(moment, now) - timedelta(days=1),
+            PaymentRequest.created_at <= min(moment, now) - timedelta(days=1), ~_paying(),
             ~select(Reminder.id).where(Reminder.request_id == PaymentRequest.id, Reminder.step >= step).exists(),
             select(func.count(Reminder.id)).where(Reminder.request_id == PaymentRequest.id)
             .scalar_subquery() < literal(maximum))
@@ -85,12 +100,18 @@ def claim(session, item: Due) -> Reminder | None:
 
 def send(state: PluginState, reminder: Reminder, *, sms: bool = False) -> bool:
     """Write a claimed reminder's messages (sent after the commit), if the request still asks for money: by
-    e-mail, and by SMS too when the school's rules say so and the request went by SMS."""
+    e-mail, and by SMS too when the school's rules say so and the request went by SMS. While its payment is
+    under way, nothing is sent and the claim is given back: the step comes again if the payment fails."""
     session = state.session
-    request = session.get(PaymentRequest, reminder.request_id, populate_existing=True, with_for_update=True)
+    found = session.execute(select(PaymentRequest, _paying()).where(PaymentRequest.id == reminder.request_id)
+                            .with_for_update(of=PaymentRequest).execution_options(populate_existing=True)).first()
+    request, under_way = found if found is not None else (None, False)
     if request is None or request.status != PaymentRequestStatus.OPEN or paying.remaining(request) <= 0 \
             or paying.blocked(request) is not None:
         return False  # paid, cancelled, or a settlement one of whose invoices was paid otherwise meanwhile
+    if under_way:
+        session.delete(reminder)  # paid meanwhile by a bank debit, say: the step comes again if it fails
+        return False
     written = payment_requests.notify(state, request, purpose=f"reminder{reminder.step:+d}", reminder_id=reminder.id,
                                       reminder=True, sms=sms)
     audit.record(session, AuditAction.REMINDER_SENT, user_id=request.user_id, invoice=request.invoice_id,
