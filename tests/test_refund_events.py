@@ -9,13 +9,13 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from lms_stripe_plugin.core.models import AuditEntry, Dispute, Event, Purchase, Refund
+from lms_stripe_plugin.core.models import AuditEntry, Dispute, Event, Purchase, Refund, utcnow
 
 from .conftest import STRIPE, as_user, form_body, stripe_object
-from .refund_support import (charge, credit_note, csrf, dispute, enrolled, paid_purchase,
+from .refund_support import (calls, charge, credit_note, csrf, dispute, enrolled, paid_purchase,
                              purchase_and_invoice, refund, refunds_of, rows, send_event,
-                             stub_create_refund, stub_credit_note, stub_credit_notes, stub_get_refund, text,
-                             unenrolls)
+                             stub_create_refund, stub_credit_note, stub_credit_notes, stub_get_refund,
+                             stub_list_refunds, text, unenrolls)
 
 
 @pytest.fixture
@@ -285,6 +285,51 @@ def test_a_duplicate_payments_refund_told_of_before_its_answer_is_recorded_once(
         (old.id, "system", "succeeded", "re_dup", 4990)
     assert issued == [] and len(audit_actions(db, "refund_requested")) == 0
     assert len(audit_actions(db, "refund_succeeded")) == 1
+
+
+def test_a_duplicate_payments_refund_stripe_could_not_be_asked_for_is_made_by_reconcile(
+        app, client, db, host, people, priced, configured, stripe_http):
+    """Stripe unreachable when the duplicate payment's refund is asked for: nothing else would ask again (no
+    event comes for a refund that was never made). The reconciliation asks again, with the key it had, once;
+    a second run finds nothing."""
+    from datetime import datetime, timedelta, timezone
+
+    import requests as http
+
+    from lms_stripe_plugin.sync.reconcile import ATTACH_GRACE, reconcile
+
+    from .stripe_stubs import open_purchase, paid_session
+
+    old = open_purchase(db)
+    old.status = "expired"
+    db.session.add(Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR", vat_rate=2000,
+                            amount_paid=4990, stripe_payment_intent_id="pi_other",
+                            stripe_checkout_session_id="cs_other"))
+    db.session.commit()
+    session = paid_session(old)
+    session = dict(session, invoice=session["invoice"]["id"], payment_intent=session["payment_intent"]["id"])
+    stripe_http.add(responses.POST, f"{STRIPE}/v1/refunds", body=http.ConnectionError("Stripe unreachable"))
+    deliver(client, [("checkout.session.completed", session, "evt_cs_old")])
+    (row,) = rows(db, Refund)
+    assert (row.origin, row.status, row.stripe_refund_id) == ("system", "requested", None)
+    row.created_at = utcnow() - ATTACH_GRACE - timedelta(minutes=1)  # the follow-up had its chance
+    db.session.commit()
+
+    for path in ("checkout/sessions", "invoices", "disputes"):
+        stripe_http.add(responses.GET, re.compile(rf"{STRIPE}/v1/{path}\?.*"),
+                        json={"object": "list", "data": [], "has_more": False, "url": f"/v1/{path}"})
+    stub_list_refunds(stripe_http, [])
+    made = refund(refund_id="re_dup", amount=4990, payment_intent=session["payment_intent"], reason="duplicate")
+    stripe_http.replace(responses.POST, f"{STRIPE}/v1/refunds", json=made)
+    report = reconcile(app.extensions["lms_stripe"], since=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    assert [(f.problem, f.repaired) for f in report.findings] == [("a duplicate payment's refund, not made at Stripe",
+                                                                   True)]
+    (first, again) = calls(stripe_http, "POST", "/v1/refunds")
+    assert again.request.headers["Idempotency-Key"] == first.request.headers["Idempotency-Key"]
+    (row,) = rows(db, Refund)
+    assert (row.status, row.stripe_refund_id) == ("succeeded", "re_dup")
+    assert reconcile(app.extensions["lms_stripe"], since=datetime(2000, 1, 1, tzinfo=timezone.utc)).findings == []
+    assert len(calls(stripe_http, "POST", "/v1/refunds")) == 2
 
 
 # -- disputes --------------------------------------------------------------------------------------

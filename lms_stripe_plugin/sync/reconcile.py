@@ -16,9 +16,10 @@ from ..core.state import PluginState
 from ..accounts import settings as payment_settings
 from ..billing import balances, paying
 from ..billing.invoices import purchase_of_invoice, record_invoice
-from ..core.enums import AttemptStatus, InvoiceSource, InvoiceStatus, PurchaseStatus, RefundStatus
+from ..core.enums import AttemptStatus, InvoiceSource, InvoiceStatus, PurchaseStatus, RefundOrigin, RefundStatus
 from ..core.models import Dispute, Invoice, PaymentAttempt, PaymentRequest, Purchase, Refund, parse_row_id, utcnow
 from ..errors import PaymentsError
+from ..refunds.cancellation import refund_plan, send as send_refund
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, status_of, sync_refund
 from ..shop import deposits, prepaid
@@ -75,6 +76,7 @@ def reconcile(state: PluginState, *, since: datetime, dry_run: bool = False) -> 
             if not dry_run:
                 _apply(state, finding, repair, obj)
     _unattached(state, report, dry_run)
+    _refunds_unsent(state, report, dry_run)
     _deposits_unfinished(state, report, dry_run)
     _balance_unmirrored(state, report, dry_run)
     _topups_refunding(state, report, dry_run)
@@ -152,6 +154,28 @@ def _unattached(state: PluginState, report: Report, dry_run: bool) -> None:
         report.findings.append(finding)
         if not dry_run:
             _apply(state, finding, lambda st, p: paying.attach(st, p), plan)
+
+
+def _refunds_unsent(state: PluginState, report: Report, dry_run: bool) -> None:
+    """The plugin's own refunds (a duplicate payment's) that Stripe never confirmed: the call after the
+    payment's event failed (Stripe unreachable) or was cut short, and nobody else asks for it again. Asked
+    again, with the key it had. A refund Stripe made meanwhile is matched by Stripe's list above (its metadata
+    names our row), and is not asked twice."""
+    stale = utcnow() - ATTACH_GRACE
+    rows = state.session.execute(select(Refund, Purchase.stripe_payment_intent_id)
+                                 .join(Purchase, Purchase.id == Refund.purchase_id)
+                                 .where(Refund.origin == RefundOrigin.SYSTEM, Refund.status == RefundStatus.REQUESTED,
+                                        Refund.stripe_refund_id.is_(None), Refund.created_at < stale,
+                                        Purchase.stripe_payment_intent_id.is_not(None))
+                                 .order_by(Refund.id)).all()
+    plans = [refund_plan(refund, intent) for refund, intent in rows]
+    state.session.commit()  # no transaction held across the calls to Stripe
+    for plan in plans:
+        report.checked["refund"] += 1
+        finding = Finding("refund", f"refund {plan.refund_id}", "a duplicate payment's refund, not made at Stripe")
+        report.findings.append(finding)
+        if not dry_run:
+            _apply(state, finding, send_refund, plan)
 
 
 def _deposits_unfinished(state: PluginState, report: Report, dry_run: bool) -> None:
