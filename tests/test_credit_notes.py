@@ -121,6 +121,43 @@ def test_a_dashboard_refund_whose_credit_note_cannot_be_issued_is_still_recorded
     assert "issue_for_refund" in caplog.text
 
 
+def test_reconcile_issues_the_credit_note_a_dashboard_refund_could_not_get(app, client, db, paid, stripe_http):
+    """The follow-up failed (Stripe unreachable): the reconciliation issues it, with the follow-up's key; a
+    second run finds nothing."""
+    import re
+    from datetime import datetime, timedelta, timezone
+
+    from lms_stripe_plugin.core.models import utcnow
+    from lms_stripe_plugin.sync.reconcile import ATTACH_GRACE, reconcile
+
+    from .refund_support import stub_list_refunds
+
+    purchase_id, _invoice_id = paid
+    stripe_http.add(responses.POST, f"{STRIPE}/v1/credit_notes", body=responses.ConnectionError("down"))
+    made = refund(refund_id="re_dash_1", amount=1000)
+    deliver(client, "refund.created", made, "evt_re_1")
+    (row,) = refunds_of(db, purchase_id)
+    row.created_at = utcnow() - ATTACH_GRACE - timedelta(minutes=1)  # the follow-up had its chance
+    db.session.commit()
+
+    stripe_http.remove(responses.POST, f"{STRIPE}/v1/credit_notes")
+    issued = stub_credit_notes(stripe_http)
+    for path in ("checkout/sessions", "invoices", "disputes"):
+        stripe_http.add(responses.GET, re.compile(rf"{STRIPE}/v1/{path}\?.*"),
+                        json={"object": "list", "data": [], "has_more": False, "url": f"/v1/{path}"})
+    stub_list_refunds(stripe_http, [made])
+    since = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    report = reconcile(app.extensions["lms_stripe"], since=since)
+    assert [(f.stripe_id, f.problem, f.repaired) for f in report.findings] == [
+        ("re_dash_1", "refunded in the Dashboard, no credit note", True)]
+    (first, again) = calls(stripe_http, "POST", "/v1/credit_notes")
+    assert again.request.headers["Idempotency-Key"] == first.request.headers["Idempotency-Key"]
+    assert len(issued) == 1 and [(n.stripe_refund_id, n.amount) for n in notes(db)] == [("re_dash_1", 1000)]
+    (row,) = refunds_of(db, purchase_id)
+    assert row.stripe_credit_note_id == "cn_test_1"
+    assert reconcile(app.extensions["lms_stripe"], since=since).findings == []
+
+
 def test_a_credit_note_of_another_integrations_invoice_is_ignored(client, db, paid):
     deliver(client, "credit_note.created", credit_note(cn_id="cn_other", invoice_id="in_not_ours"), "evt_cn_1")
     assert notes(db) == []

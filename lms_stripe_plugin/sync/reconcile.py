@@ -19,6 +19,7 @@ from ..billing.invoices import purchase_of_invoice, record_invoice
 from ..core.enums import AttemptStatus, InvoiceSource, InvoiceStatus, PurchaseStatus, RefundOrigin, RefundStatus
 from ..core.models import Dispute, Invoice, PaymentAttempt, PaymentRequest, Purchase, Refund, parse_row_id, utcnow
 from ..errors import PaymentsError
+from ..refunds import credit_notes
 from ..refunds.cancellation import refund_plan, send as send_refund
 from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import purchase_for_payment_intent, status_of, sync_refund
@@ -77,6 +78,7 @@ def reconcile(state: PluginState, *, since: datetime, dry_run: bool = False) -> 
                 _apply(state, finding, repair, obj)
     _unattached(state, report, dry_run)
     _refunds_unsent(state, report, dry_run)
+    _credit_notes_missing(state, report, dry_run)
     _deposits_unfinished(state, report, dry_run)
     _balance_unmirrored(state, report, dry_run)
     _topups_refunding(state, report, dry_run)
@@ -176,6 +178,26 @@ def _refunds_unsent(state: PluginState, report: Report, dry_run: bool) -> None:
         report.findings.append(finding)
         if not dry_run:
             _apply(state, finding, send_refund, plan)
+
+
+def _credit_notes_missing(state: PluginState, report: Report, dry_run: bool) -> None:
+    """Refunds made in Stripe's Dashboard on an invoiced payment whose credit note was not issued (the
+    follow-up failed, or the invoice was recorded after the refund): issued, with the key the follow-up had;
+    one the Dashboard made is found and recorded instead (`credit_notes.issue_for_refund`)."""
+    stale = utcnow() - ATTACH_GRACE
+    refunds = state.session.scalars(select(Refund).where(
+        Refund.origin == RefundOrigin.DASHBOARD, Refund.stripe_refund_id.is_not(None),
+        Refund.stripe_credit_note_id.is_(None),
+        Refund.status.in_((RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SUCCEEDED)),
+        Refund.created_at < stale).order_by(Refund.id)).all()
+    wanted = [found for found in map(credit_notes.wanted_for, refunds) if found is not None]
+    state.session.commit()  # no transaction held across the calls to Stripe
+    for item in wanted:
+        report.checked["refund"] += 1
+        finding = Finding("refund", item.stripe_refund_id, "refunded in the Dashboard, no credit note")
+        report.findings.append(finding)
+        if not dry_run:
+            _apply(state, finding, credit_notes.issue_for_refund, item)
 
 
 def _deposits_unfinished(state: PluginState, report: Report, dry_run: bool) -> None:
