@@ -99,6 +99,21 @@ def dispute(*, dispute_id="dp_test_1", status="needs_response", amount=4990, pay
                          payment_intent=payment_intent, charge="ch_test_1", reason=reason)
 
 
+def paid_twice(db) -> tuple[Purchase, dict]:
+    """Léa (u1) paid "Python basics" (c1), and an older Checkout of hers for it, expired here, is paid too: its
+    purchase, and its paid session as its event carries it (the invoice and PaymentIntent by id)."""
+    from .stripe_stubs import open_purchase, paid_session
+
+    old = open_purchase(db)
+    old.status = "expired"
+    db.session.add(Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR", vat_rate=2000,
+                            amount_paid=4990, stripe_payment_intent_id="pi_other",
+                            stripe_checkout_session_id="cs_other"))
+    db.session.commit()
+    session = paid_session(old)
+    return old, dict(session, invoice=session["invoice"]["id"], payment_intent=session["payment_intent"]["id"])
+
+
 # -- stubs -----------------------------------------------------------------------------------------
 
 def stub_credit_note(mock, body, status=200):
@@ -147,6 +162,13 @@ def stub_create_refund(mock, body, status=200):
     if isinstance(body, Exception):
         return mock.add(responses.POST, f"{STRIPE}/v1/refunds", body=body)
     return mock.add(responses.POST, f"{STRIPE}/v1/refunds", json=body, status=status)
+
+
+def stub_empty_lists(mock, *paths: str):
+    """Stripe's lists at these paths (``invoices``, ``checkout/sessions``…), each answering no object."""
+    for path in paths:
+        mock.add(responses.GET, re.compile(rf"{STRIPE}/v1/{path}\?.*"),
+                 json={"object": "list", "data": [], "has_more": False, "url": f"/v1/{path}"})
 
 
 def stub_list_refunds(mock, refunds: list[dict]):

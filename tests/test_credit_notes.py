@@ -124,13 +124,12 @@ def test_a_dashboard_refund_whose_credit_note_cannot_be_issued_is_still_recorded
 def test_reconcile_issues_the_credit_note_a_dashboard_refund_could_not_get(app, client, db, paid, stripe_http):
     """The follow-up failed (Stripe unreachable): the reconciliation issues it, with the follow-up's key; a
     second run finds nothing."""
-    import re
     from datetime import datetime, timedelta, timezone
 
     from lms_stripe_plugin.core.models import utcnow
     from lms_stripe_plugin.sync.reconcile import ATTACH_GRACE, reconcile
 
-    from .refund_support import stub_list_refunds
+    from .refund_support import stub_empty_lists, stub_list_refunds
 
     purchase_id, _invoice_id = paid
     stripe_http.add(responses.POST, f"{STRIPE}/v1/credit_notes", body=responses.ConnectionError("down"))
@@ -142,9 +141,7 @@ def test_reconcile_issues_the_credit_note_a_dashboard_refund_could_not_get(app, 
 
     stripe_http.remove(responses.POST, f"{STRIPE}/v1/credit_notes")
     issued = stub_credit_notes(stripe_http)
-    for path in ("checkout/sessions", "invoices", "disputes"):
-        stripe_http.add(responses.GET, re.compile(rf"{STRIPE}/v1/{path}\?.*"),
-                        json={"object": "list", "data": [], "has_more": False, "url": f"/v1/{path}"})
+    stub_empty_lists(stripe_http, "checkout/sessions", "invoices", "disputes")
     stub_list_refunds(stripe_http, [made])
     since = datetime(2000, 1, 1, tzinfo=timezone.utc)
     report = reconcile(app.extensions["lms_stripe"], since=since)

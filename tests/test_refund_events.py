@@ -12,10 +12,10 @@ from sqlalchemy import select
 from lms_stripe_plugin.core.models import AuditEntry, Dispute, Event, Purchase, Refund, utcnow
 
 from .conftest import STRIPE, as_user, form_body, stripe_object
-from .refund_support import (calls, charge, credit_note, csrf, dispute, enrolled, paid_purchase,
+from .refund_support import (calls, charge, credit_note, csrf, dispute, enrolled, paid_purchase, paid_twice,
                              purchase_and_invoice, refund, refunds_of, rows, send_event,
-                             stub_create_refund, stub_credit_note, stub_credit_notes, stub_get_refund,
-                             stub_list_refunds, text, unenrolls)
+                             stub_create_refund, stub_credit_note, stub_credit_notes, stub_empty_lists,
+                             stub_get_refund, stub_list_refunds, text, unenrolls)
 
 
 @pytest.fixture
@@ -256,16 +256,7 @@ def test_a_duplicate_payments_refund_told_of_before_its_answer_is_recorded_once(
                                                                                 priced, configured, stripe_http):
     """The automatic refund of a payment for a course already paid: Stripe sends refund.created as it answers,
     and the event is handled first. Its metadata names our row: it is that row's refund, not a Dashboard one."""
-    from .stripe_stubs import open_purchase, paid_session
-
-    old = open_purchase(db)
-    old.status = "expired"
-    db.session.add(Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR", vat_rate=2000,
-                            amount_paid=4990, stripe_payment_intent_id="pi_other",
-                            stripe_checkout_session_id="cs_other"))
-    db.session.commit()
-    session = paid_session(old)
-    session = dict(session, invoice=session["invoice"]["id"], payment_intent=session["payment_intent"]["id"])
+    old, session = paid_twice(db)
     issued = stub_credit_notes(stripe_http)
     events = app.test_client()
 
@@ -298,16 +289,7 @@ def test_a_duplicate_payments_refund_stripe_could_not_be_asked_for_is_made_by_re
 
     from lms_stripe_plugin.sync.reconcile import ATTACH_GRACE, reconcile
 
-    from .stripe_stubs import open_purchase, paid_session
-
-    old = open_purchase(db)
-    old.status = "expired"
-    db.session.add(Purchase(user_id="u1", course_id="c1", status="paid", amount=4990, currency="EUR", vat_rate=2000,
-                            amount_paid=4990, stripe_payment_intent_id="pi_other",
-                            stripe_checkout_session_id="cs_other"))
-    db.session.commit()
-    session = paid_session(old)
-    session = dict(session, invoice=session["invoice"]["id"], payment_intent=session["payment_intent"]["id"])
+    _old, session = paid_twice(db)
     stripe_http.add(responses.POST, f"{STRIPE}/v1/refunds", body=http.ConnectionError("Stripe unreachable"))
     deliver(client, [("checkout.session.completed", session, "evt_cs_old")])
     (row,) = rows(db, Refund)
@@ -315,9 +297,7 @@ def test_a_duplicate_payments_refund_stripe_could_not_be_asked_for_is_made_by_re
     row.created_at = utcnow() - ATTACH_GRACE - timedelta(minutes=1)  # the follow-up had its chance
     db.session.commit()
 
-    for path in ("checkout/sessions", "invoices", "disputes"):
-        stripe_http.add(responses.GET, re.compile(rf"{STRIPE}/v1/{path}\?.*"),
-                        json={"object": "list", "data": [], "has_more": False, "url": f"/v1/{path}"})
+    stub_empty_lists(stripe_http, "checkout/sessions", "invoices", "disputes")
     stub_list_refunds(stripe_http, [])
     made = refund(refund_id="re_dup", amount=4990, payment_intent=session["payment_intent"], reason="duplicate")
     stripe_http.replace(responses.POST, f"{STRIPE}/v1/refunds", json=made)
