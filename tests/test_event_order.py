@@ -176,6 +176,23 @@ def test_a_new_refund_told_of_before_the_failure_of_the_one_it_replaces_applies_
     assert db.session.get(Event, "evt_b").status == "processed"
 
 
+def test_a_dashboard_refund_covering_the_rest_is_partial_once_an_earlier_one_failed(client, db, host, paid,
+                                                                                    stripe_http):
+    """Refund A (10 €) succeeds; B (39,90 €, pending) covers what was left when it is told of; A fails; B
+    succeeds: 39,90 € of 49,90 € are refunded, a partial refund, the course kept."""
+    purchase_id, _invoice_id = paid
+    stub_credit_notes(stripe_http)
+    assert _send(client, "refund.created", refund(refund_id="re_a", amount=1000), "evt_a", 100) == "handled"
+    pending = refund(refund_id="re_b", amount=3990, status="pending")
+    assert _send(client, "refund.created", pending, "evt_b", 200) == "handled"
+    failed = refund(refund_id="re_a", amount=1000, status="failed", failure_reason="expired_or_canceled_card")
+    assert _send(client, "refund.failed", failed, "evt_a_failed", 300) == "handled"
+    assert _send(client, "refund.updated", refund(refund_id="re_b", amount=3990), "evt_b_ok", 400) == "handled"
+    purchase, invoice_row = purchase_and_invoice(db, purchase_id)
+    assert (purchase.amount_refunded, purchase.status) == (3990, "paid")
+    assert invoice_row.status == "partially_refunded" and ("unenroll", "u1", "c1") not in host.calls
+
+
 def test_an_older_dispute_snapshot_does_not_reopen_it(client, db, host, paid, stripe_http):
     assert _send(client, "charge.dispute.closed", dispute(status="won"), "evt_closed", 300) == "handled"
     assert _send(client, "charge.dispute.updated", dispute(status="under_review"), "evt_updated", 200) == "outdated"

@@ -190,12 +190,16 @@ def succeeded(state: PluginState, refund: Refund) -> None:
         _count_refunded(session, purchase, refund.amount)
     audit.record(session, AuditAction.REFUND_SUCCEEDED, user_id=purchase.user_id, course_id=purchase.course_id,
                  purchase_id=purchase.id, amount=refund.amount, refund=refund.stripe_refund_id, origin=refund.origin)
-    fully = purchase.amount_refunded >= paid_amount(purchase)
-    if fully or refund.full:
+    # Whole when all that was paid is now refunded, or when the administrator cancelled the purchase. A Dashboard
+    # refund's own "full" was only what it covered when it was told of: refunds that failed since (Stripe
+    # documents a refund that succeeds, then fails) leave part of the payment with the school.
+    whole = purchase.amount_refunded >= paid_amount(purchase) or (
+        refund.full and refund.origin != RefundOrigin.DASHBOARD)
+    if whole:
         set_invoice_status(session, purchase, InvoiceStatus.CANCELLED)
     else:
         set_invoice_status(session, purchase, InvoiceStatus.PARTIALLY_REFUNDED)
-    if refund.revoke_access and (fully or refund.full or refund.origin == RefundOrigin.ADMIN):
+    if refund.revoke_access and (whole or refund.origin == RefundOrigin.ADMIN):
         revoke_access(state, purchase, reason=AccessReason.REFUND, actor_id=refund.actor_id)
 
 
