@@ -278,14 +278,12 @@ def _refuse_beyond_owed(invoice: Invoice, amount: int, busy: list[PaymentAttempt
     taken = sum(attempt.amount for attempt in busy)
     if amount + taken <= invoice.amount_remaining:
         return
-    locale = current_locale()
     left = invoice.amount_remaining - taken
-    number = invoice.number or str(invoice.id)
-    if left < minimum_amount(invoice.currency).amount:
-        raise NotPayable(_("A payment of invoice %(number)s is under way: it will be credited as soon as it is "
-                           "confirmed, and nothing was charged now.", number=number))
+    if left < minimum_amount(invoice.currency).amount:  # ``busy`` is not empty: ``amount`` fits what is owed
+        raise NotPayable(busy_message(busy[0], [invoice.id]))
+    locale = current_locale()
     raise NotPayable(_("Invoice %(number)s owes %(owed)s, of which %(taken)s is being paid: you may pay at most "
-                       "%(left)s now, and nothing was charged.", number=number,
+                       "%(left)s now, and nothing was charged.", number=invoice.number or str(invoice.id),
                        owed=Money(invoice.amount_remaining, invoice.currency).format(locale),
                        taken=Money(taken, invoice.currency).format(locale),
                        left=Money(left, invoice.currency).format(locale)))

@@ -14,7 +14,7 @@ from .. import signals
 from ..core import audit, jobs
 from ..core.enums import AccessReason, AuditAction, InvoiceStatus, RefundOrigin, RefundStatus
 from ..core.i18n import gettext as _
-from ..core.models import Invoice, Purchase, Refund
+from ..core.models import Invoice, Purchase, Refund, parse_row_id
 from ..core.txn import send_after_commit, transition
 from ..errors import PaymentsError
 from . import credit_notes
@@ -145,10 +145,10 @@ def _named_row(session, stripe_refund: dict, purchase: Purchase) -> Refund | Non
     Stripe keeps on the refund and its events. A credit note's refund carries none (the credit note's metadata
     is its own): it is matched by its amount. Only a row of the school's (the query is scoped to it), of the
     refund's purchase, that has no other refund yet."""
-    named = (stripe_refund.get("metadata") or {}).get("lms_refund_id")
-    if not isinstance(named, str) or not (named.isascii() and named.isdigit()) or len(named) > 9:
+    named = parse_row_id((stripe_refund.get("metadata") or {}).get("lms_refund_id"))
+    if named is None:
         return None
-    return session.scalar(select(Refund).where(Refund.id == int(named), Refund.purchase_id == purchase.id,
+    return session.scalar(select(Refund).where(Refund.id == named, Refund.purchase_id == purchase.id,
                                                Refund.stripe_refund_id.is_(None)))
 
 
