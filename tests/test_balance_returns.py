@@ -119,6 +119,21 @@ def test_a_credit_notes_credit_to_the_balance_is_recorded_once(client, db, owed,
         assert _ledger(db) == []
 
 
+@pytest.mark.parametrize("order", [("created", "voided"), ("voided", "created")])
+def test_a_voided_credit_note_leaves_the_balance_as_stripe_does(client, db, owed, order):
+    # Stripe voids only the credit notes of open invoices: pre-payment ones, which lower what remains and credit
+    # no balance. The credit the invoice's finalization applied stays spent, the void gives nothing back.
+    _credit(db, 5000)
+    _deliver(client, "invoice.finalized", _applied(owed, status="open", start=-5000, end=0), "evt_fin")
+    issued = _credit_note(customer_balance_transaction=None, pre_payment_amount=4000, post_payment_amount=0,
+                          refunds=[], type="pre_payment")
+    snapshots = {"created": issued, "voided": {**issued, "status": "void", "voided_at": 1767300000}}
+    for step in order:
+        _deliver(client, f"credit_note.{step}", snapshots[step], f"evt_cn_{step}")
+    assert _ledger(db)[1:] == [("spent", -5000, f"spent-{STRIPE_INVOICE}")]
+    assert _balance(db) == 0 and balances.spent_on(db.session, owed) == 5000
+
+
 def _balance_purchase(db, host, *, card: int, spent: int) -> Invoice:
     """A course of 49.90 € paid ``spent`` from the balance (at the invoice's finalization) and ``card`` by card."""
     purchase_id, invoice_id = paid_purchase(db, host)

@@ -229,7 +229,12 @@ def credit_note_credit(credit_note: dict) -> int:
 
 def record_credit_note(session, invoice: Invoice, credit_note: dict) -> BalanceEntry | None:
     """What a credit note of one of our invoices credited to the learner's balance (a cancellation of a course
-    the balance paid, or a credit note made in the Dashboard with a ``credit_amount``), written once."""
+    the balance paid, or a credit note made in the Dashboard with a ``credit_amount``), written once.
+
+    Whatever its ``status``: Stripe voids only the credit notes of open invoices ("You can only void a credit
+    note if the associated invoice is open"), and those credited no balance. A credit to the balance is
+    post-payment, which comes once the credit note has taken what remained to zero: its invoice is then paid,
+    and the credit is the learner's for good."""
     transaction = credit_note.get("customer_balance_transaction")
     transaction = transaction.get("id") if isinstance(transaction, dict) else transaction
     return _given_back(session, invoice, credit_note_credit(credit_note), BalanceEntryKind.CREDIT_NOTE,

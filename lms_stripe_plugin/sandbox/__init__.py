@@ -36,7 +36,7 @@ list); payment_method_configurations (create, update, retrieve, list); checkout/
 retrieve, list, ``/lines``, ``/add_lines``, ``/finalize``, ``/send``, ``/void``,
 ``/mark_uncollectible``, ``/attach_payment``); invoiceitems (create, retrieve, list);
 invoice_payments, payment_intents, charges, disputes, events (retrieve, list); refunds and
-credit_notes (create, retrieve, list); disputes (update with ``evidence``/``submit``, ``/close``);
+credit_notes (create, retrieve, list, ``/void``); disputes (update with ``evidence``/``submit``, ``/close``);
 payment_records (``/report_payment``, retrieve).
 ``Idempotency-Key`` (per account: the ``Stripe-Account`` header's, else the platform's) keeps the first answer of a request whose
 endpoint began to run, whatever its status (2xx, 4xx, 5xx), and replays it

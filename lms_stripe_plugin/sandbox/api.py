@@ -302,6 +302,12 @@ def create_credit_note() -> Response:
     return _respond(credit_notes.create_credit_note(_state(), _params()))
 
 
+@bp.post("/credit_notes/<note_id>/void")
+def void_credit_note(note_id: str) -> Response:
+    _only_expand()
+    return _respond(credit_notes.void_credit_note(_state(), note_id))
+
+
 # -- payment method configurations ------------------------------------------------------------------
 
 

@@ -6,6 +6,8 @@ From ``CreditNoteService.create`` and the 2025-05-28.basil changelog ("partial p
 ``refunds[]``), credited to the customer's balance (``credit_amount``) or credited outside Stripe
 (``out_of_band_amount``), and these must add up to it. Refunds made through the Refund API and not
 linked to a credit note are taken off what can still be credited.
+
+``POST /v1/credit_notes/{id}/void`` (`void_credit_note`) voids the credit note of an open invoice only.
 """
 
 from __future__ import annotations
@@ -72,6 +74,34 @@ def create_credit_note(state: SandboxState, params: Params) -> dict[str, Any]:
     state.emit("credit_note.created", credit_note)
     _apply_to_invoice(state, invoice, pre_payment, post_payment)
     return credit_note
+
+
+@locked
+def void_credit_note(state: SandboxState, note_id: str) -> dict[str, Any]:
+    """``POST /v1/credit_notes/{id}/void``: "You can only void a credit note if the associated invoice is open"
+    (Stripe's description of the endpoint in its API spec, as generated SDKs carry it; the API reference,
+    docs.stripe.com/api/credit_notes/void, now links it to "voiding credit notes").
+
+    A credit note of an open invoice is all pre-payment: a post-payment part (refunded, credited to the
+    customer's balance or out of band) comes only once it took what remained to zero, which made the invoice
+    paid. So a void gives back to the invoice what the credit note took off its ``amount_due`` and
+    ``amount_remaining``, and never touches a refund or the customer's balance. A void credit note stays void
+    (the wording of that refusal is the sandbox's).
+    """
+    note = state.require(note_id, "credit_note")
+    if note["status"] == "void":
+        raise StripeError(f"The credit note {note['id']} is already void.")
+    invoice = state.require(note["invoice"], "invoice")
+    if invoice["status"] != "open":
+        raise StripeError("You can only void a credit note if the associated invoice is open.")
+    previous = {**amounts_before(invoice),
+                "pre_payment_credit_notes_amount": invoice["pre_payment_credit_notes_amount"]}
+    note.update(status="void", voided_at=state.now())
+    state.emit("credit_note.voided", note)
+    invoice["pre_payment_credit_notes_amount"] -= note["pre_payment_amount"]
+    invoice["amount_due"] += note["pre_payment_amount"]
+    settle(state, invoice, previous, paid_by_payment=False)
+    return note
 
 
 def _note_type(pre_payment: int, post_payment: int) -> str:

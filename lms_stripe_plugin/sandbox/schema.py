@@ -280,6 +280,7 @@ _NESTED = {
     ("GET", "/v1/checkout/sessions/{id}/line_items"): stripe.params.checkout.SessionLineItemListParams,
     ("GET", "/v1/invoices/{id}/lines"): stripe.params.InvoiceLineItemListParams,
     ("GET", "/v1/credit_notes/{id}/lines"): stripe.params.CreditNoteLineItemListParams,
+    ("POST", "/v1/credit_notes/{id}/void"): stripe.params.CreditNoteVoidCreditNoteParams,
     ("GET", "/v1/charges/{id}/refunds"): stripe.params.ChargeListRefundsParams,
     ("POST", "/v1/disputes/{id}"): stripe.params.DisputeUpdateParams,
     ("POST", "/v1/disputes/{id}/close"): stripe.params.DisputeCloseParams,

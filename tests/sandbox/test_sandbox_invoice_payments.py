@@ -6,6 +6,7 @@ import pytest
 import requests
 import stripe
 
+
 CARD_FORM = {"action": "pay", "method": "card", "card_number": "4242 4242 4242 4242", "card_expiry": "12 / 34",
              "card_cvc": "123", "billing_name": "Camille Martin", "terms": "accepted"}
 
@@ -366,6 +367,60 @@ def test_voiding_an_invoice_gives_back_the_credit_balance_it_applied(client, ope
     other = client.v1.customers.create(params={"email": "lea@example.fr"})
     client.v1.invoices.void_invoice(open_invoice(5000, customer=other).id)
     assert client.v1.customers.balance_transactions.list(other.id).data == []
+
+
+def _void_note(client, note_id):
+    """``POST /v1/credit_notes/{id}/void`` through the SDK: the voided credit note."""
+    return client.v1.credit_notes.void_credit_note(note_id)
+
+
+def _events_since(sandbox, mark):
+    """The events made after the first ``mark``, oldest first, as (type, id of their object)."""
+    return [(e["type"], e["data"]["object"]["id"]) for e in list(reversed(sandbox.state.all("event")))[mark:]]
+
+
+def test_voiding_a_credit_note_of_an_open_invoice_takes_its_credit_off_the_invoice(client, sandbox, open_invoice,
+                                                                                    learner):
+    client.v1.customers.balance_transactions.create(learner.id, params={"amount": -10000, "currency": "eur"})
+    invoice = open_invoice(30000)  # 100.00 of credit balance applied: 200.00 remain
+    note = client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 6000})
+    assert client.v1.invoices.retrieve(invoice.id).amount_remaining == 14000
+    mark = len(sandbox.state.all("event"))
+
+    voided = _void_note(client, note.id)
+
+    assert (voided.status, voided.voided_at is not None, voided.customer_balance_transaction) == \
+        ("void", True, None)
+    invoice = client.v1.invoices.retrieve(invoice.id)
+    assert (invoice.status, invoice.amount_due, invoice.amount_remaining, invoice.pre_payment_credit_notes_amount) \
+        == ("open", 20000, 20000, 0)
+    assert client.v1.invoice_payments.list(params={"invoice": invoice.id}).data[0].amount_requested == 20000
+    assert client.v1.credit_notes.retrieve(note.id).status == "void"
+    assert sorted(_events_since(sandbox, mark)) == [("credit_note.voided", note.id), ("invoice.updated", invoice.id)]
+    # What the balance paid at finalization is the invoice's, not the credit note's: it stays applied.
+    assert client.v1.customers.retrieve(learner.id).balance == 0
+    with pytest.raises(stripe.InvalidRequestError):  # once void, always void
+        _void_note(client, note.id)
+
+
+def test_a_credit_note_that_credited_the_balance_cannot_be_voided(client, sandbox, open_invoice, learner):
+    # Stripe voids the credit notes of open invoices only; one that credits the customer's balance is post-payment,
+    # which comes once nothing remains: its invoice is paid, and the credit stays on the balance.
+    client.v1.customers.balance_transactions.create(learner.id, params={"amount": -10000, "currency": "eur"})
+    invoice = open_invoice(30000)
+    note = client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 25000, "credit_amount": 5000})
+    assert (note.pre_payment_amount, note.post_payment_amount, client.v1.invoices.retrieve(invoice.id).status) == \
+        (20000, 5000, "paid")
+    assert client.v1.customers.retrieve(learner.id).balance == -5000
+    mark = len(sandbox.state.all("event"))
+
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        _void_note(client, note.id)
+
+    assert raised.value.user_message == "You can only void a credit note if the associated invoice is open."
+    assert client.v1.credit_notes.retrieve(note.id).status == "issued"
+    assert client.v1.customers.retrieve(learner.id).balance == -5000
+    assert _events_since(sandbox, mark) == []
 
 
 def test_refunds_of_another_invoice_cannot_be_linked(client, open_invoice, checkout_for, pay):
