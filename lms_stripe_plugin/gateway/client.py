@@ -337,6 +337,11 @@ def _translate(err: stripe.StripeError) -> Exception:
         return NotFound(message or _("Stripe does not know this object."), code=code)
     if isinstance(err, stripe.InvalidRequestError | stripe.IdempotencyError):
         return GatewayError(_("Stripe refused the request: %(message)s", message=message), code=code, retryable=False)
+    if isinstance(err, stripe.APIError) and err.http_status == 409:
+        # The same idempotency key is in use by a request still running (a double click): Stripe keeps no
+        # answer for it, so it is retried with the same key ("idempotency_key_in_use"; the SDK reads the error
+        # type of a 400 or 404 only, and makes any other status an APIError).
+        return GatewayError(_("Stripe is still handling the same request: try again in a minute."), code=code)
     if isinstance(err, stripe.RateLimitError):
         return GatewayError(_("Stripe is busy right now: try again in a minute."), code=code)
     if isinstance(err, stripe.APIError) and not isinstance(err, stripe.APIConnectionError):

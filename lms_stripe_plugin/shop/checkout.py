@@ -15,7 +15,7 @@ from __future__ import annotations
 from copy import copy
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, cast
+from typing import Any, Literal, NoReturn, cast
 
 from flask import current_app
 from sqlalchemy import select
@@ -150,8 +150,10 @@ def open_session(state: PluginState, plan: CheckoutPlan) -> str:
             _give_up(state.session, plan.purchase_id, err)  # this key's answer is final: start afresh
         raise
     _remember_created(state, settings, plan, made)
-    purchase = state.session.get(Purchase, plan.purchase_id)
+    purchase = state.session.get(Purchase, plan.purchase_id, with_for_update=True, populate_existing=True)
     purchase.stripe_checkout_session_id, purchase.checkout_url = created["id"], created["url"]
+    if purchase.status != PurchaseStatus.OPEN:
+        _withdraw(state, created["id"])
     audit.record(state.session, AuditAction.CHECKOUT_STARTED, actor_id=plan.user_id, user_id=plan.user_id,
                  course_id=plan.course_id, purchase_id=plan.purchase_id, checkout_session=created["id"])
     return created["url"]
@@ -194,8 +196,21 @@ def _still_usable(purchase: Purchase, offer, terms: deposits.DepositTerms | None
 
 
 def _give_up(session, purchase_id: int, err: PaymentsError) -> None:
-    purchase = session.get(Purchase, purchase_id)
-    transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.FAILED, failure_reason=err.message)
+    """Fail the purchase on Stripe's final answer for its key, unless another click of the learner (the same
+    key) recorded the purchase's session meanwhile: the learner was sent to pay that one, so the purchase
+    stays open for its payment. The row is locked, as `open_session` locks it to record a session."""
+    purchase = session.get(Purchase, purchase_id, with_for_update=True, populate_existing=True)
+    if purchase.stripe_checkout_session_id is None:
+        transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.FAILED, failure_reason=err.message)
+
+
+def _withdraw(state: PluginState, session_id: str) -> NoReturn:
+    """A session Stripe made for a purchase that another click of the learner failed or retired while Stripe
+    answered this one: it is recorded (should it be paid all the same), expired at Stripe once this commits,
+    and the learner is not sent to pay it."""
+    jobs.defer(state.session, offers.expire_checkout_sessions, [session_id])
+    raise NotPurchasable(_("Your purchase changed while its payment page was being opened: go back to the course "
+                           "and buy it again."))
 
 
 def retire(state: PluginState, purchase: Purchase) -> None:
