@@ -416,6 +416,40 @@ def test_the_csv_never_holds_a_formula(client, db, admin, owed):
     assert rows[1][2].startswith("'=")
 
 
+@pytest.fixture
+def late(db, host, owed):
+    """Five requests of Léa's past their due date, oldest first: one whose invoice was paid otherwise (the
+    request still open), one paid in full and still open, one whose payment was taken and is being credited,
+    one whose bank debit is processing, and one that still asks for its 90 €."""
+    ids = {}
+    for n, name in enumerate(("paid_otherwise", "paid_in_full", "being_credited", "processing", "asking")):
+        invoice_id = open_invoice(db, host, stripe_id=f"in_test_late_{n}", number=f"LATE-000{n}")
+        ids[name], _t = open_request(db, invoice_id, due_in_days=-3)
+    invoice = db.session.get(Invoice, db.session.get(PaymentRequest, ids["paid_otherwise"]).invoice_id)
+    invoice.status, invoice.amount_paid, invoice.amount_remaining = "paid", invoice.gross, 0
+    db.session.get(PaymentRequest, ids["paid_in_full"]).amount_paid = 9000
+    db.session.commit()
+    open_attempt(db, ids["being_credited"], session_id="cs_test_late_taken", status="paid")
+    open_attempt(db, ids["processing"], session_id="cs_test_late_debit", status="processing")
+    return ids
+
+
+def test_a_late_request_with_nothing_left_to_ask_is_not_overdue(client, admin, late):
+    """Only the request that still asks for something reads "Overdue" (and is reminded of, from its invoice's
+    page): the others have nothing left to pay, or the learner's payment is under way."""
+    page = client.get("/payments/admin/requests", headers=as_user("adm"))
+    assert re.findall(r'data-state="(\w+)"', page.get_data(as_text=True)) == \
+        ["overdue", "paying", "paying", "nothing_left", "nothing_left"]
+    assert text(page).count("Overdue") == 2  # the filter's choice, and the one request's badge
+    assert "Nothing left to pay" in text(page) and "Payment processing" in text(page)
+    assert _listed(client, "?status=overdue") == ["overdue"]
+    rows = list(csv.reader(io.StringIO(client.get("/payments/admin/requests.csv", headers=as_user("adm"))
+                                       .get_data(as_text=True))))
+    assert [(row[1], row[7]) for row in rows[1:]] == [
+        ("LATE-0004", "overdue"), ("LATE-0003", "paying"), ("LATE-0002", "paying"), ("LATE-0001", "nothing_left"),
+        ("LATE-0000", "nothing_left")]
+
+
 # -- sending again, cancelling -------------------------------------------------------------------------------
 
 def test_sending_again_from_the_list_writes_new_messages(client, db, admin, several, backend):

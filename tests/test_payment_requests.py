@@ -302,6 +302,65 @@ def test_sending_again_asks_what_remains_after_a_payment_made_otherwise(db, stat
     assert "€40.00" in message.body and "€90.00" not in message.body
 
 
+@pytest.mark.parametrize("status", ["processing", "paid"])
+def test_a_request_whose_payment_is_under_way_is_not_sent_again(client, db, state, owed, backend, status):
+    """A bank debit processing, or a payment taken and not yet credited to the invoice: the learner has paid
+    unless it fails, and its page refuses a second payment. Neither the invoice page nor the service asks again
+    (its reminders wait too)."""
+    request_id, _token_ = open_request(db, owed)
+    open_attempt(db, request_id, status=status)
+    page = client.get(f"/payments/admin/invoices/{owed}", headers=as_user("adm"))
+    assert f"/payments/admin/requests/{request_id}/resend" not in page.get_data(as_text=True)
+    assert "The learner's payment of this request is under way: the payment request is not sent again." in text(page)
+    with pytest.raises(RequestRefused, match="The learner's payment of this request is under way: the payment "
+                                             "request is not sent again."):
+        payment_requests.resend(state, db.session.get(PaymentRequest, request_id), actor_id="adm")
+    db.session.commit()
+    assert (_count(db, Message), backend.sent, _audit(db, AuditAction.PAYMENT_REQUEST_RESENT)) == (0, [], [])
+
+
+def test_a_top_up_request_is_sent_again_until_its_payment_is_under_way(db, state, people, configured, backend):
+    """A top-up asks for no invoice: nothing of an invoice stops it, its own payment under way does."""
+    request = PaymentRequest(invoice_id=None, topup=True, user_id="u1", amount=5000, currency="EUR",
+                             due_at=utcnow() + timedelta(days=7), locale="en", send_email=True, created_by="adm")
+    db.session.add(request)
+    db.session.commit()
+    assert payment_requests.resend(state, request, actor_id="adm") == 1
+    db.session.commit()
+    open_attempt(db, request.id, amount=5000, status="processing")
+    with pytest.raises(RequestRefused, match="The learner's payment of this request is under way"):
+        payment_requests.resend(state, db.session.get(PaymentRequest, request.id), actor_id="adm")
+    assert len(backend.sent) == 1
+
+
+def test_a_request_whose_invoice_cannot_be_paid_online_any_more_is_not_sent_again(db, state, owed, backend):
+    """The invoice was cancelled with what it owed still on its row: its request's page refuses a payment."""
+    request_id, _token_ = open_request(db, owed)
+    db.session.get(Invoice, owed).status = "cancelled"
+    db.session.commit()
+    with pytest.raises(RequestRefused, match="Invoice ABC-0100 cannot be paid online. The payment request is not "
+                                             "sent again."):
+        payment_requests.resend(state, db.session.get(PaymentRequest, request_id), actor_id="adm")
+    db.session.commit()
+    assert (_count(db, Message), backend.sent) == (0, [])
+
+
+def test_what_no_online_payment_can_take_is_not_asked_again(client, db, state, host, people, configured, backend):
+    """30 cents left on the invoice (paid otherwise): Stripe charges no less than 50 cents in euros, so the
+    request's page refuses to take it; asking the learner again for it would send them to that refusal."""
+    invoice_id = open_invoice(db, host, paid=29970)
+    request_id, _token_ = open_request(db, invoice_id)
+    refusal = ("What is left to pay, €0.30, is less than the least an online payment can be (€0.50): the payment "
+               "request is not sent again.")
+    page = client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm"))
+    assert f"/payments/admin/requests/{request_id}/resend" not in page.get_data(as_text=True)
+    assert refusal in text(page)
+    with pytest.raises(RequestRefused, match=re.escape(refusal)):
+        payment_requests.resend(state, db.session.get(PaymentRequest, request_id), actor_id="adm")
+    db.session.commit()
+    assert (_count(db, Message), backend.sent) == (0, [])
+
+
 def test_no_message_asks_for_anything_when_nothing_remains(db, state, owed, backend):
     request_id, _token_ = open_request(db, owed)
     _paid_otherwise(db, owed)

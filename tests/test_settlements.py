@@ -21,9 +21,9 @@ from lms_stripe_plugin.core.models import (AuditEntry, Invoice, InvoicePayment, 
 from lms_stripe_plugin.testing import post_webhook
 
 from .conftest import KEYS, ON_POSTGRES, STRIPE, as_user, stripe_object, without_labels
-from .refund_support import sent
+from .refund_support import sent, text as page_text
 from .request_stubs import CREATED, backend, invoice_payment  # noqa: F401 - the fixture
-from .request_support import open_invoice
+from .request_support import open_invoice, open_request
 from .stripe_stubs import event
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -252,6 +252,81 @@ def test_an_invoice_paid_otherwise_meanwhile_stops_the_whole(client, db, settlem
     db.session.add(reminder)
     db.session.flush()
     assert reminders.send(client.application.extensions["lms_stripe"], reminder) is False
+
+
+def _resend_offered(client, settlement, invoice_id) -> tuple[bool, str]:
+    """Whether an invoice's page offers to send the settlement again, and the page's text."""
+    page = client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm"))
+    return f"/payments/admin/requests/{settlement[0]}/resend" in page.get_data(as_text=True), page_text(page)
+
+
+def _resend(client, settlement, invoice_id) -> str:
+    """Send the settlement again from an invoice's page (opened before it was blocked): what the page then says."""
+    page = f"/payments/admin/invoices/{invoice_id}"
+    token = CSRF.search(client.get(page, headers=as_user("adm")).get_data(as_text=True)).group(1)
+    answer = client.post(f"/payments/admin/requests/{settlement[0]}/resend", headers=as_user("adm"),
+                         data={"csrf_token": token, "next_invoice": "1"})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(page)
+    return page_text(client.get(page, headers=as_user("adm")))
+
+
+@pytest.mark.parametrize("changes, why", [
+    ({"amount_paid": 10000, "amount_remaining": 20300},
+     "Invoice ABC-0103 now owes €203.00, less than the €303.00 asked: part of it was paid meanwhile."),
+    ({"status": "void", "amount_remaining": 0}, "Invoice ABC-0103 is void: it cannot be paid."),
+    ({"status": "paid", "amount_paid": 30300, "amount_remaining": 0}, "Invoice ABC-0103 is already paid."),
+])
+def test_a_settlement_that_cannot_be_paid_as_asked_is_not_sent_again(client, db, settlement, invoices, backend,
+                                                                       changes, why):
+    """One of its invoices paid in part, voided or paid otherwise: its page refuses the payment, so the school's
+    invoice pages do not offer to send it again, and say why; sending it all the same is refused."""
+    assert _resend_offered(client, settlement, invoices[0])[0]
+    row = db.session.get(Invoice, invoices[2])
+    for name, value in changes.items():
+        setattr(row, name, value)
+    db.session.commit()
+    refusal = why + " The invoices cannot be paid together as asked: the payment request is not sent again."
+    for invoice_id in invoices:
+        offered, shown = _resend_offered(client, settlement, invoice_id)
+        assert not offered and refusal in shown
+    assert "The payment request is sent again." not in _resend(client, settlement, invoices[0])
+    assert backend.sent == [] and db.session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+@pytest.mark.parametrize("status", ["processing", "paid"])
+def test_a_settlement_is_not_sent_again_while_another_payment_of_its_invoice_is_under_way(
+        client, db, host, settlement, invoices, backend, status):
+    """The learner is paying invoice ABC-0102 alone (a bank debit processing, or a payment being credited): a
+    click on the settlement is refused meanwhile, so it is not asked again; once that payment fails, it is."""
+    request_id, _token_ = open_request(db, invoices[1], amount=30200)
+    attempt = PaymentAttempt(request_id=request_id, amount=30200, currency="EUR", status=status,
+                             stripe_checkout_session_id="cs_test_alone_1")
+    db.session.add(attempt)
+    db.session.commit()
+    refusal = "Another payment of invoice ABC-0102 is under way: the payment request is not sent again."
+    offered, shown = _resend_offered(client, settlement, invoices[0])
+    assert not offered and refusal in shown
+    assert refusal in _resend(client, settlement, invoices[0])
+    assert backend.sent == []
+    attempt.status = "failed"
+    db.session.commit()
+    assert _resend_offered(client, settlement, invoices[0])[0]
+    assert "The payment request is sent again." in _resend(client, settlement, invoices[0])
+    assert [mail.recipient for mail in backend.sent] == ["lea@example.com"]
+
+
+def test_a_request_of_one_invoice_waits_for_a_settlements_payment_under_way(client, db, settlement, invoices,
+                                                                            backend):
+    """The settlement's bank debit is processing: the school's request of one of its invoices is not asked
+    again meanwhile (its click would be refused)."""
+    request_id, _token_ = open_request(db, invoices[1], amount=30200)
+    db.session.add(PaymentAttempt(request_id=settlement[0], amount=90600, currency="EUR", status="processing",
+                                  stripe_checkout_session_id="cs_test_settle_debit"))
+    db.session.commit()
+    page = client.get(f"/payments/admin/invoices/{invoices[1]}", headers=as_user("adm"))
+    assert f"/payments/admin/requests/{request_id}/resend" not in page.get_data(as_text=True)
+    assert "Another payment of invoice ABC-0102 is under way: the payment request is not sent again." in \
+        page_text(page)
 
 
 def test_my_payments_lists_an_invoice_besides_the_schools_settlement(client, db, host, invoices):

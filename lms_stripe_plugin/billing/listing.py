@@ -18,6 +18,8 @@ from ..core.enums import PAYABLE_INVOICE, InvoiceStatus, MessageStatus, PaymentR
 from ..core.models import (CourseOffer, Invoice, InvoiceLine, InvoicePayment, Message, PaymentAttempt, PaymentRequest,
                            Purchase, RequestPart)
 from ..money import Money
+from . import paying, requests as payment_requests
+from .reminders import UNDER_WAY
 
 
 def learner_invoices(session, user_id: str) -> list[Invoice]:
@@ -413,11 +415,25 @@ def _failed_message():
     return PaymentRequest.id.in_(select(Message.request_id).where(Message.status == MessageStatus.FAILED))
 
 
+def _asks_something() -> ColumnElement[bool]:
+    """SQL: the request still asks for something, as `paying.remaining` reads it: not all of its amount paid,
+    and the invoice it asks for alone (not a settlement's first, nor a top-up's none) still owing."""
+    owing = select(Invoice.id).where(Invoice.id == PaymentRequest.invoice_id, Invoice.amount_remaining > 0).exists()
+    return and_(PaymentRequest.amount_paid < PaymentRequest.amount,
+                or_(PaymentRequest.invoice_id.is_(None), ~PaymentRequest.single(), owing))
+
+
+def _paying() -> ColumnElement[bool]:
+    """SQL: a payment of the request is under way (`reminders.UNDER_WAY`): the learner has paid unless it fails."""
+    return select(PaymentAttempt.id).where(PaymentAttempt.request_id == PaymentRequest.id,
+                                           PaymentAttempt.status.in_(UNDER_WAY)).exists()
+
+
 _STATE_CONDITIONS = {
     "open": lambda: and_(PaymentRequest.status == PaymentRequestStatus.OPEN, PaymentRequest.amount_paid == 0),
     "partly_paid": lambda: and_(PaymentRequest.status == PaymentRequestStatus.OPEN, PaymentRequest.amount_paid > 0),
     "overdue": lambda: and_(PaymentRequest.status == PaymentRequestStatus.OPEN,
-                            PaymentRequest.due_at < datetime.now(timezone.utc)),
+                            PaymentRequest.due_at < datetime.now(timezone.utc), _asks_something(), ~_paying()),
     "paid": lambda: PaymentRequest.status == PaymentRequestStatus.PAID,
     "cancelled": lambda: PaymentRequest.status == PaymentRequestStatus.CANCELLED,
     "delivery_failed": _failed_message,
@@ -426,29 +442,53 @@ _STATE_CONDITIONS = {
 
 @dataclass(frozen=True)
 class RequestView:
-    """A request as the administrators' list shows it."""
+    """A request as the administrators' lists show it. An open one is "overdue" past its due date only while it
+    asks for something: not when nothing remains to be paid on it ("nothing_left": its invoice paid otherwise,
+    say), nor while the learner's payment of it is under way ("paying")."""
 
     request: PaymentRequest
     delivery_failed: bool
+    #: A payment of it is under way (`_paying`): a bank debit processing, or a payment not yet credited.
+    paying: bool = False
+    #: Why it is not sent again now (`requests.resend_refusal`), None when it may be: on an invoice's page.
+    refusal: str | None = None
 
     @property
     def state(self) -> str:
         req = self.request
         if req.status != PaymentRequestStatus.OPEN:
             return str(req.status)
+        if paying.remaining(req) <= 0:
+            return "nothing_left"
+        if self.paying:
+            return "paying"
         due = req.due_at if req.due_at.tzinfo else req.due_at.replace(tzinfo=timezone.utc)
         if due < datetime.now(timezone.utc):
             return "overdue"
         return "partly_paid" if req.amount_paid else "open"
 
 
+def _with_paying(query):
+    """``query`` of requests, each with whether a payment of it is under way (one EXISTS per row)."""
+    return query.add_columns(_paying().label("paying")).options(
+        selectinload(PaymentRequest.invoice), selectinload(PaymentRequest.parts).selectinload(RequestPart.invoice))
+
+
+def _failed(session, rows) -> set[int]:
+    return set(session.scalars(select(Message.request_id).where(
+        Message.request_id.in_([row.id for row in rows]), Message.status == MessageStatus.FAILED)))
+
+
 def invoice_requests(session, invoice_id: int) -> list[RequestView]:
-    """An invoice's payment requests (and the settlements it is part of), newest first."""
-    rows = list(session.scalars(select(PaymentRequest).where(PaymentRequest.covering(invoice_id))
-                                .order_by(PaymentRequest.id.desc())))
-    failed = set(session.scalars(select(Message.request_id).where(
-        Message.request_id.in_([r.id for r in rows]), Message.status == MessageStatus.FAILED)))
-    return [RequestView(r, r.id in failed) for r in rows]
+    """An invoice's payment requests (and the settlements it is part of), newest first, each open one with
+    why it is not sent again, if it is not."""
+    rows = session.execute(_with_paying(select(PaymentRequest)).where(PaymentRequest.covering(invoice_id))
+                           .order_by(PaymentRequest.id.desc())).all()
+    failed = _failed(session, [row[0] for row in rows])
+    return [RequestView(req, req.id in failed, under_way,
+                        payment_requests.resend_refusal(session, req)
+                        if req.status == PaymentRequestStatus.OPEN else None)
+            for req, under_way in rows]
 
 
 def invoice_payments(session, invoice_id: int) -> list[tuple[InvoicePayment, str | None]]:
@@ -465,14 +505,12 @@ def invoice_payments(session, invoice_id: int) -> list[tuple[InvoicePayment, str
 
 def admin_requests(session, flt: RequestFilter, *, before_id: int | None, limit: int) -> tuple[list[RequestView], bool]:
     """One page of requests, newest first, older than ``before_id``; and whether more follow."""
-    query = select(PaymentRequest).where(*flt.conditions()).options(
-        selectinload(PaymentRequest.invoice), selectinload(PaymentRequest.parts).selectinload(RequestPart.invoice))
+    query = _with_paying(select(PaymentRequest)).where(*flt.conditions())
     if before_id:
         query = query.where(PaymentRequest.id < before_id)
-    rows = list(session.scalars(query.order_by(PaymentRequest.id.desc()).limit(limit + 1)))
-    failed = set(session.scalars(select(Message.request_id).where(
-        Message.request_id.in_([r.id for r in rows]), Message.status == MessageStatus.FAILED)))
-    return [RequestView(r, r.id in failed) for r in rows[:limit]], len(rows) > limit
+    rows = session.execute(query.order_by(PaymentRequest.id.desc()).limit(limit + 1)).all()
+    failed = _failed(session, [row[0] for row in rows[:limit]])
+    return [RequestView(req, req.id in failed, under_way) for req, under_way in rows[:limit]], len(rows) > limit
 
 
 REQUEST_CSV_COLUMNS = ("request", "invoice", "learner", "currency", "asked", "paid", "due", "status", "created")
@@ -482,13 +520,10 @@ def requests_csv(session, flt: RequestFilter) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(REQUEST_CSV_COLUMNS)
-    query = (select(PaymentRequest).where(*flt.conditions())
-             .options(selectinload(PaymentRequest.invoice),
-                      selectinload(PaymentRequest.parts).selectinload(RequestPart.invoice))
-             .order_by(PaymentRequest.id.desc()))
-    for req in session.scalars(query).yield_per(500):
+    query = _with_paying(select(PaymentRequest)).where(*flt.conditions()).order_by(PaymentRequest.id.desc())
+    for req, under_way in session.execute(query.execution_options(yield_per=500)):
         row = [req.id, req.invoice_numbers, (req.invoice.user_name if req.invoice else None) or req.user_id, req.currency,
                str(Money(req.amount, req.currency).major), str(Money(req.amount_paid, req.currency).major),
-               req.due_at.date().isoformat(), RequestView(req, False).state, req.created_at.isoformat()]
+               req.due_at.date().isoformat(), RequestView(req, False, under_way).state, req.created_at.isoformat()]
         writer.writerow([safe_cell(value) for value in row])
     return out.getvalue()

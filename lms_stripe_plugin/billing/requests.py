@@ -17,14 +17,14 @@ from sqlalchemy import func, select
 from .. import messages
 from ..accounts import settings as payment_settings
 from ..core import audit
-from ..core.enums import AuditAction, Channel, InvoiceStatus, MessageStatus, PaymentRequestStatus
+from ..core.enums import AttemptStatus, AuditAction, Channel, InvoiceStatus, MessageStatus, PaymentRequestStatus
 from ..core.i18n import current_locale, gettext as _, normalize_locale
 from ..core.models import Invoice, Message, PaymentRequest, utcnow
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..core.urls import public_url
 from ..errors import PaymentsError, ValidationFailed
-from ..money import Money, check_chargeable
+from ..money import Money, check_chargeable, minimum_amount
 from . import balances, issuing, links, paying
 
 MAX_MESSAGE = 1000
@@ -233,16 +233,77 @@ def _aware(moment: datetime) -> datetime:
 
 def resend(state: PluginState, request: PaymentRequest, *, actor_id: str | None) -> int:
     """Send the request again (new messages, new links; the old links keep working), if it still asks for
-    something: its invoice may have been paid otherwise (Stripe's hosted invoice page, another request)."""
-    if request.status != PaymentRequestStatus.OPEN:
-        raise RequestRefused(_("Only an open payment request is sent again."))
-    if paying.remaining(request) <= 0:
-        raise RequestRefused(_("Nothing remains to be paid: the payment request is not sent again."))
+    something that can be paid now (`resend_refusal`)."""
+    refusal = resend_refusal(state.session, request)
+    if refusal is not None:
+        raise RequestRefused(refusal)
     count = state.session.scalar(select(func.count()).select_from(Message).where(Message.request_id == request.id))
     written = notify(state, request, purpose=f"resent-{count + 1}")
     audit.record(state.session, AuditAction.PAYMENT_REQUEST_RESENT, actor_id=actor_id, user_id=request.user_id,
                  invoice=request.invoice_id, request=request.id)
     return written
+
+
+def resend_refusal(session, request: PaymentRequest) -> str | None:
+    """Why the request is not sent again now, for the administrator, or None: a message sends the learner to a
+    page that must take their payment. Not when the request is closed; nor when nothing remains (its invoice
+    paid otherwise: Stripe's hosted invoice page, another request); nor while the learner's payment of it is
+    under way (they have paid unless it fails, as its reminders wait); nor when its page refuses a payment now
+    (a settlement one of whose invoices was paid or voided meanwhile, another payment of one of its invoices
+    under way, what is left less than an online payment can take)."""
+    if request.status != PaymentRequestStatus.OPEN:
+        return _("Only an open payment request is sent again.")
+    if paying.remaining(request) <= 0:
+        return _("Nothing remains to be paid: the payment request is not sent again.")
+    if _payment_under_way(session, request):
+        return _("The learner's payment of this request is under way: the payment request is not sent again.")
+    return _unpayable(request) or _paid_elsewhere(session, request) or _too_little(request)
+
+
+def _payment_under_way(session, request: PaymentRequest) -> bool:
+    """A payment of the request processing (a bank debit), or taken and not yet credited to its invoices."""
+    current = paying.live_attempt(session, request.id)
+    return (current is not None and current.status == AttemptStatus.PROCESSING) or \
+        paying.paid_unattached(session, request.id)
+
+
+def _unpayable(request: PaymentRequest) -> str | None:
+    """Why one of the request's invoices cannot be paid as asked now (`paying.problem`), or None."""
+    if request.parts:
+        for part in request.parts:
+            found = paying.problem(part.invoice, part.amount) if part.paid_at is None else None
+            if found is not None:
+                return found + " " + _("The invoices cannot be paid together as asked: the payment request is "
+                                       "not sent again.")
+        return None
+    found = paying.problem(request.invoice) if request.invoice is not None else None
+    return found + " " + _("The payment request is not sent again.") if found is not None else None
+
+
+def _paid_elsewhere(session, request: PaymentRequest) -> str | None:
+    """Another request's payment of one of its invoices, processing or being credited, when a settlement is
+    concerned (this request or the other): a click would be refused until it is credited or fails. Two
+    requests of one invoice each may be paid at once, in parts."""
+    ids = [invoice.id for invoice in request.invoices]
+    for attempt in paying.under_way(session, ids, besides=request.id) if ids else []:  # a top-up asks for none
+        other = attempt.request
+        if attempt.status != AttemptStatus.OPEN and (request.parts or (other is not None and other.parts)):
+            shared = [invoice for invoice in (other.invoices if other is not None else []) if invoice.id in ids]
+            number = (shared[0].number or str(shared[0].id)) if shared else ""
+            return _("Another payment of invoice %(number)s is under way: the payment request is not sent again.",
+                     number=number)
+    return None
+
+
+def _too_little(request: PaymentRequest) -> str | None:
+    """What is left is less than Stripe charges in its currency: no payment page can take it."""
+    left, floor = paying.remaining(request), minimum_amount(request.currency).amount
+    if left >= floor:
+        return None
+    locale = current_locale()
+    return _("What is left to pay, %(left)s, is less than the least an online payment can be (%(min)s): the "
+             "payment request is not sent again.", left=Money(left, request.currency).format(locale),
+             min=Money(floor, request.currency).format(locale))
 
 
 def cancel(state: PluginState, request: PaymentRequest, *, actor_id: str | None) -> None:
