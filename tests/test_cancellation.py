@@ -4,7 +4,7 @@ import re
 
 import pytest
 import responses
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from lms_stripe_plugin.core.models import AuditEntry, Invoice, Purchase, Refund
 
@@ -418,6 +418,7 @@ def test_retrying_a_failed_refund_refunds_through_the_payment_intent_with_a_new_
     old, retry = refunds_of(db, purchase_id)
     assert idempotency_key(call) == f"lms-refund-retry-{retry.id}" != old.idempotency_key
     assert old.status == "replaced" and (retry.status, retry.stripe_refund_id) == ("succeeded", "re_test_2")
+    assert (retry.replaces_id, old.replaces_id) == (old.id, None)  # the retry's row names the refund it replaces
     purchase, invoice = purchase_and_invoice(db, purchase_id)
     assert invoice.status == "cancelled" and invoice.amount_refunded == 4990 and purchase.amount_refunded == 4990
     assert purchase.status == "cancelled" and not enrolled(host) and unenrolls(host) == 1
@@ -453,9 +454,12 @@ def test_a_retry_stripe_cannot_reach_can_be_retried_again_with_the_same_key(clie
     assert invoice.status == "cancelled" and invoice.amount_refunded == 4990
 
 
-def test_a_retry_stripe_made_though_its_answer_was_lost_is_never_asked_again(client, db, host, paid, stripe_http):
+@pytest.mark.parametrize("audit_entry", ["kept", "deleted"])
+def test_a_retry_stripe_made_though_its_answer_was_lost_is_never_asked_again(client, db, host, paid, stripe_http,
+                                                                             audit_entry):
     """A retry whose answer was lost, recorded by its refund's event (which names our row in its metadata):
-    retrying the failed refund again asks Stripe nothing, and the failed refund is marked replaced."""
+    retrying the failed refund again asks Stripe nothing, and the failed refund is marked replaced. The retry's
+    row names the refund it replaces: the audit log, which people read, is not needed for it."""
     purchase_id, invoice_id = paid
     stub_credit_note(stripe_http, credit_note(amount=1000))
     stub_get_refund(stripe_http, refund(amount=1000, status="failed", failure_reason="expired_or_canceled_card"))
@@ -468,6 +472,10 @@ def test_a_retry_stripe_made_though_its_answer_was_lost_is_never_asked_again(cli
     first = client.post(retry_url, data={"csrf_token": token}, headers=as_user("adm"))
     assert "Stripe could not be reached" in text(client.get(first.headers["Location"], headers=as_user("adm")))
     (retry,) = [row for row in refunds_of(db, purchase_id) if row.id != failed.id]
+    assert retry.replaces_id == failed.id
+    if audit_entry == "deleted":
+        db.session.execute(delete(AuditEntry).where(AuditEntry.action == "refund_retried"))
+        db.session.commit()
     made = refund(refund_id="re_test_2", amount=1000)
     made["metadata"] = {"lms_refund_id": str(retry.id)}
     assert send_event(client, "refund.created", made, "evt_retry_created").status_code == 200
@@ -486,6 +494,100 @@ def test_a_retry_stripe_made_though_its_answer_was_lost_is_never_asked_again(cli
     assert (old.status, done.status, done.stripe_refund_id) == ("replaced", "succeeded", "re_test_2")
     purchase, invoice = purchase_and_invoice(db, purchase_id)
     assert purchase.amount_refunded == invoice.amount_refunded == 1000 and invoice.status == "partially_refunded"
+
+
+def _partial_refund_that_fails(client, db, stripe_http, purchase_id, invoice_id) -> Refund:
+    stub_credit_note(stripe_http, credit_note(amount=1000))
+    stub_get_refund(stripe_http, refund(amount=1000, status="failed", failure_reason="expired_or_canceled_card"))
+    partial_refund(client, invoice_id, "10.00")
+    (failed,) = refunds_of(db, purchase_id)
+    assert failed.status == "failed"
+    return failed
+
+
+def test_a_retry_stripe_refused_is_the_refund_retried_next_and_the_money_goes_back_once(client, db, host, paid,
+                                                                                      stripe_http):
+    """Stripe refuses a retry (its answer is an error): the retry, failed, stands for the refund it replaces,
+    which no longer offers a retry of its own; retrying the refused retry refunds the learner, once."""
+    purchase_id, invoice_id = paid
+    failed = _partial_refund_that_fails(client, db, stripe_http, purchase_id, invoice_id)
+    stripe_error(stripe_http, responses.POST, "/v1/refunds", 400, "invalid_request_error",
+                 "You have insufficient available funds in your Stripe account.", code="balance_insufficient")
+    token = csrf(client, f"/payments/admin/invoices/{invoice_id}")
+    first = client.post(f"/payments/admin/refunds/{failed.id}/retry", data={"csrf_token": token},
+                        headers=as_user("adm"))
+    assert "insufficient available funds" in text(client.get(first.headers["Location"], headers=as_user("adm")))
+
+    old, refused = refunds_of(db, purchase_id)
+    assert (old.status, refused.status, refused.replaces_id) == ("replaced", "failed", old.id)
+    page = client.get(f"/payments/admin/invoices/{invoice_id}", headers=as_user("adm")).get_data(as_text=True)
+    assert re.findall(r'action="/payments/admin/refunds/(\d+)/retry"', page) == [str(refused.id)]
+
+    stripe_http.replace(responses.POST, "https://api.stripe.com/v1/refunds",
+                        json=refund(refund_id="re_test_2", amount=1000))
+    assert client.post(f"/payments/admin/refunds/{refused.id}/retry", data={"csrf_token": token},
+                       headers=as_user("adm")).status_code == 302
+    again = client.post(f"/payments/admin/refunds/{old.id}/retry", data={"csrf_token": token},
+                        headers=as_user("adm"))
+
+    assert "Only a failed refund can be retried." in text(client.get(again.headers["Location"],
+                                                                     headers=as_user("adm")))
+    _first, second = calls(stripe_http, "POST", "/v1/refunds")
+    old, refused, done = refunds_of(db, purchase_id)
+    assert idempotency_key(second) == f"lms-refund-retry-{done.id}"
+    assert (refused.status, done.status, done.replaces_id) == ("replaced", "succeeded", refused.id)
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert purchase.amount_refunded == invoice.amount_refunded == 1000 and invoice.status == "partially_refunded"
+
+
+def test_a_failed_refund_whose_retry_stripe_refused_earlier_retries_that_retry(client, db, host, paid, stripe_http):
+    """A failed refund still failed beside the retry Stripe refused (so recorded before the retry stood for it):
+    retrying it marks it replaced and retries the refused retry, which it names; it is never named twice."""
+    purchase_id, invoice_id = paid
+    failed = _partial_refund_that_fails(client, db, stripe_http, purchase_id, invoice_id)
+    refused = Refund(purchase_id=purchase_id, amount=1000, currency="EUR", status="failed", full=False,
+                     revoke_access=False, origin="admin", actor_id="adm", idempotency_key="lms-refund-retry-refused",
+                     failure_reason="You have insufficient available funds in your Stripe account.",
+                     replaces_id=failed.id)
+    db.session.add(refused)
+    db.session.commit()
+    stub_create_refund(stripe_http, refund(refund_id="re_test_2", amount=1000))
+    token = csrf(client, f"/payments/admin/invoices/{invoice_id}")
+
+    assert client.post(f"/payments/admin/refunds/{failed.id}/retry", data={"csrf_token": token},
+                       headers=as_user("adm")).status_code == 302
+
+    old, refused, done = refunds_of(db, purchase_id)
+    (asked,) = calls(stripe_http, "POST", "/v1/refunds")
+    assert idempotency_key(asked) == f"lms-refund-retry-{done.id}" and sent(asked)["amount"] == "1000"
+    assert (old.status, refused.status, refused.replaces_id) == ("replaced", "replaced", old.id)
+    assert (done.status, done.replaces_id) == ("succeeded", refused.id)
+    purchase, invoice = purchase_and_invoice(db, purchase_id)
+    assert purchase.amount_refunded == invoice.amount_refunded == 1000
+
+
+def test_a_retry_recorded_without_its_link_is_taken_up_by_the_failed_refund_retried(client, db, host, paid,
+                                                                                    stripe_http):
+    """A retry Stripe never confirmed, recorded before retries named the refund they replace (its audit entry
+    did not name it either): retrying the failed refund asks for it again with its key, and links the two."""
+    purchase_id, invoice_id = paid
+    failed = _partial_refund_that_fails(client, db, stripe_http, purchase_id, invoice_id)
+    unlinked = Refund(purchase_id=purchase_id, amount=1000, currency="EUR", status="requested", full=False,
+                      revoke_access=False, origin="admin", actor_id="adm", idempotency_key="pending")
+    db.session.add(unlinked)
+    db.session.flush()
+    unlinked.idempotency_key = f"lms-refund-retry-{unlinked.id}"
+    db.session.commit()
+    stub_create_refund(stripe_http, refund(refund_id="re_test_2", amount=1000))
+    token = csrf(client, f"/payments/admin/invoices/{invoice_id}")
+
+    assert client.post(f"/payments/admin/refunds/{failed.id}/retry", data={"csrf_token": token},
+                       headers=as_user("adm")).status_code == 302
+
+    (asked,) = calls(stripe_http, "POST", "/v1/refunds")
+    old, retry = refunds_of(db, purchase_id)
+    assert idempotency_key(asked) == f"lms-refund-retry-{retry.id}"
+    assert (old.status, retry.status, retry.replaces_id) == ("replaced", "succeeded", old.id)
 
 
 def test_only_a_failed_refund_can_be_retried(client, db, paid, stripe_http):

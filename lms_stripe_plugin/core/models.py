@@ -842,6 +842,9 @@ class Refund(SchoolScoped, Base):
     failure_reason: Mapped[str | None] = mapped_column(sa.Text)
     actor_id: Mapped[str | None] = mapped_column(HostId)
     idempotency_key: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    #: A retry's failed refund, which is "replaced" once Stripe makes the retry or refuses it (the retry then
+    #: stands for it). Unique: a refund is replaced at most once, so a retry is never asked for twice.
+    replaces_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_refunds.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

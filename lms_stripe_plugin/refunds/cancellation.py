@@ -25,7 +25,7 @@ from ..core import audit
 from ..core.enums import (AccessReason, AuditAction, InvoiceSource, InvoiceStatus, PaymentRequestStatus,
                           PurchaseStatus, RefundOrigin, RefundStatus)
 from ..core.i18n import current_locale, gettext as _
-from ..core.models import AuditEntry, Invoice, InvoicePayment, PaymentRequest, Refund, RequestPart, utcnow
+from ..core.models import Invoice, InvoicePayment, PaymentRequest, Refund, RequestPart, utcnow
 from ..core.txn import transition
 from ..billing import balances, requests as payment_requests
 from ..errors import GatewayError, PaymentsError
@@ -52,7 +52,6 @@ class RefundPlan:
     idempotency_key: str
     credit_note: CreditNoteCreateParams | None = None
     refund: RefundCreateParams | None = None
-    replaces: int | None = None  # the failed refund a retry replaces
 
 
 def refundable(invoice: Invoice, session) -> int:
@@ -225,20 +224,23 @@ def _insert(session, refund: Refund, key_prefix: str) -> None:
 
 def request_retry(state: PluginState, failed: Refund, *, actor_id: str) -> RefundPlan:
     """Plan refunding again, through Stripe's Refunds API, what a failed refund did not return (its part
-    credited to the balance was credited with its credit note, and is not refunded again)."""
+    credited to the balance was credited with its credit note, and is not refunded again). The retry's row
+    names the refund it replaces (`Refund.replaces_id`)."""
     session = state.session
+    failed = _last_refused(session, failed) if failed.status == RefundStatus.FAILED else failed
     if failed.status != RefundStatus.FAILED:
         raise RefundRefused(_("Only a failed refund can be retried."))
     purchase = failed.purchase
     payment_intent = purchase.stripe_payment_intent_id or _failed_refund_payment(state, failed)
     if not payment_intent:
         raise RefundRefused(_("This purchase has no Stripe payment to refund."))
-    if _made_retry(session, failed) is not None:
-        transition(session, failed, (RefundStatus.FAILED,), RefundStatus.REPLACED)  # kept for the record
+    retry = _retry_of(session, failed)
+    if retry is not None and retry.stripe_refund_id is not None:
+        _replace(session, failed)
         raise RefundRefused(_("Stripe made the retry of this refund asked for earlier (its answer was lost, "
                               "Stripe has told us of the refund since): it is not asked for again."))
-    retry = _pending_retry(session, purchase.id) or _new_retry(session, failed, actor_id)
-    return refund_plan(retry, payment_intent, replaces=failed.id)
+    retry = retry or _pending_retry(session, purchase.id, failed) or _new_retry(session, failed, actor_id)
+    return refund_plan(retry, payment_intent)
 
 
 def _failed_refund_payment(state: PluginState, failed: Refund) -> str | None:
@@ -251,39 +253,53 @@ def _failed_refund_payment(state: PluginState, failed: Refund) -> str | None:
         InvoicePayment.stripe_payment_intent_id.is_not(None)).order_by(InvoicePayment.id.desc()).limit(1))
 
 
-def refund_plan(refund: Refund, payment_intent: str, *, replaces: int | None = None) -> RefundPlan:
-    """The Refunds API call for a refund row (``replaces``: the failed refund it retries)."""
+def refund_plan(refund: Refund, payment_intent: str) -> RefundPlan:
+    """The Refunds API call for a refund row (a retry's answer also marks the refund it replaces)."""
     params: RefundCreateParams = {"payment_intent": payment_intent, "amount": refund.amount,
                                   "metadata": {"lms_refund_id": str(refund.id)}}
     if refund.origin == RefundOrigin.SYSTEM:
         params["reason"] = "duplicate"
-    return RefundPlan(refund.id, refund.idempotency_key, refund=params, replaces=replaces)
+    return RefundPlan(refund.id, refund.idempotency_key, refund=params)
 
 
-def _pending_retry(session, purchase_id: int) -> Refund | None:
-    return session.scalar(select(Refund).where(Refund.purchase_id == purchase_id,
-                                               Refund.status == RefundStatus.REQUESTED,
-                                               Refund.idempotency_key.like(f"{RETRY_PREFIX}%"),
-                                               Refund.stripe_refund_id.is_(None)))
+def _retry_of(session, failed: Refund) -> Refund | None:
+    """The retry that replaces ``failed`` (at most one: the column is unique). Stripe may have made it though
+    its answer was lost: the refund's event, whose metadata names the retry, gave it the refund's id, but only
+    the answer marks ``failed`` replaced."""
+    return session.scalar(select(Refund).where(Refund.replaces_id == failed.id))
 
 
-def _made_retry(session, failed: Refund) -> Refund | None:
-    """A retry of ``failed`` that Stripe made though its answer was lost: the refund's event, whose metadata
-    names the retry, gave it the refund's id, but only the answer marks ``failed`` replaced. The retry's audit
-    entry names both rows (written with the retry, in its transaction)."""
-    entries = session.scalars(select(AuditEntry).where(AuditEntry.action == AuditAction.REFUND_RETRIED,
-                                                       AuditEntry.purchase_id == failed.purchase_id))
-    retries = [found["retry"] for found in map(audit.details, entries)
-               if found.get("failed_refund") == failed.id and isinstance(found.get("retry"), int)]
-    if not retries:
-        return None
-    return session.scalar(select(Refund).where(Refund.id.in_(retries), Refund.stripe_refund_id.is_not(None),
-                                               Refund.idempotency_key.like(f"{RETRY_PREFIX}%")).limit(1))
+def _last_refused(session, failed: Refund) -> Refund:
+    """The refund to retry: ``failed``, or the retry Stripe refused that replaces it, which stands for it (and
+    so on, along the retries). ``failed`` is then marked replaced: its retry's refusal marks it so today, but a
+    refund may have been left failed beside its refused retry before retries named the refund they replace."""
+    while (retry := _retry_of(session, failed)) is not None and retry.stripe_refund_id is None \
+            and retry.status in (RefundStatus.FAILED, RefundStatus.REPLACED):
+        _replace(session, failed)
+        failed = retry
+    return failed
+
+
+def _replace(session, failed: Refund) -> None:
+    transition(session, failed, (RefundStatus.FAILED,), RefundStatus.REPLACED)  # kept for the record
+
+
+def _pending_retry(session, purchase_id: int, failed: Refund) -> Refund | None:
+    """A retry of the purchase that Stripe never confirmed (one refund in flight per purchase), whichever refund
+    it replaces: asked again with its key. One that names none was recorded before retries did: it is linked to
+    ``failed`` (what an administrator retries), so that its answer marks that refund replaced."""
+    pending = session.scalar(select(Refund).where(Refund.purchase_id == purchase_id,
+                                                  Refund.status == RefundStatus.REQUESTED,
+                                                  Refund.idempotency_key.like(f"{RETRY_PREFIX}%"),
+                                                  Refund.stripe_refund_id.is_(None)))
+    if pending is not None and pending.replaces_id is None:
+        pending.replaces_id = failed.id
+    return pending
 
 
 def _new_retry(session, failed: Refund, actor_id: str) -> Refund:
     retry = Refund(purchase_id=failed.purchase_id, amount=failed.amount - failed.balance_amount,
-                   currency=failed.currency,
+                   currency=failed.currency, replaces_id=failed.id,
                    status=RefundStatus.REQUESTED, full=failed.full, revoke_access=failed.revoke_access,
                    origin=RefundOrigin.ADMIN, reason=failed.reason, actor_id=actor_id, idempotency_key="pending")
     _insert(session, retry, RETRY_PREFIX)
@@ -323,14 +339,19 @@ def _gateway_failed(session, refund_id: int, err: GatewayError) -> None:
     if transition(session, refund, (RefundStatus.REQUESTED,), RefundStatus.FAILED, failure_reason=err.message):
         audit.record(session, AuditAction.REFUND_FAILED, actor_id=refund.actor_id, purchase_id=refund.purchase_id,
                      amount=refund.amount, reason=err.message)
+        _replaced_by(session, refund)  # a refused retry stands for the refund it replaces: it is retried next
+
+
+def _replaced_by(session, retry: Refund) -> None:
+    """Mark the refund that ``retry`` replaces replaced, once Stripe answered the retry."""
+    if retry.replaces_id is not None:
+        _replace(session, session.get(Refund, retry.replaces_id))
 
 
 def _apply_refund(state: PluginState, plan: RefundPlan, created: dict) -> Refund:
     session = state.session
     refund = session.get(Refund, plan.refund_id)
-    if plan.replaces is not None:
-        failed = session.get(Refund, plan.replaces)
-        transition(session, failed, (RefundStatus.FAILED,), RefundStatus.REPLACED)  # kept for the record
+    _replaced_by(session, refund)
     sync_refund(state, created, refund=refund)
     return refund
 
