@@ -265,6 +265,11 @@ def load(session) -> EffectiveSettings:
     return cached if cached is not None else _in_force(school, _stored_row(session))
 
 
+def school_name(session) -> str:
+    """The school's name in messages to learners: the payment settings', else the app's."""
+    return load(session).school_name or current_app.name
+
+
 def reading(column: ColumnElement) -> Select:
     """A statement that reads the school's settings and ``column`` (a scalar subquery, say) in one query, for
     `load_with`: one row even when the school has no settings row yet."""

@@ -424,10 +424,11 @@ def sync_topup_session(state: PluginState, cs: dict) -> TopUp | None:
 
 
 def credit_attempt(state: PluginState, attempt: PaymentAttempt, *, user_id: str, checkout_session: str,
-                   **details) -> TopUp:
+                   reason: str | None = None, **details) -> TopUp:
     """A top-up request's or link's Pay click is paid: its top-up written (once per click: a unique column),
     paid, its amount put on the learner's balance and mirrored at Stripe, as a top-up from My payments is (and
-    refundable while unspent the same way). ``details`` name the request or link in the audit log."""
+    refundable while unspent the same way). ``reason`` is the ledger line's, for a payment that was not asked
+    as a top-up; ``details`` name the request or link in the audit log."""
     session = state.session
     topup = TopUp(user_id=user_id, amount=attempt.amount, currency=attempt.currency, status=TopUpStatus.PAID,
                   stripe_checkout_session_id=checkout_session, stripe_payment_intent_id=attempt.stripe_payment_intent_id,
@@ -438,7 +439,7 @@ def credit_attempt(state: PluginState, attempt: PaymentAttempt, *, user_id: str,
     except IntegrityError:  # written meanwhile (the webhook and the payer's return at once)
         return session.scalar(select(TopUp).where(TopUp.attempt_id == attempt.id))
     entry = post(session, user_id=user_id, currency=topup.currency, amount=topup.amount, kind=BalanceEntryKind.TOPUP,
-                 key=f"topup-{topup.id}", topup_id=topup.id)
+                 key=f"topup-{topup.id}", topup_id=topup.id, reason=reason)
     audit.record(session, AuditAction.BALANCE_TOPPED_UP, user_id=user_id, amount=topup.amount,
                  currency=topup.currency, topup=topup.id, **details)
     if entry is not None:

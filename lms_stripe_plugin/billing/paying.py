@@ -44,7 +44,7 @@ from ..core.txn import transition
 from ..errors import GatewayError, NotPurchasable, PaymentsError
 from ..gateway.types import PaymentRecordReportPaymentParams, SessionCreateParams
 from ..money import Money, minimum_amount
-from . import balances, customers, issuing, taxes
+from . import balances, customers, issuing, taxes, unattachable
 from .invoices import record_link_invoice
 
 REUSE_MARGIN = timedelta(minutes=5)
@@ -722,15 +722,43 @@ def attach(state: PluginState, plan: AttachPlan) -> None:
             jobs.defer(state.session, attach, plan)
             return
     else:
-        updated = state.gateway.attach_payment(plan.stripe_invoice_id, {"payment_intent": plan.payment_intent,
-                                                                        "expand": ["payments"]},
-                                               api_key=settings.secret_key,
-                                               idempotency_key=f"lms-attach-{plan.attempt_id}")
+        try:
+            updated = state.gateway.attach_payment(plan.stripe_invoice_id, {"payment_intent": plan.payment_intent,
+                                                                            "expand": ["payments"]},
+                                                   api_key=settings.secret_key,
+                                                   idempotency_key=f"lms-attach-{plan.attempt_id}")
+        except GatewayError as err:
+            if err.retryable:
+                raise
+            found = _after_refusal(state, plan, settings.secret_key, err)
+            if found is None:
+                return
+            updated = found
         apply_invoice(state, updated)
     attempt = state.session.get(PaymentAttempt, plan.attempt_id)
     if attempt.attached_at is None:
         attempt.attached_at = utcnow()
         transition(state.session, attempt, (AttemptStatus.PAID,), AttemptStatus.ATTACHED)
+
+
+def _after_refusal(state: PluginState, plan: AttachPlan, api_key: str | None, err: GatewayError) -> dict | None:
+    """Stripe refused to attach the payment. Either it is attached already (our record of that was lost, and
+    Stripe keeps an idempotency key's answer only 24 hours): the invoice it is attached to, to apply. Or the
+    invoice no longer owes it (paid another way meanwhile, voided, owing less now): the payment goes on the
+    learner's balance (`unattachable`), and None. Any other refusal is raised again, for reconcile to report."""
+    payments = state.gateway.list_invoice_payments(
+        {"payment": {"type": "payment_intent", "payment_intent": plan.payment_intent}}, api_key=api_key)
+    attached = next((payment for payment in payments if payment.get("status") != "canceled"), None)
+    if attached is not None:
+        return state.gateway.retrieve_invoice(attached["invoice"], api_key=api_key, expand=["payments"])
+    stripe_invoice = state.gateway.retrieve_invoice(plan.stripe_invoice_id, api_key=api_key, expand=["payments"])
+    attempt = state.session.get(PaymentAttempt, plan.attempt_id)
+    why = unattachable.why_refused(stripe_invoice, attempt.amount)
+    if why is None:
+        raise err
+    apply_invoice(state, stripe_invoice)  # locks the invoice first, as its events' handlers do
+    unattachable.put_on_balance(state, attempt, stripe_invoice, why)
+    return None
 
 
 def _settle_step(state: PluginState, plan: AttachPlan, api_key: str | None) -> bool:

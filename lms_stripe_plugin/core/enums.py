@@ -126,12 +126,14 @@ class PaymentRequestStatus(Labelled):
 
 class AttemptStatus(Labelled):
     """One Pay click: its Checkout Session, then, for a payment request, its payment attached to the invoice
-    ("attached"); a payment link's is done once paid (Checkout issued its invoice)."""
+    ("attached"), or put on the learner's balance when the invoice no longer owed it ("credited"); a payment
+    link's is done once paid (Checkout issued its invoice)."""
 
     OPEN = "open"
     PROCESSING = "processing"
     PAID = "paid"
     ATTACHED = "attached"
+    CREDITED = "credited"
     FAILED = "failed"
     EXPIRED = "expired"
 
@@ -366,6 +368,7 @@ _LABELS: dict[type, dict] = {
         AttemptStatus.PROCESSING: N_("Payment processing"),
         AttemptStatus.PAID: N_("Paid"),
         AttemptStatus.ATTACHED: N_("Paid and credited to the invoice"),
+        AttemptStatus.CREDITED: N_("Paid and put on the balance: the invoice no longer owed it"),
         AttemptStatus.FAILED: N_("Payment failed"),
         AttemptStatus.EXPIRED: N_("Expired"),
     },

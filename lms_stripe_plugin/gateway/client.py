@@ -149,8 +149,8 @@ class StripeGateway:
     def expire_checkout_session(self, session_id: str, *, api_key: str | None) -> dict:
         return self._call(lambda o: self.v1.checkout.sessions.expire(session_id, None, o), api_key)
 
-    def retrieve_invoice(self, invoice_id: str, *, api_key: str | None) -> dict:
-        return self._call(lambda o: self.v1.invoices.retrieve(invoice_id, None, o), api_key)
+    def retrieve_invoice(self, invoice_id: str, *, api_key: str | None, expand=()) -> dict:
+        return self._call(lambda o: self.v1.invoices.retrieve(invoice_id, {"expand": list(expand)}, o), api_key)
 
     def retrieve_payment_intent(self, payment_intent_id: str, *, api_key: str | None) -> dict:
         return self._call(lambda o: self.v1.payment_intents.retrieve(payment_intent_id,

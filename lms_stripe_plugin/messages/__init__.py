@@ -15,7 +15,7 @@ Backends: ``LMS_STRIPE_MAIL_BACKEND`` (the host's Flask-Mail, SMTP, console, fil
 from __future__ import annotations
 
 from .addresses import check_email, check_header, host_phone, normalize_phone
-from .compose import payment_request_email, payment_request_sms
+from .compose import payment_on_balance_email, payment_request_email, payment_request_sms
 from .errors import DeliveryFailed, InvalidMessage, InvalidRecipient, MessageError
 from .outbox import MAX_ATTEMPTS, content, default_region, deliver, queue, retry_failed
 from .outgoing import Backend, Outgoing
@@ -23,7 +23,7 @@ from .segments import Segments, plain_sms, segments, sms_text
 
 __all__ = [
     "queue", "deliver", "retry_failed", "content", "MAX_ATTEMPTS", "default_region",
-    "payment_request_email", "payment_request_sms",
+    "payment_request_email", "payment_request_sms", "payment_on_balance_email",
     "check_email", "check_header", "normalize_phone", "host_phone",
     "sms_text", "segments", "Segments", "plain_sms",
     "Backend", "Outgoing",

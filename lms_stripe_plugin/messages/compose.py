@@ -124,6 +124,29 @@ def payment_request_sms(*, locale: str, school_name: str, amount: Money, due: da
     return sms_text(template, fixed=fixed, optional=optional)
 
 
+def payment_on_balance_email(*, locale: str, school_name: str, learner_name: str, amount: Money,
+                             invoice_number: str, why: str, remaining: Money) -> tuple[str, str]:
+    """``(subject, text)`` of the e-mail that tells a learner their payment went on their prepaid balance, since
+    the invoice it was for no longer owed it: ``why`` is "paid" (paid in the meantime), "closed" (voided) or
+    "less" (owing only ``remaining`` now)."""
+    _ = in_locale(locale).gettext
+    where = _babel_locale(locale)
+    values = {"school": _school(school_name), "amount": amount.format(where), "number": _line(invoice_number),
+              "remaining": remaining.format(where)}
+    cause = {"paid": _("Your payment of %(amount)s could not be credited to invoice %(number)s: the invoice was paid "
+                       "in the meantime.", **values),
+             "closed": _("Your payment of %(amount)s could not be credited to invoice %(number)s: the invoice was "
+                         "cancelled.", **values)}.get(why) or _(
+        "Your payment of %(amount)s could not be credited to invoice %(number)s: only %(remaining)s remained to be "
+        "paid on it.", **values)
+    learner = _line(learner_name)
+    lines = [_("Hello %(name)s,", name=learner) if learner else _("Hello,"), "", cause, "",
+             _("%(school)s has put it on your prepaid balance, which pays your next invoices. To have it refunded "
+               "instead, please contact %(school)s.", **values)]
+    return check_header(_("%(school)s: your payment of %(amount)s is on your balance", **values)), \
+        "\n".join(lines) + "\n"
+
+
 def _babel_locale(locale: str) -> str:
     """The locale of the formats: the learner's ("fr_CA", "en_GB") when the message is in its language,
     else the language the message is written in (a German learner reads English, with English dates)."""

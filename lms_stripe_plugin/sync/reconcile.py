@@ -131,7 +131,7 @@ def _attempt_session_problem(state: PluginState, cs: dict) -> str | None:
     if attempt is None:
         return None
     if cs.get("status") == "complete" and cs.get("payment_status") == "paid" and \
-            attempt.status not in (AttemptStatus.PAID, AttemptStatus.ATTACHED):
+            attempt.status not in (AttemptStatus.PAID, AttemptStatus.ATTACHED, AttemptStatus.CREDITED):
         then = ("put it on the learner's balance" if attempt.request is not None and attempt.request.topup
                 else "attach the payment to its invoice" if attempt.request_id else "record the payment of the link")
         return f"paid at Stripe, {attempt.status} here: {then}"

@@ -244,6 +244,9 @@ def _returned(v: dict, d: dict) -> str:
 
 
 def _topped_up(v: dict, d: dict) -> str:
+    if d.get("refused"):
+        return _("%(amount)s paid by %(learner)s for invoice %(number)s went to their balance: the invoice no longer "
+                 "owed it.", **v)
     if d.get("request") is not None:
         return _("%(learner)s topped up their balance with %(amount)s, as a payment request asked.", **v)
     if d.get("link") is not None:
