@@ -366,6 +366,16 @@ def test_my_payments_lists_my_open_requests_overdue_first(client, db, host, owed
     assert "ABC-0100" in text(client.get("/payments/my-payments", headers=as_user("u1")))
 
 
+@pytest.mark.parametrize("status", ["processing", "paid"])
+def test_my_payments_shows_a_payment_under_way_with_no_pay_button_and_not_overdue(client, db, owed, status):
+    """A bank debit processing, or a payment taken and not yet credited: the learner has paid unless it fails."""
+    late, _t = open_request(db, owed, due_in_days=-3, amount=7000)
+    open_attempt(db, late, amount=7000, status=status)
+    page = client.get("/payments/my-payments", headers=as_user("u1")).get_data(as_text=True)
+    assert "€70.00" in page and "Payment processing" in page and "Overdue" not in page
+    assert f"/payments/my-payments/{late}/pay" not in page
+
+
 def test_my_payments_shows_nothing_to_pay_when_the_invoice_was_paid_otherwise(client, db, owed, link):
     _set(db, Invoice, owed, status="paid", amount_paid=30000, amount_remaining=0)  # on Stripe's own page, say
     page = text(client.get("/payments/my-payments", headers=as_user("u1")))

@@ -257,6 +257,7 @@ def test_a_request_whose_invoice_owes_nothing_more_gets_nothing(db, state, owed,
     request_id = _request(db, owed, due=NOW)
     db.session.get(PaymentRequest, request_id).invoice.amount_remaining = 0  # paid on Stripe's page, say
     db.session.commit()
+    assert _due(db, NOW) == []  # nor is it listed by a dry run
     reminder = reminders.claim(db.session, reminders.Due(request_id, -3))
     db.session.commit()
     assert reminders.send(state, reminder) is False

@@ -19,7 +19,6 @@ from ..core.models import (CourseOffer, Invoice, InvoiceLine, InvoicePayment, Me
                            Purchase, RequestPart)
 from ..money import Money
 from . import paying, requests as payment_requests
-from .reminders import UNDER_WAY
 
 
 def learner_invoices(session, user_id: str) -> list[Invoice]:
@@ -415,25 +414,16 @@ def _failed_message():
     return PaymentRequest.id.in_(select(Message.request_id).where(Message.status == MessageStatus.FAILED))
 
 
-def _asks_something() -> ColumnElement[bool]:
-    """SQL: the request still asks for something, as `paying.remaining` reads it: not all of its amount paid,
-    and the invoice it asks for alone (not a settlement's first, nor a top-up's none) still owing."""
-    owing = select(Invoice.id).where(Invoice.id == PaymentRequest.invoice_id, Invoice.amount_remaining > 0).exists()
-    return and_(PaymentRequest.amount_paid < PaymentRequest.amount,
-                or_(PaymentRequest.invoice_id.is_(None), ~PaymentRequest.single(), owing))
-
-
 def _paying() -> ColumnElement[bool]:
-    """SQL: a payment of the request is under way (`reminders.UNDER_WAY`): the learner has paid unless it fails."""
-    return select(PaymentAttempt.id).where(PaymentAttempt.request_id == PaymentRequest.id,
-                                           PaymentAttempt.status.in_(UNDER_WAY)).exists()
+    """SQL: a payment of the request is under way (`paying.paying_now`): the learner has paid unless it fails."""
+    return paying.paying_now(PaymentRequest.id)
 
 
 _STATE_CONDITIONS = {
     "open": lambda: and_(PaymentRequest.status == PaymentRequestStatus.OPEN, PaymentRequest.amount_paid == 0),
     "partly_paid": lambda: and_(PaymentRequest.status == PaymentRequestStatus.OPEN, PaymentRequest.amount_paid > 0),
     "overdue": lambda: and_(PaymentRequest.status == PaymentRequestStatus.OPEN,
-                            PaymentRequest.due_at < datetime.now(timezone.utc), _asks_something(), ~_paying()),
+                            PaymentRequest.due_at < datetime.now(timezone.utc), paying.asks_something(), ~_paying()),
     "paid": lambda: PaymentRequest.status == PaymentRequestStatus.PAID,
     "cancelled": lambda: PaymentRequest.status == PaymentRequestStatus.CANCELLED,
     "delivery_failed": _failed_message,

@@ -28,13 +28,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts import connect, settings as payment_settings
 from ..accounts import wallets
 from ..core import audit, jobs, schools
-from ..core.enums import (LIVE_ATTEMPT, AttemptStatus, AuditAction, InvoiceSource, InvoiceStatus,
+from ..core.enums import (LIVE_ATTEMPT, PAYING_ATTEMPT, AttemptStatus, AuditAction, InvoiceSource, InvoiceStatus,
                           PaymentLinkStatus, PaymentRequestStatus)
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import (Invoice, InvoicePayment, PaymentAttempt, PaymentLink, PaymentRequest, Purchase,
@@ -225,6 +225,35 @@ def paid_unattached(session, request_id: int) -> bool:
     return session.scalar(select(PaymentAttempt.id).where(PaymentAttempt.request_id == request_id,
                                                           PaymentAttempt.status == AttemptStatus.PAID)
                           .limit(1)) is not None
+
+
+def asks_something() -> ColumnElement[bool]:
+    """SQL: the request (an enclosing query's) still asks for something, as `remaining` reads it: not all of
+    its amount paid, and the invoice it asks for alone (not a settlement's first, nor a top-up's none) still
+    owing."""
+    owing = select(Invoice.id).where(Invoice.id == PaymentRequest.invoice_id, Invoice.amount_remaining > 0).exists()
+    return and_(PaymentRequest.amount_paid < PaymentRequest.amount,
+                or_(PaymentRequest.invoice_id.is_(None), ~PaymentRequest.single(), owing))
+
+
+def paying_now(request_id: Any) -> ColumnElement[bool]:
+    """SQL: a payment of the request ``request_id`` (a column, such as an enclosing query's
+    ``PaymentRequest.id``, or an id) is under way (`PAYING_ATTEMPT`): no reminder, no "overdue", no resend."""
+    return select(PaymentAttempt.id).where(PaymentAttempt.request_id == request_id,
+                                           PaymentAttempt.status.in_(PAYING_ATTEMPT)).exists()
+
+
+def payment_under_way(session, request_id: int) -> bool:
+    """Whether a payment of the request is under way (`paying_now`)."""
+    return bool(session.scalar(select(paying_now(request_id))))
+
+
+def paying_requests(session, request_ids: list[int]) -> set[int]:
+    """Which of these requests have a payment under way (`PAYING_ATTEMPT`), in one query."""
+    if not request_ids:
+        return set()
+    return set(session.scalars(select(PaymentAttempt.request_id).where(
+        PaymentAttempt.request_id.in_(request_ids), PaymentAttempt.status.in_(PAYING_ATTEMPT))))
 
 
 def under_way(session, invoice_ids: list[int], *, besides: int | None = None) -> list[PaymentAttempt]:

@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ..accounts import settings as payment_settings
 from ..core import audit
-from ..core.enums import AttemptStatus, AuditAction, PaymentRequestStatus
-from ..core.models import PaymentAttempt, PaymentRequest, Reminder
+from ..core.enums import AuditAction, PaymentRequestStatus
+from ..core.models import PaymentRequest, Reminder
 from ..core.state import PluginState
 from . import paying, requests as payment_requests
 
@@ -40,16 +40,9 @@ def steps(text: str) -> list[int]:
     return sorted(days, reverse=True)
 
 
-#: A Pay click whose payment is under way: a bank debit processing (`paying.live_attempt`), or a payment taken
-#: and not yet credited to the request's invoices (`paying.paid_unattached`). The learner has paid unless it
-#: fails; a top-up's payment is credited as it is taken (its request is then paid).
-UNDER_WAY = (AttemptStatus.PROCESSING, AttemptStatus.PAID)
-
-
 def _paying() -> ColumnElement[bool]:
     """SQL: a payment of the request (the enclosing query's) is under way."""
-    return select(PaymentAttempt.id).where(PaymentAttempt.request_id == PaymentRequest.id,
-                                           PaymentAttempt.status.in_(UNDER_WAY)).exists()
+    return paying.paying_now(PaymentRequest.id)
 
 
 @dataclass(frozen=True)
@@ -70,7 +63,7 @@ def due(session, *, now: datetime, rules: list[int], maximum: int, after_id: int
         moment = now - timedelta(days=step)
         query = (select(PaymentRequest.id).where(
             PaymentRequest.id > after_id, PaymentRequest.status == PaymentRequestStatus.OPEN,
-            PaymentRequest.amount_paid < PaymentRequest.amount, PaymentRequest.due_at <= moment,
+            paying.asks_something(), PaymentRequest.due_at <= moment,
             # Not a reminder of what was just sent: a day after the request at least, even when a step before
             # the due date had come when it was sent.
             PaymentRequest.created_at <= min(moment, now) - timedelta(days=1), ~_paying(),

@@ -255,16 +255,9 @@ def resend_refusal(session, request: PaymentRequest) -> str | None:
         return _("Only an open payment request is sent again.")
     if paying.remaining(request) <= 0:
         return _("Nothing remains to be paid: the payment request is not sent again.")
-    if _payment_under_way(session, request):
+    if paying.payment_under_way(session, request.id):
         return _("The learner's payment of this request is under way: the payment request is not sent again.")
     return _unpayable(request) or _paid_elsewhere(session, request) or _too_little(request)
-
-
-def _payment_under_way(session, request: PaymentRequest) -> bool:
-    """A payment of the request processing (a bank debit), or taken and not yet credited to its invoices."""
-    current = paying.live_attempt(session, request.id)
-    return (current is not None and current.status == AttemptStatus.PROCESSING) or \
-        paying.paid_unattached(session, request.id)
 
 
 def _unpayable(request: PaymentRequest) -> str | None:

@@ -140,6 +140,9 @@ class AttemptStatus(Labelled):
 
 #: Attempts that block another one for the same request (one Checkout Session at a time).
 LIVE_ATTEMPT = (AttemptStatus.OPEN, AttemptStatus.PROCESSING)
+#: Attempts whose payment is under way: a bank debit processing, or a payment taken and not yet credited to
+#: the request's invoices. The learner has paid unless it fails; a top-up's payment is credited as it is taken.
+PAYING_ATTEMPT = (AttemptStatus.PROCESSING, AttemptStatus.PAID)
 
 
 class PaymentLinkStatus(Labelled):

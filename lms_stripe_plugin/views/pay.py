@@ -132,7 +132,9 @@ def _my_payments_page(user_id: str, *, error: str | None = None, chosen: list[in
     # An invoice paid from the balance alone has nothing paid by card: it is listed as paid too.
     done = [inv for inv in listing.learner_invoices(st.session, user_id)
             if inv.amount_paid or inv.status == InvoiceStatus.PAID]
-    return render("lms_stripe/my_payments.html", owed=owed, done=done,
+    # A request the learner has paid, the payment not yet credited (a bank debit processing): nothing to do.
+    under_way = paying.paying_requests(st.session, [req.id for req in owed])
+    return render("lms_stripe/my_payments.html", owed=owed, done=done, under_way=under_way,
                   open_invoices=open_invoices, remaining=paying.remaining, overdue=paying.overdue,
                   invoice_overdue=paying.invoice_overdue, can_settle=len(set(choices)) >= 2, error=error,
                   chosen=set(chosen or ()), prepaid=settings.prepaid_enabled and settings.active, balances=held,
