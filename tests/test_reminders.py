@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 
 from lms_stripe_plugin import messages, tasks
 from lms_stripe_plugin.accounts import settings as payment_settings
-from lms_stripe_plugin.billing import reminders
+from lms_stripe_plugin.billing import reminders, requests as payment_requests, settlements
 from lms_stripe_plugin.core import audit
 from lms_stripe_plugin.core.enums import AuditAction, Channel, MessageStatus
-from lms_stripe_plugin.core.models import AuditEntry, Message, PaymentAttempt, PaymentRequest, Reminder, utcnow
+from lms_stripe_plugin.core.models import (AuditEntry, Invoice, Message, PaymentAttempt, PaymentRequest, Reminder,
+                                           utcnow)
 from lms_stripe_plugin.messages import DeliveryFailed, outbox
 
 from .conftest import ON_POSTGRES
@@ -46,9 +47,10 @@ def phones(host, monkeypatch):
 
 
 def _request(db, invoice_id: int, *, due: datetime, created: datetime | None = None, sms: bool = False,
-             user_id: str = "u1", **changes) -> int:
-    """An open request of 90 € due at ``due``, sent at ``created`` (ten days before it by default)."""
-    request = PaymentRequest(invoice_id=invoice_id, user_id=user_id, amount=9000, currency="EUR", due_at=due,
+             user_id: str = "u1", amount: int = 9000, **changes) -> int:
+    """An open request of 90 € (or ``amount``) due at ``due``, sent at ``created`` (ten days before it by
+    default)."""
+    request = PaymentRequest(invoice_id=invoice_id, user_id=user_id, amount=amount, currency="EUR", due_at=due,
                              created_at=created or due - timedelta(days=10), locale="fr", send_email=True,
                              send_sms=sms, created_by="adm", **changes)
     db.session.add(request)
@@ -291,6 +293,124 @@ def test_a_reminder_claimed_before_the_payment_began_is_not_sent_and_comes_again
     assert backend.sent == [] and _reminder_messages(db) == [] and _steps(db, request_id) == []
     _attempt_now(db, attempt.id, "failed")
     assert _due(db, utcnow()) == [(request_id, 1)]
+
+
+# -- what cannot be paid now -------------------------------------------------------------------------------------
+
+def _settlement(db, host, owed: int) -> tuple[int, int]:
+    """The school's request for ``owed`` and a second invoice (ABC-0102, 302 €) together, due yesterday:
+    (its id, the second invoice's id)."""
+    second = open_invoice(db, host, gross=30200, stripe_id="in_test_open_2", number="ABC-0102")
+    rows = [db.session.get(Invoice, owed), db.session.get(Invoice, second)]
+    request = settlements._request(rows, user_id="u1", actor_id="adm", due_at=utcnow() - timedelta(days=1, hours=1),
+                                   locale="fr", email=True, sms=False, message=None)
+    request.created_at = utcnow() - timedelta(days=10)
+    db.session.add(request)
+    db.session.commit()
+    return request.id, second
+
+
+def _paying(db, request_id: int, amount: int, status: str) -> PaymentAttempt:
+    """A payment of the request under way (``status``: a bank debit processing, or taken and being credited)."""
+    attempt = PaymentAttempt(request_id=request_id, amount=amount, currency="EUR", status=status,
+                             stripe_checkout_session_id=f"cs_test_paying_{request_id}")
+    db.session.add(attempt)
+    db.session.commit()
+    return attempt
+
+
+def _send(db, state, request_id: int, step: int = 1) -> bool:
+    """Claim the step and send it, as a run does (each its own unit of work)."""
+    reminder = reminders.claim(db.session, reminders.Due(request_id, step))
+    db.session.commit()
+    sent = reminders.send(state, reminder)
+    db.session.commit()
+    return sent
+
+
+def _refusal(db, request_id: int) -> str | None:
+    """Why the administrator's "Send again" is refused now, if it is."""
+    db.session.expire_all()
+    return payment_requests.resend_refusal(db.session, db.session.get(PaymentRequest, request_id))
+
+
+@pytest.mark.parametrize("status", ["processing", "paid"])
+def test_a_settlements_reminder_waits_while_another_payment_of_its_invoice_is_under_way(db, state, host, owed,
+                                                                                        backend, status):
+    """The learner is paying ABC-0102 alone (a bank debit processing, or a payment being credited): the
+    settlement's page refuses a click meanwhile, so its reminder is not sent, and its step is given back: it
+    comes again once that payment fails (or nothing is asked for any more once it is credited)."""
+    settlement, second = _settlement(db, host, owed)
+    alone = _request(db, second, due=utcnow() + timedelta(days=5), amount=30200)
+    attempt = _paying(db, alone, 30200, status)
+    assert _due(db, utcnow()) == [(settlement, 1)]  # the search is per step: the check is the sending's
+    assert _send(db, state, settlement) is False
+    assert backend.sent == [] and _reminder_messages(db) == [] and _steps(db, settlement) == []
+    assert "Another payment of invoice ABC-0102 is under way" in _refusal(db, settlement)
+    _attempt_now(db, attempt.id, "failed")
+    assert _refusal(db, settlement) is None
+    assert _send(db, state, settlement) is True
+    assert _steps(db, settlement) == [1] and [r for r, _c, _k in _reminder_messages(db)] == [settlement]
+
+
+@pytest.mark.parametrize("status", ["processing", "paid"])
+def test_a_requests_reminder_waits_while_a_settlements_payment_of_its_invoice_is_under_way(db, state, host, owed,
+                                                                                           backend, status):
+    settlement, second = _settlement(db, host, owed)
+    alone = _request(db, second, due=utcnow() - timedelta(days=1, hours=1), amount=30200)
+    attempt = _paying(db, settlement, 60200, status)
+    assert _send(db, state, alone) is False
+    assert backend.sent == [] and _steps(db, alone) == []
+    assert "Another payment of invoice ABC-0102 is under way" in _refusal(db, alone)
+    _attempt_now(db, attempt.id, "failed")
+    assert _send(db, state, alone) is True and _steps(db, alone) == [1]
+
+
+def test_a_reminder_waits_while_another_payment_leaves_its_invoice_owing_less_than_it_asks(db, state, owed, backend):
+    """The invoice owes 300 €; the school asks Léa for all of it, and she is paying 90 € of it through another
+    request (a bank debit processing): a click for the 300 € is refused meanwhile, so the reminder waits. Once
+    the 90 € are credited it asks the 210 € left; a request for 90 € fits beside that payment, and is reminded."""
+    whole = _request(db, owed, due=utcnow() - timedelta(days=1, hours=1), amount=30000)
+    part = _request(db, owed, due=utcnow() - timedelta(days=1, hours=1))
+    beside = _request(db, owed, due=utcnow() - timedelta(days=1, hours=1))
+    _paying(db, part, 9000, "processing")
+    assert _send(db, state, whole) is False and _steps(db, whole) == []
+    assert "Another payment of invoice ABC-0100 is under way" in _refusal(db, whole)
+    assert _refusal(db, beside) is None
+    assert _send(db, state, beside) is True and [r for r, _c, _k in _reminder_messages(db)] == [beside]
+
+
+def test_a_reminder_of_less_than_stripe_charges_is_not_sent(db, state, owed, backend):
+    """Paid but 0.30 € (Stripe charges 0.50 € at least in euros): no payment page can take what is left. The
+    step is spent, not given back: nothing will make it payable."""
+    request_id = _request(db, owed, due=utcnow() - timedelta(days=1, hours=1), amount_paid=8970)
+    assert _send(db, state, request_id) is False
+    assert backend.sent == [] and _reminder_messages(db) == [] and _steps(db, request_id) == [1]
+    assert "less than the least an online payment can be" in _refusal(db, request_id)
+
+
+def test_a_settlement_with_a_void_invoice_spends_its_step(db, state, host, owed, backend):
+    """One of its invoices voided: it can never be paid as asked. Its step is spent (a run does not claim it
+    again and again); a later step finds it the same."""
+    settlement, second = _settlement(db, host, owed)
+    row = db.session.get(Invoice, second)
+    row.status, row.amount_remaining = "void", 0
+    db.session.commit()
+    assert "is void" in _refusal(db, settlement)
+    assert _send(db, state, settlement) is False
+    assert backend.sent == [] and _steps(db, settlement) == [1]
+
+
+def test_a_run_gives_back_the_step_of_a_reminder_that_must_wait(app, db, host, owed, backend):
+    settlement, second = _settlement(db, host, owed)
+    alone = _request(db, second, due=utcnow() + timedelta(days=5), amount=30200)
+    attempt = _paying(db, alone, 30200, "processing")
+    report = _run(app, db)
+    assert (report.sent, report.skipped) == (0, 1) and backend.sent == [] and _steps(db, settlement) == []
+    _attempt_now(db, attempt.id, "failed")  # the debit failed: both invoices are owed still
+    report = _run(app, db)
+    assert report.sent == 1 and _steps(db, settlement) == [1]
+    assert [m.recipient for m in backend.sent] == ["lea@example.com"]
 
 
 # -- runs ---------------------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@ that two runs at once, even on two machines, send each reminder once. Just befor
 read again: one paid meanwhile gets nothing. Only the latest step that has come is sent (a request found
 late is not sent three reminders at once). No reminder goes while the learner's payment of the request is
 under way (a bank debit processing, a payment taken and not yet credited to its invoice): it comes once the
-payment fails.
+payment fails. Nor does one go that its page would refuse, by the rule of the school's "Send again"
+(`requests.cannot_ask_now`): while another request's payment of one of its invoices is under way, its step
+is given back and comes again; when it cannot be paid as asked any more (an invoice voided or paid otherwise,
+less left than Stripe charges), its step is spent.
 """
 from __future__ import annotations
 
@@ -92,18 +95,23 @@ def claim(session, item: Due) -> Reminder | None:
 
 
 def send(state: PluginState, reminder: Reminder, *, sms: bool = False) -> bool:
-    """Write a claimed reminder's messages (sent after the commit), if the request still asks for money: by
-    e-mail, and by SMS too when the school's rules say so and the request went by SMS. While its payment is
-    under way, nothing is sent and the claim is given back: the step comes again if the payment fails."""
+    """Write a claimed reminder's messages (sent after the commit), if the request still asks for something that
+    can be paid now, as the school's "Send again" does (`requests.cannot_ask_now`): by e-mail, and by SMS too
+    when the school's rules say so and the request went by SMS. While a payment under way stands in the way
+    (the learner's own, or another request's of one of its invoices), nothing is sent and the claim is given
+    back: the step comes again once that payment ends (failed; credited, it leaves nothing to ask, or what is
+    left). When the request cannot be paid as asked whatever happens (paid, cancelled, an invoice voided or paid
+    otherwise, less left than Stripe charges), nothing is sent and the step is spent."""
     session = state.session
     found = session.execute(select(PaymentRequest, _paying()).where(PaymentRequest.id == reminder.request_id)
                             .with_for_update(of=PaymentRequest).execution_options(populate_existing=True)).first()
-    request, under_way = found if found is not None else (None, False)
-    if request is None or request.status != PaymentRequestStatus.OPEN or paying.remaining(request) <= 0 \
-            or paying.blocked(request) is not None:
-        return False  # paid, cancelled, or a settlement one of whose invoices was paid otherwise meanwhile
-    if under_way:
-        session.delete(reminder)  # paid meanwhile by a bank debit, say: the step comes again if it fails
+    if found is None:
+        return False
+    request, under_way = found
+    refusal = payment_requests.cannot_ask_now(session, request, under_way=under_way)
+    if refusal is not None:
+        if refusal.waits:
+            session.delete(reminder)
         return False
     written = payment_requests.notify(state, request, purpose=f"reminder{reminder.step:+d}", reminder_id=reminder.id,
                                       reminder=True, sms=sms)

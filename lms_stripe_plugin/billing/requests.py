@@ -19,7 +19,7 @@ from ..accounts import settings as payment_settings
 from ..core import audit
 from ..core.enums import AttemptStatus, AuditAction, Channel, InvoiceStatus, MessageStatus, PaymentRequestStatus
 from ..core.i18n import current_locale, gettext as _, normalize_locale
-from ..core.models import Invoice, Message, PaymentRequest, utcnow
+from ..core.models import Invoice, Message, PaymentAttempt, PaymentRequest, utcnow
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..core.urls import public_url
@@ -245,19 +245,46 @@ def resend(state: PluginState, request: PaymentRequest, *, actor_id: str | None)
 
 
 def resend_refusal(session, request: PaymentRequest) -> str | None:
-    """Why the request is not sent again now, for the administrator, or None: a message sends the learner to a
-    page that must take their payment. Not when the request is closed; nor when nothing remains (its invoice
-    paid otherwise: Stripe's hosted invoice page, another request); nor while the learner's payment of it is
-    under way (they have paid unless it fails, as its reminders wait); nor when its page refuses a payment now
-    (a settlement one of whose invoices was paid or voided meanwhile, another payment of one of its invoices
-    under way, what is left less than an online payment can take)."""
+    """Why the request is not sent again now, for the administrator, or None (`cannot_ask_now`)."""
+    found = cannot_ask_now(session, request)
+    return found.reason if found is not None else None
+
+
+@dataclass(frozen=True)
+class CannotAsk:
+    """Why a request is not asked for now (`cannot_ask_now`): ``reason``, for the administrator; ``waits`` when
+    a payment under way stands in the way (the request's own, or another request's of one of its invoices):
+    it ends, credited or failed, and the request may be asked for then. Otherwise the request will not be
+    payable as asked whatever happens: closed, nothing left, an invoice voided or paid otherwise, what is left
+    less than an online payment can take."""
+
+    reason: str
+    waits: bool = False
+
+
+def cannot_ask_now(session, request: PaymentRequest, *, under_way: bool | None = None) -> CannotAsk | None:
+    """Why the learner is not asked to pay the request now, or None: a message (sent again by the school, or a
+    reminder) sends them to a page that must take their payment. Not when the request is closed; nor when
+    nothing remains (its invoice paid otherwise: Stripe's hosted invoice page, another request); nor while the
+    learner's payment of it is under way (they have paid unless it fails; ``under_way`` when the caller read it
+    already); nor when its page refuses a payment now (a settlement one of whose invoices was paid or voided
+    meanwhile, another payment of one of its invoices under way, what is left less than an online payment can
+    take)."""
     if request.status != PaymentRequestStatus.OPEN:
-        return _("Only an open payment request is sent again.")
+        return CannotAsk(_("Only an open payment request is sent again."))
     if paying.remaining(request) <= 0:
-        return _("Nothing remains to be paid: the payment request is not sent again.")
-    if paying.payment_under_way(session, request.id):
-        return _("The learner's payment of this request is under way: the payment request is not sent again.")
-    return _unpayable(request) or _paid_elsewhere(session, request) or _too_little(request)
+        return CannotAsk(_("Nothing remains to be paid: the payment request is not sent again."))
+    if paying.payment_under_way(session, request.id) if under_way is None else under_way:
+        return CannotAsk(_("The learner's payment of this request is under way: the payment request is not sent "
+                           "again."), waits=True)
+    found = _unpayable(request)
+    if found is not None:
+        return CannotAsk(found)
+    found = _paid_elsewhere(session, request)
+    if found is not None:
+        return CannotAsk(found, waits=True)
+    found = _too_little(request)
+    return CannotAsk(found) if found is not None else None
 
 
 def _unpayable(request: PaymentRequest) -> str | None:
@@ -274,18 +301,28 @@ def _unpayable(request: PaymentRequest) -> str | None:
 
 
 def _paid_elsewhere(session, request: PaymentRequest) -> str | None:
-    """Another request's payment of one of its invoices, processing or being credited, when a settlement is
-    concerned (this request or the other): a click would be refused until it is credited or fails. Two
-    requests of one invoice each may be paid at once, in parts."""
+    """Another request's payment of one of its invoices, processing or being credited, for which a click on
+    this one is refused until it is credited or fails (`paying._free_invoices`): any, when a settlement is
+    concerned (this request or the other); when two requests of one invoice each are (which may be paid at
+    once, in parts), those that leave the invoice owing less than this one asks."""
     ids = [invoice.id for invoice in request.invoices]
-    for attempt in paying.under_way(session, ids, besides=request.id) if ids else []:  # a top-up asks for none
-        other = attempt.request
-        if attempt.status != AttemptStatus.OPEN and (request.parts or (other is not None and other.parts)):
-            shared = [invoice for invoice in (other.invoices if other is not None else []) if invoice.id in ids]
-            number = (shared[0].number or str(shared[0].id)) if shared else ""
-            return _("Another payment of invoice %(number)s is under way: the payment request is not sent again.",
-                     number=number)
+    busy = [attempt for attempt in (paying.under_way(session, ids, besides=request.id) if ids else [])
+            if attempt.status != AttemptStatus.OPEN]  # a top-up asks for no invoice; an open Checkout is expired
+    for attempt in busy:
+        if request.parts or (attempt.request is not None and attempt.request.parts):
+            return _another_under_way(attempt, ids)
+    taken = sum(attempt.amount for attempt in busy)  # left: other requests' payments of its one invoice alone
+    if busy and paying.remaining(request) + taken > request.invoices[0].amount_remaining:
+        return _another_under_way(busy[0], ids)
     return None
+
+
+def _another_under_way(attempt: PaymentAttempt, invoice_ids: list[int]) -> str:
+    other = attempt.request
+    shared = [invoice for invoice in (other.invoices if other is not None else []) if invoice.id in invoice_ids]
+    number = (shared[0].number or str(shared[0].id)) if shared else ""
+    return _("Another payment of invoice %(number)s is under way: the payment request is not sent again.",
+             number=number)
 
 
 def _too_little(request: PaymentRequest) -> str | None:
