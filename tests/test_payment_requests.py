@@ -407,6 +407,24 @@ def test_cancelling_closes_the_request_and_expires_its_checkout_after_the_commit
         payment_requests.cancel(state, request, actor_id="adm")
 
 
+@pytest.mark.parametrize("status", ["processing", "paid"])
+def test_a_request_whose_payment_is_under_way_is_not_cancelled(client, db, state, owed, stripe_http, status):
+    """A bank debit processing, or a payment taken and being credited: that money comes to the invoice all the
+    same, so the request is not cancelled (it would read cancelled though paid), and its page offers no Cancel."""
+    request_id, _token = open_request(db, owed)
+    open_attempt(db, request_id, session_id="cs_test_under_way", status=status)
+    page = client.get(f"/payments/admin/invoices/{owed}", headers=as_user("adm")).get_data(as_text=True)
+    assert f"/payments/admin/requests/{request_id}/cancel" not in page and "Payment processing" in page
+    answer = client.post(f"/payments/admin/requests/{request_id}/cancel", headers=as_user("adm"),
+                         data={"csrf_token": csrf(client, "/payments/admin/invoices/new")})
+    assert answer.status_code == 302
+    shown = client.get(answer.headers["Location"], headers=as_user("adm"))
+    assert "it cannot be cancelled now" in text(shown)
+    db.session.expire_all()
+    assert db.session.get(PaymentRequest, request_id).status == "open"
+    assert _audit(db, AuditAction.PAYMENT_REQUEST_CANCELLED) == [] and len(stripe_http.calls) == 0
+
+
 def test_a_checkout_stripe_already_closed_does_not_fail_the_cancellation(db, state, owed, stripe_http):
     request_id, _token_ = open_request(db, owed)
     open_attempt(db, request_id, session_id="cs_test_done")

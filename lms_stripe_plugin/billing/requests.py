@@ -337,7 +337,12 @@ def _too_little(request: PaymentRequest) -> str | None:
 
 
 def cancel(state: PluginState, request: PaymentRequest, *, actor_id: str | None) -> None:
-    """Cancel an open request: its links then say so; a Checkout under way is expired at Stripe."""
+    """Cancel an open request: its links then say so; a Checkout under way is expired at Stripe. Not while the
+    learner's payment of it is under way (a bank debit processing, a payment being credited): that money comes
+    to the invoice all the same, and the request would read cancelled though paid."""
+    if request.status == PaymentRequestStatus.OPEN and paying.payment_under_way(state.session, request.id):
+        raise RequestRefused(_("The learner's payment of this request is under way: it cannot be cancelled now. "
+                               "Should that payment fail, you may cancel it then."))
     if not transition(state.session, request, (PaymentRequestStatus.OPEN,), PaymentRequestStatus.CANCELLED,
                       cancelled_at=utcnow()):
         raise RequestRefused(_("Only an open payment request can be cancelled."))
