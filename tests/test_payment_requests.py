@@ -333,6 +333,22 @@ def test_a_top_up_request_is_sent_again_until_its_payment_is_under_way(db, state
     assert len(backend.sent) == 1
 
 
+def test_the_balance_page_offers_neither_send_again_nor_cancel_for_a_top_up_being_paid(client, db, people,
+                                                                                        configured):
+    request = PaymentRequest(invoice_id=None, topup=True, user_id="u1", amount=5000, currency="EUR",
+                             due_at=utcnow() + timedelta(days=7), locale="en", send_email=True, created_by="adm")
+    db.session.add(request)
+    db.session.commit()
+    page = client.get("/payments/admin/balances/u1", headers=as_user("adm")).get_data(as_text=True)
+    assert f"/payments/admin/requests/{request.id}/resend" in page
+    assert f"/payments/admin/requests/{request.id}/cancel" in page
+    open_attempt(db, request.id, amount=5000, status="processing")
+    page = client.get("/payments/admin/balances/u1", headers=as_user("adm")).get_data(as_text=True)
+    assert f"/payments/admin/requests/{request.id}/resend" not in page
+    assert f"/payments/admin/requests/{request.id}/cancel" not in page
+    assert "The learner&#39;s payment of this request is under way" in page
+
+
 def test_a_request_whose_invoice_cannot_be_paid_online_any_more_is_not_sent_again(db, state, owed, backend):
     """The invoice was cancelled with what it owed still on its row: its request's page refuses a payment."""
     request_id, _token_ = open_request(db, owed)

@@ -13,9 +13,9 @@ import secrets
 from flask import abort, current_app, flash, redirect, request, url_for
 
 from ..accounts import settings as payment_settings
-from ..billing import balances, issuing, listing, requests as payment_requests
+from ..billing import balances, issuing, listing, paying, requests as payment_requests
 from ..core import schools
-from ..core.enums import PurchaseStatus
+from ..core.enums import PaymentRequestStatus, PurchaseStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import TopUp
 from ..core.urls import public_url
@@ -136,12 +136,19 @@ def balance_page(user_id: str):
     return render("lms_stripe/admin/balance.html", learner=_name(st, user_id), user_id=user_id,
                   balances=balances.balances_of(st.session, user_id), entries=entries,
                   topups=balances.topups_of(st.session, user_id), errors=errors, values=values,
-                  asked=[listing.RequestView(req, payment_requests.delivery_failed(st.session, req))
-                         for req in payment_requests.topups_asked(st.session, user_id)],
+                  asked=[_topup_view(st.session, req) for req in payment_requests.topups_asked(st.session, user_id)],
                   prepaid=settings.prepaid_enabled and settings.active,
                   currencies=sorted(_currencies(st, user_id, settings)),
                   names={e.actor_id: _name(st, e.actor_id) for e in entries if e.actor_id}), status
 
+
+
+def _topup_view(session, req) -> listing.RequestView:
+    """A top-up request as the learner's balance page shows it: what "Send again" and "Cancel" may do now."""
+    open_ = req.status == PaymentRequestStatus.OPEN
+    return listing.RequestView(req, payment_requests.delivery_failed(session, req),
+                               paying=open_ and paying.payment_under_way(session, req.id),
+                               refusal=payment_requests.resend_refusal(session, req) if open_ else None)
 
 def _currencies(st, user_id: str, settings) -> set[str]:
     return {settings.default_currency} | {row.currency for row in balances.balances_of(st.session, user_id)}
