@@ -27,14 +27,15 @@ def real_session(session: Any) -> Session:
     return session() if hasattr(session, "registry") else session
 
 
-def transition(session, row, from_states, to_state, **values) -> bool:
-    """Move ``row`` to status ``to_state`` if the database still has it in one of ``from_states``.
+def transition(session, row, from_states, to_state, *, where: tuple = (), **values) -> bool:
+    """Move ``row`` to status ``to_state`` if the database still has it in one of ``from_states`` (and ``where``,
+    more conditions on its row, holds).
 
     A conditional UPDATE, so of concurrent callers exactly one wins (True) and does what follows the
     transition (enroll, count a refund…); the row in memory is updated without being marked dirty.
     """
     model = type(row)
-    result = session.execute(update(model).where(model.id == row.id, model.status.in_(tuple(from_states)))
+    result = session.execute(update(model).where(model.id == row.id, model.status.in_(tuple(from_states)), *where)
                              .values(status=to_state, **values).execution_options(synchronize_session=False))
     if result.rowcount != 1:
         return False

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, NoReturn, cast
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
@@ -151,8 +151,9 @@ def open_session(state: PluginState, plan: CheckoutPlan) -> str:
         raise
     _remember_created(state, settings, plan, made)
     purchase = state.session.get(Purchase, plan.purchase_id, with_for_update=True, populate_existing=True)
-    purchase.stripe_checkout_session_id, purchase.checkout_url = created["id"], created["url"]
-    if purchase.status != PurchaseStatus.OPEN:
+    recorded = {"stripe_checkout_session_id": created["id"], "checkout_url": created["url"]}
+    if not transition(state.session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.OPEN, **recorded):
+        state.session.execute(update(Purchase).where(Purchase.id == purchase.id).values(**recorded))
         _withdraw(state, created["id"])
     audit.record(state.session, AuditAction.CHECKOUT_STARTED, actor_id=plan.user_id, user_id=plan.user_id,
                  course_id=plan.course_id, purchase_id=plan.purchase_id, checkout_session=created["id"])
@@ -198,10 +199,11 @@ def _still_usable(purchase: Purchase, offer, terms: deposits.DepositTerms | None
 def _give_up(session, purchase_id: int, err: PaymentsError) -> None:
     """Fail the purchase on Stripe's final answer for its key, unless another click of the learner (the same
     key) recorded the purchase's session meanwhile: the learner was sent to pay that one, so the purchase
-    stays open for its payment. The row is locked, as `open_session` locks it to record a session."""
+    stays open for its payment. Both are conditional writes (on SQLite, which has no row locks, too): whichever
+    comes second sees what the first wrote. The row is locked, as `open_session` locks it to record a session."""
     purchase = session.get(Purchase, purchase_id, with_for_update=True, populate_existing=True)
-    if purchase.stripe_checkout_session_id is None:
-        transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.FAILED, failure_reason=err.message)
+    transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.FAILED,
+               where=(Purchase.stripe_checkout_session_id.is_(None),), failure_reason=err.message)
 
 
 def _withdraw(state: PluginState, session_id: str) -> NoReturn:

@@ -27,6 +27,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # A credited attempt's payment is on the learner's balance, as a top-up: as it was before, "paid".
-    op.execute("UPDATE lms_stripe_payment_attempts SET status = 'paid' WHERE status = 'credited'")
+    # A credited attempt's payment is on the learner's balance, as a top-up: done, as "attached" is to the code
+    # before this revision ("paid" would have it attached again, and credited twice once the invoice owes it).
+    op.execute("UPDATE lms_stripe_payment_attempts SET status = 'attached' WHERE status = 'credited'")
     _states(_BEFORE)
