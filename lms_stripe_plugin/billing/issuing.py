@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 
+from sqlalchemy import func, select
+
 from ..accounts import settings as payment_settings
 from ..core import audit
-from ..core.enums import AuditAction, InvoiceSource, InvoiceStatus
+from ..core.enums import AuditAction, CreditNoteStatus, InvoiceSource, InvoiceStatus
 from ..core.i18n import gettext as _
-from ..core.models import Invoice, InvoiceLine, utcnow
+from ..core.models import CreditNote, Invoice, InvoiceLine, utcnow
 from ..core.state import PluginState
 from ..core.txn import send_after_commit
 from ..errors import PaymentsError, ValidationFailed
@@ -191,20 +193,34 @@ def payable(invoice: Invoice) -> bool:
 
 
 def apply_stripe_invoice(state: PluginState, invoice: Invoice, stripe_invoice: dict) -> None:
-    """Bring our invoice in line with Stripe's: number, documents, amounts paid and remaining, status."""
+    """Bring our invoice in line with Stripe's: number, documents, amounts paid and remaining, status.
+
+    While the invoice is open, snapshots of one second may come in any order (an older one across seconds is
+    skipped before this, `sync.versions`), so what was paid only grows, and what remains only shrinks but for
+    one change: a pre-payment credit note voided. Stripe's amount_remaining is what remains before credit notes
+    (the total, less the credit balance applied at finalization, less what was paid) less the pre-payment credit
+    notes in force. A credit note of an open invoice is wholly pre-payment (its ``pre_payment_amount`` is its
+    amount: one that would take what remains below zero makes the invoice paid), and voiding one, which Stripe
+    allows only while the invoice is open, gives its amount back. Its events and the invoice's come in any
+    order, so what remains is the lesser of two bounds, each made of amounts that move one way only:
+
+    - what remains before credit notes (``amount_remaining_before_credit``: the least any snapshot said, as
+      payments only lower it), less the credit notes known to be issued and not void (a void one stays void);
+    - the least any snapshot said remains, plus the credit notes known to be void.
+
+    The first is exact once every credit note's events are in, whatever the order; the second keeps what a
+    snapshot knows of credit notes whose events have not come yet. ``amount_remaining`` holds their lesser,
+    kept step by step: a snapshot lowers it to both as they now stand (`_follow_amounts`); a credit note's
+    event lowers it to the first, and its void, once (the row's move to void), raises the second by its amount,
+    and the first too when it was known issued (`credit_note_changed`). Once every event is in, what remains is
+    Stripe's, in any order.
+    """
     invoice.number = stripe_invoice.get("number") or invoice.number
     invoice.pdf_url = stripe_invoice.get("invoice_pdf") or invoice.pdf_url
     invoice.hosted_url = stripe_invoice.get("hosted_invoice_url") or invoice.hosted_url
     status = stripe_invoice.get("status")
     if status in ("open", "paid") and invoice.status in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN):
-        # Never back: what was paid only grows and what remains only shrinks (snapshots of one second
-        # may come in any order), until the invoice is paid or void.
-        paid, left = int(stripe_invoice.get("amount_paid") or 0), int(stripe_invoice.get("amount_remaining") or 0)
-        if invoice.status == InvoiceStatus.ISSUING:
-            invoice.amount_paid, invoice.amount_remaining = paid, left
-        else:
-            invoice.amount_paid = max(invoice.amount_paid, paid)
-            invoice.amount_remaining = min(invoice.amount_remaining, left)
+        _follow_amounts(state.session, invoice, stripe_invoice)
     if status == "open" and invoice.status == InvoiceStatus.ISSUING:
         invoice.status = InvoiceStatus.OPEN
     elif status == "paid" and invoice.status in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN):
@@ -216,3 +232,66 @@ def apply_stripe_invoice(state: PluginState, invoice: Invoice, stripe_invoice: d
     if status == "void":
         balances.record_unapplied(state.session, invoice, stripe_invoice)
     balances.record_overpaid(state.session, invoice, stripe_invoice)
+
+
+# -- what remains: payments and pre-payment credit notes ------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Credited:
+    """The invoice's credit notes we know, by status: the sum of those issued and of those voided."""
+
+    issued: int
+    voided: int
+
+
+def _credited(session, stripe_invoice_id: str | None) -> _Credited:
+    """What the invoice's credit notes recorded so far add up to, issued and voided."""
+    if not stripe_invoice_id:
+        return _Credited(0, 0)
+    sums = dict(session.execute(
+        select(CreditNote.status, func.sum(CreditNote.amount))
+        .where(CreditNote.stripe_invoice_id == stripe_invoice_id).group_by(CreditNote.status)).all())
+    return _Credited(int(sums.get(CreditNoteStatus.ISSUED) or 0), int(sums.get(CreditNoteStatus.VOID) or 0))
+
+
+def _follow_amounts(session, invoice: Invoice, stripe_invoice: dict) -> None:
+    """What was paid and what remains, from a snapshot of Stripe's invoice while ours is being issued or open
+    (`apply_stripe_invoice` says why): what remains shrinks to what this snapshot says plus the credit notes
+    known to be void (which it may count still), and to what remains before credit notes less those in force."""
+    paid, left = _amount(stripe_invoice, "amount_paid"), _amount(stripe_invoice, "amount_remaining")
+    issuing, known = invoice.status == InvoiceStatus.ISSUING, invoice.amount_remaining_before_credit
+    before_credit = left + _amount(stripe_invoice, "pre_payment_credit_notes_amount")
+    invoice.amount_remaining_before_credit = before_credit if issuing or known is None else min(known, before_credit)
+    invoice.amount_paid = paid if issuing else max(invoice.amount_paid, paid)
+    if stripe_invoice.get("status") == "paid":  # nothing remains, whatever credit notes were voided before
+        invoice.amount_remaining = left
+        return
+    credited = _credited(session, invoice.stripe_invoice_id or stripe_invoice.get("id"))
+    said = left + credited.voided
+    invoice.amount_remaining = _at_most(invoice, said if issuing else min(invoice.amount_remaining, said), credited)
+
+
+def credit_note_changed(session, invoice: Invoice, *, given_back: int) -> None:
+    """One of the invoice's credit notes was recorded or changed (its row written, in the caller's transaction,
+    the invoice locked): while the invoice is open, what remains follows (`apply_stripe_invoice` says how).
+    ``given_back``: the amount of a credit note that this event made void (once: its row's move to void), which
+    comes back to what remains, at most to what remains before credit notes less the others in force."""
+    if invoice.status != InvoiceStatus.OPEN:
+        return
+    credited = _credited(session, invoice.stripe_invoice_id)
+    invoice.amount_remaining = _at_most(invoice, invoice.amount_remaining + given_back, credited)
+
+
+def _at_most(invoice: Invoice, remaining: int, credited: _Credited) -> int:
+    """``remaining``, at most what remains before credit notes less the credit notes known issued (before any
+    snapshot says what remains before them, the invoice's total less what was paid), and never below zero."""
+    before_credit = invoice.amount_remaining_before_credit
+    if before_credit is None:
+        before_credit = invoice.gross - invoice.amount_paid
+    return max(0, min(remaining, before_credit - credited.issued))
+
+
+def _amount(stripe_object: dict, key: str) -> int:
+    """An amount of a Stripe object, 0 when it has none."""
+    value = stripe_object.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

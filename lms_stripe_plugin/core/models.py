@@ -373,6 +373,10 @@ class Invoice(SchoolScoped, Base):
     #: What Stripe says was paid and remains (its invoice's amount_paid and amount_remaining).
     amount_paid: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     amount_remaining: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    #: What would remain without the invoice's pre-payment credit notes (Stripe's amount_remaining plus its
+    #: pre_payment_credit_notes_amount): the least any snapshot said, as it only shrinks with payments; None
+    #: until a snapshot of the issued invoice is applied (see `billing.issuing.apply_stripe_invoice`).
+    amount_remaining_before_credit: Mapped[int | None] = mapped_column(sa.BigInteger)
     status: Mapped[InvoiceStatus] = mapped_column(EnumText(InvoiceStatus, 24), default=InvoiceStatus.PAID)
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime | None]

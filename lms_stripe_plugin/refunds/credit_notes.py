@@ -7,7 +7,9 @@ needs for it: the plugin then issues the credit note itself, linking that refund
 refund is recorded (`issue_for_refund`, run after the event's commit).
 
 Rows are keyed by Stripe's ids, so that a credit note's events may come before or after those of its invoice
-and its refund; an older snapshot never makes a void credit note issued again.
+and its refund; an older snapshot never makes a void credit note issued again. While its invoice is open, a
+credit note takes its amount off what remains, and gives it back when voided (`billing.issuing`, which says how
+in any order of the events).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts import settings as payment_settings
-from ..billing import balances
+from ..billing import balances, issuing
 from ..core import audit
 from ..core.enums import AuditAction, CreditNoteStatus
 from ..core.models import CreditNote, Invoice, Refund
@@ -45,8 +47,10 @@ def record(state: PluginState, credit_note: dict, *, actor_id: str | None = None
     row = session.scalar(select(CreditNote).where(CreditNote.stripe_credit_note_id == credit_note["id"]))
     if row is None:
         row = _insert(state, invoice, credit_note, actor_id)
-    _apply(state, row, invoice, credit_note)
+    voided = _apply(state, row, invoice, credit_note)
     _link_refund(session, row)
+    # A credit note voided (only while its invoice is open) gives back to what remains what it took off.
+    issuing.credit_note_changed(session, invoice, given_back=row.amount if voided else 0)
     balances.record_credit_note(session, invoice, credit_note)  # its credit to the learner's balance, if any
     return row
 
@@ -69,7 +73,8 @@ def _insert(state: PluginState, invoice: Invoice, credit_note: dict, actor_id: s
     return row
 
 
-def _apply(state: PluginState, row: CreditNote, invoice: Invoice, credit_note: dict) -> None:
+def _apply(state: PluginState, row: CreditNote, invoice: Invoice, credit_note: dict) -> bool:
+    """Bring the row in line with Stripe's credit note; True if this made it void (once: never back)."""
     row.number = credit_note.get("number") or row.number
     row.pdf_url = credit_note.get("pdf") or row.pdf_url
     row.reason = credit_note.get("reason") or row.reason
@@ -82,6 +87,8 @@ def _apply(state: PluginState, row: CreditNote, invoice: Invoice, credit_note: d
                      course_id=invoice.course_id, purchase_id=invoice.purchase_id, invoice=invoice.id,
                      amount=row.amount, currency=row.currency, credit_note=row.stripe_credit_note_id,
                      credit_note_number=row.number)
+        return True
+    return False
 
 
 def _link_refund(session, row: CreditNote) -> None:
