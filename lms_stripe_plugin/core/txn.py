@@ -27,13 +27,17 @@ def real_session(session: Any) -> Session:
     return session() if hasattr(session, "registry") else session
 
 
-def transition(session, row, from_states, to_state, *, where: tuple = (), **values) -> bool:
-    """Move ``row`` to status ``to_state`` if the database still has it in one of ``from_states`` (and ``where``,
-    more conditions on its row, holds).
+def transition(session, row, from_states, to_state, **values) -> bool:
+    """Move ``row`` to status ``to_state`` if the database still has it in one of ``from_states``.
 
     A conditional UPDATE, so of concurrent callers exactly one wins (True) and does what follows the
     transition (enroll, count a refund…); the row in memory is updated without being marked dirty.
     """
+    return transition_if(session, row, from_states, to_state, (), **values)
+
+
+def transition_if(session, row, from_states, to_state, where: tuple, /, **values) -> bool:
+    """`transition`, only if ``where`` (more conditions on the row) holds too."""
     model = type(row)
     result = session.execute(update(model).where(model.id == row.id, model.status.in_(tuple(from_states)), *where)
                              .values(status=to_state, **values).execution_options(synchronize_session=False))

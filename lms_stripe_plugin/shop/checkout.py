@@ -28,7 +28,7 @@ from ..core import audit, jobs
 from ..core.enums import LIVE_PURCHASE, AuditAction, PurchaseStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import Customer, Purchase, utcnow
-from ..core.txn import transition
+from ..core.txn import transition, transition_if
 from ..core.urls import public_url
 from ..errors import GatewayError, NotFound, NotPurchasable, PaymentsError
 from ..gateway.types import SessionCreateParams, SessionCreateParamsLineItem
@@ -202,8 +202,8 @@ def _give_up(session, purchase_id: int, err: PaymentsError) -> None:
     stays open for its payment. Both are conditional writes (on SQLite, which has no row locks, too): whichever
     comes second sees what the first wrote. The row is locked, as `open_session` locks it to record a session."""
     purchase = session.get(Purchase, purchase_id, with_for_update=True, populate_existing=True)
-    transition(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.FAILED,
-               where=(Purchase.stripe_checkout_session_id.is_(None),), failure_reason=err.message)
+    transition_if(session, purchase, (PurchaseStatus.OPEN,), PurchaseStatus.FAILED,
+                  (Purchase.stripe_checkout_session_id.is_(None),), failure_reason=err.message)
 
 
 def _withdraw(state: PluginState, session_id: str) -> NoReturn:
