@@ -19,7 +19,8 @@ source of truth, mirrored to the Stripe customer's credit balance so that Stripe
 
 A top-up is a payment on account for courses not chosen yet: no invoice is issued for it (Checkout's
 ``invoice_creation`` is off); its invoice, and its VAT, is the one of the course it pays, issued when it is
-spent. So is a top-up paid through a payment request or a payment link made for it (`credit_attempt`).
+spent. So is a top-up paid through a payment request or a payment link made for it (`credit_attempt`), and a
+request's payment, or a settlement's part (`credit_part`), that its invoice no longer owed (`unattachable`).
 """
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ from ..core import audit, jobs
 from ..core.enums import AuditAction, BalanceEntryKind, TopUpStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.logs import get_logger
-from ..core.models import Balance, BalanceEntry, Invoice, PaymentAttempt, TopUp, parse_row_id, utcnow
+from ..core.models import Balance, BalanceEntry, Invoice, PaymentAttempt, RequestPart, TopUp, parse_row_id, utcnow
 from ..core.state import PluginState
 from ..errors import PaymentsError, ValidationFailed
-from ..gateway.types import SessionCreateParams
+from ..gateway.types import RefundCreateParams, SessionCreateParams
 from ..money import Money
 from . import customers
 
@@ -438,13 +439,37 @@ def credit_attempt(state: PluginState, attempt: PaymentAttempt, *, user_id: str,
             session.add(topup)
     except IntegrityError:  # written meanwhile (the webhook and the payer's return at once)
         return session.scalar(select(TopUp).where(TopUp.attempt_id == attempt.id))
-    entry = post(session, user_id=user_id, currency=topup.currency, amount=topup.amount, kind=BalanceEntryKind.TOPUP,
-                 key=f"topup-{topup.id}", topup_id=topup.id, reason=reason)
-    audit.record(session, AuditAction.BALANCE_TOPPED_UP, user_id=user_id, amount=topup.amount,
+    _on_balance(state, topup, reason, details)
+    return topup
+
+
+def credit_part(state: PluginState, part: RequestPart, attempt: PaymentAttempt, *, user_id: str, reason: str,
+                **details) -> TopUp | None:
+    """A settlement's part that its invoice no longer owed: its share of the Pay click's payment put on the
+    learner's balance as a top-up of its own (once per part: a unique column; None when it was written already),
+    mirrored at Stripe, and refundable while unspent as any top-up is: a refund of that share only
+    (`finish_refund`), the PaymentIntent carrying the whole settlement. ``details`` name it in the audit log."""
+    session = state.session
+    topup = TopUp(user_id=user_id, amount=part.amount, currency=attempt.currency, status=TopUpStatus.PAID,
+                  stripe_payment_intent_id=attempt.stripe_payment_intent_id, paid_at=utcnow(), request_part_id=part.id)
+    try:
+        with session.begin_nested():
+            session.add(topup)
+    except IntegrityError:  # written meanwhile (two runs of the attaching at once)
+        return None
+    _on_balance(state, topup, reason, details)
+    return topup
+
+
+def _on_balance(state: PluginState, topup: TopUp, reason: str | None, details: dict) -> None:
+    """A paid top-up's ledger line (once: its key), audited, mirrored at Stripe once committed."""
+    session = state.session
+    entry = post(session, user_id=topup.user_id, currency=topup.currency, amount=topup.amount,
+                 kind=BalanceEntryKind.TOPUP, key=f"topup-{topup.id}", topup_id=topup.id, reason=reason)
+    audit.record(session, AuditAction.BALANCE_TOPPED_UP, user_id=topup.user_id, amount=topup.amount,
                  currency=topup.currency, topup=topup.id, **details)
     if entry is not None:
         jobs.defer(session, mirror, entry.id)
-    return topup
 
 
 def _move(session, topup: TopUp, from_states, to_state: TopUpStatus, **values) -> bool:
@@ -486,9 +511,12 @@ def finish_refund(state: PluginState, topup_id: int, entry_id: int) -> None:
     if topup is None or topup.status != TopUpStatus.REFUNDING or not topup.stripe_payment_intent_id:
         return
     settings = payment_settings.load(state.session)
-    refund = state.gateway.create_refund(
-        {"payment_intent": topup.stripe_payment_intent_id, "metadata": {"lms_topup_id": str(topup.id)}},
-        api_key=settings.secret_key, idempotency_key=f"lms-topup-{topup.id}-refund")
+    params: RefundCreateParams = {"payment_intent": topup.stripe_payment_intent_id,
+                                  "metadata": {"lms_topup_id": str(topup.id)}}
+    if topup.request_part_id is not None:  # a share of a settlement's payment: that share, not the whole payment
+        params["amount"] = topup.amount
+    refund = state.gateway.create_refund(params, api_key=settings.secret_key,
+                                         idempotency_key=f"lms-topup-{topup.id}-refund")
     _move(state.session, topup, (TopUpStatus.REFUNDING,), TopUpStatus.REFUNDED, refunded_at=utcnow(),
           stripe_refund_id=refund["id"])
 

@@ -11,7 +11,10 @@ with its own key.
 A settlement (a request with parts, `settlements`) is paid the same way, whole, in one session of one line per
 invoice; Stripe applies a payment to one invoice only, so its payment is credited to each invoice by a Payment
 Record of the part (`attach`, one step per unit of work). While one of its invoices has a payment under way
-elsewhere, a click is refused; an open Checkout of another request on the same invoices is expired.
+elsewhere, a click is refused; an open Checkout of another request on the same invoices is expired. A payment,
+or a settlement's part, that its invoice no longer owes (paid another way meanwhile, voided) goes on the
+learner's balance (`unattachable`; `_after_refusal`, `_after_part_refusal`); the other parts are credited to
+their invoices.
 
 A top-up request or link (`PaymentRequest.topup`, `PaymentLink.topup`) has no invoice: its session is a payment
 on account, as a top-up from My payments is (no ``invoice_creation``); once paid, it puts the amount on the
@@ -38,7 +41,7 @@ from ..core.enums import (LIVE_ATTEMPT, PAYING_ATTEMPT, AttemptStatus, AuditActi
                           PaymentLinkStatus, PaymentRequestStatus)
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import (Invoice, InvoicePayment, PaymentAttempt, PaymentLink, PaymentRequest, Purchase,
-                           RequestPart, parse_row_id, utcnow)
+                           RequestPart, TopUp, parse_row_id, utcnow)
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..errors import GatewayError, NotPurchasable, PaymentsError
@@ -750,6 +753,8 @@ def attach(state: PluginState, plan: AttachPlan) -> None:
         if _settle_step(state, plan, settings.secret_key):
             jobs.defer(state.session, attach, plan)
             return
+        if _all_on_balance(state, plan):
+            return
     else:
         try:
             updated = state.gateway.attach_payment(plan.stripe_invoice_id, {"payment_intent": plan.payment_intent,
@@ -791,17 +796,20 @@ def _after_refusal(state: PluginState, plan: AttachPlan, api_key: str | None, er
 
 
 def _settle_step(state: PluginState, plan: AttachPlan, api_key: str | None) -> bool:
-    """One step of crediting a settlement's parts to their invoices; False once every part is attached.
+    """One step of crediting a settlement's parts to their invoices; False once every part is attached, or on
+    the learner's balance.
 
     Stripe applies a payment whole to one invoice only, so the Checkout payment cannot be attached to several:
     each part is reported as a Payment Record of its share (its reference: the PaymentIntent), then that record
     is attached to the part's invoice. Each step is one call to Stripe, then its writes, committed before the
     next (so that what Stripe did is never forgotten here, even past the idempotency keys' 24 hours); each call
-    has a key derived from the attempt and the part. The invoices in the order of their ids."""
+    has a key derived from the attempt and the part. The invoices in the order of their ids. A part whose
+    invoice no longer owes it (paid otherwise while the Checkout was open) goes on the learner's balance
+    (`_after_part_refusal`), and the other parts are credited as asked."""
     session = state.session
     for planned in plan.parts:
         part = session.get(RequestPart, planned.part_id)
-        if part is None or part.attached_at is not None:
+        if part is None or part.attached_at is not None or _part_on_balance(session, part.id):
             continue
         key = f"lms-settle-{plan.attempt_id}-{planned.part_id}"
         if part.stripe_payment_record_id is None:
@@ -809,13 +817,78 @@ def _settle_step(state: PluginState, plan: AttachPlan, api_key: str | None) -> b
                                                          idempotency_key=f"{key}-record")
             part.stripe_payment_record_id = record["id"]
             return True
-        updated = state.gateway.attach_payment(
-            planned.stripe_invoice_id, {"payment_record": part.stripe_payment_record_id, "expand": ["payments"]},
-            api_key=api_key, idempotency_key=f"{key}-attach")
+        try:
+            updated = state.gateway.attach_payment(
+                planned.stripe_invoice_id, {"payment_record": part.stripe_payment_record_id, "expand": ["payments"]},
+                api_key=api_key, idempotency_key=f"{key}-attach")
+        except GatewayError as err:
+            if err.retryable:
+                raise
+            found = _after_part_refusal(state, plan, part, api_key, err)
+            if found is None:
+                return True  # on the learner's balance: the next step goes on with the other parts
+            updated = found
         apply_invoice(state, updated)  # locks the invoice first, as its events' handlers do, then the part
         part.attached_at = utcnow()
         return True
     return False
+
+
+def _after_part_refusal(state: PluginState, plan: AttachPlan, part: RequestPart, api_key: str | None,
+                        err: GatewayError) -> dict | None:
+    """Stripe refused to attach a part's Payment Record, as `_after_refusal` reads a request's refusal. Either
+    the record is attached already (our record of that was lost): the invoice it is attached to, to apply. Or
+    the part's invoice no longer owes it (paid on Stripe's hosted invoice page while the settlement's Checkout
+    was open, voided, owing less now): the part's share goes on the learner's balance (`unattachable`), the
+    request counts it paid, and None. Any other refusal is raised again, for reconcile to report."""
+    payments = state.gateway.list_invoice_payments(
+        {"payment": {"type": "payment_record", "payment_record": part.stripe_payment_record_id or ""}},
+        api_key=api_key)
+    attached = next((payment for payment in payments if payment.get("status") != "canceled"), None)
+    if attached is not None:
+        return state.gateway.retrieve_invoice(_id(attached["invoice"]) or "", api_key=api_key, expand=["payments"])
+    stripe_invoice = state.gateway.retrieve_invoice(part.invoice.stripe_invoice_id or "", api_key=api_key,
+                                                    expand=["payments"])
+    why = unattachable.why_refused(stripe_invoice, part.amount)
+    if why is None:
+        raise err
+    apply_invoice(state, stripe_invoice)  # locks the invoice first, as its events' handlers do
+    attempt = state.session.get(PaymentAttempt, plan.attempt_id)
+    if unattachable.put_part_on_balance(state, attempt, part, stripe_invoice, why):
+        _paid_from_balance(state, part)
+    return None
+
+
+def _paid_from_balance(state: PluginState, part: RequestPart) -> None:
+    """A part put on the learner's balance is paid, as far as its request goes: the learner paid all of it, and
+    a request paid in full asks nothing more (no reminder, no Pay button). Its invoice, paid otherwise, counts
+    its own payments. Once: its caller wrote the part's top-up just now."""
+    session = state.session
+    session.execute(update(PaymentRequest).where(PaymentRequest.id == part.request_id)
+                    .values(amount_paid=PaymentRequest.amount_paid + part.amount)
+                    .execution_options(synchronize_session=False))
+    request = part.request
+    session.refresh(request)
+    if request.amount_paid >= request.amount:
+        transition(session, request, (PaymentRequestStatus.OPEN,), PaymentRequestStatus.PAID, paid_at=utcnow())
+
+
+def _part_on_balance(session, part_id: int) -> bool:
+    """Whether a settlement's part went on the learner's balance (its invoice no longer owed it)."""
+    return session.scalar(select(TopUp.id).where(TopUp.request_part_id == part_id)) is not None
+
+
+def _all_on_balance(state: PluginState, plan: AttachPlan) -> bool:
+    """Every part of a settlement done and none on an invoice: its payment is all on the learner's balance, and
+    its Pay click "credited" (once some part is on an invoice, it is "attached", each part on the balance
+    saying so by its top-up)."""
+    session = state.session
+    attempt = session.get(PaymentAttempt, plan.attempt_id)
+    if attempt is None or session.scalar(select(RequestPart.id).where(
+            RequestPart.request_id == attempt.request_id, RequestPart.attached_at.is_not(None)).limit(1)) is not None:
+        return False
+    transition(session, attempt, (AttemptStatus.PAID,), AttemptStatus.CREDITED)
+    return True
 
 
 def _record_params(plan: AttachPlan, part: PartPlan) -> PaymentRecordReportPaymentParams:

@@ -11,7 +11,9 @@ whose reference is the PaymentIntent that carries the money, and attached to its
 invoice's paid and remaining amounts then follow Stripe's events, as for any payment attached to it.
 
 Its parts are paid together or not at all: one invoice paid, voided or paid in part otherwise meanwhile stops the
-whole (`paying.blocked`), with nothing charged. A learner chooses invoices on "My payments" (`for_learner`): one
+whole (`paying.blocked`), with nothing charged. Once paid, a part whose invoice was paid another way while the
+Checkout was open goes on the learner's balance, the other parts to their invoices (`paying._after_part_refusal`).
+A learner chooses invoices on "My payments" (`for_learner`): one
 open request per choice (its ``selection_key``, unique while open), so a second click pays the same Checkout
 Session; an administrator asks a learner for several invoices (`create`), sent like any request.
 """

@@ -9,6 +9,11 @@ invoice. It goes on the learner's prepaid balance, as Stripe itself does with wh
 invoice's total (its ``invoice_overpaid`` credit): a top-up of the Pay click (`balances.credit_attempt`),
 mirrored to the Stripe customer's credit balance, which applies to the learner's next invoice, and which the
 school can refund from the learner's balance page while it is unspent. The learner is told by e-mail.
+
+A settlement's part is credited to its invoice by a Payment Record of its share, which Stripe attaches on the same
+terms: a part whose invoice no longer owes it goes on the balance the same way (`put_part_on_balance`), as a
+top-up of its own of that share (refunded, it refunds that share only), while the other parts are credited to
+their invoices as asked.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from ..accounts import settings as payment_settings
 from ..core.enums import AttemptStatus, Channel
 from ..core.i18n import in_locale
 from ..core.logs import get_logger
-from ..core.models import PaymentAttempt, PaymentRequest
+from ..core.models import PaymentAttempt, PaymentRequest, RequestPart
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..money import Money
@@ -49,17 +54,39 @@ def put_on_balance(state: PluginState, attempt: PaymentAttempt, stripe_invoice: 
                                                           AttemptStatus.CREDITED):
         return False
     number = (request.invoice.number if request.invoice else None) or stripe_invoice.get("number") or ""
-    reason = in_locale(request.locale).gettext("Paid for invoice %(number)s, which no longer owed it.", number=number)
     balances.credit_attempt(state, attempt, user_id=request.user_id,
-                            checkout_session=attempt.stripe_checkout_session_id or "", reason=reason,
+                            checkout_session=attempt.stripe_checkout_session_id or "", reason=_reason(request, number),
                             request=request.id, number=number, refused=why)
-    _tell_learner(state, attempt, request, number, why, int(stripe_invoice.get("amount_remaining") or 0))
+    _tell_learner(state, request, Money(attempt.amount, attempt.currency), number, why,
+                  int(stripe_invoice.get("amount_remaining") or 0), key=f"attempt-{attempt.id}-on-balance")
     return True
 
 
-def _tell_learner(state: PluginState, attempt: PaymentAttempt, request: PaymentRequest, number: str, why: str,
-                  remaining: int) -> None:
-    """The learner's e-mail saying where their payment went, in their language, sent after the commit."""
+def put_part_on_balance(state: PluginState, attempt: PaymentAttempt, part: RequestPart, stripe_invoice: dict,
+                        why: str) -> bool:
+    """Put a settlement's part, whose invoice no longer owes it, on the learner's balance (once per part: its
+    top-up's unique column) and tell the learner, an e-mail per part; False when it was done already."""
+    request = part.request
+    number = part.invoice.number or stripe_invoice.get("number") or ""
+    topup = balances.credit_part(state, part, attempt, user_id=request.user_id, reason=_reason(request, number),
+                                 request=request.id, invoice=part.invoice_id, number=number, refused=why,
+                                 settlement=True)
+    if topup is None:
+        return False
+    _tell_learner(state, request, Money(part.amount, request.currency), number, why,
+                  int(stripe_invoice.get("amount_remaining") or 0), key=f"request-part-{part.id}-on-balance")
+    return True
+
+
+def _reason(request: PaymentRequest, number: str) -> str:
+    """The ledger line's reason, in the request's language."""
+    return in_locale(request.locale).gettext("Paid for invoice %(number)s, which no longer owed it.", number=number)
+
+
+def _tell_learner(state: PluginState, request: PaymentRequest, amount: Money, number: str, why: str, remaining: int,
+                  *, key: str) -> None:
+    """The learner's e-mail saying where their payment of ``amount`` went, in their language, sent after the
+    commit (once: ``key``)."""
     host = state.host
     user = host.get_user(request.user_id)
     email = host.user_email(user) if user is not None else None
@@ -68,9 +95,9 @@ def _tell_learner(state: PluginState, attempt: PaymentAttempt, request: PaymentR
     try:
         subject, body = messages.payment_on_balance_email(
             locale=request.locale, school_name=payment_settings.school_name(state.session),
-            learner_name=host.user_display_name(user), amount=Money(attempt.amount, attempt.currency),
-            invoice_number=number, why=why, remaining=Money(remaining, attempt.currency))
+            learner_name=host.user_display_name(user), amount=amount, invoice_number=number, why=why,
+            remaining=Money(remaining, amount.currency))
         messages.queue(state.session, channel=Channel.EMAIL, recipient=email, subject=subject, body=body,
-                       idempotency_key=f"attempt-{attempt.id}-on-balance", request_id=request.id)
+                       idempotency_key=key, request_id=request.id)
     except messages.MessageError as err:  # the credit stands; the balance page and the audit log still say it
-        log.warning("The e-mail about attempt %s's payment put on the balance was not written: %s", attempt.id, err)
+        log.warning("The e-mail %s about a payment put on the balance was not written: %s", key, err)

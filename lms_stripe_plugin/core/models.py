@@ -729,7 +729,9 @@ class Balance(SchoolScoped, Base):
 
 class TopUp(SchoolScoped, Base):
     """A learner topping up their balance through Checkout (from My payments, or by paying a top-up request or
-    link: ``attempt_id``, written once paid); paid, it becomes a ledger entry."""
+    link: ``attempt_id``, written once paid); or a settlement's part that its invoice no longer owed, its share
+    of the settlement's payment put on the balance (``request_part_id``, written once per part). Paid, it
+    becomes a ledger entry."""
 
     __tablename__ = "lms_stripe_topups"
 
@@ -748,10 +750,14 @@ class TopUp(SchoolScoped, Base):
     refunded_at: Mapped[datetime | None]
     #: The Pay click of a top-up request or link that paid it.
     attempt_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_payment_attempts.id"), unique=True)
+    #: The settlement's part whose share of the Pay click's payment this is (``stripe_payment_intent_id`` carries
+    #: the whole settlement: a refund of it is of ``amount`` only).
+    request_part_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_request_parts.id"), unique=True)
 
     __table_args__ = (
         sa.CheckConstraint(one_of("status", TopUpStatus), name="status_known"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("attempt_id IS NULL OR request_part_id IS NULL", name="one_payment"),
     )
 
     @property
