@@ -29,7 +29,9 @@ LMS_STRIPE_TEST_DATABASE_URL, else the local postgresql+psycopg://postgres@127.0
    (the event row inserted durably, in autocommit as the answer does; one job sent to the queue), and the
    least ratio they leave: a duplicate plus both, over a duplicate.
 
-Figures only: nothing here asserts a time.
+Beside the times, the CPU time of this process per delivery (and per part timed alone), taken outside the timed
+span: what the code costs, which the machine's other load (a shared disk's fsync, above all) sways far less than
+the times. Figures only: nothing here asserts a time.
 """
 from __future__ import annotations
 
@@ -176,17 +178,20 @@ def _deliver(bench: Bench, batch) -> dict[str, dict]:
 
 
 def _new_figures() -> dict[str, dict]:
-    return {kind: {"calls": 0, "reads": 0, "writes": [], "seconds": [], "answers": {}} for kind in KINDS}
+    return {kind: {"calls": 0, "reads": 0, "writes": [], "seconds": [], "cpu": [], "answers": {}} for kind in KINDS}
 
 
 def _deliver_one(bench: Bench, client, delivery: tuple[str, bytes, str], figures: dict[str, dict]) -> None:
     kind, payload, signature = delivery
     calls = bench.calls.count()
+    cpu = time.process_time()
     started = time.perf_counter()
     response = bench.post_webhook(client, payload, signature)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     row = figures[kind]
     row["seconds"].append(elapsed)
+    row["cpu"].append(cpu)
     made = bench.calls.since(calls)
     row["calls"] += len(made)
     row["reads"] += sum(1 for method, _path in made if method == "GET")
@@ -222,6 +227,11 @@ def _target(ratio: float, target: float) -> str:
 
 def _all_ms(figures: dict[str, dict]) -> tuple[float, float]:
     return _ms([t for f in figures.values() for t in f["seconds"]])
+
+
+def _cpu_ms(figures: dict[str, dict]) -> float:
+    """The median CPU time of this process per delivery, in milliseconds."""
+    return 1000 * statistics.median(t for f in figures.values() for t in f["cpu"])
 
 
 def _answers(figures: dict[str, dict]) -> dict[str, int]:
@@ -260,7 +270,7 @@ def with_queue(bench: Bench, payments: int, redis_url: str, handled) -> dict:
         worked = time.perf_counter() - started
         calls = bench.calls.count() - calls
         again = _deliver(bench, batch)
-        insert_ms, job_ms = _answer_parts(bench, backend, batch[0][1], len(batch))
+        (insert_ms, job_ms), (insert_cpu, job_cpu) = _answer_parts(bench, backend, batch[0][1], len(batch))
     finally:
         queue.install(bench.app, None, jobs.perform)  # back to in-process
         rq_queue.delete(delete_jobs=True)
@@ -280,6 +290,9 @@ def with_queue(bench: Bench, payments: int, redis_url: str, handled) -> dict:
         "what the answer adds, each alone: durable insert; job": f"{insert_ms:.2f} ms; {job_ms:.2f} ms (medians)",
         "  ... least answer / duplicate (duplicate + both)":
             f"{(duplicate_ms[0] + insert_ms + job_ms) / duplicate_ms[0]:.2f}",
+        "CPU per delivery, side by side: answer; duplicate":
+            f"{_cpu_ms(answered):.2f} ms; {_cpu_ms(duplicates):.2f} ms (medians)",
+        "  ... each part alone: durable insert; job": f"{insert_cpu:.2f} ms; {job_cpu:.2f} ms (medians)",
         "duplicate delivery with a queue, once handled": "{:.2f} / {:.2f} ms".format(*again_ms),
         "jobs sent; handled by one RQ worker in (s)": f"{jobs_sent}; {worked:.2f} s ({jobs_sent / worked:.0f} jobs/s)",
         "stored events by status, all parts": statuses,
@@ -287,26 +300,33 @@ def with_queue(bench: Bench, payments: int, redis_url: str, handled) -> dict:
     }
 
 
-def _answer_parts(bench: Bench, backend, payload: bytes, rounds: int) -> tuple[float, float]:
+def _answer_parts(bench: Bench, backend, payload: bytes,
+                  rounds: int) -> tuple[tuple[float, float], tuple[float, float]]:
     """What an answer with a queue adds to a duplicate delivery, each part alone, taken in turn (median ms):
     the event row inserted in autocommit (one statement, durable when it returns), and one job sent to the
-    queue (a job for an event that is not stored, deleted with the queue before any worker runs)."""
-    inserts, sent = [], []
+    queue (a job for an event that is not stored, deleted with the queue before any worker runs); their times,
+    then their CPU times."""
+    inserts, sent, insert_cpu, sent_cpu = [], [], [], []
     text, event = payload.decode(), {"type": "checkout.session.completed", "livemode": False}
     with bench.app.app_context():
         connection = db.session.connection(bind_arguments={"mapper": Event},
                                            execution_options={"isolation_level": "AUTOCOMMIT"})
         for i in range(rounds):
+            cpu = time.process_time()
             started = time.perf_counter()
             assert intake.store_received(db.session, f"evt_part_{i:05d}", event, text)
             inserts.append(time.perf_counter() - started)
+            insert_cpu.append(time.process_time() - cpu)
+            cpu = time.process_time()
             started = time.perf_counter()
             backend.enqueue("lms_stripe_plugin.sync.webhooks:handle_queued", (f"evt_part_{i:05d}",),
                             retry_delays=tuple(bench.app.config["LMS_STRIPE_QUEUE_RETRY_DELAYS"]))
             sent.append(time.perf_counter() - started)
+            sent_cpu.append(time.process_time() - cpu)
         connection.execute(sa.delete(Event).where(Event.id.like("evt_part_%")))
         db.session.rollback()
-    return 1000 * statistics.median(inserts), 1000 * statistics.median(sent)
+    return ((1000 * statistics.median(inserts), 1000 * statistics.median(sent)),
+            (1000 * statistics.median(insert_cpu), 1000 * statistics.median(sent_cpu)))
 
 
 def webhooks(bench: Bench, payments: int, redis_url: str | None = None) -> dict:
@@ -329,6 +349,7 @@ def webhooks(bench: Bench, payments: int, redis_url: str | None = None) -> dict:
     again_ms = _ms([t for d in again.values() for t in d["seconds"]])
     results["all handled events, first delivery"] = "{:.2f} / {:.2f} ms".format(*first_ms)
     results["all handled events, duplicate delivery"] = "{:.2f} / {:.2f} ms".format(*again_ms)
+    results["  ... CPU per delivery: first; duplicate"] = f"{_cpu_ms(first):.2f} ms; {_cpu_ms(again):.2f} ms (medians)"
     results["bare insert + commit of an event row"] = "{:.2f} / {:.2f} ms".format(*bare)
     results["first / duplicate (target <= 2)"] = \
         f"median {_target(first_ms[0] / again_ms[0], 2)}, mean {_target(first_ms[1] / again_ms[1], 2)}"

@@ -24,6 +24,7 @@ from .conftest import KEYS, STRIPE, _wipe
 from .minimal_host import MinimalHost, create_host_app, db as host_db
 from .queue_support import free_port, redis_url, rq, rq_queue  # noqa: F401 - fixtures
 from .stripe_stubs import checkout_session, event, open_purchase, paid_session, payment_intent, stripe_error
+from .test_catalog import sql_statements
 
 SECRET = KEYS["webhook_secrets"][0]
 
@@ -117,6 +118,21 @@ def test_ignored_and_rejected_events_are_settled_by_the_webhook_itself(app, clie
     assert post_webhook(client, live, SECRET).json == {"status": "rejected"}
     assert (_row(db, "evt_ignored").status, _row(db, "evt_live").status) == ("ignored", "rejected")
     assert rq_queue.count == 0
+
+
+@pytest.mark.parametrize("outcome", ["ignored", "rejected"])
+def test_the_answer_settles_a_new_event_that_no_handler_takes_by_one_statement_after_the_read(
+        app, client, db, purchase, rq_queue, outcome):
+    """With a queue, an event to ignore or to reject, delivered for the first time, costs the answer what a
+    queued one does: the read of the settings, then one statement (its row, with its outcome), and no job."""
+    delivery = (event("customer.created", {"id": "cus_x", "object": "customer"}) if outcome == "ignored"
+                else dict(_completed(purchase), livemode=True))  # a live event for a test-mode key
+    db.session.rollback()  # no transaction under way, as at the start of a request
+    with sql_statements(host_db) as statements:
+        response = post_webhook(client, delivery, SECRET)
+    assert response.status_code == 200 and response.json == {"status": outcome}
+    assert len(statements) == 2 and statements[1].startswith("INSERT INTO lms_stripe_events")
+    assert (_row(db).status, _row(db).attempts) == (outcome, 1) and rq_queue.count == 0
 
 
 def test_a_failure_in_the_worker_is_kept_failed_retried_by_the_queue_then_replayed(app, client, db, purchase,

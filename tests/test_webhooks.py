@@ -10,13 +10,14 @@ import sqlalchemy
 from sqlalchemy import func, select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
-from lms_stripe_plugin.core.models import Event, Invoice, Purchase
+from lms_stripe_plugin.core.models import Event, Invoice, Purchase, utcnow
 from lms_stripe_plugin.sync import webhooks
 from lms_stripe_plugin.sync.handlers import HANDLERS, Handling
 from lms_stripe_plugin.testing import post_webhook, sign_payload
 
 from .conftest import KEYS, STRIPE
 from .stripe_stubs import checkout_session, event, invoice, open_purchase, paid_session, payment_intent, stripe_error
+from .test_catalog import sql_statements
 
 SECRET = KEYS["webhook_secrets"][0]
 
@@ -284,6 +285,42 @@ def test_unknown_event_types_are_acknowledged_and_ignored(client, db, purchase, 
     again = post_webhook(client, event("customer.created", {"id": "cus_x", "object": "customer"}), SECRET)
     assert again.status_code == 200 and again.json == {"status": "already handled"}
     assert len(stripe_http.calls) == 0
+
+
+@pytest.mark.parametrize("outcome", ["ignored", "rejected"])
+def test_a_new_event_that_no_handler_takes_is_stored_by_one_statement_after_the_read(client, db, purchase,
+                                                                                    stripe_http, outcome):
+    """An event to ignore or to reject, delivered for the first time, is inserted with its outcome at once: after
+    the read of the settings, one statement, not an update that finds no row, a read and an insert."""
+    delivery = (event("customer.created", {"id": "cus_x", "object": "customer"}) if outcome == "ignored"
+                else dict(_completed(purchase), livemode=True))  # a live event for a test-mode key
+    with sql_statements(db) as statements:
+        response = post_webhook(client, delivery, SECRET)
+    assert response.status_code == 200 and response.json == {"status": outcome}
+    assert len(statements) == 2 and statements[1].startswith("INSERT INTO lms_stripe_events")
+    row = _event_row(db, "evt_test_1")
+    assert (row.status, row.attempts, row.reason is None) == (outcome, 1, outcome == "ignored")
+
+
+def test_a_failure_leaves_alone_the_success_of_a_delivery_that_stored_the_event_meanwhile(client, db, purchase,
+                                                                                          stripe_http, monkeypatch):
+    """The event was not stored when this delivery read it; another delivery handles it and commits while this
+    one's handler fails: the failure is not stored over that success."""
+    handling = HANDLERS["checkout.session.completed"]
+
+    def read(state, obj):
+        with db.engine.begin() as other:  # the other delivery's transaction
+            other.execute(sqlalchemy.insert(Event).values(
+                id="evt_test_1", type="checkout.session.completed", livemode=False, payload="{}",
+                status="processed", attempts=1, processed_at=utcnow()))
+        raise RuntimeError("Stripe could not be reached")
+
+    monkeypatch.setitem(HANDLERS, "checkout.session.completed",
+                        Handling(handling.kind, handling.apply, read, reads=handling.reads))
+    response = post_webhook(client, _completed(purchase), SECRET)
+    assert response.status_code == 500 and response.json == {"status": "handler failed"}
+    row = _event_row(db, "evt_test_1")
+    assert (row.status, row.attempts, row.error) == ("processed", 1, None)
 
 
 def test_a_session_of_another_integration_is_left_alone(client, db, purchase, stripe_http):

@@ -124,7 +124,7 @@ def _receive(state: PluginState, event: dict, text: str, livemode: bool, status=
     if status in SETTLED_EVENT:
         return Outcome(200, "already handled")
     if queued:
-        outcome = _queue_new(state, key, event, text, livemode)
+        outcome = _queue_new(state, key, event, text, livemode, new=status is None)
         if outcome is not None:
             return outcome
         state.session.commit()  # out of autocommit: what follows may write, in one transaction
@@ -169,7 +169,7 @@ def _handle(state: PluginState, key: str, event: dict, payload: str, livemode: b
     try:
         check_event(event, livemode=livemode, handled=handling is not None, payload=payload)
         if handling is None:
-            _settle(state, key, event, payload, EventStatus.IGNORED)
+            _settle(state, key, event, payload, EventStatus.IGNORED, stored=stored)
             return Outcome(200, "ignored")
         obj = event["data"]["object"]
         check_object(obj, SHAPES[handling.kind], handling.kind)
@@ -183,27 +183,36 @@ def _handle(state: PluginState, key: str, event: dict, payload: str, livemode: b
         session.commit()
     except Exception as err:  # noqa: BLE001 - every outcome is kept on the event
         session.rollback()
-        return _failed(state, key, event, payload, err)
+        return _failed(state, key, event, payload, err, stored=stored)
     return Outcome(200, "handled" if applied else "outdated")
 
 
-def _queue_new(state: PluginState, key: str, event: dict, payload: str, livemode: bool) -> Outcome | None:
+def _queue_new(state: PluginState, key: str, event: dict, payload: str, livemode: bool, *,
+               new: bool) -> Outcome | None:
     """With a queue: a new event of a handled type that passes the checks is stored received (one statement,
-    which leaves a stored event untouched), committed, and its handling sent to the queue. None for any other
-    (an event stored already, one to ignore or reject): the path without a queue settles it."""
+    which leaves a stored event untouched), committed, and its handling sent to the queue. An event to ignore
+    or to reject that the read found not stored (``new``) is settled at once by `_handle`, which runs no
+    handler for it: one more statement, its row with its outcome. None for any other (an event stored already,
+    or meanwhile): the path without a queue settles it."""
     handling = handling_of(state, event)
-    if handling is None:
-        return None
-    try:
-        check_event(event, livemode=livemode, handled=True, payload=payload)
-        check_object(event["data"]["object"], SHAPES[handling.kind], handling.kind)
-    except Exception:  # noqa: BLE001 - `_handle` runs the same checks again, and keeps their outcome
-        return None
+    if handling is None or not _usable(event, handling, livemode, payload):
+        return _handle(state, key, event, payload, livemode, stored=False) if new else None
     if not store_received(state.session, key, event, payload):
         state.session.rollback()
         return None
     state.session.commit()
     return _send(state, key, event, payload, livemode)
+
+
+def _usable(event: dict, handling: Handling, livemode: bool, payload: str) -> bool:
+    """Whether an event of a handled type passes the checks (`_handle` runs them again, and keeps their
+    outcome)."""
+    try:
+        check_event(event, livemode=livemode, handled=True, payload=payload)
+        check_object(event["data"]["object"], SHAPES[handling.kind], handling.kind)
+    except Exception:  # noqa: BLE001 - a rejection, or a failure `_handle` keeps as it is
+        return False
+    return True
 
 
 def store_received(session, key: str, event: dict, payload: str) -> bool:
@@ -308,22 +317,25 @@ def _new_row(key: str, event: dict, payload: str, status: EventStatus) -> Event:
                  payload=payload, status=status, attempts=1, processed_at=utcnow())
 
 
-def _failed(state: PluginState, key: str, event: dict, payload: str, err: Exception) -> Outcome:
+def _failed(state: PluginState, key: str, event: dict, payload: str, err: Exception, *,
+            stored: bool = True) -> Outcome:
     reason = _rejection(err)
     if reason is not None:
         message = getattr(err, "message", str(err))
         log.warning("Stripe event %s (%s) rejected: %s", key, stored_type(event["type"]), message)
         _settle(state, key, event, payload, EventStatus.REJECTED, reason=reason,
-                error=f"{type(err).__name__}: {message}"[:8000])
+                error=f"{type(err).__name__}: {message}"[:8000], stored=stored)
         return Outcome(200, "rejected")
     if isinstance(err, _NOT_YET):
         message = getattr(err, "message", str(err))
         log.warning("Stripe event %s (%s) does not fit what is recorded yet: %s", key, stored_type(event["type"]),
                     message)
-        _settle(state, key, event, payload, EventStatus.FAILED, error=f"{type(err).__name__}: {message}"[:8000])
+        _settle(state, key, event, payload, EventStatus.FAILED, error=f"{type(err).__name__}: {message}"[:8000],
+                stored=stored)
         return Outcome(500, "not applicable yet")
     log.exception("Stripe event %s (%s) failed", key, stored_type(event["type"]))
-    _settle(state, key, event, payload, EventStatus.FAILED, error="".join(traceback.format_exception(err))[-8000:])
+    _settle(state, key, event, payload, EventStatus.FAILED, error="".join(traceback.format_exception(err))[-8000:],
+            stored=stored)
     return Outcome(500, "handler failed")
 
 
@@ -334,11 +346,17 @@ def _rejection(err: Exception) -> RejectReason | None:
 
 
 def _settle(state: PluginState, key: str, event: dict, payload: str, status: EventStatus, *,
-            reason: RejectReason | None = None, error: str | None = None) -> None:
+            reason: RejectReason | None = None, error: str | None = None, stored: bool = True) -> None:
     """Store the event's outcome in a transaction of its own; a failure never overwrites the success of a
     concurrent delivery of the same event. The stored row is updated by one conditional write, not read
-    then written: a success committed meanwhile (on SQLite too, which has no row locks) is left as it is."""
+    then written: a success committed meanwhile (on SQLite too, which has no row locks) is left as it is.
+    An event not ``stored`` when this delivery read it is inserted with its outcome (`_insert_new`), one
+    statement; if a concurrent delivery stored it meanwhile, that row is left to the conditional write."""
     session = state.session
+    if not stored and _insert_new(session, {**_new_values(key, event, payload, status), "reason": reason,
+                                            "error": error}):
+        session.commit()
+        return
     values = dict(status=status, reason=reason, error=error, attempts=Event.attempts + 1, processed_at=utcnow())
     unless_done = () if status in _DONE else (Event.status.not_in(_DONE),)
     for _attempt in range(2):
