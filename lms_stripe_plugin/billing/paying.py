@@ -1083,6 +1083,9 @@ def _credit_request(state: PluginState, row: InvoicePayment) -> None:
     request = attempt.request if attempt is not None else None
     if request is None:
         return  # a payment made otherwise (the hosted invoice page, the dashboard, a link): the invoice counts it
+    if attempt is not None and attempt.status == AttemptStatus.CREDITED:
+        _attached_after_credit(state, attempt, row)
+        return
     session.execute(update(PaymentRequest).where(PaymentRequest.id == request.id)
                     .values(amount_paid=PaymentRequest.amount_paid + row.amount)
                     .execution_options(synchronize_session=False))
@@ -1095,6 +1098,17 @@ def _credit_request(state: PluginState, row: InvoicePayment) -> None:
     details: dict[str, Any] = {"settlement": True} if request.parts else {}
     audit.record(session, AuditAction.PAYMENT_RECEIVED, user_id=request.user_id, invoice=row.invoice_id,
                  request=request.id, amount=row.amount, currency=row.currency, **details)
+
+
+def _attached_after_credit(state: PluginState, attempt: PaymentAttempt, row: InvoicePayment) -> None:
+    """A payment put on the learner's balance (its invoice no longer owed it), then attached to an invoice all
+    the same, from Stripe's Dashboard: it is not its request's payment, and it now counts twice, on the balance
+    and on that invoice. That cannot be undone here (the balance may be spent already): the audit log says it,
+    once per invoice payment, for the school to debit the balance or refund the invoice."""
+    request = attempt.request
+    audit.record(state.session, AuditAction.CREDITED_PAYMENT_ATTACHED, user_id=request.user_id if request else None,
+                 invoice=row.invoice_id, request=attempt.request_id, attempt=attempt.id, amount=row.amount,
+                 currency=row.currency, invoice_payment=row.stripe_invoice_payment_id)
 
 
 def _timestamp(value) -> datetime | None:

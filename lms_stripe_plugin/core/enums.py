@@ -303,6 +303,7 @@ class AuditAction(Labelled):
     BALANCE_SPENT = "balance_spent"
     TOPUP_REFUNDED = "topup_refunded"
     BALANCE_RETURNED = "balance_returned"
+    CREDITED_PAYMENT_ATTACHED = "credited_payment_attached"
 
 
 _LABELS: dict[type, dict] = {
@@ -481,5 +482,6 @@ _LABELS: dict[type, dict] = {
         AuditAction.BALANCE_SPENT: N_("Balance spent on an invoice"),
         AuditAction.TOPUP_REFUNDED: N_("Top-up refunded"),
         AuditAction.BALANCE_RETURNED: N_("Balance credited back by Stripe"),
+        AuditAction.CREDITED_PAYMENT_ATTACHED: N_("Payment on the balance attached to an invoice"),
     },
 }

@@ -314,4 +314,8 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
                                               **v),
     AuditAction.TOPUP_REFUNDED: lambda v, d: _("A top-up of %(amount)s was refunded to %(learner)s.", **v),
     AuditAction.BALANCE_RETURNED: _returned,
+    AuditAction.CREDITED_PAYMENT_ATTACHED: lambda v, d: _(
+        "%(amount)s of %(learner)s, put on their balance since its invoice no longer owed it, was then attached "
+        "to invoice %(number)s in Stripe: it counts on both. Debit their balance by it, or refund it on the "
+        "invoice.", **v),
 }
