@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from lms_stripe_plugin.billing import paying, reminders, settlements
 from lms_stripe_plugin.core.enums import AuditAction
 from lms_stripe_plugin.core.models import (AuditEntry, Invoice, InvoicePayment, Message, PaymentAttempt,
-                                           PaymentRequest, Reminder, RequestPart, utcnow)
+                                           PaymentRequest, Reminder, RequestPart, TopUp, utcnow)
 from lms_stripe_plugin.testing import post_webhook
 
 from .conftest import KEYS, ON_POSTGRES, STRIPE, as_user, stripe_object, without_labels
@@ -508,3 +508,19 @@ def test_a_click_while_another_opens_the_checkout_waits_for_it(client, db, invoi
     db.session.commit()
     _stub_create(stripe_http)
     assert client.post(page, data={"csrf_token": csrf_token}).status_code == 303
+
+
+def test_a_part_on_the_learners_balance_says_so_on_the_settlements_page(client, db, settlement):
+    """A part whose invoice was paid another way while the settlement's Checkout was open went on the learner's
+    balance (its top-up names the part): its row and, back from Stripe, the notice say where that money is."""
+    request_id, page = settlement
+    request = db.session.get(PaymentRequest, request_id)
+    part = request.parts[0]
+    part.invoice.status, part.invoice.amount_remaining = "paid", 0
+    db.session.add(TopUp(user_id="u1", amount=part.amount, currency="EUR", status="paid", request_part_id=part.id,
+                         paid_at=utcnow()))
+    db.session.commit()
+    shown = client.get(page).get_data(as_text=True)
+    row = shown[shown.index(f'id="part-{part.invoice_id}"'):]
+    assert "Your payment of it is on your balance" in row[:row.index("</tr>")]
+    assert shown.count("Your payment of it is on your balance") == 1

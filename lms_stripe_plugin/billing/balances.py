@@ -443,6 +443,13 @@ def credit_attempt(state: PluginState, attempt: PaymentAttempt, *, user_id: str,
     return topup
 
 
+def parts_on_balance(session, part_ids: list[int]) -> set[int]:
+    """Which of these settlement parts went on the learner's balance (`credit_part`), in one query."""
+    if not part_ids:
+        return set()
+    return set(session.scalars(select(TopUp.request_part_id).where(TopUp.request_part_id.in_(part_ids))))
+
+
 def credit_part(state: PluginState, part: RequestPart, attempt: PaymentAttempt, *, user_id: str, reason: str,
                 **details) -> TopUp | None:
     """A settlement's part that its invoice no longer owed: its share of the Pay click's payment put on the

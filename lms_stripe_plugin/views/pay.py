@@ -64,7 +64,9 @@ def _page(found: PaymentRequest, *, token: str | None = None, error: str | None 
                   action=url_for("lms_stripe.pay", token=token) if token else
                   url_for("lms_stripe.my_payment_pay", request_id=found.id))
     if found.parts:  # several invoices in one payment
+        on_balance = balances.parts_on_balance(state().session, [part.id for part in found.parts])
         body = render("lms_stripe/pay_settlement.html", parts=found.parts, blocked=paying.blocked(found),
+                      on_balance=on_balance,
                       crediting=paying.paid_unattached(state().session, found.id), **values)
     elif found.invoice is None:  # a top-up of the learner's balance
         body = render("lms_stripe/pay_topup.html", **values)
