@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
-from lms_stripe_plugin.core.models import Balance, BalanceEntry, Customer
+from lms_stripe_plugin.core.models import Balance, BalanceEntry, Customer, PaymentAttempt
 from lms_stripe_plugin.sandbox import SandboxServer
 from lms_stripe_plugin.sandbox.customer_balance import credit_balance
+from lms_stripe_plugin.sync.reconcile import reconcile
 
 from ..conftest import KEYS, as_user
 
@@ -134,3 +136,21 @@ def fault(sandbox, path: str, kind: str, *, method: str = "POST", times: int = 1
     response = requests.post(f"{sandbox.url}/_sandbox/faults",
                              json={"method": method, "path": path, "kind": kind, "times": times, **extra}, timeout=5)
     assert response.status_code in (200, 201), response.text
+
+
+def click_pay(client, link: str) -> str:
+    """Pay on a request's page (its link): the Checkout Session it opens."""
+    page = client.get(link).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post(link, data={"csrf_token": token})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return response.headers["Location"].rstrip("/").split("/")[-1]
+
+
+def nothing_to_reconcile(app, db) -> None:
+    """Past its grace period, reconcile finds nothing left to do about the (one) Pay click."""
+    attempt = db.session.scalar(select(PaymentAttempt))
+    attempt.paid_at = attempt.paid_at - timedelta(hours=1)
+    db.session.commit()
+    report = reconcile(app.extensions["lms_stripe"], since=datetime.now(timezone.utc) - timedelta(hours=2))
+    assert [(f.kind, f.problem) for f in report.findings] == []

@@ -11,16 +11,16 @@ from lms_stripe_plugin.core.enums import AuditAction
 from lms_stripe_plugin.core.models import AuditEntry, PaymentAttempt, PaymentRequest
 
 from ..conftest import as_user
-from .conftest import pay
+from .conftest import click_pay, pay
 from .test_payment_requests_e2e import _invoice, _new_invoice, _request, billing_app  # noqa: F401 (a fixture)
-from .test_unattachable_payments_e2e import _open_checkout, _pay_hosted_invoice
+from .test_unattachable_payments_e2e import _pay_hosted_invoice
 
 
 def test_a_payment_on_the_balance_attached_elsewhere_in_the_dashboard_is_not_its_requests(billing_app, client, db,
                                                                                           sandbox):
     first = _new_invoice(client)
     link = _request(client, first, "90.00")
-    session_id = _open_checkout(client, link)
+    session_id = click_pay(client, link)
     _pay_hosted_invoice(sandbox, _invoice(db, first).stripe_invoice_id)
     assert pay(sandbox, session_id).status_code == 200
     sandbox.state.wait_for_deliveries(10)

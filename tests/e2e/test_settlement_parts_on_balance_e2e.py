@@ -20,7 +20,7 @@ from lms_stripe_plugin.core.models import (AuditEntry, BalanceEntry, Message, Pa
 from lms_stripe_plugin.sync.reconcile import reconcile
 
 from ..conftest import as_user
-from .conftest import csrf, fault, pay
+from .conftest import csrf, fault, nothing_to_reconcile, pay
 from .test_payment_requests_e2e import _invoice, _new_invoice, billing_app  # noqa: F401 (a fixture)
 from .test_settlements_e2e import _choose, _session_of
 from .test_unattachable_payments_e2e import _pay_hosted_invoice
@@ -49,15 +49,6 @@ def _mails(db) -> list[tuple[str, str]]:
     found = db.session.scalars(select(Message).where(Message.idempotency_key.like("request-part-%-on-balance"))
                                .order_by(Message.id)).all()
     return [(message.subject, messages.content(message)[0]) for message in found]
-
-
-def _nothing_to_reconcile(billing_app, db) -> None:
-    attempt = db.session.scalar(select(PaymentAttempt))
-    attempt.paid_at = attempt.paid_at - timedelta(hours=1)  # past reconcile's grace period
-    db.session.commit()
-    state = billing_app.extensions["lms_stripe"]
-    report = reconcile(state, since=datetime.now(timezone.utc) - timedelta(hours=2))
-    assert [(f.kind, f.problem) for f in report.findings] == []
 
 
 @pytest.mark.parametrize("paid_otherwise", ["first", "second"])
@@ -95,7 +86,7 @@ def test_a_part_paid_otherwise_goes_on_the_balance_and_the_other_is_credited(bil
         AuditEntry.action == "balance_topped_up")) == 1
     page = client.get("/payments/admin/audit", headers=as_user("adm")).get_data(as_text=True)
     assert "no longer owed it" in page
-    _nothing_to_reconcile(billing_app, db)
+    nothing_to_reconcile(billing_app, db)
     # Events delivered again, and the attaching run again, write nothing twice.
     for event in sandbox.state.all("event"):
         sandbox.state.resend(event)
@@ -147,7 +138,7 @@ def test_both_parts_paid_otherwise_put_the_whole_payment_on_the_balance(billing_
     assert balances.available(db.session, "u1", "EUR").amount == 42000
     assert len(_mails(db)) == 2
     assert db.session.scalar(select(PaymentRequest)).status == "paid"
-    _nothing_to_reconcile(billing_app, db)
+    nothing_to_reconcile(billing_app, db)
 
 
 def test_a_parts_top_up_refunded_refunds_its_share_of_the_payment(billing_app, client, db, sandbox):

@@ -5,7 +5,6 @@ attach that payment to the invoice: it goes on the learner's balance (mirrored a
 test), the learner is told by e-mail, and reconcile has nothing left to do."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
 
 import requests
@@ -17,16 +16,8 @@ from lms_stripe_plugin.core.models import BalanceEntry, Message, PaymentAttempt,
 from lms_stripe_plugin.sync.reconcile import reconcile
 
 from ..conftest import as_user
-from .conftest import fault, pay
+from .conftest import click_pay, fault, nothing_to_reconcile, pay
 from .test_payment_requests_e2e import _invoice, _new_invoice, _request, billing_app  # noqa: F401 (a fixture)
-
-
-def _open_checkout(client, link: str) -> str:
-    page = client.get(link).get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    response = client.post(link, data={"csrf_token": token})
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return response.headers["Location"].rstrip("/").split("/")[-1]
 
 
 def _pay_hosted_invoice(sandbox, stripe_invoice_id: str) -> None:
@@ -43,19 +34,10 @@ def _learner_mail(db) -> tuple[str, str]:
     return message.subject, body
 
 
-def _nothing_to_reconcile(billing_app, db) -> None:
-    attempt = db.session.scalar(select(PaymentAttempt))
-    attempt.paid_at = attempt.paid_at - timedelta(hours=1)  # past reconcile's grace period
-    db.session.commit()
-    state = billing_app.extensions["lms_stripe"]
-    report = reconcile(state, since=datetime.now(timezone.utc) - timedelta(hours=2))
-    assert [(f.kind, f.problem) for f in report.findings] == []
-
-
 def test_a_request_paid_after_its_invoice_was_paid_goes_on_the_balance(billing_app, client, db, sandbox):
     invoice_id = _new_invoice(client)
     link = _request(client, invoice_id, "90.00")
-    session_id = _open_checkout(client, link)
+    session_id = click_pay(client, link)
     _pay_hosted_invoice(sandbox, _invoice(db, invoice_id).stripe_invoice_id)
     assert _invoice(db, invoice_id).status == "paid"
 
@@ -78,7 +60,7 @@ def test_a_request_paid_after_its_invoice_was_paid_goes_on_the_balance(billing_a
     assert invoice.number in body and "payée entre-temps" in body
     back = client.get(f"{link}?session_id={session_id}").get_data(as_text=True)
     assert 'id="on-balance"' in back and "solde prépayé" in back
-    _nothing_to_reconcile(billing_app, db)
+    nothing_to_reconcile(billing_app, db)
     page = client.get("/payments/admin/audit", headers=as_user("adm")).get_data(as_text=True)
     assert "ne devait plus" in page or "no longer owed" in page
 
@@ -87,7 +69,7 @@ def test_a_sepa_debit_that_settles_after_its_invoice_was_voided_goes_on_the_bala
                                                                                     sandbox):
     invoice_id = _new_invoice(client)
     link = _request(client, invoice_id, "90.00")
-    session_id = _open_checkout(client, link)
+    session_id = click_pay(client, link)
     assert pay(sandbox, session_id, method="sepa_debit").status_code == 200
     db.session.expire_all()
     assert db.session.scalar(select(PaymentAttempt)).status == "processing"
@@ -106,7 +88,7 @@ def test_a_sepa_debit_that_settles_after_its_invoice_was_voided_goes_on_the_bala
     assert balances.available(db.session, "u1", "EUR").amount == 9000
     subject, body = _learner_mail(db)
     assert "annulée" in body
-    _nothing_to_reconcile(billing_app, db)
+    nothing_to_reconcile(billing_app, db)
 
 
 def test_a_payment_attached_whose_record_was_lost_is_not_put_on_the_balance(billing_app, client, db, sandbox):
@@ -115,7 +97,7 @@ def test_a_payment_attached_whose_record_was_lost_is_not_put_on_the_balance(bill
     a payment the invoice no longer owes."""
     invoice_id = _new_invoice(client)
     link = _request(client, invoice_id, "90.00")
-    session_id = _open_checkout(client, link)
+    session_id = click_pay(client, link)
     fault(sandbox, f"/v1/invoices/{_invoice(db, invoice_id).stripe_invoice_id}/attach_payment", "500", after=True)
     assert pay(sandbox, session_id).status_code == 200
     assert _invoice(db, invoice_id).amount_paid == 9000  # attached at Stripe; its events told us

@@ -13,7 +13,7 @@ from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.core.models import PaymentMethodConfig, Purchase
 
 from ..conftest import as_user
-from .conftest import csrf, pay, start_checkout
+from .conftest import click_pay, csrf, pay, start_checkout
 
 
 def _wallets_on(db, on: bool = True) -> None:
@@ -98,24 +98,16 @@ def _request_link(client, amount: str = "100.00") -> str:
     return _last_link(client.application)
 
 
-def _click_pay(client, link: str) -> str:
-    page = client.get(link).get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    response = client.post(link, data={"csrf_token": token})
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return response.headers["Location"].rstrip("/").split("/")[-1]
-
-
 def test_a_pay_click_with_wallets_on_names_the_configuration_once_it_is_known(billing_app, client, db, sandbox):
     _wallets_on(db)
-    first = _click_pay(client, _request_link(client))
+    first = click_pay(client, _request_link(client))
     # The click's writes came first: the configuration is created once they are committed, for the next click.
     assert sandbox.state.get(first)["allowed_payment_method_types"] == ["card", "sepa_debit"]
     db.session.expire_all()
     configuration = db.session.scalar(select(PaymentMethodConfig.stripe_configuration_id))
     assert configuration is not None
 
-    second = _click_pay(client, _request_link(client))
+    second = click_pay(client, _request_link(client))
     session = sandbox.state.get(second)
     assert session["payment_method_configuration_details"]["id"] == configuration
     assert session["payment_method_types"] == ["card", "sepa_debit"]  # Klarna excluded: never for a request
