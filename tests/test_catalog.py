@@ -181,6 +181,25 @@ def test_purchases_read_by_the_catalog_are_the_committed_ones_of_this_user(app, 
 
 
 
+def test_the_labels_by_id_are_made_only_when_read(app, priced, people, monkeypatch):
+    """A template that looks its courses up by object, as most do, never pays for the labels by id."""
+    made = []
+
+    class Counted(catalog.CatalogLabels):
+        __slots__ = ()
+
+        def __init__(self, *args):
+            made.append(self)
+            super().__init__(*args)
+
+    monkeypatch.setattr(catalog, "CatalogLabels", Counted)
+    with app.test_request_context():
+        deco = send(app, "lms.catalog.rendering", courses=list(priced.values()), user=people["u1"])
+    assert "€49.90" in deco.course_labels[priced["c1"]] and not made
+    assert "€49.90" in deco.labels["c1"] and "Free" in deco.labels[priced["c3"].id] and deco.labels is made[0]
+    assert len(made) == 1
+
+
 # -- one label per situation, as the course page says it ---------------------------------------------------
 
 def _labels(app, user, courses, **context) -> dict:

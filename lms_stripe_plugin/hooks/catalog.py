@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 from babel.lists import format_list
@@ -17,19 +16,29 @@ from ..web.rendering import is_own, render_fragment
 from ._state import plugin_state
 
 
-@dataclass
 class CatalogDecoration:
     """The plugin's answer to ``lms.catalog.rendering``: each course's HTML price label ("49,90 €", "Free",
     "Purchased", "Enrolled", "Not available to you"…: see `shop.catalog`), and the price filter form to show
     above the list.
 
     ``course_labels[course]`` takes the course objects the host sent (the quickest lookup in a template);
-    ``labels[course_id]`` takes what ``Host.course_id`` returns, or any key whose ``str()`` is that.
+    ``labels[course_id]`` takes what ``Host.course_id`` returns, or any key whose ``str()`` is that. The labels
+    by id are made when first read: a template that looks its courses up by object never pays for them.
+    (No ``__slots__``: a template reads ``course_labels`` once per course, and the instance's own dictionary
+    is the quicker read there.)
     """
 
-    labels: Mapping[str, Markup] = field(default_factory=dict)
-    filter_widget: Markup = Markup("")
-    course_labels: Mapping[object, Markup] = field(default_factory=dict)
+    def __init__(self, labels: Mapping[str, Markup] | None = None, filter_widget: Markup = Markup(""),
+                 course_labels: Mapping[object, Markup] | None = None):
+        self._labels = labels
+        self.filter_widget = filter_widget
+        self.course_labels = {} if course_labels is None else course_labels
+
+    @property
+    def labels(self) -> Mapping[str, Markup]:
+        if self._labels is None:
+            self._labels = self.course_labels.by_id if isinstance(self.course_labels, catalog.CourseLabels) else {}
+        return self._labels
 
 
 def rendering(sender, courses, user=None, **_kwargs):
@@ -46,12 +55,12 @@ def rendering(sender, courses, user=None, **_kwargs):
     currency = currencies.of_viewer(state, current, user)
     viewer = catalog.Viewer(host.user_audience(user), lambda course: host.is_enrolled(user, course), currency) \
         if user is not None else catalog.Viewer(currency=currency)
-    labels, course_labels = catalog.labels(prices, courses, host.course_id, locale, _texts(locale, currency), viewer)
+    course_labels = catalog.labels(prices, courses, host.course_id, locale, _texts(locale, currency), viewer)
     if currency is None:
         widget = _filter_form(state, current.default_currency, locale, prices.snapshot.currencies)
     else:  # every price is shown in the reader's currency, which the switcher changes
         widget = _switcher(state, current.currencies, currency, locale) + _filter_form(state, currency, locale, ())
-    return CatalogDecoration(labels=labels, filter_widget=widget, course_labels=course_labels)
+    return CatalogDecoration(filter_widget=widget, course_labels=course_labels)
 
 
 @lru_cache(maxsize=256)

@@ -343,16 +343,31 @@ class CatalogLabels(dict):
 
 class CourseLabels(dict):
     """Course object → price label, for the course objects the host sent; another object standing for one
-    of those courses (loaded again, say) is found through its id."""
+    of those courses (loaded again, say) is found through its id.
 
-    __slots__ = ("_by_id", "_course_id")
+    The same labels by id (`by_id`) are made when first asked: a template that looks its courses up by object,
+    as most do, never pays for them."""
 
-    def __init__(self, by_id: CatalogLabels, course_id):
+    __slots__ = ("_course_id", "_keys", "_values", "_by_id")
+
+    def __init__(self, courses: list, keys: list[str], values: list[Markup], course_id: Callable[[Any], Any]):
         super().__init__()
-        self._by_id, self._course_id = by_id, course_id
+        self._course_id, self._keys, self._values = course_id, keys, values
+        self._by_id: CatalogLabels | None = None
+        try:
+            self.update(zip(courses, values))
+        except TypeError:  # an unhashable course object: its label is found by id only
+            _update_hashable(self, courses, values)
+
+    @property
+    def by_id(self) -> CatalogLabels:
+        """The labels keyed by ``Host.course_id`` (see `CatalogLabels`)."""
+        if self._by_id is None:
+            self._by_id = CatalogLabels(zip(self._keys, self._values))
+        return self._by_id
 
     def __missing__(self, course) -> str:
-        return self._by_id[self._course_id(course)]
+        return self.by_id[self._course_id(course)]
 
 
 _NOTHING = object()
@@ -406,9 +421,9 @@ class Viewer(NamedTuple):
 
 
 def labels(prices_: Prices, courses, course_id, locale: str, texts: Texts,
-           viewer: Viewer = Viewer()) -> tuple[CatalogLabels, CourseLabels]:
-    """The label of each course for ``locale`` and ``viewer`` (see the module's docstring), keyed by
-    ``course_id(course)``, and the same labels keyed by the course objects themselves.
+           viewer: Viewer = Viewer()) -> CourseLabels:
+    """The label of each course for ``locale`` and ``viewer`` (see the module's docstring), keyed by the course
+    objects themselves, and by ``course_id(course)`` as `CourseLabels.by_id`.
 
     The labels of the offers are made once per snapshot, locale and audience; what is left per course is the
     host's ``course_id`` and dictionary work done in C (``map``, ``zip``), as a page shows hundreds of courses;
@@ -418,14 +433,7 @@ def labels(prices_: Prices, courses, course_id, locale: str, texts: Texts,
     offered = _offer_labels(prices_.snapshot, locale, viewer.audience, texts, viewer.currency)
     found = map(offered.get, keys, repeat(_free_label(texts.free)))
     mine = _status_labels(prices_, keys, courses, texts, viewer)
-    values = list(map(mine.get, keys, found) if mine else found)
-    by_id = CatalogLabels(zip(keys, values))
-    by_course = CourseLabels(by_id, course_id)
-    try:
-        by_course.update(zip(courses, values))
-    except TypeError:  # an unhashable course object: its label is found by id only
-        _update_hashable(by_course, courses, values)
-    return by_id, by_course
+    return CourseLabels(courses, keys, list(map(mine.get, keys, found) if mine else found), course_id)
 
 
 def _offer_labels(snapshot: Snapshot, locale: str, audience: str | None, texts: Texts,
