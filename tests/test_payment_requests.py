@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 import responses
-from sqlalchemy import func, select
+from sqlalchemy import event as sa_event, func, select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.billing import links, paying, requests as payment_requests
@@ -632,3 +632,39 @@ def test_the_return_address_keeps_its_own_query(db, state, owed, stripe_http):
     plan = paying.reserve(state, request, 9000, return_url="https://lms.test/payments/my-payments?tab=owed")
     assert plan.params["success_url"] == \
         "https://lms.test/payments/my-payments?tab=owed&session_id={CHECKOUT_SESSION_ID}"
+
+
+def _statements_of(db, fetch) -> int:
+    """The SQL statements ``fetch()`` runs on the plugin's tables (the host's own are its business)."""
+    seen = []
+
+    def listener(*args):
+        if "lms_stripe_" in args[2]:
+            seen.append(args[2])
+
+    sa_event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        fetch()
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", listener)
+    return len(seen)
+
+
+def test_the_invoice_page_reads_whether_a_request_is_being_paid_once(client, db, host, people, configured):
+    """The invoice's page reads, for each open request, whether its payment is under way with the list; why it
+    is not sent again is then worked out from that read, not by reading it again: one statement per request
+    more (another request's payment of its invoices), not two."""
+    invoice_id = open_invoice(db, host)
+    open_request(db, invoice_id, amount=3000)
+    page = f"/payments/admin/invoices/{invoice_id}"
+
+    def fetch():
+        assert client.get(page, headers=as_user("adm")).status_code == 200
+
+    fetch()
+    one = _statements_of(db, fetch)
+    for _ in range(3):
+        open_request(db, invoice_id, amount=3000)
+    four = _statements_of(db, fetch)
+    assert four - one <= 3
+    assert text(client.get(page, headers=as_user("adm"))).count("Send again") == 4

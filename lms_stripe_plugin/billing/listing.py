@@ -476,7 +476,7 @@ def invoice_requests(session, invoice_id: int) -> list[RequestView]:
                            .order_by(PaymentRequest.id.desc())).all()
     failed = _failed(session, [row[0] for row in rows])
     return [RequestView(req, req.id in failed, under_way,
-                        payment_requests.resend_refusal(session, req)
+                        payment_requests.resend_refusal(session, req, under_way=bool(under_way))
                         if req.status == PaymentRequestStatus.OPEN else None)
             for req, under_way in rows]
 

@@ -244,9 +244,10 @@ def resend(state: PluginState, request: PaymentRequest, *, actor_id: str | None)
     return written
 
 
-def resend_refusal(session, request: PaymentRequest) -> str | None:
-    """Why the request is not sent again now, for the administrator, or None (`cannot_ask_now`)."""
-    found = cannot_ask_now(session, request)
+def resend_refusal(session, request: PaymentRequest, *, under_way: bool | None = None) -> str | None:
+    """Why the request is not sent again now, for the administrator, or None (`cannot_ask_now`; ``under_way``
+    when the caller read it already)."""
+    found = cannot_ask_now(session, request, under_way=under_way)
     return found.reason if found is not None else None
 
 

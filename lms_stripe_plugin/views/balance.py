@@ -146,9 +146,10 @@ def balance_page(user_id: str):
 def _topup_view(session, req) -> listing.RequestView:
     """A top-up request as the learner's balance page shows it: what "Send again" and "Cancel" may do now."""
     open_ = req.status == PaymentRequestStatus.OPEN
-    return listing.RequestView(req, payment_requests.delivery_failed(session, req),
-                               paying=open_ and paying.payment_under_way(session, req.id),
-                               refusal=payment_requests.resend_refusal(session, req) if open_ else None)
+    under_way = open_ and paying.payment_under_way(session, req.id)
+    return listing.RequestView(req, payment_requests.delivery_failed(session, req), paying=under_way,
+                               refusal=payment_requests.resend_refusal(session, req, under_way=under_way)
+                               if open_ else None)
 
 def _currencies(st, user_id: str, settings) -> set[str]:
     return {settings.default_currency} | {row.currency for row in balances.balances_of(st.session, user_id)}
