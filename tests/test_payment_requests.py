@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 import responses
-from sqlalchemy import event as sa_event, func, select
+from sqlalchemy import func, select
 
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.billing import links, paying, requests as payment_requests
@@ -26,6 +26,7 @@ from .conftest import STRIPE, as_user, stripe_object
 from .refund_support import calls, csrf, idempotency_key, sent, text
 from .request_stubs import LANDLINE, MOBILE, backend, open_attempt, stub_expire  # noqa: F401 - a fixture
 from .request_support import open_invoice, open_request
+from .test_catalog import sql_statements
 
 RETURN = "https://lms.test/payments/pay/tok"
 
@@ -634,20 +635,11 @@ def test_the_return_address_keeps_its_own_query(db, state, owed, stripe_http):
         "https://lms.test/payments/my-payments?tab=owed&session_id={CHECKOUT_SESSION_ID}"
 
 
-def _statements_of(db, fetch) -> int:
+def _plugin_statements(db, fetch) -> int:
     """The SQL statements ``fetch()`` runs on the plugin's tables (the host's own are its business)."""
-    seen = []
-
-    def listener(*args):
-        if "lms_stripe_" in args[2]:
-            seen.append(args[2])
-
-    sa_event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with sql_statements(db) as statements:
         fetch()
-    finally:
-        sa_event.remove(db.engine, "before_cursor_execute", listener)
-    return len(seen)
+    return sum("lms_stripe_" in statement for statement in statements)
 
 
 def test_the_invoice_page_reads_whether_a_request_is_being_paid_once(client, db, host, people, configured):
@@ -662,9 +654,9 @@ def test_the_invoice_page_reads_whether_a_request_is_being_paid_once(client, db,
         assert client.get(page, headers=as_user("adm")).status_code == 200
 
     fetch()
-    one = _statements_of(db, fetch)
+    one = _plugin_statements(db, fetch)
     for _ in range(3):
         open_request(db, invoice_id, amount=3000)
-    four = _statements_of(db, fetch)
+    four = _plugin_statements(db, fetch)
     assert four - one <= 3
     assert text(client.get(page, headers=as_user("adm"))).count("Send again") == 4
