@@ -99,3 +99,15 @@ def test_upgrading_a_shop_gives_its_catalog_a_revision_of_its_own(fresh_app):
             revision = conn.execute(sa.text("SELECT catalog_revision FROM lms_stripe_settings")).scalar_one()
         assert revision != 0
         _run(fresh_app, "downgrade", "base")
+
+
+def test_a_top_up_names_one_payment_at_most_after_the_migrations(fresh_app):
+    """Check constraints are not compared above: the one that says what paid a top-up is read back as written."""
+    with fresh_app.app_context():
+        _run(fresh_app, "upgrade")
+        checks = {check["name"]: check["sqltext"] for check in
+                  sa.inspect(fresh_app.extensions["lms_stripe"].db.engine).get_check_constraints("lms_stripe_topups")}
+        words = " ".join(checks["ck_lms_stripe_topups_one_payment"].replace("(", " ").replace(")", " ").split())
+        # PostgreSQL gives the expression back without the parentheses that AND's precedence makes needless
+        assert words == ("attempt_id IS NULL OR request_part_id IS NULL AND purchase_id IS NULL OR attempt_id IS NULL "
+                         "AND request_part_id IS NULL")

@@ -36,7 +36,8 @@ from ..core import audit, jobs
 from ..core.enums import AuditAction, BalanceEntryKind, TopUpStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.logs import get_logger
-from ..core.models import Balance, BalanceEntry, Invoice, PaymentAttempt, RequestPart, TopUp, parse_row_id, utcnow
+from ..core.models import (Balance, BalanceEntry, Invoice, PaymentAttempt, Purchase, RequestPart, TopUp, parse_row_id,
+                           utcnow)
 from ..core.state import PluginState
 from ..errors import PaymentsError, ValidationFailed
 from ..gateway.types import RefundCreateParams, SessionCreateParams
@@ -443,6 +444,11 @@ def credit_attempt(state: PluginState, attempt: PaymentAttempt, *, user_id: str,
     return topup
 
 
+def deposit_on_balance(session, purchase_id: int) -> bool:
+    """Whether a purchase's deposit went on the learner's balance (`credit_deposit`)."""
+    return session.scalar(select(TopUp.id).where(TopUp.purchase_id == purchase_id)) is not None
+
+
 def parts_on_balance(session, part_ids: list[int]) -> set[int]:
     """Which of these settlement parts went on the learner's balance (`credit_part`), in one query."""
     if not part_ids:
@@ -456,9 +462,25 @@ def credit_part(state: PluginState, part: RequestPart, attempt: PaymentAttempt, 
     learner's balance as a top-up of its own (once per part: a unique column; None when it was written already),
     mirrored at Stripe, and refundable while unspent as any top-up is: a refund of that share only
     (`finish_refund`), the PaymentIntent carrying the whole settlement. ``details`` name it in the audit log."""
+    return _credit_once(state, TopUp(user_id=user_id, amount=part.amount, currency=attempt.currency,
+                                     stripe_payment_intent_id=attempt.stripe_payment_intent_id,
+                                     request_part_id=part.id), reason, details)
+
+
+def credit_deposit(state: PluginState, purchase: Purchase, *, reason: str, **details) -> TopUp | None:
+    """A deposit that its invoice no longer owed (paid otherwise, voided) put on the learner's balance as a top-up
+    (once per purchase: a unique column; None when it was written already), mirrored at Stripe, and refundable
+    while unspent as any top-up is: a refund of the deposit's payment. ``details`` name it in the audit log."""
+    return _credit_once(state, TopUp(user_id=purchase.user_id, amount=purchase.deposit_amount or 0,
+                                     currency=purchase.currency,
+                                     stripe_payment_intent_id=purchase.stripe_payment_intent_id,
+                                     purchase_id=purchase.id), reason, details)
+
+
+def _credit_once(state: PluginState, topup: TopUp, reason: str, details: dict) -> TopUp | None:
+    """Write a paid top-up unless its unique column names it already (None then), and put it on the balance."""
     session = state.session
-    topup = TopUp(user_id=user_id, amount=part.amount, currency=attempt.currency, status=TopUpStatus.PAID,
-                  stripe_payment_intent_id=attempt.stripe_payment_intent_id, paid_at=utcnow(), request_part_id=part.id)
+    topup.status, topup.paid_at = TopUpStatus.PAID, utcnow()
     try:
         with session.begin_nested():
             session.add(topup)

@@ -45,7 +45,7 @@ from ..core.models import (Invoice, InvoicePayment, PaymentAttempt, PaymentLink,
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..errors import GatewayError, NotPurchasable, PaymentsError
-from ..gateway.types import PaymentRecordReportPaymentParams, SessionCreateParams
+from ..gateway.types import InvoicePaymentListParamsPayment, PaymentRecordReportPaymentParams, SessionCreateParams
 from ..money import Money, minimum_amount
 from . import balances, customers, issuing, taxes, unattachable
 from .invoices import record_link_invoice
@@ -780,11 +780,9 @@ def _after_refusal(state: PluginState, plan: AttachPlan, api_key: str | None, er
     Stripe keeps an idempotency key's answer only 24 hours): the invoice it is attached to, to apply. Or the
     invoice no longer owes it (paid another way meanwhile, voided, owing less now): the payment goes on the
     learner's balance (`unattachable`), and None. Any other refusal is raised again, for reconcile to report."""
-    payments = state.gateway.list_invoice_payments(
-        {"payment": {"type": "payment_intent", "payment_intent": plan.payment_intent}}, api_key=api_key)
-    attached = next((payment for payment in payments if payment.get("status") != "canceled"), None)
+    attached = invoice_attached_to(state, {"type": "payment_intent", "payment_intent": plan.payment_intent}, api_key)
     if attached is not None:
-        return state.gateway.retrieve_invoice(attached["invoice"], api_key=api_key, expand=["payments"])
+        return attached
     stripe_invoice = state.gateway.retrieve_invoice(plan.stripe_invoice_id, api_key=api_key, expand=["payments"])
     attempt = state.session.get(PaymentAttempt, plan.attempt_id)
     why = unattachable.why_refused(stripe_invoice, attempt.amount)
@@ -793,6 +791,17 @@ def _after_refusal(state: PluginState, plan: AttachPlan, api_key: str | None, er
     apply_invoice(state, stripe_invoice)  # locks the invoice first, as its events' handlers do
     unattachable.put_on_balance(state, attempt, stripe_invoice, why)
     return None
+
+
+def invoice_attached_to(state: PluginState, payment: InvoicePaymentListParamsPayment,
+                        api_key: str | None) -> dict | None:
+    """The Stripe invoice (its payments expanded) that a payment (a PaymentIntent, a Payment Record) is attached
+    to already, read after Stripe refused to attach it; None if it is attached to none."""
+    payments = state.gateway.list_invoice_payments({"payment": payment}, api_key=api_key)
+    attached = next((found for found in payments if found.get("status") != "canceled"), None)
+    if attached is None:
+        return None
+    return state.gateway.retrieve_invoice(_id(attached["invoice"]) or "", api_key=api_key, expand=["payments"])
 
 
 def _settle_step(state: PluginState, plan: AttachPlan, api_key: str | None) -> bool:
@@ -841,12 +850,10 @@ def _after_part_refusal(state: PluginState, plan: AttachPlan, part: RequestPart,
     the part's invoice no longer owes it (paid on Stripe's hosted invoice page while the settlement's Checkout
     was open, voided, owing less now): the part's share goes on the learner's balance (`unattachable`), the
     request counts it paid, and None. Any other refusal is raised again, for reconcile to report."""
-    payments = state.gateway.list_invoice_payments(
-        {"payment": {"type": "payment_record", "payment_record": part.stripe_payment_record_id or ""}},
-        api_key=api_key)
-    attached = next((payment for payment in payments if payment.get("status") != "canceled"), None)
+    attached = invoice_attached_to(
+        state, {"type": "payment_record", "payment_record": part.stripe_payment_record_id or ""}, api_key)
     if attached is not None:
-        return state.gateway.retrieve_invoice(_id(attached["invoice"]) or "", api_key=api_key, expand=["payments"])
+        return attached
     stripe_invoice = state.gateway.retrieve_invoice(part.invoice.stripe_invoice_id or "", api_key=api_key,
                                                     expand=["payments"])
     why = unattachable.why_refused(stripe_invoice, part.amount)

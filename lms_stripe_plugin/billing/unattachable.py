@@ -14,6 +14,10 @@ A settlement's part is credited to its invoice by a Payment Record of its share,
 terms: a part whose invoice no longer owes it goes on the balance the same way (`put_part_on_balance`), as a
 top-up of its own of that share (refunded, it refunds that share only), while the other parts are credited to
 their invoices as asked.
+
+A deposit is attached to the invoice of its course's full price once the deposit is paid (`shop.deposits`). If
+that invoice was paid otherwise or voided before the deposit could be attached, the deposit goes on the balance
+the same way (`put_deposit_on_balance`), as a top-up of its own.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from ..accounts import settings as payment_settings
 from ..core.enums import AttemptStatus, Channel
 from ..core.i18n import in_locale
 from ..core.logs import get_logger
-from ..core.models import PaymentAttempt, PaymentRequest, RequestPart
+from ..core.models import Invoice, PaymentAttempt, PaymentRequest, Purchase, RequestPart
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..money import Money
@@ -55,10 +59,11 @@ def put_on_balance(state: PluginState, attempt: PaymentAttempt, stripe_invoice: 
         return False
     number = (request.invoice.number if request.invoice else None) or stripe_invoice.get("number") or ""
     balances.credit_attempt(state, attempt, user_id=request.user_id,
-                            checkout_session=attempt.stripe_checkout_session_id or "", reason=_reason(request, number),
-                            request=request.id, number=number, refused=why)
-    _tell_learner(state, request, Money(attempt.amount, attempt.currency), number, why,
-                  int(stripe_invoice.get("amount_remaining") or 0), key=f"attempt-{attempt.id}-on-balance")
+                            checkout_session=attempt.stripe_checkout_session_id or "",
+                            reason=_reason(request.locale, number), request=request.id, number=number, refused=why)
+    _tell_learner(state, request.user_id, request.locale, Money(attempt.amount, attempt.currency), number, why,
+                  int(stripe_invoice.get("amount_remaining") or 0), key=f"attempt-{attempt.id}-on-balance",
+                  request_id=request.id)
     return True
 
 
@@ -68,36 +73,53 @@ def put_part_on_balance(state: PluginState, attempt: PaymentAttempt, part: Reque
     top-up's unique column) and tell the learner, an e-mail per part; False when it was done already."""
     request = part.request
     number = part.invoice.number or stripe_invoice.get("number") or ""
-    topup = balances.credit_part(state, part, attempt, user_id=request.user_id, reason=_reason(request, number),
+    topup = balances.credit_part(state, part, attempt, user_id=request.user_id, reason=_reason(request.locale, number),
                                  request=request.id, invoice=part.invoice_id, number=number, refused=why,
                                  settlement=True)
     if topup is None:
         return False
-    _tell_learner(state, request, Money(part.amount, request.currency), number, why,
-                  int(stripe_invoice.get("amount_remaining") or 0), key=f"request-part-{part.id}-on-balance")
+    _tell_learner(state, request.user_id, request.locale, Money(part.amount, request.currency), number, why,
+                  int(stripe_invoice.get("amount_remaining") or 0), key=f"request-part-{part.id}-on-balance",
+                  request_id=request.id)
     return True
 
 
-def _reason(request: PaymentRequest, number: str) -> str:
-    """The ledger line's reason, in the request's language."""
-    return in_locale(request.locale).gettext("Paid for invoice %(number)s, which no longer owed it.", number=number)
+def put_deposit_on_balance(state: PluginState, purchase: Purchase, invoice: Invoice, stripe_invoice: dict,
+                           why: str) -> bool:
+    """Put a purchase's deposit, whose invoice no longer owes it, on the learner's balance (once per purchase: its
+    top-up's unique column) and tell the learner; False when it was done already."""
+    number = invoice.number or stripe_invoice.get("number") or ""
+    locale = purchase.locale or "en"
+    topup = balances.credit_deposit(state, purchase, reason=_reason(locale, number), course_id=purchase.course_id,
+                                    purchase_id=purchase.id, invoice=invoice.id, number=number, refused=why,
+                                    deposit=True)
+    if topup is None:
+        return False
+    _tell_learner(state, purchase.user_id, locale, topup.money, number, why,
+                  int(stripe_invoice.get("amount_remaining") or 0), key=f"purchase-{purchase.id}-deposit-on-balance")
+    return True
 
 
-def _tell_learner(state: PluginState, request: PaymentRequest, amount: Money, number: str, why: str, remaining: int,
-                  *, key: str) -> None:
+def _reason(locale: str, number: str) -> str:
+    """The ledger line's reason, in the learner's language (the request's, the purchase's)."""
+    return in_locale(locale).gettext("Paid for invoice %(number)s, which no longer owed it.", number=number)
+
+
+def _tell_learner(state: PluginState, user_id: str, locale: str, amount: Money, number: str, why: str,
+                  remaining: int, *, key: str, request_id: int | None = None) -> None:
     """The learner's e-mail saying where their payment of ``amount`` went, in their language, sent after the
     commit (once: ``key``)."""
     host = state.host
-    user = host.get_user(request.user_id)
+    user = host.get_user(user_id)
     email = host.user_email(user) if user is not None else None
     if not email:
         return
     try:
         subject, body = messages.payment_on_balance_email(
-            locale=request.locale, school_name=payment_settings.school_name(state.session),
+            locale=locale, school_name=payment_settings.school_name(state.session),
             learner_name=host.user_display_name(user), amount=amount, invoice_number=number, why=why,
             remaining=Money(remaining, amount.currency))
         messages.queue(state.session, channel=Channel.EMAIL, recipient=email, subject=subject, body=body,
-                       idempotency_key=key, request_id=request.id)
+                       idempotency_key=key, request_id=request_id)
     except messages.MessageError as err:  # the credit stands; the balance page and the audit log still say it
         log.warning("The e-mail %s about a payment put on the balance was not written: %s", key, err)

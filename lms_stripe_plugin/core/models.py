@@ -727,11 +727,17 @@ class Balance(SchoolScoped, Base):
         return Money(self.amount, self.currency)
 
 
+#: What paid a top-up, at most one of: a Pay click, a settlement's part, a deposit.
+ONE_PAYMENT = ("(attempt_id IS NULL OR request_part_id IS NULL) AND "
+               "(purchase_id IS NULL OR (attempt_id IS NULL AND request_part_id IS NULL))")
+
+
 class TopUp(SchoolScoped, Base):
     """A learner topping up their balance through Checkout (from My payments, or by paying a top-up request or
     link: ``attempt_id``, written once paid); or a settlement's part that its invoice no longer owed, its share
-    of the settlement's payment put on the balance (``request_part_id``, written once per part). Paid, it
-    becomes a ledger entry."""
+    of the settlement's payment put on the balance (``request_part_id``, written once per part); or a deposit
+    that its invoice no longer owed (``purchase_id``, written once per purchase). Paid, it becomes a ledger
+    entry."""
 
     __tablename__ = "lms_stripe_topups"
 
@@ -753,11 +759,14 @@ class TopUp(SchoolScoped, Base):
     #: The settlement's part whose share of the Pay click's payment this is (``stripe_payment_intent_id`` carries
     #: the whole settlement: a refund of it is of ``amount`` only).
     request_part_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_request_parts.id"), unique=True)
+    #: The deposit purchase whose deposit this is: its invoice no longer owed it (``stripe_payment_intent_id``
+    #: is the deposit's Checkout payment).
+    purchase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), unique=True)
 
     __table_args__ = (
         sa.CheckConstraint(one_of("status", TopUpStatus), name="status_known"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
-        sa.CheckConstraint("attempt_id IS NULL OR request_part_id IS NULL", name="one_payment"),
+        sa.CheckConstraint(ONE_PAYMENT, name="one_payment"),
     )
 
     @property

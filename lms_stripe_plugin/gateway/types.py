@@ -5,6 +5,7 @@ from stripe.params import (AccountCreateParams, AccountCreateParamsBusinessProfi
                            CustomerBalanceTransactionListParams, CustomerCreateParams, CustomerUpdateParams,
                            DisputeListParams, InvoiceAddLinesParams, InvoiceAddLinesParamsLine,
                            InvoiceAttachPaymentParams, InvoiceCreateParams, InvoiceListParams, InvoicePaymentListParams,
+                           InvoicePaymentListParamsPayment,
                            PaymentMethodConfigurationCreateParams, PaymentMethodConfigurationListParams,
                            PaymentMethodConfigurationUpdateParams, PaymentRecordReportPaymentParams,
                            RefundCreateParams, RefundListParams, TaxRateCreateParams)
@@ -16,7 +17,8 @@ __all__ = [
     "AccountLinkCreateParams", "CreditNoteCreateParams", "CreditNoteListParams", "CustomerBalanceTransactionCreateParams",
     "CustomerBalanceTransactionListParams", "CustomerCreateParams", "CustomerUpdateParams",
     "DisputeListParams", "InvoiceAddLinesParams", "InvoiceAddLinesParamsLine", "InvoiceAttachPaymentParams",
-    "InvoiceCreateParams", "InvoiceListParams", "InvoicePaymentListParams", "PaymentMethodConfigurationCreateParams",
+    "InvoiceCreateParams", "InvoiceListParams", "InvoicePaymentListParams", "InvoicePaymentListParamsPayment",
+    "PaymentMethodConfigurationCreateParams",
     "PaymentMethodConfigurationListParams", "PaymentMethodConfigurationUpdateParams",
     "PaymentRecordReportPaymentParams", "RefundCreateParams",
     "RefundListParams", "SessionCreateParams", "SessionCreateParamsInvoiceCreationInvoiceData",

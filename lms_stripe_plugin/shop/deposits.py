@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import signals
 from ..accounts import settings as payment_settings
-from ..billing import balances, issuing, paying
+from ..billing import balances, issuing, paying, unattachable
 from ..billing import requests as payment_requests
 from ..core import audit, jobs
 from ..core.enums import (AccessReason, AuditAction, BalanceDue, DepositAccess, InvoiceSource, InvoiceStatus,
@@ -32,6 +32,7 @@ from ..core.i18n import normalize_locale
 from ..core.models import CourseOffer, Invoice, InvoicePayment, PaymentRequest, Purchase, Suspension, utcnow
 from ..core.state import PluginState
 from ..core.txn import send_after_commit
+from ..errors import GatewayError
 from ..host import course_start
 from ..money import Money, MoneyError, amount_step, check_chargeable, percent_of
 
@@ -192,15 +193,19 @@ def _draft(state: PluginState, purchase: Purchase) -> Invoice | None:
 
 
 def _done(session, purchase: Purchase, invoice: Invoice) -> bool:
-    """Whether the deposit's invoice is issued, the deposit attached and the balance asked for."""
-    return (invoice.status != InvoiceStatus.ISSUING and _attached(session, purchase, invoice)
-            and (_balance_request(session, purchase.id) is not None or invoice.amount_remaining == 0))
+    """Whether the deposit's invoice is issued, the deposit settled (attached, or on the learner's balance) and
+    the balance asked for while the invoice is open."""
+    return (invoice.status != InvoiceStatus.ISSUING and _settled(session, purchase)
+            and (_balance_request(session, purchase.id) is not None or invoice.amount_remaining == 0
+                 or invoice.status != InvoiceStatus.OPEN))
 
 
-def _attached(session, purchase: Purchase, invoice: Invoice) -> bool:
+def _settled(session, purchase: Purchase) -> bool:
+    """Whether the deposit is attached to an invoice (ours, or one it was attached to in the Dashboard) or went on
+    the learner's balance, its invoice no longer owing it."""
     return session.scalar(select(InvoicePayment.id).where(
-        InvoicePayment.invoice_id == invoice.id,
-        InvoicePayment.stripe_payment_intent_id == purchase.stripe_payment_intent_id)) is not None
+        InvoicePayment.stripe_payment_intent_id == purchase.stripe_payment_intent_id).limit(1)) is not None \
+        or balances.deposit_on_balance(session, purchase.id)
 
 
 def _balance_request(session, purchase_id: int) -> PaymentRequest | None:
@@ -208,14 +213,14 @@ def _balance_request(session, purchase_id: int) -> PaymentRequest | None:
 
 
 def unfinished(session) -> list[int]:
-    """Deposit purchases whose invoice, attachment or balance request is not done (for reconciliation)."""
+    """Deposit purchases whose invoice, deposit or balance request is not done (for reconciliation): a deposit
+    whose invoice was paid otherwise or voided is not done until it is on the learner's balance."""
     paid = session.scalars(select(Purchase).where(Purchase.deposit_amount.is_not(None),
                                                   Purchase.status == PurchaseStatus.PAID)).all()
     found = []
     for purchase in paid:
         invoice = _invoice_of(session, purchase.id)
-        if invoice is None or (invoice.status in (InvoiceStatus.ISSUING, InvoiceStatus.OPEN, InvoiceStatus.PAID)
-                               and not _done(session, purchase, invoice)):
+        if invoice is None or not _done(session, purchase, invoice):
             found.append(purchase.id)
     return found
 
@@ -234,8 +239,8 @@ def issue(state: PluginState, purchase_id: int) -> None:
         issuing.create_at_stripe(state, issuing.stripe_draft(state, invoice, locale=_locale(purchase)))
     if invoice.status == InvoiceStatus.ISSUING:
         issuing.finalize_at_stripe(state, issuing.stripe_lines(state, invoice))
-    if not _attached(session, purchase, invoice) and invoice.status == InvoiceStatus.OPEN:
-        _attach_deposit(state, purchase, invoice)
+    if invoice.status != InvoiceStatus.ISSUING and not _settled(session, purchase):
+        _attach_deposit(state, purchase, invoice)  # Stripe refuses it to an invoice paid or voided meanwhile
     if _balance_request(session, purchase_id) is None and invoice.status == InvoiceStatus.OPEN \
             and invoice.amount_remaining > 0:
         _ask_balance(state, purchase, invoice)
@@ -247,12 +252,36 @@ def _locale(purchase: Purchase) -> str:
 
 def _attach_deposit(state: PluginState, purchase: Purchase, invoice: Invoice) -> None:
     """Attach the deposit's PaymentIntent to the invoice (Stripe's partial payments on invoices)."""
-    settings = payment_settings.load(state.session)
-    updated = state.gateway.attach_payment(
-        invoice.stripe_invoice_id or "", {"payment_intent": purchase.stripe_payment_intent_id or "",
-                                          "expand": ["payments"]},
-        api_key=settings.secret_key, idempotency_key=f"lms-deposit-{purchase.id}-attach")
+    api_key = payment_settings.load(state.session).secret_key
+    payment_intent = purchase.stripe_payment_intent_id or ""
+    try:
+        updated = state.gateway.attach_payment(
+            invoice.stripe_invoice_id or "", {"payment_intent": payment_intent, "expand": ["payments"]},
+            api_key=api_key, idempotency_key=f"lms-deposit-{purchase.id}-attach")
+    except GatewayError as err:
+        if err.retryable:
+            raise
+        found = paying.invoice_attached_to(state, {"type": "payment_intent", "payment_intent": payment_intent},
+                                           api_key)
+        if found is None:
+            _after_refusal(state, purchase, invoice, api_key, err)
+            return
+        updated = found
     paying.apply_invoice(state, updated)
+
+
+def _after_refusal(state: PluginState, purchase: Purchase, invoice: Invoice, api_key: str | None,
+                   err: GatewayError) -> None:
+    """Stripe refused to attach the deposit, which is attached to no invoice: if the invoice no longer owes it
+    (paid otherwise meanwhile, on Stripe's hosted page; voided; owing less than the deposit now), the deposit goes
+    on the learner's balance (`unattachable`). Any other refusal is raised again, for reconcile to report."""
+    stripe_invoice = state.gateway.retrieve_invoice(invoice.stripe_invoice_id or "", api_key=api_key,
+                                                    expand=["payments"])
+    why = unattachable.why_refused(stripe_invoice, purchase.deposit_amount or 0)
+    if why is None:
+        raise err
+    paying.apply_invoice(state, stripe_invoice)  # locks the invoice first, as its events' handlers do
+    unattachable.put_deposit_on_balance(state, purchase, invoice, stripe_invoice, why)
 
 
 def _ask_balance(state: PluginState, purchase: Purchase, invoice: Invoice) -> None:

@@ -244,6 +244,9 @@ def _returned(v: dict, d: dict) -> str:
 
 
 def _topped_up(v: dict, d: dict) -> str:
+    if d.get("deposit"):
+        return _("The deposit of %(amount)s paid by %(learner)s for %(course)s went to their balance: its invoice "
+                 "%(number)s no longer owed it.", **v)
     if d.get("refused"):
         return _("%(amount)s paid by %(learner)s for invoice %(number)s went to their balance: the invoice no longer "
                  "owed it.", **v)

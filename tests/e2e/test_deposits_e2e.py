@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from lms_stripe_plugin import tasks
+from lms_stripe_plugin import messages, tasks
 from lms_stripe_plugin.accounts import settings as payment_settings
-from lms_stripe_plugin.core.models import (AuditEntry, Balance, Invoice, InvoicePayment, Message, PaymentRequest, Purchase,
-                                           Suspension, utcnow)
+from lms_stripe_plugin.billing import balances
+from lms_stripe_plugin.core.models import (AuditEntry, Balance, BalanceEntry, Invoice, InvoicePayment, Message,
+                                           PaymentRequest, Purchase, Suspension, TopUp, utcnow)
 from lms_stripe_plugin.shop import deposits, enrollment
 from lms_stripe_plugin.sync.reconcile import reconcile
 from lms_stripe_plugin.shop.offers import save_offer
@@ -191,3 +192,98 @@ def test_a_balance_paid_in_part_by_the_learners_credit_counts_as_paid(billing_ap
     assert purchase.balance_paid_at is not None and host.calls == [("enroll", "u1", "c1")]
     assert deposits.overdue(db.session, now=utcnow() + timedelta(days=30), grace_days=7) == []
     assert db.session.scalar(select(Balance.amount)) == 0
+
+
+def _reconcile_deposits(billing_app) -> list[str]:
+    with billing_app.app_context():
+        report = reconcile(billing_app.extensions["lms_stripe"], since=utcnow() - timedelta(hours=1))
+    return [f.kind for f in report.findings if f.kind == "deposit"]
+
+
+def _deposit_unattached(db, sandbox, client):
+    """A deposit paid, its attaching cut short (Stripe unreachable): the invoice is open, owing the full price."""
+    _deposit_offer(db)
+    fault(sandbox, "/v1/invoices/*/attach_payment", "500", times=5)
+    _pay_deposit(client, sandbox)
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    purchase, invoice, request = _rows(db)
+    assert (invoice.status, invoice.amount_paid, invoice.amount_remaining, request) == ("open", 0, 4990, None)
+    return purchase, invoice
+
+
+def _deposit_mail(db) -> tuple[str, str]:
+    db.session.expire_all()
+    message = db.session.scalars(select(Message).where(
+        Message.idempotency_key.like("purchase-%-deposit-on-balance"))).one()
+    body, _html = messages.content(message)
+    return message.subject, body
+
+
+def test_a_deposit_whose_invoice_was_voided_before_it_was_attached_goes_on_the_balance(billing_app, client, db,
+                                                                                       sandbox, host):
+    purchase, invoice = _deposit_unattached(db, sandbox, client)
+    state = billing_app.extensions["lms_stripe"]
+    state.gateway.void_invoice(invoice.stripe_invoice_id, api_key="sk_test_sandbox_e2e", idempotency_key="dashboard")
+    sandbox.state.wait_for_deliveries(10)
+    assert _rows(db)[1].status == "void"
+
+    assert _reconcile_deposits(billing_app) == ["deposit"]
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, request = _rows(db)
+    assert request is None and invoice.amount_paid == 0
+    topup = db.session.scalar(select(TopUp))
+    assert (topup.amount, topup.status, topup.purchase_id, topup.stripe_payment_intent_id) == \
+        (1497, "paid", purchase.id, purchase.stripe_payment_intent_id)
+    assert balances.available(db.session, "u1", "EUR").amount == 1497
+    assert invoice.number in db.session.scalar(select(BalanceEntry.reason))
+    subject, body = _deposit_mail(db)
+    assert "14.97" in subject and invoice.number in body and "cancelled" in body
+    assert _reconcile_deposits(billing_app) == []  # explained: nothing left to do
+    page = client.get("/payments/admin/audit", headers={"X-User": "adm"}).get_data(as_text=True)
+    assert "The deposit of €14.97 paid by" in page and f"its invoice {invoice.number} no longer owed it" in page
+
+
+def test_a_deposit_whose_invoice_was_paid_otherwise_before_it_was_attached_goes_on_the_balance(billing_app, client,
+                                                                                               db, sandbox, host):
+    purchase, invoice = _deposit_unattached(db, sandbox, client)
+    response = requests.post(f"{sandbox.url}/_sandbox/invoices/{invoice.stripe_invoice_id}/pay",
+                             json={"method": "card"}, timeout=10)
+    assert response.status_code == 200, response.text
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, _request = _rows(db)
+    assert (invoice.status, invoice.amount_paid, purchase.balance_paid_at is not None) == ("paid", 4990, True)
+
+    assert _reconcile_deposits(billing_app) == ["deposit"]
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, request = _rows(db)
+    assert request is None and (invoice.status, invoice.amount_paid) == ("paid", 4990)
+    assert balances.available(db.session, "u1", "EUR").amount == 1497
+    assert db.session.scalar(select(TopUp.purchase_id)) == purchase.id
+    _subject, body = _deposit_mail(db)
+    assert "paid in the meantime" in body
+    assert _reconcile_deposits(billing_app) == []
+    with billing_app.app_context():  # run again, it credits nothing twice
+        deposits.issue(billing_app.extensions["lms_stripe"], purchase.id)
+    assert db.session.scalar(select(func.count()).select_from(TopUp)) == 1
+    assert balances.available(db.session, "u1", "EUR").amount == 1497
+
+
+def test_a_deposit_attached_whose_record_was_lost_is_not_put_on_the_balance(billing_app, client, db, sandbox, host):
+    """Stripe attached the deposit but its answer never reached us, and a day later the key is forgotten: the
+    attaching again is refused ("already attached"), which is read as attached, not as a deposit the invoice no
+    longer owes."""
+    _deposit_offer(db)
+    fault(sandbox, "/v1/invoices/*/attach_payment", "500", after=True)
+    _pay_deposit(client, sandbox)
+    purchase, invoice, request = _rows(db)
+    assert request is None
+    db.session.execute(delete(InvoicePayment))  # our record of the attaching lost
+    db.session.commit()
+    requests.post(f"{sandbox.url}/_sandbox/clock/advance", json={"seconds": 25 * 3600}, timeout=5)
+
+    assert _reconcile_deposits(billing_app) == ["deposit"]
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, request = _rows(db)
+    assert (invoice.amount_paid, invoice.amount_remaining, request.amount) == (1497, 3493, 3493)
+    assert db.session.scalar(select(TopUp)) is None and balances.available(db.session, "u1", "EUR").amount == 0
+    assert _reconcile_deposits(billing_app) == []
