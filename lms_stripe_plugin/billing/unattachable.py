@@ -21,12 +21,14 @@ the same way (`put_deposit_on_balance`), as a top-up of its own.
 """
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from .. import messages
 from ..accounts import settings as payment_settings
 from ..core.enums import AttemptStatus, Channel
 from ..core.i18n import in_locale
 from ..core.logs import get_logger
-from ..core.models import Invoice, PaymentAttempt, PaymentRequest, Purchase, RequestPart
+from ..core.models import Invoice, InvoicePayment, PaymentAttempt, PaymentRequest, Purchase, RequestPart
 from ..core.state import PluginState
 from ..core.txn import transition
 from ..money import Money
@@ -98,6 +100,14 @@ def put_deposit_on_balance(state: PluginState, purchase: Purchase, invoice: Invo
     _tell_learner(state, purchase.user_id, locale, topup.money, number, why,
                   int(stripe_invoice.get("amount_remaining") or 0), key=f"purchase-{purchase.id}-deposit-on-balance")
     return True
+
+
+def deposit_settled(session, purchase: Purchase) -> bool:
+    """Whether a purchase's deposit is attached to an invoice (its own, or one it was attached to in the Dashboard)
+    or went on the learner's balance, its invoice no longer owing it."""
+    return session.scalar(select(InvoicePayment.id).where(
+        InvoicePayment.stripe_payment_intent_id == purchase.stripe_payment_intent_id).limit(1)) is not None \
+        or balances.deposit_on_balance(session, purchase.id)
 
 
 def _reason(locale: str, number: str) -> str:

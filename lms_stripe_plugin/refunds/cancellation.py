@@ -27,7 +27,7 @@ from ..core.enums import (AccessReason, AuditAction, InvoiceSource, InvoiceStatu
 from ..core.i18n import current_locale, gettext as _
 from ..core.models import Invoice, InvoicePayment, PaymentRequest, Refund, RequestPart, utcnow
 from ..core.txn import transition
-from ..billing import balances, requests as payment_requests
+from ..billing import balances, requests as payment_requests, unattachable
 from ..errors import GatewayError, PaymentsError
 from ..gateway.types import CreditNoteCreateParams, RefundCreateParams
 from ..money import Money
@@ -125,6 +125,10 @@ def _request(state: PluginState, invoice: Invoice, *, amount: int | None, revoke
         raise RefundRefused(_("Part of this invoice was paid together with other invoices, in one payment, which "
                               "Stripe credited to it by a payment record: refund that payment and issue the credit "
                               "note in the Stripe Dashboard. Refunding it here is not supported yet."))
+    if invoice.source == InvoiceSource.DEPOSIT and not unattachable.deposit_settled(session, invoice.purchase):
+        # Its credit note would refund nothing of the deposit, which Stripe has not credited to the invoice yet
+        raise RefundRefused(_("The deposit is not credited to this invoice yet: Stripe could not be reached when it "
+                              "was paid. Reconciliation credits it; cancel once the invoice shows it paid."))
     unpaid = _unpaid_part(invoice, amount)
     _refuse_made(session, invoice, amount)
     refund = _matching_request(session, invoice, amount) or _new_request(session, invoice, amount, revoke,

@@ -29,7 +29,7 @@ from ..core import audit, jobs
 from ..core.enums import (AccessReason, AuditAction, BalanceDue, DepositAccess, InvoiceSource, InvoiceStatus,
                           PaymentPlan, PurchaseStatus)
 from ..core.i18n import normalize_locale
-from ..core.models import CourseOffer, Invoice, InvoicePayment, PaymentRequest, Purchase, Suspension, utcnow
+from ..core.models import CourseOffer, Invoice, PaymentRequest, Purchase, Suspension, utcnow
 from ..core.state import PluginState
 from ..core.txn import send_after_commit
 from ..errors import GatewayError
@@ -195,17 +195,11 @@ def _draft(state: PluginState, purchase: Purchase) -> Invoice | None:
 def _done(session, purchase: Purchase, invoice: Invoice) -> bool:
     """Whether the deposit's invoice is issued, the deposit settled (attached, or on the learner's balance) and
     the balance asked for while the invoice is open."""
-    return (invoice.status != InvoiceStatus.ISSUING and _settled(session, purchase)
+    return (invoice.status != InvoiceStatus.ISSUING and unattachable.deposit_settled(session, purchase)
             and (_balance_request(session, purchase.id) is not None or invoice.amount_remaining == 0
                  or invoice.status != InvoiceStatus.OPEN))
 
 
-def _settled(session, purchase: Purchase) -> bool:
-    """Whether the deposit is attached to an invoice (ours, or one it was attached to in the Dashboard) or went on
-    the learner's balance, its invoice no longer owing it."""
-    return session.scalar(select(InvoicePayment.id).where(
-        InvoicePayment.stripe_payment_intent_id == purchase.stripe_payment_intent_id).limit(1)) is not None \
-        or balances.deposit_on_balance(session, purchase.id)
 
 
 def _balance_request(session, purchase_id: int) -> PaymentRequest | None:
@@ -239,7 +233,7 @@ def issue(state: PluginState, purchase_id: int) -> None:
         issuing.create_at_stripe(state, issuing.stripe_draft(state, invoice, locale=_locale(purchase)))
     if invoice.status == InvoiceStatus.ISSUING:
         issuing.finalize_at_stripe(state, issuing.stripe_lines(state, invoice))
-    if invoice.status != InvoiceStatus.ISSUING and not _settled(session, purchase):
+    if invoice.status != InvoiceStatus.ISSUING and not unattachable.deposit_settled(session, purchase):
         _attach_deposit(state, purchase, invoice)  # Stripe refuses it to an invoice paid or voided meanwhile
     if _balance_request(session, purchase_id) is None and invoice.status == InvoiceStatus.OPEN \
             and invoice.amount_remaining > 0:

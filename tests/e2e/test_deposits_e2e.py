@@ -287,3 +287,28 @@ def test_a_deposit_attached_whose_record_was_lost_is_not_put_on_the_balance(bill
     assert (invoice.amount_paid, invoice.amount_remaining, request.amount) == (1497, 3493, 3493)
     assert db.session.scalar(select(TopUp)) is None and balances.available(db.session, "u1", "EUR").amount == 0
     assert _reconcile_deposits(billing_app) == []
+
+
+def test_a_deposit_not_credited_to_its_invoice_yet_cannot_be_cancelled_until_it_is(billing_app, client, db, sandbox,
+                                                                                    host):
+    """Its credit note would refund nothing of the deposit (Stripe refunds what is attached to the invoice): the
+    cancellation is refused with a reason, and once reconcile has attached the deposit it refunds it."""
+    _purchase, invoice = _deposit_unattached(db, sandbox, client)
+    path = f"/payments/admin/invoices/{invoice.id}/cancel"
+    assert 'name="reason"' not in client.get(path, headers={"X-User": "adm"}).get_data(as_text=True)  # no form
+    response = client.post(path, data={"csrf_token": csrf(client, "adm", "/payments/admin/balances/u1"),
+                                       "reason": "Changed plans"},
+                           headers={"X-User": "adm"})
+    assert response.status_code == 409
+    assert "The deposit is not credited to this invoice yet" in response.get_data(as_text=True)
+    assert sandbox.state.all("credit_note") == []
+
+    assert _reconcile_deposits(billing_app) == ["deposit"]
+    sandbox.state.wait_for_deliveries(10)
+    assert _rows(db)[1].amount_paid == 1497
+    response = client.post(path, data={"csrf_token": csrf(client, "adm", path), "reason": "Changed plans"},
+                           headers={"X-User": "adm"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, _request = _rows(db)
+    assert (invoice.status, invoice.amount_refunded, purchase.status) == ("cancelled", 1497, "cancelled")
