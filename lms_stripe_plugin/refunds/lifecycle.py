@@ -66,6 +66,13 @@ def purchase_for_payment_intent(session, payment_intent: str | None) -> Purchase
     return session.scalar(select(Purchase).where(Purchase.stripe_payment_intent_id == payment_intent))
 
 
+def of_topup(stripe_refund: dict) -> bool:
+    """Whether a refund is a top-up's (`balances.finish_refund` names it in the metadata): the balance's own, not a
+    purchase's, even when the payment it refunds is also a purchase's (a deposit its invoice no longer owed, put
+    on the balance)."""
+    return (stripe_refund.get("metadata") or {}).get("lms_topup_id") is not None
+
+
 def refunds_of(session, purchase_id: int) -> list[Refund]:
     """A purchase's refunds, newest first."""
     return list(session.scalars(select(Refund).where(Refund.purchase_id == purchase_id)
@@ -85,6 +92,8 @@ def sync_refund(state: PluginState, stripe_refund: dict, *, refund: Refund | Non
     else:
         session.refresh(refund, with_for_update=True)
     if refund is None:
+        if of_topup(stripe_refund):
+            return None
         purchase = purchase or purchase_for_payment_intent(session, stripe_refund.get("payment_intent"))
         refund = _dashboard_refund(state, stripe_refund, purchase) if purchase is not None else None
         if refund is None:

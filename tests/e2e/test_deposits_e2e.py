@@ -13,7 +13,7 @@ from lms_stripe_plugin import messages, tasks
 from lms_stripe_plugin.accounts import settings as payment_settings
 from lms_stripe_plugin.billing import balances
 from lms_stripe_plugin.core.models import (AuditEntry, Balance, BalanceEntry, Invoice, InvoicePayment, Message,
-                                           PaymentRequest, Purchase, Suspension, TopUp, utcnow)
+                                           PaymentRequest, Purchase, Refund, Suspension, TopUp, utcnow)
 from lms_stripe_plugin.shop import deposits, enrollment
 from lms_stripe_plugin.sync.reconcile import reconcile
 from lms_stripe_plugin.shop.offers import save_offer
@@ -312,3 +312,32 @@ def test_a_deposit_not_credited_to_its_invoice_yet_cannot_be_cancelled_until_it_
     sandbox.state.wait_for_deliveries(10)
     purchase, invoice, _request = _rows(db)
     assert (invoice.status, invoice.amount_refunded, purchase.status) == ("cancelled", 1497, "cancelled")
+
+
+def test_a_deposit_on_the_balance_refunded_from_it_is_not_a_refund_of_the_course(billing_app, client, db, sandbox,
+                                                                                 host):
+    """The top-up's refund is of the deposit's payment, which is also the purchase's: its events are the
+    balance's (the top-up's metadata), not a refund of the course made in the Dashboard (no credit note, access
+    kept, nothing counted refunded on the purchase)."""
+    _purchase, invoice = _deposit_unattached(db, sandbox, client)
+    state = billing_app.extensions["lms_stripe"]
+    state.gateway.void_invoice(invoice.stripe_invoice_id, api_key="sk_test_sandbox_e2e", idempotency_key="dashboard")
+    sandbox.state.wait_for_deliveries(10)
+    assert _reconcile_deposits(billing_app) == ["deposit"]
+    sandbox.state.wait_for_deliveries(10)
+    topup = db.session.scalar(select(TopUp))
+
+    path = "/payments/admin/balances/u1"
+    response = client.post(f"/payments/admin/balances/top-ups/{topup.id}/refund", headers={"X-User": "adm"},
+                           data={"csrf_token": csrf(client, "adm", path)})
+    assert response.status_code == 303
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, _request = _rows(db)
+    topup = db.session.get(TopUp, topup.id)
+    assert topup.status == "refunded" and balances.available(db.session, "u1", "EUR").amount == 0
+    assert sandbox.state.get(topup.stripe_refund_id)["amount"] == 1497
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+    assert (purchase.status, purchase.amount_refunded, invoice.status) == ("paid", 0, "void")
+    assert sandbox.state.all("credit_note") == [] and ("unenroll", "u1", "c1") not in host.calls
+    with billing_app.app_context():
+        assert reconcile(state, since=utcnow() - timedelta(hours=1)).findings == []
