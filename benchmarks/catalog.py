@@ -55,7 +55,7 @@ from markupsafe import Markup  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.orm import Mapped, mapped_column  # noqa: E402
 
-from lms_stripe_plugin import StripePayments, migrate  # noqa: E402
+from lms_stripe_plugin import StripePayments, course_labels, migrate  # noqa: E402
 from lms_stripe_plugin.accounts import settings as payment_settings  # noqa: E402
 from lms_stripe_plugin.core.models import CurrencyChoice  # noqa: E402
 from lms_stripe_plugin.shop.offers import save_offer  # noqa: E402
@@ -64,7 +64,7 @@ PAGE = """<!doctype html><html><body><h1>Catalog</h1>
 {% for deco in decorations %}{{ deco.filter_widget }}{% endfor %}
 <div class="grid">{% for course in courses %}
 <div class="card"><h3><a href="/courses/{{ course.id }}">{{ course.title }}</a></h3>
-<p>{{ course.description }}</p><p>{% for deco in decorations %}{{ deco.course_labels[course] }}{% endfor %}</p>
+<p>{{ course.description }}</p><p>{% if labels %}{{ labels[course] }}{% endif %}</p>
 </div>{% endfor %}</div></body></html>"""
 
 #: A shop taking payments: its secrets are stored (encrypted) and read with the settings.
@@ -143,7 +143,8 @@ def build_bare(with_plugin: bool, courses: int):
                 rows = kept
         decorations = [value for _r, value in signal("lms.catalog.rendering").send(app, courses=rows, user="u1")
                        if value is not None]
-        return render_template("catalog.html", courses=rows, decorations=decorations)
+        return render_template("catalog.html", courses=rows, decorations=decorations,
+                               labels=course_labels(decorations))
 
     with app.app_context():
         db.create_all()

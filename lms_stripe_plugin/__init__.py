@@ -10,11 +10,12 @@ from .errors import (CardDeclined, ConfigurationError, Forbidden, GatewayError, 
                      NotFound, NotPurchasable, PaymentsError, UnreadableSecret, ValidationFailed,
                      WebhookSignatureError)
 from .extension import StripePayments
+from .hooks.catalog import course_labels
 from .host import AUDIENCES, HOST_SIGNALS, Host
 from .money import Money
 
 __all__ = [
-    "StripePayments", "Host", "Money", "signals", "AUDIENCES", "HOST_SIGNALS",
+    "StripePayments", "Host", "Money", "signals", "AUDIENCES", "HOST_SIGNALS", "course_labels",
     "PaymentsError", "ConfigurationError", "HostContractError", "GatewayError", "CardDeclined",
     "NotPurchasable", "NotFound", "Forbidden", "ValidationFailed", "WebhookSignatureError", "UnreadableSecret",
 ]

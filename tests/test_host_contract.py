@@ -571,3 +571,24 @@ def test_backoffice_enrollment_by_someone_without_the_right_is_refused(app, db, 
                         actor=people.get(actor), source="backoffice")
     assert not decision.allowed and decision.reason == "not_allowed"
     assert db.session.scalar(select(FreeEnrollment)) is None
+
+
+def test_the_answers_labels_as_one_mapping_for_the_template(app, priced, people):
+    """`course_labels` gives the template one lookup per course: the plugin's own mapping when it is the only
+    answer; each course's labels joined when another receiver answers too; nothing to show without answers."""
+    from markupsafe import Markup
+
+    from lms_stripe_plugin import course_labels
+
+    deco = _render(app, list(priced.values()), people["u1"])
+    assert course_labels([deco]) is deco.course_labels
+    assert course_labels([None, "another receiver's answer", deco]) is deco.course_labels
+    other = type("Other", (), {"course_labels": {priced["c1"]: Markup("<b>New</b>")}})()
+    joined = course_labels([deco, other])
+    assert joined and joined[priced["c1"]] == deco.labels["c1"] + Markup("<b>New</b>")
+    assert joined[priced["c3"]] == deco.labels["c3"]  # a course the other answer has no label for
+    assert not course_labels([]) and not course_labels([object()])
+    template = app.jinja_env.from_string(
+        "{% for c in courses %}[{% if labels %}{{ labels[c] }}{% endif %}]{% endfor %}")
+    assert template.render(courses=[priced["c1"]], labels=course_labels([])) == "[]"
+    assert template.render(courses=[priced["c1"]], labels=course_labels([deco])) == f"[{deco.labels['c1']}]"

@@ -7,6 +7,8 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
+from lms_stripe_plugin import course_labels
+
 from . import inbox, members
 from .host import SCHOOLS, DemoHost
 from .inputs import IdConverter, clean_text, parse_id, same_site_path, same_site_path_of_url
@@ -91,7 +93,8 @@ def catalog():
     if user is not None:
         enrolled = {e.course_id for e in db.session.query(Enrollment).filter_by(user_id=user.id)}
     school = host.current_school()
-    return render_template("demo/catalog.html", courses=courses, decorations=decorations, enrolled=enrolled,
+    return render_template("demo/catalog.html", courses=courses, decorations=decorations,
+                           labels=course_labels(decorations), enrolled=enrolled,
                            school=SCHOOLS.get(school) if school else None,
                            others=[(key, name) for key, name in SCHOOLS.items() if key != school]
                            if school and user is None else [])

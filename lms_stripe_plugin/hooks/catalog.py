@@ -1,7 +1,7 @@
 """``lms.catalog.rendering`` and ``lms.catalog.filtering``."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 from babel.lists import format_list
@@ -39,6 +39,44 @@ class CatalogDecoration:
         if self._labels is None:
             self._labels = self.course_labels.by_id if isinstance(self.course_labels, catalog.CourseLabels) else {}
         return self._labels
+
+
+class JoinedLabels(dict):
+    """Course → the labels of several answers to ``lms.catalog.rendering``, joined in the answers' order, made
+    for each course when the template first reads it (see `course_labels`)."""
+
+    __slots__ = ("_answers",)
+
+    def __init__(self, answers: Sequence[Mapping[object, Markup]]):
+        super().__init__()
+        self._answers = answers
+
+    def __missing__(self, course) -> Markup:
+        label = self[course] = Markup("").join(_label(answer, course) for answer in self._answers)
+        return label
+
+    def __bool__(self) -> bool:  # labels to show, before any is read
+        return True
+
+
+def _label(answer: Mapping[object, Markup], course) -> Markup:
+    try:
+        return answer[course]
+    except LookupError:  # an answer without this course's label
+        return Markup("")
+
+
+def course_labels(answers: Iterable[object]) -> Mapping[object, Markup]:
+    """The course labels of the answers a host got from ``lms.catalog.rendering``, as one mapping, so that its
+    template looks each course up once: ``{% if labels %}{{ labels[course] }}{% endif %}``. The one answer's own
+    mapping, read as it is (the quickest), or each course's labels of several answers joined. Answers without
+    course labels (another receiver's) are left out; with none, an empty mapping, which the template's test
+    skips at no cost."""
+    mappings = [labels for labels in (getattr(answer, "course_labels", None) for answer in answers)
+                if isinstance(labels, Mapping)]
+    if not mappings:
+        return {}
+    return mappings[0] if len(mappings) == 1 else JoinedLabels(mappings)
 
 
 def rendering(sender, courses, user=None, **_kwargs):
