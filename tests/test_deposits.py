@@ -236,3 +236,73 @@ def test_a_balance_paid_while_its_access_is_being_suspended_ends_with_access(app
     assert db.session.get(Purchase, purchase_id).balance_paid_at is not None
     assert None not in db.session.scalars(select(Suspension.restored_at)).all()  # none left in force
     assert host.calls[-1] == ("enroll", "u1", "c1")
+
+
+# (invoice status or None, deposit attached, on the balance, balance asked, remaining) → unfinished?
+_DEPOSIT_STATES = [
+    (None, False, False, False, 0, True),
+    ("issuing", False, False, False, 21000, True),
+    ("open", True, False, True, 21000, False),
+    ("open", True, False, False, 21000, True),  # the balance not asked yet
+    ("open", True, False, False, 0, False),
+    ("open", False, False, True, 21000, True),  # the deposit not attached
+    ("open", False, True, True, 21000, False),  # on the balance (the invoice owed less), the rest asked
+    ("paid", True, False, False, 0, False),
+    ("paid", False, False, False, 0, True),  # paid otherwise: the deposit still to put on the balance
+    ("paid", False, True, False, 0, False),
+    ("void", False, False, False, 30000, True),  # voided: the deposit still to put on the balance
+    ("void", False, True, False, 30000, False),
+    ("void", True, False, False, 21000, False),
+]
+
+
+def test_reconcile_finds_the_unfinished_deposits_in_one_query(app, db, people, priced, host):
+    """Every state of a deposit's follow-up work, and a purchase that is not paid: the deposits reconcile must
+    finish, read in one statement whatever their number, and the same as the rule for one purchase says."""
+    from lms_stripe_plugin.core.models import Invoice, InvoicePayment, PaymentRequest, TopUp, utcnow
+    from lms_stripe_plugin.shop import deposits
+
+    from .request_support import open_request
+    from .test_catalog import sql_statements
+
+    expected = []
+    for n, (status, attached, on_balance, asked, remaining, unfinished) in enumerate(_DEPOSIT_STATES):
+        purchase = Purchase(user_id="u1", course_id=f"dep{n}", amount=30000, currency="EUR", vat_rate=2000,
+                            status="paid", deposit_amount=9000, amount_paid=9000, balance_due_at=utcnow(),
+                            access_on_deposit=True, stripe_payment_intent_id=f"pi_dep_{n}",
+                            stripe_checkout_session_id=f"cs_dep_{n}")
+        db.session.add(purchase)
+        db.session.flush()
+        if unfinished:
+            expected.append(purchase.id)
+        if status is None:
+            continue
+        invoice = Invoice(stripe_invoice_id=f"in_dep_{n}", source="deposit", purchase_id=purchase.id, user_id="u1",
+                          currency="EUR", net=25000, vat=5000, gross=30000, amount_paid=30000 - remaining,
+                          amount_remaining=remaining, status=status, course_id=f"dep{n}", number=f"DEP-{n:04d}")
+        db.session.add(invoice)
+        db.session.flush()
+        if attached:
+            db.session.add(InvoicePayment(invoice_id=invoice.id, stripe_invoice_payment_id=f"inpay_dep_{n}",
+                                          stripe_payment_intent_id=f"pi_dep_{n}", amount=9000, currency="EUR",
+                                          status="paid"))
+        if on_balance:
+            db.session.add(TopUp(user_id="u1", amount=9000, currency="EUR", status="paid", purchase_id=purchase.id,
+                                 stripe_payment_intent_id=f"pi_dep_{n}"))
+        db.session.commit()
+        if asked:
+            request_id, _token = open_request(db, invoice.id, amount=remaining or 1)
+            db.session.get(PaymentRequest, request_id).balance_of = purchase.id
+            db.session.commit()
+    db.session.add(Purchase(user_id="u1", course_id="c2", amount=30000, currency="EUR", status="open",
+                            deposit_amount=9000, balance_due_at=utcnow(), access_on_deposit=True,
+                            stripe_checkout_session_id="cs_dep_open"))
+    db.session.commit()
+
+    with sql_statements(db) as statements:
+        found = deposits.unfinished(db.session)
+    assert found == expected and len(statements) == 1
+    by_rule = [purchase.id for purchase in db.session.scalars(select(Purchase).where(Purchase.status == "paid"))
+               if (invoice := deposits._invoice_of(db.session, purchase.id)) is None
+               or not deposits._done(db.session, purchase, invoice)]
+    assert by_rule == expected

@@ -18,7 +18,7 @@ from typing import Protocol
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import signals
@@ -29,7 +29,7 @@ from ..core import audit, jobs
 from ..core.enums import (AccessReason, AuditAction, BalanceDue, DepositAccess, InvoiceSource, InvoiceStatus,
                           PaymentPlan, PurchaseStatus)
 from ..core.i18n import normalize_locale
-from ..core.models import CourseOffer, Invoice, PaymentRequest, Purchase, Suspension, utcnow
+from ..core.models import CourseOffer, Invoice, InvoicePayment, PaymentRequest, Purchase, Suspension, TopUp, utcnow
 from ..core.state import PluginState
 from ..core.txn import send_after_commit
 from ..errors import GatewayError
@@ -207,16 +207,19 @@ def _balance_request(session, purchase_id: int) -> PaymentRequest | None:
 
 
 def unfinished(session) -> list[int]:
-    """Deposit purchases whose invoice, deposit or balance request is not done (for reconciliation): a deposit
-    whose invoice was paid otherwise or voided is not done until it is on the learner's balance."""
-    paid = session.scalars(select(Purchase).where(Purchase.deposit_amount.is_not(None),
-                                                  Purchase.status == PurchaseStatus.PAID)).all()
-    found = []
-    for purchase in paid:
-        invoice = _invoice_of(session, purchase.id)
-        if invoice is None or not _done(session, purchase, invoice):
-            found.append(purchase.id)
-    return found
+    """Deposit purchases whose invoice, deposit or balance request is not done (`_done`), for reconciliation, in
+    one query whatever the number of deposits: a deposit whose invoice was paid otherwise or voided is not done
+    until it is on the learner's balance."""
+    attached = select(InvoicePayment.id).where(
+        InvoicePayment.stripe_payment_intent_id == Purchase.stripe_payment_intent_id).exists()
+    on_balance = select(TopUp.id).where(TopUp.purchase_id == Purchase.id).exists()
+    asked = select(PaymentRequest.id).where(PaymentRequest.balance_of == Purchase.id).exists()
+    return list(session.scalars(
+        select(Purchase.id).outerjoin(Invoice, Invoice.purchase_id == Purchase.id)
+        .where(Purchase.deposit_amount.is_not(None), Purchase.status == PurchaseStatus.PAID,
+               or_(Invoice.id.is_(None), Invoice.status == InvoiceStatus.ISSUING, and_(~attached, ~on_balance),
+                   and_(Invoice.status == InvoiceStatus.OPEN, Invoice.amount_remaining > 0, ~asked)))
+        .order_by(Purchase.id)))
 
 
 def issue(state: PluginState, purchase_id: int) -> None:
