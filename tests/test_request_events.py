@@ -382,3 +382,24 @@ def test_two_events_of_one_payment_at_once_credit_the_request_once(app, db, owed
     assert _state(db, attempt.id, owed) == ("attached", "paid", 9000, "open", 9000, 21000)
     assert _credited(db) == [(9000, "paid", attempt.id)] and _received(db) == 1
 
+
+
+# -- refunds and disputes of a Pay click's payment ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("event_type", ["refund.created", "charge.dispute.created"])
+def test_a_refund_or_dispute_of_a_pay_clicks_payment_reads_nothing_from_stripe(client, db, owed, attempt,
+                                                                               stripe_http, event_type):
+    """The payment is a Pay click's, known by its PaymentIntent: not a purchase's, whose payment might not be
+    recorded yet. Nothing is read from Stripe to find that out (`stripe_http` fails any call)."""
+    from .refund_support import refund
+
+    attempt.status, attempt.stripe_payment_intent_id = "attached", "pi_test_attempt_1"
+    db.session.commit()
+    if event_type.startswith("refund"):
+        obj = refund(refund_id="re_req_1", amount=9000, payment_intent="pi_test_attempt_1")
+    else:
+        obj = stripe_object("dispute", id="dp_req_1", amount=9000, currency="eur", payment_intent="pi_test_attempt_1",
+                            charge="ch_test_attempt_1", status="needs_response")
+    assert _send(client, event_type, obj, "evt_refund_of_click") == "handled"
+    assert [call.request.url for call in stripe_http.calls] == []

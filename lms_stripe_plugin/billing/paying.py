@@ -973,6 +973,14 @@ def apply_invoice_payment(state: PluginState, payment: dict, *, invoice: Invoice
         jobs.defer(session, record_method_of_payment, row.id, intent)
 
 
+def pay_click_payment(session, payment_intent: str) -> bool:
+    """Whether a PaymentIntent is a Pay click's (a request's, a payment link's) or a top-up's, as recorded: never a
+    purchase's (one statement)."""
+    return bool(session.scalar(select(
+        select(PaymentAttempt.id).where(PaymentAttempt.stripe_payment_intent_id == payment_intent).exists()
+        | select(TopUp.id).where(TopUp.stripe_payment_intent_id == payment_intent).exists())))
+
+
 def record_method_of_payment(state: PluginState, payment_id: int, payment_intent: str) -> None:
     """Follow-up of a payment of one of our invoices that nothing of ours explains (made on Stripe's hosted
     invoice page, or attached in the Dashboard): how it was paid, from its PaymentIntent's latest charge, read

@@ -197,8 +197,9 @@ class Payer:
 
 
 def read_payer(state: PluginState, obj: dict) -> Payer | None:
-    """Nothing is read when the payment is recorded. Otherwise the PaymentIntent (its metadata names our
-    purchase), then that purchase's Checkout Session, to record the payment first; None: not ours."""
+    """Nothing is read when the payment is recorded: a purchase's, or a Pay click's or top-up's (None: no
+    purchase's). Otherwise the PaymentIntent (its metadata names our purchase), then that purchase's Checkout
+    Session, to record the payment first; None: not ours."""
     payment_intent = obj.get("payment_intent")
     if not payment_intent:
         return None
@@ -206,6 +207,8 @@ def read_payer(state: PluginState, obj: dict) -> Payer | None:
     recorded = purchase_for_payment_intent(session, payment_intent)
     if recorded is not None:
         return Payer(payment_intent, purchase=recorded)
+    if paying.pay_click_payment(session, payment_intent):
+        return None  # known, and no purchase's: nothing to read
     api_key = payment_settings.load(session).secret_key
     _no_transaction(state)
     intent = state.gateway.retrieve_payment_intent(payment_intent, api_key=api_key)
@@ -263,8 +266,9 @@ _INVOICE_PAYMENT = Handling("invoice_payment", apply_invoice_payment,
                                   "payment of one of our invoices (on Stripe's hosted invoice page), its "
                                   "PaymentIntent with its latest charge is read once, after the commit, as "
                                   "follow-up work: how it was paid")
-_PAYER_READS = ("nothing once the payment is recorded; before that (events come in any order), the PaymentIntent, "
-                "whose metadata names our purchase, and its Checkout Session, to record the payment first")
+_PAYER_READS = ("nothing once the payment is recorded (a purchase's, a Pay click's, a top-up's); before that (events "
+                "come in any order), the PaymentIntent, whose metadata names our purchase, and its Checkout Session, "
+                "to record the payment first")
 _REFUND = Handling("refund", apply_refund, read_payer, reads=_PAYER_READS)
 _DISPUTE = Handling("dispute", apply_dispute, read_payer, reads=_PAYER_READS)
 def apply_account(state: PluginState, account: dict, event: dict, extra: None) -> None:
