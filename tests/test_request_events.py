@@ -403,3 +403,47 @@ def test_a_refund_or_dispute_of_a_pay_clicks_payment_reads_nothing_from_stripe(c
                             charge="ch_test_attempt_1", status="needs_response")
     assert _send(client, event_type, obj, "evt_refund_of_click") == "handled"
     assert [call.request.url for call in stripe_http.calls] == []
+
+
+def test_a_dispute_of_a_pay_clicks_payment_is_recorded_and_shown_on_its_invoice(client, db, owed, attempt,
+                                                                                stripe_http):
+    from lms_stripe_plugin.core.models import Dispute, Event
+
+    from .conftest import as_user
+
+    attempt.status, attempt.stripe_payment_intent_id = "attached", "pi_test_attempt_1"
+    db.session.commit()
+
+    def dispute(status: str, amount: int = 9000, currency: str = "eur") -> dict:
+        return stripe_object("dispute", id="dp_req_1", amount=amount, currency=currency,
+                             payment_intent="pi_test_attempt_1", charge="ch_test_attempt_1", status=status,
+                             reason="fraudulent")
+
+    assert _send(client, "charge.dispute.created", dispute("needs_response"), "evt_dp_1") == "handled"
+    assert _send(client, "charge.dispute.closed", dispute("lost"), "evt_dp_2", created=CREATED + 20) == "handled"
+    assert _send(client, "charge.dispute.updated", dispute("under_review"), "evt_dp_old",
+                 created=CREATED + 10) == "outdated"  # an older snapshot arriving late changes nothing
+    db.session.expire_all()
+    row = db.session.scalar(select(Dispute))
+    assert (row.attempt_id, row.purchase_id, row.amount, row.currency, row.status) == \
+        (attempt.id, None, 9000, "EUR", "lost")
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action.in_(
+        [AuditAction.DISPUTE_OPENED, AuditAction.DISPUTE_UPDATED])).order_by(AuditEntry.id)).all()
+    assert [(e.action, e.user_id) for e in entries] == [("dispute_opened", "u1"), ("dispute_updated", "u1")]
+
+    page = client.get(f"/payments/admin/invoices/{owed}", headers=as_user("adm")).get_data(as_text=True)
+    assert "dp_req_1" in page and "bank disputed a payment of this invoice" in page
+    assert "disputed their payment of €90.00 for invoice ABC-0100" in page
+    assert "is now: lost" in page
+
+    # In another currency: rejected. Of more than the Pay click paid: not applied, kept for another delivery (as
+    # a purchase's dispute is). Neither is recorded.
+    other = dict(dispute("needs_response", currency="usd"), id="dp_bad_0")
+    assert _send(client, "charge.dispute.created", other, "evt_bad_0") == "rejected"
+    more = event("charge.dispute.created", dict(dispute("needs_response", amount=9001), id="dp_bad_1"), "evt_bad_1")
+    assert post_webhook(client, dict(more, created=CREATED), SECRET).status_code == 500
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Dispute)) == 1
+    assert (db.session.get(Event, "evt_bad_0").reason, db.session.get(Event, "evt_bad_1").status) == \
+        ("mismatch", "failed")
+    assert [call.request.url for call in stripe_http.calls] == []

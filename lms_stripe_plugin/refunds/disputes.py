@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
 from ..core import audit
 from ..core.enums import AccessReason, AuditAction
-from ..core.models import Dispute, Purchase
+from ..core.models import Dispute, PaymentAttempt, PaymentRequest, Purchase
 from .access import revoke_access
-from .lifecycle import check_fits, purchase_for_payment_intent
+from .lifecycle import ExceedsPayment, OtherCurrency, check_fits, purchase_for_payment_intent
 
 #: Stripe's dispute statuses after which a dispute does not reopen: an older snapshot, still open, that
 #: arrives after one of these leaves the dispute as it is.
@@ -23,24 +23,31 @@ _STAGE = {"warning_needs_response": 0, "warning_under_review": 1, "needs_respons
           **{status: 4 for status in CLOSED}}
 
 
-def disputes_of(session, purchase_id: int) -> list[Dispute]:
-    return list(session.scalars(select(Dispute).where(Dispute.purchase_id == purchase_id).order_by(Dispute.id)))
-
-
 def sync_dispute(state: PluginState, stripe_dispute: dict, *, purchase: Purchase | None = None) -> Dispute | None:
     """Record or update a dispute of ``purchase`` (by default the purchase its PaymentIntent paid); a new
-    one revokes access if LMS_STRIPE_REVOKE_ON_DISPUTE (default). None when the payment is not ours."""
+    one revokes access if LMS_STRIPE_REVOKE_ON_DISPUTE (default). A dispute of a Pay click's payment (a payment
+    request's, a payment link's) is recorded too (`_pay_click_dispute`). None when the payment is not ours."""
     session = state.session
     purchase = purchase or purchase_for_payment_intent(session, stripe_dispute.get("payment_intent"))
     if purchase is None:
-        return None
+        return _pay_click_dispute(state, stripe_dispute)
     check_fits(purchase, "Dispute", stripe_dispute["id"], int(stripe_dispute["amount"]), stripe_dispute["currency"])
+    dispute, created = _recorded(session, stripe_dispute, purchase_id=purchase.id)
+    _flag(session, purchase, dispute, created)
+    if created and current_app.config["LMS_STRIPE_REVOKE_ON_DISPUTE"]:
+        revoke_access(state, purchase, reason=AccessReason.DISPUTE)
+    return dispute
+
+
+def _recorded(session, stripe_dispute: dict, **payment) -> tuple[Dispute, bool]:
+    """The dispute's row, written now (True) unless it was already, its status brought forward; ``payment``:
+    the purchase or Pay click it names."""
     dispute = session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute["id"]))
     created = dispute is None
     if created:
-        dispute = Dispute(stripe_dispute_id=stripe_dispute["id"], purchase_id=purchase.id,
-                          amount=int(stripe_dispute["amount"]), currency=stripe_dispute["currency"].upper(),
-                          status=stripe_dispute["status"], reason=stripe_dispute.get("reason"))
+        dispute = Dispute(stripe_dispute_id=stripe_dispute["id"], amount=int(stripe_dispute["amount"]),
+                          currency=stripe_dispute["currency"].upper(), status=stripe_dispute["status"],
+                          reason=stripe_dispute.get("reason"), **payment)
         try:
             with session.begin_nested():
                 session.add(dispute)
@@ -49,10 +56,61 @@ def sync_dispute(state: PluginState, stripe_dispute: dict, *, purchase: Purchase
             created = False
     if not created and _further(stripe_dispute["status"], dispute.status):
         dispute.status = stripe_dispute["status"]
-    _flag(session, purchase, dispute, created)
-    if created and current_app.config["LMS_STRIPE_REVOKE_ON_DISPUTE"]:
-        revoke_access(state, purchase, reason=AccessReason.DISPUTE)
+    return dispute, created
+
+
+def _pay_click_dispute(state: PluginState, stripe_dispute: dict) -> Dispute | None:
+    """A dispute of the payment of a payment request or link (its Pay click's PaymentIntent): recorded, and
+    written in the audit log with the invoices it paid, which show it on their page. It revokes nothing: what
+    was paid is an invoice, not a course. None when the payment is no Pay click's."""
+    session = state.session
+    attempt = pay_click_of(session, stripe_dispute.get("payment_intent"))
+    if attempt is None:
+        return None
+    amount, currency = int(stripe_dispute["amount"]), str(stripe_dispute["currency"]).upper()
+    if currency != attempt.currency.upper():
+        raise OtherCurrency(f"Dispute {stripe_dispute['id']} is in {currency}; Pay click {attempt.id} was paid in "
+                            f"{attempt.currency}.")
+    if amount > attempt.amount:
+        raise ExceedsPayment(f"Dispute {stripe_dispute['id']} is of {amount} (minor units); Pay click {attempt.id} "
+                             f"paid {attempt.amount}.")
+    before = session.scalar(select(Dispute.status).where(Dispute.stripe_dispute_id == stripe_dispute["id"]))
+    dispute, created = _recorded(session, stripe_dispute, attempt_id=attempt.id)
+    if created or dispute.status != before:
+        user_id = attempt.request.user_id if attempt.request is not None else attempt.payer_user_id
+        invoice_ids: list[int | None] = list(disputed_invoices(attempt)) or [None]
+        for invoice_id in invoice_ids:  # an entry in each invoice's history
+            audit.record(session, AuditAction.DISPUTE_OPENED if created else AuditAction.DISPUTE_UPDATED,
+                         user_id=user_id, dispute=dispute.stripe_dispute_id, status=dispute.status,
+                         amount=dispute.amount, currency=dispute.currency, request=attempt.request_id,
+                         link=attempt.link_id, invoice=invoice_id)
     return dispute
+
+
+def pay_click_of(session, payment_intent: str | None) -> PaymentAttempt | None:
+    """The Pay click (of a payment request or link) whose payment this PaymentIntent is, if it is recorded."""
+    if not payment_intent:
+        return None
+    return session.scalar(select(PaymentAttempt).where(PaymentAttempt.stripe_payment_intent_id == payment_intent)
+                          .order_by(PaymentAttempt.id).limit(1))
+
+
+def disputed_invoices(attempt: PaymentAttempt) -> list[int]:
+    """The invoices a Pay click's payment paid: its request's (one, or a settlement's), or its link's."""
+    if attempt.request is not None:
+        return [invoice.id for invoice in attempt.request.invoices]
+    return [attempt.invoice_id] if attempt.invoice_id is not None else []
+
+
+def of_invoice(session, invoice_id: int, purchase_id: int | None) -> list[Dispute]:
+    """The disputes of an invoice's payments: its purchase's, and those of the Pay clicks that paid it."""
+    clicks = select(PaymentAttempt.id).join(PaymentRequest, PaymentRequest.id == PaymentAttempt.request_id).where(
+        PaymentRequest.covering(invoice_id))
+    linked = select(PaymentAttempt.id).where(PaymentAttempt.invoice_id == invoice_id)
+    mine = or_(Dispute.attempt_id.in_(clicks), Dispute.attempt_id.in_(linked))
+    if purchase_id is not None:
+        mine = or_(mine, Dispute.purchase_id == purchase_id)
+    return list(session.scalars(select(Dispute).where(mine).order_by(Dispute.id)))
 
 
 def _further(status: str, than: str) -> bool:

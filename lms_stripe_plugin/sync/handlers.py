@@ -243,9 +243,8 @@ def apply_credit_note(state: PluginState, credit_note: dict, event: dict, extra:
 
 
 def apply_dispute(state: PluginState, dispute: dict, event: dict, payer: Payer | None) -> None:
-    purchase = _purchase_of(state, payer)
-    if purchase is not None:
-        sync_dispute(state, dispute, purchase=purchase)
+    """A dispute of a purchase's payment, or of a Pay click's (``payer`` None: `sync_dispute` finds it)."""
+    sync_dispute(state, dispute, purchase=_purchase_of(state, payer))
 
 
 _SESSION = Handling("checkout.session", apply_checkout_session,

@@ -73,7 +73,7 @@ def invoice_context(invoice: Invoice) -> dict:
             "requests": listing.invoice_requests(session, invoice.id), "payments": listing.invoice_payments(session, invoice.id),
             "paid_with": _said(listing.payment_methods(session, [invoice.id]).get(invoice.id, []), {}),
             "can_request": payable(invoice),
-            "disputes": disputes.disputes_of(session, purchase_id) if purchase_id else [], "history": history,
+            "disputes": disputes.of_invoice(session, invoice.id, purchase_id), "history": history,
             "refundable": cancellation.refundable(invoice, session),
             "to_balance": cancellation.to_balance(invoice, session),
             "cancellable": cancellation.cancellable(invoice),

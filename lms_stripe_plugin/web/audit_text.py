@@ -281,8 +281,12 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.ACCESS_SUSPENDED: lambda v, d: _(
         "The access of %(learner)s to %(course)s is suspended: the balance is overdue.", **v),
     AuditAction.BALANCE_PAID: lambda v, d: _("%(learner)s has paid the balance for %(course)s.", **v),
-    AuditAction.DISPUTE_OPENED: lambda v, d: _("%(learner)s disputed the payment of %(amount)s for %(course)s.", **v),
+    AuditAction.DISPUTE_OPENED: lambda v, d: _(
+        "%(learner)s disputed their payment of %(amount)s for invoice %(number)s.", **v) if d.get("request") or \
+        d.get("link") else _("%(learner)s disputed the payment of %(amount)s for %(course)s.", **v),
     AuditAction.DISPUTE_UPDATED: lambda v, d: _(
+        "The dispute of %(learner)s of their payment for invoice %(number)s is now: %(status)s.",
+        status=d.get("status", ""), **v) if d.get("request") or d.get("link") else _(
         "The dispute of %(learner)s for %(course)s is now: %(status)s.", status=d.get("status", ""), **v),
     AuditAction.FREE_ENROLLMENT: lambda v, d: _("%(learner)s was enrolled in %(course)s free of charge.", **v),
     AuditAction.SETTINGS_CHANGED: _settings,
