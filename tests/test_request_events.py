@@ -447,3 +447,27 @@ def test_a_dispute_of_a_pay_clicks_payment_is_recorded_and_shown_on_its_invoice(
     assert (db.session.get(Event, "evt_bad_0").reason, db.session.get(Event, "evt_bad_1").status) == \
         ("mismatch", "failed")
     assert [call.request.url for call in stripe_http.calls] == []
+
+
+def test_a_refund_of_a_pay_clicks_payment_made_in_the_dashboard_is_written_in_the_invoices_history(
+        client, db, owed, attempt, stripe_http):
+    """Once, whatever the number of its events; the plugin's own refunds (a top-up's) are not noted."""
+    from .conftest import as_user
+    from .refund_support import refund
+
+    attempt.status, attempt.stripe_payment_intent_id = "attached", "pi_test_attempt_1"
+    db.session.commit()
+    made = refund(refund_id="re_dash_1", amount=4000, payment_intent="pi_test_attempt_1")
+    assert _send(client, "refund.created", dict(made, status="pending"), "evt_re_1") == "handled"
+    assert _send(client, "refund.created", made, "evt_re_2", created=CREATED + 1) == "handled"
+    assert _send(client, "refund.updated", made, "evt_re_3", created=CREATED + 2) == "handled"
+    ours = dict(refund(refund_id="re_topup_1", amount=1000, payment_intent="pi_test_attempt_1"),
+                metadata={"lms_topup_id": "7"})
+    assert _send(client, "refund.created", ours, "evt_re_4") == "handled"
+    db.session.expire_all()
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == AuditAction.REFUND_SUCCEEDED)).all()
+    assert [(e.user_id, '"re_dash_1"' in e.details) for e in entries] == [("u1", True)]
+    page = client.get(f"/payments/admin/invoices/{owed}", headers=as_user("adm")).get_data(as_text=True)
+    assert "€40.00 of the payment of" in page and "for invoice ABC-0100 was refunded outside this site" in page
+    assert _state(db, attempt.id, owed)[3:] == ("open", 0, 30000)  # the invoice is left as Stripe keeps it
+    assert [call.request.url for call in stripe_http.calls] == []

@@ -981,6 +981,21 @@ def pay_click_payment(session, payment_intent: str) -> bool:
         | select(TopUp.id).where(TopUp.stripe_payment_intent_id == payment_intent).exists())))
 
 
+def pay_click_of(session, payment_intent: str | None) -> PaymentAttempt | None:
+    """The Pay click (of a payment request or link) whose payment this PaymentIntent is, if it is recorded."""
+    if not payment_intent:
+        return None
+    return session.scalar(select(PaymentAttempt).where(PaymentAttempt.stripe_payment_intent_id == payment_intent)
+                          .order_by(PaymentAttempt.id).limit(1))
+
+
+def invoices_paid_by(attempt: PaymentAttempt) -> list[int]:
+    """The invoices a Pay click's payment paid: its request's (one, or a settlement's), or its link's."""
+    if attempt.request is not None:
+        return [invoice.id for invoice in attempt.request.invoices]
+    return [attempt.invoice_id] if attempt.invoice_id is not None else []
+
+
 def record_method_of_payment(state: PluginState, payment_id: int, payment_intent: str) -> None:
     """Follow-up of a payment of one of our invoices that nothing of ours explains (made on Stripe's hosted
     invoice page, or attached in the Dashboard): how it was paid, from its PaymentIntent's latest charge, read

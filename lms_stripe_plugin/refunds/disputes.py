@@ -5,6 +5,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from ..billing import paying
 from ..core.state import PluginState
 from ..core import audit
 from ..core.enums import AccessReason, AuditAction
@@ -64,7 +65,7 @@ def _pay_click_dispute(state: PluginState, stripe_dispute: dict) -> Dispute | No
     written in the audit log with the invoices it paid, which show it on their page. It revokes nothing: what
     was paid is an invoice, not a course. None when the payment is no Pay click's."""
     session = state.session
-    attempt = pay_click_of(session, stripe_dispute.get("payment_intent"))
+    attempt = paying.pay_click_of(session, stripe_dispute.get("payment_intent"))
     if attempt is None:
         return None
     amount, currency = int(stripe_dispute["amount"]), str(stripe_dispute["currency"]).upper()
@@ -78,7 +79,7 @@ def _pay_click_dispute(state: PluginState, stripe_dispute: dict) -> Dispute | No
     dispute, created = _recorded(session, stripe_dispute, attempt_id=attempt.id)
     if created or dispute.status != before:
         user_id = attempt.request.user_id if attempt.request is not None else attempt.payer_user_id
-        invoice_ids: list[int | None] = list(disputed_invoices(attempt)) or [None]
+        invoice_ids: list[int | None] = list(paying.invoices_paid_by(attempt)) or [None]
         for invoice_id in invoice_ids:  # an entry in each invoice's history
             audit.record(session, AuditAction.DISPUTE_OPENED if created else AuditAction.DISPUTE_UPDATED,
                          user_id=user_id, dispute=dispute.stripe_dispute_id, status=dispute.status,
@@ -87,19 +88,6 @@ def _pay_click_dispute(state: PluginState, stripe_dispute: dict) -> Dispute | No
     return dispute
 
 
-def pay_click_of(session, payment_intent: str | None) -> PaymentAttempt | None:
-    """The Pay click (of a payment request or link) whose payment this PaymentIntent is, if it is recorded."""
-    if not payment_intent:
-        return None
-    return session.scalar(select(PaymentAttempt).where(PaymentAttempt.stripe_payment_intent_id == payment_intent)
-                          .order_by(PaymentAttempt.id).limit(1))
-
-
-def disputed_invoices(attempt: PaymentAttempt) -> list[int]:
-    """The invoices a Pay click's payment paid: its request's (one, or a settlement's), or its link's."""
-    if attempt.request is not None:
-        return [invoice.id for invoice in attempt.request.invoices]
-    return [attempt.invoice_id] if attempt.invoice_id is not None else []
 
 
 def of_invoice(session, invoice_id: int, purchase_id: int | None) -> list[Dispute]:

@@ -11,10 +11,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
 from .. import signals
+from ..billing import paying
 from ..core import audit, jobs
 from ..core.enums import AccessReason, AuditAction, InvoiceStatus, RefundOrigin, RefundStatus
 from ..core.i18n import gettext as _
-from ..core.models import Invoice, Purchase, Refund, parse_row_id
+from ..core.models import AuditEntry, Invoice, Purchase, Refund, parse_row_id
 from ..core.txn import send_after_commit, transition
 from ..errors import PaymentsError
 from . import credit_notes
@@ -71,6 +72,34 @@ def of_topup(stripe_refund: dict) -> bool:
     purchase's, even when the payment it refunds is also a purchase's (a deposit its invoice no longer owed, put
     on the balance)."""
     return (stripe_refund.get("metadata") or {}).get("lms_topup_id") is not None
+
+
+def note_pay_click_refund(state: PluginState, stripe_refund: dict) -> bool:
+    """A refund of a Pay click's payment (a payment request's, a payment link's) that the plugin did not make (in
+    the Stripe Dashboard, say), once it succeeded or failed: written in the history of each invoice the payment
+    paid, once per refund and status, so that the school sees the money went back and issues the invoice's credit
+    note. The invoice itself is left as Stripe keeps it (paid). Whether it was one."""
+    session = state.session
+    status = status_of(stripe_refund)
+    if of_topup(stripe_refund) or parse_row_id((stripe_refund.get("metadata") or {}).get("lms_refund_id")) \
+            is not None or status not in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
+        return False
+    attempt = paying.pay_click_of(session, stripe_refund.get("payment_intent"))
+    if attempt is None:
+        return False
+    user_id = attempt.request.user_id if attempt.request is not None else attempt.payer_user_id
+    action = AuditAction.REFUND_SUCCEEDED if status == RefundStatus.SUCCEEDED else AuditAction.REFUND_FAILED
+    if session.scalar(select(AuditEntry.id).where(
+            AuditEntry.action == action, AuditEntry.user_id == user_id,
+            AuditEntry.details.like(f'%"refund": "{stripe_refund["id"]}"%')).limit(1)) is not None:
+        return True  # told already (refund.created, then refund.updated of the same status)
+    invoice_ids: list[int | None] = list(paying.invoices_paid_by(attempt)) or [None]
+    for invoice_id in invoice_ids:
+        audit.record(session, action, user_id=user_id, refund=stripe_refund["id"], outside=True,
+                     amount=int(stripe_refund["amount"]), currency=str(stripe_refund["currency"]).upper(),
+                     request=attempt.request_id, link=attempt.link_id, invoice=invoice_id,
+                     error=stripe_refund.get("failure_reason"))
+    return True
 
 
 def refunds_of(session, purchase_id: int) -> list[Refund]:

@@ -21,7 +21,7 @@ from ..core.models import Dispute, Invoice, PaymentAttempt, PaymentRequest, Purc
 from ..errors import PaymentsError
 from ..refunds import credit_notes
 from ..refunds.cancellation import refund_plan, send as send_refund
-from ..refunds.disputes import pay_click_of, sync_dispute
+from ..refunds.disputes import sync_dispute
 from ..refunds.lifecycle import of_topup, purchase_for_payment_intent, status_of, sync_refund
 from ..shop import deposits, prepaid
 from ..shop.fulfilment import fulfil_from_stripe
@@ -314,7 +314,7 @@ def _repair_refund(state: PluginState, stripe_refund: dict) -> None:
 def _dispute_problem(state: PluginState, dispute: dict) -> str | None:
     payment_intent = dispute.get("payment_intent")
     if purchase_for_payment_intent(state.session, payment_intent) is None and \
-            pay_click_of(state.session, payment_intent) is None:
+            paying.pay_click_of(state.session, payment_intent) is None:
         return None
     ours = state.session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == dispute["id"]))
     if ours is None:

@@ -271,7 +271,10 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.PAYMENT_FAILED: lambda v, d: _("The payment of %(learner)s for %(course)s failed: %(reason)s", **v),
     AuditAction.INVOICE_ISSUED: _issued,
     AuditAction.REFUND_REQUESTED: _refund_requested,
-    AuditAction.REFUND_SUCCEEDED: lambda v, d: _("%(amount)s was refunded to %(learner)s for %(course)s.", **v),
+    AuditAction.REFUND_SUCCEEDED: lambda v, d: _(
+        "%(amount)s of the payment of %(learner)s for invoice %(number)s was refunded outside this site (in the "
+        "Stripe Dashboard): issue the invoice's credit note there.", **v) if d.get("outside") else _(
+        "%(amount)s was refunded to %(learner)s for %(course)s.", **v),
     AuditAction.REFUND_FAILED: lambda v, d: _("The refund of %(amount)s to %(learner)s failed: %(reason)s", **v),
     AuditAction.REFUND_RETRIED: lambda v, d: _("The refund of %(amount)s to %(learner)s was tried again.", **v),
     AuditAction.DUPLICATE_PAYMENT_REFUNDED: lambda v, d: _(
