@@ -200,8 +200,6 @@ def _done(session, purchase: Purchase, invoice: Invoice) -> bool:
                  or invoice.status != InvoiceStatus.OPEN))
 
 
-
-
 def _balance_request(session, purchase_id: int) -> PaymentRequest | None:
     return session.scalar(select(PaymentRequest).where(PaymentRequest.balance_of == purchase_id))
 
