@@ -519,6 +519,9 @@ def refund_topup(state: PluginState, topup_id: int, *, actor_id: str) -> None:
     topup = session.get(TopUp, topup_id)
     if topup is None or topup.status != TopUpStatus.PAID:
         raise BalanceRefused(_("Only a paid top-up can be refunded."))
+    if session.scalar(select(BalanceEntry.id).where(BalanceEntry.topup_id == topup.id,
+                                                    BalanceEntry.key.like("refund-outside-%")).limit(1)):
+        raise BalanceRefused(_("Part of this top-up was refunded in the Stripe Dashboard: refund the rest there."))
     try:
         entry = post(session, user_id=topup.user_id, currency=topup.currency, amount=-topup.amount,
                      kind=BalanceEntryKind.TOPUP_REFUND, key=f"refund-{topup.id}", topup_id=topup.id,
@@ -548,6 +551,42 @@ def finish_refund(state: PluginState, topup_id: int, entry_id: int) -> None:
                                          idempotency_key=f"lms-topup-{topup.id}-refund")
     _move(state.session, topup, (TopUpStatus.REFUNDING,), TopUpStatus.REFUNDED, refunded_at=utcnow(),
           stripe_refund_id=refund["id"])
+
+
+def refunded_outside(state: PluginState, stripe_refund: dict) -> bool:
+    """A refund of a top-up's payment made outside the plugin (in the Stripe Dashboard; the plugin's own name their
+    top-up in their metadata, and the caller leaves them out), once it succeeded: the money went back, so it is
+    taken off the learner's balance, once per refund (its entry's key), mirrored at Stripe once committed. What
+    the learner spent of it meanwhile cannot be taken back: the balance goes to zero and the audit log says how
+    much was spent, for the school to act on. A refund of the whole top-up makes it refunded; after a part, the
+    rest stays on the balance and the balance page no longer refunds it (`refund_topup`). Whether the payment is
+    one top-up's (a payment several top-ups share, a settlement's, is not taken apart here)."""
+    session = state.session
+    topups = session.scalars(select(TopUp).where(
+        TopUp.stripe_payment_intent_id == stripe_refund.get("payment_intent"),
+        TopUp.status.in_((TopUpStatus.PAID, TopUpStatus.REFUNDED))).limit(2)).all()
+    if len(topups) != 1 or topups[0].request_part_id is not None:  # a settlement's: which part, Stripe cannot say
+        return False
+    topup = topups[0]
+    if stripe_refund.get("status") != "succeeded":
+        return True  # pending: taken once it succeeds; failed: nothing went back
+    amount = min(int(stripe_refund["amount"]), topup.amount)
+    key = f"refund-outside-{stripe_refund['id']}"
+    if session.scalar(select(BalanceEntry.id).where(BalanceEntry.key == key)) is not None:
+        return True  # taken already (refund.created, then refund.updated)
+    left = _locked_balance(session, topup.user_id, topup.currency).amount
+    taken = min(amount, left)
+    entry = post(session, user_id=topup.user_id, currency=topup.currency, amount=-taken,
+                 kind=BalanceEntryKind.TOPUP_REFUND, key=key, topup_id=topup.id,
+                 reason=_("Refunded in the Stripe Dashboard.")) if taken > 0 else None
+    if amount >= topup.amount:
+        _move(session, topup, (TopUpStatus.PAID,), TopUpStatus.REFUNDED, refunded_at=utcnow(),
+              stripe_refund_id=stripe_refund["id"])
+    audit.record(session, AuditAction.TOPUP_REFUNDED, user_id=topup.user_id, amount=amount, currency=topup.currency,
+                 topup=topup.id, refund=stripe_refund["id"], outside=True, spent=amount - taken)
+    if entry is not None:
+        jobs.defer(session, mirror, entry.id)
+    return True
 
 
 def refunding(session) -> list[tuple[int, int]]:

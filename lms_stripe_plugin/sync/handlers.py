@@ -23,7 +23,7 @@ from ..core.models import Invoice, PaymentAttempt, Purchase, parse_row_id
 from ..core.state import PluginState
 from ..refunds import credit_notes
 from ..refunds.disputes import sync_dispute
-from ..refunds.lifecycle import note_pay_click_refund, purchase_for_payment_intent, sync_refund
+from ..refunds.lifecycle import note_pay_click_refund, of_topup, purchase_for_payment_intent, sync_refund
 from ..shop import deposits, prepaid
 from ..shop.fulfilment import EXPAND_SESSION, record_payment_method, sync_checkout_session
 from . import versions
@@ -234,10 +234,12 @@ def _purchase_of(state: PluginState, payer: Payer | None) -> Purchase | None:
 
 
 def apply_refund(state: PluginState, stripe_refund: dict, event: dict, payer: Payer | None) -> None:
-    """A refund of a purchase's payment; of a Pay click's (``payer`` None), one made outside the plugin is noted."""
+    """A refund of a purchase's payment; of a top-up's or a Pay click's (``payer`` None), one made outside the plugin
+    is taken off the learner's balance (a top-up's) or noted in its invoices' history."""
     purchase = _purchase_of(state, payer)
     if purchase is None:
-        note_pay_click_refund(state, stripe_refund)
+        if not of_topup(stripe_refund) and not balances.refunded_outside(state, stripe_refund):
+            note_pay_click_refund(state, stripe_refund)
         return
     sync_refund(state, stripe_refund, purchase=purchase)
 

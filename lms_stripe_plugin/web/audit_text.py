@@ -258,6 +258,17 @@ def _topped_up(v: dict, d: dict) -> str:
     return _("%(learner)s topped up their balance with %(amount)s.", **v)
 
 
+def _topup_refunded(v: dict, d: dict) -> str:
+    if not d.get("outside"):
+        return _("A top-up of %(amount)s was refunded to %(learner)s.", **v)
+    if d.get("spent"):
+        return _("%(amount)s of a top-up of %(learner)s was refunded in the Stripe Dashboard and taken off their "
+                 "balance; %(spent)s of it was spent already, which their balance could not give back.",
+                 spent=_money(d.get("spent"), v.get("currency")), **v)
+    return _("%(amount)s of a top-up of %(learner)s was refunded in the Stripe Dashboard and taken off their "
+             "balance.", **v)
+
+
 _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.CHECKOUT_STARTED: lambda v, d: _("%(learner)s started paying for %(course)s.", **v),
     AuditAction.CHECKOUT_WITHDRAWN: lambda v, d: _(
@@ -322,7 +333,7 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
                                                 **v),
     AuditAction.BALANCE_SPENT: lambda v, d: _("%(amount)s of the balance of %(learner)s paid invoice %(number)s.",
                                               **v),
-    AuditAction.TOPUP_REFUNDED: lambda v, d: _("A top-up of %(amount)s was refunded to %(learner)s.", **v),
+    AuditAction.TOPUP_REFUNDED: _topup_refunded,
     AuditAction.BALANCE_RETURNED: _returned,
     AuditAction.CREDITED_PAYMENT_ATTACHED: lambda v, d: _(
         "%(amount)s of %(learner)s, put on their balance since its invoice no longer owed it, was then attached "

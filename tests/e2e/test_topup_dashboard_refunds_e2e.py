@@ -1,0 +1,80 @@
+"""A top-up's payment refunded in the Stripe Dashboard, end to end through the real SDK and the sandbox: the
+money went back to the learner, so the credit is taken off their balance (mirrored at Stripe, checked after
+every test), once whatever the number of the refund's events; what they spent of it meanwhile is said to the
+school in the audit log. A refund the plugin made itself (from the balance page) is not taken twice."""
+from __future__ import annotations
+
+import requests
+from sqlalchemy import select
+
+from lms_stripe_plugin.billing import balances
+from lms_stripe_plugin.core.models import AuditEntry, BalanceEntry, TopUp
+
+from ..conftest import as_user
+from .conftest import csrf
+from .test_balance_e2e import _pay_from_balance, _top_up, prepaid_app  # noqa: F401 (a fixture)
+
+
+def _refund_in_dashboard(sandbox, topup: TopUp, amount: int | None = None) -> None:
+    charge = next(c for c in sandbox.state.all("charge") if c["payment_intent"] == topup.stripe_payment_intent_id)
+    body = {"amount": amount} if amount is not None else {}
+    response = requests.post(f"{sandbox.url}/_sandbox/charges/{charge['id']}/refund", json=body, timeout=5)
+    assert response.status_code in (200, 201), response.text
+    sandbox.state.wait_for_deliveries(10)
+
+
+def test_a_top_up_refunded_in_the_dashboard_is_taken_off_the_balance(prepaid_app, client, db, sandbox):
+    _top_up(client, sandbox, "30.00")
+    topup = db.session.scalar(select(TopUp))
+    _refund_in_dashboard(sandbox, topup)
+    db.session.expire_all()
+    topup = db.session.get(TopUp, topup.id)
+    assert (topup.status, topup.stripe_refund_id is not None) == ("refunded", True)
+    assert balances.available(db.session, "u1", "EUR").amount == 0
+    entry = db.session.scalar(select(BalanceEntry).where(BalanceEntry.kind == "topup_refund"))
+    assert (entry.amount, entry.topup_id) == (-3000, topup.id)
+    page = client.get("/payments/admin/audit", headers=as_user("adm")).get_data(as_text=True)
+    assert "was refunded in the Stripe Dashboard" in page
+
+
+def test_a_top_up_partly_spent_then_refunded_in_the_dashboard_takes_what_is_left(prepaid_app, client, db,
+                                                                                   sandbox):
+    _top_up(client, sandbox, "60.00")
+    assert _pay_from_balance(client).status_code == 303  # 49.90 of it spent on the course
+    topup = db.session.scalar(select(TopUp))
+    _refund_in_dashboard(sandbox, topup)
+    db.session.expire_all()
+    assert balances.available(db.session, "u1", "EUR").amount == 0
+    assert db.session.get(TopUp, topup.id).status == "refunded"
+    shortfall = [e for e in db.session.scalars(select(AuditEntry).where(AuditEntry.action == "topup_refunded"))]
+    assert len(shortfall) == 1 and '"spent": 4990' in shortfall[0].details
+    page = client.get("/payments/admin/audit", headers=as_user("adm")).get_data(as_text=True)
+    assert "€49.90 of it was spent" in page
+
+
+def test_a_partial_refund_in_the_dashboard_takes_that_part_and_the_rest_stays(prepaid_app, client, db, sandbox):
+    _top_up(client, sandbox, "30.00")
+    topup = db.session.scalar(select(TopUp))
+    _refund_in_dashboard(sandbox, topup, amount=1000)
+    db.session.expire_all()
+    assert balances.available(db.session, "u1", "EUR").amount == 2000
+    assert db.session.get(TopUp, topup.id).status == "paid"  # the rest stays on the balance, spendable
+    response = client.post(f"/payments/admin/balances/top-ups/{topup.id}/refund", headers=as_user("adm"),
+                           data={"csrf_token": csrf(client, "adm", "/payments/admin/balances/u1")},
+                           follow_redirects=True)
+    assert "refund the rest there" in response.get_data(as_text=True)  # not the whole top-up again from here
+    db.session.expire_all()
+    assert balances.available(db.session, "u1", "EUR").amount == 2000
+    assert len([r for r in sandbox.state.all("refund") if r["payment_intent"] == topup.stripe_payment_intent_id]) == 1
+
+
+def test_a_top_up_refunded_from_the_balance_page_is_taken_once(prepaid_app, client, db, sandbox):
+    _top_up(client, sandbox, "30.00")
+    topup = db.session.scalar(select(TopUp))
+    response = client.post(f"/payments/admin/balances/top-ups/{topup.id}/refund", headers=as_user("adm"),
+                           data={"csrf_token": csrf(client, "adm", "/payments/admin/balances/u1")})
+    assert response.status_code == 303
+    sandbox.state.wait_for_deliveries(10)
+    db.session.expire_all()
+    assert balances.available(db.session, "u1", "EUR").amount == 0
+    assert [e.amount for e in db.session.scalars(select(BalanceEntry).order_by(BalanceEntry.id))] == [3000, -3000]
