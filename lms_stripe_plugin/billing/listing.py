@@ -475,8 +475,12 @@ def invoice_requests(session, invoice_id: int) -> list[RequestView]:
     rows = session.execute(_with_paying(select(PaymentRequest)).where(PaymentRequest.covering(invoice_id))
                            .order_by(PaymentRequest.id.desc())).all()
     failed = _failed(session, [row[0] for row in rows])
+    # The payments under way on the open requests' invoices, read once for all of them
+    invoice_ids = sorted({invoice.id for req, _paying in rows if req.status == PaymentRequestStatus.OPEN
+                          for invoice in req.invoices})
+    around = paying.under_way(session, invoice_ids) if invoice_ids else []
     return [RequestView(req, req.id in failed, under_way,
-                        payment_requests.resend_refusal(session, req, under_way=bool(under_way))
+                        payment_requests.resend_refusal(session, req, under_way=bool(under_way), around=around)
                         if req.status == PaymentRequestStatus.OPEN else None)
             for req, under_way in rows]
 

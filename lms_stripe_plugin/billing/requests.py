@@ -244,10 +244,11 @@ def resend(state: PluginState, request: PaymentRequest, *, actor_id: str | None)
     return written
 
 
-def resend_refusal(session, request: PaymentRequest, *, under_way: bool | None = None) -> str | None:
+def resend_refusal(session, request: PaymentRequest, *, under_way: bool | None = None,
+                   around: list[PaymentAttempt] | None = None) -> str | None:
     """Why the request is not sent again now, for the administrator, or None (`cannot_ask_now`; ``under_way``
-    when the caller read it already)."""
-    found = cannot_ask_now(session, request, under_way=under_way)
+    and ``around`` when the caller read them already)."""
+    found = cannot_ask_now(session, request, under_way=under_way, around=around)
     return found.reason if found is not None else None
 
 
@@ -263,14 +264,16 @@ class CannotAsk:
     waits: bool = False
 
 
-def cannot_ask_now(session, request: PaymentRequest, *, under_way: bool | None = None) -> CannotAsk | None:
+def cannot_ask_now(session, request: PaymentRequest, *, under_way: bool | None = None,
+                   around: list[PaymentAttempt] | None = None) -> CannotAsk | None:
     """Why the learner is not asked to pay the request now, or None: a message (sent again by the school, or a
     reminder) sends them to a page that must take their payment. Not when the request is closed; nor when
     nothing remains (its invoice paid otherwise: Stripe's hosted invoice page, another request); nor while the
     learner's payment of it is under way (they have paid unless it fails; ``under_way`` when the caller read it
     already); nor when its page refuses a payment now (a settlement one of whose invoices was paid or voided
     meanwhile, another payment of one of its invoices under way, what is left less than an online payment can
-    take)."""
+    take). ``around``: the payments under way of requests of its invoices (`paying.under_way` of them, or of more
+    invoices), when the caller read them for several requests at once."""
     if request.status != PaymentRequestStatus.OPEN:
         return CannotAsk(_("Only an open payment request is sent again."))
     if paying.remaining(request) <= 0:
@@ -281,7 +284,7 @@ def cannot_ask_now(session, request: PaymentRequest, *, under_way: bool | None =
     found = _unpayable(request)
     if found is not None:
         return CannotAsk(found)
-    found = _paid_elsewhere(session, request)
+    found = _paid_elsewhere(session, request, around)
     if found is not None:
         return CannotAsk(found, waits=True)
     found = _too_little(request)
@@ -301,13 +304,18 @@ def _unpayable(request: PaymentRequest) -> str | None:
     return found + " " + _("The payment request is not sent again.") if found is not None else None
 
 
-def _paid_elsewhere(session, request: PaymentRequest) -> str | None:
+def _paid_elsewhere(session, request: PaymentRequest, around: list[PaymentAttempt] | None = None) -> str | None:
     """Another request's payment of one of its invoices, processing or being credited, for which a click on
     this one is refused until it is credited or fails (`paying._free_invoices`): any, when a settlement is
     concerned (this request or the other); when two requests of one invoice each are (which may be paid at
     once, in parts), those that leave the invoice owing less than this one asks."""
     ids = [invoice.id for invoice in request.invoices]
-    busy = [attempt for attempt in (paying.under_way(session, ids, besides=request.id) if ids else [])
+    if around is None:
+        around = paying.under_way(session, ids, besides=request.id) if ids else []
+    else:  # read for several requests: this one's own, and those of none of its invoices, left out
+        around = [attempt for attempt in around if attempt.request_id != request.id and attempt.request is not None
+                  and any(invoice.id in ids for invoice in attempt.request.invoices)]
+    busy = [attempt for attempt in around
             if attempt.status != AttemptStatus.OPEN]  # a top-up asks for no invoice; an open Checkout is expired
     for attempt in busy:
         if request.parts or (attempt.request is not None and attempt.request.parts):
