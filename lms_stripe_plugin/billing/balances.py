@@ -553,6 +553,15 @@ def finish_refund(state: PluginState, topup_id: int, entry_id: int) -> None:
           stripe_refund_id=refund["id"])
 
 
+def topup_of(session, payment_intent: str | None) -> TopUp | None:
+    """The one top-up whose payment this PaymentIntent is wholly (not a settlement's shared payment), if any."""
+    if not payment_intent:
+        return None
+    topups = session.scalars(select(TopUp).where(TopUp.stripe_payment_intent_id == payment_intent)
+                             .order_by(TopUp.id).limit(2)).all()
+    return topups[0] if len(topups) == 1 and topups[0].request_part_id is None else None
+
+
 def refunded_outside(state: PluginState, stripe_refund: dict) -> bool:
     """A refund of a top-up's payment made outside the plugin (in the Stripe Dashboard; the plugin's own name their
     top-up in their metadata, and the caller leaves them out), once it succeeded: the money went back, so it is
@@ -562,12 +571,9 @@ def refunded_outside(state: PluginState, stripe_refund: dict) -> bool:
     rest stays on the balance and the balance page no longer refunds it (`refund_topup`). Whether the payment is
     one top-up's (a payment several top-ups share, a settlement's, is not taken apart here)."""
     session = state.session
-    topups = session.scalars(select(TopUp).where(
-        TopUp.stripe_payment_intent_id == stripe_refund.get("payment_intent"),
-        TopUp.status.in_((TopUpStatus.PAID, TopUpStatus.REFUNDED))).limit(2)).all()
-    if len(topups) != 1 or topups[0].request_part_id is not None:  # a settlement's: which part, Stripe cannot say
+    topup = topup_of(session, stripe_refund.get("payment_intent"))  # of a settlement's: which part, Stripe cannot say
+    if topup is None or topup.status not in (TopUpStatus.PAID, TopUpStatus.REFUNDED):
         return False
-    topup = topups[0]
     if stripe_refund.get("status") != "succeeded":
         return True  # pending: taken once it succeeds; failed: nothing went back
     amount = min(int(stripe_refund["amount"]), topup.amount)

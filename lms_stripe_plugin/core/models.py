@@ -918,6 +918,8 @@ class Dispute(SchoolScoped, Base):
     purchase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_purchases.id"), index=True)
     #: The Pay click (of a payment request or link) whose payment is disputed, when it is no purchase's.
     attempt_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_payment_attempts.id"), index=True)
+    #: The top-up (from My payments) whose payment is disputed, when it is no Pay click's.
+    topup_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lms_stripe_topups.id"), index=True)
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     status: Mapped[str] = mapped_column(sa.String(32))

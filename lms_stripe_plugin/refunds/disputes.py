@@ -1,11 +1,13 @@
 """Disputes (chargebacks): recorded, shown to administrators, and access revoked when configured."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from ..billing import paying
+from ..billing import balances, paying
 from ..core.state import PluginState
 from ..core import audit
 from ..core.enums import AccessReason, AuditAction
@@ -27,7 +29,8 @@ _STAGE = {"warning_needs_response": 0, "warning_under_review": 1, "needs_respons
 def sync_dispute(state: PluginState, stripe_dispute: dict, *, purchase: Purchase | None = None) -> Dispute | None:
     """Record or update a dispute of ``purchase`` (by default the purchase its PaymentIntent paid); a new
     one revokes access if LMS_STRIPE_REVOKE_ON_DISPUTE (default). A dispute of a Pay click's payment (a payment
-    request's, a payment link's) is recorded too (`_pay_click_dispute`). None when the payment is not ours."""
+    request's, a payment link's) or of a top-up's is recorded too (`_pay_click_dispute`). None when the payment
+    is not ours."""
     session = state.session
     purchase = purchase or purchase_for_payment_intent(session, stripe_dispute.get("payment_intent"))
     if purchase is None:
@@ -42,7 +45,7 @@ def sync_dispute(state: PluginState, stripe_dispute: dict, *, purchase: Purchase
 
 def _recorded(session, stripe_dispute: dict, **payment) -> tuple[Dispute, bool]:
     """The dispute's row, written now (True) unless it was already, its status brought forward; ``payment``:
-    the purchase or Pay click it names."""
+    the purchase, Pay click or top-up it names."""
     dispute = session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute["id"]))
     created = dispute is None
     if created:
@@ -63,31 +66,41 @@ def _recorded(session, stripe_dispute: dict, **payment) -> tuple[Dispute, bool]:
 def _pay_click_dispute(state: PluginState, stripe_dispute: dict) -> Dispute | None:
     """A dispute of the payment of a payment request or link (its Pay click's PaymentIntent): recorded, and
     written in the audit log with the invoices it paid, which show it on their page. It revokes nothing: what
-    was paid is an invoice, not a course. None when the payment is no Pay click's."""
+    was paid is an invoice, not a course. Or of a top-up's payment (from My payments): recorded and written in
+    the audit log, for the school to decide about the credit still on the balance. None when the payment is
+    neither."""
     session = state.session
-    attempt = paying.pay_click_of(session, stripe_dispute.get("payment_intent"))
-    if attempt is None:
+    payment_intent = stripe_dispute.get("payment_intent")
+    attempt = paying.pay_click_of(session, payment_intent)
+    topup = balances.topup_of(session, payment_intent) if attempt is None else None
+    paid = attempt or topup
+    if paid is None:
         return None
     amount, currency = int(stripe_dispute["amount"]), str(stripe_dispute["currency"]).upper()
-    if currency != attempt.currency.upper():
-        raise OtherCurrency(f"Dispute {stripe_dispute['id']} is in {currency}; Pay click {attempt.id} was paid in "
-                            f"{attempt.currency}.")
-    if amount > attempt.amount:
-        raise ExceedsPayment(f"Dispute {stripe_dispute['id']} is of {amount} (minor units); Pay click {attempt.id} "
-                             f"paid {attempt.amount}.")
+    what = f"Pay click {attempt.id}" if attempt is not None else f"top-up {paid.id}"
+    if currency != paid.currency.upper():
+        raise OtherCurrency(f"Dispute {stripe_dispute['id']} is in {currency}; {what} was paid in {paid.currency}.")
+    if amount > paid.amount:
+        raise ExceedsPayment(f"Dispute {stripe_dispute['id']} is of {amount} (minor units); {what} paid "
+                             f"{paid.amount}.")
     before = session.scalar(select(Dispute.status).where(Dispute.stripe_dispute_id == stripe_dispute["id"]))
-    dispute, created = _recorded(session, stripe_dispute, attempt_id=attempt.id)
-    if created or dispute.status != before:
-        user_id = attempt.request.user_id if attempt.request is not None else attempt.payer_user_id
-        invoice_ids: list[int | None] = list(paying.invoices_paid_by(attempt)) or [None]
-        for invoice_id in invoice_ids:  # an entry in each invoice's history
-            audit.record(session, AuditAction.DISPUTE_OPENED if created else AuditAction.DISPUTE_UPDATED,
-                         user_id=user_id, dispute=dispute.stripe_dispute_id, status=dispute.status,
-                         amount=dispute.amount, currency=dispute.currency, request=attempt.request_id,
-                         link=attempt.link_id, invoice=invoice_id)
+    dispute, created = _recorded(session, stripe_dispute, attempt_id=attempt.id if attempt else None,
+                                 topup_id=topup.id if topup else None)
+    if not created and dispute.status == before:
+        return dispute
+    action = AuditAction.DISPUTE_OPENED if created else AuditAction.DISPUTE_UPDATED
+    said: dict[str, Any] = dict(dispute=dispute.stripe_dispute_id, status=dispute.status, amount=dispute.amount,
+                                currency=dispute.currency)
+    if topup is not None:
+        audit.record(session, action, user_id=topup.user_id, topup=topup.id, **said)
+        return dispute
+    assert attempt is not None
+    user_id = attempt.request.user_id if attempt.request is not None else attempt.payer_user_id
+    invoice_ids: list[int | None] = list(paying.invoices_paid_by(attempt)) or [None]
+    for invoice_id in invoice_ids:  # an entry in each invoice's history
+        audit.record(session, action, user_id=user_id, request=attempt.request_id, link=attempt.link_id,
+                     invoice=invoice_id, **said)
     return dispute
-
-
 
 
 def of_invoice(session, invoice_id: int, purchase_id: int | None) -> list[Dispute]:

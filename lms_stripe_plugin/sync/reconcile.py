@@ -314,7 +314,8 @@ def _repair_refund(state: PluginState, stripe_refund: dict) -> None:
 def _dispute_problem(state: PluginState, dispute: dict) -> str | None:
     payment_intent = dispute.get("payment_intent")
     if purchase_for_payment_intent(state.session, payment_intent) is None and \
-            paying.pay_click_of(state.session, payment_intent) is None:
+            paying.pay_click_of(state.session, payment_intent) is None and \
+            balances.topup_of(state.session, payment_intent) is None:
         return None
     ours = state.session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == dispute["id"]))
     if ours is None:

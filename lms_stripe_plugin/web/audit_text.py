@@ -269,6 +269,25 @@ def _topup_refunded(v: dict, d: dict) -> str:
              "balance.", **v)
 
 
+def _dispute_opened(v: dict, d: dict) -> str:
+    if d.get("topup") is not None:
+        return _("%(learner)s disputed their top-up of %(amount)s, which is still on their balance: a dispute lost "
+                 "takes the money back.", **v)
+    if d.get("request") or d.get("link"):
+        return _("%(learner)s disputed their payment of %(amount)s for invoice %(number)s.", **v)
+    return _("%(learner)s disputed the payment of %(amount)s for %(course)s.", **v)
+
+
+def _dispute_updated(v: dict, d: dict) -> str:
+    status = d.get("status", "")
+    if d.get("topup") is not None:
+        return _("The dispute of %(learner)s of their top-up of %(amount)s is now: %(status)s.", status=status, **v)
+    if d.get("request") or d.get("link"):
+        return _("The dispute of %(learner)s of their payment for invoice %(number)s is now: %(status)s.",
+                 status=status, **v)
+    return _("The dispute of %(learner)s for %(course)s is now: %(status)s.", status=status, **v)
+
+
 _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.CHECKOUT_STARTED: lambda v, d: _("%(learner)s started paying for %(course)s.", **v),
     AuditAction.CHECKOUT_WITHDRAWN: lambda v, d: _(
@@ -295,13 +314,8 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.ACCESS_SUSPENDED: lambda v, d: _(
         "The access of %(learner)s to %(course)s is suspended: the balance is overdue.", **v),
     AuditAction.BALANCE_PAID: lambda v, d: _("%(learner)s has paid the balance for %(course)s.", **v),
-    AuditAction.DISPUTE_OPENED: lambda v, d: _(
-        "%(learner)s disputed their payment of %(amount)s for invoice %(number)s.", **v) if d.get("request") or \
-        d.get("link") else _("%(learner)s disputed the payment of %(amount)s for %(course)s.", **v),
-    AuditAction.DISPUTE_UPDATED: lambda v, d: _(
-        "The dispute of %(learner)s of their payment for invoice %(number)s is now: %(status)s.",
-        status=d.get("status", ""), **v) if d.get("request") or d.get("link") else _(
-        "The dispute of %(learner)s for %(course)s is now: %(status)s.", status=d.get("status", ""), **v),
+    AuditAction.DISPUTE_OPENED: _dispute_opened,
+    AuditAction.DISPUTE_UPDATED: _dispute_updated,
     AuditAction.FREE_ENROLLMENT: lambda v, d: _("%(learner)s was enrolled in %(course)s free of charge.", **v),
     AuditAction.SETTINGS_CHANGED: _settings,
     AuditAction.COURSE_PRICING_CHANGED: _pricing,

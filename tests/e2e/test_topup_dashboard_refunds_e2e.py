@@ -78,3 +78,18 @@ def test_a_top_up_refunded_from_the_balance_page_is_taken_once(prepaid_app, clie
     db.session.expire_all()
     assert balances.available(db.session, "u1", "EUR").amount == 0
     assert [e.amount for e in db.session.scalars(select(BalanceEntry).order_by(BalanceEntry.id))] == [3000, -3000]
+
+
+def test_a_dispute_of_a_top_ups_payment_is_recorded_and_said_to_the_school(prepaid_app, client, db, sandbox):
+    from lms_stripe_plugin.core.models import Dispute
+
+    _top_up(client, sandbox, "30.00")
+    topup = db.session.scalar(select(TopUp))
+    charge = next(c for c in sandbox.state.all("charge") if c["payment_intent"] == topup.stripe_payment_intent_id)
+    assert requests.post(f"{sandbox.url}/_sandbox/charges/{charge['id']}/dispute", timeout=5).status_code in (200, 201)
+    sandbox.state.wait_for_deliveries(10)
+    db.session.expire_all()
+    dispute = db.session.scalar(select(Dispute))
+    assert (dispute.topup_id, dispute.attempt_id, dispute.purchase_id, dispute.amount) == (topup.id, None, None, 3000)
+    page = client.get("/payments/admin/audit", headers=as_user("adm")).get_data(as_text=True)
+    assert "disputed their top-up of €30.00, which is still on their balance" in page
