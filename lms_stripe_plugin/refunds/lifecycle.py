@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core.state import PluginState
 from .. import signals
-from ..billing import paying
+from ..billing import balances, paying
 from ..core import audit, jobs
 from ..core.enums import AccessReason, AuditAction, InvoiceStatus, RefundOrigin, RefundStatus
 from ..core.i18n import gettext as _
@@ -65,6 +65,15 @@ def purchase_for_payment_intent(session, payment_intent: str | None) -> Purchase
     if not payment_intent:
         return None
     return session.scalar(select(Purchase).where(Purchase.stripe_payment_intent_id == payment_intent))
+
+
+def of_balance(session, stripe_refund: dict) -> bool:
+    """Whether a refund is the learner's balance's: a top-up's made by the plugin (`of_topup`), or any refund of a
+    deposit that went on the balance (its payment is also its purchase's)."""
+    if of_topup(stripe_refund):
+        return True
+    purchase = purchase_for_payment_intent(session, stripe_refund.get("payment_intent"))
+    return purchase is not None and balances.deposit_on_balance(session, purchase.id)
 
 
 def of_topup(stripe_refund: dict) -> bool:
@@ -124,6 +133,8 @@ def sync_refund(state: PluginState, stripe_refund: dict, *, refund: Refund | Non
         if of_topup(stripe_refund):
             return None
         purchase = purchase or purchase_for_payment_intent(session, stripe_refund.get("payment_intent"))
+        if purchase is not None and balances.deposit_on_balance(session, purchase.id):
+            return None  # its deposit, all it paid, is the balance's: `balances.refunded_outside` takes the refund
         refund = _dashboard_refund(state, stripe_refund, purchase) if purchase is not None else None
         if refund is None:
             return None

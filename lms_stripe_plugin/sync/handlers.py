@@ -234,14 +234,13 @@ def _purchase_of(state: PluginState, payer: Payer | None) -> Purchase | None:
 
 
 def apply_refund(state: PluginState, stripe_refund: dict, event: dict, payer: Payer | None) -> None:
-    """A refund of a purchase's payment; of a top-up's or a Pay click's (``payer`` None), one made outside the plugin
-    is taken off the learner's balance (a top-up's) or noted in its invoices' history."""
+    """A refund of a purchase's payment; of a top-up's (a deposit put on the balance is one) or a Pay click's, one
+    made outside the plugin is taken off the learner's balance (a top-up's) or noted in its invoices' history."""
     purchase = _purchase_of(state, payer)
-    if purchase is None:
-        if not of_topup(stripe_refund) and not balances.refunded_outside(state, stripe_refund):
-            note_pay_click_refund(state, stripe_refund)
-        return
-    sync_refund(state, stripe_refund, purchase=purchase)
+    if purchase is not None and not balances.deposit_on_balance(state.session, purchase.id):
+        sync_refund(state, stripe_refund, purchase=purchase)
+    elif not of_topup(stripe_refund) and not balances.refunded_outside(state, stripe_refund):
+        note_pay_click_refund(state, stripe_refund)
 
 
 def apply_credit_note(state: PluginState, credit_note: dict, event: dict, extra: None) -> None:

@@ -22,7 +22,7 @@ from ..errors import PaymentsError
 from ..refunds import credit_notes
 from ..refunds.cancellation import refund_plan, send as send_refund
 from ..refunds.disputes import sync_dispute
-from ..refunds.lifecycle import of_topup, purchase_for_payment_intent, status_of, sync_refund
+from ..refunds.lifecycle import of_balance, purchase_for_payment_intent, status_of, sync_refund
 from ..shop import deposits, prepaid
 from ..shop.fulfilment import fulfil_from_stripe
 
@@ -295,7 +295,7 @@ def _repair_invoice(state: PluginState, invoice: dict) -> None:
 # -- refunds and disputes ---------------------------------------------------------------------------------
 
 def _refund_problem(state: PluginState, stripe_refund: dict) -> str | None:
-    if of_topup(stripe_refund) or \
+    if of_balance(state.session, stripe_refund) or \
             purchase_for_payment_intent(state.session, stripe_refund.get("payment_intent")) is None:
         return None
     ours = state.session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_refund["id"]))

@@ -341,3 +341,31 @@ def test_a_deposit_on_the_balance_refunded_from_it_is_not_a_refund_of_the_course
     assert sandbox.state.all("credit_note") == [] and ("unenroll", "u1", "c1") not in host.calls
     with billing_app.app_context():
         assert reconcile(state, since=utcnow() - timedelta(hours=1)).findings == []
+
+
+def test_a_deposit_on_the_balance_refunded_in_the_dashboard_is_taken_off_the_balance(billing_app, client, db,
+                                                                                     sandbox, host):
+    """Its payment is the purchase's, but the deposit is the balance's now: the refund takes it off the balance,
+    and is no refund of the course (no credit note on the invoice, which would refund it a second time)."""
+    _purchase, invoice = _deposit_unattached(db, sandbox, client)
+    response = requests.post(f"{sandbox.url}/_sandbox/invoices/{invoice.stripe_invoice_id}/pay",
+                             json={"method": "card"}, timeout=10)
+    assert response.status_code == 200, response.text
+    sandbox.state.wait_for_deliveries(10)
+    assert _reconcile_deposits(billing_app) == ["deposit"]
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, _request = _rows(db)
+    assert balances.available(db.session, "u1", "EUR").amount == 1497
+
+    charge = next(c for c in sandbox.state.all("charge") if c["payment_intent"] == purchase.stripe_payment_intent_id)
+    response = requests.post(f"{sandbox.url}/_sandbox/charges/{charge['id']}/refund", json={}, timeout=5)
+    assert response.status_code in (200, 201), response.text
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, _request = _rows(db)
+    assert balances.available(db.session, "u1", "EUR").amount == 0
+    assert db.session.scalar(select(TopUp.status)) == "refunded"
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+    assert (invoice.status, invoice.amount_refunded, purchase.status) == ("paid", 0, "paid")
+    assert sandbox.state.all("credit_note") == []
+    with billing_app.app_context():
+        assert reconcile(billing_app.extensions["lms_stripe"], since=utcnow() - timedelta(hours=1)).findings == []
