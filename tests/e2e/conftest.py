@@ -138,6 +138,12 @@ def fault(sandbox, path: str, kind: str, *, method: str = "POST", times: int = 1
     assert response.status_code in (200, 201), response.text
 
 
+def refund_topup_from_balance_page(client, topup_id: int, **kwargs):
+    """An administrator's "Refund" of a top-up on the learner's balance page."""
+    return client.post(f"/payments/admin/balances/top-ups/{topup_id}/refund", headers=as_user("adm"),
+                       data={"csrf_token": csrf(client, "adm", "/payments/admin/balances/u1")}, **kwargs)
+
+
 def click_pay(client, link: str) -> str:
     """Pay on a request's page (its link): the Checkout Session it opens."""
     page = client.get(link).get_data(as_text=True)

@@ -18,7 +18,7 @@ from lms_stripe_plugin.shop import deposits, enrollment
 from lms_stripe_plugin.sync.reconcile import reconcile
 from lms_stripe_plugin.shop.offers import save_offer
 
-from .conftest import csrf, fault, pay, start_checkout
+from .conftest import csrf, fault, pay, refund_topup_from_balance_page, start_checkout
 from .test_balance_e2e import _top_up
 from .test_payment_requests_e2e import _last_link, _pay_from_link, billing_app  # noqa: F401 - the fixture
 
@@ -327,9 +327,7 @@ def test_a_deposit_on_the_balance_refunded_from_it_is_not_a_refund_of_the_course
     sandbox.state.wait_for_deliveries(10)
     topup = db.session.scalar(select(TopUp))
 
-    path = "/payments/admin/balances/u1"
-    response = client.post(f"/payments/admin/balances/top-ups/{topup.id}/refund", headers={"X-User": "adm"},
-                           data={"csrf_token": csrf(client, "adm", path)})
+    response = refund_topup_from_balance_page(client, topup.id)
     assert response.status_code == 303
     sandbox.state.wait_for_deliveries(10)
     purchase, invoice, _request = _rows(db)

@@ -20,7 +20,7 @@ from lms_stripe_plugin.core.models import (AuditEntry, BalanceEntry, Message, Pa
 from lms_stripe_plugin.sync.reconcile import reconcile
 
 from ..conftest import as_user
-from .conftest import csrf, fault, nothing_to_reconcile, pay
+from .conftest import fault, nothing_to_reconcile, pay, refund_topup_from_balance_page
 from .test_payment_requests_e2e import _invoice, _new_invoice, billing_app  # noqa: F401 (a fixture)
 from .test_settlements_e2e import _choose, _session_of
 from .test_unattachable_payments_e2e import _pay_hosted_invoice
@@ -144,8 +144,7 @@ def test_both_parts_paid_otherwise_put_the_whole_payment_on_the_balance(billing_
 def test_a_parts_top_up_refunded_refunds_its_share_of_the_payment(billing_app, client, db, sandbox):
     _first, _second, _session = _settle_two(client, db, sandbox, "first")
     topup = db.session.scalar(select(TopUp))
-    response = client.post(f"/payments/admin/balances/top-ups/{topup.id}/refund", headers=as_user("adm"),
-                           data={"csrf_token": csrf(client, "adm", "/payments/admin/balances/u1")})
+    response = refund_topup_from_balance_page(client, topup.id)
     assert response.status_code == 303
     sandbox.state.wait_for_deliveries(10)
     db.session.expire_all()

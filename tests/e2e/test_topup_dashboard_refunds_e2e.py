@@ -11,7 +11,7 @@ from lms_stripe_plugin.billing import balances
 from lms_stripe_plugin.core.models import AuditEntry, BalanceEntry, TopUp
 
 from ..conftest import as_user
-from .conftest import csrf
+from .conftest import refund_topup_from_balance_page
 from .test_balance_e2e import _pay_from_balance, _top_up, prepaid_app  # noqa: F401 (a fixture)
 
 
@@ -59,9 +59,7 @@ def test_a_partial_refund_in_the_dashboard_takes_that_part_and_the_rest_stays(pr
     db.session.expire_all()
     assert balances.available(db.session, "u1", "EUR").amount == 2000
     assert db.session.get(TopUp, topup.id).status == "paid"  # the rest stays on the balance, spendable
-    response = client.post(f"/payments/admin/balances/top-ups/{topup.id}/refund", headers=as_user("adm"),
-                           data={"csrf_token": csrf(client, "adm", "/payments/admin/balances/u1")},
-                           follow_redirects=True)
+    response = refund_topup_from_balance_page(client, topup.id, follow_redirects=True)
     assert "refund the rest there" in response.get_data(as_text=True)  # not the whole top-up again from here
     db.session.expire_all()
     assert balances.available(db.session, "u1", "EUR").amount == 2000
@@ -71,8 +69,7 @@ def test_a_partial_refund_in_the_dashboard_takes_that_part_and_the_rest_stays(pr
 def test_a_top_up_refunded_from_the_balance_page_is_taken_once(prepaid_app, client, db, sandbox):
     _top_up(client, sandbox, "30.00")
     topup = db.session.scalar(select(TopUp))
-    response = client.post(f"/payments/admin/balances/top-ups/{topup.id}/refund", headers=as_user("adm"),
-                           data={"csrf_token": csrf(client, "adm", "/payments/admin/balances/u1")})
+    response = refund_topup_from_balance_page(client, topup.id)
     assert response.status_code == 303
     sandbox.state.wait_for_deliveries(10)
     db.session.expire_all()
