@@ -36,8 +36,8 @@ from ..core import audit, jobs
 from ..core.enums import AuditAction, BalanceEntryKind, TopUpStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.logs import get_logger
-from ..core.models import (Balance, BalanceEntry, Invoice, PaymentAttempt, Purchase, RequestPart, TopUp, parse_row_id,
-                           utcnow)
+from ..core.models import (AuditEntry, Balance, BalanceEntry, Invoice, PaymentAttempt, Purchase, RequestPart, TopUp,
+                           parse_row_id, utcnow)
 from ..core.state import PluginState
 from ..errors import PaymentsError, ValidationFailed
 from ..gateway.types import RefundCreateParams, SessionCreateParams
@@ -578,9 +578,9 @@ def refunded_outside(state: PluginState, stripe_refund: dict) -> bool:
         return True  # pending: taken once it succeeds; failed: nothing went back
     amount = min(int(stripe_refund["amount"]), topup.amount)
     key = f"refund-outside-{stripe_refund['id']}"
-    if session.scalar(select(BalanceEntry.id).where(BalanceEntry.key == key)) is not None:
+    left = _locked_balance(session, topup.user_id, topup.currency).amount  # locked first: one run takes it
+    if _taken_outside(session, topup, stripe_refund["id"]):
         return True  # taken already (refund.created, then refund.updated)
-    left = _locked_balance(session, topup.user_id, topup.currency).amount
     taken = min(amount, left)
     entry = post(session, user_id=topup.user_id, currency=topup.currency, amount=-taken,
                  kind=BalanceEntryKind.TOPUP_REFUND, key=key, topup_id=topup.id,
@@ -593,6 +593,26 @@ def refunded_outside(state: PluginState, stripe_refund: dict) -> bool:
     if entry is not None:
         jobs.defer(session, mirror, entry.id)
     return True
+
+
+def _taken_outside(session, topup: TopUp, refund_id: str) -> bool:
+    """Whether a Dashboard refund of the top-up was taken off the balance: its entry, or, when the learner had
+    spent it all, its audit entry (no movement was written)."""
+    if session.scalar(select(BalanceEntry.id).where(BalanceEntry.key == f"refund-outside-{refund_id}")) is not None:
+        return True
+    return session.scalar(select(AuditEntry.id).where(
+        AuditEntry.action == AuditAction.TOPUP_REFUNDED, AuditEntry.user_id == topup.user_id,
+        AuditEntry.details.like(f'%"refund": "{refund_id}"%')).limit(1)) is not None
+
+
+def refund_not_taken(session, stripe_refund: dict) -> bool:
+    """Whether a succeeded refund of a top-up's payment, made outside the plugin, is not taken off the balance
+    yet (its events lost: for reconciliation, which then takes it with `refunded_outside`)."""
+    if stripe_refund.get("status") != "succeeded" or (stripe_refund.get("metadata") or {}).get("lms_topup_id"):
+        return False
+    topup = topup_of(session, stripe_refund.get("payment_intent"))
+    return topup is not None and topup.status in (TopUpStatus.PAID, TopUpStatus.REFUNDED) and \
+        not _taken_outside(session, topup, stripe_refund["id"])
 
 
 def refunding(session) -> list[tuple[int, int]]:

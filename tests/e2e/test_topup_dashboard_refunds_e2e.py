@@ -90,3 +90,40 @@ def test_a_dispute_of_a_top_ups_payment_is_recorded_and_said_to_the_school(prepa
     assert (dispute.topup_id, dispute.attempt_id, dispute.purchase_id, dispute.amount) == (topup.id, None, None, 3000)
     page = client.get("/payments/admin/audit", headers=as_user("adm")).get_data(as_text=True)
     assert "disputed their top-up of €30.00, which is still on their balance" in page
+
+
+def test_a_dashboard_refund_whose_events_were_lost_is_taken_by_reconcile(prepaid_app, client, db, sandbox, sink):
+    from datetime import datetime, timedelta, timezone
+
+    from lms_stripe_plugin.sync.reconcile import reconcile
+
+    _top_up(client, sandbox, "30.00")
+    topup = db.session.scalar(select(TopUp))
+    sink.drop = True
+    _refund_in_dashboard(sandbox, topup)
+    assert balances.available(db.session, "u1", "EUR").amount == 3000
+    state = prepaid_app.extensions["lms_stripe"]
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    assert [(f.kind, f.problem, f.repaired) for f in reconcile(state, since=since).findings] == \
+        [("refund", "refund not taken off the balance", True)]
+    db.session.expire_all()
+    assert balances.available(db.session, "u1", "EUR").amount == 0
+    assert reconcile(state, since=since).findings == []
+
+
+def test_a_top_up_all_spent_then_refunded_in_the_dashboard_is_said_once(prepaid_app, client, db, sandbox):
+    from datetime import datetime, timedelta, timezone
+
+    from lms_stripe_plugin.sync.reconcile import reconcile
+
+    _top_up(client, sandbox, "49.90")
+    assert _pay_from_balance(client).status_code == 303  # all of it spent on the course
+    topup = db.session.scalar(select(TopUp))
+    _refund_in_dashboard(sandbox, topup)
+    db.session.expire_all()
+    assert balances.available(db.session, "u1", "EUR").amount == 0
+    said = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "topup_refunded")).all()
+    assert len(said) == 1 and '"spent": 4990' in said[0].details
+    state = prepaid_app.extensions["lms_stripe"]
+    assert [f for f in reconcile(state, since=datetime.now(timezone.utc) - timedelta(hours=1)).findings
+            if f.kind == "refund"] == []
