@@ -297,11 +297,28 @@ def test_reconcile_finds_the_unfinished_deposits_in_one_query(app, db, people, p
     db.session.add(Purchase(user_id="u1", course_id="c2", amount=30000, currency="EUR", status="open",
                             deposit_amount=9000, balance_due_at=utcnow(), access_on_deposit=True,
                             stripe_checkout_session_id="cs_dep_open"))
+    # Closed: by its invoice voided, the deposit still to put on the balance, or put there; by a cancellation.
+    closed: list[int] = []
+    for n, (status, on_balance, unfinished) in enumerate((("void", False, True), ("void", True, False),
+                                                          ("cancelled", False, False)), start=100):
+        purchase = Purchase(user_id="u1", course_id=f"dep{n}", amount=30000, currency="EUR", status="cancelled",
+                            deposit_amount=9000, amount_paid=9000, balance_due_at=utcnow(), access_on_deposit=True,
+                            stripe_payment_intent_id=f"pi_dep_{n}", stripe_checkout_session_id=f"cs_dep_{n}")
+        db.session.add(purchase)
+        db.session.flush()
+        db.session.add(Invoice(stripe_invoice_id=f"in_dep_{n}", source="deposit", purchase_id=purchase.id,
+                               user_id="u1", currency="EUR", net=25000, vat=5000, gross=30000, amount_paid=0,
+                               amount_remaining=30000, status=status, course_id=f"dep{n}", number=f"DEP-{n:04d}"))
+        if on_balance:
+            db.session.add(TopUp(user_id="u1", amount=9000, currency="EUR", status="paid", purchase_id=purchase.id,
+                                 stripe_payment_intent_id=f"pi_dep_{n}"))
+        if unfinished:
+            closed.append(purchase.id)
     db.session.commit()
 
     with sql_statements(db) as statements:
         found = deposits.unfinished(db.session)
-    assert found == expected and len(statements) == 1
+    assert found == expected + closed and len(statements) == 1
     by_rule = [purchase.id for purchase in db.session.scalars(select(Purchase).where(Purchase.status == "paid"))
                if (invoice := deposits._invoice_of(db.session, purchase.id)) is None
                or not deposits._done(db.session, purchase, invoice)]

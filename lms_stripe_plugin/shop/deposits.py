@@ -27,14 +27,15 @@ from ..billing import balances, issuing, paying, unattachable
 from ..billing import requests as payment_requests
 from ..core import audit, jobs
 from ..core.enums import (AccessReason, AuditAction, BalanceDue, DepositAccess, InvoiceSource, InvoiceStatus,
-                          PaymentPlan, PurchaseStatus)
+                          PaymentPlan, PaymentRequestStatus, PurchaseStatus)
 from ..core.i18n import normalize_locale
 from ..core.models import CourseOffer, Invoice, InvoicePayment, PaymentRequest, Purchase, Suspension, TopUp, utcnow
 from ..core.state import PluginState
-from ..core.txn import send_after_commit
+from ..core.txn import send_after_commit, transition
 from ..errors import GatewayError
 from ..host import course_start
 from ..money import Money, MoneyError, amount_step, check_chargeable, percent_of
+from ..refunds.access import revoke_access
 
 
 @dataclass(frozen=True)
@@ -206,18 +207,20 @@ def _balance_request(session, purchase_id: int) -> PaymentRequest | None:
 
 def unfinished(session) -> list[int]:
     """Deposit purchases whose invoice, deposit or balance request is not done (`_done`), for reconciliation, in
-    one query whatever the number of deposits: a deposit whose invoice was paid otherwise or voided is not done
-    until it is on the learner's balance."""
+    one query whatever the number of deposits: a deposit whose invoice was paid otherwise or voided (which closed
+    its purchase) is not done until it is on the learner's balance."""
     attached = select(InvoicePayment.id).where(
         InvoicePayment.stripe_payment_intent_id == Purchase.stripe_payment_intent_id).exists()
     on_balance = select(TopUp.id).where(TopUp.purchase_id == Purchase.id).exists()
     asked = select(PaymentRequest.id).where(PaymentRequest.balance_of == Purchase.id).exists()
+    paid = and_(Purchase.status == PurchaseStatus.PAID, or_(
+        Invoice.id.is_(None), Invoice.status == InvoiceStatus.ISSUING, and_(~attached, ~on_balance),
+        and_(Invoice.status == InvoiceStatus.OPEN, Invoice.amount_remaining > 0, ~asked)))
+    voided = and_(Purchase.status == PurchaseStatus.CANCELLED, Invoice.status == InvoiceStatus.VOID, ~attached,
+                  ~on_balance)
     return list(session.scalars(
         select(Purchase.id).outerjoin(Invoice, Invoice.purchase_id == Purchase.id)
-        .where(Purchase.deposit_amount.is_not(None), Purchase.status == PurchaseStatus.PAID,
-               or_(Invoice.id.is_(None), Invoice.status == InvoiceStatus.ISSUING, and_(~attached, ~on_balance),
-                   and_(Invoice.status == InvoiceStatus.OPEN, Invoice.amount_remaining > 0, ~asked)))
-        .order_by(Purchase.id)))
+        .where(Purchase.deposit_amount.is_not(None), or_(paid, voided)).order_by(Purchase.id)))
 
 
 def issue(state: PluginState, purchase_id: int) -> None:
@@ -225,7 +228,15 @@ def issue(state: PluginState, purchase_id: int) -> None:
     Each step is skipped when done, and each Stripe call carries a key derived from our rows."""
     session = state.session
     purchase = session.get(Purchase, purchase_id)
-    if purchase is None or purchase.status != PurchaseStatus.PAID or not purchase.deposit_amount:
+    if purchase is None or not purchase.deposit_amount:
+        return
+    if purchase.status == PurchaseStatus.CANCELLED:  # closed by its invoice voided: the deposit, if not attached
+        voided = _invoice_of(session, purchase_id)
+        if voided is not None and voided.status == InvoiceStatus.VOID and \
+                not unattachable.deposit_settled(session, purchase):
+            _attach_deposit(state, purchase, voided)  # refused by Stripe: the deposit goes on the balance
+        return
+    if purchase.status != PurchaseStatus.PAID:
         return
     invoice = _invoice_of(session, purchase_id) or _draft(state, purchase)
     if invoice is None:
@@ -310,6 +321,9 @@ def invoice_changed(state: PluginState, invoice: Invoice | None) -> None:
     if invoice is None or invoice.source != InvoiceSource.DEPOSIT or invoice.purchase_id is None:
         return
     session = state.session
+    if invoice.status == InvoiceStatus.VOID:
+        _voided(state, invoice)
+        return
     session.execute(update(Purchase).where(Purchase.id == invoice.purchase_id,
                                            Purchase.amount_paid < invoice.amount_paid)
                     .values(amount_paid=invoice.amount_paid).execution_options(synchronize_session=False))
@@ -333,6 +347,24 @@ def invoice_changed(state: PluginState, invoice: Invoice | None) -> None:
         audit.record(session, AuditAction.ACCESS_RESTORED, user_id=purchase.user_id, course_id=purchase.course_id,
                      purchase_id=purchase.id)
         send_after_commit(session, signals.access_restored, user_id=purchase.user_id, course_id=purchase.course_id)
+
+
+def _voided(state: PluginState, invoice: Invoice) -> None:
+    """The deposit's invoice was voided (in the Stripe Dashboard; Stripe voids no invoice with a payment attached,
+    so its deposit was not): the sale is undone. The purchase is closed and the access it gave removed, once,
+    and the deposit goes on the learner's balance (`issue`, once this commits; reconcile finishes it)."""
+    session = state.session
+    purchase = session.get(Purchase, invoice.purchase_id, with_for_update=True, populate_existing=True)
+    if purchase is None or not revoke_access(state, purchase, reason=AccessReason.CANCELLED):
+        return
+    audit.record(session, AuditAction.CHECKOUT_WITHDRAWN, user_id=purchase.user_id, course_id=purchase.course_id,
+                 purchase_id=purchase.id, invoice=invoice.id, voided=True)
+    for request in session.scalars(select(PaymentRequest).where(PaymentRequest.balance_of == purchase.id,
+                                                                PaymentRequest.status == PaymentRequestStatus.OPEN)):
+        transition(session, request, (PaymentRequestStatus.OPEN,), PaymentRequestStatus.CANCELLED,
+                   cancelled_at=utcnow())
+    if not unattachable.deposit_settled(session, purchase):
+        jobs.defer(session, issue, purchase.id)
 
 
 def _locked(session, purchase_id: int) -> Purchase | None:
