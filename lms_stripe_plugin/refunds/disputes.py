@@ -33,7 +33,8 @@ def sync_dispute(state: PluginState, stripe_dispute: dict, *, purchase: Purchase
     is not ours."""
     session = state.session
     purchase = purchase or purchase_for_payment_intent(session, stripe_dispute.get("payment_intent"))
-    if purchase is None:
+    if purchase is None or balances.deposit_on_balance(session, purchase.id):
+        # No purchase's; or a deposit's that went on the balance, which its course no longer counts as paid
         return _pay_click_dispute(state, stripe_dispute)
     check_fits(purchase, "Dispute", stripe_dispute["id"], int(stripe_dispute["amount"]), stripe_dispute["currency"])
     dispute, created = _recorded(session, stripe_dispute, purchase_id=purchase.id)

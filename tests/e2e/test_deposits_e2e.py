@@ -383,3 +383,25 @@ def test_a_deposit_on_the_balance_refunded_in_the_dashboard_is_taken_off_the_bal
     assert sandbox.state.all("credit_note") == []
     with billing_app.app_context():
         assert reconcile(billing_app.extensions["lms_stripe"], since=utcnow() - timedelta(hours=1)).findings == []
+
+
+def test_a_dispute_of_a_deposit_on_the_balance_is_the_top_ups_and_keeps_the_course_paid_otherwise(
+        billing_app, client, db, sandbox, host):
+    from lms_stripe_plugin.core.models import Dispute
+
+    _purchase, invoice = _deposit_unattached(db, sandbox, client)
+    response = requests.post(f"{sandbox.url}/_sandbox/invoices/{invoice.stripe_invoice_id}/pay",
+                             json={"method": "card"}, timeout=10)
+    assert response.status_code == 200, response.text
+    sandbox.state.wait_for_deliveries(10)
+    _reconcile_deposits(billing_app)
+    sandbox.state.wait_for_deliveries(10)
+    purchase, _invoice, _request = _rows(db)
+    charge = next(c for c in sandbox.state.all("charge") if c["payment_intent"] == purchase.stripe_payment_intent_id)
+    assert requests.post(f"{sandbox.url}/_sandbox/charges/{charge['id']}/dispute", timeout=5).status_code in (200, 201)
+    sandbox.state.wait_for_deliveries(10)
+    purchase, _invoice, _request = _rows(db)
+    dispute = db.session.scalar(select(Dispute))
+    assert (dispute.topup_id, dispute.purchase_id) == (db.session.scalar(select(TopUp.id)), None)
+    assert (purchase.status, purchase.disputed) == ("paid", False)  # the invoice was paid in full otherwise
+    assert ("unenroll", "u1", "c1") not in host.calls
