@@ -36,8 +36,8 @@ from ..core import audit, jobs
 from ..core.enums import AuditAction, BalanceEntryKind, TopUpStatus
 from ..core.i18n import current_locale, gettext as _
 from ..core.logs import get_logger
-from ..core.models import (AuditEntry, Balance, BalanceEntry, Invoice, PaymentAttempt, Purchase, RequestPart, TopUp,
-                           parse_row_id, utcnow)
+from ..core.models import (Balance, BalanceEntry, Invoice, PaymentAttempt, Purchase, RequestPart, TopUp, parse_row_id,
+                           utcnow)
 from ..core.state import PluginState
 from ..errors import PaymentsError, ValidationFailed
 from ..gateway.types import RefundCreateParams, SessionCreateParams
@@ -571,8 +571,8 @@ def refunded_outside(state: PluginState, stripe_refund: dict) -> bool:
     rest stays on the balance and the balance page no longer refunds it (`refund_topup`). Whether the payment is
     one top-up's (a payment several top-ups share, a settlement's, is not taken apart here)."""
     session = state.session
-    topup = topup_of(session, stripe_refund.get("payment_intent"))  # of a settlement's: which part, Stripe cannot say
-    if topup is None or topup.status not in (TopUpStatus.PAID, TopUpStatus.REFUNDED):
+    topup = _refunded_topup(session, stripe_refund)
+    if topup is None:
         return False
     if stripe_refund.get("status") != "succeeded":
         return True  # pending: taken once it succeeds; failed: nothing went back
@@ -595,14 +595,19 @@ def refunded_outside(state: PluginState, stripe_refund: dict) -> bool:
     return True
 
 
+def _refunded_topup(session, stripe_refund: dict) -> TopUp | None:
+    """The paid (or refunded) top-up whose own payment a refund refunds; None for a settlement's shared payment
+    (which part, Stripe cannot say) or no top-up's."""
+    topup = topup_of(session, stripe_refund.get("payment_intent"))
+    return topup if topup is not None and topup.status in (TopUpStatus.PAID, TopUpStatus.REFUNDED) else None
+
+
 def _taken_outside(session, topup: TopUp, refund_id: str) -> bool:
     """Whether a Dashboard refund of the top-up was taken off the balance: its entry, or, when the learner had
     spent it all, its audit entry (no movement was written)."""
     if session.scalar(select(BalanceEntry.id).where(BalanceEntry.key == f"refund-outside-{refund_id}")) is not None:
         return True
-    return session.scalar(select(AuditEntry.id).where(
-        AuditEntry.action == AuditAction.TOPUP_REFUNDED, AuditEntry.user_id == topup.user_id,
-        AuditEntry.details.like(f'%"refund": "{refund_id}"%')).limit(1)) is not None
+    return audit.recorded_of_refund(session, AuditAction.TOPUP_REFUNDED, user_id=topup.user_id, refund_id=refund_id)
 
 
 def refund_not_taken(session, stripe_refund: dict) -> bool:
@@ -610,9 +615,8 @@ def refund_not_taken(session, stripe_refund: dict) -> bool:
     yet (its events lost: for reconciliation, which then takes it with `refunded_outside`)."""
     if stripe_refund.get("status") != "succeeded" or (stripe_refund.get("metadata") or {}).get("lms_topup_id"):
         return False
-    topup = topup_of(session, stripe_refund.get("payment_intent"))
-    return topup is not None and topup.status in (TopUpStatus.PAID, TopUpStatus.REFUNDED) and \
-        not _taken_outside(session, topup, stripe_refund["id"])
+    topup = _refunded_topup(session, stripe_refund)
+    return topup is not None and not _taken_outside(session, topup, stripe_refund["id"])
 
 
 def refunding(session) -> list[tuple[int, int]]:

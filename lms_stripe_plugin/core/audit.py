@@ -51,6 +51,14 @@ def recorded(session, action: AuditAction, purchase_id: int) -> bool:
                                                       AuditEntry.purchase_id == purchase_id).limit(1)) is not None
 
 
+def recorded_of_refund(session, action: AuditAction, *, user_id: str | None, refund_id: str) -> bool:
+    """Whether this action was recorded about a Stripe refund (its ``refund`` detail), among the learner's
+    entries (an indexed column)."""
+    return session.scalar(select(AuditEntry.id).where(
+        AuditEntry.action == action, AuditEntry.user_id == user_id,
+        AuditEntry.details.like(f'%"refund": "{refund_id}"%')).limit(1)) is not None
+
+
 def details(entry: AuditEntry) -> dict:
     """What the entry records (without where it ran: `via`)."""
     found = json.loads(entry.details) if entry.details else {}

@@ -15,7 +15,7 @@ from ..billing import balances, paying
 from ..core import audit, jobs
 from ..core.enums import AccessReason, AuditAction, InvoiceStatus, RefundOrigin, RefundStatus
 from ..core.i18n import gettext as _
-from ..core.models import AuditEntry, Invoice, Purchase, Refund, parse_row_id
+from ..core.models import Invoice, Purchase, Refund, parse_row_id
 from ..core.txn import send_after_commit, transition
 from ..errors import PaymentsError
 from . import credit_notes
@@ -98,9 +98,7 @@ def note_pay_click_refund(state: PluginState, stripe_refund: dict) -> bool:
         return False
     user_id = attempt.request.user_id if attempt.request is not None else attempt.payer_user_id
     action = AuditAction.REFUND_SUCCEEDED if status == RefundStatus.SUCCEEDED else AuditAction.REFUND_FAILED
-    if session.scalar(select(AuditEntry.id).where(
-            AuditEntry.action == action, AuditEntry.user_id == user_id,
-            AuditEntry.details.like(f'%"refund": "{stripe_refund["id"]}"%')).limit(1)) is not None:
+    if audit.recorded_of_refund(session, action, user_id=user_id, refund_id=stripe_refund["id"]):
         return True  # told already (refund.created, then refund.updated of the same status)
     invoice_ids: list[int | None] = list(paying.invoices_paid_by(attempt)) or [None]
     for invoice_id in invoice_ids:
