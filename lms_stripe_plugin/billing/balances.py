@@ -47,7 +47,11 @@ from . import customers
 log = get_logger(__name__)
 
 #: Entries written by the school or a payment, which `mirror` copies to Stripe (a spending is Stripe's own).
-MIRRORED = (BalanceEntryKind.TOPUP, BalanceEntryKind.CREDIT, BalanceEntryKind.DEBIT, BalanceEntryKind.TOPUP_REFUND)
+MIRRORED = (BalanceEntryKind.TOPUP, BalanceEntryKind.CREDIT, BalanceEntryKind.DEBIT, BalanceEntryKind.TOPUP_REFUND,
+            BalanceEntryKind.REFUND_FAILED)
+#: A refund's statuses at Stripe in which no money went back: "failed", or "canceled" (docs.stripe.com/api/refunds/
+#: object#refund_object-status); a refund that succeeded may still fail later (docs.stripe.com/refunds#failed-refunds).
+REFUND_FAILED_STATUSES = ("failed", "canceled")
 MAX_REASON = 500
 
 
@@ -519,12 +523,13 @@ def refund_topup(state: PluginState, topup_id: int, *, actor_id: str) -> None:
     topup = session.get(TopUp, topup_id)
     if topup is None or topup.status != TopUpStatus.PAID:
         raise BalanceRefused(_("Only a paid top-up can be refunded."))
-    if session.scalar(select(BalanceEntry.id).where(BalanceEntry.topup_id == topup.id,
-                                                    BalanceEntry.key.like("refund-outside-%")).limit(1)):
+    keys = set(session.scalars(select(BalanceEntry.key).where(BalanceEntry.topup_id == topup.id)))
+    if any(key.startswith("refund-outside-") and f"refund-failed-{key.removeprefix('refund-outside-')}" not in keys
+           for key in keys):
         raise BalanceRefused(_("Part of this top-up was refunded in the Stripe Dashboard: refund the rest there."))
     try:
         entry = post(session, user_id=topup.user_id, currency=topup.currency, amount=-topup.amount,
-                     kind=BalanceEntryKind.TOPUP_REFUND, key=f"refund-{topup.id}", topup_id=topup.id,
+                     kind=BalanceEntryKind.TOPUP_REFUND, key=_refund_key(topup, keys), topup_id=topup.id,
                      actor_id=actor_id)
     except BalanceRefused:
         raise BalanceRefused(_("Part of this top-up is spent: it can no longer be refunded.")) from None
@@ -535,22 +540,36 @@ def refund_topup(state: PluginState, topup_id: int, *, actor_id: str) -> None:
     jobs.defer(session, finish_refund, topup.id, entry.id)
 
 
+def _refund_key(topup: TopUp, keys: set[str]) -> str:
+    """The key of the top-up's next refund from the balance page: ``refund-<id>``, then, after refunds that
+    failed and were given back (`refund_failed`), ``refund-<id>-2`` and so on. Two clicks at once share it."""
+    first = f"refund-{topup.id}"
+    made = sum(1 for key in keys if key == first or key.startswith(f"{first}-"))
+    return first if made == 0 else f"{first}-{made + 1}"
+
+
 def finish_refund(state: PluginState, topup_id: int, entry_id: int) -> None:
     """Follow-up work: the refund's entry mirrored, then the top-up's payment refunded at Stripe (each call's
-    key derived from our rows, so that a run again after a failure does each once)."""
+    key derived from our rows, so that a run again after a failure does each once: the refund's from its entry's
+    key, so that a top-up refunded again after a refund that failed gets a refund of its own)."""
     mirror(state, entry_id)
-    topup = state.session.get(TopUp, topup_id)
-    if topup is None or topup.status != TopUpStatus.REFUNDING or not topup.stripe_payment_intent_id:
+    session = state.session
+    topup = session.get(TopUp, topup_id)
+    entry = session.get(BalanceEntry, entry_id)
+    if topup is None or entry is None or topup.status != TopUpStatus.REFUNDING or not topup.stripe_payment_intent_id:
         return
-    settings = payment_settings.load(state.session)
+    settings = payment_settings.load(session)
     params: RefundCreateParams = {"payment_intent": topup.stripe_payment_intent_id,
                                   "metadata": {"lms_topup_id": str(topup.id)}}
     if topup.request_part_id is not None:  # a share of a settlement's payment: that share, not the whole payment
         params["amount"] = topup.amount
+    again = entry.key.removeprefix(f"refund-{topup.id}")  # "" for the first, "-2" for the second...
     refund = state.gateway.create_refund(params, api_key=settings.secret_key,
-                                         idempotency_key=f"lms-topup-{topup.id}-refund")
-    _move(state.session, topup, (TopUpStatus.REFUNDING,), TopUpStatus.REFUNDED, refunded_at=utcnow(),
+                                         idempotency_key=f"lms-topup-{topup.id}-refund{again}")
+    _move(session, topup, (TopUpStatus.REFUNDING,), TopUpStatus.REFUNDED, refunded_at=utcnow(),
           stripe_refund_id=refund["id"])
+    if refund.get("status") in REFUND_FAILED_STATUSES:  # failed already (its event may come, or be lost)
+        refund_failed(state, dict(refund))
 
 
 def topup_of(session, payment_intent: str | None) -> TopUp | None:
@@ -574,8 +593,11 @@ def refunded_outside(state: PluginState, stripe_refund: dict) -> bool:
     topup = _refunded_topup(session, stripe_refund)
     if topup is None:
         return False
+    if stripe_refund.get("status") in REFUND_FAILED_STATUSES:
+        _give_back(state, topup, stripe_refund)  # what it took, if it had succeeded
+        return True
     if stripe_refund.get("status") != "succeeded":
-        return True  # pending: taken once it succeeds; failed: nothing went back
+        return True  # pending: taken once it succeeds
     amount = min(int(stripe_refund["amount"]), topup.amount)
     key = f"refund-outside-{stripe_refund['id']}"
     left = _locked_balance(session, topup.user_id, topup.currency).amount  # locked first: one run takes it
@@ -610,6 +632,86 @@ def _taken_outside(session, topup: TopUp, refund_id: str) -> bool:
     return audit.recorded_of_refund(session, AuditAction.TOPUP_REFUNDED, user_id=topup.user_id, refund_id=refund_id)
 
 
+def refund_failed(state: PluginState, stripe_refund: dict) -> None:
+    """A refund the plugin made of a top-up (from the balance page; its metadata names the top-up), once it
+    failed or was canceled: what it took off the balance is given back (`_give_back`)."""
+    topup_id = parse_row_id((stripe_refund.get("metadata") or {}).get("lms_topup_id"))
+    topup = state.session.get(TopUp, topup_id) if topup_id is not None else None
+    if topup is not None and stripe_refund.get("status") in REFUND_FAILED_STATUSES:
+        _give_back(state, topup, stripe_refund)
+
+
+def _give_back(state: PluginState, topup: TopUp, stripe_refund: dict) -> None:
+    """A top-up's refund that failed: the money never reached the learner, so what the refund took off their
+    balance goes back on it, once per refund (its entry's key), mirrored at Stripe once committed, and the
+    top-up is paid again, refundable from the balance page (with a refund of its own: `_refund_key`). A refund
+    that took nothing (it failed while pending, or the learner had spent it all) gives nothing back; the last
+    is said in the audit log all the same."""
+    session = state.session
+    refund_id = stripe_refund["id"]
+    _locked_balance(session, topup.user_id, topup.currency)  # locked first: one run gives it back
+    session.refresh(topup)  # as it is now that the balance is locked (a refund's events may have moved it)
+    if _refund_given_back(session, topup, refund_id):
+        return
+    ours = parse_row_id((stripe_refund.get("metadata") or {}).get("lms_topup_id")) is not None
+    taken = _taken_by(session, topup, refund_id, ours=ours)
+    if taken is None:
+        return  # nothing was taken: nothing to give back
+    entry = post(session, user_id=topup.user_id, currency=topup.currency, amount=taken,
+                 kind=BalanceEntryKind.REFUND_FAILED, key=f"refund-failed-{refund_id}",
+                 topup_id=topup.id) if taken > 0 else None
+    if topup.stripe_refund_id == refund_id or (ours and topup.stripe_refund_id is None):
+        _move(session, topup, (TopUpStatus.REFUNDING, TopUpStatus.REFUNDED), TopUpStatus.PAID, refunded_at=None,
+              stripe_refund_id=None)
+    audit.record(session, AuditAction.TOPUP_REFUND_FAILED, user_id=topup.user_id, amount=int(stripe_refund["amount"]),
+                 currency=topup.currency, topup=topup.id, refund=refund_id, outside=not ours, given_back=taken,
+                 error=stripe_refund.get("failure_reason") or stripe_refund.get("status"))
+    if entry is not None:
+        jobs.defer(session, mirror, entry.id)
+
+
+def _taken_by(session, topup: TopUp, refund_id: str, *, ours: bool) -> int | None:
+    """What a top-up's refund took off the balance: the whole top-up for the plugin's own while the top-up is
+    being or was refunded (a refund that failed was given back before the next could be made); a Dashboard
+    refund's entry, or 0 when the learner had spent it all; None when it took nothing."""
+    if ours:
+        underway = topup.status in (TopUpStatus.REFUNDING, TopUpStatus.REFUNDED) and \
+            topup.stripe_refund_id in (None, refund_id)
+        return topup.amount if underway else None
+    taken = session.scalar(select(BalanceEntry.amount).where(BalanceEntry.key == f"refund-outside-{refund_id}"))
+    if taken is not None:
+        return -taken
+    return 0 if _taken_outside(session, topup, refund_id) else None
+
+
+def _refund_given_back(session, topup: TopUp, refund_id: str) -> bool:
+    """Whether a failed refund of the top-up was given back: its entry, or its audit entry (nothing to give)."""
+    if session.scalar(select(BalanceEntry.id).where(BalanceEntry.key == f"refund-failed-{refund_id}")) is not None:
+        return True
+    return audit.recorded_of_refund(session, AuditAction.TOPUP_REFUND_FAILED, user_id=topup.user_id,
+                                    refund_id=refund_id)
+
+
+def refund_not_given_back(session, stripe_refund: dict) -> bool:
+    """Whether a top-up's refund that failed took from the balance what is not given back yet (its events lost:
+    for reconciliation, which then gives it back with `give_back_failed`)."""
+    if stripe_refund.get("status") not in REFUND_FAILED_STATUSES:
+        return False
+    topup_id = parse_row_id((stripe_refund.get("metadata") or {}).get("lms_topup_id"))
+    ours = topup_id is not None
+    topup = session.get(TopUp, topup_id) if ours else _refunded_topup(session, stripe_refund)
+    return topup is not None and not _refund_given_back(session, topup, stripe_refund["id"]) and \
+        bool(_taken_by(session, topup, stripe_refund["id"], ours=ours))
+
+
+def give_back_failed(state: PluginState, stripe_refund: dict) -> None:
+    """A top-up's refund that failed, the plugin's own or a Dashboard's, given back (for reconciliation)."""
+    if parse_row_id((stripe_refund.get("metadata") or {}).get("lms_topup_id")) is not None:
+        refund_failed(state, stripe_refund)
+    else:
+        refunded_outside(state, stripe_refund)
+
+
 def refund_not_taken(session, stripe_refund: dict) -> bool:
     """Whether a succeeded refund of a top-up's payment, made outside the plugin, is not taken off the balance
     yet (its events lost: for reconciliation, which then takes it with `refunded_outside`)."""
@@ -620,8 +722,12 @@ def refund_not_taken(session, stripe_refund: dict) -> bool:
 
 
 def refunding(session) -> list[tuple[int, int]]:
-    """Top-ups taken off the balance whose refund is not created yet, with their entry (for reconciliation)."""
-    rows = session.execute(select(TopUp.id, BalanceEntry.id).join(BalanceEntry, BalanceEntry.topup_id == TopUp.id)
+    """Top-ups taken off the balance whose refund is not created yet, with their entry, the last of the balance
+    page's refunds of each (for reconciliation)."""
+    rows = session.execute(select(TopUp.id, func.max(BalanceEntry.id))
+                           .join(BalanceEntry, BalanceEntry.topup_id == TopUp.id)
                            .where(TopUp.status == TopUpStatus.REFUNDING,
-                                  BalanceEntry.kind == BalanceEntryKind.TOPUP_REFUND))
+                                  BalanceEntry.kind == BalanceEntryKind.TOPUP_REFUND,
+                                  BalanceEntry.key.not_like("refund-outside-%"))
+                           .group_by(TopUp.id))
     return [(topup_id, entry_id) for topup_id, entry_id in rows]

@@ -69,7 +69,8 @@ class InvoiceSource(Labelled):
 class BalanceEntryKind(Labelled):
     """A movement of a learner's prepaid balance: money in (a top-up, an administrator's credit), money out
     (spent on an invoice at its finalization, an administrator's debit, a top-up refunded), and money Stripe
-    gives back to the balance (a credit note's credit, a voided invoice's credit returned, an overpayment)."""
+    gives back to the balance (a credit note's credit, a voided invoice's credit returned, an overpayment); and
+    what a top-up's refund took off it, given back when the refund failed."""
 
     TOPUP = "topup"
     SPENT = "spent"
@@ -79,6 +80,7 @@ class BalanceEntryKind(Labelled):
     CREDIT_NOTE = "credit_note"
     UNAPPLIED = "unapplied"
     OVERPAID = "overpaid"
+    REFUND_FAILED = "refund_failed"
 
 
 class TopUpStatus(Labelled):
@@ -302,6 +304,7 @@ class AuditAction(Labelled):
     BALANCE_DEBITED = "balance_debited"
     BALANCE_SPENT = "balance_spent"
     TOPUP_REFUNDED = "topup_refunded"
+    TOPUP_REFUND_FAILED = "topup_refund_failed"
     BALANCE_RETURNED = "balance_returned"
     CREDITED_PAYMENT_ATTACHED = "credited_payment_attached"
 
@@ -341,6 +344,7 @@ _LABELS: dict[type, dict] = {
         BalanceEntryKind.CREDIT_NOTE: N_("Credited back by a credit note"),
         BalanceEntryKind.UNAPPLIED: N_("Given back: the invoice was voided"),
         BalanceEntryKind.OVERPAID: N_("Overpayment of an invoice"),
+        BalanceEntryKind.REFUND_FAILED: N_("Refund failed, back on the balance"),
     },
     TopUpStatus: {
         TopUpStatus.OPEN: N_("Awaiting payment"),
@@ -481,6 +485,7 @@ _LABELS: dict[type, dict] = {
         AuditAction.BALANCE_DEBITED: N_("Balance debited"),
         AuditAction.BALANCE_SPENT: N_("Balance spent on an invoice"),
         AuditAction.TOPUP_REFUNDED: N_("Top-up refunded"),
+        AuditAction.TOPUP_REFUND_FAILED: N_("Top-up refund failed"),
         AuditAction.BALANCE_RETURNED: N_("Balance credited back by Stripe"),
         AuditAction.CREDITED_PAYMENT_ATTACHED: N_("Payment on the balance attached to an invoice"),
     },

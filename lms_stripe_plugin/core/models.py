@@ -777,7 +777,8 @@ class TopUp(SchoolScoped, Base):
 class BalanceEntry(SchoolScoped, Base):
     """One movement of a prepaid balance, never changed once written (append-only) but for the id of its
     mirror at Stripe. ``key`` names what it records, so that nothing is recorded twice: ``topup-<id>``,
-    ``spent-<Stripe invoice>``, ``refund-<top-up id>``, ``credit-note-<Stripe credit note>``,
+    ``spent-<Stripe invoice>``, ``refund-<top-up id>`` (then ``-2``... after refunds that failed),
+    ``refund-outside-<Stripe refund>``, ``refund-failed-<Stripe refund>``, ``credit-note-<Stripe credit note>``,
     ``unapplied-<Stripe invoice>``, ``overpaid-<Stripe invoice>-<total overpaid>``, or an administrator's
     form's token."""
 

@@ -235,11 +235,14 @@ def _purchase_of(state: PluginState, payer: Payer | None) -> Purchase | None:
 
 def apply_refund(state: PluginState, stripe_refund: dict, event: dict, payer: Payer | None) -> None:
     """A refund of a purchase's payment; of a top-up's (a deposit put on the balance is one) or a Pay click's, one
-    made outside the plugin is taken off the learner's balance (a top-up's) or noted in its invoices' history."""
+    made outside the plugin is taken off the learner's balance (a top-up's) or noted in its invoices' history.
+    A top-up's that failed, the plugin's or not, gives back to the balance what it took."""
     purchase = _purchase_of(state, payer)
     if purchase is not None and not balances.deposit_on_balance(state.session, purchase.id):
         sync_refund(state, stripe_refund, purchase=purchase)
-    elif not of_topup(stripe_refund) and not balances.refunded_outside(state, stripe_refund):
+    elif of_topup(stripe_refund):
+        balances.refund_failed(state, stripe_refund)
+    elif not balances.refunded_outside(state, stripe_refund):
         note_pay_click_refund(state, stripe_refund)
 
 

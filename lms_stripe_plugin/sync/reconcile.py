@@ -297,7 +297,9 @@ def _repair_invoice(state: PluginState, invoice: dict) -> None:
 def _refund_problem(state: PluginState, stripe_refund: dict) -> str | None:
     if of_balance(state.session, stripe_refund) or \
             purchase_for_payment_intent(state.session, stripe_refund.get("payment_intent")) is None:
-        # A top-up's, or no purchase's: one made in the Dashboard is taken off the balance
+        # A top-up's, or no purchase's: one made in the Dashboard is taken off the balance, one that failed given back
+        if balances.refund_not_given_back(state.session, stripe_refund):
+            return "refund failed, not given back to the balance"
         return "refund not taken off the balance" if balances.refund_not_taken(state.session, stripe_refund) \
             else None
     ours = state.session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_refund["id"]))
@@ -310,6 +312,9 @@ def _refund_problem(state: PluginState, stripe_refund: dict) -> str | None:
 
 
 def _repair_refund(state: PluginState, stripe_refund: dict) -> None:
+    if balances.refund_not_given_back(state.session, stripe_refund):
+        balances.give_back_failed(state, stripe_refund)
+        return
     if balances.refund_not_taken(state.session, stripe_refund):
         balances.refunded_outside(state, stripe_refund)
         return

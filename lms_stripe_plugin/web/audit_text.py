@@ -19,6 +19,7 @@ from ..core.enums import AuditAction
 from ..core.i18n import current_locale, gettext as _, ngettext
 from ..core.models import AuditEntry, Invoice, Purchase
 from ..money import Money, MoneyError, format_rate
+from ..refunds.lifecycle import failure_text
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,19 @@ def _topup_refunded(v: dict, d: dict) -> str:
              "balance.", **v)
 
 
+def _topup_refund_failed(v: dict, d: dict) -> str:
+    given, why = d.get("given_back") or 0, failure_text(d.get("error"))
+    if given and given == d.get("amount"):
+        return _("The refund of %(amount)s of a top-up of %(learner)s failed: it is back on their balance. "
+                 "%(why)s", why=why, **v)
+    if given:
+        return _("The refund of %(amount)s of a top-up of %(learner)s failed: the %(given)s it took off their "
+                 "balance is back on it (the rest had been spent). %(why)s",
+                 given=_money(given, v.get("currency")), why=why, **v)
+    return _("The refund of %(amount)s of a top-up of %(learner)s failed. It had taken nothing off their balance "
+             "(all of it had been spent): the school keeps the money. %(why)s", why=why, **v)
+
+
 def _dispute_opened(v: dict, d: dict) -> str:
     if d.get("topup") is not None:
         return _("%(learner)s disputed their top-up of %(amount)s, which is still on their balance: a dispute lost "
@@ -348,6 +362,7 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.BALANCE_SPENT: lambda v, d: _("%(amount)s of the balance of %(learner)s paid invoice %(number)s.",
                                               **v),
     AuditAction.TOPUP_REFUNDED: _topup_refunded,
+    AuditAction.TOPUP_REFUND_FAILED: _topup_refund_failed,
     AuditAction.BALANCE_RETURNED: _returned,
     AuditAction.CREDITED_PAYMENT_ATTACHED: lambda v, d: _(
         "%(amount)s of %(learner)s, put on their balance since its invoice no longer owed it, was then attached "
