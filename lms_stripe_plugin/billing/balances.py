@@ -48,7 +48,7 @@ log = get_logger(__name__)
 
 #: Entries written by the school or a payment, which `mirror` copies to Stripe (a spending is Stripe's own).
 MIRRORED = (BalanceEntryKind.TOPUP, BalanceEntryKind.CREDIT, BalanceEntryKind.DEBIT, BalanceEntryKind.TOPUP_REFUND,
-            BalanceEntryKind.REFUND_FAILED)
+            BalanceEntryKind.REFUND_FAILED, BalanceEntryKind.ATTACHED)
 #: A refund's statuses at Stripe in which no money went back: "failed", or "canceled" (docs.stripe.com/api/refunds/
 #: object#refund_object-status); a refund that succeeded may still fail later (docs.stripe.com/refunds#failed-refunds).
 REFUND_FAILED_STATUSES = ("failed", "canceled")
@@ -446,6 +446,38 @@ def credit_attempt(state: PluginState, attempt: PaymentAttempt, *, user_id: str,
         return session.scalar(select(TopUp).where(TopUp.attempt_id == attempt.id))
     _on_balance(state, topup, reason, details)
     return topup
+
+
+def attached_elsewhere(state: PluginState, payment_intent: str | None, amount: int, *,
+                       invoice_payment: str) -> tuple[int, int] | None:
+    """A payment put on the learner's balance (a Pay click's top-up, or a settlement's parts' top-ups), then
+    attached to an invoice in Stripe's Dashboard: it now pays that invoice, so it no longer counts on the
+    balance. Its top-ups are "attached" (no longer refundable from the balance page: their payment pays an
+    invoice), once (a conditional write of each), and what is left of them on the balance, at most ``amount``
+    (what the invoice counts), is taken off it, mirrored at Stripe once committed. What the learner spent of it
+    meanwhile cannot be taken back: (taken, spent), for the audit log; None when no paid top-up has this
+    payment (attached already, or refunded)."""
+    session = state.session
+    if not payment_intent:
+        return None
+    topups = session.scalars(select(TopUp).where(TopUp.stripe_payment_intent_id == payment_intent,
+                                                 TopUp.status == TopUpStatus.PAID).order_by(TopUp.id)).all()
+    if not topups:
+        return None
+    first = topups[0]
+    left = _locked_balance(session, first.user_id, first.currency).amount  # locked first: one run takes it
+    moved = [topup for topup in topups
+             if _move(session, topup, (TopUpStatus.PAID,), TopUpStatus.ATTACHED)]
+    if not moved:
+        return None
+    credited = min(amount, sum(topup.amount for topup in moved))
+    taken = min(credited, left)
+    entry = post(session, user_id=first.user_id, currency=first.currency, amount=-taken,
+                 kind=BalanceEntryKind.ATTACHED, key=f"attached-{invoice_payment}", topup_id=first.id) \
+        if taken > 0 else None
+    if entry is not None:
+        jobs.defer(session, mirror, entry.id)
+    return taken, credited - taken
 
 
 def deposit_on_balance(session, purchase_id: int) -> bool:

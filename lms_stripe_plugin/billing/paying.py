@@ -1132,13 +1132,19 @@ def _credit_request(state: PluginState, row: InvoicePayment) -> None:
 
 def _attached_after_credit(state: PluginState, attempt: PaymentAttempt, row: InvoicePayment) -> None:
     """A payment put on the learner's balance (its invoice no longer owed it), then attached to an invoice all
-    the same, from Stripe's Dashboard: it is not its request's payment, and it now counts twice, on the balance
-    and on that invoice. That cannot be undone here (the balance may be spent already): the audit log says it,
-    once per invoice payment, for the school to debit the balance or refund the invoice."""
+    the same, from Stripe's Dashboard: it is not its request's payment, and it pays that invoice now, so it is
+    taken off the balance (`balances.attached_elsewhere`). What the learner had spent of it counts twice, on
+    what it paid and on that invoice: the audit log says how much, once per invoice payment, for the school to
+    refund it on the invoice or ask the learner for it."""
     request = attempt.request
+    moved = balances.attached_elsewhere(state, row.stripe_payment_intent_id or attempt.stripe_payment_intent_id,
+                                        row.amount, invoice_payment=row.stripe_invoice_payment_id)
+    if moved is None:
+        return  # no top-up of it on the balance any more (attached already, refunded)
+    taken, spent = moved
     audit.record(state.session, AuditAction.CREDITED_PAYMENT_ATTACHED, user_id=request.user_id if request else None,
                  invoice=row.invoice_id, request=attempt.request_id, attempt=attempt.id, amount=row.amount,
-                 currency=row.currency, invoice_payment=row.stripe_invoice_payment_id)
+                 currency=row.currency, invoice_payment=row.stripe_invoice_payment_id, taken=taken, spent=spent)
 
 
 def _timestamp(value) -> datetime | None:

@@ -70,7 +70,8 @@ class BalanceEntryKind(Labelled):
     """A movement of a learner's prepaid balance: money in (a top-up, an administrator's credit), money out
     (spent on an invoice at its finalization, an administrator's debit, a top-up refunded), and money Stripe
     gives back to the balance (a credit note's credit, a voided invoice's credit returned, an overpayment); and
-    what a top-up's refund took off it, given back when the refund failed."""
+    what a top-up's refund took off it, given back when the refund failed; a payment on it that was then attached
+    to an invoice in Stripe's Dashboard, taken off it."""
 
     TOPUP = "topup"
     SPENT = "spent"
@@ -81,17 +82,20 @@ class BalanceEntryKind(Labelled):
     UNAPPLIED = "unapplied"
     OVERPAID = "overpaid"
     REFUND_FAILED = "refund_failed"
+    ATTACHED = "attached"
 
 
 class TopUpStatus(Labelled):
     """A learner's top-up: its Checkout Session open, paid (on the balance), expired, or refunded while
-    unspent ("refunding" from the moment the balance is debited until Stripe's refund is created)."""
+    unspent ("refunding" from the moment the balance is debited until Stripe's refund is created), or
+    "attached": its payment attached to an invoice in Stripe's Dashboard, which it pays instead."""
 
     OPEN = "open"
     PAID = "paid"
     EXPIRED = "expired"
     REFUNDING = "refunding"
     REFUNDED = "refunded"
+    ATTACHED = "attached"
 
 
 class PaymentPlan(Labelled):
@@ -345,6 +349,7 @@ _LABELS: dict[type, dict] = {
         BalanceEntryKind.UNAPPLIED: N_("Given back: the invoice was voided"),
         BalanceEntryKind.OVERPAID: N_("Overpayment of an invoice"),
         BalanceEntryKind.REFUND_FAILED: N_("Refund failed, back on the balance"),
+        BalanceEntryKind.ATTACHED: N_("Attached to an invoice in Stripe"),
     },
     TopUpStatus: {
         TopUpStatus.OPEN: N_("Awaiting payment"),
@@ -352,6 +357,7 @@ _LABELS: dict[type, dict] = {
         TopUpStatus.EXPIRED: N_("Expired"),
         TopUpStatus.REFUNDING: N_("Refund pending"),
         TopUpStatus.REFUNDED: N_("Refunded"),
+        TopUpStatus.ATTACHED: N_("Attached to an invoice"),
     },
     PaymentPlan: {
         PaymentPlan.FULL: N_("Full payment"),

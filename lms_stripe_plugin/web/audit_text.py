@@ -283,6 +283,20 @@ def _topup_refund_failed(v: dict, d: dict) -> str:
              "(all of it had been spent): the school keeps the money. %(why)s", why=why, **v)
 
 
+def _credited_attached(v: dict, d: dict) -> str:
+    if d.get("taken") is None:  # written before such a payment was taken off the balance
+        return _("%(amount)s of %(learner)s, put on their balance since its invoice no longer owed it, was then "
+                 "attached to invoice %(number)s in Stripe: it counts on both. Debit their balance by it, or refund "
+                 "it on the invoice.", **v)
+    if not d.get("spent"):
+        return _("%(amount)s of %(learner)s, put on their balance since its invoice no longer owed it, was then "
+                 "attached to invoice %(number)s in Stripe, which it pays: it was taken off their balance.", **v)
+    return _("%(amount)s of %(learner)s, put on their balance since its invoice no longer owed it, was then attached "
+             "to invoice %(number)s in Stripe, which it pays: %(taken)s of it was taken off their balance; %(spent)s "
+             "had been spent already, and counts twice: refund it on the invoice, or ask the learner for it.",
+             taken=_money(d.get("taken"), v.get("currency")), spent=_money(d.get("spent"), v.get("currency")), **v)
+
+
 def _dispute_opened(v: dict, d: dict) -> str:
     if d.get("topup") is not None:
         return _("%(learner)s disputed their top-up of %(amount)s, which is still on their balance: a dispute lost "
@@ -364,8 +378,5 @@ _SENTENCES: dict[AuditAction, Callable[[dict, dict], str]] = {
     AuditAction.TOPUP_REFUNDED: _topup_refunded,
     AuditAction.TOPUP_REFUND_FAILED: _topup_refund_failed,
     AuditAction.BALANCE_RETURNED: _returned,
-    AuditAction.CREDITED_PAYMENT_ATTACHED: lambda v, d: _(
-        "%(amount)s of %(learner)s, put on their balance since its invoice no longer owed it, was then attached "
-        "to invoice %(number)s in Stripe: it counts on both. Debit their balance by it, or refund it on the "
-        "invoice.", **v),
+    AuditAction.CREDITED_PAYMENT_ATTACHED: _credited_attached,
 }

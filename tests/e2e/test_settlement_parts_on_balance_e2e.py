@@ -20,7 +20,7 @@ from lms_stripe_plugin.core.models import (AuditEntry, BalanceEntry, Message, Pa
 from lms_stripe_plugin.sync.reconcile import reconcile
 
 from ..conftest import as_user
-from .conftest import fault, nothing_to_reconcile, pay, refund_topup_from_balance_page
+from .conftest import assert_ledger_matches_stripe, fault, nothing_to_reconcile, pay, refund_topup_from_balance_page
 from .test_payment_requests_e2e import _invoice, _new_invoice, billing_app  # noqa: F401 (a fixture)
 from .test_settlements_e2e import _choose, _session_of
 from .test_unattachable_payments_e2e import _pay_hosted_invoice
@@ -178,3 +178,22 @@ def test_a_part_attached_whose_answer_was_lost_is_not_put_on_the_balance(billing
     assert _part(db, second).attached_at is not None
     assert db.session.scalar(select(TopUp)) is None and balances.available(db.session, "u1", "EUR").amount == 0
     assert db.session.scalar(select(PaymentRequest)).amount_paid == 5000
+
+
+def test_a_settlement_all_on_the_balance_then_attached_in_the_dashboard_is_taken_off_it(billing_app, client, db,
+                                                                                       sandbox):
+    third = _new_invoice(client, "500.00")  # open before the credit: none of it applied
+    _first, _second, _session = _settle_two(client, db, sandbox, "both")
+    attempt = db.session.scalar(select(PaymentAttempt))
+    assert balances.available(db.session, "u1", "EUR").amount == 42000
+    state = billing_app.extensions["lms_stripe"]
+    state.gateway.attach_payment(_invoice(db, third).stripe_invoice_id,
+                                 {"payment_intent": attempt.stripe_payment_intent_id},
+                                 api_key="sk_test_sandbox_e2e", idempotency_key="dashboard-attach")
+    sandbox.state.wait_for_deliveries(10)
+    db.session.expire_all()
+    assert _invoice(db, third).amount_remaining == 8000
+    assert balances.available(db.session, "u1", "EUR").amount == 0  # both parts' top-ups taken, in one entry
+    assert [t.status for t in db.session.scalars(select(TopUp))] == ["attached", "attached"]
+    assert db.session.scalars(select(BalanceEntry.amount).where(BalanceEntry.kind == "attached")).all() == [-42000]
+    assert_ledger_matches_stripe(db, sandbox)
