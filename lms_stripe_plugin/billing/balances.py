@@ -470,7 +470,12 @@ def attached_elsewhere(state: PluginState, payment_intent: str | None, amount: i
              if _move(session, topup, (TopUpStatus.PAID,), TopUpStatus.ATTACHED)]
     if not moved:
         return None
-    credited = min(amount, sum(topup.amount for topup in moved))
+    # Less what refunds of them took off the balance already (a partial refund in the Dashboard), net of those
+    # that failed and were given back: not taken twice.
+    refunded = session.scalar(select(func.coalesce(func.sum(BalanceEntry.amount), 0)).where(
+        BalanceEntry.topup_id.in_([topup.id for topup in moved]),
+        BalanceEntry.kind.in_((BalanceEntryKind.TOPUP_REFUND, BalanceEntryKind.REFUND_FAILED))))
+    credited = max(0, min(amount, sum(topup.amount for topup in moved) + int(refunded or 0)))
     taken = min(credited, left)
     entry = post(session, user_id=first.user_id, currency=first.currency, amount=-taken,
                  kind=BalanceEntryKind.ATTACHED, key=f"attached-{invoice_payment}", topup_id=first.id) \
@@ -478,6 +483,13 @@ def attached_elsewhere(state: PluginState, payment_intent: str | None, amount: i
     if entry is not None:
         jobs.defer(session, mirror, entry.id)
     return taken, credited - taken
+
+
+def refunded_from_balance(session, payment_intent: str | None) -> bool:
+    """Whether a top-up of this payment is being or was refunded from the balance."""
+    return payment_intent is not None and session.scalar(select(TopUp.id).where(
+        TopUp.stripe_payment_intent_id == payment_intent,
+        TopUp.status.in_((TopUpStatus.REFUNDING, TopUpStatus.REFUNDED))).limit(1)) is not None
 
 
 def deposit_on_balance(session, purchase_id: int) -> bool:
@@ -553,6 +565,9 @@ def refund_topup(state: PluginState, topup_id: int, *, actor_id: str) -> None:
     that at Stripe and refund its payment."""
     session = state.session
     topup = session.get(TopUp, topup_id)
+    if topup is not None:  # read again once the balance is locked: a refund's or an attaching's event may move it
+        _locked_balance(session, topup.user_id, topup.currency)
+        session.refresh(topup)
     if topup is None or topup.status != TopUpStatus.PAID:
         raise BalanceRefused(_("Only a paid top-up can be refunded."))
     keys = set(session.scalars(select(BalanceEntry.key).where(BalanceEntry.topup_id == topup.id)))
@@ -565,8 +580,10 @@ def refund_topup(state: PluginState, topup_id: int, *, actor_id: str) -> None:
                      actor_id=actor_id)
     except BalanceRefused:
         raise BalanceRefused(_("Part of this top-up is spent: it can no longer be refunded.")) from None
-    if entry is None or not _move(session, topup, (TopUpStatus.PAID,), TopUpStatus.REFUNDING):
-        return
+    if entry is None:
+        return  # the same refund, asked twice (two clicks)
+    if not _move(session, topup, (TopUpStatus.PAID,), TopUpStatus.REFUNDING):
+        raise BalanceRefused(_("Only a paid top-up can be refunded."))  # moved meanwhile: nothing written
     audit.record(session, AuditAction.TOPUP_REFUNDED, actor_id=actor_id, user_id=topup.user_id, amount=topup.amount,
                  currency=topup.currency, topup=topup.id)
     jobs.defer(session, finish_refund, topup.id, entry.id)
@@ -590,6 +607,8 @@ def finish_refund(state: PluginState, topup_id: int, entry_id: int) -> None:
     entry = session.get(BalanceEntry, entry_id)
     if topup is None or entry is None or topup.status != TopUpStatus.REFUNDING or not topup.stripe_payment_intent_id:
         return
+    if entry_id != _last_refund_entry(session, topup.id):
+        return  # an earlier refund's job, run late: that refund was made, and failed (else this one could not be)
     settings = payment_settings.load(session)
     params: RefundCreateParams = {"payment_intent": topup.stripe_payment_intent_id,
                                   "metadata": {"lms_topup_id": str(topup.id)}}
@@ -598,10 +617,20 @@ def finish_refund(state: PluginState, topup_id: int, entry_id: int) -> None:
     again = entry.key.removeprefix(f"refund-{topup.id}")  # "" for the first, "-2" for the second...
     refund = state.gateway.create_refund(params, api_key=settings.secret_key,
                                          idempotency_key=f"lms-topup-{topup.id}-refund{again}")
+    _locked_balance(session, topup.user_id, topup.currency)  # the order `_give_back` takes them in: balance first
+    if _refund_given_back(session, topup, refund["id"]):
+        return  # that refund failed and was given back: the top-up is paid again
     _move(session, topup, (TopUpStatus.REFUNDING,), TopUpStatus.REFUNDED, refunded_at=utcnow(),
           stripe_refund_id=refund["id"])
     if refund.get("status") in REFUND_FAILED_STATUSES:  # failed already (its event may come, or be lost)
         refund_failed(state, dict(refund))
+
+
+def _last_refund_entry(session, topup_id: int) -> int | None:
+    """The entry of the top-up's last refund from the balance page (`_refund_key`)."""
+    return session.scalar(select(func.max(BalanceEntry.id)).where(
+        BalanceEntry.topup_id == topup_id, BalanceEntry.kind == BalanceEntryKind.TOPUP_REFUND,
+        BalanceEntry.key.not_like("refund-outside-%")))
 
 
 def topup_of(session, payment_intent: str | None) -> TopUp | None:

@@ -1137,14 +1137,19 @@ def _attached_after_credit(state: PluginState, attempt: PaymentAttempt, row: Inv
     what it paid and on that invoice: the audit log says how much, once per invoice payment, for the school to
     refund it on the invoice or ask the learner for it."""
     request = attempt.request
-    moved = balances.attached_elsewhere(state, row.stripe_payment_intent_id or attempt.stripe_payment_intent_id,
-                                        row.amount, invoice_payment=row.stripe_invoice_payment_id)
-    if moved is None:
-        return  # no top-up of it on the balance any more (attached already, refunded)
-    taken, spent = moved
+    payment_intent = row.stripe_payment_intent_id or attempt.stripe_payment_intent_id
+    moved = balances.attached_elsewhere(state, payment_intent, row.amount,
+                                        invoice_payment=row.stripe_invoice_payment_id)
+    said: dict[str, Any] = {}
+    if moved is not None:
+        said = {"taken": moved[0], "spent": moved[1]}
+    elif balances.refunded_from_balance(state.session, payment_intent):
+        said = {"refunded": True}  # refunded from the balance page, and now paying an invoice: the school checks
+    else:
+        return  # its top-up attached already
     audit.record(state.session, AuditAction.CREDITED_PAYMENT_ATTACHED, user_id=request.user_id if request else None,
                  invoice=row.invoice_id, request=attempt.request_id, attempt=attempt.id, amount=row.amount,
-                 currency=row.currency, invoice_payment=row.stripe_invoice_payment_id, taken=taken, spent=spent)
+                 currency=row.currency, invoice_payment=row.stripe_invoice_payment_id, **said)
 
 
 def _timestamp(value) -> datetime | None:

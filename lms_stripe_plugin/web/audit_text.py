@@ -284,6 +284,10 @@ def _topup_refund_failed(v: dict, d: dict) -> str:
 
 
 def _credited_attached(v: dict, d: dict) -> str:
+    if d.get("refunded"):
+        return _("%(amount)s of %(learner)s, put on their balance since its invoice no longer owed it, then refunded "
+                 "from the balance page, was attached to invoice %(number)s in Stripe: check that invoice's payment in "
+                 "the Stripe Dashboard.", **v)
     if d.get("taken") is None:  # written before such a payment was taken off the balance
         return _("%(amount)s of %(learner)s, put on their balance since its invoice no longer owed it, was then "
                  "attached to invoice %(number)s in Stripe: it counts on both. Debit their balance by it, or refund "

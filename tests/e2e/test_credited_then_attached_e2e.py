@@ -6,6 +6,7 @@ longer refundable from the balance page."""
 from __future__ import annotations
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from lms_stripe_plugin.billing import balances
@@ -102,3 +103,36 @@ def test_a_payment_on_the_balance_partly_spent_then_attached_takes_what_is_left_
         assert "€30.00 of it was taken off their balance; €60.00 had been spent already" in page
     else:
         assert "30,00 € en ont été retirés de son solde ; 60,00 € avaient déjà été dépensés" in page
+
+
+def test_a_payment_on_the_balance_partly_refunded_then_attached_is_not_taken_twice(billing_app, client, db, sandbox):
+    second = _new_invoice(client)
+    attempt = _credited(client, db, sandbox)
+    balances.adjust(billing_app.extensions["lms_stripe"], user_id="u1", amount=Money(5000, "EUR"), credit=True,
+                    reason="Geste commercial", actor_id="adm", token="other-money")
+    db.session.commit()
+    charge = next(c for c in sandbox.state.all("charge") if c["payment_intent"] == attempt.stripe_payment_intent_id)
+    response = requests.post(f"{sandbox.url}/_sandbox/charges/{charge['id']}/refund", json={"amount": 3000},
+                             timeout=5)
+    assert response.status_code in (200, 201), response.text
+    sandbox.state.wait_for_deliveries(10)
+    db.session.expire_all()
+    assert balances.available(db.session, "u1", "EUR").amount == 11000  # 90 + 50 - the 30 refunded
+    _attach_in_dashboard(billing_app, db, sandbox, attempt, second)
+    # What the refund took is not taken again: 60 of the payment was left on the balance, the 50 stays.
+    assert db.session.scalar(select(BalanceEntry.amount).where(BalanceEntry.kind == "attached")) == -6000
+    assert balances.available(db.session, "u1", "EUR").amount == 5000
+    assert_ledger_matches_stripe(db, sandbox)
+
+
+def test_a_payment_refunded_from_the_balance_then_attached_is_said_to_the_school(billing_app, client, db, sandbox):
+    second = _new_invoice(client)
+    attempt = _credited(client, db, sandbox)
+    topup = db.session.scalar(select(TopUp))
+    assert refund_topup_from_balance_page(client, topup.id).status_code == 303
+    sandbox.state.wait_for_deliveries(10)
+    _attach_in_dashboard(billing_app, db, sandbox, attempt, second)
+    assert db.session.get(TopUp, topup.id).status == "refunded"
+    assert balances.available(db.session, "u1", "EUR").amount == 0
+    page = client.get(f"/payments/admin/invoices/{second}", headers=as_user("adm")).get_data(as_text=True)
+    assert "then refunded from the balance page, was attached to invoice" in page.replace("&#39;", "'")

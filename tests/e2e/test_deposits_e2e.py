@@ -356,6 +356,16 @@ def test_a_deposit_on_the_balance_refunded_from_it_is_not_a_refund_of_the_course
     with billing_app.app_context():
         assert reconcile(state, since=utcnow() - timedelta(hours=1)).findings == []
 
+    # The refund fails: the deposit is back on the balance, still not a refund of the course.
+    failed = requests.post(f"{sandbox.url}/_sandbox/refunds/{topup.stripe_refund_id}/fail", json={}, timeout=5)
+    assert failed.status_code == 200, failed.text
+    sandbox.state.wait_for_deliveries(10)
+    purchase, invoice, _request = _rows(db)
+    assert db.session.get(TopUp, topup.id).status == "paid"
+    assert balances.available(db.session, "u1", "EUR").amount == 1497
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+    assert (purchase.status, purchase.amount_refunded, invoice.status) == ("cancelled", 0, "void")
+
 
 def test_a_deposit_on_the_balance_refunded_in_the_dashboard_is_taken_off_the_balance(billing_app, client, db,
                                                                                      sandbox, host):

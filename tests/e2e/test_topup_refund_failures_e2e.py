@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from lms_stripe_plugin.billing import balances
 from lms_stripe_plugin.core.models import AuditEntry, BalanceEntry, TopUp
@@ -149,4 +149,57 @@ def test_a_failed_top_up_refund_whose_events_were_lost_is_given_back_by_reconcil
     assert db.session.get(TopUp, topup.id).status == "paid"
     assert reconcile(state, since=since).findings == []
     sink.drop = False
+    assert_ledger_matches_stripe(db, sandbox)
+
+
+def test_a_top_up_moved_while_its_refund_waited_for_the_balance_is_not_refunded(prepaid_app, client, db, sandbox):
+    """The refund reads the top-up again once the balance is locked: one moved meanwhile (its payment attached to
+    an invoice, refunded in the Dashboard) is refused, and nothing is taken off the balance."""
+    _top_up(client, sandbox, "30.00")
+    topup = db.session.scalar(select(TopUp))
+    assert topup.status == "paid"  # as the click read it
+    db.session.execute(update(TopUp).where(TopUp.id == topup.id).values(status="attached")
+                       .execution_options(synchronize_session=False))  # another transaction's doing
+    state = prepaid_app.extensions["lms_stripe"]
+    with pytest.raises(balances.BalanceRefused):
+        balances.refund_topup(state, topup.id, actor_id="adm")
+    db.session.rollback()
+    assert _movements(db) == [("topup", 3000)]
+    assert _refunds(sandbox, topup) == []
+
+
+def test_an_earlier_refunds_job_run_late_makes_no_refund_and_leaves_the_next_one_to_its_own(prepaid_app, client,
+                                                                                             db, sandbox,
+                                                                                             monkeypatch):
+    _top_up(client, sandbox, "30.00")
+    topup = db.session.scalar(select(TopUp))
+    assert refund_topup_from_balance_page(client, topup.id).status_code == 303
+    sandbox.state.wait_for_deliveries(10)
+    [first] = _refunds(sandbox, topup)
+    _fail(sandbox, first["id"])
+    first_entry = db.session.scalar(select(BalanceEntry.id).where(BalanceEntry.key == f"refund-{topup.id}"))
+
+    # Refunded again, its job not run yet (a queue's worker down).
+    finish = balances.finish_refund
+    monkeypatch.setattr(balances, "finish_refund", lambda *args: None)
+    assert refund_topup_from_balance_page(client, topup.id).status_code == 303
+    monkeypatch.undo()
+    db.session.expire_all()
+    assert db.session.get(TopUp, topup.id).status == "refunding"
+    second_entry = db.session.scalar(select(BalanceEntry.id).where(BalanceEntry.key == f"refund-{topup.id}-2"))
+
+    state = prepaid_app.extensions["lms_stripe"]
+    finish(state, topup.id, first_entry)  # the first refund's job, run again late: nothing
+    db.session.commit()
+    assert [r["id"] for r in _refunds(sandbox, topup)] == [first["id"]]
+    assert db.session.get(TopUp, topup.id).status == "refunding"
+    finish(state, topup.id, second_entry)  # the second's: its own refund
+    db.session.commit()
+    sandbox.state.wait_for_deliveries(10)
+    refunds = _refunds(sandbox, topup)
+    assert [r["status"] for r in refunds] == ["failed", "succeeded"]
+    db.session.expire_all()
+    assert (db.session.get(TopUp, topup.id).status, db.session.get(TopUp, topup.id).stripe_refund_id) == \
+        ("refunded", refunds[1]["id"])
+    assert balances.available(db.session, "u1", "EUR").amount == 0
     assert_ledger_matches_stripe(db, sandbox)
