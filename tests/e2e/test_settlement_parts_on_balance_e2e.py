@@ -21,6 +21,7 @@ from lms_stripe_plugin.sync.reconcile import reconcile
 
 from ..conftest import as_user
 from .conftest import assert_ledger_matches_stripe, fault, nothing_to_reconcile, pay, refund_topup_from_balance_page
+from .test_credited_then_attached_e2e import _attach_in_dashboard
 from .test_payment_requests_e2e import _invoice, _new_invoice, billing_app  # noqa: F401 (a fixture)
 from .test_settlements_e2e import _choose, _session_of
 from .test_unattachable_payments_e2e import _pay_hosted_invoice
@@ -186,12 +187,7 @@ def test_a_settlement_all_on_the_balance_then_attached_in_the_dashboard_is_taken
     _first, _second, _session = _settle_two(client, db, sandbox, "both")
     attempt = db.session.scalar(select(PaymentAttempt))
     assert balances.available(db.session, "u1", "EUR").amount == 42000
-    state = billing_app.extensions["lms_stripe"]
-    state.gateway.attach_payment(_invoice(db, third).stripe_invoice_id,
-                                 {"payment_intent": attempt.stripe_payment_intent_id},
-                                 api_key="sk_test_sandbox_e2e", idempotency_key="dashboard-attach")
-    sandbox.state.wait_for_deliveries(10)
-    db.session.expire_all()
+    _attach_in_dashboard(billing_app, db, sandbox, attempt, third)
     assert _invoice(db, third).amount_remaining == 8000
     assert balances.available(db.session, "u1", "EUR").amount == 0  # both parts' top-ups taken, in one entry
     assert [t.status for t in db.session.scalars(select(TopUp))] == ["attached", "attached"]
