@@ -549,6 +549,14 @@ def _on_balance(state: PluginState, topup: TopUp, reason: str | None, details: d
         jobs.defer(session, mirror, entry.id)
 
 
+def _lock_and_read(session, topup: TopUp) -> None:
+    """Lock the top-up's balance, then read the top-up again: as it is now that no other run can move it (a
+    refund's or an attaching's event, a refund asked from the balance page). The balance first, then the
+    top-up's row: the one order every run takes them in."""
+    _locked_balance(session, topup.user_id, topup.currency)
+    session.refresh(topup)
+
+
 def _move(session, topup: TopUp, from_states, to_state: TopUpStatus, **values) -> bool:
     """A conditional write of the top-up's status: True for the one caller that moved it."""
     moved = session.execute(update(TopUp).where(TopUp.id == topup.id, TopUp.status.in_(from_states))
@@ -565,9 +573,8 @@ def refund_topup(state: PluginState, topup_id: int, *, actor_id: str) -> None:
     that at Stripe and refund its payment."""
     session = state.session
     topup = session.get(TopUp, topup_id)
-    if topup is not None:  # read again once the balance is locked: a refund's or an attaching's event may move it
-        _locked_balance(session, topup.user_id, topup.currency)
-        session.refresh(topup)
+    if topup is not None:
+        _lock_and_read(session, topup)
     if topup is None or topup.status != TopUpStatus.PAID:
         raise BalanceRefused(_("Only a paid top-up can be refunded."))
     keys = set(session.scalars(select(BalanceEntry.key).where(BalanceEntry.topup_id == topup.id)))
@@ -626,11 +633,13 @@ def finish_refund(state: PluginState, topup_id: int, entry_id: int) -> None:
         refund_failed(state, dict(refund))
 
 
+#: SQL: an entry of a refund asked from the balance page (`refund_topup`), not of a Dashboard refund's.
+_PAGE_REFUND = (BalanceEntry.kind == BalanceEntryKind.TOPUP_REFUND, BalanceEntry.key.not_like("refund-outside-%"))
+
+
 def _last_refund_entry(session, topup_id: int) -> int | None:
     """The entry of the top-up's last refund from the balance page (`_refund_key`)."""
-    return session.scalar(select(func.max(BalanceEntry.id)).where(
-        BalanceEntry.topup_id == topup_id, BalanceEntry.kind == BalanceEntryKind.TOPUP_REFUND,
-        BalanceEntry.key.not_like("refund-outside-%")))
+    return session.scalar(select(func.max(BalanceEntry.id)).where(BalanceEntry.topup_id == topup_id, *_PAGE_REFUND))
 
 
 def topup_of(session, payment_intent: str | None) -> TopUp | None:
@@ -693,10 +702,15 @@ def _taken_outside(session, topup: TopUp, refund_id: str) -> bool:
     return audit.recorded_of_refund(session, AuditAction.TOPUP_REFUNDED, user_id=topup.user_id, refund_id=refund_id)
 
 
+def _named_topup(stripe_refund: dict) -> int | None:
+    """The top-up a refund's metadata names: the id of the top-up the plugin made it for (`finish_refund`)."""
+    return parse_row_id((stripe_refund.get("metadata") or {}).get("lms_topup_id"))
+
+
 def refund_failed(state: PluginState, stripe_refund: dict) -> None:
     """A refund the plugin made of a top-up (from the balance page; its metadata names the top-up), once it
     failed or was canceled: what it took off the balance is given back (`_give_back`)."""
-    topup_id = parse_row_id((stripe_refund.get("metadata") or {}).get("lms_topup_id"))
+    topup_id = _named_topup(stripe_refund)
     topup = state.session.get(TopUp, topup_id) if topup_id is not None else None
     if topup is not None and stripe_refund.get("status") in REFUND_FAILED_STATUSES:
         _give_back(state, topup, stripe_refund)
@@ -710,11 +724,10 @@ def _give_back(state: PluginState, topup: TopUp, stripe_refund: dict) -> None:
     is said in the audit log all the same."""
     session = state.session
     refund_id = stripe_refund["id"]
-    _locked_balance(session, topup.user_id, topup.currency)  # locked first: one run gives it back
-    session.refresh(topup)  # as it is now that the balance is locked (a refund's events may have moved it)
+    _lock_and_read(session, topup)  # one run gives it back
     if _refund_given_back(session, topup, refund_id):
         return
-    ours = parse_row_id((stripe_refund.get("metadata") or {}).get("lms_topup_id")) is not None
+    ours = _named_topup(stripe_refund) is not None
     taken = _taken_by(session, topup, refund_id, ours=ours)
     if taken is None:
         return  # nothing was taken: nothing to give back
@@ -758,7 +771,7 @@ def refund_not_given_back(session, stripe_refund: dict) -> bool:
     for reconciliation, which then gives it back with `give_back_failed`)."""
     if stripe_refund.get("status") not in REFUND_FAILED_STATUSES:
         return False
-    topup_id = parse_row_id((stripe_refund.get("metadata") or {}).get("lms_topup_id"))
+    topup_id = _named_topup(stripe_refund)
     ours = topup_id is not None
     topup = session.get(TopUp, topup_id) if ours else _refunded_topup(session, stripe_refund)
     return topup is not None and not _refund_given_back(session, topup, stripe_refund["id"]) and \
@@ -767,7 +780,7 @@ def refund_not_given_back(session, stripe_refund: dict) -> bool:
 
 def give_back_failed(state: PluginState, stripe_refund: dict) -> None:
     """A top-up's refund that failed, the plugin's own or a Dashboard's, given back (for reconciliation)."""
-    if parse_row_id((stripe_refund.get("metadata") or {}).get("lms_topup_id")) is not None:
+    if _named_topup(stripe_refund) is not None:
         refund_failed(state, stripe_refund)
     else:
         refunded_outside(state, stripe_refund)
@@ -787,8 +800,6 @@ def refunding(session) -> list[tuple[int, int]]:
     page's refunds of each (for reconciliation)."""
     rows = session.execute(select(TopUp.id, func.max(BalanceEntry.id))
                            .join(BalanceEntry, BalanceEntry.topup_id == TopUp.id)
-                           .where(TopUp.status == TopUpStatus.REFUNDING,
-                                  BalanceEntry.kind == BalanceEntryKind.TOPUP_REFUND,
-                                  BalanceEntry.key.not_like("refund-outside-%"))
+                           .where(TopUp.status == TopUpStatus.REFUNDING, *_PAGE_REFUND)
                            .group_by(TopUp.id))
     return [(topup_id, entry_id) for topup_id, entry_id in rows]

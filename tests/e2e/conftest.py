@@ -153,6 +153,16 @@ def click_pay(client, link: str) -> str:
     return response.headers["Location"].rstrip("/").split("/")[-1]
 
 
+def repaired_by_reconcile(app, db, problem: str) -> None:
+    """Reconcile (over the last hour) finds this one problem and repairs it; run again, it finds nothing."""
+    state = app.extensions["lms_stripe"]
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    assert [(f.kind, f.problem, f.repaired) for f in reconcile(state, since=since).findings] == \
+        [("refund", problem, True)]
+    assert reconcile(state, since=since).findings == []
+    db.session.expire_all()
+
+
 def nothing_to_reconcile(app, db) -> None:
     """Past its grace period, reconcile finds nothing left to do about the (one) Pay click."""
     attempt = db.session.scalar(select(PaymentAttempt))
